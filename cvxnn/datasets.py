@@ -1,0 +1,47 @@
+"""Small datasets shipped with cvxnn (CSV files in ``cvxnn/data``), loaded without network access.
+
+* :func:`load_teacher_regression`: 80 samples, 4 features; targets from a planted two-layer
+  ReLU network (3 neurons) plus Gaussian noise (sigma 0.1). Used by ``cvxnn demo``.
+* :func:`load_three_blobs`: 120 samples in 2-D, 3 classes (integer labels 0, 1, 2).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["load_teacher_regression", "load_three_blobs", "planted_teacher"]
+
+
+def _load_csv(name: str) -> np.ndarray:
+    with resources.files("cvxnn.data").joinpath(name).open("r") as fh:
+        return np.loadtxt(fh, delimiter=",", skiprows=1)
+
+
+def load_teacher_regression() -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(X, y)``: ``X`` is ``80 x 4``, ``y`` has 80 real targets."""
+    data = _load_csv("teacher_regression.csv")
+    return data[:, :-1].copy(), data[:, -1].copy()
+
+
+def load_three_blobs() -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(X, labels)``: ``X`` is ``120 x 2``, ``labels`` are integers in {0, 1, 2}."""
+    data = _load_csv("three_blobs.csv")
+    return data[:, :-1].copy(), data[:, -1].astype(int)
+
+
+def planted_teacher(
+    n: int, d: int, *, n_neurons: int = 10, noise: float = 0.1, n_outputs: int = 1, seed=0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic regression data from a random two-layer ReLU teacher (benchmarks, tests).
+
+    ``X ~ N(0, I)``, ``y = (X W1)_+ w2 + noise * N(0, 1)`` with ``W1 ~ N(0, I/d)``.
+    Returns ``y`` of shape ``(n,)`` (or ``(n, n_outputs)`` when ``n_outputs > 1``).
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W1 = rng.standard_normal((d, n_neurons)) / np.sqrt(d)
+    w2 = rng.standard_normal((n_neurons, n_outputs)) / np.sqrt(n_neurons)
+    Y = np.maximum(X @ W1, 0.0) @ w2 + noise * rng.standard_normal((n, n_outputs))
+    return X, (Y[:, 0] if n_outputs == 1 else Y)

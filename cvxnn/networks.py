@@ -1,0 +1,188 @@
+"""Ordinary (non-convex) two-layer networks: NC-ReLU and NC-GReLU (MATH.md, "Non-convex models").
+
+* :class:`ReLUNetwork`: ``f(X) = sum_j (X W1_j + b1_j)_+ w2_j``.
+* :class:`GatedReLUNetwork`: ``f(X) = sum_j 1[X g_j + c_j >= 0] (X W1_j + b1_j) w2_j``.
+
+``W1`` holds the neurons as columns (``d x m``); ``w2`` is ``(m,)`` for scalar output or
+``(m, c)`` for vector output. The first-layer bias ``b1`` (and gate bias ``c``), when
+present, is part of the neuron's weight vector and is penalised with it:
+
+    objective = L(f(X), y) + lam/2 * sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_lam, check_X, check_y
+from .errors import ShapeError
+from .losses import Loss, get_loss
+
+__all__ = ["ReLUNetwork", "GatedReLUNetwork"]
+
+
+def _prep_weights(W1, w2, b1):
+    W1 = np.array(W1, dtype=float, copy=True)
+    w2 = np.array(w2, dtype=float, copy=True)
+    if W1.ndim != 2:
+        raise ShapeError(f"W1 must be 2-D (n_features, n_neurons), got shape {W1.shape}.")
+    m = W1.shape[1]
+    if w2.ndim not in (1, 2) or w2.shape[0] != m:
+        raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs), got {w2.shape}.")
+    if b1 is not None:
+        b1 = np.array(b1, dtype=float, copy=True).reshape(-1)
+        if b1.shape != (m,):
+            raise ShapeError(f"b1 must have shape ({m},), got {b1.shape}.")
+    for name, a in (("W1", W1), ("w2", w2), ("b1", b1)):
+        if a is not None and not np.all(np.isfinite(a)):
+            raise ShapeError(f"{name} contains NaN or infinity.")
+    return W1, w2, b1
+
+
+@dataclass(frozen=True, eq=False)
+class _TwoLayer:
+    W1: np.ndarray
+    w2: np.ndarray
+    b1: np.ndarray | None = None
+
+    @property
+    def n_neurons(self) -> int:
+        """Width ``m`` (number of hidden neurons)."""
+        return self.W1.shape[1]
+
+    @property
+    def n_features(self) -> int:
+        """Input dimension ``d``."""
+        return self.W1.shape[0]
+
+    @property
+    def n_outputs(self) -> int:
+        """1 for scalar output, else ``c``."""
+        return 1 if self.w2.ndim == 1 else self.w2.shape[1]
+
+    def _pre(self, X: np.ndarray) -> np.ndarray:
+        if X.shape[1] != self.n_features:
+            raise ShapeError(f"X has {X.shape[1]} features; this network expects {self.n_features}.")
+        Z = X @ self.W1
+        if self.b1 is not None:
+            Z = Z + self.b1
+        return Z
+
+    def hidden(self, X) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def predict(self, X) -> np.ndarray:
+        """Network output: ``(n,)`` for scalar output, ``(n, c)`` for vector output."""
+        return self.hidden(X) @ self.w2
+
+    def penalty(self) -> float:
+        """Weight-decay term without ``lam``: ``1/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``."""
+        total = np.sum(self.W1**2) + np.sum(self.w2**2)
+        if self.b1 is not None:
+            total += np.sum(self.b1**2)
+        return 0.5 * float(total)
+
+    def objective(self, X, y, lam: float, loss: "str | Loss" = "squared") -> float:
+        """NC objective ``L(f(X), y) + lam/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``."""
+        X = check_X(X)
+        y = check_y(y, X.shape[0])
+        lam = check_lam(lam)
+        loss = get_loss(loss)
+        return loss.value(self.predict(X), y) + lam * self.penalty()
+
+    def balanced(self) -> "_TwoLayer":
+        """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty)."""
+        inner = np.sum(self.W1**2, axis=0) + (self.b1**2 if self.b1 is not None else 0.0)
+        outer = np.sum(self.w2.reshape(self.n_neurons, -1) ** 2, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.where((inner > 0) & (outer > 0), (outer / inner) ** 0.25, 1.0)
+        kw = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        kw["W1"] = self.W1 * s
+        kw["w2"] = self.w2 / (s if self.w2.ndim == 1 else s[:, None])
+        if self.b1 is not None:
+            kw["b1"] = self.b1 * s
+        return type(self)(**kw)
+
+
+@dataclass(frozen=True, eq=False)
+class ReLUNetwork(_TwoLayer):
+    """Two-layer ReLU network ``f(X) = (X W1 + b1)_+ w2``.
+
+    Parameters
+    ----------
+    W1 : array (d, m)
+        First-layer weights, one neuron per column.
+    w2 : array (m,) or (m, c)
+        Second-layer weights.
+    b1 : array (m,), optional
+        First-layer bias (penalised in :meth:`objective`).
+    """
+
+    def __post_init__(self) -> None:
+        W1, w2, b1 = _prep_weights(self.W1, self.w2, self.b1)
+        object.__setattr__(self, "W1", W1)
+        object.__setattr__(self, "w2", w2)
+        object.__setattr__(self, "b1", b1)
+
+    def hidden(self, X) -> np.ndarray:
+        """Hidden activations ``(X W1 + b1)_+`` (``n x m``)."""
+        return np.maximum(self._pre(check_X(X)), 0.0)
+
+    def activation_patterns(self, X) -> np.ndarray:
+        """Boolean ``n x m`` matrix ``1[X W1_j + b1_j >= 0]``."""
+        return self._pre(check_X(X)) >= 0
+
+
+@dataclass(frozen=True, eq=False)
+class GatedReLUNetwork(_TwoLayer):
+    """Gated ReLU network ``f(X) = sum_j 1[X g_j + c_j >= 0] (X W1_j + b1_j) w2_j``.
+
+    Parameters
+    ----------
+    W1 : array (d, m)
+    w2 : array (m,) or (m, c)
+    gates : array (d, m)
+        Fixed gate vectors ``g_j``.
+    b1 : array (m,), optional
+        First-layer bias.
+    gate_bias : array (m,), optional
+        Gate offsets ``c_j``.
+    """
+
+    gates: np.ndarray | None = None
+    gate_bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        W1, w2, b1 = _prep_weights(self.W1, self.w2, self.b1)
+        if self.gates is None:
+            raise ShapeError("a GatedReLUNetwork needs gates of shape (d, m).")
+        G = np.array(self.gates, dtype=float, copy=True)
+        if G.shape != W1.shape:
+            raise ShapeError(f"gates must have the shape of W1 {W1.shape}, got {G.shape}.")
+        c = None
+        if self.gate_bias is not None:
+            c = np.array(self.gate_bias, dtype=float, copy=True).reshape(-1)
+            if c.shape != (W1.shape[1],):
+                raise ShapeError(f"gate_bias must have shape ({W1.shape[1]},), got {c.shape}.")
+        object.__setattr__(self, "W1", W1)
+        object.__setattr__(self, "w2", w2)
+        object.__setattr__(self, "b1", b1)
+        object.__setattr__(self, "gates", G)
+        object.__setattr__(self, "gate_bias", c)
+
+    def gate_mask(self, X) -> np.ndarray:
+        """Boolean ``n x m`` matrix ``1[X g_j + c_j >= 0]``."""
+        X = check_X(X)
+        if X.shape[1] != self.n_features:
+            raise ShapeError(f"X has {X.shape[1]} features; this network expects {self.n_features}.")
+        Z = X @ self.gates
+        if self.gate_bias is not None:
+            Z = Z + self.gate_bias
+        return Z >= 0
+
+    def hidden(self, X) -> np.ndarray:
+        """Gated activations ``1[X g_j + c_j >= 0] (X W1_j + b1_j)`` (``n x m``)."""
+        X = check_X(X)
+        return self.gate_mask(X) * self._pre(X)

@@ -1,0 +1,440 @@
+"""Activation patterns ``D_i`` of a two-layer ReLU network (MATH.md, "Notation").
+
+A gate ``g`` induces the pattern ``D = diag(1[X g >= 0])`` (ties count as active).
+:class:`Patterns` holds the gates ``G`` (``d_a x p``), the ``n x p`` boolean mask
+``M`` with ``M[:, i] = diag(D_i)``, and the bias convention, and can be re-applied
+to new data for prediction.
+
+With ``bias=True`` a column of ones is appended to ``X`` ("the design"), so gates
+and first-layer weights have ``d + 1`` rows and the last row is the bias. The bias
+is part of each neuron's weight vector and therefore **penalised** together with it.
+
+Patterns come from
+
+* :func:`sample_patterns`: gates ``g ~ N(0, I)`` from a seeded generator,
+  duplicate patterns removed (the gate of the first occurrence is kept);
+* :func:`enumerate_patterns`: every region of the hyperplane arrangement
+  ``{g : x_j^T g = 0}`` (exact, for small problems and teaching);
+* :meth:`Patterns.from_gates`: user-given gates (e.g. shared between two runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import as_generator, check_positive_int, check_X
+from .errors import InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
+
+__all__ = [
+    "Patterns",
+    "sample_patterns",
+    "enumerate_patterns",
+    "max_pattern_count",
+    "add_bias_column",
+    "group_columns",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Rows of ``X`` processed at once when computing ``X @ G`` (bounds the float temporary).
+_ROW_CHUNK_BYTES = 64 * 2**20
+
+
+def add_bias_column(X: np.ndarray) -> np.ndarray:
+    """Return ``[X, 1]``: the design matrix used when a (penalised) bias is requested."""
+    return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
+
+
+def _fingerprint(X: np.ndarray) -> str:
+    """A short content hash of ``X`` (shape + bytes), to detect patterns used on other data."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(str(X.shape).encode())
+    h.update(np.ascontiguousarray(X, dtype=np.float64).view(np.uint8))
+    return h.hexdigest()
+
+
+def _mask_chunked(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``1[A @ G >= 0]`` computed in row chunks so the float temporary stays bounded."""
+    n = A.shape[0]
+    p = G.shape[1]
+    mask = np.empty((n, p), dtype=bool)
+    rows = max(1, _ROW_CHUNK_BYTES // (8 * max(p, 1)))
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        np.greater_equal(A[start:stop] @ G, 0.0, out=mask[start:stop])
+    return mask
+
+
+def group_columns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group identical columns of a boolean ``n x m`` mask.
+
+    Returns
+    -------
+    first : ndarray of int, shape (k,)
+        Index of the first occurrence of each distinct column, in increasing order.
+    group : ndarray of int, shape (m,)
+        ``group[j]`` is the position in ``first`` of column ``j``'s distinct pattern.
+    """
+    m = mask.shape[1]
+    if m == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    packed = np.ascontiguousarray(np.packbits(mask, axis=0).T)  # m x ceil(n/8)
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[inverse.ravel()]
+
+
+def _unique_columns(mask: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each distinct column of a boolean mask, in order."""
+    return group_columns(mask)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Patterns:
+    """Activation patterns ``D_1..D_p`` with their gates.
+
+    Attributes
+    ----------
+    gates : ndarray of shape (d_a, p)
+        Gate vectors ``g_i`` as columns; ``d_a = d + 1`` when ``bias`` (last row = gate bias).
+    mask : ndarray of bool, shape (n, p)
+        ``mask[:, i] = diag(D_i) = 1[X_a g_i >= 0]`` on the training data.
+    bias : bool
+        Whether a column of ones is appended to ``X`` (the bias is penalised).
+    fingerprint : str
+        Content hash of the training ``X``; used to refuse the patterns on other data.
+    """
+
+    gates: np.ndarray
+    mask: np.ndarray
+    bias: bool = False
+    fingerprint: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.gates.ndim != 2 or self.mask.ndim != 2 or self.gates.shape[1] != self.mask.shape[1]:
+            raise ShapeError(
+                f"gates {self.gates.shape} and mask {self.mask.shape} must be 2-D with the same "
+                "number of columns (patterns)."
+            )
+        self.gates.setflags(write=False)
+        self.mask.setflags(write=False)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_patterns(self) -> int:
+        """Number of patterns ``p``."""
+        return self.gates.shape[1]
+
+    @property
+    def n_samples(self) -> int:
+        """Number of training samples ``n`` the mask was computed on."""
+        return self.mask.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        """Number of raw features ``d`` (without the bias column)."""
+        return self.gates.shape[0] - int(self.bias)
+
+    @property
+    def design_dim(self) -> int:
+        """Rows ``d_a`` of a gate or weight vector (``d + 1`` with a bias)."""
+        return self.gates.shape[0]
+
+    def __len__(self) -> int:
+        return self.n_patterns
+
+    def __repr__(self) -> str:
+        return (
+            f"Patterns(n_patterns={self.n_patterns}, n_samples={self.n_samples}, "
+            f"n_features={self.n_features}, bias={self.bias})"
+        )
+
+    # --------------------------------------------------------------- data use
+    def design(self, X) -> np.ndarray:
+        """The design ``X_a`` for raw data ``X``: ``X`` or ``[X, 1]`` when ``bias``."""
+        X = check_X(X)
+        if X.shape[1] != self.n_features:
+            raise ShapeError(
+                f"X has {X.shape[1]} features but the patterns were built for {self.n_features}."
+            )
+        return add_bias_column(X) if self.bias else X
+
+    def mask_for(self, X) -> np.ndarray:
+        """Boolean mask ``1[X_a G >= 0]`` of these gates on (possibly new) data ``X``."""
+        return _mask_chunked(self.design(X), self.gates)
+
+    def signs(self) -> np.ndarray:
+        """``2 M - 1`` as float (``n x p``): row ``j`` of ``Xt_i`` is ``signs[j, i] * x_j``."""
+        return 2.0 * self.mask - 1.0
+
+    def signed_data(self, X, i: int) -> np.ndarray:
+        """``Xt_i = (2 D_i - I) X_a`` for one pattern ``i`` (``n x d_a``)."""
+        Xa = self.design(X)
+        return (2.0 * self.mask[:, i] - 1.0)[:, None] * Xa
+
+    def matches(self, X) -> bool:
+        """Whether ``X`` is the data these patterns were built on (content hash)."""
+        X = check_X(X)
+        return bool(self.fingerprint) and _fingerprint(X) == self.fingerprint
+
+    def check_data(self, X) -> None:
+        """Raise :class:`PatternMismatchError` unless ``X`` is the data of these patterns."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self.n_samples or X.shape[1] != self.n_features:
+            raise PatternMismatchError(
+                f"the patterns were built on data of shape ({self.n_samples}, {self.n_features}), "
+                f"got X of shape {X.shape}; build patterns on this X (sample_patterns(X, ...)) or "
+                "use Patterns.from_gates(X, patterns.gates) to re-apply the same gates."
+            )
+        if self.fingerprint and not self.matches(X):
+            raise PatternMismatchError(
+                "the patterns were built on different data of the same shape; build patterns on "
+                "this X or re-apply the gates with Patterns.from_gates(X, patterns.gates, bias=...)."
+            )
+
+    def subset(self, index) -> "Patterns":
+        """Patterns restricted to the columns ``index`` (array of ints or booleans)."""
+        index = np.asarray(index)
+        return Patterns(
+            gates=np.array(self.gates[:, index]),
+            mask=np.array(self.mask[:, index]),
+            bias=self.bias,
+            fingerprint=self.fingerprint,
+        )
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def from_gates(
+        cls, X, gates, *, bias: bool = False, unique: bool = False, drop_zero: bool = False
+    ) -> "Patterns":
+        """Patterns of the given gates on ``X``.
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+        gates : array of shape (d_a, p)
+            ``d_a = d + 1`` when ``bias`` (last row is the gate bias).
+        bias : bool
+            Append a column of ones to ``X``.
+        unique : bool
+            Remove duplicate patterns (keep the first gate of each).
+        drop_zero : bool
+            Remove the all-zero pattern (it contributes nothing to any fit).
+        """
+        X = check_X(X)
+        Xa = add_bias_column(X) if bias else X
+        G = np.array(gates, dtype=np.float64, copy=True)
+        if G.ndim == 1:
+            G = G[:, None]
+        if G.ndim != 2 or G.shape[0] != Xa.shape[1]:
+            raise ShapeError(
+                f"gates must have shape ({Xa.shape[1]}, p) for X with {X.shape[1]} features"
+                f"{' plus a bias' if bias else ''}; got {G.shape}."
+            )
+        if not np.all(np.isfinite(G)):
+            raise InvalidParameterError("gates contain NaN or infinity.")
+        mask = _mask_chunked(Xa, G)
+        keep = np.arange(G.shape[1])
+        if unique:
+            keep = _unique_columns(mask)
+        if drop_zero:
+            keep = keep[mask[:, keep].any(axis=0)]
+        if keep.size == 0:
+            raise InvalidParameterError(
+                "no activation pattern is left (every gate gives the all-zero pattern); "
+                "use more gates or keep the zero pattern."
+            )
+        if keep.size != G.shape[1]:
+            G, mask = G[:, keep], mask[:, keep]
+        return cls(gates=np.ascontiguousarray(G), mask=np.ascontiguousarray(mask), bias=bias,
+                   fingerprint=_fingerprint(X))
+
+
+def sample_patterns(
+    X, n_gates: int = 100, *, seed=None, bias: bool = False, drop_zero: bool = True
+) -> Patterns:
+    """Sample activation patterns from Gaussian gates (MATH.md, "Pattern counts").
+
+    Draws ``n_gates`` gates ``g ~ N(0, I_{d_a})``, computes ``1[X_a g >= 0]`` and removes
+    duplicate patterns, keeping the gate of the first occurrence, so the result may hold
+    fewer than ``n_gates`` patterns.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    n_gates : int
+        Number of gates drawn.
+    seed : None, int or numpy.random.Generator
+        Source of randomness; the same seed gives bit-identical patterns.
+    bias : bool
+        Append a column of ones (penalised bias).
+    drop_zero : bool
+        Remove the all-zero pattern.
+
+    Returns
+    -------
+    Patterns
+    """
+    X = check_X(X)
+    n_gates = check_positive_int(n_gates, "n_gates")
+    rng = as_generator(seed)
+    d_a = X.shape[1] + int(bias)
+    G = rng.standard_normal((d_a, n_gates))
+    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero)
+    logger.debug("sampled %d gates -> %d distinct patterns", n_gates, pats.n_patterns)
+    return pats
+
+
+def max_pattern_count(n: int, rank: int) -> int:
+    """Upper bound ``2 * sum_{k<r} C(n-1, k)`` on the number of patterns (regions).
+
+    Attained by ``n`` points in general position spanning a rank-``r`` space.
+    """
+    if n <= 0:
+        return 1
+    if rank <= 0:
+        return 1
+    return 2 * sum(math.comb(n - 1, k) for k in range(rank))
+
+
+def _regions_rank2(B: np.ndarray) -> np.ndarray:
+    """Interior points of every region of the central line arrangement in R^2.
+
+    ``B`` is ``n x 2`` (coordinates of the data in an orthonormal basis of its row space).
+    Region boundaries are the directions orthogonal to each nonzero row; a point strictly
+    between two consecutive boundary angles lies in an open region.
+    """
+    nz = np.linalg.norm(B, axis=1) > 0
+    if not nz.any():
+        return np.zeros((2, 1))
+    ang = np.arctan2(B[nz, 1], B[nz, 0])
+    bounds = np.concatenate([ang + np.pi / 2, ang - np.pi / 2]) % (2 * np.pi)
+    bounds = np.unique(np.round(bounds, 12))
+    nxt = np.append(bounds[1:], bounds[0] + 2 * np.pi)
+    mid = (bounds + nxt) / 2
+    return np.vstack([np.cos(mid), np.sin(mid)])
+
+
+def _regions_lp(B: np.ndarray, max_patterns: int) -> np.ndarray:
+    """Interior points of every region of a central arrangement, by depth-first search.
+
+    Adds the hyperplanes ``b_j^T g = 0`` one at a time; a partial sign vector is kept when
+    the LP ``max t s.t. s_j b_j^T g >= t, |g| <= 1`` has ``t > 0``. Pruning infeasible
+    prefixes keeps the work proportional to the number of regions of the prefixes.
+    """
+    from scipy.optimize import linprog
+
+    n, r = B.shape
+    rows = [j for j in range(n) if np.linalg.norm(B[j]) > 0]
+    scale = np.linalg.norm(B[rows], axis=1, keepdims=True) if rows else None
+    Bn = B[rows] / scale if rows else B[:0]
+    c = np.zeros(r + 1)
+    c[-1] = -1.0
+    bounds = [(-1.0, 1.0)] * r + [(None, 1.0)]
+
+    def interior(signs: np.ndarray):
+        k = signs.size
+        A = np.hstack([-(signs[:, None] * Bn[:k]), np.ones((k, 1))])
+        res = linprog(c, A_ub=A, b_ub=np.zeros(k), bounds=bounds, method="highs")
+        if res.status != 0 or -res.fun <= 1e-9:
+            return None
+        return res.x[:r]
+
+    points: list[np.ndarray] = []
+    stack: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0), np.ones(r) / np.sqrt(r))]
+    m = Bn.shape[0]
+    while stack:
+        signs, g = stack.pop()
+        k = signs.size
+        if k == m:
+            points.append(g)
+            if len(points) > max_patterns:
+                raise MemoryBudgetError(
+                    f"the arrangement has more than max_patterns={max_patterns} regions; "
+                    "sample patterns instead or raise max_patterns."
+                )
+            continue
+        s_here = 1.0 if Bn[k] @ g > 0 else -1.0
+        # The current interior point already certifies one child; only the other needs an LP.
+        if abs(Bn[k] @ g) > 1e-12:
+            stack.append((np.append(signs, s_here), g))
+            other = np.append(signs, -s_here)
+        else:
+            other = None
+            for s in (1.0, -1.0):
+                child = np.append(signs, s)
+                gc = interior(child)
+                if gc is not None:
+                    stack.append((child, gc))
+        if other is not None:
+            gc = interior(other)
+            if gc is not None:
+                stack.append((other, gc))
+    return np.array(points).T if points else np.zeros((r, 0))
+
+
+def enumerate_patterns(
+    X, *, bias: bool = False, drop_zero: bool = False, max_patterns: int = 100_000
+) -> Patterns:
+    """Enumerate every activation pattern of ``X`` exactly (all regions of the arrangement).
+
+    The patterns are those of the open regions of the central hyperplane arrangement
+    ``{g : x_j^T g = 0}`` in the row space of ``X_a``; their closures cover every weight
+    vector, so the C-ReLU program on them is the exact (global) training problem.
+    Data of rank <= 2 use an exact angular sweep (``O(n log n)``); higher rank uses a
+    depth-first search over sign vectors with one small LP per node (tiny ``n``).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    bias : bool
+        Append a column of ones (penalised bias) before enumerating.
+    drop_zero : bool
+        Remove the all-zero pattern.
+    max_patterns : int
+        Refuse (with :class:`~cvxnn.errors.MemoryBudgetError`) arrangements with more regions.
+
+    Returns
+    -------
+    Patterns
+        One gate per region; the count equals ``max_pattern_count(n, rank)`` for points in
+        general position.
+    """
+    X = check_X(X)
+    Xa = add_bias_column(X) if bias else X
+    _, s, Vt = np.linalg.svd(Xa, full_matrices=False)
+    tol = s.max(initial=0.0) * max(Xa.shape) * np.finfo(float).eps
+    r = int((s > tol).sum())
+    bound = max_pattern_count(X.shape[0], r)
+    if r >= 3 and bound > 64 * max_patterns:
+        raise MemoryBudgetError(
+            f"X has rank {r} and {X.shape[0]} samples: up to {bound} patterns; enumeration is "
+            f"limited to max_patterns={max_patterns}. Use sample_patterns instead."
+        )
+    if r == 0:
+        G = np.zeros((Xa.shape[1], 1))
+    else:
+        basis = Vt[:r].T  # d_a x r, orthonormal basis of the row space
+        B = Xa @ basis
+        if r == 1:
+            Z = np.array([[1.0, -1.0]])
+        elif r == 2:
+            Z = _regions_rank2(B)
+        else:
+            Z = _regions_lp(B, max_patterns)
+        G = basis @ Z
+    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero)
+    if pats.n_patterns > max_patterns:
+        raise MemoryBudgetError(
+            f"{pats.n_patterns} patterns exceed max_patterns={max_patterns}; sample instead."
+        )
+    logger.debug("enumerated %d patterns (rank %d, bound %d)", pats.n_patterns, r, bound)
+    return pats

@@ -1,0 +1,262 @@
+"""Convex models and solve results, shared by every backend (CVXPY and native).
+
+* :class:`ConvexModel`: a point of C-ReLU (blocks ``V``, ``W``) or C-GReLU (blocks ``U``) on
+  given patterns, with its predictions, penalty and objective; feasible or not.
+* :class:`ConvexSolution`: a :class:`ConvexModel` returned by a solver, with the solver's
+  status and statistics. The status is never hidden: :attr:`ConvexSolution.converged` is False
+  unless the solver certified the requested accuracy, and :meth:`ConvexSolution.raise_for_status`
+  turns any other status into an exception.
+
+Weights are arrays of shape ``(d_a, p)`` (scalar output) or ``(d_a, p, c)`` (vector output),
+column ``i`` being the block of pattern ``D_i``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_lam, check_X, check_y
+from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
+from .losses import Loss, get_loss
+from .operators import block_norms, forward
+from .patterns import Patterns
+
+__all__ = ["ConvexModel", "ConvexSolution", "STATUSES", "cone_violation"]
+
+#: Status strings used across backends.
+STATUSES = (
+    "optimal",  # certified to the requested tolerance
+    "optimal_inaccurate",  # solver returned a point it could not certify
+    "max_iterations",  # iteration / time limit reached before the tolerance
+    "infeasible",
+    "unbounded",
+    "numerical_error",
+)
+
+ACTIVATIONS = ("relu", "gated_relu")
+
+
+def cone_violation(Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> float:
+    """Largest violation ``max(0, -min Xt_i b_i)`` of the cone constraints of the blocks ``B``.
+
+    ``B`` is ``(d_a, p)`` or ``(d_a, p, c)`` (columnwise constraints for vector output).
+    """
+    S = 2.0 * mask - 1.0
+    if B.ndim == 2:
+        viol = -(S * (Xa @ B))
+    else:
+        d, p, c = B.shape
+        viol = -(S[:, :, None] * (Xa @ B.reshape(d, p * c)).reshape(-1, p, c))
+    return float(max(0.0, viol.max(initial=0.0)))
+
+
+@dataclass(eq=False)
+class ConvexModel:
+    """A point of a convex reformulation on fixed patterns.
+
+    Attributes
+    ----------
+    activation : {"relu", "gated_relu"}
+    patterns : Patterns
+    U : ndarray or None
+        C-GReLU blocks ``u_i`` (``d_a x p`` or ``d_a x p x c``).
+    V, W : ndarray or None
+        C-ReLU blocks ``v_i``, ``w_i`` (positive / negative output neurons).
+    """
+
+    activation: str
+    patterns: Patterns
+    U: np.ndarray | None = None
+    V: np.ndarray | None = None
+    W: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise InvalidParameterError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
+        if self.activation == "relu":
+            if self.V is None or self.W is None:
+                raise ShapeError("a C-ReLU model needs both V and W.")
+            blocks = (self.V, self.W)
+        else:
+            if self.U is None:
+                raise ShapeError("a C-GReLU model needs U.")
+            blocks = (self.U,)
+        shape = blocks[0].shape
+        for B in blocks:
+            if B.shape != shape or B.ndim not in (2, 3) or B.shape[:2] != (
+                self.patterns.design_dim,
+                self.patterns.n_patterns,
+            ):
+                raise ShapeError(
+                    f"weight blocks must have shape ({self.patterns.design_dim}, "
+                    f"{self.patterns.n_patterns}[, c]); got {B.shape}."
+                )
+            if not np.all(np.isfinite(B)):
+                raise SolverError("weight blocks contain NaN or infinity.", status="numerical_error")
+
+    # ---------------------------------------------------------------- sizes
+    @property
+    def n_outputs(self) -> int:
+        """1 for scalar output, ``c`` for vector output."""
+        B = self.U if self.U is not None else self.V
+        return 1 if B.ndim == 2 else B.shape[2]
+
+    @property
+    def effective_weights(self) -> np.ndarray:
+        """``U`` (C-GReLU) or ``V - W`` (C-ReLU): the blocks that multiply ``D_i X``."""
+        return self.U if self.activation == "gated_relu" else self.V - self.W
+
+    # ----------------------------------------------------------- evaluation
+    def predict(self, X) -> np.ndarray:
+        """Convex-model predictions ``sum_i D_i(X) X_a theta_i`` with the stored gates.
+
+        On the training data this is the convex fit; on new data the patterns are
+        recomputed from the gates (the gated-ReLU reading; for C-ReLU the mapped network's
+        :meth:`~cvxnn.networks.ReLUNetwork.predict` is the ReLU reading).
+        """
+        Xa = self.patterns.design(X)
+        mask = self.patterns.mask_for(X)
+        return forward(Xa, mask, self.effective_weights)
+
+    def train_predict(self, X) -> np.ndarray:
+        """Predictions on the training data using the stored mask (checks ``X`` is that data)."""
+        self.patterns.check_data(X)
+        Xa = self.patterns.design(X)
+        return forward(Xa, self.patterns.mask, self.effective_weights)
+
+    def block_norms(self) -> np.ndarray:
+        """Group norms: ``(p,)`` for C-GReLU, ``(2, p)`` rows ``||v_i||``, ``||w_i||`` for C-ReLU."""
+        if self.activation == "gated_relu":
+            return block_norms(self.U)
+        return np.vstack([block_norms(self.V), block_norms(self.W)])
+
+    def penalty(self) -> float:
+        """Group-lasso penalty without ``lam``: ``sum ||u_i||`` or ``sum ||v_i|| + ||w_i||``
+        (nuclear norms for vector output)."""
+        return float(self.block_norms().sum())
+
+    def objective(self, X, y, lam: float, loss: "str | Loss" = "squared") -> float:
+        """Convex objective ``L(sum_i D_i X theta_i, y) + lam * penalty`` on the training data."""
+        lam = check_lam(lam)
+        loss = get_loss(loss)
+        X = check_X(X)
+        y = check_y(y, X.shape[0])
+        return loss.value(self.train_predict(X), y) + lam * self.penalty()
+
+    def max_cone_violation(self, X) -> float:
+        """Largest violation of ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` (0 for C-GReLU)."""
+        if self.activation == "gated_relu":
+            return 0.0
+        self.patterns.check_data(X)
+        Xa = self.patterns.design(X)
+        return max(cone_violation(Xa, self.patterns.mask, self.V), cone_violation(Xa, self.patterns.mask, self.W))
+
+    def n_active(self, tol: float = 1e-8) -> int:
+        """Number of blocks with norm above ``tol * max block norm`` (neurons before splitting)."""
+        norms = self.block_norms().ravel()
+        if norms.size == 0 or norms.max() == 0:
+            return 0
+        return int((norms > tol * norms.max()).sum())
+
+    # ----------------------------------------------------------------- maps
+    def to_network(self, *, tol: float = 0.0):
+        """The non-convex network of this point by the exact maps of MATH.md.
+
+        Blocks with norm ``<= tol * max norm`` are dropped (``tol=0`` keeps every nonzero block,
+        so predictions and objective are reproduced exactly).
+        """
+        from .maps import to_network
+
+        return to_network(self, tol=tol)
+
+
+@dataclass(eq=False)
+class ConvexSolution(ConvexModel):
+    """A :class:`ConvexModel` returned by a solver, with its status and statistics.
+
+    Attributes
+    ----------
+    status : str
+        One of :data:`STATUSES`.
+    objective_value : float
+        Objective at the returned point, in the MATH.md convention.
+    lam : float or None
+        Regularisation strength (None for the constrained forms).
+    loss : Loss or None
+    backend : str
+        ``"cvxpy"`` or ``"native"``.
+    solver : str
+        Solver name (``"CLARABEL"``, ``"SCS"``, ``"rfista"``, ``"al"``, ...).
+    solve_time, compile_time : float or None
+        Seconds (compile time for CVXPY backends).
+    iterations : int or None
+    gap : float or None
+        Certified duality gap (absolute), when available.
+    max_violation : float or None
+        Largest cone-constraint violation (C-ReLU).
+    extra : dict
+        Backend-specific extras (e.g. ``"cone_duals"``: CVXPY multipliers ``(rho_V, rho_W)``).
+    """
+
+    status: str = "optimal"
+    objective_value: float = float("nan")
+    lam: float | None = None
+    loss: Loss | None = None
+    backend: str = ""
+    solver: str = ""
+    solve_time: float | None = None
+    compile_time: float | None = None
+    iterations: int | None = None
+    gap: float | None = None
+    max_violation: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def converged(self) -> bool:
+        """True only when the solver certified the requested accuracy (status ``"optimal"``)."""
+        return self.status == "optimal"
+
+    def raise_for_status(self) -> "ConvexSolution":
+        """Raise :class:`~cvxnn.errors.SolverError` unless the status is ``"optimal"``."""
+        if not self.converged:
+            raise SolverError(
+                f"the {self.solver} solve ended with status {self.status!r} "
+                f"(objective {self.objective_value:.6g}, gap {self.gap}); tighten the solver "
+                "settings, raise max_iter, or rescale the data.",
+                status=self.status,
+            )
+        return self
+
+    def warn_if_not_converged(self, stacklevel: int = 2) -> None:
+        """Emit a :class:`~cvxnn.errors.ConvergenceWarning` unless converged."""
+        if not self.converged:
+            warnings.warn(
+                f"{self.solver} finished with status {self.status!r} (gap={self.gap}); "
+                "the result is not certified optimal.",
+                ConvergenceWarning,
+                stacklevel=stacklevel + 1,
+            )
+
+    def summary(self) -> str:
+        """A few lines describing the solve (status, objective, time, active neurons)."""
+        lines = [
+            f"activation   : {self.activation} ({self.patterns.n_patterns} patterns, "
+            f"{self.n_outputs} output{'s' if self.n_outputs > 1 else ''})",
+            f"backend      : {self.backend} / {self.solver}",
+            f"status       : {self.status}",
+            f"objective    : {self.objective_value:.10g}",
+            f"active blocks: {self.n_active()}",
+        ]
+        if self.gap is not None:
+            lines.append(f"duality gap  : {self.gap:.3e}")
+        if self.max_violation is not None:
+            lines.append(f"cone viol.   : {self.max_violation:.3e}")
+        if self.solve_time is not None:
+            lines.append(f"solve time   : {self.solve_time:.4f} s")
+        if self.compile_time is not None:
+            lines.append(f"compile time : {self.compile_time:.4f} s")
+        return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""CVXPY builders: structure, DPP re-solves, solver agreement, losses, forms and statuses."""
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.errors import (
+    InaccurateSolutionWarning,
+    InfeasibleError,
+    InvalidParameterError,
+    LabelError,
+    NonFiniteError,
+    PatternMismatchError,
+    ShapeError,
+)
+from cvxnn.losses import SquaredLoss
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((25, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3), 0)
+    pats = sample_patterns(X, 12, seed=1, bias=True)
+    return X, y, pats
+
+
+def test_program_structure(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+    assert isinstance(prog.problem, cp.Problem)
+    assert prog.V.shape == prog.W.shape == (4, pats.n_patterns)
+    assert set(prog.variables) == {"V", "W"}
+    assert isinstance(prog.lam, cp.Parameter) and prog.lam.is_nonneg() and prog.lam.value == 0.1
+    assert len(prog.cone_constraints) == 2  # one vectorised constraint per sign
+    assert len(prog.problem.variables()) == 2
+    assert prog.problem.is_dpp()
+    g = build_program(X, y, activation="gated_relu", lam=0.1, patterns=pats)
+    assert set(g.variables) == {"U"} and g.cone_constraints == []
+    with pytest.raises(AttributeError):
+        g.V  # noqa: B018
+
+
+def test_solution_matches_problem_value(data):
+    X, y, pats = data
+    sol = build_program(X, y, activation="relu", lam=0.1, patterns=pats).solve()
+    assert sol.status == "optimal" and sol.converged
+    assert sol.objective(X, y, 0.1) == pytest.approx(sol.objective_value, rel=1e-8)
+    assert sol.max_violation < 1e-9
+    rho_v, rho_w = sol.extra["cone_duals"]
+    assert rho_v.shape == (X.shape[0], pats.n_patterns) and np.all(rho_v >= -1e-8)
+
+
+def test_changing_lam_reuses_compiled_problem(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+    first = prog.solve()
+    cache = prog.problem._cache.param_prog
+    assert cache is not None
+    second = prog.solve(lam=0.5)
+    assert prog.problem._cache.param_prog is cache  # DPP: no recompilation
+    assert second.lam == 0.5 and second.objective_value != first.objective_value
+    fresh = build_program(X, y, activation="relu", lam=0.5, patterns=pats).solve()
+    assert second.objective_value == pytest.approx(fresh.objective_value, rel=1e-7)
+
+
+def test_gated_lower_bounds_relu_and_solvers_agree(data):
+    X, y, pats = data
+    lam = 0.05
+    vals = {}
+    for act in ("relu", "gated_relu"):
+        prog = build_program(X, y, activation=act, lam=lam, patterns=pats)
+        clar = prog.solve("CLARABEL").objective_value
+        scs = prog.solve("SCS").objective_value
+        assert scs == pytest.approx(clar, rel=1e-5)
+        vals[act] = clar
+    assert vals["gated_relu"] <= vals["relu"] * (1 + 1e-8)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic", "hinge", "huber", "absolute"])
+def test_every_loss_solves_and_objective_is_consistent(data, loss):
+    X, y, pats = data
+    target = np.sign(y - np.median(y)) + (y == np.median(y)) if loss in ("logistic", "hinge") else y
+    prog = build_program(X, target, activation="relu", loss=loss, lam=0.1, patterns=pats)
+    sol = prog.solve()
+    assert sol.converged
+    assert sol.objective(X, target, 0.1, loss) == pytest.approx(sol.objective_value, rel=1e-6, abs=1e-8)
+    net = sol.to_network()
+    assert net.objective(X, target, 0.1, loss) == pytest.approx(sol.objective_value, rel=1e-6, abs=1e-8)
+
+
+def test_mean_reduction_is_a_rescaling(data):
+    X, y, pats = data
+    n = X.shape[0]
+    summed = build_program(X, y, lam=0.2, patterns=pats).solve()
+    mean = build_program(X, y, loss=SquaredLoss(reduction="mean"), lam=0.2 / n, patterns=pats).solve()
+    assert mean.objective_value * n == pytest.approx(summed.objective_value, rel=1e-6)
+
+
+def test_min_norm_interpolation_and_max_margin():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal(8)
+    pats = sample_patterns(X, 40, seed=0, bias=True)
+    sol = build_program(X, y, patterns=pats, form="min_norm").solve()
+    assert sol.lam is None and sol.converged
+    np.testing.assert_allclose(sol.train_predict(X), y, atol=1e-7)
+    np.testing.assert_allclose(sol.to_network().predict(X), y, atol=1e-7)
+    labels = np.where(rng.standard_normal(8) > 0, 1.0, -1.0)
+    labels[:2] = [1, -1]
+    mm = build_program(X, labels, patterns=pats, form="max_margin").solve()
+    assert np.all(labels * mm.to_network().predict(X) >= 1 - 1e-7)
+    with pytest.raises(InvalidParameterError):
+        build_program(X, y, patterns=pats, form="min_norm").solve(lam=1.0)
+
+
+def test_infeasible_interpolation_is_an_error():
+    X = np.array([[1.0], [2.0], [3.0]])
+    y = np.array([1.0, -5.0, 2.0])  # no single-pattern network through the origin interpolates this
+    pats = sample_patterns(X, 5, seed=0)
+    with pytest.raises(InfeasibleError) as info:
+        build_program(X, y, patterns=pats, form="min_norm").solve()
+    assert info.value.status == "infeasible"
+
+
+def test_inaccurate_status_is_visible(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sol = prog.solve("SCS", max_iters=3, eps_abs=1e-12, eps_rel=1e-12)
+    assert sol.status in ("optimal_inaccurate", "max_iterations")
+    assert not sol.converged
+    assert any(issubclass(w.category, InaccurateSolutionWarning) for w in rec)
+
+
+def test_bad_inputs(data):
+    X, y, pats = data
+    with pytest.raises(InvalidParameterError, match="solver"):
+        build_program(X, y, patterns=pats).solve("NOT_A_SOLVER")
+    with pytest.raises(InvalidParameterError):
+        build_program(X, y, patterns=pats, lam=-1.0)
+    with pytest.raises(NonFiniteError):
+        build_program(X, y, patterns=pats, lam=float("nan"))
+    with pytest.raises(ShapeError):
+        build_program(X, y[:-1], patterns=pats)
+    with pytest.raises(NonFiniteError):
+        build_program(np.where(X > 1, np.nan, X), y, patterns=pats)
+    with pytest.raises(PatternMismatchError):
+        build_program(X[:-1], y[:-1], patterns=pats)
+    with pytest.raises(LabelError):
+        build_program(X, y, loss="logistic", patterns=pats)
+    with pytest.raises(InvalidParameterError):
+        build_program(X, y, activation="tanh", patterns=pats)
+    with pytest.raises(InvalidParameterError):
+        build_program(X, y, loss="nope", patterns=pats)
+    with pytest.raises(InvalidParameterError):
+        build_program(X, y, patterns=pats, form="lasso")
+
+
+def test_inputs_are_not_modified(data):
+    X, y, pats = data
+    X0, y0 = X.copy(), y.copy()
+    build_program(X, y, patterns=pats).solve()
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_default_patterns_are_sampled():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 2))
+    prog = build_program(X, rng.standard_normal(10), n_gates=7, seed=0, bias=True)
+    assert prog.patterns.bias and prog.patterns.n_patterns <= 7

@@ -1,0 +1,156 @@
+"""Activation patterns: sampling, exact enumeration (vs brute force and the count formula), reuse."""
+
+import numpy as np
+import pytest
+
+from cvxnn import Patterns, enumerate_patterns, sample_patterns
+from cvxnn.errors import InvalidParameterError, PatternMismatchError, ShapeError
+from cvxnn.patterns import add_bias_column, group_columns, max_pattern_count
+
+
+def brute_force_patterns(X, n_draws=200_000, seed=0, bias=False):
+    """Distinct patterns hit by many random gates (a lower bound on the true set)."""
+    Xa = add_bias_column(X) if bias else X
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((Xa.shape[1], n_draws))
+    M = Xa @ G >= 0
+    return {tuple(col) for col in M.T}
+
+
+def as_set(pats):
+    return {tuple(col) for col in pats.mask.T}
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(1).standard_normal((30, 4))
+
+
+def test_sample_shapes_dtype_and_mask(X):
+    pats = sample_patterns(X, 50, seed=0)
+    assert pats.mask.dtype == bool
+    assert pats.mask.shape == (30, pats.n_patterns)
+    assert pats.gates.shape == (4, pats.n_patterns)
+    np.testing.assert_array_equal(pats.mask, X @ pats.gates >= 0)
+
+
+def test_sample_removes_duplicates_keeping_first_gate():
+    X = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0]])  # rank 1: only two regions
+    rng_gates = np.random.default_rng(3).standard_normal((2, 40))
+    pats = Patterns.from_gates(X, rng_gates, unique=True)
+    assert pats.n_patterns == 2
+    first_pos = np.flatnonzero(X @ rng_gates[:, :] >= 0)  # noqa: F841  (documenting intent)
+    signs = rng_gates[0] >= 0
+    first_true, first_false = np.argmax(signs), np.argmax(~signs)
+    expected = rng_gates[:, sorted([first_true, first_false])]
+    np.testing.assert_array_equal(pats.gates, expected)
+
+
+def test_sample_is_deterministic_and_seed_dependent(X):
+    a = sample_patterns(X, 30, seed=5)
+    b = sample_patterns(X, 30, seed=np.random.default_rng(5))
+    c = sample_patterns(X, 30, seed=6)
+    np.testing.assert_array_equal(a.gates, b.gates)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert not np.array_equal(a.gates, c.gates)
+
+
+def test_drop_zero_pattern():
+    X = np.array([[1.0], [2.0]])
+    pats = Patterns.from_gates(X, np.array([[1.0, -1.0]]), drop_zero=False)
+    assert pats.n_patterns == 2 and not pats.mask[:, 1].any()
+    kept = Patterns.from_gates(X, np.array([[1.0, -1.0]]), drop_zero=True)
+    assert kept.n_patterns == 1 and kept.mask.all()
+
+
+def test_bias_column_and_reapplication(X):
+    pats = sample_patterns(X, 20, seed=0, bias=True)
+    assert pats.design_dim == 5 and pats.n_features == 4
+    np.testing.assert_array_equal(pats.mask, add_bias_column(X) @ pats.gates >= 0)
+    Xnew = np.random.default_rng(9).standard_normal((7, 4))
+    np.testing.assert_array_equal(pats.mask_for(Xnew), add_bias_column(Xnew) @ pats.gates >= 0)
+
+
+def test_signed_data_defines_the_cone(X):
+    pats = sample_patterns(X, 10, seed=0)
+    for i in range(pats.n_patterns):
+        Xt = pats.signed_data(X, i)
+        assert np.all(Xt @ pats.gates[:, i] >= 0)  # each gate lies in its own cone K_i
+
+
+def test_check_data_refuses_other_data(X):
+    pats = sample_patterns(X, 10, seed=0)
+    pats.check_data(X)
+    with pytest.raises(PatternMismatchError):
+        pats.check_data(X + 1e-3)
+    with pytest.raises(PatternMismatchError):
+        pats.check_data(X[:10])
+
+
+def test_group_columns():
+    M = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], dtype=bool)
+    first, group = group_columns(M)
+    np.testing.assert_array_equal(first, [0, 1])
+    np.testing.assert_array_equal(group, [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("n", [3, 5, 8, 12])
+def test_enumerate_rank2_matches_count_and_brute_force(n):
+    X = np.random.default_rng(n).standard_normal((n, 2))
+    pats = enumerate_patterns(X)
+    assert pats.n_patterns == max_pattern_count(n, 2) == 2 * n
+    assert as_set(pats) == brute_force_patterns(X)
+
+
+def test_enumerate_rank2_in_higher_dimension():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((9, 2)) @ rng.standard_normal((2, 5))  # rank 2 in R^5
+    pats = enumerate_patterns(X)
+    assert pats.n_patterns == 18
+    assert as_set(pats) == brute_force_patterns(X)
+
+
+@pytest.mark.parametrize("n,d", [(5, 3), (7, 3), (6, 4)])
+def test_enumerate_general_position_any_dimension(n, d):
+    X = np.random.default_rng(10 * n + d).standard_normal((n, d))
+    pats = enumerate_patterns(X)
+    assert pats.n_patterns == max_pattern_count(n, min(n, d))
+    # Random gates can miss thin regions, so they give a subset; the count fixes the rest.
+    assert brute_force_patterns(X, n_draws=100_000) <= as_set(pats)
+
+
+def test_enumerate_with_bias_matches_brute_force():
+    X = np.random.default_rng(2).standard_normal((6, 2))
+    pats = enumerate_patterns(X, bias=True)
+    assert as_set(pats) == brute_force_patterns(X, bias=True)
+    assert pats.n_patterns == max_pattern_count(6, 3)
+
+
+def test_enumerate_degenerate_data():
+    X = np.array([[1.0, 1.0], [2.0, 2.0], [0.0, 0.0], [-1.0, -1.0]])  # rank 1 with a zero row
+    pats = enumerate_patterns(X)
+    assert as_set(pats) == brute_force_patterns(X)
+    assert pats.n_patterns == 2
+
+
+def test_enumerate_drop_zero():
+    X = np.random.default_rng(4).standard_normal((5, 2))
+    assert enumerate_patterns(X, drop_zero=True).n_patterns == 9
+
+
+def test_bad_inputs():
+    X = np.ones((4, 2))
+    with pytest.raises(InvalidParameterError):
+        sample_patterns(X, 0)
+    with pytest.raises(ShapeError):
+        sample_patterns(np.ones(4), 3)
+    with pytest.raises(ShapeError):
+        Patterns.from_gates(X, np.ones((3, 2)))
+    with pytest.raises(InvalidParameterError):
+        Patterns.from_gates(X, np.array([[np.nan], [1.0]]))
+
+
+def test_patterns_are_read_only(X):
+    pats = sample_patterns(X, 5, seed=0)
+    with pytest.raises(ValueError):
+        pats.mask[0, 0] = False

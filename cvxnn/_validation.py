@@ -1,69 +1,368 @@
 """One validation path for every entry point (builders, native solvers, estimators, CLI).
 
-All helpers return new arrays (never modify the caller's data) and raise the typed
-errors of :mod:`cvxnn.errors` with messages that say what is wrong and how to fix it.
+Every public function of cvxnn that takes data or parameters passes them through the
+helpers here, so the same input gets the same answer everywhere. The rules (also in
+``docs/reliability.md``):
+
+* **Arrays** are converted to new C-contiguous ``float64`` arrays (never views of the
+  caller's data, which is never modified). Accepted: numpy arrays and nested sequences of
+  real numbers, integer and boolean arrays (booleans become 0.0 / 1.0), ``float16`` /
+  ``float32`` (upcast), pandas-like objects (anything with ``to_numpy()`` or
+  ``__array__``; converted with ``to_numpy(dtype=float)``), object arrays whose elements
+  are all real numbers, and numpy masked arrays without masked entries.
+  Refused with :class:`~cvxnn.errors.InvalidParameterError`: scipy sparse matrices (densify
+  with ``X.toarray()`` if it fits in memory), complex, string, bytes, datetime / timedelta
+  arrays, object arrays holding anything else, masked arrays with masked entries.
+  Ragged nested sequences raise :class:`~cvxnn.errors.ShapeError`.
+* **Shapes**: ``X`` is ``(n, d)`` with ``n >= 1`` and ``d >= 1``; ``y`` is ``(n,)`` or
+  ``(n, c)`` with ``c >= 1`` (an ``(n, 1)`` column becomes ``(n,)``).
+* **Values**: NaN / inf raise :class:`~cvxnn.errors.NonFiniteError` naming the first bad
+  entry; so do finite values above :data:`MAX_ABS_VALUE` in magnitude, whose products
+  overflow ``float64`` inside the solvers.
+* **Degenerate columns** (constant, all-zero or duplicated columns) are legal: every convex
+  program stays well posed and the optimal fit is unique. They make the *weights* of an
+  optimum non-unique, so :func:`check_X` can report them (``degenerate="warn"`` or
+  ``"raise"``); :func:`describe_columns` lists them.
+* **Parameters**: ``lam`` is a finite real ``>= 0`` (``bool``, NaN, negative, strings and
+  arrays of size > 1 are refused); integer counts are real integers (not ``bool``, not
+  ``3.0``); seeds are ``None``, non-negative ints, ``SeedSequence`` or ``Generator``.
+* **Memory**: :func:`check_allocation` refuses an allocation above the memory budget with
+  :class:`~cvxnn.errors.MemoryBudgetError` naming the size it needed, before allocating.
 """
 
 from __future__ import annotations
 
 import numbers
+import operator
+import warnings
+from typing import Any
 
 import numpy as np
 
-from .errors import InvalidParameterError, NonFiniteError, ShapeError
+from .errors import (
+    CvxnnWarning,
+    InvalidParameterError,
+    LabelError,
+    MemoryBudgetError,
+    NonFiniteError,
+    ShapeError,
+)
 
-__all__ = ["check_X", "check_y", "check_Xy", "check_lam", "check_positive_int", "as_generator"]
+__all__ = [
+    "MAX_ABS_VALUE",
+    "DEFAULT_MEMORY_BUDGET",
+    "as_float_array",
+    "check_X",
+    "check_y",
+    "check_Xy",
+    "check_lam",
+    "check_positive_int",
+    "check_nonnegative_float",
+    "check_bool",
+    "check_choice",
+    "check_targets",
+    "check_patterns",
+    "check_allocation",
+    "describe_columns",
+    "as_generator",
+]
+
+#: Largest magnitude accepted in data arrays. Products and sums of such values (``X @ G``,
+#: ``X^T X`` in the solvers) stay far from ``float64`` overflow (``1.8e308``); larger values
+#: are refused with a hint to rescale (see :mod:`cvxnn.preprocessing`).
+MAX_ABS_VALUE = 1e100
+
+#: Default budget for one allocation checked by :func:`check_allocation` (bytes).
+DEFAULT_MEMORY_BUDGET = 8 * 2**30
+
+_DEGENERATE = ("ignore", "warn", "raise")
 
 
-def _as_float_array(a, name: str, dtype=np.float64) -> np.ndarray:
-    if a is None:
-        raise ShapeError(f"{name} is None; pass an array.")
+# ----------------------------------------------------------------------------- arrays
+def _describe_type(a: Any) -> str:
+    return f"{type(a).__module__}.{type(a).__qualname__}"
+
+
+def _is_sparse(a: Any) -> bool:
     try:
-        arr = np.array(a, dtype=dtype, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(
-            f"{name} could not be converted to a float array ({exc}); pass numeric data."
-        ) from exc
-    return arr
+        import scipy.sparse as sp
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        return False
+    return bool(sp.issparse(a))
 
 
-def check_X(X, *, name: str = "X", dtype=np.float64, min_samples: int = 1) -> np.ndarray:
-    """Validate a data matrix ``X`` (``n x d``) and return a float copy.
+def as_float_array(a, name: str = "array", *, dtype=np.float64) -> np.ndarray:
+    """Convert ``a`` to a new C-contiguous float array (the caller's data is never aliased).
+
+    Parameters
+    ----------
+    a : array_like
+        Numpy array, nested sequence of reals, pandas-like object (``to_numpy`` /
+        ``__array__``), integer, boolean or object array of real numbers.
+    name : str
+        Used in error messages.
+    dtype : numpy floating dtype
+        ``float64`` (default) or ``float32``.
+
+    Returns
+    -------
+    ndarray
+        A copy with the requested float dtype. Values are *not* checked for finiteness.
 
     Raises
     ------
     ShapeError
-        If ``X`` is not two-dimensional, has fewer than ``min_samples`` rows, or no columns.
-    NonFiniteError
-        If ``X`` contains NaN or infinity.
+        ``a`` is None or a ragged nested sequence.
+    InvalidParameterError
+        Sparse matrices, complex / string / bytes / datetime data, object arrays holding
+        non-numbers, masked arrays with masked entries.
     """
-    if hasattr(X, "dtype") and getattr(X, "dtype", None) is not None and np.asarray(X).dtype == object:
-        raise InvalidParameterError(f"{name} has dtype object; pass a numeric array.")
-    arr = _as_float_array(X, name, dtype)
-    if arr.ndim != 2:
-        raise ShapeError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
-            f"with shape {arr.shape}; reshape a single feature with X.reshape(-1, 1)."
+    if a is None:
+        raise ShapeError(f"{name} is None; pass an array.")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise InvalidParameterError(f"dtype must be a floating dtype, got {dtype}.")
+    if _is_sparse(a):
+        raise InvalidParameterError(
+            f"{name} is a scipy sparse matrix ({_describe_type(a)}); cvxnn works on dense arrays. "
+            f"Densify it with {name}.toarray() if it fits in memory."
         )
-    n, d = arr.shape
-    if n < min_samples:
-        raise ShapeError(f"{name} has {n} samples; at least {min_samples} required.")
-    if d == 0:
-        raise ShapeError(f"{name} has no features (shape {arr.shape}); at least one column is required.")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
+    if isinstance(a, (str, bytes)):
+        raise InvalidParameterError(f"{name} is a string ({a[:20]!r}); pass numeric data.")
+    if isinstance(a, np.ma.MaskedArray):
+        if np.ma.is_masked(a):
+            raise InvalidParameterError(
+                f"{name} is a masked array with masked entries; fill or drop them first "
+                f"(e.g. {name}.filled(value) or remove the rows)."
+            )
+        a = np.ma.getdata(a)
+    if not isinstance(a, np.ndarray) and hasattr(a, "to_numpy"):
+        # pandas DataFrame / Series and look-alikes: ask for floats directly.
+        try:
+            a = a.to_numpy(dtype=dtype)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(
+                f"{name} ({_describe_type(a)}) could not be converted to {dtype} ({exc}); "
+                "encode categorical / string columns as numbers first."
+            ) from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            raw = np.asarray(a)
+    except ValueError as exc:
+        raise ShapeError(
+            f"{name} could not be made into an array ({exc}); nested sequences must be "
+            "rectangular (every row the same length)."
+        ) from exc
+    except (TypeError, RecursionError, OverflowError) as exc:
+        raise InvalidParameterError(
+            f"{name} ({_describe_type(a)}) could not be converted to an array ({exc}); pass numeric data."
+        ) from exc
+    kind = raw.dtype.kind
+    if kind == "c":
+        raise InvalidParameterError(
+            f"{name} is complex ({raw.dtype}); cvxnn needs real data (take .real explicitly if intended)."
+        )
+    if kind in "USa":
+        raise InvalidParameterError(
+            f"{name} holds strings ({raw.dtype}); convert to numbers (e.g. {name}.astype(float)) "
+            "or encode categorical values first."
+        )
+    if kind in "mM":
+        raise InvalidParameterError(
+            f"{name} holds datetimes / timedeltas ({raw.dtype}); convert them to numbers first."
+        )
+    if kind == "V":
+        raise InvalidParameterError(
+            f"{name} is a structured / void array ({raw.dtype}); pass a plain numeric array."
+        )
+    if kind == "O":
+        flat = raw.ravel()
+        ok = all(
+            isinstance(v, (numbers.Real, np.bool_)) and not isinstance(v, (str, bytes)) for v in flat
+        )
+        if not ok:
+            bad = next(v for v in flat if not isinstance(v, (numbers.Real, np.bool_)))
+            raise InvalidParameterError(
+                f"{name} is an object array holding {type(bad).__name__} values; pass real numbers."
+            )
+    try:
+        arr = np.array(raw, dtype=dtype, copy=True, order="C")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidParameterError(
+            f"{name} could not be converted to a {dtype} array ({exc}); pass numeric data."
+        ) from exc
+    return arr
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = tuple(int(i) for i in np.argwhere(~finite)[0])
+        where = f"index {bad}" if len(bad) != 2 else f"row {bad[0]}, column {bad[1]}"
         raise NonFiniteError(
-            f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
+            f"{name} contains NaN or infinity (first at {where}, value {arr[bad]}); "
             "remove or impute those entries."
         )
-    return np.ascontiguousarray(arr)
+    if arr.size:
+        top = float(np.max(np.abs(arr)))
+        if top > MAX_ABS_VALUE:
+            raise NonFiniteError(
+                f"{name} has entries up to {top:.3g} in magnitude; products of such values overflow "
+                f"float64 inside the solvers (limit {MAX_ABS_VALUE:.0e}). Rescale the data, e.g. "
+                "with cvxnn.preprocessing.Standardizer (maps the result back exactly)."
+            )
+
+
+def describe_columns(X) -> dict[str, Any]:
+    """Report degenerate columns of a data matrix.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+
+    Returns
+    -------
+    dict
+        ``"constant"``: indices of constant columns (including all-zero ones);
+        ``"zero"``: indices of all-zero columns;
+        ``"duplicates"``: list of ``(j, k)`` pairs, ``k > j``, with column ``k`` equal to
+        column ``j`` (``k`` paired with its first occurrence ``j``).
+    """
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ShapeError(f"describe_columns needs a 2-D array, got shape {X.shape}.")
+    if X.shape[0] == 0:
+        return {"constant": [], "zero": [], "duplicates": []}
+    constant = np.flatnonzero(np.all(X == X[0:1], axis=0)).tolist()
+    zero = np.flatnonzero(~X.any(axis=0)).tolist()
+    duplicates: list[tuple[int, int]] = []
+    if X.shape[1] > 1:
+        cols = np.ascontiguousarray(X.T)
+        keys = cols.view(np.dtype((np.void, cols.shape[1] * cols.itemsize))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+        for k in range(X.shape[1]):
+            j = int(first[inverse[k]])
+            if j != k:
+                duplicates.append((j, k))
+    return {"constant": constant, "zero": zero, "duplicates": duplicates}
+
+
+def _report_degenerate(X: np.ndarray, name: str, mode: str) -> None:
+    if mode == "ignore":
+        return
+    info = describe_columns(X)
+    parts = []
+    if info["constant"]:
+        parts.append(f"constant columns {info['constant'][:10]}")
+    if info["duplicates"]:
+        parts.append(f"duplicated columns (first, copy) {info['duplicates'][:10]}")
+    if not parts:
+        return
+    msg = (
+        f"{name} has {' and '.join(parts)}: the optimal fit is still unique but the weights of an "
+        "optimum are not; drop them for interpretable weights (a constant column acts like a bias)."
+    )
+    if mode == "raise":
+        raise InvalidParameterError(msg)
+    warnings.warn(msg, CvxnnWarning, stacklevel=4)
+
+
+def check_X(
+    X,
+    *,
+    name: str = "X",
+    dtype=np.float64,
+    min_samples: int = 1,
+    degenerate: str = "ignore",
+) -> np.ndarray:
+    """Validate a data matrix ``X`` (``n x d``) and return a float copy.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        See :func:`as_float_array` for the accepted types.
+    name : str
+        Used in error messages.
+    dtype : numpy floating dtype
+        Dtype of the returned copy (default ``float64``).
+    min_samples : int
+        Smallest accepted ``n`` (default 1: a single sample is a valid, if tiny, problem).
+    degenerate : {"ignore", "warn", "raise"}
+        What to do about constant or duplicated columns (see :func:`describe_columns`).
+
+    Returns
+    -------
+    ndarray of shape (n, d)
+        A new C-contiguous array; ``X`` itself is never modified.
+
+    Raises
+    ------
+    ShapeError
+        ``X`` is not two-dimensional, has fewer than ``min_samples`` rows, or no columns.
+    NonFiniteError
+        ``X`` contains NaN, infinity, or values above :data:`MAX_ABS_VALUE` in magnitude.
+    InvalidParameterError
+        Unsupported dtype or container (see :func:`as_float_array`); degenerate columns with
+        ``degenerate="raise"``.
+    """
+    if degenerate not in _DEGENERATE:
+        raise InvalidParameterError(f"degenerate must be one of {_DEGENERATE}, got {degenerate!r}.")
+    arr = as_float_array(X, name, dtype=dtype)
+    if arr.ndim != 2:
+        hint = (
+            f"; reshape a single feature with {name}.reshape(-1, 1) or a single sample with "
+            f"{name}.reshape(1, -1)"
+            if arr.ndim == 1
+            else ""
+        )
+        raise ShapeError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got {arr.ndim}-D "
+            f"with shape {arr.shape}{hint}."
+        )
+    n, d = arr.shape
+    if n < min_samples or n == 0:
+        raise ShapeError(
+            f"{name} has {n} samples (shape {arr.shape}); at least {max(1, min_samples)} required."
+        )
+    if d == 0:
+        raise ShapeError(
+            f"{name} has no features (shape {arr.shape}); at least one column is required "
+            "(for a bias-only model pass a column of ones)."
+        )
+    _check_finite(arr, name)
+    _report_degenerate(arr, name, degenerate)
+    return arr
 
 
 def check_y(y, n_samples: int, *, name: str = "y", allow_matrix: bool = True) -> np.ndarray:
-    """Validate targets: a vector of length ``n_samples`` or an ``n_samples x c`` matrix."""
-    arr = _as_float_array(y, name)
+    """Validate targets: a vector of length ``n_samples`` or an ``n_samples x c`` matrix.
+
+    Parameters
+    ----------
+    y : array_like of shape (n,) or (n, c)
+        An ``(n, 1)`` column is flattened to ``(n,)``. Booleans become 0.0 / 1.0; string
+        labels are refused (encode them, e.g. as -1 / +1 for logistic loss).
+    n_samples : int
+        Number of rows of ``X``.
+    name : str
+        Used in error messages.
+    allow_matrix : bool
+        Accept ``(n, c)`` targets (vector output).
+
+    Returns
+    -------
+    ndarray
+        A new float64 array.
+
+    Raises
+    ------
+    ShapeError, NonFiniteError, InvalidParameterError
+    """
+    arr = as_float_array(y, name)
     if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
+        arr = np.ascontiguousarray(arr[:, 0])
     if arr.ndim not in (1, 2) or (arr.ndim == 2 and not allow_matrix):
         allowed = "(n_samples,) or (n_samples, n_outputs)" if allow_matrix else "(n_samples,)"
         raise ShapeError(f"{name} must have shape {allowed}, got shape {arr.shape}.")
@@ -73,26 +372,98 @@ def check_y(y, n_samples: int, *, name: str = "y", allow_matrix: bool = True) ->
         )
     if arr.ndim == 2 and arr.shape[1] == 0:
         raise ShapeError(f"{name} has zero outputs (shape {arr.shape}).")
-    if not np.all(np.isfinite(arr)):
-        raise NonFiniteError(f"{name} contains NaN or infinity; remove or impute those targets.")
-    return np.ascontiguousarray(arr)
+    _check_finite(arr, name)
+    return arr
 
 
-def check_Xy(X, y, *, allow_matrix: bool = True, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+def check_Xy(
+    X, y, *, allow_matrix: bool = True, dtype=np.float64, degenerate: str = "ignore"
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate ``X`` and ``y`` together; see :func:`check_X` and :func:`check_y`."""
-    Xc = check_X(X, dtype=dtype)
+    Xc = check_X(X, dtype=dtype, degenerate=degenerate)
     yc = check_y(y, Xc.shape[0], allow_matrix=allow_matrix)
     return Xc, yc
 
 
+def check_targets(y: np.ndarray, loss) -> np.ndarray:
+    """Validate (already shape-checked) targets against a loss.
+
+    Parameters
+    ----------
+    y : ndarray
+        Output of :func:`check_y`.
+    loss : str or Loss
+        Resolved with :func:`cvxnn.losses.get_loss`.
+
+    Returns
+    -------
+    ndarray
+        The targets as the loss wants them (never the caller's array).
+
+    Raises
+    ------
+    LabelError
+        E.g. logistic / hinge loss with labels outside {-1, +1} or a single class, vector
+        targets for a scalar-only loss, non-one-hot cross-entropy targets.
+    """
+    from .losses import get_loss
+
+    loss = get_loss(loss)
+    if y.ndim == 2 and not loss.supports_vector:
+        raise LabelError(
+            f"the {loss.name} loss supports scalar targets only, got y of shape {y.shape}; "
+            "use cross_entropy (one-hot) or squared loss for vector outputs."
+        )
+    return loss.check_targets(np.array(y, copy=True))
+
+
+def check_patterns(patterns, X) -> Any:
+    """Check that ``patterns`` is a :class:`~cvxnn.patterns.Patterns` built on ``X``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``patterns`` is not a ``Patterns``.
+    PatternMismatchError
+        The patterns were built on other data (different shape or content).
+    """
+    from .patterns import Patterns
+
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(
+            f"patterns must be a cvxnn.Patterns (from sample_patterns / enumerate_patterns / "
+            f"Patterns.from_gates), got {type(patterns).__name__}."
+        )
+    patterns.check_data(X)
+    return patterns
+
+
+# ------------------------------------------------------------------------- parameters
+def _as_real_scalar(value, name: str) -> float:
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise InvalidParameterError(f"{name} must be a real number, got an array of shape {value.shape}.")
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"{name} must be a real number, got {type(value).__name__} {value!r:.40}.")
+    try:
+        return float(value)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} could not be converted to float ({exc}).") from exc
+
+
 def check_lam(lam, *, name: str = "lam", allow_zero: bool = True) -> float:
-    """Validate a regularisation strength: a finite, non-negative real number."""
-    if isinstance(lam, bool) or not isinstance(lam, (numbers.Real, np.floating, np.integer)):
-        if isinstance(lam, np.ndarray) and lam.ndim == 0:
-            lam = lam.item()
-        else:
-            raise InvalidParameterError(f"{name} must be a real number, got {type(lam).__name__}.")
-    lam = float(lam)
+    """Validate a regularisation strength: a finite real number ``>= 0`` (``> 0`` if not ``allow_zero``).
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a real number (``bool``, string, complex, array of size > 1), negative, or zero
+        when not allowed.
+    NonFiniteError
+        NaN or infinity.
+    """
+    lam = _as_real_scalar(lam, name)
     if not np.isfinite(lam):
         raise NonFiniteError(f"{name} must be finite, got {lam}.")
     if lam < 0 or (lam == 0 and not allow_zero):
@@ -101,23 +472,101 @@ def check_lam(lam, *, name: str = "lam", allow_zero: bool = True) -> float:
     return lam
 
 
-def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
-    """Validate an integer parameter ``>= minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise InvalidParameterError(f"{name} must be an integer, got {value!r}.")
+def check_nonnegative_float(value, name: str, *, allow_zero: bool = True, allow_inf: bool = False) -> float:
+    """Validate a tolerance-like parameter: a real number ``>= 0`` (``> 0`` if not ``allow_zero``)."""
+    value = _as_real_scalar(value, name)
+    if np.isnan(value) or (np.isinf(value) and not allow_inf):
+        raise NonFiniteError(f"{name} must be finite, got {value}.")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise InvalidParameterError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}.")
+    return value
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Validate an integer parameter in ``[minimum, maximum]``.
+
+    ``bool`` and floats (even ``3.0``) are refused: counts must be integers.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise InvalidParameterError(f"{name} must be an integer, got {type(value).__name__} {value!r:.40}.")
+    value = operator.index(value)
     if value < minimum:
         raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}.")
+    if maximum is not None and value > maximum:
+        raise InvalidParameterError(f"{name} must be <= {maximum}, got {value}.")
     return int(value)
 
 
+def check_bool(value, name: str) -> bool:
+    """Validate a flag: ``True`` / ``False`` (or ``numpy.bool_``); strings like ``"no"`` are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (numbers.Integral, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise InvalidParameterError(f"{name} must be True or False, got {value!r:.40}.")
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Validate that ``value`` is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidParameterError(f"{name} must be one of {tuple(choices)}, got {value!r:.40}.")
+    return value
+
+
+def check_allocation(shape, dtype=np.float64, *, what: str = "array", budget: int | None = None) -> int:
+    """Refuse an allocation that would exceed the memory budget, before making it.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the array about to be allocated.
+    dtype : numpy dtype
+    what : str
+        Description used in the error message.
+    budget : int, optional
+        Bytes allowed (default :data:`DEFAULT_MEMORY_BUDGET`, 8 GiB).
+
+    Returns
+    -------
+    int
+        The number of bytes needed.
+
+    Raises
+    ------
+    MemoryBudgetError
+        With the size needed and the budget.
+    """
+    budget = DEFAULT_MEMORY_BUDGET if budget is None else int(budget)
+    count = 1
+    for s in shape:
+        count *= int(s)
+    nbytes = count * np.dtype(dtype).itemsize
+    if nbytes > budget:
+        raise MemoryBudgetError(
+            f"{what} of shape {tuple(int(s) for s in shape)} ({np.dtype(dtype)}) needs "
+            f"{nbytes / 2**30:.3g} GiB, above the budget of {budget / 2**30:.3g} GiB; "
+            "use fewer patterns / samples or process the data in chunks."
+        )
+    return nbytes
+
+
 def as_generator(seed) -> np.random.Generator:
-    """Turn ``None``, an int, a ``SeedSequence`` or a ``Generator`` into a ``Generator``."""
+    """Turn ``None``, a non-negative int, a ``SeedSequence``, a ``Generator`` or a legacy
+    ``RandomState`` into a :class:`numpy.random.Generator`.
+
+    The same int seed always gives the same stream (bit-identical results on one machine).
+    A ``Generator`` is used as is (and advanced).
+    """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or isinstance(seed, (numbers.Integral, np.integer, np.random.SeedSequence)):
-        if isinstance(seed, (numbers.Integral, np.integer)) and seed < 0:
-            raise InvalidParameterError(f"seed must be non-negative, got {seed}.")
+    if isinstance(seed, (bool, np.bool_)):
+        raise InvalidParameterError(f"seed must be None, an int or a numpy Generator, got {seed!r}.")
+    if seed is None or isinstance(seed, np.random.SeedSequence):
         return np.random.default_rng(seed)
+    if isinstance(seed, (numbers.Integral, np.integer)):
+        if seed < 0:
+            raise InvalidParameterError(f"seed must be non-negative, got {seed}.")
+        return np.random.default_rng(int(seed))
     if isinstance(seed, np.random.RandomState):
         return np.random.default_rng(seed.randint(0, 2**31 - 1))
     raise InvalidParameterError(

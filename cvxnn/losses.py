@@ -21,7 +21,8 @@ import cvxpy as cp
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp
 
-from .errors import InvalidParameterError, LabelError
+from ._validation import as_float_array
+from .errors import InvalidParameterError, LabelError, ShapeError
 
 __all__ = [
     "Loss",
@@ -36,6 +37,19 @@ __all__ = [
 ]
 
 _REDUCTIONS = ("sum", "mean")
+
+
+def _zy(z, y) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and targets as float arrays of the same shape (cheap for float ndarrays)."""
+    if not (isinstance(z, np.ndarray) and z.dtype.kind == "f"):
+        z = as_float_array(z, "z")
+    if not (isinstance(y, np.ndarray) and y.dtype.kind == "f"):
+        y = as_float_array(y, "y")
+    if z.shape != y.shape or z.ndim not in (1, 2):
+        raise ShapeError(
+            f"predictions z {z.shape} and targets y {y.shape} must have the same shape (n,) or (n, c)."
+        )
+    return z, y
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,7 @@ class Loss:
 
     def value(self, z, y) -> float:
         """The loss of predictions ``z`` against targets ``y`` (numpy)."""
-        z = np.asarray(z, dtype=float)
-        y = np.asarray(y, dtype=float)
+        z, y = _zy(z, y)
         return float(self.scale(y.shape[0]) * self._value_sum(z, y))
 
     def grad(self, z, y) -> np.ndarray:
@@ -107,9 +120,11 @@ class SquaredLoss(Loss):
         return 0.5 * float(np.sum((z - y) ** 2))
 
     def grad(self, z, y):
+        z, y = _zy(z, y)
         return self.scale(y.shape[0]) * (np.asarray(z) - y)
 
     def conjugate(self, s, y):
+        s, y = _zy(s, y)
         # L = c/2 ||z - y||^2 with c = scale:  L*(s) = ||s||^2 / (2c) + <s, y>
         c = self.scale(y.shape[0])
         s = np.asarray(s)
@@ -147,9 +162,11 @@ class LogisticLoss(Loss):
         return float(-np.sum(log_expit(y * z)))
 
     def grad(self, z, y):
+        z, y = _zy(z, y)
         return self.scale(y.shape[0]) * (-y * expit(-y * np.asarray(z)))
 
     def conjugate(self, s, y):
+        s, y = _zy(s, y)
         # per sample: with t = -s_j y_j / c in [0, 1], c L*(s/c) = c (t log t + (1-t) log(1-t))
         c = self.scale(y.shape[0])
         t = -np.asarray(s) * y / c
@@ -206,6 +223,7 @@ class HuberLoss(Loss):
         return float(np.sum(np.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))))
 
     def grad(self, z, y):
+        z, y = _zy(z, y)
         return self.scale(y.shape[0]) * np.clip(np.asarray(z) - y, -self.delta, self.delta)
 
 
@@ -239,11 +257,13 @@ class CrossEntropyLoss(Loss):
         return float(np.sum(logsumexp(z, axis=1)) - np.sum(y * z))
 
     def grad(self, z, y):
+        z, y = _zy(z, y)
         z = np.asarray(z)
         P = np.exp(z - logsumexp(z, axis=1, keepdims=True))
         return self.scale(y.shape[0]) * (P - y)
 
     def conjugate(self, s, y):
+        s, y = _zy(s, y)
         # L*(S) = sum_j sum_k P_jk log P_jk with P = S/c + Y on the simplex (else +inf)
         c = self.scale(y.shape[0])
         P = np.asarray(s) / c + y

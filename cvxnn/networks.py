@@ -16,28 +16,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_lam, check_X, check_y
-from .errors import ShapeError
+from ._validation import as_float_array, check_lam, check_X, check_y
+from .errors import NonFiniteError, ShapeError
 from .losses import Loss, get_loss
 
 __all__ = ["ReLUNetwork", "GatedReLUNetwork"]
 
 
 def _prep_weights(W1, w2, b1):
-    W1 = np.array(W1, dtype=float, copy=True)
-    w2 = np.array(w2, dtype=float, copy=True)
+    W1 = as_float_array(W1, "W1")
+    w2 = as_float_array(w2, "w2")
     if W1.ndim != 2:
         raise ShapeError(f"W1 must be 2-D (n_features, n_neurons), got shape {W1.shape}.")
     m = W1.shape[1]
     if w2.ndim not in (1, 2) or w2.shape[0] != m:
         raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs), got {w2.shape}.")
     if b1 is not None:
-        b1 = np.array(b1, dtype=float, copy=True).reshape(-1)
+        b1 = as_float_array(b1, "b1").reshape(-1)
         if b1.shape != (m,):
             raise ShapeError(f"b1 must have shape ({m},), got {b1.shape}.")
     for name, a in (("W1", W1), ("w2", w2), ("b1", b1)):
         if a is not None and not np.all(np.isfinite(a)):
-            raise ShapeError(f"{name} contains NaN or infinity.")
+            raise NonFiniteError(f"{name} contains NaN or infinity.")
     return W1, w2, b1
 
 
@@ -158,14 +158,17 @@ class GatedReLUNetwork(_TwoLayer):
         W1, w2, b1 = _prep_weights(self.W1, self.w2, self.b1)
         if self.gates is None:
             raise ShapeError("a GatedReLUNetwork needs gates of shape (d, m).")
-        G = np.array(self.gates, dtype=float, copy=True)
+        G = as_float_array(self.gates, "gates")
         if G.shape != W1.shape:
             raise ShapeError(f"gates must have the shape of W1 {W1.shape}, got {G.shape}.")
         c = None
         if self.gate_bias is not None:
-            c = np.array(self.gate_bias, dtype=float, copy=True).reshape(-1)
+            c = as_float_array(self.gate_bias, "gate_bias").reshape(-1)
             if c.shape != (W1.shape[1],):
                 raise ShapeError(f"gate_bias must have shape ({W1.shape[1]},), got {c.shape}.")
+        for name, a in (("gates", G), ("gate_bias", c)):
+            if a is not None and not np.all(np.isfinite(a)):
+                raise NonFiniteError(f"{name} contains NaN or infinity.")
         object.__setattr__(self, "W1", W1)
         object.__setattr__(self, "w2", w2)
         object.__setattr__(self, "b1", b1)

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import as_generator, check_positive_int, check_X
+from ._validation import (
+    as_float_array,
+    as_generator,
+    check_allocation,
+    check_bool,
+    check_index,
+    check_positive_int,
+    check_X,
+)
 from .errors import InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
 
 __all__ = [
@@ -202,7 +210,7 @@ class Patterns:
 
     def subset(self, index) -> "Patterns":
         """Patterns restricted to the columns ``index`` (array of ints or booleans)."""
-        index = np.asarray(index)
+        index = check_index(index, self.n_patterns)
         return Patterns(
             gates=np.array(self.gates[:, index]),
             mask=np.array(self.mask[:, index]),
@@ -230,8 +238,9 @@ class Patterns:
             Remove the all-zero pattern (it contributes nothing to any fit).
         """
         X = check_X(X)
+        bias = check_bool(bias, "bias")
         Xa = add_bias_column(X) if bias else X
-        G = np.array(gates, dtype=np.float64, copy=True)
+        G = as_float_array(gates, "gates")
         if G.ndim == 1:
             G = G[:, None]
         if G.ndim != 2 or G.shape[0] != Xa.shape[1]:
@@ -241,6 +250,7 @@ class Patterns:
             )
         if not np.all(np.isfinite(G)):
             raise InvalidParameterError("gates contain NaN or infinity.")
+        check_allocation((Xa.shape[0], G.shape[1]), np.bool_, what="the n x p activation mask")
         mask = _mask_chunked(Xa, G)
         keep = np.arange(G.shape[1])
         if unique:
@@ -285,8 +295,11 @@ def sample_patterns(
     """
     X = check_X(X)
     n_gates = check_positive_int(n_gates, "n_gates")
+    bias = check_bool(bias, "bias")
     rng = as_generator(seed)
     d_a = X.shape[1] + int(bias)
+    check_allocation((d_a, n_gates), np.float64, what=f"the gates ({n_gates} sampled)")
+    check_allocation((X.shape[0], n_gates), np.bool_, what="the n x n_gates activation mask")
     G = rng.standard_normal((d_a, n_gates))
     pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero)
     logger.debug("sampled %d gates -> %d distinct patterns", n_gates, pats.n_patterns)
@@ -409,6 +422,7 @@ def enumerate_patterns(
         general position.
     """
     X = check_X(X)
+    bias = check_bool(bias, "bias")
     Xa = add_bias_column(X) if bias else X
     _, s, Vt = np.linalg.svd(Xa, full_matrices=False)
     tol = s.max(initial=0.0) * max(Xa.shape) * np.finfo(float).eps

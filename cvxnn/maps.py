@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import check_X
-from .errors import InvalidParameterError, ShapeError
+from ._validation import check_nonnegative_float, check_X
+from .errors import ShapeError
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .operators import block_norms
 from .patterns import Patterns, add_bias_column, group_columns
@@ -78,8 +78,7 @@ def to_network(model, *, tol: float = 0.0):
         With as many neurons as nonzero blocks (scalar output) or nonzero singular values
         (vector output).
     """
-    if tol < 0 or not np.isfinite(tol):
-        raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol}.")
+    tol = check_nonnegative_float(tol, "tol")
     pats: Patterns = model.patterns
     if model.activation == "gated_relu":
         U = model.U

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_lam, check_X, check_y
+from ._validation import check_lam, check_nonnegative_float, check_X, check_y
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
@@ -157,6 +157,7 @@ class ConvexModel:
 
     def n_active(self, tol: float = 1e-8) -> int:
         """Number of blocks with norm above ``tol * max block norm`` (neurons before splitting)."""
+        tol = check_nonnegative_float(tol, "tol")
         norms = self.block_norms().ravel()
         if norms.size == 0 or norms.max() == 0:
             return 0

@@ -60,6 +60,7 @@ __all__ = [
     "check_nonnegative_float",
     "check_bool",
     "check_choice",
+    "check_index",
     "check_targets",
     "check_patterns",
     "check_allocation",
@@ -511,6 +512,43 @@ def check_choice(value, name: str, choices) -> str:
     if not isinstance(value, str) or value not in choices:
         raise InvalidParameterError(f"{name} must be one of {tuple(choices)}, got {value!r:.40}.")
     return value
+
+
+def check_index(index, size: int, name: str = "index") -> np.ndarray:
+    """Validate an index into ``size`` items: integers in ``[-size, size)`` or a boolean mask.
+
+    Returns
+    -------
+    ndarray of int
+        Non-negative positions (a new array).
+
+    Raises
+    ------
+    InvalidParameterError
+        Non-integer, non-boolean index, or a boolean mask of the wrong length.
+    ShapeError
+        Index out of range or more than one-dimensional.
+    """
+    if isinstance(index, slice):
+        return np.arange(size)[index]
+    try:
+        idx = np.asarray(index)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} could not be read as an index array ({exc}).") from exc
+    if idx.ndim > 1:
+        raise ShapeError(f"{name} must be one-dimensional, got shape {idx.shape}.")
+    idx = idx.reshape(-1)
+    if idx.dtype.kind == "b":
+        if idx.size != size:
+            raise InvalidParameterError(f"boolean {name} has length {idx.size}; expected {size}.")
+        return np.flatnonzero(idx)
+    if idx.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if idx.dtype.kind not in "iu":
+        raise InvalidParameterError(f"{name} must hold integers or booleans, got dtype {idx.dtype}.")
+    if idx.min() < -size or idx.max() >= size:
+        raise ShapeError(f"{name} has entries outside [-{size}, {size}); got range [{idx.min()}, {idx.max()}].")
+    return np.where(idx < 0, idx + size, idx).astype(np.intp)
 
 
 def check_allocation(shape, dtype=np.float64, *, what: str = "array", budget: int | None = None) -> int:

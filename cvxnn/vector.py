@@ -1,0 +1,613 @@
+"""Vector-output (``c`` outputs) convex programs and their maps to networks (MATH.md, "Vector output").
+
+Programs (``U_i``, ``V_i``, ``W_i`` are ``d_a x c`` blocks, one per pattern ``D_i``):
+
+C-GReLU, ``formulation="nuclear"`` (exact for gated ReLU networks)::
+
+    minimize  L( sum_i D_i X U_i, Y ) + lam * sum_i ||U_i||_*
+
+C-ReLU, ``formulation="nuclear"`` (Sahiner et al. 2021; columns of ``V_i``, ``W_i`` in ``K_i``)::
+
+    minimize  L( sum_i D_i X (V_i - W_i), Y ) + lam * sum_i (||V_i||_* + ||W_i||_*)
+    s.t.      Xt_i V_i >= 0,  Xt_i W_i >= 0           (columnwise, Xt_i = (2 D_i - I) X)
+
+``formulation="one_vs_all"`` replaces each nuclear norm by the sum of the column norms
+``sum_k ||U_i[:, k]||_2``: ``c`` independent scalar-output networks that share the patterns (what
+``scnn`` does); with a separable loss (squared) it is exactly ``c`` scalar problems.
+
+Layout. Each sign is one CVXPY variable of shape ``(d_a, p c)``: column ``i c + k`` is output ``k``
+of block ``i``, so ``B.reshape(d_a, p, c)`` gives the ``(d_a, p, c)`` blocks. The fit is
+``(M_c * (X_a B)) E`` with the mask repeated ``c`` times (``M_c``, ``n x p c``) and the 0/1
+summation matrix ``E`` (``p c x c``). The nuclear norms use the SDP epigraph form
+
+    ||U||_* = min { (tr P + tr Q) / 2 :  [[P, U], [U^T, Q]] PSD }
+
+with a *single* batched PSD variable ``Z`` of shape ``(p, d_a + c, d_a + c)`` (one CVXPY constraint
+``Z >> 0``): compile time grows linearly in ``p`` and is ~10x below ``p`` separate ``normNuc`` atoms
+(see ``docs/vector.md`` for the measurements).
+
+Maps back. C-GReLU: balanced SVD factors (in :mod:`cvxnn.maps`). C-ReLU: :func:`relu_vector_to_network`
+uses the balanced SVD factors of a block when its left singular vectors lie in ``+-K_i`` (penalty
+``||V_i||_*``), and otherwise the columnwise split (neurons ``(v_ik / sqrt||v_ik||, sqrt||v_ik|| e_k)``,
+penalty ``sum_k ||v_ik||``); both reproduce the convex predictions. :func:`relu_vector_report` puts
+the convex value, the mapped network's objective and the gated lower bound side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from ._validation import check_lam, check_X, check_y
+from .builders import FORMS, ConvexProgram
+from .errors import InvalidParameterError, LabelError, ShapeError
+from .losses import Loss, get_loss
+from .networks import ReLUNetwork
+from .operators import block_norms
+from .patterns import Patterns, sample_patterns
+from .solution import ConvexModel, ConvexSolution
+
+__all__ = [
+    "FORMULATIONS",
+    "CROSS_ENTROPY_CLARABEL_OPTIONS",
+    "VectorConvexProgram",
+    "build_vector_program",
+    "one_hot",
+    "relu_vector_to_network",
+    "relu_vector_factors",
+    "ReLUVectorFactors",
+    "ReLUVectorReport",
+    "relu_vector_report",
+    "program_penalty",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Clarabel gap tolerances used with the cross-entropy loss (exponential cones) by default.
+CROSS_ENTROPY_CLARABEL_OPTIONS = {"tol_gap_abs": 1e-7, "tol_gap_rel": 1e-7}
+
+#: Penalties for vector output: nuclear norm per block, or column norms (independent outputs).
+FORMULATIONS = ("nuclear", "one_vs_all")
+
+
+# ----------------------------------------------------------------------------- helpers
+def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
+    """One-hot encode integer class labels for the ``cross_entropy`` loss.
+
+    Parameters
+    ----------
+    labels : array of shape (n,)
+        Integer labels in ``{0, ..., n_classes - 1}`` (floats with integer values are accepted).
+    n_classes : int, optional
+        Number of classes; ``labels.max() + 1`` when omitted.
+
+    Returns
+    -------
+    ndarray of shape (n, n_classes)
+        Rows with a single 1 (float).
+
+    Raises
+    ------
+    LabelError
+        For negative, non-integer or out-of-range labels.
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.size == 0:
+        raise LabelError(f"labels must be a non-empty 1-D array, got shape {y.shape}.")
+    if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
+        raise LabelError("labels must be finite integers 0, 1, ..., n_classes - 1.")
+    yi = y.astype(np.int64)
+    if np.any(yi != y) or np.any(yi < 0):
+        raise LabelError("labels must be non-negative integers 0, 1, ..., n_classes - 1.")
+    k = int(yi.max()) + 1 if n_classes is None else int(n_classes)
+    if k < 1 or yi.max() >= k:
+        raise LabelError(f"labels go up to {int(yi.max())}, which does not fit n_classes={n_classes}.")
+    out = np.zeros((yi.size, k))
+    out[np.arange(yi.size), yi] = 1.0
+    return out
+
+
+def _nuclear_blocks(d_a: int, p: int, c: int, name: str):
+    """Blocks ``B`` (``d_a x p c``) with ``sum_i ||B_i||_*`` in SDP epigraph form.
+
+    One batched variable ``Z`` of shape ``(p, d_a + c, d_a + c)`` with the single constraint
+    ``Z >> 0``; CVXPY constrains the symmetric part ``Zs = (Z + Z^T) / 2``, so the blocks are read
+    off it, ``B_i = Zs_i[:d_a, d_a:]``, and ``1/2 tr Zs_i = 1/2 tr Z_i >= ||B_i||_*`` with equality
+    at the optimum. No linking equalities are needed.
+
+    Returns
+    -------
+    B : cvxpy.Expression of shape (d_a, p c)
+    penalty : cvxpy.Expression
+        ``1/2 sum_i tr Z_i``.
+    constraints : list
+        ``[Z >> 0]``.
+    Z : cvxpy.Variable
+    """
+    k = d_a + c
+    Z = cp.Variable((p, k, k), name=f"Z_{name}")
+    upper = Z[:, :d_a, d_a:]  # (p, d_a, c)
+    lower = cp.transpose(Z[:, d_a:, :d_a], (0, 2, 1))  # (p, d_a, c)
+    B3 = 0.5 * (upper + lower)
+    B = cp.reshape(cp.transpose(B3, (1, 0, 2)), (d_a, p * c), order="C")
+    diag = np.broadcast_to(np.eye(k), (p, k, k))
+    return B, 0.5 * cp.sum(cp.multiply(diag, Z)), [Z >> 0], Z
+
+
+def _check_formulation(formulation: str) -> str:
+    if formulation not in FORMULATIONS:
+        raise InvalidParameterError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    return formulation
+
+
+def program_penalty(blocks: np.ndarray, formulation: str = "nuclear") -> float:
+    """Penalty of ``(d_a, p, c)`` blocks without ``lam``: ``sum_i ||B_i||_*`` (``"nuclear"``) or
+    ``sum_i sum_k ||B_i[:, k]||_2`` (``"one_vs_all"``)."""
+    _check_formulation(formulation)
+    if blocks.ndim != 3:
+        raise ShapeError(f"vector-output blocks have shape (d_a, p, c), got {blocks.shape}.")
+    if formulation == "nuclear":
+        return float(block_norms(blocks).sum())
+    return float(np.linalg.norm(blocks, axis=0).sum())
+
+
+# ----------------------------------------------------------------------------- program
+@dataclass(eq=False)
+class VectorConvexProgram(ConvexProgram):
+    """A :class:`~cvxnn.builders.ConvexProgram` for ``c`` outputs.
+
+    The variables in :attr:`variables` are ``d_a x (p c)`` matrices (column ``i c + k`` is output
+    ``k`` of block ``i``); :meth:`solve` returns blocks of shape ``(d_a, p, c)``.
+
+    Attributes
+    ----------
+    n_outputs : int
+        ``c``.
+    formulation : {"nuclear", "one_vs_all"}
+    auxiliary : dict of str -> cvxpy.Variable
+        The CVXPY variable behind each block matrix: the batched PSD variable ``Z`` of shape
+        ``(p, d_a + c, d_a + c)`` (``"nuclear"``; then :attr:`variables` holds the affine
+        expressions ``B_i = sym(Z_i)[:d_a, d_a:]``) or the block matrix itself (``"one_vs_all"``).
+    """
+
+    n_outputs: int = 2
+    formulation: str = "nuclear"
+    auxiliary: dict[str, cp.Variable] = field(default_factory=dict, repr=False)
+
+    def solve(self, solver: str | None = None, *, lam: float | None = None, **solver_opts) -> ConvexSolution:
+        """Solve like :meth:`ConvexProgram.solve`; the blocks have shape ``(d_a, p, c)``.
+
+        The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend;
+        ``canon_backend="SCIPY"`` is passed unless you choose one. With the ``cross_entropy``
+        loss and Clarabel (exponential cones, whose default 1e-8 gap tolerance Clarabel often
+        misses by a few digits and then reports "almost solved") the gap tolerances default to
+        :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*`` option.
+        """
+        solver_opts.setdefault("canon_backend", cp.SCIPY_CANON_BACKEND)
+        if (self.loss is not None and self.loss.name == "cross_entropy"
+                and (solver is None or str(solver).upper() == "CLARABEL")
+                and not any(k.startswith("tol_") for k in solver_opts)):
+            solver_opts = {**CROSS_ENTROPY_CLARABEL_OPTIONS, **solver_opts}
+        return super().solve(solver, lam=lam, **solver_opts)
+
+    def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        d_a, p, c = self.patterns.design_dim, self.patterns.n_patterns, self.n_outputs
+        return {k: np.asarray(v, dtype=float).reshape(d_a, p, c) for k, v in values.items()}
+
+    def _collect(self, solver: str, wall: float) -> ConvexSolution:
+        sol = super()._collect(solver, wall)
+        n, p, c = self.X.shape[0], self.patterns.n_patterns, self.n_outputs
+        if "cone_duals" in sol.extra:
+            sol.extra["cone_duals"] = tuple(d.reshape(n, p, c) for d in sol.extra["cone_duals"])
+        sol.extra["formulation"] = self.formulation
+        if self.activation == "relu":
+            sol.extra["training_X"] = self.X  # lets the ReLU map test the cones K_i
+        blocks = (sol.U,) if sol.U is not None else (sol.V, sol.W)
+        sol.extra["program_penalty"] = sum(program_penalty(B, self.formulation) for B in blocks)
+        return sol
+
+
+def _check_max_margin_targets(Y: np.ndarray) -> None:
+    if np.any((Y != 0) & (Y != 1)) or np.any(Y.sum(axis=1) != 1):
+        raise LabelError("the vector max_margin form needs one-hot targets (use cvxnn.vector.one_hot).")
+
+
+def build_vector_program(
+    X,
+    Y,
+    *,
+    activation: str = "relu",
+    loss: "str | Loss" = "squared",
+    lam: float = 1.0,
+    patterns: Patterns | None = None,
+    form: str = "regularized",
+    formulation: str = "nuclear",
+    n_gates: int = 100,
+    bias: bool = False,
+    seed=None,
+) -> VectorConvexProgram:
+    """Build the vector-output convex program (``Y`` is ``n x c``) as a CVXPY problem.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    Y : array of shape (n, c), c >= 2
+        Targets; one-hot rows for ``loss="cross_entropy"`` and ``form="max_margin"``
+        (see :func:`one_hot`).
+    activation : {"relu", "gated_relu"}
+    loss : str or Loss
+        ``"squared"`` (Frobenius, ``1/2 ||F - Y||_F^2``), ``"cross_entropy"`` (softmax),
+        ``"huber"``, ``"absolute"`` (elementwise). Scalar-only losses (logistic, hinge) are refused.
+    lam : float
+        Initial value of the ``lam`` parameter (DPP: change it and solve again without recompiling).
+    patterns : Patterns, optional
+        Built on this ``X``; sampled with ``n_gates``, ``bias``, ``seed`` when omitted.
+    form : {"regularized", "min_norm", "max_margin"}
+        Weight decay; minimum-norm interpolation (``F = Y``); multi-class hard margin
+        (``F[j, y_j] - F[j, k] >= 1`` for ``k != y_j``, one-hot ``Y``).
+    formulation : {"nuclear", "one_vs_all"}
+        Nuclear norm per block (exact for gated ReLU networks) or per-output column norms
+        (independent scalar networks sharing the patterns).
+
+    Returns
+    -------
+    VectorConvexProgram
+    """
+    if activation not in ("relu", "gated_relu"):
+        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    if form not in FORMS:
+        raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
+    _check_formulation(formulation)
+    X = check_X(X)
+    Y = check_y(Y, X.shape[0])
+    if Y.ndim != 2:
+        raise ShapeError(
+            f"build_vector_program needs Y of shape (n, c) with c >= 2, got {Y.shape}; "
+            "use cvxnn.build_program for scalar targets."
+        )
+    if patterns is None:
+        patterns = sample_patterns(X, n_gates, seed=seed, bias=bias)
+    elif not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
+    patterns.check_data(X)
+    n, c = Y.shape
+    Xa = patterns.design(X)
+    M = patterns.mask.astype(float)
+    d_a, p = patterns.design_dim, patterns.n_patterns
+    Mc = np.repeat(M, c, axis=1)  # n x pc, column i c + k is D_i
+    E = np.tile(np.eye(c), (p, 1))  # pc x c, sums the blocks per output
+
+    def fit_of(B):
+        return cp.multiply(Mc, Xa @ B) @ E
+
+    def blocks_of(name):
+        """A ``d_a x p c`` block matrix, its penalty, its constraints and its variable."""
+        if formulation == "one_vs_all":
+            B = cp.Variable((d_a, p * c), name=name)
+            return B, cp.sum(cp.norm(B, 2, axis=0)), [], B
+        return _nuclear_blocks(d_a, p, c, name)
+
+    constraints: list = []
+    auxiliary: dict[str, cp.Variable] = {}
+    if activation == "relu":
+        V, pv, cv, zv = blocks_of("V")
+        W, pw, cw, zw = blocks_of("W")
+        variables = {"V": V, "W": W}
+        auxiliary = {"V": zv, "W": zw}
+        Sc = 2.0 * Mc - 1.0
+        cones = [cp.multiply(Sc, Xa @ V) >= 0, cp.multiply(Sc, Xa @ W) >= 0]
+        prediction = fit_of(V - W)
+        penalty = pv + pw
+        constraints += cones + cv + cw
+    else:
+        U, penalty, cu, zu = blocks_of("U")
+        variables = {"U": U}
+        auxiliary = {"U": zu}
+        cones = []
+        prediction = fit_of(U)
+        constraints += cu
+
+    lam_param = None
+    loss_obj = None
+    if form == "regularized":
+        loss_obj = get_loss(loss)
+        if not loss_obj.supports_vector:
+            raise InvalidParameterError(
+                f"the {loss_obj.name} loss is for scalar labels; for {c} outputs use 'squared' or "
+                "'cross_entropy' (one-hot targets), or fit one output at a time."
+            )
+        Y = loss_obj.check_targets(Y)
+        lam_param = cp.Parameter(nonneg=True, name="lam", value=check_lam(lam))
+        objective = loss_obj.cvxpy(prediction, Y) + lam_param * penalty
+    else:
+        objective = penalty
+        if form == "min_norm":
+            constraints.append(prediction == Y)
+        else:
+            _check_max_margin_targets(Y)
+            true_score = cp.reshape(cp.sum(cp.multiply(Y, prediction), axis=1), (n, 1), order="C")
+            constraints.append(true_score @ np.ones((1, c)) - prediction >= 1.0 - Y)
+    problem = cp.Problem(cp.Minimize(objective), constraints)
+    logger.debug("built %s %s vector program (%s): d_a=%d, p=%d, c=%d, n=%d",
+                 form, activation, formulation, d_a, p, c, n)
+    return VectorConvexProgram(
+        problem=problem,
+        variables=variables,
+        lam=lam_param,
+        cone_constraints=cones,
+        prediction=prediction,
+        activation=activation,
+        form=form,
+        loss=loss_obj,
+        patterns=patterns,
+        X=X,
+        y=Y,
+        n_outputs=c,
+        formulation=formulation,
+        auxiliary=auxiliary,
+    )
+
+
+# ----------------------------------------------------------------------------- ReLU map
+@dataclass(frozen=True, eq=False)
+class ReLUVectorFactors:
+    """The rank-one factors read off a vector-output C-ReLU point.
+
+    Attributes
+    ----------
+    network : ReLUNetwork
+        The mapped network (``w2`` of shape ``(m, c)``).
+    svd_blocks : ndarray of bool, shape (2, p)
+        Whether block ``V_i`` (row 0) / ``W_i`` (row 1) was mapped by its SVD factors
+        (penalty ``||.||_*``); False for the columnwise split or a zero block.
+    split_blocks : ndarray of bool, shape (2, p)
+        Blocks mapped by the columnwise split (penalty ``sum_k ||column k||``).
+    dropped_singular_mass : float
+        Sum of the singular values below ``rank_tol * s_max`` dropped from SVD-mapped blocks
+        (0 means the predictions are reproduced to rounding).
+    """
+
+    network: ReLUNetwork
+    svd_blocks: np.ndarray
+    split_blocks: np.ndarray
+    dropped_singular_mass: float
+
+
+def relu_vector_factors(
+    model: ConvexModel, X=None, *, tol: float = 0.0, rank_tol: float = 1e-9, cone_tol: float = 1e-9
+) -> ReLUVectorFactors:
+    """Map a vector-output C-ReLU point (``V``, ``W`` of shape ``(d_a, p, c)``) to a ReLU network.
+
+    For each nonzero block ``B`` (``V_i`` with output sign ``+1``, ``W_i`` with ``-1``):
+
+    * SVD ``B = sum_k s_k a_k b_k^T``; if every left factor with ``s_k > rank_tol * s_1`` lies in
+      ``+K_i`` or ``-K_i`` (``min Xt_i (+-a_k) >= -cone_tol * max|X_a a_k|``), the neurons are
+      ``(t sqrt(s_k) a_k, +-t sqrt(s_k) b_k)`` with ``t = +-1`` the cone's sign: penalty
+      ``||B||_*``, the best possible for this block;
+    * otherwise the columnwise split: neurons ``(b_k / sqrt||b_k||, +-sqrt||b_k|| e_k)`` for the
+      nonzero columns ``b_k`` (in ``K_i`` for a cone-feasible point): penalty ``sum_k ||b_k||``.
+
+    Both reproduce the convex predictions ``sum_i D_i X (V_i - W_i)`` on the training data.
+
+    Parameters
+    ----------
+    model : ConvexModel
+        ``activation="relu"`` with 3-D blocks.
+    X : array of shape (n, d), optional
+        The training data (needed to test ``+-K_i``). Solutions from :meth:`VectorConvexProgram.solve`
+        carry it in ``extra["training_X"]``; without it every block is split columnwise.
+    tol : float
+        Drop blocks with nuclear norm ``<= tol * max`` (0 keeps every nonzero block).
+    rank_tol : float
+        Relative threshold below which singular values count as zero in the SVD test.
+    cone_tol : float
+        Relative tolerance of the ``+-K_i`` membership test.
+
+    Returns
+    -------
+    ReLUVectorFactors
+    """
+    if model.activation != "relu" or model.V is None or model.V.ndim != 3:
+        raise InvalidParameterError("relu_vector_factors needs a C-ReLU model with blocks of shape (d_a, p, c).")
+    for name, val in (("tol", tol), ("rank_tol", rank_tol), ("cone_tol", cone_tol)):
+        if not (np.isfinite(val) and val >= 0):
+            raise InvalidParameterError(f"{name} must be a finite number >= 0, got {val}.")
+    pats = model.patterns
+    d_a, p, c = model.V.shape
+    blocks = np.concatenate([model.V, model.W], axis=1)  # d_a x 2p x c
+    sign = np.concatenate([np.ones(p), -np.ones(p)])
+    owner = np.concatenate([np.arange(p), np.arange(p)])
+    norms = block_norms(blocks)
+    top = norms.max(initial=0.0)
+    keep = norms > tol * top if top > 0 else np.zeros(2 * p, dtype=bool)
+    # Batched SVD of every block: A (2p, d_a, r), s (2p, r), Bt (2p, r, c).
+    A, s, Bt = np.linalg.svd(np.transpose(blocks, (1, 0, 2)), full_matrices=False)
+    significant = s > rank_tol * s[:, :1]
+    if X is None and isinstance(getattr(model, "extra", None), dict):
+        X = model.extra.get("training_X")
+    if X is None:
+        # Without the training data the cones K_i cannot be tested: columnwise split only.
+        logger.debug("relu_vector_factors without X: using the columnwise split for every block")
+        svd_ok = np.zeros(2 * p, dtype=bool)
+        orient = np.ones_like(s)
+    else:
+        pats.check_data(X)
+        Xa = pats.design(X)
+        # Signed data of each block's pattern applied to its left factors: (n, 2p, r).
+        S = 2.0 * pats.mask[:, owner] - 1.0  # n x 2p
+        XA = np.einsum("nd,qdr->nqr", Xa, A)
+        scale = np.abs(XA).max(axis=0, initial=0.0) * cone_tol  # (2p, r)
+        signed = S[:, :, None] * XA
+        in_plus = np.all(signed >= -scale, axis=0)
+        in_minus = np.all(signed <= scale, axis=0)
+        svd_ok = keep & np.all(in_plus | in_minus | ~significant, axis=1)
+        orient = np.where(in_plus, 1.0, -1.0)  # (2p, r)
+
+    firsts, seconds = [], []
+    use = svd_ok[:, None] & significant  # (2p, r)
+    q, r = np.nonzero(use)
+    root = np.sqrt(s[q, r])
+    t = orient[q, r]
+    firsts.append((A[q, :, r] * (t * root)[:, None]).T)  # d_a x m1
+    seconds.append(Bt[q, r, :] * (t * root * sign[q])[:, None])  # m1 x c
+    dropped = float(s[svd_ok[:, None] & ~significant & (s > 0)].sum())
+
+    split = keep & ~svd_ok
+    col = np.linalg.norm(blocks, axis=0)  # (2p, c)
+    q2, k2 = np.nonzero(split[:, None] & (col > 0))
+    roots = np.sqrt(col[q2, k2])
+    firsts.append(blocks[:, q2, k2] / roots)
+    out2 = np.zeros((q2.size, c))
+    out2[np.arange(q2.size), k2] = roots * sign[q2]
+    seconds.append(out2)
+
+    W1a = np.hstack(firsts)
+    w2 = np.vstack(seconds)
+    if pats.bias:
+        W1, b1 = W1a[:-1], W1a[-1]
+    else:
+        W1, b1 = W1a, None
+    net = ReLUNetwork(W1=W1, w2=w2, b1=b1)
+    return ReLUVectorFactors(
+        network=net,
+        svd_blocks=svd_ok.reshape(2, p),
+        split_blocks=split.reshape(2, p),
+        dropped_singular_mass=dropped,
+    )
+
+
+def relu_vector_to_network(model: ConvexModel, tol: float = 0.0, X=None, **options) -> ReLUNetwork:
+    """The ReLU network of a vector-output C-ReLU point (see :func:`relu_vector_factors`).
+
+    Called by :func:`cvxnn.maps.to_network` for 3-D C-ReLU blocks; ``X`` and ``options``
+    (``rank_tol``, ``cone_tol``) go to :func:`relu_vector_factors`.
+    """
+    return relu_vector_factors(model, X, tol=tol, **options).network
+
+
+# ----------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class ReLUVectorReport:
+    """Side by side: C-ReLU vector program, its mapped ReLU network, and the gated lower bound.
+
+    All three are objectives ``L + lam * penalty`` on the same data, ``lam``, loss and patterns.
+
+    Attributes
+    ----------
+    convex_value : float
+        Optimal value of the (columnwise) C-ReLU program. Neither an upper nor a lower bound on the
+        ReLU optimum ``p*`` in general (MATH.md, "Vector output").
+    network_objective : float
+        Objective of the mapped ReLU network: an upper bound on ``p*`` (achieved by a network).
+    gated_lower_bound : float
+        Optimal value ``d*`` of C-GReLU (nuclear) on the same patterns: a lower bound on the
+        objective of every ReLU network whose neurons use these patterns.
+    n_neurons : int
+    n_svd_blocks, n_split_blocks : int
+        Blocks mapped by their SVD factors / by the columnwise split.
+    max_prediction_error : float
+        ``max |f_network(X) - f_convex(X)|`` (the map is exact up to solver accuracy).
+    statuses : tuple of str
+        Solver statuses of the ReLU and gated solves.
+    """
+
+    convex_value: float
+    network_objective: float
+    gated_lower_bound: float
+    n_neurons: int
+    n_svd_blocks: int
+    n_split_blocks: int
+    max_prediction_error: float
+    statuses: tuple[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """``network_objective - gated_lower_bound`` (>= 0): how far the network can be from the
+        best ReLU network on these patterns."""
+        return self.network_objective - self.gated_lower_bound
+
+    @property
+    def relative_gap(self) -> float:
+        """:attr:`gap` divided by ``max(|network_objective|, tiny)``."""
+        return self.gap / max(abs(self.network_objective), np.finfo(float).tiny)
+
+    def summary(self) -> str:
+        """A small table of the three values and the gap."""
+        return "\n".join([
+            f"C-ReLU (columnwise) convex value : {self.convex_value:.10g}",
+            f"mapped ReLU network objective    : {self.network_objective:.10g}"
+            f"  ({self.n_neurons} neurons; {self.n_svd_blocks} SVD blocks, {self.n_split_blocks} split)",
+            f"gated ReLU lower bound d*        : {self.gated_lower_bound:.10g}",
+            f"gap network - d*                 : {self.gap:.3e} (relative {self.relative_gap:.3e})",
+            f"max |f_net - f_convex|           : {self.max_prediction_error:.3e}",
+            f"statuses (relu, gated)           : {self.statuses}",
+        ])
+
+
+def relu_vector_report(
+    X,
+    Y,
+    *,
+    lam: float,
+    loss: "str | Loss" = "squared",
+    patterns: Patterns,
+    solver: str | None = None,
+    relu_solution: ConvexSolution | None = None,
+    gated_solution: ConvexSolution | None = None,
+    **solver_opts,
+) -> ReLUVectorReport:
+    """Solve (or reuse) the vector C-ReLU and C-GReLU programs on ``patterns`` and compare them.
+
+    Parameters
+    ----------
+    X, Y : arrays
+        Training data; ``Y`` is ``n x c``.
+    lam : float
+    loss : str or Loss
+    patterns : Patterns
+        Shared by both programs (the gated value is a lower bound only on the same patterns).
+    solver : str, optional
+        CVXPY solver (default Clarabel).
+    relu_solution, gated_solution : ConvexSolution, optional
+        Already computed solutions (nuclear formulation, same data, ``lam`` and patterns) to reuse.
+
+    Returns
+    -------
+    ReLUVectorReport
+    """
+    lam = check_lam(lam)
+    loss_obj = get_loss(loss)
+    X = check_X(X)
+    Y = check_y(Y, X.shape[0])
+    sols = {}
+    for act, given in (("relu", relu_solution), ("gated_relu", gated_solution)):
+        if given is None:
+            prog = build_vector_program(X, Y, activation=act, loss=loss_obj, lam=lam, patterns=patterns)
+            given = prog.solve(solver, **solver_opts)
+        elif given.activation != act or not np.array_equal(given.patterns.mask, patterns.mask):
+            raise InvalidParameterError(f"the {act} solution must be a {act} solution on the same patterns.")
+        sols[act] = given
+    relu, gated = sols["relu"], sols["gated_relu"]
+    factors = relu_vector_factors(relu, X)
+    net = factors.network
+    f_convex = relu.train_predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net_obj = net.objective(X, Y, lam, loss_obj)
+    return ReLUVectorReport(
+        convex_value=float(relu.objective(X, Y, lam, loss_obj)),
+        network_objective=float(net_obj),
+        gated_lower_bound=float(gated.objective(X, Y, lam, loss_obj)),
+        n_neurons=net.n_neurons,
+        n_svd_blocks=int(factors.svd_blocks.sum()),
+        n_split_blocks=int(factors.split_blocks.sum()),
+        max_prediction_error=float(np.max(np.abs(net.predict(X) - f_convex))),
+        statuses=(relu.status, gated.status),
+        extra={"solver_values": (relu.objective_value, gated.objective_value)},
+    )

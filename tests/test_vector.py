@@ -1,0 +1,316 @@
+"""Tests for vector-output programs, losses and maps (cvxnn.vector)."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from cvxnn.builders import build_program
+from cvxnn.errors import InvalidParameterError, LabelError, ShapeError
+from cvxnn.maps import gated_network_to_convex, to_network
+from cvxnn.networks import GatedReLUNetwork
+from cvxnn.patterns import Patterns, sample_patterns
+from cvxnn.solution import ConvexModel
+from cvxnn.vector import (
+    VectorConvexProgram,
+    build_vector_program,
+    one_hot,
+    program_penalty,
+    relu_vector_factors,
+    relu_vector_report,
+    relu_vector_to_network,
+)
+
+LAM = 0.05
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((16, 2))
+    W1 = rng.standard_normal((2, 3))
+    Y = np.maximum(X @ W1, 0) @ rng.standard_normal((3, 3)) + 0.05 * rng.standard_normal((16, 3))
+    pats = sample_patterns(X, 12, seed=1, bias=True)
+    return X, Y, pats
+
+
+@pytest.fixture(scope="module")
+def classes():
+    rng = np.random.default_rng(5)
+    centers = np.array([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    labels = np.repeat(np.arange(3), 6)
+    X = centers[labels] + 0.6 * rng.standard_normal((18, 2))
+    pats = sample_patterns(X, 10, seed=2, bias=True)
+    return X, labels, pats
+
+
+@pytest.fixture(scope="module")
+def gated_sol(data):
+    X, Y, pats = data
+    return build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats).solve()
+
+
+@pytest.fixture(scope="module")
+def relu_sol(data):
+    X, Y, pats = data
+    return build_program(X, Y, activation="relu", lam=LAM, patterns=pats).solve()
+
+
+def _nuclear_reference(X, Y, pats, lam):
+    """Independent reference: one normNuc atom per block (slow but obviously right)."""
+    Xa = pats.design(X)
+    p, c = pats.n_patterns, Y.shape[1]
+    Us = [cp.Variable((Xa.shape[1], c)) for _ in range(p)]
+    fit = sum(cp.multiply(np.repeat(pats.mask[:, i : i + 1], c, axis=1).astype(float), Xa @ Us[i])
+              for i in range(p))
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(fit - Y) + lam * sum(cp.normNuc(U) for U in Us)))
+    prob.solve(solver="CLARABEL")
+    return prob.value
+
+
+# ------------------------------------------------------------------------------------ one_hot
+def test_one_hot_encodes_and_validates():
+    Y = one_hot([2, 0, 1, 2])
+    assert Y.shape == (4, 3)
+    np.testing.assert_array_equal(Y.argmax(axis=1), [2, 0, 1, 2])
+    np.testing.assert_array_equal(Y.sum(axis=1), 1.0)
+    assert one_hot(np.array([0.0, 1.0]), n_classes=4).shape == (2, 4)
+    for bad in ([0.5, 1], [-1, 0], [[0, 1]]):
+        with pytest.raises(LabelError):
+            one_hot(bad)
+    with pytest.raises(LabelError):
+        one_hot([0, 3], n_classes=2)
+
+
+# ------------------------------------------------------------------------------------ gated
+def test_build_program_dispatches_to_vector(data):
+    X, Y, pats = data
+    prog = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats)
+    assert isinstance(prog, VectorConvexProgram)
+    assert prog.n_outputs == 3 and prog.U.shape == (3, pats.n_patterns * 3)
+
+
+def test_gated_nuclear_matches_independent_reference(data, gated_sol):
+    X, Y, pats = data
+    assert gated_sol.status == "optimal"
+    assert gated_sol.U.shape == (3, pats.n_patterns, 3)
+    ref = _nuclear_reference(X, Y, pats, LAM)
+    assert abs(gated_sol.objective_value - ref) <= 1e-6 * abs(ref)
+    # the epigraph is tight: the program value is the objective of the returned blocks
+    assert abs(gated_sol.objective(X, Y, LAM) - gated_sol.objective_value) <= 1e-6 * ref
+
+
+def test_gated_map_back_objective_equal(data, gated_sol):
+    X, Y, _ = data
+    net = to_network(gated_sol)
+    assert isinstance(net, GatedReLUNetwork) and net.w2.shape[1] == 3
+    conv = gated_sol.objective(X, Y, LAM)
+    assert abs(net.objective(X, Y, LAM) - conv) <= 1e-8 * conv
+    np.testing.assert_allclose(net.predict(X), gated_sol.train_predict(X), rtol=0, atol=1e-10)
+    # and back: same predictions, penalty no larger
+    back = gated_network_to_convex(net, X)
+    np.testing.assert_allclose(back.train_predict(X), gated_sol.train_predict(X), atol=1e-10)
+    assert back.penalty() <= gated_sol.penalty() * (1 + 1e-9)
+
+
+def test_lam_parameter_is_reused(data):
+    X, Y, pats = data
+    prog = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats)
+    a = prog.solve(lam=10 * LAM)
+    b = prog.solve(lam=LAM)
+    assert a.lam == pytest.approx(10 * LAM) and b.lam == pytest.approx(LAM)
+    assert a.penalty() < b.penalty()  # more regularisation, smaller nuclear norms
+
+
+def test_one_vs_all_equals_independent_scalar_problems(data):
+    X, Y, pats = data
+    for act in ("gated_relu", "relu"):
+        sol = build_vector_program(X, Y, activation=act, lam=LAM, patterns=pats,
+                                   formulation="one_vs_all").solve()
+        total = sum(
+            build_program(X, Y[:, k], activation=act, lam=LAM, patterns=pats).solve().objective_value
+            for k in range(Y.shape[1])
+        )
+        assert abs(sol.objective_value - total) <= 1e-6 * total
+        blocks = (sol.U,) if act == "gated_relu" else (sol.V, sol.W)
+        pen = sum(program_penalty(B, "one_vs_all") for B in blocks)
+        assert sol.extra["program_penalty"] == pytest.approx(pen)
+        assert sol.extra["formulation"] == "one_vs_all"
+
+
+def test_nuclear_is_not_above_one_vs_all(data, gated_sol):
+    X, Y, pats = data
+    ova = build_vector_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats,
+                               formulation="one_vs_all").solve()
+    assert gated_sol.objective_value <= ova.objective_value * (1 + 1e-7)
+
+
+def test_program_penalty_formulas():
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((4, 5, 3))
+    nuc = sum(np.linalg.svd(B[:, i, :], compute_uv=False).sum() for i in range(5))
+    cols = sum(np.linalg.norm(B[:, i, k]) for i in range(5) for k in range(3))
+    assert program_penalty(B) == pytest.approx(nuc)
+    assert program_penalty(B, "one_vs_all") == pytest.approx(cols)
+    assert nuc <= cols
+    with pytest.raises(InvalidParameterError):
+        program_penalty(B, "frobenius")
+
+
+# ------------------------------------------------------------------------------------ losses
+def test_cross_entropy_gated_exact_map(classes):
+    X, labels, pats = classes
+    Y = one_hot(labels)
+    sol = build_program(X, Y, activation="gated_relu", loss="cross_entropy", lam=0.1, patterns=pats).solve()
+    assert sol.status == "optimal"
+    net = to_network(sol)
+    conv = sol.objective(X, Y, 0.1, "cross_entropy")
+    assert abs(net.objective(X, Y, 0.1, "cross_entropy") - conv) <= 1e-8 * conv
+    assert abs(conv - sol.objective_value) <= 1e-6 * conv
+    assert np.mean(net.predict(X).argmax(axis=1) == labels) >= 0.9
+
+
+def test_cross_entropy_needs_one_hot(classes):
+    X, labels, pats = classes
+    with pytest.raises(LabelError):
+        build_program(X, one_hot(labels) * 2, activation="gated_relu", loss="cross_entropy", patterns=pats)
+
+
+def test_scalar_losses_refused_for_vector(data):
+    X, Y, pats = data
+    with pytest.raises(InvalidParameterError):
+        build_program(X, Y, loss="logistic", patterns=pats)
+    with pytest.raises(InvalidParameterError):
+        build_vector_program(X, Y, patterns=pats, formulation="frobenius")
+    with pytest.raises(ShapeError):
+        build_vector_program(X, Y[:, 0], patterns=pats)
+
+
+# ------------------------------------------------------------------------------------ forms
+def test_min_norm_interpolates(data):
+    X, Y, _ = data
+    pats = sample_patterns(X, 40, seed=4, bias=True)
+    sol = build_vector_program(X, Y, activation="gated_relu", form="min_norm", patterns=pats).solve()
+    np.testing.assert_allclose(sol.train_predict(X), Y, atol=1e-6)
+    assert sol.lam is None
+    assert sol.objective_value == pytest.approx(sol.penalty(), rel=1e-6)
+
+
+def test_max_margin_multiclass(classes):
+    X, labels, pats = classes
+    Y = one_hot(labels)
+    sol = build_vector_program(X, Y, activation="relu", form="max_margin", patterns=pats).solve()
+    F = sol.train_predict(X)
+    margin = F[np.arange(len(labels)), labels][:, None] - F
+    margin[np.arange(len(labels)), labels] = np.inf
+    assert margin.min() >= 1 - 1e-6
+    with pytest.raises(LabelError):
+        build_vector_program(X, Y + 1, form="max_margin", patterns=pats)
+
+
+# ------------------------------------------------------------------------------------ ReLU
+def test_relu_vector_solution_and_exact_predictions(data, relu_sol, gated_sol):
+    X, Y, _ = data
+    assert relu_sol.V.shape == relu_sol.W.shape == gated_sol.U.shape
+    assert relu_sol.max_violation <= 1e-7
+    assert relu_sol.extra["cone_duals"][0].shape == (X.shape[0],) + relu_sol.V.shape[1:]
+    net = to_network(relu_sol)
+    np.testing.assert_allclose(net.predict(X), relu_sol.train_predict(X), atol=1e-7)
+    # the gated value is a lower bound on the ReLU program and on the network
+    assert gated_sol.objective_value <= relu_sol.objective_value + 1e-7
+    assert gated_sol.objective_value <= net.objective(X, Y, LAM) + 1e-7
+
+
+def test_relu_vector_report_side_by_side(data, relu_sol, gated_sol):
+    X, Y, pats = data
+    rep = relu_vector_report(X, Y, lam=LAM, patterns=pats, relu_solution=relu_sol, gated_solution=gated_sol)
+    net = relu_vector_to_network(relu_sol, X=X)
+    assert rep.network_objective == pytest.approx(net.objective(X, Y, LAM), rel=1e-12)
+    assert rep.convex_value == pytest.approx(relu_sol.objective(X, Y, LAM), rel=1e-12)
+    assert rep.gated_lower_bound == pytest.approx(gated_sol.objective(X, Y, LAM), rel=1e-12)
+    assert rep.gap == pytest.approx(rep.network_objective - rep.gated_lower_bound)
+    assert rep.gap >= -1e-7
+    assert rep.max_prediction_error <= 1e-7
+    assert rep.n_svd_blocks + rep.n_split_blocks >= 1
+    text = rep.summary()
+    assert "gated ReLU lower bound" in text and "mapped ReLU network" in text
+    with pytest.raises(InvalidParameterError):
+        relu_vector_report(X, Y, lam=LAM, patterns=pats, relu_solution=gated_sol, gated_solution=gated_sol)
+
+
+def _model_with_block(X, pats, V_block, i=0):
+    d_a, p = pats.design_dim, pats.n_patterns
+    V = np.zeros((d_a, p, V_block.shape[1]))
+    V[:, i, :] = V_block
+    return ConvexModel(activation="relu", patterns=pats, V=V, W=np.zeros_like(V))
+
+
+def test_relu_map_uses_svd_when_left_factor_in_cone(data):
+    X, Y, pats = data
+    g = pats.gates[:, 0]
+    b = np.array([1.0, -2.0, 0.5])
+    model = _model_with_block(X, pats, -np.outer(g, b))  # left factor -g lies in -K_0
+    fac = relu_vector_factors(model, X)
+    assert fac.svd_blocks[0, 0] and not fac.split_blocks.any()
+    net = fac.network
+    assert net.n_neurons == 1
+    np.testing.assert_allclose(net.predict(X), model.train_predict(X), atol=1e-12)
+    assert net.penalty() == pytest.approx(model.penalty(), rel=1e-12)  # nuclear norm attained
+    assert net.objective(X, Y, LAM) == pytest.approx(model.objective(X, Y, LAM), rel=1e-12)
+
+
+def test_relu_map_splits_columns_otherwise(data):
+    X, Y, pats = data
+    Xa = pats.design(X)
+    s0 = 2.0 * pats.mask[:, 0] - 1.0
+    g = pats.gates[:, 0]
+    rng = np.random.default_rng(0)
+    # two different cone directions: g + small perturbations kept inside K_0
+    cols = []
+    while len(cols) < 2:
+        v = g + 0.3 * np.linalg.norm(g) * rng.standard_normal(g.size)
+        if np.all(s0 * (Xa @ v) >= 0):
+            cols.append(v)
+    block = np.column_stack([cols[0], -0.0 * cols[0], cols[1]])
+    model = _model_with_block(X, pats, block)
+    fac = relu_vector_factors(model, X)
+    np.testing.assert_allclose(fac.network.predict(X), model.train_predict(X), atol=1e-12)
+    assert fac.split_blocks[0, 0] and not fac.svd_blocks[0, 0]
+    expected = np.linalg.norm(cols[0]) + np.linalg.norm(cols[1])
+    assert fac.network.penalty() == pytest.approx(expected, rel=1e-12)
+    assert fac.network.penalty() >= model.penalty() - 1e-12
+    # without X the cones cannot be tested: always the columnwise split
+    fac2 = relu_vector_factors(model)
+    assert not fac2.svd_blocks.any() and fac2.split_blocks[0, 0]
+    np.testing.assert_allclose(fac2.network.predict(X), model.train_predict(X), atol=1e-12)
+
+
+def test_relu_factors_validation(data, gated_sol):
+    with pytest.raises(InvalidParameterError):
+        relu_vector_factors(gated_sol)
+    X, _, pats = data
+    model = _model_with_block(X, pats, np.ones((pats.design_dim, 2)))
+    with pytest.raises(InvalidParameterError):
+        relu_vector_factors(model, X, rank_tol=-1.0)
+
+
+# ------------------------------------------------------------------------------------ compile
+def test_compile_time_grows_linearly_in_p():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    Y = rng.standard_normal((60, 3))
+    times = {}
+    for p in (40, 160):
+        pats = Patterns.from_gates(X, rng.standard_normal((3, p)))
+        prog = build_vector_program(X, Y, activation="gated_relu", lam=0.1, patterns=pats)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            prog.problem.get_problem_data(cp.CLARABEL, canon_backend=cp.SCIPY_CANON_BACKEND)
+            times[p] = time.perf_counter() - t0
+    # quadratic growth would give a ratio near 16; linear about 4 (plus constant overhead)
+    assert times[160] < 10 * times[40] + 0.05

@@ -154,3 +154,11 @@ def test_patterns_are_read_only(X):
     pats = sample_patterns(X, 5, seed=0)
     with pytest.raises(ValueError):
         pats.mask[0, 0] = False
+
+
+def test_enumerate_degenerate_rank3_with_ties_and_duplicates():
+    rng = np.random.default_rng(0)
+    X = rng.integers(-2, 3, size=(9, 3)).astype(float)  # integer points: many coplanar triples
+    X[3] = X[1]
+    X[5] = 0.0
+    assert as_set(enumerate_patterns(X)) == brute_force_patterns(X, n_draws=300_000)

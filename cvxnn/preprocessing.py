@@ -1,0 +1,378 @@
+"""Data normalisation that maps trained models back to the original scale exactly.
+
+Ill-conditioned data (columns whose scales differ by ``1e8``, huge offsets) slows every
+solver down and can make interior-point methods stop early. The usual cure is to
+standardise the columns, train, and use the result on raw data. :class:`Standardizer`
+does the first step and, unlike a generic scaler, also the last one: it maps a network
+or a convex model trained on standardised data to an equivalent one on raw data.
+
+The maps (``mu`` = column means, ``s`` = column scales, ``X_s = (X - mu) / s``)
+--------------------------------------------------------------------------------
+A neuron ``(w, b)`` on standardised data computes ``X_s w + b = X (w / s) + (b - (mu / s)^T w)``,
+so in design form (``X_a = [X, 1]``) every weight / gate vector ``theta`` becomes ``T theta`` with::
+
+    T = [[diag(1/s), 0], [-(mu/s)^T, 1]],    [X, 1] T = [X_s, 1].
+
+Activation patterns are therefore *identical* (the same ``D_i`` for every sample), and so are
+the predictions, on every input, up to floating-point rounding (``~1e-15`` relative).
+A model trained without a bias gains one when ``center=True`` (the offset ``-(mu/s)^T w``).
+
+Targets: ``y_s = (y - y_mean) / y_scale``. The output weights are multiplied by ``y_scale``;
+the offset ``y_mean`` becomes one extra neuron that is active for every input (first-layer
+weights 0, bias ``t = sqrt(||y_mean||)``, output ``y_mean / t``; for a convex model an extra
+pattern with the gate ``e_bias`` and an all-ones mask). It reproduces the offset exactly.
+
+What happens to the penalty
+---------------------------
+The weights change, so the penalty changes: the program solved on standardised data with
+``lam`` penalises ``sum_i ||theta_i||`` in *standardised* units, which in raw units is the
+reweighted group norm ``sum_i ||T^{-1} theta_raw_i|| / y_scale`` (and the intercept neuron is
+not penalised at all). ``lam`` is thus a standardised-scale quantity; the raw model's own
+:meth:`~cvxnn.networks.ReLUNetwork.penalty` differs from the standardised one, and for the
+squared loss the raw data-fit term is ``y_scale**2`` times the standardised one. Standardising
+changes *which* network is optimal (as for any penalised regression), never the meaning of a
+given network: :meth:`Standardizer.network_to_raw` and :meth:`Standardizer.model_to_raw` return
+models whose predictions on raw data equal those of the trained model on standardised data.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import as_float_array, check_bool, check_X, check_y
+from .errors import InvalidParameterError, NotFittedError, ShapeError
+from .networks import GatedReLUNetwork, ReLUNetwork
+from .patterns import Patterns, _fingerprint
+
+__all__ = ["Standardizer"]
+
+logger = logging.getLogger(__name__)
+
+#: A column whose standard deviation is below this fraction of its magnitude is treated as
+#: constant (scale 1): rescaling it would only amplify rounding noise.
+CONSTANT_RTOL = 1e-12
+
+
+def _scales(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column standard deviations, with 1 for (numerically) constant columns, and the constant flags."""
+    std = A.std(axis=0)
+    size = np.maximum(np.abs(A).max(axis=0), np.finfo(float).tiny)
+    constant = std <= CONSTANT_RTOL * size
+    return np.where(constant, 1.0, std), constant
+
+
+def _targets(y, name: str) -> np.ndarray:
+    """Validate targets of any length (``(n,)`` or ``(n, c)``)."""
+    arr = as_float_array(y, name)
+    if arr.ndim not in (1, 2):
+        raise ShapeError(f"{name} must have shape (n,) or (n, c), got {arr.shape}.")
+    return check_y(arr, arr.shape[0], name=name)
+
+
+@dataclass
+class Standardizer:
+    """Standardise columns of ``X`` (and optionally ``y``) and map models back exactly.
+
+    Parameters
+    ----------
+    center : bool
+        Subtract the column means of ``X``. The raw-scale models then carry a bias.
+    scale : bool
+        Divide the columns of ``X`` by their standard deviations (constant columns: by 1).
+    center_y : bool
+        Subtract the mean of ``y`` (per output); mapped back as an always-active neuron.
+    scale_y : bool
+        Divide ``y`` by its standard deviation (per output). Use only with regression losses
+        (labels of logistic / hinge / cross-entropy must not be rescaled).
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (d,)
+        Column offsets (zeros when ``center=False``).
+    scale_ : ndarray of shape (d,)
+        Column scales (ones when ``scale=False``).
+    constant_ : ndarray of bool, shape (d,)
+        Columns detected as constant (scale 1 used).
+    y_mean_, y_scale_ : ndarray of shape (c,) or None
+        Target offset and scale (``c = 1`` for scalar targets); None before fitting with ``y``.
+
+    Examples
+    --------
+    ::
+
+        std = Standardizer(center_y=True, scale_y=True)
+        Xs, ys = std.fit_transform(X, y)
+        sol = build_program(Xs, ys, bias=True, lam=0.1).solve()
+        net = std.network_to_raw(sol.to_network())
+        # net.predict(X) == std.inverse_transform_y(sol.to_network().predict(Xs))
+    """
+
+    center: bool = True
+    scale: bool = True
+    center_y: bool = False
+    scale_y: bool = False
+    mean_: np.ndarray | None = field(default=None, init=False, repr=False)
+    scale_: np.ndarray | None = field(default=None, init=False, repr=False)
+    constant_: np.ndarray | None = field(default=None, init=False, repr=False)
+    y_mean_: np.ndarray | None = field(default=None, init=False, repr=False)
+    y_scale_: np.ndarray | None = field(default=None, init=False, repr=False)
+    _y_ndim: int = field(default=1, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("center", "scale", "center_y", "scale_y"):
+            setattr(self, name, check_bool(getattr(self, name), name))
+
+    # --------------------------------------------------------------------- fitting
+    def fit(self, X, y=None) -> "Standardizer":
+        """Learn column offsets / scales of ``X`` (and of ``y`` when given).
+
+        Parameters
+        ----------
+        X : array of shape (n, d)
+        y : array of shape (n,) or (n, c), optional
+            Required when ``center_y`` or ``scale_y``.
+
+        Returns
+        -------
+        Standardizer
+            ``self``.
+        """
+        X = check_X(X)
+        self.mean_ = X.mean(axis=0) if self.center else np.zeros(X.shape[1])
+        if self.scale:
+            self.scale_, self.constant_ = _scales(X)
+        else:
+            self.scale_ = np.ones(X.shape[1])
+            self.constant_ = np.all(X == X[0:1], axis=0)
+        if self.constant_.any():
+            logger.info("constant columns %s are not rescaled", np.flatnonzero(self.constant_).tolist())
+        self.y_mean_ = self.y_scale_ = None
+        if y is not None:
+            y = check_y(y, X.shape[0])
+            self._y_ndim = y.ndim
+            Y = y.reshape(y.shape[0], -1)
+            self.y_mean_ = Y.mean(axis=0) if self.center_y else np.zeros(Y.shape[1])
+            self.y_scale_ = _scales(Y)[0] if self.scale_y else np.ones(Y.shape[1])
+        elif self.center_y or self.scale_y:
+            raise InvalidParameterError("center_y / scale_y need y: call fit(X, y).")
+        return self
+
+    def fit_transform(self, X, y=None):
+        """:meth:`fit` then :meth:`transform` (and :meth:`transform_y` when ``y`` is given).
+
+        Returns
+        -------
+        ndarray or tuple of ndarray
+            ``X_s`` or ``(X_s, y_s)``.
+        """
+        self.fit(X, y)
+        if y is None:
+            return self.transform(X)
+        return self.transform(X), self.transform_y(y)
+
+    def _check_fitted(self, need_y: bool = False) -> None:
+        if self.mean_ is None:
+            raise NotFittedError("this Standardizer is not fitted; call fit(X[, y]) first.")
+        if need_y and self.y_mean_ is None:
+            raise NotFittedError("this Standardizer was fitted without y; call fit(X, y).")
+
+    @property
+    def n_features(self) -> int:
+        """Number of columns ``d`` seen in :meth:`fit`."""
+        self._check_fitted()
+        return self.mean_.shape[0]
+
+    # ------------------------------------------------------------------ transforms
+    def transform(self, X) -> np.ndarray:
+        """``X_s = (X - mean_) / scale_`` (a new array)."""
+        self._check_fitted()
+        X = check_X(X)
+        if X.shape[1] != self.n_features:
+            raise ShapeError(f"X has {X.shape[1]} features; the Standardizer was fitted on {self.n_features}.")
+        return (X - self.mean_) / self.scale_
+
+    def inverse_transform(self, Xs) -> np.ndarray:
+        """``X = X_s * scale_ + mean_`` (a new array)."""
+        self._check_fitted()
+        Xs = check_X(Xs, name="Xs")
+        if Xs.shape[1] != self.n_features:
+            raise ShapeError(f"Xs has {Xs.shape[1]} features; the Standardizer was fitted on {self.n_features}.")
+        return Xs * self.scale_ + self.mean_
+
+    def transform_y(self, y) -> np.ndarray:
+        """``y_s = (y - y_mean_) / y_scale_`` (a copy of ``y`` unless ``center_y`` / ``scale_y``)."""
+        self._check_fitted()
+        y = _targets(y, "y")
+        return y if self.y_mean_ is None else self._affine_y(y, forward=True)
+
+    def inverse_transform_y(self, ys) -> np.ndarray:
+        """``y = y_s * y_scale_ + y_mean_`` (e.g. to read predictions made on standardised data)."""
+        self._check_fitted()
+        ys = _targets(ys, "ys")
+        return ys if self.y_mean_ is None else self._affine_y(ys, forward=False)
+
+    def _affine_y(self, y: np.ndarray, *, forward: bool) -> np.ndarray:
+        Y = y.reshape(y.shape[0], -1)
+        if Y.shape[1] != self.y_mean_.shape[0]:
+            raise ShapeError(f"y has {Y.shape[1]} outputs; the Standardizer was fitted on {self.y_mean_.shape[0]}.")
+        out = (Y - self.y_mean_) / self.y_scale_ if forward else Y * self.y_scale_ + self.y_mean_
+        return out[:, 0] if y.ndim == 1 else out
+
+    # ------------------------------------------------------------------------ maps
+    def design_map(self) -> np.ndarray:
+        """The ``(d + 1) x (d + 1)`` matrix ``T`` with ``[X, 1] T = [X_s, 1]``.
+
+        A weight or gate vector ``theta`` on the standardised design acts on raw data as
+        ``T theta``; ``T^{-1}`` maps raw-design vectors back.
+        """
+        self._check_fitted()
+        d = self.n_features
+        T = np.zeros((d + 1, d + 1))
+        T[np.arange(d), np.arange(d)] = 1.0 / self.scale_
+        T[d, :d] = -self.mean_ / self.scale_
+        T[d, d] = 1.0
+        return T
+
+    def _output_factors(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.y_mean_ is None:
+            return np.ones(c), np.zeros(c)
+        if self.y_mean_.shape[0] != c:
+            raise ShapeError(f"the model has {c} outputs; the Standardizer was fitted on {self.y_mean_.shape[0]}.")
+        return self.y_scale_, self.y_mean_
+
+    def network_to_raw(self, net):
+        """Map a network trained on standardised data to an equivalent network on raw data.
+
+        Parameters
+        ----------
+        net : ReLUNetwork or GatedReLUNetwork
+            Trained on ``transform(X)`` (and ``transform_y(y)``).
+
+        Returns
+        -------
+        ReLUNetwork or GatedReLUNetwork
+            ``raw.predict(X) == inverse_transform_y(net.predict(transform(X)))`` for every ``X``
+            (up to rounding). First-layer weights become ``W1 / s``, biases
+            ``b1 - (mu/s)^T W1``, gates likewise, output weights ``w2 * y_scale``; a nonzero
+            ``y_mean`` adds one always-active neuron. The penalty changes (see the module notes).
+        """
+        self._check_fitted()
+        if not isinstance(net, (ReLUNetwork, GatedReLUNetwork)):
+            raise InvalidParameterError(f"net must be a ReLUNetwork or GatedReLUNetwork, got {type(net).__name__}.")
+        if net.n_features != self.n_features:
+            raise ShapeError(f"the network has {net.n_features} inputs; the Standardizer was fitted on {self.n_features}.")
+        mu, s = self.mean_, self.scale_
+        m = net.n_neurons
+        ys, ym = self._output_factors(net.n_outputs)
+        W1 = net.W1 / s[:, None]
+        b0 = net.b1 if net.b1 is not None else np.zeros(m)
+        b1 = b0 - (mu / s) @ net.W1
+        w2 = net.w2 * ys if net.w2.ndim == 2 else net.w2 * ys[0]
+        need_bias = net.b1 is not None or np.any(b1 != 0) or np.any(ym != 0)
+        kw = {}
+        if isinstance(net, GatedReLUNetwork):
+            c0 = net.gate_bias if net.gate_bias is not None else np.zeros(m)
+            kw = {"gates": net.gates / s[:, None], "gate_bias": c0 - (mu / s) @ net.gates}
+        if np.any(ym != 0):
+            t = float(np.sqrt(np.linalg.norm(ym)))
+            W1 = np.hstack([W1, np.zeros((W1.shape[0], 1))])
+            b1 = np.append(b1, t)
+            extra = ym / t
+            w2 = np.vstack([w2, extra[None, :]]) if w2.ndim == 2 else np.append(w2, extra[0])
+            if kw:
+                kw["gates"] = np.hstack([kw["gates"], np.zeros((W1.shape[0], 1))])
+                kw["gate_bias"] = np.append(kw["gate_bias"], 1.0)
+        if kw and net.gate_bias is None and not np.any(kw["gate_bias"] != 0):
+            kw["gate_bias"] = None
+        return type(net)(W1=W1, w2=w2, b1=b1 if need_bias else None, **kw)
+
+    def model_to_raw(self, model, X):
+        """Map a convex model trained on ``transform(X)`` to an equivalent model on raw ``X``.
+
+        Parameters
+        ----------
+        model : ConvexModel or ConvexSolution
+            Built on patterns of ``transform(X)``.
+        X : array of shape (n, d)
+            The *raw* training data (the one passed to :meth:`fit`).
+
+        Returns
+        -------
+        ConvexModel
+            On patterns of raw ``X`` with gates ``T g_i`` and the *same* activation mask,
+            blocks ``y_scale * T theta_i`` (always with a bias row when ``center``), plus one
+            all-ones pattern carrying ``y_mean`` when it is nonzero. ``train_predict(X)``
+            equals ``inverse_transform_y(model.train_predict(transform(X)))``; the penalty
+            changes (see the module notes). Cone feasibility is preserved exactly in exact
+            arithmetic (``X_a T theta = X_s,a theta``).
+        """
+        from .solution import ConvexModel
+
+        self._check_fitted()
+        if not isinstance(model, ConvexModel):
+            raise InvalidParameterError(f"model must be a ConvexModel, got {type(model).__name__}.")
+        X = check_X(X)
+        Xs = self.transform(X)
+        pats = model.patterns
+        pats.check_data(Xs)
+        d = self.n_features
+        T = self.design_map()
+
+        def to_bias_design(B: np.ndarray) -> np.ndarray:
+            if pats.bias:
+                return B
+            pad = np.zeros((1,) + B.shape[1:])
+            return np.concatenate([B, pad], axis=0)
+
+        def apply_T(B: np.ndarray) -> np.ndarray:
+            B = to_bias_design(B)
+            out = np.tensordot(T, B, axes=(1, 0))
+            return out
+
+        bias = pats.bias or self.center
+        gates = apply_T(pats.gates)
+        mask = np.array(pats.mask)
+        blocks = {k: getattr(model, k) for k in ("U", "V", "W") if getattr(model, k) is not None}
+        c = model.n_outputs
+        ys, ym = self._output_factors(c)
+        vector = next(iter(blocks.values())).ndim == 3
+        scale = ys[None, None, :] if vector else ys[0]
+        raw = {k: apply_T(B) * scale for k, B in blocks.items()}
+        if not bias:  # center=False and no bias: T is diagonal, drop the zero bias row
+            gates = gates[:d]
+            raw = {k: B[:d] for k, B in raw.items()}
+        if np.any(ym != 0):
+            if not bias:
+                raise InvalidParameterError(
+                    "a target offset (center_y=True) needs a bias row; train with bias=True or "
+                    "use center=True."
+                )
+            e = np.zeros((d + 1, 1))
+            e[d, 0] = 1.0
+            gates = np.hstack([gates, e])
+            mask = np.hstack([mask, np.ones((mask.shape[0], 1), dtype=bool)])
+            col = np.zeros((d + 1, 1, c)) if vector else np.zeros((d + 1, 1))
+            if model.activation == "gated_relu":
+                if vector:
+                    col[d, 0, :] = ym
+                else:
+                    col[d, 0] = ym[0]
+                raw["U"] = np.concatenate([raw["U"], col], axis=1)
+            else:
+                pos, neg = col.copy(), col.copy()
+                if vector:
+                    pos[d, 0, :] = np.maximum(ym, 0.0)
+                    neg[d, 0, :] = np.maximum(-ym, 0.0)
+                else:
+                    pos[d, 0] = max(ym[0], 0.0)
+                    neg[d, 0] = max(-ym[0], 0.0)
+                raw["V"] = np.concatenate([raw["V"], pos], axis=1)
+                raw["W"] = np.concatenate([raw["W"], neg], axis=1)
+        new_pats = Patterns(
+            gates=np.ascontiguousarray(gates), mask=np.ascontiguousarray(mask), bias=bias,
+            fingerprint=_fingerprint(X),
+        )
+        return ConvexModel(activation=model.activation, patterns=new_pats, **raw)

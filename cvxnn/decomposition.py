@@ -1,0 +1,583 @@
+"""Cone decompositions: ReLU models from gated ReLU models (MATH.md, "Cone decomposition"; [MSP22] §3-4).
+
+Given a C-GReLU point ``u`` (blocks ``u_i``, scalar or vector output), find for each block
+
+    v_i, w_i in K_i = {w : Xt_i w >= 0}   with   v_i - w_i = u_i          (Xt_i = (2 D_i - I) X_a)
+
+so that ``sum_i D_i X (v_i - w_i)`` is the gated fit and ``(v, w)`` is a C-ReLU point, i.e. a ReLU
+network with the same predictions on the training data. Three methods, each solving every block at
+once as one vectorised program (optionally in parallel chunks):
+
+* ``"socp"``: ``min sum_i ||v_i|| + ||w_i||`` (the decomposition with the smallest ReLU penalty);
+* ``"lp"``: the feasibility LP (zero objective; an interior-point solver returns a strictly
+  feasible point when one exists);
+* ``"gate"``: closed form along the gate ``g_i in K_i``: ``w_i = t_i g_i``, ``v_i = u_i + t_i g_i``
+  with the smallest ``t_i >= 0`` that makes both cone-feasible (no solver; blocks whose cone is
+  singular fall back to the LP).
+
+Vector output (``u_i`` is ``d_a x c``) is decomposed column by column (each column of ``U_i`` is a
+block), which gives the columnwise C-ReLU blocks of :mod:`cvxnn.vector`.
+
+Existence: the decomposition of ``u_i`` exists iff ``u_i in K_i - K_i = span(K_i) =
+{w : X_J w = 0}`` where ``J`` are the rows that vanish on all of ``K_i`` (the implicit equalities,
+:func:`implicit_equalities`). A sampled gate with no ties (``x_j^T g != 0``) is interior to ``K_i``, so
+every block decomposes; singular cones appear with ties (gates orthogonal to data points). Such
+blocks are detected before solving; ``on_infeasible`` chooses to raise, to report (drop them), or to
+refit them approximately (a small C-ReLU fit of their contribution to the gated fit).
+
+The report carries ``d*`` (gated objective), the ReLU objective of the decomposed network, and
+the Theorem 3.7 bound ``d* + 2 lam kappa(X) sum ||u_i||`` where ``X_a`` has full row rank (so that
+``kappa`` is its condition number and every block decomposes, Prop. 3.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from ._validation import check_lam, check_X, check_y
+from .errors import InfeasibleError, InvalidParameterError, ShapeError, SolverError
+from .losses import Loss, get_loss
+from .operators import block_norms, forward
+from .patterns import Patterns
+from .solution import ConvexModel, cone_violation
+
+__all__ = [
+    "METHODS",
+    "DecompositionResult",
+    "decompose",
+    "implicit_equalities",
+    "decomposable_blocks",
+    "DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS",
+]
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("socp", "lp", "gate")
+ON_INFEASIBLE = ("raise", "refit", "report")
+
+#: Clarabel tolerances used for the decomposition programs unless you pass any ``tol_*`` option.
+DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS = {"tol_feas": 1e-10, "tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10}
+
+
+# ----------------------------------------------------------------------------- solver plumbing
+def _solver_name(solver: str | None) -> str:
+    from .builders import _check_solver
+
+    return _check_solver(solver)
+
+
+def _solve(problem: cp.Problem, solver: str, opts: dict) -> str:
+    opts = dict(opts)
+    if solver == "CLARABEL" and not any(k.startswith("tol_") for k in opts):
+        opts = {**DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS, **opts}
+    if solver == "SCS" and not ({"eps_abs", "eps_rel"} & opts.keys()):
+        opts = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000, **opts}
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            problem.solve(solver=solver, **opts)
+    except cp.error.SolverError as exc:
+        raise SolverError(f"{solver} failed on the decomposition program ({exc}); try solver='SCS' "
+                          "or method='gate'.", status="numerical_error") from exc
+    return problem.status
+
+
+# ----------------------------------------------------------------------------- cone structure
+def implicit_equalities(X, patterns: Patterns, *, solver: str | None = None, **solver_opts) -> np.ndarray:
+    """Rows ``j`` with ``x_j^T w = 0`` for every ``w in K_i`` (the implicit equalities of each cone).
+
+    ``span(K_i) = K_i - K_i = {w : x_j^T w = 0, j in J_i}``; ``K_i - K_i = R^d`` iff ``J_i`` is empty.
+    Rows where the gate is strict (``x_j^T g_i != 0``) are never implicit, and zero rows are
+    ignored, so only patterns with ties need work: one vectorised LP over them,
+
+        max sum_j s_j   s.t.  Xt_i w_i >= s_i,  0 <= s_i <= 1,
+
+    whose optimum has ``s_j = 1`` exactly on the non-implicit rows.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        The training data of ``patterns``.
+    patterns : Patterns
+    solver : str, optional
+        CVXPY solver for the LP (default Clarabel).
+
+    Returns
+    -------
+    ndarray of bool, shape (n, p)
+        ``True`` at the implicit-equality rows of each pattern.
+    """
+    patterns.check_data(X)
+    Xa = patterns.design(X)
+    S = patterns.signs()
+    R = S * (Xa @ patterns.gates)
+    nonzero_row = np.any(Xa != 0, axis=1)
+    candidate = (R <= 0) & nonzero_row[:, None]
+    out = np.zeros_like(candidate)
+    tied = np.flatnonzero(candidate.any(axis=0))
+    if tied.size == 0:
+        return out
+    name = _solver_name(solver)
+    Wg = cp.Variable((Xa.shape[1], tied.size))
+    s = cp.Variable((Xa.shape[0], tied.size))
+    prob = cp.Problem(cp.Maximize(cp.sum(s)), [cp.multiply(S[:, tied], Xa @ Wg) >= s, s >= 0, s <= 1])
+    status = _solve(prob, name, solver_opts)
+    if s.value is None or status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise SolverError(f"the cone-structure LP ended with status {status!r}.", status="numerical_error")
+    out[:, tied] = candidate[:, tied] & (s.value < 0.5)
+    logger.debug("%d patterns with ties; %d have implicit equalities", tied.size,
+                 int(out.any(axis=0).sum()))
+    return out
+
+
+def _flat(U: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Blocks as columns: ``(d_a, p c)``, the pattern of each column, and ``c`` (1 for scalar)."""
+    if U.ndim == 2:
+        return U, np.arange(U.shape[1]), 1
+    d_a, p, c = U.shape
+    return U.reshape(d_a, p * c), np.repeat(np.arange(p), c), c
+
+
+def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit: np.ndarray | None = None,
+                        solver: str | None = None) -> np.ndarray:
+    """Which blocks ``u_i`` (columns, for vector output) lie in ``K_i - K_i``.
+
+    A block is decomposable iff ``|x_j^T u_i| <= tol * ||x_j|| ||u_i||`` on the implicit-equality
+    rows ``J_i`` of its cone (see :func:`implicit_equalities`).
+
+    Parameters
+    ----------
+    X : array (n, d)
+    patterns : Patterns
+    U : array (d_a, p) or (d_a, p, c)
+    tol : float
+        Relative tolerance of the membership test.
+    implicit : array of bool (n, p), optional
+        Precomputed :func:`implicit_equalities`.
+
+    Returns
+    -------
+    ndarray of bool, shape (p,) or (p, c)
+    """
+    U = np.asarray(U, dtype=float)
+    if U.ndim not in (2, 3) or U.shape[:2] != (patterns.design_dim, patterns.n_patterns):
+        raise ShapeError(f"U must have shape ({patterns.design_dim}, {patterns.n_patterns}[, c]), got {U.shape}.")
+    if implicit is None:
+        implicit = implicit_equalities(X, patterns, solver=solver)
+    Xa = patterns.design(X)
+    U2, owner, c = _flat(U)
+    J = implicit[:, owner]  # n x pc
+    ok = np.ones(U2.shape[1], dtype=bool)
+    cols = np.flatnonzero(J.any(axis=0))
+    if cols.size:
+        A = np.abs(Xa @ U2[:, cols])
+        lim = tol * np.linalg.norm(Xa, axis=1)[:, None] * np.linalg.norm(U2[:, cols], axis=0)[None, :]
+        ok[cols] = ~np.any(J[:, cols] & (A > lim), axis=0)
+    return ok if U.ndim == 2 else ok.reshape(U.shape[1], c)
+
+
+# ----------------------------------------------------------------------------- block solvers
+def _gate_shift(Ab: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest ``t >= 0`` with ``Ab + t R >= 0`` per column (``R >= 0``); and where it exists."""
+    pos = R > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(pos, -Ab / np.where(pos, R, 1.0), -np.inf)
+    t = np.maximum(0.0, ratio.max(axis=0, initial=0.0))
+    ok = np.all(pos | (Ab >= 0), axis=0)
+    return t, ok
+
+
+def _solve_chunk(Xa: np.ndarray, S: np.ndarray, Ub: np.ndarray, method: str, solver: str,
+                 opts: dict) -> tuple[np.ndarray, str, float]:
+    """Solve the decomposition program for the columns ``Ub`` (``d_a x q``) of one chunk.
+
+    Variables: ``W`` (``d_a x q``); ``V = W + Ub`` is eliminated. Returns ``(W, status, seconds)``.
+    """
+    W = cp.Variable(Ub.shape)
+    C = Xa @ Ub
+    cons = [cp.multiply(S, Xa @ W) >= 0, cp.multiply(S, Xa @ W + C) >= 0]
+    if method == "socp":
+        objective = cp.Minimize(cp.sum(cp.norm(W + Ub, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0)))
+    else:
+        objective = cp.Minimize(0)
+    prob = cp.Problem(objective, cons)
+    t0 = time.perf_counter()
+    status = _solve(prob, solver, opts)
+    wall = time.perf_counter() - t0
+    if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise InfeasibleError(
+            f"{solver} reports a decomposition chunk infeasible although every block passed the "
+            "span test; the cones are nearly singular. Use on_infeasible='refit' with a larger tol, "
+            "or method='gate'.", status="infeasible")
+    if W.value is None or not np.all(np.isfinite(W.value)):
+        raise SolverError(f"{solver} returned no decomposition (status {status!r}).", status="numerical_error")
+    return np.asarray(W.value), str(status), wall
+
+
+def _polish(Xa, S, R, G, Ub, Wb, rel: float = 1e-6) -> np.ndarray:
+    """Remove solver-size cone violations by moving ``v``, ``w`` together along the gate.
+
+    ``w <- w + t g``, ``v = w + u`` keeps ``v - w = u``; ``t`` is the smallest shift that makes both
+    feasible on the rows where the gate is strict; applied only when ``t ||g|| <= rel * scale`` with
+    ``scale = max(||w|| + ||u||, largest such value in the chunk)``.
+    """
+    Aw = S * (Xa @ Wb)
+    Av = Aw + S * (Xa @ Ub)
+    tw, _ = _gate_shift(np.minimum(Aw, 0.0), R)
+    tv, _ = _gate_shift(np.minimum(Av, 0.0), R)
+    t = np.maximum(tw, tv)
+    size = np.linalg.norm(Wb, axis=0) + np.linalg.norm(Ub, axis=0)
+    size = np.maximum(size, size.max(initial=0.0))  # tiny (numerically zero) blocks: absolute scale
+    apply = (t > 0) & (t * np.linalg.norm(G, axis=0) <= rel * size)
+    return Wb + G * np.where(apply, t, 0.0)
+
+
+# ----------------------------------------------------------------------------- result
+@dataclass(frozen=True, eq=False)
+class DecompositionResult:
+    """A ReLU model from a gated ReLU model, with the report of MATH.md / [MSP22] Thm 3.7.
+
+    Attributes
+    ----------
+    model : ConvexModel
+        The C-ReLU point ``(V, W)`` (``activation="relu"``, same patterns, same block shape).
+    network : ReLUNetwork
+        Its ReLU network (exact map; vector output via :func:`cvxnn.vector.relu_vector_to_network`).
+    method : str
+    feasible : ndarray of bool, shape (p,) or (p, c)
+        Blocks (columns for vector output) that lie in ``K_i - K_i``.
+    infeasible_blocks : list of tuple
+        ``(i,)`` or ``(i, k)`` of the blocks that do not decompose.
+    approximate : bool
+        True when infeasible blocks were dropped (``"report"``) or refitted (``"refit"``): the
+        ReLU predictions then differ from the gated ones (see :attr:`prediction_gap`).
+    d_star : float or None
+        Objective of the gated model (``d*`` at an optimum).
+    relu_objective : float or None
+        Objective of :attr:`network`.
+    bound : float or None
+        ``d* + 2 lam kappa sum_i ||u_i||`` (scalar) or its columnwise analogue
+        ``d* + lam ((1 + 2 kappa) sum_{i,k} ||u_ik|| - sum_i ||U_i||_*)`` (vector), when ``X_a``
+        has full row rank; None otherwise (see :attr:`notes`).
+    kappa : float or None
+        Condition number of ``X_a`` when it has full row rank.
+    max_violation : float
+        Largest cone violation of ``V``, ``W``.
+    reconstruction_error : float
+        ``max |(v_i - w_i) - u_i|`` over the decomposed blocks (rounding only).
+    prediction_gap : float
+        ``max |f_ReLU(X) - f_gated(X)|`` on the training data.
+    solve_time : float
+        Seconds in the decomposition programs.
+    statuses : tuple of str
+        Solver statuses of the programs (one per chunk).
+    notes : list of str
+    """
+
+    model: ConvexModel
+    network: Any
+    method: str
+    feasible: np.ndarray
+    infeasible_blocks: list
+    approximate: bool
+    d_star: float | None
+    relu_objective: float | None
+    bound: float | None
+    kappa: float | None
+    max_violation: float
+    reconstruction_error: float
+    prediction_gap: float
+    solve_time: float
+    statuses: tuple
+    notes: list = field(default_factory=list)
+
+    @property
+    def all_feasible(self) -> bool:
+        """Whether every block decomposed exactly."""
+        return not self.infeasible_blocks
+
+    def summary(self) -> str:
+        """A few lines: feasibility, d*, ReLU objective, bound, accuracy."""
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.10g}"
+
+        lines = [
+            f"method            : {self.method} ({len(self.statuses)} program(s), {self.solve_time:.3f} s)",
+            f"blocks decomposed : {int(self.feasible.sum())} / {self.feasible.size}"
+            + ("" if self.all_feasible else f"  infeasible: {self.infeasible_blocks[:10]}"
+               + (" (approximate)" if self.approximate else "")),
+            f"gated d*          : {fmt(self.d_star)}",
+            f"ReLU objective    : {fmt(self.relu_objective)}",
+            f"Thm 3.7 bound     : {fmt(self.bound)}" + ("" if self.kappa is None else f"  (kappa {self.kappa:.4g})"),
+            f"cone violation    : {self.max_violation:.2e}",
+            f"|v - w - u|       : {self.reconstruction_error:.2e}",
+            f"prediction gap    : {self.prediction_gap:.2e}",
+        ]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main entry
+def _full_row_rank_kappa(Xa: np.ndarray) -> float | None:
+    n, d = Xa.shape
+    if n > d:
+        return None
+    s = np.linalg.svd(Xa, compute_uv=False)
+    if s.size == 0 or s[-1] <= s[0] * max(n, d) * np.finfo(float).eps:
+        return None
+    return float(s[0] / s[-1])
+
+
+def decompose(
+    solution_or_model: ConvexModel,
+    X,
+    y=None,
+    *,
+    lam: float | None = None,
+    loss: "str | Loss | None" = None,
+    method: str = "socp",
+    solver: str | None = None,
+    n_jobs: int = 1,
+    chunk_size: int | None = None,
+    backend: str | None = None,
+    on_infeasible: str = "raise",
+    tol: float = 1e-9,
+    refit_lam: float | None = None,
+    **solver_opts,
+) -> DecompositionResult:
+    """Decompose a C-GReLU point into a C-ReLU point and a ReLU network (cone decomposition).
+
+    Parameters
+    ----------
+    solution_or_model : ConvexModel or ConvexSolution
+        ``activation="gated_relu"``, blocks ``(d_a, p)`` or ``(d_a, p, c)``.
+    X : array of shape (n, d)
+        Its training data.
+    y : array, optional
+        Targets; needed for the objectives when blocks are refitted / dropped, and for ``d*`` when
+        the model is not a solution with an objective value.
+    lam : float, optional
+        Regularisation (default: the solution's ``lam``).
+    loss : str or Loss, optional
+        Default: the solution's loss, else ``"squared"``.
+    method : {"socp", "lp", "gate"}
+        Minimum-norm SOCP, feasibility LP, or closed form along the gates.
+    solver : str, optional
+        CVXPY solver (default Clarabel, with tolerances 1e-10 unless you pass ``tol_*`` options).
+    n_jobs : int
+        Solve the blocks in this many parallel chunks (joblib processes); 1 = one program.
+    chunk_size : int, optional
+        Blocks per program (default: all blocks split evenly over ``n_jobs``).
+    backend : str, optional
+        joblib backend for ``n_jobs != 1`` (default joblib's, processes; ``"threading"`` avoids the
+        process start-up, worthwhile for small programs).
+    on_infeasible : {"raise", "refit", "report"}
+        What to do with blocks ``u_i`` outside ``K_i - K_i``: raise
+        :class:`~cvxnn.errors.InfeasibleError` naming them; refit their contribution to the gated
+        fit with a C-ReLU program on their patterns (squared loss, ``refit_lam``; approximate); or
+        drop them and report.
+    tol : float
+        Relative tolerance of the span test (:func:`decomposable_blocks`).
+    refit_lam : float, optional
+        ``lam`` of the refit (default: ``lam``, or 1e-6 when that is None or 0).
+    **solver_opts
+        Passed to :meth:`cvxpy.Problem.solve`.
+
+    Returns
+    -------
+    DecompositionResult
+    """
+    model = solution_or_model
+    if not isinstance(model, ConvexModel):
+        raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
+    if model.activation != "gated_relu":
+        raise InvalidParameterError("decompose needs a gated ReLU (C-GReLU) model; a C-ReLU model is already "
+                                    "a ReLU model (use model.to_network()).")
+    if method not in METHODS:
+        raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}.")
+    if on_infeasible not in ON_INFEASIBLE:
+        raise InvalidParameterError(f"on_infeasible must be one of {ON_INFEASIBLE}, got {on_infeasible!r}.")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+        raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+        raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    if not (np.isfinite(tol) and tol >= 0):
+        raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol}.")
+    X = check_X(X)
+    pats = model.patterns
+    pats.check_data(X)
+    if y is not None:
+        y = check_y(y, X.shape[0])
+    if lam is None:
+        lam = getattr(model, "lam", None)
+    lam = None if lam is None else check_lam(lam)
+    if loss is None:
+        loss = getattr(model, "loss", None) or "squared"
+    loss_obj = get_loss(loss)
+    name = _solver_name(solver) if method != "gate" else (None if solver is None else _solver_name(solver))
+
+    Xa = pats.design(X)
+    U = np.asarray(model.U, dtype=float)
+    U2, owner, c = _flat(U)
+    q_all = U2.shape[1]
+    S_all = pats.signs()[:, owner]
+    G_all = pats.gates[:, owner]
+    R_all = S_all * (Xa @ G_all)  # >= 0 up to rounding: the gate lies in its cone
+
+    implicit = implicit_equalities(X, pats, solver=name)
+    feasible_flat = decomposable_blocks(X, pats, U, tol=tol, implicit=implicit).reshape(-1)
+    nonzero = np.linalg.norm(U2, axis=0) > 0
+    bad = np.flatnonzero(~feasible_flat & nonzero)
+    infeasible_blocks = [tuple(int(v) for v in divmod(j, c)) if c > 1 or U.ndim == 3 else (int(j),) for j in bad]
+    if bad.size and on_infeasible == "raise":
+        shown = ", ".join(str(b) for b in infeasible_blocks[:10])
+        raise InfeasibleError(
+            f"{bad.size} block(s) of u lie outside K_i - K_i (singular cones): {shown}"
+            f"{' ...' if bad.size > 10 else ''}. Use on_infeasible='refit' (approximate ReLU fit of "
+            "their contribution) or 'report' (drop them), or sample gates without ties.",
+            status="infeasible",
+        )
+    todo = np.flatnonzero(feasible_flat & nonzero)
+    Wf = np.zeros_like(U2)
+    statuses: list[str] = []
+    solve_time = 0.0
+    notes: list[str] = []
+
+    if todo.size:
+        lp_cols = todo
+        if method == "gate":
+            A = S_all[:, todo] * (Xa @ U2[:, todo])
+            t, ok = _gate_shift(A, R_all[:, todo])
+            Wf[:, todo[ok]] = G_all[:, todo[ok]] * t[ok]
+            lp_cols = todo[~ok]
+            statuses.append("closed_form")
+            if lp_cols.size:
+                notes.append(f"{lp_cols.size} block(s) with singular cones used the LP instead of the gate.")
+        if lp_cols.size:
+            sub = "socp" if method == "socp" else "lp"
+            n_chunks = 1
+            if chunk_size is not None:
+                n_chunks = math.ceil(lp_cols.size / chunk_size)
+            elif n_jobs != 1:
+                from joblib import effective_n_jobs
+
+                n_chunks = min(lp_cols.size, effective_n_jobs(n_jobs))
+            chunks = [ch for ch in np.array_split(lp_cols, n_chunks) if ch.size]
+            args = [(Xa, S_all[:, ch], U2[:, ch], sub, name, solver_opts) for ch in chunks]
+            if n_jobs == 1 or len(chunks) == 1:
+                results = [_solve_chunk(*a) for a in args]
+            else:
+                from joblib import Parallel, delayed
+
+                results = Parallel(n_jobs=n_jobs, backend=backend)(delayed(_solve_chunk)(*a) for a in args)
+            for ch, (Wb, st, sec) in zip(chunks, results):
+                Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], U2[:, ch], Wb)
+                statuses.append(st)
+                solve_time += sec
+    Vf = Wf + U2
+    Vf[:, ~feasible_flat | ~nonzero] = 0.0
+    Wf[:, ~feasible_flat | ~nonzero] = 0.0
+    recon = float(np.abs((Vf - Wf) - U2)[:, todo].max(initial=0.0))
+
+    shape = U.shape
+    V, W = Vf.reshape(shape), Wf.reshape(shape)
+    approximate = bool(bad.size)
+    if bad.size and on_infeasible == "refit":
+        V, W = _refit(X, pats, U2, owner, bad, V, W, c, U.ndim, lam, refit_lam, name, solver_opts, notes)
+    elif bad.size:
+        notes.append(f"{bad.size} infeasible block(s) dropped (on_infeasible='report').")
+    relu_model = ConvexModel(activation="relu", patterns=pats, V=V, W=W)
+    if U.ndim == 3:
+        from .vector import relu_vector_to_network
+
+        network = relu_vector_to_network(relu_model, X=X)
+    else:
+        network = relu_model.to_network()
+
+    f_gated = forward(Xa, pats.mask, U)
+    prediction_gap = float(np.max(np.abs(network.predict(X) - f_gated), initial=0.0))
+    max_violation = max(cone_violation(Xa, pats.mask, V), cone_violation(Xa, pats.mask, W))
+
+    # --- report: d*, ReLU objective, bound
+    d_star = relu_obj = bound = None
+    gated_pen = model.penalty()
+    if lam is not None:
+        if y is not None:
+            d_star = float(model.objective(X, y, lam, loss_obj))
+            relu_obj = float(network.objective(X, y, lam, loss_obj))
+        elif getattr(model, "objective_value", None) is not None and np.isfinite(model.objective_value):
+            prog_pen = model.extra.get("program_penalty", gated_pen) if hasattr(model, "extra") else gated_pen
+            d_star = float(model.objective_value - lam * prog_pen + lam * gated_pen)
+            if not approximate:
+                relu_obj = float(d_star + lam * (network.penalty() - gated_pen))
+            else:
+                notes.append("pass y to evaluate the ReLU objective of an approximate decomposition.")
+        else:
+            notes.append("pass y (or a solution with an objective value) to get d* and the ReLU objective.")
+    else:
+        notes.append("lam unknown: pass lam to get d*, the ReLU objective and the bound.")
+    kappa = _full_row_rank_kappa(Xa)
+    if kappa is None:
+        notes.append("Thm 3.7 bound not computed: X_a is not of full row rank, so kappa(X_J) of [MSP22] "
+                     "is not available here.")
+    elif d_star is not None:
+        if U.ndim == 2:
+            bound = float(d_star + 2.0 * lam * kappa * block_norms(U).sum())
+        else:
+            cols = float(np.linalg.norm(U, axis=0).sum())
+            bound = float(d_star + lam * ((1.0 + 2.0 * kappa) * cols - gated_pen))
+    logger.debug("decomposed %d blocks (%d infeasible) by %s in %.3f s", todo.size, bad.size, method, solve_time)
+    feasible = feasible_flat | ~nonzero
+    return DecompositionResult(
+        model=relu_model,
+        network=network,
+        method=method,
+        feasible=feasible if U.ndim == 2 else feasible.reshape(U.shape[1], c),
+        infeasible_blocks=infeasible_blocks,
+        approximate=approximate,
+        d_star=d_star,
+        relu_objective=relu_obj,
+        bound=bound,
+        kappa=kappa,
+        max_violation=float(max_violation),
+        reconstruction_error=recon,
+        prediction_gap=prediction_gap,
+        solve_time=solve_time,
+        statuses=tuple(statuses),
+        notes=notes,
+    )
+
+
+def _refit(X, pats, U2, owner, bad, V, W, c, ndim, lam, refit_lam, solver, solver_opts, notes):
+    """Approximate path: fit the infeasible blocks' contribution with C-ReLU on their patterns."""
+    from .builders import build_program
+
+    Xa = pats.design(X)
+    Ubad = np.zeros_like(U2)
+    Ubad[:, bad] = U2[:, bad]
+    target = forward(Xa, pats.mask, Ubad.reshape(V.shape))
+    idx = np.unique(owner[bad])
+    rl = refit_lam if refit_lam is not None else (lam if lam else 1e-6)
+    rl = check_lam(rl)
+    prog = build_program(X, target, activation="relu", loss="squared", lam=rl, patterns=pats.subset(idx))
+    sol = prog.solve(solver or "CLARABEL", **solver_opts)
+    V, W = V.copy(), W.copy()
+    if ndim == 2:
+        V[:, idx] += sol.V
+        W[:, idx] += sol.W
+    else:
+        V[:, idx, :] += sol.V if sol.V.ndim == 3 else sol.V[:, :, None]
+        W[:, idx, :] += sol.W if sol.W.ndim == 3 else sol.W[:, :, None]
+    fit = sol.train_predict(X)
+    err = float(np.abs(fit - target).max())
+    notes.append(f"{len(bad)} infeasible block(s) on {idx.size} pattern(s) refitted by C-ReLU "
+                 f"(squared loss, lam={rl:g}); max refit error {err:.2e} (approximate).")
+    return V, W

@@ -1,0 +1,182 @@
+"""Tests for cone decompositions (cvxnn.decomposition)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cvxnn.builders import build_program
+from cvxnn.decomposition import decomposable_blocks, decompose, implicit_equalities
+from cvxnn.errors import InfeasibleError, InvalidParameterError
+from cvxnn.networks import ReLUNetwork
+from cvxnn.patterns import Patterns, sample_patterns
+from cvxnn.solution import ConvexModel
+
+LAM = 0.1
+
+
+@pytest.fixture(scope="module")
+def scalar():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((25, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0)
+    pats = sample_patterns(X, 30, seed=0, bias=True)
+    sol = build_program(X, y, activation="gated_relu", lam=LAM, patterns=pats).solve()
+    return X, y, sol
+
+
+@pytest.fixture(scope="module")
+def socp_result(scalar):
+    X, y, sol = scalar
+    return decompose(sol, X, y, method="socp")
+
+
+def _check_exact(res, X, gated):
+    U = gated.U
+    V, W = res.model.V, res.model.W
+    # v - w = u (up to rounding), both in their cones, ReLU predictions = gated predictions
+    np.testing.assert_allclose(V - W, U, rtol=0, atol=1e-12 * max(1.0, np.abs(V).max()))
+    assert res.model.max_cone_violation(X) <= 1e-8
+    assert res.max_violation <= 1e-8
+    f_gated = gated.train_predict(X)
+    np.testing.assert_allclose(res.network.predict(X), f_gated, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(res.model.train_predict(X), f_gated, rtol=0, atol=1e-10)
+    assert res.prediction_gap <= 1e-7 and res.reconstruction_error <= 1e-12
+
+
+def test_socp_decomposition_is_exact(scalar, socp_result):
+    X, y, sol = scalar
+    res = socp_result
+    assert res.all_feasible and not res.approximate and res.infeasible_blocks == []
+    assert res.model.activation == "relu" and isinstance(res.network, ReLUNetwork)
+    _check_exact(res, X, sol)
+    assert res.d_star == pytest.approx(sol.objective(X, y, LAM), rel=1e-12)
+    assert res.relu_objective == pytest.approx(res.network.objective(X, y, LAM), rel=1e-12)
+    assert res.relu_objective >= res.d_star - 1e-9  # the gated value is a lower bound
+    assert "ReLU objective" in res.summary()
+
+
+@pytest.mark.parametrize("method", ["lp", "gate"])
+def test_lp_and_gate_decompositions_are_exact_and_not_smaller(scalar, socp_result, method):
+    X, y, sol = scalar
+    res = decompose(sol, X, y, method=method)
+    _check_exact(res, X, sol)
+    # the SOCP minimises sum ||v_i|| + ||w_i||
+    assert socp_result.model.penalty() <= res.model.penalty() * (1 + 1e-7)
+
+
+def test_objectives_without_targets(scalar, socp_result):
+    X, _, sol = scalar
+    res = decompose(sol, X)  # d* from the solution's objective value
+    assert res.d_star == pytest.approx(socp_result.d_star, rel=1e-7)
+    assert res.relu_objective == pytest.approx(socp_result.relu_objective, rel=1e-7)
+    plain = ConvexModel(activation="gated_relu", patterns=sol.patterns, U=sol.U)
+    res2 = decompose(plain, X, method="gate")
+    assert res2.d_star is None and res2.relu_objective is None and res2.notes
+
+
+def test_chunks_and_parallel_match_single_program(scalar, socp_result):
+    X, y, sol = scalar
+    chunked = decompose(sol, X, y, chunk_size=7)
+    assert len(chunked.statuses) == int(np.ceil((np.linalg.norm(sol.U, axis=0) > 0).sum() / 7))
+    np.testing.assert_allclose(chunked.model.V, socp_result.model.V, atol=1e-6)
+    par = decompose(sol, X, y, n_jobs=2, backend="threading")
+    assert len(par.statuses) == 2
+    _check_exact(par, X, sol)
+    assert par.relu_objective == pytest.approx(socp_result.relu_objective, rel=1e-6)
+
+
+def test_full_row_rank_every_block_decomposes_and_bound_holds():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((6, 9))
+    y = rng.standard_normal(6)
+    pats = sample_patterns(X, 40, seed=1)
+    sol = build_program(X, y, activation="gated_relu", lam=0.05, patterns=pats).solve()
+    # every nonzero direction decomposes, not only the solution: random blocks too
+    U = rng.standard_normal(sol.U.shape)
+    assert decomposable_blocks(X, pats, U).all()
+    res = decompose(sol, X, y)
+    assert res.all_feasible and res.feasible.all()
+    _check_exact(res, X, sol)
+    assert res.kappa == pytest.approx(np.linalg.cond(X), rel=1e-10)
+    assert res.d_star <= res.relu_objective + 1e-9
+    assert res.relu_objective <= res.bound + 1e-9
+    expected = res.d_star + 2 * 0.05 * res.kappa * np.linalg.norm(sol.U, axis=0).sum()
+    assert res.bound == pytest.approx(expected, rel=1e-12)
+
+
+def test_vector_decomposition_columnwise():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((14, 2))
+    Y = rng.standard_normal((14, 3))
+    pats = sample_patterns(X, 10, seed=3, bias=True)
+    sol = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats).solve()
+    res = decompose(sol, X, Y)
+    assert res.model.V.shape == sol.U.shape and res.feasible.shape == sol.U.shape[1:]
+    _check_exact(res, X, sol)
+    assert res.network.w2.shape[1] == 3
+    assert res.relu_objective == pytest.approx(res.network.objective(X, Y, LAM), rel=1e-12)
+    assert res.relu_objective >= res.d_star - 1e-9
+
+
+# ------------------------------------------------------------------------------ singular cones
+@pytest.fixture(scope="module")
+def singular():
+    """Pattern 0 comes from the gate (0, 1), orthogonal to x_1 = (1, 0) and x_2 = (-1, 0):
+    K_0 = {w : w_1 = 0, w_2 >= 0}, so K_0 - K_0 = {w_1 = 0} is not R^2."""
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-0.5, 2.0]])
+    pats = Patterns.from_gates(X, np.array([[0.0, 1.0], [1.0, 0.5]]))
+    return X, pats
+
+
+def test_implicit_equalities_found(singular):
+    X, pats = singular
+    J = implicit_equalities(X, pats)
+    np.testing.assert_array_equal(J[:, 0], [True, True, False, False, False])
+    assert not J[:, 1].any()
+    U = np.array([[1.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(decomposable_blocks(X, pats, U, implicit=J), [False, True])
+    U_ok = np.array([[0.0, 1.0], [1.0, 1.0]])  # u_0 in span(K_0)
+    assert decomposable_blocks(X, pats, U_ok).all()
+
+
+def test_infeasible_block_raise_report_refit(singular):
+    X, pats = singular
+    y = np.array([1.0, -1.0, 2.0, 0.5, 1.0])
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=np.array([[1.0, 1.0], [1.0, 1.0]]))
+    with pytest.raises(InfeasibleError, match=r"\(0,\)"):
+        decompose(model, X, y, lam=LAM)
+    rep = decompose(model, X, y, lam=LAM, on_infeasible="report")
+    assert rep.infeasible_blocks == [(0,)] and rep.approximate and not rep.all_feasible
+    np.testing.assert_array_equal(rep.feasible, [False, True])
+    assert np.all(rep.model.V[:, 0] == 0) and np.all(rep.model.W[:, 0] == 0)
+    np.testing.assert_allclose(rep.model.V[:, 1] - rep.model.W[:, 1], [1.0, 1.0], atol=1e-12)
+    assert rep.prediction_gap > 0.1  # dropping the block changes the fit, and it is reported
+    ref = decompose(model, X, y, lam=LAM, on_infeasible="refit", refit_lam=1e-4)
+    assert ref.approximate and ref.model.max_cone_violation(X) <= 1e-7
+    assert ref.prediction_gap < rep.prediction_gap
+    assert any("refit" in n for n in ref.notes)
+    assert ref.relu_objective == pytest.approx(ref.network.objective(X, y, LAM), rel=1e-12)
+
+
+def test_singular_but_decomposable_block_uses_lp_with_gate_method(singular):
+    X, pats = singular
+    U = np.array([[0.0, 1.0], [1.0, -2.0]])  # u_0 = (0, 1) lies in span(K_0)
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=U)
+    res = decompose(model, X, method="gate")
+    assert res.all_feasible
+    np.testing.assert_allclose(res.model.V - res.model.W, U, atol=1e-12)
+    assert res.model.max_cone_violation(X) <= 1e-8
+    np.testing.assert_allclose(res.network.predict(X), model.train_predict(X), atol=1e-8)
+
+
+def test_input_validation(scalar):
+    X, y, sol = scalar
+    relu = ConvexModel(activation="relu", patterns=sol.patterns, V=np.abs(sol.U), W=np.zeros_like(sol.U))
+    with pytest.raises(InvalidParameterError):
+        decompose(relu, X)
+    for kw in ({"method": "qp"}, {"on_infeasible": "ignore"}, {"n_jobs": 0}, {"chunk_size": 0}, {"tol": -1.0}):
+        with pytest.raises(InvalidParameterError):
+            decompose(sol, X, **kw)
+    with pytest.raises(InvalidParameterError):
+        decompose("not a model", X)

@@ -1,0 +1,474 @@
+"""Dual recovery and KKT certificates for C-ReLU / C-GReLU solutions (MATH.md, "Optimality
+conditions, optimal set, pruning"; Mishkin & Pilanci, ICML 2023).
+
+Blocks are indexed ``k in [m]``: for C-GReLU ``m = p`` (block ``k`` is ``u_k``, sign ``s_k = +1``);
+for C-ReLU ``m = 2p`` (block ``k < p`` is ``v_k`` with ``s_k = +1``, block ``p + k`` is ``w_k`` with
+``s_k = -1``). With the residual ``r = -grad L(yhat)`` (``y - yhat`` for the squared loss) the
+KKT conditions read
+
+* ``c_k = s_k X^T D_k r`` (block correlation), ``q_k = c_k + Xt_k^T rho_k`` (``rho_k >= 0``,
+  C-ReLU only; ``q_k = c_k`` for C-GReLU);
+* ``||q_k|| <= lam`` for every block, ``theta_k = alpha_k q_k`` with ``alpha_k > 0`` and
+  ``||q_k|| = lam`` for every active block (stationarity);
+* ``rho_k . (Xt_k theta_k) = 0`` (complementarity) and ``Xt_k theta_k >= 0`` (primal feasibility).
+
+Multipliers returned by solvers are not unique; :func:`recover_duals` computes its own,
+the minimum-norm ones consistent with the given point (see its docstring), so that reports
+do not depend on which solver produced the point.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import nnls
+
+from .._validation import check_lam, check_X, check_y
+from ..errors import InvalidParameterError, ShapeError
+from ..losses import Loss, get_loss
+from ..operators import adjoint, forward
+from ..solution import ConvexModel
+
+__all__ = [
+    "DEFAULT_ACTIVE_TOL",
+    "DEFAULT_EQUICORRELATION_TOL",
+    "DualCertificate",
+    "KKTReport",
+    "recover_duals",
+    "kkt_report",
+    "block_layout",
+    "model_from_blocks",
+]
+
+logger = logging.getLogger(__name__)
+
+#: A block ``theta_k`` is *active* when ``||theta_k|| > DEFAULT_ACTIVE_TOL * max_j ||theta_j||``.
+#: Interior-point solvers (Clarabel) return blocks of norm ~1e-10..1e-8 (relative) for blocks
+#: that are zero at the optimum; 1e-6 separates these from genuinely active blocks.
+DEFAULT_ACTIVE_TOL = 1e-6
+#: Block ``k`` is in the equicorrelation set when ``||q_k|| >= lam * (1 - DEFAULT_EQUICORRELATION_TOL)``.
+DEFAULT_EQUICORRELATION_TOL = 1e-5
+#: A cone row ``j`` of block ``k`` counts as tight when ``(Xt_k theta_k)_j <= TIGHT_TOL ||x_j|| ||theta_k||``;
+#: only tight rows may carry a multiplier (complementary slackness).
+TIGHT_TOL = 1e-6
+#: Blocks above ``NOISE_CEILING * max ||theta_j||`` are always active. Blocks between the activity
+#: threshold and this ceiling are active only if they are in ``S``: interior-point solvers leave
+#: blocks of relative size up to ~1e-5 on blocks just outside ``S`` (``||q_k|| / lam ~ 0.999``).
+NOISE_CEILING = 1e-3
+#: Relative Tikhonov weight used to pick the minimum-norm multiplier among NNLS minimisers.
+_RIDGE = 1e-9
+
+
+# ----------------------------------------------------------------------------- blocks
+def block_layout(model: ConvexModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blocks of a model as one array with their pattern index and output sign.
+
+    Returns
+    -------
+    theta : ndarray, shape (d_a, m) or (d_a, m, c)
+        ``[U]`` (C-GReLU, ``m = p``) or ``[V, W]`` (C-ReLU, ``m = 2p``).
+    pattern : ndarray of int, shape (m,)
+        Pattern ``D_i`` of each block.
+    sign : ndarray of float, shape (m,)
+        ``s_k``: +1 for ``u``/``v`` blocks, -1 for ``w`` blocks.
+    """
+    p = model.patterns.n_patterns
+    if model.activation == "gated_relu":
+        return model.U, np.arange(p), np.ones(p)
+    theta = np.concatenate([model.V, model.W], axis=1)
+    return theta, np.concatenate([np.arange(p), np.arange(p)]), np.concatenate([np.ones(p), -np.ones(p)])
+
+
+def model_from_blocks(model: ConvexModel, theta: np.ndarray) -> ConvexModel:
+    """Inverse of :func:`block_layout`: a new :class:`ConvexModel` with the blocks ``theta``."""
+    p = model.patterns.n_patterns
+    theta = np.array(theta, dtype=float, copy=True)
+    if model.activation == "gated_relu":
+        return ConvexModel(activation="gated_relu", patterns=model.patterns, U=theta)
+    return ConvexModel(activation="relu", patterns=model.patterns, V=theta[:, :p], W=theta[:, p:])
+
+
+def _block_norms(theta: np.ndarray) -> np.ndarray:
+    if theta.ndim == 2:
+        return np.linalg.norm(theta, axis=0)
+    return np.linalg.svd(np.transpose(theta, (1, 0, 2)), compute_uv=False).sum(axis=-1)
+
+
+def _active_mask(norms: np.ndarray, active_tol: float) -> np.ndarray:
+    top = norms.max(initial=0.0)
+    if top <= 0:
+        return np.zeros(norms.shape, dtype=bool)
+    return norms > active_tol * top
+
+
+def _check_inputs(model, X, y, lam, loss):
+    if not isinstance(model, ConvexModel):
+        raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
+    X = check_X(X)
+    model.patterns.check_data(X)
+    y = check_y(y, X.shape[0])
+    if lam is None:
+        lam = getattr(model, "lam", None)
+        if lam is None:
+            raise InvalidParameterError("pass lam (the model carries none).")
+    lam = check_lam(lam, allow_zero=False)
+    if loss is None:
+        loss = getattr(model, "loss", None) or "squared"
+    loss = get_loss(loss)
+    if not loss.smooth:
+        raise InvalidParameterError(
+            f"the KKT analysis needs a differentiable loss; {loss.name!r} is not "
+            "(use squared, logistic or huber)."
+        )
+    if model.n_outputs != 1 or y.ndim != 1:
+        raise ShapeError(
+            "the KKT / optimal-set analysis is implemented for scalar outputs; for vector outputs "
+            "use prune_exact (which handles them) or analyse each output separately."
+        )
+    y = loss.check_targets(y)
+    return X, y, lam, loss
+
+
+# ----------------------------------------------------------------------------- duals
+@dataclass(eq=False)
+class DualCertificate:
+    """Dual quantities of a convex model at a given ``lam`` (scalar output).
+
+    Attributes
+    ----------
+    activation : str
+    lam : float
+    loss : Loss
+    fit : ndarray (n,)
+        ``yhat = sum_k s_k D_k X theta_k``.
+    residual : ndarray (n,)
+        ``r = -grad L(yhat)`` (``y - yhat`` for the summed squared loss).
+    theta : ndarray (d_a, m)
+        The blocks (see :func:`block_layout`); blocks below the activity threshold are kept as given.
+    pattern, sign : ndarray (m,)
+        Pattern index and output sign of each block.
+    active : ndarray of bool (m,)
+        Blocks treated as nonzero: ``||theta_k|| > NOISE_CEILING * max ||theta_j||`` (1e-3), or
+        ``||theta_k|| > active_tol * max ||theta_j||`` **and** ``k in S``. A small block whose
+        smallest possible ``||q_k||`` is below ``lam (1 - equicorrelation_tol)`` is zero at every
+        optimum: it is solver noise (or the point is not optimal) and is listed in :attr:`spurious`.
+    spurious : ndarray of bool (m,)
+        Blocks above the norm threshold that the KKT conditions say must be zero.
+    correlations : ndarray (d_a, m)
+        ``c_k = s_k X^T D_k r``.
+    rho : ndarray (n, m)
+        Cone multipliers (zeros for C-GReLU): the minimum-norm choice described in
+        :func:`recover_duals`.
+    q : ndarray (d_a, m)
+        ``q_k = c_k + Xt_k^T rho_k``.
+    q_norms : ndarray (m,)
+        ``||q_k||``.
+    active_tol, equicorrelation_tol : float
+        The thresholds used.
+    """
+
+    activation: str
+    lam: float
+    loss: Loss
+    fit: np.ndarray
+    residual: np.ndarray
+    theta: np.ndarray
+    pattern: np.ndarray
+    sign: np.ndarray
+    active: np.ndarray
+    spurious: np.ndarray
+    correlations: np.ndarray
+    rho: np.ndarray
+    q: np.ndarray
+    q_norms: np.ndarray
+    active_tol: float
+    equicorrelation_tol: float
+
+    @property
+    def equicorrelation(self) -> np.ndarray:
+        """Indices ``S = {k : ||q_k|| >= lam (1 - equicorrelation_tol)}`` (always includes active blocks)."""
+        in_s = (self.q_norms >= self.lam * (1.0 - self.equicorrelation_tol)) | self.active
+        return np.flatnonzero(in_s)
+
+
+def _signed_rows(Xa: np.ndarray, signs_col: np.ndarray) -> np.ndarray:
+    return signs_col[:, None] * Xa
+
+
+def _min_norm_nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin_{x >= 0} ||A x - b||`` with a tiny ridge selecting the minimum-norm minimiser."""
+    k = A.shape[1]
+    if k == 0:
+        return np.zeros(0)
+    smax = np.linalg.norm(A, 2)
+    if smax == 0:
+        return np.zeros(k)
+    mu = _RIDGE * smax
+    Aa = np.vstack([A, mu * np.eye(k)])
+    ba = np.concatenate([b, np.zeros(k)])
+    x, _ = nnls(Aa, ba, maxiter=50 * (k + 1))
+    return x
+
+
+def recover_duals(
+    model: ConvexModel,
+    X,
+    y,
+    lam: float | None = None,
+    loss: "str | Loss | None" = None,
+    *,
+    active_tol: float = DEFAULT_ACTIVE_TOL,
+    equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,
+) -> DualCertificate:
+    """Recover ``r``, ``c_k``, ``rho_k`` and ``q_k`` from any (approximate) optimum.
+
+    Multipliers (C-ReLU) are chosen block by block, independently of any solver duals:
+
+    1. **membership of S**: for every block that could be in ``S`` (norm above the activity
+       threshold, or ``||c_k|| >= lam (1 - equicorrelation_tol)``), ``rho_k`` is the minimum-norm
+       minimiser of ``||c_k + Xt_k^T rho||`` over ``rho >= 0``, the smallest ``||q_k||`` any
+       valid multiplier allows; ``k in S`` iff it is ``>= lam (1 - equicorrelation_tol)``. Its
+       optimality conditions give ``Xt_k q_k >= 0`` and ``rho_k . Xt_k q_k = 0``, so ``q_k`` is a
+       feasible direction for the optimal-set polytope. Other blocks keep ``rho_k = 0`` (the
+       minimum-norm valid multiplier: ``||c_k|| < lam``).
+    2. **active blocks** (norm above ``NOISE_CEILING * max``, or above ``active_tol * max`` and in
+       ``S``): ``rho_k`` is re-chosen as
+       the minimum-norm minimiser of ``|| c_k + Xt_k^T rho - lam theta_k / ||theta_k|| ||`` over
+       ``rho >= 0`` supported on the tight rows of ``Xt_k theta_k`` (complementary slackness).
+
+    The minimum-norm minimiser is obtained by a ridge of relative size 1e-9 in the NNLS; blocks
+    whose NNLS is solved by ``rho = 0`` (``Xt_k c_k >= 0``, checked for all blocks at once) skip it.
+
+    Parameters
+    ----------
+    model : ConvexModel or ConvexSolution
+        Scalar-output point (C-ReLU or C-GReLU) on patterns built on ``X``.
+    X, y : arrays
+        Training data.
+    lam : float, optional
+        Defaults to ``model.lam`` for a :class:`~cvxnn.solution.ConvexSolution`.
+    loss : str or Loss, optional
+        Differentiable loss (defaults to the solution's, else squared).
+    active_tol, equicorrelation_tol : float
+        See :data:`DEFAULT_ACTIVE_TOL` and :data:`DEFAULT_EQUICORRELATION_TOL`.
+
+    Returns
+    -------
+    DualCertificate
+    """
+    X, y, lam, loss = _check_inputs(model, X, y, lam, loss)
+    pats = model.patterns
+    Xa = pats.design(X)
+    mask = pats.mask
+    S = pats.signs()
+    fit = forward(Xa, mask, model.effective_weights)
+    r = -loss.grad(fit, y)
+    theta, pattern, sign = block_layout(model)
+    C = adjoint(Xa, mask, r)[:, pattern] * sign  # d_a x m
+    norms = np.linalg.norm(theta, axis=0)
+    candidate = _active_mask(norms, active_tol)
+    c_norms = np.linalg.norm(C, axis=0)
+    lam_lo = lam * (1.0 - equicorrelation_tol)
+    n, m = Xa.shape[0], theta.shape[1]
+    rho = np.zeros((n, m))
+    Q = C.copy()
+    if model.activation == "relu":
+        Srows = S[:, pattern]  # n x m  (row signs of Xt_k)
+        row_norms = np.linalg.norm(Xa, axis=1)
+        # (1) smallest ||q_k|| over all rho >= 0: decides membership of S for every block that
+        #     could be in it (candidates and blocks with ||c_k|| near lam).
+        grad0 = Srows * (Xa @ C)  # Xt_k c_k; rho = 0 is the NNLS optimum iff it is >= 0
+        thresh = 1e-14 * (1.0 + np.abs(grad0).max(initial=0.0))
+        need = (grad0.min(axis=0, initial=0.0) < -thresh) & (candidate | (c_norms >= lam_lo))
+        for k in np.flatnonzero(need):
+            A = _signed_rows(Xa, Srows[:, k]).T
+            rho[:, k] = _min_norm_nnls(A, -C[:, k])
+        Q = C + Xa.T @ (Srows * rho)
+        in_s = np.linalg.norm(Q, axis=0) >= lam_lo
+        active = candidate & (in_s | (norms > NOISE_CEILING * norms.max(initial=0.0)))
+        # (2) active blocks: q_k as close as possible to lam theta_k / ||theta_k||, rho_k supported
+        #     on the tight rows of Xt_k theta_k (complementary slackness).
+        if active.any():
+            idx = np.flatnonzero(active)
+            target = lam * theta[:, idx] / norms[idx] - C[:, idx]
+            cone = Srows[:, idx] * (Xa @ theta[:, idx])
+            tight = cone <= TIGHT_TOL * row_norms[:, None] * norms[None, idx]
+            for j, k in enumerate(idx):
+                J = np.flatnonzero(tight[:, j])
+                rho[:, k] = 0.0
+                if J.size:
+                    A = _signed_rows(Xa[J], Srows[J, k]).T  # d_a x |J|
+                    rho[J, k] = _min_norm_nnls(A, target[:, j])
+            Q[:, idx] = C[:, idx] + Xa.T @ (Srows[:, idx] * rho[:, idx])
+        logger.debug("recover_duals: %d + %d NNLS solves for %d blocks", int(need.sum()),
+                     int(active.sum()), m)
+    else:
+        active = candidate & ((c_norms >= lam_lo) | (norms > NOISE_CEILING * norms.max(initial=0.0)))
+    return DualCertificate(
+        activation=model.activation,
+        lam=lam,
+        loss=loss,
+        fit=fit,
+        residual=r,
+        theta=theta,
+        pattern=pattern,
+        sign=sign,
+        active=active,
+        spurious=candidate & ~active,
+        correlations=C,
+        rho=rho,
+        q=Q,
+        q_norms=np.linalg.norm(Q, axis=0),
+        active_tol=float(active_tol),
+        equicorrelation_tol=float(equicorrelation_tol),
+    )
+
+
+# ----------------------------------------------------------------------------- report
+@dataclass(eq=False)
+class KKTReport:
+    """A KKT certificate of (approximate) optimality. All measures are dimensionless and 0 at an
+    exact optimum.
+
+    Attributes
+    ----------
+    stationarity : float
+        ``max_{k active} || q_k - lam theta_k / ||theta_k|| || / lam``.
+    dual_feasibility : float
+        ``max_k (||q_k|| / lam - 1)_+`` (every block, active or not).
+    complementarity : float
+        ``sum_k |rho_k . Xt_k theta_k| / (lam sum_k ||theta_k||)`` (0 for C-GReLU).
+    primal_feasibility : float
+        ``max_{k, j} (-(Xt_k theta_k)_j)_+ / (max_j ||x_j|| max_k ||theta_k||)`` (0 for C-GReLU).
+    spurious : float
+        ``max ||theta_k|| / max_j ||theta_j||`` over blocks above the activity threshold that
+        cannot be in ``S`` (0 if none): blocks that should be zero.
+    equicorrelation : ndarray of int
+        Block indices ``S`` (see :class:`DualCertificate`).
+    active : ndarray of int
+        Indices of the active blocks.
+    separation : float
+        ``min_{k not in S} (1 - ||q_k|| / lam)``: how clearly the blocks outside ``S`` are
+        outside (``inf`` when every block is in ``S``); small values mean ``S`` depends on
+        the tolerance.
+    objective : float
+        Convex objective of the model.
+    certificate : DualCertificate
+        ``r``, ``rho``, ``q`` used for the report.
+    """
+
+    stationarity: float
+    dual_feasibility: float
+    complementarity: float
+    primal_feasibility: float
+    spurious: float
+    equicorrelation: np.ndarray
+    active: np.ndarray
+    separation: float
+    objective: float
+    certificate: DualCertificate = field(repr=False)
+
+    @property
+    def max_violation(self) -> float:
+        """The largest of the five measures."""
+        return max(self.stationarity, self.dual_feasibility, self.complementarity,
+                   self.primal_feasibility, self.spurious)
+
+    def is_optimal(self, tol: float = 1e-6) -> bool:
+        """Whether every KKT measure is at most ``tol``."""
+        return self.max_violation <= tol
+
+    def block_labels(self, index) -> list[str]:
+        """Human-readable names (``"v[3]"``, ``"w[7]"``, ``"u[2]"``) of block indices."""
+        c = self.certificate
+        out = []
+        for k in np.atleast_1d(index):
+            name = "u" if c.activation == "gated_relu" else ("v" if c.sign[k] > 0 else "w")
+            out.append(f"{name}[{int(c.pattern[k])}]")
+        return out
+
+    def summary(self) -> str:
+        """A few lines suitable for a paper's appendix or a reviewer."""
+        c = self.certificate
+        lines = [
+            f"KKT certificate ({c.activation}, loss={c.loss.name}, lam={c.lam:.6g})",
+            f"objective            : {self.objective:.12g}",
+            f"stationarity / lam   : {self.stationarity:.3e}",
+            f"dual feasibility     : {self.dual_feasibility:.3e}",
+            f"complementarity      : {self.complementarity:.3e}",
+            f"primal feasibility   : {self.primal_feasibility:.3e}",
+            f"spurious blocks      : {int(c.spurious.sum())} (largest {self.spurious:.3e} x max norm)",
+            f"active blocks        : {self.active.size} (tol {c.active_tol:g} x max norm)",
+            f"equicorrelation |S|  : {self.equicorrelation.size} (tol {c.equicorrelation_tol:g})",
+            f"separation of S      : {self.separation:.3e}",
+        ]
+        return "\n".join(lines)
+
+
+def kkt_report(
+    model: ConvexModel,
+    X,
+    y,
+    lam: float | None = None,
+    loss: "str | Loss | None" = None,
+    *,
+    active_tol: float = DEFAULT_ACTIVE_TOL,
+    equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,
+) -> KKTReport:
+    """KKT report of a scalar-output C-ReLU / C-GReLU point (see the module docstring).
+
+    Uses the minimum-norm multipliers of :func:`recover_duals` (solver duals are ignored:
+    they are not unique). Blocks with ``||theta_k|| <= active_tol * max ||theta_j||`` are
+    treated as zero: they enter only the dual-feasibility test. Blocks above that threshold
+    that cannot be in ``S`` are measured by :attr:`KKTReport.spurious`.
+
+    Returns
+    -------
+    KKTReport
+    """
+    cert = recover_duals(model, X, y, lam, loss, active_tol=active_tol, equicorrelation_tol=equicorrelation_tol)
+    X = check_X(X)
+    y = cert.loss.check_targets(check_y(y, X.shape[0]))
+    lam = cert.lam
+    pats = model.patterns
+    Xa = pats.design(X)
+    theta, q = cert.theta, cert.q
+    norms = np.linalg.norm(theta, axis=0)
+    act = cert.active
+    if act.any():
+        dirs = theta[:, act] / norms[act]
+        stationarity = float(np.max(np.linalg.norm(q[:, act] - lam * dirs, axis=0)) / lam)
+    else:
+        stationarity = 0.0
+    dual_feas = float(max(0.0, np.max(cert.q_norms / lam - 1.0, initial=0.0)))
+    comp = 0.0
+    primal = 0.0
+    if cert.activation == "relu":
+        Srows = pats.signs()[:, cert.pattern]
+        cone = Srows * (Xa @ theta)
+        total = lam * norms.sum()
+        comp = float(np.abs(np.sum(cert.rho * cone, axis=0)).sum() / total) if total > 0 else 0.0
+        scale = np.linalg.norm(Xa, axis=1).max() * norms.max(initial=0.0)
+        primal = float(max(0.0, -cone.min(initial=0.0)) / scale) if scale > 0 else 0.0
+    top = norms.max(initial=0.0)
+    spurious = float(norms[cert.spurious].max(initial=0.0) / top) if top > 0 else 0.0
+    S = cert.equicorrelation
+    outside = np.setdiff1d(np.arange(theta.shape[1]), S)
+    separation = float(np.min(1.0 - cert.q_norms[outside] / lam)) if outside.size else float("inf")
+    objective = cert.loss.value(cert.fit, y) + lam * float(norms.sum())
+    report = KKTReport(
+        stationarity=stationarity,
+        dual_feasibility=dual_feas,
+        complementarity=comp,
+        primal_feasibility=primal,
+        spurious=spurious,
+        equicorrelation=S,
+        active=np.flatnonzero(act),
+        separation=separation,
+        objective=objective,
+        certificate=cert,
+    )
+    logger.debug("kkt_report: max violation %.3e, |S|=%d", report.max_violation, S.size)
+    return report

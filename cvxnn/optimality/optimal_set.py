@@ -1,0 +1,495 @@
+"""The set of all optimal convex models at a given ``lam`` (MATH.md, "Optimal set"; [MP23]).
+
+For a differentiable loss that is strictly convex in the fit (squared, logistic) every optimum
+has the same fit ``yhat`` and residual ``r``, hence the same ``q_k``. With the equicorrelation
+set ``S`` and normalised directions ``q^_k = lam q_k / ||q_k||``, the optimal set is the polytope
+
+    P = { alpha in R^S : alpha >= 0,  sum_{k in S} alpha_k s_k D_k X q^_k = yhat }
+
+mapped to weights by ``theta_k = alpha_k q^_k`` (``theta_j = 0`` for ``j not in S``), so
+``||theta_k|| = lam alpha_k`` and the penalty is ``lam^2 sum_k alpha_k``. Cone feasibility and
+complementarity hold for every ``alpha >= 0`` because ``q_k`` is chosen in ``K_k`` with
+``rho_k . Xt_k q_k = 0`` (see :func:`~cvxnn.optimality.kkt.recover_duals`).
+
+Numerics. The equality system is reduced to its numerical row space by an SVD (relative
+tolerance ``rank_tol``); LPs are solved by HiGHS (:func:`scipy.optimize.linprog`) on variables
+scaled so every column has unit norm. The reference point has ``alpha_k = ||theta_k|| / lam`` (polished by a least-squares
+correction to reproduce the solver's fit) and the
+equalities are the rank-``r`` truncation of the fit equations with that point's right-hand side,
+so the polytope is never empty even for an inexact solution; the mismatch with the solver's fit
+is reported as :attr:`OptimalSet.fit_mismatch`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linprog
+
+from .._validation import as_generator, check_positive_int
+from ..errors import InvalidParameterError, SolverError
+from ..losses import Loss
+from ..solution import ConvexModel
+from .kkt import (
+    DEFAULT_ACTIVE_TOL,
+    DEFAULT_EQUICORRELATION_TOL,
+    DualCertificate,
+    model_from_blocks,
+    recover_duals,
+)
+
+__all__ = ["OptimalSet", "optimal_set", "min_norm_solution", "DEFAULT_RANK_TOL"]
+
+logger = logging.getLogger(__name__)
+
+#: Relative singular-value tolerance for rank decisions (``s <= DEFAULT_RANK_TOL * s_max`` is zero).
+DEFAULT_RANK_TOL = 1e-9
+#: A coordinate is *free* (positive somewhere on ``P``) when its LP maximum exceeds this
+#: fraction of the largest coordinate of the reference point.
+_FREE_TOL = 1e-7
+_UNIQUE_FIT_LOSSES = ("squared", "logistic", "cross_entropy")
+
+
+@dataclass(eq=False)
+class OptimalSet:
+    """The polytope of all optima (see the module docstring).
+
+    Attributes
+    ----------
+    reference : ConvexModel
+        The model the set was built from.
+    certificate : DualCertificate
+        Residual and multipliers used.
+    blocks : ndarray of int, shape (k,)
+        The equicorrelation set ``S`` (indices in :func:`~cvxnn.optimality.kkt.block_layout`).
+    directions : ndarray, shape (d_a, k)
+        ``q^_k`` (norm ``lam``).
+    columns : ndarray, shape (n, k)
+        ``s_k D_k X q^_k``: the fit is ``columns @ alpha``.
+    rhs : ndarray, shape (n,)
+        ``columns @ alpha_ref``: the common fit ``yhat`` (as represented by the directions).
+    alpha_ref : ndarray, shape (k,)
+        Coordinates of the reference model (a point of ``P``): ``||theta_k|| / lam``, corrected by
+        a minimum-norm least-squares step on their support so that the fit matches the solver's.
+    fit_mismatch : float
+        ``||rhs - fit(reference)|| / max(1, ||fit(reference)||)``.
+    lam : float
+    rank_tol : float
+        Relative tolerance of every rank decision (see :func:`optimal_set`).
+    direction_error : float
+        ``max_k || theta_k/||theta_k|| - q_k/||q_k|| ||`` over active blocks of the reference.
+    """
+
+    reference: ConvexModel
+    certificate: DualCertificate = field(repr=False)
+    blocks: np.ndarray
+    directions: np.ndarray = field(repr=False)
+    columns: np.ndarray = field(repr=False)
+    rhs: np.ndarray = field(repr=False)
+    alpha_ref: np.ndarray
+    fit_mismatch: float
+    lam: float
+    rank_tol: float = DEFAULT_RANK_TOL
+    direction_error: float = 0.0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n_blocks(self) -> int:
+        """``|S|``: the number of coordinates of the polytope."""
+        return self.blocks.size
+
+    def model_at(self, alpha) -> ConvexModel:
+        """The convex model ``theta_k = alpha_k q^_k`` (``k in S``), zero elsewhere."""
+        alpha = self._check_alpha(alpha)
+        theta = np.zeros_like(self.certificate.theta)
+        theta[:, self.blocks] = self.directions * alpha
+        return model_from_blocks(self.reference, theta)
+
+    def network_at(self, alpha, *, tol: float = 0.0):
+        """The non-convex network of :meth:`model_at` (exact solution map)."""
+        return self.model_at(alpha).to_network(tol=tol)
+
+    def objective_at(self, alpha, X, y) -> float:
+        """Convex objective of :meth:`model_at` (``L(fit, y) + lam * penalty``)."""
+        return self.model_at(alpha).objective(X, y, self.lam, self.certificate.loss)
+
+    def alpha_of(self, model: ConvexModel) -> np.ndarray:
+        """Coordinates ``alpha_k = <theta_k, q^_k> / lam^2`` of a model (``k in S``)."""
+        from .kkt import block_layout
+
+        theta, _, _ = block_layout(model)
+        return np.einsum("dk,dk->k", theta[:, self.blocks], self.directions) / self.lam**2
+
+    def contains(self, model: ConvexModel, *, tol: float = 1e-6) -> bool:
+        """Whether ``model`` lies in the optimal set up to a relative tolerance ``tol``:
+        zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit."""
+        from .kkt import block_layout
+
+        theta, _, _ = block_layout(model)
+        scale = max(np.linalg.norm(self.certificate.theta), 1e-300)
+        outside = np.delete(theta, self.blocks, axis=1)
+        if np.linalg.norm(outside) > tol * scale:
+            return False
+        alpha = self.alpha_of(model)
+        if alpha.min(initial=0.0) < -tol * max(1.0, np.abs(alpha).max(initial=0.0)):
+            return False
+        if np.linalg.norm(theta[:, self.blocks] - self.directions * alpha) > tol * scale:
+            return False
+        fit_err = np.linalg.norm(self.columns @ alpha - self.rhs)
+        return bool(fit_err <= tol * max(1.0, np.linalg.norm(self.rhs)))
+
+    def _check_alpha(self, alpha) -> np.ndarray:
+        alpha = np.asarray(alpha, dtype=float)
+        if alpha.shape != (self.n_blocks,):
+            raise InvalidParameterError(f"alpha must have shape ({self.n_blocks},), got {alpha.shape}.")
+        return alpha
+
+    # ----------------------------------------------------------------- LP layer
+    def _scaled_system(self):
+        """Reduced equality ``A z = b`` in scaled variables ``z = colnorm * alpha``.
+
+        ``A = S_r V_r^T`` is the rank-``r`` truncation of the unit-column matrix
+        ``columns / colnorm`` (singular values ``<= rank_tol * s_max`` dropped) and
+        ``b = A z_ref``, so the reference point is feasible by construction.
+        """
+        if "system" not in self._cache:
+            colnorm = np.linalg.norm(self.columns, axis=0)
+            colnorm = np.where(colnorm > 0, colnorm, 1.0)
+            Bs = self.columns / colnorm
+            _, s, Vt = np.linalg.svd(Bs, full_matrices=False)
+            r = int((s > self.rank_tol * s.max(initial=0.0)).sum()) if s.size and s.max() > 0 else 0
+            A = s[:r, None] * Vt[:r]
+            b = A @ (self.alpha_ref * colnorm)
+            self._cache["system"] = (A, b, colnorm)
+        return self._cache["system"]
+
+    def _null_basis(self, free: np.ndarray) -> np.ndarray:
+        """Orthonormal basis (in scaled free coordinates) of ``{z_F : A_F z_F = 0}``."""
+        A, _, _ = self._scaled_system()
+        AF = A[:, free]
+        k = AF.shape[1]
+        if AF.shape[0] == 0 or k == 0:
+            return np.eye(k)
+        _, s, Vt = np.linalg.svd(AF, full_matrices=True)
+        top = A.shape[0] and np.linalg.norm(A, 2)
+        r = int((s > self.rank_tol * top).sum())
+        return Vt[r:].T
+
+    def _lp(self, c: np.ndarray) -> np.ndarray:
+        """Minimise ``c^T z`` over the scaled polytope; returns ``z``."""
+        A, b, _ = self._scaled_system()
+        kw = dict(A_eq=A, b_eq=b) if A.shape[0] else {}
+        res = linprog(c, bounds=(0, None), method="highs", **kw)
+        if res.status != 0:  # retry without presolve (near-dependent rows confuse it)
+            res = linprog(c, bounds=(0, None), method="highs", options={"presolve": False}, **kw)
+        if res.status != 0:
+            raise SolverError(
+                f"an LP over the optimal set failed ({res.message}); the solution is likely "
+                "too inaccurate: re-solve with tighter tolerances.",
+                status="numerical_error",
+            )
+        return np.maximum(res.x, 0.0)
+
+    def _free(self) -> tuple[np.ndarray, np.ndarray]:
+        """Free coordinates (positive somewhere on ``P``) and a relative-interior point (scaled)."""
+        if "free" not in self._cache:
+            _, _, colnorm = self._scaled_system()
+            k = self.n_blocks
+            z_ref = self.alpha_ref * colnorm
+            scale = max(z_ref.max(initial=0.0), 1e-300)
+            points = [z_ref]
+            free = z_ref > _FREE_TOL * scale
+            unknown = list(np.flatnonzero(~free))
+            while unknown:
+                i = unknown.pop()
+                if free[i]:
+                    continue
+                c = np.zeros(k)
+                c[i] = -1.0
+                z = self._lp(c)
+                if z[i] > _FREE_TOL * scale:
+                    points.append(z)
+                    free |= z > _FREE_TOL * scale
+            interior = np.mean(points, axis=0)
+            interior[~free] = 0.0
+            self._cache["free"] = (free, interior)
+        return self._cache["free"]
+
+    @property
+    def free_blocks(self) -> np.ndarray:
+        """Indices (into :attr:`blocks`) of coordinates that are positive at some optimum:
+        the blocks that some optimal network uses."""
+        return np.flatnonzero(self._free()[0])
+
+    @property
+    def dimension(self) -> int:
+        """Affine dimension of the optimal set: ``|F| - rank(columns_F)`` with ``F`` the free blocks."""
+        if "dim" not in self._cache:
+            free, _ = self._free()
+            self._cache["dim"] = int(self._null_basis(free).shape[1])
+        return self._cache["dim"]
+
+    @property
+    def is_unique(self) -> bool:
+        """Whether the optimum is unique (dimension 0)."""
+        return self.dimension == 0
+
+    def weight_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo, hi)``: range of each ``alpha_k`` over the optimal set (two LPs per block).
+
+        The neuron of block ``k`` has ``||theta_k|| = lam alpha_k`` in ``[lam lo_k, lam hi_k]``;
+        its first-layer weight norm and ``|output weight|`` are ``sqrt(lam alpha_k)``.
+        """
+        if "ranges" not in self._cache:
+            _, _, colnorm = self._scaled_system()
+            free, _ = self._free()
+            k = self.n_blocks
+            lo = np.zeros(k)
+            hi = np.zeros(k)
+            for i in np.flatnonzero(free):
+                c = np.zeros(k)
+                c[i] = 1.0
+                lo[i] = self._lp(c)[i]
+                hi[i] = self._lp(-c)[i]
+            self._cache["ranges"] = (lo / colnorm, hi / colnorm)
+        lo, hi = self._cache["ranges"]
+        return lo.copy(), hi.copy()
+
+    def penalty_range(self) -> tuple[float, float]:
+        """Min and max of the penalty ``lam^2 sum_k alpha_k`` over the numerical polytope.
+
+        Equal in exact arithmetic (every optimum has the same objective); the difference measures
+        how inexact the solution used to build the set was.
+        """
+        _, _, colnorm = self._scaled_system()
+        c = 1.0 / colnorm
+        lo = float(c @ self._lp(c))
+        hi = float(c @ self._lp(-c))
+        return self.lam**2 * lo, self.lam**2 * hi
+
+    # ----------------------------------------------------------------- sampling
+    def interior_point(self) -> np.ndarray:
+        """A point of the relative interior of ``P`` (average of LP vertices), as ``alpha``."""
+        _, interior = self._free()
+        _, _, colnorm = self._scaled_system()
+        return interior / colnorm
+
+    def sample(self, n_samples: int = 100, *, seed=None, burn_in: int = 200, thin: int = 10) -> np.ndarray:
+        """Draw points of the optimal set by hit-and-run (asymptotically uniform on ``P``).
+
+        The chain starts at :meth:`interior_point`, moves along uniformly random directions of
+        the null space of the free columns (so the fit never changes), and picks the step
+        uniformly on the chord ``{t : alpha + t d >= 0}``. Work per step is ``O(|F| dim)``.
+
+        Parameters
+        ----------
+        n_samples : int
+        seed : None, int or numpy.random.Generator
+        burn_in : int
+            Steps discarded before the first sample.
+        thin : int
+            Steps between recorded samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, k)
+            Rows are ``alpha`` vectors (map them with :meth:`model_at`).
+        """
+        n_samples = check_positive_int(n_samples, "n_samples")
+        thin = check_positive_int(thin, "thin")
+        burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
+        rng = as_generator(seed)
+        free, interior = self._free()
+        _, _, colnorm = self._scaled_system()
+        out = np.zeros((n_samples, self.n_blocks))
+        N = self._null_basis(free)
+        z = interior[free].copy()
+        if N.shape[1] == 0:
+            out[:, free] = z / colnorm[free]
+            return out
+        total = burn_in + n_samples * thin
+        G = rng.standard_normal((total, N.shape[1]))
+        U = rng.random(total)
+        kept = 0
+        for step in range(total):
+            d = N @ G[step]
+            d /= np.linalg.norm(d)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = -z / d
+            tmax = np.min(ratio[d < 0], initial=np.inf)
+            tmin = np.max(ratio[d > 0], initial=-np.inf)
+            if not (np.isfinite(tmin) and np.isfinite(tmax)):
+                raise SolverError("the optimal set looks unbounded; the solution is not optimal.",
+                                  status="numerical_error")
+            tmin, tmax = min(tmin, 0.0), max(tmax, 0.0)
+            z = np.maximum(z + (tmin + U[step] * (tmax - tmin)) * d, 0.0)
+            if step >= burn_in and (step - burn_in) % thin == thin - 1:
+                out[kept, free] = z / colnorm[free]
+                kept += 1
+        return out
+
+    def sample_models(self, n_samples: int = 100, **kwargs) -> list[ConvexModel]:
+        """:meth:`sample` mapped to convex models."""
+        return [self.model_at(a) for a in self.sample(n_samples, **kwargs)]
+
+    def sample_networks(self, n_samples: int = 100, *, tol: float = 0.0, **kwargs) -> list:
+        """:meth:`sample` mapped to non-convex networks (``ReLUNetwork`` / ``GatedReLUNetwork``)."""
+        return [self.network_at(a, tol=tol) for a in self.sample(n_samples, **kwargs)]
+
+    # ------------------------------------------------------------------- vertices
+    def minimal_alpha(self, alpha=None) -> np.ndarray:
+        """A vertex of ``P`` (a minimal optimum) reached from ``alpha`` (default the reference
+        point) by the exact null-space pruning steps of :mod:`~cvxnn.optimality.pruning`,
+        applied to the columns ``s_k D_k X q^_k`` with tolerance :attr:`rank_tol`.
+
+        Working with the directions ``q^_k`` (fixed by the residual) rather than the solver's
+        ``theta_k`` resolves dependencies to the accuracy of the residual, typically orders of
+        magnitude better than a solver's block directions; the fit and penalty are unchanged.
+        """
+        from .pruning import _prune_blocks
+
+        alpha = self.alpha_ref.copy() if alpha is None else self._check_alpha(alpha).copy()
+        idx = np.flatnonzero(alpha > 0)
+        if idx.size == 0:
+            return alpha
+        cols = self.columns[:, idx] * alpha[idx]
+        f, _ = _prune_blocks(None, cols, idx, self.lam * alpha, self.rank_tol)
+        alpha[idx] = alpha[idx] * f
+        return alpha
+
+    def minimal_model(self, alpha=None) -> ConvexModel:
+        """The convex model of :meth:`minimal_alpha`."""
+        return self.model_at(self.minimal_alpha(alpha))
+
+    # ------------------------------------------------------------------ min norm
+    def min_norm_alpha(self) -> np.ndarray:
+        """``alpha`` of the optimum of minimum Euclidean weight norm ``||theta||_2``
+        (``= lam ||alpha||_2``): the QP ``min ||alpha||^2`` over ``P`` (Clarabel through CVXPY)."""
+        if "min_norm" not in self._cache:
+            import cvxpy as cp
+
+            A, b, colnorm = self._scaled_system()
+            z = cp.Variable(self.n_blocks, nonneg=True)
+            cons = [A @ z == b] if A.shape[0] else []
+            prob = cp.Problem(cp.Minimize(cp.sum_squares(cp.multiply(1.0 / colnorm, z))), cons)
+            prob.solve(solver="CLARABEL")
+            if z.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
+                raise SolverError(f"the minimum-norm QP failed ({prob.status}).", status="numerical_error")
+            self._cache["min_norm"] = np.maximum(z.value, 0.0) / colnorm
+        return self._cache["min_norm"].copy()
+
+    def min_norm_model(self) -> ConvexModel:
+        """The minimum-norm optimal model (see :meth:`min_norm_alpha`)."""
+        return self.model_at(self.min_norm_alpha())
+
+
+def optimal_set(
+    model: ConvexModel,
+    X,
+    y,
+    lam: float | None = None,
+    loss: "str | Loss | None" = None,
+    *,
+    active_tol: float = DEFAULT_ACTIVE_TOL,
+    equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,
+    rank_tol: float | None = None,
+) -> OptimalSet:
+    """Build the optimal-set polytope from one (approximate) optimum.
+
+    Parameters
+    ----------
+    model : ConvexModel or ConvexSolution
+        A scalar-output C-ReLU or C-GReLU optimum (e.g. ``build_program(...).solve()``).
+    X, y : arrays
+        Training data.
+    lam, loss
+        Default to the solution's own.
+    active_tol, equicorrelation_tol
+        See :func:`~cvxnn.optimality.kkt.recover_duals`.
+    rank_tol : float, optional
+        Relative singular-value tolerance of rank decisions. Default: ``100 e`` clipped to
+        ``[1e-9, 1e-4]``, where ``e = max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``
+        measures how exactly the residual satisfies the KKT conditions: the columns are built
+        from ``q_k``, so their dependencies are resolved to about that accuracy.
+
+    Returns
+    -------
+    OptimalSet
+
+    Raises
+    ------
+    InvalidParameterError
+        For a loss whose optimal fit need not be unique (Huber).
+    """
+    cert = recover_duals(model, X, y, lam, loss, active_tol=active_tol, equicorrelation_tol=equicorrelation_tol)
+    if cert.loss.name not in _UNIQUE_FIT_LOSSES:
+        raise InvalidParameterError(
+            f"the optimal-set polytope needs a loss strictly convex in the fit; {cert.loss.name!r} "
+            "is not (use squared or logistic). kkt_report and prune_exact still apply."
+        )
+    S = cert.equicorrelation
+    pats = model.patterns
+    Xa = pats.design(np.asarray(X, dtype=float))
+    qn = cert.q_norms[S]
+    if np.any(qn <= 0):
+        raise SolverError("a block of S has q_k = 0; the model is not an optimum.", status="numerical_error")
+    directions = cert.lam * cert.q[:, S] / qn
+    columns = cert.sign[S] * (pats.mask[:, cert.pattern[S]] * (Xa @ directions))
+    theta_S = cert.theta[:, S]
+    norms_S = np.linalg.norm(theta_S, axis=0)
+    act_S = cert.active[S]
+    alpha_ref = np.where(act_S, norms_S / cert.lam, 0.0)
+    # Direction error of the solution: how far theta_k / ||theta_k|| is from q_k / ||q_k||.
+    if act_S.any():
+        dir_err = float(np.max(np.linalg.norm(
+            theta_S[:, act_S] / norms_S[act_S] - directions[:, act_S] / cert.lam, axis=0)))
+        q_dev = float(np.max(np.abs(qn[act_S] / cert.lam - 1.0)))
+    else:
+        dir_err = q_dev = 0.0
+    q_dev = max(q_dev, float(np.max(cert.q_norms / cert.lam - 1.0, initial=0.0)))
+    if rank_tol is None:
+        rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 100.0 * q_dev)))
+    fit = cert.fit
+    # Polish: the solver's block norms with the directions q^_k reproduce its fit only to the
+    # accuracy of its block directions; a minimum-norm least-squares correction on the support
+    # (kept >= 0) restores the solver's fit, which is far more accurate than its directions.
+    supp = np.flatnonzero(alpha_ref > 0)
+    for _ in range(3):
+        if supp.size == 0:
+            break
+        res = fit - columns @ alpha_ref
+        delta = np.linalg.lstsq(columns[:, supp], res, rcond=rank_tol)[0]
+        alpha_ref[supp] = np.maximum(alpha_ref[supp] + delta, 0.0)
+    rhs = columns @ alpha_ref
+    mismatch = float(np.linalg.norm(rhs - fit) / max(1.0, np.linalg.norm(fit)))
+    if q_dev > 1e-5:
+        logger.warning("optimal_set: active blocks have ||q_k|| / lam off 1 by %.2e; rank decisions "
+                       "use tolerance %.1e. Re-solve more accurately for a sharper description of "
+                       "the optimal set.", q_dev, rank_tol)
+    logger.debug("optimal_set: |S|=%d, direction error %.2e, fit mismatch %.2e, rank_tol %.1e",
+                 S.size, dir_err, mismatch, rank_tol)
+    return OptimalSet(
+        reference=model,
+        certificate=cert,
+        blocks=S,
+        directions=directions,
+        columns=columns,
+        rhs=rhs,
+        alpha_ref=alpha_ref,
+        fit_mismatch=mismatch,
+        lam=cert.lam,
+        rank_tol=rank_tol,
+        direction_error=dir_err,
+    )
+
+
+def min_norm_solution(model: ConvexModel, X, y, lam: float | None = None, loss=None, **kwargs) -> ConvexModel:
+    """The optimum of minimum Euclidean norm in the optimal set of ``model``'s problem.
+
+    Unlike a solver's output, it is a continuous function of ``lam`` along the regularisation
+    path [MP23]. ``kwargs`` go to :func:`optimal_set`.
+    """
+    return optimal_set(model, X, y, lam, loss, **kwargs).min_norm_model()

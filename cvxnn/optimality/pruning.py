@@ -1,0 +1,450 @@
+"""Minimal models and pruning (MATH.md, "Minimal models", "Pruning"; [MP23]).
+
+Write ``a_k = s_k D_k X theta_k`` for the contribution of block ``k`` to the fit (``n``-vectors;
+``n c``-vectors, flattened, for vector output).
+
+**Exact pruning** (:func:`prune_exact`). While the active ``a_k`` are linearly dependent, take
+``beta != 0`` with ``sum_k beta_k a_k = 0``, orient it so that the penalty does not increase
+(``sum_k beta_k ||theta_k|| >= 0``), scale it so that its largest positive entry is 1 and set
+``theta_k <- (1 - beta_k) theta_k``. One block drops out, the fit is unchanged, every factor stays
+``>= 0`` (cone feasibility is kept) and the penalty changes by ``-sum_k beta_k ||theta_k|| <= 0``:
+at an optimum it is unchanged, so the objective is unchanged. The result has linearly
+independent ``a_k`` (a *minimal* model, a vertex of the optimal set) and at most ``n`` active
+blocks. Blocks enter one at a time (largest norm first) and a dependency is found by an SVD of
+at most ``n + 1`` unit-normalised columns, so the cost is ``O(n d m + n^3 m)`` for ``m`` blocks.
+Rank decision: a set of columns is dependent when its smallest singular value is
+``<= rank_tol * largest`` (default :data:`DEFAULT_RANK_TOL`); each step then moves the fit by at
+most ``rank_tol`` times the size of the step, which keeps the objective to ~1e-9 relative.
+
+**Approximate pruning past minimal** (:func:`pruning_path`). From a minimal model, remove one
+block ``j`` and correct the others by least squares,
+``beta = argmin || sum_{i != j} beta_i a_i - a_j ||``, ``theta_i <- (1 + beta_i) theta_i``, so the fit
+moves by the least-squares residual ``e_j``. A negative factor on a C-ReLU block moves it to the
+opposite-sign block of the same pattern (``-v_i in -K_i`` is ``w_i = |1 + beta_i| v_i in K_i``),
+so every step stays feasible. The block is chosen by
+
+* ``criterion="residual"``: brute force, smallest ``||e_j||`` (all candidates at once from the
+  inverse Gram matrix: ``||e_j||^2 = 1 / (G^-1)_jj``, ``O(n k^2)`` per step);
+* ``criterion="objective"``: brute force, smallest objective after the correction
+  (``k`` loss evaluations per step);
+* ``criterion="magnitude"``: cheap heuristic, smallest ``||a_j||``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .._validation import check_lam, check_positive_int, check_X, check_y
+from ..errors import InvalidParameterError
+from ..losses import Loss, get_loss
+from ..solution import ConvexModel
+from .kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms, block_layout, model_from_blocks
+
+__all__ = [
+    "DEFAULT_RANK_TOL",
+    "PruneResult",
+    "PruningStep",
+    "PruningPath",
+    "prune_exact",
+    "is_minimal",
+    "pruning_path",
+    "prune_to_width",
+    "CRITERIA",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Relative singular-value tolerance of the rank decisions in exact pruning.
+DEFAULT_RANK_TOL = 1e-9
+#: Block-selection rules of approximate pruning.
+CRITERIA = ("residual", "objective", "magnitude")
+
+
+def _contributions(model: ConvexModel, Xa: np.ndarray, theta: np.ndarray, pattern, sign, idx) -> np.ndarray:
+    """Columns ``a_k = s_k D_k X theta_k`` for blocks ``idx``: ``(n, k)`` or ``(n c, k)``."""
+    mask = model.patterns.mask[:, pattern[idx]]
+    if theta.ndim == 2:
+        return sign[idx] * mask * (Xa @ theta[:, idx])
+    d, _, c = theta.shape
+    Z = (Xa @ theta[:, idx, :].reshape(d, -1)).reshape(Xa.shape[0], idx.size, c)
+    Z = Z * (sign[idx] * mask)[:, :, None]
+    return np.transpose(Z, (0, 2, 1)).reshape(-1, idx.size)
+
+
+def _partner(k: np.ndarray | int, activation: str, p: int):
+    """Index of the opposite-sign block of the same pattern (C-ReLU)."""
+    return (k + p) % (2 * p)
+
+
+@dataclass(eq=False)
+class PruneResult:
+    """Result of :func:`prune_exact`.
+
+    Attributes
+    ----------
+    model : ConvexModel
+        The pruned (minimal) model.
+    n_before, n_after : int
+        Active blocks before (above the activity threshold) and after.
+    removed : list of int
+        Removed block indices (see :func:`~cvxnn.optimality.kkt.block_layout`), in order.
+    fit_change : float
+        ``||fit_after - fit_before|| / max(1, ||fit_before||)``.
+    penalty_change : float
+        ``penalty_after - penalty_before`` (``<= 0`` up to rounding).
+    """
+
+    model: ConvexModel
+    n_before: int
+    n_after: int
+    removed: list[int]
+    fit_change: float
+    penalty_change: float
+
+
+def _check_model_X(model, X):
+    if not isinstance(model, ConvexModel):
+        raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
+    X = check_X(X)
+    model.patterns.check_data(X)
+    return X, model.patterns.design(X)
+
+
+def _fit(model: ConvexModel, Xa: np.ndarray) -> np.ndarray:
+    from ..operators import forward
+
+    return forward(Xa, model.patterns.mask, model.effective_weights)
+
+
+def _null_vector(M: np.ndarray, rank_tol: float) -> np.ndarray | None:
+    """A unit null vector of ``M`` (columns of unit norm) if it is numerically rank deficient."""
+    nrows, ncols = M.shape
+    if ncols > nrows:
+        _, _, Vt = np.linalg.svd(M, full_matrices=True)
+        return Vt[-1]
+    _, s, Vt = np.linalg.svd(M, full_matrices=False)
+    if s[-1] <= rank_tol * s[0]:
+        return Vt[-1]
+    return None
+
+
+def _prune_blocks(theta, cols, idx, norms, rank_tol):
+    """Core of exact pruning on the active blocks ``idx`` (columns ``cols``, ``norms`` indexed by
+    block); returns the scale factors of the blocks and the removed blocks."""
+    w = np.linalg.norm(cols, axis=0)
+    keep = w > 0
+    f = np.ones(idx.size)
+    f[~keep] = 0.0
+    dirs = np.where(keep, cols / np.where(keep, w, 1.0), 0.0)
+    pen = np.where(keep, norms[idx] / np.where(keep, w, 1.0), 0.0)  # penalty per unit of ||a_k||
+    order = np.argsort(-norms[idx], kind="stable")
+    basis: list[int] = []
+    removed: list[int] = []
+    for j in order:
+        if not keep[j]:
+            continue
+        cand = basis + [int(j)]
+        while True:
+            v = _null_vector(dirs[:, cand], rank_tol)
+            if v is None:
+                basis = cand
+                break
+            if v @ pen[cand] < 0 or not np.any(v > 0):
+                v = -v
+            c = f[cand] * w[cand]
+            pos = v > 1e-12 * np.abs(v).max()
+            ratios = np.full(v.size, np.inf)
+            ratios[pos] = c[pos] / v[pos]
+            out = int(np.argmin(ratios))
+            t = ratios[out]
+            f[cand] = np.maximum(c - t * v, 0.0) / w[cand]
+            f[cand[out]] = 0.0
+            removed.append(int(idx[cand[out]]))
+            cand = [b for i, b in enumerate(cand) if i != out]
+            if not cand:
+                basis = []
+                break
+    return f, removed
+
+
+def prune_exact(
+    model: ConvexModel,
+    X,
+    *,
+    rank_tol: float = DEFAULT_RANK_TOL,
+    active_tol: float = DEFAULT_ACTIVE_TOL,
+) -> PruneResult:
+    """Prune a model to a minimal one with the same fit and no larger penalty (see module docstring).
+
+    Works for C-ReLU and C-GReLU, scalar and vector output (blocks scale as wholes, so the
+    fit is linear and the group / nuclear penalty is positively homogeneous in the factors).
+    Blocks with norm ``<= active_tol * max`` are set to zero first (solver noise; see
+    :data:`~cvxnn.optimality.kkt.DEFAULT_ACTIVE_TOL`).
+
+    Parameters
+    ----------
+    model : ConvexModel or ConvexSolution
+    X : array (n, d)
+        Training data of the patterns.
+    rank_tol : float
+        Relative singular-value tolerance of the dependency test.
+    active_tol : float
+        Activity threshold.
+
+    Returns
+    -------
+    PruneResult
+        ``result.model`` has linearly independent contributions ``a_k`` (at most ``n`` blocks,
+        ``n c`` for vector output); at an optimum it is an optimum, and a vertex of the optimal set.
+    """
+    X, Xa = _check_model_X(model, X)
+    if not (0 <= rank_tol < 1):
+        raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
+    theta, pattern, sign = block_layout(model)
+    theta = theta.copy()
+    norms = _block_norms(theta)
+    active = _active_mask(norms, active_tol)
+    theta[:, ~active] = 0.0
+    idx = np.flatnonzero(active)
+    fit0 = _fit(model, Xa)
+    pen0 = float(norms.sum())
+    cols = _contributions(model, Xa, theta, pattern, sign, idx)
+    f, removed = _prune_blocks(None, cols, idx, norms, rank_tol)
+    theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])
+    theta[:, idx[f == 0]] = 0.0
+    pruned = model_from_blocks(model, theta)
+    fit1 = _fit(pruned, Xa)
+    res = PruneResult(
+        model=pruned,
+        n_before=int(idx.size),
+        n_after=int(np.count_nonzero(f)),
+        removed=removed,
+        fit_change=float(np.linalg.norm(fit1 - fit0) / max(1.0, np.linalg.norm(fit0))),
+        penalty_change=float(_block_norms(theta).sum() - pen0),
+    )
+    logger.debug("prune_exact: %d -> %d blocks, fit change %.2e, penalty change %.2e",
+                 res.n_before, res.n_after, res.fit_change, res.penalty_change)
+    return res
+
+
+def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
+               active_tol: float = DEFAULT_ACTIVE_TOL) -> bool:
+    """Whether the active contributions ``a_k`` are linearly independent (SVD, ``rank_tol``)."""
+    X, Xa = _check_model_X(model, X)
+    theta, pattern, sign = block_layout(model)
+    idx = np.flatnonzero(_active_mask(_block_norms(theta), active_tol))
+    if idx.size == 0:
+        return True
+    cols = _contributions(model, Xa, theta, pattern, sign, idx)
+    if idx.size > cols.shape[0]:
+        return False
+    w = np.linalg.norm(cols, axis=0)
+    if np.any(w == 0):
+        return False
+    s = np.linalg.svd(cols / w, compute_uv=False)
+    return bool(s[-1] > rank_tol * s[0])
+
+
+# ------------------------------------------------------------------- approximate pruning
+@dataclass(eq=False)
+class PruningStep:
+    """One model on a pruning path.
+
+    Attributes
+    ----------
+    width : int
+        Active blocks (= neurons of the mapped network for scalar output).
+    objective : float
+        Convex objective ``L(fit, y) + lam * penalty``.
+    increase : float
+        Objective increase over the previous step.
+    removed : int or None
+        Block removed to reach this step (None for the start and the exact-pruning step).
+    kind : str
+        ``"start"``, ``"exact"`` or ``"approximate"``.
+    score : float or None
+        ``score(model)`` when a score function was given (e.g. test accuracy).
+    model : ConvexModel
+    """
+
+    width: int
+    objective: float
+    increase: float
+    removed: int | None
+    kind: str
+    score: float | None
+    model: ConvexModel = field(repr=False)
+
+
+@dataclass(eq=False)
+class PruningPath:
+    """Models from an optimum down to ``min_width`` blocks (see :func:`pruning_path`)."""
+
+    steps: list[PruningStep]
+    criterion: str
+    lam: float
+
+    @property
+    def widths(self) -> np.ndarray:
+        """Width at each step."""
+        return np.array([s.width for s in self.steps])
+
+    @property
+    def objectives(self) -> np.ndarray:
+        """Objective at each step."""
+        return np.array([s.objective for s in self.steps])
+
+    @property
+    def scores(self) -> np.ndarray:
+        """Score at each step (NaN where none was computed)."""
+        return np.array([np.nan if s.score is None else s.score for s in self.steps])
+
+    def model_at_width(self, width: int) -> ConvexModel:
+        """The first model on the path with at most ``width`` blocks."""
+        for s in self.steps:
+            if s.width <= width:
+                return s.model
+        raise InvalidParameterError(f"the path never reaches width {width}.")
+
+
+def _ls_candidates(A: np.ndarray):
+    """For full-column-rank ``A`` (``N x k``): ``Ginv`` (``k x k``) of ``G = A^T A`` via the SVD."""
+    _, s, Vt = np.linalg.svd(A, full_matrices=False)
+    return (Vt.T / s**2) @ Vt
+
+
+def _apply_removal(theta, j_block, idx, factors, activation, p):
+    """Scale blocks ``idx`` by ``factors``, zero ``j_block``; flip negative C-ReLU blocks."""
+    new = theta.copy()
+    for k, fk in zip(idx, factors):
+        if k == j_block:
+            new[:, k] = 0.0
+            continue
+        if fk >= 0 or activation == "gated_relu":
+            new[:, k] = theta[:, k] * fk
+        else:
+            new[:, k] = 0.0
+    if activation == "relu":
+        for k, fk in zip(idx, factors):
+            if k != j_block and fk < 0:
+                new[:, _partner(k, activation, p)] += (-fk) * theta[:, k]
+    return new
+
+
+def pruning_path(
+    model: ConvexModel,
+    X,
+    y,
+    lam: float | None = None,
+    loss: "str | Loss | None" = None,
+    *,
+    criterion: str = "residual",
+    min_width: int = 0,
+    score: Callable[[ConvexModel], float] | None = None,
+    rank_tol: float = DEFAULT_RANK_TOL,
+    active_tol: float = DEFAULT_ACTIVE_TOL,
+) -> PruningPath:
+    """Exact pruning to a minimal model, then approximate pruning one block at a time.
+
+    Parameters
+    ----------
+    model : ConvexModel or ConvexSolution
+        Usually an optimum (scalar or vector output).
+    X, y : arrays
+        Training data.
+    lam, loss
+        Default to the solution's own (``loss`` to squared).
+    criterion : {"residual", "objective", "magnitude"}
+        Block selection (see the module docstring).
+    min_width : int
+        Stop at this many blocks.
+    score : callable, optional
+        ``score(model) -> float`` recorded at each step (e.g. test accuracy of the network).
+    rank_tol, active_tol
+        As in :func:`prune_exact`.
+
+    Returns
+    -------
+    PruningPath
+        ``steps[0]`` is the input (after zeroing sub-threshold blocks), ``steps[1]`` the
+        minimal model, then one step per removed block with the objective increase.
+    """
+    if criterion not in CRITERIA:
+        raise InvalidParameterError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    X, Xa = _check_model_X(model, X)
+    y = check_y(y, X.shape[0])
+    if lam is None:
+        lam = getattr(model, "lam", None)
+        if lam is None:
+            raise InvalidParameterError("pass lam (the model carries none).")
+    lam = check_lam(lam)
+    if loss is None:
+        loss = getattr(model, "loss", None) or "squared"
+    loss = get_loss(loss)
+    y = loss.check_targets(y)
+    min_width = check_positive_int(min_width, "min_width", minimum=0)
+    p = model.patterns.n_patterns
+
+    def objective(m: ConvexModel) -> float:
+        return loss.value(_fit(m, Xa).reshape(y.shape), y) + lam * m.penalty()
+
+    def record(m, kind, removed, prev):
+        obj = objective(m)
+        width = int(np.count_nonzero(_block_norms(block_layout(m)[0])))
+        return PruningStep(width=width, objective=obj, increase=0.0 if prev is None else obj - prev,
+                           removed=removed, kind=kind, score=None if score is None else float(score(m)),
+                           model=m)
+
+    theta, pattern, sign = block_layout(model)
+    theta = theta.copy()
+    theta[:, ~_active_mask(_block_norms(theta), active_tol)] = 0.0
+    start = model_from_blocks(model, theta)
+    steps = [record(start, "start", None, None)]
+    exact = prune_exact(start, X, rank_tol=rank_tol, active_tol=0.0)
+    current = exact.model
+    steps.append(record(current, "exact", None, steps[-1].objective))
+    while steps[-1].width > min_width:
+        theta, _, _ = block_layout(current)
+        norms = _block_norms(theta)
+        idx = np.flatnonzero(norms > 0)
+        A = _contributions(current, Xa, theta, pattern, sign, idx)
+        if idx.size > 1 and not is_minimal(current, X, rank_tol=rank_tol, active_tol=0.0):
+            current = prune_exact(current, X, rank_tol=rank_tol, active_tol=0.0).model
+            continue
+        if idx.size == 1:
+            j, factors = 0, np.zeros(1)
+        else:
+            Ginv = _ls_candidates(A)
+            diag = np.diag(Ginv)
+            if criterion == "residual":
+                j = int(np.argmax(diag))
+            elif criterion == "magnitude":
+                j = int(np.argmin(np.linalg.norm(A, axis=0)))
+            else:
+                fit = _fit(current, Xa).reshape(-1)
+                R = A @ Ginv / diag  # residual vectors e_j
+                F = 1.0 - Ginv / diag  # F[i, j] = 1 + beta_i for the removal of j
+                objs = []
+                for jj in range(idx.size):
+                    pen = float(np.abs(F[:, jj]) @ norms[idx] - np.abs(F[jj, jj]) * norms[idx[jj]])
+                    objs.append(loss.value((fit - R[:, jj]).reshape(y.shape), y) + lam * pen)
+                j = int(np.argmin(objs))
+            factors = 1.0 - Ginv[:, j] / diag[j]
+            factors[j] = 0.0
+        theta_new = _apply_removal(theta, idx[j], idx, factors, current.activation, p)
+        current = model_from_blocks(current, theta_new)
+        steps.append(record(current, "approximate", int(idx[j]), steps[-1].objective))
+        logger.debug("pruning_path: removed block %d -> width %d, objective %.6g (+%.3e)",
+                     idx[j], steps[-1].width, steps[-1].objective, steps[-1].increase)
+    return PruningPath(steps=steps, criterion=criterion, lam=lam)
+
+
+def prune_to_width(model: ConvexModel, X, y, width: int, lam: float | None = None, loss=None,
+                   **kwargs) -> ConvexModel:
+    """The model with at most ``width`` blocks on :func:`pruning_path` (kwargs go there)."""
+    width = check_positive_int(width, "width", minimum=0)
+    return pruning_path(model, X, y, lam, loss, min_width=width, **kwargs).model_at_width(width)

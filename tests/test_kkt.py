@@ -1,0 +1,167 @@
+"""KKT recovery: minimum-norm multipliers, certificates, equicorrelation set (MATH.md, [MP23])."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cvxnn import ConvexModel, build_program, sample_patterns
+from cvxnn.errors import InvalidParameterError, ShapeError
+from cvxnn.optimality import block_layout, kkt_report, model_from_blocks, recover_duals
+from cvxnn.path import lam_max
+
+LAM = 0.05
+
+
+def _problem(seed, n=12, d=3, n_gates=120):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    pats = sample_patterns(X, n_gates, seed=seed, bias=True)
+    return X, y, pats
+
+
+@pytest.fixture(scope="module")
+def relu_case():
+    X, y, pats = _problem(1)
+    prog = build_program(X, y, activation="relu", lam=LAM, patterns=pats)
+    return X, y, pats, prog.solve("CLARABEL"), prog.solve("SCS", eps_abs=1e-9, eps_rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def gated_case():
+    X, y, pats = _problem(2)
+    prog = build_program(X, y, activation="gated_relu", lam=LAM, patterns=pats)
+    return X, y, pats, prog.solve("CLARABEL")
+
+
+def test_report_certifies_clarabel_optimum(relu_case):
+    X, y, pats, sol, _ = relu_case
+    rep = kkt_report(sol, X, y)
+    assert rep.stationarity < 1e-3
+    assert rep.dual_feasibility < 1e-7
+    assert rep.complementarity < 1e-7
+    assert rep.primal_feasibility < 1e-8
+    assert rep.spurious < 1e-4  # Clarabel noise blocks are tiny relative to the max
+    assert rep.is_optimal(1e-3)
+    assert set(rep.active) <= set(rep.equicorrelation)
+    assert rep.separation > 0
+    # the objective the report recomputes is the solver's
+    assert rep.objective == pytest.approx(sol.objective_value, rel=1e-7)
+    text = rep.summary()
+    for key in ("stationarity", "complementarity", "equicorrelation", "objective"):
+        assert key in text
+    assert rep.block_labels(rep.active[:1])[0][0] in "vw"
+
+
+def test_multipliers_are_solver_independent(relu_case):
+    """Clarabel and SCS return different cone duals; the recovered q_k agree."""
+    X, y, pats, sol_c, sol_s = relu_case
+    rc = recover_duals(sol_c, X, y)
+    rs = recover_duals(sol_s, X, y)
+    S = np.intersect1d(rc.equicorrelation, rs.equicorrelation)
+    assert S.size >= 3
+    assert np.array_equal(rc.equicorrelation, rs.equicorrelation)
+    np.testing.assert_allclose(rc.q[:, S], rs.q[:, S], atol=2e-4 * LAM)
+    # solver duals differ much more than that (they are not unique)
+    dual_c = np.hstack(sol_c.extra["cone_duals"])
+    dual_s = np.hstack(sol_s.extra["cone_duals"])
+    assert np.linalg.norm(dual_c - dual_s) > 10 * np.linalg.norm(rc.rho - rs.rho) or np.allclose(rc.rho, rs.rho, atol=1e-6)
+
+
+def test_multiplier_structure(relu_case):
+    X, y, pats, sol, _ = relu_case
+    c = recover_duals(sol, X, y)
+    Xa = pats.design(X)
+    Srows = pats.signs()[:, c.pattern]
+    assert np.all(c.rho >= 0)
+    # q_k = c_k + Xt_k^T rho_k
+    np.testing.assert_allclose(c.q, c.correlations + Xa.T @ (Srows * c.rho), atol=1e-12)
+    # S blocks: q_k feasible direction (Xt_k q_k >= 0) and complementary to rho_k
+    S = c.equicorrelation
+    cone_q = Srows[:, S] * (Xa @ c.q[:, S])
+    assert cone_q.min() > -1e-6 * LAM
+    assert np.abs(np.sum(c.rho[:, S] * cone_q, axis=0)).max() < 1e-6 * LAM
+    # active blocks: rho supported on tight rows only
+    act = np.flatnonzero(c.active)
+    cone_t = Srows[:, act] * (Xa @ c.theta[:, act])
+    slack = cone_t > 1e-5 * np.linalg.norm(c.theta[:, act], axis=0)
+    assert np.all(c.rho[:, act][slack] == 0)
+    # residual of the squared loss
+    np.testing.assert_allclose(c.residual, y - sol.train_predict(X), atol=1e-12)
+
+
+def test_gated_q_equals_correlation(gated_case):
+    X, y, pats, sol = gated_case
+    c = recover_duals(sol, X, y)
+    assert np.all(c.rho == 0)
+    np.testing.assert_array_equal(c.q, c.correlations)
+    Xa = pats.design(X)
+    np.testing.assert_allclose(c.q, Xa.T @ (pats.mask * c.residual[:, None]), atol=1e-12)
+    rep = kkt_report(sol, X, y)
+    assert rep.is_optimal(1e-3)
+    assert rep.complementarity == 0 and rep.primal_feasibility == 0
+
+
+def test_non_optimal_points_are_flagged(relu_case):
+    X, y, pats, sol, _ = relu_case
+    # zero model below lam_max: dual infeasible
+    zero = ConvexModel("relu", pats, V=np.zeros_like(sol.V), W=np.zeros_like(sol.W))
+    lm = lam_max(X, y, pats, "relu")
+    rep_low = kkt_report(zero, X, y, lam=0.9 * lm)
+    assert rep_low.dual_feasibility == pytest.approx(1 / 0.9 - 1, rel=1e-6)
+    assert not rep_low.is_optimal(1e-3)
+    # ... and optimal at lam_max
+    assert kkt_report(zero, X, y, lam=lm * (1 + 1e-9)).is_optimal(1e-8)
+    # a scaled optimum is not stationary
+    scaled = ConvexModel("relu", pats, V=1.3 * sol.V, W=1.3 * sol.W)
+    assert kkt_report(scaled, X, y, lam=LAM).max_violation > 1e-2
+
+
+def test_logistic_loss():
+    X, y, pats = _problem(3)
+    yl = np.where(y > 0, 1.0, -1.0)
+    sol = build_program(X, yl, activation="relu", loss="logistic", lam=0.1, patterns=pats).solve()
+    rep = kkt_report(sol, X, yl)
+    assert rep.certificate.loss.name == "logistic"
+    assert rep.is_optimal(1e-3)
+
+
+def test_layout_roundtrip(relu_case):
+    X, y, pats, sol, _ = relu_case
+    theta, pattern, sign = block_layout(sol)
+    p = pats.n_patterns
+    assert theta.shape == (pats.design_dim, 2 * p)
+    assert np.array_equal(pattern[:p], pattern[p:]) and sign[:p].min() == 1 and sign[p:].max() == -1
+    back = model_from_blocks(sol, theta)
+    np.testing.assert_array_equal(back.V, sol.V)
+    np.testing.assert_array_equal(back.W, sol.W)
+
+
+def test_input_errors(relu_case):
+    X, y, pats, sol, _ = relu_case
+    with pytest.raises(InvalidParameterError):
+        kkt_report(sol, X, y, loss="hinge")
+    plain = ConvexModel("relu", pats, V=sol.V, W=sol.W)
+    with pytest.raises(InvalidParameterError):
+        kkt_report(plain, X, y)  # no lam anywhere
+    with pytest.raises(ShapeError):
+        vec = ConvexModel("gated_relu", pats, U=np.zeros((pats.design_dim, pats.n_patterns, 2)))
+        kkt_report(vec, X, np.c_[y, y], lam=1.0)
+    with pytest.raises(InvalidParameterError):
+        kkt_report("not a model", X, y, lam=1.0)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["relu", "gated_relu"]),
+       lam_frac=st.floats(0.02, 0.5))
+def test_property_optimum_passes_kkt(seed, activation, lam_frac):
+    """For random instances, the Clarabel optimum passes the KKT report and q_k has norm lam on S."""
+    X, y, pats = _problem(seed, n=10, n_gates=40)
+    lam = lam_frac * lam_max(X, y, pats, activation)
+    sol = build_program(X, y, activation=activation, lam=lam, patterns=pats).solve()
+    rep = kkt_report(sol, X, y)
+    assert rep.is_optimal(1e-3), rep.summary()
+    c = rep.certificate
+    np.testing.assert_allclose(c.q_norms[rep.active], lam, rtol=1e-5)
+    assert np.all(c.q_norms <= lam * (1 + 1e-6))

@@ -1,0 +1,150 @@
+"""The optimal-set polytope: uniqueness, dimension, ranges, sampling, vertices, min-norm ([MP23])."""
+
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.errors import InvalidParameterError
+from cvxnn.optimality import kkt_report, min_norm_solution, optimal_set
+
+LAM = 0.05
+
+
+def _problem(seed, n=12, d=3, n_gates=200):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    return X, y, sample_patterns(X, n_gates, seed=seed, bias=True)
+
+
+@pytest.fixture(scope="module")
+def relu_set():
+    """C-ReLU with bias on 12 points: a non-unique optimum (many patterns, few samples)."""
+    X, y, pats = _problem(1)
+    sol = build_program(X, y, activation="relu", lam=LAM, patterns=pats).solve()
+    return X, y, sol, optimal_set(sol, X, y)
+
+
+@pytest.fixture(scope="module")
+def gated_set():
+    X, y, pats = _problem(0)
+    sol = build_program(X, y, activation="gated_relu", lam=LAM, patterns=pats).solve()
+    return X, y, sol, optimal_set(sol, X, y)
+
+
+def test_polytope_contains_reference(relu_set):
+    X, y, sol, P = relu_set
+    assert P.n_blocks >= 3
+    assert P.fit_mismatch < 1e-4
+    assert P.contains(P.model_at(P.alpha_ref), tol=1e-12)
+    assert P.contains(sol, tol=1e-3)
+    assert np.all(P.alpha_ref >= 0)
+    np.testing.assert_allclose(np.linalg.norm(P.directions, axis=0), LAM, rtol=1e-12)
+    # a clearly different model is not in the set
+    other = P.model_at(P.alpha_ref * 1.5)
+    assert not P.contains(other, tol=1e-6)
+
+
+def test_non_unique_dimension_and_samples(relu_set):
+    X, y, sol, P = relu_set
+    assert not P.is_unique
+    assert P.dimension >= 1
+    A = P.sample(30, seed=0, burn_in=50, thin=5)
+    assert A.shape == (30, P.n_blocks)
+    assert np.all(A >= 0)
+    assert np.ptp(A, axis=0).max() > 1e-3  # the chain really moves
+    ref_obj = P.objective_at(P.alpha_ref, X, y)
+    assert ref_obj == pytest.approx(sol.objective_value, rel=1e-6)
+    Xa = P.reference.patterns.design(X)
+    for a in A[::3]:
+        m = P.model_at(a)
+        # same fit and objective for every sample
+        np.testing.assert_allclose(m.train_predict(X), P.rhs, atol=1e-8 * max(1, np.abs(P.rhs).max()))
+        assert m.objective(X, y, LAM) == pytest.approx(ref_obj, rel=1e-8)
+        assert m.max_cone_violation(X) < 1e-8
+        # mapped network: same predictions and objective (exact solution map)
+        net = P.network_at(a)
+        assert net.objective(X, y, LAM) == pytest.approx(ref_obj, rel=1e-8)
+        assert Xa.shape[0] == net.predict(X).shape[0]
+    # two samples are genuinely different optima, each certified by the KKT report as well as
+    # the solver's own point is (the fit of a Clarabel point is accurate to ~1e-6 only)
+    i, j = 0, len(A) - 1
+    assert np.linalg.norm(A[i] - A[j]) > 1e-4
+    ref_violation = kkt_report(sol, X, y).max_violation
+    for a in (A[i], A[j]):
+        assert kkt_report(P.model_at(a), X, y, lam=LAM).is_optimal(max(1e-6, 10 * ref_violation))
+
+
+def test_sampler_is_seeded(relu_set):
+    _, _, _, P = relu_set
+    a1 = P.sample(5, seed=3, burn_in=10, thin=2)
+    a2 = P.sample(5, seed=3, burn_in=10, thin=2)
+    a3 = P.sample(5, seed=4, burn_in=10, thin=2)
+    np.testing.assert_array_equal(a1, a2)
+    assert not np.allclose(a1, a3)
+
+
+def test_weight_ranges(relu_set):
+    X, y, _, P = relu_set
+    lo, hi = P.weight_ranges()
+    assert np.all(lo >= 0) and np.all(lo <= hi + 1e-12)
+    assert np.all(P.alpha_ref >= lo - 1e-7 * hi.max()) and np.all(P.alpha_ref <= hi + 1e-7 * hi.max())
+    A = P.sample(20, seed=1, burn_in=20, thin=3)
+    assert np.all(A >= lo - 1e-7 * hi.max()) and np.all(A <= hi + 1e-7 * hi.max())
+    # the extremes are attained by optima: the maximiser of one block is a point of P
+    k = int(np.argmax(hi - lo))
+    assert hi[k] - lo[k] > 1e-4
+    free = np.zeros(P.n_blocks, dtype=bool)
+    free[P.free_blocks] = True
+    assert np.all(hi[~free] == 0) and np.all(hi[free] > 0)
+    p_lo, p_hi = P.penalty_range()
+    assert p_hi - p_lo <= 1e-7 * p_hi
+
+
+def test_vertex_is_minimal_and_optimal(relu_set):
+    X, y, sol, P = relu_set
+    a = P.minimal_alpha()
+    support = np.flatnonzero(a > 0)
+    cols = P.columns[:, support]
+    s = np.linalg.svd(cols / np.linalg.norm(cols, axis=0), compute_uv=False)
+    assert s[-1] > P.rank_tol * s[0]  # independent columns: a vertex
+    assert support.size <= X.shape[0]
+    assert support.size < np.count_nonzero(P.alpha_ref)
+    m = P.minimal_model()
+    assert m.objective(X, y, LAM) == pytest.approx(P.objective_at(P.alpha_ref, X, y), rel=1e-8)
+    assert P.contains(m, tol=1e-7)
+
+
+def test_min_norm(relu_set):
+    X, y, _, P = relu_set
+    a_min = P.min_norm_alpha()
+    assert np.all(a_min >= 0)
+    np.testing.assert_allclose(P.columns @ a_min, P.rhs, atol=1e-7 * np.abs(P.rhs).max())
+    A = P.sample(20, seed=2, burn_in=20, thin=3)
+    assert np.linalg.norm(a_min) <= np.linalg.norm(A, axis=1).min() + 1e-7
+    m = min_norm_solution(P.reference, X, y)
+    np.testing.assert_allclose(m.effective_weights, P.min_norm_model().effective_weights, atol=1e-6)
+
+
+def test_unique_gated(gated_set):
+    X, y, sol, P = gated_set
+    assert P.is_unique and P.dimension == 0
+    A = P.sample(4, seed=0)
+    np.testing.assert_allclose(A, np.repeat(A[:1], 4, axis=0))
+    lo, hi = P.weight_ranges()
+    np.testing.assert_allclose(lo, hi, rtol=1e-6, atol=1e-9)
+    # every network of the set is the solver's (to the accuracy of the solver's fit)
+    assert P.fit_mismatch < 1e-5
+    fit = sol.train_predict(X)
+    np.testing.assert_allclose(P.model_at(A[0]).train_predict(X), fit,
+                               atol=10 * P.fit_mismatch * max(1.0, np.linalg.norm(fit)))
+    np.testing.assert_allclose(P.model_at(A[0]).effective_weights, sol.effective_weights, atol=1e-4)
+
+
+def test_loss_without_unique_fit_is_refused():
+    X, y, pats = _problem(5, n_gates=30)
+    sol = build_program(X, y, activation="gated_relu", loss="huber", lam=0.1, patterns=pats).solve()
+    with pytest.raises(InvalidParameterError):
+        optimal_set(sol, X, y)
+    with pytest.raises(InvalidParameterError):
+        optimal_set(sol, X, y, loss="squared").model_at(np.zeros(1))

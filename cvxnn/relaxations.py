@@ -1,0 +1,242 @@
+"""RELAXATION (not an exact reformulation): the copositive SDP relaxation for vector-output ReLU
+networks (Sahiner, Ergen, Pauly & Pilanci, ICLR 2021; MATH.md, "Vector output").
+
+The exact vector-output ReLU training problem on patterns ``D_1..D_p`` is a copositive program:
+block ``i`` holds ``U_i = sum_k a_k b_k^T`` with first-layer factors ``a_k in K_i``, at the cost
+``sum_k ||a_k|| ||b_k||``. Lifting the balanced factors, ``Z_i = sum_k [a_k; b_k][a_k; b_k]^T`` is
+PSD, has off-diagonal block ``U_i``, trace ``2 sum_k ||a_k|| ||b_k||``, and its top-left block
+``P_i = sum_k a_k a_k^T`` satisfies ``Xt_i P_i Xt_i^T >= 0`` elementwise (because ``Xt_i a_k >= 0``).
+Keeping only these two properties gives the SDP
+
+    minimize   L( sum_i D_i X U_i, Y ) + lam * sum_i tr(Z_i) / 2
+    subject to Z_i = [[P_i, U_i], [U_i^T, Q_i]]  PSD,
+               (2 D_i - I) X P_i X^T (2 D_i - I) >= 0   (elementwise)        for every i.
+
+Its value ``r*`` satisfies ``d* <= r* <= p*_D <= (objective of any ReLU network on these patterns)``:
+``d*`` is the gated (nuclear-norm) value, ``p*_D`` the best ReLU network whose neurons use the
+patterns. It is a **lower bound**, never a trained network: its blocks need not factor into cone
+factors. When every block's SVD left factors lie in ``+-K_i`` the SVD readout *is* such a network
+with objective ``<= r*``, which certifies that the relaxation is tight (:attr:`tight`).
+
+Size: ``p`` PSD blocks of order ``d_a + c`` (one batched CVXPY variable) and ``p n (n - 1) / 2``
+linear inequalities: for small problems (teaching, verification) only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cvxpy as cp
+import numpy as np
+
+from ._validation import check_lam, check_X, check_y
+from .errors import InfeasibleError, InvalidParameterError, MemoryBudgetError, SolverError
+from .losses import Loss, get_loss
+from .patterns import Patterns
+from .solution import ConvexModel
+
+__all__ = ["CopositiveRelaxation", "copositive_relaxation", "MAX_RELAXATION_ROWS"]
+
+logger = logging.getLogger(__name__)
+
+#: Refuse relaxations with more elementwise inequalities than this (``p n (n - 1) / 2``).
+MAX_RELAXATION_ROWS = 2_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class CopositiveRelaxation:
+    """Result of :func:`copositive_relaxation` -- a RELAXATION, i.e. a lower bound.
+
+    Attributes
+    ----------
+    value : float
+        ``r*``: a lower bound on the objective of every ReLU network whose neurons use the patterns
+        (and an upper bound on nothing).
+    U : ndarray of shape (d_a, p, c)
+        Relaxed blocks (not necessarily realisable by a ReLU network).
+    P : ndarray of shape (p, d_a, d_a)
+        Relaxed first-layer moments ``P_i``.
+    status, solver : str
+    solve_time, compile_time : float or None
+    lam : float
+    loss : Loss
+    patterns : Patterns
+    network : ReLUNetwork or None
+        The SVD readout when every block's left singular vectors lie in ``+-K_i`` (else None).
+    network_objective : float or None
+        Its objective; when it equals :attr:`value` (rel. 1e-6) the relaxation is tight.
+    """
+
+    is_relaxation: ClassVar[bool] = True
+
+    value: float
+    U: np.ndarray
+    P: np.ndarray
+    status: str
+    solver: str
+    solve_time: float | None
+    compile_time: float | None
+    lam: float
+    loss: Loss
+    patterns: Patterns
+    network: Any = None
+    network_objective: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def tight(self) -> bool:
+        """True when a ReLU network attains the relaxed value (then it is optimal on the patterns)."""
+        if self.network_objective is None:
+            return False
+        return self.network_objective <= self.value + 1e-6 * max(1.0, abs(self.value))
+
+    def summary(self) -> str:
+        """A few lines, starting with the word RELAXATION."""
+        return "\n".join([
+            "RELAXATION (copositive SDP, a lower bound -- not a trained network)",
+            f"relaxed value r*  : {self.value:.10g}  (status {self.status}, {self.solver})",
+            "SVD readout       : " + ("none (some block has left factors outside +-K_i)"
+                                      if self.network_objective is None
+                                      else f"{self.network_objective:.10g} ({'tight' if self.tight else 'not tight'})"),
+        ])
+
+
+def _pair_rows(Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``(x_j kron x_l + x_l kron x_j) / 2`` for ``j < l`` and the index pairs."""
+    n = Xa.shape[0]
+    j, l = np.triu_indices(n, k=1)
+    K = 0.5 * (np.einsum("pa,pb->pab", Xa[j], Xa[l]) + np.einsum("pa,pb->pab", Xa[l], Xa[j]))
+    return K.reshape(j.size, -1), j, l
+
+
+def copositive_relaxation(
+    X,
+    Y,
+    *,
+    lam: float,
+    patterns: Patterns,
+    loss: "str | Loss" = "squared",
+    solver: str | None = None,
+    **solver_opts,
+) -> CopositiveRelaxation:
+    """Solve the copositive SDP RELAXATION of vector-output ReLU training on ``patterns``.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    Y : array of shape (n, c) or (n,)
+        Targets (a vector is treated as one output).
+    lam : float
+    patterns : Patterns
+        Built on this ``X``.
+    loss : str or Loss
+        Any loss that accepts ``n x c`` predictions (squared, cross_entropy, huber, absolute).
+    solver : str, optional
+        An SDP-capable CVXPY solver (default Clarabel; SCS also works).
+    **solver_opts
+        Passed to :meth:`cvxpy.Problem.solve`.
+
+    Returns
+    -------
+    CopositiveRelaxation
+        ``value`` is a lower bound; see the module docstring.
+
+    Raises
+    ------
+    MemoryBudgetError
+        When ``p n (n - 1) / 2`` exceeds :data:`MAX_RELAXATION_ROWS`.
+    InfeasibleError, SolverError
+    """
+    from .builders import _check_solver
+
+    lam = check_lam(lam)
+    X = check_X(X)
+    Y = check_y(Y, X.shape[0])
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
+    patterns.check_data(X)
+    loss_obj = get_loss(loss)
+    if not loss_obj.supports_vector:
+        raise InvalidParameterError(f"the {loss_obj.name} loss does not accept matrix outputs.")
+    Y = loss_obj.check_targets(Y) if Y.shape[1] > 1 else Y
+    name = _check_solver(solver)
+    n, c = Y.shape
+    Xa = patterns.design(X)
+    d_a, p = patterns.design_dim, patterns.n_patterns
+    rows = p * n * (n - 1) // 2
+    if rows > MAX_RELAXATION_ROWS:
+        raise MemoryBudgetError(
+            f"the relaxation needs {rows} elementwise inequalities (p n (n-1)/2 with p={p}, n={n}), "
+            f"more than MAX_RELAXATION_ROWS={MAX_RELAXATION_ROWS}; use fewer samples or patterns."
+        )
+    k = d_a + c
+    Z = cp.Variable((p, k, k), name="Z")
+    # CVXPY constrains the symmetric part of Z; read every block off it.
+    Zs = 0.5 * (Z + cp.transpose(Z, (0, 2, 1)))
+    U3 = Zs[:, :d_a, d_a:]  # (p, d_a, c)
+    P3 = Zs[:, :d_a, :d_a]  # (p, d_a, d_a)
+    Ub = cp.reshape(cp.transpose(U3, (1, 0, 2)), (d_a, p * c), order="C")
+    Mc = np.repeat(patterns.mask.astype(float), c, axis=1)
+    E = np.tile(np.eye(c), (p, 1))
+    fit = cp.multiply(Mc, Xa @ Ub) @ E
+    K, j, l = _pair_rows(Xa)
+    S = patterns.signs()
+    pair_signs = S[j] * S[l]  # (pairs, p)
+    Pmat = cp.transpose(cp.reshape(P3, (p, d_a * d_a), order="C"))  # (d_a^2, p)
+    constraints = [Z >> 0]
+    if K.shape[0]:
+        constraints.append(cp.multiply(pair_signs, K @ Pmat) >= 0)
+    trace = 0.5 * cp.sum(cp.multiply(np.broadcast_to(np.eye(k), (p, k, k)), Z))
+    lam_param = cp.Parameter(nonneg=True, value=lam, name="lam")
+    prob = cp.Problem(cp.Minimize(loss_obj.cvxpy(fit, Y) + lam_param * trace), constraints)
+    opts = {"canon_backend": cp.SCIPY_CANON_BACKEND, **solver_opts}
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            prob.solve(solver=name, **opts)
+    except cp.error.SolverError as exc:
+        raise SolverError(f"{name} failed on the copositive relaxation ({exc}).", status="numerical_error") from exc
+    wall = time.perf_counter() - t0
+    if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE, cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+        raise InfeasibleError(f"{name} reports the relaxation {prob.status}.", status="infeasible")
+    if Z.value is None or not np.all(np.isfinite(Z.value)):
+        raise SolverError(f"{name} returned no point (status {prob.status!r}).", status="numerical_error")
+    status = {cp.OPTIMAL: "optimal", cp.OPTIMAL_INACCURATE: "optimal_inaccurate",
+              cp.USER_LIMIT: "max_iterations"}.get(prob.status, "numerical_error")
+    Zv = 0.5 * (Z.value + np.transpose(Z.value, (0, 2, 1)))
+    U = np.transpose(Zv[:, :d_a, d_a:], (1, 0, 2)).copy()
+    P = Zv[:, :d_a, :d_a].copy()
+
+    # SVD readout: a ReLU network when every left factor lies in +-K_i (then r* is attained).
+    from .vector import relu_vector_factors
+
+    network = net_obj = None
+    readout = relu_vector_factors(ConvexModel(activation="relu", patterns=patterns, V=U, W=np.zeros_like(U)),
+                                  X, tol=1e-6, rank_tol=1e-6, cone_tol=1e-7)
+    if not readout.split_blocks.any():
+        network = readout.network
+        net_obj = float(loss_obj.value(network.predict(X), Y) + lam * network.penalty())
+    stats = prob.solver_stats
+    logger.debug("copositive relaxation: p=%d, n=%d, c=%d, value %.6g, status %s", p, n, c, prob.value, status)
+    return CopositiveRelaxation(
+        value=float(prob.value),
+        U=U,
+        P=P,
+        status=status,
+        solver=name,
+        solve_time=float(stats.solve_time) if stats.solve_time is not None else wall,
+        compile_time=prob.compilation_time,
+        lam=lam,
+        loss=loss_obj,
+        patterns=patterns,
+        network=network,
+        network_objective=net_obj,
+        extra={"cvxpy_status": prob.status, "n_inequalities": int(K.shape[0] * p)},
+    )

@@ -1,0 +1,86 @@
+"""Tests for the copositive SDP relaxation (cvxnn.relaxations)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import cvxnn.relaxations as relax_mod
+from cvxnn.errors import InvalidParameterError, MemoryBudgetError
+from cvxnn.patterns import sample_patterns
+from cvxnn.relaxations import CopositiveRelaxation, copositive_relaxation
+from cvxnn.vector import relu_vector_report
+
+LAM = 0.1
+
+
+@pytest.fixture(scope="module")
+def random_case():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 2))
+    Y = rng.standard_normal((12, 2))
+    pats = sample_patterns(X, 8, seed=0, bias=True)
+    return X, Y, pats
+
+
+@pytest.fixture(scope="module")
+def planted_case():
+    """One ReLU neuron with a vector output: the relaxation is tight here."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((12, 2))
+    Y = np.maximum(X @ np.array([1.0, 0.3]), 0)[:, None] * np.array([[1.0, -2.0]])
+    pats = sample_patterns(X, 8, seed=1)
+    return X, Y, pats
+
+
+def test_relaxation_sits_between_gated_and_relu_networks(random_case):
+    X, Y, pats = random_case
+    res = copositive_relaxation(X, Y, lam=LAM, patterns=pats)
+    assert isinstance(res, CopositiveRelaxation) and res.is_relaxation
+    assert res.status == "optimal"
+    rep = relu_vector_report(X, Y, lam=LAM, patterns=pats)
+    tol = 1e-6 * abs(res.value)
+    assert rep.gated_lower_bound <= res.value + tol  # the relaxed norm dominates the nuclear norm
+    assert res.value <= rep.network_objective + tol  # ...and is a lower bound on ReLU networks
+    assert res.U.shape == (pats.design_dim, pats.n_patterns, 2)
+
+
+def test_relaxation_constraints_hold(random_case):
+    X, Y, pats = random_case
+    res = copositive_relaxation(X, Y, lam=LAM, patterns=pats)
+    Xa = pats.design(X)
+    S = pats.signs()
+    for i in range(pats.n_patterns):
+        Xt = S[:, i : i + 1] * Xa
+        assert (Xt @ res.P[i] @ Xt.T).min() >= -1e-7
+        assert np.linalg.eigvalsh(res.P[i]).min() >= -1e-7
+    # penalty: tr(Z_i)/2 >= ||U_i||_*, so the relaxed objective is at least the nuclear one
+    nuc = np.linalg.svd(np.transpose(res.U, (1, 0, 2)), compute_uv=False).sum()
+    fit = np.einsum("np,npc->nc", pats.mask.astype(float), np.einsum("nd,dpc->npc", Xa, res.U))
+    assert 0.5 * np.sum((fit - Y) ** 2) + LAM * nuc <= res.value * (1 + 1e-6)
+
+
+def test_tight_relaxation_gives_a_certified_network(planted_case):
+    X, Y, pats = planted_case
+    res = copositive_relaxation(X, Y, lam=LAM, patterns=pats)
+    assert res.tight and res.network is not None
+    assert res.network_objective == pytest.approx(res.value, rel=1e-6)
+    assert res.network_objective == pytest.approx(res.network.objective(X, Y, LAM), rel=1e-12)
+    # the columnwise C-ReLU program's network can be worse; never better than a tight lower bound
+    rep = relu_vector_report(X, Y, lam=LAM, patterns=pats)
+    assert res.network_objective <= rep.network_objective + 1e-6
+    assert res.summary().startswith("RELAXATION")
+    assert "tight" in res.summary()
+
+
+def test_scalar_targets_and_validation(random_case, monkeypatch):
+    X, Y, pats = random_case
+    res = copositive_relaxation(X, Y[:, 0], lam=LAM, patterns=pats)
+    assert res.U.shape[2] == 1 and np.isfinite(res.value)
+    with pytest.raises(InvalidParameterError):
+        copositive_relaxation(X, Y[:, 0], lam=LAM, patterns=pats, loss="logistic")
+    with pytest.raises(InvalidParameterError):
+        copositive_relaxation(X, Y, lam=LAM, patterns="all")
+    monkeypatch.setattr(relax_mod, "MAX_RELAXATION_ROWS", 10)
+    with pytest.raises(MemoryBudgetError):
+        copositive_relaxation(X, Y, lam=LAM, patterns=pats)

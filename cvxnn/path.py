@@ -68,9 +68,9 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: "str | Los
     float
         For every ``lam >= lam_max`` the zero model is optimal, for every ``lam < lam_max`` it is not.
     """
+    if not get_loss(loss).smooth:
+        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
     X, y, loss = _prepare(X, y, patterns, activation, loss)
-    if not loss.smooth:
-        raise InvalidParameterError(f"lam_max needs a differentiable loss; {loss.name!r} is not.")
     Xa = patterns.design(X)
     mask = patterns.mask
     r0 = -loss.grad(np.zeros_like(y), y)
@@ -123,7 +123,8 @@ class RegularizationPath:
         The grid actually solved (decreasing).
     solutions : list of ConvexSolution
     lam_max : float
-        Exact ``lam_max`` of the problem.
+        Exact ``lam_max`` of the problem (``inf`` where it is not available: non-smooth loss,
+        vector-output C-ReLU).
     activation, backend, solver : str
     total_time : float
         Wall-clock seconds for the whole path (including compilation).
@@ -170,6 +171,19 @@ class RegularizationPath:
         """Block norms at each ``lam``: ``(n_lams, m)`` in the layout of
         :func:`~cvxnn.optimality.kkt.block_layout`."""
         return np.stack([s.block_norms().ravel() for s in self.solutions])
+
+
+def _zero_solution(X, y, patterns, activation, loss, lam, backend) -> ConvexSolution:
+    """The exact optimum ``0`` for ``lam >= lam_max`` (certified by :func:`lam_max`, no solve)."""
+    shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
+    blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
+    return ConvexSolution(
+        activation=activation, patterns=patterns, **blocks, status="optimal",
+        objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss, backend=backend,
+        solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
+        max_violation=None if activation == "gated_relu" else 0.0,
+        extra={"certified_by": "lam_max"},
+    )
 
 
 def _native_solver():
@@ -220,6 +234,11 @@ def regularization_path(
         Relative duality-gap tolerance of the native solver (CVXPY solvers use their own options).
     callback : callable, optional
         ``callback(i, lam, solution)`` after each solve; returning True stops the path early.
+
+    Notes
+    -----
+    Grid points with ``lam >= lam_max`` are not sent to a solver: the zero model is the exact
+    optimum there (``solution.solver == "lam_max"``, ``extra["certified_by"] == "lam_max"``).
     solver_opts : dict, optional
         Extra options for :meth:`~cvxnn.builders.ConvexProgram.solve` or ``solve_native``.
 
@@ -229,7 +248,8 @@ def regularization_path(
     """
     t0 = time.perf_counter()
     X, y, loss_obj = _prepare(X, y, patterns, activation, loss)
-    lmax = lam_max(X, y, patterns, activation, loss_obj) if (loss_obj.smooth and (y.ndim == 1 or activation == "gated_relu")) else float("nan")
+    exact_lmax = loss_obj.smooth and (y.ndim == 1 or activation == "gated_relu")
+    lmax = lam_max(X, y, patterns, activation, loss_obj) if exact_lmax else float("inf")
     if lams is None:
         if not np.isfinite(lmax) or lmax <= 0:
             raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
@@ -247,13 +267,16 @@ def regularization_path(
         solve_native = _native_solver()
         prev = None
         for i, lam in enumerate(grid):
-            sol = solve_native(X, y, patterns, activation=activation, loss=loss_obj, lam=float(lam),
-                               tol=tol, warm_start=prev, **opts)
+            if lam >= lmax:
+                sol = _zero_solution(X, y, patterns, activation, loss_obj, lam, "native")
+            else:
+                sol = solve_native(X, y, patterns, activation=activation, loss=loss_obj, lam=float(lam),
+                                   tol=tol, warm_start=prev, **opts)
+                prev = sol
             solutions.append(sol)
-            prev = sol
             if callback is not None and callback(i, float(lam), sol):
                 break
-        solver_name = solutions[-1].solver if solutions else "native"
+        solver_name = next((s.solver for s in reversed(solutions) if s.solver != "lam_max"), "native")
         backend_name = "native"
     else:
         from .builders import build_program
@@ -262,7 +285,10 @@ def regularization_path(
         program = build_program(X, y, activation=activation, loss=loss_obj, lam=float(grid[0]), patterns=patterns)
         opts.setdefault("warm_start", True)
         for i, lam in enumerate(grid):
-            sol = program.solve(solver_name, lam=float(lam), **opts)
+            if lam >= lmax:
+                sol = _zero_solution(X, y, patterns, activation, loss_obj, lam, "cvxpy")
+            else:
+                sol = program.solve(solver_name, lam=float(lam), **opts)
             solutions.append(sol)
             if callback is not None and callback(i, float(lam), sol):
                 break

@@ -1,0 +1,145 @@
+"""lam_max (exact) and warm-started regularisation paths on CVXPY and native backends."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import cvxnn.builders
+from cvxnn import ConvexModel, build_program, sample_patterns
+from cvxnn.errors import InvalidParameterError, PatternMismatchError
+from cvxnn.optimality import kkt_report
+from cvxnn.path import RegularizationPath, lam_grid, lam_max, regularization_path
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(20)
+    return X, y, sample_patterns(X, 40, seed=0, bias=True)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_lam_max_is_exact(data, activation, loss):
+    X, y, pats = data
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    lm = lam_max(X, y, pats, activation, loss)
+    assert lm > 0
+    prog = build_program(X, y, activation=activation, loss=loss, lam=lm, patterns=pats)
+    above = prog.solve(lam=lm * 1.01)
+    below = prog.solve(lam=lm * 0.95)
+    scale = np.abs(below.effective_weights).max()
+    assert np.abs(above.effective_weights).max() < 1e-4 * scale
+    # at lam_max the zero model satisfies the KKT conditions, just below it does not
+    shape = (pats.design_dim, pats.n_patterns)
+    zero = (ConvexModel("gated_relu", pats, U=np.zeros(shape)) if activation == "gated_relu"
+            else ConvexModel("relu", pats, V=np.zeros(shape), W=np.zeros(shape)))
+    assert kkt_report(zero, X, y, lam=lm * (1 + 1e-9), loss=loss).dual_feasibility == 0.0
+    assert kkt_report(zero, X, y, lam=lm * 0.999, loss=loss).dual_feasibility > 5e-4
+
+
+def test_lam_max_relu_below_gated(data):
+    X, y, pats = data
+    assert lam_max(X, y, pats, "relu") <= lam_max(X, y, pats, "gated_relu") * (1 + 1e-12)
+
+
+def test_lam_max_vector_gated(data):
+    """Vector output: spectral norm of X^T D_i Y, checked against a direct CVXPY solve."""
+    X, _, pats = data
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((X.shape[0], 2))
+    lm = lam_max(X, Y, pats, "gated_relu")
+    Xa, M = pats.design(X), pats.mask.astype(float)
+    expected = max(np.linalg.norm(Xa.T @ (M[:, i, None] * Y), 2) for i in range(pats.n_patterns))
+    assert lm == pytest.approx(expected, rel=1e-12)
+    # zero is optimal just above lam_max (nuclear-norm program written out here)
+    Us = [cp.Variable((Xa.shape[1], 2)) for _ in range(pats.n_patterns)]
+    fit = sum(cp.multiply(M[:, [i]], Xa @ Us[i]) for i in range(pats.n_patterns))
+    lam = cp.Parameter(nonneg=True)
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(fit - Y) + lam * sum(cp.normNuc(U) for U in Us)))
+    lam.value = 1.01 * lm
+    prob.solve(solver="CLARABEL")
+    assert max(np.abs(U.value).max() for U in Us) < 1e-5
+    lam.value = 0.9 * lm
+    prob.solve(solver="CLARABEL")
+    assert max(np.abs(U.value).max() for U in Us) > 1e-3
+    with pytest.raises(InvalidParameterError):
+        lam_max(X, Y, pats, "relu")
+
+
+def test_lam_max_errors(data):
+    X, y, pats = data
+    with pytest.raises(InvalidParameterError):
+        lam_max(X, y, pats, "relu", "hinge")
+    with pytest.raises(InvalidParameterError):
+        lam_max(X, y, pats, "tanh")
+    with pytest.raises(PatternMismatchError):
+        lam_max(X[:-1], y[:-1], pats)
+
+
+def test_grid():
+    g = lam_grid(2.0, 5, 1e-2)
+    np.testing.assert_allclose(g, 2.0 * np.logspace(0, -2, 5))
+    with pytest.raises(InvalidParameterError):
+        lam_grid(1.0, 5, 0.0)
+
+
+def test_cvxpy_path_compiles_once_and_matches_cold_solves(data, monkeypatch):
+    X, y, pats = data
+    calls = []
+    real = cvxnn.builders.build_program
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cvxnn.builders, "build_program", counting)
+    seen = []
+    path = regularization_path(X, y, pats, activation="relu", n_lams=6, lam_min_ratio=1e-2,
+                               callback=lambda i, lam, sol: seen.append((i, lam)))
+    assert isinstance(path, RegularizationPath) and len(path) == 6
+    assert len(calls) == 1
+    assert [i for i, _ in seen] == list(range(6))
+    assert np.all(np.diff(path.lams) < 0)
+    assert path.lams[0] == pytest.approx(path.lam_max)
+    assert path.backend == "cvxpy" and path.solver == "CLARABEL"
+    assert all(s == "optimal" for s in path.statuses)
+    n_act = path.n_active()
+    assert n_act[0] == 0 and n_act[-1] > 0
+    assert path.solutions[0].solver == "lam_max" and path.solutions[0].penalty() == 0
+    for k in (1, 4):
+        cold = real(X, y, activation="relu", lam=path.lams[k], patterns=pats).solve()
+        assert path.objectives[k] == pytest.approx(cold.objective_value, rel=1e-6)
+    assert path.coefficients().shape == (6, pats.design_dim, pats.n_patterns)
+    assert path.block_norms().shape == (6, 2 * pats.n_patterns)
+    assert np.all(np.diff(path.penalties) >= -1e-6)  # the penalty grows as lam decreases
+
+
+def test_path_user_grid_callback_stop_and_scs(data):
+    X, y, pats = data
+    path = regularization_path(X, y, pats, activation="gated_relu", lams=[0.1, 1.0, 0.5],
+                               backend="scs", callback=lambda i, lam, sol: i == 1)
+    assert len(path) == 2
+    np.testing.assert_allclose(path.lams, [1.0, 0.5])
+    assert path.solver == "SCS"
+    with pytest.raises(InvalidParameterError):
+        regularization_path(X, y, pats, lams=[])
+    with pytest.raises(InvalidParameterError):
+        regularization_path(X, y, pats, backend="no_such_solver", n_lams=2)
+    with pytest.raises(InvalidParameterError):
+        regularization_path(X, y, pats, lams=[-1.0])
+
+
+@pytest.mark.parametrize("activation,fracs", [("gated_relu", [1.5, 0.5, 0.2, 0.1]), ("relu", [1.0, 0.5])])
+def test_native_path_matches_clarabel(data, activation, fracs):
+    pytest.importorskip("cvxnn.native")
+    X, y, pats = data
+    lams = lam_max(X, y, pats, activation) * np.array(fracs)
+    nat = regularization_path(X, y, pats, activation=activation, lams=lams, backend="native", tol=1e-8)
+    ref = regularization_path(X, y, pats, activation=activation, lams=lams)
+    assert nat.backend == "native" and nat.solver != "lam_max"
+    assert nat.solutions[0].solver == "lam_max"  # lam >= lam_max: exact zero, no solve
+    assert all(s.status == "optimal" for s in nat.solutions)
+    np.testing.assert_allclose(nat.objectives, ref.objectives, rtol=1e-6)

@@ -1,0 +1,184 @@
+"""Exact pruning to minimal models and approximate pruning past minimal (MATH.md, [MP23])."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cvxnn import ConvexModel, build_program, sample_patterns
+from cvxnn.errors import InvalidParameterError
+from cvxnn.optimality import (
+    block_layout,
+    is_minimal,
+    model_from_blocks,
+    optimal_set,
+    prune_exact,
+    prune_to_width,
+    pruning_path,
+)
+from cvxnn.optimality.kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms
+
+LAM = 0.05
+
+
+def _problem(seed, n=12, d=3, n_gates=200):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    return X, y, sample_patterns(X, n_gates, seed=seed, bias=True)
+
+
+def _thresholded(model):
+    theta, _, _ = block_layout(model)
+    theta = theta.copy()
+    theta[:, ~_active_mask(_block_norms(theta), DEFAULT_ACTIVE_TOL)] = 0.0
+    return model_from_blocks(model, theta)
+
+
+@pytest.fixture(scope="module", params=["relu", "gated_relu"])
+def solved(request):
+    X, y, pats = _problem(1 if request.param == "relu" else 2)
+    sol = build_program(X, y, activation=request.param, lam=LAM, patterns=pats).solve("SCS", eps_abs=1e-10,
+                                                                                     eps_rel=1e-10)
+    return X, y, sol
+
+
+def test_exact_pruning_keeps_objective(solved):
+    X, y, sol = solved
+    res = prune_exact(sol, X)
+    start = _thresholded(sol)
+    obj0 = start.objective(X, y, LAM)
+    obj1 = res.model.objective(X, y, LAM)
+    assert abs(obj1 - obj0) <= 1e-8 * abs(obj0)
+    assert res.fit_change <= 1e-8
+    assert res.penalty_change <= 1e-9 * start.penalty()
+    assert res.n_after <= X.shape[0]
+    assert res.n_after == res.n_before - len(res.removed)
+    assert is_minimal(res.model, X)
+    assert res.model.max_cone_violation(X) <= 1e-9
+    # the pruned model is a vertex of the optimal set: an optimum with independent contributions
+    P = optimal_set(sol, X, y)
+    assert P.contains(res.model, tol=1e-5)
+
+
+def test_nonunique_optimum_is_pruned_below_n():
+    """C-ReLU instance with a high-dimensional optimal set: pruning removes many neurons."""
+    X, y, pats = _problem(1)
+    sol = build_program(X, y, activation="relu", lam=LAM, patterns=pats).solve("SCS", eps_abs=1e-10, eps_rel=1e-10)
+    res = prune_exact(sol, X)
+    assert res.n_before > X.shape[0] >= res.n_after
+    assert not is_minimal(sol, X)
+    P = optimal_set(sol, X, y)
+    assert res.n_after == np.count_nonzero(P.minimal_alpha())
+
+
+def test_exact_pruning_of_arbitrary_points_never_increases_objective():
+    """Off the optimum: the fit is kept and the penalty does not increase (any feasible point)."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((8, 3))
+    y = rng.standard_normal(8)
+    pats = sample_patterns(X, 80, seed=7)
+    U = rng.standard_normal((3, pats.n_patterns))
+    model = ConvexModel("gated_relu", pats, U=U)
+    res = prune_exact(model, X)
+    assert res.n_before == pats.n_patterns > 8 >= res.n_after
+    np.testing.assert_allclose(res.model.train_predict(X), model.train_predict(X), rtol=1e-8, atol=1e-8)
+    assert res.model.penalty() <= model.penalty() + 1e-10
+    assert is_minimal(res.model, X)
+
+
+def test_exact_pruning_vector_output():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((5, 3))
+    pats = sample_patterns(X, 60, seed=3)
+    c = 2
+    U = rng.standard_normal((3, pats.n_patterns, c))
+    model = ConvexModel("gated_relu", pats, U=U)
+    res = prune_exact(model, X)
+    assert res.n_after <= X.shape[0] * c < res.n_before
+    np.testing.assert_allclose(res.model.train_predict(X), model.train_predict(X), atol=1e-8)
+    assert res.model.penalty() <= model.penalty() + 1e-10
+    assert is_minimal(res.model, X)
+
+
+def test_pruning_path_structure(solved):
+    X, y, sol = solved
+    accs = []
+
+    def score(m):
+        accs.append(1)
+        return float(np.mean(np.sign(m.train_predict(X)) == np.sign(y)))
+
+    path = pruning_path(sol, X, y, criterion="residual", score=score)
+    w = path.widths
+    assert path.steps[0].kind == "start" and path.steps[1].kind == "exact"
+    assert w[-1] == 0
+    assert np.all(np.diff(w[1:]) <= -1)  # one block (or a merge) per approximate step
+    objs = path.objectives
+    assert abs(objs[1] - objs[0]) <= 1e-8 * objs[0]  # the exact phase is free
+    assert np.all(objs >= objs[0] * (1 - 1e-8))  # nothing beats the optimum
+    np.testing.assert_allclose([s.increase for s in path.steps[1:]], np.diff(objs), rtol=1e-12, atol=1e-15)
+    assert objs[-1] == pytest.approx(0.5 * np.sum(y**2))  # width 0: the zero model
+    assert len(accs) == len(path.steps) and np.all(np.isfinite(path.scores))
+    for s in path.steps:
+        assert s.model.max_cone_violation(X) <= 1e-8  # sign flips keep C-ReLU feasible
+    m3 = path.model_at_width(3)
+    assert np.count_nonzero(_block_norms(block_layout(m3)[0])) <= 3
+
+
+def test_residual_criterion_is_brute_force_optimal(solved):
+    """The chosen block has the smallest least-squares residual among all candidates."""
+    X, y, sol = solved
+    path = pruning_path(sol, X, y, criterion="residual", min_width=0)
+    minimal = path.steps[1].model
+    theta, pattern, sign = block_layout(minimal)
+    Xa = minimal.patterns.design(X)
+    idx = np.flatnonzero(_block_norms(theta) > 0)
+    A = sign[idx] * minimal.patterns.mask[:, pattern[idx]] * (Xa @ theta[:, idx])
+    residuals = []
+    for j in range(idx.size):
+        others = np.delete(A, j, axis=1)
+        beta = np.linalg.lstsq(others, A[:, j], rcond=None)[0]
+        residuals.append(np.linalg.norm(A[:, j] - others @ beta))
+    removed = path.steps[2].removed
+    assert removed == idx[int(np.argmin(residuals))]
+    # the fit moved by exactly that residual
+    fit_move = np.linalg.norm(path.steps[2].model.train_predict(X) - minimal.train_predict(X))
+    assert fit_move == pytest.approx(min(residuals), rel=1e-6, abs=1e-12)
+
+
+def test_objective_criterion_beats_heuristics(solved):
+    X, y, sol = solved
+    first = {}
+    for crit in ("objective", "residual", "magnitude"):
+        path = pruning_path(sol, X, y, criterion=crit)
+        first[crit] = path.objectives[2]
+        assert path.criterion == crit
+    assert first["objective"] <= first["residual"] + 1e-12
+    assert first["objective"] <= first["magnitude"] + 1e-12
+
+
+def test_prune_to_width_and_errors(solved):
+    X, y, sol = solved
+    m = prune_to_width(sol, X, y, 2)
+    assert np.count_nonzero(_block_norms(block_layout(m)[0])) <= 2
+    with pytest.raises(InvalidParameterError):
+        pruning_path(sol, X, y, criterion="random")
+    with pytest.raises(InvalidParameterError):
+        prune_exact(sol, X, rank_tol=2.0)
+    with pytest.raises(InvalidParameterError):
+        prune_exact("model", X)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["relu", "gated_relu"]))
+def test_property_minimal_model(seed, activation):
+    """Random instances: the pruned optimum has <= n blocks, independent columns, same objective."""
+    X, y, pats = _problem(seed, n=8, n_gates=60)
+    sol = build_program(X, y, activation=activation, lam=0.03, patterns=pats).solve()
+    start = _thresholded(sol)
+    res = prune_exact(sol, X)
+    assert res.n_after <= X.shape[0]
+    assert is_minimal(res.model, X)
+    obj0 = start.objective(X, y, 0.03)
+    assert abs(res.model.objective(X, y, 0.03) - obj0) <= 1e-8 * obj0

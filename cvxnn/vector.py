@@ -22,9 +22,10 @@ summation matrix ``E`` (``p c x c``). The nuclear norms use the SDP epigraph for
 
     ||U||_* = min { (tr P + tr Q) / 2 :  [[P, U], [U^T, Q]] PSD }
 
-with a *single* batched PSD variable ``Z`` of shape ``(p, d_a + c, d_a + c)`` (one CVXPY constraint
-``Z >> 0``): compile time grows linearly in ``p`` and is ~10x below ``p`` separate ``normNuc`` atoms
-(see ``docs/vector.md`` for the measurements).
+for all blocks at once: batched variables ``P`` (``p x d_a x d_a``), ``Q`` (``p x c x c``), one
+batched matrix assembled by concatenation and a single CVXPY constraint ``>> 0``. Compile time
+grows linearly in ``p`` and is several times below ``p`` separate ``normNuc`` atoms (measurements
+in ``docs/vector.md``).
 
 Maps back. C-GReLU: balanced SVD factors (in :mod:`cvxnn.maps`). C-ReLU: :func:`relu_vector_to_network`
 uses the balanced SVD factors of a block when its left singular vectors lie in ``+-K_i`` (penalty
@@ -115,28 +116,32 @@ def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
 def _nuclear_blocks(d_a: int, p: int, c: int, name: str):
     """Blocks ``B`` (``d_a x p c``) with ``sum_i ||B_i||_*`` in SDP epigraph form.
 
-    One batched variable ``Z`` of shape ``(p, d_a + c, d_a + c)`` with the single constraint
-    ``Z >> 0``; CVXPY constrains the symmetric part ``Zs = (Z + Z^T) / 2``, so the blocks are read
-    off it, ``B_i = Zs_i[:d_a, d_a:]``, and ``1/2 tr Zs_i = 1/2 tr Z_i >= ||B_i||_*`` with equality
-    at the optimum. No linking equalities are needed.
+    ``||B_i||_* = min { (tr P_i + tr Q_i) / 2 : [[P_i, B_i], [B_i^T, Q_i]] PSD }``, written for all
+    blocks at once: batched variables ``P`` (``p x d_a x d_a``) and ``Q`` (``p x c x c``), the batched
+    matrix ``[[P, B], [B^T, Q]]`` assembled by concatenation (symmetric off-diagonal blocks by
+    construction) and a single constraint ``>> 0``. ``B`` stays an ordinary matrix variable, so
+    the cone constraints and the fit on it are cheap to compile and no linking equalities are needed.
 
     Returns
     -------
-    B : cvxpy.Expression of shape (d_a, p c)
+    B : cvxpy.Variable of shape (d_a, p c)
     penalty : cvxpy.Expression
-        ``1/2 sum_i tr Z_i``.
+        ``1/2 sum_i (tr P_i + tr Q_i)``.
     constraints : list
-        ``[Z >> 0]``.
-    Z : cvxpy.Variable
+        ``[[[P, B], [B^T, Q]] >> 0]``.
+    aux : tuple of cvxpy.Variable
+        ``(P, Q)``.
     """
-    k = d_a + c
-    Z = cp.Variable((p, k, k), name=f"Z_{name}")
-    upper = Z[:, :d_a, d_a:]  # (p, d_a, c)
-    lower = cp.transpose(Z[:, d_a:, :d_a], (0, 2, 1))  # (p, d_a, c)
-    B3 = 0.5 * (upper + lower)
-    B = cp.reshape(cp.transpose(B3, (1, 0, 2)), (d_a, p * c), order="C")
-    diag = np.broadcast_to(np.eye(k), (p, k, k))
-    return B, 0.5 * cp.sum(cp.multiply(diag, Z)), [Z >> 0], Z
+    B = cp.Variable((d_a, p * c), name=name)
+    P = cp.Variable((p, d_a, d_a), name=f"P_{name}")
+    Q = cp.Variable((p, c, c), name=f"Q_{name}")
+    B3 = cp.transpose(cp.reshape(B, (d_a, p, c), order="C"), (1, 0, 2))  # (p, d_a, c)
+    top = cp.concatenate([P, B3], axis=2)
+    bottom = cp.concatenate([cp.transpose(B3, (0, 2, 1)), Q], axis=2)
+    lifted = cp.concatenate([top, bottom], axis=1)  # (p, d_a + c, d_a + c)
+    trace = (cp.sum(cp.multiply(np.broadcast_to(np.eye(d_a), (p, d_a, d_a)), P))
+             + cp.sum(cp.multiply(np.broadcast_to(np.eye(c), (p, c, c)), Q)))
+    return B, 0.5 * trace, [lifted >> 0], (P, Q)
 
 
 def _check_formulation(formulation: str) -> str:
@@ -169,15 +174,14 @@ class VectorConvexProgram(ConvexProgram):
     n_outputs : int
         ``c``.
     formulation : {"nuclear", "one_vs_all"}
-    auxiliary : dict of str -> cvxpy.Variable
-        The CVXPY variable behind each block matrix: the batched PSD variable ``Z`` of shape
-        ``(p, d_a + c, d_a + c)`` (``"nuclear"``; then :attr:`variables` holds the affine
-        expressions ``B_i = sym(Z_i)[:d_a, d_a:]``) or the block matrix itself (``"one_vs_all"``).
+    auxiliary : dict of str -> tuple of cvxpy.Variable
+        The epigraph variables ``(P, Q)`` of each nuclear-norm block matrix (``"nuclear"``;
+        batched, ``p x d_a x d_a`` and ``p x c x c``); empty tuples for ``"one_vs_all"``.
     """
 
     n_outputs: int = 2
     formulation: str = "nuclear"
-    auxiliary: dict[str, cp.Variable] = field(default_factory=dict, repr=False)
+    auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def solve(self, solver: str | None = None, *, lam: float | None = None, **solver_opts) -> ConvexSolution:
         """Solve like :meth:`ConvexProgram.solve`; the blocks have shape ``(d_a, p, c)``.
@@ -289,11 +293,11 @@ def build_vector_program(
         """A ``d_a x p c`` block matrix, its penalty, its constraints and its variable."""
         if formulation == "one_vs_all":
             B = cp.Variable((d_a, p * c), name=name)
-            return B, cp.sum(cp.norm(B, 2, axis=0)), [], B
+            return B, cp.sum(cp.norm(B, 2, axis=0)), [], ()
         return _nuclear_blocks(d_a, p, c, name)
 
     constraints: list = []
-    auxiliary: dict[str, cp.Variable] = {}
+    auxiliary: dict[str, tuple] = {}
     if activation == "relu":
         V, pv, cv, zv = blocks_of("V")
         W, pw, cw, zw = blocks_of("W")

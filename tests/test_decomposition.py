@@ -81,7 +81,8 @@ def test_chunks_and_parallel_match_single_program(scalar, socp_result):
     chunked = decompose(sol, X, y, chunk_size=7)
     assert len(chunked.statuses) == int(np.ceil((np.linalg.norm(sol.U, axis=0) > 0).sum() / 7))
     _check_exact(chunked, X, sol)
-    np.testing.assert_allclose(chunked.model.V, socp_result.model.V, atol=1e-6)
+    # same SOCP split into independent pieces: same optimal penalty
+    assert chunked.model.penalty() == pytest.approx(socp_result.model.penalty(), rel=1e-6)
     par = decompose(sol, X, y, n_jobs=2, backend="threading")
     assert len(par.statuses) == 2
     _check_exact(par, X, sol)

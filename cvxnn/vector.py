@@ -518,6 +518,8 @@ class ReLUVectorReport:
         ``max |f_network(X) - f_convex(X)|`` (the map is exact up to solver accuracy).
     statuses : tuple of str
         Solver statuses of the ReLU and gated solves.
+    network : ReLUNetwork
+        The mapped network.
     """
 
     convex_value: float
@@ -528,6 +530,7 @@ class ReLUVectorReport:
     n_split_blocks: int
     max_prediction_error: float
     statuses: tuple[str, str]
+    network: Any = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -613,5 +616,6 @@ def relu_vector_report(
         n_split_blocks=int(factors.split_blocks.sum()),
         max_prediction_error=float(np.max(np.abs(net.predict(X) - f_convex))),
         statuses=(relu.status, gated.status),
+        network=net,
         extra={"solver_values": (relu.objective_value, gated.objective_value)},
     )

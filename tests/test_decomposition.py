@@ -183,3 +183,43 @@ def test_input_validation(scalar):
             decompose(sol, X, **kw)
     with pytest.raises(InvalidParameterError):
         decompose("not a model", X)
+
+
+def test_vector_singular_column_refit_and_report(singular):
+    X, pats = singular
+    U = np.zeros((2, 2, 2))
+    U[:, 0, 0] = [1.0, 1.0]  # outside span(K_0) = {w_1 = 0}
+    U[:, 0, 1] = [0.0, 1.0]  # inside
+    U[:, 1, :] = [[1.0, -1.0], [0.5, 2.0]]
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=U)
+    Y = np.arange(10.0).reshape(5, 2) / 10
+    with pytest.raises(InfeasibleError, match=r"\(0, 0\)"):
+        decompose(model, X, Y, lam=LAM)
+    rep = decompose(model, X, Y, lam=LAM, on_infeasible="report")
+    assert rep.infeasible_blocks == [(0, 0)]
+    np.testing.assert_array_equal(rep.feasible, [[False, True], [True, True]])
+    np.testing.assert_allclose(rep.model.V[:, 0, 1] - rep.model.W[:, 0, 1], [0.0, 1.0], atol=1e-12)
+    ref = decompose(model, X, Y, lam=LAM, on_infeasible="refit", refit_lam=1e-4)
+    assert ref.model.V.shape == U.shape and ref.model.max_cone_violation(X) <= 1e-7
+    assert ref.prediction_gap < rep.prediction_gap
+    assert ref.relu_objective == pytest.approx(ref.network.objective(X, Y, LAM), rel=1e-12)
+
+
+def test_vector_full_row_rank_bound_and_one_vs_all_d_star():
+    from cvxnn.vector import build_vector_program
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5, 8))
+    Y = rng.standard_normal((5, 2))
+    pats = sample_patterns(X, 12, seed=2)
+    sol = build_program(X, Y, activation="gated_relu", lam=0.05, patterns=pats).solve()
+    res = decompose(sol, X, Y)
+    assert res.all_feasible and res.kappa == pytest.approx(np.linalg.cond(X), rel=1e-10)
+    _check_exact(res, X, sol)
+    assert res.d_star <= res.relu_objective + 1e-9 <= res.bound + 2e-9
+    # d* is the nuclear-norm objective even for a one-vs-all solution given without targets
+    ova = build_vector_program(X, Y, activation="gated_relu", lam=0.05, patterns=pats,
+                               formulation="one_vs_all").solve()
+    res2 = decompose(ova, X, method="gate")
+    assert res2.d_star == pytest.approx(ova.objective(X, Y, 0.05), rel=1e-6)
+    assert res2.relu_objective == pytest.approx(res2.network.objective(X, Y, 0.05), rel=1e-6)

@@ -123,6 +123,8 @@ def implicit_equalities(X, patterns: Patterns, *, solver: str | None = None, **s
     ndarray of bool, shape (n, p)
         ``True`` at the implicit-equality rows of each pattern.
     """
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
     Xa = patterns.design(X)
     S = patterns.signs()
@@ -175,6 +177,11 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
     -------
     ndarray of bool, shape (p,) or (p, c)
     """
+    from .vector import _check_tolerance
+
+    tol = _check_tolerance(tol, "tol")
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     U = np.asarray(U, dtype=float)
     if U.ndim not in (2, 3) or U.shape[:2] != (patterns.design_dim, patterns.n_patterns):
         raise ShapeError(f"U must have shape ({patterns.design_dim}, {patterns.n_patterns}[, c]), got {U.shape}.")
@@ -411,16 +418,19 @@ def decompose(
     if model.activation != "gated_relu":
         raise InvalidParameterError("decompose needs a gated ReLU (C-GReLU) model; a C-ReLU model is already "
                                     "a ReLU model (use model.to_network()).")
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}.")
-    if on_infeasible not in ON_INFEASIBLE:
+    if not isinstance(on_infeasible, str) or on_infeasible not in ON_INFEASIBLE:
         raise InvalidParameterError(f"on_infeasible must be one of {ON_INFEASIBLE}, got {on_infeasible!r}.")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol}.")
+    from .vector import _check_tolerance
+
+    tol = _check_tolerance(tol, "tol")
+    if refit_lam is not None:
+        refit_lam = check_lam(refit_lam, name="refit_lam")
     X = check_X(X)
     pats = model.patterns
     pats.check_data(X)

@@ -37,6 +37,7 @@ the convex value, the mapped network's objective and the gated lower bound side 
 from __future__ import annotations
 
 import logging
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from ._validation import check_lam, check_X, check_y
+from ._validation import check_lam, check_positive_int, check_X, check_y
 from .builders import FORMS, ConvexProgram
 from .errors import InvalidParameterError, LabelError, ShapeError
 from .losses import Loss, get_loss
@@ -105,8 +106,8 @@ def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
     yi = y.astype(np.int64)
     if np.any(yi != y) or np.any(yi < 0):
         raise LabelError("labels must be non-negative integers 0, 1, ..., n_classes - 1.")
-    k = int(yi.max()) + 1 if n_classes is None else int(n_classes)
-    if k < 1 or yi.max() >= k:
+    k = int(yi.max()) + 1 if n_classes is None else check_positive_int(n_classes, "n_classes")
+    if yi.max() >= k:
         raise LabelError(f"labels go up to {int(yi.max())}, which does not fit n_classes={n_classes}.")
     out = np.zeros((yi.size, k))
     out[np.arange(yi.size), yi] = 1.0
@@ -144,8 +145,16 @@ def _nuclear_blocks(d_a: int, p: int, c: int, name: str):
     return B, 0.5 * trace, [lifted >> 0], (P, Q)
 
 
+def _check_tolerance(value, name: str) -> float:
+    """A finite real number ``>= 0`` (raises :class:`InvalidParameterError` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)) \
+            or not np.isfinite(value) or value < 0:
+        raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
 def _check_formulation(formulation: str) -> str:
-    if formulation not in FORMULATIONS:
+    if not isinstance(formulation, str) or formulation not in FORMULATIONS:
         raise InvalidParameterError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
     return formulation
 
@@ -154,6 +163,7 @@ def program_penalty(blocks: np.ndarray, formulation: str = "nuclear") -> float:
     """Penalty of ``(d_a, p, c)`` blocks without ``lam``: ``sum_i ||B_i||_*`` (``"nuclear"``) or
     ``sum_i sum_k ||B_i[:, k]||_2`` (``"one_vs_all"``)."""
     _check_formulation(formulation)
+    blocks = np.asarray(blocks, dtype=float)
     if blocks.ndim != 3:
         raise ShapeError(f"vector-output blocks have shape (d_a, p, c), got {blocks.shape}.")
     if formulation == "nuclear":
@@ -419,8 +429,7 @@ def relu_vector_factors(
     if model.activation != "relu" or model.V is None or model.V.ndim != 3:
         raise InvalidParameterError("relu_vector_factors needs a C-ReLU model with blocks of shape (d_a, p, c).")
     for name, val in (("tol", tol), ("rank_tol", rank_tol), ("cone_tol", cone_tol)):
-        if not (np.isfinite(val) and val >= 0):
-            raise InvalidParameterError(f"{name} must be a finite number >= 0, got {val}.")
+        _check_tolerance(val, name)
     pats = model.patterns
     d_a, p, c = model.V.shape
     blocks = np.concatenate([model.V, model.W], axis=1)  # d_a x 2p x c

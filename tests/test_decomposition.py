@@ -178,11 +178,18 @@ def test_input_validation(scalar):
     relu = ConvexModel(activation="relu", patterns=sol.patterns, V=np.abs(sol.U), W=np.zeros_like(sol.U))
     with pytest.raises(InvalidParameterError):
         decompose(relu, X)
-    for kw in ({"method": "qp"}, {"on_infeasible": "ignore"}, {"n_jobs": 0}, {"chunk_size": 0}, {"tol": -1.0}):
+    for kw in ({"method": "qp"}, {"method": ["socp"]}, {"on_infeasible": "ignore"}, {"n_jobs": 0},
+               {"chunk_size": 0}, {"tol": -1.0}, {"tol": None}, {"refit_lam": -1.0}):
         with pytest.raises(InvalidParameterError):
             decompose(sol, X, **kw)
     with pytest.raises(InvalidParameterError):
         decompose("not a model", X)
+    with pytest.raises(InvalidParameterError):
+        decomposable_blocks(X, sol.patterns, sol.U, tol=float("nan"))
+    with pytest.raises(InvalidParameterError):
+        implicit_equalities(X, "patterns")
+    with pytest.raises(ValueError):  # other data than the patterns' (PatternMismatchError)
+        decompose(sol, X[:-1])
 
 
 def test_vector_singular_column_refit_and_report(singular):

@@ -84,6 +84,9 @@ def test_one_hot_encodes_and_validates():
             one_hot(bad)
     with pytest.raises(LabelError):
         one_hot([0, 3], n_classes=2)
+    for bad_k in (2.5, 0, "3"):
+        with pytest.raises(InvalidParameterError):
+            one_hot([0, 1], n_classes=bad_k)
 
 
 # ------------------------------------------------------------------------------------ gated
@@ -296,6 +299,8 @@ def test_relu_factors_validation(data, gated_sol):
     model = _model_with_block(X, pats, np.ones((pats.design_dim, 2)))
     with pytest.raises(InvalidParameterError):
         relu_vector_factors(model, X, rank_tol=-1.0)
+    with pytest.raises(InvalidParameterError):
+        relu_vector_factors(model, X, cone_tol=None)
 
 
 # ------------------------------------------------------------------------------------ compile

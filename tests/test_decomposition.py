@@ -230,3 +230,26 @@ def test_vector_full_row_rank_bound_and_one_vs_all_d_star():
     res2 = decompose(ova, X, method="gate")
     assert res2.d_star == pytest.approx(ova.objective(X, Y, 0.05), rel=1e-6)
     assert res2.relu_objective == pytest.approx(res2.network.objective(X, Y, 0.05), rel=1e-6)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 12), d=st.integers(1, 4), c=st.sampled_from([0, 2]),
+       bias=st.booleans())
+def test_gate_decomposition_property(seed, n, d, c, bias):
+    """Closed-form decomposition of arbitrary blocks on sampled gates: exact and cone-feasible."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    pats = sample_patterns(X, 6, seed=seed, bias=bias, drop_zero=False)
+    shape = (pats.design_dim, pats.n_patterns) + ((c,) if c else ())
+    U = rng.standard_normal(shape) * (rng.random(shape) < 0.7)
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=U)
+    res = decompose(model, X, method="gate")
+    assert res.all_feasible  # Gaussian gates have no ties: every cone has an interior
+    np.testing.assert_allclose(res.model.V - res.model.W, U, rtol=0, atol=1e-12 * max(1.0, np.abs(res.model.V).max()))
+    scale = max(1.0, np.abs(pats.design(X)).max() * np.abs(res.model.V).max())
+    assert res.max_violation <= 1e-12 * scale
+    np.testing.assert_allclose(res.network.predict(X), model.train_predict(X), atol=1e-9 * scale)

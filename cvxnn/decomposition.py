@@ -15,8 +15,9 @@ once as one vectorised program (optionally in parallel chunks):
   with the smallest ``t_i >= 0`` that makes both cone-feasible (no solver; blocks whose cone is
   singular fall back to the LP).
 
-Vector output (``u_i`` is ``d_a x c``) is decomposed column by column (each column of ``U_i`` is a
-block), which gives the columnwise C-ReLU blocks of :mod:`cvxnn.vector`.
+Vector output (``U_i`` is ``d_a x c``) is decomposed through the SVD factors of each block
+(``vector_mode="svd"``: ``U_i = sum_k s_k a_k b_k^T``, decompose ``s_k a_k``) or column by column
+(``"columns"``); both give a columnwise C-ReLU point of :mod:`cvxnn.vector` and a ReLU network.
 
 Existence: the decomposition of ``u_i`` exists iff ``u_i in K_i - K_i = span(K_i) =
 {w : X_J w = 0}`` where ``J`` are the rows that vanish on all of ``K_i`` (the implicit equalities,
@@ -51,6 +52,7 @@ from .solution import ConvexModel, cone_violation
 
 __all__ = [
     "METHODS",
+    "VECTOR_MODES",
     "DecompositionResult",
     "decompose",
     "implicit_equalities",
@@ -62,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 METHODS = ("socp", "lp", "gate")
 ON_INFEASIBLE = ("raise", "refit", "report")
+VECTOR_MODES = ("svd", "columns")
 
 #: Extra Clarabel options for the decomposition programs (none: Clarabel's defaults, 1e-8; tighter
 #: tolerances often end in "almost solved". The solver's residual cone violations are removed
@@ -189,14 +192,21 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
         implicit = implicit_equalities(X, patterns, solver=solver)
     Xa = patterns.design(X)
     U2, owner, c = _flat(U)
-    J = implicit[:, owner]  # n x pc
-    ok = np.ones(U2.shape[1], dtype=bool)
-    cols = np.flatnonzero(J.any(axis=0))
-    if cols.size:
-        A = np.abs(Xa @ U2[:, cols])
-        lim = tol * np.linalg.norm(Xa, axis=1)[:, None] * np.linalg.norm(U2[:, cols], axis=0)[None, :]
-        ok[cols] = ~np.any(J[:, cols] & (A > lim), axis=0)
+    ok = _columns_in_span(Xa, implicit, U2, owner, tol)
     return ok if U.ndim == 2 else ok.reshape(U.shape[1], c)
+
+
+def _columns_in_span(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, owner: np.ndarray,
+                     tol: float) -> np.ndarray:
+    """``|x_j^T u| <= tol ||x_j|| ||u||`` on the implicit rows of each column's cone."""
+    J = implicit[:, owner]
+    ok = np.ones(cols.shape[1], dtype=bool)
+    sel = np.flatnonzero(J.any(axis=0))
+    if sel.size:
+        A = np.abs(Xa @ cols[:, sel])
+        lim = tol * np.linalg.norm(Xa, axis=1)[:, None] * np.linalg.norm(cols[:, sel], axis=0)[None, :]
+        ok[sel] = ~np.any(J[:, sel] & (A > lim), axis=0)
+    return ok
 
 
 # ----------------------------------------------------------------------------- block solvers
@@ -267,10 +277,11 @@ class DecompositionResult:
     network : ReLUNetwork
         Its ReLU network (exact map; vector output via :func:`cvxnn.vector.relu_vector_to_network`).
     method : str
-    feasible : ndarray of bool, shape (p,) or (p, c)
-        Blocks (columns for vector output) that lie in ``K_i - K_i``.
+    feasible : ndarray of bool, shape (p,), (p, r) or (p, c)
+        Blocks that lie in ``K_i - K_i``: scalar blocks; for vector output the left singular
+        factors ``k < r = min(d_a, c)`` (``vector_mode="svd"``) or the columns (``"columns"``).
     infeasible_blocks : list of tuple
-        ``(i,)`` or ``(i, k)`` of the blocks that do not decompose.
+        ``(i,)`` or ``(i, k)`` (factor or column ``k`` of block ``i``) that do not decompose.
     approximate : bool
         True when infeasible blocks were dropped (``"report"``) or refitted (``"refit"``): the
         ReLU predictions then differ from the gated ones (see :attr:`prediction_gap`).
@@ -279,9 +290,9 @@ class DecompositionResult:
     relu_objective : float or None
         Objective of :attr:`network`.
     bound : float or None
-        ``d* + 2 lam kappa sum_i ||u_i||`` (scalar) or its columnwise analogue
-        ``d* + lam ((1 + 2 kappa) sum_{i,k} ||u_ik|| - sum_i ||U_i||_*)`` (vector), when ``X_a``
-        has full row rank; None otherwise (see :attr:`notes`).
+        ``d* + 2 lam kappa sum_i ||u_i||`` (scalar; nuclear norms for ``vector_mode="svd"``) or the
+        columnwise analogue ``d* + lam ((1 + 2 kappa) sum_{i,k} ||u_ik|| - sum_i ||U_i||_*)``, when
+        ``X_a`` has full row rank; None otherwise (see :attr:`notes`).
     kappa : float or None
         Condition number of ``X_a`` when it has full row rank.
     max_violation : float
@@ -363,6 +374,7 @@ def decompose(
     n_jobs: int = 1,
     chunk_size: int | None = None,
     backend: str | None = None,
+    vector_mode: str = "svd",
     on_infeasible: str = "raise",
     tol: float = 1e-9,
     refit_lam: float | None = None,
@@ -396,6 +408,15 @@ def decompose(
     backend : str, optional
         joblib backend for ``n_jobs != 1`` (default joblib's, processes; ``"threading"`` avoids the
         process start-up, worthwhile for small programs).
+    vector_mode : {"svd", "columns"}
+        Vector output only. ``"svd"`` (default): decompose the left singular factors ``s_k a_k``
+        of each block ``U_i = sum_k s_k a_k b_k^T``; the network has neurons ``(v_k, b_k)`` and
+        ``(w_k, -b_k)`` with penalty ``sum_k s_k (||v_k|| + ||w_k||)`` -- up to ``sqrt(c)`` times
+        smaller than columnwise, and the Theorem 3.7 bound keeps its scalar form with
+        ``sum_i ||U_i||_*``. ``"columns"``: decompose every column of ``U_i`` (the columnwise
+        C-ReLU blocks of :mod:`cvxnn.vector`). Either way :attr:`DecompositionResult.model` is a
+        columnwise C-ReLU point with ``V - W = U`` (for ``"svd"`` by the sign split
+        ``V_i = sum_k v_k (b_k)_+^T + w_k (b_k)_-^T``, ``W_i = sum_k w_k (b_k)_+^T + v_k (b_k)_-^T``).
     on_infeasible : {"raise", "refit", "report"}
         What to do with blocks ``u_i`` outside ``K_i - K_i``: raise
         :class:`~cvxnn.errors.InfeasibleError` naming them; refit their contribution to the gated
@@ -420,6 +441,8 @@ def decompose(
                                     "a ReLU model (use model.to_network()).")
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidParameterError(f"method must be one of {METHODS}, got {method!r}.")
+    if not isinstance(vector_mode, str) or vector_mode not in VECTOR_MODES:
+        raise InvalidParameterError(f"vector_mode must be one of {VECTOR_MODES}, got {vector_mode!r}.")
     if not isinstance(on_infeasible, str) or on_infeasible not in ON_INFEASIBLE:
         raise InvalidParameterError(f"on_infeasible must be one of {ON_INFEASIBLE}, got {on_infeasible!r}.")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
@@ -446,27 +469,38 @@ def decompose(
 
     Xa = pats.design(X)
     U = np.asarray(model.U, dtype=float)
-    U2, owner, c = _flat(U)
-    q_all = U2.shape[1]
+    d_a, p = U.shape[:2]
+    svd_mode = U.ndim == 3 and vector_mode == "svd"
+    if svd_mode:
+        # rank-one pieces s_k a_k b_k^T of every block; the left factors s_k a_k are decomposed
+        A, sv, Bt = np.linalg.svd(np.transpose(U, (1, 0, 2)), full_matrices=False)
+        width = sv.shape[1]
+        cols = np.transpose(A * sv[:, None, :], (1, 0, 2)).reshape(d_a, p * width)
+        owner = np.repeat(np.arange(p), width)
+        right = Bt.reshape(p * width, -1)
+    else:
+        cols, owner, width = _flat(U)
+        right = None
     S_all = pats.signs()[:, owner]
     G_all = pats.gates[:, owner]
     R_all = S_all * (Xa @ G_all)  # >= 0 up to rounding: the gate lies in its cone
 
     implicit = implicit_equalities(X, pats, solver=name)
-    feasible_flat = decomposable_blocks(X, pats, U, tol=tol, implicit=implicit).reshape(-1)
-    nonzero = np.linalg.norm(U2, axis=0) > 0
+    feasible_flat = _columns_in_span(Xa, implicit, cols, owner, tol)
+    nonzero = np.linalg.norm(cols, axis=0) > 0
     bad = np.flatnonzero(~feasible_flat & nonzero)
-    infeasible_blocks = [tuple(int(v) for v in divmod(j, c)) if c > 1 or U.ndim == 3 else (int(j),) for j in bad]
+    infeasible_blocks = [tuple(int(v) for v in divmod(j, width)) if U.ndim == 3 else (int(j),) for j in bad]
     if bad.size and on_infeasible == "raise":
         shown = ", ".join(str(b) for b in infeasible_blocks[:10])
+        what = "left singular factor(s)" if svd_mode else "block(s)"
         raise InfeasibleError(
-            f"{bad.size} block(s) of u lie outside K_i - K_i (singular cones): {shown}"
+            f"{bad.size} {what} of u lie outside K_i - K_i (singular cones): {shown}"
             f"{' ...' if bad.size > 10 else ''}. Use on_infeasible='refit' (approximate ReLU fit of "
             "their contribution) or 'report' (drop them), or sample gates without ties.",
             status="infeasible",
         )
     todo = np.flatnonzero(feasible_flat & nonzero)
-    Wf = np.zeros_like(U2)
+    Wf = np.zeros_like(cols)
     statuses: list[str] = []
     solve_time = 0.0
     notes: list[str] = []
@@ -474,8 +508,8 @@ def decompose(
     if todo.size:
         lp_cols = todo
         if method == "gate":
-            A = S_all[:, todo] * (Xa @ U2[:, todo])
-            t, ok = _gate_shift(A, R_all[:, todo])
+            A_t = S_all[:, todo] * (Xa @ cols[:, todo])
+            t, ok = _gate_shift(A_t, R_all[:, todo])
             Wf[:, todo[ok]] = G_all[:, todo[ok]] * t[ok]
             lp_cols = todo[~ok]
             statuses.append("closed_form")
@@ -491,7 +525,7 @@ def decompose(
 
                 n_chunks = min(lp_cols.size, effective_n_jobs(n_jobs))
             chunks = [ch for ch in np.array_split(lp_cols, n_chunks) if ch.size]
-            args = [(Xa, S_all[:, ch], U2[:, ch], sub, name, solver_opts) for ch in chunks]
+            args = [(Xa, S_all[:, ch], cols[:, ch], sub, name, solver_opts) for ch in chunks]
             if n_jobs == 1 or len(chunks) == 1:
                 results = [_solve_chunk(*a) for a in args]
             else:
@@ -502,7 +536,7 @@ def decompose(
                     results = Parallel(n_jobs=n_jobs, backend=backend)(
                         delayed(_solve_chunk)(*a, quiet=False) for a in args)
             for ch, (Wb, st, sec) in zip(chunks, results):
-                Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], U2[:, ch], Wb)
+                Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], cols[:, ch], Wb)
                 statuses.append(st)
                 solve_time += sec
     inexact = [st for st in statuses if st not in (cp.OPTIMAL, "closed_form")]
@@ -511,20 +545,44 @@ def decompose(
             f"{len(inexact)} decomposition program(s) ended with status {inexact[0]!r}; the cone "
             "violation and prediction gap in the result show the accuracy reached.",
             InaccurateSolutionWarning, stacklevel=2)
-    Vf = Wf + U2
+    Vf = Wf + cols
     Vf[:, ~feasible_flat | ~nonzero] = 0.0
     Wf[:, ~feasible_flat | ~nonzero] = 0.0
-    recon = float(np.abs((Vf - Wf) - U2)[:, todo].max(initial=0.0))
+    recon = float(np.abs((Vf - Wf) - cols)[:, todo].max(initial=0.0))
 
-    shape = U.shape
-    V, W = Vf.reshape(shape), Wf.reshape(shape)
+    if svd_mode:
+        V, W = _sign_split(Vf, Wf, right, owner, p)
+        network = _rank_one_network(Vf, Wf, right, pats.bias)
+    else:
+        V, W = Vf.reshape(U.shape), Wf.reshape(U.shape)
+        network = None
     approximate = bool(bad.size)
+    refit_model = None
     if bad.size and on_infeasible == "refit":
-        V, W = _refit(X, pats, U2, owner, bad, V, W, c, U.ndim, lam, refit_lam, name, solver_opts, notes)
+        if svd_mode:
+            Vs, Ws = _sign_split(cols[:, bad], np.zeros((d_a, bad.size)), right[bad], owner[bad], p)
+            Ubad = Vs - Ws  # sum over the bad factors of s_k a_k b_k^T
+        else:
+            Ubad_cols = np.zeros_like(cols)
+            Ubad_cols[:, bad] = cols[:, bad]
+            Ubad = Ubad_cols.reshape(U.shape)
+        Vr, Wr, idx = _refit(X, pats, Ubad, np.unique(owner[bad]), lam, refit_lam, name, solver_opts, notes)
+        V, W = V.copy(), W.copy()
+        V[:, idx] += Vr
+        W[:, idx] += Wr
+        refit_model = (Vr, Wr, idx)
     elif bad.size:
-        notes.append(f"{bad.size} infeasible block(s) dropped (on_infeasible='report').")
+        notes.append(f"{bad.size} infeasible {'factor' if svd_mode else 'block'}(s) dropped "
+                     "(on_infeasible='report').")
     relu_model = ConvexModel(activation="relu", patterns=pats, V=V, W=W)
-    if U.ndim == 3:
+    if svd_mode:
+        if refit_model is not None:
+            from .vector import relu_vector_to_network
+
+            Vr, Wr, idx = refit_model
+            part = ConvexModel(activation="relu", patterns=pats.subset(idx), V=Vr, W=Wr)
+            network = _concat_networks(network, relu_vector_to_network(part, X=X))
+    elif U.ndim == 3:
         from .vector import relu_vector_to_network
 
         network = relu_vector_to_network(relu_model, X=X)
@@ -558,18 +616,20 @@ def decompose(
         notes.append("Thm 3.7 bound not computed: X_a is not of full row rank, so kappa(X_J) of [MSP22] "
                      "is not available here.")
     elif d_star is not None:
-        if U.ndim == 2:
+        if U.ndim == 2 or svd_mode:
             bound = float(d_star + 2.0 * lam * kappa * block_norms(U).sum())
         else:
             cols = float(np.linalg.norm(U, axis=0).sum())
             bound = float(d_star + lam * ((1.0 + 2.0 * kappa) * cols - gated_pen))
     logger.debug("decomposed %d blocks (%d infeasible) by %s in %.3f s", todo.size, bad.size, method, solve_time)
+    if svd_mode:
+        notes.append("vector output decomposed through the SVD factors of each block (vector_mode='svd').")
     feasible = feasible_flat | ~nonzero
     return DecompositionResult(
         model=relu_model,
         network=network,
         method=method,
-        feasible=feasible if U.ndim == 2 else feasible.reshape(U.shape[1], c),
+        feasible=feasible if U.ndim == 2 else feasible.reshape(p, width),
         infeasible_blocks=infeasible_blocks,
         approximate=approximate,
         d_star=d_star,
@@ -585,28 +645,65 @@ def decompose(
     )
 
 
-def _refit(X, pats, U2, owner, bad, V, W, c, ndim, lam, refit_lam, solver, solver_opts, notes):
-    """Approximate path: fit the infeasible blocks' contribution with C-ReLU on their patterns."""
+def _refit(X, pats, Ubad, idx, lam, refit_lam, solver, solver_opts, notes):
+    """Approximate path: fit the infeasible part ``Ubad`` of the gated model (its contribution
+    ``sum_i D_i X Ubad_i``) with a C-ReLU program on the patterns ``idx`` (squared loss)."""
     from .builders import build_program
 
     Xa = pats.design(X)
-    Ubad = np.zeros_like(U2)
-    Ubad[:, bad] = U2[:, bad]
-    target = forward(Xa, pats.mask, Ubad.reshape(V.shape))
-    idx = np.unique(owner[bad])
+    target = forward(Xa, pats.mask, Ubad)
     rl = refit_lam if refit_lam is not None else (lam if lam else 1e-6)
     rl = check_lam(rl)
     prog = build_program(X, target, activation="relu", loss="squared", lam=rl, patterns=pats.subset(idx))
     sol = prog.solve(solver or "CLARABEL", **solver_opts)
-    V, W = V.copy(), W.copy()
-    if ndim == 2:
-        V[:, idx] += sol.V
-        W[:, idx] += sol.W
-    else:
-        V[:, idx, :] += sol.V if sol.V.ndim == 3 else sol.V[:, :, None]
-        W[:, idx, :] += sol.W if sol.W.ndim == 3 else sol.W[:, :, None]
-    fit = sol.train_predict(X)
-    err = float(np.abs(fit - target).max())
-    notes.append(f"{len(bad)} infeasible block(s) on {idx.size} pattern(s) refitted by C-ReLU "
-                 f"(squared loss, lam={rl:g}); max refit error {err:.2e} (approximate).")
-    return V, W
+    Vr, Wr = sol.V, sol.W
+    if Ubad.ndim == 3 and Vr.ndim == 2:  # a single output column: keep the (d_a, q, c) layout
+        Vr, Wr = Vr[:, :, None], Wr[:, :, None]
+    err = float(np.abs(sol.train_predict(X) - target).max())
+    notes.append(f"infeasible part on {idx.size} pattern(s) refitted by C-ReLU (squared loss, lam={rl:g}); "
+                 f"max refit error {err:.2e} (approximate).")
+    return Vr, Wr, idx
+
+
+def _sign_split(Vf: np.ndarray, Wf: np.ndarray, right: np.ndarray, owner: np.ndarray, p: int):
+    """Columnwise C-ReLU blocks of rank-one pieces ``(v_q - w_q) b_q^T`` (``v_q, w_q in K_i``).
+
+    ``V_i = sum_q v_q (b_q)_+^T + w_q (b_q)_-^T`` and ``W_i = sum_q w_q (b_q)_+^T + v_q (b_q)_-^T``
+    have every column in ``K_i`` (nonnegative combinations) and ``V_i - W_i = sum_q (v_q - w_q) b_q^T``.
+    """
+    d_a, c = Vf.shape[0], right.shape[1]
+    bp, bn = np.maximum(right, 0.0), np.maximum(-right, 0.0)
+    V = np.zeros((p, d_a, c))
+    W = np.zeros((p, d_a, c))
+    np.add.at(V, owner, np.einsum("dq,qc->qdc", Vf, bp) + np.einsum("dq,qc->qdc", Wf, bn))
+    np.add.at(W, owner, np.einsum("dq,qc->qdc", Wf, bp) + np.einsum("dq,qc->qdc", Vf, bn))
+    return np.transpose(V, (1, 0, 2)), np.transpose(W, (1, 0, 2))
+
+
+def _rank_one_network(Vf: np.ndarray, Wf: np.ndarray, right: np.ndarray, bias: bool):
+    """ReLU network with neurons ``(v_q / sqrt||v_q||, +sqrt||v_q|| b_q)`` and
+    ``(w_q / sqrt||w_q||, -sqrt||w_q|| b_q)`` (``||b_q|| = 1``): penalty ``sum ||v_q|| + ||w_q||``."""
+    from .networks import ReLUNetwork
+
+    firsts, seconds = [], []
+    for F, sgn in ((Vf, 1.0), (Wf, -1.0)):
+        nv = np.linalg.norm(F, axis=0)
+        k = nv > 0
+        root = np.sqrt(nv[k])
+        firsts.append(F[:, k] / root)
+        seconds.append(sgn * right[k] * root[:, None])
+    A = np.hstack(firsts)
+    w2 = np.vstack(seconds)
+    if bias:
+        return ReLUNetwork(W1=A[:-1], w2=w2, b1=A[-1])
+    return ReLUNetwork(W1=A, w2=w2)
+
+
+def _concat_networks(a, b):
+    """A ReLU network with the neurons of ``a`` and ``b`` (same input and output sizes)."""
+    from .networks import ReLUNetwork
+
+    if (a.b1 is None) != (b.b1 is None):
+        raise ShapeError("cannot concatenate networks with and without a bias.")  # pragma: no cover
+    b1 = None if a.b1 is None else np.concatenate([a.b1, b.b1])
+    return ReLUNetwork(W1=np.hstack([a.W1, b.W1]), w2=np.vstack([a.w2, b.w2]), b1=b1)

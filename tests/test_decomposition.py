@@ -114,12 +114,17 @@ def test_vector_decomposition_columnwise():
     Y = rng.standard_normal((14, 3))
     pats = sample_patterns(X, 10, seed=3, bias=True)
     sol = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats).solve()
-    res = decompose(sol, X, Y)
-    assert res.model.V.shape == sol.U.shape and res.feasible.shape == sol.U.shape[1:]
-    _check_exact(res, X, sol)
-    assert res.network.w2.shape[1] == 3
-    assert res.relu_objective == pytest.approx(res.network.objective(X, Y, LAM), rel=1e-12)
-    assert res.relu_objective >= res.d_star - 1e-9
+    cols = decompose(sol, X, Y, vector_mode="columns")
+    assert cols.model.V.shape == sol.U.shape and cols.feasible.shape == sol.U.shape[1:]
+    svd = decompose(sol, X, Y)  # vector_mode="svd"
+    assert svd.feasible.shape == (sol.U.shape[1], min(sol.U.shape[0], 3))
+    for res in (cols, svd):
+        _check_exact(res, X, sol)
+        assert res.network.w2.shape[1] == 3
+        assert res.relu_objective == pytest.approx(res.network.objective(X, Y, LAM), rel=1e-12)
+        assert res.relu_objective >= res.d_star - 1e-9
+    # decomposing the singular factors never costs more than decomposing the columns here
+    assert svd.relu_objective <= cols.relu_objective * (1 + 1e-6)
 
 
 # ------------------------------------------------------------------------------ singular cones
@@ -178,7 +183,7 @@ def test_input_validation(scalar):
     relu = ConvexModel(activation="relu", patterns=sol.patterns, V=np.abs(sol.U), W=np.zeros_like(sol.U))
     with pytest.raises(InvalidParameterError):
         decompose(relu, X)
-    for kw in ({"method": "qp"}, {"method": ["socp"]}, {"on_infeasible": "ignore"}, {"n_jobs": 0},
+    for kw in ({"method": "qp"}, {"method": ["socp"]}, {"vector_mode": "rows"}, {"on_infeasible": "ignore"}, {"n_jobs": 0},
                {"chunk_size": 0}, {"tol": -1.0}, {"tol": None}, {"refit_lam": -1.0}):
         with pytest.raises(InvalidParameterError):
             decompose(sol, X, **kw)
@@ -192,7 +197,8 @@ def test_input_validation(scalar):
         decompose(sol, X[:-1])
 
 
-def test_vector_singular_column_refit_and_report(singular):
+@pytest.mark.parametrize("mode", ["columns", "svd"])
+def test_vector_singular_column_refit_and_report(singular, mode):
     X, pats = singular
     U = np.zeros((2, 2, 2))
     U[:, 0, 0] = [1.0, 1.0]  # outside span(K_0) = {w_1 = 0}
@@ -201,15 +207,21 @@ def test_vector_singular_column_refit_and_report(singular):
     model = ConvexModel(activation="gated_relu", patterns=pats, U=U)
     Y = np.arange(10.0).reshape(5, 2) / 10
     with pytest.raises(InfeasibleError, match=r"\(0, 0\)"):
-        decompose(model, X, Y, lam=LAM)
-    rep = decompose(model, X, Y, lam=LAM, on_infeasible="report")
-    assert rep.infeasible_blocks == [(0, 0)]
-    np.testing.assert_array_equal(rep.feasible, [[False, True], [True, True]])
-    np.testing.assert_allclose(rep.model.V[:, 0, 1] - rep.model.W[:, 0, 1], [0.0, 1.0], atol=1e-12)
-    ref = decompose(model, X, Y, lam=LAM, on_infeasible="refit", refit_lam=1e-4)
+        decompose(model, X, Y, lam=LAM, vector_mode=mode)
+    rep = decompose(model, X, Y, lam=LAM, on_infeasible="report", vector_mode=mode)
+    if mode == "columns":
+        assert rep.infeasible_blocks == [(0, 0)]
+        np.testing.assert_array_equal(rep.feasible, [[False, True], [True, True]])
+        np.testing.assert_allclose(rep.model.V[:, 0, 1] - rep.model.W[:, 0, 1], [0.0, 1.0], atol=1e-12)
+    else:  # both singular factors of U_0 = [[1, 0], [1, 1]] leave span(K_0)
+        assert rep.infeasible_blocks == [(0, 0), (0, 1)]
+        np.testing.assert_array_equal(rep.feasible, [[False, False], [True, True]])
+    np.testing.assert_allclose(rep.model.V[:, 1] - rep.model.W[:, 1], U[:, 1], atol=1e-12)
+    ref = decompose(model, X, Y, lam=LAM, on_infeasible="refit", refit_lam=1e-4, vector_mode=mode)
     assert ref.model.V.shape == U.shape and ref.model.max_cone_violation(X) <= 1e-7
     assert ref.prediction_gap < rep.prediction_gap
     assert ref.relu_objective == pytest.approx(ref.network.objective(X, Y, LAM), rel=1e-12)
+    np.testing.assert_allclose(ref.network.predict(X), ref.model.train_predict(X), atol=1e-7)
 
 
 def test_vector_full_row_rank_bound_and_one_vs_all_d_star():
@@ -220,10 +232,14 @@ def test_vector_full_row_rank_bound_and_one_vs_all_d_star():
     Y = rng.standard_normal((5, 2))
     pats = sample_patterns(X, 12, seed=2)
     sol = build_program(X, Y, activation="gated_relu", lam=0.05, patterns=pats).solve()
-    res = decompose(sol, X, Y)
-    assert res.all_feasible and res.kappa == pytest.approx(np.linalg.cond(X), rel=1e-10)
-    _check_exact(res, X, sol)
-    assert res.d_star <= res.relu_objective + 1e-9 <= res.bound + 2e-9
+    for mode in ("svd", "columns"):
+        res = decompose(sol, X, Y, vector_mode=mode)
+        assert res.all_feasible and res.kappa == pytest.approx(np.linalg.cond(X), rel=1e-10)
+        _check_exact(res, X, sol)
+        assert res.d_star <= res.relu_objective + 1e-9 <= res.bound + 2e-9
+        if mode == "svd":  # the theorem's form with nuclear norms
+            nuc = np.linalg.svd(np.transpose(sol.U, (1, 0, 2)), compute_uv=False).sum()
+            assert res.bound == pytest.approx(res.d_star + 2 * 0.05 * res.kappa * nuc, rel=1e-12)
     # d* is the nuclear-norm objective even for a one-vs-all solution given without targets
     ova = build_vector_program(X, Y, activation="gated_relu", lam=0.05, patterns=pats,
                                formulation="one_vs_all").solve()

@@ -183,8 +183,8 @@ def test_input_validation(scalar):
     relu = ConvexModel(activation="relu", patterns=sol.patterns, V=np.abs(sol.U), W=np.zeros_like(sol.U))
     with pytest.raises(InvalidParameterError):
         decompose(relu, X)
-    for kw in ({"method": "qp"}, {"method": ["socp"]}, {"vector_mode": "rows"}, {"on_infeasible": "ignore"}, {"n_jobs": 0},
-               {"chunk_size": 0}, {"tol": -1.0}, {"tol": None}, {"refit_lam": -1.0}):
+    for kw in ({"method": "qp"}, {"method": ["socp"]}, {"vector_mode": "rows"}, {"on_infeasible": "ignore"},
+               {"n_jobs": 0}, {"chunk_size": 0}, {"tol": -1.0}, {"tol": None}, {"refit_lam": -1.0}):
         with pytest.raises(InvalidParameterError):
             decompose(sol, X, **kw)
     with pytest.raises(InvalidParameterError):

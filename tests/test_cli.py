@@ -1,0 +1,240 @@
+"""Tests of the command line (cvxnn.cli): fit, path, prune, verify, errors, progress bars."""
+
+from __future__ import annotations
+
+import io as _stdio
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cvxnn import io
+from cvxnn.cli import ProgressBar, load_data, main
+from cvxnn.datasets import load_teacher_regression, load_three_blobs
+from cvxnn.errors import FileFormatError, InvalidParameterError, NonFiniteError, ShapeError
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    X, y = load_teacher_regression()
+    X, y = X[:40], y[:40]
+    csv = d / "teacher.csv"
+    with open(csv, "w") as fh:
+        fh.write("a,b,target,c,d\n")
+        for row, t in zip(X, y):
+            fh.write(",".join(f"{v:.17g}" for v in (row[0], row[1], t, row[2], row[3])) + "\n")
+    Xb, labels = load_three_blobs()
+    keep = labels != 2
+    npz = d / "blobs.npz"
+    np.savez(npz, features=Xb[keep][::2], labels=labels[keep][::2])
+    return {"dir": d, "csv": csv, "X": X, "y": y, "npz": npz}
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------------------- load_data
+def test_load_data_csv_target_by_name_and_index(files):
+    X, y = load_data(files["csv"], target="target")
+    np.testing.assert_allclose(X, files["X"], rtol=1e-15)
+    np.testing.assert_allclose(y, files["y"], rtol=1e-15)
+    X2, y2 = load_data(files["csv"], target="2")
+    np.testing.assert_array_equal(X2, X)
+    np.testing.assert_array_equal(y2, y)
+    X3, y3 = load_data(files["csv"])  # default: last column
+    np.testing.assert_allclose(y3, files["X"][:, 3], rtol=1e-15)
+
+
+def test_load_data_headerless_and_string_labels(tmp_path):
+    p = tmp_path / "nohdr.csv"
+    p.write_text("1,2,3\n4,5,6\n")
+    X, y = load_data(p)
+    np.testing.assert_array_equal(X, [[1, 2], [4, 5]])
+    np.testing.assert_array_equal(y, [3, 6])
+    q = tmp_path / "labels.csv"
+    q.write_text("x1,x2,kind\n0.1,0.2,cat\n0.3,0.1,dog\n")
+    X, y = load_data(q, labels=True)
+    assert list(y) == ["cat", "dog"]
+    with pytest.raises(ShapeError, match="non-numeric"):
+        load_data(q)
+
+
+@pytest.mark.parametrize(
+    "content, error, match",
+    [
+        ("a,b,y\n1,2,3\n4,,5\n", NonFiniteError, "row 2, column 'b'"),
+        ("a,b,y\n1,2,3\n4,nan,5\n", NonFiniteError, "NaN"),
+        ("a,b,y\n1,2,3\n4,5\n", ShapeError, "row 2 has 2 fields"),
+        ("a,b,y\n", ShapeError, "no data rows"),
+        ("", ShapeError, "no data"),
+        ("y\n1\n2\n", ShapeError, "at least two columns"),
+        ("a,b,y\n1,x,3\n", ShapeError, "non-numeric value 'x'"),
+        ("a,b,y\n1,inf,3\n", NonFiniteError, "non-finite"),
+    ],
+)
+def test_load_data_csv_errors(tmp_path, content, error, match):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(error, match=match):
+        load_data(p)
+
+
+def test_load_data_npz_errors(tmp_path, files):
+    with pytest.raises(InvalidParameterError, match="no array 'X'"):
+        load_data(files["npz"])
+    X, y = load_data(files["npz"], x_key="features", y_key="labels")
+    assert X.shape[1] == 2 and y.shape == (X.shape[0],)
+    bad = tmp_path / "shape.npz"
+    np.savez(bad, X=np.zeros(5), y=np.zeros(5))
+    with pytest.raises(ShapeError, match="2-D"):
+        load_data(bad)
+    mism = tmp_path / "mism.npz"
+    np.savez(mism, X=np.zeros((5, 2)), y=np.zeros(4))
+    with pytest.raises(ShapeError, match="4 rows"):
+        load_data(mism)
+    obj = tmp_path / "obj.npz"
+    np.savez(obj, X=np.array([None, 1], dtype=object), y=np.zeros(2))
+    with pytest.raises(FileFormatError, match="pickle"):
+        load_data(obj)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"junk")
+    with pytest.raises(FileFormatError):
+        load_data(junk)
+    with pytest.raises(FileFormatError, match="no such file"):
+        load_data(tmp_path / "missing.csv")
+
+
+# ------------------------------------------------------------------------------ commands
+def test_fit_writes_model_and_report(files, capsys, tmp_path):
+    model, report = tmp_path / "m.npz", tmp_path / "r.json"
+    code, out, err = run(["fit", files["csv"], "--target", "target", "--backend", "cvxpy", "--n-gates", "10",
+                          "--lam", "0.5", "-o", model, "--report", report], capsys)
+    assert code == 0, err
+    assert "status" in out and "optimal" in out
+    rep = json.loads(report.read_text())
+    assert rep["status"] == "optimal" and rep["solver"] == "CLARABEL" and rep["n_samples"] == 40
+    est = io.load(model, kind="estimator")
+    assert est.objective_ == pytest.approx(rep["objective"])
+    assert est.score(files["X"], files["y"]) == pytest.approx(rep["train_score"])
+    assert io.read_metadata(model)["user"]["command"] == "fit"
+
+
+def test_fit_classification_native_gated(files, capsys, tmp_path):
+    model = tmp_path / "c.npz"
+    code, out, err = run(["fit", files["npz"], "--x-key", "features", "--y-key", "labels", "--task",
+                          "classification", "--activation", "gated_relu", "--n-gates", "8", "-o", model,
+                          "--progress", "always"], capsys)
+    assert code == 0, err
+    assert "accuracy" in out and "fit [" in err
+    est = io.load(model)
+    assert type(est).__name__ == "ConvexGatedReLUClassifier" and est.solution_.backend == "native"
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["fit", "{missing}"], "no such file"),
+        (["fit", "{csv}", "--target", "nope"], "no column 'nope'"),
+        (["fit", "{csv}", "--lam", "-1"], "lam"),
+        (["fit", "{csv}", "--backend", "cvxpy", "--solver", "nosuchsolver"], "unknown backend"),
+        (["prune", "{csv}", "{csv}"], "not an .npz archive"),
+    ],
+)
+def test_errors_are_one_line_exit_2(files, capsys, argv, match):
+    argv = [a.format(missing=files["dir"] / "missing.csv", csv=files["csv"]) for a in argv]
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert err.startswith("cvxnn: error:") and match in err and err.count("\n") == 1
+
+
+def test_path_table_and_csv(files, capsys, tmp_path):
+    table = tmp_path / "path.csv"
+    code, out, err = run(["path", files["csv"], "--target", "target", "--activation", "gated_relu",
+                          "--n-gates", "8", "--n-lams", "4", "--csv", table, "--progress", "always"], capsys)
+    assert code == 0, err
+    assert "lam_max" in out and "path [" in err
+    rows = np.genfromtxt(table, delimiter=",", names=True, dtype=None, encoding=None)
+    assert rows.shape == (4,)
+    assert np.all(np.diff(rows["lam"]) < 0)
+    assert rows["neurons"][0] == 0  # lam_max: the zero solution
+    assert np.all(np.diff(rows["objective"]) < 0)  # objective decreases with lam
+    assert rows["score"][-1] > rows["score"][0]
+    # parallel segments give the same table (warm starts do not change the optimum)
+    code, out2, _ = run(["path", files["csv"], "--target", "target", "--activation", "gated_relu",
+                         "--n-gates", "8", "--lams", "3,0.3", "--n-jobs", "2", "--tol", "1e-9"], capsys)
+    code_seq, out3, _ = run(["path", files["csv"], "--target", "target", "--activation", "gated_relu",
+                             "--n-gates", "8", "--lams", "0.3,3", "--tol", "1e-9"], capsys)
+    assert code == code_seq == 0
+
+    def objectives(text):
+        return [float(line.split()[1]) for line in text.splitlines()[1:]]
+
+    np.testing.assert_allclose(objectives(out2), objectives(out3), rtol=1e-7)
+
+
+def test_verify_agrees(files, capsys):
+    code, out, err = run(["verify", files["csv"], "--target", "target", "--activation", "gated_relu",
+                          "--n-gates", "8", "--tol", "1e-9"], capsys)
+    assert code == 0, out + err
+    assert "AGREE" in out and "clarabel" in out and "native" in out
+
+
+def test_verify_detects_disagreement(files, capsys):
+    # an iteration limit of 2 cannot reach Clarabel's optimum
+    code, out, err = run(["verify", files["csv"], "--target", "target", "--activation", "gated_relu",
+                          "--n-gates", "8", "--max-iter", "2"], capsys)
+    assert code == 1 and "DISAGREE" in out
+
+
+def test_prune_keeps_objective(files, capsys, tmp_path):
+    pytest.importorskip("cvxnn.optimality.pruning")
+    model = tmp_path / "m.npz"
+    code, _, err = run(["fit", files["csv"], "--target", "target", "--backend", "cvxpy", "--n-gates", "12",
+                        "--lam", "0.05", "-o", model], capsys)
+    assert code == 0, err
+    pruned = tmp_path / "p.npz"
+    code, out, err = run(["prune", model, files["csv"], "--target", "target", "-o", pruned], capsys)
+    assert code == 0, err
+    sol = io.load(pruned, kind=("solution", "model"))
+    est = io.load(model)
+    assert sol.n_active() <= files["X"].shape[0]
+    assert sol.objective(files["X"], files["y"], est.lam) == pytest.approx(est.objective_, rel=1e-6)
+    assert "objective after" in out
+
+
+def test_demo_still_works(capsys):
+    code, out, _ = run(["demo", "--n-gates", "10"], capsys)
+    assert out.startswith("cvxnn demo: convex training of a two-layer ReLU network (C-ReLU, Clarabel)")
+    assert code == 0
+
+
+def test_console_entry_point_module():
+    out = subprocess.run([sys.executable, "-m", "cvxnn", "fit", "--help"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and "--activation" in out.stdout and "--backend" in out.stdout
+
+
+def test_progress_bar_draws_and_throttles():
+    buf = _stdio.StringIO()
+    with ProgressBar(4, "work", stream=buf, min_interval=0.0) as bar:
+        for _ in range(4):
+            bar.update(note="x")
+    text = buf.getvalue()
+    assert "work [" in text and "4/4" in text and text.endswith("\n")
+    quiet = _stdio.StringIO()
+    with ProgressBar(3, "q", stream=quiet, enabled=False) as bar:
+        bar.update()
+    assert quiet.getvalue() == ""
+    slow = _stdio.StringIO()
+    bar = ProgressBar(1000, "t", stream=slow, min_interval=60.0)
+    for _ in range(999):
+        bar.update()
+    assert slow.getvalue().count("\r") == 1  # throttled: only the first draw
+    bar.update()
+    assert "1000/1000" in slow.getvalue()  # the last step is always drawn

@@ -1,0 +1,328 @@
+"""Tests of the scikit-learn estimators (cvxnn.estimators)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from cvxnn.datasets import load_teacher_regression, load_three_blobs
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError, LabelError, NotFittedError, ShapeError
+from cvxnn.estimators import (
+    ConvexGatedReLUClassifier,
+    ConvexGatedReLURegressor,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+    LamCVResult,
+    cross_validate_lam,
+    solve_convex,
+)
+from cvxnn.losses import SquaredLoss
+from cvxnn.networks import GatedReLUNetwork, ReLUNetwork
+
+REGRESSORS = [ConvexReLURegressor, ConvexGatedReLURegressor]
+CLASSIFIERS = [ConvexReLUClassifier, ConvexGatedReLUClassifier]
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    X, y = load_teacher_regression()
+    return X[:40], y[:40]
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, labels = load_three_blobs()
+    return X, labels
+
+
+def _binary(blobs):
+    X, labels = blobs
+    keep = labels != 2
+    return X[keep], np.array(["cat", "dog"])[labels[keep]]
+
+
+# ----------------------------------------------------------------------------- regression
+@pytest.mark.parametrize("cls", REGRESSORS)
+@pytest.mark.parametrize("backend", ["native", "clarabel"])
+def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
+    X, y = teacher
+    est = cls(lam=0.5, n_gates=12, random_state=0, backend=backend).fit(X, y)
+    assert est.status_ == "optimal"
+    assert est.predict(X).shape == (X.shape[0],)
+    assert est.score(X, y) > 0.8
+    # objective_ is the MATH.md objective, which the mapped network attains (exact maps)
+    net_obj = est.network_.objective(X, y, est.lam)
+    assert net_obj == pytest.approx(est.objective_, rel=1e-6)
+    assert est.solution_.objective(X, y, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-9)
+    expected_net = ReLUNetwork if cls is ConvexReLURegressor else GatedReLUNetwork
+    assert isinstance(est.network_, expected_net)
+    assert est.n_active_neurons_ == est.network_.n_neurons > 0
+    assert est.patterns_.n_patterns <= 12 and est.patterns_.bias
+    assert est.n_features_in_ == X.shape[1]
+    if backend == "native":
+        assert est.gap_ is not None and 0 <= est.gap_ <= 1e-5 * abs(est.objective_) + 1e-12
+    else:
+        assert est.gap_ is None
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_native_and_clarabel_agree_on_shared_gates(cls, teacher):
+    X, y = teacher
+    a = cls(lam=0.5, n_gates=10, random_state=1, backend="native", tol=1e-8).fit(X, y)
+    b = cls(lam=0.5, gates=a.patterns_.gates, backend="clarabel").fit(X, y)
+    np.testing.assert_array_equal(a.patterns_.gates, b.patterns_.gates)
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-5)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), atol=1e-3 * np.abs(y).max())
+
+
+def test_gates_without_bias_row_means_zero_offset(teacher):
+    X, y = teacher
+    G = np.random.default_rng(0).standard_normal((X.shape[1], 6))
+    a = ConvexGatedReLURegressor(gates=G, backend="clarabel").fit(X, y)
+    b = ConvexGatedReLURegressor(gates=np.vstack([G, np.zeros((1, 6))]), backend="clarabel").fit(X, y)
+    np.testing.assert_array_equal(a.patterns_.gates, b.patterns_.gates)
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-10)
+    with pytest.raises(ShapeError, match="gates must have shape"):
+        ConvexGatedReLURegressor(gates=np.ones((2, 3)), backend="clarabel").fit(X, y)
+
+
+def test_bias_false_and_mean_loss_option(teacher):
+    X, y = teacher
+    est = ConvexGatedReLURegressor(lam=0.01, n_gates=8, bias=False, random_state=0,
+                                   loss=SquaredLoss(reduction="mean"), backend="clarabel").fit(X, y)
+    assert not est.patterns_.bias and est.network_.b1 is None
+    mean_obj = SquaredLoss(reduction="mean").value(est.predict(X), y) + 0.01 * est.solution_.penalty()
+    assert est.objective_ == pytest.approx(mean_obj, rel=1e-7)
+
+
+def test_same_seed_same_result_and_inputs_unchanged(teacher):
+    X, y = teacher
+    X0, y0 = X.copy(), y.copy()
+    a = ConvexGatedReLURegressor(n_gates=10, random_state=3).fit(X, y)
+    b = ConvexGatedReLURegressor(n_gates=10, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+
+
+# ------------------------------------------------------------------------- classification
+@pytest.mark.parametrize("cls", CLASSIFIERS)
+def test_binary_classifier_logistic(cls, blobs):
+    X, y = _binary(blobs)
+    est = cls(lam=0.5, n_gates=10, random_state=0, backend="clarabel").fit(X, y)
+    assert list(est.classes_) == ["cat", "dog"]
+    assert est.score(X, y) > 0.95
+    f = est.decision_function(X)
+    assert f.shape == (X.shape[0],)
+    np.testing.assert_array_equal(est.predict(X), est.classes_[(f > 0).astype(int)])
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_allclose(P[:, 1], 1 / (1 + np.exp(-f)))
+    np.testing.assert_allclose(est.predict_log_proba(X), np.log(P), atol=1e-10)
+    # objective_ is on the +-1 encoded labels, logistic loss
+    s = np.where(y == "dog", 1.0, -1.0)
+    assert est.network_.objective(X, s, est.lam, "logistic") == pytest.approx(est.objective_, rel=1e-6)
+
+
+def test_squared_loss_classifier_has_no_predict_proba(blobs):
+    X, y = _binary(blobs)
+    est = ConvexGatedReLUClassifier(loss="squared", n_gates=8, random_state=0, backend="clarabel").fit(X, y)
+    assert not hasattr(est, "predict_proba")
+    assert est.score(X, y) > 0.95
+    s = np.where(y == "dog", 1.0, -1.0)
+    assert est.network_.objective(X, s, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", CLASSIFIERS)
+@pytest.mark.parametrize("loss", ["logistic", "squared"])
+def test_multiclass_vector_output(cls, loss, blobs):
+    X, labels = blobs
+    X, labels = X[::2], labels[::2]
+    est = cls(lam=0.5, n_gates=6, random_state=0, loss=loss, backend="clarabel").fit(X, labels)
+    scores = est.decision_function(X)
+    assert scores.shape == (X.shape[0], 3)
+    np.testing.assert_array_equal(est.predict(X), np.argmax(scores, axis=1))
+    assert est.score(X, labels) > 0.9
+    Y = np.eye(3)[labels]
+    name = "cross_entropy" if loss == "logistic" else "squared"
+    assert est.solution_.loss.name == name
+    assert est.solution_.objective(X, Y, est.lam, name) == pytest.approx(est.objective_, rel=1e-6)
+    if loss == "logistic":
+        np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_classifier_errors(blobs):
+    X, labels = blobs
+    with pytest.raises(LabelError, match="2 classes"):
+        ConvexGatedReLUClassifier(backend="clarabel").fit(X, np.zeros(X.shape[0]))
+    with pytest.raises(InvalidParameterError, match="binary"):
+        ConvexGatedReLUClassifier(loss="hinge", backend="clarabel").fit(X, labels)
+    with pytest.raises(InvalidParameterError, match="loss"):
+        ConvexGatedReLUClassifier(loss="huber", backend="clarabel").fit(X, labels)
+    with pytest.raises(InvalidParameterError, match="regression loss"):
+        ConvexGatedReLURegressor(loss="logistic", backend="clarabel").fit(X, labels.astype(float))
+
+
+# ------------------------------------------------------------------------ API and errors
+def test_parameter_names_are_the_documented_ones():
+    expected = {"lam", "n_gates", "gates", "backend", "loss", "bias", "tol", "max_iter",
+                "random_state", "verbose"}
+    for cls in REGRESSORS + CLASSIFIERS:
+        assert set(cls().get_params()) == expected
+
+
+def test_unknown_backend_and_bad_parameters(teacher):
+    X, y = teacher
+    with pytest.raises(InvalidParameterError, match="unknown backend"):
+        ConvexReLURegressor(backend="gurobi-not-here").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="lam"):
+        ConvexReLURegressor(lam=-1.0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="n_gates"):
+        ConvexReLURegressor(n_gates=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="tol"):
+        ConvexReLURegressor(tol=0.0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="loss"):
+        ConvexReLURegressor(loss="nope").fit(X, y)
+
+
+def test_not_fitted_error_is_cvxnn_and_sklearn(teacher):
+    X, _ = teacher
+    est = ConvexReLURegressor()
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    sk_exc = pytest.importorskip("sklearn.exceptions")
+    with pytest.raises(sk_exc.NotFittedError):
+        est.predict(X)
+
+
+def test_wrong_feature_count_and_nan(teacher):
+    X, y = teacher
+    est = ConvexGatedReLURegressor(n_gates=6, random_state=0, backend="clarabel").fit(X, y)
+    with pytest.raises(ValueError, match="features"):
+        est.predict(X[:, :2])
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ConvexGatedReLURegressor(backend="clarabel").fit(Xn, y)
+
+
+def test_convergence_warning_when_not_converged(teacher):
+    X, y = teacher
+    with pytest.warns(ConvergenceWarning, match="not certified optimal"):
+        est = ConvexGatedReLURegressor(lam=0.1, n_gates=10, random_state=0, max_iter=3).fit(X, y)
+    assert est.status_ == "max_iterations"
+    # the estimator emits one warning per fit, not one per layer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ConvexGatedReLURegressor(lam=0.1, n_gates=10, random_state=0, max_iter=3).fit(X, y)
+    assert sum(issubclass(w.category, ConvergenceWarning) for w in caught) == 1
+    assert all(w.filename == __file__ for w in caught if issubclass(w.category, ConvergenceWarning))
+
+
+def test_solve_convex_dispatch(teacher):
+    from cvxnn.losses import get_loss
+    from cvxnn.patterns import sample_patterns
+
+    X, y = teacher
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    a = solve_convex(X, y, pats, activation="gated_relu", loss=get_loss("squared"), lam=0.3, backend="scs")
+    b = solve_convex(X, y, pats, activation="gated_relu", loss=get_loss("squared"), lam=0.3, backend="CLARABEL")
+    assert a.solver == "SCS" and b.solver == "CLARABEL"
+    assert a.objective_value == pytest.approx(b.objective_value, rel=1e-5)
+
+
+def test_module_works_without_sklearn(tmp_path):
+    """The estimators import and fit when scikit-learn cannot be imported."""
+    code = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None\n"
+        "import numpy as np\n"
+        "from cvxnn.estimators import ConvexGatedReLURegressor, ConvexReLUClassifier\n"
+        "from cvxnn.datasets import load_teacher_regression\n"
+        "X, y = load_teacher_regression()\n"
+        "e = ConvexGatedReLURegressor(n_gates=6, random_state=0, backend='clarabel').fit(X, y)\n"
+        "assert e.score(X, y) > 0.8, e.score(X, y)\n"
+        "assert e.get_params()['n_gates'] == 6\n"
+        "e.set_params(lam=2.0); assert e.lam == 2.0\n"
+        "c = ConvexReLUClassifier(n_gates=6, random_state=0, backend='clarabel').fit(X, y > 0)\n"
+        "assert c.score(X, y > 0) > 0.8\n"
+        "assert 'sklearn' not in [m.split('.')[0] for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------------- scikit-learn
+@pytest.mark.parametrize("cls", REGRESSORS + CLASSIFIERS)
+def test_check_estimator(cls):
+    """scikit-learn's estimator checks (small n_gates so they run fast)."""
+    estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator_checks.check_estimator(cls(n_gates=6, random_state=0, backend="clarabel"))
+
+
+def test_check_estimator_native_default_backend():
+    """The default (native) backend passes the checks too (gated regressor: fastest)."""
+    estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator_checks.check_estimator(ConvexGatedReLURegressor(n_gates=4, random_state=0, tol=1e-4))
+
+
+def test_pipeline_and_grid_search(teacher):
+    pytest.importorskip("sklearn")
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = teacher
+    pipe = make_pipeline(StandardScaler(), ConvexGatedReLURegressor(n_gates=8, random_state=0,
+                                                                    backend="clarabel"))
+    grid = GridSearchCV(pipe, {"convexgatedrelu regressor__lam".replace(" ", ""): [0.01, 1.0, 100.0]},
+                        cv=KFold(3))
+    grid.fit(X, y)
+    assert grid.best_params_["convexgatedreluregressor__lam"] in (0.01, 1.0)
+    assert grid.score(X, y) > 0.8
+    fitted = grid.best_estimator_[-1]
+    assert fitted.status_ == "optimal"
+
+
+def test_cross_validate_lam_parallel_equals_sequential(teacher):
+    pytest.importorskip("sklearn")
+    X, y = teacher
+    est = ConvexGatedReLURegressor(n_gates=8, random_state=0, tol=1e-8)
+    lams = [100.0, 3.0, 0.1]
+    seq = cross_validate_lam(est, X, y, lams, cv=3)
+    par = cross_validate_lam(est, X, y, lams, cv=3, n_jobs=2, n_segments=3)
+    assert isinstance(seq, LamCVResult)
+    assert seq.scores.shape == (3, 3)
+    np.testing.assert_allclose(seq.scores, par.scores, rtol=1e-5, atol=1e-6)
+    assert (seq.statuses == "optimal").all()
+    assert seq.best_lam in (3.0, 0.1)
+    assert seq.mean_score[0] < seq.mean_score[seq.best_index]
+    with pytest.raises(InvalidParameterError):
+        cross_validate_lam(est, X, y, [])
+
+
+def test_cross_validate_lam_on_dask_local_cluster(teacher):
+    """The same code distributed: joblib's dask backend on a LocalCluster."""
+    pytest.importorskip("sklearn")
+    distributed = pytest.importorskip("distributed")
+    import joblib
+
+    X, y = teacher
+    est = ConvexGatedReLURegressor(n_gates=6, random_state=0, backend="clarabel")
+    lams = [10.0, 1.0]
+    local = cross_validate_lam(est, X, y, lams, cv=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        with joblib.parallel_config(backend="dask"):
+            remote = cross_validate_lam(est, X, y, lams, cv=2, n_jobs=-1, n_segments=2)
+    np.testing.assert_allclose(local.scores, remote.scores, rtol=1e-8)

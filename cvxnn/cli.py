@@ -404,22 +404,6 @@ def _encoded_targets(est, y):
     return y_enc, loss
 
 
-def gated_lam_max(X, y_enc, patterns, loss) -> float:
-    """``max_i ||X_a^T D_i grad L(0, y)||`` (dual norm per block).
-
-    The smallest ``lam`` at which zero solves C-GReLU on ``patterns``, and an upper bound of
-    C-ReLU's ``lam_max`` (MATH.md, "lam_max": the C-ReLU value minimises over ``rho >= 0``).
-    """
-    from .operators import adjoint
-
-    Xa = patterns.design(X)
-    G = loss.grad(np.zeros_like(y_enc, dtype=float), y_enc)
-    A = adjoint(Xa, patterns.mask, G)
-    if A.ndim == 2:
-        return float(np.linalg.norm(A, axis=0).max())
-    return float(np.linalg.norm(np.transpose(A, (1, 0, 2)), ord=2, axis=(1, 2)).max())
-
-
 def _path_segment(est, X, y, lams, on_step=None) -> list[dict]:
     """Fit a copy of ``est`` for each ``lam`` (in the order given, decreasing), warm-started
     on the native backend; one table row per ``lam``."""
@@ -460,8 +444,11 @@ def _cmd_path(args: argparse.Namespace) -> int:
         n_lams = check_positive_int(args.n_lams, "--n-lams")
         if not 0 < args.lam_min_ratio < 1:
             raise InvalidParameterError(f"--lam-min-ratio must be in (0, 1), got {args.lam_min_ratio}.")
+        from .path import lam_max as exact_lam_max
+
         y_enc, loss = _encoded_targets(est, y)
-        lam_max = gated_lam_max(X, y_enc, _make_patterns(est, X), loss)
+        activation = est._activation if y_enc.ndim == 1 else "gated_relu"  # vector: C-GReLU bound
+        lam_max = exact_lam_max(X, y_enc, _make_patterns(est, X), activation, loss)
         lams = lam_max * np.geomspace(1.0, args.lam_min_ratio, n_lams)
     n_jobs = 1 if args.n_jobs is None else int(args.n_jobs)
     rows: list[dict] = []
@@ -485,7 +472,7 @@ def _cmd_path(args: argparse.Namespace) -> int:
     out = sys.stdout
     score = "accuracy" if _is_classification(args) else "R^2"
     if lam_max is not None:
-        print(f"lam_max (C-GReLU bound) = {lam_max:.6g}; {lams.size} values down to "
+        print(f"lam_max = {lam_max:.6g}; {lams.size} values down to "
               f"{args.lam_min_ratio:g} * lam_max", file=out)
     print(f"{'lam':>12} {'objective':>16} {score:>9} {'neurons':>8} {'status':<18} {'iters':>7} "
           f"{'time [s]':>9}", file=out)

@@ -43,10 +43,10 @@ __all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
-#: Value of the ``"format"`` key of every cvxnn model file.
 FORMAT = "cvxnn-model"
-#: Current format version; files with a larger version are refused.
+"""Value of the ``"format"`` key of every cvxnn model file."""
 FORMAT_VERSION = 1
+"""Current format version; files with a larger version are refused."""
 _META_KEY = "__cvxnn__"
 
 _SOLUTION_FIELDS = ("status", "objective_value", "lam", "backend", "solver", "solve_time",

@@ -148,3 +148,19 @@ def test_loss_without_unique_fit_is_refused():
         optimal_set(sol, X, y)
     with pytest.raises(InvalidParameterError):
         optimal_set(sol, X, y, loss="squared").model_at(np.zeros(1))
+
+
+def test_neuron_splitting_and_function_dimension(relu_set):
+    """Blocks of one group are the same neuron: equal columns and equal functions on new data."""
+    X, y, _, P = relu_set
+    labels = P.neuron_groups()
+    assert labels.shape == (P.n_blocks,)
+    assert 0 <= P.function_dimension <= P.dimension
+    for g in np.unique(labels):
+        members = np.flatnonzero(labels == g)
+        for k in members[1:]:
+            np.testing.assert_allclose(P.columns[:, k], P.columns[:, members[0]], atol=1e-6 * LAM)
+    if P.function_dimension == 0:
+        X_new = np.random.default_rng(9).standard_normal((50, X.shape[1]))
+        preds = np.array([P.network_at(a).predict(X_new) for a in P.sample(6, seed=5, burn_in=20, thin=3)])
+        np.testing.assert_allclose(preds, np.repeat(preds[:1], len(preds), axis=0), atol=1e-6)

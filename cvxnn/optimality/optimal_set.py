@@ -80,6 +80,9 @@ class OptimalSet:
         Relative tolerance of every rank decision (see :func:`optimal_set`).
     direction_error : float
         ``max_k || theta_k/||theta_k|| - q_k/||q_k|| ||`` over active blocks of the reference.
+    kkt_accuracy : float
+        ``max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``: how exactly the
+        residual satisfies the KKT conditions.
     """
 
     reference: ConvexModel
@@ -93,6 +96,7 @@ class OptimalSet:
     lam: float
     rank_tol: float = DEFAULT_RANK_TOL
     direction_error: float = 0.0
+    kkt_accuracy: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ basics
@@ -167,16 +171,32 @@ class OptimalSet:
         return self._cache["system"]
 
     def _null_basis(self, free: np.ndarray) -> np.ndarray:
-        """Orthonormal basis (in scaled free coordinates) of ``{z_F : A_F z_F = 0}``."""
-        A, _, _ = self._scaled_system()
+        """Orthonormal basis (in scaled free coordinates) of the directions of ``P``.
+
+        The null space of ``A_F`` (rank decisions at :attr:`rank_tol`), restricted to directions
+        that keep the penalty ``sum_k alpha_k`` constant: every optimum has the same penalty, so a
+        near-null direction along which it changes by more than the accuracy of the residual
+        (``max(1e-9, 10 * kkt_accuracy)`` relative) is a near-dependency, not an optimal direction.
+        """
+        A, _, colnorm = self._scaled_system()
         AF = A[:, free]
         k = AF.shape[1]
-        if AF.shape[0] == 0 or k == 0:
-            return np.eye(k)
-        _, s, Vt = np.linalg.svd(AF, full_matrices=True)
-        top = A.shape[0] and np.linalg.norm(A, 2)
-        r = int((s > self.rank_tol * top).sum())
-        return Vt[r:].T
+        if k == 0:
+            return np.zeros((0, 0))
+        if AF.shape[0] == 0:
+            N = np.eye(k)
+        else:
+            _, s, Vt = np.linalg.svd(AF, full_matrices=True)
+            top = np.linalg.norm(A, 2)
+            r = int((s > self.rank_tol * top).sum())
+            N = Vt[r:].T
+        if N.shape[1]:
+            c = 1.0 / colnorm[free]
+            g = N.T @ c / np.linalg.norm(c)
+            if np.linalg.norm(g) > max(1e-9, 10.0 * self.kkt_accuracy):
+                _, _, Wt = np.linalg.svd(g[None, :], full_matrices=True)
+                N = N @ Wt[1:].T
+        return N
 
     def _lp(self, c: np.ndarray) -> np.ndarray:
         """Minimise ``c^T z`` over the scaled polytope; returns ``z``."""
@@ -236,6 +256,48 @@ class OptimalSet:
     def is_unique(self) -> bool:
         """Whether the optimum is unique (dimension 0)."""
         return self.dimension == 0
+
+    def neuron_groups(self, tol: float = 1e-6) -> np.ndarray:
+        """Group the blocks of ``S`` that are the same neuron: equal sign and direction
+        (``||q^_i - q^_j|| <= tol * lam``).
+
+        For C-ReLU a direction on the boundary of several cones ``K_i`` (it meets training points
+        with ``x_j^T q = 0``) appears once per pattern; these blocks give the same ReLU neuron on
+        any data, so moving weight between them ("neuron splitting") changes the weights but not
+        the network function. Returns one group label per block of ``S``.
+        """
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        k = self.n_blocks
+        if k == 0:
+            return np.zeros(0, dtype=int)
+        Q = self.directions / self.lam
+        sign = self.certificate.sign[self.blocks]
+        G = Q.T @ Q
+        sq = np.diag(G)
+        dist2 = np.maximum(sq[:, None] + sq[None, :] - 2 * G, 0.0)
+        same = (dist2 <= tol**2) & (sign[:, None] == sign[None, :])
+        if self.certificate.activation == "gated_relu":
+            # gated neurons are the same function only with the same gate pattern as well
+            pat = self.certificate.pattern[self.blocks]
+            same &= pat[:, None] == pat[None, :]
+        _, labels = connected_components(csr_matrix(same), directed=False)
+        return labels
+
+    @property
+    def function_dimension(self) -> int:
+        """Dimension of the optimal set after merging the blocks of each :meth:`neuron_groups`
+        group: 0 when every optimal network computes the same function (on any input), even if
+        the weights are not unique."""
+        if "fdim" not in self._cache:
+            labels = self.neuron_groups()
+            free, _ = self._free()
+            # each group with m free copies of one neuron contributes m - 1 splitting directions
+            copies = np.bincount(labels[free], minlength=labels.max(initial=-1) + 1)
+            splits = int(np.maximum(copies - 1, 0).sum())
+            self._cache["fdim"] = max(0, self.dimension - splits)
+        return self._cache["fdim"]
 
     def weight_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)``: range of each ``alpha_k`` over the optimal set (two LPs per block).
@@ -410,7 +472,7 @@ def optimal_set(
     active_tol, equicorrelation_tol
         See :func:`~cvxnn.optimality.kkt.recover_duals`.
     rank_tol : float, optional
-        Relative singular-value tolerance of rank decisions. Default: ``100 e`` clipped to
+        Relative singular-value tolerance of rank decisions. Default: ``10 e`` clipped to
         ``[1e-9, 1e-4]``, where ``e = max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``
         measures how exactly the residual satisfies the KKT conditions: the columns are built
         from ``q_k``, so their dependencies are resolved to about that accuracy.
@@ -451,17 +513,19 @@ def optimal_set(
         dir_err = q_dev = 0.0
     q_dev = max(q_dev, float(np.max(cert.q_norms / cert.lam - 1.0, initial=0.0)))
     if rank_tol is None:
-        rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 100.0 * q_dev)))
+        rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 10.0 * q_dev)))
     fit = cert.fit
     # Polish: the solver's block norms with the directions q^_k reproduce its fit only to the
     # accuracy of its block directions; a minimum-norm least-squares correction on the support
-    # (kept >= 0) restores the solver's fit, which is far more accurate than its directions.
+    # (kept >= 0; singular directions below 1e-4 relative, the near-degenerate ones of a nearly
+    # non-unique optimum, are left alone) restores the solver's fit, which is far more accurate
+    # than its block directions.
     supp = np.flatnonzero(alpha_ref > 0)
     for _ in range(3):
         if supp.size == 0:
             break
         res = fit - columns @ alpha_ref
-        delta = np.linalg.lstsq(columns[:, supp], res, rcond=rank_tol)[0]
+        delta = np.linalg.lstsq(columns[:, supp], res, rcond=max(rank_tol, 1e-4))[0]
         alpha_ref[supp] = np.maximum(alpha_ref[supp] + delta, 0.0)
     rhs = columns @ alpha_ref
     mismatch = float(np.linalg.norm(rhs - fit) / max(1.0, np.linalg.norm(fit)))
@@ -483,6 +547,7 @@ def optimal_set(
         lam=cert.lam,
         rank_tol=rank_tol,
         direction_error=dir_err,
+        kkt_accuracy=q_dev,
     )
 
 

@@ -164,3 +164,22 @@ def test_neuron_splitting_and_function_dimension(relu_set):
         X_new = np.random.default_rng(9).standard_normal((50, X.shape[1]))
         preds = np.array([P.network_at(a).predict(X_new) for a in P.sample(6, seed=5, burn_in=20, thin=3)])
         np.testing.assert_allclose(preds, np.repeat(preds[:1], len(preds), axis=0), atol=1e-6)
+
+
+def test_sample_models_networks_and_interior(relu_set):
+    X, y, _, P = relu_set
+    a_int = P.interior_point()
+    free = np.zeros(P.n_blocks, dtype=bool)
+    free[P.free_blocks] = True
+    assert np.all(a_int[free] > 0) and np.all(a_int[~free] == 0)
+    assert P.contains(P.model_at(a_int), tol=1e-6)
+    models = P.sample_models(3, seed=0, burn_in=5, thin=2)
+    nets = P.sample_networks(3, seed=0, burn_in=5, thin=2)
+    assert len(models) == len(nets) == 3
+    for m, net in zip(models, nets):
+        np.testing.assert_allclose(net.predict(X), m.train_predict(X), atol=1e-7)
+    A = P.sample(3, seed=0, burn_in=5, thin=2)
+    for a, m in zip(A, models):
+        np.testing.assert_allclose(P.alpha_of(m), a, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InvalidParameterError):
+        P.model_at(np.zeros(P.n_blocks + 1))

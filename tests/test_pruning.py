@@ -182,3 +182,26 @@ def test_property_minimal_model(seed, activation):
     assert is_minimal(res.model, X)
     obj0 = start.objective(X, y, 0.03)
     assert abs(res.model.objective(X, y, 0.03) - obj0) <= 1e-8 * obj0
+
+
+def test_negative_correction_moves_relu_block_to_partner(solved):
+    """A negative least-squares factor on v_i becomes a feasible w_i with the same contribution."""
+    from cvxnn.optimality.pruning import _apply_removal
+
+    X, y, sol = solved
+    theta, pattern, sign = block_layout(sol)
+    idx = np.flatnonzero(_block_norms(theta) > 1e-3 * _block_norms(theta).max())[:3]
+    factors = np.array([-0.7, 1.3, 0.0])[: idx.size]
+    new = _apply_removal(theta, idx[-1], idx, factors, sol.activation, sol.patterns.n_patterns)
+    model = model_from_blocks(sol, new)
+    Xa = sol.patterns.design(X)
+    expected = sum(f * sign[k] * sol.patterns.mask[:, pattern[k]] * (Xa @ theta[:, k])
+                   for k, f in zip(idx[:-1], factors[:-1]))
+    others = np.setdiff1d(np.arange(theta.shape[1]), idx)
+    expected = expected + sum(sign[k] * sol.patterns.mask[:, pattern[k]] * (Xa @ theta[:, k]) for k in others)
+    np.testing.assert_allclose(model.train_predict(X), expected, atol=1e-10)
+    if sol.activation == "relu":
+        assert model.max_cone_violation(X) <= 1e-8
+        assert np.allclose(new[:, idx[0]], 0)  # moved away from its own sign ...
+        partner = (idx[0] + sol.patterns.n_patterns) % theta.shape[1]
+        assert np.linalg.norm(new[:, partner]) > 0  # ... onto the opposite-sign block

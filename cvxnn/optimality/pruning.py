@@ -318,20 +318,21 @@ def _ls_candidates(A: np.ndarray):
 
 
 def _apply_removal(theta, j_block, idx, factors, activation, p):
-    """Scale blocks ``idx`` by ``factors``, zero ``j_block``; flip negative C-ReLU blocks."""
+    """Scale blocks ``idx`` by ``factors`` and zero ``j_block``. A negative factor on a C-ReLU
+    block moves it, scaled by ``|factor|``, onto the opposite-sign block of its pattern."""
     new = theta.copy()
-    for k, fk in zip(idx, factors):
-        if k == j_block:
-            new[:, k] = 0.0
-            continue
-        if fk >= 0 or activation == "gated_relu":
-            new[:, k] = theta[:, k] * fk
-        else:
-            new[:, k] = 0.0
-    if activation == "relu":
-        for k, fk in zip(idx, factors):
-            if k != j_block and fk < 0:
-                new[:, _partner(k, activation, p)] += (-fk) * theta[:, k]
+    keep = idx != j_block
+    kidx, f = idx[keep], factors[keep]
+    shape = (1, -1) + (1,) * (theta.ndim - 2)
+    new[:, j_block] = 0.0
+    if activation == "gated_relu":
+        new[:, kidx] = theta[:, kidx] * f.reshape(shape)
+        return new
+    pos = f >= 0
+    new[:, kidx[pos]] = theta[:, kidx[pos]] * f[pos].reshape(shape)
+    neg = kidx[~pos]
+    new[:, neg] = 0.0
+    new[:, _partner(neg, activation, p)] += theta[:, neg] * (-f[~pos]).reshape(shape)  # partners are distinct
     return new
 
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cvxnn import build_program, sample_patterns
 from cvxnn.errors import InvalidParameterError
@@ -183,3 +185,22 @@ def test_sample_models_networks_and_interior(relu_set):
         np.testing.assert_allclose(P.alpha_of(m), a, rtol=1e-12, atol=1e-12)
     with pytest.raises(InvalidParameterError):
         P.model_at(np.zeros(P.n_blocks + 1))
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["relu", "gated_relu"]),
+       loss=st.sampled_from(["squared", "logistic"]))
+def test_property_samples_share_fit_and_objective(seed, activation, loss):
+    """Random instances: every sampled optimum has the reference's fit and objective."""
+    X, y, pats = _problem(seed, n=10, n_gates=60)
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    sol = build_program(X, y, activation=activation, loss=loss, lam=0.05, patterns=pats).solve()
+    P = optimal_set(sol, X, y)
+    ref = P.objective_at(P.alpha_ref, X, y)
+    assert ref == pytest.approx(sol.objective_value, rel=1e-6)
+    for a in P.sample(5, seed=seed, burn_in=10, thin=3):
+        m = P.model_at(a)
+        np.testing.assert_allclose(m.train_predict(X), P.rhs, atol=1e-7 * max(1.0, np.abs(P.rhs).max()))
+        assert m.objective(X, y, 0.05, loss) == pytest.approx(ref, rel=1e-7)
+        assert m.max_cone_violation(X) < 1e-7

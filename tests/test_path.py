@@ -143,3 +143,17 @@ def test_native_path_matches_clarabel(data, activation, fracs):
     assert nat.solutions[0].solver == "lam_max"  # lam >= lam_max: exact zero, no solve
     assert all(s.status == "optimal" for s in nat.solutions)
     np.testing.assert_allclose(nat.objectives, ref.objectives, rtol=1e-6)
+
+
+def test_vector_output_paths(data):
+    X, _, pats = data
+    Y = np.random.default_rng(4).standard_normal((X.shape[0], 2))
+    path = regularization_path(X, Y, pats, activation="gated_relu", n_lams=3, lam_min_ratio=0.1)
+    assert path.lam_max == pytest.approx(lam_max(X, Y, pats, "gated_relu"))
+    assert path.coefficients().shape == (3, pats.design_dim, pats.n_patterns, 2)
+    assert path.n_active()[0] == 0 and path.n_active()[-1] > 0
+    # vector-output C-ReLU has no exact lam_max: a grid must be given
+    with pytest.raises(InvalidParameterError):
+        regularization_path(X, Y, pats, activation="relu", n_lams=3)
+    rp = regularization_path(X, Y, pats, activation="relu", lams=[1.0])
+    assert rp.lam_max == float("inf") and rp.solutions[0].solver == "CLARABEL"

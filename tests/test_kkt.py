@@ -165,3 +165,15 @@ def test_property_optimum_passes_kkt(seed, activation, lam_frac):
     c = rep.certificate
     np.testing.assert_allclose(c.q_norms[rep.active], lam, rtol=1e-5)
     assert np.all(c.q_norms <= lam * (1 + 1e-6))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_noise_level_solution_above_lam_max(activation):
+    """Above lam_max a solver returns noise (~1e-9); the report treats it as the zero optimum."""
+    X, y, pats = _problem(4, n=10, n_gates=30)
+    lm = lam_max(X, y, pats, activation)
+    sol = build_program(X, y, activation=activation, lam=2 * lm, patterns=pats).solve()
+    rep = kkt_report(sol, X, y)
+    assert rep.active.size == 0 and rep.equicorrelation.size == 0
+    assert rep.is_optimal(1e-6)
+    assert rep.certificate.spurious.any() or sol.block_norms().max() == 0

@@ -60,6 +60,9 @@ LOOSE_TIGHT_TOL = 1e-3
 #: threshold and this ceiling are active only if they are in ``S``: interior-point solvers leave
 #: blocks of relative size up to ~1e-5 on blocks just outside ``S`` (``||q_k|| / lam ~ 0.999``).
 NOISE_CEILING = 1e-3
+#: ... provided ``||q_k|| >= lam (1 - NEAR_S_TOL)``: a block whose correlation is clearly below
+#: ``lam`` is zero at every optimum whatever its size (e.g. all blocks of a noise-level solution).
+NEAR_S_TOL = 1e-2
 #: Relative Tikhonov weight used to pick the minimum-norm multiplier among NNLS minimisers.
 _RIDGE = 1e-9
 
@@ -153,10 +156,11 @@ class DualCertificate:
     pattern, sign : ndarray (m,)
         Pattern index and output sign of each block.
     active : ndarray of bool (m,)
-        Blocks treated as nonzero: ``||theta_k|| > NOISE_CEILING * max ||theta_j||`` (1e-3), or
-        ``||theta_k|| > active_tol * max ||theta_j||`` **and** ``k in S``. A small block whose
-        smallest possible ``||q_k||`` is below ``lam (1 - equicorrelation_tol)`` is zero at every
-        optimum: it is solver noise (or the point is not optimal) and is listed in :attr:`spurious`.
+        Blocks treated as nonzero: ``||theta_k|| > active_tol * max ||theta_j||`` **and** ``k in S``,
+        or ``||theta_k|| > NOISE_CEILING * max ||theta_j||`` (1e-3) with
+        ``||q_k|| >= lam (1 - NEAR_S_TOL)`` (an inaccurate solve of a block of ``S``). Other blocks
+        above the activity threshold are zero at every optimum: solver noise, or the point is
+        not optimal; they are listed in :attr:`spurious`.
     spurious : ndarray of bool (m,)
         Blocks above the norm threshold that the KKT conditions say must be zero.
     correlations : ndarray (d_a, m)
@@ -236,8 +240,8 @@ def recover_duals(
        optimality conditions give ``Xt_k q_k >= 0`` and ``rho_k . Xt_k q_k = 0``, so ``q_k`` is a
        feasible direction for the optimal-set polytope. Other blocks keep ``rho_k = 0`` (the
        minimum-norm valid multiplier: ``||c_k|| < lam``).
-    2. **active blocks** (norm above ``NOISE_CEILING * max``, or above ``active_tol * max`` and in
-       ``S``): ``rho_k`` is re-chosen as
+    2. **active blocks** (norm above ``active_tol * max`` and in ``S``, or above
+       ``NOISE_CEILING * max`` with ``||q_k|| >= lam (1 - NEAR_S_TOL)``): ``rho_k`` is re-chosen as
        the minimum-norm minimiser of ``|| c_k + Xt_k^T rho - lam theta_k / ||theta_k|| ||`` over
        ``rho >= 0`` supported on the tight rows of ``Xt_k theta_k`` (relative slack ``<= 1e-6``;
        complementary slackness); if that leaves a residual above ``1e-8 lam``, rows with relative
@@ -292,8 +296,9 @@ def recover_duals(
             A = _signed_rows(Xa, Srows[:, k]).T
             rho[:, k] = _min_norm_nnls(A, -C[:, k])
         Q = C + Xa.T @ (Srows * rho)
-        in_s = np.linalg.norm(Q, axis=0) >= lam_lo
-        active = candidate & (in_s | (norms > NOISE_CEILING * norms.max(initial=0.0)))
+        qn = np.linalg.norm(Q, axis=0)
+        big = (norms > NOISE_CEILING * norms.max(initial=0.0)) & (qn >= lam * (1.0 - NEAR_S_TOL))
+        active = candidate & ((qn >= lam_lo) | big)
         # (2) active blocks: q_k as close as possible to lam theta_k / ||theta_k||, rho_k supported
         #     on the tight rows of Xt_k theta_k (complementary slackness).
         if active.any():
@@ -324,7 +329,8 @@ def recover_duals(
         logger.debug("recover_duals: %d + %d NNLS solves for %d blocks", int(need.sum()),
                      int(active.sum()), m)
     else:
-        active = candidate & ((c_norms >= lam_lo) | (norms > NOISE_CEILING * norms.max(initial=0.0)))
+        big = (norms > NOISE_CEILING * norms.max(initial=0.0)) & (c_norms >= lam * (1.0 - NEAR_S_TOL))
+        active = candidate & ((c_norms >= lam_lo) | big)
     return DualCertificate(
         activation=model.activation,
         lam=lam,
@@ -358,12 +364,12 @@ class KKTReport:
     dual_feasibility : float
         ``max_k (||q_k|| / lam - 1)_+`` (every block, active or not).
     complementarity : float
-        ``sum_k |rho_k . Xt_k theta_k| / (lam sum_k ||theta_k||)`` (0 for C-GReLU).
+        ``sum_k |rho_k . Xt_k theta_k| / objective`` (0 for C-GReLU).
     primal_feasibility : float
-        ``max_{k, j} (-(Xt_k theta_k)_j)_+ / (max_j ||x_j|| max_k ||theta_k||)`` (0 for C-GReLU).
+        ``max_{k, j} (-(Xt_k theta_k)_j)_+ / max(||y||_inf, ||yhat||_inf)`` (0 for C-GReLU).
     spurious : float
-        ``max ||theta_k|| / max_j ||theta_j||`` over blocks above the activity threshold that
-        cannot be in ``S`` (0 if none): blocks that should be zero.
+        ``lam sum_k ||theta_k|| / objective`` over blocks above the activity threshold that the
+        KKT conditions say must be zero (0 if none): the share of the objective they carry.
     equicorrelation : ndarray of int
         Block indices ``S`` (see :class:`DualCertificate`).
     active : ndarray of int
@@ -418,7 +424,7 @@ class KKTReport:
             f"dual feasibility     : {self.dual_feasibility:.3e}",
             f"complementarity      : {self.complementarity:.3e}",
             f"primal feasibility   : {self.primal_feasibility:.3e}",
-            f"spurious blocks      : {int(c.spurious.sum())} (largest {self.spurious:.3e} x max norm)",
+            f"spurious blocks      : {int(c.spurious.sum())} (share of the objective {self.spurious:.3e})",
             f"active blocks        : {self.active.size} (tol {c.active_tol:g} x max norm)",
             f"equicorrelation |S|  : {self.equicorrelation.size} (tol {c.equicorrelation_tol:g})",
             f"separation of S      : {self.separation:.3e}",
@@ -462,21 +468,20 @@ def kkt_report(
     else:
         stationarity = 0.0
     dual_feas = float(max(0.0, np.max(cert.q_norms / lam - 1.0, initial=0.0)))
+    objective = cert.loss.value(cert.fit, y) + lam * float(norms.sum())
+    obj_scale = objective if objective > 0 else 1.0
     comp = 0.0
     primal = 0.0
     if cert.activation == "relu":
         Srows = pats.signs()[:, cert.pattern]
         cone = Srows * (Xa @ theta)
-        total = lam * norms.sum()
-        comp = float(np.abs(np.sum(cert.rho * cone, axis=0)).sum() / total) if total > 0 else 0.0
-        scale = np.linalg.norm(Xa, axis=1).max() * norms.max(initial=0.0)
-        primal = float(max(0.0, -cone.min(initial=0.0)) / scale) if scale > 0 else 0.0
-    top = norms.max(initial=0.0)
-    spurious = float(norms[cert.spurious].max(initial=0.0) / top) if top > 0 else 0.0
+        comp = float(np.abs(np.sum(cert.rho * cone, axis=0)).sum() / obj_scale)
+        fit_scale = max(np.abs(y).max(initial=0.0), np.abs(cert.fit).max(initial=0.0))
+        primal = float(max(0.0, -cone.min(initial=0.0)) / fit_scale) if fit_scale > 0 else 0.0
     S = cert.equicorrelation
     outside = np.setdiff1d(np.arange(theta.shape[1]), S)
     separation = float(np.min(1.0 - cert.q_norms[outside] / lam)) if outside.size else float("inf")
-    objective = cert.loss.value(cert.fit, y) + lam * float(norms.sum())
+    spurious = float(lam * norms[cert.spurious].sum() / obj_scale)
     report = KKTReport(
         stationarity=stationarity,
         dual_feasibility=dual_feas,

@@ -430,6 +430,8 @@ class OptimalSet:
     def min_norm_alpha(self) -> np.ndarray:
         """``alpha`` of the optimum of minimum Euclidean weight norm ``||theta||_2``
         (``= lam ||alpha||_2``): the QP ``min ||alpha||^2`` over ``P`` (Clarabel through CVXPY)."""
+        if "min_norm" not in self._cache and self.n_blocks == 0:
+            self._cache["min_norm"] = np.zeros(0)
         if "min_norm" not in self._cache:
             import cvxpy as cp
 

@@ -177,3 +177,23 @@ def test_noise_level_solution_above_lam_max(activation):
     assert rep.active.size == 0 and rep.equicorrelation.size == 0
     assert rep.is_optimal(1e-6)
     assert rep.certificate.spurious.any() or sol.block_norms().max() == 0
+
+
+def test_min_norm_nnls_matches_two_stage_qp():
+    """The multiplier is the minimum-norm minimiser (checked against two CVXPY solves)."""
+    import cvxpy as cp
+
+    from cvxnn.optimality.kkt import _min_norm_nnls
+
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        A = rng.standard_normal((4, 25))
+        b = A @ np.abs(rng.standard_normal(25)) if trial == 0 else 3 * rng.standard_normal(4)
+        x = _min_norm_nnls(A, b)
+        z = cp.Variable(25, nonneg=True)
+        best = cp.Problem(cp.Minimize(cp.sum_squares(A @ z - b))).solve(solver="CLARABEL")
+        z2 = cp.Variable(25, nonneg=True)
+        cp.Problem(cp.Minimize(cp.sum_squares(z2)), [A @ z2 == A @ z.value]).solve(solver="CLARABEL")
+        assert np.all(x >= 0)
+        assert np.linalg.norm(A @ x - b) ** 2 <= best + 1e-8
+        assert np.linalg.norm(x) == pytest.approx(np.linalg.norm(z2.value), rel=1e-6)

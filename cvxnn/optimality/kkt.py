@@ -63,8 +63,6 @@ NOISE_CEILING = 1e-3
 #: ... provided ``||q_k|| >= lam (1 - NEAR_S_TOL)``: a block whose correlation is clearly below
 #: ``lam`` is zero at every optimum whatever its size (e.g. all blocks of a noise-level solution).
 NEAR_S_TOL = 1e-2
-#: Relative Tikhonov weight used to pick the minimum-norm multiplier among NNLS minimisers.
-_RIDGE = 1e-9
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -204,19 +202,61 @@ def _signed_rows(Xa: np.ndarray, signs_col: np.ndarray) -> np.ndarray:
     return signs_col[:, None] * Xa
 
 
+def _min_norm_point(A: np.ndarray, v: np.ndarray, x0: np.ndarray, max_iter: int = 60) -> np.ndarray:
+    """Minimum-norm ``x >= 0`` with ``A x = v`` (``v`` reachable, ``x0`` a feasible point).
+
+    Semismooth Newton on the dual ``max_l  l^T v - 1/2 ||(A^T l)_+||^2`` (``d`` variables, where
+    ``A`` is ``d x m``), whose maximiser gives ``x = (A^T l)_+``. Returns ``x0`` if the iteration
+    does not reach a point with the same ``A x`` (to ``1e-10`` relative) and a smaller norm.
+    """
+    d = A.shape[0]
+    scale = max(np.linalg.norm(v), 1e-300)
+    lam_ = np.zeros(d)
+    mu = 1e-8 * max(np.linalg.norm(A, 2) ** 2, 1e-300)  # Levenberg-Marquardt damping
+
+    def dual(l):
+        z = np.maximum(A.T @ l, 0.0)
+        return l @ v - 0.5 * z @ z, z
+
+    f, z = dual(lam_)
+    anorm = np.linalg.norm(A, 2)
+    for _ in range(max_iter):
+        g = v - A @ z
+        if np.linalg.norm(g) <= 1e-11 * (scale + anorm * np.linalg.norm(z)):
+            break
+        P = z > 0
+        H = A[:, P] @ A[:, P].T
+        step = np.linalg.solve(H + mu * np.eye(d), g)
+        slope = g @ step
+        t = 1.0
+        for _ in range(30):
+            f_new, z_new = dual(lam_ + t * step)
+            if f_new >= f + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        lam_, f, z = lam_ + t * step, f_new, z_new
+    ok = np.linalg.norm(A @ z - v) <= 1e-10 * (scale + anorm * np.linalg.norm(z)) and z @ z <= x0 @ x0
+    return z if ok else x0
+
+
 def _min_norm_nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``argmin_{x >= 0} ||A x - b||`` with a tiny ridge selecting the minimum-norm minimiser."""
+    """The minimum-norm minimiser of ``||A x - b||`` over ``x >= 0``.
+
+    Lawson-Hanson NNLS (``scipy.optimize.nnls``) gives a minimiser ``x0`` (a basic one, at most
+    ``d`` nonzeros); ``A x`` is the same for every minimiser, and :func:`_min_norm_point` then
+    finds the minimum-norm one among them (a ``d``-dimensional semismooth Newton solve).
+    """
     k = A.shape[1]
     if k == 0:
         return np.zeros(0)
-    smax = np.linalg.norm(A, 2)
-    if smax == 0:
+    if not np.any(A):
         return np.zeros(k)
-    mu = _RIDGE * smax
-    Aa = np.vstack([A, mu * np.eye(k)])
-    ba = np.concatenate([b, np.zeros(k)])
-    x, _ = nnls(Aa, ba, maxiter=50 * (k + 1))
-    return x
+    x0, _ = nnls(A, b, maxiter=50 * (k + 1))
+    if np.count_nonzero(x0) == 0:
+        return x0
+    return _min_norm_point(A, A @ x0, x0)
 
 
 def recover_duals(
@@ -248,7 +288,9 @@ def recover_duals(
        slack up to ``1e-3`` are allowed as well when this halves the residual (the report's
        complementarity measure then shows the product ``rho . slack``).
 
-    The minimum-norm minimiser is obtained by a ridge of relative size 1e-9 in the NNLS; blocks
+    The minimum-norm minimiser: Lawson-Hanson NNLS gives one minimiser; all minimisers share
+    ``Xt_k^T rho``, and the one of minimum norm is found by a semismooth Newton method on the
+    ``d``-dimensional dual of ``min ||rho||^2 s.t. Xt_k^T rho = Xt_k^T rho_0, rho >= 0``. Blocks
     whose NNLS is solved by ``rho = 0`` (``Xt_k c_k >= 0``, checked for all blocks at once) skip it.
 
     Parameters

@@ -204,3 +204,16 @@ def test_property_samples_share_fit_and_objective(seed, activation, loss):
         np.testing.assert_allclose(m.train_predict(X), P.rhs, atol=1e-7 * max(1.0, np.abs(P.rhs).max()))
         assert m.objective(X, y, 0.05, loss) == pytest.approx(ref, rel=1e-7)
         assert m.max_cone_violation(X) < 1e-7
+
+
+def test_summary_and_uniform_chord(relu_set):
+    X, y, _, P = relu_set
+    text = P.summary()
+    for key in ("|S|", "unique", "dimension", "rank tolerance", "penalty spread"):
+        assert key in text
+    # hit-and-run targets the uniform distribution: on the widest coordinate the samples
+    # spread over most of [lo, hi] (a chain stuck near its start would not)
+    lo, hi = P.weight_ranges()
+    k = int(np.argmax(hi - lo))
+    a = P.sample(300, seed=11, burn_in=100, thin=5)[:, k]
+    assert np.ptp(a) > 0.5 * (hi[k] - lo[k])

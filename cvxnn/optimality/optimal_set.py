@@ -100,6 +100,20 @@ class OptimalSet:
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ basics
+    def summary(self) -> str:
+        """A few lines: size of ``S``, uniqueness, dimensions, tolerances, consistency checks."""
+        lo, hi = self.penalty_range()
+        lines = [
+            f"optimal set ({self.certificate.activation}, lam={self.lam:.6g})",
+            f"|S| (equicorrelation)   : {self.n_blocks}  (free blocks: {self.free_blocks.size})",
+            f"unique                  : {self.is_unique}",
+            f"dimension               : {self.dimension}  (function dimension {self.function_dimension})",
+            f"rank tolerance          : {self.rank_tol:.1e}  (KKT accuracy {self.kkt_accuracy:.1e})",
+            f"fit mismatch            : {self.fit_mismatch:.1e}",
+            f"penalty spread over P   : {(hi - lo) / max(hi, 1e-300):.1e} (relative; 0 in exact arithmetic)",
+        ]
+        return "\n".join(lines)
+
     @property
     def n_blocks(self) -> int:
         """``|S|``: the number of coordinates of the polytope."""

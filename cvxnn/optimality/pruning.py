@@ -10,11 +10,13 @@ Write ``a_k = s_k D_k X theta_k`` for the contribution of block ``k`` to the fit
 ``>= 0`` (cone feasibility is kept) and the penalty changes by ``-sum_k beta_k ||theta_k|| <= 0``:
 at an optimum it is unchanged, so the objective is unchanged. The result has linearly
 independent ``a_k`` (a *minimal* model, a vertex of the optimal set) and at most ``n`` active
-blocks. Blocks enter one at a time (largest norm first) and a dependency is found by an SVD of
-at most ``n + 1`` unit-normalised columns, so the cost is ``O(n d m + n^3 m)`` for ``m`` blocks.
-Rank decision: a set of columns is dependent when its smallest singular value is
-``<= rank_tol * largest`` (default :data:`DEFAULT_RANK_TOL`); each step then moves the fit by at
-most ``rank_tol`` times the size of the step, which keeps the objective to ~1e-9 relative.
+blocks. Blocks enter one at a time (largest norm first); an entering unit-normalised column is
+dependent when its residual against an orthonormal basis of the current set is
+``<= rank_tol`` (``O(n k)``; the basis is refactored, ``O(n k^2)``, only when one of its columns
+leaves), so the cost is at most ``O(n d m + n^3 m)`` for ``m`` blocks. A final SVD check uses the
+criterion of :func:`is_minimal`: dependent when the smallest singular value is
+``<= rank_tol * largest`` (default :data:`DEFAULT_RANK_TOL`). Each step moves the fit by at most
+``rank_tol`` times the size of the step, which keeps the objective to ~1e-9 relative.
 
 **Approximate pruning past minimal** (:func:`pruning_path`). From a minimal model, remove one
 block ``j`` and correct the others by least squares,
@@ -134,40 +136,68 @@ def _null_vector(M: np.ndarray, rank_tol: float) -> np.ndarray | None:
 
 def _prune_blocks(theta, cols, idx, norms, rank_tol):
     """Core of exact pruning on the active blocks ``idx`` (columns ``cols``, ``norms`` indexed by
-    block); returns the scale factors of the blocks and the removed blocks."""
+    block); returns the scale factors of the blocks and the removed blocks.
+
+    Blocks enter one at a time. A fast test first: the residual of the entering unit column
+    against an orthonormal basis ``Q`` of the current (independent) set (twice-orthogonalised
+    Gram-Schmidt, ``O(n k)``); a residual ``<= rank_tol`` gives the null vector from the triangular
+    factor. ``Q`` is recomputed (``O(n k^2)``) only after a basis column leaves. A final SVD
+    check (the criterion of :func:`is_minimal`) removes any dependency the residual test missed.
+    """
+    nrows = cols.shape[0]
     w = np.linalg.norm(cols, axis=0)
     keep = w > 0
     f = np.ones(idx.size)
     f[~keep] = 0.0
+    removed: list[int] = [int(b) for b in idx[~keep]]
     dirs = np.where(keep, cols / np.where(keep, w, 1.0), 0.0)
     pen = np.where(keep, norms[idx] / np.where(keep, w, 1.0), 0.0)  # penalty per unit of ||a_k||
+
+    def step(cand: list[int], v: np.ndarray) -> list[int]:
+        """Move along the null vector ``v`` of ``dirs[:, cand]`` until one block leaves."""
+        if v @ pen[cand] < 0 or not np.any(v > 0):
+            v = -v
+        c = f[cand] * w[cand]
+        pos = v > 1e-12 * np.abs(v).max()
+        ratios = np.full(v.size, np.inf)
+        ratios[pos] = c[pos] / v[pos]
+        out = int(np.argmin(ratios))
+        f[cand] = np.maximum(c - ratios[out] * v, 0.0) / w[cand]
+        f[cand[out]] = 0.0
+        removed.append(int(idx[cand[out]]))
+        return [b for i, b in enumerate(cand) if i != out]
+
     order = np.argsort(-norms[idx], kind="stable")
     basis: list[int] = []
-    removed: list[int] = []
+    Q = np.zeros((nrows, 0))
+    R = np.zeros((0, 0))
     for j in order:
         if not keep[j]:
             continue
-        cand = basis + [int(j)]
-        while True:
-            v = _null_vector(dirs[:, cand], rank_tol)
-            if v is None:
-                basis = cand
-                break
-            if v @ pen[cand] < 0 or not np.any(v > 0):
-                v = -v
-            c = f[cand] * w[cand]
-            pos = v > 1e-12 * np.abs(v).max()
-            ratios = np.full(v.size, np.inf)
-            ratios[pos] = c[pos] / v[pos]
-            out = int(np.argmin(ratios))
-            t = ratios[out]
-            f[cand] = np.maximum(c - t * v, 0.0) / w[cand]
-            f[cand[out]] = 0.0
-            removed.append(int(idx[cand[out]]))
-            cand = [b for i, b in enumerate(cand) if i != out]
-            if not cand:
-                basis = []
-                break
+        a = dirs[:, j]
+        h = Q.T @ a
+        r = a - Q @ h
+        h2 = Q.T @ r
+        r -= Q @ h2
+        h += h2
+        res = np.linalg.norm(r)
+        if res > rank_tol and len(basis) < nrows:
+            basis.append(int(j))
+            Q = np.hstack([Q, (r / res)[:, None]])
+            R = np.block([[R, h[:, None]], [np.zeros((1, R.shape[1])), np.array([[res]])]])
+            continue
+        coef = np.linalg.lstsq(R, h, rcond=None)[0] if R.size else np.zeros(0)
+        v = np.append(-coef, 1.0)
+        cand = step(basis + [int(j)], v / np.linalg.norm(v))
+        if cand != basis:  # a basis column left: the new set is independent, refactor it
+            basis = cand
+            Q, R = np.linalg.qr(dirs[:, basis]) if basis else (np.zeros((nrows, 0)), np.zeros((0, 0)))
+    # final check with the SVD criterion of is_minimal
+    while basis:
+        v = _null_vector(dirs[:, basis], rank_tol)
+        if v is None:
+            break
+        basis = step(basis, v)
     return f, removed
 
 

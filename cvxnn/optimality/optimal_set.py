@@ -432,7 +432,7 @@ class OptimalSet:
         if idx.size == 0:
             return alpha
         cols = self.columns[:, idx] * alpha[idx]
-        f, _ = _prune_blocks(None, cols, idx, self.lam * alpha, self.rank_tol)
+        f, _ = _prune_blocks(cols, idx, self.lam * alpha, self.rank_tol)
         alpha[idx] = alpha[idx] * f
         return alpha
 

@@ -134,7 +134,7 @@ def _null_vector(M: np.ndarray, rank_tol: float) -> np.ndarray | None:
     return None
 
 
-def _prune_blocks(theta, cols, idx, norms, rank_tol):
+def _prune_blocks(cols, idx, norms, rank_tol):
     """Core of exact pruning on the active blocks ``idx`` (columns ``cols``, ``norms`` indexed by
     block); returns the scale factors of the blocks and the removed blocks.
 
@@ -243,7 +243,7 @@ def prune_exact(
     fit0 = _fit(model, Xa)
     pen0 = float(norms.sum())
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
-    f, removed = _prune_blocks(None, cols, idx, norms, rank_tol)
+    f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])
     theta[:, idx[f == 0]] = 0.0
     pruned = model_from_blocks(model, theta)

@@ -157,3 +157,14 @@ def test_vector_output_paths(data):
         regularization_path(X, Y, pats, activation="relu", n_lams=3)
     rp = regularization_path(X, Y, pats, activation="relu", lams=[1.0])
     assert rp.lam_max == float("inf") and rp.solutions[0].solver == "CLARABEL"
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_lam_max_mean_reduction_scales_by_n(data, activation):
+    """reduction='mean' divides the loss by n, hence r0 and lam_max by n (a documented option)."""
+    from cvxnn.losses import SquaredLoss
+
+    X, y, pats = data
+    lm_sum = lam_max(X, y, pats, activation)
+    lm_mean = lam_max(X, y, pats, activation, SquaredLoss(reduction="mean"))
+    assert lm_mean == pytest.approx(lm_sum / X.shape[0], rel=1e-10)

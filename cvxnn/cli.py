@@ -638,10 +638,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    import warnings
+
     from .errors import CvxnnError
 
+    def show(message, category, filename, lineno, file=None, line=None):  # one line per warning
+        print(f"cvxnn: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return int(args.func(args))
     except CvxnnError as exc:
         print(f"cvxnn: error: {exc}", file=sys.stderr)
         return 2

@@ -866,7 +866,7 @@ def cross_validate_lam(
     )
     scores = np.empty((len(folds), lams.size))
     statuses = np.empty((len(folds), lams.size), dtype=object)
-    for (f, seg), (sc, st) in zip(tasks, out):
+    for (f, seg), (sc, st) in zip(tasks, out, strict=True):
         scores[f, seg] = sc
         statuses[f, seg] = st
     return LamCVResult(lams=lams, scores=scores, statuses=statuses.astype(str))

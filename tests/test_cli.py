@@ -24,7 +24,7 @@ def files(tmp_path_factory):
     csv = d / "teacher.csv"
     with open(csv, "w") as fh:
         fh.write("a,b,target,c,d\n")
-        for row, t in zip(X, y):
+        for row, t in zip(X, y, strict=True):
             fh.write(",".join(f"{v:.17g}" for v in (row[0], row[1], t, row[2], row[3])) + "\n")
     Xb, labels = load_three_blobs()
     keep = labels != 2

@@ -47,7 +47,7 @@ def test_solution_round_trip(tmp_path, data, relu_solution):
         assert getattr(back, key) == getattr(relu_solution, key)
     assert back.loss == relu_solution.loss
     assert back.objective(X, y, back.lam, back.loss) == pytest.approx(relu_solution.objective_value, rel=1e-8)
-    for a, b in zip(back.extra["cone_duals"], relu_solution.extra["cone_duals"]):
+    for a, b in zip(back.extra["cone_duals"], relu_solution.extra["cone_duals"], strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(PatternMismatchError):
         back.patterns.check_data(X + 1.0)

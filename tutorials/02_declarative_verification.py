@@ -35,6 +35,8 @@ import numpy as np
 
 from cvxnn import build_program, sample_patterns
 from cvxnn.datasets import load_teacher_regression
+from cvxnn.native import solve_native
+from cvxnn.optimality import kkt_report
 
 OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
 os.makedirs(OUT, exist_ok=True)
@@ -91,8 +93,6 @@ print(f"hand-written program, Clarabel: {by_hand.value:.10f}")
 # violation. The native solver (augmented Lagrangian for C-ReLU) runs on the same patterns.
 
 # %%
-from cvxnn.native import solve_native
-
 solutions = {}
 for name in ("clarabel", "scs"):
     t0 = time.perf_counter()
@@ -137,8 +137,6 @@ assert np.max(np.abs(fits["scs"] - fits["clarabel"])) <= 1e-3 * np.max(np.abs(y)
 # complementary slackness and feasibility (solver duals are not unique, so they are not used).
 
 # %%
-from cvxnn.optimality import kkt_report
-
 network = ref.to_network(tol=1e-7)  # drop the ~1e-9 "dust" an interior-point solver leaves
 nc = network.objective(X, y, lam)
 print(f"convex objective {ref.objective_value:.10f}  vs  network objective {nc:.10f} "

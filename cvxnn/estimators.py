@@ -340,6 +340,35 @@ def _make_patterns(est, X: np.ndarray) -> Patterns:
     return Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=True)
 
 
+def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss) -> float | None:
+    """Absolute duality gap certifying ``sol`` (an upper bound on ``objective - p*``).
+
+    The native solvers report one. For CVXPY solutions it is computed by
+    :func:`cvxnn.native.duality_gap` from the point and the solver's cone multipliers
+    (``sol.extra["cone_duals"]``); it needs a smooth loss with a conjugate and ``lam > 0``,
+    otherwise ``None`` (no certificate) is returned.
+    """
+    if sol.gap is not None:
+        return float(sol.gap)
+    if lam <= 0 or not loss.smooth:
+        return None
+    from .errors import CvxnnError
+    from .native import duality_gap
+
+    multipliers = None
+    if sol.activation == "relu":
+        duals = sol.extra.get("cone_duals")
+        if duals is None:
+            return None
+        multipliers = np.concatenate([np.asarray(d, dtype=float) for d in duals], axis=1)
+    try:
+        cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
+    except (CvxnnError, ValueError) as exc:  # e.g. a loss without a conjugate
+        logger.debug("no duality gap for this solution: %s", exc)
+        return None
+    return float(max(cert.gap, 0.0)) if np.isfinite(cert.gap) else None
+
+
 def _network_tol(sol: ConvexSolution, X: np.ndarray, y: np.ndarray) -> float:
     """Relative block-norm threshold for :meth:`ConvexModel.to_network`.
 
@@ -441,7 +470,7 @@ class _ConvexNetworkBase(_Base):
         self.patterns_ = patterns
         self.network_ = sol.to_network(tol=_network_tol(sol, X, y_enc))
         self.objective_ = float(sol.objective_value)
-        self.gap_ = None if sol.gap is None else float(sol.gap)
+        self.gap_ = _certified_gap(sol, X, y_enc, float(self.lam), loss)
         self.status_ = sol.status
         self.n_active_neurons_ = int(self.network_.n_neurons)
         self.n_iter_ = sol.iterations
@@ -651,7 +680,9 @@ _PARAMS_DOC = """
         Convex objective at the solution, in the MATH.md convention, on the training data
         as the solver saw it (labels encoded as ``+-1`` / one-hot for classifiers).
     gap_ : float or None
-        Certified duality gap (native backend); None when the backend reports none.
+        Certified absolute duality gap, an upper bound on ``objective_ - p*``: the native
+        solver's, or for CVXPY backends computed from the solution and the solver's cone
+        multipliers (smooth losses, ``lam > 0``); None where no certificate is available.
     status_ : str
         Solver status (``"optimal"``, ``"optimal_inaccurate"``, ``"max_iterations"``, ...).
     n_active_neurons_ : int

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_lam, check_nonnegative_float, check_X, check_y
+from ._validation import as_float_array, check_lam, check_nonnegative_float, check_X, check_y
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
@@ -75,8 +75,12 @@ class ConvexModel:
     W: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise InvalidParameterError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
+        for name in ("U", "V", "W"):  # array-likes -> float arrays (solver outputs pass through)
+            B = getattr(self, name)
+            if B is not None and not (isinstance(B, np.ndarray) and B.dtype.kind == "f"):
+                setattr(self, name, as_float_array(B, name))
         if self.activation == "relu":
             if self.V is None or self.W is None:
                 raise ShapeError("a C-ReLU model needs both V and W.")

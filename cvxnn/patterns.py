@@ -195,7 +195,7 @@ class Patterns:
 
     def check_data(self, X) -> None:
         """Raise :class:`PatternMismatchError` unless ``X`` is the data of these patterns."""
-        X = np.asarray(X)
+        X = as_float_array(X, "X")
         if X.ndim != 2 or X.shape[0] != self.n_samples or X.shape[1] != self.n_features:
             raise PatternMismatchError(
                 f"the patterns were built on data of shape ({self.n_samples}, {self.n_features}), "

@@ -240,6 +240,13 @@ class AbsoluteLoss(Loss):
         return float(np.sum(np.abs(z - y)))
 
 
+def _need_matrix(z: np.ndarray) -> None:
+    if z.ndim != 2:
+        raise ShapeError(
+            f"cross_entropy needs predictions and one-hot targets of shape (n, n_classes), got {z.shape}."
+        )
+
+
 @dataclass(frozen=True)
 class CrossEntropyLoss(Loss):
     """Multinomial (softmax) cross-entropy for vector outputs ``Z`` (``n x c``), one-hot ``Y``:
@@ -254,17 +261,19 @@ class CrossEntropyLoss(Loss):
         return cp.sum(cp.log_sum_exp(z, axis=1)) - cp.sum(cp.multiply(y, z))
 
     def _value_sum(self, z, y):
+        _need_matrix(z)
         return float(np.sum(logsumexp(z, axis=1)) - np.sum(y * z))
 
     def grad(self, z, y):
         z, y = _zy(z, y)
-        z = np.asarray(z)
+        _need_matrix(z)
         P = np.exp(z - logsumexp(z, axis=1, keepdims=True))
         return self.scale(y.shape[0]) * (P - y)
 
     def conjugate(self, s, y):
         s, y = _zy(s, y)
         # L*(S) = sum_j sum_k P_jk log P_jk with P = S/c + Y on the simplex (else +inf)
+        _need_matrix(s)
         c = self.scale(y.shape[0])
         P = np.asarray(s) / c + y
         if np.any(P < -1e-12) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-9):

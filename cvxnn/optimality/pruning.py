@@ -40,7 +40,7 @@ from typing import Callable
 
 import numpy as np
 
-from .._validation import check_lam, check_positive_int, check_X, check_y
+from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_X, check_y
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
 from ..solution import ConvexModel
@@ -232,6 +232,7 @@ def prune_exact(
         ``n c`` for vector output); at an optimum it is an optimum, and a vertex of the optimal set.
     """
     X, Xa = _check_model_X(model, X)
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     if not (0 <= rank_tol < 1):
         raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
     theta, pattern, sign = block_layout(model)

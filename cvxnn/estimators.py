@@ -47,7 +47,9 @@ from scipy.special import expit, softmax
 from ._validation import as_generator, check_lam, check_positive_int, check_X, check_y
 from .errors import (
     ConvergenceWarning,
+    CvxnnError,
     InaccurateSolutionWarning,
+    InputError,
     InvalidParameterError,
     LabelError,
     NotFittedError,
@@ -427,10 +429,15 @@ class _ConvexNetworkBase(_Base):
             except ImportError:  # scikit-learn < 1.6
                 def validate_data(est, *args, **kwargs):
                     return est._validate_data(*args, **kwargs)
-            if y is _NO_Y:
-                Xv = validate_data(self, X, reset=reset, dtype=np.float64, **kw)
-                return check_X(Xv)
-            Xv, yv = validate_data(self, X, y, reset=reset, dtype=np.float64, **kw)
+            try:
+                if y is _NO_Y:
+                    Xv = validate_data(self, X, reset=reset, dtype=np.float64, **kw)
+                    return check_X(Xv)
+                Xv, yv = validate_data(self, X, y, reset=reset, dtype=np.float64, **kw)
+            except CvxnnError:
+                raise
+            except ValueError as exc:  # scikit-learn's checks: keep the message, typed as an input error
+                raise InputError(str(exc)) from exc
             return check_X(Xv), yv
         Xv = check_X(X)
         if reset:

@@ -1,58 +1,92 @@
 """The implicit design ``A = [D_1 X, ..., D_p X]`` as matrix-free operators (MATH.md, "Convex programs").
 
-Never forms the ``n x p d`` design:
+Never forms the ``n x p d`` design. With the ``n x p`` 0/1 mask ``M`` (``M[:, i] = diag(D_i)``):
 
-* forward ``A u = sum_i D_i X u_i = rowsum(M * (X U))`` (one GEMM, ``U`` is ``d x p``);
-* adjoint ``A^T r = [X^T D_i r]_i = X^T (M * r) = (X * r[:, None]).T @ M`` (one GEMM).
+* forward ``A u = sum_i D_i X u_i = rowsum(M * (X U)) = rowsum(X * (M U^T))``;
+* adjoint ``A^T r = [X^T D_i r]_i = X^T (M * r) = (X * r[:, None])^T M``.
 
-Vector output (``U`` of shape ``d x p x c``, ``R`` of shape ``n x c``) applies the same per output.
-Work is chunked over rows so the ``n x p`` float temporary stays bounded.
+Both are one GEMM of ``2 n d p`` flops. The second form of each keeps every temporary at
+``n x d`` (not ``n x p``), so the only ``n x p`` array touched is the mask itself, read as a
+float matrix. Vector output (``U`` of shape ``d x p x c``, ``R`` of shape ``n x c``) applies
+the same per output, fused into a single GEMM with ``d c`` columns.
+
+:class:`ImplicitDesign` is the reusable operator of the native solvers: it owns the design
+in the compute dtype (float64 or float32), caches the float mask when it fits the memory
+budget and otherwise converts it chunk by chunk, works over row chunks so every temporary
+is bounded by ``chunk_bytes``, counts its GEMM flops, and refuses (with
+:class:`~cvxnn.errors.MemoryBudgetError`, naming the bytes) to allocate what cannot fit.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+
 import numpy as np
 
-__all__ = ["forward", "adjoint", "block_norms"]
+from .errors import InvalidParameterError, MemoryBudgetError, ShapeError
 
-#: Bytes of float temporaries allowed per chunk (``rows x p x c`` entries).
+__all__ = [
+    "forward",
+    "adjoint",
+    "block_norms",
+    "ImplicitDesign",
+    "default_memory_budget",
+    "CHUNK_BYTES",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes of float temporaries allowed per row chunk (``rows x max(p, d c)`` entries).
 CHUNK_BYTES = 32 * 2**20
 
 
-def _rows_per_chunk(n: int, width: int, itemsize: int) -> int:
-    return max(1, min(n, CHUNK_BYTES // max(1, width * itemsize)))
+def _rows_per_chunk(n: int, width: int, itemsize: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    return max(1, min(n, chunk_bytes // max(1, width * itemsize)))
 
 
 def forward(Xa: np.ndarray, mask: np.ndarray, U: np.ndarray) -> np.ndarray:
-    """``sum_i D_i X_a U_i``: ``(n,)`` for ``U`` of shape ``(d, p)``, ``(n, c)`` for ``(d, p, c)``."""
+    """``sum_i D_i X_a U_i``: ``(n,)`` for ``U`` of shape ``(d, p)``, ``(n, c)`` for ``(d, p, c)``.
+
+    Computed as ``rowsum(X_a * (M U^T))`` in row chunks (temporaries of ``rows x d c``
+    plus the chunk of the float mask).
+    """
+    dtype = np.result_type(Xa, U, np.float32)
+    scalar = U.ndim == 2
+    U3 = U[:, :, None] if scalar else U
+    d, p, c = U3.shape
     n = Xa.shape[0]
-    if U.ndim == 2:
-        d, p = U.shape
-        out = np.empty(n, dtype=np.result_type(Xa, U))
-        rows = _rows_per_chunk(n, p, out.itemsize)
-        for s in range(0, n, rows):
-            e = min(n, s + rows)
-            Z = Xa[s:e] @ U
-            out[s:e] = np.einsum("ij,ij->i", Z, mask[s:e], optimize=False) if Z.size else 0.0
-        return out
-    d, p, c = U.shape
-    U2 = U.reshape(d, p * c)
-    out = np.empty((n, c), dtype=np.result_type(Xa, U))
-    rows = _rows_per_chunk(n, p * c, out.itemsize)
+    Ut = np.ascontiguousarray(np.transpose(U3, (1, 0, 2)).reshape(p, d * c), dtype=dtype)
+    out = np.empty((n, c), dtype=dtype)
+    rows = _rows_per_chunk(n, max(p, d * c), np.dtype(dtype).itemsize)
     for s in range(0, n, rows):
         e = min(n, s + rows)
-        Z = (Xa[s:e] @ U2).reshape(e - s, p, c)
-        out[s:e] = np.einsum("ipc,ip->ic", Z, mask[s:e])
-    return out
+        Mf = np.asarray(mask[s:e], dtype=dtype)
+        Z = (Mf @ Ut).reshape(e - s, d, c)
+        np.einsum("rd,rdc->rc", np.asarray(Xa[s:e], dtype=dtype), Z, out=out[s:e])
+    return out[:, 0] if scalar else out
 
 
 def adjoint(Xa: np.ndarray, mask: np.ndarray, R: np.ndarray) -> np.ndarray:
-    """``[X_a^T D_i r]_i``: ``(d, p)`` for ``r`` of shape ``(n,)``, ``(d, p, c)`` for ``(n, c)``."""
-    if R.ndim == 1:
-        return (Xa * R[:, None]).T @ mask.astype(Xa.dtype, copy=False)
-    c = R.shape[1]
-    Mf = mask.astype(Xa.dtype, copy=False)
-    return np.stack([(Xa * R[:, k : k + 1]).T @ Mf for k in range(c)], axis=2)
+    """``[X_a^T D_i r]_i``: ``(d, p)`` for ``r`` of shape ``(n,)``, ``(d, p, c)`` for ``(n, c)``.
+
+    Computed as ``(X_a * r)^T M`` in row chunks (temporaries of ``rows x d c``).
+    """
+    dtype = np.result_type(Xa, R, np.float32)
+    scalar = R.ndim == 1
+    R2 = R[:, None] if scalar else R
+    n, d = Xa.shape
+    c = R2.shape[1]
+    p = mask.shape[1]
+    acc = np.zeros((d * c, p), dtype=dtype)
+    rows = _rows_per_chunk(n, max(p, d * c), np.dtype(dtype).itemsize)
+    for s in range(0, n, rows):
+        e = min(n, s + rows)
+        Mf = np.asarray(mask[s:e], dtype=dtype)
+        XR = (np.asarray(Xa[s:e], dtype=dtype)[:, :, None] * R2[s:e, None, :]).reshape(e - s, d * c)
+        acc += XR.T @ Mf
+    G = np.ascontiguousarray(acc.reshape(d, c, p).transpose(0, 2, 1))
+    return G[:, :, 0] if scalar else G
 
 
 def block_norms(U: np.ndarray) -> np.ndarray:
@@ -61,3 +95,180 @@ def block_norms(U: np.ndarray) -> np.ndarray:
     if U.ndim == 2:
         return np.linalg.norm(U, axis=0)
     return np.linalg.svd(np.transpose(U, (1, 0, 2)), compute_uv=False).sum(axis=-1)
+
+
+def default_memory_budget() -> int:
+    """Default memory budget of the native solvers: half of the physical memory (bytes).
+
+    Falls back to 4 GiB where the platform does not report its memory.
+    """
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if total > 0:
+            return int(total // 2)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platform dependent
+        pass
+    return 4 * 2**30  # pragma: no cover
+
+
+class ImplicitDesign:
+    """The implicit design ``A = [D_1 X_a, ..., D_p X_a]`` in a compute dtype, row-chunked.
+
+    Parameters
+    ----------
+    Xa : ndarray of shape (n, d_a)
+        The design (data with the bias column when the patterns use one).
+    mask : ndarray of bool, shape (n, p)
+        ``M[:, i] = diag(D_i)``.
+    n_outputs : int
+        ``c``: the operators act on blocks of shape ``(d_a, p, c)`` and residuals ``(n, c)``.
+    dtype : {numpy.float64, numpy.float32}
+        Compute dtype of the GEMMs.
+    memory_budget : int, optional
+        Bytes this operator and its solver may hold (default :func:`default_memory_budget`).
+        The float mask (``n p`` entries) is cached when it fits in the budget, otherwise
+        converted chunk by chunk (slower, bounded).
+    chunk_bytes : int
+        Bytes of the per-chunk temporaries (``rows x max(p, d_a c)`` entries).
+    reserve_bytes : int
+        Bytes the caller will allocate besides this operator (iterates, multipliers);
+        counted against ``memory_budget``.
+    cache_mask : bool, optional
+        Force (True) or forbid (False) holding the whole float mask; default: when it fits.
+
+    Raises
+    ------
+    MemoryBudgetError
+        When the design copy, the per-chunk temporaries and ``reserve_bytes`` exceed the budget.
+
+    Attributes
+    ----------
+    flops : float
+        GEMM flops spent by :meth:`forward` and :meth:`adjoint` so far (``2 n d p c`` each).
+    n_forward, n_adjoint : int
+        Number of calls.
+    """
+
+    def __init__(
+        self,
+        Xa: np.ndarray,
+        mask: np.ndarray,
+        *,
+        n_outputs: int = 1,
+        dtype=np.float64,
+        memory_budget: int | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        reserve_bytes: int = 0,
+        cache_mask: bool | None = None,
+    ) -> None:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype}.")
+        if Xa.ndim != 2 or mask.ndim != 2 or Xa.shape[0] != mask.shape[0]:
+            raise ShapeError(f"Xa {Xa.shape} and mask {mask.shape} must be 2-D with the same rows.")
+        self.dtype = dtype
+        self.n, self.d = Xa.shape
+        self.p = mask.shape[1]
+        self.c = int(n_outputs)
+        itemsize = dtype.itemsize
+        budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+        self.memory_budget = budget
+        width = max(self.p, self.d * self.c)
+        self.rows = _rows_per_chunk(self.n, width, itemsize, chunk_bytes)
+        chunk_need = 3 * self.rows * width * itemsize
+        design_need = self.n * self.d * itemsize if Xa.dtype != dtype else 0
+        need = design_need + chunk_need + int(reserve_bytes)
+        if need > budget:
+            raise MemoryBudgetError(
+                f"the native solver needs about {need:,} bytes (design copy {design_need:,}, "
+                f"chunk temporaries {chunk_need:,}, iterates {int(reserve_bytes):,}) but the "
+                f"memory budget is {budget:,} bytes; raise memory_budget, use dtype=numpy.float32, "
+                "fewer patterns, or subsample the data."
+            )
+        mask_bytes = self.n * self.p * itemsize
+        fits = need + mask_bytes <= budget
+        if cache_mask is None:
+            self.mask_cached = fits
+        elif cache_mask and not fits:
+            raise MemoryBudgetError(
+                f"caching the float mask needs {mask_bytes:,} more bytes ({need + mask_bytes:,} in "
+                f"all) than the memory budget of {budget:,} bytes allows; pass cache_mask=None."
+            )
+        else:
+            self.mask_cached = bool(cache_mask)
+        self.Xa = np.ascontiguousarray(Xa, dtype=dtype)
+        self.mask = mask
+        self._Mf = mask.astype(dtype) if self.mask_cached else None
+        self.bytes_held = need - int(reserve_bytes) + (mask_bytes if self.mask_cached else 0)
+        if self.mask_cached and self.rows < self.n:
+            # the float mask is held whole; temporaries are only rows x d c
+            self.rows = _rows_per_chunk(self.n, self.d * self.c, itemsize, chunk_bytes)
+        self.flops = 0.0
+        self.n_forward = 0
+        self.n_adjoint = 0
+        logger.debug(
+            "ImplicitDesign n=%d d=%d p=%d c=%d dtype=%s rows/chunk=%d mask cached=%s (%d bytes held)",
+            self.n, self.d, self.p, self.c, dtype, self.rows, self.mask_cached, self.bytes_held,
+        )
+
+    # ----------------------------------------------------------------- chunks
+    def _chunks(self):
+        for s in range(0, self.n, self.rows):
+            e = min(self.n, s + self.rows)
+            Mf = self._Mf[s:e] if self._Mf is not None else self.mask[s:e].astype(self.dtype)
+            yield s, e, Mf
+
+    @property
+    def gemm_flops(self) -> float:
+        """Flops of one forward or one adjoint product: ``2 n d p c``."""
+        return 2.0 * self.n * self.d * self.p * self.c
+
+    # -------------------------------------------------------------- products
+    def forward(self, U: np.ndarray) -> np.ndarray:
+        """``A U = sum_i D_i X_a U_i`` for ``U`` of shape ``(d_a, p, c)``; returns ``(n, c)``."""
+        d, p, c = self.d, self.p, self.c
+        Ut = np.ascontiguousarray(np.transpose(U, (1, 0, 2)).reshape(p, d * c), dtype=self.dtype)
+        out = np.empty((self.n, c), dtype=self.dtype)
+        for s, e, Mf in self._chunks():
+            Z = (Mf @ Ut).reshape(e - s, d, c)
+            if c == 1:
+                np.einsum("rd,rd->r", self.Xa[s:e], Z[:, :, 0], out=out[s:e, 0])
+            else:
+                np.einsum("rd,rdc->rc", self.Xa[s:e], Z, out=out[s:e])
+        self.flops += self.gemm_flops
+        self.n_forward += 1
+        return out
+
+    def adjoint(self, R: np.ndarray) -> np.ndarray:
+        """``A^T R = [X_a^T D_i R]_i`` for ``R`` of shape ``(n, c)``; returns ``(d_a, p, c)``."""
+        d, p, c = self.d, self.p, self.c
+        R = np.asarray(R, dtype=self.dtype)
+        acc = None
+        for s, e, Mf in self._chunks():
+            if c == 1:
+                XR = self.Xa[s:e] * R[s:e]
+            else:
+                XR = (self.Xa[s:e, :, None] * R[s:e, None, :]).reshape(e - s, d * c)
+            part = XR.T @ Mf
+            if acc is None:
+                acc = part
+            else:
+                acc += part
+        self.flops += self.gemm_flops
+        self.n_adjoint += 1
+        return np.ascontiguousarray(acc.reshape(d, c, p).transpose(0, 2, 1))
+
+    def spectral_norm_sq(self, n_iter: int = 6, seed: int = 0) -> float:
+        """Estimate ``||A||_2^2`` by power iteration on ``A^T A`` (a slight underestimate)."""
+        rng = np.random.default_rng(seed)
+        v = rng.standard_normal((self.d, self.p, self.c)).astype(self.dtype)
+        v /= np.linalg.norm(v)
+        est = 0.0
+        for _ in range(n_iter):
+            w = self.adjoint(self.forward(v))
+            nrm = float(np.linalg.norm(w))
+            if not np.isfinite(nrm) or nrm == 0.0:
+                return max(est, 0.0)
+            est = nrm
+            v = w / nrm
+        return est

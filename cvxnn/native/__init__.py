@@ -1,0 +1,13 @@
+"""Native fast path: matrix-free R-FISTA (C-GReLU) and augmented Lagrangian (C-ReLU).
+
+numpy/scipy only; the ``n x p d`` design is never formed (see :mod:`cvxnn.operators`).
+
+* :func:`solve_native` -- solve and return a certified :class:`~cvxnn.solution.ConvexSolution`;
+* :func:`duality_gap`, :func:`min_norm_subgradient` -- certificates for any point;
+* :func:`lam_max_gated` -- the smallest ``lam`` with the zero C-GReLU solution.
+"""
+
+from .certificates import GapCertificate, duality_gap, lam_max_gated, min_norm_subgradient
+from .solve import solve_native
+
+__all__ = ["solve_native", "duality_gap", "min_norm_subgradient", "lam_max_gated", "GapCertificate"]

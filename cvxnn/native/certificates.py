@@ -1,0 +1,266 @@
+"""Optimality certificates for the convex programs (MATH.md, "Native solvers", "Optimality conditions").
+
+* :func:`duality_gap` -- a certified upper bound on the suboptimality of any point.
+  For C-GReLU (a group lasso over the implicit design) the dual point is the loss gradient
+  at the fit, rescaled into the dual feasible set [MATH.md]::
+
+      theta = grad h(z) * min(1, lam / max_i ||(D_i X)^T grad h(z)||_*),   D(theta) = -h*(theta)
+
+  (``||.||_*`` is the 2-norm, or the spectral norm for vector output). For C-ReLU the dual
+  also carries cone multipliers ``rho_i >= 0`` (e.g. the augmented-Lagrangian multipliers):
+  ``(theta, rho)`` is feasible when ``||X^T D_i theta - Xt_i^T rho^v_i|| <= lam`` and
+  ``||X^T D_i theta + Xt_i^T rho^w_i|| <= lam``, and both are scaled together. By weak duality
+  ``P(x) - D <= gap`` bounds ``P(x) - p*`` for every ``x`` (for C-ReLU, for cone-feasible ``x``;
+  an infeasible ``x`` is reported with its cone violation).
+* :func:`min_norm_subgradient` -- ``dist(0, grad h + lam * subdiff penalty)`` for C-GReLU
+  (scalar: group lasso; vector: nuclear norm).
+* :func:`lam_max_gated` -- the smallest ``lam`` for which ``U = 0`` solves C-GReLU:
+  ``max_i ||X^T D_i grad h(0)||_*`` (``max_i ||X^T D_i y||`` for squared loss).
+
+All computations here run in float64 on the matrix-free operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_lam, check_X, check_y
+from ..errors import InvalidParameterError, ShapeError
+from ..losses import Loss, get_loss
+from ..operators import ImplicitDesign
+from ..patterns import Patterns
+from ..solution import ConvexModel
+from ._losses import SmoothKernel, make_kernel
+from .prox import dual_norms, penalty_norms
+
+__all__ = ["GapCertificate", "duality_gap", "min_norm_subgradient", "lam_max_gated"]
+
+
+@dataclass(frozen=True)
+class GapCertificate:
+    """A duality-gap certificate.
+
+    Attributes
+    ----------
+    primal : float
+        Objective ``P(x)`` of the point (MATH.md convention).
+    dual : float
+        Dual value ``D <= p*`` of the rescaled dual point.
+    gap : float
+        ``P(x) - D`` (an upper bound on ``P(x) - p*``).
+    rel_gap : float
+        ``gap / |P(x)|``.
+    scale : float
+        Factor in ``(0, 1]`` that made the dual point feasible.
+    max_violation : float
+        Largest cone violation of ``x`` (0 for C-GReLU).
+    """
+
+    primal: float
+    dual: float
+    gap: float
+    rel_gap: float
+    scale: float
+    max_violation: float = 0.0
+
+
+def _as3(B: np.ndarray) -> np.ndarray:
+    return B[:, :, None] if B.ndim == 2 else B
+
+
+def _setup(X, y, patterns: Patterns, loss):
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
+    X = check_X(X)
+    y = check_y(y, X.shape[0])
+    patterns.check_data(X)
+    loss_obj = get_loss(loss)
+    y = loss_obj.check_targets(y)
+    y2 = y[:, None] if y.ndim == 1 else y
+    kernel = make_kernel(loss_obj, y2, np.float64)
+    Xa = patterns.design(X)
+    op = ImplicitDesign(Xa, patterns.mask, n_outputs=y2.shape[1], dtype=np.float64)
+    return Xa, y2, kernel, op
+
+
+def gated_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U3: np.ndarray) -> GapCertificate:
+    """Gap certificate of C-GReLU blocks ``U3`` (``d x p x c``) on an existing float64 operator."""
+    U3 = np.asarray(U3, dtype=op.dtype)
+    z = op.forward(U3)
+    P = kernel.value(z) + lam * float(penalty_norms(U3).sum())
+    theta = kernel.grad(z)
+    dn = float(dual_norms(op.adjoint(theta)).max(initial=0.0))
+    s = 1.0 if dn <= lam else lam / dn
+    D = kernel.dual_value(s * theta)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
+                          scale=s)
+
+
+def relu_certificate(
+    Xa: np.ndarray,
+    mask: np.ndarray,
+    kernel: SmoothKernel,
+    lam: float,
+    V3: np.ndarray,
+    W3: np.ndarray,
+    rho: np.ndarray | None,
+) -> GapCertificate:
+    """Gap certificate of C-ReLU blocks with cone multipliers ``rho`` (``n x 2p x c``, >= 0,
+    the ``v`` multipliers first) or none (``rho = 0``). Dense ``n x 2p x c`` work, float64."""
+    Xa = np.asarray(Xa, dtype=np.float64)
+    V3 = np.asarray(V3, dtype=np.float64)
+    W3 = np.asarray(W3, dtype=np.float64)
+    n, d = Xa.shape
+    p, c = V3.shape[1], V3.shape[2]
+    M = mask.astype(np.float64)
+    S = 2.0 * M - 1.0
+    ZV = (Xa @ V3.reshape(d, p * c)).reshape(n, p, c)
+    ZW = (Xa @ W3.reshape(d, p * c)).reshape(n, p, c)
+    z = np.einsum("npc,np->nc", ZV - ZW, M)
+    P = kernel.value(z) + lam * float(penalty_norms(V3).sum() + penalty_norms(W3).sum())
+    viol = float(max(0.0, -min((S[:, :, None] * ZV).min(initial=0.0), (S[:, :, None] * ZW).min(initial=0.0))))
+    theta = kernel.grad(z)
+    base = M[:, :, None] * theta[:, None, :]  # n x p x c
+    if rho is None:
+        GV = base
+        GW = -base
+    else:
+        rho = np.maximum(np.asarray(rho, dtype=np.float64), 0.0)
+        if rho.shape != (n, 2 * p, c):
+            raise ShapeError(f"multipliers must have shape {(n, 2 * p, c)}, got {rho.shape}.")
+        GV = base - S[:, :, None] * rho[:, :p]
+        GW = -base - S[:, :, None] * rho[:, p:]
+    gV = (Xa.T @ GV.reshape(n, p * c)).reshape(d, p, c)
+    gW = (Xa.T @ GW.reshape(n, p * c)).reshape(d, p, c)
+    dn = float(max(dual_norms(gV).max(initial=0.0), dual_norms(gW).max(initial=0.0)))
+    s = 1.0 if dn <= lam else lam / dn
+    D = kernel.dual_value(s * theta)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
+                          scale=s, max_violation=viol)
+
+
+def duality_gap(
+    X,
+    y,
+    model: ConvexModel,
+    lam: float,
+    loss: "str | Loss" = "squared",
+    *,
+    multipliers: np.ndarray | None = None,
+) -> GapCertificate:
+    """Certified duality gap of a C-GReLU or C-ReLU point (MATH.md, "Native solvers").
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        The training data of ``model.patterns``.
+    y : array of shape (n,) or (n, c)
+    model : ConvexModel
+        Any point (a :class:`~cvxnn.solution.ConvexSolution` of any backend works).
+    lam : float
+        Regularisation strength (> 0).
+    loss : str or Loss
+        ``"squared"``, ``"logistic"`` or ``"cross_entropy"`` (smooth losses with a conjugate).
+    multipliers : ndarray of shape (n, 2p) or (n, 2p, c), optional
+        C-ReLU only: cone multipliers ``rho >= 0`` (``v`` blocks first). Defaults to the
+        native solver's ``model.extra["multipliers"]`` when present, else zero (a valid but
+        looser bound: the C-GReLU dual).
+
+    Returns
+    -------
+    GapCertificate
+        ``gap >= P(model) - p*`` whenever the model is cone feasible.
+    """
+    if not isinstance(model, ConvexModel):
+        raise InvalidParameterError(f"model must be a cvxnn ConvexModel, got {type(model).__name__}.")
+    lam = check_lam(lam, allow_zero=False)
+    Xa, y2, kernel, op = _setup(X, y, model.patterns, loss)
+    B = model.U if model.activation == "gated_relu" else model.V
+    if _as3(B).shape[2] != y2.shape[1]:
+        raise ShapeError(f"the model has {_as3(B).shape[2]} outputs but y has {y2.shape[1]}.")
+    if model.activation == "gated_relu":
+        return gated_certificate(op, kernel, lam, _as3(model.U))
+    if multipliers is None:
+        multipliers = getattr(model, "extra", {}).get("multipliers")
+    if multipliers is not None:
+        multipliers = np.asarray(multipliers, dtype=np.float64)
+        if multipliers.ndim == 2:
+            multipliers = multipliers[:, :, None]
+    return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers)
+
+
+def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: "str | Loss" = "squared") -> float:
+    """Norm of the minimum-norm subgradient of the C-GReLU objective at ``model``.
+
+    Blockwise, with ``g_i = (D_i X)^T grad h(z)``: for ``u_i != 0`` (scalar)
+    ``||g_i + lam u_i / ||u_i||||``, for ``u_i = 0`` ``max(0, ||g_i|| - lam)``; for vector
+    output, with ``U_i = P S Q^T`` (rank ``r``), the distance of ``-g_i`` to
+    ``lam (P Q^T + {W : P^T W = 0, W Q = 0, ||W||_2 <= 1})``. Returns the Frobenius norm over
+    all blocks; zero exactly at an optimum.
+
+    Parameters
+    ----------
+    X, y, model, lam, loss
+        As in :func:`duality_gap`; ``model`` must be a C-GReLU model.
+
+    Returns
+    -------
+    float
+    """
+    if not isinstance(model, ConvexModel) or model.activation != "gated_relu":
+        raise InvalidParameterError("min_norm_subgradient needs a C-GReLU (gated_relu) ConvexModel.")
+    lam = check_lam(lam, allow_zero=False)
+    _, y2, kernel, op = _setup(X, y, model.patterns, loss)
+    U3 = _as3(np.asarray(model.U, dtype=np.float64))
+    G = op.adjoint(kernel.grad(op.forward(U3)))  # d x p x c
+    if U3.shape[2] == 1:
+        u, g = U3[:, :, 0], G[:, :, 0]
+        nu = np.linalg.norm(u, axis=0)
+        ng = np.linalg.norm(g, axis=0)
+        active = nu > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res_active = np.linalg.norm(g + lam * u / np.where(active, nu, 1.0), axis=0)
+        res = np.where(active, res_active, np.maximum(ng - lam, 0.0))
+        return float(np.sqrt(np.sum(res**2)))
+    total = 0.0
+    for i in np.flatnonzero(penalty_norms(U3) > 0):  # loop over active blocks only (small)
+        A, s, Bt = np.linalg.svd(U3[:, i, :], full_matrices=False)
+        r = int((s > s[0] * 1e-12).sum())
+        Pm, Qm = A[:, :r], Bt[:r].T
+        R = -G[:, i, :] - lam * Pm @ Qm.T
+        perp = R - Pm @ (Pm.T @ R)
+        perp = perp - (perp @ Qm) @ Qm.T
+        par = R - perp
+        sv = np.linalg.svd(perp, compute_uv=False)
+        total += float(np.sum(par**2) + np.sum(np.maximum(sv - lam, 0.0) ** 2))
+    inactive = penalty_norms(U3) == 0
+    if inactive.any():
+        sv = np.linalg.svd(np.transpose(G[:, inactive, :], (1, 0, 2)), compute_uv=False)
+        total += float(np.sum(np.maximum(sv - lam, 0.0) ** 2))
+    return float(np.sqrt(total))
+
+
+def lam_max_gated(X, y, patterns: Patterns, loss: "str | Loss" = "squared") -> float:
+    """Smallest ``lam`` with ``U = 0`` optimal for C-GReLU: ``max_i ||X^T D_i grad h(0)||_*``.
+
+    For the squared loss this is ``max_i ||X^T D_i y||`` (MATH.md, "lam_max"); vector output
+    uses the spectral norm of ``X^T D_i grad h(0)`` (``d x c``).
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    y : array of shape (n,) or (n, c)
+    patterns : Patterns
+    loss : str or Loss
+
+    Returns
+    -------
+    float
+    """
+    _, y2, kernel, op = _setup(X, y, patterns, loss)
+    g = op.adjoint(kernel.grad(np.zeros_like(y2)))
+    return float(dual_norms(g).max(initial=0.0))

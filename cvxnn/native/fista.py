@@ -1,0 +1,346 @@
+"""R-FISTA: accelerated proximal gradient with backtracking, step growth and adaptive restart.
+
+Solves composite problems ``min_x  h(A x) + lam * sum_i ||x_i||`` (MATH.md, "Native solvers")
+where ``A`` is linear, ``h`` smooth and the penalty is a group norm (2-norms or nuclear
+norms of ``d x c`` blocks). The iterate is carried together with its *image* ``A x``, and the
+image of the extrapolated point is formed from images already computed,
+
+    y_k = x_k + beta_k (x_k - x_{k-1})   =>   A y_k = A x_k + beta_k (A x_k - A x_{k-1}),
+
+so one iteration costs one adjoint (the gradient at ``y_k``) plus one forward per line-search
+trial (usually one). Steps (Beck & Teboulle):
+
+* backtracking on ``h(A x+) - h(A y) - <grad, x+ - y> <= ||x+ - y||^2 / (2 eta)``; the left
+  side is the Bregman divergence of ``h`` between the two images, evaluated termwise;
+* step growth ``eta <- growth * eta`` after every accepted step (so a too-small step recovers);
+* adaptive gradient restart [O'Donoghue & Candes 2015]: momentum is reset when
+  ``<y_k - x_{k+1}, x_{k+1} - x_k> > 0`` (the step moved against the gradient mapping).
+
+:func:`rfista` is the engine shared by the C-GReLU solver (:func:`solve_gated`) and the inner
+solves of the augmented Lagrangian (:mod:`cvxnn.native.al`). Every iteration it hands the
+caller the gradient at ``y_k`` so a dual point (and a duality gap) is available at no extra
+GEMM.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ..errors import SolverError
+from ..operators import ImplicitDesign
+from ._losses import SmoothKernel
+from .prox import dual_norms, prox_penalty
+
+__all__ = ["rfista", "FistaStep", "CompositeProblem", "GatedProblem", "solve_gated", "GatedResult"]
+
+logger = logging.getLogger(__name__)
+
+#: Step growth after an accepted step and backtracking factor.
+GROWTH = 1.25
+SHRINK = 0.5
+_MAX_BACKTRACKS = 60
+
+
+class CompositeProblem(Protocol):  # pragma: no cover - typing only
+    """What :func:`rfista` needs from a problem ``min h(A x) + lam * penalty(x)``."""
+
+    lam: float
+
+    def forward(self, x: np.ndarray) -> np.ndarray: ...
+
+    def smooth_grad(self, img: np.ndarray) -> np.ndarray: ...
+
+    def adjoint(self, gimg: np.ndarray) -> np.ndarray: ...
+
+    def bregman(self, img_new: np.ndarray, img_y: np.ndarray, gimg_y: np.ndarray) -> float: ...
+
+
+@dataclass
+class FistaStep:
+    """What :func:`rfista` reports after iteration ``k`` (passed to its ``monitor``).
+
+    Attributes
+    ----------
+    k : int
+        Iteration index (0-based).
+    x, img : ndarray
+        The new iterate ``x_{k+1}`` and its image ``A x_{k+1}``.
+    penalty : float
+        ``sum_i ||x_i||`` at ``x_{k+1}``.
+    gimg_y, grad_y : ndarray
+        ``grad h(A y_k)`` and the gradient ``A^T grad h(A y_k)`` at the extrapolated point.
+    eta : float
+        Accepted step size.
+    grad_map : float
+        Norm of the gradient mapping ``||y_k - x_{k+1}|| / eta`` (a subgradient-norm surrogate).
+    restarted : bool
+        Whether momentum was reset at this iteration.
+    backtracks : int
+        Line-search trials rejected at this iteration.
+    """
+
+    k: int
+    x: np.ndarray
+    img: np.ndarray
+    penalty: float
+    gimg_y: np.ndarray
+    grad_y: np.ndarray
+    eta: float
+    grad_map: float
+    restarted: bool
+    backtracks: int
+
+
+@dataclass
+class FistaOutcome:
+    """Result of :func:`rfista`: the last iterate, its image, the step and the count."""
+
+    x: np.ndarray
+    img: np.ndarray
+    penalty: float
+    eta: float
+    iterations: int
+    stopped: bool
+    backtracks: int = 0
+    restarts: int = 0
+
+
+def rfista(
+    problem: CompositeProblem,
+    x0: np.ndarray,
+    img0: np.ndarray,
+    *,
+    eta0: float,
+    max_iter: int,
+    monitor: Callable[[FistaStep], bool],
+    growth: float = GROWTH,
+    shrink: float = SHRINK,
+) -> FistaOutcome:
+    """Run R-FISTA from ``x0`` (with image ``img0 = A x0``) until ``monitor`` returns True.
+
+    Parameters
+    ----------
+    problem : CompositeProblem
+        Provides ``forward``, ``adjoint``, ``smooth_grad``, ``bregman`` and ``lam``.
+    x0, img0 : ndarray
+        Start point and its image.
+    eta0 : float
+        Initial step size.
+    max_iter : int
+        Iteration limit (the count of accepted steps).
+    monitor : callable
+        ``monitor(step: FistaStep) -> bool``; True stops the run.
+    growth, shrink : float
+        Step growth after acceptance and backtracking factor.
+
+    Returns
+    -------
+    FistaOutcome
+
+    Raises
+    ------
+    SolverError
+        If the iterates become non-finite or the line search cannot find a step.
+    """
+    lam = problem.lam
+    x = x0
+    ax = img0
+    y, ay = x, ax
+    t = 1.0
+    eta = float(eta0)
+    pen = float("nan")
+    total_bt = 0
+    restarts = 0
+    for k in range(max_iter):
+        gimg = problem.smooth_grad(ay)
+        g = problem.adjoint(gimg)
+        backtracks = 0
+        while True:
+            v = y - eta * g
+            x_new, pen_new = prox_penalty(v, eta * lam)
+            ax_new = problem.forward(x_new)
+            diff = x_new - y
+            q = float(np.vdot(diff, diff))
+            br = problem.bregman(ax_new, ay, gimg)
+            if br <= q / (2.0 * eta) * (1.0 + 1e-9) or q == 0.0:
+                break
+            if not math.isfinite(br):
+                raise SolverError("R-FISTA produced non-finite values; rescale the data.",
+                                  status="numerical_error")
+            backtracks += 1
+            eta *= shrink
+            if backtracks > _MAX_BACKTRACKS:
+                raise SolverError("the R-FISTA line search found no acceptable step; "
+                                  "rescale the data or use dtype=numpy.float64.",
+                                  status="numerical_error")
+        total_bt += backtracks
+        restart = float(np.vdot(y - x_new, x_new - x)) > 0.0
+        if restart:
+            t = 1.0
+            restarts += 1
+        step = FistaStep(k=k, x=x_new, img=ax_new, penalty=pen_new, gimg_y=gimg, grad_y=g, eta=eta,
+                         grad_map=math.sqrt(q) / eta, restarted=restart, backtracks=backtracks)
+        stop = monitor(step)
+        t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
+        beta = (t - 1.0) / t_new
+        if beta > 0.0:
+            bt = x_new.dtype.type(beta)
+            y = x_new + bt * (x_new - x)
+            ay = ax_new + bt * (ax_new - ax)
+        else:
+            y, ay = x_new, ax_new
+        x, ax, pen, t = x_new, ax_new, pen_new, t_new
+        if stop:
+            return FistaOutcome(x=x, img=ax, penalty=pen, eta=eta, iterations=k + 1, stopped=True,
+                                backtracks=total_bt, restarts=restarts)
+        if backtracks == 0:
+            eta *= growth
+    return FistaOutcome(x=x, img=ax, penalty=pen, eta=eta, iterations=max_iter, stopped=False,
+                        backtracks=total_bt, restarts=restarts)
+
+
+# ---------------------------------------------------------------------- C-GReLU
+class GatedProblem:
+    """C-GReLU as a composite problem: ``h(A U) + lam * sum_i ||U_i||`` with ``A`` the
+    implicit design and ``h`` the smooth loss (MATH.md, "Convex programs", [MSP22]).
+
+    The image is the prediction ``z = A U`` (``n x c``).
+    """
+
+    def __init__(self, op: ImplicitDesign, kernel: SmoothKernel, lam: float) -> None:
+        self.op = op
+        self.kernel = kernel
+        self.lam = float(lam)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.op.forward(x)
+
+    def adjoint(self, gimg: np.ndarray) -> np.ndarray:
+        return self.op.adjoint(gimg)
+
+    def smooth_grad(self, img: np.ndarray) -> np.ndarray:
+        return self.kernel.grad(img)
+
+    def bregman(self, img_new, img_y, gimg_y) -> float:
+        return self.kernel.bregman(img_new, img_y, gimg_y)
+
+    def primal(self, img: np.ndarray, penalty: float) -> float:
+        """``h(z) + lam * penalty``."""
+        return self.kernel.value(img) + self.lam * penalty
+
+    def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
+        """Dual value of the rescaled point ``s theta``, ``s = min(1, lam / max_i ||A_i^T theta||_*)``."""
+        dn = float(dual_norms(grad).max(initial=0.0))
+        s = 1.0 if dn <= self.lam else self.lam / dn
+        return self.kernel.dual_value(s * theta)
+
+
+@dataclass
+class GatedResult:
+    """Raw result of :func:`solve_gated` (wrapped into a ConvexSolution by ``solve_native``)."""
+
+    U: np.ndarray
+    primal: float
+    dual: float
+    iterations: int
+    converged: bool
+    eta: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    backtracks: int = 0
+    restarts: int = 0
+    stopped_by_callback: bool = False
+
+
+def initial_step(op: ImplicitDesign, kernel: SmoothKernel, factor: float = 2.0) -> float:
+    """``factor / (curvature * ||A||^2)``: a step slightly above ``1/L`` (the line search
+    shrinks it if needed; a power-iteration estimate of ``||A||^2`` is used)."""
+    norm_sq = op.spectral_norm_sq(n_iter=4)
+    L = kernel.curvature * max(norm_sq, np.finfo(float).tiny)
+    return factor / L
+
+
+def solve_gated(
+    problem: GatedProblem,
+    U0: np.ndarray,
+    *,
+    tol: float,
+    max_iter: int,
+    eta0: float,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    check_every: int = 1,
+    log_every: int = 0,
+) -> GatedResult:
+    """R-FISTA on C-GReLU, stopped by the relative duality gap.
+
+    The gap at iteration ``k`` is ``P(best x) - max_j D(theta_j)``: every dual point
+    ``theta_j = grad h(A y_j)`` (rescaled into the dual feasible set) gives a valid lower
+    bound, and the best primal iterate is kept (FISTA is not monotone).
+
+    Parameters
+    ----------
+    problem : GatedProblem
+    U0 : ndarray of shape (d, p, c)
+        Start point (zeros or a warm start).
+    tol : float
+        Relative gap tolerance: stop when ``P - D <= tol * |P|``.
+    max_iter : int
+    eta0 : float
+        Initial step.
+    callback : callable, optional
+        Called every iteration with a dict (``iteration``, ``objective``, ``dual``, ``gap``,
+        ``rel_gap``, ``step``); returning True stops the solve.
+    check_every : int
+        Compute the gap every ``check_every`` iterations.
+    log_every : int
+        Log progress (INFO) every ``log_every`` iterations (0: never).
+
+    Returns
+    -------
+    GatedResult
+    """
+    U0 = np.ascontiguousarray(U0, dtype=problem.op.dtype)
+    img0 = problem.forward(U0) if np.any(U0) else np.zeros((problem.op.n, problem.op.c), problem.op.dtype)
+    best = {"P": problem.primal(img0, float(_pen(U0))), "U": U0, "D": -np.inf}
+    state = {"callback_stop": False}
+
+    def monitor(step: FistaStep) -> bool:
+        P = problem.primal(step.img, step.penalty)
+        if not math.isfinite(P):
+            raise SolverError("R-FISTA produced a non-finite objective; rescale the data.",
+                              status="numerical_error")
+        if P < best["P"]:
+            best["P"], best["U"] = P, step.x
+        if step.k % check_every == 0:
+            D = problem.dual(step.gimg_y, step.grad_y)
+            if D > best["D"]:
+                best["D"] = D
+        gap = best["P"] - best["D"]
+        rel = gap / max(abs(best["P"]), np.finfo(float).tiny)
+        if log_every and step.k % log_every == 0:
+            logger.info("it %6d  obj %.10e  gap %.3e  rel %.3e  step %.3e", step.k, best["P"], gap, rel,
+                        step.eta)
+        if callback is not None:
+            info = {"iteration": step.k + 1, "objective": best["P"], "dual": best["D"], "gap": gap,
+                    "rel_gap": rel, "step": step.eta}
+            if callback(info) is True:
+                state["callback_stop"] = True
+                return True
+        return rel <= tol
+
+    out = rfista(problem, U0, img0, eta0=eta0, max_iter=max_iter, monitor=monitor)
+    gap = best["P"] - best["D"]
+    converged = gap <= tol * max(abs(best["P"]), np.finfo(float).tiny) and not state["callback_stop"]
+    return GatedResult(U=best["U"], primal=best["P"], dual=best["D"], iterations=out.iterations,
+                       converged=converged, eta=out.eta, backtracks=out.backtracks, restarts=out.restarts,
+                       stopped_by_callback=state["callback_stop"])
+
+
+def _pen(U: np.ndarray) -> float:
+    from .prox import penalty_norms
+
+    return float(penalty_norms(U).sum())

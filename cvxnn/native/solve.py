@@ -1,0 +1,411 @@
+"""``solve_native``: the native backend's entry point (MATH.md, "Native solvers").
+
+One call validates the data, builds the matrix-free operator in the compute dtype, runs
+R-FISTA (C-GReLU) or the augmented Lagrangian (C-ReLU), certifies the result in float64
+and returns the same :class:`~cvxnn.solution.ConvexSolution` as the CVXPY backend, so
+switching backend is one argument.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import time
+import warnings
+from contextlib import contextmanager
+from typing import Any, Callable
+
+import numpy as np
+
+from .._validation import check_lam, check_positive_int, check_Xy
+from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, ShapeError
+from ..losses import Loss, get_loss
+from ..operators import ImplicitDesign
+from ..patterns import Patterns
+from ..solution import ConvexModel, ConvexSolution
+from ._losses import make_kernel
+from .al import solve_relu
+from .certificates import gated_certificate, relu_certificate
+from .fista import GatedProblem, initial_step, solve_gated
+
+__all__ = ["solve_native"]
+
+logger = logging.getLogger("cvxnn.native")
+
+_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+#: Tolerance of the float32 stage of the augmented Lagrangian before the float64 polish.
+_F32_AL_TOL = 1e-3
+
+
+@contextmanager
+def _verbosity(verbose: bool):
+    """With ``verbose``, route this package's INFO records to stderr for the duration."""
+    if not verbose:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[cvxnn.native] %(message)s"))
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+def _check_tol(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameterError(f"{name} must be a positive real number, got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise InvalidParameterError(f"{name} must be positive and finite, got {value}.")
+    return value
+
+
+def _same_patterns(a: Patterns, b: Patterns) -> bool:
+    if a is b:
+        return True
+    return (a.bias == b.bias and a.gates.shape == b.gates.shape and a.mask.shape == b.mask.shape
+            and np.array_equal(a.gates, b.gates) and np.array_equal(a.mask, b.mask))
+
+
+def _as3(B: np.ndarray) -> np.ndarray:
+    return B[:, :, None] if B.ndim == 2 else B
+
+
+def solve_native(
+    X,
+    y,
+    patterns: Patterns,
+    *,
+    activation: str = "gated_relu",
+    loss: "str | Loss" = "squared",
+    lam: float = 1.0,
+    tol: float = 1e-6,
+    max_iter: int = 10_000,
+    warm_start: ConvexModel | None = None,
+    dtype=np.float64,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    verbose: bool = False,
+    feas_tol: float | None = None,
+    memory_budget: int | None = None,
+) -> ConvexSolution:
+    """Solve C-GReLU (R-FISTA) or C-ReLU (augmented Lagrangian) natively, with a certificate.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Training data (the data ``patterns`` were built on).
+    y : array of shape (n,) or (n, c)
+        Targets; 2-D for vector output (nuclear-norm penalty, columnwise cones for ReLU).
+    patterns : Patterns
+        Activation patterns ``D_i`` built on ``X``.
+    activation : {"gated_relu", "relu"}
+        C-GReLU (solver ``"rfista"``) or C-ReLU (solver ``"al"``).
+    loss : str or Loss
+        ``"squared"`` (``1/2 ||.||^2``), ``"logistic"`` (labels in {-1, +1}, scalar output) or
+        ``"cross_entropy"`` (one-hot ``y``, vector output); ``reduction="mean"`` losses work too.
+    lam : float
+        Regularisation strength ``> 0`` (the programs carry ``lam * sum of block norms``).
+    tol : float
+        Relative duality-gap tolerance: ``status == "optimal"`` iff ``gap <= tol * |objective|``
+        (and, for C-ReLU, ``max_violation <= feas_tol``).
+    max_iter : int
+        Limit on R-FISTA iterations (for C-ReLU: total inner iterations).
+    warm_start : ConvexModel, optional
+        A point on the same patterns (any backend). C-GReLU accepts a C-ReLU point (``V - W``).
+        A native C-ReLU solution also passes its multipliers and penalty.
+    dtype : {numpy.float64, numpy.float32}
+        Compute dtype of the GEMMs. Certificates are always evaluated in float64; when a
+        float32 run is not certified in float64 the solve continues in float64 ("polish").
+    callback : callable, optional
+        ``callback(info: dict)`` after every iteration (keys ``iteration``, ``objective``,
+        ``dual``, ``gap``, ``rel_gap``, ``step``; C-ReLU adds ``outer``, ``violation``,
+        ``delta``). Returning ``True`` stops the solve (status ``"max_iterations"``).
+    verbose : bool
+        Log progress to stderr (through the ``cvxnn.native`` logger).
+    feas_tol : float, optional
+        C-ReLU cone-violation tolerance ``max(0, -min Xt_i theta_i)`` (absolute, prediction
+        units); defaults to ``tol``.
+    memory_budget : int, optional
+        Bytes the solver may allocate (default: half the physical memory). Raises
+        :class:`~cvxnn.errors.MemoryBudgetError` (naming the bytes) before allocating more.
+
+    Returns
+    -------
+    ConvexSolution
+        ``backend="native"``, ``solver="rfista"`` or ``"al"``, ``status`` ``"optimal"`` or
+        ``"max_iterations"`` (with a :class:`~cvxnn.errors.ConvergenceWarning`),
+        ``objective_value`` (same convention as CVXPY's ``problem.value``), ``gap`` (certified
+        absolute duality gap), ``iterations``, ``solve_time``, ``max_violation`` (C-ReLU) and
+        ``extra`` (``rel_gap``, ``dual_value``, ``step_size``, ``gflops``, ``multipliers`` ...).
+
+    Raises
+    ------
+    InvalidParameterError, ShapeError, NonFiniteError, LabelError, PatternMismatchError
+        For bad inputs.
+    MemoryBudgetError
+        When the solve cannot fit ``memory_budget``.
+    SolverError
+        When the iteration breaks down numerically (never a NaN solution).
+    """
+    # ------------------------------------------------------------------ validation
+    if activation not in ("gated_relu", "relu"):
+        raise InvalidParameterError(f"activation must be 'gated_relu' or 'relu', got {activation!r}.")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}.") from exc
+    if dt not in _DTYPES:
+        raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dt}.")
+    tol = _check_tol(tol, "tol")
+    feas_tol = tol if feas_tol is None else _check_tol(feas_tol, "feas_tol")
+    max_iter = check_positive_int(max_iter, "max_iter")
+    lam = check_lam(lam, allow_zero=False)
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
+    if callback is not None and not callable(callback):
+        raise InvalidParameterError("callback must be callable or None.")
+    X, y = check_Xy(X, y)
+    patterns.check_data(X)
+    loss_obj = get_loss(loss)
+    make_kernel(loss_obj, np.zeros((1, 1)), np.float64)  # refuse non-smooth losses before label checks
+    y = loss_obj.check_targets(y)
+    y2 = y[:, None] if y.ndim == 1 else y
+    n, c = y2.shape
+    kernel = make_kernel(loss_obj, y2, dt)
+    d_a, p = patterns.design_dim, patterns.n_patterns
+    warm = _check_warm(warm_start, patterns, activation, c)
+
+    with _verbosity(verbose):
+        t0 = time.perf_counter()
+        Xa64 = patterns.design(X)
+        if activation == "gated_relu":
+            sol_kw = _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, max_iter=max_iter,
+                                dtype=dt, callback=callback, verbose=verbose, memory_budget=memory_budget)
+        else:
+            sol_kw = _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
+                               max_iter=max_iter, dtype=dt, callback=callback, verbose=verbose,
+                               memory_budget=memory_budget)
+        elapsed = time.perf_counter() - t0
+    extra = sol_kw.pop("extra")
+    extra["dtype"] = dt.name
+    flops = extra.get("flops", 0.0)
+    extra["gflops"] = flops / elapsed / 1e9 if elapsed > 0 else float("nan")
+    scalar = y.ndim == 1
+    weights = {k: (v[:, :, 0] if scalar else v) for k, v in sol_kw.pop("weights").items()}
+    sol = ConvexSolution(
+        activation=activation,
+        patterns=patterns,
+        **weights,
+        lam=lam,
+        loss=loss_obj,
+        backend="native",
+        solve_time=elapsed,
+        compile_time=None,
+        extra=extra,
+        **sol_kw,
+    )
+    logger.debug("native %s solve: %s", activation, sol.summary().replace("\n", "; "))
+    if not sol.converged:
+        warnings.warn(
+            f"native {sol.solver} stopped after {sol.iterations} iterations with relative gap "
+            f"{extra['rel_gap']:.3e} (tol {tol:.1e})"
+            + (f" and cone violation {sol.max_violation:.3e} (feas_tol {feas_tol:.1e})"
+               if sol.max_violation is not None else "")
+            + "; raise max_iter, loosen tol, or warm-start from this solution.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return sol
+
+
+def _check_warm(warm, patterns: Patterns, activation: str, c: int):
+    if warm is None:
+        return None
+    if not isinstance(warm, ConvexModel):
+        raise InvalidParameterError(f"warm_start must be a cvxnn ConvexModel, got {type(warm).__name__}.")
+    if not _same_patterns(warm.patterns, patterns):
+        raise PatternMismatchError("warm_start was computed on other patterns; pass a model on these patterns.")
+    if warm.n_outputs != c:
+        raise ShapeError(f"warm_start has {warm.n_outputs} outputs but y has {c}.")
+    if activation == "relu" and warm.activation != "relu":
+        raise InvalidParameterError(
+            "a C-ReLU solve needs a C-ReLU warm start (V, W); a gated_relu point is not cone feasible."
+        )
+    return warm
+
+
+def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter, dtype, callback, verbose,
+               memory_budget) -> dict:
+    n, c = y2.shape
+    d, p = Xa64.shape[1], patterns.n_patterns
+    isz = dtype.itemsize
+    reserve = 10 * d * p * c * isz + 8 * n * c * isz
+    op = ImplicitDesign(Xa64, patterns.mask, n_outputs=c, dtype=dtype, memory_budget=memory_budget,
+                        reserve_bytes=reserve)
+    problem = GatedProblem(op, kernel, lam)
+    if warm is not None:
+        U0 = _as3(np.asarray(warm.effective_weights, dtype=dtype))
+        eta0 = warm.extra.get("step_size") if isinstance(getattr(warm, "extra", None), dict) else None
+    else:
+        U0 = np.zeros((d, p, c), dtype=dtype)
+        eta0 = None
+    if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
+        eta0 = initial_step(op, kernel)
+    log_every = 100 if verbose else 0
+    res = solve_gated(problem, U0, tol=tol, max_iter=max_iter, eta0=eta0, callback=callback, log_every=log_every)
+    iterations, flops = res.iterations, op.flops
+    polish = 0
+    # certify in float64
+    if dtype == np.float64:
+        op64, kernel64 = op, kernel
+    else:
+        op64 = ImplicitDesign(Xa64, patterns.mask, n_outputs=c, dtype=np.float64, memory_budget=memory_budget,
+                              reserve_bytes=reserve * 2, cache_mask=False)
+        kernel64 = make_kernel(loss_obj, y2, np.float64)
+    U64 = np.asarray(res.U, dtype=np.float64)
+    cert = gated_certificate(op64, kernel64, lam, U64)
+    dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
+    gap = max(cert.primal - dual, 0.0)
+    rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
+    eta = res.eta
+    if dtype != np.float64 and rel > tol and iterations < max_iter and not res.stopped_by_callback:
+        logger.info("float32 result has relative gap %.3e in float64; polishing in float64", rel)
+        prob64 = GatedProblem(op64, kernel64, lam)
+        res = solve_gated(prob64, U64, tol=tol, max_iter=max_iter - iterations, eta0=res.eta, callback=callback,
+                          log_every=log_every)
+        polish = res.iterations
+        iterations += polish
+        U64 = res.U
+        cert = gated_certificate(op64, kernel64, lam, U64)
+        dual = max(cert.dual, res.dual)
+        gap = max(cert.primal - dual, 0.0)
+        rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
+        eta = res.eta
+    flops = op.flops + (op64.flops if op64 is not op else 0.0)
+    converged = rel <= tol and not res.stopped_by_callback
+    extra = {
+        "rel_gap": rel,
+        "dual_value": dual,
+        "step_size": eta,
+        "flops": flops,
+        "n_forward": op.n_forward,
+        "n_adjoint": op.n_adjoint,
+        "restarts": res.restarts,
+        "backtracks": res.backtracks,
+        "mask_cached": op.mask_cached,
+        "operator_bytes": op.bytes_held,
+        "polish_iterations": polish,
+        "stopped_by_callback": res.stopped_by_callback,
+    }
+    return {
+        "weights": {"U": U64},
+        "status": "optimal" if converged else "max_iterations",
+        "solver": "rfista",
+        "objective_value": cert.primal,
+        "iterations": iterations,
+        "gap": gap,
+        "max_violation": None,
+        "extra": extra,
+    }
+
+
+def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, dtype, callback,
+              verbose, memory_budget) -> dict:
+    n, c = y2.shape
+    d, p = Xa64.shape[1], patterns.n_patterns
+    Xa = np.ascontiguousarray(Xa64, dtype=dtype)
+    delta0 = eta0 = None
+    gamma0 = None
+    if warm is not None:
+        T0 = np.concatenate([_as3(warm.V), _as3(warm.W)], axis=1).astype(dtype)
+        ex = warm.extra if isinstance(getattr(warm, "extra", None), dict) else {}
+        mult = ex.get("multipliers")
+        if mult is not None:
+            mult = np.asarray(mult)
+            mult = mult[:, :, None] if mult.ndim == 2 else mult
+            if mult.shape == (n, 2 * p, c):
+                gamma0 = mult.astype(dtype)
+        delta0 = ex.get("delta")
+        eta0 = ex.get("step_size")
+    else:
+        T0 = np.zeros((d, 2 * p, c), dtype=dtype)
+    # float32 runs the augmented Lagrangian to a loose tolerance (its precision limit), then
+    # polishes in float64 from the float32 iterate and multipliers
+    loose = dtype != np.float64
+    tol_run = max(tol, _F32_AL_TOL) if loose else tol
+    feas_run = max(feas_tol, _F32_AL_TOL) if loose else feas_tol
+    res = solve_relu(Xa, patterns.mask, kernel, lam, T0,
+                     gamma0 if gamma0 is not None else _zeros_checked(n, p, c, d, dtype, memory_budget),
+                     tol=tol_run, feas_tol=feas_run, max_iter=max_iter, delta0=delta0, eta0=eta0, callback=callback,
+                     log_every=100 if verbose else 0, memory_budget=memory_budget)
+    iterations = res.iterations
+    if loose and (tol_run > tol or feas_run > feas_tol or not res.converged) and not res.stopped_by_callback \
+            and iterations < max_iter:
+        logger.info("float32 augmented Lagrangian not certified; polishing in float64")
+        res = solve_relu(Xa64, patterns.mask, make_kernel(loss_obj, y2, np.float64), lam,
+                         res.T.astype(np.float64), res.gamma.astype(np.float64), tol=tol, feas_tol=feas_tol,
+                         max_iter=max_iter - iterations, delta0=res.delta, eta0=res.eta, callback=callback,
+                         log_every=100 if verbose else 0, memory_budget=memory_budget)
+        iterations += res.iterations
+    T64 = res.T.astype(np.float64)
+    V64, W64 = np.ascontiguousarray(T64[:, :p]), np.ascontiguousarray(T64[:, p:])
+    kernel64 = make_kernel(loss_obj, y2, np.float64) if dtype != np.float64 else kernel
+    # final multipliers (gamma - delta S Z)_+ at the returned point, in float64
+    M = patterns.mask
+    S = (2.0 * M - 1.0)
+    Z = (Xa64 @ T64.reshape(d, 2 * p * c)).reshape(n, 2 * p, c)
+    S2 = np.concatenate([S, S], axis=1)[:, :, None]
+    rho = np.maximum(res.gamma.astype(np.float64) - res.delta * S2 * Z, 0.0)
+    del Z
+    cert = relu_certificate(Xa64, M, kernel64, lam, V64, W64, rho)
+    dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
+    gap = max(cert.primal - dual, 0.0)
+    rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
+    converged = rel <= tol and cert.max_violation <= feas_tol and not res.stopped_by_callback
+    mult = rho[:, :, 0] if c == 1 else rho
+    extra = {
+        "rel_gap": rel,
+        "dual_value": dual,
+        "step_size": res.eta,
+        "delta": res.delta,
+        "multipliers": mult,
+        "outer_iterations": res.outer_iterations,
+        "flops": _al_flops(n, d, p, c, iterations),
+        "feas_tol": feas_tol,
+        "stopped_by_callback": res.stopped_by_callback,
+    }
+    return {
+        "weights": {"V": V64, "W": W64},
+        "status": "optimal" if converged else "max_iterations",
+        "solver": "al",
+        "objective_value": cert.primal,
+        "iterations": iterations,
+        "gap": gap,
+        "max_violation": cert.max_violation,
+        "extra": extra,
+    }
+
+
+def _zeros_checked(n, p, c, d, dtype, memory_budget):
+    from ..errors import MemoryBudgetError
+    from ..operators import default_memory_budget
+    from .al import al_memory_bytes
+
+    need = al_memory_bytes(n, d, p, c, dtype.itemsize)
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    if need > budget:
+        raise MemoryBudgetError(
+            f"the C-ReLU augmented Lagrangian needs about {need:,} bytes for its n x 2p x c arrays "
+            f"(n={n}, p={p}, c={c}) but the memory budget is {budget:,} bytes; use dtype=numpy.float32, "
+            "fewer patterns, the gated_relu activation, or raise memory_budget."
+        )
+    return np.zeros((n, 2 * p, c), dtype=dtype)
+
+
+def _al_flops(n, d, p, c, iterations) -> float:
+    # one forward and one adjoint GEMM of 2 n d (2p) c flops per iteration (line-search trials extra)
+    return 2.0 * 2.0 * n * d * 2 * p * c * iterations

@@ -1,0 +1,132 @@
+"""Native augmented Lagrangian for C-ReLU: agreement with Clarabel, cone feasibility, certificates."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError, MemoryBudgetError
+from cvxnn.native import duality_gap, solve_native
+from cvxnn.solution import ConvexModel
+
+
+@pytest.fixture(scope="module")
+def reg():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3), 0)
+    pats = sample_patterns(X, 15, seed=1, bias=True)
+    return X, y, pats
+
+
+@pytest.fixture(scope="module")
+def solved(reg):
+    X, y, pats = reg
+    lam = 2.0
+    ref = build_program(X, y, activation="relu", lam=lam, patterns=pats).solve()
+    sol = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-7, max_iter=20000)
+    return lam, ref, sol
+
+
+def test_al_matches_clarabel(reg, solved):
+    X, y, pats = reg
+    lam, ref, sol = solved
+    assert sol.status == "optimal" and sol.solver == "al" and sol.backend == "native"
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+    np.testing.assert_allclose(sol.V, ref.V, atol=1e-4)
+    np.testing.assert_allclose(sol.W, ref.W, atol=1e-4)
+    assert np.isclose(sol.objective(X, y, lam), sol.objective_value, rtol=1e-12)
+
+
+def test_al_cone_feasibility_to_tolerance(reg, solved):
+    X, _, _ = reg
+    _, _, sol = solved
+    assert sol.max_violation <= 1e-7
+    assert np.isclose(sol.max_cone_violation(X), sol.max_violation, rtol=1e-6, atol=1e-15)
+    # a looser feasibility tolerance is honoured and reported
+    assert sol.extra["feas_tol"] == 1e-7
+
+
+def test_al_certified_gap_bounds_suboptimality(reg, solved):
+    X, y, pats = reg
+    lam, ref, sol = solved
+    assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9
+    assert sol.extra["rel_gap"] <= 1e-7
+    # the public certificate reproduces it from the stored multipliers
+    cert = duality_gap(X, y, sol, lam)
+    assert cert.dual <= ref.objective_value + 1e-8
+    assert cert.max_violation == pytest.approx(sol.max_violation, rel=1e-6, abs=1e-15)
+    # without multipliers the bound is valid but looser (C-GReLU dual)
+    loose = duality_gap(X, y, sol, lam, multipliers=np.zeros((X.shape[0], 2 * pats.n_patterns)))
+    assert loose.dual <= cert.dual + 1e-12
+    # at an arbitrary feasible point (zero) the gap still bounds the suboptimality
+    zero = ConvexModel("relu", pats, V=np.zeros_like(sol.V), W=np.zeros_like(sol.W))
+    cz = duality_gap(X, y, zero, lam)
+    assert cz.gap >= zero.objective(X, y, lam) - ref.objective_value - 1e-9
+
+
+def test_al_warm_start(reg, solved):
+    X, y, pats = reg
+    lam, _, sol = solved
+    again = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-7, warm_start=sol)
+    assert again.status == "optimal" and again.iterations < 0.6 * sol.iterations
+    near = solve_native(X, y, pats, activation="relu", lam=1.1 * lam, tol=1e-7, warm_start=sol, max_iter=20000)
+    assert near.status == "optimal"
+    with pytest.raises(InvalidParameterError):
+        solve_native(X, y, pats, activation="relu", lam=lam,
+                     warm_start=ConvexModel("gated_relu", pats, U=sol.V - sol.W))
+    # a C-ReLU point warm-starts C-GReLU (through V - W)
+    g = solve_native(X, y, pats, activation="gated_relu", lam=lam, warm_start=sol)
+    assert g.status == "optimal" and g.objective_value <= sol.objective_value + 1e-9
+
+
+def test_al_vector_output_columnwise_cones():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 2))
+    Y = np.stack([np.maximum(X @ rng.standard_normal(2), 0) for _ in range(2)], axis=1)
+    pats = sample_patterns(X, 6, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_native(X, Y, pats, activation="relu", lam=1.0, tol=1e-6, max_iter=20000)
+    assert sol.V.shape == (2, pats.n_patterns, 2)
+    S = 2.0 * pats.mask - 1.0
+    for B in (sol.V, sol.W):  # every column of every block in its cone, to the reported violation
+        assert (S[:, :, None] * np.einsum("nd,dpc->npc", X, B)).min() >= -max(sol.max_violation, 1e-6) - 1e-12
+    ref = build_program(X, Y, activation="relu", lam=1.0, patterns=pats).solve()
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-5 * ref.objective_value
+    assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9
+
+
+def test_al_logistic(reg):
+    X, y, pats = reg
+    yl = np.where(y > np.median(y), 1.0, -1.0)
+    ref = build_program(X, yl, activation="relu", lam=1.0, patterns=pats, loss="logistic").solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_native(X, yl, pats, activation="relu", lam=1.0, loss="logistic", tol=1e-6, max_iter=20000)
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-5 * ref.objective_value
+    assert sol.max_violation <= 1e-5
+    assert np.all(np.isfinite(sol.V)) and np.all(np.isfinite(sol.W))
+
+
+def test_al_max_iterations_and_memory(reg):
+    X, y, pats = reg
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, activation="relu", lam=0.1, max_iter=5)
+    assert sol.status == "max_iterations" and np.isfinite(sol.objective_value)
+    assert sol.max_violation is not None and np.isfinite(sol.gap)
+    with pytest.raises(MemoryBudgetError, match="bytes"):
+        solve_native(X, y, pats, activation="relu", lam=0.1, memory_budget=10_000)
+
+
+def test_al_float32(reg):
+    X, y, pats = reg
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_native(X, y, pats, activation="relu", lam=2.0, tol=1e-2, dtype=np.float32, max_iter=20000)
+    assert sol.V.dtype == np.float64 and np.all(np.isfinite(sol.V))
+    assert sol.status == "optimal" and sol.extra["dtype"] == "float32"
+    assert sol.max_violation <= 1e-2 and sol.extra["rel_gap"] <= 1e-2
+    ref = build_program(X, y, activation="relu", lam=2.0, patterns=pats).solve()
+    assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9

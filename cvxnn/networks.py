@@ -29,8 +29,8 @@ def _prep_weights(W1, w2, b1):
     if W1.ndim != 2:
         raise ShapeError(f"W1 must be 2-D (n_features, n_neurons), got shape {W1.shape}.")
     m = W1.shape[1]
-    if w2.ndim not in (1, 2) or w2.shape[0] != m:
-        raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs), got {w2.shape}.")
+    if w2.ndim not in (1, 2) or w2.shape[0] != m or (w2.ndim == 2 and w2.shape[1] == 0):
+        raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs) with n_outputs >= 1, got {w2.shape}.")
     if b1 is not None:
         b1 = as_float_array(b1, "b1").reshape(-1)
         if b1.shape != (m,):

@@ -28,7 +28,7 @@ from cvxnn.losses import LOSSES, get_loss
 from cvxnn.solution import ConvexModel
 
 FUZZ = settings(
-    max_examples=30,
+    max_examples=50,
     deadline=None,
     phases=(Phase.explicit, Phase.generate),  # no shrinking: keeps the suite fast and bounded
     derandomize=True,

@@ -22,9 +22,9 @@ from cvxnn import (
 )
 from cvxnn.solution import ConvexModel
 
-PROPS = settings(max_examples=8, deadline=None, derandomize=True, database=None,
+PROPS = settings(max_examples=15, deadline=None, derandomize=True, database=None,
                  phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))
-CHEAP = settings(PROPS, max_examples=25)
+CHEAP = settings(PROPS, max_examples=40)
 
 seeds = st.integers(0, 2**16)
 sizes = st.tuples(st.integers(3, 12), st.integers(1, 3))
@@ -133,7 +133,12 @@ def test_kkt_pruning_and_optimal_set(seed, size, lam, activation):
     sol = solve(X, y, activation, lam, pats, **TIGHT)
     assert sol.status in ("optimal", "optimal_inaccurate")  # tight tolerances may end "inaccurate"
     report = opt.kkt_report(sol, X, y)
-    assert report.is_optimal(1e-4), report
+    # An interior-point optimum is accurate in objective (gap ~1e-9) but the direction of a small
+    # active block only to ~1e-4 relative; 1e-3 still separates optima from non-optima (O(1)).
+    assert report.is_optimal(1e-3), report
+    if sol.n_active(1e-6) > 0:  # a scaled optimum is not optimal: the certificate can fail
+        w = {k: 1.5 * getattr(sol, k) for k in ("U", "V", "W") if getattr(sol, k) is not None}
+        assert not opt.kkt_report(ConvexModel(activation, pats, **w), X, y, lam).is_optimal(1e-3)
     fit = sol.train_predict(X)
     obj = sol.objective(X, y, lam)
     pruned = opt.prune_exact(sol, X)

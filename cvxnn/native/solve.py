@@ -152,7 +152,7 @@ def solve_native(
         When the iteration breaks down numerically (never a NaN solution).
     """
     # ------------------------------------------------------------------ validation
-    if activation not in ("gated_relu", "relu"):
+    if not isinstance(activation, str) or activation not in ("gated_relu", "relu"):
         raise InvalidParameterError(f"activation must be 'gated_relu' or 'relu', got {activation!r}.")
     try:
         dt = np.dtype(dtype)

@@ -285,3 +285,43 @@ def test_fuzz_pruning(X, other, rank_tol, width):
     outcome(opt.kkt_report, model, other, y, rank_tol)
     outcome(opt.prune_to_width, model, X, y, width, lam=0.1)
 
+
+
+# ------------------------------------------------------------------------ model files
+_EXECUTED = []
+
+
+class _Payload:
+    """Unpickling this would run code (append to _EXECUTED)."""
+
+    def __reduce__(self):
+        return (_EXECUTED.append, ("executed",))
+
+
+def test_loading_never_executes_code(tmp_path):
+    io = pytest.importorskip("cvxnn.io")
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    net = ReLUNetwork(np.ones((2, 2)), np.array([1.0, -1.0]))
+    path = io.save(net, tmp_path / "net.npz")
+    good = dict(np.load(path, allow_pickle=False))
+    np.testing.assert_array_equal(io.load(path).predict(X), net.predict(X))
+    # Same archive with a pickled object added under a real entry name: refused, nothing runs.
+    evil = tmp_path / "evil.npz"
+    arrays = {**good, "W1": np.array([_Payload()], dtype=object)}
+    np.savez(evil, **arrays)
+    with pytest.raises(CvxnnError):
+        io.load(evil)
+    assert _EXECUTED == []
+
+
+@FUZZ
+@given(blob=st.binary(max_size=300), keep=st.integers(0, 400))
+def test_fuzz_load_corrupt_files(tmp_path_factory, blob, keep):
+    io = pytest.importorskip("cvxnn.io")
+    tmp = tmp_path_factory.mktemp("files")
+    good = io.save(ReLUNetwork(np.ones((2, 2)), np.ones(2)), tmp / "net.npz")
+    raw = good.read_bytes()
+    for data in (blob, raw[:keep] + blob, raw[: len(raw) - keep % len(raw)]):
+        path = tmp / "bad.npz"
+        path.write_bytes(data)
+        outcome(io.load, path)

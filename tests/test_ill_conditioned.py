@@ -234,3 +234,13 @@ def test_standardizer_errors(skewed):
         std.network_to_raw("net")
     with pytest.raises(InvalidParameterError):
         std.model_to_raw("model", X)
+
+
+def test_estimator_warns_when_not_converged(skewed):
+    est_mod = pytest.importorskip("cvxnn.estimators")
+    X, y = skewed
+    est = est_mod.ConvexGatedReLURegressor(lam=0.1, n_gates=8, max_iter=5, tol=1e-10, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    assert est.status_ != "optimal"
+    assert np.all(np.isfinite(est.predict(X)))

@@ -174,9 +174,12 @@ class ImplicitDesign:
         budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         self.memory_budget = budget
         width = max(self.p, self.d * self.c)
+        design_need = self.n * self.d * itemsize if Xa.dtype != dtype else 0
+        # chunks shrink to what the budget leaves (three temporaries of rows x width entries)
+        room = budget - design_need - int(reserve_bytes)
+        chunk_bytes = max(min(int(chunk_bytes), room // 3), width * itemsize)
         self.rows = _rows_per_chunk(self.n, width, itemsize, chunk_bytes)
         chunk_need = 3 * self.rows * width * itemsize
-        design_need = self.n * self.d * itemsize if Xa.dtype != dtype else 0
         need = design_need + chunk_need + int(reserve_bytes)
         if need > budget:
             raise MemoryBudgetError(

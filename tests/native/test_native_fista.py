@@ -271,3 +271,22 @@ def test_no_nan_on_extreme_scaling(reg):
         for s in (1e-6, 1e6):
             sol = solve_native(X, s * y, pats, lam=0.5 * s, max_iter=200)
             assert np.all(np.isfinite(sol.U)) and np.isfinite(sol.objective_value)
+
+
+def test_small_budget_shrinks_chunks_and_matches(reg):
+    X, y, pats = reg
+    full = solve_native(X, y, pats, lam=0.5, tol=1e-9)
+    Xa = pats.design(X)
+    op = ImplicitDesign(Xa, pats.mask, memory_budget=6000)
+    assert op.rows < X.shape[0] and not op.mask_cached
+    small = solve_native(X, y, pats, lam=0.5, tol=1e-9, memory_budget=20_000)
+    assert small.extra["mask_cached"] is False
+    assert np.isclose(small.objective_value, full.objective_value, rtol=1e-9)
+
+
+def test_verbose_logs_progress(reg, capsys):
+    X, y, pats = reg
+    with pytest.warns(ConvergenceWarning):
+        solve_native(X, y, pats, lam=0.05, tol=1e-10, max_iter=150, verbose=True)
+    err = capsys.readouterr().err
+    assert "[cvxnn.native]" in err and "gap" in err

@@ -290,3 +290,23 @@ def test_verbose_logs_progress(reg, capsys):
         solve_native(X, y, pats, lam=0.05, tol=1e-10, max_iter=150, verbose=True)
     err = capsys.readouterr().err
     assert "[cvxnn.native]" in err and "gap" in err
+
+
+def test_prox_penalty_is_the_proximal_map():
+    from cvxnn.native.prox import dual_norms, penalty_norms, prox_penalty
+
+    rng = np.random.default_rng(4)
+    for c in (1, 3):
+        V = rng.standard_normal((4, 6, c))
+        t = 0.7
+        Xp, pen = prox_penalty(V, t)
+        assert np.isclose(pen, penalty_norms(Xp).sum())
+        # optimality of the prox: V - Xp is in t * subdifferential  =>  dual norm <= t, and
+        # <V - Xp, Xp> = t * penalty(Xp)
+        R = V - Xp
+        assert np.all(dual_norms(R) <= t + 1e-10)
+        assert np.isclose(np.vdot(R, Xp), t * pen)
+        # and no random perturbation does better on the prox objective
+        f = lambda Z: 0.5 * np.sum((Z - V) ** 2) + t * penalty_norms(Z).sum()  # noqa: E731
+        for _ in range(5):
+            assert f(Xp) <= f(Xp + 1e-3 * rng.standard_normal(V.shape)) + 1e-12

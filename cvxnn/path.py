@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def _prepare(X, y, patterns, activation, loss):
-    if activation not in ("relu", "gated_relu"):
+    if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")

@@ -325,3 +325,24 @@ def test_fuzz_load_corrupt_files(tmp_path_factory, blob, keep):
         path = tmp / "bad.npz"
         path.write_bytes(data)
         outcome(io.load, path)
+
+
+@FUZZ
+@given(X=good_X, y=st.one_of(junk, st.just("match")), activation=st.one_of(st.sampled_from(["relu", "gated_relu"]), junk_scalar),
+       lams=st.one_of(st.none(), junk), n_lams=st.one_of(st.integers(1, 3), junk_scalar),
+       ratio=st.one_of(st.just(0.1), junk_scalar))
+def test_fuzz_lam_max_and_paths(X, y, activation, lams, n_lams, ratio):
+    path = pytest.importorskip("cvxnn.path")
+    if isinstance(y, str) and y == "match":
+        y = X[:, 0]
+    pats = sample_patterns(X, 3, seed=0, bias=True, drop_zero=False)
+    top = outcome(path.lam_max, X, y, pats, activation=activation)
+    if top is not None:
+        assert top >= 0
+    if isinstance(lams, np.ndarray) and lams.size > 3:
+        lams = lams.ravel()[:3]  # keep the number of solves small
+    res = outcome(path.regularization_path, X, y, pats, activation=activation, lams=lams,
+                  n_lams=n_lams if not isinstance(n_lams, int) or n_lams <= 3 else 3, lam_min_ratio=ratio)
+    if res is not None:
+        for sol in getattr(res, "solutions", []):
+            assert np.isfinite(sol.objective_value)

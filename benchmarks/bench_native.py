@@ -36,21 +36,21 @@ import os
 for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_v] = "1"
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import contextlib
+import io
+import platform
+import sys
+import time
+import tracemalloc
+import warnings
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from cvxnn import build_program, sample_patterns  # noqa: E402
-from cvxnn.datasets import planted_teacher  # noqa: E402
-from cvxnn.errors import ConvergenceWarning  # noqa: E402
-from cvxnn.native import lam_max_gated, solve_native  # noqa: E402
+from cvxnn import build_program, sample_patterns
+from cvxnn.datasets import planted_teacher
+from cvxnn.errors import ConvergenceWarning
+from cvxnn.native import lam_max_gated, solve_native
 
 warnings.simplefilter("ignore", ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -111,7 +111,7 @@ def run_scnn_gated(X, y, pats, lam, tol=1e-7, max_iters=20_000):
         from scnn.optimize import optimize_model
         from scnn.regularizers import NeuronGL1
         from scnn.solvers import RFISTA
-    except Exception as exc:  # pragma: no cover - depends on the environment
+    except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover - depends on the environment
         return f"not installed ({type(exc).__name__})"
     n = X.shape[0]
     model = ConvexGatedReLU(pats.gates)
@@ -135,7 +135,7 @@ def run_scnn_relu(X, y, pats, lam, tol=1e-6, max_primal_iters=10_000, max_dual_i
         from scnn.optimize import optimize_model
         from scnn.regularizers import NeuronGL1
         from scnn.solvers import AL
-    except Exception as exc:  # pragma: no cover
+    except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
         return f"not installed ({type(exc).__name__})"
     n = X.shape[0]
     model = ConvexReLU(pats.gates)
@@ -172,7 +172,7 @@ def run_skglm(A, y, lam, d, tol=1e-7):
         from skglm.penalties import WeightedGroupL2
         from skglm.solvers import GroupBCD
         from skglm.utils.data import grp_converter
-    except Exception as exc:  # pragma: no cover
+    except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
         return f"not installed ({type(exc).__name__})"
     n, pd = A.shape
     grp_indices, grp_ptr = grp_converter(d, pd)
@@ -190,7 +190,7 @@ def run_skglm(A, y, lam, d, tol=1e-7):
 def run_celer(A, y, lam, d, tol=1e-8):
     try:
         from celer import GroupLasso
-    except Exception as exc:  # pragma: no cover
+    except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
         return f"not installed ({type(exc).__name__})"
     n = A.shape[0]
     est = GroupLasso(groups=d, alpha=lam / n, tol=tol, fit_intercept=False, max_iter=1000)
@@ -207,7 +207,6 @@ def section_gated(sizes, args, out):
     out("\n## 1. C-GReLU: native R-FISTA (rel. gap 1e-6) vs peers (lam = 0.1 lam_max, squared loss)\n")
     hdr = ["n", "d", "p", "native", "iters", "GF/s", "GEMM GF/s", "%GEMM", "Clarabel", "xClarabel",
            "scnn", "xscnn", "skglm", "xskglm", "celer", "xceler"]
-    widths = [6, 4, 5, 9, 6, 6, 9, 6, 9, 9, 9, 7, 9, 7, 9, 7]
     out("| " + " | ".join(hdr) + " |")
     out("|" + "|".join("---:" for _ in hdr) + "|")
     notes = []
@@ -235,7 +234,7 @@ def section_gated(sizes, args, out):
                 sub_c = (cs.objective_value - p_star) / abs(p_star)
                 t_n = native_time_to(X, y, pats, lam, p_star * (1 + max(sub_c, 1e-9))) if sub_c > 1e-6 else t_nat
                 row["clar"] = (t_c, t_n, sub_c)
-            except Exception as exc:  # pragma: no cover
+            except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
                 notes.append(f"Clarabel failed at {(n, d, p)}: {exc}")
         # scnn
         if n * pats.n_patterns * d <= args.scnn_limit:
@@ -252,7 +251,7 @@ def section_gated(sizes, args, out):
             for key, fn in (("skglm", run_skglm), ("celer", run_celer)):
                 try:
                     r = fn(A, y, lam, d)
-                except Exception as exc:  # pragma: no cover
+                except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
                     r = f"failed ({type(exc).__name__}: {exc})"
                 if isinstance(r, str):
                     notes.append(f"{key} at {(n, d, p)}: {r}")
@@ -392,7 +391,7 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(1)
-    except Exception:  # pragma: no cover
+    except Exception:  # noqa: BLE001  # pragma: no cover
         out("torch not importable: scnn unavailable")
     t_all = time.perf_counter()
     sections = set(args.sections.split(","))

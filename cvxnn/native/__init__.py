@@ -7,7 +7,12 @@ numpy/scipy only; the ``n x p d`` design is never formed (see :mod:`cvxnn.operat
 * :func:`lam_max_gated` -- the smallest ``lam`` with the zero C-GReLU solution.
 """
 
-from .certificates import GapCertificate, duality_gap, lam_max_gated, min_norm_subgradient
+from .certificates import (
+    GapCertificate,
+    duality_gap,
+    lam_max_gated,
+    min_norm_subgradient,
+)
 from .solve import solve_native
 
-__all__ = ["solve_native", "duality_gap", "min_norm_subgradient", "lam_max_gated", "GapCertificate"]
+__all__ = ["GapCertificate", "duality_gap", "lam_max_gated", "min_norm_subgradient", "solve_native"]

@@ -16,9 +16,9 @@ import numpy as np
 from scipy.special import entr, expit, log_expit, logsumexp, softmax
 
 from ..errors import InvalidParameterError
-from ..losses import CrossEntropyLoss, Loss, LogisticLoss, SquaredLoss
+from ..losses import CrossEntropyLoss, LogisticLoss, Loss, SquaredLoss
 
-__all__ = ["SmoothKernel", "make_kernel", "NATIVE_LOSSES"]
+__all__ = ["NATIVE_LOSSES", "SmoothKernel", "make_kernel"]
 
 #: Loss names the native solvers accept.
 NATIVE_LOSSES = ("squared", "logistic", "cross_entropy")

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ from ._losses import SmoothKernel
 from .fista import FistaStep, rfista
 from .prox import dual_norms, penalty_norms
 
-__all__ = ["ALProblem", "ALResult", "solve_relu", "al_memory_bytes"]
+__all__ = ["ALProblem", "ALResult", "al_memory_bytes", "solve_relu"]
 
 logger = logging.getLogger(__name__)
 
@@ -297,8 +298,7 @@ def solve_relu(
                 raise SolverError("the augmented Lagrangian produced a non-finite objective; rescale "
                                   "the data.", status="numerical_error")
             D, s = problem.dual(step.grad_y)
-            if D > state["D"]:
-                state["D"] = D
+            state["D"] = max(state["D"], D)
             state["it"] += 1
             gap = P - state["D"]
             rel = gap / max(abs(P), np.finfo(float).tiny)

@@ -35,7 +35,7 @@ from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
 from .prox import dual_norms, penalty_norms
 
-__all__ = ["GapCertificate", "duality_gap", "min_norm_subgradient", "lam_max_gated"]
+__all__ = ["GapCertificate", "duality_gap", "lam_max_gated", "min_norm_subgradient"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def duality_gap(
     y,
     model: ConvexModel,
     lam: float,
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     *,
     multipliers: np.ndarray | None = None,
 ) -> GapCertificate:
@@ -193,7 +193,7 @@ def duality_gap(
     return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers)
 
 
-def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: "str | Loss" = "squared") -> float:
+def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss = "squared") -> float:
     """Norm of the minimum-norm subgradient of the C-GReLU objective at ``model``.
 
     Blockwise, with ``g_i = (D_i X)^T grad h(z)``: for ``u_i != 0`` (scalar)
@@ -214,7 +214,7 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: "str | Loss
     if not isinstance(model, ConvexModel) or model.activation != "gated_relu":
         raise InvalidParameterError("min_norm_subgradient needs a C-GReLU (gated_relu) ConvexModel.")
     lam = check_lam(lam, allow_zero=False)
-    _, y2, kernel, op = _setup(X, y, model.patterns, loss)
+    _, _, kernel, op = _setup(X, y, model.patterns, loss)
     U3 = _as3(np.asarray(model.U, dtype=np.float64))
     G = op.adjoint(kernel.grad(op.forward(U3)))  # d x p x c
     if U3.shape[2] == 1:
@@ -244,7 +244,7 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: "str | Loss
     return float(np.sqrt(total))
 
 
-def lam_max_gated(X, y, patterns: Patterns, loss: "str | Loss" = "squared") -> float:
+def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> float:
     """Smallest ``lam`` with ``U = 0`` optimal for C-GReLU: ``max_i ||X^T D_i grad h(0)||_*``.
 
     For the squared loss this is ``max_i ||X^T D_i y||`` (MATH.md, "lam_max"); vector output

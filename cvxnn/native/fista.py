@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
 from .prox import dual_norms, prox_penalty
 
-__all__ = ["rfista", "FistaStep", "CompositeProblem", "GatedProblem", "solve_gated", "GatedResult"]
+__all__ = ["CompositeProblem", "FistaStep", "GatedProblem", "GatedResult", "rfista", "solve_gated"]
 
 logger = logging.getLogger(__name__)
 
@@ -317,8 +318,7 @@ def solve_gated(
             best["P"], best["U"] = P, step.x
         if step.k % check_every == 0:
             D = problem.dual(step.gimg_y, step.grad_y)
-            if D > best["D"]:
-                best["D"] = D
+            best["D"] = max(best["D"], D)
         gap = best["P"] - best["D"]
         rel = gap / max(abs(best["P"]), np.finfo(float).tiny)
         if log_every and step.k % log_every == 0:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["penalty_norms", "dual_norms", "prox_penalty"]
+__all__ = ["dual_norms", "penalty_norms", "prox_penalty"]
 
 
 def penalty_norms(B: np.ndarray) -> np.ndarray:

@@ -12,13 +12,19 @@ import logging
 import numbers
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .._validation import check_lam, check_positive_int, check_Xy
-from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, ShapeError
+from ..errors import (
+    ConvergenceWarning,
+    InvalidParameterError,
+    PatternMismatchError,
+    ShapeError,
+)
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
@@ -81,7 +87,7 @@ def solve_native(
     patterns: Patterns,
     *,
     activation: str = "gated_relu",
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     lam: float = 1.0,
     tol: float = 1e-6,
     max_iter: int = 10_000,
@@ -174,9 +180,8 @@ def solve_native(
     make_kernel(loss_obj, np.zeros((1, 1)), np.float64)  # refuse non-smooth losses before label checks
     y = loss_obj.check_targets(y)
     y2 = y[:, None] if y.ndim == 1 else y
-    n, c = y2.shape
+    c = y2.shape[1]
     kernel = make_kernel(loss_obj, y2, dt)
-    d_a, p = patterns.design_dim, patterns.n_patterns
     warm = _check_warm(warm_start, patterns, activation, c)
 
     with _verbosity(verbose):

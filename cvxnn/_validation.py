@@ -49,23 +49,23 @@ from .errors import (
 )
 
 __all__ = [
-    "MAX_ABS_VALUE",
     "DEFAULT_MEMORY_BUDGET",
+    "MAX_ABS_VALUE",
     "as_float_array",
+    "as_generator",
     "check_X",
-    "check_y",
     "check_Xy",
-    "check_lam",
-    "check_positive_int",
-    "check_nonnegative_float",
+    "check_allocation",
     "check_bool",
     "check_choice",
     "check_index",
-    "check_targets",
+    "check_lam",
+    "check_nonnegative_float",
     "check_patterns",
-    "check_allocation",
+    "check_positive_int",
+    "check_targets",
+    "check_y",
     "describe_columns",
-    "as_generator",
 ]
 
 #: Largest magnitude accepted in data arrays. Products and sums of such values (``X @ G``,

@@ -126,7 +126,7 @@ class Standardizer:
             setattr(self, name, check_bool(getattr(self, name), name))
 
     # --------------------------------------------------------------------- fitting
-    def fit(self, X, y=None) -> "Standardizer":
+    def fit(self, X, y=None) -> Standardizer:
         """Learn column offsets / scales of ``X`` (and of ``y`` when given).
 
         Parameters

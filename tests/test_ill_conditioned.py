@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from cvxnn import GatedReLUNetwork, ReLUNetwork, build_program, sample_patterns
-from cvxnn.errors import ConvergenceWarning, InvalidParameterError, NotFittedError, ShapeError
+from cvxnn.errors import (
+    ConvergenceWarning,
+    InvalidParameterError,
+    NotFittedError,
+    ShapeError,
+)
 from cvxnn.losses import get_loss
 from cvxnn.preprocessing import Standardizer
 from cvxnn.solution import STATUSES
@@ -218,7 +223,7 @@ def test_identity_options():
 
 
 def test_standardizer_errors(skewed):
-    X, y = skewed
+    X, _ = skewed
     with pytest.raises(NotFittedError):
         Standardizer().transform(X)
     with pytest.raises(InvalidParameterError, match="need y"):

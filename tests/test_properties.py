@@ -82,7 +82,8 @@ def test_gated_maps_both_ways(seed, size, c, lam):
     X, y, rng = instance(seed, *size, outputs=c)
     pats = sample_patterns(X, 6, seed=seed, bias=True)
     shape = (pats.design_dim, pats.n_patterns) + ((c,) if c > 1 else ())
-    U = rng.standard_normal(shape) * (rng.random(pats.n_patterns) < 0.7)[None, :, *([None] if c > 1 else [])]
+    keep = (rng.random(pats.n_patterns) < 0.7).reshape((1, pats.n_patterns) + (1,) * (len(shape) - 2))
+    U = rng.standard_normal(shape) * keep
     model = ConvexModel("gated_relu", pats, U=U)
     net = model.to_network()
     assert isinstance(net, GatedReLUNetwork)

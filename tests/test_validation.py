@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from cvxnn import Patterns, ReLUNetwork, build_program, enumerate_patterns, sample_patterns
+from cvxnn import (
+    Patterns,
+    ReLUNetwork,
+    build_program,
+    enumerate_patterns,
+    sample_patterns,
+)
 from cvxnn._validation import (
     MAX_ABS_VALUE,
     as_float_array,

@@ -36,7 +36,12 @@ from ._validation import (
     check_positive_int,
     check_X,
 )
-from .errors import InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
+from .errors import (
+    InvalidParameterError,
+    MemoryBudgetError,
+    PatternMismatchError,
+    ShapeError,
+)
 
 __all__ = [
     "Patterns",

@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import as_float_array, check_lam, check_nonnegative_float, check_X, check_y
+from ._validation import (
+    as_float_array,
+    check_lam,
+    check_nonnegative_float,
+    check_X,
+    check_y,
+)
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import block_norms, forward

@@ -27,12 +27,12 @@ import numpy as np
 from .errors import InvalidParameterError, MemoryBudgetError, ShapeError
 
 __all__ = [
-    "forward",
+    "CHUNK_BYTES",
+    "ImplicitDesign",
     "adjoint",
     "block_norms",
-    "ImplicitDesign",
     "default_memory_budget",
-    "CHUNK_BYTES",
+    "forward",
 ]
 
 logger = logging.getLogger(__name__)

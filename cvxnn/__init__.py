@@ -13,10 +13,36 @@ from .maps import gated_network_to_convex, relu_network_to_convex, to_network
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, enumerate_patterns, sample_patterns
 from .solution import ConvexModel, ConvexSolution
+from .native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
+from .path import lam_max, regularization_path
+from .optimality import kkt_report, optimal_set, prune_exact
+from .decomposition import decompose
+from .preprocessing import Standardizer
+from .estimators import (
+    ConvexGatedReLUClassifier,
+    ConvexGatedReLURegressor,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvexGatedReLUClassifier",
+    "ConvexGatedReLURegressor",
+    "ConvexReLUClassifier",
+    "ConvexReLURegressor",
+    "Standardizer",
+    "decompose",
+    "duality_gap",
+    "kkt_report",
+    "lam_max",
+    "lam_max_gated",
+    "min_norm_subgradient",
+    "optimal_set",
+    "prune_exact",
+    "regularization_path",
+    "solve_native",
     "ConvexModel",
     "ConvexProgram",
     "ConvexSolution",

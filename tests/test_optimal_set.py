@@ -201,8 +201,8 @@ def test_property_samples_share_fit_and_objective(seed, activation, loss):
     assert ref == pytest.approx(sol.objective_value, rel=1e-6)
     for a in P.sample(5, seed=seed, burn_in=10, thin=3):
         m = P.model_at(a)
-        np.testing.assert_allclose(m.train_predict(X), P.rhs, atol=1e-7 * max(1.0, np.abs(P.rhs).max()))
-        assert m.objective(X, y, 0.05, loss) == pytest.approx(ref, rel=1e-7)
+        np.testing.assert_allclose(m.train_predict(X), P.rhs, atol=2e-6 * max(1.0, np.abs(P.rhs).max()))
+        assert m.objective(X, y, 0.05, loss) == pytest.approx(ref, rel=1e-6)
         assert m.max_cone_violation(X) < 1e-7
 
 

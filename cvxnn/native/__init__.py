@@ -1,6 +1,9 @@
-"""Native fast path: matrix-free R-FISTA (C-GReLU) and augmented Lagrangian (C-ReLU).
+"""Native fast path: matrix-free R-FISTA (C-GReLU); a working-set interior point and an
+augmented Lagrangian (C-ReLU).
 
-numpy/scipy only; the ``n x p d`` design is never formed (see :mod:`cvxnn.operators`).
+R-FISTA and the augmented Lagrangian use numpy/scipy only; the working set calls Clarabel
+directly on small restricted programs. The ``n x p d`` design is never formed (see
+:mod:`cvxnn.operators`).
 
 * :func:`solve_native` -- solve and return a certified :class:`~cvxnn.solution.ConvexSolution`;
 * :func:`duality_gap`, :func:`min_norm_subgradient` -- certificates for any point;

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from ._losses import make_kernel
 from .al import solve_relu
 from .certificates import gated_certificate, relu_certificate
 from .fista import GatedProblem, initial_step, solve_gated
+from .working_set import solve_relu_working_set
 
 __all__ = ["solve_native"]
 
@@ -97,8 +99,10 @@ def solve_native(
     verbose: bool = False,
     feas_tol: float | None = None,
     memory_budget: int | None = None,
+    solver: str = "auto",
 ) -> ConvexSolution:
-    """Solve C-GReLU (R-FISTA) or C-ReLU (augmented Lagrangian) natively, with a certificate.
+    """Solve C-GReLU (R-FISTA) or C-ReLU (working set or augmented Lagrangian) natively, with a
+    certificate.
 
     Parameters
     ----------
@@ -109,7 +113,7 @@ def solve_native(
     patterns : Patterns
         Activation patterns ``D_i`` built on ``X``.
     activation : {"gated_relu", "relu"}
-        C-GReLU (solver ``"rfista"``) or C-ReLU (solver ``"al"``).
+        C-GReLU (solver ``"rfista"``) or C-ReLU (solver ``"working_set"`` or ``"al"``).
     loss : str or Loss
         ``"squared"`` (``1/2 ||.||^2``), ``"logistic"`` (labels in {-1, +1}, scalar output) or
         ``"cross_entropy"`` (one-hot ``y``, vector output); ``reduction="mean"`` losses work too.
@@ -138,11 +142,20 @@ def solve_native(
     memory_budget : int, optional
         Bytes the solver may allocate (default: half the physical memory). Raises
         :class:`~cvxnn.errors.MemoryBudgetError` (naming the bytes) before allocating more.
+    solver : {"auto", "rfista", "working_set", "al"}
+        ``"rfista"`` is the C-GReLU solver. For C-ReLU, ``"working_set"`` runs an interior-point
+        method (Clarabel, called directly) on a growing working set of blocks with a KKT check
+        of all other blocks (:mod:`cvxnn.native.working_set`; scalar output, squared loss,
+        float64; ``max_iter`` caps its interior-point iterations), and ``"al"`` the augmented
+        Lagrangian (any output, any native loss, float32 or float64). ``"auto"`` picks
+        ``"working_set"`` where it applies and ``"al"`` otherwise; when the working set cannot
+        finish (it outgrows its cap or the memory budget, or is not certified) the augmented
+        Lagrangian continues from its point and multipliers (``extra["fallback"]`` says why).
 
     Returns
     -------
     ConvexSolution
-        ``backend="native"``, ``solver="rfista"`` or ``"al"``, ``status`` ``"optimal"`` or
+        ``backend="native"``, ``solver`` ``"rfista"``, ``"working_set"`` or ``"al"``, ``status`` ``"optimal"`` or
         ``"max_iterations"`` (with a :class:`~cvxnn.errors.ConvergenceWarning`),
         ``objective_value`` (same convention as CVXPY's ``problem.value``), ``gap`` (certified
         absolute duality gap), ``iterations``, ``solve_time``, ``max_violation`` (C-ReLU) and
@@ -178,11 +191,19 @@ def solve_native(
     patterns.check_data(X)
     loss_obj = get_loss(loss)
     make_kernel(loss_obj, np.zeros((1, 1)), np.float64)  # refuse non-smooth losses before label checks
+    solver = _check_solver(solver, activation)
     y = loss_obj.check_targets(y)
     y2 = y[:, None] if y.ndim == 1 else y
     c = y2.shape[1]
     kernel = make_kernel(loss_obj, y2, dt)
     warm = _check_warm(warm_start, patterns, activation, c)
+    if solver == "auto":
+        solver = "rfista" if activation == "gated_relu" else (
+            "working_set" if c == 1 and loss_obj.name == "squared" else "al")
+    if solver == "working_set" and (c != 1 or loss_obj.name != "squared"):
+        raise InvalidParameterError(
+            "solver='working_set' handles scalar output with squared loss; use solver='al' (or 'auto')."
+        )
 
     with _verbosity(verbose):
         t0 = time.perf_counter()
@@ -193,7 +214,7 @@ def solve_native(
         else:
             sol_kw = _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
                                max_iter=max_iter, dtype=dt, callback=callback, verbose=verbose,
-                               memory_budget=memory_budget)
+                               memory_budget=memory_budget, solver=solver)
         elapsed = time.perf_counter() - t0
     extra = sol_kw.pop("extra")
     extra["dtype"] = dt.name
@@ -225,6 +246,17 @@ def solve_native(
             stacklevel=2,
         )
     return sol
+
+
+_SOLVERS = {"gated_relu": ("auto", "rfista"), "relu": ("auto", "working_set", "al")}
+
+
+def _check_solver(solver, activation: str) -> str:
+    if not isinstance(solver, str) or solver not in _SOLVERS[activation]:
+        raise InvalidParameterError(
+            f"solver must be one of {_SOLVERS[activation]} for activation={activation!r}, got {solver!r}."
+        )
+    return solver
 
 
 def _check_warm(warm, patterns: Patterns, activation: str, c: int):
@@ -318,10 +350,57 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     }
 
 
+def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, callback,
+                     memory_budget):
+    """The working-set interior point; returns (solution kwargs or None, result)."""
+    kernel64 = make_kernel(loss_obj, y2, np.float64)
+    T0 = None
+    if warm is not None:
+        T0 = np.concatenate([_as3(warm.V), _as3(warm.W)], axis=1).astype(np.float64)
+    res = solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, gates=patterns.gates, tol=tol,
+                                 feas_tol=feas_tol, max_iter=max_iter, T0=T0, callback=callback,
+                                 memory_budget=memory_budget)
+    p = patterns.n_patterns
+    extra = {
+        "rel_gap": res.rel_gap,
+        "dual_value": res.dual,
+        "multipliers": res.rho[:, :, 0],
+        "rounds": res.rounds,
+        "working_set": res.working_set,
+        "nnls_solves": res.nnls_solves,
+        "history": res.history,
+        "inner_solver": "clarabel",
+        "stop_reason": res.reason,
+        "feas_tol": feas_tol,
+        "stopped_by_callback": res.reason == "callback",
+    }
+    kw = {
+        "weights": {"V": np.ascontiguousarray(res.T[:, :p]), "W": np.ascontiguousarray(res.T[:, p:])},
+        "status": "optimal" if res.converged else "max_iterations",
+        "solver": "working_set",
+        "objective_value": res.primal,
+        "iterations": res.iterations,
+        "gap": max(res.primal - res.dual, 0.0),
+        "max_violation": res.violation,
+        "extra": extra,
+    }
+    return kw, res
+
+
 def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, dtype, callback,
-              verbose, memory_budget) -> dict:
+              verbose, memory_budget, solver="al") -> dict:
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
+    fallback = None
+    if solver == "working_set":
+        kw, ws = _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
+                                  max_iter=max_iter, callback=callback, memory_budget=memory_budget)
+        if ws.converged or ws.reason in ("callback", "max_iterations"):
+            return kw
+        # the working set could not finish: the augmented Lagrangian continues from its point
+        logger.info("working set stopped (%s); continuing with the augmented Lagrangian", ws.reason)
+        fallback = ws.reason
+        warm = SimpleNamespace(V=kw["weights"]["V"], W=kw["weights"]["W"], extra={"multipliers": ws.rho})
     Xa = np.ascontiguousarray(Xa64, dtype=dtype)
     delta0 = eta0 = None
     gamma0 = None
@@ -383,6 +462,9 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         "feas_tol": feas_tol,
         "stopped_by_callback": res.stopped_by_callback,
     }
+    if fallback is not None:
+        extra["fallback"] = fallback
+        extra["working_set_iterations"] = ws.iterations
     return {
         "weights": {"V": V64, "W": W64},
         "status": "optimal" if converged else "max_iterations",

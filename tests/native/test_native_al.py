@@ -25,7 +25,7 @@ def solved(reg):
     X, y, pats = reg
     lam = 2.0
     ref = build_program(X, y, activation="relu", lam=lam, patterns=pats).solve()
-    sol = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-7, max_iter=20000)
+    sol = solve_native(X, y, pats, activation="relu", solver="al", lam=lam, tol=1e-7, max_iter=20000)
     return lam, ref, sol
 
 
@@ -69,12 +69,12 @@ def test_al_certified_gap_bounds_suboptimality(reg, solved):
 def test_al_warm_start(reg, solved):
     X, y, pats = reg
     lam, _, sol = solved
-    again = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-7, warm_start=sol)
+    again = solve_native(X, y, pats, activation="relu", solver="al", lam=lam, tol=1e-7, warm_start=sol)
     assert again.status == "optimal" and again.iterations < 0.6 * sol.iterations
-    near = solve_native(X, y, pats, activation="relu", lam=1.1 * lam, tol=1e-7, warm_start=sol, max_iter=20000)
+    near = solve_native(X, y, pats, activation="relu", solver="al", lam=1.1 * lam, tol=1e-7, warm_start=sol, max_iter=20000)
     assert near.status == "optimal"
     with pytest.raises(InvalidParameterError):
-        solve_native(X, y, pats, activation="relu", lam=lam,
+        solve_native(X, y, pats, activation="relu", solver="al", lam=lam,
                      warm_start=ConvexModel("gated_relu", pats, U=sol.V - sol.W))
     # a C-ReLU point warm-starts C-GReLU (through V - W)
     g = solve_native(X, y, pats, activation="gated_relu", lam=lam, warm_start=sol)
@@ -88,7 +88,7 @@ def test_al_vector_output_columnwise_cones():
     pats = sample_patterns(X, 6, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, Y, pats, activation="relu", lam=1.0, tol=1e-6, max_iter=20000)
+        sol = solve_native(X, Y, pats, activation="relu", solver="al", lam=1.0, tol=1e-6, max_iter=20000)
     assert sol.V.shape == (2, pats.n_patterns, 2)
     S = 2.0 * pats.mask - 1.0
     for B in (sol.V, sol.W):  # every column of every block in its cone, to the reported violation
@@ -104,7 +104,7 @@ def test_al_logistic(reg):
     ref = build_program(X, yl, activation="relu", lam=1.0, patterns=pats, loss="logistic").solve()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, yl, pats, activation="relu", lam=1.0, loss="logistic", tol=1e-6, max_iter=20000)
+        sol = solve_native(X, yl, pats, activation="relu", solver="al", lam=1.0, loss="logistic", tol=1e-6, max_iter=20000)
     assert abs(sol.objective_value - ref.objective_value) <= 1e-5 * ref.objective_value
     assert sol.max_violation <= 1e-5
     assert np.all(np.isfinite(sol.V)) and np.all(np.isfinite(sol.W))
@@ -113,18 +113,18 @@ def test_al_logistic(reg):
 def test_al_max_iterations_and_memory(reg):
     X, y, pats = reg
     with pytest.warns(ConvergenceWarning):
-        sol = solve_native(X, y, pats, activation="relu", lam=0.1, max_iter=5)
+        sol = solve_native(X, y, pats, activation="relu", solver="al", lam=0.1, max_iter=5)
     assert sol.status == "max_iterations" and np.isfinite(sol.objective_value)
     assert sol.max_violation is not None and np.isfinite(sol.gap)
     with pytest.raises(MemoryBudgetError, match="bytes"):
-        solve_native(X, y, pats, activation="relu", lam=0.1, memory_budget=10_000)
+        solve_native(X, y, pats, activation="relu", solver="al", lam=0.1, memory_budget=10_000)
 
 
 def test_al_float32(reg):
     X, y, pats = reg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, y, pats, activation="relu", lam=2.0, tol=1e-2, dtype=np.float32, max_iter=20000)
+        sol = solve_native(X, y, pats, activation="relu", solver="al", lam=2.0, tol=1e-2, dtype=np.float32, max_iter=20000)
     assert sol.V.dtype == np.float64 and np.all(np.isfinite(sol.V))
     assert sol.status == "optimal" and sol.extra["dtype"] == "float32"
     assert sol.max_violation <= 1e-2 and sol.extra["rel_gap"] <= 1e-2

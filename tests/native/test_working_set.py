@@ -1,0 +1,147 @@
+"""Working-set interior point for C-ReLU: agreement with Clarabel, certificates, fallbacks."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cvxnn import build_program, lam_max, sample_patterns
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError
+from cvxnn.native import duality_gap, solve_native
+from cvxnn.native import working_set as ws_mod
+from cvxnn.native.working_set import working_set_bytes
+
+
+def _problem(seed, n=50, d=3, p=20, bias=True):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X @ rng.standard_normal(d), 0) - 0.5 * np.maximum(X @ rng.standard_normal(d), 0)
+    y += 0.05 * rng.standard_normal(n)
+    return X, y, sample_patterns(X, p, seed=seed + 1, bias=bias)
+
+
+@pytest.mark.parametrize("seed,bias,lam", [(0, True, 2.0), (1, False, 0.5), (2, True, 0.2)])
+def test_working_set_matches_clarabel(seed, bias, lam):
+    X, y, pats = _problem(seed, bias=bias)
+    ref = build_program(X, y, activation="relu", lam=lam, patterns=pats).solve()
+    sol = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-7)
+    assert sol.solver == "working_set" and sol.status == "optimal" and sol.converged
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+    np.testing.assert_allclose(sol.train_predict(X), ref.train_predict(X), atol=1e-4 * max(1.0, np.abs(y).max()))
+    # the certified gap bounds the true suboptimality (Clarabel's optimum is a near-lower bound)
+    assert sol.objective_value - ref.objective_value <= sol.gap + 1e-7 * abs(ref.objective_value)
+    assert sol.extra["rel_gap"] <= 1e-7
+    # strictly usable point: cone feasible, objective recomputed from the weights
+    assert sol.max_cone_violation(X) <= 1e-9
+    assert np.isclose(sol.objective(X, y, lam), sol.objective_value, rtol=1e-12)
+    # the public certificate agrees with the solver's (it reads the multipliers from extra)
+    cert = duality_gap(X, y, sol, lam)
+    assert cert.rel_gap <= 1e-7
+    # inactive blocks are exact zeros
+    norms = np.concatenate([np.linalg.norm(sol.V, axis=0), np.linalg.norm(sol.W, axis=0)])
+    assert np.all((norms == 0) | (norms > 1e-9 * norms.max()))
+
+
+def test_working_set_is_smaller_than_the_problem():
+    X, y, pats = _problem(3, n=80, p=60)
+    sol = solve_native(X, y, pats, activation="relu", lam=1.0)
+    assert sol.converged
+    W = sol.extra["working_set"]
+    assert 0 < len(W) < 2 * pats.n_patterns
+    # every active block is in the working set; blocks outside it are zero
+    active = np.flatnonzero(np.concatenate([np.linalg.norm(sol.V, axis=0), np.linalg.norm(sol.W, axis=0)]) > 0)
+    assert set(active) <= set(W.tolist())
+    assert sol.extra["rounds"] >= 1 and sol.iterations > 0
+    assert sol.extra["multipliers"].shape == (X.shape[0], 2 * pats.n_patterns)
+    assert np.all(sol.extra["multipliers"] >= 0)
+
+
+def test_zero_solution_above_lam_max():
+    X, y, pats = _problem(4)
+    lmax = lam_max(X, y, pats, activation="relu")
+    sol = solve_native(X, y, pats, activation="relu", lam=1.01 * lmax)
+    assert sol.converged and sol.extra["rounds"] == 0
+    assert np.all(sol.V == 0) and np.all(sol.W == 0)
+    below = solve_native(X, y, pats, activation="relu", lam=0.9 * lmax)
+    assert below.converged and below.n_active() > 0
+
+
+def test_warm_start_seeds_the_working_set():
+    X, y, pats = _problem(5, n=60, p=30)
+    first = solve_native(X, y, pats, activation="relu", lam=0.5)
+    cold = solve_native(X, y, pats, activation="relu", lam=0.45)
+    warm = solve_native(X, y, pats, activation="relu", lam=0.45, warm_start=first)
+    assert warm.converged and cold.converged
+    assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-6)
+    assert warm.extra["history"][0]["working_set"] >= first.n_active()
+
+
+def test_auto_selection_and_bad_solver_names():
+    X, y, pats = _problem(6, n=30, p=8)
+    assert solve_native(X, y, pats, activation="relu", lam=1.0).solver == "working_set"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yl = np.where(y > np.median(y), 1.0, -1.0)
+        assert solve_native(X, yl, pats, activation="relu", lam=1.0, loss="logistic", max_iter=50).solver == "al"
+        Y = np.stack([y, -y], axis=1)
+        assert solve_native(X, Y, pats, activation="relu", lam=1.0, max_iter=50).solver == "al"
+        assert solve_native(X, y, pats, activation="relu", lam=1.0, solver="al", max_iter=50).solver == "al"
+    with pytest.raises(InvalidParameterError, match="working_set"):
+        solve_native(X, np.where(y > 0, 1.0, -1.0), pats, activation="relu", loss="logistic", solver="working_set")
+    with pytest.raises(InvalidParameterError, match="solver"):
+        solve_native(X, y, pats, activation="relu", solver="rfista")
+    with pytest.raises(InvalidParameterError, match="solver"):
+        solve_native(X, y, pats, activation="gated_relu", solver="working_set")
+    with pytest.raises(InvalidParameterError, match="solver"):
+        solve_native(X, y, pats, activation="relu", solver="ipopt")
+
+
+def test_fallback_to_al_when_the_working_set_outgrows_its_cap(monkeypatch):
+    X, y, pats = _problem(7, n=40, p=15)
+    ref = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7)
+    assert ref.solver == "working_set" and ref.converged
+    monkeypatch.setattr(ws_mod, "MAX_VARS", 2 * X.shape[1])
+    sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7, max_iter=20000)
+    assert sol.solver == "al" and sol.extra["fallback"] == "working_set_too_large"
+    assert sol.converged
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+def test_fallback_when_the_working_set_exceeds_the_memory_budget():
+    X, y, pats = _problem(8, n=40, d=4, p=15)
+    d = X.shape[1] + 1
+    # enough for the augmented Lagrangian's arrays, not for a 16-block conic program
+    budget = working_set_bytes(X.shape[0], d, 16) - 1
+    sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-6, max_iter=20000, memory_budget=budget)
+    assert sol.solver == "al" and sol.extra["fallback"] == "memory"
+
+
+def test_callback_sees_rounds_and_can_stop():
+    X, y, pats = _problem(9, n=60, p=40)
+    seen = []
+
+    def cb(info):
+        seen.append(info)
+        return True
+
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, activation="relu", lam=0.3, callback=cb)
+    assert len(seen) == 1 and {"iteration", "objective", "rel_gap", "working_set", "violation"} <= set(seen[0])
+    assert sol.status == "max_iterations" and sol.extra["stop_reason"] == "callback"
+    # the point is still a valid, certified (if loose) C-ReLU point
+    assert sol.max_cone_violation(X) <= 1e-9 and sol.gap >= 0
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), bias=st.booleans(), lam_frac=st.floats(0.05, 0.8))
+def test_property_working_set_agrees_with_clarabel(seed, bias, lam_frac):
+    """Random instances: certified, cone feasible, and within 1e-6 of Clarabel's optimum."""
+    X, y, pats = _problem(seed, n=30, p=12, bias=bias)
+    lam = lam_frac * lam_max(X, y, pats, activation="relu")
+    sol = solve_native(X, y, pats, activation="relu", lam=lam)
+    ref = build_program(X, y, activation="relu", lam=lam, patterns=pats).solve()
+    assert sol.converged and sol.solver == "working_set"
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+    assert sol.max_cone_violation(X) <= 1e-9

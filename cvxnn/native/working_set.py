@@ -55,6 +55,12 @@ logger = logging.getLogger(__name__)
 MAX_VARS = 4000
 #: Blocks added per round: at least this many, at most the current working-set size.
 MIN_ADD = 8
+#: Cone-row generation: rows per block in the first conic solve (times d), rows added per block
+#: and cut (times d), violation threshold (relative to the largest |X u|), cap on cuts.
+ROWS0 = 8
+CUT_ADD = 4
+CUT_TOL = 1e-10
+MAX_CUTS = 30
 #: Blocks below this fraction of the largest block norm are set to exactly zero.
 ZERO_BLOCK = 1e-9
 #: Cap on working-set rounds.
@@ -118,68 +124,123 @@ class WorkingSetResult:
     history: list = field(default_factory=list)
 
 
-def _restricted_program(Xa, M, S, y, blocks, lam, scale):
-    """Clarabel data ``(P, q, A, b, cones)`` of C-ReLU restricted to ``blocks``."""
-    import clarabel
+class _Restricted:
+    """C-ReLU restricted to the blocks ``blocks``: the quadratic part (dense Gram, formed once)
+    and the cone rows, of which only a subset ``rows[j]`` per block enters each conic solve."""
 
-    n, d = Xa.shape
-    p = M.shape[1]
-    k = len(blocks)
-    pat = blocks % p
-    sg = np.where(blocks < p, 1.0, -1.0)
-    Mw = M[:, pat] * sg  # n x k
-    Sw = S[:, pat]  # n x k
-    kd = k * d
-    # dense Gram of the restricted design, in row chunks (never the n x kd design at once)
-    G = np.zeros((kd, kd))
-    Aty = np.zeros(kd)
-    chunk = max(1, int(32 * 2**20 // (8 * max(kd, 1))))
-    for a in range(0, n, chunk):
-        b = min(n, a + chunk)
-        A = (Mw[a:b, :, None] * Xa[a:b, None, :]).reshape(b - a, kd)
-        G += A.T @ A
-        Aty += A.T @ y[a:b]
-    nv = kd + k
-    P = sp.csc_matrix(np.triu(np.pad(scale * G, ((0, k), (0, k)))))
-    q = np.concatenate([-scale * Aty, np.full(k, lam)])
-    # linear cones: -(Xt_i u_j) + s = 0, s >= 0; rows j*n + r, columns j*d + a
-    vals = -(Sw.T[:, :, None] * Xa[None, :, :])  # k x n x d
-    rows = np.broadcast_to(np.arange(k * n).reshape(k, n, 1), (k, n, d))
-    cols = np.broadcast_to((np.arange(k)[:, None, None] * d + np.arange(d)[None, None, :]), (k, n, d))
-    lin = sp.csc_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(k * n, nv))
-    # second-order cones: -(t_j, u_j) + s = 0, s in Q^{d+1}
-    soc_rows = np.arange(k * (d + 1))
-    soc_cols = np.empty(k * (d + 1), dtype=np.intp)
-    soc_cols.reshape(k, d + 1)[:, 0] = kd + np.arange(k)
-    soc_cols.reshape(k, d + 1)[:, 1:] = np.arange(kd).reshape(k, d)
-    soc = sp.csc_matrix((-np.ones(k * (d + 1)), (soc_rows, soc_cols)), shape=(k * (d + 1), nv))
-    Acon = sp.vstack([lin, soc], format="csc")
-    bcon = np.zeros(Acon.shape[0])
-    cones = [clarabel.NonnegativeConeT(k * n)] + [clarabel.SecondOrderConeT(d + 1)] * k
-    return P, q, Acon, bcon, cones
+    def __init__(self, Xa, M, S, y, blocks, lam, scale):
+        n, d = Xa.shape
+        p = M.shape[1]
+        self.Xa, self.n, self.d = Xa, n, d
+        self.blocks = blocks
+        self.k = k = len(blocks)
+        pat = blocks % p
+        self.Mw = M[:, pat] * np.where(blocks < p, 1.0, -1.0)  # n x k prediction weights
+        self.Sw = np.ascontiguousarray(S[:, pat])  # n x k cone signs
+        kd = k * d
+        # dense Gram of the restricted design, in row chunks (never the n x kd design at once)
+        G = np.zeros((kd, kd))
+        Aty = np.zeros(kd)
+        chunk = max(1, int(32 * 2**20 // (8 * max(kd, 1))))
+        for a in range(0, n, chunk):
+            b = min(n, a + chunk)
+            A = (self.Mw[a:b, :, None] * Xa[a:b, None, :]).reshape(b - a, kd)
+            G += A.T @ A
+            Aty += A.T @ y[a:b]
+        self.nv = kd + k
+        self.P = sp.csc_matrix(np.triu(np.pad(scale * G, ((0, k), (0, k)))))
+        self.q = np.concatenate([-scale * Aty, np.full(k, lam)])
+        # second-order cones: -(t_j, u_j) + s = 0, s in Q^{d+1}
+        soc_cols = np.empty((k, d + 1), dtype=np.intp)
+        soc_cols[:, 0] = kd + np.arange(k)
+        soc_cols[:, 1:] = np.arange(kd).reshape(k, d)
+        self.soc = sp.csc_matrix((-np.ones(k * (d + 1)), (np.arange(k * (d + 1)), soc_cols.ravel())),
+                                 shape=(k * (d + 1), self.nv))
+
+    def solve(self, rows, tol):
+        """One conic solve with the cone rows ``rows`` (a list of index arrays, one per block)."""
+        import clarabel
+
+        d, k = self.d, self.k
+        counts = np.array([r.size for r in rows])
+        r_all = np.concatenate(rows)
+        b_all = np.repeat(np.arange(k), counts)
+        m = int(counts.sum())
+        # -(Xt_i u_j)_r + s = 0, s >= 0
+        vals = -(self.Sw[r_all, b_all][:, None] * self.Xa[r_all])  # m x d
+        cols = b_all[:, None] * d + np.arange(d)[None, :]
+        lin = sp.csc_matrix((vals.ravel(), (np.repeat(np.arange(m), d), cols.ravel())), shape=(m, self.nv))
+        A = sp.vstack([lin, self.soc], format="csc")
+        cones = [clarabel.NonnegativeConeT(m)] + [clarabel.SecondOrderConeT(d + 1)] * k
+        st = clarabel.DefaultSettings()
+        st.verbose = False
+        st.tol_gap_abs = tol
+        st.tol_gap_rel = tol
+        st.tol_feas = tol
+        st.max_threads = 1
+        sol = clarabel.DefaultSolver(self.P, self.q, A, np.zeros(A.shape[0]), cones, st).solve()
+        x = np.asarray(sol.x)
+        U = x[: k * d].reshape(k, d).T.copy()
+        rho = np.zeros((self.n, k))
+        rho[r_all, b_all] = np.maximum(np.asarray(sol.z)[:m], 0.0)
+        return U, rho, int(sol.iterations), str(sol.status)
 
 
-def _solve_restricted(Xa, M, S, y, blocks, lam, scale, tol):
-    """Interior-point solve of the restricted program; returns ``(U, rho_W, iterations, status)``."""
-    import clarabel
+def _solve_restricted(R: _Restricted, rows, tol, *, max_cuts=MAX_CUTS):
+    """Interior point on the restricted program with cone-row generation.
 
-    n, d = Xa.shape
-    k = len(blocks)
-    P, q, A, b, cones = _restricted_program(Xa, M, S, y, blocks, lam, scale)
-    st = clarabel.DefaultSettings()
-    st.verbose = False
-    st.tol_gap_abs = tol
-    st.tol_gap_rel = tol
-    st.tol_feas = tol
-    st.max_threads = 1
-    solver = clarabel.DefaultSolver(P, q, A, b, cones, st)
-    sol = solver.solve()
-    status = str(sol.status)
-    x = np.asarray(sol.x)
-    z = np.asarray(sol.z)
-    U = x[: k * d].reshape(k, d).T.copy()
-    rho = np.maximum(z[: k * n].reshape(k, n).T, 0.0)
-    return U, rho, int(sol.iterations), status
+    Only the rows ``rows[j]`` of each block's cone enter the conic solve; after each solve every
+    row is checked (one ``n x k`` GEMM) and the most violated ones join, until none is
+    violated. Rows left out get zero multipliers, which keeps the certificate valid. Returns
+    ``(U, rho, iterations, status, cuts, rows)``."""
+    n, d, k = R.n, R.d, R.k
+    total = 0
+    status = "Unsolved"
+    U = np.zeros((d, k))
+    rho = np.zeros((n, k))
+    for cut in range(max_cuts + 1):
+        if cut == max_cuts:  # give up generating: all rows
+            rows = [np.arange(n) for _ in range(k)]
+        U, rho, its, status = R.solve(rows, tol)
+        total += its
+        if status not in ("Solved", "AlmostSolved") or not np.all(np.isfinite(U)):
+            return U, rho, total, status, cut, rows
+        Z = R.Xa @ U
+        slack = R.Sw * Z
+        thr = -CUT_TOL * max(1.0, float(np.abs(Z).max(initial=0.0)))
+        new_rows = []
+        added = 0
+        for j in range(k):
+            viol = np.flatnonzero(slack[:, j] < thr)
+            if viol.size:
+                viol = np.setdiff1d(viol, rows[j], assume_unique=False)
+            if viol.size:
+                viol = viol[np.argsort(slack[viol, j])[: CUT_ADD * d]]
+                added += viol.size
+                new_rows.append(np.union1d(rows[j], viol))
+            else:
+                new_rows.append(rows[j])
+        rows = new_rows
+        if added == 0:
+            return U, rho, total, status, cut, rows
+    return U, rho, total, status, max_cuts, rows
+
+
+def _initial_rows(Xa, S, rn, block, direction, rho_prev, m0):
+    """Cone rows to start a block with: the support of its previous multipliers and the ``m0``
+    rows with the smallest normalised slack along ``direction`` (a point of the cone)."""
+    p = S.shape[1]
+    i = block % p
+    parts = []
+    if rho_prev is not None:
+        parts.append(np.flatnonzero(rho_prev > 0))
+    if direction is not None and np.any(direction):
+        sl = S[:, i] * (Xa @ direction) / rn
+        m0 = min(m0, sl.size)
+        parts.append(np.argpartition(sl, m0 - 1)[:m0])
+    if not parts:
+        return np.arange(Xa.shape[0])
+    return np.unique(np.concatenate(parts))
 
 
 def solve_relu_working_set(
@@ -244,6 +305,7 @@ def solve_relu_working_set(
     S2 = np.concatenate([S, S], axis=1)
     y = kernel.y64[:, 0]
     scale = kernel.scale
+    Gn = in_cone = None
     if gates is not None:
         Gn = np.asarray(gates, dtype=np.float64)
         Gn = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
@@ -252,9 +314,14 @@ def solve_relu_working_set(
         in_cone2 = np.concatenate([in_cone, in_cone])
     rho_out = np.zeros((n, 2 * p))
     counters = {"nnls": 0}
+    rn = np.maximum(np.linalg.norm(Xa, axis=1), np.finfo(float).tiny)
+    cand_dir: dict[int, np.ndarray] = {}  # steepest feasible direction -(c_j - Xt_i^T rho_j) from the NNLS
+    prev: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # block -> (u_j, rho_j) of the last round
 
-    def kkt_scan(theta: np.ndarray, in_W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Violating blocks outside ``W`` (sorted by score, descending) and their scores.
+    def kkt_scan(theta: np.ndarray, in_W: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """Violating blocks outside ``W`` (sorted by score, descending) and their scores; the scan
+        may stop after ``want`` violators. An empty result means every block outside ``W`` is
+        optimal at zero.
 
         Updates ``rho_out`` so that every non-violating block outside ``W`` has multipliers
         with ``||c_j - Xt_i^T rho_j|| <= lam`` (up to rounding)."""
@@ -279,13 +346,22 @@ def solve_relu_working_set(
         if certain.sum() >= MIN_ADD:
             order = np.argsort(-score)[: int(certain.sum())]
             return out[order], score[order]
-        for pos in np.flatnonzero(undecided):
+        found = int(certain.sum())
+        # largest upper bounds first; stop once enough violators are known (all blocks are
+        # decided in the last round, where none violates)
+        cand = np.flatnonzero(undecided)
+        for pos in cand[np.argsort(-ub[cand])]:
+            if found >= want:
+                break
             j = out[pos]
             i = j % p
-            r, res = nnls((S[:, i, None] * Xa).T, Cout[:, pos], maxiter=50 * (n + 1))
+            At = (S[:, i, None] * Xa).T
+            r, res = nnls(At, Cout[:, pos], maxiter=50 * (n + 1))
             counters["nnls"] += 1
             rho_out[:, j] = r
             score[pos] = res
+            cand_dir[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_j), the best feasible direction
+            found += int(res > lam * (1.0 + 1e-9))
         viol = score > lam * (1.0 + 1e-9)
         order = np.argsort(-score)
         order = order[viol[order]]
@@ -303,7 +379,8 @@ def solve_relu_working_set(
     cert = None
     tol_inner = min(1e-8, max(1e-12, INNER_FRACTION * tol))
     while rounds < MAX_ROUNDS:
-        viol, _ = kkt_scan(theta, in_W) if (rounds > 0 or not in_W.any()) else (np.zeros(0, np.intp), None)
+        want = max(MIN_ADD if rounds else FIRST_ADD, int(in_W.sum()))
+        viol, _ = kkt_scan(theta, in_W, want) if (rounds > 0 or not in_W.any()) else (np.zeros(0, np.intp), None)
         if rounds > 0 and viol.size == 0:
             cert = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
             history[-1]["rel_gap"] = cert.rel_gap
@@ -318,7 +395,7 @@ def solve_relu_working_set(
             cert = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
             reason = "optimal" if cert.rel_gap <= tol else "not_certified"
             break
-        add = viol[: max(MIN_ADD if rounds else FIRST_ADD, int(in_W.sum()))]
+        add = viol[:want]
         if (int(in_W.sum()) + add.size) * d > max_vars:
             reason = "working_set_too_large"
             break
@@ -329,9 +406,20 @@ def solve_relu_working_set(
             reason = "memory"
             logger.info("working set of %d blocks needs about %d bytes (budget %d)", blocks.size, need, budget)
             break
-        U, rho_W, its, status = _solve_restricted(Xa, M, S, y, blocks, lam, scale, tol_inner)
+        R = _Restricted(Xa, M, S, y, blocks, lam, scale)
+        rows = []
+        for pos, j in enumerate(blocks):
+            if j in prev and np.any(prev[j][0]):
+                direction, rho_prev = prev[j]
+            else:
+                direction, rho_prev = cand_dir.get(int(j)), None
+                if direction is None and gates is not None and in_cone[j % p]:
+                    direction = Gn[:, j % p]
+            rows.append(_initial_rows(Xa, S, rn, int(j), direction, rho_prev, ROWS0 * d))
+        U, rho_W, its, status, cuts, rows = _solve_restricted(R, rows, tol_inner)
         total += its
         rounds += 1
+        prev = {int(j): (U[:, pos].copy(), rho_W[:, pos].copy()) for pos, j in enumerate(blocks)}
         if not np.all(np.isfinite(U)) or status not in ("Solved", "AlmostSolved"):
             reason = "inner_solver"
             logger.info("restricted interior-point solve returned %s", status)
@@ -345,7 +433,8 @@ def solve_relu_working_set(
         z = np.einsum("nk,nk->n", M[:, blocks % p] * np.where(blocks < p, 1.0, -1.0), Xa @ U)
         theta = kernel.grad(z[:, None])[:, 0].astype(np.float64)
         history.append({"round": rounds, "working_set": int(blocks.size), "ipm_iterations": its,
-                        "status": status, "added": int(add.size)})
+                        "status": status, "added": int(add.size), "cuts": cuts,
+                        "cone_rows": int(sum(r.size for r in rows))})
         if callback is not None:
             cert_cb = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
             info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual, "gap": cert_cb.gap,

@@ -145,3 +145,18 @@ def test_property_working_set_agrees_with_clarabel(seed, bias, lam_frac):
     assert sol.converged and sol.solver == "working_set"
     assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
     assert sol.max_cone_violation(X) <= 1e-9
+
+
+def test_cone_row_generation_matches_all_rows(monkeypatch):
+    """Only a subset of each block's n cone rows enters the conic solves, yet the point is
+    feasible for all of them and matches the solve that uses every row."""
+    X, y, pats = _problem(10, n=300, d=4, p=20)
+    sol = solve_native(X, y, pats, activation="relu", lam=2.0)
+    assert sol.converged and sol.max_cone_violation(X) <= 1e-9
+    last = sol.extra["history"][-1]
+    assert last["cone_rows"] < last["working_set"] * X.shape[0]
+    monkeypatch.setattr(ws_mod, "MAX_CUTS", 0)  # every row from the start
+    monkeypatch.setattr(ws_mod._solve_restricted, "__kwdefaults__", {"max_cuts": 0})
+    full = solve_native(X, y, pats, activation="relu", lam=2.0)
+    assert full.extra["history"][-1]["cone_rows"] == full.extra["history"][-1]["working_set"] * X.shape[0]
+    assert full.objective_value == pytest.approx(sol.objective_value, rel=1e-7)

@@ -13,11 +13,34 @@ complementarity hold for every ``alpha >= 0`` because ``q_k`` is chosen in ``K_k
 
 Numerics. The equality system is reduced to its numerical row space by an SVD (relative
 tolerance ``rank_tol``); LPs are solved by HiGHS (:func:`scipy.optimize.linprog`) on variables
-scaled so every column has unit norm. The reference point has ``alpha_k = ||theta_k|| / lam`` (polished by a least-squares
-correction to reproduce the solver's fit) and the
-equalities are the rank-``r`` truncation of the fit equations with that point's right-hand side,
-so the polytope is never empty even for an inexact solution; the mismatch with the solver's fit
-is reported as :attr:`OptimalSet.fit_mismatch`.
+scaled so every column has unit norm. The reference point has ``alpha_k = ||theta_k|| / lam``,
+polished by a bounded (``alpha >= 0``) Tikhonov least-squares correction to reproduce the
+solver's fit; the equalities are the rank-``r`` truncation of the fit equations with that
+point's right-hand side, so the polytope is never empty even for an inexact solution; the
+mismatch with the solver's fit is reported as :attr:`OptimalSet.fit_mismatch`.
+
+Two tolerances. ``rank_tol`` (about ten times the KKT accuracy of the solution) decides
+:attr:`OptimalSet.dimension`, :meth:`OptimalSet.weight_ranges` and the other LP answers: a
+direction whose singular value is below it is a dependency *at the accuracy of the solution*.
+Such a direction need not be exactly null: the fit moves by ``sigma`` per unit step along it.
+:meth:`OptimalSet.sample` moves only along directions that keep every point within ``fit_tol``
+(relative, default ``1e-7``) of the reference fit; :attr:`OptimalSet.sampling_dimension` counts
+them.
+
+Issue 5 (why). The first sampler drew its directions from the null space of the *truncated*
+system ``A`` (singular values ``<= rank_tol * s_max`` set to zero). Those directions are exactly
+null for ``A`` (``||A N|| ~ 1e-16``) but not for the columns: in the failing instance (seed
+7306, C-ReLU, squared loss, Clarabel at KKT accuracy 4.5e-6, so ``rank_tol = 4.5e-5``) a near
+neuron split (two blocks of one sign whose directions ``q_k`` differ by 3e-3, the residual
+fixing the direction of the smaller block only to ~``sqrt(KKT accuracy)``) gave a singular value
+of 1.9e-5 relative, counted as zero. Hit-and-run moved along it by O(1) and the fit by up to
+4.7e-5 in 2-norm (the test's tolerance was 2e-6); it also grew the small block (whose direction
+violates its cone by 5.5e-8 per unit ``alpha``) from ``alpha = 0.006`` to ~10. Round-off
+accumulation along the chain played no part: each sample's fit error equalled ``sigma`` times
+its distance along that direction (to all printed digits), and its distance from the direction's
+span was ~1e-15. The sampler now measures every candidate direction on the actual columns and
+bounds the fit change over the whole polytope with LPs (see :meth:`OptimalSet._sampler`), and
+recomputes each point from its coordinates in the sampling basis.
 """
 
 from __future__ import annotations
@@ -26,9 +49,9 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linprog
+from scipy.optimize import linprog, lsq_linear
 
-from .._validation import as_generator, check_positive_int
+from .._validation import as_generator, check_nonnegative_float, check_positive_int
 from ..errors import InvalidParameterError, SolverError
 from ..losses import Loss
 from ..solution import ConvexModel
@@ -40,12 +63,17 @@ from .kkt import (
     recover_duals,
 )
 
-__all__ = ["OptimalSet", "optimal_set", "min_norm_solution", "DEFAULT_RANK_TOL"]
+__all__ = ["DEFAULT_FIT_TOL", "DEFAULT_RANK_TOL", "OptimalSet", "min_norm_solution", "optimal_set"]
 
 logger = logging.getLogger(__name__)
 
 #: Relative singular-value tolerance for rank decisions (``s <= DEFAULT_RANK_TOL * s_max`` is zero).
 DEFAULT_RANK_TOL = 1e-9
+#: Every point drawn by :meth:`OptimalSet.sample` reproduces the reference fit to this relative
+#: accuracy: ``||columns @ alpha - rhs||_2 <= DEFAULT_FIT_TOL * max(1, ||rhs||_2)``.
+DEFAULT_FIT_TOL = 1e-7
+#: Relative Tikhonov weight of the polish of the reference point (see :func:`optimal_set`).
+_POLISH_DAMPING = 1e-4
 #: A coordinate is *free* (positive somewhere on ``P``) when its LP maximum exceeds this
 #: fraction of the largest coordinate of the reference point.
 _FREE_TOL = 1e-7
@@ -77,7 +105,10 @@ class OptimalSet:
         ``||rhs - fit(reference)|| / max(1, ||fit(reference)||)``.
     lam : float
     rank_tol : float
-        Relative tolerance of every rank decision (see :func:`optimal_set`).
+        Relative tolerance of the rank decisions behind :attr:`dimension` and the LPs
+        (see :func:`optimal_set`).
+    fit_tol : float
+        Relative fit accuracy guaranteed for every point drawn by :meth:`sample`.
     direction_error : float
         ``max_k || theta_k/||theta_k|| - q_k/||q_k|| ||`` over active blocks of the reference.
     kkt_accuracy : float
@@ -95,6 +126,7 @@ class OptimalSet:
     fit_mismatch: float
     lam: float
     rank_tol: float = DEFAULT_RANK_TOL
+    fit_tol: float = DEFAULT_FIT_TOL
     direction_error: float = 0.0
     kkt_accuracy: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
@@ -108,6 +140,7 @@ class OptimalSet:
             f"|S| (equicorrelation)   : {self.n_blocks}  (free blocks: {self.free_blocks.size})",
             f"unique                  : {self.is_unique}",
             f"dimension               : {self.dimension}  (function dimension {self.function_dimension})",
+            f"sampling dimension      : {self.sampling_dimension}  (exact to fit tolerance {self.fit_tol:.0e})",
             f"rank tolerance          : {self.rank_tol:.1e}  (KKT accuracy {self.kkt_accuracy:.1e})",
             f"fit mismatch            : {self.fit_mismatch:.1e}",
             f"penalty spread over P   : {(hi - lo) / max(hi, 1e-300):.1e} (relative; 0 in exact arithmetic)",
@@ -166,6 +199,17 @@ class OptimalSet:
         return alpha
 
     # ----------------------------------------------------------------- LP layer
+    def _svd(self):
+        """``(Bs, s, Vt, colnorm)``: the unit-column matrix ``Bs = columns / colnorm`` (scaled
+        variables ``z = colnorm * alpha``, so the fit is ``Bs @ z``) and its thin SVD (cached)."""
+        if "svd" not in self._cache:
+            colnorm = np.linalg.norm(self.columns, axis=0)
+            colnorm = np.where(colnorm > 0, colnorm, 1.0)
+            Bs = self.columns / colnorm
+            _, s, Vt = np.linalg.svd(Bs, full_matrices=False)
+            self._cache["svd"] = (Bs, s, Vt, colnorm)
+        return self._cache["svd"]
+
     def _scaled_system(self):
         """Reduced equality ``A z = b`` in scaled variables ``z = colnorm * alpha``.
 
@@ -174,10 +218,7 @@ class OptimalSet:
         ``b = A z_ref``, so the reference point is feasible by construction.
         """
         if "system" not in self._cache:
-            colnorm = np.linalg.norm(self.columns, axis=0)
-            colnorm = np.where(colnorm > 0, colnorm, 1.0)
-            Bs = self.columns / colnorm
-            _, s, Vt = np.linalg.svd(Bs, full_matrices=False)
+            _, s, Vt, colnorm = self._svd()
             r = int((s > self.rank_tol * s.max(initial=0.0)).sum()) if s.size and s.max() > 0 else 0
             A = s[:r, None] * Vt[:r]
             b = A @ (self.alpha_ref * colnorm)
@@ -191,6 +232,8 @@ class OptimalSet:
         that keep the penalty ``sum_k alpha_k`` constant: every optimum has the same penalty, so a
         near-null direction along which it changes by more than the accuracy of the residual
         (``max(1e-9, 10 * kkt_accuracy)`` relative) is a near-dependency, not an optimal direction.
+        The basis is exactly null for the truncated ``A`` but not necessarily for the columns
+        themselves: :meth:`_sampler` measures each direction on the columns.
         """
         A, _, colnorm = self._scaled_system()
         AF = A[:, free]
@@ -213,9 +256,16 @@ class OptimalSet:
         return N
 
     def _lp(self, c: np.ndarray) -> np.ndarray:
-        """Minimise ``c^T z`` over the scaled polytope; returns ``z``."""
-        A, b, _ = self._scaled_system()
-        kw = dict(A_eq=A, b_eq=b) if A.shape[0] else {}
+        """Minimise ``c^T z`` over the scaled polytope; returns ``z``.
+
+        The equalities are passed with orthonormal rows, ``V_r^T z = V_r^T z_ref`` (the same set
+        as ``A z = b``): HiGHS' absolute feasibility tolerance then bounds a distance in ``z``,
+        not one inflated by ``1 / s_j`` on rows with small singular values.
+        """
+        A, _, colnorm = self._scaled_system()
+        _, _, Vt, _ = self._svd()
+        r = A.shape[0]
+        kw = {"A_eq": Vt[:r], "b_eq": Vt[:r] @ (self.alpha_ref * colnorm)} if r else {}
         res = linprog(c, bounds=(0, None), method="highs", **kw)
         if res.status != 0:  # retry without presolve (near-dependent rows confuse it)
             res = linprog(c, bounds=(0, None), method="highs", options={"presolve": False}, **kw)
@@ -299,18 +349,86 @@ class OptimalSet:
         _, labels = connected_components(csr_matrix(same), directed=False)
         return labels
 
+    def _function_map(self, tol: float = 1e-6) -> np.ndarray:
+        """Matrix ``Phi`` (``m x k``) with ``Phi @ dalpha = 0`` iff moving ``alpha`` by ``dalpha``
+        leaves the C-ReLU network function unchanged on *every* input.
+
+        With unit directions ``n_k = q^_k / lam`` the network is
+        ``f(x) = lam sum_k alpha_k s_k (x_a^T n_k)_+`` (``x_a`` = input with the bias entry). Blocks
+        are grouped by hyperplane: ``n_k = +-n_h`` (within ``tol``). Using
+        ``(-u)_+ = (u)_+ - u``, ``f = lam sum_h kappa_h (x_a^T n_h)_+ + lam x_a^T l`` with kink
+        coefficients ``kappa_h = sum_{k on h} alpha_k s_k`` and linear part
+        ``l = -sum_{k : n_k = -n_h} alpha_k s_k n_h``. ReLUs of distinct hyperplanes are linearly
+        independent modulo linear functions, so ``f`` is unchanged iff every ``kappa_h`` and ``l``
+        are; a hyperplane with no input part (``n`` along the bias coordinate) is a constant,
+        ``(n_bias)_+``, and goes into the bias entry of ``l``. Rows: one per hyperplane, then
+        ``d_a`` for ``l``. Neuron splitting (copies of one direction on several patterns) is
+        the special case of equal ``n_k``; pairs ``+-n`` add the "linear" directions.
+        """
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        k = self.n_blocks
+        Q = self.directions / self.lam
+        sign = self.certificate.sign[self.blocks]
+        d_a = Q.shape[0]
+        bias = bool(self.reference.patterns.bias)
+        G = Q.T @ Q
+        same = G >= 1.0 - 0.5 * tol**2  # ||n_i - n_j|| <= tol for unit vectors
+        opposite = G <= -1.0 + 0.5 * tol**2
+        n_h, hyper = connected_components(csr_matrix(same | opposite), directed=False)
+        first = np.zeros(n_h, dtype=int)
+        first[hyper[::-1]] = np.arange(k)[::-1]  # first block of each hyperplane
+        normal = Q[:, first]  # (d_a, n_h): orientation of each hyperplane
+        orient = np.where(np.einsum("dk,dk->k", Q, normal[:, hyper]) >= 0, 1.0, -1.0)
+        input_part = np.linalg.norm(normal[:-1] if bias else normal, axis=0)
+        constant = bias & (input_part <= tol)  # hyperplanes without an input part
+        Phi = np.zeros((n_h + d_a, k))
+        kink = ~constant[hyper]
+        Phi[hyper[kink], np.flatnonzero(kink)] = sign[kink]
+        flip = kink & (orient < 0)
+        Phi[n_h:, flip] = -sign[flip] * normal[:, hyper[flip]]
+        const = ~kink
+        if const.any():
+            Phi[n_h + d_a - 1, const] = sign[const] * np.maximum(Q[-1, const], 0.0)
+        return Phi
+
     @property
     def function_dimension(self) -> int:
-        """Dimension of the optimal set after merging the blocks of each :meth:`neuron_groups`
-        group: 0 when every optimal network computes the same function (on any input), even if
-        the weights are not unique."""
+        """Dimension of the set of network *functions* of the optimal set: 0 when every optimal
+        network computes the same function on any input, even if the weights are not unique.
+
+        C-ReLU: the rank of :meth:`_function_map` restricted to the directions of ``P`` (those
+        counted by :attr:`dimension`, normalised in ``alpha``): moving weight between copies of
+        one neuron ("neuron splitting"), or between a neuron ``n`` and its antipode ``-n`` in a
+        way that only changes a linear function which the other directions cancel, leaves the
+        function unchanged. Directions are compared, and the rank decided, at the resolution
+        ``tau = max(1e-6, 10 sqrt(kkt_accuracy))``: an interior-point solution fixes the
+        directions ``q_k`` of small blocks only to ~``sqrt(KKT accuracy)``, so an identity of
+        exact arithmetic shows up as a function change of that order. C-GReLU: :attr:`dimension`
+        minus the splitting directions between blocks with equal gate pattern and direction
+        (:meth:`neuron_groups`).
+        """
         if "fdim" not in self._cache:
-            labels = self.neuron_groups()
             free, _ = self._free()
-            # each group with m free copies of one neuron contributes m - 1 splitting directions
-            copies = np.bincount(labels[free], minlength=labels.max(initial=-1) + 1)
-            splits = int(np.maximum(copies - 1, 0).sum())
-            self._cache["fdim"] = max(0, self.dimension - splits)
+            if self.certificate.activation == "relu":
+                _, _, _, colnorm = self._svd()
+                N = self._null_basis(free)
+                if N.shape[1] == 0:
+                    self._cache["fdim"] = 0
+                else:
+                    dalpha = N / colnorm[free][:, None]
+                    dalpha /= np.linalg.norm(dalpha, axis=0)
+                    tau = max(1e-6, 10.0 * float(np.sqrt(self.kkt_accuracy)))
+                    M = self._function_map(tau)[:, free] @ dalpha
+                    s = np.linalg.svd(M, compute_uv=False)
+                    self._cache["fdim"] = int((s > tau).sum())
+            else:
+                labels = self.neuron_groups()
+                # each group with m free copies of one neuron contributes m - 1 splitting directions
+                copies = np.bincount(labels[free], minlength=labels.max(initial=-1) + 1)
+                splits = int(np.maximum(copies - 1, 0).sum())
+                self._cache["fdim"] = max(0, self.dimension - splits)
         return self._cache["fdim"]
 
     def weight_ranges(self) -> tuple[np.ndarray, np.ndarray]:
@@ -353,12 +471,112 @@ class OptimalSet:
         _, _, colnorm = self._scaled_system()
         return interior / colnorm
 
-    def sample(self, n_samples: int = 100, *, seed=None, burn_in: int = 200, thin: int = 10) -> np.ndarray:
-        """Draw points of the optimal set by hit-and-run (asymptotically uniform on ``P``).
+    @property
+    def sampling_dimension(self) -> int:
+        """Number of directions :meth:`sample` moves in (``<=`` :attr:`dimension`).
 
-        The chain starts at :meth:`interior_point`, moves along uniformly random directions of
-        the null space of the free columns (so the fit never changes), and picks the step
-        uniformly on the chord ``{t : alpha + t d >= 0}``. Work per step is ``O(|F| dim)``.
+        :attr:`dimension` counts dependencies of the columns at ``rank_tol``, the accuracy of
+        the solution. Such a direction ``d`` is not always exactly null: the fit moves by
+        ``||Bs d||`` per unit step along it (a neuron split whose two directions ``q_k`` the
+        residual fixes only to ~``sqrt(KKT accuracy)`` is the typical case). The sampler keeps
+        only directions whose combined fit change over the whole polytope is within
+        :attr:`fit_tol`; re-solving more accurately makes more of them exact.
+        """
+        return int(self._sampler()[2].shape[1])
+
+    def _w_lp(self, c: np.ndarray, base: np.ndarray, D: np.ndarray) -> np.ndarray:
+        """Minimise ``c^T w`` over ``{w : base + D w >= 0}`` (HiGHS); returns ``w``."""
+        res = linprog(c, A_ub=-D, b_ub=base, bounds=(None, None), method="highs")
+        if res.status != 0:
+            raise SolverError(
+                f"an LP over the optimal set failed ({res.message}); the optimal set looks "
+                "unbounded or the solution is too inaccurate: re-solve with tighter tolerances.",
+                status="numerical_error",
+            )
+        return res.x
+
+    def _sampler(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(free, start, N)`` of the hit-and-run chain (scaled coordinates, cached).
+
+        Candidates are the directions of :meth:`_null_basis`, rotated so that
+        ``Bs_F d_j = sigma_j u_j`` with orthonormal ``u_j`` (SVD of ``Bs_F N``). With
+        ``e_j = max |w_j|`` over ``Q = {w : base + D w >= 0}`` (two LPs per direction;
+        ``base = z_ref`` on the free blocks), a point ``base + sum_{j in K} w_j d_j`` of ``Q``
+        misses the reference fit by ``sqrt(sum_{j in K} sigma_j^2 w_j^2) <=
+        sqrt(sum_{j in K} (sigma_j e_j)^2)``. ``K`` takes the directions in increasing order of
+        ``sigma_j e_j`` while that bound stays ``<= fit_tol max(1, ||rhs||) / 2`` (half the
+        tolerance: a margin for LP and round-off error). ``start`` is a relative-interior point
+        of ``{w_K : base + N w_K >= 0}`` (mean of LP maximisers of the coordinates that are not
+        already positive), so it lies on the affine set exactly.
+        """
+        if "sampler" not in self._cache:
+            free, _ = self._free()
+            Bs, _, _, colnorm = self._svd()
+            base = (self.alpha_ref * colnorm)[free]
+            Nr = self._null_basis(free)
+            m = Nr.shape[1]
+            N = Nr[:, :0]
+            start = base.copy()
+            if m:
+                _, sig, Wt = np.linalg.svd(Bs[:, free] @ Nr, full_matrices=True)
+                sigma = np.zeros(m)
+                sigma[: sig.size] = sig
+                D = Nr @ Wt.T
+                ext = np.zeros(m)
+                for j in range(m):
+                    c = np.zeros(m)
+                    c[j] = 1.0
+                    ext[j] = max(-self._w_lp(c, base, D)[j], self._w_lp(-c, base, D)[j], 0.0)
+                drift = sigma * ext
+                order = np.argsort(drift, kind="stable")
+                budget = 0.5 * self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
+                keep = np.sort(order[np.sqrt(np.cumsum(drift[order] ** 2)) <= budget])
+                N = D[:, keep]
+                logger.debug("OptimalSet sampler: fit drift per direction %s, kept %d of %d",
+                             np.array2string(drift, precision=1), keep.size, m)
+            if N.shape[1]:
+                tol = _FREE_TOL * max(base.max(initial=0.0), 1e-300)
+                points = [np.zeros(N.shape[1])]
+                positive = base > tol
+                for i in np.flatnonzero(~positive):
+                    if positive[i]:
+                        continue
+                    w = self._w_lp(-N[i], base, N)
+                    z = base + N @ w
+                    if z[i] > tol:
+                        points.append(w)
+                        positive |= z > tol
+                w = np.mean(points, axis=0)
+                start = base + N @ w
+                neg = start < 0  # LP feasibility tolerance only; stay on the affine set
+                if neg.any():
+                    t = float(np.min(base[neg] / (base[neg] - start[neg])))
+                    start = base + t * (start - base)
+            self._cache["sampler"] = (free, start, N)
+            if N.shape[1] < self.dimension:
+                logger.info("OptimalSet.sample: %d of the %d directions of the optimal set are "
+                            "dependencies only at rank_tol=%.1e (together they would move the fit "
+                            "by more than fit_tol=%.0e); sampling the other %d.",
+                            self.dimension - N.shape[1], self.dimension, self.rank_tol,
+                            self.fit_tol, N.shape[1])
+        return self._cache["sampler"]
+
+    def sample(self, n_samples: int = 100, *, seed=None, burn_in: int = 200, thin: int = 10) -> np.ndarray:
+        """Draw points of the optimal set by hit-and-run (asymptotically uniform).
+
+        The chain lives on the affine set ``{z_start + N w}`` in the scaled coordinates
+        ``z = colnorm * alpha`` of the free blocks, ``N`` orthonormal with
+        :attr:`sampling_dimension` columns (see :meth:`_sampler`): each step draws a uniformly
+        random unit direction ``g`` in ``w``-space, moves ``w`` by a step drawn uniformly on the
+        chord ``{t : z_start + N (w + t g) >= 0}`` and recomputes ``z = z_start + N w``, so the
+        points stay on the affine set to round-off however long the chain (nothing accumulates).
+        The target is the uniform distribution on ``P_fit = P cap {z_start + span N}``, which is
+        ``P`` when every direction of ``P`` is exact (:attr:`sampling_dimension` equal to
+        :attr:`dimension`). Directions that are dependencies only at ``rank_tol`` and would move
+        the fit by more than :attr:`fit_tol` across the polytope are not used: every sample
+        satisfies ``||columns @ alpha - rhs||_2 <= fit_tol * max(1, ||rhs||_2)`` (checked).
+        Blocks that are zero at every optimum keep their reference value. Work per step is
+        ``O(|F| dim)``.
 
         Parameters
         ----------
@@ -373,26 +591,32 @@ class OptimalSet:
         -------
         ndarray of shape (n_samples, k)
             Rows are ``alpha`` vectors (map them with :meth:`model_at`).
+
+        Raises
+        ------
+        SolverError
+            If the chord is unbounded (the input is not an optimum) or a sample misses the fit
+            tolerance (not expected: it would be a defect).
         """
         n_samples = check_positive_int(n_samples, "n_samples")
         thin = check_positive_int(thin, "thin")
         burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
         rng = as_generator(seed)
-        free, interior = self._free()
-        _, _, colnorm = self._scaled_system()
-        out = np.zeros((n_samples, self.n_blocks))
-        N = self._null_basis(free)
-        z = interior[free].copy()
+        free, z0, N = self._sampler()
+        _, _, _, colnorm = self._svd()
+        out = np.repeat(np.where(free, 0.0, self.alpha_ref)[None, :], n_samples, axis=0)
         if N.shape[1] == 0:
-            out[:, free] = z / colnorm[free]
+            out[:, free] = z0 / colnorm[free]
             return out
         total = burn_in + n_samples * thin
         G = rng.standard_normal((total, N.shape[1]))
         U = rng.random(total)
+        w = np.zeros(N.shape[1])
+        z = z0.copy()
         kept = 0
         for step in range(total):
-            d = N @ G[step]
-            d /= np.linalg.norm(d)
+            g = G[step] / np.linalg.norm(G[step])
+            d = N @ g  # unit norm: N is orthonormal
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = -z / d
             tmax = np.min(ratio[d < 0], initial=np.inf)
@@ -401,10 +625,18 @@ class OptimalSet:
                 raise SolverError("the optimal set looks unbounded; the solution is not optimal.",
                                   status="numerical_error")
             tmin, tmax = min(tmin, 0.0), max(tmax, 0.0)
-            z = np.maximum(z + (tmin + U[step] * (tmax - tmin)) * d, 0.0)
+            w += (tmin + U[step] * (tmax - tmin)) * g
+            z = z0 + N @ w
             if step >= burn_in and (step - burn_in) % thin == thin - 1:
-                out[kept, free] = z / colnorm[free]
+                out[kept, free] = np.maximum(z, 0.0) / colnorm[free]
                 kept += 1
+        err = float(np.max(np.linalg.norm(out @ self.columns.T - self.rhs, axis=1)))
+        bound = self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
+        if err > bound:
+            raise SolverError(f"a hit-and-run sample misses the fit by {err:.2e} > {bound:.2e}; "
+                              "please report this (a sampler defect).", status="numerical_error")
+        logger.debug("OptimalSet.sample: %d samples, dimension %d, worst fit error %.2e (bound %.2e)",
+                     n_samples, N.shape[1], err, bound)
         return out
 
     def sample_models(self, n_samples: int = 100, **kwargs) -> list[ConvexModel]:
@@ -474,6 +706,7 @@ def optimal_set(
     active_tol: float = DEFAULT_ACTIVE_TOL,
     equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,
     rank_tol: float | None = None,
+    fit_tol: float = DEFAULT_FIT_TOL,
 ) -> OptimalSet:
     """Build the optimal-set polytope from one (approximate) optimum.
 
@@ -492,6 +725,10 @@ def optimal_set(
         ``[1e-9, 1e-4]``, where ``e = max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``
         measures how exactly the residual satisfies the KKT conditions: the columns are built
         from ``q_k``, so their dependencies are resolved to about that accuracy.
+    fit_tol : float
+        Relative fit accuracy of every point drawn by :meth:`OptimalSet.sample`
+        (default :data:`DEFAULT_FIT_TOL`); directions of the optimal set that would move the fit
+        by more (null only at ``rank_tol``) are not sampled.
 
     Returns
     -------
@@ -530,19 +767,28 @@ def optimal_set(
     q_dev = max(q_dev, float(np.max(cert.q_norms / cert.lam - 1.0, initial=0.0)))
     if rank_tol is None:
         rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 10.0 * q_dev)))
+    fit_tol = check_nonnegative_float(fit_tol, "fit_tol")
     fit = cert.fit
     # Polish: the solver's block norms with the directions q^_k reproduce its fit only to the
-    # accuracy of its block directions; a minimum-norm least-squares correction on the support
-    # (kept >= 0; singular directions below 1e-4 relative, the near-degenerate ones of a nearly
-    # non-unique optimum, are left alone) restores the solver's fit, which is far more accurate
-    # than its block directions.
+    # accuracy of its block directions. A bounded Tikhonov least-squares correction on the support,
+    #   min ||Bs z - fit||^2 + (mu s_max)^2 ||z - z0||^2  s.t.  z >= 0   (z = colnorm * alpha),
+    # restores the solver's fit, which is far more accurate than its block directions, while
+    # moving little along singular directions below mu = 1e-4 (relative), the near-degenerate
+    # ones of a nearly non-unique optimum. The bound is part of the problem (BVLS): the earlier
+    # unconstrained step clipped at zero afterwards could make the fit worse (a small block asked
+    # to turn negative was clipped while the compensating move of the others was kept).
     supp = np.flatnonzero(alpha_ref > 0)
-    for _ in range(3):
-        if supp.size == 0:
-            break
-        res = fit - columns @ alpha_ref
-        delta = np.linalg.lstsq(columns[:, supp], res, rcond=max(rank_tol, 1e-4))[0]
-        alpha_ref[supp] = np.maximum(alpha_ref[supp] + delta, 0.0)
+    if supp.size:
+        cn = np.linalg.norm(columns[:, supp], axis=0)
+        cn = np.where(cn > 0, cn, 1.0)
+        Bs = columns[:, supp] / cn
+        mu = _POLISH_DAMPING * np.linalg.norm(Bs, 2)
+        z0 = alpha_ref[supp] * cn
+        lsq = lsq_linear(np.vstack([Bs, mu * np.eye(supp.size)]), np.concatenate([fit, mu * z0]),
+                         bounds=(0.0, np.inf), method="bvls", tol=1e-12)
+        z = np.maximum(lsq.x, 0.0)
+        if np.linalg.norm(Bs @ z - fit) <= np.linalg.norm(Bs @ z0 - fit):
+            alpha_ref[supp] = z / cn
     rhs = columns @ alpha_ref
     mismatch = float(np.linalg.norm(rhs - fit) / max(1.0, np.linalg.norm(fit)))
     if q_dev > 1e-5:
@@ -562,6 +808,7 @@ def optimal_set(
         fit_mismatch=mismatch,
         lam=cert.lam,
         rank_tol=rank_tol,
+        fit_tol=fit_tol,
         direction_error=dir_err,
         kkt_accuracy=q_dev,
     )

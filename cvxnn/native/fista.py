@@ -235,9 +235,20 @@ class GatedProblem:
         return self.kernel.value(img) + self.lam * penalty
 
     def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
-        """Dual value of the rescaled point ``s theta``, ``s = min(1, lam / max_i ||A_i^T theta||_*)``."""
+        """Dual value of the rescaled point ``s theta``; every ``0 <= s <= lam / max_i ||A_i^T theta||_*``
+        is dual feasible. For the squared loss the best such ``s`` is taken (the dual is a concave
+        quadratic in ``s``: ``s* = -c <theta, y> / ||theta||^2``, clipped); otherwise
+        ``s = min(1, lam / max_i ||A_i^T theta||_*)``."""
         dn = float(dual_norms(grad).max(initial=0.0))
-        s = 1.0 if dn <= self.lam else self.lam / dn
+        s_max = np.inf if dn == 0.0 else self.lam / dn
+        if self.kernel.kind == "squared":
+            th = theta.astype(np.float64, copy=False)
+            tt = float(np.vdot(th, th))
+            if tt == 0.0:
+                return 0.0
+            s = min(max(-self.kernel.scale * float(np.vdot(th, self.kernel.y64)) / tt, 0.0), s_max)
+        else:
+            s = min(1.0, s_max)
         return self.kernel.dual_value(s * theta)
 
 

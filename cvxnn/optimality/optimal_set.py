@@ -631,7 +631,8 @@ class OptimalSet:
                 out[kept, free] = np.maximum(z, 0.0) / colnorm[free]
                 kept += 1
         err = float(np.max(np.linalg.norm(out @ self.columns.T - self.rhs, axis=1)))
-        bound = self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
+        # (a floor of 1e-12 for the round-off of the two products, relevant only when fit_tol ~ 0)
+        bound = max(self.fit_tol, 1e-12) * max(1.0, float(np.linalg.norm(self.rhs)))
         if err > bound:
             raise SolverError(f"a hit-and-run sample misses the fit by {err:.2e} > {bound:.2e}; "
                               "please report this (a sampler defect).", status="numerical_error")

@@ -500,8 +500,9 @@ class OptimalSet:
 
         Candidates are the directions of :meth:`_null_basis`, rotated so that
         ``Bs_F d_j = sigma_j u_j`` with orthonormal ``u_j`` (SVD of ``Bs_F N``). With
-        ``e_j = max |w_j|`` over ``Q = {w : base + D w >= 0}`` (two LPs per direction;
-        ``base = z_ref`` on the free blocks), a point ``base + sum_{j in K} w_j d_j`` of ``Q``
+        ``e_j >= max |w_j|`` over ``Q = {w : base + D w >= 0}`` (``base = z_ref`` on the free
+        blocks; two LPs for each direction whose a priori bound ``2 T max colnorm`` is not already
+        small enough), a point ``base + sum_{j in K} w_j d_j`` of ``Q``
         misses the reference fit by ``sqrt(sum_{j in K} sigma_j^2 w_j^2) <=
         sqrt(sum_{j in K} (sigma_j e_j)^2)``. ``K`` takes the directions in increasing order of
         ``sigma_j e_j`` while that bound stays ``<= fit_tol max(1, ||rhs||) / 2`` (half the
@@ -522,14 +523,18 @@ class OptimalSet:
                 sigma = np.zeros(m)
                 sigma[: sig.size] = sig
                 D = Nr @ Wt.T
-                ext = np.zeros(m)
-                for j in range(m):
+                budget = 0.5 * self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
+                # A priori, |w_j| <= ||z - z_ref|| <= 2 T max colnorm (all optima have the penalty
+                # T = sum alpha_ref and z >= 0); LPs sharpen it only where it could matter, so
+                # exactly null directions (sigma ~ 1e-16) cost nothing.
+                ext = np.full(m, 2.0 * float(self.alpha_ref.sum()) * float(colnorm.max(initial=1.0)))
+                for j in np.flatnonzero(sigma * ext > budget / np.sqrt(m)):
                     c = np.zeros(m)
                     c[j] = 1.0
-                    ext[j] = max(-self._w_lp(c, base, D)[j], self._w_lp(-c, base, D)[j], 0.0)
+                    lp_ext = max(-self._w_lp(c, base, D)[j], self._w_lp(-c, base, D)[j], 0.0)
+                    ext[j] = min(ext[j], lp_ext)
                 drift = sigma * ext
                 order = np.argsort(drift, kind="stable")
-                budget = 0.5 * self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
                 keep = np.sort(order[np.sqrt(np.cumsum(drift[order] ** 2)) <= budget])
                 N = D[:, keep]
                 logger.debug("OptimalSet sampler: fit drift per direction %s, kept %d of %d",

@@ -707,7 +707,7 @@ def optimal_set(
     X,
     y,
     lam: float | None = None,
-    loss: "str | Loss | None" = None,
+    loss: str | Loss | None = None,
     *,
     active_tol: float = DEFAULT_ACTIVE_TOL,
     equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,

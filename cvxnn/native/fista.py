@@ -35,6 +35,7 @@ import numpy as np
 from ..errors import SolverError
 from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
+from .polish import polish_support
 from .prox import dual_norms, prox_penalty
 
 __all__ = ["CompositeProblem", "FistaStep", "GatedProblem", "GatedResult", "rfista", "solve_gated"]
@@ -43,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 #: Step growth after an accepted step and backtracking factor.
 GROWTH = 1.25
+#: Support polish (see :mod:`cvxnn.native.polish`): first iteration, support-stability check
+#: period, relative-gap threshold below which it runs, and iterations between two polishes.
+POLISH_START = 20
+POLISH_CHECK = 10
+POLISH_GAP = 1e-2
+POLISH_COOLDOWN = 30
 SHRINK = 0.5
 _MAX_BACKTRACKS = 60
 
@@ -266,6 +273,9 @@ class GatedResult:
     backtracks: int = 0
     restarts: int = 0
     stopped_by_callback: bool = False
+    polishes: int = 0
+    polish_products: int = 0
+    polished: bool = False
 
 
 def initial_step(op: ImplicitDesign, kernel: SmoothKernel, factor: float = 2.0) -> float:
@@ -286,6 +296,7 @@ def solve_gated(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     check_every: int = 1,
     log_every: int = 0,
+    polish: bool = True,
 ) -> GatedResult:
     """R-FISTA on C-GReLU, stopped by the relative duality gap.
 
@@ -310,6 +321,11 @@ def solve_gated(
         Compute the gap every ``check_every`` iterations.
     log_every : int
         Log progress (INFO) every ``log_every`` iterations (0: never).
+    polish : bool
+        Scalar output, squared or logistic loss, float64: once the support has been stable for
+        ``POLISH_CHECK`` iterations and the relative gap is below ``POLISH_GAP``, run a Newton
+        polish on the support (:func:`~cvxnn.native.polish.polish_support`); its objective and
+        dual value are used when better, so the certificate stays valid.
 
     Returns
     -------
@@ -318,7 +334,32 @@ def solve_gated(
     U0 = np.ascontiguousarray(U0, dtype=problem.op.dtype)
     img0 = problem.forward(U0) if np.any(U0) else np.zeros((problem.op.n, problem.op.c), problem.op.dtype)
     best = {"P": problem.primal(img0, float(_pen(U0))), "U": U0, "D": -np.inf}
-    state = {"callback_stop": False}
+    state = {"callback_stop": False, "support": None, "next_polish": POLISH_START, "polishes": 0,
+             "polish_products": 0, "polished": False, "cooldown": POLISH_COOLDOWN}
+    can_polish = (polish and problem.op.dtype == np.float64 and problem.op.c == 1
+                  and problem.kernel.kind in ("squared", "logistic"))
+
+    def try_polish(step: FistaStep) -> None:
+        """Newton polish on the support once it is stable (see :mod:`cvxnn.native.polish`)."""
+        support = np.linalg.norm(step.x[:, :, 0], axis=0) > 0
+        stable = state["support"] is not None and np.array_equal(support, state["support"])
+        state["support"] = support
+        rel = (best["P"] - best["D"]) / max(abs(best["P"]), np.finfo(float).tiny)
+        if not (stable and step.k >= state["next_polish"] and tol < rel <= POLISH_GAP):
+            return
+        state["next_polish"] = step.k + state["cooldown"]
+        res = polish_support(problem.op, problem.kernel, problem.lam, np.asarray(best["U"], dtype=np.float64),
+                             step.eta, problem.dual, 0.5 * tol * abs(best["P"]))
+        state["polishes"] += 1
+        if res is None or res.primal - res.dual > 0.5 * tol * abs(best["P"]):
+            state["cooldown"] *= 2  # a polish that does not certify waits twice as long next time
+        if res is None:
+            return
+        state["polish_products"] += res.products
+        best["D"] = max(best["D"], res.dual)
+        if res.primal < best["P"]:
+            best["P"], best["U"] = res.primal, res.U
+            state["polished"] = True
 
     def monitor(step: FistaStep) -> bool:
         P = problem.primal(step.img, step.penalty)
@@ -330,6 +371,8 @@ def solve_gated(
         if step.k % check_every == 0:
             D = problem.dual(step.gimg_y, step.grad_y)
             best["D"] = max(best["D"], D)
+        if can_polish and step.k % POLISH_CHECK == 0:
+            try_polish(step)
         gap = best["P"] - best["D"]
         rel = gap / max(abs(best["P"]), np.finfo(float).tiny)
         if log_every and step.k % log_every == 0:
@@ -348,7 +391,8 @@ def solve_gated(
     converged = gap <= tol * max(abs(best["P"]), np.finfo(float).tiny) and not state["callback_stop"]
     return GatedResult(U=best["U"], primal=best["P"], dual=best["D"], iterations=out.iterations,
                        converged=converged, eta=out.eta, backtracks=out.backtracks, restarts=out.restarts,
-                       stopped_by_callback=state["callback_stop"])
+                       stopped_by_callback=state["callback_stop"], polishes=state["polishes"],
+                       polish_products=state["polish_products"], polished=state["polished"])
 
 
 def _pen(U: np.ndarray) -> float:

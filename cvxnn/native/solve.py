@@ -336,6 +336,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         "mask_cached": op.mask_cached,
         "operator_bytes": op.bytes_held,
         "polish_iterations": polish,
+        "support_polishes": res.polishes,
+        "support_polish_products": res.polish_products,
         "stopped_by_callback": res.stopped_by_callback,
     }
     return {

@@ -17,7 +17,7 @@ from .kkt import (
     model_from_blocks,
     recover_duals,
 )
-from .optimal_set import OptimalSet, min_norm_solution, optimal_set
+from .optimal_set import DEFAULT_FIT_TOL, OptimalSet, min_norm_solution, optimal_set
 from .pruning import (
     CRITERIA,
     PruneResult,
@@ -33,6 +33,7 @@ __all__ = [
     "CRITERIA",
     "DEFAULT_ACTIVE_TOL",
     "DEFAULT_EQUICORRELATION_TOL",
+    "DEFAULT_FIT_TOL",
     "DualCertificate",
     "KKTReport",
     "OptimalSet",

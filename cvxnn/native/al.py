@@ -48,7 +48,7 @@ from ._losses import SmoothKernel
 from .fista import FistaStep, rfista
 from .prox import dual_norms, penalty_norms
 
-__all__ = ["ALProblem", "ALResult", "al_memory_bytes", "solve_relu"]
+__all__ = ["ALProblem", "ALResult", "al_memory_bytes", "check_al_memory", "solve_relu"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,26 @@ CHECK_EVERY = 5
 def al_memory_bytes(n: int, d: int, p: int, c: int, itemsize: int) -> int:
     """Bytes the augmented Lagrangian needs for ``n`` samples, ``p`` patterns, ``c`` outputs."""
     return _AL_ARRAYS * n * (2 * p + 1) * c * itemsize + n * d * itemsize + 2 * n * p * itemsize
+
+
+def check_al_memory(n: int, d: int, p: int, c: int, itemsize: int, memory_budget: int | None) -> int:
+    """The memory budget in bytes (default: half the physical memory), after checking that the
+    augmented Lagrangian's arrays fit it.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Naming the bytes needed and the budget.
+    """
+    need = al_memory_bytes(n, d, p, c, itemsize)
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    if need > budget:
+        raise MemoryBudgetError(
+            f"the C-ReLU augmented Lagrangian needs about {need:,} bytes for its n x 2p x c arrays "
+            f"(n={n}, p={p}, c={c}) but the memory budget is {budget:,} bytes; use "
+            "dtype=numpy.float32, fewer patterns, the gated_relu activation, or raise memory_budget."
+        )
+    return budget
 
 
 class ALProblem:
@@ -262,14 +282,7 @@ def solve_relu(
     n, d = Xa.shape
     p = mask.shape[1]
     c = T0.shape[2]
-    need = al_memory_bytes(n, d, p, c, Xa.dtype.itemsize)
-    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    if need > budget:
-        raise MemoryBudgetError(
-            f"the C-ReLU augmented Lagrangian needs about {need:,} bytes for its n x 2p x c arrays "
-            f"(n={n}, p={p}, c={c}) but the memory budget is {budget:,} bytes; use "
-            "dtype=numpy.float32, fewer patterns, the gated_relu activation, or raise memory_budget."
-        )
+    budget = check_al_memory(n, d, p, c, Xa.dtype.itemsize, memory_budget)
     sx2 = float(np.linalg.norm(Xa.astype(np.float64), 2) ** 2)
     if delta0 is None:
         # loss curvature along the fit relative to the cone-residual curvature, times DELTA_SCALE

@@ -480,18 +480,9 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
 
 
 def _zeros_checked(n, p, c, d, dtype, memory_budget):
-    from ..errors import MemoryBudgetError
-    from ..operators import default_memory_budget
-    from .al import al_memory_bytes
+    from .al import check_al_memory
 
-    need = al_memory_bytes(n, d, p, c, dtype.itemsize)
-    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    if need > budget:
-        raise MemoryBudgetError(
-            f"the C-ReLU augmented Lagrangian needs about {need:,} bytes for its n x 2p x c arrays "
-            f"(n={n}, p={p}, c={c}) but the memory budget is {budget:,} bytes; use dtype=numpy.float32, "
-            "fewer patterns, the gated_relu activation, or raise memory_budget."
-        )
+    check_al_memory(n, d, p, c, dtype.itemsize, memory_budget)
     return np.zeros((n, 2 * p, c), dtype=dtype)
 
 

@@ -158,6 +158,7 @@ def polish_support(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.n
             counter[0] += 4  # a full adjoint, in restricted-product units (roughly)
             D = dual_fn(theta, G)
             if not (math.isfinite(F) and np.all(np.isfinite(u))):
+                op.flops += sub.flops
                 return best
             if best is None or F - D < best.primal - best.dual:
                 Ufull = np.zeros(U.shape)
@@ -182,6 +183,7 @@ def polish_support(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.n
             cost += 1.0 + (counter[0] - before) * S.size / op.p
             if not moved or cost > max_cost:
                 break
+        op.flops += sub.flops  # the solve's GEMM flop count includes the restricted products
         if best.primal - best.dual <= target_gap or cost > max_cost:
             break
         nrm = np.linalg.norm(u, axis=0)

@@ -48,8 +48,11 @@ GROWTH = 1.25
 #: period, relative-gap threshold below which it runs, and iterations between two polishes.
 POLISH_START = 20
 POLISH_CHECK = 10
-POLISH_GAP = 1e-2
+POLISH_GAP = 1e-4
 POLISH_COOLDOWN = 30
+#: Work cap of one polish in full-operator applications per R-FISTA iteration so far (an
+#: iteration costs about 2.5 of them), so a polish that does not pay off costs at most ~60%.
+POLISH_COST = 1.5
 SHRINK = 0.5
 _MAX_BACKTRACKS = 60
 
@@ -349,7 +352,8 @@ def solve_gated(
             return
         state["next_polish"] = step.k + state["cooldown"]
         res = polish_support(problem.op, problem.kernel, problem.lam, np.asarray(best["U"], dtype=np.float64),
-                             step.eta, problem.dual, 0.5 * tol * abs(best["P"]))
+                             step.eta, problem.dual, 0.5 * tol * abs(best["P"]),
+                             max_cost=POLISH_COST * (step.k + 1))
         state["polishes"] += 1
         if res is None or res.primal - res.dual > 0.5 * tol * abs(best["P"]):
             state["cooldown"] *= 2  # a polish that does not certify waits twice as long next time

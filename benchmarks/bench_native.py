@@ -400,7 +400,7 @@ def main(argv=None) -> int:
         args.mem_size = (100_000, 50, 1000)
         args.al_max_iter = 20_000
     args.clarabel_limit = 1000 * 200 * 50
-    args.scnn_limit = 10000 * 200 * 50
+    args.scnn_limit = 10000 * 1000 * 50
     args.explicit_limit = 1000 * 200 * 50
     args.mem_iters = 5
 

@@ -1,10 +1,13 @@
 """Support polish of R-FISTA (Newton-CG on the support with a working set)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from cvxnn import build_program, sample_patterns
 from cvxnn.datasets import planted_teacher
+from cvxnn.errors import InaccurateSolutionWarning
 from cvxnn.native import duality_gap, lam_max_gated, solve_native
 from cvxnn.native import fista as fista_mod
 from cvxnn.native._losses import make_kernel
@@ -66,8 +69,13 @@ def test_polish_logistic_and_not_for_float32_or_vector(teacher):
     lam_l = 0.05 * lam_max_gated(X, yl, pats, loss="logistic")
     sol = solve_native(X, yl, pats, lam=lam_l, loss="logistic", tol=1e-7, max_iter=20000)
     assert sol.converged
-    ref = build_program(X, yl, activation="gated_relu", loss="logistic", lam=lam_l, patterns=pats).solve()
-    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    with warnings.catch_warnings():
+        # Clarabel may report optimal_inaccurate on the exponential cones; its point is still
+        # feasible (C-GReLU has no constraints), so its objective bounds the optimum from above
+        warnings.simplefilter("ignore", InaccurateSolutionWarning)
+        ref = build_program(X, yl, activation="gated_relu", loss="logistic", lam=lam_l, patterns=pats).solve()
+    assert sol.objective_value - sol.gap <= ref.objective_value  # the certificate is a valid lower bound
+    assert sol.objective_value <= ref.objective_value * (1 + 1e-6)
     f32 = solve_native(X, y, pats, lam=lam, tol=1e-4, dtype=np.float32, max_iter=20000)
     assert f32.converged
     Y = np.stack([y, -0.5 * y], axis=1)

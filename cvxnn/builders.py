@@ -29,7 +29,6 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
-import scipy.sparse as sp
 
 from ._validation import check_lam, check_X, check_y
 from .errors import (
@@ -44,7 +43,7 @@ from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .solution import ConvexSolution, cone_violation
 
-__all__ = ["ConvexProgram", "build_program", "FORMS", "DEFAULT_SCS_OPTIONS"]
+__all__ = ["DEFAULT_CANON_BACKEND", "DEFAULT_SCS_OPTIONS", "FORMS", "ConvexProgram", "build_program"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +51,14 @@ FORMS = ("regularized", "min_norm", "max_margin")
 
 #: Options used for SCS unless the caller passes their own (SCS's defaults are loose).
 DEFAULT_SCS_OPTIONS = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
+#: CVXPY canonicalisation backend used by :meth:`ConvexProgram.solve` and
+#: :meth:`ConvexProgram.compile` unless the caller passes ``canon_backend``. Measured on the
+#: C-ReLU program (n=1000, d=20, p=100..1000; ``benchmarks/bench_builders.py``): CVXPY's
+#: default C++ backend spends about 1.5x the CPU time of the SciPy backend at p >= 400, most of
+#: it in the kernel (it touches about 5x as many fresh 4 KiB pages), and its time grows faster
+#: in p. Only the first compilation uses it; DPP re-solves reuse the compiled problem.
+DEFAULT_CANON_BACKEND = "SCIPY"
+_CANON_BACKENDS = ("SCIPY", "CPP", "COO")
 #: Clarabel runs with its own defaults (feasibility tolerance 1e-8). Measured on small
 #: C-ReLU programs: cone violations of that order make the mapped network's objective differ
 #: from the convex one by up to ~2e-8 relative; pass ``tol_feas=1e-10`` for tighter maps
@@ -121,6 +128,50 @@ class ConvexProgram:
         """All constraints of the problem (cone constraints and, for constrained forms, fit)."""
         return list(self.problem.constraints)
 
+    def compile(self, solver: str | None = None, *, canon_backend: str | None = None) -> float:
+        """Compile the problem for ``solver`` now, without solving it; return the seconds taken.
+
+        CVXPY caches the compiled (DPP) problem, so the next :meth:`solve` with the same solver
+        only fills in ``lam`` and calls the solver. Use it to separate compile time from solve
+        time, or to pay the compile cost ahead of a path of solves.
+
+        Parameters
+        ----------
+        solver : str, optional
+            Installed CVXPY solver name; default ``"CLARABEL"``.
+        canon_backend : str, optional
+            CVXPY canonicalisation backend (``"SCIPY"``, ``"CPP"``, ``"COO"``); default
+            :data:`DEFAULT_CANON_BACKEND`.
+
+        Returns
+        -------
+        float
+            Wall-clock seconds spent in :meth:`cvxpy.Problem.get_problem_data`; about 0 when the
+            problem was already compiled for this solver.
+
+        Raises
+        ------
+        InvalidParameterError
+            For an unknown or uninstalled solver or canonicalisation backend.
+        SolverError
+            When CVXPY cannot compile the problem for this solver.
+        """
+        name = _check_solver(solver)
+        backend = DEFAULT_CANON_BACKEND if canon_backend is None else canon_backend
+        if not isinstance(backend, str) or backend.upper() not in _CANON_BACKENDS:
+            raise InvalidParameterError(
+                f"canon_backend must be one of {_CANON_BACKENDS}, got {canon_backend!r}.")
+        t0 = time.perf_counter()
+        try:
+            self.problem.get_problem_data(name, canon_backend=backend.upper())
+        except cp.error.SolverError as exc:
+            raise SolverError(f"CVXPY cannot compile this problem for {name} ({exc}).",
+                              status="numerical_error") from exc
+        seconds = time.perf_counter() - t0
+        logger.debug("compiled %s %s program for %s with the %s backend in %.3f s",
+                     self.form, self.activation, name, backend, seconds)
+        return seconds
+
     def solve(self, solver: str | None = None, *, lam: float | None = None, **solver_opts) -> ConvexSolution:
         """Solve with a CVXPY solver and return a :class:`~cvxnn.solution.ConvexSolution`.
 
@@ -134,6 +185,8 @@ class ConvexProgram:
             Set ``self.lam.value`` first (no recompilation: the problem is DPP).
         **solver_opts
             Passed straight to :meth:`cvxpy.Problem.solve` (``verbose``, ``eps_abs``, ...).
+            ``canon_backend`` defaults to :data:`DEFAULT_CANON_BACKEND` (it only matters for the
+            first, compiling solve).
 
         Returns
         -------
@@ -156,6 +209,7 @@ class ConvexProgram:
             self.lam.value = check_lam(lam)
         name = _check_solver(solver)
         opts = dict(solver_opts)
+        opts.setdefault("canon_backend", DEFAULT_CANON_BACKEND)
         if name == "SCS" and not ({"eps_abs", "eps_rel", "eps"} & opts.keys()):
             opts = {**DEFAULT_SCS_OPTIONS, **opts}
         t0 = time.perf_counter()
@@ -258,13 +312,17 @@ def _check_solver(solver: str | None) -> str:
     return name
 
 
-def _masked_prediction(Xa: np.ndarray, M_sparse, B) -> cp.Expression:
-    """``sum_i D_i X_a b_i = rowsum(M * (X_a B))``, written as ``rowsum(X_a * (M B^T))``.
+def _masked_prediction(Xa: np.ndarray, M: np.ndarray, B) -> cp.Expression:
+    """``sum_i D_i X_a b_i = rowsum(M * (X_a B))`` with a dense float mask ``M``.
 
-    Both are the same linear map; the second lets CVXPY skip the zero entries of the mask
-    (a sparse ``M``), which measured 1.5x faster to compile at n=1000, d=20, p=100.
+    The same linear map can be written ``rowsum(X_a * (M_sparse B^T))``, but CVXPY's
+    canonicalisation forms ``I_d kron M_sparse``, and SciPy's ``kron`` switches to a block (BSR)
+    format with dense ``n x p`` blocks as soon as half of the mask is ones, which happens for about
+    half of all pattern draws: compile time then doubled (n=1000, d=20, p=400: 13 s against
+    7 s of CPU time). ``X_a @ B`` is the product the cone constraints already use, and its cost
+    does not depend on the mask.
     """
-    return cp.sum(cp.multiply(Xa, M_sparse @ B.T), axis=1)
+    return cp.sum(cp.multiply(M, Xa @ B), axis=1)
 
 
 def _check_form_targets(form: str, y: np.ndarray) -> None:
@@ -278,7 +336,7 @@ def build_program(
     y,
     *,
     activation: str = "relu",
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     lam: float = 1.0,
     patterns: Patterns | None = None,
     n_gates: int = 100,
@@ -325,13 +383,14 @@ def build_program(
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
     if y.ndim == 2:
-        from .vector import build_vector_program  # vector outputs: nuclear-norm programs
+        from .vector import (
+            build_vector_program,  # vector outputs: nuclear-norm programs
+        )
 
         return build_vector_program(X, y, activation=activation, loss=loss, lam=lam,
                                     patterns=patterns, form=form)
     Xa = patterns.design(X)
     M = patterns.mask.astype(float)
-    M_sparse = sp.csr_matrix(M)
     d_a, p = patterns.design_dim, patterns.n_patterns
 
     if activation == "relu":
@@ -340,13 +399,13 @@ def build_program(
         variables = {"V": V, "W": W}
         S = 2.0 * M - 1.0
         cones = [cp.multiply(S, Xa @ V) >= 0, cp.multiply(S, Xa @ W) >= 0]
-        prediction = _masked_prediction(Xa, M_sparse, V - W)
+        prediction = _masked_prediction(Xa, M, V - W)
         penalty = cp.sum(cp.norm(V, 2, axis=0)) + cp.sum(cp.norm(W, 2, axis=0))
     else:
         U = cp.Variable((d_a, p), name="U")
         variables = {"U": U}
         cones = []
-        prediction = _masked_prediction(Xa, M_sparse, U)
+        prediction = _masked_prediction(Xa, M, U)
         penalty = cp.sum(cp.norm(U, 2, axis=0))
 
     constraints = list(cones)

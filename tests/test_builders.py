@@ -67,6 +67,30 @@ def test_changing_lam_reuses_compiled_problem(data):
     assert second.objective_value == pytest.approx(fresh.objective_value, rel=1e-7)
 
 
+def test_compile_ahead_is_reused_by_solve_and_backends_agree(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+    assert prog.problem._cache.param_prog is None
+    seconds = prog.compile()
+    cache = prog.problem._cache.param_prog
+    assert cache is not None and seconds > 0
+    sol = prog.solve(lam=0.2)
+    assert prog.problem._cache.param_prog is cache  # solve() did not compile again
+    # the default SciPy backend and CVXPY's C++ backend compile the same problem data
+    data_scipy = build_program(X, y, lam=0.2, patterns=pats).problem.get_problem_data(
+        cp.CLARABEL, canon_backend="SCIPY")[0]
+    data_cpp = build_program(X, y, lam=0.2, patterns=pats).problem.get_problem_data(
+        cp.CLARABEL, canon_backend="CPP")[0]
+    assert abs(data_scipy["A"] - data_cpp["A"]).max() < 1e-12
+    other = build_program(X, y, lam=0.2, patterns=pats)
+    other.compile(canon_backend="cpp")
+    assert other.solve().objective_value == pytest.approx(sol.objective_value, rel=1e-9)
+    with pytest.raises(InvalidParameterError):
+        prog.compile(canon_backend="NUMBA")
+    with pytest.raises(InvalidParameterError):
+        prog.compile(solver="NOT_A_SOLVER")
+
+
 def test_gated_lower_bounds_relu_and_solvers_agree(data):
     X, y, pats = data
     lam = 0.05

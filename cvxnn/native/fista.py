@@ -48,8 +48,10 @@ GROWTH = 1.25
 #: period, relative-gap threshold below which it runs, and iterations between two polishes.
 POLISH_START = 20
 POLISH_CHECK = 10
-POLISH_GAP = 1e-4
+POLISH_GAP = 1e-2
 POLISH_COOLDOWN = 30
+#: Consecutive support checks (POLISH_CHECK iterations apart) with an unchanged support.
+POLISH_STABLE = 2
 #: Work cap of one polish in full-operator applications per R-FISTA iteration so far (an
 #: iteration costs about 2.5 of them), so a polish that does not pay off costs at most ~60%.
 POLISH_COST = 1.5
@@ -338,17 +340,20 @@ def solve_gated(
     img0 = problem.forward(U0) if np.any(U0) else np.zeros((problem.op.n, problem.op.c), problem.op.dtype)
     best = {"P": problem.primal(img0, float(_pen(U0))), "U": U0, "D": -np.inf}
     state = {"callback_stop": False, "support": None, "next_polish": POLISH_START, "polishes": 0,
-             "polish_products": 0, "polished": False, "cooldown": POLISH_COOLDOWN}
+             "polish_products": 0, "polished": False, "cooldown": POLISH_COOLDOWN,
+             "stable_checks": 0}
     can_polish = (polish and problem.op.dtype == np.float64 and problem.op.c == 1
                   and problem.kernel.kind in ("squared", "logistic"))
 
     def try_polish(step: FistaStep) -> None:
         """Newton polish on the support once it is stable (see :mod:`cvxnn.native.polish`)."""
         support = np.linalg.norm(step.x[:, :, 0], axis=0) > 0
-        stable = state["support"] is not None and np.array_equal(support, state["support"])
+        same = state["support"] is not None and np.array_equal(support, state["support"])
+        state["stable_checks"] = state["stable_checks"] + 1 if same else 0
         state["support"] = support
         rel = (best["P"] - best["D"]) / max(abs(best["P"]), np.finfo(float).tiny)
-        if not (stable and step.k >= state["next_polish"] and tol < rel <= POLISH_GAP):
+        if not (state["stable_checks"] >= POLISH_STABLE and step.k >= state["next_polish"]
+                and tol < rel <= POLISH_GAP):
             return
         state["next_polish"] = step.k + state["cooldown"]
         res = polish_support(problem.op, problem.kernel, problem.lam, np.asarray(best["U"], dtype=np.float64),

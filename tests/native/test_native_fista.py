@@ -16,8 +16,8 @@ from cvxnn.errors import (
     ShapeError,
 )
 from cvxnn.losses import SquaredLoss
-from cvxnn.native import fista as fista_mod
 from cvxnn.native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
+from cvxnn.native import fista as fista_mod
 from cvxnn.operators import ImplicitDesign, adjoint, forward
 from cvxnn.solution import ConvexModel, ConvexSolution
 

@@ -8,12 +8,12 @@ import pytest
 from cvxnn import build_program, sample_patterns
 from cvxnn.datasets import planted_teacher
 from cvxnn.errors import InaccurateSolutionWarning
+from cvxnn.losses import get_loss
 from cvxnn.native import duality_gap, lam_max_gated, solve_native
 from cvxnn.native import fista as fista_mod
 from cvxnn.native._losses import make_kernel
 from cvxnn.native.fista import GatedProblem
 from cvxnn.native.polish import polish_support
-from cvxnn.losses import get_loss
 from cvxnn.operators import ImplicitDesign
 
 

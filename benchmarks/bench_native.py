@@ -376,8 +376,8 @@ def section_memory(args, out):
         import resource
 
         out(f"\nProcess max RSS after the section: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
-    except ImportError:  # pragma: no cover
-        pass
+    except ImportError:  # pragma: no cover - no resource module (Windows)
+        out("\nProcess max RSS: not available on this platform (no resource module)")
 
 
 def main(argv=None) -> int:

@@ -106,8 +106,8 @@ def default_memory_budget() -> int:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         if total > 0:
             return int(total // 2)
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - platform dependent
-        pass
+    except (ValueError, OSError, AttributeError) as exc:  # pragma: no cover - platform dependent
+        logger.debug("physical memory not reported (%s); memory budget falls back to 4 GiB", exc)
     return 4 * 2**30  # pragma: no cover
 
 

@@ -12,15 +12,6 @@ from cvxnn.solution import ConvexModel
 
 
 @pytest.fixture(scope="module")
-def reg():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((40, 3))
-    y = np.maximum(X @ rng.standard_normal(3), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3), 0)
-    pats = sample_patterns(X, 15, seed=1, bias=True)
-    return X, y, pats
-
-
-@pytest.fixture(scope="module")
 def solved(reg):
     X, y, pats = reg
     lam = 2.0

@@ -97,18 +97,43 @@ def block_norms(U: np.ndarray) -> np.ndarray:
     return np.linalg.svd(np.transpose(U, (1, 0, 2)), compute_uv=False).sum(axis=-1)
 
 
-def default_memory_budget() -> int:
-    """Default memory budget of the native solvers: half of the physical memory (bytes).
+#: cgroup files holding the memory limit of this process's container (v2, then v1).
+_CGROUP_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
-    Falls back to 4 GiB where the platform does not report its memory.
+
+def cgroup_memory_limit() -> int | None:
+    """The memory limit of the container (cgroup v2 or v1) in bytes, or None when there is none."""
+    for path in _CGROUP_LIMIT_FILES:
+        try:
+            with open(path) as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < 2**62:  # "max" or a huge v1 value: no limit
+            return int(text)
+    return None
+
+
+def default_memory_budget() -> int:
+    """Default memory budget: half of the memory this process may use (bytes).
+
+    That is the smaller of the physical memory and the container's cgroup limit
+    (:func:`cgroup_memory_limit`). Falls back to 4 GiB where the platform reports neither.
     """
+    total = None
     try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        if total > 0:
-            return int(total // 2)
+        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if phys > 0:
+            total = int(phys)
     except (ValueError, OSError, AttributeError) as exc:  # pragma: no cover - platform dependent
-        logger.debug("physical memory not reported (%s); memory budget falls back to 4 GiB", exc)
-    return 4 * 2**30  # pragma: no cover
+        logger.debug("physical memory not reported (%s)", exc)
+    limit = cgroup_memory_limit()
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
+    if total is None:  # pragma: no cover - platform dependent
+        logger.debug("no memory size reported; memory budget falls back to 4 GiB")
+        return 4 * 2**30
+    return int(total // 2)
 
 
 class ImplicitDesign:

@@ -1,13 +1,16 @@
-"""Ordinary (non-convex) two-layer networks: NC-ReLU and NC-GReLU (MATH.md, "Non-convex models").
+"""Ordinary (non-convex) two-layer networks: NC-ReLU and NC-GReLU (``docs/math.md``, "The non-convex models").
 
 * :class:`ReLUNetwork`: ``f(X) = sum_j (X W1_j + b1_j)_+ w2_j``.
-* :class:`GatedReLUNetwork`: ``f(X) = sum_j 1[X g_j + c_j >= 0] (X W1_j + b1_j) w2_j``.
+* :class:`GatedReLUNetwork`: ``f(X) = sum_j 1[X g_j + g0_j >= 0] (X W1_j + b1_j) w2_j``.
 
 ``W1`` holds the neurons as columns (``d x m``); ``w2`` is ``(m,)`` for scalar output or
-``(m, c)`` for vector output. The first-layer bias ``b1`` (and gate bias ``c``), when
-present, is part of the neuron's weight vector and is penalised with it:
+``(m, c)`` for vector output. The first-layer bias ``b1`` (and the gate offset ``g0``), when
+present, is part of the neuron's weight vector (gate) and ``b1`` is penalised with it:
 
     objective = L(f(X), y) + lam/2 * sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2).
+
+Both networks export to PyTorch with :meth:`~ReLUNetwork.to_torch` (the optional extra
+``cvxnn[torch]``; ``docs/export.md``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,86 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import as_float_array, check_lam, check_X, check_y
-from .errors import NonFiniteError, ShapeError
+from .errors import CvxnnError, InvalidParameterError, NonFiniteError, ShapeError
 from .losses import Loss, get_loss
 
-__all__ = ["ReLUNetwork", "GatedReLUNetwork"]
+__all__ = ["ReLUNetwork", "GatedReLUNetwork", "MissingDependencyError"]
+
+
+class MissingDependencyError(CvxnnError, ImportError):
+    """An optional dependency needed by the requested feature is not installed."""
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "to_torch() needs PyTorch, which is not installed: pip install torch "
+            "(or pip install 'cvxnn[torch]')."
+        ) from exc
+    return torch
+
+
+def _torch_dtype(torch, dtype):
+    if dtype is None:
+        return torch.float64
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InvalidParameterError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}.")
+    return dtype
+
+
+def _torch_module(net: "_TwoLayer", dtype=None):
+    """Build the ``torch.nn.Module`` of :meth:`_TwoLayer.to_torch` (torch imported lazily)."""
+    torch = _import_torch()
+    dtype = _torch_dtype(torch, dtype)
+    nn = torch.nn
+
+    class _TwoLayerModule(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d, m = net.W1.shape
+            c = net.n_outputs
+            self.scalar_output = net.w2.ndim == 1
+            self.hidden = nn.Linear(d, m, bias=net.b1 is not None, dtype=dtype)
+            self.output = nn.Linear(m, c, bias=False, dtype=dtype)
+            with torch.no_grad():
+                self.hidden.weight.copy_(torch.as_tensor(net.W1.T, dtype=dtype))
+                if net.b1 is not None:
+                    self.hidden.bias.copy_(torch.as_tensor(net.b1, dtype=dtype))
+                self.output.weight.copy_(torch.as_tensor(net.w2.reshape(m, c).T, dtype=dtype))
+
+        def activation(self, z, x):  # pragma: no cover - overridden
+            raise NotImplementedError
+
+        def forward(self, x):
+            out = self.output(self.activation(self.hidden(x), x))
+            return out.squeeze(-1) if self.scalar_output else out
+
+    if isinstance(net, GatedReLUNetwork):
+        class GatedReLUModule(_TwoLayerModule):
+            """Gated ReLU network ``1[x g_j + g0_j >= 0] (x W1_j + b1_j) w2_j``; gates are buffers."""
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.register_buffer("gates", torch.as_tensor(net.gates, dtype=dtype).clone())
+                offset = net.gate_bias if net.gate_bias is not None else np.zeros(net.n_neurons)
+                self.register_buffer("gate_bias", torch.as_tensor(offset, dtype=dtype).clone())
+
+            def activation(self, z, x):
+                return (x @ self.gates + self.gate_bias >= 0).to(z.dtype) * z
+
+        return GatedReLUModule()
+
+    class ReLUModule(_TwoLayerModule):
+        """Two-layer ReLU network ``relu(x W1 + b1) w2``."""
+
+        def activation(self, z, x):
+            return torch.relu(z)
+
+    return ReLUModule()
 
 
 def _prep_weights(W1, w2, b1):
@@ -105,6 +184,38 @@ class _TwoLayer:
             kw["b1"] = self.b1 * s
         return type(self)(**kw)
 
+    def to_torch(self, dtype=None):
+        """The network as a ``torch.nn.Module`` with the same predictions.
+
+        The module has a first layer ``hidden`` (``torch.nn.Linear(d, m)``, with a bias when the
+        network has ``b1``) and an output layer ``output`` (``torch.nn.Linear(m, c)``, no bias).
+        Its ``forward(x)`` returns shape ``(n,)`` for scalar output and ``(n, c)`` otherwise, like
+        :meth:`predict`. A gated network keeps its fixed gates as the buffers ``gates``
+        (``d x m``) and ``gate_bias`` (``m``): they move with ``.to(device)`` and are saved in the
+        ``state_dict``, but are not parameters, so fine-tuning trains only the weights.
+
+        The weight decay of the convex objective, ``lam/2 sum_j (||W1_j||^2 + b1_j^2 +
+        ||w2_j||^2)`` with a summed loss, is ``weight_decay=lam`` in ``torch.optim.SGD`` when the
+        loss is summed over the samples (``reduction="sum"``).
+
+        Parameters
+        ----------
+        dtype : torch.dtype or str, optional
+            Floating dtype of the parameters and buffers (default ``torch.float64``, which
+            reproduces :meth:`predict` to rounding; ``torch.float32`` or ``"float32"`` for the
+            usual PyTorch training). Inputs must have the same dtype.
+
+        Returns
+        -------
+        torch.nn.Module
+
+        Raises
+        ------
+        MissingDependencyError
+            PyTorch is not installed (``pip install torch``).
+        """
+        return _torch_module(self, dtype)
+
 
 @dataclass(frozen=True, eq=False)
 class ReLUNetwork(_TwoLayer):
@@ -137,7 +248,7 @@ class ReLUNetwork(_TwoLayer):
 
 @dataclass(frozen=True, eq=False)
 class GatedReLUNetwork(_TwoLayer):
-    """Gated ReLU network ``f(X) = sum_j 1[X g_j + c_j >= 0] (X W1_j + b1_j) w2_j``.
+    """Gated ReLU network ``f(X) = sum_j 1[X g_j + g0_j >= 0] (X W1_j + b1_j) w2_j``.
 
     Parameters
     ----------
@@ -148,7 +259,7 @@ class GatedReLUNetwork(_TwoLayer):
     b1 : array (m,), optional
         First-layer bias.
     gate_bias : array (m,), optional
-        Gate offsets ``c_j``.
+        Gate offsets ``g0_j``.
     """
 
     gates: np.ndarray | None = None
@@ -176,7 +287,7 @@ class GatedReLUNetwork(_TwoLayer):
         object.__setattr__(self, "gate_bias", c)
 
     def gate_mask(self, X) -> np.ndarray:
-        """Boolean ``n x m`` matrix ``1[X g_j + c_j >= 0]``."""
+        """Boolean ``n x m`` matrix ``1[X g_j + g0_j >= 0]``."""
         X = check_X(X)
         if X.shape[1] != self.n_features:
             raise ShapeError(f"X has {X.shape[1]} features; this network expects {self.n_features}.")
@@ -186,6 +297,6 @@ class GatedReLUNetwork(_TwoLayer):
         return Z >= 0
 
     def hidden(self, X) -> np.ndarray:
-        """Gated activations ``1[X g_j + c_j >= 0] (X W1_j + b1_j)`` (``n x m``)."""
+        """Gated activations ``1[X g_j + g0_j >= 0] (X W1_j + b1_j)`` (``n x m``)."""
         X = check_X(X)
         return self.gate_mask(X) * self._pre(X)

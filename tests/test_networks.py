@@ -50,3 +50,100 @@ def test_network_errors():
         net.predict(np.ones((4, 3)))
     with pytest.raises(InvalidParameterError):
         net.objective(np.ones((4, 2)), np.ones(4), lam=-1)
+
+
+# --- export to PyTorch (optional extra) -------------------------------------------------------
+
+def _networks(rng):
+    d, m = 3, 5
+    yield "relu-scalar-bias", ReLUNetwork(rng.standard_normal((d, m)), rng.standard_normal(m),
+                                          rng.standard_normal(m))
+    yield "relu-vector", ReLUNetwork(rng.standard_normal((d, m)), rng.standard_normal((m, 2)))
+    yield "gated-scalar", GatedReLUNetwork(rng.standard_normal((d, m)), rng.standard_normal(m),
+                                           gates=rng.standard_normal((d, m)))
+    yield "gated-vector-offsets", GatedReLUNetwork(
+        rng.standard_normal((d, m)), rng.standard_normal((m, 3)), b1=rng.standard_normal(m),
+        gates=rng.standard_normal((d, m)), gate_bias=rng.standard_normal(m))
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_to_torch_same_predictions(case):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(case)
+    name, net = list(_networks(rng))[case]
+    X = rng.standard_normal((40, 3))
+    module = net.to_torch()
+    assert isinstance(module, torch.nn.Module)
+    out = module(torch.as_tensor(X))
+    assert out.dtype == torch.float64 and tuple(out.shape) == net.predict(X).shape, name
+    np.testing.assert_allclose(out.detach().numpy(), net.predict(X), rtol=1e-12, atol=1e-12)
+    out32 = net.to_torch(dtype=torch.float32)(torch.as_tensor(X, dtype=torch.float32))
+    assert out32.dtype == torch.float32
+    np.testing.assert_allclose(out32.detach().numpy(), net.predict(X), rtol=1e-4, atol=1e-4)
+    assert net.to_torch(dtype="float32").output.weight.dtype == torch.float32
+
+
+def test_to_torch_gates_are_buffers_not_parameters():
+    torch = pytest.importorskip("torch")
+    net = list(_networks(np.random.default_rng(3)))[3][1]
+    module = net.to_torch()
+    params = dict(module.named_parameters())
+    assert set(params) == {"hidden.weight", "hidden.bias", "output.weight"}
+    state = module.state_dict()
+    np.testing.assert_array_equal(state["gates"].numpy(), net.gates)
+    np.testing.assert_array_equal(state["gate_bias"].numpy(), net.gate_bias)
+    X = torch.as_tensor(np.random.default_rng(4).standard_normal((10, 3)))
+    module(X).sum().backward()
+    assert all(p.grad is not None for p in params.values())
+    assert module.gates.grad is None
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_to_torch_convex_optimum_for_weight_decay_training(activation):
+    """The exported optimum has the convex objective under the summed loss + lam/2 weight decay
+    (what PyTorch fine-tuning minimises). For the gated network (no kinks: the gates are fixed)
+    it is a stationary point of that objective, so fine-tuning starts at a minimum."""
+    torch = pytest.importorskip("torch")
+    import cvxnn
+    from cvxnn.datasets import load_teacher_regression
+
+    X, y = load_teacher_regression()
+    lam = 0.5
+    patterns = cvxnn.sample_patterns(X, 20, seed=0, bias=True)
+    sol = cvxnn.build_program(X, y, activation=activation, lam=lam, patterns=patterns).solve()
+    module = sol.to_network().to_torch()
+    Xt, yt = torch.as_tensor(X), torch.as_tensor(y)
+    loss = 0.5 * ((module(Xt) - yt) ** 2).sum()
+    objective = loss + lam / 2 * sum((p**2).sum() for p in module.parameters())
+    assert objective.item() == pytest.approx(sol.objective_value, rel=1e-7)
+    if activation == "gated_relu":
+        objective.backward()
+        grad = torch.cat([p.grad.ravel() for p in module.parameters()]).norm().item()
+        assert grad <= 1e-3 * max(1.0, objective.item())  # Clarabel's accuracy: ~4e-5
+        # the check can fail: the same module with its output layer scaled is far from stationary
+        with torch.no_grad():
+            module.output.weight.mul_(1.1)
+        module.zero_grad()
+        moved = 0.5 * ((module(Xt) - yt) ** 2).sum() + lam / 2 * sum((p**2).sum() for p in module.parameters())
+        moved.backward()
+        assert torch.cat([p.grad.ravel() for p in module.parameters()]).norm().item() > 100 * grad
+
+
+def test_to_torch_without_torch_names_the_install(monkeypatch):
+    import sys
+
+    from cvxnn.errors import CvxnnError
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    net = ReLUNetwork(np.ones((2, 1)), np.ones(1))
+    with pytest.raises(CvxnnError, match="pip install torch") as info:
+        net.to_torch()
+    assert isinstance(info.value, ImportError)
+
+
+def test_to_torch_rejects_non_float_dtype():
+    torch = pytest.importorskip("torch")
+    net = ReLUNetwork(np.ones((2, 1)), np.ones(1))
+    for bad in (torch.int64, "int32", "nonsense", 3):
+        with pytest.raises(InvalidParameterError):
+            net.to_torch(dtype=bad)

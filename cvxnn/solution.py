@@ -30,8 +30,9 @@ from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, Solve
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
 from .patterns import Patterns
+from ._readout import to_network
 
-__all__ = ["ConvexModel", "ConvexSolution", "STATUSES", "cone_violation"]
+__all__ = ["ConvexModel", "ConvexSolution", "EXTRA_KEYS", "STATUSES", "cone_violation"]
 
 #: Status strings used across backends.
 STATUSES = (
@@ -44,6 +45,19 @@ STATUSES = (
 )
 
 ACTIVATIONS = ("relu", "gated_relu")
+
+#: Typed :class:`ConvexSolution` field -> ``extra`` keys it is filled from when left None.
+EXTRA_KEYS: dict[str, tuple[str, ...]] = {
+    "multipliers": ("multipliers",),
+    "cone_duals": ("cone_duals",),
+    "dual_value": ("dual_value",),
+    "rel_gap": ("rel_gap",),
+    "step_size": ("step_size",),
+    "al_delta": ("al_delta", "delta"),
+    "training_X": ("training_X",),
+    "program_penalty": ("program_penalty",),
+    "formulation": ("formulation",),
+}
 
 
 def cone_violation(Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> float:
@@ -180,8 +194,6 @@ class ConvexModel:
         Blocks with norm ``<= tol * max norm`` are dropped (``tol=0`` keeps every nonzero block,
         so predictions and objective are reproduced exactly).
         """
-        from .maps import to_network
-
         return to_network(self, tol=tol)
 
 
@@ -209,8 +221,30 @@ class ConvexSolution(ConvexModel):
         Certified duality gap (absolute), when available.
     max_violation : float or None
         Largest cone-constraint violation (C-ReLU).
+    multipliers : ndarray or None
+        Cone multipliers ``rho_i >= 0`` of ``Xt_i theta_i >= 0`` (C-ReLU), shape ``(n, 2p)`` or
+        ``(n, 2p, c)``: the ``V`` blocks, then the ``W`` blocks (MATH.md, "Optimality conditions").
+    cone_duals : tuple of ndarray or None
+        CVXPY's dual values of the two cone constraints ``(rho_V, rho_W)``, each ``(n, p[, c])``.
+    dual_value : float or None
+        Value of the dual point behind :attr:`gap` (native solvers).
+    rel_gap : float or None
+        :attr:`gap` relative to the objective (native solvers).
+    step_size : float or None
+        Last step size of the first-order solvers (reused by warm starts).
+    al_delta : float or None
+        Penalty parameter ``delta`` of the augmented Lagrangian (reused by warm starts).
+    training_X : ndarray or None
+        The training data the solution was fitted on (vector-output ReLU programs keep it so the
+        map can test the cones ``K_i``); a reference, not a copy.
+    program_penalty : float or None
+        The penalty of the program that was solved (vector output: nuclear or columnwise).
+    formulation : str or None
+        Vector-output penalty, ``"nuclear"`` or ``"one_vs_all"``.
     extra : dict
-        Backend-specific extras (e.g. ``"cone_duals"``: CVXPY multipliers ``(rho_V, rho_W)``).
+        Backend diagnostics (``cvxpy_status``, iteration counts, flops, ...). Library code reads
+        the typed fields above; a typed field left None is filled from ``extra`` when the key is
+        there (:data:`EXTRA_KEYS`).
     """
 
     status: str = "optimal"
@@ -224,7 +258,27 @@ class ConvexSolution(ConvexModel):
     iterations: int | None = None
     gap: float | None = None
     max_violation: float | None = None
+    multipliers: np.ndarray | None = field(default=None, repr=False)
+    cone_duals: tuple | None = field(default=None, repr=False)
+    dual_value: float | None = None
+    rel_gap: float | None = None
+    step_size: float | None = None
+    al_delta: float | None = None
+    training_X: np.ndarray | None = field(default=None, repr=False)
+    program_penalty: float | None = None
+    formulation: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.extra is None:
+            self.extra = {}
+        for name, keys in EXTRA_KEYS.items():
+            if getattr(self, name) is None:
+                for key in keys:
+                    if self.extra.get(key) is not None:
+                        setattr(self, name, self.extra[key])
+                        break
 
     @property
     def converged(self) -> bool:

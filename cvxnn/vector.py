@@ -37,7 +37,6 @@ the convex value, the mapped network's objective and the gated lower bound side 
 from __future__ import annotations
 
 import logging
-import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,14 +44,21 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from ._readout import (
+    ReLUVectorFactors,
+    _check_tolerance,  # noqa: F401 - re-exported for cvxnn.decomposition
+    relu_vector_factors,
+    relu_vector_to_network,
+)
 from ._validation import check_lam, check_positive_int, check_X, check_y
-from .builders import FORMS, ConvexProgram
+from .backends.cvxpy_adapter import estimate_nonzeros
+from .constraints import ConeConstraint
 from .errors import InvalidParameterError, LabelError, ShapeError
 from .losses import Loss, get_loss
-from .networks import ReLUNetwork
-from .operators import block_norms
 from .patterns import Patterns, sample_patterns
-from .solution import ConvexModel, ConvexSolution
+from .penalties import Columnwise, Nuclear, get_penalty
+from .program import FORMS, ConvexProgram
+from .solution import ConvexSolution
 
 __all__ = [
     "FORMULATIONS",
@@ -115,13 +121,8 @@ def one_hot(labels, n_classes: int | None = None) -> np.ndarray:
 
 
 def _nuclear_blocks(d_a: int, p: int, c: int, name: str):
-    """Blocks ``B`` (``d_a x p c``) with ``sum_i ||B_i||_*`` in SDP epigraph form.
-
-    ``||B_i||_* = min { (tr P_i + tr Q_i) / 2 : [[P_i, B_i], [B_i^T, Q_i]] PSD }``, written for all
-    blocks at once: batched variables ``P`` (``p x d_a x d_a``) and ``Q`` (``p x c x c``), the batched
-    matrix ``[[P, B], [B^T, Q]]`` assembled by concatenation (symmetric off-diagonal blocks by
-    construction) and a single constraint ``>> 0``. ``B`` stays an ordinary matrix variable, so
-    the cone constraints and the fit on it are cheap to compile and no linking equalities are needed.
+    """Blocks ``B`` (``d_a x p c``) with ``sum_i ||B_i||_*`` in SDP epigraph form
+    (:meth:`cvxnn.penalties.Nuclear.cvxpy`).
 
     Returns
     -------
@@ -134,23 +135,8 @@ def _nuclear_blocks(d_a: int, p: int, c: int, name: str):
         ``(P, Q)``.
     """
     B = cp.Variable((d_a, p * c), name=name)
-    P = cp.Variable((p, d_a, d_a), name=f"P_{name}")
-    Q = cp.Variable((p, c, c), name=f"Q_{name}")
-    B3 = cp.transpose(cp.reshape(B, (d_a, p, c), order="C"), (1, 0, 2))  # (p, d_a, c)
-    top = cp.concatenate([P, B3], axis=2)
-    bottom = cp.concatenate([cp.transpose(B3, (0, 2, 1)), Q], axis=2)
-    lifted = cp.concatenate([top, bottom], axis=1)  # (p, d_a + c, d_a + c)
-    trace = (cp.sum(cp.multiply(np.broadcast_to(np.eye(d_a), (p, d_a, d_a)), P))
-             + cp.sum(cp.multiply(np.broadcast_to(np.eye(c), (p, c, c)), Q)))
-    return B, 0.5 * trace, [lifted >> 0], (P, Q)
-
-
-def _check_tolerance(value, name: str) -> float:
-    """A finite real number ``>= 0`` (raises :class:`InvalidParameterError` otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)) \
-            or not np.isfinite(value) or value < 0:
-        raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
+    term = Nuclear().cvxpy(B, c, name=name)
+    return B, term.expression, term.constraints, term.auxiliary
 
 
 def _check_formulation(formulation: str) -> str:
@@ -166,9 +152,7 @@ def program_penalty(blocks: np.ndarray, formulation: str = "nuclear") -> float:
     blocks = np.asarray(blocks, dtype=float)
     if blocks.ndim != 3:
         raise ShapeError(f"vector-output blocks have shape (d_a, p, c), got {blocks.shape}.")
-    if formulation == "nuclear":
-        return float(block_norms(blocks).sum())
-    return float(np.linalg.norm(blocks, axis=0).sum())
+    return get_penalty(formulation).value(blocks)
 
 
 # ----------------------------------------------------------------------------- program
@@ -193,37 +177,35 @@ class VectorConvexProgram(ConvexProgram):
     formulation: str = "nuclear"
     auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
 
-    def solve(self, solver: str | None = None, *, lam: float | None = None, **solver_opts) -> ConvexSolution:
-        """Solve like :meth:`ConvexProgram.solve`; the blocks have shape ``(d_a, p, c)``.
+    def default_solver_options(self, solver: str) -> dict[str, Any]:
+        """With the ``cross_entropy`` loss and Clarabel (exponential cones, whose default 1e-8 gap
+        tolerance Clarabel often misses by a few digits and then reports "almost solved") the gap
+        tolerances default to :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*``
+        option. The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend
+        (the default ``canon_backend``)."""
+        if self.loss is not None and self.loss.name == "cross_entropy" and solver == "CLARABEL":
+            return dict(CROSS_ENTROPY_CLARABEL_OPTIONS)
+        return {}
 
-        The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend;
-        ``canon_backend="SCIPY"`` is passed unless you choose one. With the ``cross_entropy``
-        loss and Clarabel (exponential cones, whose default 1e-8 gap tolerance Clarabel often
-        misses by a few digits and then reports "almost solved") the gap tolerances default to
-        :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*`` option.
-        """
-        solver_opts.setdefault("canon_backend", cp.SCIPY_CANON_BACKEND)
-        if (self.loss is not None and self.loss.name == "cross_entropy"
-                and (solver is None or str(solver).upper() == "CLARABEL")
-                and not any(k.startswith("tol_") for k in solver_opts)):
-            solver_opts = {**CROSS_ENTROPY_CLARABEL_OPTIONS, **solver_opts}
-        return super().solve(solver, lam=lam, **solver_opts)
+    def estimated_nonzeros(self) -> int:
+        """Estimated nonzeros of the compiled problem (``n d p c`` for the fit, cone rows, PSD blocks)."""
+        return estimate_nonzeros(n=self.X.shape[0], d_a=self.patterns.design_dim, p=self.patterns.n_patterns,
+                                 c=self.n_outputs, activation=self.activation,
+                                 nuclear=self.formulation == "nuclear")
 
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         d_a, p, c = self.patterns.design_dim, self.patterns.n_patterns, self.n_outputs
         return {k: np.asarray(v, dtype=float).reshape(d_a, p, c) for k, v in values.items()}
 
-    def _collect(self, solver: str, wall: float) -> ConvexSolution:
-        sol = super()._collect(solver, wall)
-        n, p, c = self.X.shape[0], self.patterns.n_patterns, self.n_outputs
-        if "cone_duals" in sol.extra:
-            sol.extra["cone_duals"] = tuple(d.reshape(n, p, c) for d in sol.extra["cone_duals"])
-        sol.extra["formulation"] = self.formulation
+    def _solution_fields(self, blocks: dict[str, np.ndarray], cone_duals) -> dict[str, Any]:
+        penalty = get_penalty(self.formulation)
+        fields: dict[str, Any] = {
+            "formulation": self.formulation,
+            "program_penalty": sum(penalty.value(B) for B in blocks.values()),
+        }
         if self.activation == "relu":
-            sol.extra["training_X"] = self.X  # lets the ReLU map test the cones K_i
-        blocks = (sol.U,) if sol.U is not None else (sol.V, sol.W)
-        sol.extra["program_penalty"] = sum(program_penalty(B, self.formulation) for B in blocks)
-        return sol
+            fields["training_X"] = self.X  # lets the ReLU map test the cones K_i
+        return fields
 
 
 def _check_max_margin_targets(Y: np.ndarray) -> None:
@@ -303,7 +285,7 @@ def build_vector_program(
         """A ``d_a x p c`` block matrix, its penalty, its constraints and its variable."""
         if formulation == "one_vs_all":
             B = cp.Variable((d_a, p * c), name=name)
-            return B, cp.sum(cp.norm(B, 2, axis=0)), [], ()
+            return B, Columnwise().cvxpy(B, c).expression, [], ()
         return _nuclear_blocks(d_a, p, c, name)
 
     constraints: list = []
@@ -313,8 +295,8 @@ def build_vector_program(
         W, pw, cw, zw = blocks_of("W")
         variables = {"V": V, "W": W}
         auxiliary = {"V": zv, "W": zw}
-        Sc = 2.0 * Mc - 1.0
-        cones = [cp.multiply(Sc, Xa @ V) >= 0, cp.multiply(Sc, Xa @ W) >= 0]
+        cone = ConeConstraint()
+        cones = cone.cvxpy(Xa, patterns.mask, V, c) + cone.cvxpy(Xa, patterns.mask, W, c)
         prediction = fit_of(V - W)
         penalty = pv + pw
         constraints += cones + cv + cw
@@ -368,139 +350,8 @@ def build_vector_program(
 
 
 # ----------------------------------------------------------------------------- ReLU map
-@dataclass(frozen=True, eq=False)
-class ReLUVectorFactors:
-    """The rank-one factors read off a vector-output C-ReLU point.
-
-    Attributes
-    ----------
-    network : ReLUNetwork
-        The mapped network (``w2`` of shape ``(m, c)``).
-    svd_blocks : ndarray of bool, shape (2, p)
-        Whether block ``V_i`` (row 0) / ``W_i`` (row 1) was mapped by its SVD factors
-        (penalty ``||.||_*``); False for the columnwise split or a zero block.
-    split_blocks : ndarray of bool, shape (2, p)
-        Blocks mapped by the columnwise split (penalty ``sum_k ||column k||``).
-    dropped_singular_mass : float
-        Sum of the singular values below ``rank_tol * s_max`` dropped from SVD-mapped blocks
-        (0 means the predictions are reproduced to rounding).
-    """
-
-    network: ReLUNetwork
-    svd_blocks: np.ndarray
-    split_blocks: np.ndarray
-    dropped_singular_mass: float
-
-
-def relu_vector_factors(
-    model: ConvexModel, X=None, *, tol: float = 0.0, rank_tol: float = 1e-9, cone_tol: float = 1e-9
-) -> ReLUVectorFactors:
-    """Map a vector-output C-ReLU point (``V``, ``W`` of shape ``(d_a, p, c)``) to a ReLU network.
-
-    For each nonzero block ``B`` (``V_i`` with output sign ``+1``, ``W_i`` with ``-1``):
-
-    * SVD ``B = sum_k s_k a_k b_k^T``; if every left factor with ``s_k > rank_tol * s_1`` lies in
-      ``+K_i`` or ``-K_i`` (``min Xt_i (+-a_k) >= -cone_tol * max|X_a a_k|``), the neurons are
-      ``(t sqrt(s_k) a_k, +-t sqrt(s_k) b_k)`` with ``t = +-1`` the cone's sign: penalty
-      ``||B||_*``, the best possible for this block;
-    * otherwise the columnwise split: neurons ``(b_k / sqrt||b_k||, +-sqrt||b_k|| e_k)`` for the
-      nonzero columns ``b_k`` (in ``K_i`` for a cone-feasible point): penalty ``sum_k ||b_k||``.
-
-    Both reproduce the convex predictions ``sum_i D_i X (V_i - W_i)`` on the training data.
-
-    Parameters
-    ----------
-    model : ConvexModel
-        ``activation="relu"`` with 3-D blocks.
-    X : array of shape (n, d), optional
-        The training data (needed to test ``+-K_i``). Solutions from :meth:`VectorConvexProgram.solve`
-        carry it in ``extra["training_X"]``; without it every block is split columnwise.
-    tol : float
-        Drop blocks with nuclear norm ``<= tol * max`` (0 keeps every nonzero block).
-    rank_tol : float
-        Relative threshold below which singular values count as zero in the SVD test.
-    cone_tol : float
-        Relative tolerance of the ``+-K_i`` membership test.
-
-    Returns
-    -------
-    ReLUVectorFactors
-    """
-    if model.activation != "relu" or model.V is None or model.V.ndim != 3:
-        raise InvalidParameterError("relu_vector_factors needs a C-ReLU model with blocks of shape (d_a, p, c).")
-    for name, val in (("tol", tol), ("rank_tol", rank_tol), ("cone_tol", cone_tol)):
-        _check_tolerance(val, name)
-    pats = model.patterns
-    d_a, p, c = model.V.shape
-    blocks = np.concatenate([model.V, model.W], axis=1)  # d_a x 2p x c
-    sign = np.concatenate([np.ones(p), -np.ones(p)])
-    owner = np.concatenate([np.arange(p), np.arange(p)])
-    norms = block_norms(blocks)
-    top = norms.max(initial=0.0)
-    keep = norms > tol * top if top > 0 else np.zeros(2 * p, dtype=bool)
-    # Batched SVD of every block: A (2p, d_a, r), s (2p, r), Bt (2p, r, c).
-    A, s, Bt = np.linalg.svd(np.transpose(blocks, (1, 0, 2)), full_matrices=False)
-    significant = s > rank_tol * s[:, :1]
-    if X is None and isinstance(getattr(model, "extra", None), dict):
-        X = model.extra.get("training_X")
-    if X is None:
-        # Without the training data the cones K_i cannot be tested: columnwise split only.
-        logger.debug("relu_vector_factors without X: using the columnwise split for every block")
-        svd_ok = np.zeros(2 * p, dtype=bool)
-        orient = np.ones_like(s)
-    else:
-        pats.check_data(X)
-        Xa = pats.design(X)
-        # Signed data of each block's pattern applied to its left factors: (n, 2p, r).
-        S = 2.0 * pats.mask[:, owner] - 1.0  # n x 2p
-        XA = np.einsum("nd,qdr->nqr", Xa, A)
-        scale = np.abs(XA).max(axis=0, initial=0.0) * cone_tol  # (2p, r)
-        signed = S[:, :, None] * XA
-        in_plus = np.all(signed >= -scale, axis=0)
-        in_minus = np.all(signed <= scale, axis=0)
-        svd_ok = keep & np.all(in_plus | in_minus | ~significant, axis=1)
-        orient = np.where(in_plus, 1.0, -1.0)  # (2p, r)
-
-    firsts, seconds = [], []
-    use = svd_ok[:, None] & significant  # (2p, r)
-    q, r = np.nonzero(use)
-    root = np.sqrt(s[q, r])
-    t = orient[q, r]
-    firsts.append((A[q, :, r] * (t * root)[:, None]).T)  # d_a x m1
-    seconds.append(Bt[q, r, :] * (t * root * sign[q])[:, None])  # m1 x c
-    dropped = float(s[svd_ok[:, None] & ~significant & (s > 0)].sum())
-
-    split = keep & ~svd_ok
-    col = np.linalg.norm(blocks, axis=0)  # (2p, c)
-    q2, k2 = np.nonzero(split[:, None] & (col > 0))
-    roots = np.sqrt(col[q2, k2])
-    firsts.append(blocks[:, q2, k2] / roots)
-    out2 = np.zeros((q2.size, c))
-    out2[np.arange(q2.size), k2] = roots * sign[q2]
-    seconds.append(out2)
-
-    W1a = np.hstack(firsts)
-    w2 = np.vstack(seconds)
-    if pats.bias:
-        W1, b1 = W1a[:-1], W1a[-1]
-    else:
-        W1, b1 = W1a, None
-    net = ReLUNetwork(W1=W1, w2=w2, b1=b1)
-    return ReLUVectorFactors(
-        network=net,
-        svd_blocks=svd_ok.reshape(2, p),
-        split_blocks=split.reshape(2, p),
-        dropped_singular_mass=dropped,
-    )
-
-
-def relu_vector_to_network(model: ConvexModel, tol: float = 0.0, X=None, **options) -> ReLUNetwork:
-    """The ReLU network of a vector-output C-ReLU point (see :func:`relu_vector_factors`).
-
-    Called by :func:`cvxnn.maps.to_network` for 3-D C-ReLU blocks; ``X`` and ``options``
-    (``rank_tol``, ``cone_tol``) go to :func:`relu_vector_factors`.
-    """
-    return relu_vector_factors(model, X, tol=tol, **options).network
+# ReLUVectorFactors, relu_vector_factors and relu_vector_to_network live in cvxnn._readout (below
+# cvxnn.solution, which needs them for ConvexModel.to_network) and are re-exported here.
 
 
 # ----------------------------------------------------------------------------- report

@@ -50,7 +50,8 @@ def test_solution_matches_problem_value(data):
     assert sol.status == "optimal" and sol.converged
     assert sol.objective(X, y, 0.1) == pytest.approx(sol.objective_value, rel=1e-8)
     assert sol.max_violation < 1e-9
-    rho_v, rho_w = sol.extra["cone_duals"]
+    rho_v, rho_w = sol.cone_duals
+    assert sol.multipliers.shape == (X.shape[0], 2 * pats.n_patterns)
     assert rho_v.shape == (X.shape[0], pats.n_patterns) and np.all(rho_v >= -1e-8)
 
 

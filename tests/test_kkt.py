@@ -64,8 +64,8 @@ def test_multipliers_are_solver_independent(relu_case):
     assert np.array_equal(rc.equicorrelation, rs.equicorrelation)
     np.testing.assert_allclose(rc.q[:, S], rs.q[:, S], atol=2e-4 * LAM)
     # solver duals differ much more than that (they are not unique)
-    dual_c = np.hstack(sol_c.extra["cone_duals"])
-    dual_s = np.hstack(sol_s.extra["cone_duals"])
+    dual_c = np.hstack(sol_c.cone_duals)
+    dual_s = np.hstack(sol_s.cone_duals)
     assert np.linalg.norm(dual_c - dual_s) > 10 * np.linalg.norm(rc.rho - rs.rho) or np.allclose(rc.rho, rs.rho, atol=1e-6)
 
 

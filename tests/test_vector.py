@@ -141,8 +141,8 @@ def test_one_vs_all_equals_independent_scalar_problems(data):
         assert abs(sol.objective_value - total) <= 1e-6 * total
         blocks = (sol.U,) if act == "gated_relu" else (sol.V, sol.W)
         pen = sum(program_penalty(B, "one_vs_all") for B in blocks)
-        assert sol.extra["program_penalty"] == pytest.approx(pen)
-        assert sol.extra["formulation"] == "one_vs_all"
+        assert sol.program_penalty == pytest.approx(pen)
+        assert sol.formulation == "one_vs_all"
 
 
 def test_nuclear_is_not_above_one_vs_all(data, gated_sol):
@@ -220,7 +220,7 @@ def test_relu_vector_solution_and_exact_predictions(data, relu_sol, gated_sol):
     X, Y, _ = data
     assert relu_sol.V.shape == relu_sol.W.shape == gated_sol.U.shape
     assert relu_sol.max_violation <= 1e-7
-    assert relu_sol.extra["cone_duals"][0].shape == (X.shape[0],) + relu_sol.V.shape[1:]
+    assert relu_sol.cone_duals[0].shape == (X.shape[0],) + relu_sol.V.shape[1:]
     net = to_network(relu_sol)
     np.testing.assert_allclose(net.predict(X), relu_sol.train_predict(X), atol=1e-7)
     # the gated value is a lower bound on the ReLU program and on the network

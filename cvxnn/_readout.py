@@ -1,0 +1,257 @@
+"""Convex point -> network: the exact maps of MATH.md ("Solution maps") from blocks to neurons.
+
+The implementation behind :func:`cvxnn.maps.to_network`, :meth:`cvxnn.solution.ConvexModel.to_network`
+and :func:`cvxnn.vector.relu_vector_factors`. It needs only the blocks and the patterns of a
+model (any object with ``activation``, ``patterns``, ``U`` / ``V`` / ``W``), so it sits below
+:mod:`cvxnn.solution` and :mod:`cvxnn.vector`, which import it; the public names live in those
+modules and in :mod:`cvxnn.maps`.
+
+* C-ReLU -> NC-ReLU (scalar output): ``v_i != 0`` gives ``(v_i / sqrt||v_i||, +sqrt||v_i||)``,
+  ``w_i != 0`` gives ``(w_i / sqrt||w_i||, -sqrt||w_i||)``.
+* C-GReLU -> NC-GReLU: ``(u_i / sqrt||u_i||, sqrt||u_i||)`` with gate ``g_i``; vector output: the
+  balanced SVD factors of each block.
+* Vector-output C-ReLU: the SVD factors of a block when its left factors lie in ``+-K_i``, else the
+  columnwise split (:func:`relu_vector_factors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import check_nonnegative_float
+from .errors import InvalidParameterError
+from .networks import GatedReLUNetwork, ReLUNetwork
+from .operators import block_norms
+from .patterns import Patterns
+
+__all__ = ["ReLUVectorFactors", "relu_vector_factors", "relu_vector_to_network", "to_network"]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_tolerance(value, name: str) -> float:
+    """A finite real number ``>= 0`` (raises :class:`InvalidParameterError` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)) \
+            or not np.isfinite(value) or value < 0:
+        raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
+def _keep(norms: np.ndarray, tol: float) -> np.ndarray:
+    if norms.size == 0:
+        return np.zeros(0, dtype=bool)
+    top = norms.max()
+    return norms > tol * top if top > 0 else np.zeros(norms.shape, dtype=bool)
+
+
+def _split_bias(A: np.ndarray, bias: bool):
+    """Split augmented first-layer weights (``d_a x m``) into ``W1`` and ``b1``."""
+    if bias:
+        return A[:-1], A[-1]
+    return A, None
+
+
+def _scalar_neurons(B: np.ndarray, keep: np.ndarray):
+    """Balanced neurons of scalar-output blocks: ``(b_i / sqrt||b_i||, sqrt||b_i||)``."""
+    Bk = B[:, keep]
+    s = np.sqrt(np.linalg.norm(Bk, axis=0))
+    return Bk / s, s
+
+
+def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0):
+    """Balanced SVD factors of vector-output blocks ``B_i`` (``d_a x c``), and their block index."""
+    firsts, seconds, owner = [], [], []
+    for i in np.flatnonzero(keep):
+        A, sv, Bt = np.linalg.svd(B[:, i, :], full_matrices=False)
+        r = sv > max(rel_tol * sv[0], 0.0) if sv.size else np.zeros(0, bool)
+        for k in np.flatnonzero(r):
+            root = np.sqrt(sv[k])
+            firsts.append(A[:, k] * root)
+            seconds.append(Bt[k] * root)
+            owner.append(i)
+    d, c = B.shape[0], B.shape[2]
+    if not firsts:
+        return np.zeros((d, 0)), np.zeros((0, c)), np.zeros(0, dtype=int)
+    return np.array(firsts).T, np.array(seconds), np.array(owner)
+
+
+def to_network(model, *, tol: float = 0.0):
+    """Map a :class:`~cvxnn.solution.ConvexModel` to a :class:`ReLUNetwork` or
+    :class:`GatedReLUNetwork` by the exact maps of MATH.md.
+
+    Parameters
+    ----------
+    model : ConvexModel
+    tol : float
+        Drop blocks whose norm is ``<= tol * max block norm`` (0 keeps every nonzero block).
+
+    Returns
+    -------
+    ReLUNetwork or GatedReLUNetwork
+        With as many neurons as nonzero blocks (scalar output) or nonzero singular values
+        (vector output).
+    """
+    tol = check_nonnegative_float(tol, "tol")
+    pats: Patterns = model.patterns
+    if model.activation == "gated_relu":
+        U = model.U
+        keep = _keep(block_norms(U), tol)
+        if U.ndim == 2:
+            A, w2 = _scalar_neurons(U, keep)
+            G = pats.gates[:, keep]
+        else:
+            A, w2, owner = _svd_neurons(U, keep)
+            G = pats.gates[:, owner]
+        W1, b1 = _split_bias(A, pats.bias)
+        Gw, gb = _split_bias(G, pats.bias)
+        return GatedReLUNetwork(W1=W1, w2=w2, b1=b1, gates=Gw, gate_bias=gb)
+    V, W = model.V, model.W
+    if V.ndim == 3:
+        return relu_vector_to_network(model, tol=tol)
+    kv = _keep(np.concatenate([block_norms(V), block_norms(W)]), tol)
+    p = V.shape[1]
+    Av, sv = _scalar_neurons(V, kv[:p])
+    Aw, sw = _scalar_neurons(W, kv[p:])
+    A = np.hstack([Av, Aw])
+    w2 = np.concatenate([sv, -sw])
+    W1, b1 = _split_bias(A, pats.bias)
+    return ReLUNetwork(W1=W1, w2=w2, b1=b1)
+
+
+@dataclass(frozen=True, eq=False)
+class ReLUVectorFactors:
+    """The rank-one factors read off a vector-output C-ReLU point.
+
+    Attributes
+    ----------
+    network : ReLUNetwork
+        The mapped network (``w2`` of shape ``(m, c)``).
+    svd_blocks : ndarray of bool, shape (2, p)
+        Whether block ``V_i`` (row 0) / ``W_i`` (row 1) was mapped by its SVD factors
+        (penalty ``||.||_*``); False for the columnwise split or a zero block.
+    split_blocks : ndarray of bool, shape (2, p)
+        Blocks mapped by the columnwise split (penalty ``sum_k ||column k||``).
+    dropped_singular_mass : float
+        Sum of the singular values below ``rank_tol * s_max`` dropped from SVD-mapped blocks
+        (0 means the predictions are reproduced to rounding).
+    """
+
+    network: ReLUNetwork
+    svd_blocks: np.ndarray
+    split_blocks: np.ndarray
+    dropped_singular_mass: float
+
+
+def relu_vector_factors(
+    model, X=None, *, tol: float = 0.0, rank_tol: float = 1e-9, cone_tol: float = 1e-9
+) -> ReLUVectorFactors:
+    """Map a vector-output C-ReLU point (``V``, ``W`` of shape ``(d_a, p, c)``) to a ReLU network.
+
+    For each nonzero block ``B`` (``V_i`` with output sign ``+1``, ``W_i`` with ``-1``):
+
+    * SVD ``B = sum_k s_k a_k b_k^T``; if every left factor with ``s_k > rank_tol * s_1`` lies in
+      ``+K_i`` or ``-K_i`` (``min Xt_i (+-a_k) >= -cone_tol * max|X_a a_k|``), the neurons are
+      ``(t sqrt(s_k) a_k, +-t sqrt(s_k) b_k)`` with ``t = +-1`` the cone's sign: penalty
+      ``||B||_*``, the best possible for this block;
+    * otherwise the columnwise split: neurons ``(b_k / sqrt||b_k||, +-sqrt||b_k|| e_k)`` for the
+      nonzero columns ``b_k`` (in ``K_i`` for a cone-feasible point): penalty ``sum_k ||b_k||``.
+
+    Both reproduce the convex predictions ``sum_i D_i X (V_i - W_i)`` on the training data.
+
+    Parameters
+    ----------
+    model : ConvexModel
+        ``activation="relu"`` with 3-D blocks.
+    X : array of shape (n, d), optional
+        The training data (needed to test ``+-K_i``). Solutions from :meth:`VectorConvexProgram.solve`
+        carry it in ``training_X``; without it every block is split columnwise.
+    tol : float
+        Drop blocks with nuclear norm ``<= tol * max`` (0 keeps every nonzero block).
+    rank_tol : float
+        Relative threshold below which singular values count as zero in the SVD test.
+    cone_tol : float
+        Relative tolerance of the ``+-K_i`` membership test.
+
+    Returns
+    -------
+    ReLUVectorFactors
+    """
+    if model.activation != "relu" or model.V is None or model.V.ndim != 3:
+        raise InvalidParameterError("relu_vector_factors needs a C-ReLU model with blocks of shape (d_a, p, c).")
+    for name, val in (("tol", tol), ("rank_tol", rank_tol), ("cone_tol", cone_tol)):
+        _check_tolerance(val, name)
+    pats = model.patterns
+    d_a, p, c = model.V.shape
+    blocks = np.concatenate([model.V, model.W], axis=1)  # d_a x 2p x c
+    sign = np.concatenate([np.ones(p), -np.ones(p)])
+    owner = np.concatenate([np.arange(p), np.arange(p)])
+    norms = block_norms(blocks)
+    top = norms.max(initial=0.0)
+    keep = norms > tol * top if top > 0 else np.zeros(2 * p, dtype=bool)
+    # Batched SVD of every block: A (2p, d_a, r), s (2p, r), Bt (2p, r, c).
+    A, s, Bt = np.linalg.svd(np.transpose(blocks, (1, 0, 2)), full_matrices=False)
+    significant = s > rank_tol * s[:, :1]
+    if X is None:
+        X = getattr(model, "training_X", None)
+    if X is None:
+        # Without the training data the cones K_i cannot be tested: columnwise split only.
+        logger.debug("relu_vector_factors without X: using the columnwise split for every block")
+        svd_ok = np.zeros(2 * p, dtype=bool)
+        orient = np.ones_like(s)
+    else:
+        pats.check_data(X)
+        Xa = pats.design(X)
+        # Signed data of each block's pattern applied to its left factors: (n, 2p, r).
+        S = 2.0 * pats.mask[:, owner] - 1.0  # n x 2p
+        XA = np.einsum("nd,qdr->nqr", Xa, A)
+        scale = np.abs(XA).max(axis=0, initial=0.0) * cone_tol  # (2p, r)
+        signed = S[:, :, None] * XA
+        in_plus = np.all(signed >= -scale, axis=0)
+        in_minus = np.all(signed <= scale, axis=0)
+        svd_ok = keep & np.all(in_plus | in_minus | ~significant, axis=1)
+        orient = np.where(in_plus, 1.0, -1.0)  # (2p, r)
+
+    firsts, seconds = [], []
+    use = svd_ok[:, None] & significant  # (2p, r)
+    q, r = np.nonzero(use)
+    root = np.sqrt(s[q, r])
+    t = orient[q, r]
+    firsts.append((A[q, :, r] * (t * root)[:, None]).T)  # d_a x m1
+    seconds.append(Bt[q, r, :] * (t * root * sign[q])[:, None])  # m1 x c
+    dropped = float(s[svd_ok[:, None] & ~significant & (s > 0)].sum())
+
+    split = keep & ~svd_ok
+    col = np.linalg.norm(blocks, axis=0)  # (2p, c)
+    q2, k2 = np.nonzero(split[:, None] & (col > 0))
+    roots = np.sqrt(col[q2, k2])
+    firsts.append(blocks[:, q2, k2] / roots)
+    out2 = np.zeros((q2.size, c))
+    out2[np.arange(q2.size), k2] = roots * sign[q2]
+    seconds.append(out2)
+
+    W1a = np.hstack(firsts)
+    w2 = np.vstack(seconds)
+    if pats.bias:
+        W1, b1 = W1a[:-1], W1a[-1]
+    else:
+        W1, b1 = W1a, None
+    net = ReLUNetwork(W1=W1, w2=w2, b1=b1)
+    return ReLUVectorFactors(
+        network=net,
+        svd_blocks=svd_ok.reshape(2, p),
+        split_blocks=split.reshape(2, p),
+        dropped_singular_mass=dropped,
+    )
+
+
+def relu_vector_to_network(model, tol: float = 0.0, X=None, **options) -> ReLUNetwork:
+    """The ReLU network of a vector-output C-ReLU point (see :func:`relu_vector_factors`).
+
+    Called by :func:`cvxnn.maps.to_network` for 3-D C-ReLU blocks; ``X`` and ``options``
+    (``rank_tol``, ``cone_tol``) go to :func:`relu_vector_factors`.
+    """
+    return relu_vector_factors(model, X, tol=tol, **options).network

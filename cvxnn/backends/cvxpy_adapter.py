@@ -1,0 +1,444 @@
+"""The one adapter between cvxnn and every CVXPY solver.
+
+Everything cvxnn solves with CVXPY (the convex programs, the cone decompositions, the
+minimum-norm QP of the optimal set, the copositive relaxation) goes through :func:`run_problem`,
+which
+
+* checks the solver name (:func:`check_cvxpy_solver`) and fills in cvxnn's default options
+  (:data:`DEFAULT_SCS_OPTIONS`; ``canon_backend``);
+* turns CVXPY's exceptions into typed :mod:`cvxnn.errors` (a failing solver, a bad option, an
+  iteration limit too large for the solver);
+* maps CVXPY's status with the one table :data:`CVXPY_STATUS_MAP`. A status not in the table is
+  never guessed: it raises :class:`~cvxnn.errors.SolverError` naming it. ``"infeasible"`` and
+  ``"unbounded"`` raise :class:`~cvxnn.errors.InfeasibleError` /
+  :class:`~cvxnn.errors.UnboundedError`, ``"numerical_error"`` raises
+  :class:`~cvxnn.errors.SolverError`; only ``"optimal"``, ``"optimal_inaccurate"`` and
+  ``"max_iterations"`` come back as a status (the last two with an
+  :class:`~cvxnn.errors.InaccurateSolutionWarning`).
+
+:func:`solve_program` does that for a :class:`~cvxnn.program.ConvexProgram` and reads the
+weights, the cone multipliers and the statistics back into a
+:class:`~cvxnn.solution.ConvexSolution`. Before the first compilation it estimates the memory
+CVXPY will need (about :data:`BYTES_PER_NONZERO` bytes per nonzero of the compiled problem,
+:func:`estimate_nonzeros`) and refuses with :class:`~cvxnn.errors.MemoryBudgetError` when that
+exceeds the budget (:func:`cvxnn.operators.default_memory_budget`: half of the memory this process
+may use, cgroup limits included).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from ..errors import (
+    InaccurateSolutionWarning,
+    InfeasibleError,
+    InvalidParameterError,
+    MemoryBudgetError,
+    SolverError,
+    UnboundedError,
+)
+from ..operators import default_memory_budget
+from ..solution import STATUSES, ConvexSolution, cone_violation
+
+__all__ = [
+    "BYTES_PER_NONZERO",
+    "CVXPY_STATUS_MAP",
+    "DEFAULT_CANON_BACKEND",
+    "DEFAULT_SCS_OPTIONS",
+    "CvxpyRun",
+    "check_cvxpy_solver",
+    "check_memory",
+    "compile_program",
+    "estimate_nonzeros",
+    "map_status",
+    "run_problem",
+    "solve_program",
+]
+
+logger = logging.getLogger(__name__)
+
+#: CVXPY status -> cvxnn status (:data:`cvxnn.solution.STATUSES`). Anything else raises.
+CVXPY_STATUS_MAP: dict[str, str] = {
+    cp.OPTIMAL: "optimal",
+    cp.OPTIMAL_INACCURATE: "optimal_inaccurate",
+    cp.USER_LIMIT: "max_iterations",
+    cp.INFEASIBLE: "infeasible",
+    cp.INFEASIBLE_INACCURATE: "infeasible",
+    cp.UNBOUNDED: "unbounded",
+    cp.UNBOUNDED_INACCURATE: "unbounded",
+    cp.settings.INFEASIBLE_OR_UNBOUNDED: "infeasible",
+    cp.SOLVER_ERROR: "numerical_error",
+}
+assert set(CVXPY_STATUS_MAP.values()) <= set(STATUSES)
+
+#: Options used for SCS unless the caller passes their own (SCS's defaults are loose).
+DEFAULT_SCS_OPTIONS = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
+#: CVXPY canonicalisation backend used for cvxnn's programs unless the caller passes
+#: ``canon_backend``. Measured on the C-ReLU program (n=1000, d=20, p=100..1000;
+#: ``benchmarks/bench_builders.py``): CVXPY's default C++ backend spends about 1.5x the CPU time
+#: of the SciPy backend at p >= 400, and its time grows faster in p. Only the first compilation
+#: uses it; DPP re-solves reuse the compiled problem.
+DEFAULT_CANON_BACKEND = "SCIPY"
+_CANON_BACKENDS = ("SCIPY", "CPP", "COO")
+#: Bytes CVXPY holds per nonzero of the compiled problem while compiling (measured order of
+#: magnitude: the canonicalised tensors, the parameter map and the solver's copy).
+BYTES_PER_NONZERO = 500
+
+
+# ----------------------------------------------------------------------------- names, statuses
+def check_cvxpy_solver(solver: str | None) -> str:
+    """An installed CVXPY solver name in upper case (default ``"CLARABEL"``).
+
+    Raises
+    ------
+    InvalidParameterError
+        For a non-string or an unknown / uninstalled solver (the message lists the installed ones).
+    """
+    if solver is None:
+        return "CLARABEL"
+    if not isinstance(solver, str):
+        raise InvalidParameterError(f"solver must be a string such as 'CLARABEL', got {solver!r}.")
+    name = solver.upper()
+    installed = cp.installed_solvers()
+    if name not in installed:
+        raise InvalidParameterError(
+            f"unknown or uninstalled CVXPY solver {solver!r}; installed: {installed}."
+        )
+    return name
+
+
+def map_status(cvxpy_status: str | None, solver: str, what: str = "the program") -> str:
+    """cvxnn's status for a CVXPY status; raise for failures and for statuses not in the map.
+
+    Returns
+    -------
+    str
+        ``"optimal"``, ``"optimal_inaccurate"`` or ``"max_iterations"``.
+
+    Raises
+    ------
+    InfeasibleError, UnboundedError
+        ``"infeasible"`` / ``"unbounded"`` (and their inaccurate variants).
+    SolverError
+        ``"numerical_error"``, no status, or a status cvxnn does not know (named in the message).
+    """
+    if cvxpy_status not in CVXPY_STATUS_MAP:
+        raise SolverError(
+            f"{solver} ended {what} with status {cvxpy_status!r}, which cvxnn does not know how to "
+            f"read (known: {sorted(CVXPY_STATUS_MAP)}); the result is not used.",
+            status="numerical_error",
+        )
+    status = CVXPY_STATUS_MAP[cvxpy_status]
+    if status == "infeasible":
+        raise InfeasibleError(f"{solver} reports {what} {cvxpy_status}.", status="infeasible")
+    if status == "unbounded":
+        raise UnboundedError(f"{solver} reports {what} {cvxpy_status}.", status="unbounded")
+    if status == "numerical_error":
+        raise SolverError(f"{solver} failed on {what} (status {cvxpy_status!r}).", status="numerical_error")
+    return status
+
+
+# ----------------------------------------------------------------------------- memory
+def estimate_nonzeros(*, n: int, d_a: int, p: int, c: int = 1, activation: str = "relu",
+                      nuclear: bool = False, mask_ones: int | None = None) -> int:
+    """Nonzeros of a compiled cvxnn program (its constraint matrix), estimated before compiling.
+
+    * the prediction ``sum_i D_i X_a theta_i``: ``d_a`` per active entry of the mask, per output
+      and per sign (``mask_ones`` entries; ``n p`` when not given) -- the ``n d p c`` term;
+    * C-ReLU cones ``Xt_i v_i >= 0`` (columnwise for vector output): ``2 n p c`` rows of ``d_a``;
+    * the group norms: ``d_a p c`` per sign; the nuclear norms' PSD blocks ``p (d_a + c)^2``
+      per sign.
+
+    Returns
+    -------
+    int
+    """
+    signs = 2 if activation == "relu" else 1
+    ones = n * p if mask_ones is None else int(mask_ones)
+    total = signs * ones * d_a * c  # prediction
+    if activation == "relu":
+        total += 2 * n * p * c * d_a  # cone rows
+    total += signs * d_a * p * c  # norms
+    if nuclear:
+        total += signs * p * (d_a + c) ** 2
+    return int(total)
+
+
+def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str = "this program") -> int:
+    """Refuse a CVXPY compilation whose estimated memory exceeds the budget.
+
+    Parameters
+    ----------
+    nonzeros : int
+        Estimated nonzeros (:func:`estimate_nonzeros`).
+    memory_budget : int, optional
+        Bytes; default :func:`cvxnn.operators.default_memory_budget`.
+
+    Returns
+    -------
+    int
+        The estimated bytes.
+
+    Raises
+    ------
+    MemoryBudgetError
+        With the estimate, the budget, and what to do instead.
+    """
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    need = BYTES_PER_NONZERO * int(nonzeros)
+    if need > budget:
+        raise MemoryBudgetError(
+            f"compiling {what} with CVXPY needs about {need / 2**30:.2f} GiB ({nonzeros:,} nonzeros x "
+            f"{BYTES_PER_NONZERO} bytes), more than the budget of {budget / 2**30:.2f} GiB (half the "
+            "memory available to this process). Use the native backend (cvxnn.solve(..., solver='auto'), "
+            "estimators with backend='native'), which never forms the design, or fewer samples / "
+            "patterns; pass memory_budget=<bytes> to override."
+        )
+    return need
+
+
+# ----------------------------------------------------------------------------- one solve
+@dataclass(frozen=True)
+class CvxpyRun:
+    """What one CVXPY solve reported.
+
+    Attributes
+    ----------
+    status : str
+        cvxnn's status (``"optimal"``, ``"optimal_inaccurate"``, ``"max_iterations"``).
+    cvxpy_status : str
+        CVXPY's own status string.
+    solver : str
+    solve_time, compile_time : float or None
+        Seconds (the solver's own solve time when it reports one, else wall-clock).
+    iterations : int or None
+    """
+
+    status: str
+    cvxpy_status: str
+    solver: str
+    solve_time: float | None
+    compile_time: float | None
+    iterations: int | None
+
+
+def _options(solver: str, opts: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
+    opts = {**(defaults or {}), **opts}
+    if solver == "SCS" and not ({"eps_abs", "eps_rel", "eps"} & opts.keys()):
+        opts = {**DEFAULT_SCS_OPTIONS, **opts}
+    backend = opts.get("canon_backend")
+    if backend is not None:
+        if not isinstance(backend, str) or backend.upper() not in _CANON_BACKENDS:
+            raise InvalidParameterError(f"canon_backend must be one of {_CANON_BACKENDS}, got {backend!r}.")
+        opts["canon_backend"] = backend.upper()
+    return opts
+
+
+def run_problem(
+    problem: cp.Problem,
+    solver: str | None = None,
+    *,
+    what: str = "the program",
+    advice: str = "",
+    defaults: dict[str, Any] | None = None,
+    quiet: bool = True,
+    allow: tuple[str, ...] = ("optimal", "optimal_inaccurate", "max_iterations"),
+    warn: bool = True,
+    **options,
+) -> CvxpyRun:
+    """Solve a CVXPY problem with cvxnn's status map; the one place cvxnn calls ``problem.solve``.
+
+    Parameters
+    ----------
+    problem : cvxpy.Problem
+    solver : str, optional
+        Installed CVXPY solver (default ``"CLARABEL"``).
+    what : str
+        Names the problem in messages (``"the C-ReLU program"``, ``"the decomposition program"``).
+    advice : str
+        What to try when the solver fails; appended to the :class:`SolverError` message.
+    defaults : dict, optional
+        Options used unless ``options`` sets them.
+    quiet : bool
+        Silence CVXPY's "Solution may be inaccurate" warning (cvxnn warns with the status
+        instead). ``False`` leaves the warning filters alone (worker threads, where the caller
+        installs the filter once).
+    allow : tuple of str
+        Statuses returned without raising; ``"optimal_inaccurate"`` / ``"max_iterations"``
+        outside it raise :class:`SolverError`.
+    warn : bool
+        Emit an :class:`~cvxnn.errors.InaccurateSolutionWarning` for a status other than optimal.
+    **options
+        Passed to :meth:`cvxpy.Problem.solve`.
+
+    Returns
+    -------
+    CvxpyRun
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown solver, bad option, or an option value the solver cannot take.
+    SolverError, InfeasibleError, UnboundedError
+        See :func:`map_status`.
+    """
+    name = check_cvxpy_solver(solver)
+    opts = _options(name, options, defaults)
+    t0 = time.perf_counter()
+    try:
+        if quiet:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                problem.solve(solver=name, **opts)
+        else:
+            problem.solve(solver=name, **opts)
+    except cp.error.SolverError as exc:
+        raise SolverError(f"{name} failed on {what} ({exc}).{(' ' + advice) if advice else ''}",
+                          status="numerical_error") from exc
+    except (TypeError, OverflowError) as exc:
+        raise InvalidParameterError(f"bad solver option for {name}: {exc}") from exc
+    wall = time.perf_counter() - t0
+    status = map_status(problem.status, name, what)
+    if status not in allow:
+        raise SolverError(f"{name} ended {what} with status {problem.status!r}.{(' ' + advice) if advice else ''}",
+                          status=status)
+    if status != "optimal" and warn:
+        warnings.warn(
+            f"{name} finished {what} with status {problem.status!r}: the solution is not certified "
+            "optimal; raise the iteration limit, loosen or tighten the solver tolerances, or "
+            "rescale the data.",
+            InaccurateSolutionWarning,
+            stacklevel=3,
+        )
+    stats = problem.solver_stats
+    solve_time = float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall
+    return CvxpyRun(
+        status=status,
+        cvxpy_status=problem.status,
+        solver=name,
+        solve_time=solve_time,
+        compile_time=problem.compilation_time,
+        iterations=None if stats is None else stats.num_iters,
+    )
+
+
+# ----------------------------------------------------------------------------- programs
+def _program_name(program) -> str:
+    out = "vector " if program.n_outputs > 1 else ""
+    return f"the {program.form} {out}{program.activation} program"
+
+
+def _failure_advice(program, solver: str) -> str:
+    """Advice for a failed program solve that works: the native backend where it applies."""
+    loss = program.loss
+    if program.form == "regularized" and loss is not None and loss.name in ("squared", "logistic",
+                                                                            "cross_entropy"):
+        return ("The native backend solves and certifies this program: "
+                "cvxnn.solve(X, y, patterns, ..., solver='auto') or backend='native' in the estimators.")
+    others = [s for s in ("CLARABEL", "SCS") if s != solver and s in cp.installed_solvers()]
+    return f"Try solver={others[0]!r} or rescale the data." if others else "Rescale the data."
+
+
+def compile_program(program, solver: str | None = None, *, canon_backend: str | None = None,
+                    memory_budget: int | None = None) -> float:
+    """Compile a :class:`~cvxnn.program.ConvexProgram` for ``solver``; return the seconds taken.
+
+    See :meth:`cvxnn.program.ConvexProgram.compile`.
+    """
+    name = check_cvxpy_solver(solver)
+    opts = _options(name, {"canon_backend": canon_backend or DEFAULT_CANON_BACKEND}, None)
+    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=_program_name(program))
+    t0 = time.perf_counter()
+    try:
+        program.problem.get_problem_data(name, canon_backend=opts["canon_backend"])
+    except cp.error.SolverError as exc:
+        raise SolverError(f"CVXPY cannot compile this problem for {name} ({exc}).",
+                          status="numerical_error") from exc
+    seconds = time.perf_counter() - t0
+    logger.debug("compiled %s for %s with the %s backend in %.3f s", _program_name(program), name,
+                 opts["canon_backend"], seconds)
+    return seconds
+
+
+def solve_program(program, solver: str | None = None, *, memory_budget: int | None = None,
+                  **solver_opts) -> ConvexSolution:
+    """Solve a :class:`~cvxnn.program.ConvexProgram` and read the result back.
+
+    Parameters
+    ----------
+    program : ConvexProgram
+    solver : str, optional
+        Installed CVXPY solver (default ``"CLARABEL"``).
+    memory_budget : int, optional
+        Bytes for the pre-compile size check (default
+        :func:`cvxnn.operators.default_memory_budget`).
+    **solver_opts
+        Passed to :meth:`cvxpy.Problem.solve`; ``canon_backend`` defaults to
+        :data:`DEFAULT_CANON_BACKEND`, and the program's
+        :meth:`~cvxnn.program.ConvexProgram.default_solver_options` apply unless overridden.
+
+    Returns
+    -------
+    ConvexSolution
+        With ``cone_duals`` (C-ReLU) and ``extra["cvxpy_status"]``.
+    """
+    name = check_cvxpy_solver(solver)
+    what = _program_name(program)
+    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=what)
+    defaults = {"canon_backend": DEFAULT_CANON_BACKEND, **program.default_solver_options(name)}
+    if any(k.startswith("tol_") for k in solver_opts):  # the caller chose the tolerances
+        defaults = {k: v for k, v in defaults.items() if not k.startswith("tol_")}
+    run = run_problem(program.problem, name, what=what, advice=_failure_advice(program, name),
+                      defaults=defaults, **solver_opts)
+    values = {k: v.value for k, v in program.variables.items()}
+    if any(v is None for v in values.values()):
+        raise SolverError(f"{name} returned no solution for {what} (status {run.cvxpy_status!r}).",
+                          status="numerical_error")
+    if any(not np.all(np.isfinite(v)) for v in values.values()):
+        raise SolverError(f"{name} returned NaN or inf weights for {what} (status {run.cvxpy_status!r}).",
+                          status="numerical_error")
+    blocks = program._weight_blocks(values)
+    max_violation = None
+    cone_duals = None
+    if program.activation == "relu":
+        Xa = program.patterns.design(program.X)
+        mask = program.patterns.mask
+        max_violation = max(cone_violation(Xa, mask, blocks["V"]), cone_violation(Xa, mask, blocks["W"]))
+        duals = [con.dual_value for con in program.cone_constraints]
+        if duals and all(d is not None for d in duals):
+            shape = (program.X.shape[0],) + blocks["V"].shape[1:]
+            cone_duals = tuple(np.asarray(d, dtype=float).reshape(shape) for d in duals)
+    extra: dict[str, Any] = {"cvxpy_status": run.cvxpy_status}
+    if cone_duals is not None:
+        extra["cone_duals"] = cone_duals  # kept for files written by cvxnn.io; read sol.cone_duals
+    fields = program._solution_fields(blocks, cone_duals)
+    lam = None if program.lam is None else float(program.lam.value)
+    return ConvexSolution(
+        activation=program.activation,
+        patterns=program.patterns,
+        U=blocks.get("U"),
+        V=blocks.get("V"),
+        W=blocks.get("W"),
+        status=run.status,
+        objective_value=float(program.problem.value),
+        lam=lam,
+        loss=program.loss,
+        backend="cvxpy",
+        solver=name,
+        solve_time=run.solve_time,
+        compile_time=run.compile_time,
+        iterations=run.iterations,
+        gap=None,
+        max_violation=max_violation,
+        cone_duals=cone_duals,
+        multipliers=None if cone_duals is None else np.concatenate(cone_duals, axis=1),
+        extra=extra,
+        **fields,
+    )

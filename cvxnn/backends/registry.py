@@ -1,0 +1,237 @@
+"""``cvxnn.solve``: one entry point, a registry of solver adapters.
+
+Every solve in cvxnn (estimators, paths, CLI) ends here::
+
+    solution = cvxnn.solve(X, y, patterns, activation="relu", loss="logistic", lam=1.0,
+                           solver="auto")
+
+The ``solver`` name selects an adapter:
+
+* ``"auto"``, ``"native"``, ``"rfista"``, ``"working_set"``, ``"al"``: the native solvers
+  (:class:`~cvxnn.backends.native_adapter.NativeAdapter`);
+* any installed CVXPY solver (``"clarabel"``, ``"scs"``, ...; case-insensitive): the CVXPY
+  adapter (:class:`CvxpyAdapter`), which builds the program with
+  :func:`cvxnn.builders.build_program` (or reuses ``program=``) and solves it through
+  :func:`cvxnn.backends.cvxpy_adapter.solve_program`, with one status map.
+
+Other adapters can be added with :func:`register_adapter`. An unknown name raises
+:class:`~cvxnn.errors.InvalidParameterError` listing the choices.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import cvxpy as cp
+
+from ..errors import InvalidParameterError
+from ..losses import Loss, get_loss
+from ..patterns import Patterns
+from ..solution import ConvexModel, ConvexSolution
+from . import cvxpy_adapter
+from .native_adapter import NATIVE_SOLVERS, NativeAdapter
+
+__all__ = [
+    "Adapter",
+    "CVXPY_ITER_OPTION",
+    "CvxpyAdapter",
+    "SolveRequest",
+    "register_adapter",
+    "resolve_solver",
+    "solve",
+    "solver_names",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Iteration-limit option name of common CVXPY solvers (``max_iter`` is passed through).
+CVXPY_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters", "ECOS": "max_iters",
+                     "OSQP": "max_iter", "PIQP": "max_iter"}
+
+
+@dataclass(eq=False)
+class SolveRequest:
+    """One solve, as an adapter receives it (validated names, the rest as given)."""
+
+    X: Any
+    y: Any
+    patterns: Patterns | None
+    activation: str
+    loss: Loss
+    lam: float
+    solver: str
+    tol: float
+    max_iter: int | None
+    warm_start: ConvexModel | None
+    callback: Callable | None
+    verbose: bool | int
+    program: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """What a solver backend provides: a ``backend`` label and ``solve(request)``."""
+
+    backend: str
+
+    def solve(self, request: SolveRequest) -> ConvexSolution:  # pragma: no cover - protocol
+        ...
+
+
+class CvxpyAdapter:
+    """Every installed CVXPY solver: build (or reuse) the program and solve it."""
+
+    backend = "cvxpy"
+
+    def solve(self, request: SolveRequest) -> ConvexSolution:
+        """Solve ``request`` with the CVXPY solver it names.
+
+        ``tol``, ``warm_start`` and ``callback`` are ignored (CVXPY solvers keep cvxnn's tight
+        defaults and take their own options); ``max_iter`` becomes the solver's iteration limit.
+        """
+        from ..builders import build_program
+
+        name = request.solver.upper()
+        program = request.program
+        if program is None:
+            if request.patterns is None:
+                raise InvalidParameterError("solve needs patterns (or program=) for a CVXPY solver.")
+            program = build_program(request.X, request.y, activation=request.activation, loss=request.loss,
+                                    lam=request.lam, patterns=request.patterns)
+        else:
+            if program.form != "regularized" or program.activation != request.activation:
+                raise InvalidParameterError(
+                    f"program= is a {program.form} {program.activation} program; this solve asks for "
+                    f"a regularized {request.activation} one.")
+            if request.patterns is not None and request.patterns is not program.patterns:
+                raise InvalidParameterError("program= was built on other patterns than the ones given.")
+            program.set_lam(request.lam)
+        opts = dict(request.options)
+        opts.setdefault("verbose", bool(request.verbose))
+        if request.max_iter is not None and name in CVXPY_ITER_OPTION:
+            opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))
+        return cvxpy_adapter.solve_program(program, name, **opts)
+
+
+_NATIVE = NativeAdapter()
+_CVXPY = CvxpyAdapter()
+_REGISTRY: dict[str, Adapter] = {name: _NATIVE for name in NATIVE_SOLVERS}
+
+
+def register_adapter(name: str, adapter: Adapter) -> None:
+    """Make ``solve(..., solver=name)`` use ``adapter`` (names are case-insensitive).
+
+    Raises
+    ------
+    InvalidParameterError
+        For a non-string name, a name already served by the native or CVXPY adapters, or an
+        object without ``solve``.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidParameterError(f"an adapter name must be a non-empty string, got {name!r}.")
+    key = name.lower()
+    if key in NATIVE_SOLVERS or key.upper() in cp.installed_solvers():
+        raise InvalidParameterError(f"the solver name {name!r} is taken by a built-in adapter.")
+    if not callable(getattr(adapter, "solve", None)):
+        raise InvalidParameterError(f"an adapter needs a solve(request) method; got {type(adapter).__name__}.")
+    _REGISTRY[key] = adapter
+
+
+def solver_names() -> tuple[str, ...]:
+    """Every name :func:`solve` accepts: native names, registered adapters, installed CVXPY solvers."""
+    cvx = tuple(s.lower() for s in cp.installed_solvers())
+    return tuple(_REGISTRY) + tuple(s for s in cvx if s not in _REGISTRY)
+
+
+def resolve_solver(solver: str) -> tuple[Adapter, str]:
+    """The adapter serving ``solver`` and the name it knows it by.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a non-string or unknown name (the message lists :func:`solver_names`).
+    """
+    if not isinstance(solver, str) or not solver:
+        raise InvalidParameterError(f"solver must be a name such as 'auto' or 'clarabel', got {solver!r}.")
+    key = solver.lower()
+    if key in _REGISTRY:
+        return _REGISTRY[key], key
+    if solver.upper() in cp.installed_solvers():
+        return _CVXPY, solver.upper()
+    raise InvalidParameterError(f"unknown solver {solver!r}; choose one of {list(solver_names())}.")
+
+
+def solve(
+    X,
+    y,
+    patterns: Patterns | None = None,
+    *,
+    activation: str = "relu",
+    loss: str | Loss = "squared",
+    lam: float = 1.0,
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int | None = None,
+    warm_start: ConvexModel | None = None,
+    callback: Callable[[dict], Any] | None = None,
+    verbose: bool | int = False,
+    program=None,
+    **solver_opts,
+) -> ConvexSolution:
+    """Solve the convex program of a two-layer network with any registered solver.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+        Training data.
+    y : array of shape (n,) or (n, c)
+        Targets as the loss expects them (``{-1, +1}`` labels for logistic, one-hot rows for
+        cross-entropy).
+    patterns : Patterns
+        Activation patterns built on ``X`` (optional for CVXPY solvers when ``program`` is given).
+    activation : {"relu", "gated_relu"}
+    loss : str or Loss
+    lam : float
+        Regularisation strength.
+    solver : str
+        ``"auto"`` (default; same as ``"native"``), ``"rfista"``, ``"working_set"``, ``"al"``, or
+        an installed CVXPY solver (``"clarabel"``, ``"scs"``, ...); see :func:`solver_names`.
+    tol : float
+        Relative duality-gap tolerance of the native solvers (CVXPY solvers keep their defaults).
+    max_iter : int, optional
+        Iteration limit (native; the iteration option of Clarabel, SCS, ECOS, OSQP, PIQP).
+    warm_start : ConvexModel, optional
+        Initial point (native solvers; CVXPY's interior-point solvers cannot use one).
+    callback : callable, optional
+        Progress callback of the native solvers (see :func:`cvxnn.native.solve_native`).
+    verbose : bool or int
+    program : ConvexProgram, optional
+        A program already built on these patterns (CVXPY solvers): only ``lam`` changes, the
+        compiled problem is reused (DPP).
+    **solver_opts
+        Passed to the backend (``solve_native`` keywords, or CVXPY solver options).
+
+    Returns
+    -------
+    ConvexSolution
+
+    Raises
+    ------
+    InvalidParameterError
+        For an unknown solver (listing the choices) or an option the backend rejects.
+    SolverError, InfeasibleError, UnboundedError, MemoryBudgetError
+        As raised by the backend.
+    """
+    adapter, name = resolve_solver(solver)
+    if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
+        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    request = SolveRequest(
+        X=X, y=y, patterns=patterns, activation=activation, loss=get_loss(loss), lam=lam, solver=name,
+        tol=tol, max_iter=max_iter, warm_start=warm_start, callback=callback, verbose=verbose,
+        program=program, options=solver_opts,
+    )
+    logger.debug("solve: %s %s with %s (%s adapter)", activation, request.loss.name, name,
+                 getattr(adapter, "backend", type(adapter).__name__))
+    return adapter.solve(request)

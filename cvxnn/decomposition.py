@@ -43,7 +43,9 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from ._readout import _check_tolerance, relu_vector_to_network
 from ._validation import check_lam, check_X, check_y
+from .backends.cvxpy_adapter import check_cvxpy_solver, run_problem
 from .errors import InaccurateSolutionWarning, InfeasibleError, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
@@ -74,31 +76,23 @@ DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS: dict[str, float] = {}
 
 # ----------------------------------------------------------------------------- solver plumbing
 def _solver_name(solver: str | None) -> str:
-    from .builders import _check_solver
-
-    return _check_solver(solver)
+    return check_cvxpy_solver(solver)
 
 
 def _solve(problem: cp.Problem, solver: str, opts: dict, quiet: bool = True) -> str:
-    """Solve with cvxnn's default tolerances; CVXPY's "may be inaccurate" warning is replaced by
-    the status (``quiet=False`` leaves the warning filters alone: used inside worker threads,
-    where the caller installs the filter once)."""
-    opts = dict(opts)
-    if solver == "CLARABEL" and not any(k.startswith("tol_") for k in opts):
-        opts = {**DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS, **opts}
-    if solver == "SCS" and not ({"eps_abs", "eps_rel"} & opts.keys()):
-        opts = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000, **opts}
-    try:
-        if quiet:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                problem.solve(solver=solver, **opts)
-        else:
-            problem.solve(solver=solver, **opts)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{solver} failed on the decomposition program ({exc}); try solver='SCS' "
-                          "or method='gate'.", status="numerical_error") from exc
-    return problem.status
+    """Solve through the CVXPY adapter with cvxnn's default tolerances and return CVXPY's status
+    (``quiet=False`` leaves the warning filters alone: used inside worker threads, where the caller
+    installs the filter once). Infeasible, unbounded and failed solves raise."""
+    defaults: dict = {}
+    if solver == "CLARABEL":
+        defaults = dict(DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS)
+    elif solver == "SCS":
+        defaults = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}
+    if any(k.startswith("tol_") for k in opts):
+        defaults = {k: v for k, v in defaults.items() if not k.startswith("tol_")}
+    run = run_problem(problem, solver, what="the decomposition program", defaults=defaults, quiet=quiet,
+                      warn=False, advice="Try solver='SCS' or method='gate'.", **opts)
+    return run.cvxpy_status
 
 
 # ----------------------------------------------------------------------------- cone structure
@@ -180,8 +174,6 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
     -------
     ndarray of bool, shape (p,) or (p, c)
     """
-    from .vector import _check_tolerance
-
     tol = _check_tolerance(tol, "tol")
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
@@ -235,13 +227,14 @@ def _solve_chunk(Xa: np.ndarray, S: np.ndarray, Ub: np.ndarray, method: str, sol
         objective = cp.Minimize(0)
     prob = cp.Problem(objective, cons)
     t0 = time.perf_counter()
-    status = _solve(prob, solver, opts, quiet=quiet)
-    wall = time.perf_counter() - t0
-    if status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+    try:
+        status = _solve(prob, solver, opts, quiet=quiet)
+    except InfeasibleError as exc:
         raise InfeasibleError(
             f"{solver} reports a decomposition chunk infeasible although every block passed the "
             "span test; the cones are nearly singular. Use on_infeasible='refit' with a larger tol, "
-            "or method='gate'.", status="infeasible")
+            "or method='gate'.", status="infeasible") from exc
+    wall = time.perf_counter() - t0
     if W.value is None or not np.all(np.isfinite(W.value)):
         raise SolverError(f"{solver} returned no decomposition (status {status!r}).", status="numerical_error")
     return np.asarray(W.value), str(status), wall
@@ -449,8 +442,6 @@ def decompose(
         raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-    from .vector import _check_tolerance
-
     tol = _check_tolerance(tol, "tol")
     if refit_lam is not None:
         refit_lam = check_lam(refit_lam, name="refit_lam")
@@ -577,14 +568,10 @@ def decompose(
     relu_model = ConvexModel(activation="relu", patterns=pats, V=V, W=W)
     if svd_mode:
         if refit_model is not None:
-            from .vector import relu_vector_to_network
-
             Vr, Wr, idx = refit_model
             part = ConvexModel(activation="relu", patterns=pats.subset(idx), V=Vr, W=Wr)
             network = _concat_networks(network, relu_vector_to_network(part, X=X))
     elif U.ndim == 3:
-        from .vector import relu_vector_to_network
-
         network = relu_vector_to_network(relu_model, X=X)
     else:
         network = relu_model.to_network()
@@ -601,7 +588,8 @@ def decompose(
             d_star = float(model.objective(X, y, lam, loss_obj))
             relu_obj = float(network.objective(X, y, lam, loss_obj))
         elif getattr(model, "objective_value", None) is not None and np.isfinite(model.objective_value):
-            prog_pen = model.extra.get("program_penalty", gated_pen) if hasattr(model, "extra") else gated_pen
+            prog_pen = getattr(model, "program_penalty", None)
+            prog_pen = gated_pen if prog_pen is None else prog_pen
             d_star = float(model.objective_value - lam * prog_pen + lam * gated_pen)
             if not approximate:
                 relu_obj = float(d_star + lam * (network.penalty() - gated_pen))

@@ -25,16 +25,16 @@ linear inequalities: for small problems (teaching, verification) only.
 from __future__ import annotations
 
 import logging
-import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import cvxpy as cp
 import numpy as np
 
+from ._readout import relu_vector_factors
 from ._validation import check_lam, check_X, check_y
-from .errors import InfeasibleError, InvalidParameterError, MemoryBudgetError, SolverError
+from .backends.cvxpy_adapter import check_cvxpy_solver, run_problem
+from .errors import InvalidParameterError, MemoryBudgetError, SolverError
 from .losses import Loss, get_loss
 from .patterns import Patterns
 from .solution import ConvexModel
@@ -151,8 +151,6 @@ def copositive_relaxation(
         When ``p n (n - 1) / 2`` exceeds :data:`MAX_RELAXATION_ROWS`.
     InfeasibleError, SolverError
     """
-    from .builders import _check_solver
-
     lam = check_lam(lam)
     X = check_X(X)
     Y = check_y(Y, X.shape[0])
@@ -165,7 +163,7 @@ def copositive_relaxation(
     if not loss_obj.supports_vector:
         raise InvalidParameterError(f"the {loss_obj.name} loss does not accept matrix outputs.")
     Y = loss_obj.check_targets(Y) if Y.shape[1] > 1 else Y
-    name = _check_solver(solver)
+    name = check_cvxpy_solver(solver)
     n, c = Y.shape
     Xa = patterns.design(X)
     d_a, p = patterns.design_dim, patterns.n_patterns
@@ -196,34 +194,21 @@ def copositive_relaxation(
     lam_param = cp.Parameter(nonneg=True, value=lam, name="lam")
     prob = cp.Problem(cp.Minimize(loss_obj.cvxpy(fit, Y) + lam_param * trace), constraints)
     opts = {"canon_backend": cp.SCIPY_CANON_BACKEND, **solver_opts}
-    t0 = time.perf_counter()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            prob.solve(solver=name, **opts)
-    except cp.error.SolverError as exc:
-        raise SolverError(f"{name} failed on the copositive relaxation ({exc}).", status="numerical_error") from exc
-    wall = time.perf_counter() - t0
-    if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE, cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
-        raise InfeasibleError(f"{name} reports the relaxation {prob.status}.", status="infeasible")
+    run = run_problem(prob, name, what="the copositive relaxation", warn=False, **opts)
     if Z.value is None or not np.all(np.isfinite(Z.value)):
         raise SolverError(f"{name} returned no point (status {prob.status!r}).", status="numerical_error")
-    status = {cp.OPTIMAL: "optimal", cp.OPTIMAL_INACCURATE: "optimal_inaccurate",
-              cp.USER_LIMIT: "max_iterations"}.get(prob.status, "numerical_error")
+    status = run.status
     Zv = 0.5 * (Z.value + np.transpose(Z.value, (0, 2, 1)))
     U = np.transpose(Zv[:, :d_a, d_a:], (1, 0, 2)).copy()
     P = Zv[:, :d_a, :d_a].copy()
 
     # SVD readout: a ReLU network when every left factor lies in +-K_i (then r* is attained).
-    from .vector import relu_vector_factors
-
     network = net_obj = None
     readout = relu_vector_factors(ConvexModel(activation="relu", patterns=patterns, V=U, W=np.zeros_like(U)),
                                   X, tol=1e-6, rank_tol=1e-6, cone_tol=1e-7)
     if not readout.split_blocks.any():
         network = readout.network
         net_obj = float(loss_obj.value(network.predict(X), Y) + lam * network.penalty())
-    stats = prob.solver_stats
     logger.debug("copositive relaxation: p=%d, n=%d, c=%d, value %.6g, status %s", p, n, c, prob.value, status)
     return CopositiveRelaxation(
         value=float(prob.value),
@@ -231,8 +216,8 @@ def copositive_relaxation(
         P=P,
         status=status,
         solver=name,
-        solve_time=float(stats.solve_time) if stats.solve_time is not None else wall,
-        compile_time=prob.compilation_time,
+        solve_time=run.solve_time,
+        compile_time=run.compile_time,
         lam=lam,
         loss=loss_obj,
         patterns=patterns,

@@ -687,13 +687,17 @@ class OptimalSet:
         if "min_norm" not in self._cache:
             import cvxpy as cp
 
+            from ..backends.cvxpy_adapter import run_problem
+
             A, b, colnorm = self._scaled_system()
             z = cp.Variable(self.n_blocks, nonneg=True)
             cons = [A @ z == b] if A.shape[0] else []
             prob = cp.Problem(cp.Minimize(cp.sum_squares(cp.multiply(1.0 / colnorm, z))), cons)
-            prob.solve(solver="CLARABEL")
-            if z.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
-                raise SolverError(f"the minimum-norm QP failed ({prob.status}).", status="numerical_error")
+            run_problem(prob, "CLARABEL", what="the minimum-norm QP of the optimal set", warn=False,
+                        allow=("optimal", "optimal_inaccurate"))
+            if z.value is None:
+                raise SolverError(f"the minimum-norm QP returned no point ({prob.status}).",
+                                  status="numerical_error")
             self._cache["min_norm"] = np.maximum(z.value, 0.0) / colnorm
         return self._cache["min_norm"].copy()
 

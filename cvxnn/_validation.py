@@ -24,10 +24,14 @@ helpers here, so the same input gets the same answer everywhere. The rules (also
   optimum non-unique, so :func:`check_X` can report them (``degenerate="warn"`` or
   ``"raise"``); :func:`describe_columns` lists them.
 * **Parameters**: ``lam`` is a finite real ``>= 0`` (``bool``, NaN, negative, strings and
-  arrays of size > 1 are refused); integer counts are real integers (not ``bool``, not
-  ``3.0``); seeds are ``None``, non-negative ints, ``SeedSequence`` or ``Generator``.
-* **Memory**: :func:`check_allocation` refuses an allocation above the memory budget with
-  :class:`~cvxnn.errors.MemoryBudgetError` naming the size it needed, before allocating.
+  arrays of size > 1 are refused); a grid of ``lam`` values (:func:`check_lams`) is a
+  non-empty 1-D sequence of such numbers; integer counts are real integers (not ``bool``,
+  not ``3.0``) no larger than :data:`MAX_INT`; tolerances are real numbers, never NaN;
+  seeds are ``None``, non-negative ints, ``SeedSequence`` or ``Generator``.
+* **Memory**: :func:`check_allocation` refuses an allocation above the memory budget
+  (:func:`cvxnn.operators.default_memory_budget`: half the memory of the machine or
+  container, at most what is available) with :class:`~cvxnn.errors.MemoryBudgetError`
+  naming the size it needed, before allocating.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from .errors import (
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "MAX_ABS_VALUE",
+    "MAX_INT",
     "as_float_array",
     "as_generator",
     "check_X",
@@ -60,6 +65,7 @@ __all__ = [
     "check_choice",
     "check_index",
     "check_lam",
+    "check_lams",
     "check_nonnegative_float",
     "check_patterns",
     "check_positive_int",
@@ -73,8 +79,14 @@ __all__ = [
 #: are refused with a hint to rescale (see :mod:`cvxnn.preprocessing`).
 MAX_ABS_VALUE = 1e100
 
-#: Default budget for one allocation checked by :func:`check_allocation` (bytes).
-DEFAULT_MEMORY_BUDGET = 8 * 2**30
+#: Budget of the platforms that report no memory size (bytes); elsewhere the budget is
+#: :func:`cvxnn.operators.default_memory_budget` (half the memory of the machine or container,
+#: at most what is available).
+DEFAULT_MEMORY_BUDGET = 4 * 2**30
+
+#: Largest integer parameter accepted by default (iteration limits, counts): the largest C
+#: ``int`` (``2**31 - 1``), which the compiled solvers (Clarabel, SCS) take their limits as.
+MAX_INT = 2**31 - 1
 
 _DEGENERATE = ("ignore", "warn", "raise")
 
@@ -473,8 +485,52 @@ def check_lam(lam, *, name: str = "lam", allow_zero: bool = True) -> float:
     return lam
 
 
+def check_lams(lams, *, name: str = "lams", allow_zero: bool = True) -> np.ndarray:
+    """Validate a grid of regularisation strengths: a non-empty 1-D sequence of numbers that
+    each pass :func:`check_lam`.
+
+    Returns
+    -------
+    ndarray of float64, shape (k,)
+        A new array, in the given order.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a sequence of real numbers (strings, None entries, nested lists, a dict...),
+        empty, or an entry negative (zero when not ``allow_zero``).
+    NonFiniteError
+        An entry is NaN or infinity.
+    """
+    if isinstance(lams, (str, bytes, dict)) or _is_sparse(lams):
+        raise InvalidParameterError(f"{name} must be a 1-D sequence of numbers, got {type(lams).__name__}.")
+    if isinstance(lams, (numbers.Real, np.number)) and not isinstance(lams, (bool, np.bool_)):
+        lams = [lams]
+    try:
+        raw = np.asarray(lams)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} could not be read as a 1-D sequence of numbers ({exc}).") from exc
+    if raw.ndim != 1:
+        raise InvalidParameterError(f"{name} must be one-dimensional, got shape {raw.shape}.")
+    if raw.size == 0:
+        raise InvalidParameterError(f"{name} is empty; pass at least one value.")
+    out = np.empty(raw.size)
+    for k, value in enumerate(raw.tolist() if raw.dtype.kind != "O" else list(raw)):
+        out[k] = check_lam(value, name=f"{name}[{k}]", allow_zero=allow_zero)
+    return out
+
+
 def check_nonnegative_float(value, name: str, *, allow_zero: bool = True, allow_inf: bool = False) -> float:
-    """Validate a tolerance-like parameter: a real number ``>= 0`` (``> 0`` if not ``allow_zero``)."""
+    """Validate a tolerance-like parameter: a real number ``>= 0`` (``> 0`` if not ``allow_zero``).
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a real number (``bool``, ``None``, strings, arrays of size > 1), negative, or zero
+        when not allowed.
+    NonFiniteError
+        NaN (always) or infinity (unless ``allow_inf``).
+    """
     value = _as_real_scalar(value, name)
     if np.isnan(value) or (np.isinf(value) and not allow_inf):
         raise NonFiniteError(f"{name} must be finite, got {value}.")
@@ -483,10 +539,17 @@ def check_nonnegative_float(value, name: str, *, allow_zero: bool = True, allow_
     return value
 
 
-def check_positive_int(value, name: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+def check_positive_int(value, name: str, *, minimum: int = 1, maximum: int | None = MAX_INT) -> int:
     """Validate an integer parameter in ``[minimum, maximum]``.
 
-    ``bool`` and floats (even ``3.0``) are refused: counts must be integers.
+    ``bool`` and floats (even ``3.0``) are refused: counts must be integers. The default
+    ``maximum`` is :data:`MAX_INT` (``2**31 - 1``), the largest limit the compiled solvers
+    take; pass ``maximum=None`` for no upper bound.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not an integer, or outside ``[minimum, maximum]``.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise InvalidParameterError(f"{name} must be an integer, got {type(value).__name__} {value!r:.40}.")
@@ -562,7 +625,7 @@ def check_allocation(shape, dtype=np.float64, *, what: str = "array", budget: in
     what : str
         Description used in the error message.
     budget : int, optional
-        Bytes allowed (default :data:`DEFAULT_MEMORY_BUDGET`, 8 GiB).
+        Bytes allowed (default :func:`cvxnn.operators.default_memory_budget`).
 
     Returns
     -------
@@ -574,7 +637,11 @@ def check_allocation(shape, dtype=np.float64, *, what: str = "array", budget: in
     MemoryBudgetError
         With the size needed and the budget.
     """
-    budget = DEFAULT_MEMORY_BUDGET if budget is None else int(budget)
+    if budget is None:
+        from .operators import default_memory_budget
+
+        budget = default_memory_budget()
+    budget = int(budget)
     count = 1
     for s in shape:
         count *= int(s)

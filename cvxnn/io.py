@@ -16,24 +16,50 @@ as a ``uint8`` array::
 * ``"estimator"`` -- a fitted estimator of :mod:`cvxnn.estimators` (hyper-parameters,
   classes, the solution and the network).
 
-Loading uses ``np.load(..., allow_pickle=False)``, so a file can never execute code. A file
-that is not a zip archive, lacks the metadata, names another format, has a newer format
-version, or holds arrays of the wrong shape raises :class:`~cvxnn.errors.FileFormatError`
-with a message that says which.
+Saving is atomic: the archive is written to a temporary file in the destination folder,
+flushed to disk (``fsync``) and moved over the destination with ``os.replace``, so a full
+disk, a crash or Ctrl-C during :func:`save` leaves the previous file intact (and no temporary
+file behind).
+
+Loading never trusts the file:
+
+* arrays are read with ``allow_pickle=False``, so a file can never execute code;
+* before any array is read, the header of every member (compressed or not) is parsed and the
+  declared sizes are summed; a file that would need more than the memory budget
+  (:func:`cvxnn.operators.default_memory_budget`, or ``max_bytes``) is refused, as are
+  members that are not ``.npy`` arrays, object arrays and encrypted or unknown compression;
+* every array has a checksum in the metadata (``"checksums"``, BLAKE2b of dtype, shape and
+  bytes); an array edited after saving (e.g. an inverted activation mask with unchanged
+  shapes) is refused. Loaded patterns are also checked against their gates the first time
+  they meet the training data (:meth:`cvxnn.patterns.Patterns.check_data`);
+* each metadata field is type-checked (an object where an object belongs, numbers where
+  numbers belong); a missing or wrong-typed field raises an error naming the field, never
+  a default value;
+* an estimator must agree with its parts: a regressor has no ``classes_``, a classifier has
+  labels that fit its network's outputs, the activation matches the class.
+
+Every refusal raises :class:`~cvxnn.errors.FileFormatError` with a message that says what is
+wrong (a missing file, a folder, a non-zip, foreign or too-new file, a corrupt or edited
+array, a wrong-typed field, an inconsistent estimator), or
+:class:`~cvxnn.errors.MemoryBudgetError` for a file too large to load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import secrets
+import warnings
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import CvxnnError, FileFormatError, InvalidParameterError
+from .errors import CvxnnError, CvxnnWarning, FileFormatError, InvalidParameterError, MemoryBudgetError
 from .losses import LOSSES, Loss, get_loss
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns
@@ -45,12 +71,57 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "cvxnn-model"
 """Value of the ``"format"`` key of every cvxnn model file."""
-FORMAT_VERSION = 1
-"""Current format version; files with a larger version are refused."""
+FORMAT_VERSION = 2
+"""Current format version; files with a larger version are refused. Version 2 adds the
+per-array checksums; version-1 files (no checksums) still load, with a warning."""
 _META_KEY = "__cvxnn__"
 
 _SOLUTION_FIELDS = ("status", "objective_value", "lam", "backend", "solver", "solve_time",
                     "compile_time", "iterations", "gap", "max_violation")
+
+#: Errors of zipfile / zlib / numpy's npy reader on a damaged or hostile archive member.
+_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+                NotImplementedError, KeyError, TypeError, UnicodeDecodeError)
+
+
+def _digest(a: np.ndarray) -> str:
+    """Checksum of an array: BLAKE2b of its dtype, shape and C-order bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.dtype(a.dtype).str.encode())
+    h.update(repr(tuple(int(s) for s in a.shape)).encode())
+    h.update(np.ascontiguousarray(a).view(np.uint8).reshape(-1) if a.size else b"")
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------ typed metadata
+_KINDS = {
+    "object": (lambda v: isinstance(v, dict), "a JSON object"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "number": (lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool))
+               or v in ("nan", "inf", "-inf"), "a number"),
+    "null": (lambda v: v is None, "null"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+}
+
+
+def _field(meta: dict, key: str, kinds: str, where: str, path, *, required: bool = True, default=None):
+    """``meta[key]`` checked against ``kinds`` (``"number|null"``...); a missing or wrong-typed
+    field raises :class:`FileFormatError` naming it (``where.key``)."""
+    name = f"{where}.{key}" if where else key
+    if key not in meta:
+        if required:
+            raise FileFormatError(f"{path}: the metadata field {name!r} is missing; the file is "
+                                  "damaged or was not written by cvxnn.save.")
+        return default
+    value = meta[key]
+    options = kinds.split("|")
+    if not any(_KINDS[k][0](value) for k in options):
+        want = " or ".join(_KINDS[k][1] for k in options)
+        raise FileFormatError(f"{path}: the metadata field {name!r} must be {want}, got "
+                              f"{type(value).__name__} {json.dumps(value, default=str)[:40]}.")
+    return value
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -69,11 +140,10 @@ def _json_scalar(v):
 
 
 def _float_or_none(v):
+    """A (type-checked, see :func:`_field`) JSON number, ``"nan"``/``"inf"`` or null."""
     if v is None:
         return None
-    if isinstance(v, str):
-        return float(v)  # "nan" / "inf"
-    return float(v)
+    return float(v)  # "nan" / "inf" strings included
 
 
 def _loss_meta(loss: Loss | None):
@@ -85,13 +155,19 @@ def _loss_meta(loss: Loss | None):
     return meta
 
 
-def _loss_from_meta(meta) -> Loss | None:
+def _loss_from_meta(meta, where: str = "loss", path="model file") -> Loss | None:
     if meta is None:
         return None
     if not isinstance(meta, dict) or meta.get("name") not in LOSSES:
-        raise FileFormatError(f"unknown loss {meta!r} in the file metadata.")
+        raise FileFormatError(f"{path}: unknown loss {json.dumps(meta, default=str)[:60]} in the "
+                              f"metadata field {where!r}.")
+    _field(meta, "reduction", "str", where, path, required=False)
+    _field(meta, "delta", "number", where, path, required=False)
     opts = {k: v for k, v in meta.items() if k != "name"}
-    return get_loss(meta["name"], **opts)
+    try:
+        return get_loss(meta["name"], **opts)
+    except (CvxnnError, TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: bad loss options in the metadata field {where!r} ({exc}).") from exc
 
 
 def _patterns_arrays(prefix: str, pats: Patterns) -> tuple[dict, dict]:
@@ -240,122 +316,298 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"metadata must be JSON-serialisable: {exc}") from exc
         header["user"] = metadata
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    header["checksums"] = {k: _digest(v) for k, v in arrays.items()}
     payload = np.frombuffer(json.dumps(header, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    path = _destination(path)
     writer = np.savez_compressed if compress else np.savez
-    with open(path, "wb") as fh:
-        writer(fh, **{_META_KEY: payload}, **arrays)
+    _write_atomic(path, lambda fh: writer(fh, **{_META_KEY: payload}, **arrays))
     logger.info("saved %s to %s", kind, path)
     return path
 
 
-# ------------------------------------------------------------------------------------ load
-class _Archive:
-    """The arrays of an open archive, with errors that name the missing entry."""
+def _destination(path) -> Path:
+    """The file :func:`save` writes: ``path`` with ``.npz`` added, in an existing folder."""
+    try:
+        path = Path(path)
+    except TypeError as exc:
+        raise InvalidParameterError(f"path must be a str or path-like, got {type(path).__name__}.") from exc
+    if path.is_dir():
+        raise InvalidParameterError(f"{path} is a folder; give a file name (e.g. {path / 'model.npz'}).")
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    if path.is_dir():
+        raise InvalidParameterError(f"{path} is a folder; give another file name.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InvalidParameterError(f"cannot save to {path}: the folder {folder} does not exist.")
+    return path
 
-    def __init__(self, data, path) -> None:
-        self.data = data
+
+def _write_atomic(path: Path, write) -> None:
+    """Run ``write(fh)`` on a new temporary file next to ``path``, fsync it, then move it over
+    ``path`` (``os.replace``). On any failure (disk full, Ctrl-C) the temporary file is removed
+    and ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # O_EXCL: never follow or reuse an existing file; mode 0o666 is reduced by the umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:  # pragma: no cover - already gone
+            pass
+        raise
+    try:  # make the rename itself durable (POSIX); not possible everywhere
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platform dependent (Windows)
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:  # pragma: no cover - platform dependent
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+# ------------------------------------------------------------------------------------ load
+def _member_headers(zf: zipfile.ZipFile, path) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Parse the ``.npy`` header of every member (without reading the data).
+
+    Returns ``{entry: (shape, dtype, nbytes)}`` with ``entry`` the member name without
+    ``.npy``. Raises :class:`FileFormatError` for members that are not ``.npy`` arrays,
+    duplicated names, object arrays or unreadable headers.
+    """
+    from numpy.lib import format as npy_format
+
+    headers: dict[str, tuple[tuple[int, ...], np.dtype, int]] = {}
+    for info in zf.infolist():
+        name = info.filename
+        if info.is_dir() or not name.endswith(".npy"):
+            raise FileFormatError(f"{path}: the archive member {name!r} is not an .npy array; a "
+                                  "cvxnn model file holds only arrays.")
+        key = name[:-4]
+        if key in headers:
+            raise FileFormatError(f"{path}: the archive holds the entry {key!r} twice.")
+        try:
+            with zf.open(info) as fh:
+                version = npy_format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = npy_format.read_array_header_1_0(fh)
+                elif version in ((2, 0), (3, 0)):
+                    shape, _, dtype = npy_format.read_array_header_2_0(fh)
+                else:  # pragma: no cover - read_magic accepts only these today
+                    raise ValueError(f"unsupported .npy version {version}")
+        except _READ_ERRORS as exc:
+            raise FileFormatError(f"{path}: the header of entry {key!r} is unreadable ({exc}).") from exc
+        if dtype.hasobject:
+            raise FileFormatError(f"{path}: entry {key!r} is an object array, which cannot be read "
+                                  "without pickle; refusing to load it.")
+        count = 1
+        for dim in shape:
+            count *= int(dim)
+        headers[key] = (tuple(int(d) for d in shape), dtype, count * dtype.itemsize)
+    return headers
+
+
+class _Archive:
+    """The arrays of an open model file, read member by member with ``allow_pickle=False``.
+
+    Errors name the missing or damaged entry; with checksums (format version 2) each array
+    read is compared with its checksum.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, path, headers: dict, checksums: dict | None) -> None:
+        self.zf = zf
         self.path = path
+        self.headers = headers
+        self.checksums = checksums
+        self.files = sorted(headers)
+
+    def close(self) -> None:
+        self.zf.close()
 
     def get(self, key: str, *, required: bool = True):
-        if key not in self.data.files:
+        from numpy.lib import format as npy_format
+
+        if key not in self.headers:
             if required:
                 raise FileFormatError(f"{self.path}: the entry {key!r} is missing; the file is "
                                       "truncated or was not written by cvxnn.save.")
             return None
         try:
-            return np.array(self.data[key])
-        except ValueError as exc:  # object arrays (would need pickle) land here
-            raise FileFormatError(f"{self.path}: entry {key!r} cannot be read without pickle "
-                                  f"({exc}); refusing to load it.") from exc
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            with self.zf.open(key + ".npy") as fh:
+                arr = npy_format.read_array(fh, allow_pickle=False)
+        except ValueError as exc:
+            if "pickle" in str(exc):
+                raise FileFormatError(f"{self.path}: entry {key!r} cannot be read without pickle "
+                                      f"({exc}); refusing to load it.") from exc
             raise FileFormatError(f"{self.path}: entry {key!r} is corrupt ({exc}).") from exc
+        except _READ_ERRORS as exc:
+            raise FileFormatError(f"{self.path}: entry {key!r} is corrupt ({exc}).") from exc
+        if self.checksums is not None and key != _META_KEY:
+            expected = self.checksums.get(key)
+            if expected is None:
+                raise FileFormatError(f"{self.path}: entry {key!r} has no checksum; it was added "
+                                      "after the file was saved.")
+            if _digest(arr) != expected:
+                raise FileFormatError(f"{self.path}: entry {key!r} does not match its checksum; the "
+                                      "file was edited or damaged after it was saved.")
+        return np.array(arr)
 
 
-def _open(path) -> tuple[_Archive, dict]:
+def _open(path, max_bytes: int | None = None) -> tuple[_Archive, dict]:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(f"path must be a str or path-like, got {type(path).__name__}.")
     path = Path(path)
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a folder, not a model file; give the .npz file written "
+                              "by cvxnn.io.save.")
     if not path.exists():
         raise FileFormatError(f"{path}: no such file.")
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot be read ({exc}).") from exc
     if magic == b"\x93NUMPY":
         raise FileFormatError(f"{path}: a single .npy array, not a cvxnn model (.npz).")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:  # pragma: no cover - a race with the file's removal
+        raise FileFormatError(f"{path}: cannot be read ({exc}).") from exc
+    if not is_zip:
         raise FileFormatError(f"{path}: not an .npz archive (no zip structure); a cvxnn model "
                               "file is written by cvxnn.io.save.")
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        zf = zipfile.ZipFile(path)
+    except _READ_ERRORS as exc:
         raise FileFormatError(f"{path}: not a readable .npz archive ({exc}).") from exc
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise FileFormatError(f"{path}: a single .npy array, not a cvxnn model (.npz).")
-    arc = _Archive(data, path)
-    if _META_KEY not in data.files:
+    try:
+        return _open_archive(zf, path, max_bytes)
+    except BaseException:
+        zf.close()
+        raise
+
+
+def _open_archive(zf: zipfile.ZipFile, path: Path, max_bytes: int | None) -> tuple[_Archive, dict]:
+    from .operators import default_memory_budget
+
+    headers = _member_headers(zf, path)
+    budget = default_memory_budget() if max_bytes is None else int(max_bytes)
+    total = sum(nbytes for _, _, nbytes in headers.values())
+    if total > budget:
+        big = max(headers, key=lambda k: headers[k][2])
+        raise MemoryBudgetError(
+            f"{path}: the arrays declare {total:,} bytes in all (largest: {big!r} of shape "
+            f"{headers[big][0]}, {headers[big][2]:,} bytes), above the memory budget of {budget:,} "
+            "bytes; refusing to read them (pass max_bytes to io.load if the file is trusted)."
+        )
+    if _META_KEY not in headers:
         raise FileFormatError(f"{path}: an .npz file without cvxnn metadata (entries "
-                              f"{sorted(data.files)[:6]}); it was not written by cvxnn.save.")
+                              f"{sorted(headers)[:6]}); it was not written by cvxnn.save.")
+    arc = _Archive(zf, path, headers, None)
     raw = arc.get(_META_KEY)
     try:
         meta = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise FileFormatError(f"{path}: the cvxnn metadata is not valid JSON ({exc}).") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise FileFormatError(f"{path}: foreign format {meta.get('format') if isinstance(meta, dict) else meta!r}; "
                               f"expected {FORMAT!r}.")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise FileFormatError(f"{path}: invalid format_version {version!r}.")
     if version > FORMAT_VERSION:
         raise FileFormatError(
             f"{path}: format version {version} is newer than this cvxnn reads ({FORMAT_VERSION}); "
             "upgrade cvxnn."
         )
+    _field(meta, "kind", "str", "", path)
+    if version >= 2:
+        checksums = _field(meta, "checksums", "object", "", path)
+        for key, value in checksums.items():
+            if not isinstance(value, str):
+                raise FileFormatError(f"{path}: the metadata field 'checksums.{key}' must be a string.")
+        unknown = sorted(set(headers) - set(checksums) - {_META_KEY})
+        if unknown:
+            raise FileFormatError(f"{path}: entries {unknown[:5]} have no checksum; they were added "
+                                  "after the file was saved.")
+        arc.checksums = checksums
+    else:
+        warnings.warn(f"{path} was written by an older cvxnn (format version {version}) without "
+                      "checksums; its arrays cannot be verified. Save it again to add them.",
+                      CvxnnWarning, stacklevel=4)
     return arc, meta
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The JSON metadata of a model file (format, version, kind, statistics, user data)."""
-    arc, meta = _open(path)
-    arc.data.close()
+def read_metadata(path: str | os.PathLike, *, max_bytes: int | None = None) -> dict:
+    """The JSON metadata of a model file (format, version, kind, statistics, user data).
+
+    Raises
+    ------
+    FileFormatError, MemoryBudgetError
+        As :func:`load`.
+    """
+    arc, meta = _open(path, max_bytes)
+    arc.close()
     return meta
 
 
-def _load_patterns(arc: _Archive, prefix: str, meta: dict) -> Patterns:
+def _load_patterns(arc: _Archive, prefix: str, meta: dict, where: str) -> Patterns:
     gates = arc.get(prefix + "gates")
     mask = arc.get(prefix + "mask")
     if gates.dtype.kind != "f" or mask.dtype != np.bool_:
         raise FileFormatError(f"{arc.path}: patterns have dtypes {gates.dtype}/{mask.dtype}; "
                               "expected float gates and a boolean mask.")
-    return Patterns(gates=gates, mask=mask, bias=bool(meta.get("bias", False)),
-                    fingerprint=str(meta.get("fingerprint", "")))
+    if not np.all(np.isfinite(gates)):
+        raise FileFormatError(f"{arc.path}: the pattern gates contain NaN or infinity.")
+    pats = Patterns(gates=gates, mask=mask,
+                    bias=_field(meta, "bias", "bool", where, arc.path),
+                    fingerprint=_field(meta, "fingerprint", "str", where, arc.path))
+    # the mask was not computed here: check it against the gates on the first use with data
+    object.__setattr__(pats, "_mask_unverified", True)
+    return pats
 
 
-def _load_model(arc: _Archive, meta: dict, prefix: str = "") -> ConvexModel:
-    pats = _load_patterns(arc, prefix + "patterns_", meta.get("patterns", {}))
-    needed = ("V", "W") if meta.get("activation") == "relu" else ("U",)
-    blocks = {name: arc.get(prefix + name, required=name in needed) for name in ("U", "V", "W")}
-    kwargs = dict(activation=meta.get("activation"), patterns=pats, **blocks)
+def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") -> ConvexModel:
+    def name(key: str) -> str:
+        return f"{where}.{key}" if where else key
+
+    pmeta = _field(meta, "patterns", "object", where, arc.path)
+    pats = _load_patterns(arc, prefix + "patterns_", pmeta, name("patterns"))
+    activation = _field(meta, "activation", "str", where, arc.path)
+    needed = ("V", "W") if activation == "relu" else ("U",)
+    blocks = {b: arc.get(prefix + b, required=b in needed) for b in ("U", "V", "W")}
+    kwargs = dict(activation=activation, patterns=pats, **blocks)
     if "solution" not in meta:
         return ConvexModel(**kwargs)
-    smeta = dict(meta["solution"])
-    extra_meta = dict(smeta.pop("extra", {}) or {})
-    extra: dict[str, Any] = dict(extra_meta)
-    for key, how in dict(smeta.pop("extra_arrays", {}) or {}).items():
+    smeta = _field(meta, "solution", "object", where, arc.path)
+    sw = name("solution")
+    extra: dict[str, Any] = dict(_field(smeta, "extra", "object", sw, arc.path))
+    for key, how in _field(smeta, "extra_arrays", "object", sw, arc.path).items():
         if how == "array":
             extra[key] = arc.get(f"{prefix}extra__{key}")
+        elif isinstance(how, int) and not isinstance(how, bool) and 0 <= how <= len(arc.files):
+            extra[key] = tuple(arc.get(f"{prefix}extra__{key}__{k}") for k in range(how))
         else:
-            extra[key] = tuple(arc.get(f"{prefix}extra__{key}__{k}") for k in range(int(how)))
-    loss = _loss_from_meta(smeta.pop("loss", None))
-    floats = {k: _float_or_none(smeta.get(k)) for k in ("objective_value", "lam", "solve_time",
-                                                         "compile_time", "gap", "max_violation")}
+            raise FileFormatError(f"{arc.path}: the metadata field '{sw}.extra_arrays.{key}' must be "
+                                  f"\"array\" or a count of entries, got {json.dumps(how, default=str)[:40]}.")
+    loss = _loss_from_meta(_field(smeta, "loss", "object|null", sw, arc.path), f"{sw}.loss", arc.path)
+    floats = {k: _float_or_none(_field(smeta, k, "number|null", sw, arc.path))
+              for k in ("objective_value", "lam", "solve_time", "compile_time", "gap", "max_violation")}
     if floats["objective_value"] is None:
         floats["objective_value"] = float("nan")
-    iterations = smeta.get("iterations")
-    return ConvexSolution(**kwargs, status=str(smeta.get("status")), loss=loss,
-                          backend=str(smeta.get("backend", "")), solver=str(smeta.get("solver", "")),
-                          iterations=None if iterations is None else int(iterations), extra=extra,
-                          **floats)
+    iterations = _field(smeta, "iterations", "int|null", sw, arc.path)
+    return ConvexSolution(**kwargs, status=_field(smeta, "status", "str", sw, arc.path), loss=loss,
+                          backend=_field(smeta, "backend", "str", sw, arc.path),
+                          solver=_field(smeta, "solver", "str", sw, arc.path),
+                          iterations=iterations, extra=extra, **floats)
 
 
 def _load_network(arc: _Archive, kind: str, prefix: str = ""):
@@ -369,48 +621,113 @@ def _load_network(arc: _Archive, kind: str, prefix: str = ""):
     raise FileFormatError(f"{arc.path}: unknown network kind {kind!r}.")
 
 
+#: JSON types accepted for each saved hyper-parameter value (``loss`` may also be an object).
+_PARAM_KINDS = "number|str|bool|null"
+
+
 def _load_estimator(arc: _Archive, meta: dict):
     from .estimators import ESTIMATORS
 
-    name = meta.get("estimator")
+    name = _field(meta, "estimator", "str", "", arc.path)
     if name not in ESTIMATORS:
         raise FileFormatError(f"{arc.path}: unknown estimator {name!r}; expected one of {sorted(ESTIMATORS)}.")
-    params = dict(meta.get("params", {}))
+    cls = ESTIMATORS[name]
+    params = dict(_field(meta, "params", "object", "", arc.path))
+    expected = set(cls().get_params())
+    missing = sorted(expected - set(params))
+    if missing:
+        raise FileFormatError(f"{arc.path}: the metadata field 'params' lacks {missing} for {name}; "
+                              "refusing to fill in defaults.")
+    for key in params:
+        _field(params, key, _PARAM_KINDS + ("|object" if key == "loss" else ""), "params", arc.path)
     if params.get("gates") == "__array__":
         params["gates"] = arc.get("param_gates")
     if isinstance(params.get("loss"), dict):
-        params["loss"] = _loss_from_meta(params["loss"].get("__loss__"))
+        loss_meta = _field(params["loss"], "__loss__", "object", "params.loss", arc.path)
+        params["loss"] = _loss_from_meta(loss_meta, "params.loss.__loss__", arc.path)
     for key in ("lam", "tol"):
         if isinstance(params.get(key), str):
-            params[key] = float(params[key])
-    est = ESTIMATORS[name]()
+            params[key] = float(params[key]) if params[key] in ("nan", "inf", "-inf") else params[key]
+    est = cls()
     try:
         est.set_params(**params)
     except ValueError as exc:
         raise FileFormatError(f"{arc.path}: bad hyper-parameters for {name}: {exc}") from exc
-    est.solution_ = _load_model(arc, meta.get("solution", {}), prefix="solution_")
-    est.patterns_ = est.solution_.patterns
-    est.network_ = _load_network(arc, meta.get("network", {}).get("network_kind"), prefix="network_")
-    fitted = meta.get("fitted", {})
-    est.objective_ = _float_or_none(fitted.get("objective_"))
-    est.gap_ = _float_or_none(fitted.get("gap_"))
-    est.status_ = str(fitted.get("status_"))
-    est.n_active_neurons_ = int(fitted.get("n_active_neurons_", est.network_.n_neurons))
-    est.n_iter_ = fitted.get("n_iter_")
-    est.fit_time_ = _float_or_none(fitted.get("fit_time_"))
-    est.n_features_in_ = int(fitted.get("n_features_in_", est.network_.n_features))
-    if "feature_names_in_" in fitted:
-        est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+    solution = _load_model(arc, _field(meta, "solution", "object", "", arc.path), prefix="solution_",
+                           where="solution")
+    nmeta = _field(meta, "network", "object", "", arc.path)
+    network = _load_network(arc, _field(nmeta, "network_kind", "str", "network", arc.path), prefix="network_")
+    fitted = _field(meta, "fitted", "object", "", arc.path)
+    values = {
+        "objective_": _float_or_none(_field(fitted, "objective_", "number|null", "fitted", arc.path)),
+        "gap_": _float_or_none(_field(fitted, "gap_", "number|null", "fitted", arc.path)),
+        "status_": _field(fitted, "status_", "str", "fitted", arc.path),
+        "n_active_neurons_": _field(fitted, "n_active_neurons_", "int", "fitted", arc.path),
+        "n_iter_": _field(fitted, "n_iter_", "int|null", "fitted", arc.path),
+        "fit_time_": _float_or_none(_field(fitted, "fit_time_", "number|null", "fitted", arc.path)),
+        "n_features_in_": _field(fitted, "n_features_in_", "int", "fitted", arc.path),
+    }
+    names = _field(fitted, "feature_names_in_", "list", "fitted", arc.path, required=False)
+    if names is not None and not all(isinstance(f, str) for f in names):
+        raise FileFormatError(f"{arc.path}: the metadata field 'fitted.feature_names_in_' must be a "
+                              "list of strings.")
     classes = arc.get("classes_", required=False)
+    _check_estimator_parts(arc.path, cls, solution, network, values, names, classes)
+    est.solution_ = solution
+    est.patterns_ = solution.patterns
+    est.network_ = network
+    for key, value in values.items():
+        setattr(est, key, value)
+    if names is not None:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
     if classes is not None:
         est.classes_ = classes
-    if est.network_.n_features != est.n_features_in_:
-        raise FileFormatError(f"{arc.path}: the network has {est.network_.n_features} inputs but "
-                              f"the estimator records {est.n_features_in_} features.")
     return est
 
 
-def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None):
+def _check_estimator_parts(path, cls, solution, network, values, names, classes) -> None:
+    """Refuse an estimator whose parts disagree (a relabelled class, foreign network...)."""
+    activation = getattr(cls, "_activation", None)
+    kind = "gated_relu_network" if isinstance(network, GatedReLUNetwork) else "relu_network"
+    if activation is not None and (solution.activation != activation or kind != f"{activation}_network"):
+        raise FileFormatError(f"{path}: a {cls.__name__} needs a {activation} solution and network, but "
+                              f"the file holds a {solution.activation} solution and a {kind}.")
+    if network.n_features != values["n_features_in_"]:
+        raise FileFormatError(f"{path}: the network has {network.n_features} inputs but "
+                              f"the estimator records {values['n_features_in_']} features.")
+    if solution.patterns.n_features != network.n_features:
+        raise FileFormatError(f"{path}: the patterns have {solution.patterns.n_features} features but "
+                              f"the network has {network.n_features} inputs.")
+    if names is not None and len(names) != values["n_features_in_"]:
+        raise FileFormatError(f"{path}: {len(names)} feature names for {values['n_features_in_']} features.")
+    if not 0 <= values["n_active_neurons_"] <= max(network.n_neurons, 0):
+        raise FileFormatError(f"{path}: n_active_neurons_={values['n_active_neurons_']} but the network "
+                              f"has {network.n_neurons} neurons.")
+    from .estimators import _ClassifierBase
+
+    classifier = issubclass(cls, _ClassifierBase)
+    if classifier:
+        if classes is None:
+            raise FileFormatError(f"{path}: a {cls.__name__} needs its class labels (entry 'classes_'); "
+                                  "the file holds a regressor or is damaged.")
+        if classes.ndim != 1 or classes.size < 2 or np.unique(classes).size != classes.size:
+            raise FileFormatError(f"{path}: 'classes_' must hold at least 2 distinct labels, got "
+                                  f"shape {classes.shape}.")
+        want = 1 if classes.size == 2 else classes.size
+        if network.n_outputs != want or (classes.size > 2 and network.w2.ndim != 2):
+            raise FileFormatError(f"{path}: {classes.size} classes need {want} network output(s), the "
+                                  f"network has {network.n_outputs}.")
+        loss = solution.loss.name if getattr(solution, "loss", None) is not None else None
+        if loss is not None and loss not in ("logistic", "cross_entropy", "squared", "hinge", "weighted"):
+            raise FileFormatError(f"{path}: a {cls.__name__} cannot hold a model fitted with the "
+                                  f"{loss} loss.")
+    elif classes is not None:
+        raise FileFormatError(f"{path}: a {cls.__name__} has no class labels, but the file holds "
+                              "'classes_'; it was written for a classifier.")
+
+
+def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None,
+         max_bytes: int | None = None):
     """Load a model written by :func:`save`.
 
     Parameters
@@ -420,6 +737,9 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None):
         Accept only these kinds (``"solution"``, ``"model"``, ``"relu_network"``,
         ``"gated_relu_network"``, ``"estimator"``); others raise
         :class:`~cvxnn.errors.FileFormatError`.
+    max_bytes : int, optional
+        Largest total size of the arrays, as declared by their headers, that may be read;
+        default :func:`cvxnn.operators.default_memory_budget`.
 
     Returns
     -------
@@ -428,11 +748,14 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None):
     Raises
     ------
     FileFormatError
-        For a missing, corrupt, foreign or too-new file, or one of another ``kind``.
+        For a missing, corrupt, foreign, edited or too-new file, a folder, wrong-typed
+        metadata, an inconsistent estimator, or a file of another ``kind``.
+    MemoryBudgetError
+        When the arrays declare more than ``max_bytes`` in all (checked before reading them).
     """
-    arc, meta = _open(path)
+    arc, meta = _open(path, max_bytes)
     try:
-        found = meta.get("kind")
+        found = meta["kind"]
         if kind is not None:
             wanted = (kind,) if isinstance(kind, str) else tuple(kind)
             if found not in wanted:
@@ -444,10 +767,10 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None):
                 return _load_network(arc, found)
             if found == "estimator":
                 return _load_estimator(arc, meta)
-        except FileFormatError:
+        except (FileFormatError, MemoryBudgetError):
             raise
-        except (CvxnnError, ValueError, TypeError, KeyError) as exc:
+        except (CvxnnError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             raise FileFormatError(f"{arc.path}: inconsistent {found} data ({exc}).") from exc
         raise FileFormatError(f"{arc.path}: unknown kind {found!r}.")
     finally:
-        arc.data.close()
+        arc.close()

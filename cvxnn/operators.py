@@ -30,8 +30,12 @@ __all__ = [
     "CHUNK_BYTES",
     "ImplicitDesign",
     "adjoint",
+    "available_memory",
     "block_norms",
+    "cgroup_memory",
+    "check_memory",
     "default_memory_budget",
+    "memory_limit",
     "forward",
 ]
 
@@ -114,26 +118,175 @@ def cgroup_memory_limit() -> int | None:
     return None
 
 
-def default_memory_budget() -> int:
-    """Default memory budget: half of the memory this process may use (bytes).
+#: Values of a cgroup v1 ``memory.limit_in_bytes`` at or above this mean "no limit".
+_CGROUP_UNLIMITED = 2**60
 
-    That is the smaller of the physical memory and the container's cgroup limit
-    (:func:`cgroup_memory_limit`). Falls back to 4 GiB where the platform reports neither.
-    """
-    total = None
+
+def _read_int(path: str) -> int | None:
+    """An integer read from a (cgroup / proc) file; None when absent, unreadable or ``max``."""
     try:
-        phys = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        if phys > 0:
-            total = int(phys)
+        with open(path, encoding="ascii") as fh:
+            text = fh.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text or text == "max":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if 0 < value < _CGROUP_UNLIMITED else None
+
+
+def _cgroup_dirs(version: int) -> list[str]:
+    """The cgroup folders of this process (v2, or v1's memory controller), from its own
+    folder up to the mount point."""
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    root = "/sys/fs/cgroup" if version == 2 else "/sys/fs/cgroup/memory"
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        if (version == 2 and fields[0] == "0" and fields[1] == "") or (
+            version == 1 and "memory" in fields[1].split(",")
+        ):
+            rel = fields[2].strip().strip("/")
+            parts = rel.split("/") if rel else []
+            return [root + "".join("/" + q for q in parts[:k]) for k in range(len(parts), -1, -1)]
+    return []
+
+
+def cgroup_memory() -> tuple[int | None, int | None]:
+    """The cgroup memory limit of this process and the memory the cgroup uses now (bytes).
+
+    Reads cgroup v2 (``memory.max`` / ``memory.current`` of this process's cgroup and its
+    ancestors; the smallest limit wins) and falls back to cgroup v1
+    (``memory/memory.limit_in_bytes`` / ``memory.usage_in_bytes``).
+
+    Returns
+    -------
+    (limit, usage) : tuple of int or None
+        None where there is no limit or the platform does not report it.
+    """
+    best: tuple[int | None, int | None] = (None, None)
+    files = {2: ("memory.max", "memory.current"), 1: ("memory.limit_in_bytes", "memory.usage_in_bytes")}
+    for version in (2, 1):
+        limit_file, usage_file = files[version]
+        folders = _cgroup_dirs(version)
+        if version == 1 and "/sys/fs/cgroup/memory" not in folders:
+            folders.append("/sys/fs/cgroup/memory")  # a container sees its own cgroup there
+        for folder in folders:
+            limit = _read_int(f"{folder}/{limit_file}")
+            if limit is not None and (best[0] is None or limit < best[0]):
+                best = (limit, _read_int(f"{folder}/{usage_file}"))
+        if best[0] is not None:
+            return best
+    return best
+
+
+def _physical_memory() -> int | None:
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError) as exc:  # pragma: no cover - platform dependent
         logger.debug("physical memory not reported (%s)", exc)
-    limit = cgroup_memory_limit()
+        return None
+    return int(total) if total > 0 else None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the smaller of the system's available memory
+    (``MemAvailable``) and what the cgroup limit leaves (limit minus usage).
+
+    Returns None where the platform reports neither.
+    """
+    candidates = []
+    avail = _meminfo_available()
+    if avail is not None:
+        candidates.append(avail)
+    limit, usage = cgroup_memory()
     if limit is not None:
-        total = limit if total is None else min(total, limit)
-    if total is None:  # pragma: no cover - platform dependent
-        logger.debug("no memory size reported; memory budget falls back to 4 GiB")
+        candidates.append(max(0, limit - (usage or 0)))
+    return min(candidates) if candidates else None
+
+
+def memory_limit() -> int | None:
+    """Total memory this process may use: the smaller of the physical memory and the cgroup
+    limit (bytes); None where neither is reported."""
+    candidates = [v for v in (_physical_memory(), cgroup_memory()[0]) if v is not None]
+    return min(candidates) if candidates else None
+
+
+def default_memory_budget() -> int:
+    """Default memory budget of cvxnn's allocations (bytes).
+
+    Half of the memory this process may use (the smaller of the physical memory and the
+    cgroup limit, see :func:`memory_limit`), and never more than what is available now
+    (:func:`available_memory`, which accounts for other processes and the cgroup's usage).
+    Falls back to 4 GiB where the platform reports none of these.
+
+    Every budget check sums the allocations of one operation (inputs copies, outputs and
+    temporaries) and compares the sum with this budget before allocating.
+    """
+    total = memory_limit()
+    avail = available_memory()
+    if total is None and avail is None:  # pragma: no cover - platform dependent
+        logger.debug("memory size not reported; the memory budget falls back to 4 GiB")
         return 4 * 2**30
-    return int(total // 2)
+    budget = total // 2 if total is not None else avail
+    if avail is not None:
+        budget = min(budget, avail)
+    return int(budget)
+
+
+def check_memory(parts: dict[str, int], *, what: str, budget: int | None = None, hint: str = "") -> int:
+    """Refuse an operation whose allocations, summed, exceed the memory budget.
+
+    Parameters
+    ----------
+    parts : dict of str to int
+        Bytes of each allocation the operation holds at its peak, by name.
+    what : str
+        The operation, for the message (e.g. ``"sample_patterns"``).
+    budget : int, optional
+        Bytes allowed (default :func:`default_memory_budget`).
+    hint : str
+        What to do instead, appended to the message.
+
+    Returns
+    -------
+    int
+        The total bytes needed.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Naming the total, each part and the budget.
+    """
+    need = int(sum(int(v) for v in parts.values()))
+    budget = default_memory_budget() if budget is None else int(budget)
+    if need > budget:
+        detail = ", ".join(f"{name} {int(v):,}" for name, v in parts.items())
+        raise MemoryBudgetError(
+            f"{what} needs about {need:,} bytes ({detail}) but the memory budget is {budget:,} "
+            f"bytes (half the memory of this machine or container, at most what is available)."
+            + (f" {hint}" if hint else "")
+        )
+    return need
 
 
 class ImplicitDesign:

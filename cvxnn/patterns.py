@@ -30,7 +30,6 @@ import numpy as np
 from ._validation import (
     as_float_array,
     as_generator,
-    check_allocation,
     check_bool,
     check_index,
     check_positive_int,
@@ -42,14 +41,17 @@ from .errors import (
     PatternMismatchError,
     ShapeError,
 )
+from .operators import check_memory
 
 __all__ = [
     "Patterns",
     "sample_patterns",
     "enumerate_patterns",
+    "enumeration_cost",
     "max_pattern_count",
     "add_bias_column",
     "group_columns",
+    "patterns_memory",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,38 @@ def _fingerprint(X: np.ndarray) -> str:
     h.update(str(X.shape).encode())
     h.update(np.ascontiguousarray(X, dtype=np.float64).view(np.uint8))
     return h.hexdigest()
+
+
+def patterns_memory(n: int, d_a: int, n_gates: int, *, sampled: bool = True) -> dict[str, int]:
+    """Peak bytes of building the patterns of ``n_gates`` gates on ``n`` rows, by allocation.
+
+    Counts what :func:`sample_patterns` / :meth:`Patterns.from_gates` hold at once: the
+    gates (drawn, validated copy, kept subset), the boolean mask (computed, kept subset,
+    the zero-pattern test), the float ``X_a G`` row chunk, the bit-packed columns used to
+    find duplicates (with the sort's copies) and the index arrays.
+
+    Parameters
+    ----------
+    n, d_a, n_gates : int
+        Rows of ``X``, rows of a gate (``d + 1`` with a bias), number of gates.
+    sampled : bool
+        Count the drawn gates too (:func:`sample_patterns`); False for user-given gates.
+
+    Returns
+    -------
+    dict of str to int
+        Bytes per allocation; their sum is what :func:`cvxnn.operators.check_memory` compares
+        with the budget.
+    """
+    n, d_a, m = int(n), int(d_a), int(n_gates)
+    rows = max(1, min(n, _ROW_CHUNK_BYTES // (8 * max(m, 1))))
+    packed = -(-n // 8) * m
+    return {
+        "gates": (3 if sampled else 2) * d_a * m * 8,
+        "mask": 3 * n * m,
+        "X_a G chunk": rows * m * 8,
+        "duplicate search": 3 * packed + 5 * m * 8,
+    }
 
 
 def _mask_chunked(A: np.ndarray, G: np.ndarray) -> np.ndarray:
@@ -139,6 +173,9 @@ class Patterns:
             )
         self.gates.setflags(write=False)
         self.mask.setflags(write=False)
+        # Patterns read from a file carry a mask nobody has checked against the gates; the
+        # first check_data against the training data does (see io.load).
+        object.__setattr__(self, "_mask_unverified", False)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -212,21 +249,55 @@ class Patterns:
                 "the patterns were built on different data of the same shape; build patterns on "
                 "this X or re-apply the gates with Patterns.from_gates(X, patterns.gates, bias=...)."
             )
+        if self._mask_unverified:
+            self._verify_mask(X)
+
+    def _verify_mask(self, X) -> None:
+        """Check ``mask == 1[X_a G >= 0]`` on the training data (up to round-off at ties).
+
+        Run once for patterns read from a file (their mask was never computed here).
+
+        Raises
+        ------
+        PatternMismatchError
+            Some stored pattern entry contradicts its gate on ``X``.
+        """
+        Xa = self.design(X)
+        G = self.gates
+        n, p = self.mask.shape
+        scale = np.linalg.norm(Xa, axis=1)[:, None] * np.linalg.norm(G, axis=0)[None, :]
+        rows = max(1, _ROW_CHUNK_BYTES // (8 * max(p, 1)))
+        for start in range(0, n, rows):
+            stop = min(n, start + rows)
+            Z = Xa[start:stop] @ G
+            wrong = (Z >= 0) != self.mask[start:stop]
+            wrong &= np.abs(Z) > 1e-9 * scale[start:stop]  # a tie may round either way elsewhere
+            if wrong.any():
+                j, i = (int(v) for v in np.argwhere(wrong)[0])
+                raise PatternMismatchError(
+                    f"the stored activation mask contradicts its gates on this data ({int(wrong.sum())} "
+                    f"entries in rows {start}..{stop - 1}, first at row {start + j}, pattern {i}); "
+                    "the patterns (or the model file holding them) are corrupt."
+                )
+        object.__setattr__(self, "_mask_unverified", False)
 
     def subset(self, index) -> "Patterns":
         """Patterns restricted to the columns ``index`` (array of ints or booleans)."""
         index = check_index(index, self.n_patterns)
-        return Patterns(
+        sub = Patterns(
             gates=np.array(self.gates[:, index]),
             mask=np.array(self.mask[:, index]),
             bias=self.bias,
             fingerprint=self.fingerprint,
         )
+        object.__setattr__(sub, "_mask_unverified", self._mask_unverified)
+        return sub
 
     # ----------------------------------------------------------- constructors
     @classmethod
     def from_gates(
-        cls, X, gates, *, bias: bool = False, unique: bool = False, drop_zero: bool = False
+        cls, X, gates, *, bias: bool = False, unique: bool = False, drop_zero: bool = False,
+        memory_budget: int | None = None,
     ) -> "Patterns":
         """Patterns of the given gates on ``X``.
 
@@ -241,6 +312,14 @@ class Patterns:
             Remove duplicate patterns (keep the first gate of each).
         drop_zero : bool
             Remove the all-zero pattern (it contributes nothing to any fit).
+        memory_budget : int, optional
+            Bytes allowed for the allocations summed (:func:`patterns_memory`); default
+            :func:`cvxnn.operators.default_memory_budget`.
+
+        Raises
+        ------
+        MemoryBudgetError
+            When the gates, the mask and the temporaries together exceed the budget.
         """
         X = check_X(X)
         bias = check_bool(bias, "bias")
@@ -255,7 +334,9 @@ class Patterns:
             )
         if not np.all(np.isfinite(G)):
             raise InvalidParameterError("gates contain NaN or infinity.")
-        check_allocation((Xa.shape[0], G.shape[1]), np.bool_, what="the n x p activation mask")
+        check_memory(patterns_memory(Xa.shape[0], Xa.shape[1], G.shape[1], sampled=False),
+                     what=f"the activation patterns of {G.shape[1]:,} gates on {Xa.shape[0]:,} rows",
+                     budget=memory_budget, hint="Use fewer gates or subsample the data.")
         mask = _mask_chunked(Xa, G)
         keep = np.arange(G.shape[1])
         if unique:
@@ -274,7 +355,8 @@ class Patterns:
 
 
 def sample_patterns(
-    X, n_gates: int = 100, *, seed=None, bias: bool = False, drop_zero: bool = True
+    X, n_gates: int = 100, *, seed=None, bias: bool = False, drop_zero: bool = True,
+    memory_budget: int | None = None,
 ) -> Patterns:
     """Sample activation patterns from Gaussian gates (MATH.md, "Pattern counts").
 
@@ -293,20 +375,32 @@ def sample_patterns(
         Append a column of ones (penalised bias).
     drop_zero : bool
         Remove the all-zero pattern.
+    memory_budget : int, optional
+        Bytes allowed for all the allocations together (:func:`patterns_memory`); default
+        :func:`cvxnn.operators.default_memory_budget` (half the memory of the machine or
+        container, at most what is available).
 
     Returns
     -------
     Patterns
+
+    Raises
+    ------
+    MemoryBudgetError
+        Before drawing anything, when the gates, the mask and the temporaries together
+        exceed the budget; the message names the bytes of each.
     """
     X = check_X(X)
-    n_gates = check_positive_int(n_gates, "n_gates")
+    n_gates = check_positive_int(n_gates, "n_gates", maximum=None)  # the memory budget bounds it
     bias = check_bool(bias, "bias")
     rng = as_generator(seed)
     d_a = X.shape[1] + int(bias)
-    check_allocation((d_a, n_gates), np.float64, what=f"the gates ({n_gates} sampled)")
-    check_allocation((X.shape[0], n_gates), np.bool_, what="the n x n_gates activation mask")
+    check_memory(patterns_memory(X.shape[0], d_a, n_gates),
+                 what=f"sample_patterns with {n_gates:,} gates on {X.shape[0]:,} x {d_a} data",
+                 budget=memory_budget, hint="Use fewer gates (duplicates are removed anyway) or subsample the data.")
     G = rng.standard_normal((d_a, n_gates))
-    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero)
+    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero,
+                               memory_budget=memory_budget)
     logger.debug("sampled %d gates -> %d distinct patterns", n_gates, pats.n_patterns)
     return pats
 
@@ -399,8 +493,44 @@ def _regions_lp(B: np.ndarray, max_patterns: int) -> np.ndarray:
     return np.array(points).T if points else np.zeros((r, 0))
 
 
+def _distinct_hyperplanes(B: np.ndarray) -> int:
+    """Number of distinct hyperplanes ``{g : b_j^T g = 0}`` among the rows of ``B`` (rows equal
+    up to a nonzero scale define the same hyperplane; zero rows define none)."""
+    norms = np.linalg.norm(B, axis=1)
+    rows = B[norms > 0] / norms[norms > 0, None]
+    if rows.shape[0] == 0:
+        return 0
+    lead = rows[np.arange(rows.shape[0]), np.argmax(np.abs(rows) > 1e-12, axis=1)]
+    rows = rows * np.sign(lead)[:, None]
+    return int(np.unique(np.round(rows, 9), axis=0).shape[0])
+
+
+def enumeration_cost(n_hyperplanes: int, rank: int) -> tuple[int, int]:
+    """A priori cost of :func:`enumerate_patterns` for hyperplanes in general position.
+
+    Parameters
+    ----------
+    n_hyperplanes : int
+        Distinct hyperplanes ``{g : x_j^T g = 0}`` (distinct rows of ``X_a`` up to scale).
+    rank : int
+        Rank of ``X_a``.
+
+    Returns
+    -------
+    (patterns, lp_solves) : tuple of int
+        The number of regions ``max_pattern_count(n_hyperplanes, rank)`` (an upper bound,
+        attained in general position) and the number of small LPs of the depth-first search
+        over the prefixes of the arrangement (rank >= 3; zero otherwise).
+    """
+    m, r = int(n_hyperplanes), int(rank)
+    regions = max_pattern_count(m, r) if m > 0 else 1
+    lps = sum(max_pattern_count(k, min(r, k)) for k in range(1, m + 1)) if r >= 3 else 0
+    return regions, lps
+
+
 def enumerate_patterns(
-    X, *, bias: bool = False, drop_zero: bool = False, max_patterns: int = 100_000
+    X, *, bias: bool = False, drop_zero: bool = False, max_patterns: int = 100_000,
+    memory_budget: int | None = None,
 ) -> Patterns:
     """Enumerate every activation pattern of ``X`` exactly (all regions of the arrangement).
 
@@ -409,6 +539,12 @@ def enumerate_patterns(
     vector, so the C-ReLU program on them is the exact (global) training problem.
     Data of rank <= 2 use an exact angular sweep (``O(n log n)``); higher rank uses a
     depth-first search over sign vectors with one small LP per node (tiny ``n``).
+
+    Before any work, the cost is estimated (:func:`enumeration_cost`): the number of regions
+    for the distinct hyperplanes of ``X_a`` in general position, ``2 sum_{k<r} C(m, k)``, and
+    the LP solves of the search. Enumeration is refused when that number exceeds
+    ``max_patterns`` (data far from general position may have fewer patterns: raise
+    ``max_patterns`` to try) or when the gates and mask would not fit the memory budget.
 
     Parameters
     ----------
@@ -419,30 +555,47 @@ def enumerate_patterns(
         Remove the all-zero pattern.
     max_patterns : int
         Refuse (with :class:`~cvxnn.errors.MemoryBudgetError`) arrangements with more regions.
+    memory_budget : int, optional
+        Bytes allowed for the gates, mask and temporaries together; default
+        :func:`cvxnn.operators.default_memory_budget`.
 
     Returns
     -------
     Patterns
         One gate per region; the count equals ``max_pattern_count(n, rank)`` for points in
         general position.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Before enumerating, when the estimated number of patterns exceeds ``max_patterns`` or
+        their gates and mask exceed the memory budget; the message gives the estimate.
     """
     X = check_X(X)
     bias = check_bool(bias, "bias")
+    max_patterns = check_positive_int(max_patterns, "max_patterns", maximum=None)
     Xa = add_bias_column(X) if bias else X
     _, s, Vt = np.linalg.svd(Xa, full_matrices=False)
     tol = s.max(initial=0.0) * max(Xa.shape) * np.finfo(float).eps
     r = int((s > tol).sum())
-    bound = max_pattern_count(X.shape[0], r)
-    if r >= 3 and bound > 64 * max_patterns:
+    basis = Vt[:r].T  # d_a x r, orthonormal basis of the row space
+    B = Xa @ basis
+    m = _distinct_hyperplanes(B) if r > 0 else 0
+    regions, lps = enumeration_cost(m, r)
+    if regions > max_patterns:
         raise MemoryBudgetError(
-            f"X has rank {r} and {X.shape[0]} samples: up to {bound} patterns; enumeration is "
-            f"limited to max_patterns={max_patterns}. Use sample_patterns instead."
+            f"X{' with a bias column' if bias else ''} has rank {r} and {m} distinct rows (up to "
+            f"scale): up to {regions:,} activation patterns"
+            + (f", found by about {lps:,} LP solves" if lps else "")
+            + f"; enumeration is limited to max_patterns={max_patterns:,}. Use sample_patterns "
+            "instead, or raise max_patterns if the data are far from general position."
         )
+    check_memory(patterns_memory(X.shape[0], Xa.shape[1], regions, sampled=True),
+                 what=f"enumerate_patterns ({regions:,} patterns on {X.shape[0]:,} rows)",
+                 budget=memory_budget, hint="Use sample_patterns instead.")
     if r == 0:
         G = np.zeros((Xa.shape[1], 1))
     else:
-        basis = Vt[:r].T  # d_a x r, orthonormal basis of the row space
-        B = Xa @ basis
         if r == 1:
             Z = np.array([[1.0, -1.0]])
         elif r == 2:
@@ -450,10 +603,11 @@ def enumerate_patterns(
         else:
             Z = _regions_lp(B, max_patterns)
         G = basis @ Z
-    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero)
+    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero,
+                               memory_budget=memory_budget)
     if pats.n_patterns > max_patterns:
         raise MemoryBudgetError(
             f"{pats.n_patterns} patterns exceed max_patterns={max_patterns}; sample instead."
         )
-    logger.debug("enumerated %d patterns (rank %d, bound %d)", pats.n_patterns, r, bound)
+    logger.debug("enumerated %d patterns (rank %d, %d hyperplanes, bound %d)", pats.n_patterns, r, m, regions)
     return pats

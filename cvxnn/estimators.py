@@ -12,11 +12,17 @@ estimator                       program       prediction on new data
 ==============================  ============  ==========================================
 
 Each ``fit`` samples activation patterns (or re-applies user ``gates``), solves the convex
-program (MATH.md, "Convex programs") with the native solvers (``backend="native"``) or a
+program (docs/math.md, "The convex programs") with the native solvers (``backend="native"``) or a
 CVXPY solver (``backend="clarabel"``, ``"scs"``, any installed CVXPY solver name), and maps
 the solution to an ordinary network by the exact maps, stored in ``network_``.
 
-Objective convention (MATH.md): losses are sums over samples (squared loss ``1/2 ||.||^2``)
+By default (``standardize=True``) the columns of ``X`` are standardized before the patterns
+are sampled, and the network is mapped back to raw ``X`` exactly by
+:class:`~cvxnn.preprocessing.Standardizer`; ``objective_`` is the convex objective on the
+standardized data, which equals the objective of the network on standardized data.
+``sample_weight`` (and ``class_weight``) multiply the per-sample loss terms.
+
+Objective convention (docs/math.md): losses are sums over samples (squared loss ``1/2 ||.||^2``)
 and the convex program carries ``lam * sum_i ||theta_i||``, which equals weight decay
 ``lam/2 * sum_j (||W1_j||^2 + b1_j^2 + w2_j^2)`` on the network. The bias (``bias=True``) is
 a column of ones appended to ``X`` and is penalised with its neuron. A mean loss is the
@@ -33,6 +39,7 @@ distributes it.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import numbers
@@ -48,10 +55,12 @@ from ._validation import as_generator, check_lam, check_positive_int, check_X, c
 from .errors import (
     ConvergenceWarning,
     CvxnnError,
+    CvxnnWarning,
     InaccurateSolutionWarning,
     InputError,
     InvalidParameterError,
     LabelError,
+    NonFiniteError,
     NotFittedError,
     ShapeError,
 )
@@ -68,6 +77,7 @@ __all__ = [
     "LamCVResult",
     "solve_convex",
     "NETWORK_TOL",
+    "WeightedLoss",
 ]
 
 logger = logging.getLogger(__name__)
@@ -121,20 +131,21 @@ class _FallbackBase:
 class _FallbackRegressorMixin:
     _estimator_type = "regressor"
 
-    def score(self, X, y) -> float:
-        """Coefficient of determination ``R^2`` of ``predict(X)``."""
+    def score(self, X, y, sample_weight=None) -> float:
+        """Coefficient of determination ``R^2`` of ``predict(X)`` (weighted by ``sample_weight``)."""
         y = np.asarray(y, dtype=float)
-        resid = np.sum((y - self.predict(X)) ** 2)
-        total = np.sum((y - y.mean(axis=0)) ** 2)
+        w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        resid = np.sum(w * (y - self.predict(X)) ** 2)
+        total = np.sum(w * (y - np.average(y, axis=0, weights=w)) ** 2)
         return float(1.0 - resid / total) if total > 0 else (1.0 if resid == 0 else 0.0)
 
 
 class _FallbackClassifierMixin:
     _estimator_type = "classifier"
 
-    def score(self, X, y) -> float:
-        """Mean accuracy of ``predict(X)``."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy of ``predict(X)`` (weighted by ``sample_weight``)."""
+        return float(np.average(self.predict(X) == np.asarray(y), weights=sample_weight))
 
 
 if _HAVE_SKLEARN:
@@ -170,6 +181,11 @@ def _available_if(check: Callable[[Any], bool]):
         return _AvailableIf(fn, check)
 
     return wrap
+
+
+class InputTypeError(InputError, TypeError):
+    """Input of a type the estimators cannot convert to numbers (both an
+    :class:`~cvxnn.errors.InputError` and a ``TypeError``, as scikit-learn expects)."""
 
 
 #: Marks "no target passed" in :meth:`_ConvexNetworkBase._validate_X` (``None`` is a wrong y).
@@ -290,7 +306,7 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> Convex
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
             continue  # replaced by the single warning below
-        warnings.warn(w.message, w.category, stacklevel=5)
+        warnings.warn(w.message, w.category, stacklevel=6)
     if not sol.converged:
         category = InaccurateSolutionWarning if sol.status == "optimal_inaccurate" else ConvergenceWarning
         gap = "n/a" if sol.gap is None else f"{sol.gap:.3g}"
@@ -299,7 +315,7 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> Convex
             f"(gap {gap}, {sol.iterations} iterations); the fitted network is not certified "
             "optimal. Raise max_iter, loosen tol, or try backend='clarabel'.",
             category,
-            stacklevel=5,  # _call_solver < _fit_encoded < _fit < fit < caller
+            stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
         )
     return sol
 
@@ -311,6 +327,13 @@ def _check_params(est) -> None:
     check_lam(est.lam, name="lam")
     check_positive_int(est.n_gates, "n_gates")
     check_positive_int(est.max_iter, "max_iter")
+    if est.max_iter > MAX_ITER_LIMIT:
+        raise InvalidParameterError(
+            f"max_iter={est.max_iter} is too large; the largest supported value is {MAX_ITER_LIMIT} (2**31 - 1)."
+        )
+    for flag in ("standardize", "warm_start"):
+        if not isinstance(getattr(est, flag), (bool, np.bool_)):
+            raise InvalidParameterError(f"{flag} must be True or False, got {getattr(est, flag)!r}.")
     if isinstance(est.tol, bool) or not isinstance(est.tol, numbers.Real) or not (
         np.isfinite(est.tol) and est.tol > 0
     ):
@@ -390,6 +413,240 @@ def _network_tol(sol: ConvexSolution, X: np.ndarray, y: np.ndarray) -> float:
     return NETWORK_TOL * max(top, scale) / top
 
 
+# ------------------------------------------------------------------------------------------
+# Sample weights: exact weighted losses (weights multiply the per-sample loss terms).
+# ------------------------------------------------------------------------------------------
+#: Largest ``max_iter`` accepted (CVXPY solvers take a C int).
+MAX_ITER_LIMIT = 2**31 - 1
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedLoss(Loss):
+    """``sum_j w_j l(z_j, y_j)``: a separable loss with per-sample weights (CVXPY backends).
+
+    The weights multiply the per-sample loss terms, so integer weights give exactly the
+    objective of the data with rows repeated. ``reduction="mean"`` of the base loss divides
+    by ``sum_j w_j`` (the weighted mean). Used by the estimators for losses that cannot be
+    weighted by rescaling rows (the squared loss is weighted exactly by scaling the rows of
+    ``[X, 1]`` and ``y`` by ``sqrt(w_j)``, which keeps the activation patterns).
+
+    Parameters
+    ----------
+    base : Loss
+        The unweighted loss (``squared``, ``logistic``, ``hinge``, ``huber``, ``absolute`` or
+        ``cross_entropy``).
+    weights : ndarray of shape (n,)
+        Non-negative sample weights.
+    """
+
+    base: Loss = field(default=None)  # type: ignore[assignment]
+    weights: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    _KINDS = ("squared", "logistic", "hinge", "huber", "absolute", "cross_entropy")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.base, Loss) or self.base.name not in self._KINDS:
+            raise InvalidParameterError(
+                f"sample weights support the losses {self._KINDS}, got {getattr(self.base, 'name', self.base)!r}."
+            )
+        object.__setattr__(self, "reduction", self.base.reduction)
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.base.name
+
+    @property
+    def smooth(self) -> bool:  # type: ignore[override]
+        return self.base.smooth
+
+    @property
+    def classification(self) -> bool:  # type: ignore[override]
+        return self.base.classification
+
+    @property
+    def supports_vector(self) -> bool:  # type: ignore[override]
+        return self.base.supports_vector
+
+    def scale(self, n: int) -> float:
+        return 1.0 / float(np.sum(self.weights)) if self.reduction == "mean" else 1.0
+
+    def _w(self, y, cvx: bool):
+        w = np.asarray(self.weights, dtype=float)
+        if w.shape[0] != y.shape[0]:
+            raise ShapeError(f"{w.shape[0]} sample weights for {y.shape[0]} samples.")
+        if y.ndim == 2 and self.name != "cross_entropy":
+            w = np.repeat(w[:, None], y.shape[1], axis=1)
+        return w
+
+    def _cvxpy_sum(self, z, y):
+        import cvxpy as cp
+
+        w = self._w(y, True)
+        kind = self.name
+        if kind == "squared":
+            return 0.5 * cp.sum(cp.multiply(w, cp.square(z - y)))
+        if kind == "logistic":
+            return cp.sum(cp.multiply(w, cp.logistic(-cp.multiply(y, z))))
+        if kind == "hinge":
+            return cp.sum(cp.multiply(w, cp.pos(1 - cp.multiply(y, z))))
+        if kind == "huber":
+            return 0.5 * cp.sum(cp.multiply(w, cp.huber(z - y, self.base.delta)))
+        if kind == "absolute":
+            return cp.sum(cp.multiply(w, cp.abs(z - y)))
+        return cp.sum(cp.multiply(w, cp.log_sum_exp(z, axis=1) - cp.sum(cp.multiply(y, z), axis=1)))
+
+    def _value_sum(self, z, y):
+        from scipy.special import log_expit, logsumexp
+
+        w = self._w(y, False)
+        kind = self.name
+        if kind == "squared":
+            terms = 0.5 * (z - y) ** 2
+        elif kind == "logistic":
+            terms = -log_expit(y * z)
+        elif kind == "hinge":
+            terms = np.maximum(0.0, 1.0 - y * z)
+        elif kind == "huber":
+            r, d = np.abs(z - y), self.base.delta
+            terms = np.where(r <= d, 0.5 * r**2, d * (r - 0.5 * d))
+        elif kind == "absolute":
+            terms = np.abs(z - y)
+        else:
+            terms = logsumexp(z, axis=1) - np.sum(y * z, axis=1)
+        return float(np.sum(w * terms))
+
+    def grad(self, z, y):
+        g = self.base.grad(z, y) / self.base.scale(np.shape(y)[0])
+        w = np.asarray(self.weights, dtype=float)
+        return self.scale(w.shape[0]) * (w[:, None] * g if g.ndim == 2 else w * g)
+
+    def check_targets(self, y):
+        return self.base.check_targets(y)
+
+
+def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """``None`` or a float array of ``n`` finite non-negative weights, not all zero."""
+    if sample_weight is None:
+        return None
+    if _issparse(sample_weight):
+        raise InputError("sample_weight must be a dense 1-D array, got a sparse matrix.")
+    try:
+        w = np.asarray(sample_weight, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"sample_weight must be numbers: {exc}") from None
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ShapeError(f"sample_weight has shape {w.shape}; expected ({n},), one weight per sample.")
+    if not np.all(np.isfinite(w)):
+        raise NonFiniteError("sample_weight contains NaN or infinity.")
+    if np.any(w < 0):
+        raise InvalidParameterError("sample_weight must be non-negative.")
+    if not w.sum() > 0:
+        raise InvalidParameterError("sample_weight is zero for every sample; nothing to fit.")
+    return w
+
+
+def _issparse(X) -> bool:
+    try:
+        from scipy.sparse import issparse
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(issparse(X))
+
+
+def _reject_sparse(X, name: str = "X") -> None:
+    if _issparse(X):
+        raise InputError(
+            f"sparse {name} is not supported: the solvers and networks work on dense arrays "
+            f"(the matrix has {X.shape[0]} x {X.shape[1]} entries); convert it with "
+            f"{name}.toarray() if it fits in memory."
+        )
+
+
+def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray) -> np.ndarray | None:
+    """Per-sample weights from ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``)."""
+    if class_weight is None:
+        return None
+    counts = np.bincount(inverse, minlength=classes.size)
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise InvalidParameterError(
+                f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
+            )
+        per_class = inverse.size / (classes.size * np.maximum(counts, 1))
+    elif isinstance(class_weight, dict):
+        per_class = np.ones(classes.size)
+        known = {c.item() if hasattr(c, "item") else c: k for k, c in enumerate(classes)}
+        for label, weight in class_weight.items():
+            key = label.item() if hasattr(label, "item") else label
+            if key not in known:
+                raise LabelError(f"class_weight names the label {label!r}, which is not in y "
+                                 f"(classes: {list(classes)}).")
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
+                np.isfinite(weight) and weight >= 0
+            ):
+                raise InvalidParameterError(f"class_weight[{label!r}] must be a finite number >= 0, got {weight!r}.")
+            per_class[known[key]] = float(weight)
+    else:
+        raise InvalidParameterError(
+            f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
+        )
+    return per_class[inverse]
+
+
+# ------------------------------------------------------------------------------------------
+# Data warnings
+# ------------------------------------------------------------------------------------------
+#: A pattern set is reported as collapsed when fewer than this fraction of the gates (or of
+#: the patterns the data can have) give distinct patterns.
+COLLAPSE_FRACTION = 0.25
+#: Columns whose standard deviations differ by more than this factor are badly scaled.
+SCALE_RATIO = 1e3
+
+
+def _warn_collapse(est, patterns: Patterns, n_samples: int) -> None:
+    if est.gates is not None:
+        return
+    from .patterns import max_pattern_count
+
+    d_a = patterns.design_dim
+    possible = min(int(est.n_gates), max_pattern_count(n_samples, d_a))
+    if patterns.n_patterns < COLLAPSE_FRACTION * possible:
+        hint = ("standardize=True" if not est.standardize else "more gates or a bias")
+        warnings.warn(
+            f"{type(est).__name__}: the {est.n_gates} sampled gates give only "
+            f"{patterns.n_patterns} distinct activation patterns on {n_samples} samples; the "
+            f"network can use at most {patterns.n_patterns} neurons. Badly scaled or offset "
+            f"columns cause this: use {hint}.",
+            CvxnnWarning,
+            stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
+        )
+
+
+def _warn_scaling(est, X: np.ndarray) -> None:
+    std = X.std(axis=0)
+    mean = np.abs(X.mean(axis=0))
+    live = std > 0
+    if not live.any():
+        return
+    ratio = float(std[live].max() / std[live].min())
+    offset = float(np.max(mean[live] / std[live]))
+    if ratio > SCALE_RATIO or offset > SCALE_RATIO:
+        warnings.warn(
+            f"{type(est).__name__}: badly scaled columns (standard deviations differ by a factor "
+            f"{ratio:.3g}, largest mean / std {offset:.3g}) with standardize=False; gates through "
+            "such data give few distinct patterns and solvers slow down. Use standardize=True.",
+            CvxnnWarning,
+            stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
+        )
+
+
+_PARAM_NAMES_FITTED = ("solution_", "patterns_", "network_", "objective_", "gap_", "status_",
+                       "n_active_neurons_", "n_iter_", "fit_time_", "n_features_in_",
+                       "feature_names_in_", "classes_", "standardizer_", "best_lam_", "path_")
+
+
 class _ConvexNetworkBase(_Base):
     """Shared implementation of the four estimators (not public)."""
 
@@ -407,6 +664,8 @@ class _ConvexNetworkBase(_Base):
         max_iter: int = 10_000,
         random_state=None,
         verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
     ) -> None:
         self.lam = lam
         self.n_gates = n_gates
@@ -418,11 +677,14 @@ class _ConvexNetworkBase(_Base):
         self.max_iter = max_iter
         self.random_state = random_state
         self.verbose = verbose
+        self.standardize = standardize
+        self.warm_start = warm_start
 
     # ---------------------------------------------------------------- validation
     def _validate_X(self, X, *, reset: bool, y=_NO_Y, **kw):
         """Validate with scikit-learn's ``validate_data`` when available (sets
         ``n_features_in_`` / ``feature_names_in_``), else with :func:`cvxnn._validation.check_X`."""
+        _reject_sparse(X)
         if _HAVE_SKLEARN:
             try:
                 from sklearn.utils.validation import validate_data
@@ -436,7 +698,9 @@ class _ConvexNetworkBase(_Base):
                 Xv, yv = validate_data(self, X, y, reset=reset, dtype=np.float64, **kw)
             except CvxnnError:
                 raise
-            except ValueError as exc:  # scikit-learn's checks: keep the message, typed as an input error
+            except TypeError as exc:  # e.g. objects that are not numbers
+                raise InputTypeError(str(exc)) from exc
+            except ValueError as exc:  # scikit-learn's checks, typed as an input error
                 raise InputError(str(exc)) from exc
             return check_X(Xv), yv
         Xv = check_X(X)
@@ -453,34 +717,131 @@ class _ConvexNetworkBase(_Base):
             raise InvalidParameterError(f"{type(self).__name__} requires y to be passed, but y is None.")
         return Xv, np.asarray(y)
 
+    def _validate_fit_data(self, X, y, **kw):
+        """Validate ``(X, y)`` for ``fit`` without touching ``self``.
+
+        Returns ``X``, ``y`` and the input attributes (``n_features_in_``, and
+        ``feature_names_in_`` when ``X`` has column names) to set with the fitted state.
+        """
+        scratch = type(self)(**self.get_params(deep=False))
+        Xv, yv = scratch._validate_X(X, reset=True, y=y, **kw)
+        if Xv.shape[0] < 2:
+            raise ShapeError(f"{type(self).__name__} needs at least 2 samples, got n_samples={Xv.shape[0]}.")
+        attrs = {k: getattr(scratch, k) for k in ("n_features_in_", "feature_names_in_")
+                 if hasattr(scratch, k)}
+        return Xv, yv, attrs
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "solution_"):
             raise EstimatorNotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) first."
             )
 
+    def _commit(self, fitted: dict) -> None:
+        """Replace the fitted state by ``fitted`` in one step (stale attributes removed)."""
+        for name in _PARAM_NAMES_FITTED:
+            if name not in fitted and name in self.__dict__:
+                del self.__dict__[name]
+        self.__dict__.update(fitted)
+
     # ----------------------------------------------------------------- fitting
-    def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, warm_start=None,
-                     callback=None):
-        """Sample patterns, solve, map to a network, and set the fitted attributes."""
+    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None, *, previous=None):
+        """Standardizer, transformed data and patterns for a fit (no state is changed).
+
+        ``previous`` is the warm-start solution: its gates are reused on the new data.
+        """
+        std = None
+        if self.standardize:
+            from .preprocessing import Standardizer
+
+            std = Standardizer(center=bool(self.bias), scale=True).fit(X, sample_weight=sample_weight)
+            Xs = std.transform(X)
+        else:
+            _warn_scaling(self, X)
+            Xs = X
+        if previous is not None and previous.patterns.bias == bool(self.bias) and \
+                previous.patterns.n_features == Xs.shape[1] and self.gates is None:
+            patterns = Patterns.from_gates(Xs, previous.patterns.gates, bias=bool(self.bias),
+                                           unique=True, drop_zero=True)
+        else:
+            patterns = _make_patterns(self, Xs)
+            _warn_collapse(self, patterns, Xs.shape[0])
+        return std, Xs, patterns
+
+    def _solve(self, Xs, y_enc, loss, sample_weight, patterns, warm_start, callback):
+        """Solve (weighted when ``sample_weight`` is given); returns the solution on
+        ``patterns``, its certified gap and the network threshold."""
+        lam = float(self.lam)
+        if sample_weight is None:
+            sol = _call_solver(self, Xs, y_enc, patterns, loss, warm_start, callback)
+            return sol, _certified_gap(sol, Xs, y_enc, lam, loss), _network_tol(sol, Xs, y_enc)
+        w = sample_weight
+        if loss.name == "squared" and type(loss).__name__ == "SquaredLoss":
+            # exact: rows of [X, 1] and y scaled by sqrt(w) keep every pattern (positive scaling)
+            if loss.reduction == "mean":
+                w = w * (w.size / w.sum())  # the solver divides by n: sum w l / sum w
+            r = np.sqrt(w)
+            Xw = patterns.design(Xs) * r[:, None]
+            yw = y_enc * (r[:, None] if y_enc.ndim == 2 else r)
+            from .patterns import _fingerprint
+
+            pw = Patterns(gates=np.array(patterns.gates), mask=np.array(patterns.mask), bias=False,
+                          fingerprint=_fingerprint(Xw))
+            warm_w = None
+            if warm_start is not None:
+                warm_w = dataclasses.replace(warm_start, patterns=pw)
+            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback)
+            gap = _certified_gap(sol_w, Xw, yw, lam, loss)
+            ntol = _network_tol(sol_w, Xw, yw)
+            sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight))
+            return sol, gap, ntol
+        if _resolve_backend(self.backend) == "native":
+            raise InvalidParameterError(
+                f"sample_weight / class_weight with the {loss.name} loss need a CVXPY backend: the "
+                "native solvers weight only the squared loss. Use backend='clarabel' or loss='squared'."
+            )
+        wloss = WeightedLoss(base=loss, weights=w)
+        sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback)
+        return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
+
+    def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,
+                     warm_start=None, callback=None, extra: dict | None = None):
+        """Standardize, sample patterns, solve, map to a network; set the fitted attributes
+        together, only after the solve succeeded (``extra``: validated input attributes)."""
         _check_params(self)
-        patterns = _make_patterns(self, X)
+        w = sample_weight
+        if w is not None and np.any(w == 0):  # zero weight = sample removed (exactly)
+            keep = w > 0
+            X, y_enc, w = X[keep], y_enc[keep], w[keep]
+        if w is not None and np.all(w == 1.0):
+            w = None
+        if warm_start is None and self.warm_start and hasattr(self, "solution_"):
+            warm_start = self.solution_
+        std, Xs, patterns = self._prepare(X, w, previous=warm_start)
         if warm_start is not None and (
             warm_start.patterns.n_patterns != patterns.n_patterns
             or not np.array_equal(warm_start.patterns.gates, patterns.gates)
+            or warm_start.n_outputs != (1 if y_enc.ndim == 1 else y_enc.shape[1])
         ):
             warm_start = None
         t0 = time.perf_counter()
-        sol = _call_solver(self, X, y_enc, patterns, loss, warm_start, callback)
-        self.fit_time_ = time.perf_counter() - t0
-        self.solution_ = sol
-        self.patterns_ = patterns
-        self.network_ = sol.to_network(tol=_network_tol(sol, X, y_enc))
-        self.objective_ = float(sol.objective_value)
-        self.gap_ = _certified_gap(sol, X, y_enc, float(self.lam), loss)
-        self.status_ = sol.status
-        self.n_active_neurons_ = int(self.network_.n_neurons)
-        self.n_iter_ = sol.iterations
+        sol, gap, ntol = self._solve(Xs, y_enc, loss, w, patterns, warm_start, callback)
+        fit_time = time.perf_counter() - t0
+        net = sol.to_network(tol=ntol)
+        fitted = dict(extra or {})
+        fitted.update(
+            solution_=sol,
+            patterns_=patterns,
+            network_=std.network_to_raw(net) if std is not None else net,
+            standardizer_=std,
+            objective_=float(sol.objective_value),
+            gap_=gap,
+            status_=sol.status,
+            n_active_neurons_=int(net.n_neurons),
+            n_iter_=sol.iterations,
+            fit_time_=fit_time,
+        )
+        self._commit(fitted)
         logger.info("%s: status %s, objective %.6g, %d neurons, %.3fs", type(self).__name__,
                     sol.status, self.objective_, self.n_active_neurons_, self.fit_time_)
         return self
@@ -489,6 +850,152 @@ class _ConvexNetworkBase(_Base):
         self._check_fitted()
         X = self._validate_X(X, reset=False)
         return self.network_.predict(X)
+
+    def _transform(self, X) -> np.ndarray:
+        """``X`` as the solver saw it (standardized when ``standardize=True``)."""
+        std = getattr(self, "standardizer_", None)
+        return X if std is None else std.transform(X)
+
+    # --------------------------------------------------------- path with validation
+    def fit_path(self, X, y, *, lams=None, n_lams: int = 20, lam_min_ratio: float = 1e-3,
+                 validation_data=None, validation_fraction: float = 0.2, patience: int = 3,
+                 callback: Callable[[dict], Any] | None = None, sample_weight=None):
+        """Fit along a decreasing ``lam`` path, monitor a validation set, stop early, keep the best.
+
+        The path is solved by :func:`cvxnn.path.regularization_path` (warm-started, exact
+        ``lam_max``) on the patterns of this estimator. After each ``lam`` the mapped network is
+        scored on the validation set (``score``: ``R^2`` or accuracy); the path stops when the
+        score has not improved for ``patience`` consecutive values, or when ``callback``
+        returns True. The fitted state is that of the best ``lam``; the ``lam`` parameter is
+        left unchanged (``best_lam_`` holds the chosen value; ``set_params(lam=best_lam_)`` and
+        ``fit`` reproduce it).
+
+        Parameters
+        ----------
+        X, y : array-likes
+            Training data (as for :meth:`fit`).
+        lams : array-like, optional
+            The grid (sorted decreasing); default ``n_lams`` values from ``lam_max`` down to
+            ``lam_min_ratio * lam_max``.
+        n_lams : int, default=20
+        lam_min_ratio : float, default=1e-3
+        validation_data : tuple (X_val, y_val), optional
+            Held-out data; default a random ``validation_fraction`` of ``(X, y)``
+            (``random_state`` fixes the split).
+        validation_fraction : float, default=0.2
+        patience : int, default=3
+            Values of ``lam`` without improvement before stopping.
+        callback : callable, optional
+            ``callback(info)`` after each ``lam`` with ``info`` keys ``index``, ``lam``,
+            ``val_score``, ``objective``, ``status``, ``n_active``; returning True stops.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the training samples.
+
+        Returns
+        -------
+        self
+            With ``best_lam_`` and ``path_`` (a dict of arrays ``lams``, ``val_scores``,
+            ``objectives``, ``statuses`` for the values solved).
+        """
+        from .path import regularization_path
+
+        patience = check_positive_int(patience, "patience")
+        if validation_data is None:
+            if not (isinstance(validation_fraction, numbers.Real) and 0 < validation_fraction < 1):
+                raise InvalidParameterError(
+                    f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
+            Xall = np.asarray(X) if not _issparse(X) else X
+            _reject_sparse(Xall)
+            n = len(Xall)
+            perm = as_generator(self.random_state if isinstance(self.random_state, numbers.Integral)
+                                else None).permutation(n)
+            n_val = max(1, int(round(validation_fraction * n)))
+            if n - n_val < 2:
+                raise ShapeError(f"{n} samples are too few to hold out a validation set.")
+            val, tr = perm[:n_val], perm[n_val:]
+            yall = np.asarray(y)
+            X_val, y_val = Xall[val], yall[val]
+            X, y = Xall[tr], yall[tr]
+            if sample_weight is not None:
+                sample_weight = np.asarray(sample_weight)[tr]
+        else:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise InvalidParameterError("validation_data must be a pair (X_val, y_val).")
+            X_val, y_val = validation_data
+        trial = type(self)(**self.get_params(deep=False))
+        Xv, y_enc, loss, w, extra = trial._encode_for_fit(X, y, sample_weight)
+        _check_params(trial)
+        if w is not None and np.any(w == 0):
+            keep = w > 0
+            Xv, y_enc, w = Xv[keep], y_enc[keep], w[keep]
+        std, Xs, patterns = trial._prepare(Xv, w)
+        Xe, ye, pe, le = Xs, y_enc, patterns, loss  # the program as the path engine sees it
+        if w is not None and not np.all(w == 1.0):
+            if loss.name == "squared" and type(loss).__name__ == "SquaredLoss":
+                from .patterns import _fingerprint
+
+                ww = w * (w.size / w.sum()) if loss.reduction == "mean" else w
+                r = np.sqrt(ww)
+                Xe = patterns.design(Xs) * r[:, None]
+                ye = y_enc * (r[:, None] if y_enc.ndim == 2 else r)
+                pe = Patterns(gates=np.array(patterns.gates), mask=np.array(patterns.mask), bias=False,
+                              fingerprint=_fingerprint(Xe))
+            elif _resolve_backend(self.backend) == "native":
+                raise InvalidParameterError(
+                    f"sample_weight / class_weight with the {loss.name} loss need a CVXPY backend: the "
+                    "native solvers weight only the squared loss. Use backend='clarabel' or loss='squared'."
+                )
+            else:
+                le = WeightedLoss(base=loss, weights=w)
+        activation = trial._activation
+        if lams is None:
+            from .path import lam_grid, lam_max
+
+            lmax = lam_max(Xe, ye, pe, activation if ye.ndim == 1 else "gated_relu", le)
+            if not lmax > 0:
+                raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
+            lams = lam_grid(lmax, n_lams, lam_min_ratio)
+        records: list[dict] = []
+        best = {"score": -np.inf, "index": -1, "since": 0}
+        fitted_at: dict[int, dict] = {}
+
+        def monitor(i: int, lam: float, sol: ConvexSolution) -> bool:
+            ntol = _network_tol(sol, Xe, ye)
+            if pe is not patterns:
+                sol = dataclasses.replace(sol, patterns=patterns, loss=WeightedLoss(base=loss, weights=w))
+            net = sol.to_network(tol=ntol)
+            state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std,
+                         network_=std.network_to_raw(net) if std is not None else net,
+                         objective_=float(sol.objective_value), gap_=sol.gap, status_=sol.status,
+                         n_active_neurons_=int(net.n_neurons), n_iter_=sol.iterations,
+                         fit_time_=float(sol.solve_time or 0.0))
+            trial._commit(state)
+            score = float(trial.score(X_val, y_val))
+            fitted_at[i] = state
+            info = {"index": i, "lam": float(lam), "val_score": score, "objective": state["objective_"],
+                    "status": sol.status, "n_active": state["n_active_neurons_"]}
+            records.append(info)
+            if score > best["score"] + 1e-12:
+                best.update(score=score, index=i, since=0)
+            else:
+                best["since"] += 1
+            stop = callback(info) if callback is not None else None
+            return stop is True or best["since"] >= patience
+
+        backend = self.backend if isinstance(self.backend, str) else "native"
+        regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
+                            tol=float(self.tol), callback=monitor)
+        state = dict(fitted_at[best["index"]])
+        state["best_lam_"] = records[best["index"]]["lam"]
+        state["path_"] = {"lams": np.array([r["lam"] for r in records]),
+                          "val_scores": np.array([r["val_score"] for r in records]),
+                          "objectives": np.array([r["objective"] for r in records]),
+                          "statuses": np.array([r["status"] for r in records])}
+        self._commit(state)
+        return self
+
+    def _encode_for_fit(self, X, y, sample_weight):  # pragma: no cover - overridden
+        raise NotImplementedError
 
 
 class _RegressorBase(_RegMixin, _ConvexNetworkBase):
@@ -502,28 +1009,41 @@ class _RegressorBase(_RegMixin, _ConvexNetworkBase):
             )
         return loss
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the convex program on ``(X, y)``.
+
+        Validates everything first; the fitted attributes are replaced together, only after
+        the solve succeeded (a failed or interrupted refit leaves the previous model intact).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Dense data (sparse matrices are refused with :class:`~cvxnn.errors.InputError`).
         y : array-like of shape (n_samples,)
             Real targets.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights multiplying each sample's loss term (integer weights equal
+            repeating rows; zero removes the sample).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight=sample_weight)
 
-    def _fit(self, X, y, warm_start: ConvexSolution | None = None, callback=None):
-        X, y = self._validate_X(X, reset=True, y=y, y_numeric=True)
+    def _encode_for_fit(self, X, y, sample_weight):
+        X, y, extra = self._validate_fit_data(X, y, y_numeric=True)
         y = check_y(y, X.shape[0], allow_matrix=False)
-        return self._fit_encoded(X, y, self._loss(), warm_start=warm_start, callback=callback)
+        w = _check_sample_weight(sample_weight, X.shape[0])
+        return X, y, self._loss(), w, extra
+
+    def _fit(self, X, y, warm_start: ConvexSolution | None = None, callback=None, sample_weight=None):
+        X, y, loss, w, extra = self._encode_for_fit(X, y, sample_weight)
+        return self._fit_encoded(X, y, loss, sample_weight=w, warm_start=warm_start, callback=callback,
+                                 extra=extra)
 
     def predict(self, X) -> np.ndarray:
-        """Predictions of the fitted network ``network_`` (shape ``(n_samples,)``)."""
+        """Predictions of the fitted network ``network_`` on raw ``X`` (shape ``(n_samples,)``)."""
         return self._raw_output(X)
 
 
@@ -540,10 +1060,14 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
         max_iter: int = 10_000,
         random_state=None,
         verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+        class_weight=None,
     ) -> None:
         super().__init__(lam=lam, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
                          bias=bias, tol=tol, max_iter=max_iter, random_state=random_state,
-                         verbose=verbose)
+                         verbose=verbose, standardize=standardize, warm_start=warm_start)
+        self.class_weight = class_weight
 
     def _loss_for(self, n_classes: int) -> Loss:
         """Binary: logistic (``{-1, +1}`` labels), squared or hinge on ``+-1``; multi-class:
@@ -573,46 +1097,73 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
         name = self.loss.name if isinstance(self.loss, Loss) else self.loss
         return name in ("logistic", "cross_entropy")
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the convex program on ``(X, y)`` with class labels ``y``.
 
         Two classes are encoded as ``-1 / +1`` (``classes_[0] -> -1``); more classes as
-        one-hot rows of a vector-output program.
+        one-hot rows of a vector-output program. Validates everything first; the fitted
+        attributes (``classes_`` included) are replaced together, only after the solve
+        succeeded.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Dense data (sparse matrices are refused with :class:`~cvxnn.errors.InputError`).
         y : array-like of shape (n_samples,)
-            Class labels (any hashable, sortable values).
+            Class labels (any hashable, sortable values; continuous targets raise
+            :class:`~cvxnn.errors.LabelError`).
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights multiplying each sample's loss term; multiplied by the
+            ``class_weight`` of the sample's class.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight=sample_weight)
 
-    def _fit(self, X, y, warm_start: ConvexSolution | None = None, callback=None):
-        X, y = self._validate_X(X, reset=True, y=y)
+    def _encode_for_fit(self, X, y, sample_weight):
+        X, y, extra = self._validate_fit_data(X, y)
         y = np.asarray(y)
         if _HAVE_SKLEARN:
             from sklearn.utils.multiclass import check_classification_targets
 
-            check_classification_targets(y)
+            try:
+                check_classification_targets(y)
+            except ValueError as exc:
+                raise LabelError(
+                    f"{exc} {type(self).__name__} needs class labels; for real-valued targets use "
+                    f"{type(self).__name__.replace('Classifier', 'Regressor')}."
+                ) from None
         elif y.ndim != 1:
             raise ShapeError(f"y must be a 1-D array of labels, got shape {y.shape}.")
+        elif y.dtype.kind == "f" and np.any(y != np.round(y)):
+            raise LabelError(f"{type(self).__name__} needs class labels, got continuous values.")
         classes, inverse = np.unique(y, return_inverse=True)
+        inverse = inverse.ravel()
         if classes.size < 2:
             raise LabelError(
                 f"{type(self).__name__} needs samples of at least 2 classes; got 1 class "
                 f"({classes[0]!r})."
             )
-        self.classes_ = classes
         loss = self._loss_for(classes.size)
+        w = _check_sample_weight(sample_weight, X.shape[0])
+        cw = _class_weights(self.class_weight, classes, inverse)
+        if cw is not None:
+            w = cw if w is None else w * cw
+            if not w.sum() > 0:
+                raise InvalidParameterError("class_weight and sample_weight give every sample weight 0.")
         if classes.size == 2:
             y_enc = np.where(inverse == 1, 1.0, -1.0)
         else:
             y_enc = np.eye(classes.size)[inverse]
-        return self._fit_encoded(X, y_enc, loss, warm_start=warm_start, callback=callback)
+        extra["classes_"] = classes
+        return X, y_enc, loss, w, extra
+
+    def _fit(self, X, y, warm_start: ConvexSolution | None = None, callback=None, sample_weight=None):
+        X, y_enc, loss, w, extra = self._encode_for_fit(X, y, sample_weight)
+        return self._fit_encoded(X, y_enc, loss, sample_weight=w, warm_start=warm_start,
+                                 callback=callback, extra=extra)
 
     def decision_function(self, X) -> np.ndarray:
         """Network outputs: ``(n_samples,)`` for two classes (positive means ``classes_[1]``),
@@ -676,16 +1227,30 @@ _PARAMS_DOC = """
         Seed of the gate sampling (same seed, same data: bit-identical patterns).
     verbose : bool or int, default=False
         Print solver progress.
+    standardize : bool, default=True
+        Fit on standardized columns ``X_s = (X - mu) / s`` (weighted statistics with
+        ``sample_weight``; with ``bias=False`` the columns are only scaled) and map the network
+        back exactly with :class:`~cvxnn.preprocessing.Standardizer`: ``network_`` and saved
+        models act on raw ``X``. Gates, ``lam`` and the objective are in standardized units.
+    warm_start : bool, default=False
+        Reuse the previous fit's gates and solution as the starting point of the next
+        ``fit`` (scikit-learn semantics; useful along a decreasing ``lam``).
 
     Attributes
     ----------
     network_ : {network_type}
         The fitted non-convex network (exact image of the convex solution).
     patterns_ : Patterns
-        Activation patterns used (gates and training mask).
+        Activation patterns used (gates and training mask), on the data the solver saw.
     objective_ : float
-        Convex objective at the solution, in the MATH.md convention, on the training data
-        as the solver saw it (labels encoded as ``+-1`` / one-hot for classifiers).
+        Convex objective at the solution, in the convention of docs/math.md, on the training
+        data as the solver saw it: standardized ``X`` (with ``standardize=True``), labels
+        encoded as ``+-1`` / one-hot for classifiers, losses weighted by ``sample_weight``. It
+        equals the objective of the network on standardized data
+        (``standardizer_.transform``); the raw ``network_`` predicts the same values but its
+        own weight-decay penalty is in raw units and differs.
+    standardizer_ : Standardizer or None
+        The fitted column map (None with ``standardize=False``).
     gap_ : float or None
         Certified absolute duality gap, an upper bound on ``objective_ - p*``: the native
         solver's, or for CVXPY backends computed from the solution and the solver's cone
@@ -702,6 +1267,16 @@ _PARAMS_DOC = """
         Seconds spent in the solver call.
     n_features_in_ : int
         Number of features seen in ``fit``.
+"""
+
+_CLASS_WEIGHT_DOC = """    classes_ : ndarray
+        Class labels in sorted order.
+
+    Notes
+    -----
+    ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``) multiplies the loss terms
+    of each class's samples (``"balanced"``: ``n / (n_classes * count)``), on top of
+    ``sample_weight``. Weighted losses other than the squared loss need a CVXPY backend.
 """
 
 _REG_LOSS_DOC = ("Regression loss: ``'squared'`` (``1/2 ||.||^2``), ``'huber'``, ``'absolute'`` "
@@ -746,9 +1321,7 @@ class ConvexReLUClassifier(_ClassifierBase):
     targets (nuclear-norm program, :mod:`cvxnn.vector`).
 """
         + _PARAMS_DOC.format(loss_default="logistic", loss_doc=_CLF_LOSS_DOC, network_type="ReLUNetwork")
-        + """    classes_ : ndarray
-        Class labels in sorted order.
-"""
+        + _CLASS_WEIGHT_DOC
     )
     _activation = "relu"
 
@@ -759,9 +1332,7 @@ class ConvexGatedReLUClassifier(_ClassifierBase):
 """
         + _PARAMS_DOC.format(loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
                              network_type="GatedReLUNetwork")
-        + """    classes_ : ndarray
-        Class labels in sorted order.
-"""
+        + _CLASS_WEIGHT_DOC
     )
     _activation = "gated_relu"
 

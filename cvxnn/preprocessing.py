@@ -56,9 +56,14 @@ logger = logging.getLogger(__name__)
 CONSTANT_RTOL = 1e-12
 
 
-def _scales(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column standard deviations, with 1 for (numerically) constant columns, and the constant flags."""
-    std = A.std(axis=0)
+def _scales(A: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Column standard deviations (weighted by ``weights`` when given), with 1 for
+    (numerically) constant columns, and the constant flags."""
+    if weights is None:
+        std = A.std(axis=0)
+    else:
+        mean = np.average(A, axis=0, weights=weights)
+        std = np.sqrt(np.average((A - mean) ** 2, axis=0, weights=weights))
     size = np.maximum(np.abs(A).max(axis=0), np.finfo(float).tiny)
     constant = std <= CONSTANT_RTOL * size
     return np.where(constant, 1.0, std), constant
@@ -126,7 +131,7 @@ class Standardizer:
             setattr(self, name, check_bool(getattr(self, name), name))
 
     # --------------------------------------------------------------------- fitting
-    def fit(self, X, y=None) -> Standardizer:
+    def fit(self, X, y=None, *, sample_weight=None) -> Standardizer:
         """Learn column offsets / scales of ``X`` (and of ``y`` when given).
 
         Parameters
@@ -134,6 +139,9 @@ class Standardizer:
         X : array of shape (n, d)
         y : array of shape (n,) or (n, c), optional
             Required when ``center_y`` or ``scale_y``.
+        sample_weight : array of shape (n,), optional
+            Non-negative weights: the means and standard deviations of ``X`` are weighted,
+            so integer weights give the statistics of the data with rows repeated.
 
         Returns
         -------
@@ -141,9 +149,16 @@ class Standardizer:
             ``self``.
         """
         X = check_X(X)
-        self.mean_ = X.mean(axis=0) if self.center else np.zeros(X.shape[1])
+        w = None
+        if sample_weight is not None:
+            w = as_float_array(sample_weight, "sample_weight")
+            if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+                raise InvalidParameterError(
+                    f"sample_weight must be {X.shape[0]} finite non-negative numbers, not all zero."
+                )
+        self.mean_ = np.average(X, axis=0, weights=w) if self.center else np.zeros(X.shape[1])
         if self.scale:
-            self.scale_, self.constant_ = _scales(X)
+            self.scale_, self.constant_ = _scales(X, w)
         else:
             self.scale_ = np.ones(X.shape[1])
             self.constant_ = np.all(X == X[0:1], axis=0)
@@ -159,6 +174,26 @@ class Standardizer:
         elif self.center_y or self.scale_y:
             raise InvalidParameterError("center_y / scale_y need y: call fit(X, y).")
         return self
+
+    @classmethod
+    def from_arrays(cls, mean, scale) -> Standardizer:
+        """A fitted ``X``-only Standardizer from stored column offsets and scales (model files).
+
+        Parameters
+        ----------
+        mean, scale : arrays of shape (d,)
+            ``mean_`` and ``scale_`` of a fitted Standardizer (scales positive and finite).
+        """
+        mean = as_float_array(mean, "mean")
+        scale = as_float_array(scale, "scale")
+        if mean.ndim != 1 or scale.shape != mean.shape:
+            raise ShapeError(f"mean {mean.shape} and scale {scale.shape} must be 1-D of the same length.")
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise InvalidParameterError("standardizer offsets must be finite and scales positive and finite.")
+        std = cls(center=bool(np.any(mean != 0)), scale=True)
+        std.mean_, std.scale_ = mean, scale
+        std.constant_ = scale == 1.0
+        return std
 
     def fit_transform(self, X, y=None):
         """:meth:`fit` then :meth:`transform` (and :meth:`transform_y` when ``y`` is given).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import warnings
@@ -54,10 +55,17 @@ def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
     assert est.status_ == "optimal"
     assert est.predict(X).shape == (X.shape[0],)
     assert est.score(X, y) > 0.8
-    # objective_ is the MATH.md objective, which the mapped network attains (exact maps)
-    net_obj = est.network_.objective(X, y, est.lam)
-    assert net_obj == pytest.approx(est.objective_, rel=1e-6)
-    assert est.solution_.objective(X, y, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-9)
+    # objective_ is the convex objective on standardized data, which the network on
+    # standardized data attains (exact maps); network_ acts on raw X with the same predictions
+    Xs = est.standardizer_.transform(X)
+    net_s = est.solution_.to_network(tol=1e-7)
+    assert net_s.objective(Xs, y, est.lam) == pytest.approx(est.objective_, rel=1e-6)
+    assert est.solution_.objective(Xs, y, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-9)
+    np.testing.assert_allclose(est.network_.predict(X), net_s.predict(Xs), rtol=1e-9, atol=1e-9)
+    # without standardization the raw network attains objective_ itself
+    raw = cls(lam=0.5, n_gates=12, random_state=0, backend=backend, standardize=False).fit(X, y)
+    assert raw.standardizer_ is None
+    assert raw.network_.objective(X, y, raw.lam) == pytest.approx(raw.objective_, rel=1e-6)
     expected_net = ReLUNetwork if cls is ConvexReLURegressor else GatedReLUNetwork
     assert isinstance(est.network_, expected_net)
     assert est.n_active_neurons_ == est.network_.n_neurons > 0
@@ -129,7 +137,9 @@ def test_binary_classifier_logistic(cls, blobs):
     np.testing.assert_allclose(est.predict_log_proba(X), np.log(P), atol=1e-10)
     # objective_ is on the +-1 encoded labels, logistic loss
     s = np.where(y == "dog", 1.0, -1.0)
-    assert est.network_.objective(X, s, est.lam, "logistic") == pytest.approx(est.objective_, rel=1e-6)
+    Xs = est.standardizer_.transform(X)  # objective_ is on standardized data
+    net_s = est.solution_.to_network(tol=1e-7)
+    assert net_s.objective(Xs, s, est.lam, "logistic") == pytest.approx(est.objective_, rel=1e-6)
 
 
 def test_squared_loss_classifier_has_no_predict_proba(blobs):
@@ -138,7 +148,9 @@ def test_squared_loss_classifier_has_no_predict_proba(blobs):
     assert not hasattr(est, "predict_proba")
     assert est.score(X, y) > 0.95
     s = np.where(y == "dog", 1.0, -1.0)
-    assert est.network_.objective(X, s, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-6)
+    Xs = est.standardizer_.transform(X)
+    net_s = est.solution_.to_network(tol=1e-7)
+    assert net_s.objective(Xs, s, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", CLASSIFIERS)
@@ -154,7 +166,8 @@ def test_multiclass_vector_output(cls, loss, blobs):
     Y = np.eye(3)[labels]
     name = "cross_entropy" if loss == "logistic" else "squared"
     assert est.solution_.loss.name == name
-    assert est.solution_.objective(X, Y, est.lam, name) == pytest.approx(est.objective_, rel=1e-6)
+    Xs = est.standardizer_.transform(X)
+    assert est.solution_.objective(Xs, Y, est.lam, name) == pytest.approx(est.objective_, rel=1e-6)
     if loss == "logistic":
         np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0)
 
@@ -184,9 +197,11 @@ def test_classifier_errors(blobs):
 # ------------------------------------------------------------------------ API and errors
 def test_parameter_names_are_the_documented_ones():
     expected = {"lam", "n_gates", "gates", "backend", "loss", "bias", "tol", "max_iter",
-                "random_state", "verbose"}
-    for cls in REGRESSORS + CLASSIFIERS:
+                "random_state", "verbose", "standardize", "warm_start"}
+    for cls in REGRESSORS:
         assert set(cls().get_params()) == expected
+    for cls in CLASSIFIERS:
+        assert set(cls().get_params()) == expected | {"class_weight"}
 
 
 def test_unknown_backend_and_bad_parameters(teacher):
@@ -273,6 +288,19 @@ def test_module_works_without_sklearn(tmp_path):
 
 
 # ------------------------------------------------------------------------- scikit-learn
+#: Weighted fits equal fits on repeated rows up to the solver's accuracy (~1e-6 relative), not
+#: to the 1e-7 this check demands; test_sample_weight_equals_repeated_rows checks it at that accuracy.
+_SOLVER_ACCURACY = {"check_sample_weight_equivalence_on_dense_data":
+                    "equal up to the solver tolerance (1e-6), not to rtol 1e-7"}
+
+
+def _check_estimator(estimator_checks, est):
+    if "expected_failed_checks" in inspect.signature(estimator_checks.check_estimator).parameters:
+        estimator_checks.check_estimator(est, expected_failed_checks=_SOLVER_ACCURACY)
+    else:  # pragma: no cover - scikit-learn < 1.6
+        estimator_checks.check_estimator(est)
+
+
 @pytest.mark.parametrize("cls", REGRESSORS + CLASSIFIERS)
 def test_check_estimator(cls):
     """scikit-learn's estimator checks (small n_gates so they run fast)."""
@@ -280,7 +308,7 @@ def test_check_estimator(cls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", estimator_checks.SkipTestWarning)
-        estimator_checks.check_estimator(cls(n_gates=6, random_state=0, backend="clarabel"))
+        _check_estimator(estimator_checks, cls(n_gates=6, random_state=0, backend="clarabel"))
 
 
 def test_check_estimator_native_default_backend():
@@ -289,7 +317,7 @@ def test_check_estimator_native_default_backend():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", estimator_checks.SkipTestWarning)
-        estimator_checks.check_estimator(ConvexGatedReLURegressor(n_gates=4, random_state=0, tol=1e-4))
+        _check_estimator(estimator_checks, ConvexGatedReLURegressor(n_gates=4, random_state=0, tol=1e-4))
 
 
 def test_pipeline_and_grid_search(teacher):

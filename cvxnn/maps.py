@@ -15,14 +15,46 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._readout import to_network
+from ._readout import to_network as _to_network
 from ._validation import check_X
-from .errors import ShapeError
+from .errors import InvalidParameterError, ShapeError
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, add_bias_column, group_columns
 from .solution import ConvexModel
 
 __all__ = ["to_network", "relu_network_to_convex", "gated_network_to_convex"]
+
+
+def _require(obj, cls: type, name: str, hint: str = "") -> None:
+    """Refuse an object of the wrong type with a message naming what was given."""
+    if type(obj) is not cls and not isinstance(obj, cls):
+        given = "None" if obj is None else f"a {type(obj).__module__}.{type(obj).__qualname__}"
+        raise InvalidParameterError(f"{name} must be a cvxnn {cls.__name__}, got {given}.{hint}")
+
+
+def to_network(model, *, tol: float = 0.0):
+    """Map a :class:`~cvxnn.solution.ConvexModel` (or solution) to a :class:`ReLUNetwork`
+    (``activation="relu"``) or :class:`GatedReLUNetwork` by the exact maps above.
+
+    Parameters
+    ----------
+    model : ConvexModel
+    tol : float
+        Drop blocks whose norm is ``<= tol * max block norm`` (0 keeps every nonzero block).
+
+    Returns
+    -------
+    ReLUNetwork or GatedReLUNetwork
+
+    Raises
+    ------
+    InvalidParameterError
+        ``model`` is not a ConvexModel (e.g. None or a network), or ``tol`` is not a
+        non-negative number.
+    """
+    _require(model, ConvexModel, "model", " Networks are already networks; map a ConvexModel or "
+             "a ConvexSolution (program.solve()).")
+    return _to_network(model, tol=tol)
 
 
 def relu_network_to_convex(net: ReLUNetwork, X):
@@ -37,7 +69,21 @@ def relu_network_to_convex(net: ReLUNetwork, X):
     ConvexModel
         ``activation="relu"`` on patterns whose gates are the (first) neurons' weights.
         Cone-feasible by construction.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``net`` is not a :class:`ReLUNetwork` (a :class:`GatedReLUNetwork` computes another
+        function: use :func:`gated_network_to_convex`).
+    ShapeError
+        Vector output, or ``X`` with the wrong number of features.
     """
+    if isinstance(net, GatedReLUNetwork):
+        raise InvalidParameterError(
+            "relu_network_to_convex got a GatedReLUNetwork, whose neurons are gated by fixed "
+            "gates (not by their own weights); use gated_network_to_convex."
+        )
+    _require(net, ReLUNetwork, "net")
     if net.w2.ndim != 1:
         raise ShapeError("relu_network_to_convex supports scalar-output networks (w2 of shape (m,)).")
     X = check_X(X)
@@ -64,8 +110,19 @@ def gated_network_to_convex(net: GatedReLUNetwork, X):
     """Map a gated ReLU network to a C-GReLU point with the same predictions on ``X``.
 
     Neurons sharing a gate pattern are summed: ``U_i = sum_j W1_j w2_j^T`` (scalar: ``W1_j w2_j``).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``net`` is not a :class:`GatedReLUNetwork` (a :class:`ReLUNetwork` has no gates: use
+        :func:`relu_network_to_convex`).
+    ShapeError
+        ``X`` with the wrong number of features.
     """
+    _require(net, GatedReLUNetwork, "net", " For a ReLUNetwork use relu_network_to_convex.")
     X = check_X(X)
+    if X.shape[1] != net.n_features:
+        raise ShapeError(f"X has {X.shape[1]} features; the network expects {net.n_features}.")
     bias = net.b1 is not None or net.gate_bias is not None
     m = net.n_neurons
     b1 = net.b1 if net.b1 is not None else np.zeros(m)

@@ -270,6 +270,10 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
                 f"cannot save class labels of dtype {classes.dtype}; use numbers or strings."
             )
         arrays["classes_"] = classes
+    std = getattr(est, "standardizer_", None)
+    if std is not None:  # standardize=True: the solution is on standardized data
+        arrays["standardizer_mean"] = np.asarray(std.mean_, dtype=float)
+        arrays["standardizer_scale"] = np.asarray(std.scale_, dtype=float)
     return arrays, meta
 
 
@@ -682,7 +686,24 @@ def _load_estimator(arc: _Archive, meta: dict):
         est.feature_names_in_ = np.asarray(names, dtype=object)
     if classes is not None:
         est.classes_ = classes
+    est.standardizer_ = _load_standardizer(arc, values["n_features_in_"])
     return est
+
+
+def _load_standardizer(arc: _Archive, n_features: int):
+    """The stored column map of an estimator fitted with ``standardize=True`` (else None)."""
+    from .preprocessing import Standardizer
+
+    mean = arc.get("standardizer_mean", required=False)
+    scale = arc.get("standardizer_scale", required=False)
+    if mean is None and scale is None:
+        return None
+    if mean is None or scale is None or mean.shape != (n_features,) or scale.shape != (n_features,):
+        raise FileFormatError(f"{arc.path}: the standardizer entries must both hold {n_features} values.")
+    try:
+        return Standardizer.from_arrays(mean, scale)
+    except CvxnnError as exc:
+        raise FileFormatError(f"{arc.path}: bad standardizer entries: {exc}") from exc
 
 
 def _check_estimator_parts(path, cls, solution, network, values, names, classes) -> None:

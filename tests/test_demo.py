@@ -30,3 +30,16 @@ def test_shipped_datasets():
     assert X.shape == (80, 4) and y.shape == (80,)
     Xc, labels = load_three_blobs()
     assert Xc.shape == (120, 2) and set(labels) == {0, 1, 2}
+
+
+def test_readme_explains_every_demo_line(capsys):
+    """Each line the demo prints has a row in the README's table "What the demo prints"."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("### What the demo prints", 1)[1].split("\n## ", 1)[0]
+    main(["demo", "--n-gates", "10"])
+    labels = [line.split(":", 1)[0].strip() for line in capsys.readouterr().out.splitlines()[1:] if ":" in line]
+    assert labels, "the demo printed no 'label : value' lines"
+    missing = [label for label in labels if f"| `{label}` |" not in table]
+    assert not missing, f"README does not explain the demo lines {missing}"

@@ -1,18 +1,29 @@
-"""``lam_max`` and warm-started regularisation paths (MATH.md, "lam_max", "Regularisation path").
+"""The one regularisation-path engine and the one ``lam_max`` (MATH.md, "lam_max",
+"Regularisation path").
 
-``lam_max`` is the smallest ``lam`` for which the zero model is optimal. With
-``r0 = -grad L(0, y)`` (``= y`` for the summed squared loss) and ``c_i = X^T D_i r0``:
+``lam_max`` is the smallest ``lam`` for which the zero model is optimal: the largest dual norm of
+the correlations of the gradient of the loss at zero. With ``r0 = -grad L(0, y)`` (``= y`` for
+the summed squared loss; any loss with a gradient at zero, ``reduction="mean"`` included) and
+``C_i = X_a^T D_i r0`` (``d_a`` or ``d_a x c``):
 
-* C-GReLU: ``lam_max = max_i ||c_i||`` (vector output: ``max_i ||X^T D_i R0||_2``, the spectral
-  norm, dual of the nuclear norm);
-* C-ReLU: ``lam_max = max_i max_{s = +-1} min_{rho >= 0} || s c_i + Xt_i^T rho ||``, one NNLS
-  per block and sign (skipped when ``rho = 0`` is already optimal, ``Xt_i (s c_i) >= 0``,
-  which is checked for all blocks at once).
+* C-GReLU: ``lam_max = max_i ||C_i||^D`` with the dual norm of the penalty
+  (:meth:`cvxnn.penalties.Penalty.dual_norm`): the 2-norm (scalar output), the spectral norm
+  (nuclear penalty, vector output) or the largest column norm (``"one_vs_all"``);
+* C-ReLU: the cone multipliers ``rho_i >= 0`` of ``Xt_i theta_i >= 0`` may lower each
+  correlation: ``lam_max = max_i max_{s = +-1} min_{rho >= 0} ||s C_i + Xt_i^T rho||^D``, one
+  NNLS per block and sign (per output column for ``"one_vs_all"``; skipped when ``rho = 0`` is
+  already optimal, ``Xt_i (s c_i) >= 0``, checked for all blocks at once), and for the nuclear
+  vector program a small spectral-norm program per block and sign (CVXPY, only for blocks whose
+  upper bound ``||C_i||_2`` can raise the maximum).
 
-:func:`regularization_path` solves on a decreasing grid below ``lam_max``. On a CVXPY backend
-the program is compiled once and only ``program.lam.value`` changes (the problem is DPP);
-``warm_start=True`` is passed to the solver (SCS uses it, interior-point solvers ignore it).
-On the native backend each solve is warm-started from the previous solution.
+The engine, :func:`walk_path`, walks a grid in decreasing order, hands each solve the previous
+solution as its warm start, and calls a callback after each step (returning True stops). Its
+default step, used by :func:`solve_path` and :func:`regularization_path`, calls
+:func:`cvxnn.solve`: on a CVXPY solver the program is compiled once and only its ``lam`` changes
+(DPP), on the native solvers each solve is warm-started from the previous one, and grid points
+with ``lam >= lam_max`` get the exact zero solution without a solve. Cross-validation
+(:func:`cvxnn.estimators.cross_validate_lam`) and the CLI's ``path`` command walk their grids with
+the same engine and an estimator's fit as the step.
 """
 
 from __future__ import annotations
@@ -20,21 +31,37 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
+import cvxpy as cp
 import numpy as np
 from scipy.optimize import nnls
 
+from . import builders as _builders
 from ._validation import check_lam, check_positive_int, check_X, check_y
+from .backends.cvxpy_adapter import run_problem
+from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
 from .losses import Loss, get_loss
 from .operators import adjoint
 from .patterns import Patterns
+from .penalties import get_penalty
 from .solution import ConvexSolution
 
-__all__ = ["lam_max", "regularization_path", "RegularizationPath", "lam_grid"]
+__all__ = [
+    "PathStep",
+    "RegularizationPath",
+    "lam_grid",
+    "lam_max",
+    "regularization_path",
+    "solve_path",
+    "walk_path",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Vector-output penalties (``formulation``) and the penalty of scalar output.
+_FORMULATIONS = ("nuclear", "one_vs_all")
 
 
 def _prepare(X, y, patterns, activation, loss):
@@ -50,58 +77,104 @@ def _prepare(X, y, patterns, activation, loss):
     return X, y, loss
 
 
-def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: "str | Loss" = "squared") -> float:
-    """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
+def _nnls_cone_norm(Xa: np.ndarray, signs: np.ndarray, g: np.ndarray) -> float:
+    """``min_{rho >= 0} ||g + Xt^T rho||_2`` with ``Xt = diag(signs) X_a`` (one NNLS)."""
+    A = (signs[:, None] * Xa).T
+    _, res = nnls(A, -g, maxiter=50 * (Xa.shape[0] + 1))
+    return float(res)
 
-    Parameters
-    ----------
-    X, y : arrays
-        Training data (``y`` 2-D for vector output, C-GReLU only).
-    patterns : Patterns
-        Patterns built on ``X``.
-    activation : {"relu", "gated_relu"}
-    loss : str or Loss
-        A differentiable loss (squared, logistic, huber, cross_entropy).
 
-    Returns
-    -------
-    float
-        For every ``lam >= lam_max`` the zero model is optimal, for every ``lam < lam_max`` it is not.
-    """
-    if not get_loss(loss).smooth:
-        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
-    X, y, loss = _prepare(X, y, patterns, activation, loss)
-    Xa = patterns.design(X)
-    mask = patterns.mask
-    r0 = -loss.grad(np.zeros_like(y), y)
-    C = adjoint(Xa, mask, r0)
-    if y.ndim == 2:
-        if activation != "gated_relu":
-            raise InvalidParameterError(
-                "lam_max for vector-output C-ReLU is not implemented (its exact program is copositive); "
-                "use the gated value as a lower bound."
-            )
-        return float(np.linalg.norm(np.transpose(C, (1, 0, 2)), ord=2, axis=(1, 2)).max(initial=0.0))
+def _relu_lam_max_columns(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float:
+    """C-ReLU ``lam_max`` with 2-norm blocks, one column of correlations per block (``C`` is
+    ``d_a x q``, ``S`` the signs of each column's pattern, ``n x q``)."""
     norms = np.linalg.norm(C, axis=0)
-    if activation == "gated_relu":
-        return float(norms.max(initial=0.0))
-    S = patterns.signs()
-    G = S * (Xa @ C)  # Xt_i c_i for every pattern
+    G = S * (Xa @ C)  # Xt_i c_i for every column
     best = 0.0
     n_nnls = 0
     for s in (1.0, -1.0):
         trivially = (s * G).min(axis=0, initial=0.0) >= -1e-14 * (1.0 + np.abs(G).max(initial=0.0))
         vals = np.where(trivially, norms, 0.0)
-        # a block can only raise the maximum if ||c_i|| (an upper bound) exceeds the current best
+        # a column can only raise the maximum if ||c_i|| (an upper bound) exceeds the current best
         cur = vals.max(initial=0.0)
         for i in np.flatnonzero(~trivially & (norms > max(best, cur))):
-            A = (S[:, i, None] * Xa).T
-            _, res = nnls(A, -s * C[:, i], maxiter=50 * (Xa.shape[0] + 1))
-            vals[i] = res
+            vals[i] = _nnls_cone_norm(Xa, S[:, i], s * C[:, i])
             n_nnls += 1
         best = max(best, float(vals.max(initial=0.0)))
-    logger.debug("lam_max (relu): %d NNLS solves for %d patterns", n_nnls, patterns.n_patterns)
+    logger.debug("lam_max (relu): %d NNLS solves for %d columns", n_nnls, C.shape[1])
     return best
+
+
+def _relu_lam_max_nuclear(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float:
+    """C-ReLU vector-output ``lam_max`` with nuclear blocks: ``max_{i,s} min_{rho >= 0}
+    ||s C_i + Xt_i^T rho||_2`` (spectral norm), a small CVXPY program per block and sign, solved
+    only where the upper bound ``||C_i||_2`` (``rho = 0``) exceeds the current maximum."""
+    n, d_a = Xa.shape
+    _, p, c = C.shape
+    upper = np.linalg.norm(np.transpose(C, (1, 0, 2)), ord=2, axis=(1, 2))
+    rho = cp.Variable((n, c), nonneg=True)
+    signs = cp.Parameter(n)
+    target = cp.Parameter((d_a, c))
+    # Xt_i^T rho = X_a^T diag(s_i) rho
+    prob = cp.Problem(cp.Minimize(cp.sigma_max(target + Xa.T @ cp.multiply(cp.reshape(signs, (n, 1), order="C")
+                                                                            @ np.ones((1, c)), rho))))
+    best = 0.0
+    for i in np.argsort(-upper):
+        if upper[i] <= best:
+            break
+        for s in (1.0, -1.0):
+            signs.value = S[:, i]
+            target.value = s * C[:, i, :]
+            run_problem(prob, "CLARABEL", what="the lam_max program of a vector C-ReLU block", warn=False,
+                        allow=("optimal", "optimal_inaccurate"))
+            best = max(best, float(prob.value))
+    return best
+
+
+def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: "str | Loss" = "squared",
+            *, formulation: str = "nuclear") -> float:
+    """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
+
+    Parameters
+    ----------
+    X, y : arrays
+        Training data (``y`` 2-D for vector output).
+    patterns : Patterns
+        Patterns built on ``X``.
+    activation : {"relu", "gated_relu"}
+    loss : str or Loss
+        A loss with a gradient at zero (squared, logistic, huber, cross_entropy).
+    formulation : {"nuclear", "one_vs_all"}
+        Vector output only: the penalty of the program (nuclear norms, or column norms).
+
+    Returns
+    -------
+    float
+        For every ``lam >= lam_max`` the zero model is optimal, for every ``lam < lam_max`` it is not.
+
+    Raises
+    ------
+    InvalidParameterError
+        For a loss without a gradient at zero, an unknown activation or formulation.
+    """
+    if not get_loss(loss).smooth:
+        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
+    if not isinstance(formulation, str) or formulation not in _FORMULATIONS:
+        raise InvalidParameterError(f"formulation must be one of {_FORMULATIONS}, got {formulation!r}.")
+    X, y, loss = _prepare(X, y, patterns, activation, loss)
+    Xa = patterns.design(X)
+    mask = patterns.mask
+    r0 = -loss.grad(np.zeros_like(y), y)
+    C = adjoint(Xa, mask, r0)  # (d_a, p) or (d_a, p, c): the correlations X_a^T D_i r0
+    penalty = get_penalty("group_l2" if y.ndim == 1 else formulation)
+    if activation == "gated_relu":
+        return float(penalty.dual_norm(C).max(initial=0.0))
+    S = patterns.signs()
+    if y.ndim == 1:
+        return _relu_lam_max_columns(Xa, S, C)
+    d_a, p, c = C.shape
+    if formulation == "one_vs_all":
+        return _relu_lam_max_columns(Xa, np.repeat(S, c, axis=1), C.reshape(d_a, p * c))
+    return _relu_lam_max_nuclear(Xa, S, C)
 
 
 def lam_grid(lam_max_value: float, n_lams: int = 20, lam_min_ratio: float = 1e-3) -> np.ndarray:
@@ -186,15 +259,143 @@ def _zero_solution(X, y, patterns, activation, loss, lam, backend) -> ConvexSolu
     )
 
 
-def _native_solver():
+@dataclass(frozen=True, eq=False)
+class PathStep:
+    """One step of :func:`walk_path`.
+
+    Attributes
+    ----------
+    index : int
+        Position of ``lam`` in the grid as given.
+    step : int
+        Position in the walk (0 for the largest ``lam``).
+    lam : float
+    solution : ConvexSolution
+        What the step function returned.
+    """
+
+    index: int
+    step: int
+    lam: float
+    solution: ConvexSolution
+
+
+def _check_grid(lams) -> np.ndarray:
     try:
-        from .native import solve_native  # noqa: PLC0415 - optional backend
-    except ImportError as exc:  # pragma: no cover - depends on the installed package
-        raise InvalidParameterError(
-            "backend='native' needs cvxnn.native, which is not available in this installation; "
-            "use backend='clarabel' or another CVXPY solver."
-        ) from exc
-    return solve_native
+        grid = np.atleast_1d(np.asarray(lams, dtype=float)).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"lams must be numbers, got {lams!r}.") from exc
+    if grid.size == 0:
+        raise InvalidParameterError("lams is empty; pass at least one value.")
+    return np.array([check_lam(v) for v in grid])
+
+
+def walk_path(
+    lams,
+    step: Callable[[float, ConvexSolution | None], ConvexSolution],
+    *,
+    warm_start: bool = True,
+    callback: Callable[[int, float, ConvexSolution], bool | None] | None = None,
+) -> Iterator[PathStep]:
+    """The path engine: call ``step`` on ``lams`` in decreasing order, warm-started.
+
+    Parameters
+    ----------
+    lams : array-like of float
+        The grid (any order; each value ``>= 0``); walked from the largest value down.
+    step : callable
+        ``step(lam, warm) -> ConvexSolution``; ``warm`` is the previous step's solution (None for
+        the first step, or always None with ``warm_start=False``).
+    warm_start : bool
+        Pass the previous solution to the next step.
+    callback : callable, optional
+        ``callback(k, lam, solution)`` after step ``k``; returning True stops the walk.
+
+    Yields
+    ------
+    PathStep
+        In decreasing ``lam``; ``index`` maps back to the grid as given.
+    """
+    grid = _check_grid(lams)
+    order = np.argsort(-grid, kind="stable")
+    prev = None
+    for k, idx in enumerate(order):
+        lam = float(grid[idx])
+        sol = step(lam, prev if warm_start else None)
+        prev = sol
+        yield PathStep(index=int(idx), step=k, lam=lam, solution=sol)
+        if callback is not None and callback(k, lam, sol):
+            return
+
+
+def _backend_solver(backend) -> tuple[str, str]:
+    """``(solver name for cvxnn.solve, backend label)`` for a path's ``backend`` argument."""
+    if not isinstance(backend, str) or not backend:
+        raise InvalidParameterError(f"backend must be a solver name such as 'clarabel' or 'native', got {backend!r}.")
+    name = "CLARABEL" if backend.lower() == "cvxpy" else backend
+    adapter, resolved = resolve_solver(name)
+    return resolved, adapter.backend
+
+
+def solve_path(
+    X,
+    y,
+    patterns: Patterns,
+    lams,
+    *,
+    activation: str = "relu",
+    loss: "str | Loss" = "squared",
+    solver: str = "clarabel",
+    tol: float = 1e-6,
+    lam_max_value: float | None = None,
+    callback: Callable[[int, float, ConvexSolution], bool | None] | None = None,
+    solver_opts: dict | None = None,
+) -> Iterator[PathStep]:
+    """Solve the convex program along ``lams`` (decreasing) with :func:`cvxnn.solve`.
+
+    The default step of :func:`walk_path`: a CVXPY solver compiles the program once
+    (:func:`cvxnn.builders.build_program`) and re-solves it with the new ``lam`` (DPP; CVXPY gets
+    ``warm_start=True``); the native solvers start from the previous solution. Grid points with
+    ``lam >= lam_max_value`` get the exact zero solution (``solver == "lam_max"``) without a solve.
+
+    Parameters
+    ----------
+    X, y, patterns, activation, loss
+        The problem (``X``, ``y`` validated, ``loss`` a :class:`~cvxnn.losses.Loss`).
+    lams : array-like
+    solver : str
+        Any name :func:`cvxnn.solve` accepts (``"native"`` / ``"auto"``, ``"clarabel"``, ...).
+    tol : float
+        Native solvers' relative gap tolerance.
+    lam_max_value : float, optional
+        Exact ``lam_max`` (no zero shortcut when None).
+    callback : callable, optional
+        See :func:`walk_path`.
+    solver_opts : dict, optional
+        Passed to :func:`cvxnn.solve`.
+
+    Yields
+    ------
+    PathStep
+    """
+    adapter, name = resolve_solver("CLARABEL" if str(solver).lower() == "cvxpy" else solver)
+    loss = get_loss(loss)
+    opts = dict(solver_opts or {})
+    program = None
+    if adapter.backend == "cvxpy":
+        first = float(np.max(_check_grid(lams)))
+        program = _builders.build_program(X, y, activation=activation, loss=loss, lam=first, patterns=patterns)
+    lmax = float("inf") if lam_max_value is None else float(lam_max_value)
+
+    def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
+        if lam >= lmax:
+            return _zero_solution(X, y, patterns, activation, loss, lam, adapter.backend)
+        if warm is not None and warm.solver == "lam_max":
+            warm = None  # nothing to start from
+        return solve(X, y, patterns, activation=activation, loss=loss, lam=lam, solver=name, tol=tol,
+                     warm_start=warm, program=program, **opts)
+
+    yield from walk_path(lams, step, callback=callback)
 
 
 def regularization_path(
@@ -228,19 +429,20 @@ def regularization_path(
     n_lams, lam_min_ratio
         Used when ``lams`` is None.
     backend : str
-        ``"clarabel"`` (default), ``"native"`` (:func:`cvxnn.native.solve_native`), or any
-        installed CVXPY solver name (``"scs"``, ...).
+        ``"clarabel"`` (default), ``"native"`` (the native solvers, also ``"rfista"``,
+        ``"working_set"``, ``"al"``), or any installed CVXPY solver name (``"scs"``, ...): any
+        name :func:`cvxnn.solve` accepts.
     tol : float
         Relative duality-gap tolerance of the native solver (CVXPY solvers use their own options).
     callback : callable, optional
         ``callback(i, lam, solution)`` after each solve; returning True stops the path early.
+    solver_opts : dict, optional
+        Extra options for :func:`cvxnn.solve` (CVXPY solver options or ``solve_native`` keywords).
 
     Notes
     -----
     Grid points with ``lam >= lam_max`` are not sent to a solver: the zero model is the exact
     optimum there (``solution.solver == "lam_max"``, ``extra["certified_by"] == "lam_max"``).
-    solver_opts : dict, optional
-        Extra options for :meth:`~cvxnn.builders.ConvexProgram.solve` or ``solve_native``.
 
     Returns
     -------
@@ -248,51 +450,19 @@ def regularization_path(
     """
     t0 = time.perf_counter()
     X, y, loss_obj = _prepare(X, y, patterns, activation, loss)
-    exact_lmax = loss_obj.smooth and (y.ndim == 1 or activation == "gated_relu")
-    lmax = lam_max(X, y, patterns, activation, loss_obj) if exact_lmax else float("inf")
+    name, backend_name = _backend_solver(backend)
+    lmax = lam_max(X, y, patterns, activation, loss_obj) if loss_obj.smooth else float("inf")
     if lams is None:
         if not np.isfinite(lmax) or lmax <= 0:
             raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
         grid = lam_grid(lmax, n_lams, lam_min_ratio)
     else:
-        grid = np.array([check_lam(v) for v in np.atleast_1d(np.asarray(lams, dtype=float))])
-        if grid.size == 0:
-            raise InvalidParameterError("lams is empty.")
-        grid = np.sort(grid)[::-1]
-    if not isinstance(backend, str):
-        raise InvalidParameterError(f"backend must be a string, got {backend!r}.")
-    opts = dict(solver_opts or {})
-    solutions: list[ConvexSolution] = []
-    if backend.lower() == "native":
-        solve_native = _native_solver()
-        prev = None
-        for i, lam in enumerate(grid):
-            if lam >= lmax:
-                sol = _zero_solution(X, y, patterns, activation, loss_obj, lam, "native")
-            else:
-                sol = solve_native(X, y, patterns, activation=activation, loss=loss_obj, lam=float(lam),
-                                   tol=tol, warm_start=prev, **opts)
-                prev = sol
-            solutions.append(sol)
-            if callback is not None and callback(i, float(lam), sol):
-                break
-        solver_name = next((s.solver for s in reversed(solutions) if s.solver != "lam_max"), "native")
-        backend_name = "native"
-    else:
-        from .builders import build_program
-
-        solver_name = "CLARABEL" if backend.lower() in ("clarabel", "cvxpy") else backend.upper()
-        program = build_program(X, y, activation=activation, loss=loss_obj, lam=float(grid[0]), patterns=patterns)
-        opts.setdefault("warm_start", True)
-        for i, lam in enumerate(grid):
-            if lam >= lmax:
-                sol = _zero_solution(X, y, patterns, activation, loss_obj, lam, "cvxpy")
-            else:
-                sol = program.solve(solver_name, lam=float(lam), **opts)
-            solutions.append(sol)
-            if callback is not None and callback(i, float(lam), sol):
-                break
-        backend_name = "cvxpy"
+        grid = np.sort(_check_grid(lams))[::-1]
+    steps = list(solve_path(X, y, patterns, grid, activation=activation, loss=loss_obj, solver=name, tol=tol,
+                            lam_max_value=lmax, callback=callback, solver_opts=solver_opts))
+    solutions = [st.solution for st in steps]
+    solved = [s.solver for s in solutions if s.solver != "lam_max"]
+    solver_name = solved[-1] if solved else (name.upper() if backend_name == "cvxpy" else name)
     total = time.perf_counter() - t0
     logger.debug("regularization_path: %d solves on %s in %.3fs", len(solutions), solver_name, total)
     return RegularizationPath(

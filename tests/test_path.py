@@ -65,8 +65,24 @@ def test_lam_max_vector_gated(data):
     lam.value = 0.9 * lm
     prob.solve(solver="CLARABEL")
     assert max(np.abs(U.value).max() for U in Us) > 1e-3
-    with pytest.raises(InvalidParameterError):
-        lam_max(X, Y, pats, "relu")
+
+
+@pytest.mark.parametrize("formulation", ["nuclear", "one_vs_all"])
+def test_lam_max_vector_relu_is_exact(data, formulation):
+    """Vector C-ReLU: the cone multipliers lower the correlations; zero is optimal just above."""
+    from cvxnn.vector import build_vector_program
+
+    X, _, pats = data
+    pats = pats.subset(np.arange(12))
+    Y = np.random.default_rng(2).standard_normal((X.shape[0], 2))
+    lm = lam_max(X, Y, pats, "relu", formulation=formulation)
+    assert 0 < lm <= lam_max(X, Y, pats, "gated_relu", formulation=formulation) * (1 + 1e-9)
+    prog = build_vector_program(X, Y, activation="relu", lam=lm, patterns=pats, formulation=formulation)
+    above = prog.solve(lam=1.02 * lm)
+    below = prog.solve(lam=0.9 * lm)
+    scale = np.abs(below.effective_weights).max()
+    assert scale > 1e-3
+    assert np.abs(above.effective_weights).max() < 1e-4 * scale
 
 
 def test_lam_max_errors(data):
@@ -152,11 +168,11 @@ def test_vector_output_paths(data):
     assert path.lam_max == pytest.approx(lam_max(X, Y, pats, "gated_relu"))
     assert path.coefficients().shape == (3, pats.design_dim, pats.n_patterns, 2)
     assert path.n_active()[0] == 0 and path.n_active()[-1] > 0
-    # vector-output C-ReLU has no exact lam_max: a grid must be given
-    with pytest.raises(InvalidParameterError):
-        regularization_path(X, Y, pats, activation="relu", n_lams=3)
-    rp = regularization_path(X, Y, pats, activation="relu", lams=[1.0])
-    assert rp.lam_max == float("inf") and rp.solutions[0].solver == "CLARABEL"
+    # vector-output C-ReLU (nuclear): lam_max from the spectral-norm programs, zero above it
+    sub = pats.subset(np.arange(10))
+    rp = regularization_path(X, Y, sub, activation="relu", n_lams=2, lam_min_ratio=0.5)
+    assert rp.lam_max == pytest.approx(lam_max(X, Y, sub, "relu"))
+    assert rp.solutions[0].solver == "lam_max" and rp.solutions[1].solver == "CLARABEL"
 
 
 @pytest.mark.parametrize("activation", ["relu", "gated_relu"])

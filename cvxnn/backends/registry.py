@@ -88,8 +88,9 @@ class CvxpyAdapter:
     def solve(self, request: SolveRequest) -> ConvexSolution:
         """Solve ``request`` with the CVXPY solver it names.
 
-        ``tol``, ``warm_start`` and ``callback`` are ignored (CVXPY solvers keep cvxnn's tight
-        defaults and take their own options); ``max_iter`` becomes the solver's iteration limit.
+        ``tol`` and ``callback`` are ignored (CVXPY solvers keep cvxnn's tight defaults and take
+        their own options); ``max_iter`` becomes the solver's iteration limit; a ``warm_start``
+        point turns on CVXPY's ``warm_start=True`` (the solver's last point, used by SCS).
         """
         from ..builders import build_program
 
@@ -110,6 +111,8 @@ class CvxpyAdapter:
             program.set_lam(request.lam)
         opts = dict(request.options)
         opts.setdefault("verbose", bool(request.verbose))
+        if request.warm_start is not None:
+            opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
         if request.max_iter is not None and name in CVXPY_ITER_OPTION:
             opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))
         return cvxpy_adapter.solve_program(program, name, **opts)

@@ -410,14 +410,20 @@ def _path_segment(est, X, y, lams, on_step=None) -> list[dict]:
     import copy
     import warnings
 
+    from .path import walk_path
+
     est = copy.deepcopy(est)
-    rows, prev = [], None
-    for lam in lams:
-        est.set_params(lam=float(lam))
+
+    def fit(lam, warm):
+        est.set_params(lam=lam)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the status column shows non-convergence
-            est._fit(X, y, warm_start=prev if est.backend == "native" else None)
-        prev = est.solution_
+            est._fit(X, y, warm_start=warm if est.backend == "native" else None)
+        return est.solution_
+
+    rows = []
+    for step in walk_path(lams, fit):
+        lam = step.lam
         rows.append({"lam": float(lam), "objective": est.objective_, "score": float(est.score(X, y)),
                      "neurons": est.n_active_neurons_, "status": est.status_,
                      "iterations": est.n_iter_, "time_s": est.fit_time_})

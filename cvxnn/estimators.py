@@ -205,9 +205,6 @@ else:  # pragma: no cover
 # ------------------------------------------------------------------------------------------
 # Solving (shared by the estimators, the CLI and cross-validation).
 # ------------------------------------------------------------------------------------------
-#: Iteration-limit option name of common CVXPY solvers (``max_iter`` is passed through).
-_CVXPY_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters", "ECOS": "max_iters",
-                      "OSQP": "max_iter", "PIQP": "max_iter"}
 
 
 def _resolve_backend(backend) -> str:
@@ -280,20 +277,13 @@ def solve_convex(
         Never silently wrong: not-converged solves keep their status (see
         :attr:`ConvexSolution.converged`).
     """
+    from .backends.registry import solve
+
     name = _resolve_backend(backend)
-    if name == "native":
-        from .native import solve_native
-
-        return solve_native(X, y, patterns, activation=activation, loss=loss, lam=lam, tol=tol,
-                            max_iter=max_iter, warm_start=warm_start, verbose=bool(verbose),
-                            callback=callback)
-    from .builders import build_program
-
-    program = build_program(X, y, activation=activation, loss=loss, lam=lam, patterns=patterns)
-    opts: dict[str, Any] = {"verbose": bool(verbose)}
-    if name in _CVXPY_ITER_OPTION:
-        opts[_CVXPY_ITER_OPTION[name]] = int(max_iter)
-    return program.solve(name, **opts)
+    native = name == "native"
+    return solve(X, y, patterns, activation=activation, loss=loss, lam=lam, solver="auto" if native else name,
+                 tol=tol, max_iter=max_iter, warm_start=warm_start if native else None,
+                 callback=callback if native else None, verbose=verbose)
 
 
 def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> ConvexSolution:
@@ -370,7 +360,7 @@ def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float
 
     The native solvers report one. For CVXPY solutions it is computed by
     :func:`cvxnn.native.duality_gap` from the point and the solver's cone multipliers
-    (``sol.extra["cone_duals"]``); it needs a smooth loss with a conjugate and ``lam > 0``,
+    (``sol.multipliers``); it needs a smooth loss with a conjugate and ``lam > 0``,
     otherwise ``None`` (no certificate) is returned.
     """
     if sol.gap is not None:
@@ -382,10 +372,9 @@ def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float
 
     multipliers = None
     if sol.activation == "relu":
-        duals = sol.extra.get("cone_duals")
-        if duals is None:
+        multipliers = sol.multipliers
+        if multipliers is None:
             return None
-        multipliers = np.concatenate([np.asarray(d, dtype=float) for d in duals], axis=1)
     try:
         cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
     except (CvxnnError, ValueError) as exc:  # e.g. a loss without a conjugate
@@ -1391,18 +1380,21 @@ def _cv_segment(estimator, X, y, train, test, lams):
     decreasing ``lam`` on the native backend). Returns scores and statuses."""
     from sklearn.base import clone
 
-    order = np.argsort(-np.asarray(lams))
+    from .path import walk_path
+
     scores = np.empty(len(lams))
     statuses = np.empty(len(lams), dtype=object)
-    prev = None
     est = clone(estimator)
-    for k in order:
-        est.set_params(lam=float(lams[k]))
-        Xtr, ytr = X[train], y[train]
-        est._fit(Xtr, ytr, warm_start=prev if est.backend == "native" else None)
-        prev = est.solution_
-        scores[k] = est.score(X[test], y[test])
-        statuses[k] = est.status_
+    Xtr, ytr = X[train], y[train]
+
+    def fit(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
+        est.set_params(lam=lam)
+        est._fit(Xtr, ytr, warm_start=warm if est.backend == "native" else None)
+        return est.solution_
+
+    for step in walk_path(lams, fit):
+        scores[step.index] = est.score(X[test], y[test])
+        statuses[step.index] = est.status_
     return scores, statuses
 
 

@@ -7,6 +7,7 @@ solvers, and maps solutions to ordinary networks and back, exactly.
 """
 
 from .builders import ConvexProgram, build_program
+from .backends.registry import solve, solver_names
 from .errors import CvxnnError
 from .losses import get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
@@ -14,7 +15,7 @@ from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, enumerate_patterns, sample_patterns
 from .solution import ConvexModel, ConvexSolution
 from .native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
-from .path import lam_max, regularization_path
+from .path import lam_max, regularization_path, walk_path
 from .optimality import kkt_report, optimal_set, prune_exact
 from .decomposition import decompose
 from .preprocessing import Standardizer
@@ -56,5 +57,8 @@ __all__ = [
     "get_loss",
     "relu_network_to_convex",
     "sample_patterns",
+    "solve",
+    "solver_names",
     "to_network",
+    "walk_path",
 ]

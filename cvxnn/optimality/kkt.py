@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
-from .._validation import check_lam, check_X, check_y
+from .._validation import check_lam, check_nonnegative_float, check_X, check_y
 from ..errors import InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..operators import adjoint, forward
@@ -100,7 +100,18 @@ def _block_norms(theta: np.ndarray) -> np.ndarray:
     return np.linalg.svd(np.transpose(theta, (1, 0, 2)), compute_uv=False).sum(axis=-1)
 
 
+def _check_unit_tol(value, name: str) -> float:
+    """A relative tolerance: a real number in ``[0, 1)`` (NaN, negative, ``>= 1`` refused)."""
+    value = check_nonnegative_float(value, name)
+    if value >= 1:
+        from ..errors import InvalidParameterError
+
+        raise InvalidParameterError(f"{name} is relative to the largest block and must be in [0, 1), got {value}.")
+    return value
+
+
 def _active_mask(norms: np.ndarray, active_tol: float) -> np.ndarray:
+    active_tol = _check_unit_tol(active_tol, "active_tol")
     top = norms.max(initial=0.0)
     if top <= 0:
         return np.zeros(norms.shape, dtype=bool)
@@ -322,6 +333,7 @@ def recover_duals(
     norms = np.linalg.norm(theta, axis=0)
     candidate = _active_mask(norms, active_tol)
     c_norms = np.linalg.norm(C, axis=0)
+    equicorrelation_tol = _check_unit_tol(equicorrelation_tol, "equicorrelation_tol")
     lam_lo = lam * (1.0 - equicorrelation_tol)
     n, m = Xa.shape[0], theta.shape[1]
     rho = np.zeros((n, m))
@@ -445,7 +457,7 @@ class KKTReport:
 
     def is_optimal(self, tol: float = 1e-6) -> bool:
         """Whether every KKT measure is at most ``tol``."""
-        return self.max_violation <= tol
+        return self.max_violation <= check_nonnegative_float(tol, "tol")
 
     def block_labels(self, index) -> list[str]:
         """Human-readable names (``"v[3]"``, ``"w[7]"``, ``"u[2]"``) of block indices."""

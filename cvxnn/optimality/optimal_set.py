@@ -179,6 +179,8 @@ class OptimalSet:
         zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit."""
         from .kkt import block_layout
 
+        tol = check_nonnegative_float(tol, "tol")
+
         theta, _, _ = block_layout(model)
         scale = max(np.linalg.norm(self.certificate.theta), 1e-300)
         outside = np.delete(theta, self.blocks, axis=1)
@@ -330,6 +332,7 @@ class OptimalSet:
         any data, so moving weight between them ("neuron splitting") changes the weights but not
         the network function. Returns one group label per block of ``S``.
         """
+        tol = check_nonnegative_float(tol, "tol")
         from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import connected_components
 
@@ -777,6 +780,7 @@ def optimal_set(
     q_dev = max(q_dev, float(np.max(cert.q_norms / cert.lam - 1.0, initial=0.0)))
     if rank_tol is None:
         rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 10.0 * q_dev)))
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     fit_tol = check_nonnegative_float(fit_tol, "fit_tol")
     fit = cert.fit
     # Polish: the solver's block norms with the directions q^_k reproduce its fit only to the

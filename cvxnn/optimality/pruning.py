@@ -265,6 +265,7 @@ def prune_exact(
 def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
                active_tol: float = DEFAULT_ACTIVE_TOL) -> bool:
     """Whether the active contributions ``a_k`` are linearly independent (SVD, ``rank_tol``)."""
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     X, Xa = _check_model_X(model, X)
     theta, pattern, sign = block_layout(model)
     idx = np.flatnonzero(_active_mask(_block_norms(theta), active_tol))
@@ -407,6 +408,7 @@ def pruning_path(
     """
     if criterion not in CRITERIA:
         raise InvalidParameterError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     X, Xa = _check_model_X(model, X)
     y = check_y(y, X.shape[0])
     if lam is None:

@@ -120,7 +120,8 @@ class ConvexProgram:
             n=self.X.shape[0], d_a=self.patterns.design_dim, p=self.patterns.n_patterns,
             c=self.n_outputs, activation=self.activation, nuclear=False)
 
-    def compile(self, solver: str | None = None, *, canon_backend: str | None = None) -> float:
+    def compile(self, solver: str | None = None, *, canon_backend: str | None = None,
+                memory_budget: int | None = None) -> float:
         """Compile the problem for ``solver`` now, without solving it; return the seconds taken.
 
         CVXPY caches the compiled (DPP) problem, so the next :meth:`solve` with the same solver
@@ -134,6 +135,9 @@ class ConvexProgram:
         canon_backend : str, optional
             CVXPY canonicalisation backend (``"SCIPY"``, ``"CPP"``, ``"COO"``); default
             :data:`DEFAULT_CANON_BACKEND`.
+        memory_budget : int, optional
+            Bytes for the pre-compile size check (default
+            :func:`cvxnn.operators.default_memory_budget`).
 
         Returns
         -------
@@ -150,7 +154,8 @@ class ConvexProgram:
         SolverError
             When CVXPY cannot compile the problem for this solver.
         """
-        return cvxpy_adapter.compile_program(self, solver, canon_backend=canon_backend)
+        return cvxpy_adapter.compile_program(self, solver, canon_backend=canon_backend,
+                                             memory_budget=memory_budget)
 
     def solve(self, solver: str | None = None, *, lam: float | None = None, **solver_opts) -> ConvexSolution:
         """Solve with a CVXPY solver and return a :class:`~cvxnn.solution.ConvexSolution`.

@@ -1,0 +1,187 @@
+"""cvxnn.solve, the adapter registry, the CVXPY status map, the memory estimate, typed fields
+and the path engine."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import cvxnn
+from cvxnn import build_program, sample_patterns
+from cvxnn.backends import cvxpy_adapter
+from cvxnn.backends.cvxpy_adapter import CVXPY_STATUS_MAP, estimate_nonzeros, map_status, run_problem
+from cvxnn.backends.registry import register_adapter, resolve_solver, solver_names
+from cvxnn.errors import (
+    InfeasibleError,
+    InvalidParameterError,
+    MemoryBudgetError,
+    SolverError,
+    UnboundedError,
+)
+from cvxnn.path import walk_path
+from cvxnn.solution import STATUSES, ConvexSolution
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3), 0)
+    return X, y, sample_patterns(X, 10, seed=0, bias=True)
+
+
+# ----------------------------------------------------------------------------- registry
+def test_unknown_solver_names_the_choices(data):
+    X, y, pats = data
+    with pytest.raises(InvalidParameterError, match="clarabel") as info:
+        cvxnn.solve(X, y, pats, solver="no_such_solver")
+    for name in ("auto", "rfista", "working_set", "al"):
+        assert name in str(info.value)
+    with pytest.raises(InvalidParameterError):
+        cvxnn.solve(X, y, pats, solver=3)
+
+
+def test_names_resolve_to_adapters():
+    assert {"auto", "native", "rfista", "working_set", "al", "clarabel"} <= set(solver_names())
+    assert resolve_solver("auto")[0].backend == "native"
+    assert resolve_solver("AL")[0].backend == "native"
+    adapter, name = resolve_solver("clarabel")
+    assert adapter.backend == "cvxpy" and name == "CLARABEL"
+    with pytest.raises(InvalidParameterError):
+        register_adapter("clarabel", object())  # a built-in name
+    with pytest.raises(InvalidParameterError):
+        register_adapter("mine", object())  # no solve method
+
+
+@pytest.mark.parametrize("activation,native_name", [("gated_relu", "rfista"), ("relu", "working_set")])
+def test_native_and_cvxpy_agree_through_one_entry_point(data, activation, native_name):
+    X, y, pats = data
+    lam = 0.5
+    ref = cvxnn.solve(X, y, pats, activation=activation, lam=lam, solver="clarabel")
+    assert ref.backend == "cvxpy" and ref.solver == "CLARABEL" and ref.status == "optimal"
+    auto = cvxnn.solve(X, y, pats, activation=activation, lam=lam, solver="auto", tol=1e-9)
+    named = cvxnn.solve(X, y, pats, activation=activation, lam=lam, solver=native_name, tol=1e-9)
+    assert auto.backend == named.backend == "native" and named.solver == native_name
+    assert named.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert auto.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+def test_program_is_reused(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=1.0, patterns=pats)
+    a = cvxnn.solve(X, y, pats, lam=0.3, solver="clarabel", program=prog)
+    assert prog.lam.value == 0.3
+    b = build_program(X, y, activation="relu", lam=0.3, patterns=pats).solve()
+    assert a.objective_value == pytest.approx(b.objective_value, rel=1e-7)
+    with pytest.raises(InvalidParameterError):
+        cvxnn.solve(X, y, pats, activation="gated_relu", solver="clarabel", program=prog)
+    with pytest.raises(InvalidParameterError):
+        cvxnn.solve(X, y, pats, solver="auto", program=prog)
+
+
+# ----------------------------------------------------------------------------- status map
+def test_status_map_covers_cvxpy_and_only_cvxnn_statuses():
+    assert set(CVXPY_STATUS_MAP.values()) <= set(STATUSES)
+    assert map_status(cp.OPTIMAL, "S") == "optimal"
+    assert map_status(cp.OPTIMAL_INACCURATE, "S") == "optimal_inaccurate"
+    assert map_status(cp.USER_LIMIT, "S") == "max_iterations"
+    with pytest.raises(InfeasibleError):
+        map_status(cp.INFEASIBLE_INACCURATE, "S")
+    with pytest.raises(UnboundedError):
+        map_status(cp.UNBOUNDED, "S")
+    with pytest.raises(SolverError) as info:  # numerical_error raises, as docs/reliability.md says
+        map_status(cp.SOLVER_ERROR, "S")
+    assert info.value.status == "numerical_error"
+
+
+def test_unknown_status_is_surfaced_not_mapped():
+    with pytest.raises(SolverError, match="'made_up_status'"):
+        map_status("made_up_status", "S")
+    with pytest.raises(SolverError, match="None"):
+        map_status(None, "S")
+
+
+def test_run_problem_errors():
+    x = cp.Variable(2)
+    infeasible = cp.Problem(cp.Minimize(cp.sum(x)), [x >= 1, x <= 0])
+    with pytest.raises(InfeasibleError):
+        run_problem(infeasible, "CLARABEL")
+    unbounded = cp.Problem(cp.Minimize(cp.sum(x)))
+    with pytest.raises((UnboundedError, InfeasibleError)):
+        run_problem(unbounded, "CLARABEL")
+    ok = cp.Problem(cp.Minimize(cp.sum_squares(x - 1)))
+    with pytest.raises(InvalidParameterError):
+        run_problem(ok, "CLARABEL", no_such_option=1)
+    with pytest.raises(InvalidParameterError):
+        run_problem(ok, "NOT_A_SOLVER")
+    run = run_problem(ok, "CLARABEL")
+    assert run.status == "optimal" and run.solver == "CLARABEL" and np.allclose(x.value, 1)
+
+
+# ----------------------------------------------------------------------------- memory
+def test_nonzero_estimate_tracks_the_compiled_problem(data):
+    X, y, pats = data
+    for activation in ("relu", "gated_relu"):
+        prog = build_program(X, y, activation=activation, lam=1.0, patterns=pats)
+        nnz = prog.problem.get_problem_data("CLARABEL")[0]["A"].nnz
+        est = prog.estimated_nonzeros()
+        assert 0.5 * nnz <= est <= 2.0 * nnz
+    assert estimate_nonzeros(n=1250, d_a=65, p=100, c=10, activation="gated_relu") >= 1250 * 65 * 100 * 10
+
+
+def test_memory_budget_refuses_before_compiling(data):
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=1.0, patterns=pats)
+    with pytest.raises(MemoryBudgetError, match="native") as info:
+        prog.solve(memory_budget=1000)
+    assert "GiB" in str(info.value)
+    assert prog.problem.status is None  # nothing was compiled or solved
+    with pytest.raises(MemoryBudgetError):
+        prog.compile(memory_budget=1000)
+    with pytest.raises(MemoryBudgetError):
+        cvxpy_adapter.check_memory(10**12)
+
+
+# ----------------------------------------------------------------------------- typed fields
+def test_cvxpy_solution_typed_fields(data):
+    X, y, pats = data
+    sol = build_program(X, y, activation="relu", lam=0.5, patterns=pats).solve()
+    n, p = X.shape[0], pats.n_patterns
+    assert sol.multipliers.shape == (n, 2 * p)
+    np.testing.assert_array_equal(sol.multipliers[:, :p], sol.cone_duals[0])
+    assert sol.extra["cvxpy_status"] == "optimal"
+    assert sol.training_X is None and sol.formulation is None
+
+
+def test_typed_fields_filled_from_extra(data):
+    X, y, pats = data
+    shape = (pats.design_dim, pats.n_patterns)
+    rho = np.ones((X.shape[0], 2 * pats.n_patterns))
+    sol = ConvexSolution("relu", pats, V=np.zeros(shape), W=np.zeros(shape),
+                         extra={"multipliers": rho, "delta": 3.0, "step_size": 0.5, "rel_gap": 1e-9,
+                                "dual_value": 1.5})
+    assert sol.multipliers is rho and sol.al_delta == 3.0 and sol.step_size == 0.5
+    assert sol.rel_gap == 1e-9 and sol.dual_value == 1.5
+    typed = ConvexSolution("relu", pats, V=np.zeros(shape), W=np.zeros(shape), al_delta=1.0,
+                           extra={"delta": 3.0})
+    assert typed.al_delta == 1.0  # a typed value is never overwritten
+
+
+# ----------------------------------------------------------------------------- path engine
+def test_walk_path_order_warm_start_and_stop(data):
+    X, y, pats = data
+    seen = []
+
+    def step(lam, warm):
+        seen.append((lam, None if warm is None else warm.lam))
+        return cvxnn.solve(X, y, pats, activation="gated_relu", lam=lam, solver="auto", warm_start=warm)
+
+    steps = list(walk_path([0.1, 1.0, 0.5], step))
+    assert [s.lam for s in steps] == [1.0, 0.5, 0.1]
+    assert [s.index for s in steps] == [1, 2, 0]
+    assert seen == [(1.0, None), (0.5, 1.0), (0.1, 0.5)]
+    stopped = list(walk_path([0.1, 1.0, 0.5], step, callback=lambda k, lam, sol: k == 0))
+    assert len(stopped) == 1
+    with pytest.raises(InvalidParameterError):
+        list(walk_path([], step))
+    with pytest.raises(InvalidParameterError):
+        list(walk_path(["a"], step))

@@ -18,6 +18,14 @@ patterns. It is a **lower bound**, never a trained network: its blocks need not 
 factors. When every block's SVD left factors lie in ``+-K_i`` the SVD readout *is* such a network
 with objective ``<= r*``, which certifies that the relaxation is tight (:attr:`tight`).
 
+Only a certified value is a bound. When the solver reports ``optimal``, its objective is ``r*``
+to the solver's tolerance and :attr:`CopositiveRelaxation.lower_bound` holds it. Any other
+status (``optimal_inaccurate``, ``max_iterations``: e.g. SCS stopped early) leaves the
+solver's primal value, which may lie far *above* ``r*`` and even above achievable network
+objectives: then ``lower_bound`` is None, :attr:`~CopositiveRelaxation.tight` is False and an
+:class:`~cvxnn.errors.InaccurateSolutionWarning` says so (``require_optimal=True`` raises
+:class:`~cvxnn.errors.SolverError` instead).
+
 Size: ``p`` PSD blocks of order ``d_a + c`` (one batched CVXPY variable) and ``p n (n - 1) / 2``
 linear inequalities: for small problems (teaching, verification) only.
 """
@@ -25,6 +33,7 @@ linear inequalities: for small problems (teaching, verification) only.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,9 +41,9 @@ import cvxpy as cp
 import numpy as np
 
 from ._readout import relu_vector_factors
-from ._validation import check_lam, check_X, check_y
+from ._validation import check_bool, check_lam, check_X, check_y
 from .backends.cvxpy_adapter import check_cvxpy_solver, run_problem
-from .errors import InvalidParameterError, MemoryBudgetError, SolverError
+from .errors import InaccurateSolutionWarning, InvalidParameterError, MemoryBudgetError, SolverError
 from .losses import Loss, get_loss
 from .patterns import Patterns
 from .solution import ConvexModel
@@ -54,8 +63,12 @@ class CopositiveRelaxation:
     Attributes
     ----------
     value : float
-        ``r*``: a lower bound on the objective of every ReLU network whose neurons use the patterns
-        (and an upper bound on nothing).
+        The solver's objective at its point. Equal to ``r*`` (to the solver's tolerance) only
+        when ``status == "optimal"``; otherwise it is not a bound on anything.
+    lower_bound : float or None
+        ``r*``, a certified lower bound on the objective of every ReLU network whose neurons use
+        the patterns (and an upper bound on nothing); None unless the solver reported
+        ``optimal``.
     U : ndarray of shape (d_a, p, c)
         Relaxed blocks (not necessarily realisable by a ReLU network).
     P : ndarray of shape (p, d_a, d_a)
@@ -88,17 +101,28 @@ class CopositiveRelaxation:
     extra: dict = field(default_factory=dict)
 
     @property
+    def lower_bound(self) -> float | None:
+        """``r*`` when the solve is certified (status ``optimal``), else None."""
+        return self.value if self.status == "optimal" else None
+
+    @property
     def tight(self) -> bool:
-        """True when a ReLU network attains the relaxed value (then it is optimal on the patterns)."""
-        if self.network_objective is None:
+        """True when a ReLU network attains the certified relaxed value (then it is optimal on
+        the patterns); always False for an uncertified solve."""
+        bound = self.lower_bound
+        if self.network_objective is None or bound is None:
             return False
-        return self.network_objective <= self.value + 1e-6 * max(1.0, abs(self.value))
+        return self.network_objective <= bound + 1e-6 * max(1.0, abs(bound))
 
     def summary(self) -> str:
         """A few lines, starting with the word RELAXATION."""
+        value = (f"lower bound r*    : {self.value:.10g}  (status {self.status}, {self.solver})"
+                 if self.lower_bound is not None else
+                 f"solver value      : {self.value:.10g}  (status {self.status}, {self.solver}: NOT a "
+                 "certified bound)")
         return "\n".join([
             "RELAXATION (copositive SDP, a lower bound -- not a trained network)",
-            f"relaxed value r*  : {self.value:.10g}  (status {self.status}, {self.solver})",
+            value,
             "SVD readout       : " + ("none (some block has left factors outside +-K_i)"
                                       if self.network_objective is None
                                       else f"{self.network_objective:.10g} ({'tight' if self.tight else 'not tight'})"),
@@ -121,6 +145,7 @@ def copositive_relaxation(
     patterns: Patterns,
     loss: "str | Loss" = "squared",
     solver: str | None = None,
+    require_optimal: bool = False,
     **solver_opts,
 ) -> CopositiveRelaxation:
     """Solve the copositive SDP RELAXATION of vector-output ReLU training on ``patterns``.
@@ -137,21 +162,32 @@ def copositive_relaxation(
         Any loss that accepts ``n x c`` predictions (squared, cross_entropy, huber, absolute).
     solver : str, optional
         An SDP-capable CVXPY solver (default Clarabel; SCS also works).
+    require_optimal : bool
+        Raise :class:`~cvxnn.errors.SolverError` unless the solver reports ``optimal``
+        (default: return the result with ``lower_bound=None`` and a warning).
     **solver_opts
         Passed to :meth:`cvxpy.Problem.solve`.
 
     Returns
     -------
     CopositiveRelaxation
-        ``value`` is a lower bound; see the module docstring.
+        ``lower_bound`` is the certified lower bound (None unless the status is optimal); see
+        the module docstring.
+
+    Warns
+    -----
+    InaccurateSolutionWarning
+        When the solver stops with another status than ``optimal``: its value is not a bound.
 
     Raises
     ------
     MemoryBudgetError
         When ``p n (n - 1) / 2`` exceeds :data:`MAX_RELAXATION_ROWS`.
     InfeasibleError, SolverError
+        A failed solve, or a non-optimal one with ``require_optimal=True``.
     """
     lam = check_lam(lam)
+    require_optimal = check_bool(require_optimal, "require_optimal")
     X = check_X(X)
     Y = check_y(Y, X.shape[0])
     if Y.ndim == 1:
@@ -198,6 +234,13 @@ def copositive_relaxation(
     if Z.value is None or not np.all(np.isfinite(Z.value)):
         raise SolverError(f"{name} returned no point (status {prob.status!r}).", status="numerical_error")
     status = run.status
+    if status != "optimal":
+        msg = (f"{name} stopped the copositive relaxation with status {prob.status!r}: its value "
+               f"{prob.value:.6g} is not a certified lower bound (lower_bound is None); raise the "
+               "iteration limit or tighten the tolerances, or use Clarabel.")
+        if require_optimal:
+            raise SolverError(msg, status=status)
+        warnings.warn(msg, InaccurateSolutionWarning, stacklevel=2)
     Zv = 0.5 * (Z.value + np.transpose(Z.value, (0, 2, 1)))
     U = np.transpose(Zv[:, :d_a, d_a:], (1, 0, 2)).copy()
     P = Zv[:, :d_a, :d_a].copy()

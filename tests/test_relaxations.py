@@ -84,3 +84,24 @@ def test_scalar_targets_and_validation(random_case, monkeypatch):
     monkeypatch.setattr(relax_mod, "MAX_RELAXATION_ROWS", 10)
     with pytest.raises(MemoryBudgetError):
         copositive_relaxation(X, Y, lam=LAM, patterns=pats)
+
+
+def test_uncertified_solve_is_not_called_a_bound(random_case):
+    """SCS stopped early: a warning, no lower bound, never tight; require_optimal raises."""
+    from cvxnn.errors import InaccurateSolutionWarning, SolverError
+
+    X, Y, pats = random_case
+    with pytest.warns(InaccurateSolutionWarning, match="not a certified lower bound"):
+        res = copositive_relaxation(X, Y, lam=LAM, patterns=pats, solver="SCS", max_iters=5)
+    assert res.status != "optimal"
+    assert res.lower_bound is None and not res.tight
+    assert "NOT a certified bound" in res.summary()
+    with pytest.raises(SolverError, match="not a certified lower bound"):
+        copositive_relaxation(X, Y, lam=LAM, patterns=pats, solver="SCS", max_iters=5,
+                              require_optimal=True)
+
+
+def test_certified_solve_reports_its_bound(random_case):
+    X, Y, pats = random_case
+    res = copositive_relaxation(X, Y, lam=LAM, patterns=pats, require_optimal=True)
+    assert res.status == "optimal" and res.lower_bound == res.value

@@ -6,29 +6,42 @@ demo
     Train a small C-ReLU network with Clarabel on the shipped teacher dataset and print the
     convex objective, the mapped network's objective (they agree), active neurons, status, time.
 fit
-    Fit a convex network on a CSV or NPZ data file; save the model (``.npz``, no pickle) and
-    print (optionally write as JSON) a report.
+    Fit a convex network on a CSV or NPZ data file (columns standardized by default, the model
+    mapped back to raw data exactly); save the model (``.npz``, no pickle, with the feature
+    names and target) and print (optionally write as JSON) a report.
+predict
+    Predictions (labels for classifiers, ``--proba`` for probabilities) of a saved model on a
+    data file, as CSV; columns are matched by the stored feature names.
+score
+    Accuracy or ``R^2`` of a saved model on labelled data.
 path
-    Regularisation path: fit a decreasing grid of ``lam`` (warm-started on the native
-    backend) and print a table of objective, training score, active neurons and status.
+    Regularisation path: fit a decreasing grid of ``lam`` (warm-started) and print a table of
+    objective, training and validation score (held-out fraction or ``--cv``), active neurons
+    and status; with matplotlib installed, also a plot.
 prune
-    Prune a saved model to a minimal one (exact pruning of MATH.md: same fit, same objective).
+    Prune a saved model to a minimal one (exact pruning, docs/math.md: same fit, same
+    objective); the pruned file is again a model that ``predict`` and ``score`` accept.
 verify
     Solve the same program (same patterns) with the native solvers and with Clarabel, and
     compare objectives, predictions and statuses; exit status 1 when they disagree.
 
-Data files: CSV with a header row (the target is the last column unless ``--target`` names
-another), or NPZ with arrays ``X`` and ``y`` (``--x-key`` / ``--y-key``). Bad files, missing
-columns, NaN and wrong shapes give a one-line error and exit status 2.
+Data files: CSV (the target is the last column unless ``--target`` names another; the first row
+is a header when it holds only names, data when it holds only numbers, and otherwise
+``--header`` / ``--no-header`` must say which), or NPZ with arrays ``X`` and ``y``
+(``--x-key`` / ``--y-key``). Bad files, missing columns, NaN and wrong shapes give a one-line
+error and exit status 2; Ctrl-C prints one line and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import hashlib
 import json
 import logging
 import sys
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -95,61 +108,235 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _load_csv(path: Path, target, labels: bool):
-    from .errors import FileFormatError, InvalidParameterError, ShapeError
+def _first_row(path: Path) -> tuple[list[str] | None, int]:
+    """Cells of the first non-blank line and its 0-based line number (``None, -1`` if none)."""
+    from .errors import FileFormatError
 
     try:
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+        with open(path, newline="", encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                cells = next(csv.reader([line]), [])
+                if cells and any(c.strip() for c in cells):
+                    return cells, i
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{path}: not a text CSV file ({exc}).") from exc
     except csv.Error as exc:
         raise FileFormatError(f"{path}: malformed CSV ({exc}).") from exc
-    if not rows:
-        raise ShapeError(f"{path}: the file holds no data.")
-    if all(_is_number(c) for c in rows[0]):
-        header = [f"col{j}" for j in range(len(rows[0]))]
-    else:
-        header = [c.strip() for c in rows[0]]
-        rows = rows[1:]
-    if len(header) < 2:
-        raise ShapeError(f"{path}: need at least two columns (features and a target), got {header}.")
-    if not rows:
-        raise ShapeError(f"{path}: a header but no data rows.")
-    for k, r in enumerate(rows):
-        if len(r) != len(header):
-            raise ShapeError(f"{path}: row {k + 1} has {len(r)} fields, the header has {len(header)}.")
+    return None, -1
+
+
+def _target_index(target, names: list[str] | None, ncols: int, path) -> int | None:
+    """Column index of ``target`` (name, index, or None = last); None if it is a name and the
+    file has no header."""
+    from .errors import InvalidParameterError
+
     if target is None:
-        t = len(header) - 1
-    elif target in header:
-        t = header.index(target)
-    elif isinstance(target, str) and target.lstrip("-").isdigit() and -len(header) <= int(target) < len(header):
-        t = int(target) % len(header)
-    else:
-        raise InvalidParameterError(f"{path}: no column {target!r}; columns are {header}.")
-    feats = [j for j in range(len(header)) if j != t]
-    X = np.array([[_parse_float(r[j], k + 1, header[j], path) for j in feats] for k, r in enumerate(rows)])
-    raw_y = [r[t].strip() for r in rows]
-    if labels and not all(_is_number(v) for v in raw_y):
-        if any(v == "" for v in raw_y):
-            raise ShapeError(f"{path}: missing label in column {header[t]!r}.")
-        y = np.array(raw_y)
-    else:
-        y = np.array([_parse_float(v, k + 1, header[t], path) for k, v in enumerate(raw_y)])
-    return X, y, [header[j] for j in feats], header[t]
+        return ncols - 1
+    if names is not None and target in names:
+        return names.index(target)
+    if isinstance(target, str) and target.lstrip("-").isdigit() and -ncols <= int(target) < ncols:
+        return int(target) % ncols
+    if names is None:
+        return None
+    raise InvalidParameterError(f"{path}: no column {target!r}; columns are {names}.")
 
 
-def _load_npz(path: Path, x_key: str, y_key: str):
+def _detect_header(cells: list[str], header: bool | None, path, target, labels: bool) -> bool:
+    """Whether the first row is a header: as ``header`` says, or decided only when unambiguous.
+
+    A row of names (no numbers, no empty cells) is a header; a row of numbers (and empty cells,
+    i.e. missing values) is data, except ``0,1,...,k-1`` (the column numbers written by
+    ``DataFrame.to_csv``), which is refused as ambiguous; a row mixing numbers and text is data
+    only when the text is in the label column of a classification, else it is refused.
+    """
+    from .errors import FileFormatError
+
+    if header is not None:
+        return bool(header)
+    stripped = [c.strip() for c in cells]
+    numeric = [_is_number(c) for c in stripped]
+    empty = [c == "" for c in stripped]
+    if not any(numeric) and not any(empty):
+        return True
+    shown = ",".join(stripped[:6]) + (",..." if len(stripped) > 6 else "")
+    if all(numeric):
+        if len(stripped) > 1 and [float(c) for c in stripped] == list(range(len(stripped))):
+            raise FileFormatError(
+                f"{path}: the first row ({shown}) looks like a header of column numbers, as "
+                "DataFrame.to_csv writes; pass --header to skip it or --no-header to use it as data."
+            )
+        return False
+    text = [j for j in range(len(stripped)) if not numeric[j] and not empty[j]]
+    if not text:
+        return False  # numbers and empty cells: a data row with missing values
+    t = _target_index(target, None, len(stripped), path)
+    if labels and t is not None and text == [t]:
+        return False  # a data row whose label is text
+    raise FileFormatError(
+        f"{path}: cannot tell whether the first row ({shown}) is a header: it mixes names, numbers "
+        "or empty cells; pass --header or --no-header."
+    )
+
+
+def _slow_csv(path: Path, skip_line: int, header: bool, ncols_names: list[str], t: int | None,
+              feats: list[int], labels: bool):
+    """Cell-by-cell reader: precise messages (data row and column) for the first bad cell."""
+    from .errors import FileFormatError, ShapeError
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            lines = fh.readlines()[skip_line + int(header):]
+        rows = [r for r in csv.reader(lines) if r and any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise FileFormatError(f"{path}: malformed CSV ({exc}).") from exc
+    names = ncols_names
+    for k, r in enumerate(rows):
+        if len(r) != len(names):
+            what = "the header has" if header else "the first row has"
+            raise ShapeError(f"{path}: row {k + 1} has {len(r)} fields, {what} {len(names)}.")
+    X = np.array([[_parse_float(r[j], k + 1, names[j], path) for j in feats] for k, r in enumerate(rows)])
+    y = None
+    if t is not None:
+        raw_y = [r[t].strip() for r in rows]
+        if labels and not all(_is_number(v) for v in raw_y):
+            missing = [k + 1 for k, v in enumerate(raw_y) if v == ""]
+            if missing:
+                raise ShapeError(f"{path}: missing label in row {missing[0]}, column {names[t]!r}.")
+            y = np.array(raw_y)
+        else:
+            y = np.array([_parse_float(v, k + 1, names[t], path) for k, v in enumerate(raw_y)])
+    return X.reshape(len(rows), len(feats)), y
+
+
+def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int], labels: bool):
+    """Parse with pandas (when installed) or numpy; None when anything looks wrong (the slow
+    reader then names the bad cell)."""
+    try:
+        import pandas as pd
+    except ImportError:
+        pd = None
+    try:
+        if pd is not None:
+            dtypes = {j: np.float64 for j in feats}
+            if t is not None:
+                dtypes[t] = str if labels else np.float64
+            frame = pd.read_csv(path, header=None, skiprows=skip, dtype=dtypes, skip_blank_lines=True,
+                                encoding="utf-8")
+            if frame.shape[1] != ncols:
+                return None
+            X = frame[feats].to_numpy(dtype=np.float64)
+            y = None
+            if t is not None:
+                col = frame[t]
+                if labels:
+                    if col.isna().any():
+                        return None
+                    y = col.str.strip().to_numpy(dtype=str)
+                else:
+                    y = col.to_numpy(dtype=np.float64)
+        else:
+            if t is not None and labels:
+                X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=feats, ndmin=2, comments=None,
+                               quotechar='"', encoding="utf-8")
+                y = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[t], dtype=str,
+                                             comments=None, quotechar='"', encoding="utf-8", ndmin=1))
+            else:
+                A = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None, quotechar='"',
+                               encoding="utf-8")
+                if A.shape[1] != ncols:
+                    return None
+                X, y = A[:, feats], (A[:, t] if t is not None else None)
+    except (ValueError, TypeError, IndexError):
+        return None
+    if not np.all(np.isfinite(X)):
+        return None
+    if y is not None:
+        if y.dtype.kind == "f":
+            if not np.all(np.isfinite(y)):
+                return None
+        elif np.any(np.char.str_len(y) == 0):
+            return None
+        else:
+            try:  # numeric labels are numbers, as in the cell-by-cell reader
+                y_num = y.astype(np.float64)
+            except ValueError:
+                pass
+            else:
+                if not np.all(np.isfinite(y_num)):
+                    return None
+                y = y_num
+    return X, y
+
+
+def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
+              features: list[str] | None = None, need_target: bool = True):
+    """Read a CSV file: ``X``, ``y`` (None when ``need_target`` is False and the file has no
+    target column), the feature names and the target name.
+
+    ``features`` (the names a model was trained on) selects and orders the columns by name
+    when the file has a header; without a header the file must hold exactly those columns,
+    or those plus the target column.
+    """
+    from .errors import InvalidParameterError, ShapeError
+
+    cells, line = _first_row(path)
+    if cells is None:
+        raise ShapeError(f"{path}: the file holds no data.")
+    has_header = _detect_header(cells, header, path, target, labels)
+    ncols = len(cells)
+    names = [c.strip() for c in cells] if has_header else [f"col{j}" for j in range(ncols)]
+    if has_header and any(n == "" for n in names):
+        raise ShapeError(f"{path}: the header has an empty column name (column {names.index('') + 1}).")
+    if features is None and ncols < 2:
+        raise ShapeError(f"{path}: need at least two columns (features and a target), got {names}.")
+    if features is not None:
+        d = len(features)
+        if has_header and all(f in names for f in features):
+            feats = [names.index(f) for f in features]
+            t = names.index(target) if target in names else None
+        elif not has_header and ncols in (d, d + 1):
+            t = None if ncols == d else _target_index(target, None, ncols, path)
+            if ncols == d + 1 and t is None:
+                t = ncols - 1
+            feats = [j for j in range(ncols) if j != t]
+        else:
+            missing = [f for f in features if f not in names] if has_header else []
+            raise ShapeError(
+                f"{path}: the model needs the columns {features}; "
+                + (f"the file lacks {missing}." if missing else f"the file has {ncols} columns.")
+            )
+        if need_target and t is None:
+            raise InvalidParameterError(f"{path}: no target column {target!r} to score against; "
+                                        "name it with --target.")
+    else:
+        t = _target_index(target, names, ncols, path)
+        if t is None:
+            raise InvalidParameterError(f"{path}: no column {target!r}; the file has no header row "
+                                        "(give the target by index).")
+        feats = [j for j in range(ncols) if j != t]
+    skip = line + int(has_header)
+    parsed = _fast_csv(path, skip, ncols, t, feats, labels)
+    if parsed is None or parsed[0].shape[0] == 0:
+        X, y = _slow_csv(path, line, has_header, names, t, feats, labels)
+        if X.shape[0] == 0:
+            raise ShapeError(f"{path}: {'a header but ' if has_header else ''}no data rows.")
+    else:
+        X, y = parsed
+    return X, y, [names[j] for j in feats], (names[t] if t is not None else None)
+
+
+def _load_npz(path: Path, x_key: str, y_key: str | None):
     from .errors import FileFormatError, InvalidParameterError
 
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.files)
             for key in (x_key, y_key):
-                if key not in keys:
+                if key is not None and key not in keys:
                     raise InvalidParameterError(f"{path}: no array {key!r}; arrays are {keys} "
                                                 "(choose them with --x-key / --y-key).")
-            X, y = np.array(data[x_key]), np.array(data[y_key])
+            X = np.array(data[x_key])
+            y = np.array(data[y_key]) if y_key is not None else None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         if isinstance(exc, InvalidParameterError):
             raise
@@ -159,9 +346,41 @@ def _load_npz(path: Path, x_key: str, y_key: str):
     return X, y, [f"x{j}" for j in range(X.shape[1] if X.ndim == 2 else 0)], y_key
 
 
+def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header=None,
+                features=None, need_target=True):
+    """``X``, ``y`` (or None), feature names and target name from a CSV or NPZ file, validated."""
+    from ._validation import check_X, check_y
+    from .errors import FileFormatError, ShapeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file." if not path.exists() else f"{path}: not a file.")
+    if path.suffix.lower() == ".npz":
+        X, y, names, tname = _load_npz(path, x_key, y_key if need_target else None)
+        if features is not None and X.ndim == 2 and X.shape[1] != len(features):
+            raise ShapeError(f"{path}: X has {X.shape[1]} columns; the model needs {len(features)}.")
+    else:
+        X, y, names, tname = _load_csv(path, target, labels, header, features=features,
+                                       need_target=need_target)
+    if X.ndim != 2:
+        raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
+    X = check_X(X, name=f"X in {path.name}")
+    if y is not None:
+        if y.ndim != 1:
+            raise ShapeError(f"{path}: y must be 1-D with one target per sample, got shape {y.shape}.")
+        if y.dtype.kind in "biuf":
+            y = check_y(y, X.shape[0], name=f"y in {path.name}", allow_matrix=False)
+        elif y.shape[0] != X.shape[0]:
+            raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
+    return X, y, names, tname
+
+
 def load_data(path, *, target: str | None = None, x_key: str = "X", y_key: str = "y",
-              labels: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``(X, y)`` from a CSV (header row optional) or NPZ file, validated.
+              labels: bool = False, header: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(X, y)`` from a CSV or NPZ file, validated.
+
+    CSV files are parsed by pandas when it is installed, else by :func:`numpy.loadtxt`; a file
+    with a bad cell is re-read cell by cell so that the error names its row and column.
 
     Parameters
     ----------
@@ -173,6 +392,11 @@ def load_data(path, *, target: str | None = None, x_key: str = "X", y_key: str =
         Array names in an NPZ file.
     labels : bool
         Targets are class labels (non-numeric CSV labels are kept as strings).
+    header : bool, optional
+        Whether the CSV's first row is a header. None (default): decided only when the row is
+        unambiguous (all names: a header; all numbers: data), else
+        :class:`~cvxnn.errors.FileFormatError` asks for ``--header`` / ``--no-header``. A
+        first row ``0,1,...,k-1`` (``DataFrame.to_csv``'s column numbers) is refused too.
 
     Returns
     -------
@@ -184,36 +408,20 @@ def load_data(path, *, target: str | None = None, x_key: str = "X", y_key: str =
     FileFormatError, ShapeError, NonFiniteError, InvalidParameterError
         With the file, row and column of the problem.
     """
-    from ._validation import check_X, check_y
-    from .errors import FileFormatError, ShapeError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file.")
-    if path.suffix.lower() == ".npz":
-        X, y, _, _ = _load_npz(path, x_key, y_key)
-    else:
-        X, y, _, _ = _load_csv(path, target, labels)
-    if X.ndim != 2:
-        raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
-    X = check_X(X, name=f"X in {path.name}")
-    if y.ndim != 1:
-        raise ShapeError(f"{path}: y must be 1-D with one target per sample, got shape {y.shape}.")
-    if y.dtype.kind in "biuf":
-        y = check_y(y, X.shape[0], name=f"y in {path.name}", allow_matrix=False)
-    elif y.shape[0] != X.shape[0]:
-        raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
+    X, y, _, _ = _read_table(path, target=target, x_key=x_key, y_key=y_key, labels=labels, header=header)
     return X, y
 
 
 # ---------------------------------------------------------------------------- progress bar
 class ProgressBar:
-    """A dependency-free text progress bar on ``stderr``.
+    """A text progress bar on ``stderr`` (drawn by tqdm when it is installed).
 
     Parameters
     ----------
-    total : int
-        Number of steps.
+    total : int or None
+        Number of steps; None for an indeterminate task (a spinner with the elapsed time,
+        redrawn by a background thread even while no step is reported, e.g. during a CVXPY
+        solve).
     label : str
         Text before the bar.
     enabled : bool
@@ -225,44 +433,108 @@ class ProgressBar:
         Characters of the bar.
     min_interval : float
         Seconds between redraws (the last step is always drawn).
+    use_tqdm : bool, optional
+        Draw with tqdm (default: when it is installed and ``stream`` is not given).
     """
 
-    def __init__(self, total: int, label: str = "", *, enabled: bool = True, stream=None,
-                 width: int = 28, min_interval: float = 0.1) -> None:
-        self.total = max(int(total), 1)
+    _SPIN = "|/-\\"
+
+    def __init__(self, total: int | None, label: str = "", *, enabled: bool = True, stream=None,
+                 width: int = 28, min_interval: float = 0.1, use_tqdm: bool | None = None) -> None:
+        self.total = None if total is None else max(int(total), 1)
         self.label = label
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.count = 0
+        self.note = ""
         self.t0 = time.perf_counter()
         self.min_interval = min_interval
         self._last = -float("inf")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tqdm = None
+        if use_tqdm is None:
+            use_tqdm = stream is None
+        if enabled and use_tqdm:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                fmt = "{desc}: {elapsed} {postfix}" if self.total is None else None
+                self._tqdm = tqdm(total=self.total, desc=label, file=self.stream, leave=True,
+                                  mininterval=min_interval, dynamic_ncols=True, bar_format=fmt)
 
     def update(self, steps: int = 1, note: str = "") -> None:
         """Advance by ``steps`` and redraw (with an optional note after the bar)."""
-        self.count = min(self.total, self.count + steps)
+        with self._lock:
+            self.count = self.count + steps if self.total is None else min(self.total, self.count + steps)
+            if note:
+                self.note = note
         if not self.enabled:
             return
+        if self._tqdm is not None:
+            if note:
+                self._tqdm.set_postfix_str(note, refresh=False)
+            self._tqdm.update(steps)
+            return
         now = time.perf_counter()
-        if self.count < self.total and now - self._last < self.min_interval:
+        if (self.total is None or self.count < self.total) and now - self._last < self.min_interval:
             return  # redraw at most every min_interval seconds
-        self._last = now
-        filled = int(self.width * self.count / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.t0
-        self.stream.write(f"\r{self.label} [{bar}] {self.count}/{self.total} {elapsed:6.1f}s {note}")
-        self.stream.flush()
+        self._draw(now)
+
+    def set_note(self, note: str) -> None:
+        """Change the note without advancing (drawn at the next redraw)."""
+        with self._lock:
+            self.note = note
+        if self._tqdm is not None and self.enabled:
+            self._tqdm.set_postfix_str(note, refresh=False)
+
+    def _draw(self, now: float) -> None:
+        with self._lock:
+            self._last = now
+            elapsed = now - self.t0
+            if self.total is None:
+                spin = self._SPIN[int(elapsed * 4) % len(self._SPIN)]
+                text = f"\r{self.label} [{spin}] {elapsed:6.1f}s {self.note}"
+            else:
+                filled = int(self.width * self.count / self.total)
+                bar = "#" * filled + "." * (self.width - filled)
+                text = f"\r{self.label} [{bar}] {self.count}/{self.total} {elapsed:6.1f}s {self.note}"
+            self.stream.write(text)
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.25):
+            if self._tqdm is not None:
+                self._tqdm.refresh()
+            else:
+                self._draw(time.perf_counter())
 
     def close(self) -> None:
         """Finish the line."""
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if not self.enabled:
+            return
+        if self._tqdm is not None:
+            self._tqdm.close()
+            return
+        self._draw(time.perf_counter())
+        self.stream.write("\n")
+        self.stream.flush()
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         if self.enabled:
-            self.update(0)
+            if self._tqdm is None:
+                self._draw(time.perf_counter())
+            if self.total is None:  # live elapsed time while no step is reported
+                self._thread = threading.Thread(target=self._tick, daemon=True)
+                self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -272,6 +544,22 @@ class ProgressBar:
 def _progress_enabled(args) -> bool:
     mode = getattr(args, "progress", "auto")
     return mode == "always" or (mode == "auto" and sys.stderr.isatty())
+
+
+def _solver_progress(bar: ProgressBar):
+    """A solver callback that shows the iteration and relative gap on ``bar`` (native solvers
+    call it after every iteration; the working-set solver after every round)."""
+    def step(info: dict) -> None:
+        it = info.get("iteration")
+        gap = info.get("rel_gap")
+        parts = [f"iteration {it}" if it is not None else ""]
+        if info.get("working_set") is not None:
+            parts.append(f"working set {info['working_set']}")
+        if gap is not None and np.isfinite(gap):
+            parts.append(f"rel. gap {gap:.2e}")
+        bar.set_note(", ".join(p for p in parts if p))
+
+    return step
 
 
 # -------------------------------------------------------------------------- model options
@@ -290,14 +578,39 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
     loss = args.loss or ("logistic" if clf else "squared")
     if backend is None:
         backend = "native" if args.backend == "native" else args.solver
+    kw = {}
+    if clf and getattr(args, "class_weight", None):
+        kw["class_weight"] = args.class_weight
     return cls(lam=args.lam, n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
                bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
-               random_state=args.seed, verbose=args.verbose >= 2)
+               random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
 
 
 def _data_from_args(args):
-    return load_data(args.data, target=args.target, x_key=args.x_key, y_key=args.y_key,
-                     labels=_is_classification(args))
+    """``X``, ``y``, feature names and target name of the command's data file."""
+    X, y, names, tname = _read_table(args.data, target=args.target, x_key=args.x_key, y_key=args.y_key,
+                                     labels=_is_classification(args), header=args.header)
+    return X, y, names, tname
+
+
+def _fingerprint_y(y) -> str:
+    """Content hash of targets as read from a file (checked by ``prune``)."""
+    arr = np.ascontiguousarray(np.asarray(y))
+    if arr.dtype.kind == "U":
+        data = "\x1f".join(arr.tolist()).encode("utf-8")
+    else:
+        data = arr.astype(np.float64).tobytes()
+    return hashlib.sha256(arr.dtype.kind.encode() + data).hexdigest()[:32]
+
+
+def _output_path(output, default: Path, suffix: str) -> Path:
+    """``-o`` as given; inside it when it names an existing directory; ``default`` if absent."""
+    if not output:
+        return default
+    out = Path(output)
+    if out.is_dir():
+        return out / (default.name if default.name.endswith(suffix) else default.stem + suffix)
+    return out
 
 
 def _report(est, X, y, args) -> dict:
@@ -307,6 +620,7 @@ def _report(est, X, y, args) -> dict:
         "data": str(args.data),
         "n_samples": int(X.shape[0]),
         "n_features": int(X.shape[1]),
+        "standardized": est.standardizer_ is not None,
         "n_patterns": int(est.patterns_.n_patterns),
         "lam": float(est.lam),
         "loss": sol.loss.name if sol.loss is not None else None,
@@ -333,28 +647,31 @@ def _print_report(rep: dict, out) -> None:
         print(f"{key.ljust(width)} : {value}", file=out)
 
 
+def _fit_with_progress(est, X, y, args, label: str = "fit"):
+    """Fit ``est`` with a live status line: iteration and gap from the native solvers'
+    callbacks, the elapsed time for CVXPY solvers (which report nothing while they run)."""
+    with ProgressBar(None, label, enabled=_progress_enabled(args)) as bar:
+        if est.backend == "native":
+            est._fit(X, y, callback=_solver_progress(bar))
+        else:
+            bar.set_note(f"{est.backend} solve")
+            est.fit(X, y)
+        bar.set_note(f"{est.status_}, {est.n_active_neurons_} neurons")
+    return est
+
+
 # ---------------------------------------------------------------------------------- fit
 def _cmd_fit(args: argparse.Namespace) -> int:
     from . import io
 
-    X, y = _data_from_args(args)
+    X, y, names, tname = _data_from_args(args)
     est = _estimator_from_args(args)
-    if args.backend == "native":
-        # the native solvers report every iteration: a bar over the iteration limit
-        with ProgressBar(args.max_iter, "fit", enabled=_progress_enabled(args)) as bar:
-            def step(info: dict) -> None:
-                if info.get("iteration", 0) % 25 == 0:
-                    bar.count = min(int(info["iteration"]), bar.total) - 1
-                    gap = info.get("rel_gap")
-                    bar.update(note="" if gap is None else f"rel. gap {gap:.2e}")
-
-            est._fit(X, y, callback=step)
-    else:
-        est.fit(X, y)
+    _fit_with_progress(est, X, y, args)
     rep = _report(est, X, y, args)
-    output = Path(args.output) if args.output else Path(args.data).with_suffix(".model.npz")
-    written = io.save(est, output, metadata={"command": "fit", "data": str(args.data),
-                                             "target": args.target, "task": args.task})
+    output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
+    meta = {"command": "fit", "data": str(args.data), "target": tname, "task": args.task,
+            "feature_names": names, "y_fingerprint": _fingerprint_y(y)}
+    written = io.save(est, output, metadata=meta)
     rep["model_file"] = str(written)
     _print_report(rep, sys.stdout)
     if args.report:
@@ -362,9 +679,88 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0 if est.status_ == "optimal" else 1
 
 
+def _load_model_file(path):
+    """A fitted estimator and the metadata the CLI stored with it, with shell-level errors."""
+    from . import io
+    from .errors import FileFormatError
+
+    try:
+        est = io.load(path, kind="estimator")
+    except FileFormatError as exc:
+        msg = str(exc)
+        if "kind" in msg or "holds a" in msg:
+            raise FileFormatError(f"{path}: not a model written by 'cvxnn fit' ({msg})") from None
+        raise
+    user = io.read_metadata(path).get("user") or {}
+    return est, (user if isinstance(user, dict) else {})
+
+
+def _model_features(est, user: dict) -> list[str]:
+    names = user.get("feature_names")
+    if isinstance(names, list) and len(names) == est.n_features_in_ and all(isinstance(n, str) for n in names):
+        return names
+    return [f"col{j}" for j in range(est.n_features_in_)]
+
+
+# ------------------------------------------------------------------------- predict, score
+def _cmd_predict(args: argparse.Namespace) -> int:
+    est, user = _load_model_file(args.model)
+    target = args.target if args.target is not None else user.get("target")
+    X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
+                             labels=hasattr(est, "classes_"), header=args.header,
+                             features=_model_features(est, user), need_target=False)
+    name = user.get("target") or "prediction"
+    if args.proba:
+        if not hasattr(est, "predict_proba"):
+            from .errors import InvalidParameterError
+
+            raise InvalidParameterError(f"{args.model}: this model gives no probabilities "
+                                        "(only classifiers with the logistic loss do).")
+        P = est.predict_proba(X)
+        header = [f"p_{c}" for c in est.classes_]
+        rows = ([f"{v:.10g}" for v in p] for p in P)
+    else:
+        pred = est.predict(X)
+        header = [str(name)]
+        rows = ([str(v) if pred.dtype.kind not in "f" else f"{v:.17g}"] for v in pred)
+    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    finally:
+        if args.output:
+            out.close()
+    if args.output:
+        print(f"wrote {X.shape[0]} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    est, user = _load_model_file(args.model)
+    target = args.target if args.target is not None else user.get("target")
+    X, y, _, tname = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
+                                 labels=hasattr(est, "classes_"), header=args.header,
+                                 features=_model_features(est, user), need_target=True)
+    classifier = hasattr(est, "classes_")
+    if classifier:
+        unknown = np.setdiff1d(np.unique(y), est.classes_)
+        if unknown.size:
+            from .errors import LabelError
+
+            raise LabelError(f"{args.data}: labels {unknown.tolist()[:5]} do not occur in the model's "
+                             f"classes {est.classes_.tolist()}.")
+    score = float(est.score(X, y))
+    out = sys.stdout
+    print(f"model     : {args.model} ({type(est).__name__})", file=out)
+    print(f"data      : {args.data}, n={X.shape[0]}, target {tname!r}", file=out)
+    print(f"{'accuracy' if classifier else 'R^2':<9} : {score:.6f}", file=out)
+    return 0
+
+
 # --------------------------------------------------------------------------------- verify
 def _cmd_verify(args: argparse.Namespace) -> int:
-    X, y = _data_from_args(args)
+    X, y, _, _ = _data_from_args(args)
     runs = []
     with ProgressBar(2, "verify", enabled=_progress_enabled(args)) as bar:
         native = _estimator_from_args(args, backend="native").fit(X, y)
@@ -381,8 +777,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"{name:<10} {est.status_:<20} {est.objective_:>20.12g} {est.n_active_neurons_:>8d} "
               f"{est.fit_time_:>10.4f}", file=out)
     obj_rel = abs(native.objective_ - ref.objective_) / max(1.0, abs(ref.objective_))
-    fit_n = native.solution_.train_predict(X)
-    fit_r = ref.solution_.train_predict(X)
+    fit_n = native.solution_.train_predict(native._transform(X))
+    fit_r = ref.solution_.train_predict(ref._transform(X))
     pred_rel = float(np.max(np.abs(fit_n - fit_r)) / max(1.0, float(np.max(np.abs(fit_r)))))
     ok = obj_rel <= args.rtol and native.status_ == "optimal" and ref.status_ == "optimal"
     print(f"relative objective difference : {obj_rel:.3e}  (rtol {args.rtol:g})", file=out)
@@ -404,7 +800,7 @@ def _encoded_targets(est, y):
     return y_enc, loss
 
 
-def _path_segment(est, X, y, lams, on_step=None) -> list[dict]:
+def _path_segment(est, X, y, lams, on_step=None, val=None) -> list[dict]:
     """Fit a copy of ``est`` for each ``lam`` (in the order given, decreasing), warm-started
     on the native backend; one table row per ``lam``."""
     import copy
@@ -425,6 +821,7 @@ def _path_segment(est, X, y, lams, on_step=None) -> list[dict]:
     for step in walk_path(lams, fit):
         lam = step.lam
         rows.append({"lam": float(lam), "objective": est.objective_, "score": float(est.score(X, y)),
+                     "val_score": None if val is None else float(est.score(*val)),
                      "neurons": est.n_active_neurons_, "status": est.status_,
                      "iterations": est.n_iter_, "time_s": est.fit_time_})
         if on_step is not None:
@@ -432,13 +829,75 @@ def _path_segment(est, X, y, lams, on_step=None) -> list[dict]:
     return rows
 
 
+def _split_holdout(X, y, fraction: float, seed, classification: bool):
+    """Indices of a seeded held-out split (stratified for classification)."""
+    from .errors import InvalidParameterError, ShapeError
+
+    if not 0 < fraction < 1:
+        raise InvalidParameterError(f"--val-fraction must be in [0, 1), got {fraction}.")
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    if classification:
+        val = []
+        for c in np.unique(y):
+            idx = rng.permutation(np.flatnonzero(y == c))
+            val.extend(idx[: int(round(fraction * idx.size))])
+        val = np.sort(np.array(val, dtype=int))
+    else:
+        val = np.sort(rng.permutation(n)[: int(round(fraction * n))])
+    train = np.setdiff1d(np.arange(n), val)
+    if val.size == 0 or train.size < 2:
+        raise ShapeError(f"{n} samples are too few for a held-out fraction of {fraction:g}; "
+                         "use --val-fraction 0 or --cv.")
+    return train, val
+
+
+def _plot_path(rows: list[dict], path: Path, score_name: str, title: str) -> Path | None:
+    """Write a plot of the path (scores and neurons against lam); None without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        logger.info("matplotlib is not installed: no plot")
+        return None
+    lams = [r["lam"] for r in rows]
+    fig = Figure(figsize=(6.4, 4.0))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.semilogx(lams, [r["score"] for r in rows], "o-", label=f"training {score_name}")
+    if rows and rows[0].get("val_score") is not None:
+        ax.semilogx(lams, [r["val_score"] for r in rows], "s-", label=f"validation {score_name}")
+    ax.set_xlabel("lam")
+    ax.set_ylabel(score_name)
+    ax.invert_xaxis()
+    ax2 = ax.twinx()
+    ax2.semilogx(lams, [r["neurons"] for r in rows], "k:", label="neurons")
+    ax2.set_ylabel("active neurons")
+    ax.legend(loc="lower left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def _cmd_path(args: argparse.Namespace) -> int:
     from ._validation import check_lam, check_positive_int
     from .errors import InvalidParameterError
-    from .estimators import _make_patterns
 
-    X, y = _data_from_args(args)
+    n_jobs = _check_n_jobs(args.n_jobs)
+    X, y, _, _ = _data_from_args(args)
     est = _estimator_from_args(args)
+    clf = _is_classification(args)
+    if args.cv is not None:
+        folds = check_positive_int(args.cv, "--cv")
+        if folds < 2:
+            raise InvalidParameterError(f"--cv needs at least 2 folds, got {folds}.")
+        Xtr, ytr, val = X, y, None
+    elif args.val_fraction:
+        train, held = _split_holdout(X, y, float(args.val_fraction), args.seed, clf)
+        Xtr, ytr, val = X[train], y[train], (X[held], y[held])
+    else:
+        Xtr, ytr, val = X, y, None
     lam_max = None
     if args.lams:
         try:
@@ -452,15 +911,15 @@ def _cmd_path(args: argparse.Namespace) -> int:
             raise InvalidParameterError(f"--lam-min-ratio must be in (0, 1), got {args.lam_min_ratio}.")
         from .path import lam_max as exact_lam_max
 
-        y_enc, loss = _encoded_targets(est, y)
+        y_enc, loss = _encoded_targets(est, ytr)
+        _, Xs, pats = est._prepare(Xtr, None)
         activation = est._activation if y_enc.ndim == 1 else "gated_relu"  # vector: C-GReLU bound
-        lam_max = exact_lam_max(X, y_enc, _make_patterns(est, X), activation, loss)
+        lam_max = exact_lam_max(Xs, y_enc, pats, activation, loss)
         lams = lam_max * np.geomspace(1.0, args.lam_min_ratio, n_lams)
-    n_jobs = 1 if args.n_jobs is None else int(args.n_jobs)
     rows: list[dict] = []
     with ProgressBar(lams.size, "path", enabled=_progress_enabled(args)) as bar:
         if n_jobs == 1:
-            rows = _path_segment(est, X, y, lams,
+            rows = _path_segment(est, Xtr, ytr, lams, val=val,
                                  on_step=lambda r: bar.update(note=f"lam={r['lam']:.3g}"))
         else:
             from joblib import Parallel, cpu_count, delayed
@@ -471,89 +930,203 @@ def _cmd_path(args: argparse.Namespace) -> int:
             # the data without copies; CVXPY solves run in worker processes.
             prefer = "threads" if est.backend == "native" else "processes"
             gen = Parallel(n_jobs=n_jobs, return_as="generator", prefer=prefer)(
-                delayed(_path_segment)(est, X, y, seg) for seg in segments)
+                delayed(_path_segment)(est, Xtr, ytr, seg, val=val) for seg in segments)
             for seg_rows in gen:
                 rows.extend(seg_rows)
                 bar.update(len(seg_rows))
+    if args.cv is not None:
+        import warnings
+
+        from .estimators import cross_validate_lam
+
+        with ProgressBar(None, f"cv ({args.cv} folds)", enabled=_progress_enabled(args)), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the status column shows non-convergence
+            cvres = cross_validate_lam(est, X, y, lams, cv=int(args.cv), n_jobs=n_jobs)
+        by_lam = dict(zip(cvres.lams.tolist(), cvres.mean_score.tolist(), strict=True))
+        for r in rows:
+            r["val_score"] = by_lam.get(r["lam"])
     out = sys.stdout
-    score = "accuracy" if _is_classification(args) else "R^2"
+    score = "accuracy" if clf else "R^2"
     if lam_max is not None:
         print(f"lam_max = {lam_max:.6g}; {lams.size} values down to "
               f"{args.lam_min_ratio:g} * lam_max", file=out)
-    print(f"{'lam':>12} {'objective':>16} {score:>9} {'neurons':>8} {'status':<18} {'iters':>7} "
-          f"{'time [s]':>9}", file=out)
+    if args.cv is not None:
+        print(f"validation: mean {score} over {args.cv}-fold cross-validation", file=out)
+    elif val is not None:
+        print(f"validation: {score} on a held-out {args.val_fraction:g} of the rows "
+              f"({val[0].shape[0]} of {X.shape[0]}, seed {args.seed}); fits on the rest", file=out)
+    has_val = rows and rows[0].get("val_score") is not None
+    vname = f"val {score}"
+    print(f"{'lam':>12} {'objective':>16} {score:>9} " + (f"{vname:>12} " if has_val else "")
+          + f"{'neurons':>8} {'status':<18} {'iters':>7} {'time [s]':>9}", file=out)
     for r in rows:
         it = "-" if r["iterations"] is None else str(r["iterations"])
-        print(f"{r['lam']:>12.5g} {r['objective']:>16.10g} {r['score']:>9.4f} {r['neurons']:>8d} "
+        vcol = f"{r['val_score']:>12.4f} " if has_val else ""
+        print(f"{r['lam']:>12.5g} {r['objective']:>16.10g} {r['score']:>9.4f} {vcol}{r['neurons']:>8d} "
               f"{r['status']:<18} {it:>7} {r['time_s']:>9.4f}", file=out)
+    if has_val:
+        best = max(rows, key=lambda r: (r["val_score"], r["lam"]))
+        print(f"best lam by validation: {best['lam']:.6g} ({vname} {best['val_score']:.4f})", file=out)
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if has_val or k != "val_score"])
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows([{k: v for k, v in r.items() if has_val or k != "val_score"} for r in rows])
+    if args.plot != "none":
+        target = Path(args.plot) if args.plot else Path(args.data).with_suffix(".path.png")
+        written = _plot_path(rows, target, score, f"{Path(args.data).name}: {type(est).__name__}")
+        if written is not None:
+            print(f"plot: {written}", file=out)
     return 0 if all(r["status"] == "optimal" for r in rows) else 1
+
+
+def _check_n_jobs(value) -> int:
+    from .errors import InvalidParameterError
+
+    if value is None:
+        return 1
+    if value == 0 or value < -1:
+        raise InvalidParameterError(f"--n-jobs must be a positive number of parallel jobs or -1 "
+                                    f"(all cores), got {value}.")
+    return int(value)
 
 
 # ---------------------------------------------------------------------------------- prune
 def _cmd_prune(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from . import io
-    from .errors import InvalidParameterError
+    from .errors import FileFormatError, InvalidParameterError, PatternMismatchError
     from .optimality import prune_exact, pruning_path
 
-    obj = io.load(args.model, kind=("estimator", "solution"))
+    try:
+        obj = io.load(args.model, kind=("estimator", "solution"))
+    except FileFormatError as exc:
+        if "kind" in str(exc) and "npz" not in str(exc).split(":")[-1]:
+            raise FileFormatError(f"{args.model}: not a model written by 'cvxnn fit' ({exc})") from None
+        raise
     est = obj if hasattr(obj, "solution_") else None
+    user = (io.read_metadata(args.model).get("user") or {}) if est is not None else {}
+    user = user if isinstance(user, dict) else {}
     sol = est.solution_ if est is not None else obj
     if sol.lam is None or sol.loss is None:
-        raise InvalidParameterError(f"{args.model}: the solution has no lam/loss (constrained form); "
-                                    "pruning needs a regularized solution.")
+        raise InvalidParameterError(f"{args.model}: the model has no lam or loss (it was fitted in "
+                                    "constrained form); prune models written by 'cvxnn fit'.")
     labels = est is not None and hasattr(est, "classes_")
-    X, y = load_data(args.data, target=args.target, x_key=args.x_key, y_key=args.y_key, labels=labels)
-    sol.patterns.check_data(X)
-    y_enc = _encoded_targets(est, y)[0] if est is not None else np.asarray(y, dtype=float)
+    target = args.target if args.target is not None else user.get("target")
+    X, y, names, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
+                                 labels=labels, header=args.header,
+                                 features=_model_features(est, user) if est is not None else None)
+    std = getattr(est, "standardizer_", None) if est is not None else None
+    Xs = std.transform(X) if std is not None else X
+    try:
+        sol.patterns.check_data(Xs)
+    except PatternMismatchError:
+        raise PatternMismatchError(
+            f"{args.data}: the features are not those {args.model} was trained on; pass the "
+            "training data file given to 'cvxnn fit'."
+        ) from None
+    stored = user.get("y_fingerprint")
+    if stored is not None and stored != _fingerprint_y(y):
+        raise PatternMismatchError(
+            f"{args.data}: the target column differs from the one {args.model} was trained on; "
+            "pass the training data file (and --target) given to 'cvxnn fit'."
+        )
+    if est is not None:
+        y_enc = _encode_like(est, y, args)
+    else:
+        y_enc = np.asarray(y, dtype=float)
     lam, loss = float(sol.lam), sol.loss
-    before = sol.objective(X, y_enc, lam, loss)
+    before = sol.objective(Xs, y_enc, lam, loss)
     out = sys.stdout
     print(f"model                 : {args.model} ({sol.activation}, lam={lam:g}, {loss.name} loss)", file=out)
     if args.width is None:
-        with ProgressBar(1, "prune", enabled=_progress_enabled(args)) as bar:
-            res = prune_exact(sol, X)
-            bar.update(note=f"{res.n_before} -> {res.n_after} blocks")
+        with ProgressBar(None, "prune", enabled=_progress_enabled(args)) as bar:
+            res = prune_exact(sol, Xs)
+            bar.set_note(f"{res.n_before} -> {res.n_after} blocks")
         pruned = res.model
         print(f"active blocks before  : {res.n_before}", file=out)
         print(f"blocks after (minimal): {res.n_after}", file=out)
         print(f"relative fit change   : {res.fit_change:.3e}", file=out)
     else:
-        from ._validation import check_positive_int
-
-        width = check_positive_int(args.width, "--width", minimum=0)
+        if args.width < 0:
+            raise InvalidParameterError(f"--width must be 0 or more blocks, got {args.width}.")
+        width = int(args.width)
         n_start = sol.n_active()
         with ProgressBar(max(n_start - width, 1) + 1, "prune", enabled=_progress_enabled(args)) as bar:
             def tick(model) -> float:
                 bar.update(note=f"{model.n_active()} blocks")
                 return float("nan")
 
-            path = pruning_path(sol, X, y_enc, lam, loss, min_width=width, score=tick)
+            path = pruning_path(sol, Xs, y_enc, lam, loss, min_width=width, score=tick)
         print(f"{'step':>5} {'kind':<12} {'blocks':>7} {'objective':>18} {'increase':>12}", file=out)
         for k, step in enumerate(path.steps):
             print(f"{k:>5} {step.kind:<12} {step.width:>7d} {step.objective:>18.12g} {step.increase:>12.3e}",
                   file=out)
         pruned = path.model_at_width(width)
-    after = pruned.objective(X, y_enc, lam, loss)
+    after = pruned.objective(Xs, y_enc, lam, loss)
     print(f"objective before      : {before:.12g}", file=out)
     print(f"objective after       : {after:.12g}", file=out)
     print(f"relative change       : {abs(after - before) / max(1.0, abs(before)):.3e}", file=out)
-    print(f"neurons of the network: {pruned.to_network().n_neurons}", file=out)
-    output = Path(args.output) if args.output else Path(args.model).with_suffix(".pruned.npz")
-    written = io.save(pruned, output, metadata={"command": "prune", "source": str(args.model),
-                                                "lam": lam, "loss": loss.name, "width": args.width})
+    net = pruned.to_network()
+    print(f"neurons of the network: {net.n_neurons}", file=out)
+    output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
+    meta = {"command": "prune", "source": str(args.model), "lam": lam, "loss": loss.name, "width": args.width}
+    if est is not None:
+        # an estimator again: classes, standardizer and feature names are kept, so that
+        # 'cvxnn predict' returns labels
+        blocks = {k: getattr(pruned, k) for k in ("U", "V", "W")}
+        new_sol = dataclasses.replace(sol, patterns=pruned.patterns, objective_value=float(after),
+                                      **blocks, **_cleared_duals(sol))
+        pruned_est = copy.copy(est)
+        pruned_est.__dict__.update(
+            solution_=new_sol, patterns_=new_sol.patterns,
+            network_=std.network_to_raw(net) if std is not None else net,
+            objective_=float(after), n_active_neurons_=int(net.n_neurons),
+            gap_=None if est.gap_ is None else float(est.gap_) + max(0.0, after - before),
+        )
+        meta.update({k: user[k] for k in ("target", "task", "feature_names", "y_fingerprint") if k in user})
+        print(f"training score        : {pruned_est.score(X, y):.6f}", file=out)
+        written = io.save(pruned_est, output, metadata=meta)
+    else:
+        written = io.save(pruned, output, metadata=meta)
     print(f"saved                 : {written}", file=out)
     return 0
 
 
+def _cleared_duals(sol) -> dict:
+    """Fields of a solution that describe the unpruned point's dual (reset after pruning)."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(sol)}
+    return {k: None for k in ("multipliers", "cone_duals", "dual_value") if k in names}
+
+
+def _encode_like(est, y, args):
+    """Targets encoded as the estimator's solver saw them, with the estimator's classes."""
+    from .errors import LabelError
+
+    if not hasattr(est, "classes_"):
+        return np.asarray(y, dtype=float)
+    classes = est.classes_
+    idx = np.searchsorted(classes, y)
+    idx = np.clip(idx, 0, classes.size - 1)
+    if np.any(classes[idx] != y):
+        raise LabelError(f"{args.data}: labels that are not among the model's classes {classes.tolist()}.")
+    return np.where(idx == 1, 1.0, -1.0) if classes.size == 2 else np.eye(classes.size)[idx]
+
+
 # --------------------------------------------------------------------------------- parser
-def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data", help="CSV (header row; target = last column) or NPZ (arrays X, y)")
-    p.add_argument("--target", default=None, help="CSV target column name or index (default: last)")
+def _add_data_options(p: argparse.ArgumentParser, *, target_help: str | None = None) -> None:
+    p.add_argument("data", help="CSV (target = last column unless --target) or NPZ (arrays X, y)")
+    p.add_argument("--target", default=None,
+                   help=target_help or "CSV target column name or index (default: last)")
+    hdr = p.add_mutually_exclusive_group()
+    hdr.add_argument("--header", dest="header", action="store_const", const=True, default=None,
+                     help="the CSV's first row is a header")
+    hdr.add_argument("--no-header", dest="header", action="store_const", const=False,
+                     help="the CSV has no header row (default: decide when unambiguous, else refuse)")
     p.add_argument("--x-key", default="X", help="NPZ array with the features (default X)")
     p.add_argument("--y-key", default="y", help="NPZ array with the targets (default y)")
 
@@ -570,6 +1143,13 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")
+    std = p.add_mutually_exclusive_group()
+    std.add_argument("--standardize", dest="standardize", action="store_true", default=True,
+                     help="fit on standardized columns, map the model back to raw data (default)")
+    std.add_argument("--no-standardize", dest="standardize", action="store_false",
+                     help="fit on the raw columns")
+    p.add_argument("--class-weight", choices=("balanced",), default=None,
+                   help="classification: weight classes inversely to their frequency")
     p.add_argument("--backend", choices=("native", "cvxpy"), default="native",
                    help="native solvers (default) or CVXPY")
     p.add_argument("--solver", default="clarabel",
@@ -580,7 +1160,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 def _add_progress_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal)")
+                   help="progress on stderr (auto: when stderr is a terminal)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -596,31 +1176,53 @@ def _build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit a model on a CSV/NPZ file; save it and print a report")
     _add_data_options(fit)
     _add_model_options(fit)
-    fit.add_argument("-o", "--output", default=None, help="model file (default DATA.model.npz)")
+    fit.add_argument("-o", "--output", default=None,
+                     help="model file, or a directory to write DATA.model.npz in (default DATA.model.npz)")
     fit.add_argument("--report", default=None, help="also write the report as JSON here")
     _add_progress_option(fit)
     fit.set_defaults(func=_cmd_fit)
 
-    path = sub.add_parser("path", help="regularisation path table (warm-started)")
+    for name, helptext in (("predict", "predictions of a saved model on a CSV/NPZ file (CSV on stdout)"),
+                           ("score", "accuracy / R^2 of a saved model on labelled data")):
+        cmd = sub.add_parser(name, help=helptext)
+        cmd.add_argument("model", help="model file written by 'cvxnn fit' or 'cvxnn prune'")
+        _add_data_options(cmd, target_help="target column (default: the one the model was fitted on; "
+                                           "predict ignores it)")
+        if name == "predict":
+            cmd.add_argument("-o", "--output", default=None, help="write the CSV here instead of stdout")
+            cmd.add_argument("--proba", action="store_true", help="class probabilities (logistic loss)")
+            cmd.set_defaults(func=_cmd_predict)
+        else:
+            cmd.set_defaults(func=_cmd_score)
+
+    path = sub.add_parser("path", help="regularisation path with validation scores (warm-started)")
     _add_data_options(path)
     _add_model_options(path)
     path.add_argument("--n-lams", type=int, default=10, help="grid size (default 10)")
     path.add_argument("--lam-min-ratio", type=float, default=1e-3,
                       help="smallest lam as a fraction of lam_max (default 1e-3)")
     path.add_argument("--lams", default=None, help="explicit comma-separated grid (overrides --n-lams)")
+    path.add_argument("--val-fraction", type=float, default=0.2,
+                      help="fraction of rows held out for the validation score (default 0.2; 0: none)")
+    path.add_argument("--cv", type=int, default=None,
+                      help="K-fold cross-validated scores instead of a held-out fraction")
     path.add_argument("--n-jobs", type=int, default=1,
                       help="parallel segments of the grid via joblib (-1: all cores; default 1)")
     path.add_argument("--csv", default=None, help="also write the table as CSV here")
+    path.add_argument("--plot", default=None,
+                      help="plot file (default DATA.path.png, written when matplotlib is installed; "
+                           "'none': no plot)")
     _add_progress_option(path)
     path.set_defaults(func=_cmd_path)
 
     prune = sub.add_parser("prune", help="prune a saved model to a minimal one (same objective)")
-    prune.add_argument("model", help="model file written by 'cvxnn fit' (or cvxnn.io.save)")
-    _add_data_options(prune)
+    prune.add_argument("model", help="model file written by 'cvxnn fit'")
+    _add_data_options(prune, target_help="target column (default: the one the model was fitted on)")
     prune.add_argument("--width", type=int, default=None,
                        help="prune past minimal, approximately, down to this many blocks "
                             "(default: exact pruning to a minimal model)")
-    prune.add_argument("-o", "--output", default=None, help="pruned model file (default MODEL.pruned.npz)")
+    prune.add_argument("-o", "--output", default=None,
+                       help="pruned model file or directory (default MODEL.pruned.npz)")
     _add_progress_option(prune)
     prune.set_defaults(func=_cmd_prune)
 
@@ -638,7 +1240,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cvxnn`` console script; returns the exit status.
 
     Exit status: 0 success, 1 the computation finished but did not certify (not converged,
-    backends disagree), 2 a usage, data or solver error (one line on stderr).
+    backends disagree), 2 a usage, data or solver error (one line on stderr), 130 interrupted
+    (Ctrl-C; one line on stderr, no file is left half-written).
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -655,6 +1258,9 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.showwarning = show
             return int(args.func(args))
+    except KeyboardInterrupt:
+        print("cvxnn: interrupted", file=sys.stderr)
+        return 130
     except CvxnnError as exc:
         print(f"cvxnn: error: {exc}", file=sys.stderr)
         return 2

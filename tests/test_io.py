@@ -11,7 +11,7 @@ import pytest
 from cvxnn import io
 from cvxnn.builders import build_program
 from cvxnn.datasets import load_teacher_regression, load_three_blobs
-from cvxnn.errors import FileFormatError, InvalidParameterError, PatternMismatchError
+from cvxnn.errors import FileFormatError, InvalidParameterError, MemoryBudgetError, PatternMismatchError
 from cvxnn.estimators import ConvexGatedReLUClassifier, ConvexReLUClassifier, ConvexReLURegressor
 from cvxnn.losses import HuberLoss
 from cvxnn.networks import GatedReLUNetwork, ReLUNetwork
@@ -186,3 +186,296 @@ def test_inconsistent_shapes_are_format_errors(tmp_path, relu_solution):
     with pytest.raises(FileFormatError):
         io.load(cut)
     assert zipfile.is_zipfile(src)
+
+
+# ------------------------------------------------------------------ atomic saves (faults)
+def _good_file(tmp_path):
+    net = ReLUNetwork(np.array([[1.0, -2.0], [0.5, 1.0]]), np.array([1.0, -1.0]))
+    path = io.save(net, tmp_path / "model.npz")
+    return net, path, path.read_bytes()
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_disk_full_during_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    net, path, before = _good_file(tmp_path)
+    other = ReLUNetwork(np.ones((2, 3)), np.ones(3))
+    real_savez = np.savez_compressed
+
+    def full_disk(fh, **arrays):
+        real_savez(fh, **arrays)  # part of the data reached the temporary file...
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez_compressed", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        io.save(other, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    np.testing.assert_array_equal(io.load(path).W1, net.W1)
+    assert _leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_save_keeps_the_previous_file(tmp_path, monkeypatch):
+    net, path, before = _good_file(tmp_path)
+
+    def interrupted(fh, **arrays):
+        fh.write(b"PK\x03\x04 half an archive")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        io.save(ReLUNetwork(np.ones((2, 3)), np.ones(3)), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    np.testing.assert_array_equal(io.load(path).w2, net.w2)
+    assert _leftovers(tmp_path) == []
+
+
+def test_failed_fsync_or_rename_keeps_the_previous_file(tmp_path, monkeypatch):
+    import os
+
+    _, path, before = _good_file(tmp_path)
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError("rename failed")))
+    with pytest.raises(OSError, match="rename failed"):
+        io.save(ReLUNetwork(np.ones((2, 3)), np.ones(3)), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and _leftovers(tmp_path) == []
+
+
+def test_save_replaces_atomically_and_refuses_folders(tmp_path):
+    _, path, _ = _good_file(tmp_path)
+    bigger = ReLUNetwork(np.ones((2, 5)), np.ones(5))
+    assert io.save(bigger, path) == path
+    assert io.load(path).n_neurons == 5 and _leftovers(tmp_path) == []
+    with pytest.raises(InvalidParameterError, match="folder"):
+        io.save(bigger, tmp_path)
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        io.save(bigger, tmp_path / "missing" / "m.npz")
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.99])
+def test_corrupted_model_file(tmp_path, relu_solution, cut):
+    path = io.save(relu_solution, tmp_path / "s.npz")
+    raw = bytearray(path.read_bytes())
+    trunc = tmp_path / "trunc.npz"
+    trunc.write_bytes(bytes(raw[: int(len(raw) * cut)]))
+    with pytest.raises(FileFormatError):
+        io.load(trunc)
+    flipped = tmp_path / "flip.npz"
+    k = int(len(raw) * cut)
+    raw[k] ^= 0xFF
+    flipped.write_bytes(bytes(raw))
+    try:
+        back = io.load(flipped)
+    except (FileFormatError, MemoryBudgetError):
+        return
+    # a flipped byte that no reader notices must leave the arrays as saved (checksums)
+    np.testing.assert_array_equal(back.V, relu_solution.V)
+    np.testing.assert_array_equal(back.patterns.mask, relu_solution.patterns.mask)
+
+
+def test_load_on_a_folder_is_a_format_error(tmp_path):
+    with pytest.raises(FileFormatError, match="folder"):
+        io.load(tmp_path)
+    with pytest.raises(FileFormatError, match="folder"):
+        io.read_metadata(tmp_path)
+    with pytest.raises(InvalidParameterError, match="path"):
+        io.load(None)
+
+
+# ---------------------------------------------------------------------- hostile archives
+def _write_npy_member(zf, name, shape, dtype="<f8", data=b""):
+    """A member whose .npy header declares ``shape`` (data need not follow)."""
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    text = repr(header).encode("latin1")
+    pad = 64 - (10 + len(text) + 1) % 64
+    blob = b"\x93NUMPY\x01\x00" + (len(text) + pad + 1).to_bytes(2, "little") + text + b" " * pad + b"\n"
+    zf.writestr(name, blob + data)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_huge_declared_shape_is_refused_before_reading(tmp_path, compression):
+    from cvxnn.errors import MemoryBudgetError
+
+    _, good, _ = _good_file(tmp_path)
+    hostile = tmp_path / "hostile.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(hostile, "w", compression=compression) as dst:
+        for info in src.infolist():
+            if info.filename != "W1.npy":
+                dst.writestr(info.filename, src.read(info))
+        _write_npy_member(dst, "W1.npy", (10**11,))
+    assert hostile.stat().st_size < 8192
+    with pytest.raises(MemoryBudgetError, match="W1"):
+        io.load(hostile)
+    with pytest.raises(MemoryBudgetError):
+        io.read_metadata(hostile)
+    # an explicit budget applies too, and counts the whole archive
+    with pytest.raises(MemoryBudgetError):
+        io.load(good, max_bytes=16)
+
+
+def test_members_that_are_not_arrays_are_refused(tmp_path):
+    _, good, _ = _good_file(tmp_path)
+    odd = tmp_path / "odd.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(odd, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        dst.writestr("notes.txt", b"hello")
+    with pytest.raises(FileFormatError, match="not an .npy array"):
+        io.load(odd)
+    obj = tmp_path / "obj.npz"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(obj, "w") as dst:
+        for info in src.infolist():
+            if info.filename != "w2.npy":
+                dst.writestr(info.filename, src.read(info))
+        _write_npy_member(dst, "w2.npy", (2,), dtype="|O")
+    with pytest.raises(FileFormatError, match="object array"):
+        io.load(obj)
+
+
+def _rewrite(src, out, *, meta_update=None, arrays_update=None, meta_fn=None):
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(arrays["__cvxnn__"].tobytes())
+    meta.update(meta_update or {})
+    if meta_fn is not None:
+        meta_fn(meta)
+    arrays.update(arrays_update or {})
+    arrays["__cvxnn__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(out, **arrays)
+    return out
+
+
+def test_inverted_mask_with_unchanged_shapes_does_not_load(tmp_path, data, relu_solution):
+    X, _ = data
+    src = io.save(relu_solution, tmp_path / "s.npz")
+    inverted = _rewrite(src, tmp_path / "inv.npz",
+                        arrays_update={"patterns_mask": ~relu_solution.patterns.mask})
+    with pytest.raises(FileFormatError, match="checksum"):
+        io.load(inverted)
+    # even with the checksum recomputed, the mask is checked against the gates on the data
+    from cvxnn.io import _digest
+
+    forged = _rewrite(src, tmp_path / "forged.npz",
+                      arrays_update={"patterns_mask": ~relu_solution.patterns.mask},
+                      meta_fn=lambda m: m["checksums"].update(
+                          patterns_mask=_digest(~relu_solution.patterns.mask)))
+    back = io.load(forged)
+    with pytest.raises(PatternMismatchError, match="contradicts its gates"):
+        back.patterns.check_data(X)
+    # an honest file passes the same check
+    io.load(src).patterns.check_data(X)
+
+
+def test_added_entries_and_old_files(tmp_path, relu_solution):
+    from cvxnn.errors import CvxnnWarning
+
+    src = io.save(relu_solution, tmp_path / "s.npz")
+    added = _rewrite(src, tmp_path / "added.npz", arrays_update={"intruder": np.zeros(2)})
+    with pytest.raises(FileFormatError, match="no checksum"):
+        io.load(added)
+    old = _rewrite(src, tmp_path / "old.npz", meta_update={"format_version": 1},
+                   meta_fn=lambda m: m.pop("checksums"))
+    with pytest.warns(CvxnnWarning, match="without checksums"):
+        back = io.load(old)
+    np.testing.assert_array_equal(back.V, relu_solution.V)
+
+
+@pytest.mark.parametrize("field, value, where", [
+    ("solution", [], "'solution'"),
+    ("patterns", [1, 2], "'patterns'"),
+    ("activation", ["relu"], "'activation'"),
+    ("kind", ["solution"], "'kind'"),
+    ("checksums", [], "'checksums'"),
+])
+def test_wrong_typed_metadata_names_the_field(tmp_path, relu_solution, field, value, where):
+    src = io.save(relu_solution, tmp_path / "s.npz")
+    bad = _rewrite(src, tmp_path / "bad.npz", meta_update={field: value})
+    with pytest.raises(FileFormatError, match=where):
+        io.load(bad)
+
+
+@pytest.mark.parametrize("path_, value", [
+    (("solution", "status"), 3),
+    (("solution", "lam"), [0.1]),
+    (("solution", "iterations"), "many"),
+    (("solution", "extra"), []),
+    (("solution", "extra_arrays"), {"cone_duals": "lots"}),
+    (("solution", "loss"), ["squared"]),
+    (("patterns", "bias"), "yes"),
+    (("patterns", "fingerprint"), 12),
+])
+def test_wrong_typed_nested_metadata(tmp_path, relu_solution, path_, value):
+    src = io.save(relu_solution, tmp_path / "s.npz")
+
+    def edit(meta):
+        meta[path_[0]][path_[1]] = value
+
+    bad = _rewrite(src, tmp_path / "bad.npz", meta_fn=edit)
+    with pytest.raises(FileFormatError, match=".".join(path_).replace(".", r"\.")
+                       if path_[1] != "loss" else "loss"):
+        io.load(bad)
+
+
+@pytest.fixture(scope="module")
+def fitted_pair(data):
+    X, y = data
+    reg = ConvexReLURegressor(n_gates=6, random_state=0, backend="clarabel").fit(X, y)
+    Xb, labels = load_three_blobs()
+    clf = ConvexReLUClassifier(n_gates=5, random_state=0, backend="clarabel").fit(Xb[::3], labels[::3])
+    return reg, clf
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(params=[]), "'params'"),
+    (lambda m: m.update(params={}), "lacks"),
+    (lambda m: m["params"].update(lam=[0.1]), r"params\.lam"),
+    (lambda m: m.update(fitted=[]), "'fitted'"),
+    (lambda m: m["fitted"].update(n_features_in_="4"), r"fitted\.n_features_in_"),
+    (lambda m: m["fitted"].pop("status_"), r"fitted\.status_"),
+    (lambda m: m.update(network=["relu_network"]), "'network'"),
+    (lambda m: m.update(estimator=["ConvexReLURegressor"]), "'estimator'"),
+])
+def test_wrong_typed_estimator_metadata(tmp_path, fitted_pair, edit, match):
+    reg, _ = fitted_pair
+    src = io.save(reg, tmp_path / "reg.npz")
+    bad = _rewrite(src, tmp_path / "bad.npz", meta_fn=edit)
+    with pytest.raises(FileFormatError, match=match):
+        io.load(bad)
+
+
+def _relabel(cls):
+    """A metadata edit that renames the estimator and gives it exactly ``cls``'s parameters
+    (defaults for the missing ones), so only the structural checks can catch it."""
+
+    def edit(meta):
+        meta["estimator"] = cls.__name__
+        defaults = cls().get_params()
+        meta["params"] = {k: meta["params"].get(k, None if not isinstance(defaults[k], (int, float, str))
+                                                else defaults[k]) for k in defaults}
+    return edit
+
+
+def test_relabelled_estimators_do_not_load(tmp_path, fitted_pair):
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    reg, clf = fitted_pair
+    src = io.save(reg, tmp_path / "reg.npz")
+    as_clf = _rewrite(src, tmp_path / "as_clf.npz", meta_fn=_relabel(ConvexReLUClassifier))
+    with pytest.raises(FileFormatError, match="class labels"):
+        io.load(as_clf)
+    as_gated = _rewrite(src, tmp_path / "as_gated.npz", meta_fn=_relabel(ConvexGatedReLURegressor))
+    with pytest.raises(FileFormatError, match="gated_relu"):
+        io.load(as_gated)
+    csrc = io.save(clf, tmp_path / "clf.npz")
+    as_reg = _rewrite(csrc, tmp_path / "as_reg.npz", meta_fn=_relabel(ConvexReLURegressor))
+    with pytest.raises(FileFormatError, match="classifier"):
+        io.load(as_reg)
+    # a plain rename without the parameters is refused as well (never filled with defaults)
+    renamed = _rewrite(src, tmp_path / "renamed.npz", meta_update={"estimator": "ConvexReLUClassifier"})
+    with pytest.raises(FileFormatError):
+        io.load(renamed)

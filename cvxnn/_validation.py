@@ -46,7 +46,6 @@ import numpy as np
 from .errors import (
     CvxnnWarning,
     InvalidParameterError,
-    LabelError,
     MemoryBudgetError,
     NonFiniteError,
     ShapeError,
@@ -67,9 +66,7 @@ __all__ = [
     "check_lam",
     "check_lams",
     "check_nonnegative_float",
-    "check_patterns",
     "check_positive_int",
-    "check_targets",
     "check_y",
     "describe_columns",
 ]
@@ -396,59 +393,6 @@ def check_Xy(
     Xc = check_X(X, dtype=dtype, degenerate=degenerate)
     yc = check_y(y, Xc.shape[0], allow_matrix=allow_matrix)
     return Xc, yc
-
-
-def check_targets(y: np.ndarray, loss) -> np.ndarray:
-    """Validate (already shape-checked) targets against a loss.
-
-    Parameters
-    ----------
-    y : ndarray
-        Output of :func:`check_y`.
-    loss : str or Loss
-        Resolved with :func:`cvxnn.losses.get_loss`.
-
-    Returns
-    -------
-    ndarray
-        The targets as the loss wants them (never the caller's array).
-
-    Raises
-    ------
-    LabelError
-        E.g. logistic / hinge loss with labels outside {-1, +1} or a single class, vector
-        targets for a scalar-only loss, non-one-hot cross-entropy targets.
-    """
-    from .losses import get_loss
-
-    loss = get_loss(loss)
-    if y.ndim == 2 and not loss.supports_vector:
-        raise LabelError(
-            f"the {loss.name} loss supports scalar targets only, got y of shape {y.shape}; "
-            "use cross_entropy (one-hot) or squared loss for vector outputs."
-        )
-    return loss.check_targets(np.array(y, copy=True))
-
-
-def check_patterns(patterns, X) -> Any:
-    """Check that ``patterns`` is a :class:`~cvxnn.patterns.Patterns` built on ``X``.
-
-    Raises
-    ------
-    InvalidParameterError
-        ``patterns`` is not a ``Patterns``.
-    PatternMismatchError
-        The patterns were built on other data (different shape or content).
-    """
-    from .patterns import Patterns
-
-    if not isinstance(patterns, Patterns):
-        raise InvalidParameterError(
-            f"patterns must be a cvxnn.Patterns (from sample_patterns / enumerate_patterns / "
-            f"Patterns.from_gates), got {type(patterns).__name__}."
-        )
-    patterns.check_data(X)
-    return patterns
 
 
 # ------------------------------------------------------------------------- parameters

@@ -36,7 +36,8 @@ from .penalties import GroupL2
 from .program import DEFAULT_CANON_BACKEND, DEFAULT_SCS_OPTIONS, FORMS, ConvexProgram
 from .vector import build_vector_program
 
-__all__ = ["DEFAULT_CANON_BACKEND", "DEFAULT_SCS_OPTIONS", "FORMS", "ConvexProgram", "build_program"]
+__all__ = ["DEFAULT_CANON_BACKEND", "DEFAULT_SCS_OPTIONS", "FORMS", "ConvexProgram", "build_program",
+           "check_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,36 @@ logger = logging.getLogger(__name__)
 #: C-ReLU programs: cone violations of that order make the mapped network's objective differ
 #: from the convex one by up to ~2e-8 relative; pass ``tol_feas=1e-10`` for tighter maps
 #: (tighter tolerances end more often in "almost solved", reported as optimal_inaccurate).
+
+
+def check_targets(y: np.ndarray, loss) -> np.ndarray:
+    """Validate (already shape-checked) targets against a loss.
+
+    Parameters
+    ----------
+    y : ndarray
+        Output of :func:`check_y`.
+    loss : str or Loss
+        Resolved with :func:`cvxnn.losses.get_loss`.
+
+    Returns
+    -------
+    ndarray
+        The targets as the loss wants them (never the caller's array).
+
+    Raises
+    ------
+    LabelError
+        E.g. logistic / hinge loss with labels outside {-1, +1} or a single class, vector
+        targets for a scalar-only loss, non-one-hot cross-entropy targets.
+    """
+    loss = get_loss(loss)
+    if y.ndim == 2 and not loss.supports_vector:
+        raise LabelError(
+            f"the {loss.name} loss supports scalar targets only, got y of shape {y.shape}; "
+            "use cross_entropy (one-hot) or squared loss for vector outputs."
+        )
+    return loss.check_targets(np.array(y, copy=True))
 
 
 def _masked_prediction(Xa: np.ndarray, M: np.ndarray, B) -> cp.Expression:

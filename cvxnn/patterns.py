@@ -52,6 +52,7 @@ __all__ = [
     "add_bias_column",
     "group_columns",
     "patterns_memory",
+    "check_patterns",
 ]
 
 logger = logging.getLogger(__name__)
@@ -611,3 +612,22 @@ def enumerate_patterns(
         )
     logger.debug("enumerated %d patterns (rank %d, %d hyperplanes, bound %d)", pats.n_patterns, r, m, regions)
     return pats
+
+
+def check_patterns(patterns, X) -> Patterns:
+    """Check that ``patterns`` is a :class:`~cvxnn.patterns.Patterns` built on ``X``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``patterns`` is not a ``Patterns``.
+    PatternMismatchError
+        The patterns were built on other data (different shape or content).
+    """
+    if not isinstance(patterns, Patterns):
+        raise InvalidParameterError(
+            f"patterns must be a cvxnn.Patterns (from sample_patterns / enumerate_patterns / "
+            f"Patterns.from_gates), got {type(patterns).__name__}."
+        )
+    patterns.check_data(X)
+    return patterns

@@ -23,14 +23,13 @@ from cvxnn._validation import (
     check_index,
     check_lam,
     check_nonnegative_float,
-    check_patterns,
     check_positive_int,
-    check_targets,
     check_X,
     check_Xy,
     check_y,
     describe_columns,
 )
+from cvxnn.builders import check_targets
 from cvxnn.errors import (
     CvxnnError,
     CvxnnWarning,
@@ -43,6 +42,7 @@ from cvxnn.errors import (
     ShapeError,
 )
 from cvxnn.losses import get_loss
+from cvxnn.patterns import check_patterns
 
 
 class FakeFrame:

@@ -162,3 +162,73 @@ def test_enumerate_degenerate_rank3_with_ties_and_duplicates():
     X[3] = X[1]
     X[5] = 0.0
     assert as_set(enumerate_patterns(X)) == brute_force_patterns(X, n_draws=300_000)
+
+
+# ------------------------------------------------------------------------ memory budgets
+def test_sample_patterns_sums_its_allocations_against_the_budget():
+    from cvxnn.errors import MemoryBudgetError
+    from cvxnn.patterns import patterns_memory
+
+    X = np.random.default_rng(0).standard_normal((80, 4))
+    parts = patterns_memory(80, 4, 10**8)
+    assert parts["gates"] == 3 * 4 * 10**8 * 8 and parts["mask"] == 3 * 80 * 10**8
+    with pytest.raises(MemoryBudgetError, match=r"needs about [\d,]+ bytes \(gates"):
+        sample_patterns(X, 10**8, memory_budget=2**30)
+    # no single allocation exceeds this budget, their sum does
+    parts = patterns_memory(80, 4, 10**5)
+    total, largest = sum(parts.values()), max(parts.values())
+    assert largest < total
+    with pytest.raises(MemoryBudgetError):
+        sample_patterns(X, 10**5, memory_budget=largest)
+    assert sample_patterns(X, 10**5, seed=0, memory_budget=total).n_patterns > 0
+
+
+def test_sample_patterns_default_budget_follows_the_memory_of_the_machine(monkeypatch):
+    from cvxnn import operators
+    from cvxnn.errors import MemoryBudgetError
+
+    X = np.random.default_rng(0).standard_normal((80, 4))
+    monkeypatch.setattr(operators, "memory_limit", lambda: 2 * 2**30)  # a 2 GiB container
+    monkeypatch.setattr(operators, "available_memory", lambda: 2 * 2**30)
+    assert operators.default_memory_budget() == 2**30
+    with pytest.raises(MemoryBudgetError, match="1,073,741,824"):
+        sample_patterns(X, 10**8)
+    monkeypatch.setattr(operators, "available_memory", lambda: 100 * 2**20)  # busy machine
+    assert operators.default_memory_budget() == 100 * 2**20
+
+
+def test_enumerate_patterns_estimates_its_cost_before_starting(monkeypatch):
+    import cvxnn.patterns as patterns_mod
+    from cvxnn.errors import MemoryBudgetError
+    from cvxnn.patterns import enumeration_cost
+
+    def no_search(*args, **kwargs):  # the refusal must come before any LP
+        raise AssertionError("the search started")
+
+    monkeypatch.setattr(patterns_mod, "_regions_lp", no_search)
+    X = np.random.default_rng(0).standard_normal((35, 6))
+    with pytest.raises(MemoryBudgetError, match=r"rank 7 .* up to 3,352,232 activation patterns"):
+        enumerate_patterns(X, bias=True)
+    regions, lps = enumeration_cost(35, 7)
+    assert regions == max_pattern_count(35, 7) and lps > regions
+    # the bound is exact in general position
+    monkeypatch.undo()
+    Y = np.random.default_rng(1).standard_normal((9, 3))
+    assert enumerate_patterns(Y, bias=True).n_patterns == enumeration_cost(9, 4)[0]
+    with pytest.raises(MemoryBudgetError, match="memory budget"):
+        enumerate_patterns(Y, bias=True, memory_budget=1000)
+
+
+def test_loaded_style_patterns_are_checked_against_their_gates():
+    from cvxnn.errors import PatternMismatchError
+
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    pats = sample_patterns(X, 10, seed=0)
+    forged = Patterns(gates=np.array(pats.gates), mask=~pats.mask, bias=False, fingerprint=pats.fingerprint)
+    object.__setattr__(forged, "_mask_unverified", True)
+    with pytest.raises(PatternMismatchError, match="contradicts its gates"):
+        forged.check_data(X)
+    honest = Patterns(gates=np.array(pats.gates), mask=np.array(pats.mask), fingerprint=pats.fingerprint)
+    object.__setattr__(honest, "_mask_unverified", True)
+    honest.check_data(X)
+    assert not honest._mask_unverified

@@ -426,3 +426,65 @@ def test_loss_value_validates_shapes():
         loss.value(np.ones(3), np.ones(2))
     with pytest.raises(InvalidParameterError):
         loss.grad(np.array(["a"]), np.ones(1))
+
+
+# ------------------------------------------------------------------- memory and bounds
+def test_cgroup_limits_bound_the_default_budget(tmp_path, monkeypatch):
+    from cvxnn import operators
+
+    inner, outer = tmp_path / "inner", tmp_path
+    inner.mkdir()
+    (outer / "memory.max").write_text("max\n")
+    (inner / "memory.max").write_text(str(3 * 2**30))
+    (inner / "memory.current").write_text(str(2**30))
+    monkeypatch.setattr(operators, "_cgroup_dirs", lambda version: [str(inner), str(outer)] if version == 2 else [])
+    assert operators.cgroup_memory() == (3 * 2**30, 2**30)
+    monkeypatch.setattr(operators, "_physical_memory", lambda: 64 * 2**30)
+    monkeypatch.setattr(operators, "_meminfo_available", lambda: 60 * 2**30)
+    assert operators.memory_limit() == 3 * 2**30
+    assert operators.available_memory() == 2 * 2**30  # the limit minus what the cgroup uses
+    assert operators.default_memory_budget() == int(1.5 * 2**30)
+    with pytest.raises(MemoryBudgetError, match="memory budget is 1,610,612,736 bytes"):
+        operators.check_memory({"a": 2**30, "b": 2**30}, what="two arrays")
+    assert check_allocation((10, 10)) == 800
+    with pytest.raises(MemoryBudgetError):
+        check_allocation((2**16, 2**16), np.float64)  # 32 GiB > 1.5 GiB
+
+
+def test_cgroup_v1_unlimited_and_unreadable_files(tmp_path, monkeypatch):
+    from cvxnn import operators
+
+    (tmp_path / "memory.limit_in_bytes").write_text("9223372036854771712")  # v1 "no limit"
+    monkeypatch.setattr(operators, "_cgroup_dirs", lambda version: [str(tmp_path)])
+    assert operators.cgroup_memory() == (None, None)
+    (tmp_path / "memory.limit_in_bytes").write_text("garbage")
+    assert operators.cgroup_memory() == (None, None)
+    (tmp_path / "memory.limit_in_bytes").write_text(str(2**31))
+    (tmp_path / "memory.usage_in_bytes").write_text(str(2**30))
+    assert operators.cgroup_memory() == (2**31, 2**30)
+
+
+@pytest.mark.parametrize("value", [2**31, 2**40, np.int64(2**40)])
+def test_huge_integer_parameters_are_refused(value):
+    with pytest.raises(InvalidParameterError, match="<= 2147483647"):
+        check_positive_int(value, "max_iter")
+    assert check_positive_int(value, "n_gates", maximum=None) == int(value)
+
+
+@pytest.mark.parametrize("lams, error", [
+    (["a", 0.1], InvalidParameterError), ([None], InvalidParameterError), ([[0.1, 0.2]], InvalidParameterError),
+    ([], InvalidParameterError), ("0.1", InvalidParameterError), ({"lam": 1}, InvalidParameterError),
+    ([0.1, float("nan")], NonFiniteError), ([0.1, -1.0], InvalidParameterError), ([True], InvalidParameterError),
+])
+def test_check_lams_refuses_non_numeric_grids(lams, error):
+    from cvxnn._validation import check_lams
+
+    with pytest.raises(error, match=r"lams"):
+        check_lams(lams)
+
+
+def test_check_lams_accepts_numbers():
+    from cvxnn._validation import check_lams
+
+    np.testing.assert_array_equal(check_lams([0.3, 0.1, 0]), [0.3, 0.1, 0.0])
+    np.testing.assert_array_equal(check_lams(np.float32(0.5)), [0.5])

@@ -463,7 +463,7 @@ class ProgressBar:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                fmt = "{desc}: {elapsed} {postfix}" if self.total is None else None
+                fmt = "{desc}: {elapsed}{postfix}" if self.total is None else None
                 self._tqdm = tqdm(total=self.total, desc=label, file=self.stream, leave=True,
                                   mininterval=min_interval, dynamic_ncols=True, bar_format=fmt)
 

@@ -1,0 +1,203 @@
+"""Estimators: standardization, sample/class weights, warm start, validation paths, typed
+errors and transactional fits (the fitted state changes only when a fit succeeds)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from cvxnn import io
+from cvxnn.datasets import load_teacher_regression, load_three_blobs
+from cvxnn.errors import (
+    CvxnnError,
+    CvxnnWarning,
+    InputError,
+    InvalidParameterError,
+    LabelError,
+    MemoryBudgetError,
+)
+from cvxnn.estimators import (
+    ConvexGatedReLUClassifier,
+    ConvexGatedReLURegressor,
+    ConvexReLUClassifier,
+    ConvexReLURegressor,
+)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    X, y = load_teacher_regression()
+    return X[:40], y[:40]
+
+
+@pytest.fixture(scope="module")
+def binary():
+    X, labels = load_three_blobs()
+    keep = labels != 2
+    return X[keep][::2], labels[keep][::2]
+
+
+def _fitted_state(est) -> dict:
+    return {k: v for k, v in vars(est).items() if k.endswith("_") and not k.startswith("_")}
+
+
+# ------------------------------------------------------------------------ transactional fits
+def test_failed_refit_leaves_the_model_intact(binary):
+    X, y01 = binary
+    clf = ConvexGatedReLUClassifier(lam=0.5, n_gates=8, random_state=0, backend="clarabel").fit(X, y01)
+    before = _fitted_state(clf)
+    pred = clf.predict(X)
+    clf.set_params(lam=-1)
+    with pytest.raises(InvalidParameterError, match="lam"):
+        clf.fit(X, np.where(y01 == 1, "dog", "cat"))
+    after = _fitted_state(clf)
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)  # not one attribute replaced
+    np.testing.assert_array_equal(clf.predict(X), pred)
+    assert set(clf.classes_) == {0, 1}
+    # a refit with other features fails validation: nothing changes either
+    clf.set_params(lam=0.5, standardize="yes")
+    with pytest.raises(InvalidParameterError, match="standardize"):
+        clf.fit(np.hstack([X, X]), y01)
+    assert clf.n_features_in_ == X.shape[1] and clf.solution_ is before["solution_"]
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, MemoryBudgetError])
+def test_interrupted_or_out_of_memory_solve_leaves_the_model_intact(binary, monkeypatch, exc):
+    import cvxnn.estimators as E
+
+    X, y01 = binary
+    clf = ConvexReLUClassifier(lam=0.5, n_gates=8, random_state=0, backend="clarabel").fit(X, y01)
+    before = _fitted_state(clf)
+
+    def boom(*args, **kwargs):
+        raise exc("injected during the solve")
+
+    monkeypatch.setattr(E, "_call_solver", boom)
+    with pytest.raises(exc):
+        clf.fit(X[:, ::-1][:, :1], np.where(y01 == 1, "b", "a"))
+    after = _fitted_state(clf)
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+    fresh = ConvexReLUClassifier(backend="clarabel")
+    with pytest.raises(exc):
+        fresh.fit(X, y01)
+    assert _fitted_state(fresh) == {}  # still unfitted
+
+
+# ----------------------------------------------------------------------------- typed errors
+def test_sparse_continuous_labels_and_huge_max_iter_are_typed_errors(teacher):
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = teacher
+    with pytest.raises(InputError, match="sparse X is not supported.*toarray"):
+        ConvexReLURegressor().fit(sp.csr_matrix(X), y)
+    with pytest.raises(LabelError, match="continuous.*Regressor"):
+        ConvexReLUClassifier(backend="clarabel").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="max_iter.*2147483647"):
+        ConvexReLURegressor(max_iter=2**40, backend="clarabel").fit(X, y)
+    est = ConvexGatedReLURegressor(n_gates=4, random_state=0, backend="clarabel").fit(X, y)
+    with pytest.raises(CvxnnError, match="sparse"):
+        est.predict(sp.csr_matrix(X))
+    with pytest.raises(InputError):
+        ConvexReLURegressor().fit(X, y, sample_weight=np.ones(3))
+
+
+# ----------------------------------------------------------------------------- standardize
+def test_standardize_maps_back_to_raw_data_exactly_and_saves(teacher, tmp_path):
+    X, y = teacher
+    Xraw = X * np.array([1e4, 1.0, 1e-3, 50.0]) + np.array([3e4, -2.0, 0.0, 1e3])
+    est = ConvexReLURegressor(lam=0.5, n_gates=12, random_state=0, backend="clarabel").fit(Xraw, y)
+    by_hand = ConvexReLURegressor(lam=0.5, n_gates=12, random_state=0, backend="clarabel",
+                                  standardize=False).fit(est.standardizer_.transform(Xraw), y)
+    # the same program as on data standardized by hand, and the raw network predicts the same
+    assert est.objective_ == pytest.approx(by_hand.objective_, rel=1e-7)
+    np.testing.assert_allclose(est.predict(Xraw), by_hand.predict(est.standardizer_.transform(Xraw)),
+                               rtol=1e-8, atol=1e-8)
+    path = io.save(est, tmp_path / "m.npz")
+    back = io.load(path)
+    np.testing.assert_allclose(back.standardizer_.mean_, est.standardizer_.mean_)
+    np.testing.assert_array_equal(back.predict(Xraw), est.predict(Xraw))
+
+
+def test_collapsed_patterns_and_bad_scaling_warn(teacher):
+    X, y = teacher
+    Xraw = X * np.array([1e5, 1.0, 1.0, 1.0]) + 1e6
+    with pytest.warns(CvxnnWarning, match="distinct activation patterns"):
+        ConvexGatedReLURegressor(n_gates=50, random_state=0, backend="clarabel", standardize=False).fit(Xraw, y)
+    with pytest.warns(CvxnnWarning, match="badly scaled"):
+        ConvexGatedReLURegressor(n_gates=50, random_state=0, backend="clarabel", standardize=False).fit(Xraw, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CvxnnWarning)
+        est = ConvexGatedReLURegressor(n_gates=50, random_state=0, backend="clarabel").fit(Xraw, y)
+    assert est.patterns_.n_patterns > 25
+
+
+# ---------------------------------------------------------------------------- sample weights
+@pytest.mark.parametrize("backend", ["native", "clarabel"])
+@pytest.mark.parametrize("cls", [ConvexReLURegressor, ConvexGatedReLURegressor])
+def test_sample_weight_equals_repeated_rows_squared(cls, backend, teacher):
+    X, y = teacher
+    w = np.tile([0, 1, 2, 3], X.shape[0] // 4)
+    rep = np.repeat(np.arange(X.shape[0]), w)
+    gates = np.random.default_rng(1).standard_normal((X.shape[1] + 1, 10))
+    kw = dict(lam=0.3, gates=gates, backend=backend, tol=1e-9, max_iter=100_000)
+    a = cls(**kw).fit(X, y, sample_weight=w)
+    b = cls(**kw).fit(X[rep], y[rep])
+    assert a.status_ == b.status_ == "optimal"
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-6)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-4, atol=1e-4)
+    assert a.score(X, y, sample_weight=w) == pytest.approx(b.score(X[rep], y[rep]), rel=1e-4)
+
+
+def test_sample_and_class_weight_logistic_on_cvxpy(binary):
+    X, y = binary
+    w = np.arange(X.shape[0]) % 3
+    rep = np.repeat(np.arange(X.shape[0]), w)
+    gates = np.random.default_rng(2).standard_normal((X.shape[1] + 1, 8))
+    kw = dict(lam=0.5, gates=gates, backend="clarabel")
+    a = ConvexReLUClassifier(**kw).fit(X, y, sample_weight=w)
+    b = ConvexReLUClassifier(**kw).fit(X[rep], y[rep])
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-5)
+    np.testing.assert_allclose(a.decision_function(X), b.decision_function(X), rtol=1e-3, atol=1e-3)
+    # class_weight is the same mechanism
+    counts = np.bincount(y)
+    balanced = ConvexGatedReLUClassifier(class_weight="balanced", **kw).fit(X, y)
+    manual = ConvexGatedReLUClassifier(**kw).fit(X, y, sample_weight=(len(y) / (2 * counts))[y])
+    assert balanced.objective_ == pytest.approx(manual.objective_, rel=1e-7)
+    with pytest.raises(LabelError, match="label 7"):
+        ConvexGatedReLUClassifier(class_weight={7: 2.0}, **kw).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="CVXPY backend"):
+        ConvexReLUClassifier(lam=0.5, n_gates=4).fit(X, y, sample_weight=w)
+
+
+# ------------------------------------------------------------------------------- warm start
+def test_warm_start_reuses_gates_and_solution(teacher):
+    X, y = teacher
+    est = ConvexGatedReLURegressor(lam=1.0, n_gates=10, warm_start=True).fit(X, y)
+    first = est.solution_
+    est.set_params(lam=0.5).fit(X, y)
+    np.testing.assert_array_equal(est.patterns_.gates, first.patterns.gates)  # no new gates drawn
+    cold = ConvexGatedReLURegressor(lam=0.5, gates=first.patterns.gates, tol=1e-6).fit(X, y)
+    assert est.objective_ == pytest.approx(cold.objective_, rel=1e-5)
+
+
+# --------------------------------------------------------------------- validation path
+def test_fit_path_validation_early_stopping_and_callback(teacher):
+    X, y = teacher
+    Xv, yv = load_teacher_regression()
+    Xv, yv = Xv[40:80], yv[40:80]
+    seen = []
+    est = ConvexGatedReLURegressor(n_gates=10, random_state=0, backend="clarabel")
+    est.fit_path(X, y, n_lams=8, validation_data=(Xv, yv), callback=lambda info: seen.append(info) or
+                 info["index"] == 4)
+    assert [s["index"] for s in seen] == list(range(5))  # the callback stopped the path
+    assert est.path_["lams"].shape == (5,) and np.all(np.diff(est.path_["lams"]) < 0)
+    k = int(np.argmax(est.path_["val_scores"]))
+    assert est.best_lam_ == est.path_["lams"][k]
+    assert est.score(Xv, yv) == pytest.approx(est.path_["val_scores"][k])
+    assert est.lam == 0.1  # the parameter is not changed
+    # patience: the path stops after `patience` values without improvement
+    stopped = ConvexGatedReLURegressor(n_gates=10, random_state=0, backend="clarabel")
+    stopped.fit_path(X, y, lams=[100.0, 50.0, 20.0, 10.0], validation_fraction=0.25, patience=1)
+    assert 1 <= stopped.path_["lams"].size <= 4

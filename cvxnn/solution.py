@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._readout import to_network
 from ._validation import (
     as_float_array,
     check_lam,
@@ -26,11 +27,11 @@ from ._validation import (
     check_X,
     check_y,
 )
+from .constraints import ConeConstraint
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
 from .patterns import Patterns
-from ._readout import to_network
 
 __all__ = ["ConvexModel", "ConvexSolution", "EXTRA_KEYS", "STATUSES", "cone_violation"]
 
@@ -63,15 +64,10 @@ EXTRA_KEYS: dict[str, tuple[str, ...]] = {
 def cone_violation(Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> float:
     """Largest violation ``max(0, -min Xt_i b_i)`` of the cone constraints of the blocks ``B``.
 
-    ``B`` is ``(d_a, p)`` or ``(d_a, p, c)`` (columnwise constraints for vector output).
+    ``B`` is ``(d_a, p)`` or ``(d_a, p, c)`` (columnwise constraints for vector output); see
+    :meth:`cvxnn.constraints.ConeConstraint.violation`.
     """
-    S = 2.0 * mask - 1.0
-    if B.ndim == 2:
-        viol = -(S * (Xa @ B))
-    else:
-        d, p, c = B.shape
-        viol = -(S[:, :, None] * (Xa @ B.reshape(d, p * c)).reshape(-1, p, c))
-    return float(max(0.0, viol.max(initial=0.0)))
+    return ConeConstraint().violation(Xa, mask, B)
 
 
 @dataclass(eq=False)

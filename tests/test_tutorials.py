@@ -17,6 +17,18 @@ def test_tutorials_exist():
     names = [t.name for t in TUTORIALS]
     assert "01_convex_vs_nonconvex.py" in names
     assert "02_declarative_verification.py" in names
+    assert "07_real_data_cross_validation.py" in names
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=[t.stem for t in TUTORIALS])
+def test_tutorials_are_notebooks_that_show_plots(script):
+    """Jupytext percent format, and no forced backend: a notebook shows the plots inline (the test
+    run below selects the non-interactive backend through MPLBACKEND instead)."""
+    text = script.read_text()
+    assert "format_name: percent" in text and "# %%" in text
+    assert "matplotlib.use(" not in text, f"{script.name} forces a matplotlib backend"
+    assert "plt.close(" not in text, f"{script.name} closes its figures before a notebook can show them"
+    assert "CVXNN_TUTORIAL_OUTPUT" in text and "savefig" in text
 
 
 @pytest.mark.slow

@@ -25,15 +25,13 @@
 # 2. 32 runs of full-batch GD and 32 runs of minibatch SGD from random starts, at the width of the
 #    convex solution and at the width of the teacher that generated the data.
 #
-# Plots are written to the folder named by `CVXNN_TUTORIAL_OUTPUT` (default `tutorials/_output`).
+# Plots show inline in a notebook and are saved to the folder named by `CVXNN_TUTORIAL_OUTPUT`
+# (default `tutorials/_output`).
 
 # %%
 import os
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -180,7 +178,7 @@ ax.set_ylabel("final objective / p*")
 ax.set_title("Non-convex training from 32 random starts vs the convex global optimum")
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "01_final_objectives.png"), dpi=120)
-plt.close(fig)
+plt.show()
 
 fig, ax = plt.subplots(figsize=(7, 4))
 history = results[("GD", 3)][1]
@@ -194,7 +192,7 @@ ax.set_title("GD at the teacher's width (3 neurons): plateaus above the optimum"
 ax.legend()
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "01_gd_curves.png"), dpi=120)
-plt.close(fig)
+plt.show()
 
 grid = np.linspace(-1.1, 1.1, 120)
 G1, G2 = np.meshgrid(grid, grid)
@@ -212,6 +210,6 @@ for ax, f, title in ((axes[0], f_star, f"convex optimum ({net_star.n_neurons} ne
     ax.set_title(title)
 fig.colorbar(cs, ax=axes, label="network output (points: targets)")
 fig.savefig(os.path.join(OUT, "01_learnt_functions.png"), dpi=120)
-plt.close(fig)
+plt.show()
 
 print(f"plots written to {OUT}; total time {time.perf_counter() - t_start:.1f} s")

@@ -26,9 +26,6 @@
 import os
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
 import cvxpy as cp
 import matplotlib.pyplot as plt
 import numpy as np
@@ -207,5 +204,5 @@ ax2.set_ylabel("neurons")
 ax.set_title("Re-solving the compiled problem")
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "02_verification.png"), dpi=120)
-plt.close(fig)
+plt.show()
 print(f"plots written to {OUT}; total time {time.perf_counter() - t_start:.1f} s")

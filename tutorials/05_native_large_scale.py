@@ -22,16 +22,14 @@
 # 4. runs a warm-started regularisation path;
 # 5. shows the memory budget at work.
 #
-# Figures go to the folder named by `CVXNN_TUTORIAL_OUTPUT` (default `tutorials/_output`).
+# Figures show inline in a notebook and are saved to the folder named by `CVXNN_TUTORIAL_OUTPUT`
+# (default `tutorials/_output`).
 
 # %%
 import os
 import time
 import warnings
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 

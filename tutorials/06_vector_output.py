@@ -30,9 +30,6 @@
 import os
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -170,7 +167,7 @@ for ax, (title, net) in zip(axes, (("gated ReLU (C-GReLU)", gnet),
 fig.tight_layout()
 path = os.path.join(OUT, "06_vector_output_regions.png")
 fig.savefig(path, dpi=110)
-plt.close(fig)
+plt.show()
 print("saved", path)
 
 # %% [markdown]

@@ -44,7 +44,7 @@ t_start = time.perf_counter()
 
 # %% [markdown]
 # ## 1. Same answer as Clarabel, with a certificate
-# The objective follows the MATH.md convention, so it matches CVXPY's `problem.value`.
+# The objective follows the convention of `docs/math.md`, so it matches CVXPY's `problem.value`.
 
 # %%
 X, y = planted_teacher(200, 5, seed=0)

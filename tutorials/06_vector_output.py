@@ -11,7 +11,7 @@
 #
 # With `c` outputs the second-layer weight of a neuron is a vector `w2_j in R^c`, and the convex
 # programs group the neurons of a pattern `D_i` into a `d x c` block `U_i` penalised by its
-# **nuclear norm** (MATH.md, "Vector output"):
+# **nuclear norm** (`docs/math.md`, "Vector output"):
 #
 #     C-GReLU:  min_U  L( sum_i D_i X U_i, Y ) + lam * sum_i ||U_i||_*
 #

@@ -1,4 +1,4 @@
-"""Cone decompositions: ReLU models from gated ReLU models (MATH.md, "Cone decomposition"; [MSP22] §3-4).
+"""Cone decompositions: ReLU models from gated ReLU models (``docs/math.md``, "Cone decomposition"; [MSP22] §3-4).
 
 Given a C-GReLU point ``u`` (blocks ``u_i``, scalar or vector output), find for each block
 
@@ -261,7 +261,7 @@ def _polish(Xa, S, R, G, Ub, Wb, rel: float = 1e-6) -> np.ndarray:
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class DecompositionResult:
-    """A ReLU model from a gated ReLU model, with the report of MATH.md / [MSP22] Thm 3.7.
+    """A ReLU model from a gated ReLU model, with the report of [MSP22] Thm 3.7 (``docs/math.md``, "Cone decomposition").
 
     Attributes
     ----------

@@ -1,4 +1,4 @@
-"""Exact maps between convex solutions and ordinary two-layer networks (MATH.md, "Solution maps").
+"""Exact maps between convex solutions and ordinary two-layer networks (``docs/math.md``, "Solution maps").
 
 * C-ReLU -> NC-ReLU: ``v_i != 0`` gives the neuron ``(v_i / sqrt||v_i||, +sqrt||v_i||)``,
   ``w_i != 0`` gives ``(w_i / sqrt||w_i||, -sqrt||w_i||)``. For every cone-feasible point

@@ -1,4 +1,4 @@
-"""The implicit design ``A = [D_1 X, ..., D_p X]`` as matrix-free operators (MATH.md, "Convex programs").
+"""The implicit design ``A = [D_1 X, ..., D_p X]`` as matrix-free operators (``docs/math.md``, "The convex programs").
 
 Never forms the ``n x p d`` design. With the ``n x p`` 0/1 mask ``M`` (``M[:, i] = diag(D_i)``):
 

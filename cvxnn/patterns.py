@@ -1,4 +1,4 @@
-"""Activation patterns ``D_i`` of a two-layer ReLU network (MATH.md, "Notation").
+"""Activation patterns ``D_i`` of a two-layer ReLU network (``docs/math.md``, "Notation").
 
 A gate ``g`` induces the pattern ``D = diag(1[X g >= 0])`` (ties count as active).
 :class:`Patterns` holds the gates ``G`` (``d_a x p``), the ``n x p`` boolean mask
@@ -359,7 +359,7 @@ def sample_patterns(
     X, n_gates: int = 100, *, seed=None, bias: bool = False, drop_zero: bool = True,
     memory_budget: int | None = None,
 ) -> Patterns:
-    """Sample activation patterns from Gaussian gates (MATH.md, "Pattern counts").
+    """Sample activation patterns from Gaussian gates (``docs/math.md``, "Data, patterns and cones").
 
     Draws ``n_gates`` gates ``g ~ N(0, I_{d_a})``, computes ``1[X_a g >= 0]`` and removes
     duplicate patterns, keeping the gate of the first occurrence, so the result may hold

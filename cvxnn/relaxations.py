@@ -1,5 +1,5 @@
 """RELAXATION (not an exact reformulation): the copositive SDP relaxation for vector-output ReLU
-networks (Sahiner, Ergen, Pauly & Pilanci, ICLR 2021; MATH.md, "Vector output").
+networks (Sahiner, Ergen, Pauly & Pilanci, ICLR 2021; ``docs/math.md``, "Vector output").
 
 The exact vector-output ReLU training problem on patterns ``D_1..D_p`` is a copositive program:
 block ``i`` holds ``U_i = sum_k a_k b_k^T`` with first-layer factors ``a_k in K_i``, at the cost

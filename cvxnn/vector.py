@@ -1,4 +1,4 @@
-"""Vector-output (``c`` outputs) convex programs and their maps to networks (MATH.md, "Vector output").
+"""Vector-output (``c`` outputs) convex programs and their maps to networks (``docs/math.md``, "Vector output").
 
 Programs (``U_i``, ``V_i``, ``W_i`` are ``d_a x c`` blocks, one per pattern ``D_i``):
 
@@ -365,7 +365,7 @@ class ReLUVectorReport:
     ----------
     convex_value : float
         Optimal value of the (columnwise) C-ReLU program. Neither an upper nor a lower bound on the
-        ReLU optimum ``p*`` in general (MATH.md, "Vector output").
+        ReLU optimum ``p*`` in general (``docs/math.md``, "Vector output").
     network_objective : float
         Objective of the mapped ReLU network: an upper bound on ``p*`` (achieved by a network).
     gated_lower_bound : float

@@ -1,5 +1,5 @@
-"""Optimality analysis of convex two-layer networks (MATH.md, "Optimality conditions, optimal set,
-pruning"; Mishkin & Pilanci, ICML 2023).
+"""Optimality analysis of convex two-layer networks (``docs/math.md``, "Optimality
+conditions" and "Optimal set, minimal models and pruning"; Mishkin & Pilanci, ICML 2023).
 
 * :mod:`.kkt`: dual recovery (minimum-norm multipliers) and KKT certificates;
 * :mod:`.optimal_set`: the polytope of all optima, uniqueness, dimension, weight ranges, sampling,

@@ -1,5 +1,5 @@
-"""Dual recovery and KKT certificates for C-ReLU / C-GReLU solutions (MATH.md, "Optimality
-conditions, optimal set, pruning"; Mishkin & Pilanci, ICML 2023).
+"""Dual recovery and KKT certificates for C-ReLU / C-GReLU solutions (``docs/math.md``,
+"Optimality conditions"; Mishkin & Pilanci, ICML 2023).
 
 Blocks are indexed ``k in [m]``: for C-GReLU ``m = p`` (block ``k`` is ``u_k``, sign ``s_k = +1``);
 for C-ReLU ``m = 2p`` (block ``k < p`` is ``v_k`` with ``s_k = +1``, block ``p + k`` is ``w_k`` with

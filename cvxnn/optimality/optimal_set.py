@@ -1,4 +1,4 @@
-"""The set of all optimal convex models at a given ``lam`` (MATH.md, "Optimal set"; [MP23]).
+"""The set of all optimal convex models at a given ``lam`` (``docs/math.md``, "Optimal set, minimal models and pruning"; [MP23]).
 
 For a differentiable loss that is strictly convex in the fit (squared, logistic) every optimum
 has the same fit ``yhat`` and residual ``r``, hence the same ``q_k``. With the equicorrelation
@@ -27,20 +27,14 @@ Such a direction need not be exactly null: the fit moves by ``sigma`` per unit s
 (relative, default ``1e-7``) of the reference fit; :attr:`OptimalSet.sampling_dimension` counts
 them.
 
-Issue 5 (why). The first sampler drew its directions from the null space of the *truncated*
-system ``A`` (singular values ``<= rank_tol * s_max`` set to zero). Those directions are exactly
-null for ``A`` (``||A N|| ~ 1e-16``) but not for the columns: in the failing instance (seed
-7306, C-ReLU, squared loss, Clarabel at KKT accuracy 4.5e-6, so ``rank_tol = 4.5e-5``) a near
-neuron split (two blocks of one sign whose directions ``q_k`` differ by 3e-3, the residual
-fixing the direction of the smaller block only to ~``sqrt(KKT accuracy)``) gave a singular value
-of 1.9e-5 relative, counted as zero. Hit-and-run moved along it by O(1) and the fit by up to
-4.7e-5 in 2-norm (the test's tolerance was 2e-6); it also grew the small block (whose direction
-violates its cone by 5.5e-8 per unit ``alpha``) from ``alpha = 0.006`` to ~10. Round-off
-accumulation along the chain played no part: each sample's fit error equalled ``sigma`` times
-its distance along that direction (to all printed digits), and its distance from the direction's
-span was ~1e-15. The sampler now measures every candidate direction on the actual columns and
-bounds the fit change over the whole polytope with LPs (see :meth:`OptimalSet._sampler`), and
-recomputes each point from its coordinates in the sampling basis.
+Why the sampler checks its directions on the columns. A direction of the truncated system
+(singular values ``<= rank_tol * s_max`` set to zero) is exactly null for the truncation but not
+for the columns: a near neuron split (two blocks of one sign whose directions ``q_k`` differ by
+about ``sqrt(KKT accuracy)``) gives a small singular value that the truncation counts as zero, and
+an O(1) step along it moves the fit by ``sigma`` per unit. The sampler therefore measures every
+candidate direction on the actual columns, bounds the fit change over the whole polytope with
+LPs (see :meth:`OptimalSet._sampler`), and recomputes each point from its coordinates in the
+sampling basis.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Minimal models and pruning (MATH.md, "Minimal models", "Pruning"; [MP23]).
+"""Minimal models and pruning (``docs/math.md``, "Optimal set, minimal models and pruning"; [MP23]).
 
 Write ``a_k = s_k D_k X theta_k`` for the contribution of block ``k`` to the fit (``n``-vectors;
 ``n c``-vectors, flattened, for vector output).

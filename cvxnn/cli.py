@@ -873,7 +873,7 @@ def _plot_path(rows: list[dict], path: Path, score_name: str, title: str) -> Pat
     ax2 = ax.twinx()
     ax2.semilogx(lams, [r["neurons"] for r in rows], "k:", label="neurons")
     ax2.set_ylabel("active neurons")
-    ax.legend(loc="lower left")
+    ax.legend(loc="center right")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -282,7 +282,7 @@ class Patterns:
                 )
         object.__setattr__(self, "_mask_unverified", False)
 
-    def subset(self, index) -> "Patterns":
+    def subset(self, index) -> Patterns:
         """Patterns restricted to the columns ``index`` (array of ints or booleans)."""
         index = check_index(index, self.n_patterns)
         sub = Patterns(
@@ -299,7 +299,7 @@ class Patterns:
     def from_gates(
         cls, X, gates, *, bias: bool = False, unique: bool = False, drop_zero: bool = False,
         memory_budget: int | None = None,
-    ) -> "Patterns":
+    ) -> Patterns:
         """Patterns of the given gates on ``X``.
 
         Parameters

@@ -130,11 +130,11 @@ class CopositiveRelaxation:
 
 
 def _pair_rows(Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows ``(x_j kron x_l + x_l kron x_j) / 2`` for ``j < l`` and the index pairs."""
+    """Rows ``(x_j kron x_k + x_k kron x_j) / 2`` for ``j < k`` and the index pairs."""
     n = Xa.shape[0]
-    j, l = np.triu_indices(n, k=1)
-    K = 0.5 * (np.einsum("pa,pb->pab", Xa[j], Xa[l]) + np.einsum("pa,pb->pab", Xa[l], Xa[j]))
-    return K.reshape(j.size, -1), j, l
+    first, second = np.triu_indices(n, k=1)
+    K = 0.5 * (np.einsum("pa,pb->pab", Xa[first], Xa[second]) + np.einsum("pa,pb->pab", Xa[second], Xa[first]))
+    return K.reshape(first.size, -1), first, second
 
 
 def copositive_relaxation(
@@ -143,7 +143,7 @@ def copositive_relaxation(
     *,
     lam: float,
     patterns: Patterns,
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     solver: str | None = None,
     require_optimal: bool = False,
     **solver_opts,
@@ -219,9 +219,9 @@ def copositive_relaxation(
     Mc = np.repeat(patterns.mask.astype(float), c, axis=1)
     E = np.tile(np.eye(c), (p, 1))
     fit = cp.multiply(Mc, Xa @ Ub) @ E
-    K, j, l = _pair_rows(Xa)
+    K, first, second = _pair_rows(Xa)
     S = patterns.signs()
-    pair_signs = S[j] * S[l]  # (pairs, p)
+    pair_signs = S[first] * S[second]  # (pairs, p)
     Pmat = cp.transpose(cp.reshape(P3, (p, d_a * d_a), order="C"))  # (d_a^2, p)
     constraints = [Z >> 0]
     if K.shape[0]:

@@ -161,7 +161,8 @@ def test_fuzz_from_gates_and_patterns_api(X, G, bias, unique, index):
 def test_fuzz_build_program_and_solve(X, y, lam, activation, loss, form):
     if isinstance(y, str) and y == "match":
         y = np.sign(X[:, 0]) + (X[:, 0] == 0)  # +-1 labels of the right length
-    prog = outcome(build_program, X, y, lam=lam, activation=activation, loss=loss, form=form, n_gates=4, seed=0)
+    prog = outcome(build_program, X, y, lam=lam, activation=activation, loss=loss, form=form,
+                   n_gates=4, seed=0)
     if prog is None:
         return
     sol = outcome(prog.solve)
@@ -173,7 +174,8 @@ def test_fuzz_build_program_and_solve(X, y, lam, activation, loss, form):
 
 @FUZZ
 @given(X=good_X, lam=lam_like, solver=st.one_of(st.sampled_from(["CLARABEL", "SCS", "nope"]), junk_scalar),
-       opts=st.dictionaries(st.sampled_from(["max_iters", "bogus", "verbose"]), st.one_of(st.integers(1, 3), st.text(max_size=2)), max_size=2))
+       opts=st.dictionaries(st.sampled_from(["max_iters", "bogus", "verbose"]),
+                            st.one_of(st.integers(1, 3), st.text(max_size=2)), max_size=2))
 def test_fuzz_solve_parameters(X, lam, solver, opts):
     # Every call on generated data goes through ``outcome``: some X (e.g. all zeros) have no
     # non-zero pattern, and which such X a hypothesis version generates must not matter.
@@ -186,7 +188,8 @@ def test_fuzz_solve_parameters(X, lam, solver, opts):
 
 
 @FUZZ
-@given(X=good_X, other=any_X, tol=junk_scalar, lam=lam_like, loss=st.one_of(st.sampled_from(sorted(LOSSES)), junk_scalar))
+@given(X=good_X, other=any_X, tol=junk_scalar, lam=lam_like,
+       loss=st.one_of(st.sampled_from(sorted(LOSSES)), junk_scalar))
 def test_fuzz_models(X, other, tol, lam, loss):
     pats = sample_patterns(X, 4, seed=0, bias=True, drop_zero=False)
     rng = np.random.default_rng(0)
@@ -232,7 +235,8 @@ def test_fuzz_losses(name, z, y, opts):
     loss = outcome(get_loss, name, **opts)
     if loss is None:
         return
-    outcome(loss.check_targets, np.asarray(y) if isinstance(y, np.ndarray) else y) if isinstance(y, np.ndarray) else None
+    if isinstance(y, np.ndarray):
+        outcome(loss.check_targets, y)
     outcome(loss.value, z, y)
     outcome(loss.grad, z, y)
     outcome(loss.conjugate, z, y)
@@ -345,7 +349,8 @@ def test_fuzz_load_corrupt_files(tmp_path_factory, blob, keep):
 
 
 @FUZZ
-@given(X=good_X, y=st.one_of(junk, st.just("match")), activation=st.one_of(st.sampled_from(["relu", "gated_relu"]), junk_scalar),
+@given(X=good_X, y=st.one_of(junk, st.just("match")),
+       activation=st.one_of(st.sampled_from(["relu", "gated_relu"]), junk_scalar),
        lams=st.one_of(st.none(), junk), n_lams=st.one_of(st.integers(1, 3), junk_scalar),
        ratio=st.one_of(st.just(0.1), junk_scalar))
 def test_fuzz_lam_max_and_paths(X, y, activation, lams, n_lams, ratio):

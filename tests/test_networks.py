@@ -147,3 +147,17 @@ def test_to_torch_rejects_non_float_dtype():
     for bad in (torch.int64, "int32", "nonsense", 3):
         with pytest.raises(InvalidParameterError):
             net.to_torch(dtype=bad)
+
+
+def test_to_torch_of_a_fitted_estimator_matches_its_predictions():
+    """``estimator.network_`` acts on raw X (standardisation is folded in), and so does its export."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from cvxnn.datasets import load_teacher_regression
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    X, y = load_teacher_regression()
+    X = X * np.array([1.0, 100.0, 0.01, 5.0]) + 3.0  # raw, badly scaled columns
+    est = ConvexGatedReLURegressor(n_gates=10, lam=1.0, random_state=0).fit(X, y)
+    out = est.network_.to_torch()(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(out, est.predict(X), rtol=1e-10, atol=1e-10 * np.abs(y).max())

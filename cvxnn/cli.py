@@ -533,9 +533,9 @@ class ProgressBar:
         if self.enabled:
             if self._tqdm is None:
                 self._draw(time.perf_counter())
-            if self.total is None:  # live elapsed time while no step is reported
-                self._thread = threading.Thread(target=self._tick, daemon=True)
-                self._thread.start()
+            # live elapsed time (and spinner) while a long step reports nothing
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -764,13 +764,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     X, y, _, _ = _data_from_args(args)
     runs = []
     with ProgressBar(2, "verify", enabled=_progress_enabled(args)) as bar:
-        native = _estimator_from_args(args, backend="native").fit(X, y)
-        bar.update(note="native")
+        bar.set_note("native solve")
+        native = _estimator_from_args(args, backend="native")
+        native._fit(X, y, callback=_solver_progress(bar))
+        bar.update(note="clarabel solve")
         # the same patterns for the reference: re-use the native run's gates
         ref = _estimator_from_args(args, backend="clarabel", gates=native.patterns_.gates)
         ref.set_params(max_iter=max(args.max_iter, 1000))  # --max-iter limits the native solver
         ref.fit(X, y)
-        bar.update(note="clarabel")
+        bar.update(note="done")
     runs = [("native", native), ("clarabel", ref)]
     out = sys.stdout
     print(f"{'backend':<10} {'status':<20} {'objective':>20} {'neurons':>8} {'time [s]':>10}", file=out)

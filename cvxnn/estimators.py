@@ -513,6 +513,13 @@ class WeightedLoss(Loss):
         return self.base.check_targets(y)
 
 
+def _scaled_problem_duals(sol: ConvexSolution) -> dict:
+    """Dual fields of a solution of the row-scaled program, cleared when the solution is moved
+    back to the unscaled data (the cone multipliers belong to the scaled rows)."""
+    names = {f.name for f in dataclasses.fields(sol)}
+    return {k: None for k in ("multipliers", "cone_duals") if k in names}
+
+
 def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
     """``None`` or a float array of ``n`` finite non-negative weights, not all zero."""
     if sample_weight is None:
@@ -782,7 +789,8 @@ class _ConvexNetworkBase(_Base):
             sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback)
             gap = _certified_gap(sol_w, Xw, yw, lam, loss)
             ntol = _network_tol(sol_w, Xw, yw)
-            sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight))
+            sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
+                                      **_scaled_problem_duals(sol_w))
             return sol, gap, ntol
         if _resolve_backend(self.backend) == "native":
             raise InvalidParameterError(
@@ -948,10 +956,14 @@ class _ConvexNetworkBase(_Base):
         best = {"score": -np.inf, "index": -1, "since": 0}
         fitted_at: dict[int, dict] = {}
 
+        engine_solutions: dict[int, ConvexSolution] = {}
+
         def monitor(i: int, lam: float, sol: ConvexSolution) -> bool:
+            engine_solutions[i] = sol
             ntol = _network_tol(sol, Xe, ye)
             if pe is not patterns:
-                sol = dataclasses.replace(sol, patterns=patterns, loss=WeightedLoss(base=loss, weights=w))
+                sol = dataclasses.replace(sol, patterns=patterns, loss=WeightedLoss(base=loss, weights=w),
+                                          **_scaled_problem_duals(sol))
             net = sol.to_network(tol=ntol)
             state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std,
                          network_=std.network_to_raw(net) if std is not None else net,
@@ -975,6 +987,7 @@ class _ConvexNetworkBase(_Base):
         regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
                             tol=float(self.tol), callback=monitor)
         state = dict(fitted_at[best["index"]])
+        state["gap_"] = _certified_gap(engine_solutions[best["index"]], Xe, ye, records[best["index"]]["lam"], le)
         state["best_lam_"] = records[best["index"]]["lam"]
         state["path_"] = {"lams": np.array([r["lam"] for r in records]),
                           "val_scores": np.array([r["val_score"] for r in records]),

@@ -178,14 +178,15 @@ class VectorConvexProgram(ConvexProgram):
     auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
 
     def default_solver_options(self, solver: str) -> dict[str, Any]:
-        """With the ``cross_entropy`` loss and Clarabel (exponential cones, whose default 1e-8 gap
-        tolerance Clarabel often misses by a few digits and then reports "almost solved") the gap
-        tolerances default to :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*``
-        option. The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend
+        """Those of :meth:`ConvexProgram.default_solver_options`; with the ``cross_entropy`` loss and
+        Clarabel (exponential cones, whose default 1e-8 gap tolerance Clarabel often misses by a few
+        digits and then reports "almost solved") the gap tolerances also default to
+        :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*`` option. The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend
         (the default ``canon_backend``)."""
+        options = super().default_solver_options(solver)
         if self.loss is not None and self.loss.name == "cross_entropy" and solver == "CLARABEL":
-            return dict(CROSS_ENTROPY_CLARABEL_OPTIONS)
-        return {}
+            options.update(CROSS_ENTROPY_CLARABEL_OPTIONS)
+        return options
 
     def estimated_nonzeros(self) -> int:
         """Estimated nonzeros of the compiled problem (``n d p c`` for the fit, cone rows, PSD blocks)."""

@@ -336,14 +336,17 @@ def _program_name(program) -> str:
 
 
 def _failure_advice(program, solver: str) -> str:
-    """Advice for a failed program solve that works: the native backend where it applies."""
-    loss = program.loss
-    if program.form == "regularized" and loss is not None and loss.name in ("squared", "logistic",
-                                                                            "cross_entropy"):
-        return ("The native backend solves and certifies this program: "
-                "cvxnn.solve(X, y, patterns, ..., solver='auto') or backend='native' in the estimators.")
+    """Advice for a failed program solve: the native backend where it takes the program, else
+    another installed conic solver."""
+    from .native_adapter import NativeAdapter
+
+    lam = None if program.lam is None else program.lam.value
+    if (program.form == "regularized" and program.loss is not None and lam is not None and lam > 0
+            and NativeAdapter().supports(program.loss)):
+        return ("The native solvers take this program: cvxnn.solve(X, y, patterns, ..., solver='auto'), "
+                "or backend='native' in the estimators.")
     others = [s for s in ("CLARABEL", "SCS") if s != solver and s in cp.installed_solvers()]
-    return f"Try solver={others[0]!r} or rescale the data." if others else "Rescale the data."
+    return f"Try solver={others[0]!r}." if others else "No other installed CVXPY solver takes this program."
 
 
 def compile_program(program, solver: str | None = None, *, canon_backend: str | None = None,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidParameterError
+import numpy as np
+
+from ..errors import CvxnnError, InvalidParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..solution import ConvexSolution
@@ -25,6 +27,16 @@ class NativeAdapter:
     """Solve through :func:`cvxnn.native.solve_native` with ``solver=name``."""
 
     backend = "native"
+
+    def supports(self, loss) -> bool:
+        """Whether the native solvers take ``loss`` (they need a smooth loss they have a kernel for)."""
+        try:
+            from ..native._losses import make_kernel
+
+            make_kernel(loss, np.zeros((1, 1)), np.float64)
+        except (ImportError, CvxnnError, ValueError, TypeError):
+            return False
+        return True
 
     def names(self) -> tuple[str, ...]:
         """The solver names this adapter serves."""

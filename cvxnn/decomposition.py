@@ -261,7 +261,9 @@ def _polish(Xa, S, R, G, Ub, Wb, rel: float = 1e-6) -> np.ndarray:
 # ----------------------------------------------------------------------------- result
 @dataclass(frozen=True, eq=False)
 class DecompositionResult:
-    """A ReLU model from a gated ReLU model, with the report of [MSP22] Thm 3.7 (``docs/math.md``, "Cone decomposition").
+    """A ReLU model from a gated ReLU model, with the report of [MSP22] Thm 3.7.
+
+    See ``docs/math.md``, "Cone decomposition".
 
     Attributes
     ----------

@@ -51,7 +51,7 @@ def _torch_dtype(torch, dtype):
     return dtype
 
 
-def _torch_module(net: "_TwoLayer", dtype=None):
+def _torch_module(net: _TwoLayer, dtype=None):
     """Build the ``torch.nn.Module`` of :meth:`_TwoLayer.to_torch` (torch imported lazily)."""
     torch = _import_torch()
     dtype = _torch_dtype(torch, dtype)
@@ -163,7 +163,7 @@ class _TwoLayer:
             total += np.sum(self.b1**2)
         return 0.5 * float(total)
 
-    def objective(self, X, y, lam: float, loss: "str | Loss" = "squared") -> float:
+    def objective(self, X, y, lam: float, loss: str | Loss = "squared") -> float:
         """NC objective ``L(f(X), y) + lam/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``."""
         X = check_X(X)
         y = check_y(y, X.shape[0])
@@ -171,7 +171,7 @@ class _TwoLayer:
         loss = get_loss(loss)
         return loss.value(self.predict(X), y) + lam * self.penalty()
 
-    def balanced(self) -> "_TwoLayer":
+    def balanced(self) -> _TwoLayer:
         """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty)."""
         inner = np.sum(self.W1**2, axis=0) + (self.b1**2 if self.b1 is not None else 0.0)
         outer = np.sum(self.w2.reshape(self.n_neurons, -1) ** 2, axis=1)

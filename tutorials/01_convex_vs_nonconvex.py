@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cvxnn import build_program, enumerate_patterns
-from cvxnn.patterns import max_pattern_count
 from cvxnn.optimality import prune_exact
+from cvxnn.patterns import max_pattern_count
 
 OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
 os.makedirs(OUT, exist_ok=True)

@@ -84,7 +84,9 @@ solver_pts, minnorm_pts, vertex_pts, dims = [], [], [], []
 for sol in path.solutions:
     if sol.penalty() == 0:  # lam >= lam_max: the zero network is the unique optimum
         theta = np.zeros(sol.block_norms().size * patterns.design_dim)
-        solver_pts.append(theta); minnorm_pts.append(theta); vertex_pts.append(theta); dims.append(0)
+        for pts in (solver_pts, minnorm_pts, vertex_pts):
+            pts.append(theta)
+        dims.append(0)
         continue
     P = optimal_set(sol, X, y)
     dims.append(P.dimension)

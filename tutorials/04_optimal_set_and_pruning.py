@@ -171,7 +171,8 @@ for name, Xc, yc, n_tr, lam_c in candidates:
                         for a in P_c.sample(40, seed=0, burn_in=100, thin=5)])
     print(f"{name:34s} n={n_tr}, {len(np.unique(Xtr, axis=0))} distinct rows, lam={lam_c}: "
           f"dimension {P_c.dimension:2d} (sampled {P_c.sampling_dimension:2d}), function "
-          f"dimension {P_c.function_dimension}, largest spread of a test prediction {np.ptp(preds_c, axis=0).max():.1e}")
+          f"dimension {P_c.function_dimension}, largest spread of a test prediction "
+          f"{np.ptp(preds_c, axis=0).max():.1e}")
 
 # %% [markdown]
 # Every optimal set here has a positive dimension, yet the sampled networks agree on the test

@@ -157,7 +157,7 @@ relu_cols = report.network
 fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=True)
 for ax, (title, net) in zip(axes, (("gated ReLU (C-GReLU)", gnet),
                                    ("ReLU, columnwise C-ReLU", relu_cols),
-                                   ("ReLU, cone decomposition", rnet))):
+                                   ("ReLU, cone decomposition", rnet)), strict=True):
     region = np.argmax(net.predict(grid), axis=1).reshape(xx.shape)
     ax.contourf(xx, yy, region, levels=[-0.5, 0.5, 1.5, 2.5], alpha=0.25, cmap="viridis")
     ax.scatter(X[:, 0], X[:, 1], c=labels, s=14, cmap="viridis", edgecolor="k", linewidth=0.3)

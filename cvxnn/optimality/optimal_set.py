@@ -1,4 +1,6 @@
-"""The set of all optimal convex models at a given ``lam`` (``docs/math.md``, "Optimal set, minimal models and pruning"; [MP23]).
+"""The set of all optimal convex models at a given ``lam`` ([MP23]).
+
+``docs/math.md``, "Optimal set, minimal models and pruning".
 
 For a differentiable loss that is strictly convex in the fit (squared, logistic) every optimum
 has the same fit ``yhat`` and residual ``r``, hence the same ``q_k``. With the equicorrelation

@@ -420,8 +420,9 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
             cone_duals = tuple(np.asarray(d, dtype=float).reshape(shape) for d in duals)
     extra: dict[str, Any] = {"cvxpy_status": run.cvxpy_status}
     if cone_duals is not None:
-        extra["cone_duals"] = cone_duals  # kept for files written by cvxnn.io; read sol.cone_duals
+        extra["cone_duals"] = cone_duals  # mirrored for cvxnn.io; library code reads sol.cone_duals
     fields = program._solution_fields(blocks, cone_duals)
+    extra.update(fields)  # mirrored for cvxnn.io, which saves ``extra``; library code reads the fields
     lam = None if program.lam is None else float(program.lam.value)
     return ConvexSolution(
         activation=program.activation,

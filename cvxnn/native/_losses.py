@@ -119,6 +119,20 @@ class SmoothKernel:
         terms = np.where(small, series, exact)
         return self.scale * float(np.maximum(terms, 0.0).sum())
 
+    def hessian_parts(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Hessian of ``h`` at ``z`` per sample as ``diag(D_n) - v_n v_n^T`` (float64).
+
+        Returns ``(D, v)`` of shape ``(n, c)``; ``v`` is None for losses separable across
+        outputs."""
+        z = np.asarray(z, dtype=np.float64)
+        if self.kind == "squared":
+            return np.full(z.shape, self.scale), None
+        if self.kind == "logistic":
+            s = expit(self.y64 * z)
+            return self.scale * s * (1.0 - s), None
+        P = softmax(z, axis=1)
+        return self.scale * P, np.sqrt(self.scale) * P
+
     # -------------------------------------------------------------------- dual
     def dual_value(self, theta: np.ndarray) -> float:
         """``-h*(theta)`` for a dual point ``theta`` (``grad h(z)`` scaled by a factor in [0, 1]).

@@ -46,7 +46,7 @@ from ..errors import MemoryBudgetError, SolverError
 from ..operators import ImplicitDesign, default_memory_budget
 from ._losses import SmoothKernel
 from .fista import FistaStep, rfista
-from .prox import dual_norms, penalty_norms
+from .prox import BlockPenalty
 
 __all__ = ["ALProblem", "ALResult", "al_memory_bytes", "check_al_memory", "solve_relu"]
 
@@ -111,7 +111,8 @@ class ALProblem:
     """
 
     def __init__(self, Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
-                 gamma: np.ndarray, delta: float) -> None:
+                 gamma: np.ndarray, delta: float, penalty: str = "nuclear") -> None:
+        self.penalty = BlockPenalty(penalty)
         self.Xa = Xa
         self.dtype = Xa.dtype
         self.n, self.d = Xa.shape
@@ -201,7 +202,7 @@ class ALProblem:
     def dual(self, grad: np.ndarray) -> tuple[float, float]:
         """Original C-ReLU dual value of the rescaled ``(theta, rho)`` behind ``grad``, and the
         subproblem dual value (with ``-phi*(-rho) = (rho gamma - rho^2 / 2) / delta``)."""
-        dn = float(dual_norms(grad).max(initial=0.0))
+        dn = float(self.penalty.dual_norms(grad).max(initial=0.0))
         s = 1.0 if dn <= self.lam else self.lam / dn
         D = self.kernel.dual_value(s * self.theta)
         return D, s
@@ -240,8 +241,11 @@ def solve_relu(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     log_every: int = 0,
     memory_budget: int | None = None,
+    penalty: str = "nuclear",
 ) -> ALResult:
     """Augmented Lagrangian with R-FISTA inner solves for C-ReLU.
+
+    ``penalty`` is ``"nuclear"`` or ``"columnwise"`` (:class:`~cvxnn.native.prox.BlockPenalty`).
 
     Parameters
     ----------
@@ -289,7 +293,8 @@ def solve_relu(
         a2 = ImplicitDesign(Xa, mask, dtype=Xa.dtype, memory_budget=budget).spectral_norm_sq(n_iter=4)
         delta0 = DELTA_SCALE * kernel.curvature * a2 / max(sx2, np.finfo(float).tiny)
     delta = max(float(delta0), np.finfo(float).tiny)
-    problem = ALProblem(Xa, mask, kernel, lam, np.ascontiguousarray(gamma0, dtype=Xa.dtype), delta)
+    problem = ALProblem(Xa, mask, kernel, lam, np.ascontiguousarray(gamma0, dtype=Xa.dtype), delta,
+                        penalty=penalty)
     if eta0 is None:
         # L <= 2 curvature ||A||^2 + delta ||X||_2^2 with ||A||^2 <= ||X||_2^2 * max row count
         eta0 = 2.0 / (kernel.curvature * 2.0 * sx2 * max(1.0, math.sqrt(p)) + delta * sx2)
@@ -368,7 +373,7 @@ def solve_relu(
         inner_tol = max(inner_tol * INNER_DECREASE, 0.1 * tol)
         logger.debug("AL outer %d: it %d, obj %.10e, rel gap %.3e, viol %.3e, delta %.3e", outer, total,
                      state["P"], state["rel"], viol, problem.delta)
-    P = problem.loss_value(img) + lam * float(penalty_norms(T).sum())
+    P = problem.loss_value(img) + lam * float(problem.penalty.norms(T).sum())
     viol = problem.violation(img)
     converged = (not state["callback_stop"]) and viol <= feas_tol and \
         (P - state["D"]) <= tol * max(abs(P), np.finfo(float).tiny)

@@ -33,7 +33,7 @@ from ..operators import ImplicitDesign
 from ..patterns import Patterns
 from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
-from .prox import dual_norms, penalty_norms
+from .prox import BlockPenalty, dual_norms, penalty_norms
 
 __all__ = ["GapCertificate", "duality_gap", "lam_max_gated", "min_norm_subgradient"]
 
@@ -85,13 +85,16 @@ def _setup(X, y, patterns: Patterns, loss):
     return Xa, y2, kernel, op
 
 
-def gated_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U3: np.ndarray) -> GapCertificate:
-    """Gap certificate of C-GReLU blocks ``U3`` (``d x p x c``) on an existing float64 operator."""
+def gated_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U3: np.ndarray, *,
+                      penalty: str = "nuclear") -> GapCertificate:
+    """Gap certificate of C-GReLU blocks ``U3`` (``d x p x c``) on an existing float64 operator
+    (``penalty`` as in :class:`~cvxnn.native.prox.BlockPenalty`)."""
+    pen = BlockPenalty(penalty)
     U3 = np.asarray(U3, dtype=op.dtype)
     z = op.forward(U3)
-    P = kernel.value(z) + lam * float(penalty_norms(U3).sum())
+    P = kernel.value(z) + lam * float(pen.norms(U3).sum())
     theta = kernel.grad(z)
-    dn = float(dual_norms(op.adjoint(theta)).max(initial=0.0))
+    dn = float(pen.dual_norms(op.adjoint(theta)).max(initial=0.0))
     s = 1.0 if dn <= lam else lam / dn
     D = kernel.dual_value(s * theta)
     gap = max(P - D, 0.0)
@@ -107,9 +110,15 @@ def relu_certificate(
     V3: np.ndarray,
     W3: np.ndarray,
     rho: np.ndarray | None,
+    *,
+    penalty: str = "nuclear",
 ) -> GapCertificate:
     """Gap certificate of C-ReLU blocks with cone multipliers ``rho`` (``n x 2p x c``, >= 0,
-    the ``v`` multipliers first) or none (``rho = 0``). Dense ``n x 2p x c`` work, float64."""
+    the ``v`` multipliers first) or none (``rho = 0``). Dense ``n x 2p x c`` work, float64.
+
+    ``penalty`` is ``"nuclear"`` (nuclear norms of the ``d x c`` blocks) or ``"columnwise"``
+    (the sum of their column norms, the one-vs-all program); both are the group lasso for
+    ``c == 1``."""
     Xa = np.asarray(Xa, dtype=np.float64)
     V3 = np.asarray(V3, dtype=np.float64)
     W3 = np.asarray(W3, dtype=np.float64)
@@ -120,7 +129,9 @@ def relu_certificate(
     ZV = (Xa @ V3.reshape(d, p * c)).reshape(n, p, c)
     ZW = (Xa @ W3.reshape(d, p * c)).reshape(n, p, c)
     z = np.einsum("npc,np->nc", ZV - ZW, M)
-    P = kernel.value(z) + lam * float(penalty_norms(V3).sum() + penalty_norms(W3).sum())
+    pen = BlockPenalty(penalty)
+    pen_norms, dual_norm = pen.norms, pen.dual_norms
+    P = kernel.value(z) + lam * float(pen_norms(V3).sum() + pen_norms(W3).sum())
     viol = float(max(0.0, -min((S[:, :, None] * ZV).min(initial=0.0), (S[:, :, None] * ZW).min(initial=0.0))))
     theta = kernel.grad(z)
     base = M[:, :, None] * theta[:, None, :]  # n x p x c
@@ -135,7 +146,7 @@ def relu_certificate(
         GW = -base - S[:, :, None] * rho[:, p:]
     gV = (Xa.T @ GV.reshape(n, p * c)).reshape(d, p, c)
     gW = (Xa.T @ GW.reshape(n, p * c)).reshape(d, p, c)
-    dn = float(max(dual_norms(gV).max(initial=0.0), dual_norms(gW).max(initial=0.0)))
+    dn = float(max(dual_norm(gV).max(initial=0.0), dual_norm(gW).max(initial=0.0)))
     s = 1.0 if dn <= lam else lam / dn
     D = kernel.dual_value(s * theta)
     gap = max(P - D, 0.0)

@@ -36,7 +36,7 @@ from ..errors import SolverError
 from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
 from .polish import polish_support
-from .prox import dual_norms, prox_penalty
+from .prox import BlockPenalty, prox_penalty
 
 __all__ = ["CompositeProblem", "FistaStep", "GatedProblem", "GatedResult", "rfista", "solve_gated"]
 
@@ -169,13 +169,15 @@ def rfista(
     pen = float("nan")
     total_bt = 0
     restarts = 0
+    pen_obj = getattr(problem, "penalty", None)
+    prox = pen_obj.prox if pen_obj is not None else prox_penalty
     for k in range(max_iter):
         gimg = problem.smooth_grad(ay)
         g = problem.adjoint(gimg)
         backtracks = 0
         while True:
             v = y - eta * g
-            x_new, pen_new = prox_penalty(v, eta * lam)
+            x_new, pen_new = prox(v, eta * lam)
             ax_new = problem.forward(x_new)
             diff = x_new - y
             q = float(np.vdot(diff, diff))
@@ -225,7 +227,8 @@ class GatedProblem:
     The image is the prediction ``z = A U`` (``n x c``).
     """
 
-    def __init__(self, op: ImplicitDesign, kernel: SmoothKernel, lam: float) -> None:
+    def __init__(self, op: ImplicitDesign, kernel: SmoothKernel, lam: float, penalty: str = "nuclear") -> None:
+        self.penalty = BlockPenalty(penalty)
         self.op = op
         self.kernel = kernel
         self.lam = float(lam)
@@ -251,7 +254,7 @@ class GatedProblem:
         is dual feasible. For the squared loss the best such ``s`` is taken (the dual is a concave
         quadratic in ``s``: ``s* = -c <theta, y> / ||theta||^2``, clipped); otherwise
         ``s = min(1, lam / max_i ||A_i^T theta||_*)``."""
-        dn = float(dual_norms(grad).max(initial=0.0))
+        dn = float(self.penalty.dual_norms(grad).max(initial=0.0))
         s_max = np.inf if dn == 0.0 else self.lam / dn
         if self.kernel.kind == "squared":
             th = theta.astype(np.float64, copy=False)
@@ -338,7 +341,7 @@ def solve_gated(
     """
     U0 = np.ascontiguousarray(U0, dtype=problem.op.dtype)
     img0 = problem.forward(U0) if np.any(U0) else np.zeros((problem.op.n, problem.op.c), problem.op.dtype)
-    best = {"P": problem.primal(img0, float(_pen(U0))), "U": U0, "D": -np.inf}
+    best = {"P": problem.primal(img0, float(problem.penalty.norms(U0).sum())), "U": U0, "D": -np.inf}
     state = {"callback_stop": False, "support": None, "next_polish": POLISH_START, "polishes": 0,
              "polish_products": 0, "polished": False, "cooldown": POLISH_COOLDOWN,
              "stable_checks": 0}
@@ -404,7 +407,3 @@ def solve_gated(
                        polish_products=state["polish_products"], polished=state["polished"])
 
 
-def _pen(U: np.ndarray) -> float:
-    from .prox import penalty_norms
-
-    return float(penalty_norms(U).sum())

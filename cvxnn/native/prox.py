@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["dual_norms", "penalty_norms", "prox_penalty"]
+__all__ = ["BlockPenalty", "column_norms", "dual_norms", "penalty_norms", "prox_columns", "prox_penalty"]
 
 
 def penalty_norms(B: np.ndarray) -> np.ndarray:
@@ -55,3 +55,42 @@ def prox_penalty(V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
     s_new = np.maximum(s - t, 0.0)
     Xt = np.matmul(Ul * s_new[:, None, :].astype(V.dtype), Vt)
     return np.ascontiguousarray(np.transpose(Xt, (1, 0, 2))), float(s_new.astype(np.float64).sum())
+
+
+def column_norms(B: np.ndarray) -> np.ndarray:
+    """2-norms of the columns ``B[:, i, k]`` of ``d x P x c`` blocks, flattened to ``P c``."""
+    return np.sqrt(np.einsum("dpc,dpc->pc", B, B, dtype=np.float64)).ravel()
+
+
+def prox_columns(V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
+    """``prox_{t * sum_{i,k} ||.||}(V)``: group soft-threshold of every column ``V[:, i, k]``."""
+    norms = np.sqrt(np.einsum("dpc,dpc->pc", V, V))
+    shrunk = np.maximum(norms - V.dtype.type(t), 0)
+    factor = shrunk / np.maximum(norms, np.finfo(V.dtype).tiny)
+    return V * factor[None, :, :], float(shrunk.sum(dtype=np.float64))
+
+
+class BlockPenalty:
+    """The penalty of the native solvers as one object: ``norms`` (per block, without
+    ``lam``), ``dual_norms`` and ``prox``.
+
+    ``kind="nuclear"`` is the group lasso for scalar output and the sum of nuclear norms of
+    the ``d x c`` blocks for vector output; ``kind="columnwise"`` is the sum of the column
+    norms (the one-vs-all program, identical to the group lasso for ``c == 1``).
+    """
+
+    KINDS = ("nuclear", "columnwise")
+
+    def __init__(self, kind: str = "nuclear") -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"penalty must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+
+    def norms(self, B: np.ndarray) -> np.ndarray:
+        return column_norms(B) if self.kind == "columnwise" else penalty_norms(B)
+
+    def dual_norms(self, G: np.ndarray) -> np.ndarray:
+        return column_norms(G) if self.kind == "columnwise" else dual_norms(G)
+
+    def prox(self, V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
+        return prox_columns(V, t) if self.kind == "columnwise" else prox_penalty(V, t)

@@ -34,6 +34,7 @@ from ._losses import make_kernel
 from .al import solve_relu
 from .certificates import gated_certificate, relu_certificate
 from .fista import GatedProblem, initial_step, solve_gated
+from .prox import BlockPenalty
 from .working_set import solve_relu_working_set
 
 __all__ = ["solve_native"]
@@ -100,6 +101,7 @@ def solve_native(
     feas_tol: float | None = None,
     memory_budget: int | None = None,
     solver: str = "auto",
+    formulation: str = "auto",
 ) -> ConvexSolution:
     """Solve C-GReLU (R-FISTA) or C-ReLU (working set or augmented Lagrangian) natively, with a
     certificate.
@@ -143,14 +145,21 @@ def solve_native(
         Bytes the solver may allocate (default: half the physical memory). Raises
         :class:`~cvxnn.errors.MemoryBudgetError` (naming the bytes) before allocating more.
     solver : {"auto", "rfista", "working_set", "al"}
-        ``"rfista"`` is the C-GReLU solver. For C-ReLU, ``"working_set"`` runs an interior-point
-        method (Clarabel, called directly) on a growing working set of blocks with a KKT check
-        of all other blocks (:mod:`cvxnn.native.working_set`; scalar output, squared loss,
-        float64; ``max_iter`` caps its interior-point iterations), and ``"al"`` the augmented
-        Lagrangian (any output, any native loss, float32 or float64). ``"auto"`` picks
+        ``"rfista"`` is the C-GReLU solver. For C-ReLU, ``"working_set"`` runs a barrier
+        interior-point method with Newton steps on a growing working set of blocks, Newton's
+        method on the identified cone faces, and a KKT check of all other blocks
+        (:mod:`cvxnn.native.working_set`; every native loss, scalar output or the columnwise
+        vector program, float64; ``max_iter`` caps its Newton steps), and ``"al"`` the
+        augmented Lagrangian (any output and penalty, float32 or float64). ``"auto"`` picks
         ``"working_set"`` where it applies and ``"al"`` otherwise; when the working set cannot
         finish (it outgrows its cap or the memory budget, or is not certified) the augmented
         Lagrangian continues from its point and multipliers (``extra["fallback"]`` says why).
+    formulation : {"auto", "nuclear", "one_vs_all"}
+        Vector-output penalty: the sum of nuclear norms of the ``d x c`` blocks, or the sum of
+        their column norms (one-vs-all). ``"auto"`` is ``"nuclear"`` for C-GReLU (exact for
+        gated networks) and ``"one_vs_all"`` for C-ReLU, where it is exact for the returned
+        network: its value is the network's objective (``docs/vector.md``). Ignored for scalar
+        output.
 
     Returns
     -------
@@ -192,17 +201,23 @@ def solve_native(
     loss_obj = get_loss(loss)
     make_kernel(loss_obj, np.zeros((1, 1)), np.float64)  # refuse non-smooth losses before label checks
     solver = _check_solver(solver, activation)
+    if not isinstance(formulation, str) or formulation not in _FORMULATIONS:
+        raise InvalidParameterError(f"formulation must be one of {_FORMULATIONS}, got {formulation!r}.")
     y = loss_obj.check_targets(y)
     y2 = y[:, None] if y.ndim == 1 else y
     c = y2.shape[1]
     kernel = make_kernel(loss_obj, y2, dt)
     warm = _check_warm(warm_start, patterns, activation, c)
+    if formulation == "auto":
+        formulation = "nuclear" if activation == "gated_relu" else "one_vs_all"
+    penalty = "columnwise" if (formulation == "one_vs_all" and c > 1) else "nuclear"
     if solver == "auto":
         solver = "rfista" if activation == "gated_relu" else (
-            "working_set" if c == 1 and loss_obj.name == "squared" else "al")
-    if solver == "working_set" and (c != 1 or loss_obj.name != "squared"):
+            "working_set" if penalty == "columnwise" or c == 1 else "al")
+    if solver == "working_set" and c > 1 and penalty != "columnwise":
         raise InvalidParameterError(
-            "solver='working_set' handles scalar output with squared loss; use solver='al' (or 'auto')."
+            "solver='working_set' solves the one-vs-all vector program; pass "
+            "formulation='one_vs_all' or use solver='al' for the nuclear-norm program."
         )
 
     with _verbosity(verbose):
@@ -210,11 +225,12 @@ def solve_native(
         Xa64 = patterns.design(X)
         if activation == "gated_relu":
             sol_kw = _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, max_iter=max_iter,
-                                dtype=dt, callback=callback, verbose=verbose, memory_budget=memory_budget)
+                                dtype=dt, callback=callback, verbose=verbose, memory_budget=memory_budget,
+                                penalty=penalty)
         else:
             sol_kw = _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
                                max_iter=max_iter, dtype=dt, callback=callback, verbose=verbose,
-                               memory_budget=memory_budget, solver=solver)
+                               memory_budget=memory_budget, solver=solver, penalty=penalty)
         elapsed = time.perf_counter() - t0
     extra = sol_kw.pop("extra")
     extra["dtype"] = dt.name
@@ -222,6 +238,12 @@ def solve_native(
     extra["gflops"] = flops / elapsed / 1e9 if elapsed > 0 else float("nan")
     scalar = y.ndim == 1
     weights = {k: (v[:, :, 0] if scalar else v) for k, v in sol_kw.pop("weights").items()}
+    if c > 1:
+        extra["formulation"] = formulation
+        B = weights["U"] if activation == "gated_relu" else None
+        pen = BlockPenalty(penalty)
+        extra["program_penalty"] = (float(pen.norms(weights["U"]).sum()) if B is not None else
+                                    float(pen.norms(weights["V"]).sum() + pen.norms(weights["W"]).sum()))
     sol = ConvexSolution(
         activation=activation,
         patterns=patterns,
@@ -249,6 +271,7 @@ def solve_native(
 
 
 _SOLVERS = {"gated_relu": ("auto", "rfista"), "relu": ("auto", "working_set", "al")}
+_FORMULATIONS = ("auto", "nuclear", "one_vs_all")
 
 
 def _check_solver(solver, activation: str) -> str:
@@ -276,14 +299,14 @@ def _check_warm(warm, patterns: Patterns, activation: str, c: int):
 
 
 def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter, dtype, callback, verbose,
-               memory_budget) -> dict:
+               memory_budget, penalty="nuclear") -> dict:
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
     isz = dtype.itemsize
     reserve = 10 * d * p * c * isz + 8 * n * c * isz
     op = ImplicitDesign(Xa64, patterns.mask, n_outputs=c, dtype=dtype, memory_budget=memory_budget,
                         reserve_bytes=reserve)
-    problem = GatedProblem(op, kernel, lam)
+    problem = GatedProblem(op, kernel, lam, penalty=penalty)
     if warm is not None:
         U0 = _as3(np.asarray(warm.effective_weights, dtype=dtype))
         eta0 = warm.extra.get("step_size") if isinstance(getattr(warm, "extra", None), dict) else None
@@ -304,20 +327,20 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
                               reserve_bytes=reserve * 2, cache_mask=False)
         kernel64 = make_kernel(loss_obj, y2, np.float64)
     U64 = np.asarray(res.U, dtype=np.float64)
-    cert = gated_certificate(op64, kernel64, lam, U64)
+    cert = gated_certificate(op64, kernel64, lam, U64, penalty=penalty)
     dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
     gap = max(cert.primal - dual, 0.0)
     rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
     eta = res.eta
     if dtype != np.float64 and rel > tol and iterations < max_iter and not res.stopped_by_callback:
         logger.info("float32 result has relative gap %.3e in float64; polishing in float64", rel)
-        prob64 = GatedProblem(op64, kernel64, lam)
+        prob64 = GatedProblem(op64, kernel64, lam, penalty=penalty)
         res = solve_gated(prob64, U64, tol=tol, max_iter=max_iter - iterations, eta0=res.eta, callback=callback,
                           log_every=log_every)
         polish = res.iterations
         iterations += polish
         U64 = res.U
-        cert = gated_certificate(op64, kernel64, lam, U64)
+        cert = gated_certificate(op64, kernel64, lam, U64, penalty=penalty)
         dual = max(cert.dual, res.dual)
         gap = max(cert.primal - dual, 0.0)
         rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
@@ -366,12 +389,12 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
     extra = {
         "rel_gap": res.rel_gap,
         "dual_value": res.dual,
-        "multipliers": res.rho[:, :, 0],
+        "multipliers": res.rho[:, :, 0] if res.rho.shape[2] == 1 else res.rho,
         "rounds": res.rounds,
         "working_set": res.working_set,
         "nnls_solves": res.nnls_solves,
         "history": res.history,
-        "inner_solver": "clarabel",
+        "inner_solver": "barrier",
         "stop_reason": res.reason,
         "feas_tol": feas_tol,
         "stopped_by_callback": res.reason == "callback",
@@ -390,7 +413,7 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
 
 
 def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, dtype, callback,
-              verbose, memory_budget, solver="al") -> dict:
+              verbose, memory_budget, solver="al", penalty="nuclear") -> dict:
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
     fallback = None
@@ -427,7 +450,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     res = solve_relu(Xa, patterns.mask, kernel, lam, T0,
                      gamma0 if gamma0 is not None else _zeros_checked(n, p, c, d, dtype, memory_budget),
                      tol=tol_run, feas_tol=feas_run, max_iter=max_iter, delta0=delta0, eta0=eta0, callback=callback,
-                     log_every=100 if verbose else 0, memory_budget=memory_budget)
+                     log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
     iterations = res.iterations
     if loose and (tol_run > tol or feas_run > feas_tol or not res.converged) and not res.stopped_by_callback \
             and iterations < max_iter:
@@ -435,7 +458,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         res = solve_relu(Xa64, patterns.mask, make_kernel(loss_obj, y2, np.float64), lam,
                          res.T.astype(np.float64), res.gamma.astype(np.float64), tol=tol, feas_tol=feas_tol,
                          max_iter=max_iter - iterations, delta0=res.delta, eta0=res.eta, callback=callback,
-                         log_every=100 if verbose else 0, memory_budget=memory_budget)
+                         log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
         iterations += res.iterations
     T64 = res.T.astype(np.float64)
     V64, W64 = np.ascontiguousarray(T64[:, :p]), np.ascontiguousarray(T64[:, p:])
@@ -447,7 +470,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     S2 = np.concatenate([S, S], axis=1)[:, :, None]
     rho = np.maximum(res.gamma.astype(np.float64) - res.delta * S2 * Z, 0.0)
     del Z
-    cert = relu_certificate(Xa64, M, kernel64, lam, V64, W64, rho)
+    cert = relu_certificate(Xa64, M, kernel64, lam, V64, W64, rho, penalty=penalty)
     dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
     gap = max(cert.primal - dual, 0.0)
     rel = gap / max(abs(cert.primal), np.finfo(float).tiny)

@@ -1,24 +1,27 @@
-"""Working-set interior-point solver for scalar-output C-ReLU with squared loss.
+"""Working-set interior-point solver for C-ReLU: every smooth loss, scalar or vector output.
 
-C-ReLU optima are sparse: only a few of the ``2p`` blocks ``v_i, w_i`` are non-zero. This
-solver keeps a *working set* ``W`` of blocks and alternates
+C-ReLU optima are sparse: only a few of the blocks are non-zero. This solver keeps a
+*working set* ``W`` of blocks and alternates
 
-1. an interior-point solve of C-ReLU restricted to ``W`` (Clarabel's primal-dual method
-   called directly on the conic program, no CVXPY compilation), and
+1. a barrier interior-point solve of C-ReLU restricted to ``W``
+   (:func:`~cvxnn.native.ipm.solve_restricted_barrier`: Newton's method on dense
+   ``|W| d``-dimensional systems, with the loss's Hessian), and
 2. a KKT check of every block outside ``W`` at the restricted optimum; blocks that violate it
    join ``W``.
 
 It stops when no block violates the KKT conditions and the certified relative duality gap of
-the *full* problem (:func:`~cvxnn.native.certificates.relu_certificate`, with the interior
-point's cone multipliers on ``W`` and NNLS multipliers elsewhere) is below ``tol``.
+the *full* problem (:func:`~cvxnn.native.certificates.relu_certificate`, with the barrier's
+cone multipliers on ``W`` and NNLS multipliers elsewhere) is below ``tol``.
 
-Restricted program (block ``j`` of pattern ``i(j)`` with sign ``s_j = +1`` for ``v`` and
-``-1`` for ``w``; ``Xt_i = (2 D_i - I) X``; ``A_W = [s_j D_i X]_{j in W}``)::
+Blocks. Scalar output has the ``2p`` blocks ``v_i, w_i``. Vector output (``c`` outputs) uses
+the columnwise program: block ``(i, k, s)`` is a column ``u`` in ``K_i`` feeding output ``k``
+with sign ``s``, penalised by ``lam ||u||``. Its value is exactly the objective of the ReLU
+network it maps to (each neuron has one output), so nothing is lost between the convex value
+and the returned network. Block ``b`` of the flattened ``(2p, c)`` layout has column
+``b // c`` (``< p``: a ``v`` block) and output ``b % c``.
 
-    min  scale/2 ||A_W u - y||^2 + lam sum_j t_j   s.t.  Xt_i u_j >= 0,  ||u_j|| <= t_j
-
-KKT check of a block ``j`` outside ``W`` (``u_j = 0``), with ``theta = grad h(z)`` and
-``c_j = s_j X^T D_i theta``: zero is optimal for the block iff
+KKT check of a block ``j`` outside ``W`` (``u_j = 0``), with ``theta = grad h(Z)`` and
+``c_j = s_j X^T D_i theta_k``: zero is optimal for the block iff
 
     dist(c_j, K_i^*) = min_{rho >= 0} || c_j - Xt_i^T rho || <= lam
 
@@ -26,10 +29,6 @@ KKT check of a block ``j`` outside ``W`` (``u_j = 0``), with ``theta = grad h(z)
 without solving this NNLS: any ``rho >= 0`` gives the upper bound ``||c_j - Xt_i^T rho||``
 (the previous multipliers, or zero), and the gate ``g_i`` (a point of ``K_i``) gives the lower
 bound ``<-c_j, g_i> / ||g_i||``.
-
-Cost per round: one conic solve with ``|W| (d + 1)`` variables and ``|W| n`` linear cone rows
-(``|W| n d`` non-zeros), one GEMM for the correlations and a few NNLS. Memory is checked
-against the budget before the conic program is formed.
 """
 
 from __future__ import annotations
@@ -40,42 +39,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.optimize import nnls
 
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
+from .ipm import barrier_bytes, polish_on_faces, solve_restricted_barrier
 
 __all__ = ["WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
 
 logger = logging.getLogger(__name__)
 
-#: Default cap on ``|W| d`` (the interior point factorises a dense ``|W| d`` Gram block).
-MAX_VARS = 4000
+#: Default cap on ``|W| d`` (the Newton systems are dense ``|W| d`` square matrices).
+MAX_VARS = 6000
 #: Blocks added per round: at least this many, at most the current working-set size.
 MIN_ADD = 8
-#: Cone-row generation: rows per block in the first conic solve (times d), rows added per block
-#: and cut (times d), violation threshold (relative to the largest |X u|), cap on cuts.
-ROWS0 = 8
-CUT_ADD = 4
-CUT_TOL = 1e-10
-MAX_CUTS = 30
-#: Blocks below this fraction of the largest block norm are set to exactly zero.
-ZERO_BLOCK = 1e-9
+#: Size of the interior push of blocks entering the working set (prediction units).
+EPS0 = 1e-3
 #: Cap on working-set rounds.
-MAX_ROUNDS = 50
+MAX_ROUNDS = 60
 #: Blocks in the first working set (from the KKT scan at zero or the warm start's support).
 FIRST_ADD = 16
-#: Tolerance of the restricted interior-point solves relative to ``tol`` (the certificate of
-#: the full problem is computed from their multipliers), clipped to [1e-12, 1e-8].
-INNER_FRACTION = 1e-3
+#: Target of the restricted solves' duality gap relative to ``tol * |objective|``.
+INNER_FRACTION = 0.05
+#: Relative duality gap the barrier aims at before Newton's method on the identified faces
+#: takes over (:func:`~cvxnn.native.ipm.polish_on_faces`).
+BARRIER_REL = 1e-3
 
 
-def working_set_bytes(n: int, d: int, k: int) -> int:
-    """Approximate bytes of one restricted conic program with ``k`` blocks (matrix and solver
-    workspace: about four copies of the ``k n d`` non-zeros plus the dense ``(k d)^2`` Gram)."""
-    return 4 * 16 * k * n * d + 3 * 8 * (k * d) ** 2
+def working_set_bytes(n: int, d: int, k: int, c: int = 1) -> int:
+    """Approximate bytes of one restricted barrier solve with ``k`` blocks."""
+    return barrier_bytes(n, d, k, c)
 
 
 @dataclass
@@ -84,29 +78,28 @@ class WorkingSetResult:
 
     Attributes
     ----------
-    T : ndarray (d, 2p, 1)
-        Blocks ``[V, W]``.
-    rho : ndarray (n, 2p, 1)
-        Cone multipliers (interior point on ``W``, NNLS or a bound-certifying choice elsewhere).
+    T : ndarray (d, 2p, c)
+        Blocks ``[V, W]`` (columnwise for vector output).
+    rho : ndarray (n, 2p, c)
+        Cone multipliers (barrier on ``W``, NNLS or a bound-certifying choice elsewhere).
     primal, dual, rel_gap : float
         Certified values of the full problem.
     violation : float
         Largest cone violation of ``T``.
     iterations : int
-        Interior-point iterations over all rounds.
+        Newton steps over all rounds.
     rounds : int
         Working-set rounds.
     working_set : ndarray of int
-        Final working set (``j < p``: ``v_j``; ``j >= p``: ``w_{j - p}``).
+        Final working set (flattened block indices ``col * c + k``).
     converged : bool
     reason : str
         ``"optimal"``, ``"max_iterations"``, ``"working_set_too_large"``, ``"memory"``,
-        ``"inner_solver"`` (the conic solve failed), ``"not_certified"`` or ``"callback"``.
+        ``"inner_solver"``, ``"not_certified"``, ``"degenerate_cone"`` or ``"callback"``.
     nnls_solves : int
         NNLS problems solved by the KKT checks.
     history : list of dict
-        Per round: working-set size, interior-point iterations, certified relative gap,
-        number of violators.
+        Per round: working-set size, Newton steps, certified relative gap, violators.
     """
 
     T: np.ndarray
@@ -124,123 +117,24 @@ class WorkingSetResult:
     history: list = field(default_factory=list)
 
 
-class _Restricted:
-    """C-ReLU restricted to the blocks ``blocks``: the quadratic part (dense Gram, formed once)
-    and the cone rows, of which only a subset ``rows[j]`` per block enters each conic solve."""
+def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | None) -> np.ndarray | None:
+    """A unit direction strictly inside ``K_i`` (the gate when it is interior, else from an LP),
+    or None when the cone has an empty interior."""
+    rows = S[:, i, None] * Xa
+    if gate is not None:
+        g = gate / max(float(np.linalg.norm(gate)), np.finfo(float).tiny)
+        if float((rows @ g).min(initial=1.0)) > 1e-12 * max(1.0, float(np.abs(rows @ g).max(initial=0.0))):
+            return g
+    from scipy.optimize import linprog
 
-    def __init__(self, Xa, M, S, y, blocks, lam, scale):
-        n, d = Xa.shape
-        p = M.shape[1]
-        self.Xa, self.n, self.d = Xa, n, d
-        self.blocks = blocks
-        self.k = k = len(blocks)
-        pat = blocks % p
-        self.Mw = M[:, pat] * np.where(blocks < p, 1.0, -1.0)  # n x k prediction weights
-        self.Sw = np.ascontiguousarray(S[:, pat])  # n x k cone signs
-        kd = k * d
-        # dense Gram of the restricted design, in row chunks (never the n x kd design at once)
-        G = np.zeros((kd, kd))
-        Aty = np.zeros(kd)
-        chunk = max(1, int(32 * 2**20 // (8 * max(kd, 1))))
-        for a in range(0, n, chunk):
-            b = min(n, a + chunk)
-            A = (self.Mw[a:b, :, None] * Xa[a:b, None, :]).reshape(b - a, kd)
-            G += A.T @ A
-            Aty += A.T @ y[a:b]
-        self.nv = kd + k
-        self.P = sp.csc_matrix(np.triu(np.pad(scale * G, ((0, k), (0, k)))))
-        self.q = np.concatenate([-scale * Aty, np.full(k, lam)])
-        # second-order cones: -(t_j, u_j) + s = 0, s in Q^{d+1}
-        soc_cols = np.empty((k, d + 1), dtype=np.intp)
-        soc_cols[:, 0] = kd + np.arange(k)
-        soc_cols[:, 1:] = np.arange(kd).reshape(k, d)
-        self.soc = sp.csc_matrix((-np.ones(k * (d + 1)), (np.arange(k * (d + 1)), soc_cols.ravel())),
-                                 shape=(k * (d + 1), self.nv))
-
-    def solve(self, rows, tol):
-        """One conic solve with the cone rows ``rows`` (a list of index arrays, one per block)."""
-        import clarabel
-
-        d, k = self.d, self.k
-        counts = np.array([r.size for r in rows])
-        r_all = np.concatenate(rows)
-        b_all = np.repeat(np.arange(k), counts)
-        m = int(counts.sum())
-        # -(Xt_i u_j)_r + s = 0, s >= 0
-        vals = -(self.Sw[r_all, b_all][:, None] * self.Xa[r_all])  # m x d
-        cols = b_all[:, None] * d + np.arange(d)[None, :]
-        lin = sp.csc_matrix((vals.ravel(), (np.repeat(np.arange(m), d), cols.ravel())), shape=(m, self.nv))
-        A = sp.vstack([lin, self.soc], format="csc")
-        cones = [clarabel.NonnegativeConeT(m)] + [clarabel.SecondOrderConeT(d + 1)] * k
-        st = clarabel.DefaultSettings()
-        st.verbose = False
-        st.tol_gap_abs = tol
-        st.tol_gap_rel = tol
-        st.tol_feas = tol
-        st.max_threads = 1
-        sol = clarabel.DefaultSolver(self.P, self.q, A, np.zeros(A.shape[0]), cones, st).solve()
-        x = np.asarray(sol.x)
-        U = x[: k * d].reshape(k, d).T.copy()
-        rho = np.zeros((self.n, k))
-        rho[r_all, b_all] = np.maximum(np.asarray(sol.z)[:m], 0.0)
-        return U, rho, int(sol.iterations), str(sol.status)
-
-
-def _solve_restricted(R: _Restricted, rows, tol, *, max_cuts=MAX_CUTS):
-    """Interior point on the restricted program with cone-row generation.
-
-    Only the rows ``rows[j]`` of each block's cone enter the conic solve; after each solve every
-    row is checked (one ``n x k`` GEMM) and the most violated ones join, until none is
-    violated. Rows left out get zero multipliers, which keeps the certificate valid. Returns
-    ``(U, rho, iterations, status, cuts, rows)``."""
-    n, d, k = R.n, R.d, R.k
-    total = 0
-    status = "Unsolved"
-    U = np.zeros((d, k))
-    rho = np.zeros((n, k))
-    for cut in range(max_cuts + 1):
-        if cut == max_cuts:  # give up generating: all rows
-            rows = [np.arange(n) for _ in range(k)]
-        U, rho, its, status = R.solve(rows, tol)
-        total += its
-        if status not in ("Solved", "AlmostSolved") or not np.all(np.isfinite(U)):
-            return U, rho, total, status, cut, rows
-        Z = R.Xa @ U
-        slack = R.Sw * Z
-        thr = -CUT_TOL * max(1.0, float(np.abs(Z).max(initial=0.0)))
-        new_rows = []
-        added = 0
-        for j in range(k):
-            viol = np.flatnonzero(slack[:, j] < thr)
-            if viol.size:
-                viol = np.setdiff1d(viol, rows[j], assume_unique=False)
-            if viol.size:
-                viol = viol[np.argsort(slack[viol, j])[: CUT_ADD * d]]
-                added += viol.size
-                new_rows.append(np.union1d(rows[j], viol))
-            else:
-                new_rows.append(rows[j])
-        rows = new_rows
-        if added == 0:
-            return U, rho, total, status, cut, rows
-    return U, rho, total, status, max_cuts, rows
-
-
-def _initial_rows(Xa, S, rn, block, direction, rho_prev, m0):
-    """Cone rows to start a block with: the support of its previous multipliers and the ``m0``
-    rows with the smallest normalised slack along ``direction`` (a point of the cone)."""
-    p = S.shape[1]
-    i = block % p
-    parts = []
-    if rho_prev is not None:
-        parts.append(np.flatnonzero(rho_prev > 0))
-    if direction is not None and np.any(direction):
-        sl = S[:, i] * (Xa @ direction) / rn
-        m0 = min(m0, sl.size)
-        parts.append(np.argpartition(sl, m0 - 1)[:m0])
-    if not parts:
-        return np.arange(Xa.shape[0])
-    return np.unique(np.concatenate(parts))
+    n, d = rows.shape
+    # max t  s.t.  rows u >= t, -1 <= u <= 1
+    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.c_[-rows, np.ones(n)], b_ub=np.zeros(n),
+                  bounds=[(-1, 1)] * d + [(None, 1)], method="highs")
+    if res.status != 0 or -res.fun <= 1e-10:
+        return None
+    u = res.x[:d]
+    return u / np.linalg.norm(u)
 
 
 def solve_relu_working_set(
@@ -258,7 +152,7 @@ def solve_relu_working_set(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     memory_budget: int | None = None,
 ) -> WorkingSetResult:
-    """Working-set interior-point method for scalar-output C-ReLU with squared loss.
+    """Working-set barrier method for C-ReLU (columnwise for vector output), any smooth loss.
 
     Parameters
     ----------
@@ -266,17 +160,19 @@ def solve_relu_working_set(
         Design (float64).
     mask : ndarray of bool (n, p)
     kernel : SmoothKernel
-        Scalar-output squared-loss kernel (float64).
+        The loss bound to ``y`` of shape ``(n, c)`` (float64).
     lam : float
     gates : ndarray (d, p), optional
-        Gates of the patterns (used for the cheap lower bound of the KKT check).
+        Gates of the patterns: interior points of the cones and the cheap lower bound of the
+        KKT check.
     tol : float
         Relative duality-gap tolerance of the certificate of the full problem.
     feas_tol : float
-        Cone-violation tolerance (the interior point is feasible to about 1e-10).
+        Cone-violation tolerance (absolute, prediction units). The barrier iterates are
+        strictly feasible; only blocks set to zero touch the boundary.
     max_iter : int
-        Limit on the total number of interior-point iterations.
-    T0 : ndarray (d, 2p, 1), optional
+        Limit on the total number of Newton steps.
+    T0 : ndarray (d, 2p, c), optional
         A previous point (warm start); its non-zero blocks seed the working set.
     max_vars : int, optional
         Cap on ``|W| d`` (default :data:`MAX_VARS`); past it the solver stops with
@@ -293,51 +189,59 @@ def solve_relu_working_set(
     WorkingSetResult
     """
     max_vars = MAX_VARS if max_vars is None else int(max_vars)
-    if kernel.kind != "squared" or kernel.y64.shape[1] != 1:
-        raise ValueError("the working-set solver is for scalar output with squared loss")
     Xa = np.ascontiguousarray(Xa, dtype=np.float64)
     n, d = Xa.shape
     p = mask.shape[1]
+    c = kernel.y64.shape[1]
+    nb = 2 * p * c
     lam = float(lam)
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
     M = mask.astype(np.float64)
     S = 2.0 * M - 1.0
-    S2 = np.concatenate([S, S], axis=1)
-    y = kernel.y64[:, 0]
-    scale = kernel.scale
-    Gn = in_cone = None
+    bcol = np.arange(nb) // c
+    bout = np.arange(nb) % c
+    bpat = bcol % p
+    bsign = np.where(bcol < p, 1.0, -1.0)
+    Gn = None
+    lb_ok = np.zeros(nb, dtype=bool)
     if gates is not None:
         Gn = np.asarray(gates, dtype=np.float64)
         Gn = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
         in_cone = (S * (Xa @ Gn)).min(axis=0, initial=0.0) >= 0.0
-        G2 = np.concatenate([Gn, Gn], axis=1)
-        in_cone2 = np.concatenate([in_cone, in_cone])
-    rho_out = np.zeros((n, 2 * p))
+        lb_ok = in_cone[bpat]
+    rho_out = np.zeros((n, nb))
     counters = {"nnls": 0}
-    rn = np.maximum(np.linalg.norm(Xa, axis=1), np.finfo(float).tiny)
-    cand_dir: dict[int, np.ndarray] = {}  # steepest feasible direction -(c_j - Xt_i^T rho_j) from the NNLS
-    prev: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # block -> (u_j, rho_j) of the last round
+    XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d)
+    interior: dict[int, np.ndarray | None] = {}
+
+    def direction(i: int) -> np.ndarray | None:
+        if i not in interior:
+            interior[i] = _interior_point(Xa, S, i, None if Gn is None else Gn[:, i])
+        return interior[i]
+
+    def correlations(theta: np.ndarray) -> np.ndarray:
+        """``c_b = s_b X^T D_i theta_k`` for every block, ``d x nb``."""
+        C = (Xa.T @ (M[:, :, None] * theta[:, None, :]).reshape(n, p * c)).reshape(d, p * c)
+        return np.concatenate([C, -C], axis=1)
 
     def kkt_scan(theta: np.ndarray, in_W: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """Violating blocks outside ``W`` (sorted by score, descending) and their scores; the scan
-        may stop after ``want`` violators. An empty result means every block outside ``W`` is
-        optimal at zero.
+        """Violating blocks outside ``W`` (by score, descending) and their scores; may stop
+        after ``want`` violators. Empty: every block outside ``W`` is optimal at zero.
 
         Updates ``rho_out`` so that every non-violating block outside ``W`` has multipliers
         with ``||c_j - Xt_i^T rho_j|| <= lam`` (up to rounding)."""
-        C = Xa.T @ (M * theta[:, None])
-        C2 = np.concatenate([C, -C], axis=1)  # c_j, d x 2p
         out = np.flatnonzero(~in_W)
         if out.size == 0:
             return out, np.zeros(0)
-        Cout = C2[:, out]
+        Cout = correlations(theta)[:, out]
         ub0 = np.linalg.norm(Cout, axis=0)
-        ub_prev = np.linalg.norm(Cout - Xa.T @ (S2[:, out] * rho_out[:, out]), axis=0)
+        Sout = S[:, bpat[out]]
+        ub_prev = np.linalg.norm(Cout - Xa.T @ (Sout * rho_out[:, out]), axis=0)
         use0 = ub0 <= ub_prev
         rho_out[:, out[use0]] = 0.0
         ub = np.minimum(ub0, ub_prev)
-        if gates is not None:
-            lb = np.where(in_cone2[out], -np.einsum("dk,dk->k", Cout, G2[:, out]), 0.0)
+        if Gn is not None:
+            lb = np.where(lb_ok[out], -np.einsum("dk,dk->k", Cout, Gn[:, bpat[out]]), 0.0)
         else:
             lb = np.zeros(out.size)
         score = np.where(lb > lam, lb, 0.0)
@@ -347,124 +251,216 @@ def solve_relu_working_set(
             order = np.argsort(-score)[: int(certain.sum())]
             return out[order], score[order]
         found = int(certain.sum())
-        # largest upper bounds first; stop once enough violators are known (all blocks are
-        # decided in the last round, where none violates)
         cand = np.flatnonzero(undecided)
         for pos in cand[np.argsort(-ub[cand])]:
             if found >= want:
                 break
             j = out[pos]
-            i = j % p
-            At = (S[:, i, None] * Xa).T
+            At = (S[:, bpat[j], None] * Xa).T
             r, res = nnls(At, Cout[:, pos], maxiter=50 * (n + 1))
             counters["nnls"] += 1
             rho_out[:, j] = r
             score[pos] = res
-            cand_dir[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_j), the best feasible direction
             found += int(res > lam * (1.0 + 1e-9))
         viol = score > lam * (1.0 + 1e-9)
         order = np.argsort(-score)
         order = order[viol[order]]
         return out[order], score[order]
 
-    in_W = np.zeros(2 * p, dtype=bool)
+    def certify(U_full: np.ndarray, rho_W: np.ndarray, blocks: np.ndarray):
+        """Certificate of the full problem. Blocks in ``W`` get their best multipliers (the
+        NNLS ``argmin_{rho >= 0} ||c_j - Xt_i^T rho||``), not the barrier's ``mu / slack``,
+        so the certificate does not depend on how well the last barrier step was centred."""
+        rho = rho_out.copy()
+        if blocks.size:
+            T = U_full.reshape(d, 2 * p, c)
+            Zc = np.einsum("npc,np->nc", (Xa @ (T[:, :p] - T[:, p:]).reshape(d, p * c)).reshape(n, p, c), M)
+            Cb = correlations(kernel.grad(Zc).astype(np.float64))
+            for b in blocks:
+                r, _ = nnls((S[:, bpat[b], None] * Xa).T, Cb[:, b], maxiter=50 * (n + 1))
+                counters["nnls"] += 1
+                rho[:, b] = r
+        T = U_full.reshape(d, 2 * p, c)
+        return relu_certificate(Xa, mask, kernel, lam, T[:, :p], T[:, p:], rho.reshape(n, 2 * p, c),
+                                penalty="columnwise"), rho
+
+    in_W = np.zeros(nb, dtype=bool)
+    U_full = np.zeros((d, nb))
     if T0 is not None:
-        in_W |= np.linalg.norm(np.asarray(T0).reshape(d, 2 * p, -1), axis=(0, 2)) > 0
-    T = np.zeros((d, 2 * p, 1))
+        T0f = np.asarray(T0, dtype=np.float64).reshape(d, nb)
+        nz = np.linalg.norm(T0f, axis=0) > 0
+        in_W |= nz
+        U_full[:, nz] = T0f[:, nz]
     rho_W = np.zeros((n, 0))
-    theta = kernel.grad(np.zeros((n, 1)))[:, 0].astype(np.float64)
+    Z = np.zeros((n, c))
+    if in_W.any():
+        blocks = np.flatnonzero(in_W)
+        Z = ((M[:, bpat[blocks]] * bsign[blocks] * (Xa @ U_full[:, blocks]))
+             @ np.eye(c)[bout[blocks]])
+    theta = kernel.grad(Z).astype(np.float64)
     total = rounds = 0
     reason = "max_iterations"
     history: list[dict] = []
     cert = None
-    tol_inner = min(1e-8, max(1e-12, INNER_FRACTION * tol))
+    rho_full = rho_out
+    gap_scale = 1.0
+    first = True
+    pending = None
+    returned = np.zeros(nb, dtype=bool)
+    polish_failed = polished_since = False
+    barrier_floor = 1e-3
     while rounds < MAX_ROUNDS:
         want = max(MIN_ADD if rounds else FIRST_ADD, int(in_W.sum()))
-        viol, _ = kkt_scan(theta, in_W, want) if (rounds > 0 or not in_W.any()) else (np.zeros(0, np.intp), None)
-        if rounds > 0 and viol.size == 0:
-            cert = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
-            history[-1]["rel_gap"] = cert.rel_gap
+        if first and in_W.any():
+            viol = np.zeros(0, np.intp)
+        else:
+            viol, _ = kkt_scan(theta, in_W, want)
+        first = False
+        if viol.size == 0 and pending is not None:
+            # no block outside W violates: Newton on the faces finishes the restricted problem
+            pb, pmu, ptarget = pending
+            pending = None
+            pol = polish_on_faces(Xa, M, S, kernel, lam, bcol[pb], bout[pb], U_full[:, pb], pmu)
+            polished_since = True
+            total += pol.newton
+            if history:
+                history[-1]["polish_newton"] = pol.newton
+            if pol.converged:
+                Ep = np.eye(c)[bout[pb]]
+                coefp = M[:, bpat[pb]] * bsign[pb]
+                F_old = kernel.value(Z) + lam * float(np.linalg.norm(U_full, axis=0).sum())
+                XU_try = Xa @ pol.U
+                F_new = kernel.value((coefp * XU_try) @ Ep) + lam * float(np.linalg.norm(pol.U, axis=0).sum())
+                if F_new <= F_old:
+                    U_full[:, pb] = pol.U
+                    Z = (coefp * XU_try) @ Ep
+                    theta = kernel.grad(Z).astype(np.float64)
+                    zero = pb[(np.linalg.norm(pol.U, axis=0) == 0.0) & ~returned[pb]]
+                    returned[zero] = True
+                    if zero.size:
+                        keep = ~np.isin(np.flatnonzero(in_W), zero)
+                        in_W[zero] = False
+                        rho_W = rho_W[:, keep]
+            continue
+        if viol.size == 0 and (rounds > 0 or not in_W.any()):
+            cert, rho_full = certify(U_full, rho_W, np.flatnonzero(in_W))
+            if history:
+                history[-1]["rel_gap"] = cert.rel_gap
             if cert.rel_gap <= tol and cert.max_violation <= feas_tol:
                 reason = "optimal"
                 break
-            if tol_inner <= 1e-12:
+            if not in_W.any():
                 reason = "not_certified"
                 break
-            tol_inner = max(1e-12, tol_inner * 1e-2)  # not accurate enough: tighten and redo
-        elif rounds == 0 and viol.size == 0 and not in_W.any():
-            cert = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
-            reason = "optimal" if cert.rel_gap <= tol else "not_certified"
-            break
-        add = viol[:want]
+            if gap_scale < 1e-6:
+                reason = "not_certified"
+                break
+            if polished_since:
+                # Newton on the faces ended on a wrong face: from now on the barrier alone
+                # goes down to the target gap
+                polish_failed = True
+                barrier_floor = 0.0
+            gap_scale *= 1e-2  # restricted solve not accurate enough: tighten and redo
+            add = np.zeros(0, np.intp)
+        else:
+            add = viol[:want]
         if (int(in_W.sum()) + add.size) * d > max_vars:
             reason = "working_set_too_large"
             break
+        bad = [int(b) for b in add if direction(int(bpat[b])) is None]
+        if bad:
+            reason = "degenerate_cone"
+            logger.info("cones of blocks %s have an empty interior", bad[:5])
+            break
         in_W[add] = True
         blocks = np.flatnonzero(in_W)
-        need = working_set_bytes(n, d, blocks.size)
+        need = working_set_bytes(n, d, blocks.size, c)
         if need > budget:
             reason = "memory"
             logger.info("working set of %d blocks needs about %d bytes (budget %d)", blocks.size, need, budget)
             break
-        R = _Restricted(Xa, M, S, y, blocks, lam, scale)
-        rows = []
-        for pos, j in enumerate(blocks):
-            if j in prev and np.any(prev[j][0]):
-                direction, rho_prev = prev[j]
-            else:
-                direction, rho_prev = cand_dir.get(int(j)), None
-                if direction is None and gates is not None and in_cone[j % p]:
-                    direction = Gn[:, j % p]
-            rows.append(_initial_rows(Xa, S, rn, int(j), direction, rho_prev, ROWS0 * d))
-        U, rho_W, its, status, cuts, rows = _solve_restricted(R, rows, tol_inner)
-        total += its
-        rounds += 1
-        prev = {int(j): (U[:, pos].copy(), rho_W[:, pos].copy()) for pos, j in enumerate(blocks)}
-        if not np.all(np.isfinite(U)) or status not in ("Solved", "AlmostSolved"):
+        # starting point: the current blocks pushed strictly inside their cones
+        U0 = U_full[:, blocks].copy()
+        zscale = max(1.0, float(np.abs(Z).max(initial=0.0)))
+        for pos, b in enumerate(blocks):
+            g = direction(int(bpat[b]))
+            xg = float(np.abs(Xa @ g).max(initial=1.0))
+            U0[:, pos] += (EPS0 * zscale / max(xg, np.finfo(float).tiny)) * g
+        obj_scale = max(abs(kernel.value(Z)), lam * float(np.linalg.norm(U_full, axis=0).sum()), 1e-300)
+        gap_target = INNER_FRACTION * gap_scale * tol * obj_scale
+        barrier_target = max(gap_target, BARRIER_REL * max(gap_scale, barrier_floor) * obj_scale)
+        polished_since = False
+        remaining = max(1, max_iter - total)
+        nu = blocks.size * (n + 2.0)
+        if add.size or cert is None:
+            mu0 = max(1e-3 * obj_scale, gap_target) / nu
+        else:
+            mu0 = max(cert.gap, gap_target) / nu
+        try:
+            res = solve_restricted_barrier(Xa, M, S, kernel, lam, bcol[blocks], bout[blocks], U0,
+                                           gap_target=barrier_target, max_newton=remaining, XX=XX, mu0=mu0)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
             reason = "inner_solver"
-            logger.info("restricted interior-point solve returned %s", status)
+            logger.info("restricted barrier solve failed: %s", exc)
             break
-        # interior points leave inactive blocks at ~1e-10 of the active ones: make them exact zeros
-        # (the certificate below is computed for the thresholded point)
+        total += res.newton
+        rounds += 1
+        U = res.U
+        if not np.all(np.isfinite(U)):
+            reason = "inner_solver"
+            break
+        # blocks the barrier keeps at the scale of mu become exact zeros when that does not
+        # raise the objective by more than a tenth of the target gap
+        E = np.eye(c)[bout[blocks]]
+        coef = M[:, bpat[blocks]] * bsign[blocks]
+        XU = Xa @ U
         nrm = np.linalg.norm(U, axis=0)
-        U[:, nrm <= ZERO_BLOCK * max(float(nrm.max(initial=0.0)), np.finfo(float).tiny)] = 0.0
-        T[:] = 0.0
-        T[:, blocks, 0] = U
-        z = np.einsum("nk,nk->n", M[:, blocks % p] * np.where(blocks < p, 1.0, -1.0), Xa @ U)
-        theta = kernel.grad(z[:, None])[:, 0].astype(np.float64)
-        history.append({"round": rounds, "working_set": int(blocks.size), "ipm_iterations": its,
-                        "status": status, "added": int(add.size), "cuts": cuts,
-                        "cone_rows": int(sum(r.size for r in rows))})
+        F_keep = kernel.value((coef * XU) @ E) + lam * float(nrm.sum())
+        small = nrm <= 1e-3 * float(nrm.max(initial=0.0))
+        if small.any():
+            keep = ~small
+            F_drop = kernel.value((coef[:, keep] * XU[:, keep]) @ E[keep]) + lam * float(nrm[keep].sum())
+            if F_drop <= F_keep + 0.1 * gap_target:
+                U[:, small] = 0.0
+                XU[:, small] = 0.0
+            else:
+                small[:] = False
+        pending = ((blocks[~small], res.mu, gap_target)
+                   if barrier_target > gap_target and (~small).any() and not polish_failed else None)
+        U_full[:] = 0.0
+        U_full[:, blocks] = U
+        Z = (coef * XU) @ E
+        theta = kernel.grad(Z).astype(np.float64)
+        # zero blocks leave the working set (the KKT scan brings them back if they violate);
+        # a block that came back once stays, so the working set cannot cycle
+        small &= ~returned[blocks]
+        returned[blocks[small]] = True
+        in_W[blocks[small]] = False
+        res.rho = res.rho[:, ~small]
+        rho_W = res.rho
+        history.append({"round": rounds, "working_set": int(blocks.size), "newton": res.newton,
+                        "status": res.status, "added": int(add.size), "mu": res.mu,
+                        "polish_newton": 0})
         if callback is not None:
-            cert_cb = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
+            cert_cb, _ = certify(U_full, rho_W, blocks)
             info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual, "gap": cert_cb.gap,
                     "rel_gap": cert_cb.rel_gap, "violation": cert_cb.max_violation,
                     "working_set": int(blocks.size), "violators": int(add.size)}
             if callback(info) is True:
                 reason = "callback"
-                cert = cert_cb
+                cert, rho_full = cert_cb, _
                 break
         if total >= max_iter:
             reason = "max_iterations"
             break
     if cert is None or reason not in ("optimal", "not_certified", "callback"):
-        cert = _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W)
-    rho = rho_out.copy()
+        cert, rho_full = certify(U_full, rho_W if rho_W.shape[1] == int(in_W.sum()) else np.zeros((n, 0)),
+                                 np.flatnonzero(in_W) if rho_W.shape[1] == int(in_W.sum()) else np.zeros(0, np.intp))
     blocks = np.flatnonzero(in_W)
-    if rho_W.shape[1] == blocks.size and blocks.size:
-        rho[:, blocks] = rho_W
     converged = reason == "optimal"
-    logger.debug("working set: %d rounds, %d IPM iterations, |W| = %d, rel gap %.3e (%s)", rounds, total,
+    logger.debug("working set: %d rounds, %d Newton steps, |W| = %d, rel gap %.3e (%s)", rounds, total,
                  blocks.size, cert.rel_gap, reason)
-    return WorkingSetResult(T=T, rho=rho[:, :, None], primal=cert.primal, dual=cert.dual, rel_gap=cert.rel_gap,
+    return WorkingSetResult(T=U_full.reshape(d, 2 * p, c).copy(), rho=rho_full.reshape(n, 2 * p, c),
+                            primal=cert.primal, dual=cert.dual, rel_gap=cert.rel_gap,
                             violation=cert.max_violation, iterations=total, rounds=rounds, working_set=blocks,
                             converged=converged, reason=reason, nnls_solves=counters["nnls"], history=history)
-
-
-def _certify(Xa, mask, kernel, lam, T, rho_out, in_W, rho_W):
-    p = mask.shape[1]
-    rho = rho_out.copy()
-    blocks = np.flatnonzero(in_W)
-    if blocks.size and rho_W.shape[1] == blocks.size:
-        rho[:, blocks] = rho_W
-    return relu_certificate(Xa, mask, kernel, lam, T[:, :p], T[:, p:], rho[:, :, None])

@@ -1,0 +1,496 @@
+"""Barrier interior-point method for C-ReLU restricted to a set of blocks, any smooth loss.
+
+The working-set solver (:mod:`cvxnn.native.working_set`) calls this on the few blocks that
+can be non-zero at the optimum. Block ``j`` is a column ``u_j`` (length ``d``) of pattern
+``i(j)``, output ``k(j)`` and sign ``s_j`` (``+1`` for a ``v`` block, ``-1`` for a ``w``
+block); its contribution to output ``k(j)`` is ``s_j D_i X u_j`` and its cone is
+``K_i = {u : Xt_i u >= 0}`` with ``Xt_i = (2 D_i - I) X`` (``docs/math.md``). Scalar output
+is ``c = 1``; for vector output each block feeds one output (the columnwise program, whose
+value is the objective of the network it maps to).
+
+Restricted program and its barrier problem (``mu > 0``)::
+
+    min  h(Z(u)) + lam sum_j ||u_j||            s.t.  Xt_i(j) u_j >= 0
+    Phi_mu(u) = h(Z(u)) + sum_j psi_mu(||u_j||) - mu sum_j sum_rows log (Xt_i(j) u_j)
+
+``psi_mu`` is the second-order-cone barrier ``lam t - mu log(t^2 - r^2)`` minimised over the
+epigraph variable ``t`` in closed form, ``t = (mu + q) / lam`` with ``q = sqrt(mu^2 + lam^2 r^2)``:
+a smooth convex approximation of ``lam r`` with
+
+    psi'(r) = lam^2 r / (mu + q),     psi''(r) = lam^2 mu / (q (mu + q)),
+
+so ``|psi'| < lam`` everywhere: the barrier gradient of each block is a dual-feasible point of
+the norm ball, and ``rho = mu / slack`` are positive cone multipliers. Newton's method with a
+fraction-to-the-boundary rule and an Armijo backtracking line search centres ``Phi_mu``; ``mu``
+then drops by :data:`MU_DECREASE`. The Hessian is dense in the ``|W| d`` block variables:
+
+* loss: ``A^T H A`` with ``H = diag(D) - v v^T`` per sample (the loss object's
+  :meth:`~cvxnn.native._losses.SmoothKernel.hessian_parts`), a few GEMMs;
+* cone barrier: ``mu Xt_i^T diag(1 / slack^2) Xt_i`` per block, one GEMM for all blocks with
+  the row products ``x_r x_r^T`` formed once;
+* penalty: ``a I + (b - a) u u^T / r^2`` per block.
+
+It is factorised by Cholesky (LAPACK), so one Newton step costs ``O(n (|W| d)^2 + (|W| d)^3)``
+flops at BLAS speed. The result is never trusted by itself: the caller certifies the full
+problem with :func:`~cvxnn.native.certificates.relu_certificate`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ._losses import SmoothKernel
+
+__all__ = ["BarrierResult", "barrier_bytes", "solve_restricted_barrier"]
+
+logger = logging.getLogger(__name__)
+
+#: Factor by which ``mu`` drops after each centring.
+MU_DECREASE = 10.0
+#: First barrier parameter relative to |objective| / nu (a cold start).
+MU0_REL = 0.1
+#: Largest factor of the adaptive decrease.
+MAX_DECREASE = 1000.0
+#: Newton steps per centring (a long-step method needs only a few).
+MAX_CENTERING = 30
+#: Fraction-to-the-boundary factor of the line search.
+BOUNDARY = 0.995
+#: Face changes (rows joining or leaving) of :func:`polish_on_faces`.
+MAX_FACE_CHANGES = 12
+#: How a barrier iterate's rows are assigned to faces (see :func:`polish_on_faces`).
+FACE_RULE = "absolute"
+#: Armijo constant of the backtracking line search.
+ARMIJO = 1e-4
+
+
+def barrier_bytes(n: int, d: int, k: int, c: int = 1) -> int:
+    """Approximate bytes held by one restricted barrier solve with ``k`` blocks."""
+    kd = k * d
+    return 8 * (3 * n * kd + 2 * kd * kd + n * d * d + 4 * n * k + 2 * n * c)
+
+
+@dataclass
+class BarrierResult:
+    """Result of :func:`solve_restricted_barrier`.
+
+    Attributes
+    ----------
+    U : ndarray (d, k)
+        Blocks at the last iterate (strictly inside their cones).
+    rho : ndarray (n, k)
+        Cone multipliers ``mu / slack`` (positive).
+    mu : float
+        Last barrier parameter.
+    newton : int
+        Newton steps taken.
+    status : str
+        ``"solved"`` (``nu mu`` below the target), ``"max_iterations"`` or ``"stalled"``.
+    """
+
+    U: np.ndarray
+    rho: np.ndarray
+    mu: float
+    newton: int
+    status: str
+
+
+class _Blocks:
+    """Index maps and fixed data of a restricted problem."""
+
+    def __init__(self, Xa, M, S, cols, outs, c, XX):
+        p = M.shape[1]
+        self.Xa = Xa
+        self.n, self.d = Xa.shape
+        self.cols = np.asarray(cols, dtype=np.intp)
+        self.outs = np.asarray(outs, dtype=np.intp)
+        self.k = self.cols.size
+        self.c = c
+        pat = self.cols % p
+        self.sign = np.where(self.cols < p, 1.0, -1.0)
+        self.Mb = M[:, pat]  # n x k, pattern masks
+        self.Sb = S[:, pat]  # n x k, cone signs
+        self.E = np.zeros((self.k, c))
+        self.E[np.arange(self.k), self.outs] = 1.0
+        self.XX = XX  # n x d^2 row outer products (shared)
+
+    def images(self, U):
+        """``X_a U`` (n x k), the slacks (n x k) and the prediction ``Z`` (n x c)."""
+        XU = self.Xa @ U
+        slack = self.Sb * XU
+        Z = (self.Mb * self.sign * XU) @ self.E
+        return XU, slack, Z
+
+
+def _psi(r, mu, lam):
+    """Smoothed norm ``psi_mu(r)``, its derivative and ``psi'(r) / r``, ``psi''(r)``."""
+    q = np.sqrt(mu * mu + (lam * r) ** 2)
+    t = (mu + q) / lam
+    val = lam * t - mu * np.log(2.0 * mu * (mu + q) / lam**2)
+    d1 = lam * lam * r / (mu + q)
+    a = lam * lam / (mu + q)  # psi'(r) / r
+    b = lam * lam * mu / (q * (mu + q))  # psi''(r)
+    return val, d1, a, b
+
+
+def _barrier_value(kernel, lam, mu, U, slack, Z):
+    if np.any(slack <= 0.0):
+        return np.inf
+    r = np.linalg.norm(U, axis=0)
+    val, _, _, _ = _psi(r, mu, lam)
+    return kernel.value(Z) + float(val.sum()) - mu * float(np.log(slack).sum())
+
+
+def solve_restricted_barrier(
+    Xa: np.ndarray,
+    M: np.ndarray,
+    S: np.ndarray,
+    kernel: SmoothKernel,
+    lam: float,
+    cols: np.ndarray,
+    outs: np.ndarray,
+    U0: np.ndarray,
+    *,
+    gap_target: float,
+    mu0: float | None = None,
+    max_newton: int = 500,
+    XX: np.ndarray | None = None,
+) -> BarrierResult:
+    """Minimise the restricted C-ReLU program by a long-step barrier method.
+
+    Parameters
+    ----------
+    Xa : ndarray (n, d)
+        Design, float64.
+    M, S : ndarray (n, p)
+        Pattern mask (0/1) and cone signs ``2 M - 1`` as float64.
+    kernel : SmoothKernel
+        The loss, float64, with ``y`` of shape ``(n, c)``.
+    lam : float
+    cols, outs : ndarray of int (k,)
+        Block columns in ``[0, 2p)`` (``< p``: ``v`` blocks) and their outputs in ``[0, c)``.
+    U0 : ndarray (d, k)
+        Starting point, strictly inside every cone (``Xt_i u_j > 0`` on every row).
+    gap_target : float
+        Stop once ``nu * mu`` (the duality gap of an exact centre; ``nu`` counts the barrier
+        terms) is below this absolute value.
+    mu0 : float, optional
+        First barrier parameter (default: from the size of the gradient at ``U0``).
+    max_newton : int
+        Cap on Newton steps.
+    XX : ndarray (n, d*d), optional
+        Row outer products ``x_r x_r^T`` (formed here when absent).
+
+    Returns
+    -------
+    BarrierResult
+    """
+    n, d = Xa.shape
+    c = kernel.y64.shape[1]
+    if XX is None:
+        XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d)
+    B = _Blocks(Xa, M, S, cols, outs, c, XX)
+    k = B.k
+    kd = k * d
+    U = np.array(U0, dtype=np.float64, copy=True)
+    nu = float(k * (n + 2))
+    XU, slack, Z = B.images(U)
+    if np.any(slack <= 0):
+        raise ValueError("the starting point must be strictly inside every cone")
+    if mu0 is None:
+        mu0 = MU0_REL * max(abs(kernel.value(Z)), 1e-300) / nu
+    mu0 = max(float(mu0), 10.0 * gap_target / nu)
+    mu = float(mu0)
+    sigma = MU_DECREASE
+    newton = 0
+    status = "max_iterations"
+    eye_d = np.eye(d)
+    Phi = _barrier_value(kernel, lam, mu, U, slack, Z)
+    while newton < max_newton:
+        # ------------------------------------------------------------ centring at mu
+        centred = False
+        stage_start = newton
+        dec = np.inf
+        for _ in range(MAX_CENTERING):
+            if newton >= max_newton:
+                break
+            g = kernel.grad(Z)  # n x c
+            r = np.linalg.norm(U, axis=0)
+            _, d1, a, b = _psi(r, mu, lam)
+            inv_s = 1.0 / slack
+            # gradient: A_j^T g_k + psi' u/r - mu Xt^T (1/s)
+            W1 = B.Mb * B.sign * g[:, B.outs] - mu * B.Sb * inv_s
+            grad = Xa.T @ W1 + a * U  # d x k   (psi'(r) u / r = a u)
+            # Hessian
+            H = _loss_hessian(B, kernel, Z)
+            # cone barrier: mu X^T diag(1/s^2) X per block
+            Hc = (mu * (inv_s * inv_s)).T @ XX  # k x d^2
+            Hc = Hc.reshape(k, d, d)
+            # penalty: a I + (b - a) u u^T / r^2
+            rs = np.maximum(r, np.finfo(float).tiny)
+            uh = U / rs
+            Hp = a[:, None, None] * eye_d + ((b - a)[:, None, None] * np.einsum("dk,ek->kde", uh, uh))
+            Hblk = Hc + Hp
+            for j in range(k):
+                sl = slice(j * d, (j + 1) * d)
+                H[sl, sl] += Hblk[j]
+            gvec = grad.T.reshape(kd)
+            try:
+                cf = sla.cho_factor(H, lower=True, check_finite=False)
+                step = -sla.cho_solve(cf, gvec, check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                reg = 1e-12 * max(float(np.abs(np.diag(H)).max(initial=1.0)), 1.0)
+                step = -np.linalg.solve(H + reg * np.eye(kd), gvec)
+            newton += 1
+            dec = -float(gvec @ step)  # Newton decrement squared
+            dU = step.reshape(k, d).T
+            dXU = Xa @ dU
+            dslack = B.Sb * dXU
+            neg = dslack < 0
+            amax = float(np.min(-slack[neg] / dslack[neg])) if neg.any() else np.inf
+            alpha = min(1.0, BOUNDARY * amax)
+            dZ = (B.Mb * B.sign * dXU) @ B.E
+            accepted = False
+            for _ls in range(60):
+                U_t = U + alpha * dU
+                slack_t = slack + alpha * dslack
+                Z_t = Z + alpha * dZ
+                Phi_t = _barrier_value(kernel, lam, mu, U_t, slack_t, Z_t)
+                if Phi_t <= Phi - ARMIJO * alpha * dec or (dec < 1e-13 * max(1.0, abs(Phi))
+                                                             and Phi_t <= Phi + 1e-13 * abs(Phi)):
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:
+                # rounding floor: the decrease is below what Phi can resolve
+                break
+            U, slack, Z, Phi = U_t, slack_t, Z_t, Phi_t
+            if dec <= (1e-3 if nu * mu <= 10 * gap_target else 0.1) or dec <= 1e-14 * max(1.0, abs(Phi)):
+                centred = True
+                break
+        logger.debug("mu=%.3e centred=%s newton=%d Phi=%.12g dec=%.3e", mu, centred, newton, Phi, dec)
+        if nu * mu <= gap_target:
+            status = "solved"
+            break
+        if not centred and newton >= max_newton:
+            break
+        # long steps: grow the decrease while centring stays cheap
+        steps = newton - stage_start
+        sigma = min(sigma * 4.0, MAX_DECREASE) if steps <= 3 else max(MU_DECREASE, sigma / 2.0)
+        mu = max(mu / sigma, 0.5 * gap_target / nu)
+        # re-centre Phi at the new mu
+        Phi = _barrier_value(kernel, lam, mu, U, slack, Z)
+    # multipliers at the last iterate (one more refresh of the slacks keeps them exact)
+    XU, slack, Z = B.images(U)
+    rho = mu / np.maximum(slack, np.finfo(float).tiny)
+    logger.debug("barrier: k=%d, %d Newton steps, mu=%.2e (%s)", k, newton, mu, status)
+    return BarrierResult(U=U, rho=rho, mu=mu, newton=newton, status=status)
+
+
+def _gram(A: np.ndarray) -> np.ndarray:
+    """``A^T A`` by a symmetric rank-k update (half the flops of a GEMM), full matrix."""
+    if A.shape[0] == 0 or A.shape[1] == 0:
+        return np.zeros((A.shape[1], A.shape[1]))
+    G = sla.blas.dsyrk(1.0, np.asfortranarray(A), trans=1, lower=True)
+    il = np.tril_indices_from(G, -1)
+    G[il[1], il[0]] = G[il]
+    return G
+
+
+def _loss_hessian(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray) -> np.ndarray:
+    """``A^T H A`` for the restricted blocks; ``H = diag(D) - v v^T`` per sample."""
+    n, d, k = B.n, B.d, B.k
+    D, V = kernel.hessian_parts(Z)  # (n, c), (n, c) or None
+    coef = B.Mb * B.sign  # n x k
+    if B.c == 1:
+        w = np.sqrt(np.maximum(D[:, 0], 0.0))
+        H = _gram(((coef * w[:, None])[:, :, None] * B.Xa[:, None, :]).reshape(n, k * d))
+    else:
+        H = np.zeros((k * d, k * d))
+        for kk in range(B.c):  # the diagonal part couples blocks of the same output only
+            idx = np.flatnonzero(B.outs == kk)
+            if idx.size == 0:
+                continue
+            w = np.sqrt(np.maximum(D[:, kk], 0.0))
+            Hk = _gram(((coef[:, idx] * w[:, None])[:, :, None] * B.Xa[:, None, :]).reshape(n, idx.size * d))
+            cols = (idx[:, None] * d + np.arange(d)[None, :]).ravel()
+            H[np.ix_(cols, cols)] += Hk
+    if V is not None:
+        H -= _gram(((coef * V[:, B.outs])[:, :, None] * B.Xa[:, None, :]).reshape(n, k * d))
+    return H
+
+
+@dataclass
+class FacePolishResult:
+    """Result of :func:`polish_on_faces`: the polished blocks, Newton steps and whether the
+    Newton iteration converged on the identified faces with every cone row feasible."""
+
+    U: np.ndarray
+    newton: int
+    converged: bool
+
+
+def polish_on_faces(
+    Xa: np.ndarray,
+    M: np.ndarray,
+    S: np.ndarray,
+    kernel: SmoothKernel,
+    lam: float,
+    cols: np.ndarray,
+    outs: np.ndarray,
+    U: np.ndarray,
+    mu: float,
+    *,
+    max_newton: int = 30,
+) -> FacePolishResult:
+    """Newton's method on the faces of the cones that a barrier iterate identifies.
+
+    Near the optimum every non-zero block ``u_j`` lies on a face ``{u : Xt_T u = 0}`` of its
+    cone, ``T`` the rows whose slack is below ``sqrt(mu)`` (where ``rho = mu / slack`` exceeds
+    the slack). On the faces the program is smooth in the reduced variables ``u_j = N_j w_j``
+    (``N_j`` an orthonormal null-space basis), ``min h(sum_j A_j N_j w_j) + lam sum_j ||w_j||``,
+    and Newton's method converges quadratically. Rows that the polished point violates join
+    their face and the step is redone. The caller certifies the result.
+    """
+    n, d = Xa.shape
+    p = M.shape[1]
+    c = kernel.y64.shape[1]
+    U = np.array(U, dtype=np.float64, copy=True)
+    k = U.shape[1]
+    pat = np.asarray(cols) % p
+    sign = np.where(np.asarray(cols) < p, 1.0, -1.0)
+    coef = M[:, pat] * sign
+    outs = np.asarray(outs)
+    E = np.eye(c)[outs]
+    slack = S[:, pat] * (Xa @ U)
+    # row r of block j is on the face when its normalised slack s_r / (|x_r| |u_j|) is below
+    # its normalised multiplier rho_r |x_r| / lam, with rho_r s_r = mu on the central path:
+    # s_r / (|x_r| |u_j|) < sqrt(mu / (lam |u_j|))
+    rn = np.maximum(np.linalg.norm(Xa, axis=1), np.finfo(float).tiny)
+    un = np.maximum(np.linalg.norm(U, axis=0), np.finfo(float).tiny)
+    if FACE_RULE == "normalised":
+        tight = slack / (rn[:, None] * un[None, :]) <= np.sqrt(max(mu, 0.0) / (lam * un))[None, :]
+    else:
+        tight = slack <= np.sqrt(max(mu, 0.0))
+    newton = 0
+    for _attempt in range(MAX_FACE_CHANGES):
+        bases = []
+        for j in range(k):
+            R = S[tight[:, j], pat[j], None] * Xa[tight[:, j]]
+            if R.shape[0] == 0:
+                bases.append(np.eye(d))
+                continue
+            _, sv, Vt = np.linalg.svd(R, full_matrices=True)
+            rank = int((sv > 1e-10 * max(float(sv[0]), np.finfo(float).tiny)).sum())
+            bases.append(Vt[rank:].T)
+        dims = np.array([b.shape[1] for b in bases])
+        if np.any(dims == 0):  # a block whose face is {0}: it is zero on this face
+            gone = dims == 0
+            U[:, gone] = 0.0
+        offs = np.concatenate([[0], np.cumsum(dims)])
+        m = int(offs[-1])
+        if m == 0:
+            return FacePolishResult(U=np.zeros_like(U), newton=newton, converged=True)
+        # reduced design, one column group per block
+        AN = np.empty((n, m))
+        for j in range(k):
+            AN[:, offs[j]:offs[j + 1]] = coef[:, j, None] * (Xa @ bases[j])
+        w = np.concatenate([bases[j].T @ U[:, j] for j in range(k)])
+        blk = np.repeat(np.arange(k), dims)
+        Eo = E[blk]  # m x c: output of each reduced coordinate
+
+        def fval(wv):
+            nr = np.sqrt(np.bincount(blk, wv * wv, minlength=k))
+            return kernel.value((AN * wv) @ Eo) + lam * float(nr.sum()), nr
+
+        F, nr = fval(w)
+        ok = True
+        live = dims > 0
+        for _ in range(max_newton):
+            if np.any(nr[live] <= 1e-9 * max(float(nr.max(initial=0.0)), np.finfo(float).tiny)):
+                ok = False  # a block collapses to zero: not a smooth point of this face
+                break
+            Z = (AN * w) @ Eo
+            g = kernel.grad(Z)
+            grad = np.einsum("nm,nm->m", AN, g[:, outs[blk]]) + lam * w / np.maximum(nr[blk], np.finfo(float).tiny)
+            D, V = kernel.hessian_parts(Z)
+            H = np.zeros((m, m))
+            for kk in range(c):
+                idx = np.flatnonzero(outs[blk] == kk)
+                if idx.size:
+                    Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
+                    H[np.ix_(idx, idx)] += Aw.T @ Aw
+            if V is not None:
+                Bv = AN * V[:, outs[blk]]
+                H -= Bv.T @ Bv
+            for j in np.flatnonzero(live):
+                sl = slice(offs[j], offs[j + 1])
+                wh = w[sl] / nr[j]
+                H[sl, sl] += (lam / nr[j]) * (np.eye(dims[j]) - np.outer(wh, wh))
+            H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max()))
+            try:
+                step = -sla.cho_solve(sla.cho_factor(H, lower=True, check_finite=False), grad,
+                                      check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                ok = False
+                break
+            newton += 1
+            dec = -float(grad @ step)
+            alpha = 1.0
+            accepted = False
+            for _ls in range(40):
+                F_t, nr_t = fval(w + alpha * step)
+                if F_t <= F - ARMIJO * alpha * dec or abs(F_t - F) <= 1e-15 * abs(F):
+                    accepted = True
+                    break
+                alpha *= 0.5
+            if not accepted:
+                break
+            w = w + alpha * step
+            F, nr = F_t, nr_t
+            if dec <= 1e-13 * max(1.0, abs(F)):
+                break
+        if not ok:
+            # the collapsing blocks are zero on these faces: fix them at zero and start again
+            w_nr = nr / max(float(nr.max(initial=0.0)), np.finfo(float).tiny)
+            gone = live & (w_nr <= 1e-6)
+            if not gone.any():
+                return FacePolishResult(U=U, newton=newton, converged=False)
+            U = np.column_stack([bases[j] @ w[offs[j]:offs[j + 1]] if dims[j] else np.zeros(d)
+                                 for j in range(k)])
+            U[:, gone] = 0.0
+            tight[:, gone] = True
+            continue
+        U_new = np.column_stack([bases[j] @ w[offs[j]:offs[j + 1]] if dims[j] else np.zeros(d)
+                                 for j in range(k)])
+        slack_new = S[:, pat] * (Xa @ U_new)
+        scale = np.abs(Xa @ U_new).max(axis=0, initial=0.0)
+        bad = slack_new < -1e-12 * np.maximum(scale, np.finfo(float).tiny)
+        if bad.any():
+            tight |= bad
+            continue
+        # face multipliers: Xt_T^T rho = c_j + lam u_j / ||u_j||; a negative one means the
+        # block wants to leave that row's face (active-set step: drop the most negative row)
+        Z = (AN * w) @ Eo
+        g = kernel.grad(Z)
+        Cj = Xa.T @ (coef * g[:, outs])  # d x k
+        nrm = np.linalg.norm(U_new, axis=0)
+        dropped = False
+        for j in range(k):
+            rows = np.flatnonzero(tight[:, j])
+            if rows.size == 0 or nrm[j] == 0.0:
+                continue
+            R = S[rows, pat[j], None] * Xa[rows]
+            rhs = Cj[:, j] + lam * U_new[:, j] / nrm[j]
+            rho_T = np.linalg.lstsq(R.T, rhs, rcond=None)[0]
+            thr = -1e-8 * max(float(np.abs(rho_T).max(initial=0.0)), lam)
+            if rho_T.min(initial=0.0) < thr:
+                tight[rows[int(np.argmin(rho_T))], j] = False
+                dropped = True
+        if not dropped:
+            return FacePolishResult(U=U_new, newton=newton, converged=True)
+        U = U_new
+    return FacePolishResult(U=U, newton=newton, converged=False)

@@ -135,7 +135,8 @@ class ConvexProgram:
         :func:`cvxnn.backends.cvxpy_adapter.estimate_nonzeros`)."""
         return cvxpy_adapter.estimate_nonzeros(
             n=self.X.shape[0], d_a=self.patterns.design_dim, p=self.patterns.n_patterns,
-            c=self.n_outputs, activation=self.activation, nuclear=False)
+            c=self.n_outputs, activation=self.activation, nuclear=False,
+            mask_ones=int(np.count_nonzero(self.patterns.mask)))
 
     def compile(self, solver: str | None = None, *, canon_backend: str | None = None,
                 memory_budget: int | None = None) -> float:

@@ -192,7 +192,8 @@ class VectorConvexProgram(ConvexProgram):
         """Estimated nonzeros of the compiled problem (``n d p c`` for the fit, cone rows, PSD blocks)."""
         return estimate_nonzeros(n=self.X.shape[0], d_a=self.patterns.design_dim, p=self.patterns.n_patterns,
                                  c=self.n_outputs, activation=self.activation,
-                                 nuclear=self.formulation == "nuclear")
+                                 nuclear=self.formulation == "nuclear",
+                                 mask_ones=int(np.count_nonzero(self.patterns.mask)))
 
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         d_a, p, c = self.patterns.design_dim, self.patterns.n_patterns, self.n_outputs

@@ -185,3 +185,16 @@ def test_walk_path_order_warm_start_and_stop(data):
         list(walk_path([], step))
     with pytest.raises(InvalidParameterError):
         list(walk_path(["a"], step))
+
+
+def test_vector_nonzero_estimate(data):
+    from cvxnn.vector import build_vector_program
+
+    X, _, pats = data
+    Y = np.random.default_rng(0).standard_normal((X.shape[0], 3))
+    for activation in ("relu", "gated_relu"):
+        for formulation in ("nuclear", "one_vs_all"):
+            prog = build_vector_program(X, Y, activation=activation, lam=1.0, patterns=pats,
+                                        formulation=formulation)
+            nnz = prog.problem.get_problem_data("CLARABEL", canon_backend="SCIPY")[0]["A"].nnz
+            assert 0.5 * nnz <= prog.estimated_nonzeros() <= 2.0 * nnz, (activation, formulation)

@@ -34,6 +34,7 @@ bound ``<-c_j, g_i> / ||g_i||``.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,45 @@ def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | No
         return None
     u = res.x[:d]
     return u / np.linalg.norm(u)
+
+
+def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
+    """C-ReLU restricted to the blocks ``(cols, outs)`` as a conic program solved by Clarabel
+    (through CVXPY, with the loss's own CVXPY expression): the reference solve the working set
+    falls back on when Newton on the identified faces does not certify. Returns the blocks
+    ``(d, k)`` or None when Clarabel fails."""
+    import cvxpy as cp
+
+    n, d = Xa.shape
+    p = M.shape[1]
+    k = cols.size
+    pat = cols % p
+    coef = M[:, pat] * np.where(cols < p, 1.0, -1.0)
+    c = kernel.y64.shape[1]
+    E = np.eye(c)[outs]
+    U = cp.Variable((d, k))
+    XU = Xa @ U
+    Z = cp.multiply(coef, XU) @ E
+    y = kernel.y64
+    loss = kernel.loss
+    if c == 1:
+        Z, y = Z[:, 0], y[:, 0]
+    obj = loss.cvxpy(Z, y) + lam * cp.sum(cp.norm(U, 2, axis=0))
+    prob = cp.Problem(cp.Minimize(obj), [cp.multiply(S[:, pat], XU) >= 0])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the status below is what counts
+            prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
+    except Exception as exc:  # cvxpy.error.SolverError and numerical failures
+        logger.info("restricted conic solve failed: %s", exc)
+        return None
+    if U.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
+        return None
+    Uv = np.asarray(U.value, dtype=np.float64)
+    # project the tiny cone violations of the interior point away by zeroing tiny blocks
+    nrm = np.linalg.norm(Uv, axis=0)
+    Uv[:, nrm <= 1e-7 * max(float(nrm.max(initial=0.0)), np.finfo(float).tiny)] = 0.0
+    return Uv
 
 
 def solve_relu_working_set(
@@ -307,7 +347,7 @@ def solve_relu_working_set(
     first = True
     pending = None
     returned = np.zeros(nb, dtype=bool)
-    polish_failed = polished_since = False
+    polish_failed = polished_since = conic_done = False
     barrier_floor = 1e-3
     while rounds < MAX_ROUNDS:
         want = max(MIN_ADD if rounds else FIRST_ADD, int(in_W.sum()))
@@ -355,9 +395,25 @@ def solve_relu_working_set(
             if gap_scale < 1e-6:
                 reason = "not_certified"
                 break
-            if polished_since:
-                # Newton on the faces ended on a wrong face: from now on the barrier alone
-                # goes down to the target gap
+            if polished_since and not conic_done:
+                # Newton on the faces ended on a wrong face: solve the restricted program with
+                # Clarabel instead (then certify again; the KKT scan runs first)
+                conic_done = True
+                blocks_now = np.flatnonzero(in_W)
+                Uc = _restricted_conic(Xa, M, S, kernel, lam, bcol[blocks_now], bout[blocks_now],
+                                       max(1e-12, min(1e-9, 1e-3 * tol)))
+                if Uc is not None:
+                    slack_c = S[:, bpat[blocks_now]] * (Xa @ Uc)
+                    if slack_c.min(initial=0.0) >= -feas_tol:
+                        U_full[:] = 0.0
+                        U_full[:, blocks_now] = Uc
+                        Zc = (M[:, bpat[blocks_now]] * bsign[blocks_now] * (Xa @ Uc)) @ np.eye(c)[bout[blocks_now]]
+                        Z = Zc
+                        theta = kernel.grad(Z).astype(np.float64)
+                        rho_W = np.zeros((n, blocks_now.size))
+                        polished_since = False
+                        first = False
+                        continue
                 polish_failed = True
                 barrier_floor = 0.0
             gap_scale *= 1e-2  # restricted solve not accurate enough: tighten and redo

@@ -79,7 +79,8 @@ def test_al_vector_output_columnwise_cones():
     pats = sample_patterns(X, 6, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, Y, pats, activation="relu", solver="al", lam=1.0, tol=1e-6, max_iter=20000)
+        sol = solve_native(X, Y, pats, activation="relu", solver="al", lam=1.0, tol=1e-6, max_iter=20000,
+                           formulation="nuclear")
     assert sol.V.shape == (2, pats.n_patterns, 2)
     S = 2.0 * pats.mask - 1.0
     for B in (sol.V, sol.W):  # every column of every block in its cone, to the reported violation

@@ -6,25 +6,25 @@ cvxnn builds it as a CVXPY problem, solves it with interior-point, first-order o
 solvers, and maps solutions to ordinary networks and back, exactly.
 """
 
-from .builders import ConvexProgram, build_program
 from .backends.registry import solve, solver_names
-from .errors import CvxnnError
-from .losses import get_loss
-from .maps import gated_network_to_convex, relu_network_to_convex, to_network
-from .networks import GatedReLUNetwork, ReLUNetwork
-from .patterns import Patterns, enumerate_patterns, sample_patterns
-from .solution import ConvexModel, ConvexSolution
-from .native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
-from .path import lam_max, regularization_path, walk_path
-from .optimality import kkt_report, optimal_set, prune_exact
+from .builders import ConvexProgram, build_program
 from .decomposition import decompose
-from .preprocessing import Standardizer
+from .errors import CvxnnError
 from .estimators import (
     ConvexGatedReLUClassifier,
     ConvexGatedReLURegressor,
     ConvexReLUClassifier,
     ConvexReLURegressor,
 )
+from .losses import get_loss
+from .maps import gated_network_to_convex, relu_network_to_convex, to_network
+from .native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
+from .networks import GatedReLUNetwork, ReLUNetwork
+from .optimality import kkt_report, optimal_set, prune_exact
+from .path import lam_max, regularization_path, walk_path
+from .patterns import Patterns, enumerate_patterns, sample_patterns
+from .preprocessing import Standardizer
+from .solution import ConvexModel, ConvexSolution
 
 __version__ = "0.1.0"
 

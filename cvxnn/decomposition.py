@@ -363,7 +363,7 @@ def decompose(
     y=None,
     *,
     lam: float | None = None,
-    loss: "str | Loss | None" = None,
+    loss: str | Loss | None = None,
     method: str = "socp",
     solver: str | None = None,
     n_jobs: int = 1,
@@ -528,7 +528,7 @@ def decompose(
                     warnings.filterwarnings("ignore", message="Solution may be inaccurate")
                     results = Parallel(n_jobs=n_jobs, backend=backend)(
                         delayed(_solve_chunk)(*a, quiet=False) for a in args)
-            for ch, (Wb, st, sec) in zip(chunks, results):
+            for ch, (Wb, st, sec) in zip(chunks, results, strict=True):
                 Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], cols[:, ch], Wb)
                 statuses.append(st)
                 solve_time += sec

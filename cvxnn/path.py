@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import cvxpy as cp
 import numpy as np
@@ -130,7 +130,7 @@ def _relu_lam_max_nuclear(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float
     return best
 
 
-def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: "str | Loss" = "squared",
+def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss = "squared",
             *, formulation: str = "nuclear") -> float:
     """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
 
@@ -344,7 +344,7 @@ def solve_path(
     lams,
     *,
     activation: str = "relu",
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     solver: str = "clarabel",
     tol: float = 1e-6,
     lam_max_value: float | None = None,
@@ -404,7 +404,7 @@ def regularization_path(
     patterns: Patterns,
     *,
     activation: str = "relu",
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     lams=None,
     n_lams: int = 20,
     lam_min_ratio: float = 1e-3,

@@ -159,7 +159,7 @@ class ConvexModel:
         (nuclear norms for vector output)."""
         return float(self.block_norms().sum())
 
-    def objective(self, X, y, lam: float, loss: "str | Loss" = "squared") -> float:
+    def objective(self, X, y, lam: float, loss: str | Loss = "squared") -> float:
         """Convex objective ``L(sum_i D_i X theta_i, y) + lam * penalty`` on the training data."""
         lam = check_lam(lam)
         loss = get_loss(loss)
@@ -281,7 +281,7 @@ class ConvexSolution(ConvexModel):
         """True only when the solver certified the requested accuracy (status ``"optimal"``)."""
         return self.status == "optimal"
 
-    def raise_for_status(self) -> "ConvexSolution":
+    def raise_for_status(self) -> ConvexSolution:
         """Raise :class:`~cvxnn.errors.SolverError` unless the status is ``"optimal"``."""
         if not self.converged:
             raise SolverError(

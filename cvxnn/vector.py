@@ -181,8 +181,9 @@ class VectorConvexProgram(ConvexProgram):
         """Those of :meth:`ConvexProgram.default_solver_options`; with the ``cross_entropy`` loss and
         Clarabel (exponential cones, whose default 1e-8 gap tolerance Clarabel often misses by a few
         digits and then reports "almost solved") the gap tolerances also default to
-        :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*`` option. The batched PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend
-        (the default ``canon_backend``)."""
+        :data:`CROSS_ENTROPY_CLARABEL_OPTIONS` unless you pass any ``tol_*`` option. The batched
+        PSD variable is 3-D, which CVXPY canonicalises with its SciPy backend (the default
+        ``canon_backend``)."""
         options = super().default_solver_options(solver)
         if self.loss is not None and self.loss.name == "cross_entropy" and solver == "CLARABEL":
             options.update(CROSS_ENTROPY_CLARABEL_OPTIONS)
@@ -220,7 +221,7 @@ def build_vector_program(
     Y,
     *,
     activation: str = "relu",
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     lam: float = 1.0,
     patterns: Patterns | None = None,
     form: str = "regularized",
@@ -424,7 +425,7 @@ def relu_vector_report(
     Y,
     *,
     lam: float,
-    loss: "str | Loss" = "squared",
+    loss: str | Loss = "squared",
     patterns: Patterns,
     solver: str | None = None,
     relu_solution: ConvexSolution | None = None,

@@ -66,7 +66,8 @@ def test_multipliers_are_solver_independent(relu_case):
     # solver duals differ much more than that (they are not unique)
     dual_c = np.hstack(sol_c.cone_duals)
     dual_s = np.hstack(sol_s.cone_duals)
-    assert np.linalg.norm(dual_c - dual_s) > 10 * np.linalg.norm(rc.rho - rs.rho) or np.allclose(rc.rho, rs.rho, atol=1e-6)
+    assert (np.linalg.norm(dual_c - dual_s) > 10 * np.linalg.norm(rc.rho - rs.rho)
+            or np.allclose(rc.rho, rs.rho, atol=1e-6))
 
 
 def test_multiplier_structure(relu_case):

@@ -15,7 +15,8 @@ from cvxnn.path import RegularizationPath, lam_grid, lam_max, regularization_pat
 def data():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20, 3))
-    y = np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0) + 0.1 * rng.standard_normal(20)
+    y = (np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0)
+         + 0.1 * rng.standard_normal(20))
     return X, y, sample_patterns(X, 40, seed=0, bias=True)
 
 

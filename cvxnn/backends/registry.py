@@ -21,8 +21,9 @@ Other adapters can be added with :func:`register_adapter`. An unknown name raise
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import cvxpy as cp
 

@@ -225,9 +225,9 @@ def _min_norm_point(A: np.ndarray, v: np.ndarray, x0: np.ndarray, max_iter: int 
     lam_ = np.zeros(d)
     mu = 1e-8 * max(np.linalg.norm(A, 2) ** 2, 1e-300)  # Levenberg-Marquardt damping
 
-    def dual(l):
-        z = np.maximum(A.T @ l, 0.0)
-        return l @ v - 0.5 * z @ z, z
+    def dual(u):
+        z = np.maximum(A.T @ u, 0.0)
+        return u @ v - 0.5 * z @ z, z
 
     f, z = dual(lam_)
     anorm = np.linalg.norm(A, 2)
@@ -275,7 +275,7 @@ def recover_duals(
     X,
     y,
     lam: float | None = None,
-    loss: "str | Loss | None" = None,
+    loss: str | Loss | None = None,
     *,
     active_tol: float = DEFAULT_ACTIVE_TOL,
     equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,
@@ -491,7 +491,7 @@ def kkt_report(
     X,
     y,
     lam: float | None = None,
-    loss: "str | Loss | None" = None,
+    loss: str | Loss | None = None,
     *,
     active_tol: float = DEFAULT_ACTIVE_TOL,
     equicorrelation_tol: float = DEFAULT_EQUICORRELATION_TOL,

@@ -35,8 +35,8 @@ so every step stays feasible. The block is chosen by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -373,7 +373,7 @@ def pruning_path(
     X,
     y,
     lam: float | None = None,
-    loss: "str | Loss | None" = None,
+    loss: str | Loss | None = None,
     *,
     criterion: str = "residual",
     min_width: int = 0,

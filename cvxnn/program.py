@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_CANON_BACKEND",
     "DEFAULT_SCS_OPTIONS",
     "EXP_CONE_CLARABEL_OPTIONS",
+    "EXP_CONE_CLARABEL_RETRIES",
     "FORMS",
     "ConvexProgram",
     "uses_exponential_cones",
@@ -47,6 +48,13 @@ DEFAULT_CANON_BACKEND = cvxpy_adapter.DEFAULT_CANON_BACKEND
 #: on the order of rows and variables only. Stopping at 90% of the step to the boundary solved every
 #: measured case (docs/solvers.md) in no more iterations.
 EXP_CONE_CLARABEL_OPTIONS = {"max_step_fraction": 0.9}
+#: Clarabel settings tried in turn when an exponential-cone program ends neither optimal nor
+#: infeasible with :data:`EXP_CONE_CLARABEL_OPTIONS` (measured: each solved instances the others
+#: did not; docs/solvers.md).
+EXP_CONE_CLARABEL_RETRIES: tuple[dict[str, Any], ...] = (
+    {"max_step_fraction": 0.99, "equilibrate_enable": False},
+    {"max_step_fraction": 0.9, "direct_solve_method": "qdldl"},
+)
 #: CVXPY atoms canonicalised with exponential cones.
 _EXP_CONE_ATOMS = (cp.logistic, cp.log_sum_exp, cp.exp, cp.log, cp.entr, cp.log1p, cp.kl_div, cp.rel_entr)
 
@@ -222,6 +230,13 @@ class ConvexProgram:
         if solver == "CLARABEL" and uses_exponential_cones(self.problem):
             return dict(EXP_CONE_CLARABEL_OPTIONS)
         return {}
+
+    def retry_solver_options(self, solver: str) -> tuple[dict[str, Any], ...]:
+        """Settings to try in turn when a solve with ``solver`` ends neither optimal nor infeasible:
+        :data:`EXP_CONE_CLARABEL_RETRIES` for Clarabel on programs with exponential cones."""
+        if solver == "CLARABEL" and uses_exponential_cones(self.problem):
+            return EXP_CONE_CLARABEL_RETRIES
+        return ()
 
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Turn the solver's variable values into weight blocks ``(d_a, p)`` or ``(d_a, p, c)``.

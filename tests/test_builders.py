@@ -268,3 +268,31 @@ def test_failed_solve_advice_works(data, monkeypatch):
     assert info.value.status == "numerical_error"
     advised = cvxnn.solve(X, y, pats, activation="relu", lam=0.5, solver="auto")
     assert advised.status == "optimal"
+
+
+def test_exp_cone_retries_after_a_failure(monkeypatch):
+    """A Clarabel failure on an exp-cone program is retried with the next settings; the result
+    says which settings were tried, and passing one of them yourself turns the retries off."""
+    from cvxnn.program import EXP_CONE_CLARABEL_RETRIES
+
+    X, T, pats = _small_classification("logistic")
+    prog = build_program(X, T, activation="relu", loss="logistic", lam=0.01 * X.shape[0], patterns=pats)
+    real = prog.problem.solve
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise cp.error.SolverError("simulated InsufficientProgress")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prog.problem, "solve", flaky)
+    sol = prog.solve()
+    assert sol.status == "optimal"
+    assert [a["status"] for a in sol.extra["attempts"]] == ["numerical_error", "optimal"]
+    assert calls[0]["max_step_fraction"] == 0.9
+    assert EXP_CONE_CLARABEL_RETRIES[0].items() <= calls[1].items()
+    calls.clear()
+    with pytest.raises(SolverError, match="simulated"):
+        prog.solve(max_step_fraction=0.9)  # the caller's setting: one attempt only
+    assert len(calls) == 1

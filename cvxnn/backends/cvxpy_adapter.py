@@ -391,6 +391,17 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
     -------
     ConvexSolution
         With ``cone_duals`` (C-ReLU) and ``extra["cvxpy_status"]``.
+
+    Notes
+    -----
+    When the program names retry settings
+    (:meth:`~cvxnn.program.ConvexProgram.retry_solver_options`: Clarabel on exponential-cone
+    programs) and a solve ends neither optimal nor infeasible/unbounded, the solver runs again
+    with the next settings (the compiled problem is reused). The first optimal result is returned;
+    otherwise the first result with a point, with an
+    :class:`~cvxnn.errors.InaccurateSolutionWarning`; when every attempt fails, the
+    :class:`~cvxnn.errors.SolverError` lists the settings tried. ``extra["attempts"]`` records
+    them. Passing any of the retried options yourself turns the retries off.
     """
     name = check_cvxpy_solver(solver)
     what = _program_name(program)
@@ -398,9 +409,46 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
     defaults = {"canon_backend": DEFAULT_CANON_BACKEND, **program.default_solver_options(name)}
     if any(k.startswith("tol_") for k in solver_opts):  # the caller chose the tolerances
         defaults = {k: v for k, v in defaults.items() if not k.startswith("tol_")}
-    run = run_problem(program.problem, name, what=what, advice=_failure_advice(program, name),
-                      defaults=defaults, **solver_opts)
-    values = {k: v.value for k, v in program.variables.items()}
+    retries = tuple(program.retry_solver_options(name))
+    if any(key in solver_opts for r in retries for key in r):
+        retries = ()  # the caller set what the retries would change: no second guessing
+    advice = _failure_advice(program, name)
+    attempts: list[dict[str, Any]] = []
+    kept = None  # (run, values, duals, objective) of the first attempt that returned a point
+    for k, retry in enumerate(((),) + retries):
+        settings = {**defaults, **dict(retry)}
+        last = k == len(retries)
+        try:
+            run = run_problem(program.problem, name, what=what, advice=advice, defaults=settings,
+                              warn=False, **solver_opts)
+        except SolverError as exc:
+            if isinstance(exc, (InfeasibleError, UnboundedError)) or (last and kept is None):
+                if attempts:
+                    raise type(exc)(f"{exc} Settings tried: {attempts + [dict(retry)]}.",
+                                    status=exc.status) from exc
+                raise
+            attempts.append({"options": dict(retry), "status": "numerical_error"})
+            continue
+        values = {key: var.value for key, var in program.variables.items()}
+        attempts.append({"options": dict(retry), "status": run.status})
+        if kept is None or run.status == "optimal":
+            duals = [con.dual_value for con in program.cone_constraints]
+            kept = (run, values, duals, program.problem.value)
+        if run.status == "optimal":
+            break
+        if not last:
+            logger.info("%s ended %s with status %r; retrying with %s", name, what, run.cvxpy_status,
+                        retries[k])
+    run, values, duals, objective = kept
+    if run.status != "optimal":
+        warnings.warn(
+            f"{name} finished {what} with status {run.cvxpy_status!r}"
+            + (f" (settings tried: {attempts})" if len(attempts) > 1 else "")
+            + ": the solution is not certified optimal; raise the iteration limit, loosen or "
+            "tighten the solver tolerances, or rescale the data. " + advice,
+            InaccurateSolutionWarning,
+            stacklevel=3,
+        )
     if any(v is None for v in values.values()):
         raise SolverError(f"{name} returned no solution for {what} (status {run.cvxpy_status!r}).",
                           status="numerical_error")
@@ -414,11 +462,12 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         Xa = program.patterns.design(program.X)
         mask = program.patterns.mask
         max_violation = max(cone_violation(Xa, mask, blocks["V"]), cone_violation(Xa, mask, blocks["W"]))
-        duals = [con.dual_value for con in program.cone_constraints]
         if duals and all(d is not None for d in duals):
             shape = (program.X.shape[0],) + blocks["V"].shape[1:]
             cone_duals = tuple(np.asarray(d, dtype=float).reshape(shape) for d in duals)
     extra: dict[str, Any] = {"cvxpy_status": run.cvxpy_status}
+    if len(attempts) > 1:
+        extra["attempts"] = attempts
     if cone_duals is not None:
         extra["cone_duals"] = cone_duals  # mirrored for cvxnn.io; library code reads sol.cone_duals
     fields = program._solution_fields(blocks, cone_duals)
@@ -431,7 +480,7 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         V=blocks.get("V"),
         W=blocks.get("W"),
         status=run.status,
-        objective_value=float(program.problem.value),
+        objective_value=float(objective),
         lam=lam,
         loss=program.loss,
         backend="cvxpy",

@@ -45,8 +45,9 @@ import logging
 import numbers
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax

@@ -298,7 +298,9 @@ class Standardizer:
         if not isinstance(net, (ReLUNetwork, GatedReLUNetwork)):
             raise InvalidParameterError(f"net must be a ReLUNetwork or GatedReLUNetwork, got {type(net).__name__}.")
         if net.n_features != self.n_features:
-            raise ShapeError(f"the network has {net.n_features} inputs; the Standardizer was fitted on {self.n_features}.")
+            raise ShapeError(
+                f"the network has {net.n_features} inputs; the Standardizer was fitted on {self.n_features}."
+            )
         mu, s = self.mean_, self.scale_
         m = net.n_neurons
         ys, ym = self._output_factors(net.n_outputs)

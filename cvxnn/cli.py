@@ -270,13 +270,14 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
 
 
 def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
-              features: list[str] | None = None, need_target: bool = True):
+              features: list[str] | None = None, n_features: int | None = None, need_target: bool = True):
     """Read a CSV file: ``X``, ``y`` (None when ``need_target`` is False and the file has no
     target column), the feature names and the target name.
 
     ``features`` (the names a model was trained on) selects and orders the columns by name
     when the file has a header; without a header the file must hold exactly those columns,
-    or those plus the target column.
+    or those plus the target column. ``n_features`` alone (a model saved without feature
+    names) selects by position: ``n_features`` columns, or those plus the target column.
     """
     from .errors import InvalidParameterError, ShapeError
 
@@ -288,6 +289,16 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
     names = [c.strip() for c in cells] if has_header else [f"col{j}" for j in range(ncols)]
     if has_header and any(n == "" for n in names):
         raise ShapeError(f"{path}: the header has an empty column name (column {names.index('') + 1}).")
+    if features is None and n_features is not None:
+        if ncols not in (n_features, n_features + 1):
+            raise ShapeError(f"{path}: the model needs {n_features} feature columns (plus, optionally, the "
+                             f"target); the file has {ncols}.")
+        features = names if ncols == n_features else None
+        if features is None:
+            t = _target_index(target, names if has_header else None, ncols, path)
+            t = ncols - 1 if t is None else t
+            features = [names[j] for j in range(ncols) if j != t]
+            target = names[t] if has_header else str(t)
     if features is None and ncols < 2:
         raise ShapeError(f"{path}: need at least two columns (features and a target), got {names}.")
     if features is not None:
@@ -295,6 +306,8 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
         if has_header and all(f in names for f in features):
             feats = [names.index(f) for f in features]
             t = names.index(target) if target in names else None
+            if t is None and target is not None and ncols == d + 1:
+                t = _target_index(target, None, ncols, path)
         elif not has_header and ncols in (d, d + 1):
             t = None if ncols == d else _target_index(target, None, ncols, path)
             if ncols == d + 1 and t is None:
@@ -307,7 +320,8 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
                 + (f"the file lacks {missing}." if missing else f"the file has {ncols} columns.")
             )
         if need_target and t is None:
-            raise InvalidParameterError(f"{path}: no target column {target!r} to score against; "
+            what = "" if target is None else f" {target!r}"
+            raise InvalidParameterError(f"{path}: no target column{what} to score against; "
                                         "name it with --target.")
     else:
         t = _target_index(target, names, ncols, path)
@@ -348,7 +362,7 @@ def _load_npz(path: Path, x_key: str, y_key: str | None):
 
 
 def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header=None,
-                features=None, need_target=True):
+                features=None, n_features=None, need_target=True):
     """``X``, ``y`` (or None), feature names and target name from a CSV or NPZ file, validated."""
     from ._validation import check_X, check_y
     from .errors import FileFormatError, ShapeError
@@ -358,11 +372,12 @@ def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header
         raise FileFormatError(f"{path}: no such file." if not path.exists() else f"{path}: not a file.")
     if path.suffix.lower() == ".npz":
         X, y, names, tname = _load_npz(path, x_key, y_key if need_target else None)
-        if features is not None and X.ndim == 2 and X.shape[1] != len(features):
-            raise ShapeError(f"{path}: X has {X.shape[1]} columns; the model needs {len(features)}.")
+        d = len(features) if features is not None else n_features
+        if d is not None and X.ndim == 2 and X.shape[1] != d:
+            raise ShapeError(f"{path}: X has {X.shape[1]} columns; the model needs {d}.")
     else:
         X, y, names, tname = _load_csv(path, target, labels, header, features=features,
-                                       need_target=need_target)
+                                       n_features=n_features, need_target=need_target)
     if X.ndim != 2:
         raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     X = check_X(X, name=f"X in {path.name}")
@@ -696,11 +711,15 @@ def _load_model_file(path):
     return est, (user if isinstance(user, dict) else {})
 
 
-def _model_features(est, user: dict) -> list[str]:
+def _model_columns(est, user: dict) -> dict:
+    """How to find the model's features in a data file: by the names stored by ``cvxnn fit``
+    (or the estimator's ``feature_names_in_``), else by position."""
     names = user.get("feature_names")
+    if not isinstance(names, list):
+        names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
     if isinstance(names, list) and len(names) == est.n_features_in_ and all(isinstance(n, str) for n in names):
-        return names
-    return [f"col{j}" for j in range(est.n_features_in_)]
+        return {"features": names}
+    return {"n_features": int(est.n_features_in_)}
 
 
 # ------------------------------------------------------------------------- predict, score
@@ -709,7 +728,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     target = args.target if args.target is not None else user.get("target")
     X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                              labels=hasattr(est, "classes_"), header=args.header,
-                             features=_model_features(est, user), need_target=False)
+                             **_model_columns(est, user), need_target=False)
     name = user.get("target") or "prediction"
     if args.proba:
         if not hasattr(est, "predict_proba"):
@@ -742,7 +761,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     target = args.target if args.target is not None else user.get("target")
     X, y, _, tname = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=hasattr(est, "classes_"), header=args.header,
-                                 features=_model_features(est, user), need_target=True)
+                                 **_model_columns(est, user), need_target=True)
     classifier = hasattr(est, "classes_")
     if classifier:
         unknown = np.setdiff1d(np.unique(y), est.classes_)
@@ -1009,6 +1028,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         if "kind" in str(exc) and "npz" not in str(exc).split(":")[-1]:
             raise FileFormatError(f"{args.model}: not a model written by 'cvxnn fit' ({exc})") from None
         raise
+    if args.width is not None and args.width < 0:
+        raise InvalidParameterError(f"--width must be 0 or more blocks, got {args.width}.")
     est = obj if hasattr(obj, "solution_") else None
     user = (io.read_metadata(args.model).get("user") or {}) if est is not None else {}
     user = user if isinstance(user, dict) else {}
@@ -1020,7 +1041,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     target = args.target if args.target is not None else user.get("target")
     X, y, names, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=labels, header=args.header,
-                                 features=_model_features(est, user) if est is not None else None)
+                                 **(_model_columns(est, user) if est is not None else {}))
     std = getattr(est, "standardizer_", None) if est is not None else None
     Xs = std.transform(X) if std is not None else X
     try:
@@ -1053,8 +1074,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         print(f"blocks after (minimal): {res.n_after}", file=out)
         print(f"relative fit change   : {res.fit_change:.3e}", file=out)
     else:
-        if args.width < 0:
-            raise InvalidParameterError(f"--width must be 0 or more blocks, got {args.width}.")
         width = int(args.width)
         n_start = sol.n_active()
         with ProgressBar(max(n_start - width, 1) + 1, "prune", enabled=_progress_enabled(args)) as bar:

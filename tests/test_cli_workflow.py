@@ -218,3 +218,23 @@ def test_fit_progress_follows_the_solver(labelled, capsys, tmp_path, monkeypatch
                           "-o", tmp_path / "m.npz", "--progress", "always"], capsys)
     assert code in (0, 1), err
     assert any("iteration" in n for n in notes) and "neurons" in notes[-1]
+
+
+def test_models_saved_by_the_api_select_columns_by_position(capsys, tmp_path):
+    from cvxnn.datasets import load_teacher_regression
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    X, y = load_teacher_regression()
+    est = ConvexGatedReLURegressor(n_gates=5, random_state=0, backend="clarabel").fit(X, y)
+    model = io.save(est, tmp_path / "api.npz")
+    data = tmp_path / "t.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", header="a,b,c,d,y", comments="")
+    code, out, err = run(["predict", model, data], capsys)  # 5 columns: 4 features + the target
+    assert code == 0, err
+    np.testing.assert_allclose(np.array(out.splitlines()[1:], dtype=float), est.predict(X), rtol=1e-12)
+    code, out, err = run(["score", model, data], capsys)
+    assert code == 0 and float(out.split(":")[-1]) == pytest.approx(est.score(X, y), abs=1e-6)
+    wide = tmp_path / "wide.csv"
+    np.savetxt(wide, np.column_stack([X, X, y]), delimiter=",", comments="")
+    code, out, err = run(["predict", model, wide, "--no-header"], capsys)
+    assert code == 2 and "needs 4 feature columns" in err and err.count("\n") == 1

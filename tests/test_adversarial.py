@@ -294,6 +294,11 @@ DECOMPOSITION = [
     case(DEC, "lam-negative", lambda: cvxnn.decompose(GATED, X, Y, lam=-1.0), InvalidParameterError),
     case(DEC, "n_jobs-zero", lambda: cvxnn.decompose(GATED, X, Y, lam=0.1, n_jobs=0), InvalidParameterError),
     case(DEC, "solver-unknown", lambda: cvxnn.decompose(GATED, X, Y, lam=0.1, solver="nope"), InvalidParameterError),
+    case(DEC, "chunk_size-zero", lambda: cvxnn.decompose(GATED, X, Y, lam=0.1, chunk_size=0), InvalidParameterError),
+    case(DEC, "vector_mode-unknown", lambda: cvxnn.decompose(GATED, X, Y, lam=0.1, vector_mode="best"),
+         InvalidParameterError),
+    case(DEC, "X-sparse", lambda: cvxnn.decompose(GATED, sp.csr_matrix(X), Y, lam=0.1)),
+    case(DEC, "y-short", lambda: cvxnn.decompose(GATED, X, Y[:-3], lam=0.1), ShapeError),
 ]
 
 
@@ -415,6 +420,10 @@ CLI_CASES = [
     ("predict-not-a-model", lambda f: ["predict", f["text"], f["csv"]], None),
     ("prune-missing-model", lambda f: ["prune", f["missing"], f["csv"]], None),
     ("verify-rtol-nan", lambda f: ["verify", f["csv"], "--rtol", "nan"], "cli"),
+    ("fit-seed-negative", lambda f: ["fit", f["csv"], "--seed", "-1", "-o", f["out"]], None),
+    ("fit-n-gates-2**40", lambda f: ["fit", f["csv"], "--n-gates", str(2**40), "-o", f["out"]], None),
+    ("score-folder", lambda f: ["score", f["dir"], f["csv"]], None),
+    ("unknown-command", lambda f: ["train", f["csv"]], None),
 ]
 
 

@@ -1,12 +1,23 @@
 """Loss functions ``L(z, y)`` (MATH.md, "Convention for objectives", "Other losses").
 
-Each loss is a small class with a narrow interface (skglm's "datafit" idea):
+Each loss is a small class that owns everything a solver needs (skglm's "datafit" idea), so
+no solver asks which loss it has:
 
-* :meth:`Loss.cvxpy` -- the loss as a CVXPY expression of the prediction ``z``;
-* :meth:`Loss.value` -- the loss in numpy (used to evaluate objectives of networks);
-* :meth:`Loss.grad`, :meth:`Loss.conjugate` -- for smooth losses, used by the native
-  solvers and duality gaps;
-* :meth:`Loss.check_targets` -- validates labels (e.g. logistic needs labels in {-1, +1}).
+* :meth:`Loss.cvxpy` -- the loss as a CVXPY expression of the prediction ``z`` (builders);
+* :meth:`Loss.value` -- the loss in numpy (objectives of networks);
+* :meth:`Loss.grad`, :meth:`Loss.hessian_parts` -- gradient and Hessian (per sample
+  ``diag(D) - v v^T``), used by first- and second-order native solvers;
+* :meth:`Loss.conjugate` -- the Fenchel conjugate (duality-gap certificates), with
+  :meth:`Loss.best_dual_scale` for the best rescaling of a dual point;
+* :meth:`Loss.bregman` -- the termwise Bregman divergence (line searches);
+* :meth:`Loss.check_targets` -- validates labels (e.g. logistic needs labels in {-1, +1});
+* capability flags :attr:`Loss.smooth`, :attr:`Loss.has_hessian`, :attr:`Loss.has_conjugate`,
+  :attr:`Loss.separable` -- what a solver may rely on.
+
+The numpy methods come in two layers: the public ones validate their inputs; the ``*_sum``
+methods (used in the native solvers' hot loops) take float arrays of shape ``(n, c)`` and
+return the *summed* loss's quantities without checks. :class:`~cvxnn.native._losses.SmoothKernel`
+binds a loss to its targets, dtype and reduction.
 
 Convention: losses are **sums** over samples; squared loss is ``1/2 ||z - y||^2``.
 ``reduction="mean"`` divides by ``n`` (a documented option, never a silent change).
@@ -19,7 +30,7 @@ from typing import ClassVar
 
 import cvxpy as cp
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp
+from scipy.special import entr, expit, log_expit, logsumexp, softmax
 
 from ._validation import as_float_array
 from .errors import InvalidParameterError, LabelError, ShapeError
@@ -34,9 +45,34 @@ __all__ = [
     "CrossEntropyLoss",
     "get_loss",
     "LOSSES",
+    "DOMAIN_TOL",
 ]
 
 _REDUCTIONS = ("sum", "mean")
+
+#: Distance to the domain of a conjugate below which a dual point is projected onto it
+#: (dual points are rescaled gradients, exact up to rounding).
+DOMAIN_TOL = 1e-6
+
+
+def _xlogx(t: np.ndarray) -> np.ndarray:
+    """``t log t`` with ``0 log 0 = 0``."""
+    return -entr(t)
+
+
+def _softplus_bregman(dl: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    """Termwise Bregman divergence of ``softplus`` between ``v + dl`` and ``v``, ``sig = sigmoid(v)``:
+    ``log(1 - sig + sig e^dl) - sig dl``, by its Taylor series where ``|dl|`` is small
+    (the closed form cancels catastrophically there)."""
+    s1 = sig * (1.0 - sig)
+    series = s1 * dl * dl * (0.5 + dl * (1.0 - 2.0 * sig) / 6.0 + dl * dl * (1.0 - 6.0 * s1) / 24.0)
+    small = np.abs(dl) < 1e-3
+    if small.all():
+        return series
+    with np.errstate(over="ignore"):
+        exact = np.log1p(sig * np.expm1(dl)) - sig * dl
+    exact = np.where(np.isfinite(exact), exact, np.abs(dl))
+    return np.where(small, series, exact)
 
 
 def _zy(z, y) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +95,14 @@ class Loss:
     reduction: str = "sum"
 
     name = "loss"
+    #: differentiable with a Lipschitz gradient (first-order native solvers)
     smooth = False
+    #: provides :meth:`hessian_parts` (second-order native solvers)
+    has_hessian = False
+    #: provides :meth:`conjugate` (duality-gap certificates)
+    has_conjugate = False
+    #: the Hessian is diagonal (the loss is a sum over the entries of ``z``)
+    separable = True
     #: Lipschitz constant of ``grad`` w.r.t. ``z`` (per sample, before reduction); None if not smooth.
     lipschitz: ClassVar[float | None] = None
     classification = False
@@ -94,11 +137,54 @@ class Loss:
 
     def grad(self, z, y) -> np.ndarray:
         """Gradient of :meth:`value` with respect to ``z`` (smooth losses only)."""
-        raise InvalidParameterError(f"the {self.name} loss is not differentiable; use a smooth loss.")
+        if not self.smooth:
+            raise InvalidParameterError(f"the {self.name} loss is not differentiable; use a smooth loss.")
+        z, y = _zy(z, y)
+        return self.scale(y.shape[0]) * self._grad_sum(np.asarray(z, dtype=float), y)
+
+    def hessian_parts(self, z, y) -> tuple[np.ndarray, np.ndarray | None]:
+        """The Hessian of :meth:`value` at ``z`` as ``diag(D_j) - v_j v_j^T`` per sample ``j``.
+
+        Returns ``(D, v)`` with the shape of ``z`` (``v`` is None for separable losses)."""
+        if not self.has_hessian:
+            raise InvalidParameterError(f"no Hessian is implemented for the {self.name} loss.")
+        z, y = _zy(z, y)
+        sc = self.scale(y.shape[0])
+        D, V = self._hessian_sum(np.asarray(z, dtype=float), y)
+        return sc * D, (None if V is None else np.sqrt(sc) * V)
 
     def conjugate(self, s, y) -> float:
-        """Fenchel conjugate ``L*(s) = sup_z <s, z> - L(z, y)`` (smooth losses only)."""
-        raise InvalidParameterError(f"no conjugate is implemented for the {self.name} loss.")
+        """Fenchel conjugate ``L*(s) = sup_z <s, z> - L(z, y)``; ``inf`` outside its domain
+        (points within :data:`DOMAIN_TOL` of the domain are projected onto it)."""
+        if not self.has_conjugate:
+            raise InvalidParameterError(f"no conjugate is implemented for the {self.name} loss.")
+        s, y = _zy(s, y)
+        c = self.scale(y.shape[0])
+        # (c L)*(s) = c L*(s / c)
+        return float(c * self._conjugate_sum(np.asarray(s, dtype=float) / c, y))
+
+    # -- native layer: summed loss, float arrays (n, c), no validation -------------------
+    def _grad_sum(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _hessian_sum(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _conjugate_sum(self, s: np.ndarray, y: np.ndarray) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _bregman_sum(self, a: np.ndarray, b: np.ndarray, gb: np.ndarray, y: np.ndarray) -> float:
+        """``L(a) - L(b) - <grad L(b), a - b>`` of the summed loss (``gb`` its gradient at ``b``);
+        subclasses override it with termwise forms that do not cancel near convergence."""
+        diff = (a - b).astype(np.float64, copy=False)
+        return max(self._value_sum(a, y) - self._value_sum(b, y) - float(np.vdot(gb, diff)), 0.0)
+
+    def best_dual_scale(self, theta: np.ndarray, y: np.ndarray, scale: float, s_max: float) -> float:
+        """The factor ``s in [0, s_max]`` that maximises the dual value ``-(c L)*(s theta)``
+        (``c = scale``); ``s_max`` is the largest factor that keeps the penalty's dual
+        constraint. The default is ``min(1, s_max)`` (exact at the optimum, where ``theta``
+        is the gradient of the loss)."""
+        return min(1.0, s_max)
 
     def check_targets(self, y: np.ndarray) -> np.ndarray:
         """Validate targets for this loss; returns them (possibly re-encoded), never in place."""
@@ -111,24 +197,39 @@ class SquaredLoss(Loss):
 
     name = "squared"
     smooth = True
+    has_hessian = True
+    has_conjugate = True
     lipschitz = 1.0
 
     def _cvxpy_sum(self, z, y):
         return 0.5 * cp.sum_squares(z - y)
 
     def _value_sum(self, z, y):
-        return 0.5 * float(np.sum((z - y) ** 2))
+        r = (z - y).astype(np.float64, copy=False)
+        return 0.5 * float(np.vdot(r, r))
 
-    def grad(self, z, y):
-        z, y = _zy(z, y)
-        return self.scale(y.shape[0]) * (np.asarray(z) - y)
+    def _grad_sum(self, z, y):
+        return z - y
 
-    def conjugate(self, s, y):
-        s, y = _zy(s, y)
-        # L = c/2 ||z - y||^2 with c = scale:  L*(s) = ||s||^2 / (2c) + <s, y>
-        c = self.scale(y.shape[0])
-        s = np.asarray(s)
-        return float(np.sum(s * s) / (2 * c) + np.sum(s * y))
+    def _hessian_sum(self, z, y):
+        return np.ones(z.shape), None
+
+    def _conjugate_sum(self, s, y):
+        # L*(s) = ||s||^2 / 2 + <s, y>
+        s = s.astype(np.float64, copy=False)
+        return float(np.vdot(s, s) / 2 + np.vdot(s, y))
+
+    def _bregman_sum(self, a, b, gb, y):
+        diff = (a - b).astype(np.float64, copy=False)
+        return 0.5 * float(np.vdot(diff, diff))
+
+    def best_dual_scale(self, theta, y, scale, s_max):
+        # -(cL)*(s theta) = -(s^2 |theta|^2 / (2c) + s <theta, y>) is a concave quadratic in s
+        th = theta.astype(np.float64, copy=False)
+        tt = float(np.vdot(th, th))
+        if tt == 0.0:
+            return 0.0
+        return min(max(-scale * float(np.vdot(th, y)) / tt, 0.0), s_max)
 
 
 def _check_pm1(y: np.ndarray, name: str) -> np.ndarray:
@@ -151,6 +252,8 @@ class LogisticLoss(Loss):
 
     name = "logistic"
     smooth = True
+    has_hessian = True
+    has_conjugate = True
     lipschitz = 0.25
     classification = True
     supports_vector = False
@@ -159,23 +262,28 @@ class LogisticLoss(Loss):
         return cp.sum(cp.logistic(-cp.multiply(y, z)))
 
     def _value_sum(self, z, y):
-        return float(-np.sum(log_expit(y * z)))
+        return float(-np.sum(log_expit(y * z), dtype=np.float64))
 
-    def grad(self, z, y):
-        z, y = _zy(z, y)
-        return self.scale(y.shape[0]) * (-y * expit(-y * np.asarray(z)))
+    def _grad_sum(self, z, y):
+        return -y * expit(-y * z)
 
-    def conjugate(self, s, y):
-        s, y = _zy(s, y)
-        # per sample: with t = -s_j y_j / c in [0, 1], c L*(s/c) = c (t log t + (1-t) log(1-t))
-        c = self.scale(y.shape[0])
-        t = -np.asarray(s) * y / c
-        if np.any(t < -1e-12) or np.any(t > 1 + 1e-12):
+    def _hessian_sum(self, z, y):
+        sg = expit(y * z)
+        return sg * (1.0 - sg), None
+
+    def _conjugate_sum(self, s, y):
+        # per sample, with t = -s_j y_j in [0, 1]: L*(s) = sum t log t + (1 - t) log(1 - t)
+        t = -s.astype(np.float64, copy=False) * y
+        if np.any(t < -DOMAIN_TOL) or np.any(t > 1 + DOMAIN_TOL):
             return float("inf")
         t = np.clip(t, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent = np.where(t > 0, t * np.log(t), 0.0) + np.where(t < 1, (1 - t) * np.log1p(-t), 0.0)
-        return float(c * np.sum(ent))
+        return float(np.sum(_xlogx(t) + _xlogx(1.0 - t)))
+
+    def _bregman_sum(self, a, b, gb, y):
+        # softplus(u) with u = -y z: Bregman in u; sigma(v) = |grad| at b
+        dl = (-y * (a - b)).astype(np.float64)
+        sig = np.abs(gb).astype(np.float64)
+        return float(np.maximum(_softplus_bregman(dl, sig), 0.0).sum())
 
     def check_targets(self, y):
         return _check_pm1(y, self.name)
@@ -207,6 +315,8 @@ class HuberLoss(Loss):
     delta: float = 1.0
     name = "huber"
     smooth = True
+    has_hessian = True
+    has_conjugate = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -222,9 +332,27 @@ class HuberLoss(Loss):
         r = np.abs(z - y)
         return float(np.sum(np.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))))
 
-    def grad(self, z, y):
-        z, y = _zy(z, y)
-        return self.scale(y.shape[0]) * np.clip(np.asarray(z) - y, -self.delta, self.delta)
+    def _grad_sum(self, z, y):
+        return np.clip(z - y, -self.delta, self.delta)
+
+    def _hessian_sum(self, z, y):
+        return (np.abs(z - y) <= self.delta).astype(np.float64), None
+
+    def _conjugate_sum(self, s, y):
+        # h*(s) = s^2 / 2 on |s| <= delta (+inf outside), shifted by <s, y>
+        s = s.astype(np.float64, copy=False)
+        if np.any(np.abs(s) > self.delta * (1 + DOMAIN_TOL)):
+            return float("inf")
+        s = np.clip(s, -self.delta, self.delta)
+        return float(np.vdot(s, s) / 2 + np.vdot(s, y))
+
+    def _bregman_sum(self, a, b, gb, y):
+        ra = (a - y).astype(np.float64, copy=False)
+        rb = (b - y).astype(np.float64, copy=False)
+        d = self.delta
+        ha = np.where(np.abs(ra) <= d, 0.5 * ra * ra, d * (np.abs(ra) - 0.5 * d))
+        hb = np.where(np.abs(rb) <= d, 0.5 * rb * rb, d * (np.abs(rb) - 0.5 * d))
+        return float(np.maximum(ha - hb - gb * (ra - rb), 0.0).sum())
 
 
 @dataclass(frozen=True)
@@ -254,6 +382,9 @@ class CrossEntropyLoss(Loss):
 
     name = "cross_entropy"
     smooth = True
+    has_hessian = True
+    has_conjugate = True
+    separable = False
     lipschitz = 1.0
     classification = True
 
@@ -262,26 +393,40 @@ class CrossEntropyLoss(Loss):
 
     def _value_sum(self, z, y):
         _need_matrix(z)
-        return float(np.sum(logsumexp(z, axis=1)) - np.sum(y * z))
+        z = z.astype(np.float64, copy=False)
+        return float(np.sum(logsumexp(z, axis=1)) - np.vdot(y, z))
 
-    def grad(self, z, y):
-        z, y = _zy(z, y)
+    def _grad_sum(self, z, y):
         _need_matrix(z)
-        P = np.exp(z - logsumexp(z, axis=1, keepdims=True))
-        return self.scale(y.shape[0]) * (P - y)
+        return softmax(z, axis=1) - y
 
-    def conjugate(self, s, y):
-        s, y = _zy(s, y)
-        # L*(S) = sum_j sum_k P_jk log P_jk with P = S/c + Y on the simplex (else +inf)
+    def _hessian_sum(self, z, y):
+        P = softmax(z.astype(np.float64, copy=False), axis=1)
+        return P, P
+
+    def _conjugate_sum(self, s, y):
+        # L*(S) = sum_jk P_jk log P_jk with P = S + Y on the simplex (else +inf)
         _need_matrix(s)
-        c = self.scale(y.shape[0])
-        P = np.asarray(s) / c + y
-        if np.any(P < -1e-12) or np.any(np.abs(P.sum(axis=1) - 1) > 1e-9):
+        P = s.astype(np.float64, copy=False) + y
+        if np.any(P < -DOMAIN_TOL) or np.any(np.abs(P.sum(axis=1) - 1.0) > 10 * DOMAIN_TOL):
             return float("inf")
-        P = np.clip(P, 0.0, 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ent = np.where(P > 0, P * np.log(P), 0.0)
-        return float(c * np.sum(ent))
+        P = np.clip(P, 0.0, None)
+        P /= P.sum(axis=1, keepdims=True)
+        return float(np.sum(_xlogx(P)))
+
+    def _bregman_sum(self, a, b, gb, y):
+        b64 = b.astype(np.float64, copy=False)
+        dl = a.astype(np.float64, copy=False) - b64
+        pb = softmax(b64, axis=1)
+        # lse(b + dl) - lse(b) - <p, dl> = log1p(m) - <p, dl>, m = sum p expm1(dl); stable form
+        e = np.expm1(dl)
+        m = np.einsum("ij,ij->i", pb, e)
+        small = np.abs(dl).max(axis=1) < 1e-3
+        corr = np.einsum("ij,ij->i", pb, dl * dl * (0.5 + dl / 6.0 + dl * dl / 24.0))
+        series = corr - m * m / 2.0 + m**3 / 3.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            exact = np.log1p(m) - np.einsum("ij,ij->i", pb, dl)
+        return float(np.maximum(np.where(small, series, exact), 0.0).sum())
 
     def check_targets(self, y):
         if y.ndim != 2:

@@ -251,19 +251,10 @@ class GatedProblem:
 
     def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
         """Dual value of the rescaled point ``s theta``; every ``0 <= s <= lam / max_i ||A_i^T theta||_*``
-        is dual feasible. For the squared loss the best such ``s`` is taken (the dual is a concave
-        quadratic in ``s``: ``s* = -c <theta, y> / ||theta||^2``, clipped); otherwise
-        ``s = min(1, lam / max_i ||A_i^T theta||_*)``."""
+        is dual feasible; the loss picks the best one (:meth:`~cvxnn.losses.Loss.best_dual_scale`)."""
         dn = float(self.penalty.dual_norms(grad).max(initial=0.0))
         s_max = np.inf if dn == 0.0 else self.lam / dn
-        if self.kernel.kind == "squared":
-            th = theta.astype(np.float64, copy=False)
-            tt = float(np.vdot(th, th))
-            if tt == 0.0:
-                return 0.0
-            s = min(max(-self.kernel.scale * float(np.vdot(th, self.kernel.y64)) / tt, 0.0), s_max)
-        else:
-            s = min(1.0, s_max)
+        s = self.kernel.best_dual_scale(theta, s_max)
         return self.kernel.dual_value(s * theta)
 
 
@@ -346,7 +337,7 @@ def solve_gated(
              "polish_products": 0, "polished": False, "cooldown": POLISH_COOLDOWN,
              "stable_checks": 0}
     can_polish = (polish and problem.op.dtype == np.float64 and problem.op.c == 1
-                  and problem.kernel.kind in ("squared", "logistic"))
+                  and problem.kernel.loss.separable and problem.kernel.loss.has_hessian)
 
     def try_polish(step: FistaStep) -> None:
         """Newton polish on the support once it is stable (see :mod:`cvxnn.native.polish`)."""

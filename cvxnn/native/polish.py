@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
 from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
@@ -64,10 +63,7 @@ class PolishResult:
 
 
 def _hess_diag(kernel: SmoothKernel, z: np.ndarray) -> np.ndarray:
-    if kernel.kind == "squared":
-        return np.full_like(z, kernel.scale)
-    sg = expit(kernel.y64 * z)
-    return kernel.scale * sg * (1.0 - sg)
+    return kernel.hessian_parts(z)[0]
 
 
 def _objective(kernel, lam, z, u) -> float:
@@ -138,7 +134,7 @@ def polish_support(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.n
     objective or dual value is better.
     """
     S = np.flatnonzero(np.linalg.norm(U[:, :, 0], axis=0) > 0)
-    if S.size == 0 or op.c != 1 or kernel.kind not in ("squared", "logistic"):
+    if S.size == 0 or op.c != 1 or not (kernel.loss.separable and kernel.loss.has_hessian):
         return None
     u = np.array(U[:, S, 0], dtype=np.float64)
     counter = [0]

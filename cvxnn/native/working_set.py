@@ -57,6 +57,8 @@ MAX_VARS = 6000
 MIN_ADD = 8
 #: Size of the interior push of blocks entering the working set (prediction units).
 EPS0 = 1e-3
+#: First barrier parameter of a round that adds blocks, times |objective| / nu.
+MU0_ADD = 1e-3
 #: Cap on working-set rounds.
 MAX_ROUNDS = 60
 #: Blocks in the first working set (from the KKT scan at zero or the warm start's support).
@@ -449,7 +451,7 @@ def solve_relu_working_set(
         remaining = max(1, max_iter - total)
         nu = blocks.size * (n + 2.0)
         if add.size or cert is None:
-            mu0 = max(1e-3 * obj_scale, gap_target) / nu
+            mu0 = max(MU0_ADD * obj_scale, gap_target) / nu
         else:
             mu0 = max(cert.gap, gap_target) / nu
         try:

@@ -56,7 +56,7 @@ OWNERS = {
     "estimators": "owner: estimators/cli",
     "cli": "owner: estimators/cli",
     "native": "owner: native",
-    "builders": "owner: builders",
+    "builders": "owner: builders / CVXPY adapter (cvxnn/backends/cvxpy_adapter.py)",
 }
 
 

@@ -65,7 +65,7 @@ from .errors import (
     NotFittedError,
     ShapeError,
 )
-from .losses import Loss, get_loss
+from .losses import DOMAIN_TOL, Loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .solution import ConvexSolution
 
@@ -412,13 +412,19 @@ MAX_ITER_LIMIT = 2**31 - 1
 
 @dataclass(frozen=True, eq=False)
 class WeightedLoss(Loss):
-    """``sum_j w_j l(z_j, y_j)``: a separable loss with per-sample weights (CVXPY backends).
+    """``sum_j w_j l(z_j, y_j)``: a loss with per-sample weights.
 
     The weights multiply the per-sample loss terms, so integer weights give exactly the
     objective of the data with rows repeated. ``reduction="mean"`` of the base loss divides
-    by ``sum_j w_j`` (the weighted mean). Used by the estimators for losses that cannot be
-    weighted by rescaling rows (the squared loss is weighted exactly by scaling the rows of
-    ``[X, 1]`` and ``y`` by ``sqrt(w_j)``, which keeps the activation patterns).
+    by ``sum_j w_j`` (the weighted mean). It provides what the solvers ask of a loss: the
+    CVXPY expression (any of the six losses), and for smooth bases the value, gradient,
+    Hessian parts, conjugate ``sum_j w_j l_j*(s_j / w_j)`` and Bregman divergence that the
+    native solvers and certificates use. Those sums are evaluated per group of equal weights
+    with the base loss's own (summed) methods, so they need few distinct weights
+    (``MAX_WEIGHT_GROUPS``; class weights always qualify).
+
+    The estimators weight the squared loss differently, and exactly: the rows of ``[X, 1]``
+    and ``y`` are scaled by ``sqrt(w_j)``, which keeps every activation pattern.
 
     Parameters
     ----------
@@ -439,39 +445,52 @@ class WeightedLoss(Loss):
             raise InvalidParameterError(
                 f"sample weights support the losses {self._KINDS}, got {getattr(self.base, 'name', self.base)!r}."
             )
+        w = np.asarray(self.weights, dtype=float)
+        if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise InvalidParameterError("weights must be a 1-D array of finite non-negative numbers.")
+        object.__setattr__(self, "weights", w)
         object.__setattr__(self, "reduction", self.base.reduction)
+        values, inverse = np.unique(w, return_inverse=True)
+        groups = [(float(v), np.flatnonzero(inverse == k)) for k, v in enumerate(values)]
+        object.__setattr__(self, "_groups", groups)
+
+    # capability flags and constants of the base loss
+    name = property(lambda self: self.base.name)  # type: ignore[assignment]
+    smooth = property(lambda self: self.base.smooth)  # type: ignore[assignment]
+    has_hessian = property(lambda self: self.base.has_hessian)  # type: ignore[assignment]
+    has_conjugate = property(lambda self: self.base.has_conjugate)  # type: ignore[assignment]
+    separable = property(lambda self: self.base.separable)  # type: ignore[assignment]
+    classification = property(lambda self: self.base.classification)  # type: ignore[assignment]
+    supports_vector = property(lambda self: self.base.supports_vector)  # type: ignore[assignment]
 
     @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.base.name
+    def lipschitz(self) -> float | None:  # type: ignore[override]
+        lip = self.base.lipschitz
+        return None if lip is None else float(lip) * float(self.weights.max(initial=0.0))
 
     @property
-    def smooth(self) -> bool:  # type: ignore[override]
-        return self.base.smooth
-
-    @property
-    def classification(self) -> bool:  # type: ignore[override]
-        return self.base.classification
-
-    @property
-    def supports_vector(self) -> bool:  # type: ignore[override]
-        return self.base.supports_vector
+    def n_groups(self) -> int:
+        """Number of distinct weights."""
+        return len(self._groups)
 
     def scale(self, n: int) -> float:
         return 1.0 / float(np.sum(self.weights)) if self.reduction == "mean" else 1.0
 
-    def _w(self, y, cvx: bool):
-        w = np.asarray(self.weights, dtype=float)
-        if w.shape[0] != y.shape[0]:
-            raise ShapeError(f"{w.shape[0]} sample weights for {y.shape[0]} samples.")
-        if y.ndim == 2 and self.name != "cross_entropy":
-            w = np.repeat(w[:, None], y.shape[1], axis=1)
-        return w
+    def _check_rows(self, y) -> None:
+        if self.weights.shape[0] != y.shape[0]:
+            raise ShapeError(f"{self.weights.shape[0]} sample weights for {y.shape[0]} samples.")
+
+    def _wcol(self, a: np.ndarray) -> np.ndarray:
+        """The weights shaped to multiply ``a`` row by row."""
+        return self.weights[:, None] if a.ndim == 2 else self.weights
 
     def _cvxpy_sum(self, z, y):
         import cvxpy as cp
 
-        w = self._w(y, True)
+        self._check_rows(y)
+        w = self.weights
+        if y.ndim == 2 and self.name != "cross_entropy":
+            w = np.repeat(w[:, None], y.shape[1], axis=1)
         kind = self.name
         if kind == "squared":
             return 0.5 * cp.sum(cp.multiply(w, cp.square(z - y)))
@@ -485,33 +504,51 @@ class WeightedLoss(Loss):
             return cp.sum(cp.multiply(w, cp.abs(z - y)))
         return cp.sum(cp.multiply(w, cp.log_sum_exp(z, axis=1) - cp.sum(cp.multiply(y, z), axis=1)))
 
+    # per group of equal weights, the base loss's summed methods
     def _value_sum(self, z, y):
-        from scipy.special import log_expit, logsumexp
+        self._check_rows(y)
+        return float(sum(w * self.base._value_sum(z[idx], y[idx]) for w, idx in self._groups if w > 0))
 
-        w = self._w(y, False)
-        kind = self.name
-        if kind == "squared":
-            terms = 0.5 * (z - y) ** 2
-        elif kind == "logistic":
-            terms = -log_expit(y * z)
-        elif kind == "hinge":
-            terms = np.maximum(0.0, 1.0 - y * z)
-        elif kind == "huber":
-            r, d = np.abs(z - y), self.base.delta
-            terms = np.where(r <= d, 0.5 * r**2, d * (r - 0.5 * d))
-        elif kind == "absolute":
-            terms = np.abs(z - y)
-        else:
-            terms = logsumexp(z, axis=1) - np.sum(y * z, axis=1)
-        return float(np.sum(w * terms))
+    def _grad_sum(self, z, y):
+        return self._wcol(z) * self.base._grad_sum(z, y)
 
-    def grad(self, z, y):
-        g = self.base.grad(z, y) / self.base.scale(np.shape(y)[0])
-        w = np.asarray(self.weights, dtype=float)
-        return self.scale(w.shape[0]) * (w[:, None] * g if g.ndim == 2 else w * g)
+    def _hessian_sum(self, z, y):
+        D, V = self.base._hessian_sum(z, y)
+        return self._wcol(D) * D, (None if V is None else np.sqrt(self._wcol(V)) * V)
+
+    def _conjugate_sum(self, s, y):
+        total = 0.0
+        for w, idx in self._groups:
+            if w == 0:
+                if np.any(np.abs(s[idx]) > DOMAIN_TOL):
+                    return float("inf")
+                continue
+            total += w * self.base._conjugate_sum(s[idx] / w, y[idx])
+        return float(total)
+
+    def _bregman_sum(self, a, b, gb, y):
+        return float(sum(w * self.base._bregman_sum(a[idx], b[idx], gb[idx] / w, y[idx])
+                         for w, idx in self._groups if w > 0))
 
     def check_targets(self, y):
         return self.base.check_targets(y)
+
+
+#: Distinct sample weights up to which the native solvers take a weighted non-squared loss
+#: (its sums are evaluated per group of equal weights).
+MAX_WEIGHT_GROUPS = 64
+
+
+def _check_native_weights(backend, wloss: WeightedLoss) -> None:
+    """Refuse what the native solvers cannot do with a weighted loss, naming the way out."""
+    if _resolve_backend(backend) != "native":
+        return
+    if wloss.n_groups > MAX_WEIGHT_GROUPS:
+        raise InvalidParameterError(
+            f"sample_weight has {wloss.n_groups} distinct values; with the {wloss.name} loss the native "
+            f"solvers take at most {MAX_WEIGHT_GROUPS} (class weights, integer counts). Round the "
+            "weights, or use backend='clarabel'."
+        )
 
 
 def _scaled_problem_duals(sol: ConvexSolution) -> dict:
@@ -793,12 +830,8 @@ class _ConvexNetworkBase(_Base):
             sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
                                       **_scaled_problem_duals(sol_w))
             return sol, gap, ntol
-        if _resolve_backend(self.backend) == "native":
-            raise InvalidParameterError(
-                f"sample_weight / class_weight with the {loss.name} loss need a CVXPY backend: the "
-                "native solvers weight only the squared loss. Use backend='clarabel' or loss='squared'."
-            )
         wloss = WeightedLoss(base=loss, weights=w)
+        _check_native_weights(self.backend, wloss)
         sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback)
         return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
 
@@ -938,13 +971,9 @@ class _ConvexNetworkBase(_Base):
                 ye = y_enc * (r[:, None] if y_enc.ndim == 2 else r)
                 pe = Patterns(gates=np.array(patterns.gates), mask=np.array(patterns.mask), bias=False,
                               fingerprint=_fingerprint(Xe))
-            elif _resolve_backend(self.backend) == "native":
-                raise InvalidParameterError(
-                    f"sample_weight / class_weight with the {loss.name} loss need a CVXPY backend: the "
-                    "native solvers weight only the squared loss. Use backend='clarabel' or loss='squared'."
-                )
             else:
                 le = WeightedLoss(base=loss, weights=w)
+                _check_native_weights(self.backend, le)
         activation = trial._activation
         if lams is None:
             from .path import lam_grid, lam_max
@@ -1279,7 +1308,8 @@ _CLASS_WEIGHT_DOC = """    classes_ : ndarray
     -----
     ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``) multiplies the loss terms
     of each class's samples (``"balanced"``: ``n / (n_classes * count)``), on top of
-    ``sample_weight``. Weighted losses other than the squared loss need a CVXPY backend.
+    ``sample_weight``. With the native solvers a weighted logistic or cross-entropy loss takes
+    at most 64 distinct weights (class weights always qualify).
 """
 
 _REG_LOSS_DOC = ("Regression loss: ``'squared'`` (``1/2 ||.||^2``), ``'huber'``, ``'absolute'`` "

@@ -168,8 +168,32 @@ def test_sample_and_class_weight_logistic_on_cvxpy(binary):
     assert balanced.objective_ == pytest.approx(manual.objective_, rel=1e-7)
     with pytest.raises(LabelError, match="label 7"):
         ConvexGatedReLUClassifier(class_weight={7: 2.0}, **kw).fit(X, y)
-    with pytest.raises(InvalidParameterError, match="CVXPY backend"):
-        ConvexReLUClassifier(lam=0.5, n_gates=4).fit(X, y, sample_weight=w)
+    Xt, yt = np.tile(X, (3, 1)), np.tile(y, 3)
+    many = np.random.default_rng(0).uniform(0.5, 2.0, len(yt))  # more distinct weights than groups
+    with pytest.raises(InvalidParameterError, match="distinct values.*clarabel"):
+        ConvexReLUClassifier(lam=0.5, n_gates=4).fit(Xt, yt, sample_weight=many)
+
+
+@pytest.mark.parametrize("cls", [ConvexReLUClassifier, ConvexGatedReLUClassifier])
+def test_native_weighted_logistic_and_cross_entropy_equal_repeated_rows(cls, binary):
+    X, y = binary
+    w = np.arange(X.shape[0]) % 3
+    rep = np.repeat(np.arange(X.shape[0]), w)
+    gates = np.random.default_rng(2).standard_normal((X.shape[1] + 1, 8))
+    a = cls(lam=0.5, gates=gates, tol=1e-8).fit(X, y, sample_weight=w)
+    b = cls(lam=0.5, gates=gates, tol=1e-8).fit(X[rep], y[rep])
+    assert a.solution_.backend == "native" and a.status_ == b.status_ == "optimal"
+    assert a.gap_ is not None and a.gap_ <= 1e-6 * a.objective_  # certified with the weighted conjugate
+    assert a.objective_ == pytest.approx(b.objective_, rel=1e-6)
+    # three classes: the weighted cross-entropy (vector output)
+    X3, l3 = load_three_blobs()
+    X3, l3 = X3[::3], l3[::3]
+    w3 = np.arange(l3.size) % 2 + 1
+    r3 = np.repeat(np.arange(l3.size), w3)
+    g3 = np.random.default_rng(3).standard_normal((X3.shape[1] + 1, 6))
+    a3 = ConvexGatedReLUClassifier(lam=0.5, gates=g3, tol=1e-8).fit(X3, l3, sample_weight=w3)
+    b3 = ConvexGatedReLUClassifier(lam=0.5, gates=g3, tol=1e-8).fit(X3[r3], l3[r3])
+    assert a3.objective_ == pytest.approx(b3.objective_, rel=1e-6)
 
 
 # ------------------------------------------------------------------------------- warm start

@@ -1,4 +1,4 @@
-"""Convex point -> network: the exact maps of MATH.md ("Solution maps") from blocks to neurons.
+"""Convex point -> network: the exact maps of docs/math.md, "Solution maps", from blocks to neurons.
 
 The implementation behind :func:`cvxnn.maps.to_network`, :meth:`cvxnn.solution.ConvexModel.to_network`
 and :func:`cvxnn.vector.relu_vector_factors`. It needs only the blocks and the patterns of a
@@ -81,7 +81,7 @@ def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0):
 
 def to_network(model, *, tol: float = 0.0):
     """Map a :class:`~cvxnn.solution.ConvexModel` to a :class:`ReLUNetwork` or
-    :class:`GatedReLUNetwork` by the exact maps of MATH.md.
+    :class:`GatedReLUNetwork` by the exact maps of docs/math.md, "Solution maps".
 
     Parameters
     ----------

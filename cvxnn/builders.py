@@ -1,6 +1,6 @@
 """CVXPY builders: a network spec and data become a real :class:`cvxpy.Problem`.
 
-The programs (MATH.md, "Convex programs") are written in vectorised form, one matrix
+The programs (docs/math.md, "The convex programs") are written in vectorised form, one matrix
 variable per sign, so compile time grows linearly in the number of patterns ``p``:
 
 C-ReLU::

@@ -1,4 +1,4 @@
-"""The cone constraint of C-ReLU as an object: ``Xt_i b_i >= 0`` (MATH.md, "Convex programs").
+"""The cone constraint of C-ReLU as an object: ``Xt_i b_i >= 0`` (docs/math.md, "The convex programs").
 
 For pattern ``D_i`` the signed data ``Xt_i = (2 D_i - I) X_a`` defines the polyhedral cone
 ``K_i = {w : Xt_i w >= 0}`` of first-layer weights whose ReLU pattern is ``D_i``; on ``K_i``,
@@ -15,7 +15,7 @@ and for ``c`` outputs (Sahiner et al. 2021) every column of every block lies in 
 :meth:`~ConeConstraint.violation`, used for certificates and checks) and in CVXPY
 (:meth:`~ConeConstraint.cvxpy`, one vectorised constraint per block matrix, DPP-compatible).
 The multipliers ``rho_i >= 0`` of these constraints enter the optimality conditions as
-``q_i = s_i X^T D_i r + Xt_i^T rho_i`` (MATH.md, "Optimality conditions").
+``q_i = s_i X^T D_i r + Xt_i^T rho_i`` (docs/math.md, "Optimality conditions").
 """
 
 from __future__ import annotations

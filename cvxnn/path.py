@@ -1,5 +1,5 @@
-"""The one regularisation-path engine and the one ``lam_max`` (MATH.md, "lam_max",
-"Regularisation path").
+"""The one regularisation-path engine and the one ``lam_max`` (docs/math.md,
+"lam_max and regularisation paths").
 
 ``lam_max`` is the smallest ``lam`` for which the zero model is optimal: the largest dual norm of
 the correlations of the gradient of the loss at zero. With ``r0 = -grad L(0, y)`` (``= y`` for

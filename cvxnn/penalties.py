@@ -3,7 +3,7 @@
 Weights are blocks ``B_i``, one per activation pattern ``D_i``, stored as an array of shape
 ``(d, p)`` (scalar output, block ``i`` is the column ``b_i``) or ``(d, p, c)`` (vector output,
 block ``i`` is the ``d x c`` matrix ``B[:, i, :]``). A penalty is ``sum_i ||B_i||`` for a norm
-``||.||`` on blocks (MATH.md, "Convex programs", "Vector output"):
+``||.||`` on blocks (docs/math.md, "The convex programs", "Vector output"):
 
 * :class:`GroupL2` -- ``||B_i||_2`` (the Frobenius norm of a ``d x c`` block): the group lasso of
   C-ReLU / C-GReLU with scalar output;

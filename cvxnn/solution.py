@@ -185,7 +185,7 @@ class ConvexModel:
 
     # ----------------------------------------------------------------- maps
     def to_network(self, *, tol: float = 0.0):
-        """The non-convex network of this point by the exact maps of MATH.md.
+        """The non-convex network of this point by the exact maps of docs/math.md, "Solution maps".
 
         Blocks with norm ``<= tol * max norm`` are dropped (``tol=0`` keeps every nonzero block,
         so predictions and objective are reproduced exactly).
@@ -202,7 +202,7 @@ class ConvexSolution(ConvexModel):
     status : str
         One of :data:`STATUSES`.
     objective_value : float
-        Objective at the returned point, in the MATH.md convention.
+        Objective at the returned point, in the convention of docs/math.md, "Conventions cvxnn fixes".
     lam : float or None
         Regularisation strength (None for the constrained forms).
     loss : Loss or None
@@ -219,7 +219,7 @@ class ConvexSolution(ConvexModel):
         Largest cone-constraint violation (C-ReLU).
     multipliers : ndarray or None
         Cone multipliers ``rho_i >= 0`` of ``Xt_i theta_i >= 0`` (C-ReLU), shape ``(n, 2p)`` or
-        ``(n, 2p, c)``: the ``V`` blocks, then the ``W`` blocks (MATH.md, "Optimality conditions").
+        ``(n, 2p, c)``: the ``V`` blocks, then the ``W`` blocks (docs/math.md, "Optimality conditions").
     cone_duals : tuple of ndarray or None
         CVXPY's dual values of the two cone constraints ``(rho_V, rho_W)``, each ``(n, p[, c])``.
     dual_value : float or None

@@ -304,6 +304,8 @@ def run_problem(
                           status="numerical_error") from exc
     except (TypeError, OverflowError) as exc:
         raise InvalidParameterError(f"bad solver option for {name}: {exc}") from exc
+    except ValueError as exc:  # e.g. older SCS: "Error parsing inputs" for an overflowing option
+        raise InvalidParameterError(f"{name} rejected the options or the data of {what}: {exc}") from exc
     wall = time.perf_counter() - t0
     status = map_status(problem.status, name, what)
     if status not in allow:

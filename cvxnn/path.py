@@ -33,19 +33,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
-from scipy.optimize import nnls
 
 from . import builders as _builders
-from ._validation import check_lam, check_positive_int, check_X, check_y
-from .backends.cvxpy_adapter import run_problem
+from ._lam_max import _prepare, lam_max
+from ._validation import check_lam, check_positive_int
 from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
 from .losses import Loss, get_loss
-from .operators import adjoint
 from .patterns import Patterns
-from .penalties import get_penalty
 from .solution import ConvexSolution
 
 __all__ = [
@@ -59,122 +55,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Vector-output penalties (``formulation``) and the penalty of scalar output.
-_FORMULATIONS = ("nuclear", "one_vs_all")
-
-
-def _prepare(X, y, patterns, activation, loss):
-    if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
-        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
-    if not isinstance(patterns, Patterns):
-        raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
-    X = check_X(X)
-    y = check_y(y, X.shape[0])
-    patterns.check_data(X)
-    loss = get_loss(loss)
-    y = loss.check_targets(y)
-    return X, y, loss
-
-
-def _nnls_cone_norm(Xa: np.ndarray, signs: np.ndarray, g: np.ndarray) -> float:
-    """``min_{rho >= 0} ||g + Xt^T rho||_2`` with ``Xt = diag(signs) X_a`` (one NNLS)."""
-    A = (signs[:, None] * Xa).T
-    _, res = nnls(A, -g, maxiter=50 * (Xa.shape[0] + 1))
-    return float(res)
-
-
-def _relu_lam_max_columns(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float:
-    """C-ReLU ``lam_max`` with 2-norm blocks, one column of correlations per block (``C`` is
-    ``d_a x q``, ``S`` the signs of each column's pattern, ``n x q``)."""
-    norms = np.linalg.norm(C, axis=0)
-    G = S * (Xa @ C)  # Xt_i c_i for every column
-    best = 0.0
-    n_nnls = 0
-    for s in (1.0, -1.0):
-        trivially = (s * G).min(axis=0, initial=0.0) >= -1e-14 * (1.0 + np.abs(G).max(initial=0.0))
-        vals = np.where(trivially, norms, 0.0)
-        # a column can only raise the maximum if ||c_i|| (an upper bound) exceeds the current best
-        cur = vals.max(initial=0.0)
-        for i in np.flatnonzero(~trivially & (norms > max(best, cur))):
-            vals[i] = _nnls_cone_norm(Xa, S[:, i], s * C[:, i])
-            n_nnls += 1
-        best = max(best, float(vals.max(initial=0.0)))
-    logger.debug("lam_max (relu): %d NNLS solves for %d columns", n_nnls, C.shape[1])
-    return best
-
-
-def _relu_lam_max_nuclear(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float:
-    """C-ReLU vector-output ``lam_max`` with nuclear blocks: ``max_{i,s} min_{rho >= 0}
-    ||s C_i + Xt_i^T rho||_2`` (spectral norm), a small CVXPY program per block and sign, solved
-    only where the upper bound ``||C_i||_2`` (``rho = 0``) exceeds the current maximum."""
-    n, d_a = Xa.shape
-    _, p, c = C.shape
-    upper = np.linalg.norm(np.transpose(C, (1, 0, 2)), ord=2, axis=(1, 2))
-    rho = cp.Variable((n, c), nonneg=True)
-    signs = cp.Parameter(n)
-    target = cp.Parameter((d_a, c))
-    # Xt_i^T rho = X_a^T diag(s_i) rho
-    prob = cp.Problem(cp.Minimize(cp.sigma_max(target + Xa.T @ cp.multiply(cp.reshape(signs, (n, 1), order="C")
-                                                                            @ np.ones((1, c)), rho))))
-    best = 0.0
-    for i in np.argsort(-upper):
-        if upper[i] <= best:
-            break
-        for s in (1.0, -1.0):
-            signs.value = S[:, i]
-            target.value = s * C[:, i, :]
-            run_problem(prob, "CLARABEL", what="the lam_max program of a vector C-ReLU block", warn=False,
-                        allow=("optimal", "optimal_inaccurate"))
-            best = max(best, float(prob.value))
-    return best
-
-
-def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss = "squared",
-            *, formulation: str = "nuclear") -> float:
-    """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
-
-    Parameters
-    ----------
-    X, y : arrays
-        Training data (``y`` 2-D for vector output).
-    patterns : Patterns
-        Patterns built on ``X``.
-    activation : {"relu", "gated_relu"}
-    loss : str or Loss
-        A loss with a gradient at zero (squared, logistic, huber, cross_entropy).
-    formulation : {"nuclear", "one_vs_all"}
-        Vector output only: the penalty of the program (nuclear norms, or column norms).
-
-    Returns
-    -------
-    float
-        For every ``lam >= lam_max`` the zero model is optimal, for every ``lam < lam_max`` it is not.
-
-    Raises
-    ------
-    InvalidParameterError
-        For a loss without a gradient at zero, an unknown activation or formulation.
-    """
-    if not get_loss(loss).smooth:
-        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
-    if not isinstance(formulation, str) or formulation not in _FORMULATIONS:
-        raise InvalidParameterError(f"formulation must be one of {_FORMULATIONS}, got {formulation!r}.")
-    X, y, loss = _prepare(X, y, patterns, activation, loss)
-    Xa = patterns.design(X)
-    mask = patterns.mask
-    r0 = -loss.grad(np.zeros_like(y), y)
-    C = adjoint(Xa, mask, r0)  # (d_a, p) or (d_a, p, c): the correlations X_a^T D_i r0
-    penalty = get_penalty("group_l2" if y.ndim == 1 else formulation)
-    if activation == "gated_relu":
-        return float(penalty.dual_norm(C).max(initial=0.0))
-    S = patterns.signs()
-    if y.ndim == 1:
-        return _relu_lam_max_columns(Xa, S, C)
-    d_a, p, c = C.shape
-    if formulation == "one_vs_all":
-        return _relu_lam_max_columns(Xa, np.repeat(S, c, axis=1), C.reshape(d_a, p * c))
-    return _relu_lam_max_nuclear(Xa, S, C)
 
 
 def lam_grid(lam_max_value: float, n_lams: int = 20, lam_min_ratio: float = 1e-3) -> np.ndarray:

@@ -106,7 +106,7 @@ def test_solution_layer_does_not_reach_up():
     """The solution layer imports neither the builders, the solvers nor the maps built on it."""
     graph = import_graph()
     for low in ("cvxnn.solution", "cvxnn.losses", "cvxnn.patterns", "cvxnn._validation", "cvxnn.penalties",
-                "cvxnn.constraints"):
+                "cvxnn.constraints", "cvxnn._lam_max"):  # _lam_max: usable by the native solvers
         reached = graph[low] & {"cvxnn.builders", "cvxnn.vector", "cvxnn.maps", "cvxnn.program",
                                 "cvxnn.backends.registry", "cvxnn.path", "cvxnn.estimators"}
         assert not reached, f"{low} imports {sorted(reached)}"

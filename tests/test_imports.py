@@ -110,3 +110,17 @@ def test_solution_layer_does_not_reach_up():
         reached = graph[low] & {"cvxnn.builders", "cvxnn.vector", "cvxnn.maps", "cvxnn.program",
                                 "cvxnn.backends.registry", "cvxnn.path", "cvxnn.estimators"}
         assert not reached, f"{low} imports {sorted(reached)}"
+
+
+def test_native_solvers_may_use_lam_max_penalties_and_constraints():
+    """cvxnn._lam_max, cvxnn.penalties and cvxnn.constraints reach no native module (transitively),
+    so cvxnn.native can import them without closing a cycle."""
+    graph = import_graph()
+    for start in ("cvxnn._lam_max", "cvxnn.penalties", "cvxnn.constraints", "cvxnn.backends.cvxpy_adapter"):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        native = sorted(m for m in seen if m.startswith("cvxnn.native"))
+        assert not native, f"{start} reaches {native}"

@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ..operators import default_memory_budget
 from ..solution import STATUSES, ConvexSolution, cone_violation
+from .capabilities import native_supports
 
 __all__ = [
     "BYTES_PER_NONZERO",
@@ -340,11 +341,9 @@ def _program_name(program) -> str:
 def _failure_advice(program, solver: str) -> str:
     """Advice for a failed program solve: the native backend where it takes the program, else
     another installed conic solver."""
-    from .native_adapter import NativeAdapter
-
     lam = None if program.lam is None else program.lam.value
     if (program.form == "regularized" and program.loss is not None and lam is not None and lam > 0
-            and NativeAdapter().supports(program.loss)):
+            and native_supports(program.loss)):
         return ("The native solvers take this program: cvxnn.solve(X, y, patterns, ..., solver='auto'), "
                 "or backend='native' in the estimators.")
     others = [s for s in ("CLARABEL", "SCS") if s != solver and s in cp.installed_solvers()]

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..errors import CvxnnError, InvalidParameterError
+from ..errors import InvalidParameterError
+from .capabilities import native_supports
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..solution import ConvexSolution
@@ -29,14 +28,9 @@ class NativeAdapter:
     backend = "native"
 
     def supports(self, loss) -> bool:
-        """Whether the native solvers take ``loss`` (they need a smooth loss they have a kernel for)."""
-        try:
-            from ..native._losses import make_kernel
-
-            make_kernel(loss, np.zeros((1, 1)), np.float64)
-        except (ImportError, CvxnnError, ValueError, TypeError):
-            return False
-        return True
+        """Whether the native solvers take ``loss`` (see
+        :func:`cvxnn.backends.capabilities.native_supports`)."""
+        return native_supports(loss)
 
     def names(self) -> tuple[str, ...]:
         """The solver names this adapter serves."""

@@ -145,6 +145,21 @@ def test_no_bare_math_md_references():
         "\n".join(hits)
 
 
+def test_cited_math_sections_exist():
+    """A citation 'docs/math.md, "Section"' (docstrings, tutorials, docs) names a heading of the page."""
+    headings = {re.sub(r"[`$]", "", h).strip()
+                for h in re.findall(r"^#{1,6}\s+(.*?)\s*$", (ROOT / "docs" / "math.md").read_text(), re.M)}
+    cite = re.compile(r"docs/math\.md`*,?\s*((?:\"[^\"]+\"(?:,\s*|\s+and\s+)?)+)")
+    files = [*sorted((ROOT / "cvxnn").rglob("*.py")), *sorted((ROOT / "tutorials").glob("*.py")), *PAGES]
+    bad = []
+    for f in files:
+        text = re.sub(r"\s*\n\s*#?\s*", " ", f.read_text())  # join wrapped lines (and comments)
+        for group in cite.findall(text):
+            bad += [f"{f.relative_to(ROOT)}: {name!r}" for name in re.findall(r'"([^"]+)"', group)
+                    if name not in headings]
+    assert not bad, "no such section in docs/math.md:\n" + "\n".join(bad)
+
+
 def test_notation_table_in_math_page():
     """One notation table; the symbols that used to mean different things have one meaning."""
     text = (ROOT / "docs" / "math.md").read_text()

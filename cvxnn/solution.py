@@ -240,7 +240,7 @@ class ConvexSolution(ConvexModel):
     extra : dict
         Backend diagnostics (``cvxpy_status``, iteration counts, flops, ...). Library code reads
         the typed fields above; a typed field left None is filled from ``extra`` when the key is
-        there (:data:`EXTRA_KEYS`).
+        there (:data:`EXTRA_KEYS`), and ``multipliers`` from ``cone_duals``.
     """
 
     status: str = "optimal"
@@ -275,6 +275,9 @@ class ConvexSolution(ConvexModel):
                     if self.extra.get(key) is not None:
                         setattr(self, name, self.extra[key])
                         break
+        if self.multipliers is None and self.cone_duals is not None:
+            # CVXPY's duals of the two cone constraints are the multipliers, V blocks then W blocks
+            self.multipliers = np.concatenate([np.asarray(d, dtype=float) for d in self.cone_duals], axis=1)
 
     @property
     def converged(self) -> bool:

@@ -164,6 +164,9 @@ def test_typed_fields_filled_from_extra(data):
     typed = ConvexSolution("relu", pats, V=np.zeros(shape), W=np.zeros(shape), al_delta=1.0,
                            extra={"delta": 3.0})
     assert typed.al_delta == 1.0  # a typed value is never overwritten
+    duals = (np.ones((X.shape[0], pats.n_patterns)), 2 * np.ones((X.shape[0], pats.n_patterns)))
+    loaded = ConvexSolution("relu", pats, V=np.zeros(shape), W=np.zeros(shape), extra={"cone_duals": duals})
+    np.testing.assert_array_equal(loaded.multipliers, np.hstack(duals))  # e.g. a solution read by cvxnn.io
 
 
 # ----------------------------------------------------------------------------- path engine

@@ -131,10 +131,8 @@ BUILDERS = [
     case(BLD, "solve-lam-nan", lambda: program().solve(lam=float("nan")), NonFiniteError),
     case(BLD, "solve-max_iter-2**40-clarabel", lambda: program().solve(solver="CLARABEL", max_iter=2**40),
          InvalidParameterError),
-    # scs < 3.3 raises ValueError("Error parsing inputs") for an overflowing option, which the
-    # CVXPY adapter does not map yet (newer scs raises OverflowError, which it maps)
     case(BLD, "solve-max_iters-2**70-scs", lambda: program().solve(solver="SCS", max_iters=2**70),
-         InvalidParameterError, owner="builders"),
+         InvalidParameterError),
     case(BLD, "solve-bogus-option", lambda: program().solve(solver="CLARABEL", bogus_option=3), InvalidParameterError),
 ]
 

@@ -454,6 +454,8 @@ class ProgressBar:
     """
 
     _SPIN = "|/-\\"
+    #: bars drawing now (a warning printed meanwhile starts on a new line)
+    active: set = set()
 
     def __init__(self, total: int | None, label: str = "", *, enabled: bool = True, stream=None,
                  width: int = 28, min_interval: float = 0.1, use_tqdm: bool | None = None) -> None:
@@ -535,6 +537,7 @@ class ProgressBar:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        ProgressBar.active.discard(self)
         if not self.enabled:
             return
         if self._tqdm is not None:
@@ -546,6 +549,7 @@ class ProgressBar:
 
     def __enter__(self) -> ProgressBar:
         if self.enabled:
+            ProgressBar.active.add(self)
             if self._tqdm is None:
                 self._draw(time.perf_counter())
             # live elapsed time (and spinner) while a long step reports nothing
@@ -1263,7 +1267,8 @@ def main(argv: list[str] | None = None) -> int:
 
     Exit status: 0 success, 1 the computation finished but did not certify (not converged,
     backends disagree), 2 a usage, data or solver error (one line on stderr), 130 interrupted
-    (Ctrl-C; one line on stderr, no file is left half-written).
+    (Ctrl-C; one line on stderr, no file is left half-written), 141 the output pipe was closed
+    (``cvxnn predict ... | head``; nothing is printed).
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -1274,7 +1279,8 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import CvxnnError
 
     def show(message, category, filename, lineno, file=None, line=None):  # one line per warning
-        print(f"cvxnn: warning: {message}", file=sys.stderr)
+        lead = "\n" if ProgressBar.active else ""  # not glued to a progress line
+        print(f"{lead}cvxnn: warning: {message}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
@@ -1283,6 +1289,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cvxnn: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. 'cvxnn predict ... | head': the reader closed the pipe
+        import os
+
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        except (OSError, ValueError):  # stdout without a file descriptor (captured)
+            pass
+        return 141
     except CvxnnError as exc:
         print(f"cvxnn: error: {exc}", file=sys.stderr)
         return 2

@@ -238,3 +238,31 @@ def test_models_saved_by_the_api_select_columns_by_position(capsys, tmp_path):
     np.savetxt(wide, np.column_stack([X, X, y]), delimiter=",", comments="")
     code, out, err = run(["predict", model, wide, "--no-header"], capsys)
     assert code == 2 and "needs 4 feature columns" in err and err.count("\n") == 1
+
+
+def test_closed_pipe_exits_quietly(labelled, capsys, monkeypatch):
+    import cvxnn.cli as cli
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_cmd_score", closed)
+    code = main(["score", "m.npz", str(labelled["csv"])])
+    out, err = capsys.readouterr()
+    assert code == 141 and err == ""
+
+
+def test_warnings_start_on_a_new_line_while_a_bar_is_drawn(capsys, monkeypatch):
+    import warnings
+
+    import cvxnn.cli as cli
+
+    def warn_during_progress(args):
+        buf = _stdio.StringIO()
+        with ProgressBar(None, "fit", stream=buf, use_tqdm=False):
+            warnings.warn("slow", UserWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_demo", warn_during_progress)
+    assert main(["demo"]) == 0
+    assert capsys.readouterr().err == "\ncvxnn: warning: slow\n"

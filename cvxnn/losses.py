@@ -103,6 +103,8 @@ class Loss:
     has_conjugate = False
     #: the Hessian is diagonal (the loss is a sum over the entries of ``z``)
     separable = True
+    #: a quadratic function of ``z`` (restricted programs are quadratic programs)
+    quadratic = False
     #: Lipschitz constant of ``grad`` w.r.t. ``z`` (per sample, before reduction); None if not smooth.
     lipschitz: ClassVar[float | None] = None
     classification = False
@@ -197,6 +199,7 @@ class SquaredLoss(Loss):
 
     name = "squared"
     smooth = True
+    quadratic = True
     has_hessian = True
     has_conjugate = True
     lipschitz = 1.0

@@ -53,6 +53,12 @@ logger = logging.getLogger(__name__)
 MU_DECREASE = 10.0
 #: First barrier parameter relative to |objective| / nu (a cold start).
 MU0_REL = 0.1
+#: Largest ``|W| d`` for which Newton systems are formed and factorised; above it they are
+#: solved by conjugate gradients with the exact diagonal blocks as preconditioner.
+DENSE_MAX = 2500
+#: Relative residual and iteration cap of those conjugate-gradient solves.
+CG_TOL = 1e-3
+CG_MAX = 200
 #: Largest factor of the adaptive decrease.
 MAX_DECREASE = 1000.0
 #: Newton steps per centring (a long-step method needs only a few).
@@ -224,26 +230,26 @@ def solve_restricted_barrier(
             # gradient: A_j^T g_k + psi' u/r - mu Xt^T (1/s)
             W1 = B.Mb * B.sign * g[:, B.outs] - mu * B.Sb * inv_s
             grad = Xa.T @ W1 + a * U  # d x k   (psi'(r) u / r = a u)
-            # Hessian
-            H = _loss_hessian(B, kernel, Z)
-            # cone barrier: mu X^T diag(1/s^2) X per block
-            Hc = (mu * (inv_s * inv_s)).T @ XX  # k x d^2
-            Hc = Hc.reshape(k, d, d)
-            # penalty: a I + (b - a) u u^T / r^2
+            # cone barrier: mu X^T diag(1/s^2) X per block; penalty: a I + (b - a) u u^T / r^2
+            Wc = mu * (inv_s * inv_s)
             rs = np.maximum(r, np.finfo(float).tiny)
             uh = U / rs
             Hp = a[:, None, None] * eye_d + ((b - a)[:, None, None] * np.einsum("dk,ek->kde", uh, uh))
-            Hblk = Hc + Hp
-            for j in range(k):
-                sl = slice(j * d, (j + 1) * d)
-                H[sl, sl] += Hblk[j]
             gvec = grad.T.reshape(kd)
-            try:
-                cf = sla.cho_factor(H, lower=True, check_finite=False)
-                step = -sla.cho_solve(cf, gvec, check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
-                reg = 1e-12 * max(float(np.abs(np.diag(H)).max(initial=1.0)), 1.0)
-                step = -np.linalg.solve(H + reg * np.eye(kd), gvec)
+            if kd <= DENSE_MAX:
+                H = _loss_hessian(B, kernel, Z)
+                Hblk = (Wc.T @ XX).reshape(k, d, d) + Hp
+                for j in range(k):
+                    sl = slice(j * d, (j + 1) * d)
+                    H[sl, sl] += Hblk[j]
+                try:
+                    cf = sla.cho_factor(H, lower=True, check_finite=False)
+                    step = -sla.cho_solve(cf, gvec, check_finite=False)
+                except (np.linalg.LinAlgError, ValueError):
+                    reg = 1e-12 * max(float(np.abs(np.diag(H)).max(initial=1.0)), 1.0)
+                    step = -np.linalg.solve(H + reg * np.eye(kd), gvec)
+            else:
+                step = -_newton_cg(B, kernel, Z, Wc, Hp, grad).T.reshape(kd)
             newton += 1
             dec = -float(gvec @ step)  # Newton decrement squared
             dU = step.reshape(k, d).T
@@ -288,6 +294,56 @@ def solve_restricted_barrier(
     rho = mu / np.maximum(slack, np.finfo(float).tiny)
     logger.debug("barrier: k=%d, %d Newton steps, mu=%.2e (%s)", k, newton, mu, status)
     return BarrierResult(U=U, rho=rho, mu=mu, newton=newton, status=status)
+
+
+def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, Hp: np.ndarray,
+               rhs: np.ndarray) -> np.ndarray:
+    """Solve ``H x = rhs`` (``d x k``) for the barrier Hessian by preconditioned conjugate
+    gradients, never forming ``H``: products cost two ``n x d x k`` GEMMs; the preconditioner
+    is the exact ``d x d`` diagonal block of every block (loss, cone barrier and penalty)."""
+    Xa, d, k = B.Xa, B.d, B.k
+    D, V = kernel.hessian_parts(Z)
+    coef = B.Mb * B.sign
+
+    def hv(P: np.ndarray) -> np.ndarray:
+        XP = Xa @ P  # n x k
+        dZ = (coef * XP) @ B.E  # n x c
+        HdZ = D * dZ
+        if V is not None:
+            HdZ -= V * np.einsum("nc,nc->n", V, dZ)[:, None]
+        out = Xa.T @ (coef * HdZ[:, B.outs] + Wc * XP)
+        return out + np.einsum("kde,ek->dk", Hp, P)
+
+    # diagonal blocks: X^T diag(coef^2 (D_k - V_k^2) + Wc) X + Hp
+    wdiag = (coef * coef) * D[:, B.outs] + Wc
+    if V is not None:
+        wdiag = wdiag - (coef * coef) * V[:, B.outs] ** 2
+    Pblk = (wdiag.T @ B.XX).reshape(k, d, d) + Hp
+    Pblk[:, np.arange(d), np.arange(d)] += 1e-14 * np.abs(Pblk).max(initial=1.0)
+    L = np.linalg.cholesky(Pblk)
+
+    def prec(R: np.ndarray) -> np.ndarray:
+        Y = np.linalg.solve(L, R.T[:, :, None])
+        return np.linalg.solve(np.transpose(L, (0, 2, 1)), Y)[:, :, 0].T
+
+    x = np.zeros_like(rhs)
+    r = rhs.copy()
+    zr = prec(r)
+    pdir = zr.copy()
+    rz = float(np.vdot(r, zr))
+    r0 = np.sqrt(float(np.vdot(rhs, rhs)))
+    for _ in range(CG_MAX):
+        Hpd = hv(pdir)
+        alpha = rz / max(float(np.vdot(pdir, Hpd)), np.finfo(float).tiny)
+        x += alpha * pdir
+        r -= alpha * Hpd
+        if np.sqrt(float(np.vdot(r, r))) <= CG_TOL * r0:
+            break
+        zr = prec(r)
+        rz_new = float(np.vdot(r, zr))
+        pdir = zr + (rz_new / rz) * pdir
+        rz = rz_new
+    return x
 
 
 def _gram(A: np.ndarray) -> np.ndarray:

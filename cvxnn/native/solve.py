@@ -36,6 +36,7 @@ from .certificates import gated_certificate, relu_certificate
 from .fista import GatedProblem, initial_step, solve_gated
 from .prox import BlockPenalty
 from .working_set import solve_relu_working_set
+from .working_set_qp import solve_relu_working_set_qp
 
 __all__ = ["solve_native"]
 
@@ -382,7 +383,11 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
     T0 = None
     if warm is not None:
         T0 = np.concatenate([_as3(warm.V), _as3(warm.W)], axis=1).astype(np.float64)
-    res = solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, gates=patterns.gates, tol=tol,
+    c = y2.shape[1]
+    # quadratic loss, scalar output: the restricted programs are QPs that Clarabel solves directly;
+    # every other loss (and the one-vs-all vector program): the barrier method with the Hessian
+    ws_solver = solve_relu_working_set_qp if (loss_obj.quadratic and c == 1) else solve_relu_working_set
+    res = ws_solver(Xa64, patterns.mask, kernel64, lam, gates=patterns.gates, tol=tol,
                                  feas_tol=feas_tol, max_iter=max_iter, T0=T0, callback=callback,
                                  memory_budget=memory_budget)
     p = patterns.n_patterns
@@ -394,7 +399,7 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
         "working_set": res.working_set,
         "nnls_solves": res.nnls_solves,
         "history": res.history,
-        "inner_solver": "barrier",
+        "inner_solver": "clarabel_qp" if ws_solver is solve_relu_working_set_qp else "barrier",
         "stop_reason": res.reason,
         "feas_tol": feas_tol,
         "stopped_by_callback": res.reason == "callback",

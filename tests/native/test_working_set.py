@@ -11,7 +11,8 @@ from cvxnn import build_program, lam_max, sample_patterns
 from cvxnn.errors import ConvergenceWarning, InvalidParameterError
 from cvxnn.native import duality_gap, solve_native
 from cvxnn.native import working_set as ws_mod
-from cvxnn.native.working_set import working_set_bytes
+from cvxnn.native import working_set_qp as qp_mod
+from cvxnn.native.working_set_qp import working_set_bytes_qp
 
 
 def _problem(seed, n=50, d=3, p=20, bias=True):
@@ -107,7 +108,7 @@ def test_fallback_to_al_when_the_working_set_outgrows_its_cap(monkeypatch):
     X, y, pats = _problem(7, n=40, p=15)
     ref = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7)
     assert ref.solver == "working_set" and ref.converged
-    monkeypatch.setattr(ws_mod, "MAX_VARS", 2 * X.shape[1])
+    monkeypatch.setattr(qp_mod, "MAX_VARS", 2 * X.shape[1])
     sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7, max_iter=20000)
     assert sol.solver == "al" and sol.extra["fallback"] == "working_set_too_large"
     assert sol.converged
@@ -118,7 +119,7 @@ def test_fallback_when_the_working_set_exceeds_the_memory_budget():
     X, y, pats = _problem(8, n=40, d=4, p=15)
     d = X.shape[1] + 1
     # enough for the augmented Lagrangian's arrays, not for a 16-block conic program
-    budget = working_set_bytes(X.shape[0], d, 16) - 1
+    budget = working_set_bytes_qp(X.shape[0], d, 16) - 1
     sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-6, max_iter=20000, memory_budget=budget)
     assert sol.solver == "al" and sol.extra["fallback"] == "memory"
 
@@ -156,7 +157,8 @@ def test_conic_fallback_when_face_newton_fails(monkeypatch):
     """When Newton on the identified faces does not converge, the restricted program is solved
     by Clarabel and the full problem is still certified."""
     X, y, pats = _problem(10, n=120, d=4, p=20)
-    ref = solve_native(X, y, pats, activation="relu", lam=2.0)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    ref = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0)
     assert ref.converged
 
     def no_polish(Xa, M, S, kernel, lam, cols, outs, U, mu, **kw):
@@ -173,7 +175,7 @@ def test_conic_fallback_when_face_newton_fails(monkeypatch):
 
     monkeypatch.setattr(ws_mod, "polish_on_faces", no_polish)
     monkeypatch.setattr(ws_mod, "_restricted_conic", counting)
-    sol = solve_native(X, y, pats, activation="relu", lam=2.0)
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0)
     assert sol.converged and sol.max_cone_violation(X) <= 1e-9
     assert calls, "the conic fallback was not used"
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)

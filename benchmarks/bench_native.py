@@ -62,7 +62,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 def _line(*cols, widths=None) -> str:
     widths = widths or [12] * len(cols)
-    return " ".join(str(c).rjust(w) for c, w in zip(cols, widths))
+    return " ".join(str(c).rjust(w) for c, w in zip(cols, widths, strict=True))
 
 
 def _fmt_t(t) -> str:
@@ -249,7 +249,8 @@ def section_gated(sizes, args, out):
                 cs = prog.solve()
                 t_c = time.perf_counter() - t0
                 sub_c = (cs.objective_value - p_star) / abs(p_star)
-                t_n = native_time_to(X, y, pats, lam, p_star * (1 + max(sub_c, 1e-9)), p_star) if sub_c > 1e-6 else t_nat
+                t_n = (native_time_to(X, y, pats, lam, p_star * (1 + max(sub_c, 1e-9)), p_star)
+                       if sub_c > 1e-6 else t_nat)
                 row["clar"] = (t_c, t_n, sub_c)
             except Exception as exc:  # noqa: BLE001 - report any peer failure  # pragma: no cover
                 notes.append(f"Clarabel failed at {(n, d, p)}: {exc}")
@@ -278,7 +279,7 @@ def section_gated(sizes, args, out):
                 row[key] = (t_k, t_n, (obj_k - p_star) / abs(p_star))
             del A
 
-        def cell(key):
+        def cell(key, row=row):
             v = row[key]
             if v is None:
                 return "-", "-"
@@ -375,7 +376,8 @@ def section_memory(args, out):
     try:
         import resource
 
-        out(f"\nProcess max RSS after the section: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+        out(f"\nProcess max RSS after the section: {rss:.0f} MiB")
     except ImportError:  # pragma: no cover - no resource module (Windows)
         out("\nProcess max RSS: not available on this platform (no resource module)")
 

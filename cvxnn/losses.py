@@ -1,4 +1,4 @@
-"""Loss functions ``L(z, y)`` (MATH.md, "Convention for objectives", "Other losses").
+"""Loss functions ``L(z, y)`` (docs/math.md, "Convention for objectives", "Other losses").
 
 Each loss is a small class that owns everything a solver needs (skglm's "datafit" idea), so
 no solver asks which loss it has:
@@ -452,7 +452,7 @@ LOSSES: dict[str, type[Loss]] = {
 }
 
 
-def get_loss(loss: "str | Loss" = "squared", **options) -> Loss:
+def get_loss(loss: str | Loss = "squared", **options) -> Loss:
     """Return a :class:`Loss` instance from a name (``"squared"``, ``"logistic"``,
     ``"hinge"``, ``"huber"``, ``"absolute"``, ``"cross_entropy"``) or pass one through.
 

@@ -1,4 +1,4 @@
-"""Augmented Lagrangian for C-ReLU (MATH.md, "Native solvers"; [MSP22] Sec. 5).
+"""Augmented Lagrangian for C-ReLU (docs/math.md, "Native solvers"; [MSP22] Sec. 5).
 
 The cone constraints ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` (columnwise for vector output) are
 moved into the objective::
@@ -6,7 +6,7 @@ moved into the objective::
     L_delta(v, w) = h(sum_i D_i X (v_i - w_i)) + lam sum_i (||v_i|| + ||w_i||)
                     + 1/(2 delta) sum_i ( ||(gamma_i - delta Xt_i v_i)_+||^2 + ||(zeta_i - delta Xt_i w_i)_+||^2 )
 
-(which is MATH.md's ``delta/2 ||(gamma/delta - Xt v)_+||^2`` form), minimised by R-FISTA
+(which is docs/math.md's ``delta/2 ||(gamma/delta - Xt v)_+||^2`` form), minimised by R-FISTA
 warm-started from the previous outer iterate, then the multipliers are updated,
 ``gamma <- (gamma - delta Xt v)_+`` and ``zeta <- (zeta - delta Xt w)_+``.
 
@@ -326,9 +326,9 @@ def solve_relu(
                 state["viol"] = problem.violation(step.img)
             if log_every and state["it"] % log_every == 0:
                 logger.info("it %6d outer %3d  obj %.10e  rel gap %.3e  viol %.3e  delta %.3e",
-                            state["it"], outer, P, rel, state["viol"], problem.delta)
+                            state["it"], outer, P, rel, state["viol"], problem.delta)  # noqa: B023 (called in this pass)
             if callback is not None:
-                info = {"iteration": state["it"], "outer": outer + 1, "objective": P, "dual": state["D"],
+                info = {"iteration": state["it"], "outer": outer + 1, "objective": P, "dual": state["D"],  # noqa: B023
                         "gap": gap, "rel_gap": rel, "violation": state["viol"], "delta": problem.delta}
                 if callback(info) is True:
                     state["callback_stop"] = True
@@ -343,7 +343,7 @@ def solve_relu(
             P_sub = P + float(np.vdot(problem.rho_new, problem.rho_new)) / (2.0 * problem.delta)
             r64 = problem.rho_y
             D_sub = D + float(s * np.vdot(r64, problem.gamma) - 0.5 * s * s * np.vdot(r64, r64)) / problem.delta
-            return (P_sub - D_sub) <= inner_tol * max(abs(P_sub), np.finfo(float).tiny)
+            return (P_sub - D_sub) <= inner_tol * max(abs(P_sub), np.finfo(float).tiny)  # noqa: B023
 
         out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, INNER_MAX), monitor=monitor)
         total += out.iterations

@@ -1,8 +1,8 @@
-"""Optimality certificates for the convex programs (MATH.md, "Native solvers", "Optimality conditions").
+"""Optimality certificates for the convex programs (docs/math.md, "Native solvers", "Optimality conditions").
 
 * :func:`duality_gap` -- a certified upper bound on the suboptimality of any point.
   For C-GReLU (a group lasso over the implicit design) the dual point is the loss gradient
-  at the fit, rescaled into the dual feasible set [MATH.md]::
+  at the fit, rescaled into the dual feasible set [docs/math.md]::
 
       theta = grad h(z) * min(1, lam / max_i ||(D_i X)^T grad h(z)||_*),   D(theta) = -h*(theta)
 
@@ -33,7 +33,7 @@ from ..operators import ImplicitDesign
 from ..patterns import Patterns
 from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
-from .prox import BlockPenalty, dual_norms, penalty_norms
+from .prox import BlockPenalty, penalty_norms
 
 __all__ = ["GapCertificate", "duality_gap", "lam_max_gated", "min_norm_subgradient"]
 
@@ -45,7 +45,7 @@ class GapCertificate:
     Attributes
     ----------
     primal : float
-        Objective ``P(x)`` of the point (MATH.md convention).
+        Objective ``P(x)`` of the point (the convention of docs/math.md).
     dual : float
         Dual value ``D <= p*`` of the rescaled dual point.
     gap : float
@@ -163,7 +163,7 @@ def duality_gap(
     *,
     multipliers: np.ndarray | None = None,
 ) -> GapCertificate:
-    """Certified duality gap of a C-GReLU or C-ReLU point (MATH.md, "Native solvers").
+    """Certified duality gap of a C-GReLU or C-ReLU point (docs/math.md, "Native solvers").
 
     Parameters
     ----------
@@ -178,8 +178,8 @@ def duality_gap(
         ``"squared"``, ``"logistic"`` or ``"cross_entropy"`` (smooth losses with a conjugate).
     multipliers : ndarray of shape (n, 2p) or (n, 2p, c), optional
         C-ReLU only: cone multipliers ``rho >= 0`` (``v`` blocks first). Defaults to the
-        native solver's ``model.extra["multipliers"]`` when present, else zero (a valid but
-        looser bound: the C-GReLU dual).
+        solution's :attr:`~cvxnn.solution.ConvexSolution.multipliers` when present, else zero
+        (a valid but looser bound: the C-GReLU dual).
 
     Returns
     -------
@@ -196,7 +196,7 @@ def duality_gap(
     if model.activation == "gated_relu":
         return gated_certificate(op, kernel, lam, _as3(model.U))
     if multipliers is None:
-        multipliers = getattr(model, "extra", {}).get("multipliers")
+        multipliers = getattr(model, "multipliers", None)
     if multipliers is not None:
         multipliers = np.asarray(multipliers, dtype=np.float64)
         if multipliers.ndim == 2:
@@ -258,7 +258,7 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
 def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> float:
     """Smallest ``lam`` with ``U = 0`` optimal for C-GReLU: ``max_i ||X^T D_i grad h(0)||_*``.
 
-    For the squared loss this is ``max_i ||X^T D_i y||`` (MATH.md, "lam_max"); vector output
+    For the squared loss this is ``max_i ||X^T D_i y||`` (docs/math.md, "lam_max"); vector output
     uses the spectral norm of ``X^T D_i grad h(0)`` (``d x c``).
 
     Parameters
@@ -272,6 +272,6 @@ def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> flo
     -------
     float
     """
-    _, y2, kernel, op = _setup(X, y, patterns, loss)
-    g = op.adjoint(kernel.grad(np.zeros_like(y2)))
-    return float(dual_norms(g).max(initial=0.0))
+    from .._lam_max import lam_max
+
+    return lam_max(X, y, patterns, "gated_relu", loss)

@@ -458,7 +458,7 @@ def polish_on_faces(
         blk = np.repeat(np.arange(k), dims)
         Eo = E[blk]  # m x c: output of each reduced coordinate
 
-        def fval(wv):
+        def fval(wv, AN=AN, Eo=Eo, blk=blk):
             nr = np.sqrt(np.bincount(blk, wv * wv, minlength=k))
             return kernel.value((AN * wv) @ Eo) + lam * float(nr.sum()), nr
 

@@ -1,4 +1,4 @@
-"""Block norms, their duals and proximal operators of the group penalties (MATH.md, "Native solvers").
+"""Block norms, their duals and proximal operators of the group penalties (docs/math.md, "Native solvers").
 
 Blocks are stored as arrays of shape ``(d, P, c)``: ``P`` blocks of size ``d x c``.
 For ``c == 1`` the penalty is the group lasso ``sum_i ||u_i||_2`` and its prox the group
@@ -71,12 +71,14 @@ def prox_columns(V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
 
 
 class BlockPenalty:
-    """The penalty of the native solvers as one object: ``norms`` (per block, without
-    ``lam``), ``dual_norms`` and ``prox``.
+    """The penalty of the native solvers: the library's :mod:`cvxnn.penalties` object for
+    block norms and dual norms, with the dtype-preserving prox of the hot loop (which also
+    returns the penalty of its result, so R-FISTA needs no second pass).
 
-    ``kind="nuclear"`` is the group lasso for scalar output and the sum of nuclear norms of
-    the ``d x c`` blocks for vector output; ``kind="columnwise"`` is the sum of the column
-    norms (the one-vs-all program, identical to the group lasso for ``c == 1``).
+    ``kind="nuclear"`` is :class:`~cvxnn.penalties.GroupL2` for scalar output and
+    :class:`~cvxnn.penalties.Nuclear` for vector output; ``kind="columnwise"`` is
+    :class:`~cvxnn.penalties.Columnwise` (the one-vs-all program, identical to the group lasso
+    for ``c == 1``).
     """
 
     KINDS = ("nuclear", "columnwise")
@@ -85,12 +87,25 @@ class BlockPenalty:
         if kind not in self.KINDS:
             raise ValueError(f"penalty must be one of {self.KINDS}, got {kind!r}")
         self.kind = kind
+        self._penalties = {}
+
+    def _library(self, B: np.ndarray):
+        from ..penalties import Columnwise, GroupL2, Nuclear
+
+        c = B.shape[2]
+        key = (self.kind, c == 1)
+        if key not in self._penalties:
+            self._penalties[key] = GroupL2() if c == 1 else (Columnwise() if self.kind == "columnwise" else Nuclear())
+        return self._penalties[key]
 
     def norms(self, B: np.ndarray) -> np.ndarray:
-        return column_norms(B) if self.kind == "columnwise" else penalty_norms(B)
+        """Block norms (per pattern) in float64."""
+        return self._library(B).block_norms(B)
 
     def dual_norms(self, G: np.ndarray) -> np.ndarray:
-        return column_norms(G) if self.kind == "columnwise" else dual_norms(G)
+        """Dual norms (per pattern) in float64."""
+        return self._library(G).dual_norm(G)
 
     def prox(self, V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
+        """``prox_{t * penalty}(V)`` in the dtype of ``V``, and the penalty of the result."""
         return prox_columns(V, t) if self.kind == "columnwise" else prox_penalty(V, t)

@@ -1,4 +1,4 @@
-"""``solve_native``: the native backend's entry point (MATH.md, "Native solvers").
+"""``solve_native``: the native backend's entry point (docs/math.md, "Native solvers").
 
 One call validates the data, builds the matrix-free operator in the compute dtype, runs
 R-FISTA (C-GReLU) or the augmented Lagrangian (C-ReLU), certifies the result in float64
@@ -310,7 +310,7 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     problem = GatedProblem(op, kernel, lam, penalty=penalty)
     if warm is not None:
         U0 = _as3(np.asarray(warm.effective_weights, dtype=dtype))
-        eta0 = warm.extra.get("step_size") if isinstance(getattr(warm, "extra", None), dict) else None
+        eta0 = getattr(warm, "step_size", None)
     else:
         U0 = np.zeros((d, p, c), dtype=dtype)
         eta0 = None
@@ -430,21 +430,20 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         # the working set could not finish: the augmented Lagrangian continues from its point
         logger.info("working set stopped (%s); continuing with the augmented Lagrangian", ws.reason)
         fallback = ws.reason
-        warm = SimpleNamespace(V=kw["weights"]["V"], W=kw["weights"]["W"], extra={"multipliers": ws.rho})
+        warm = SimpleNamespace(V=kw["weights"]["V"], W=kw["weights"]["W"], multipliers=ws.rho)
     Xa = np.ascontiguousarray(Xa64, dtype=dtype)
     delta0 = eta0 = None
     gamma0 = None
     if warm is not None:
         T0 = np.concatenate([_as3(warm.V), _as3(warm.W)], axis=1).astype(dtype)
-        ex = warm.extra if isinstance(getattr(warm, "extra", None), dict) else {}
-        mult = ex.get("multipliers")
+        mult = getattr(warm, "multipliers", None)
         if mult is not None:
             mult = np.asarray(mult)
             mult = mult[:, :, None] if mult.ndim == 2 else mult
             if mult.shape == (n, 2 * p, c):
                 gamma0 = mult.astype(dtype)
-        delta0 = ex.get("delta")
-        eta0 = ex.get("step_size")
+        delta0 = getattr(warm, "al_delta", None)
+        eta0 = getattr(warm, "step_size", None)
     else:
         T0 = np.zeros((d, 2 * p, c), dtype=dtype)
     # float32 runs the augmented Lagrangian to a loose tolerance (its precision limit), then

@@ -167,7 +167,7 @@ def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the status below is what counts
             prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
-    except Exception as exc:  # cvxpy.error.SolverError and numerical failures
+    except (cp.error.SolverError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
         logger.info("restricted conic solve failed: %s", exc)
         return None
     if U.value is None or prob.status not in ("optimal", "optimal_inaccurate"):

@@ -368,7 +368,7 @@ def solve_relu_working_set_qp(
             break
         R = _Restricted(Xa, M, S, y, blocks, lam, scale)
         rows = []
-        for pos, j in enumerate(blocks):
+        for j in blocks:
             if j in prev and np.any(prev[j][0]):
                 direction, rho_prev = prev[j]
             else:

@@ -62,7 +62,8 @@ def test_al_warm_start(reg, solved):
     lam, _, sol = solved
     again = solve_native(X, y, pats, activation="relu", solver="al", lam=lam, tol=1e-7, warm_start=sol)
     assert again.status == "optimal" and again.iterations < 0.6 * sol.iterations
-    near = solve_native(X, y, pats, activation="relu", solver="al", lam=1.1 * lam, tol=1e-7, warm_start=sol, max_iter=20000)
+    near = solve_native(X, y, pats, activation="relu", solver="al", lam=1.1 * lam, tol=1e-7, warm_start=sol,
+                        max_iter=20000)
     assert near.status == "optimal"
     with pytest.raises(InvalidParameterError):
         solve_native(X, y, pats, activation="relu", solver="al", lam=lam,
@@ -96,7 +97,8 @@ def test_al_logistic(reg):
     ref = build_program(X, yl, activation="relu", lam=1.0, patterns=pats, loss="logistic").solve()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, yl, pats, activation="relu", solver="al", lam=1.0, loss="logistic", tol=1e-6, max_iter=20000)
+        sol = solve_native(X, yl, pats, activation="relu", solver="al", lam=1.0, loss="logistic", tol=1e-6,
+                           max_iter=20000)
     assert abs(sol.objective_value - ref.objective_value) <= 1e-5 * ref.objective_value
     assert sol.max_violation <= 1e-5
     assert np.all(np.isfinite(sol.V)) and np.all(np.isfinite(sol.W))
@@ -116,7 +118,8 @@ def test_al_float32(reg):
     X, y, pats = reg
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, y, pats, activation="relu", solver="al", lam=2.0, tol=1e-2, dtype=np.float32, max_iter=20000)
+        sol = solve_native(X, y, pats, activation="relu", solver="al", lam=2.0, tol=1e-2, dtype=np.float32,
+                           max_iter=20000)
     assert sol.V.dtype == np.float64 and np.all(np.isfinite(sol.V))
     assert sol.status == "optimal" and sol.extra["dtype"] == "float32"
     assert sol.max_violation <= 1e-2 and sol.extra["rel_gap"] <= 1e-2

@@ -304,6 +304,8 @@ def test_prox_penalty_is_the_proximal_map():
         assert np.all(dual_norms(R) <= t + 1e-10)
         assert np.isclose(np.vdot(R, Xp), t * pen)
         # and no random perturbation does better on the prox objective
-        f = lambda Z: 0.5 * np.sum((Z - V) ** 2) + t * penalty_norms(Z).sum()
+        def f(Z, V=V, t=t):
+            return 0.5 * np.sum((Z - V) ** 2) + t * penalty_norms(Z).sum()
+
         for _ in range(5):
             assert f(Xp) <= f(Xp + 1e-3 * rng.standard_normal(V.shape)) + 1e-12

@@ -181,10 +181,10 @@ def test_sample_models_networks_and_interior(relu_set):
     models = P.sample_models(3, seed=0, burn_in=5, thin=2)
     nets = P.sample_networks(3, seed=0, burn_in=5, thin=2)
     assert len(models) == len(nets) == 3
-    for m, net in zip(models, nets):
+    for m, net in zip(models, nets, strict=True):
         np.testing.assert_allclose(net.predict(X), m.train_predict(X), atol=1e-7)
     A = P.sample(3, seed=0, burn_in=5, thin=2)
-    for a, m in zip(A, models):
+    for a, m in zip(A, models, strict=True):
         np.testing.assert_allclose(P.alpha_of(m), a, rtol=1e-12, atol=1e-12)
     with pytest.raises(InvalidParameterError):
         P.model_at(np.zeros(P.n_blocks + 1))

@@ -72,7 +72,8 @@ def test_relu_maps_both_ways(seed, size, m, bias, lam):
     assert rel(back.objective(X, y, lam), conv) < 1e-10
     # balanced networks with distinct patterns map with equal objective
     bal = net.balanced()
-    if len({(tuple(c), s) for c, s in zip((X @ net.W1 + (net.b1 if bias else 0) >= 0).T, net.w2 >= 0, strict=True)}) == m:
+    signs = (X @ net.W1 + (net.b1 if bias else 0) >= 0).T
+    if len({(tuple(c), s) for c, s in zip(signs, net.w2 >= 0, strict=True)}) == m:
         assert rel(relu_network_to_convex(bal, X).objective(X, y, lam), bal.objective(X, y, lam)) < 1e-10
 
 

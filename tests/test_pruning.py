@@ -76,7 +76,7 @@ def test_exact_pruning_of_arbitrary_points_never_increases_objective():
     """Off the optimum: the fit is kept and the penalty does not increase (any feasible point)."""
     rng = np.random.default_rng(7)
     X = rng.standard_normal((8, 3))
-    y = rng.standard_normal(8)
+    rng.standard_normal(8)  # keep the seeded stream of the original draw
     pats = sample_patterns(X, 80, seed=7)
     U = rng.standard_normal((3, pats.n_patterns))
     model = ConvexModel("gated_relu", pats, U=U)
@@ -196,7 +196,7 @@ def test_negative_correction_moves_relu_block_to_partner(solved):
     model = model_from_blocks(sol, new)
     Xa = sol.patterns.design(X)
     expected = sum(f * sign[k] * sol.patterns.mask[:, pattern[k]] * (Xa @ theta[:, k])
-                   for k, f in zip(idx[:-1], factors[:-1]))
+                   for k, f in zip(idx[:-1], factors[:-1], strict=True))
     others = np.setdiff1d(np.arange(theta.shape[1]), idx)
     expected = expected + sum(sign[k] * sol.patterns.mask[:, pattern[k]] * (Xa @ theta[:, k]) for k in others)
     np.testing.assert_allclose(model.train_predict(X), expected, atol=1e-10)

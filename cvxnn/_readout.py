@@ -32,6 +32,9 @@ __all__ = ["ReLUVectorFactors", "relu_vector_factors", "relu_vector_to_network",
 
 logger = logging.getLogger(__name__)
 
+#: Relative singular mass treated as rounding when mapping a one-vs-all solution by SVD factors.
+_ROUNDOFF = 1e-13
+
 
 def _check_tolerance(value, name: str) -> float:
     """A finite real number ``>= 0`` (raises :class:`InvalidParameterError` otherwise)."""
@@ -161,6 +164,10 @@ def relu_vector_factors(
       nonzero columns ``b_k`` (in ``K_i`` for a cone-feasible point): penalty ``sum_k ||b_k||``.
 
     Both reproduce the convex predictions ``sum_i D_i X (V_i - W_i)`` on the training data.
+    For a solution of the one-vs-all program (``model.formulation == "one_vs_all"``) a block
+    takes its SVD factors only when they drop no singular mass beyond rounding and strictly
+    lower its penalty, so the network's objective equals the program's value where blocks are
+    split and is below it otherwise.
 
     Parameters
     ----------
@@ -214,6 +221,14 @@ def relu_vector_factors(
         in_minus = np.all(signed <= scale, axis=0)
         svd_ok = keep & np.all(in_plus | in_minus | ~significant, axis=1)
         orient = np.where(in_plus, 1.0, -1.0)  # (2p, r)
+        if getattr(model, "formulation", None) == "one_vs_all":
+            # The one-vs-all program's value is the objective of its columnwise network; use the
+            # SVD factors only where they reproduce the block to rounding (no singular mass
+            # dropped) and strictly lower its penalty, so the network's objective is never
+            # above the program's and equals it wherever the block is split.
+            dropped_b = np.where(significant, 0.0, s).sum(axis=1)
+            colsum = np.linalg.norm(blocks, axis=0).sum(axis=1)  # (2p,)
+            svd_ok &= (dropped_b <= _ROUNDOFF * s[:, 0]) & (s.sum(axis=1) < colsum)
 
     firsts, seconds = [], []
     use = svd_ok[:, None] & significant  # (2p, r)

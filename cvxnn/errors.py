@@ -21,7 +21,8 @@ Hierarchy::
     └── MemoryBudgetError (MemoryError)
 
 Warnings: :class:`CvxnnWarning` > :class:`ConvergenceWarning` >
-:class:`InaccurateSolutionWarning`.
+:class:`InaccurateSolutionWarning`; :class:`CvxnnWarning` > :class:`DataWarning` (collapsed
+activation patterns, badly scaled columns).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "CvxnnWarning",
     "ConvergenceWarning",
     "InaccurateSolutionWarning",
+    "DataWarning",
 ]
 
 
@@ -120,3 +122,8 @@ class ConvergenceWarning(CvxnnWarning):
 
 class InaccurateSolutionWarning(ConvergenceWarning):
     """The solver reported an inaccurate solution (e.g. CVXPY's ``optimal_inaccurate``)."""
+
+
+class DataWarning(CvxnnWarning):
+    """The training data will make the fit poor or slow (collapsed activation patterns, badly
+    scaled columns); the message says what to change."""

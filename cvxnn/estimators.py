@@ -16,10 +16,11 @@ program (docs/math.md, "The convex programs") with the native solvers (``backend
 CVXPY solver (``backend="clarabel"``, ``"scs"``, any installed CVXPY solver name), and maps
 the solution to an ordinary network by the exact maps, stored in ``network_``.
 
-By default (``standardize=True``) the columns of ``X`` are standardized before the patterns
-are sampled, and the network is mapped back to raw ``X`` exactly by
-:class:`~cvxnn.preprocessing.Standardizer`; ``objective_`` is the convex objective on the
-standardized data, which equals the objective of the network on standardized data.
+By default (``standardize=True``) the columns of ``X`` (and a regressor's targets ``y``) are
+standardized before the patterns are sampled, and the network is mapped back to raw ``X`` and
+raw ``y`` units exactly by :class:`~cvxnn.preprocessing.Standardizer`. ``objective_`` is the
+objective of the returned network on the standardized data, ``convex_objective_`` the value
+of the convex program (equal for the exact maps).
 ``sample_weight`` (and ``class_weight``) multiply the per-sample loss terms.
 
 Objective convention (docs/math.md): losses are sums over samples (squared loss ``1/2 ||.||^2``)
@@ -56,7 +57,7 @@ from ._validation import as_generator, check_lam, check_positive_int, check_X, c
 from .errors import (
     ConvergenceWarning,
     CvxnnError,
-    CvxnnWarning,
+    DataWarning,
     InaccurateSolutionWarning,
     InputError,
     InvalidParameterError,
@@ -276,15 +277,24 @@ def solve_convex(
     -------
     ConvexSolution
         Never silently wrong: not-converged solves keep their status (see
-        :attr:`ConvexSolution.converged`).
+        :attr:`ConvexSolution.converged`). C-ReLU with vector output solves the one-vs-all
+        program on every backend (``formulation == "one_vs_all"``; docs/vector.md), the program
+        whose value is the objective of the network it maps to.
     """
     from .backends.registry import solve
 
     name = _resolve_backend(backend)
     native = name == "native"
+    program = None
+    if not native and activation == "relu" and np.ndim(y) == 2:
+        # the program the native solvers solve by default: one-vs-all (exact for its network)
+        from .vector import build_vector_program
+
+        program = build_vector_program(X, y, activation="relu", loss=loss, lam=lam, patterns=patterns,
+                                       formulation="one_vs_all")
     return solve(X, y, patterns, activation=activation, loss=loss, lam=lam, solver="auto" if native else name,
                  tol=tol, max_iter=max_iter, warm_start=warm_start if native else None,
-                 callback=callback if native else None, verbose=verbose)
+                 callback=callback if native else None, verbose=verbose, program=program)
 
 
 def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> ConvexSolution:
@@ -401,6 +411,31 @@ def _network_tol(sol: ConvexSolution, X: np.ndarray, y: np.ndarray) -> float:
     Xa = sol.patterns.design(X)
     scale = float(np.linalg.norm(y)) / max(float(np.linalg.norm(Xa)), np.finfo(float).tiny)
     return NETWORK_TOL * max(top, scale) / top
+
+
+def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
+                           tol: float):
+    """The network of ``sol`` and its objective on the data the solver saw.
+
+    Vector-output C-ReLU solutions get the training data (``training_X``) so the map can use
+    the SVD factors of blocks whose left factors lie in ``+-K_i``. The objective is that of the
+    returned network (``L + lam/2 * weight decay``) with the solution's loss (sample weights
+    included): what ``objective_`` reports.
+    """
+    if sol.activation == "relu" and sol.n_outputs > 1 and sol.training_X is None:
+        sol.training_X = X
+    net = sol.to_network(tol=tol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = float(net.objective(X, y, lam, sol.loss if sol.loss is not None else loss))
+    return net, obj
+
+
+def _solver_targets(std, y: np.ndarray) -> np.ndarray:
+    """``y`` as the solver sees it: standardized when the Standardizer was fitted on targets."""
+    if std is None or std.y_mean_ is None:
+        return y
+    return std.transform_y(y)
 
 
 # ------------------------------------------------------------------------------------------
@@ -653,7 +688,7 @@ def _warn_collapse(est, patterns: Patterns, n_samples: int) -> None:
             f"{patterns.n_patterns} distinct activation patterns on {n_samples} samples; the "
             f"network can use at most {patterns.n_patterns} neurons. Badly scaled or offset "
             f"columns cause this: use {hint}.",
-            CvxnnWarning,
+            DataWarning,
             stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
         )
 
@@ -671,12 +706,13 @@ def _warn_scaling(est, X: np.ndarray) -> None:
             f"{type(est).__name__}: badly scaled columns (standard deviations differ by a factor "
             f"{ratio:.3g}, largest mean / std {offset:.3g}) with standardize=False; gates through "
             "such data give few distinct patterns and solvers slow down. Use standardize=True.",
-            CvxnnWarning,
+            DataWarning,
             stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
         )
 
 
-_PARAM_NAMES_FITTED = ("solution_", "patterns_", "network_", "objective_", "gap_", "status_",
+_PARAM_NAMES_FITTED = ("solution_", "patterns_", "network_", "objective_", "convex_objective_", "gap_",
+                       "status_",
                        "n_active_neurons_", "n_iter_", "fit_time_", "n_features_in_",
                        "feature_names_in_", "classes_", "standardizer_", "best_lam_", "path_")
 
@@ -685,6 +721,8 @@ class _ConvexNetworkBase(_Base):
     """Shared implementation of the four estimators (not public)."""
 
     _activation = "relu"
+    #: Regressors standardize the targets too (``standardize=True``).
+    _scale_targets = False
 
     def __init__(
         self,
@@ -779,16 +817,20 @@ class _ConvexNetworkBase(_Base):
         self.__dict__.update(fitted)
 
     # ----------------------------------------------------------------- fitting
-    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None, *, previous=None):
+    def _prepare(self, X: np.ndarray, sample_weight: np.ndarray | None, *, previous=None, y=None):
         """Standardizer, transformed data and patterns for a fit (no state is changed).
 
-        ``previous`` is the warm-start solution: its gates are reused on the new data.
+        ``previous`` is the warm-start solution: its gates are reused on the new data. ``y``
+        (regressors): the targets, standardized too (centred with ``bias=True``, scaled); read
+        them as the solver sees them with :func:`_solver_targets`.
         """
         std = None
         if self.standardize:
             from .preprocessing import Standardizer
 
-            std = Standardizer(center=bool(self.bias), scale=True).fit(X, sample_weight=sample_weight)
+            fit_y = self._scale_targets and y is not None
+            std = Standardizer(center=bool(self.bias), scale=True, center_y=fit_y and bool(self.bias),
+                               scale_y=fit_y).fit(X, y if fit_y else None, sample_weight=sample_weight)
             Xs = std.transform(X)
         else:
             _warn_scaling(self, X)
@@ -828,7 +870,7 @@ class _ConvexNetworkBase(_Base):
             gap = _certified_gap(sol_w, Xw, yw, lam, loss)
             ntol = _network_tol(sol_w, Xw, yw)
             sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
-                                      **_scaled_problem_duals(sol_w))
+                                      training_X=None, **_scaled_problem_duals(sol_w))
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
@@ -848,7 +890,8 @@ class _ConvexNetworkBase(_Base):
             w = None
         if warm_start is None and self.warm_start and hasattr(self, "solution_"):
             warm_start = self.solution_
-        std, Xs, patterns = self._prepare(X, w, previous=warm_start)
+        std, Xs, patterns = self._prepare(X, w, previous=warm_start, y=y_enc)
+        y_enc = _solver_targets(std, y_enc)
         if warm_start is not None and (
             warm_start.patterns.n_patterns != patterns.n_patterns
             or not np.array_equal(warm_start.patterns.gates, patterns.gates)
@@ -858,17 +901,19 @@ class _ConvexNetworkBase(_Base):
         t0 = time.perf_counter()
         sol, gap, ntol = self._solve(Xs, y_enc, loss, w, patterns, warm_start, callback)
         fit_time = time.perf_counter() - t0
-        net = sol.to_network(tol=ntol)
+        net, objective = _network_and_objective(sol, Xs, y_enc, float(self.lam), loss, ntol)
+        raw_net = std.network_to_raw(net) if std is not None else net
         fitted = dict(extra or {})
         fitted.update(
             solution_=sol,
             patterns_=patterns,
-            network_=std.network_to_raw(net) if std is not None else net,
+            network_=raw_net,
             standardizer_=std,
-            objective_=float(sol.objective_value),
+            objective_=objective,
+            convex_objective_=float(sol.objective_value),
             gap_=gap,
             status_=sol.status,
-            n_active_neurons_=int(net.n_neurons),
+            n_active_neurons_=int(raw_net.n_neurons),
             n_iter_=sol.iterations,
             fit_time_=fit_time,
         )
@@ -959,7 +1004,8 @@ class _ConvexNetworkBase(_Base):
         if w is not None and np.any(w == 0):
             keep = w > 0
             Xv, y_enc, w = Xv[keep], y_enc[keep], w[keep]
-        std, Xs, patterns = trial._prepare(Xv, w)
+        std, Xs, patterns = trial._prepare(Xv, w, y=y_enc)
+        y_enc = _solver_targets(std, y_enc)
         Xe, ye, pe, le = Xs, y_enc, patterns, loss  # the program as the path engine sees it
         if w is not None and not np.all(w == 1.0):
             if loss.name == "squared" and type(loss).__name__ == "SquaredLoss":
@@ -993,12 +1039,13 @@ class _ConvexNetworkBase(_Base):
             ntol = _network_tol(sol, Xe, ye)
             if pe is not patterns:
                 sol = dataclasses.replace(sol, patterns=patterns, loss=WeightedLoss(base=loss, weights=w),
-                                          **_scaled_problem_duals(sol))
-            net = sol.to_network(tol=ntol)
-            state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std,
-                         network_=std.network_to_raw(net) if std is not None else net,
-                         objective_=float(sol.objective_value), gap_=sol.gap, status_=sol.status,
-                         n_active_neurons_=int(net.n_neurons), n_iter_=sol.iterations,
+                                          training_X=None, **_scaled_problem_duals(sol))
+            net, objective = _network_and_objective(sol, Xs, y_enc, float(lam), loss, ntol)
+            raw_net = std.network_to_raw(net) if std is not None else net
+            state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std, network_=raw_net,
+                         objective_=objective, convex_objective_=float(sol.objective_value),
+                         gap_=sol.gap, status_=sol.status,
+                         n_active_neurons_=int(raw_net.n_neurons), n_iter_=sol.iterations,
                          fit_time_=float(sol.solve_time or 0.0))
             trial._commit(state)
             score = float(trial.score(X_val, y_val))
@@ -1031,6 +1078,27 @@ class _ConvexNetworkBase(_Base):
 
 
 class _RegressorBase(_RegMixin, _ConvexNetworkBase):
+    _scale_targets = True
+
+    def __init__(
+        self,
+        lam: float = 1.0,
+        n_gates: int = 32,
+        gates=None,
+        backend: str = "native",
+        loss="squared",
+        bias: bool = True,
+        tol: float = 1e-6,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+    ) -> None:
+        super().__init__(lam=lam, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
+                         bias=bias, tol=tol, max_iter=max_iter, random_state=random_state,
+                         verbose=verbose, standardize=standardize, warm_start=warm_start)
+
     def _loss(self) -> Loss:
         loss = get_loss(self.loss)
         if loss.classification:
@@ -1232,9 +1300,10 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
 _PARAMS_DOC = """
     Parameters
     ----------
-    lam : float, default=0.1
+    lam : float, default={lam_default}
         Regularisation strength ``lam >= 0`` of ``lam * sum_i ||theta_i||`` (equivalently,
-        weight decay ``lam/2`` on the network). Losses are summed over samples, so a good
+        weight decay ``lam/2`` on the network), in the units of the standardized data
+        (regressors standardize ``y`` too). Losses are summed over samples, so a good
         ``lam`` grows with ``n``; cross-validate it (``GridSearchCV`` or
         :func:`cross_validate_lam`).
     n_gates : int, default=32
@@ -1263,7 +1332,9 @@ _PARAMS_DOC = """
         Fit on standardized columns ``X_s = (X - mu) / s`` (weighted statistics with
         ``sample_weight``; with ``bias=False`` the columns are only scaled) and map the network
         back exactly with :class:`~cvxnn.preprocessing.Standardizer`: ``network_`` and saved
-        models act on raw ``X``. Gates, ``lam`` and the objective are in standardized units.
+        models act on raw ``X``. Regressors also standardize ``y`` (centred with ``bias=True``,
+        scaled by its standard deviation; predictions are mapped back to raw units). Gates,
+        ``lam`` and the objectives are in standardized units.
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point of the next
         ``fit`` (scikit-learn semantics; useful along a decreasing ``lam``).
@@ -1275,16 +1346,22 @@ _PARAMS_DOC = """
     patterns_ : Patterns
         Activation patterns used (gates and training mask), on the data the solver saw.
     objective_ : float
-        Convex objective at the solution, in the convention of docs/math.md, on the training
-        data as the solver saw it: standardized ``X`` (with ``standardize=True``), labels
-        encoded as ``+-1`` / one-hot for classifiers, losses weighted by ``sample_weight``. It
-        equals the objective of the network on standardized data
-        (``standardizer_.transform``); the raw ``network_`` predicts the same values but its
-        own weight-decay penalty is in raw units and differs.
+        Objective of the returned network (loss plus ``lam/2`` weight decay, docs/math.md) on
+        the training data as the solver saw it: standardized ``X`` and, for regressors, ``y``
+        (with ``standardize=True``), labels encoded as ``+-1`` / one-hot for classifiers,
+        losses weighted by ``sample_weight``. The network is ``solution_.to_network()``
+        (before the map to raw units); the raw ``network_`` predicts the same values in raw
+        units but its own weight-decay penalty is in raw units and differs.
+    convex_objective_ : float
+        Value of the convex program at the solution (``solution_.objective_value``). Equal to
+        ``objective_`` up to rounding wherever the map is exact (scalar output, C-GReLU, the
+        one-vs-all program of vector-output C-ReLU, where ``objective_`` can only be lower);
+        ``objective_ - convex_objective_`` is the difference (docs/vector.md).
     standardizer_ : Standardizer or None
         The fitted column map (None with ``standardize=False``).
     gap_ : float or None
-        Certified absolute duality gap, an upper bound on ``objective_ - p*``: the native
+        Certified absolute duality gap of the program, an upper bound on
+        ``convex_objective_ - p*`` (``p*`` its optimal value): the native
         solver's, or for CVXPY backends computed from the solution and the solver's cone
         multipliers (smooth losses, ``lam > 0``); None where no certificate is available.
     status_ : str
@@ -1328,7 +1405,8 @@ class ConvexReLURegressor(_RegressorBase):
     the cone constraints ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` on sampled patterns ``D_i``;
     the solution is the global optimum over ReLU networks whose neurons use those patterns.
 """
-        + _PARAMS_DOC.format(loss_default="squared", loss_doc=_REG_LOSS_DOC, network_type="ReLUNetwork")
+        + _PARAMS_DOC.format(lam_default=1.0, loss_default="squared", loss_doc=_REG_LOSS_DOC,
+                             network_type="ReLUNetwork")
     )
     _activation = "relu"
 
@@ -1340,7 +1418,7 @@ class ConvexGatedReLURegressor(_RegressorBase):
     Solves the group lasso ``min L(sum_i D_i X u_i, y) + lam sum_i ||u_i||``; the fitted
     network uses the sampled gates ``g_i`` for its activations on new data.
 """
-        + _PARAMS_DOC.format(loss_default="squared", loss_doc=_REG_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default=1.0, loss_default="squared", loss_doc=_REG_LOSS_DOC,
                              network_type="GatedReLUNetwork")
     )
     _activation = "gated_relu"
@@ -1351,9 +1429,11 @@ class ConvexReLUClassifier(_ClassifierBase):
         """Two-layer ReLU network classifier (binary and multi-class), trained by C-ReLU.
 
     Two classes: scalar output on ``+-1`` labels; more classes: vector output on one-hot
-    targets (nuclear-norm program, :mod:`cvxnn.vector`).
+    targets: the one-vs-all program (columns of each block penalised separately,
+    :mod:`cvxnn.vector`) on every backend, whose value is the objective of its network.
 """
-        + _PARAMS_DOC.format(loss_default="logistic", loss_doc=_CLF_LOSS_DOC, network_type="ReLUNetwork")
+        + _PARAMS_DOC.format(lam_default=0.1, loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
+                             network_type="ReLUNetwork")
         + _CLASS_WEIGHT_DOC
     )
     _activation = "relu"
@@ -1363,7 +1443,7 @@ class ConvexGatedReLUClassifier(_ClassifierBase):
     __doc__ = (
         """Two-layer gated ReLU network classifier (binary and multi-class), trained by C-GReLU.
 """
-        + _PARAMS_DOC.format(loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default=0.1, loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
                              network_type="GatedReLUNetwork")
         + _CLASS_WEIGHT_DOC
     )

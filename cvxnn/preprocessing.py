@@ -140,8 +140,8 @@ class Standardizer:
         y : array of shape (n,) or (n, c), optional
             Required when ``center_y`` or ``scale_y``.
         sample_weight : array of shape (n,), optional
-            Non-negative weights: the means and standard deviations of ``X`` are weighted,
-            so integer weights give the statistics of the data with rows repeated.
+            Non-negative weights: the means and standard deviations of ``X`` (and ``y``) are
+            weighted, so integer weights give the statistics of the data with rows repeated.
 
         Returns
         -------
@@ -169,20 +169,22 @@ class Standardizer:
             y = check_y(y, X.shape[0])
             self._y_ndim = y.ndim
             Y = y.reshape(y.shape[0], -1)
-            self.y_mean_ = Y.mean(axis=0) if self.center_y else np.zeros(Y.shape[1])
-            self.y_scale_ = _scales(Y)[0] if self.scale_y else np.ones(Y.shape[1])
+            self.y_mean_ = np.average(Y, axis=0, weights=w) if self.center_y else np.zeros(Y.shape[1])
+            self.y_scale_ = _scales(Y, w)[0] if self.scale_y else np.ones(Y.shape[1])
         elif self.center_y or self.scale_y:
             raise InvalidParameterError("center_y / scale_y need y: call fit(X, y).")
         return self
 
     @classmethod
-    def from_arrays(cls, mean, scale) -> Standardizer:
-        """A fitted ``X``-only Standardizer from stored column offsets and scales (model files).
+    def from_arrays(cls, mean, scale, y_mean=None, y_scale=None) -> Standardizer:
+        """A fitted Standardizer from stored column offsets and scales (model files).
 
         Parameters
         ----------
         mean, scale : arrays of shape (d,)
             ``mean_`` and ``scale_`` of a fitted Standardizer (scales positive and finite).
+        y_mean, y_scale : arrays of shape (c,), optional
+            ``y_mean_`` and ``y_scale_`` (both or neither); scalar targets have ``c = 1``.
         """
         mean = as_float_array(mean, "mean")
         scale = as_float_array(scale, "scale")
@@ -193,6 +195,19 @@ class Standardizer:
         std = cls(center=bool(np.any(mean != 0)), scale=True)
         std.mean_, std.scale_ = mean, scale
         std.constant_ = scale == 1.0
+        if (y_mean is None) != (y_scale is None):
+            raise InvalidParameterError("pass both y_mean and y_scale, or neither.")
+        if y_mean is not None:
+            y_mean = as_float_array(y_mean, "y_mean")
+            y_scale = as_float_array(y_scale, "y_scale")
+            if y_mean.ndim != 1 or y_mean.size == 0 or y_scale.shape != y_mean.shape:
+                raise ShapeError(f"y_mean {y_mean.shape} and y_scale {y_scale.shape} must be 1-D of the same length.")
+            if not (np.all(np.isfinite(y_mean)) and np.all(np.isfinite(y_scale)) and np.all(y_scale > 0)):
+                raise InvalidParameterError("target offsets must be finite and scales positive and finite.")
+            std.center_y = bool(np.any(y_mean != 0))
+            std.scale_y = bool(np.any(y_scale != 1))
+            std.y_mean_, std.y_scale_ = y_mean, y_scale
+            std._y_ndim = 1 if y_mean.size == 1 else 2
         return std
 
     def fit_transform(self, X, y=None):

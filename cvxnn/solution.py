@@ -30,8 +30,9 @@ from ._validation import (
 from .constraints import ConeConstraint
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
-from .operators import block_norms, forward
+from .operators import forward
 from .patterns import Patterns
+from .penalties import get_penalty
 
 __all__ = ["ConvexModel", "ConvexSolution", "EXTRA_KEYS", "STATUSES", "cone_violation"]
 
@@ -148,15 +149,30 @@ class ConvexModel:
         Xa = self.patterns.design(X)
         return forward(Xa, self.patterns.mask, self.effective_weights)
 
+    def _block_penalty(self):
+        """The :class:`~cvxnn.penalties.Penalty` of this model's program: group 2-norms (scalar
+        output), column norms for a ``formulation="one_vs_all"`` solution, else nuclear norms."""
+        if self.n_outputs == 1:
+            return get_penalty("group_l2")
+        if getattr(self, "formulation", None) == "one_vs_all":
+            return get_penalty("one_vs_all")
+        return get_penalty("nuclear")
+
     def block_norms(self) -> np.ndarray:
-        """Group norms: ``(p,)`` for C-GReLU, ``(2, p)`` rows ``||v_i||``, ``||w_i||`` for C-ReLU."""
+        """Group norms: ``(p,)`` for C-GReLU, ``(2, p)`` rows ``||v_i||``, ``||w_i||`` for C-ReLU.
+
+        Vector output: the nuclear norms of the ``d x c`` blocks, or for a solution of the
+        one-vs-all program (``formulation == "one_vs_all"``) the sums of their column norms.
+        """
+        pen = self._block_penalty()
         if self.activation == "gated_relu":
-            return block_norms(self.U)
-        return np.vstack([block_norms(self.V), block_norms(self.W)])
+            return pen.block_norms(self.U)
+        return np.vstack([pen.block_norms(self.V), pen.block_norms(self.W)])
 
     def penalty(self) -> float:
-        """Group-lasso penalty without ``lam``: ``sum ||u_i||`` or ``sum ||v_i|| + ||w_i||``
-        (nuclear norms for vector output)."""
+        """Penalty without ``lam`` of the program this point belongs to: ``sum ||u_i||`` or
+        ``sum ||v_i|| + ||w_i||`` (vector output: nuclear norms, or column norms for a
+        ``formulation="one_vs_all"`` solution)."""
         return float(self.block_norms().sum())
 
     def objective(self, X, y, lam: float, loss: str | Loss = "squared") -> float:

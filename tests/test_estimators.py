@@ -55,13 +55,16 @@ def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
     assert est.status_ == "optimal"
     assert est.predict(X).shape == (X.shape[0],)
     assert est.score(X, y) > 0.8
-    # objective_ is the convex objective on standardized data, which the network on
-    # standardized data attains (exact maps); network_ acts on raw X with the same predictions
+    # objective_ is the objective of the network on standardized X and y, which the convex
+    # program attains (exact maps); network_ acts on raw X and predicts in raw units
     Xs = est.standardizer_.transform(X)
-    net_s = est.solution_.to_network(tol=1e-7)
-    assert net_s.objective(Xs, y, est.lam) == pytest.approx(est.objective_, rel=1e-6)
-    assert est.solution_.objective(Xs, y, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-9)
-    np.testing.assert_allclose(est.network_.predict(X), net_s.predict(Xs), rtol=1e-9, atol=1e-9)
+    ys = est.standardizer_.transform_y(y)
+    net_s = est.solution_.to_network(tol=1e-7 if backend == "clarabel" else 0.0)
+    assert net_s.objective(Xs, ys, est.lam) == pytest.approx(est.objective_, rel=1e-6)
+    assert est.solution_.objective(Xs, ys, est.lam, "squared") == pytest.approx(est.convex_objective_, rel=1e-9)
+    assert est.convex_objective_ == pytest.approx(est.objective_, rel=1e-6)
+    np.testing.assert_allclose(est.network_.predict(X), est.standardizer_.inverse_transform_y(net_s.predict(Xs)),
+                               rtol=1e-9, atol=1e-9)
     # without standardization the raw network attains objective_ itself
     raw = cls(lam=0.5, n_gates=12, random_state=0, backend=backend, standardize=False).fit(X, y)
     assert raw.standardizer_ is None
@@ -107,8 +110,12 @@ def test_bias_false_and_mean_loss_option(teacher):
     est = ConvexGatedReLURegressor(lam=0.01, n_gates=8, bias=False, random_state=0,
                                    loss=SquaredLoss(reduction="mean"), backend="clarabel").fit(X, y)
     assert not est.patterns_.bias and est.network_.b1 is None
-    mean_obj = SquaredLoss(reduction="mean").value(est.predict(X), y) + 0.01 * est.solution_.penalty()
-    assert est.objective_ == pytest.approx(mean_obj, rel=1e-7)
+    std = est.standardizer_  # bias=False: y is scaled, not centred (no intercept is added)
+    assert np.all(std.y_mean_ == 0) and std.y_scale_[0] == pytest.approx(np.std(y))
+    mean_obj = (SquaredLoss(reduction="mean").value(std.transform_y(est.predict(X)), std.transform_y(y))
+                + 0.01 * est.solution_.penalty())
+    assert est.convex_objective_ == pytest.approx(mean_obj, rel=1e-7)
+    assert est.objective_ == pytest.approx(mean_obj, rel=1e-6)
 
 
 def test_same_seed_same_result_and_inputs_unchanged(teacher):

@@ -108,11 +108,12 @@ def test_standardize_maps_back_to_raw_data_exactly_and_saves(teacher, tmp_path):
     X, y = teacher
     Xraw = X * np.array([1e4, 1.0, 1e-3, 50.0]) + np.array([3e4, -2.0, 0.0, 1e3])
     est = ConvexReLURegressor(lam=0.5, n_gates=12, random_state=0, backend="clarabel").fit(Xraw, y)
+    std = est.standardizer_
     by_hand = ConvexReLURegressor(lam=0.5, n_gates=12, random_state=0, backend="clarabel",
-                                  standardize=False).fit(est.standardizer_.transform(Xraw), y)
-    # the same program as on data standardized by hand, and the raw network predicts the same
+                                  standardize=False).fit(std.transform(Xraw), std.transform_y(y))
+    # the same program as on X and y standardized by hand; the raw network predicts in raw units
     assert est.objective_ == pytest.approx(by_hand.objective_, rel=1e-7)
-    np.testing.assert_allclose(est.predict(Xraw), by_hand.predict(est.standardizer_.transform(Xraw)),
+    np.testing.assert_allclose(est.predict(Xraw), std.inverse_transform_y(by_hand.predict(std.transform(Xraw))),
                                rtol=1e-8, atol=1e-8)
     path = io.save(est, tmp_path / "m.npz")
     back = io.load(path)
@@ -221,7 +222,7 @@ def test_fit_path_validation_early_stopping_and_callback(teacher):
     k = int(np.argmax(est.path_["val_scores"]))
     assert est.best_lam_ == est.path_["lams"][k]
     assert est.score(Xv, yv) == pytest.approx(est.path_["val_scores"][k])
-    assert est.lam == 0.1  # the parameter is not changed
+    assert est.lam == 1.0  # the parameter (the default) is not changed
     # patience: the path stops after `patience` values without improvement
     stopped = ConvexGatedReLURegressor(n_gates=10, random_state=0, backend="clarabel")
     stopped.fit_path(X, y, lams=[100.0, 50.0, 20.0, 10.0], validation_fraction=0.25, patience=1)

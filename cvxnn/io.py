@@ -34,7 +34,10 @@ Loading never trusts the file:
   they meet the training data (:meth:`cvxnn.patterns.Patterns.check_data`);
 * each metadata field is type-checked (an object where an object belongs, numbers where
   numbers belong); a missing or wrong-typed field raises an error naming the field, never
-  a default value;
+  a default value. The one exception: estimator files written before the hyper-parameters
+  ``standardize``, ``warm_start`` and ``class_weight`` existed lack them and load with the
+  values they were fitted with (``False``, ``False``, ``None``); a ``class_weight`` dict is
+  stored as its labels (with their dtype) and weights and loads as the same dict;
 * an estimator must agree with its parts: a regressor has no ``classes_``, a classifier has
   labels that fit its network's outputs, the activation matches the class.
 
@@ -237,6 +240,8 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
             pmeta[key] = {"__loss__": _loss_meta(value)}
         elif key == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
             pmeta[key] = None  # a Generator / RandomState cannot be stored; patterns are saved
+        elif key == "class_weight" and isinstance(value, dict):
+            pmeta[key] = {"__class_weight__": _class_weight_meta(value)}
         else:
             try:
                 pmeta[key] = _json_scalar(value)
@@ -253,6 +258,7 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
         "network": net_meta,
         "fitted": {
             "objective_": _json_scalar(est.objective_),
+            "convex_objective_": _json_scalar(getattr(est, "convex_objective_", est.objective_)),
             "gap_": _json_scalar(est.gap_),
             "status_": est.status_,
             "n_active_neurons_": int(est.n_active_neurons_),
@@ -274,7 +280,49 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
     if std is not None:  # standardize=True: the solution is on standardized data
         arrays["standardizer_mean"] = np.asarray(std.mean_, dtype=float)
         arrays["standardizer_scale"] = np.asarray(std.scale_, dtype=float)
+        if std.y_mean_ is not None:  # regressors: the targets were standardized too
+            arrays["standardizer_y_mean"] = np.asarray(std.y_mean_, dtype=float)
+            arrays["standardizer_y_scale"] = np.asarray(std.y_scale_, dtype=float)
     return arrays, meta
+
+
+def _class_weight_meta(weights: dict) -> dict:
+    """A ``{label: weight}`` dict as JSON: the labels as a list (JSON object keys would have to
+    be strings) with their dtype, the weights as numbers, so :func:`_class_weight_from_meta`
+    gives back the same dict."""
+    labels = list(weights)
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.dtype.kind not in "biufU" or (
+            arr.dtype.kind == "f" and not np.all(np.isfinite(arr))):
+        raise InvalidParameterError(
+            f"cannot save class_weight={weights!r}: its labels must be finite numbers or strings "
+            "of one kind (as the class labels)."
+        )
+    try:
+        values = [_json_scalar(weights[k]) for k in labels]
+    except TypeError as exc:
+        raise InvalidParameterError(f"cannot save class_weight={weights!r}: weights must be numbers.") from exc
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise InvalidParameterError(f"cannot save class_weight={weights!r}: weights must be finite numbers.")
+    return {"labels": arr.tolist(), "dtype": arr.dtype.str, "weights": values}
+
+
+def _class_weight_from_meta(meta, path) -> dict:
+    """The ``{label: weight}`` dict stored by :func:`_class_weight_meta` (labels in their dtype)."""
+    where = "params.class_weight.__class_weight__"
+    labels = _field(meta, "labels", "list", where, path)
+    weights = _field(meta, "weights", "list", where, path)
+    dtype = _field(meta, "dtype", "str", where, path)
+    try:
+        dt = np.dtype(dtype)
+        if dt.kind not in "biufU" or len(labels) != len(weights):
+            raise ValueError(f"dtype {dtype!r}, {len(labels)} labels, {len(weights)} weights")
+        keys = np.asarray(labels, dtype=dt)
+        if keys.ndim != 1 or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+            raise ValueError("labels must be a flat list and weights numbers")
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: the metadata field {where!r} is not a class_weight ({exc}).") from exc
+    return {k.item(): float(w) for k, w in zip(keys, weights, strict=True)}
 
 
 # ------------------------------------------------------------------------------------ save
@@ -625,8 +673,12 @@ def _load_network(arc: _Archive, kind: str, prefix: str = ""):
     raise FileFormatError(f"{arc.path}: unknown network kind {kind!r}.")
 
 
-#: JSON types accepted for each saved hyper-parameter value (``loss`` may also be an object).
+#: JSON types accepted for each saved hyper-parameter value (``loss`` and ``class_weight`` may
+#: also be objects).
 _PARAM_KINDS = "number|str|bool|null"
+#: Hyper-parameters added after the first estimator files were written, with the value that
+#: reproduces how those files were fitted (no standardization, no warm start, no class weights).
+_PARAMS_ADDED = {"standardize": False, "warm_start": False, "class_weight": None}
 
 
 def _load_estimator(arc: _Archive, meta: dict):
@@ -638,12 +690,19 @@ def _load_estimator(arc: _Archive, meta: dict):
     cls = ESTIMATORS[name]
     params = dict(_field(meta, "params", "object", "", arc.path))
     expected = set(cls().get_params())
+    for key, value in _PARAMS_ADDED.items():
+        if key in expected and key not in params:  # a file written before the parameter existed
+            params[key] = value
     missing = sorted(expected - set(params))
     if missing:
         raise FileFormatError(f"{arc.path}: the metadata field 'params' lacks {missing} for {name}; "
                               "refusing to fill in defaults.")
     for key in params:
-        _field(params, key, _PARAM_KINDS + ("|object" if key == "loss" else ""), "params", arc.path)
+        _field(params, key, _PARAM_KINDS + ("|object" if key in ("loss", "class_weight") else ""), "params",
+               arc.path)
+    if isinstance(params.get("class_weight"), dict):
+        cw_meta = _field(params["class_weight"], "__class_weight__", "object", "params.class_weight", arc.path)
+        params["class_weight"] = _class_weight_from_meta(cw_meta, arc.path)
     if params.get("gates") == "__array__":
         params["gates"] = arc.get("param_gates")
     if isinstance(params.get("loss"), dict):
@@ -664,6 +723,8 @@ def _load_estimator(arc: _Archive, meta: dict):
     fitted = _field(meta, "fitted", "object", "", arc.path)
     values = {
         "objective_": _float_or_none(_field(fitted, "objective_", "number|null", "fitted", arc.path)),
+        "convex_objective_": _float_or_none(_field(fitted, "convex_objective_", "number|null", "fitted",
+                                                   arc.path, required=False)),
         "gap_": _float_or_none(_field(fitted, "gap_", "number|null", "fitted", arc.path)),
         "status_": _field(fitted, "status_", "str", "fitted", arc.path),
         "n_active_neurons_": _field(fitted, "n_active_neurons_", "int", "fitted", arc.path),
@@ -675,6 +736,8 @@ def _load_estimator(arc: _Archive, meta: dict):
     if names is not None and not all(isinstance(f, str) for f in names):
         raise FileFormatError(f"{arc.path}: the metadata field 'fitted.feature_names_in_' must be a "
                               "list of strings.")
+    if "convex_objective_" not in fitted:  # older files: objective_ was the program's value
+        values["convex_objective_"] = values["objective_"]
     classes = arc.get("classes_", required=False)
     _check_estimator_parts(arc.path, cls, solution, network, values, names, classes)
     est.solution_ = solution
@@ -696,12 +759,14 @@ def _load_standardizer(arc: _Archive, n_features: int):
 
     mean = arc.get("standardizer_mean", required=False)
     scale = arc.get("standardizer_scale", required=False)
-    if mean is None and scale is None:
+    y_mean = arc.get("standardizer_y_mean", required=False)
+    y_scale = arc.get("standardizer_y_scale", required=False)
+    if mean is None and scale is None and y_mean is None and y_scale is None:
         return None
     if mean is None or scale is None or mean.shape != (n_features,) or scale.shape != (n_features,):
         raise FileFormatError(f"{arc.path}: the standardizer entries must both hold {n_features} values.")
     try:
-        return Standardizer.from_arrays(mean, scale)
+        return Standardizer.from_arrays(mean, scale, y_mean, y_scale)
     except CvxnnError as exc:
         raise FileFormatError(f"{arc.path}: bad standardizer entries: {exc}") from exc
 

@@ -479,3 +479,61 @@ def test_relabelled_estimators_do_not_load(tmp_path, fitted_pair):
     renamed = _rewrite(src, tmp_path / "renamed.npz", meta_update={"estimator": "ConvexReLUClassifier"})
     with pytest.raises(FileFormatError):
         io.load(renamed)
+
+
+def test_estimator_files_without_the_newer_parameters_load_with_their_old_values(tmp_path, fitted_pair):
+    reg, clf = fitted_pair
+    for est in (reg, clf):
+        src = io.save(est, tmp_path / "new.npz")
+
+        def strip(meta):
+            for key in ("standardize", "warm_start", "class_weight"):
+                meta["params"].pop(key, None)
+            meta["fitted"].pop("convex_objective_")
+
+        old = _rewrite(src, tmp_path / "old.npz", meta_fn=strip)
+        back = io.load(old)
+        assert back.standardize is False and back.warm_start is False
+        assert getattr(back, "class_weight", None) is None
+        assert back.convex_objective_ == back.objective_  # older files stored the program's value
+    # any other missing parameter is still refused
+    src = io.save(reg, tmp_path / "new.npz")
+    bad = _rewrite(src, tmp_path / "bad.npz", meta_fn=lambda m: m["params"].pop("n_gates"))
+    with pytest.raises(FileFormatError, match="lacks"):
+        io.load(bad)
+
+
+@pytest.mark.parametrize("labels, weights", [
+    (np.array([0, 1, 2]), {0: 2.0, 1: 1, 2: 0.5}),
+    (np.array(["ant", "bee", "cow"]), {"ant": 3.0, "cow": 0.25}),
+])
+def test_class_weight_dict_round_trips(tmp_path, labels, weights):
+    X, idx = load_three_blobs()
+    X, y = X[::3], labels[idx[::3]]
+    clf = ConvexReLUClassifier(lam=1.0, n_gates=5, random_state=0, class_weight=weights).fit(X, y)
+    back = io.load(io.save(clf, tmp_path / "cw.npz"))
+    assert back.class_weight == weights
+    assert all(type(k) is type(next(iter(weights))) for k in back.class_weight)
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
+    refit = back.fit(X, y)  # the loaded weights are usable as given
+    assert refit.objective_ == pytest.approx(clf.objective_, rel=1e-6)
+
+
+def test_class_weight_that_cannot_be_stored_is_refused_at_save(tmp_path):
+    X, idx = load_three_blobs()
+    clf = ConvexReLUClassifier(lam=1.0, n_gates=5, random_state=0,
+                               class_weight={0: 1.0, 1: 2.0}).fit(X[::3], idx[::3])
+    clf.class_weight = {(0, 1): 1.0}
+    with pytest.raises(InvalidParameterError, match="class_weight"):
+        io.save(clf, tmp_path / "bad.npz")
+    assert not (tmp_path / "bad.npz").exists()
+
+
+def test_standardized_regressor_keeps_its_target_map(tmp_path, data):
+    X, y = data
+    reg = ConvexReLURegressor(n_gates=6, random_state=0).fit(X, 100.0 * y + 7.0)
+    back = io.load(io.save(reg, tmp_path / "reg.npz"))
+    np.testing.assert_allclose(back.standardizer_.y_mean_, reg.standardizer_.y_mean_)
+    np.testing.assert_allclose(back.standardizer_.y_scale_, reg.standardizer_.y_scale_)
+    np.testing.assert_array_equal(back.predict(X), reg.predict(X))
+    assert back.objective_ == reg.objective_ and back.convex_objective_ == reg.convex_objective_

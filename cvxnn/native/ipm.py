@@ -320,11 +320,10 @@ def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, 
         wdiag = wdiag - (coef * coef) * V[:, B.outs] ** 2
     Pblk = (wdiag.T @ B.XX).reshape(k, d, d) + Hp
     Pblk[:, np.arange(d), np.arange(d)] += 1e-14 * np.abs(Pblk).max(initial=1.0)
-    L = np.linalg.cholesky(Pblk)
+    Pinv = np.linalg.inv(Pblk)  # k small d x d blocks, inverted once per Newton step
 
     def prec(R: np.ndarray) -> np.ndarray:
-        Y = np.linalg.solve(L, R.T[:, :, None])
-        return np.linalg.solve(np.transpose(L, (0, 2, 1)), Y)[:, :, 0].T
+        return np.einsum("kde,ek->dk", Pinv, R)
 
     x = np.zeros_like(rhs)
     r = rhs.copy()

@@ -399,7 +399,8 @@ def solve_relu_working_set(
                 break
             if polished_since and not conic_done:
                 # Newton on the faces ended on a wrong face: solve the restricted program with
-                # Clarabel instead (then certify again; the KKT scan runs first)
+                # Clarabel instead (then certify again; the KKT scan runs first). The barrier
+                # alone at tight targets was measured to stall short of a certificate.
                 conic_done = True
                 blocks_now = np.flatnonzero(in_W)
                 Uc = _restricted_conic(Xa, M, S, kernel, lam, bcol[blocks_now], bout[blocks_now],

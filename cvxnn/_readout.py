@@ -228,7 +228,7 @@ def relu_vector_factors(
             # above the program's and equals it wherever the block is split.
             dropped_b = np.where(significant, 0.0, s).sum(axis=1)
             colsum = np.linalg.norm(blocks, axis=0).sum(axis=1)  # (2p,)
-            svd_ok &= (dropped_b <= _ROUNDOFF * s[:, 0]) & (s.sum(axis=1) < colsum)
+            svd_ok &= (dropped_b <= _ROUNDOFF * s[:, 0]) & (colsum - s.sum(axis=1) > _ROUNDOFF * colsum)
 
     firsts, seconds = [], []
     use = svd_ok[:, None] & significant  # (2p, r)

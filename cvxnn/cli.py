@@ -648,6 +648,8 @@ def _report(est, X, y, args) -> dict:
         "solver": sol.solver,
         "status": est.status_,
         "objective": est.objective_,
+        "convex_objective": est.convex_objective_,
+        "objective_minus_convex": est.objective_ - est.convex_objective_,
         "gap": est.gap_,
         "iterations": est.n_iter_,
         "active_neurons": est.n_active_neurons_,
@@ -784,6 +786,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------- verify
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from .errors import InvalidParameterError
+
+    if not (np.isfinite(args.rtol) and args.rtol >= 0):
+        raise InvalidParameterError(f"--rtol must be a finite number >= 0, got {args.rtol!r}.")
     X, y, _, _ = _data_from_args(args)
     runs = []
     with ProgressBar(2, "verify", enabled=_progress_enabled(args)) as bar:
@@ -798,11 +804,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         bar.update(note="done")
     runs = [("native", native), ("clarabel", ref)]
     out = sys.stdout
-    print(f"{'backend':<10} {'status':<20} {'objective':>20} {'neurons':>8} {'time [s]':>10}", file=out)
+    print(f"{'backend':<10} {'status':<20} {'objective':>20} {'convex objective':>20} {'obj - convex':>13} "
+          f"{'neurons':>8} {'time [s]':>10}", file=out)
     for name, est in runs:
-        print(f"{name:<10} {est.status_:<20} {est.objective_:>20.12g} {est.n_active_neurons_:>8d} "
+        print(f"{name:<10} {est.status_:<20} {est.objective_:>20.12g} {est.convex_objective_:>20.12g} "
+              f"{est.objective_ - est.convex_objective_:>13.3e} {est.n_active_neurons_:>8d} "
               f"{est.fit_time_:>10.4f}", file=out)
-    obj_rel = abs(native.objective_ - ref.objective_) / max(1.0, abs(ref.objective_))
+    obj_rel = max(abs(native.objective_ - ref.objective_) / max(1.0, abs(ref.objective_)),
+                  abs(native.convex_objective_ - ref.convex_objective_) / max(1.0, abs(ref.convex_objective_)))
     fit_n = native.solution_.train_predict(native._transform(X))
     fit_r = ref.solution_.train_predict(ref._transform(X))
     pred_rel = float(np.max(np.abs(fit_n - fit_r)) / max(1.0, float(np.max(np.abs(fit_r)))))
@@ -935,10 +944,12 @@ def _cmd_path(args: argparse.Namespace) -> int:
         n_lams = check_positive_int(args.n_lams, "--n-lams")
         if not 0 < args.lam_min_ratio < 1:
             raise InvalidParameterError(f"--lam-min-ratio must be in (0, 1), got {args.lam_min_ratio}.")
+        from .estimators import _solver_targets
         from .path import lam_max as exact_lam_max
 
         y_enc, loss = _encoded_targets(est, ytr)
-        _, Xs, pats = est._prepare(Xtr, None)
+        std, Xs, pats = est._prepare(Xtr, None, y=y_enc)
+        y_enc = _solver_targets(std, y_enc)  # regressors: standardized targets
         activation = est._activation if y_enc.ndim == 1 else "gated_relu"  # vector: C-GReLU bound
         lam_max = exact_lam_max(Xs, y_enc, pats, activation, loss)
         lams = lam_max * np.geomspace(1.0, args.lam_min_ratio, n_lams)
@@ -1021,6 +1032,7 @@ def _check_n_jobs(value) -> int:
 # ---------------------------------------------------------------------------------- prune
 def _cmd_prune(args: argparse.Namespace) -> int:
     import dataclasses
+    import warnings
 
     from . import io
     from .errors import FileFormatError, InvalidParameterError, PatternMismatchError
@@ -1091,25 +1103,32 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             print(f"{k:>5} {step.kind:<12} {step.width:>7d} {step.objective:>18.12g} {step.increase:>12.3e}",
                   file=out)
         pruned = path.model_at_width(width)
-    after = pruned.objective(Xs, y_enc, lam, loss)
+    blocks = {k: getattr(pruned, k) for k in ("U", "V", "W")}
+    # the pruned point as a solution of the same program (its formulation, hence its penalty)
+    pruned_sol = dataclasses.replace(sol, patterns=pruned.patterns, **blocks, **_cleared_duals(sol))
+    if pruned_sol.activation == "relu" and pruned_sol.n_outputs > 1:
+        pruned_sol.training_X = Xs  # lets the map use SVD factors that lie in +-K_i
+    after = pruned_sol.objective(Xs, y_enc, lam, loss)
     print(f"objective before      : {before:.12g}", file=out)
     print(f"objective after       : {after:.12g}", file=out)
     print(f"relative change       : {abs(after - before) / max(1.0, abs(before)):.3e}", file=out)
-    net = pruned.to_network()
+    net = pruned_sol.to_network()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net_obj = float(net.objective(Xs, y_enc, lam, loss))
+    print(f"network objective     : {net_obj:.12g}", file=out)
     print(f"neurons of the network: {net.n_neurons}", file=out)
     output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
     meta = {"command": "prune", "source": str(args.model), "lam": lam, "loss": loss.name, "width": args.width}
     if est is not None:
         # an estimator again: classes, standardizer and feature names are kept, so that
         # 'cvxnn predict' returns labels
-        blocks = {k: getattr(pruned, k) for k in ("U", "V", "W")}
-        new_sol = dataclasses.replace(sol, patterns=pruned.patterns, objective_value=float(after),
-                                      **blocks, **_cleared_duals(sol))
+        new_sol = dataclasses.replace(pruned_sol, objective_value=float(after), training_X=None)
         pruned_est = copy.copy(est)
+        raw_net = std.network_to_raw(net) if std is not None else net
         pruned_est.__dict__.update(
-            solution_=new_sol, patterns_=new_sol.patterns,
-            network_=std.network_to_raw(net) if std is not None else net,
-            objective_=float(after), n_active_neurons_=int(net.n_neurons),
+            solution_=new_sol, patterns_=new_sol.patterns, network_=raw_net,
+            objective_=net_obj, convex_objective_=float(after), n_active_neurons_=int(net.n_neurons),
             gap_=None if est.gap_ is None else float(est.gap_) + max(0.0, after - before),
         )
         meta.update({k: user[k] for k in ("target", "task", "feature_names", "y_fingerprint") if k in user})
@@ -1134,7 +1153,9 @@ def _encode_like(est, y, args):
     from .errors import LabelError
 
     if not hasattr(est, "classes_"):
-        return np.asarray(y, dtype=float)
+        from .estimators import _solver_targets
+
+        return _solver_targets(getattr(est, "standardizer_", None), np.asarray(y, dtype=float))
     classes = est.classes_
     idx = np.searchsorted(classes, y)
     idx = np.clip(idx, 0, classes.size - 1)

@@ -752,6 +752,16 @@ class _ConvexNetworkBase(_Base):
         self.standardize = standardize
         self.warm_start = warm_start
 
+    def set_params(self, **params):
+        """Set hyper-parameters (scikit-learn semantics); an unknown name raises
+        :class:`~cvxnn.errors.InvalidParameterError` (a ``ValueError``, as scikit-learn's)."""
+        try:
+            return super().set_params(**params)
+        except CvxnnError:
+            raise
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
     # ---------------------------------------------------------------- validation
     def _validate_X(self, X, *, reset: bool, y=_NO_Y, **kw):
         """Validate with scikit-learn's ``validate_data`` when available (sets
@@ -913,7 +923,7 @@ class _ConvexNetworkBase(_Base):
             convex_objective_=float(sol.objective_value),
             gap_=gap,
             status_=sol.status,
-            n_active_neurons_=int(raw_net.n_neurons),
+            n_active_neurons_=int(net.n_neurons),
             n_iter_=sol.iterations,
             fit_time_=fit_time,
         )
@@ -1045,7 +1055,7 @@ class _ConvexNetworkBase(_Base):
             state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std, network_=raw_net,
                          objective_=objective, convex_objective_=float(sol.objective_value),
                          gap_=sol.gap, status_=sol.status,
-                         n_active_neurons_=int(raw_net.n_neurons), n_iter_=sol.iterations,
+                         n_active_neurons_=int(net.n_neurons), n_iter_=sol.iterations,
                          fit_time_=float(sol.solve_time or 0.0))
             trial._commit(state)
             score = float(trial.score(X_val, y_val))
@@ -1367,7 +1377,9 @@ _PARAMS_DOC = """
     status_ : str
         Solver status (``"optimal"``, ``"optimal_inaccurate"``, ``"max_iterations"``, ...).
     n_active_neurons_ : int
-        Neurons of ``network_`` (nonzero blocks, or nonzero singular values for vector output).
+        Neurons the program chose (nonzero blocks, or the rank-one factors of vector output). A
+        regressor standardized with ``bias=True`` has one more neuron in ``network_``: the
+        always-active neuron that adds the target mean back.
     solution_ : ConvexSolution
         The full solver result (weights, status, timings).
     n_iter_ : int or None

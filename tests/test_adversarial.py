@@ -189,8 +189,7 @@ ESTIMATORS = [
     case(EST, "predict-before-fit", lambda: cvxnn.ConvexReLURegressor().predict(X), NotFittedError),
     case(EST, "predict-wrong-features", lambda: fitted_regressor().predict(X[:, :2]), InputError),
     case(EST, "predict-nan", lambda: fitted_regressor().predict(X_NAN), InputError),
-    case(EST, "set_params-unknown", lambda: cvxnn.ConvexReLURegressor().set_params(alpha=1.0), InvalidParameterError,
-         owner="estimators"),
+    case(EST, "set_params-unknown", lambda: cvxnn.ConvexReLURegressor().set_params(alpha=1.0), InvalidParameterError),
 ]
 
 MAP = "maps"
@@ -419,7 +418,7 @@ CLI_CASES = [
     ("predict-folder", lambda f: ["predict", f["dir"], f["csv"]], None),
     ("predict-not-a-model", lambda f: ["predict", f["text"], f["csv"]], None),
     ("prune-missing-model", lambda f: ["prune", f["missing"], f["csv"]], None),
-    ("verify-rtol-nan", lambda f: ["verify", f["csv"], "--rtol", "nan"], "cli"),
+    ("verify-rtol-nan", lambda f: ["verify", f["csv"], "--rtol", "nan"], None),
     ("fit-seed-negative", lambda f: ["fit", f["csv"], "--seed", "-1", "-o", f["out"]], None),
     ("fit-n-gates-2**40", lambda f: ["fit", f["csv"], "--n-gates", str(2**40), "-o", f["out"]], None),
     ("score-folder", lambda f: ["score", f["dir"], f["csv"]], None),

@@ -71,7 +71,8 @@ def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
     assert raw.network_.objective(X, y, raw.lam) == pytest.approx(raw.objective_, rel=1e-6)
     expected_net = ReLUNetwork if cls is ConvexReLURegressor else GatedReLUNetwork
     assert isinstance(est.network_, expected_net)
-    assert est.n_active_neurons_ == est.network_.n_neurons > 0
+    # the raw network adds one always-active neuron for the target mean (standardized y)
+    assert est.n_active_neurons_ == est.network_.n_neurons - 1 > 0
     assert est.patterns_.n_patterns <= 12 and est.patterns_.bias
     assert est.n_features_in_ == X.shape[1]
     # both backends certify their answer with a duality gap (CVXPY: from the cone multipliers)
@@ -377,3 +378,69 @@ def test_cross_validate_lam_on_dask_local_cluster(teacher):
         with joblib.parallel_config(backend="dask"):
             remote = cross_validate_lam(est, X, y, lams, cv=2, n_jobs=-1, n_segments=2)
     np.testing.assert_allclose(local.scores, remote.scores, rtol=1e-8)
+
+
+# ------------------------------------------- multi-class ReLU: objective_ is the network's (issue 11)
+@pytest.fixture(scope="module")
+def iris():
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_iris(return_X_y=True)
+    return (X - X.mean(axis=0)) / X.std(axis=0), y
+
+
+def test_multiclass_relu_classifier_reports_its_networks_objective(iris):
+    X, y = iris
+    est = ConvexReLUClassifier(lam=1.0, n_gates=12, random_state=0).fit(X, y)
+    sol = est.solution_
+    assert est.status_ == "optimal" and sol.backend == "native"
+    assert sol.formulation == "one_vs_all"  # the native default program
+    Xs, Y = est.standardizer_.transform(X), np.eye(3)[y]
+    net_s = sol.to_network()
+    assert est.objective_ == pytest.approx(net_s.objective(Xs, Y, est.lam, "cross_entropy"), rel=1e-12)
+    assert sol.objective(Xs, Y, est.lam, "cross_entropy") == pytest.approx(est.convex_objective_, rel=1e-10)
+    # one-vs-all is exact for its network: the network is never worse than the program's value
+    assert est.objective_ <= est.convex_objective_ * (1 + 1e-9)
+    np.testing.assert_allclose(est.network_.predict(X), net_s.predict(Xs), atol=1e-9)
+    assert est.score(X, y) > 0.9
+
+
+def test_multiclass_relu_classifier_backends_solve_the_same_program(iris):
+    X, y = iris
+    X, y = X[::2], y[::2]
+    native = ConvexReLUClassifier(lam=1.0, n_gates=6, random_state=0, loss="squared").fit(X, y)
+    ref = ConvexReLUClassifier(lam=1.0, gates=native.patterns_.gates, backend="clarabel",
+                               loss="squared").fit(X, y)
+    assert ref.solution_.formulation == "one_vs_all"
+    assert ref.convex_objective_ == pytest.approx(native.convex_objective_, rel=1e-6)
+    assert ref.objective_ == pytest.approx(native.objective_, rel=1e-6)
+    Xs, Y = ref.standardizer_.transform(X), np.eye(3)[y]
+    assert ref.objective_ == pytest.approx(ref.solution_.to_network(tol=1e-7).objective(Xs, Y, 1.0), rel=1e-9)
+
+
+def test_multiclass_gated_classifier_objective_is_its_networks(iris):
+    X, y = iris
+    est = ConvexGatedReLUClassifier(lam=1.0, n_gates=8, random_state=0).fit(X, y)
+    Xs, Y = est.standardizer_.transform(X), np.eye(3)[y]
+    assert est.objective_ == pytest.approx(est.solution_.to_network().objective(Xs, Y, 1.0, "cross_entropy"),
+                                           rel=1e-12)
+    assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-8)  # exact nuclear map
+
+
+# ---------------------------------------------------- regressors standardize y (raw diabetes)
+def test_default_regressor_on_raw_diabetes():
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    X, y = datasets.load_diabetes(return_X_y=True)
+    Xtr, Xte, ytr, yte = model_selection.train_test_split(X, y, test_size=0.3, random_state=0)
+    est = ConvexReLURegressor(random_state=0).fit(Xtr, ytr)  # defaults (seeded gates)
+    assert est.status_ == "optimal"
+    assert est.score(Xte, yte) > 0.3
+    std = est.standardizer_
+    assert std.y_mean_[0] == pytest.approx(ytr.mean()) and std.y_scale_[0] == pytest.approx(ytr.std())
+    pred = est.predict(Xte)  # raw units: the targets' scale, not the standardized one
+    assert abs(pred.mean() - ytr.mean()) < 0.2 * ytr.std() and pred.std() > 0.3 * ytr.std()
+    # objectives are those of the program on standardized X and y
+    net_s = est.solution_.to_network()
+    assert est.objective_ == pytest.approx(
+        net_s.objective(std.transform(Xtr), std.transform_y(ytr), est.lam), rel=1e-12)
+    np.testing.assert_allclose(pred, std.inverse_transform_y(net_s.predict(std.transform(Xte))), rtol=1e-9)

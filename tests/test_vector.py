@@ -319,3 +319,69 @@ def test_compile_time_grows_linearly_in_p():
             times[p] = time.perf_counter() - t0
     # quadratic growth would give a ratio near 16; linear about 4 (plus constant overhead)
     assert times[160] < 10 * times[40] + 0.05
+
+
+# ------------------------------------------------------- one-vs-all solutions: value = network
+def _iris_standardized():
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, labels = datasets.load_iris(return_X_y=True)
+    return (X - X.mean(axis=0)) / X.std(axis=0), one_hot(labels)
+
+
+@pytest.mark.parametrize("loss, lam", [("cross_entropy", 1.0), ("squared", 2.0)])
+def test_native_one_vs_all_objective_is_the_programs_and_the_networks(loss, lam):
+    from cvxnn.native import solve_native
+    from cvxnn.penalties import get_penalty
+
+    X, Y = _iris_standardized()
+    pats = sample_patterns(X, 12, seed=0, bias=True)
+    sol = solve_native(X, Y, pats, activation="relu", loss=loss, lam=lam)
+    assert sol.status == "optimal" and sol.formulation == "one_vs_all"
+    # ConvexModel.penalty / objective follow the solution's program (column norms)
+    cols = get_penalty("one_vs_all")
+    assert sol.penalty() == pytest.approx(cols.value(sol.V) + cols.value(sol.W), rel=1e-12)
+    assert sol.penalty() == pytest.approx(sol.program_penalty, rel=1e-12)
+    assert sol.objective(X, Y, lam, loss) == pytest.approx(sol.objective_value, rel=1e-10)
+    # the same blocks as a bare ConvexModel keep the nuclear norms
+    bare = ConvexModel(activation="relu", patterns=pats, V=sol.V, W=sol.W)
+    assert bare.penalty() <= sol.penalty() * (1 + 1e-12)
+    # without the data the map splits every block by columns: exactly the program's value
+    assert sol.training_X is None
+    split = sol.to_network()
+    assert split.objective(X, Y, lam, loss) == pytest.approx(sol.objective_value, rel=1e-10)
+    # with the data it may use SVD factors in +-K_i, which can only lower the objective
+    factors = relu_vector_factors(sol, X)
+    net = factors.network
+    assert net.objective(X, Y, lam, loss) <= sol.objective_value * (1 + 1e-9)
+    np.testing.assert_allclose(net.predict(X), sol.train_predict(X), atol=1e-9)
+    # a block is mapped by its SVD only when that strictly lowers its penalty
+    blocks = np.concatenate([sol.V, sol.W], axis=1)
+    one_column = (np.linalg.norm(blocks, axis=0) > 0).sum(axis=1) <= 1
+    assert not np.any(factors.svd_blocks.ravel() & one_column)
+
+
+def test_one_vs_all_svd_map_never_drops_singular_mass():
+    """A block whose SVD would drop singular values (above rounding) is split by columns."""
+    X, _ = _iris_standardized()
+    pats = sample_patterns(X, 6, seed=1, bias=True)
+    i = int(np.argmax(pats.mask.sum(axis=0)))
+    Xa = pats.design(X)
+    signs = 2.0 * pats.mask[:, i] - 1.0
+    # a cone direction of pattern i (the column of the gate) and a tiny second direction
+    g = pats.gates[:, i]
+    assert np.all(signs * (Xa @ g) >= 0)
+    V = np.zeros((pats.design_dim, pats.n_patterns, 3))
+    W = np.zeros_like(V)
+    V[:, i, 0] = g
+    V[:, i, 1] = g + 1e-10 * np.linalg.norm(g) * np.eye(pats.design_dim)[0]
+    from cvxnn.solution import ConvexSolution
+
+    sol = ConvexSolution(activation="relu", patterns=pats, V=V, W=W, formulation="one_vs_all",
+                         training_X=X, lam=1.0)
+    f = relu_vector_factors(sol, X, rank_tol=1e-9)
+    assert f.split_blocks[0, i] and not f.svd_blocks[0, i] and f.dropped_singular_mass == 0.0
+    # the nuclear reading of the same blocks drops the second singular value instead
+    g_sol = ConvexSolution(activation="relu", patterns=pats, V=V, W=W, formulation="nuclear",
+                           training_X=X, lam=1.0)
+    assert relu_vector_factors(g_sol, X, rank_tol=1e-9).dropped_singular_mass > 0
+    np.testing.assert_allclose(f.network.predict(X), sol.train_predict(X), atol=1e-12)

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from scipy.optimize import nnls
 
 from cvxnn import ConvexModel, build_program, sample_patterns
 from cvxnn.errors import InvalidParameterError
@@ -170,18 +171,68 @@ def test_prune_to_width_and_errors(solved):
         prune_exact("model", X)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["relu", "gated_relu"]))
-def test_property_minimal_model(seed, activation):
-    """Random instances: the pruned optimum has <= n blocks, independent columns, same objective."""
+def _check_minimal_model(seed, activation):
     X, y, pats = _problem(seed, n=8, n_gates=60)
     sol = build_program(X, y, activation=activation, lam=0.03, patterns=pats).solve()
     start = _thresholded(sol)
     res = prune_exact(sol, X)
     assert res.n_after <= X.shape[0]
     assert is_minimal(res.model, X)
+    # cone feasible to the level of the input (a solver start violates by ~1e-9) ...
+    assert res.model.max_cone_violation(X) <= max(start.max_cone_violation(X), 1e-12)
+    # ... so the objective cannot drop below the optimum: not below the start beyond the solver's
+    # accuracy. C-ReLU may end above it by the cost of removing the start's violations (~1e-8 in
+    # prediction units; cost ~ multipliers x violation, up to 1.4e-8 relative over 300 seeds).
     obj0 = start.objective(X, y, 0.03)
-    assert abs(res.model.objective(X, y, 0.03) - obj0) <= 1e-8 * obj0
+    obj1 = res.model.objective(X, y, 0.03)
+    assert -1e-8 * obj0 <= obj1 - obj0 <= (1e-7 if activation == "relu" else 1e-8) * obj0
+    return res, X
+
+
+# max_examples stays small; the regressions are pinned explicitly (independent of the
+# examples a hypothesis version happens to draw)
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), activation=st.sampled_from(["relu", "gated_relu"]))
+@example(seed=5018, activation="relu")
+@example(seed=5947, activation="relu")
+def test_property_minimal_model(seed, activation):
+    """Random instances: the pruned optimum has <= n blocks, independent columns, same objective."""
+    _check_minimal_model(seed, activation)
+
+
+@pytest.mark.parametrize("seed", [5018, 5947])
+def test_exact_pruning_keeps_cone_feasibility_of_near_threshold_blocks(seed):
+    """Regression: blocks of norm ~1e-6 with the solver's ~1e-9 cone violation (relative 1e-3)
+    were scaled up by factors up to ~2e5, giving violations up to 3.5e-4 and an objective below
+    the optimum. prune_exact projects the blocks onto their cones before scaling them."""
+    res, X = _check_minimal_model(seed, "relu")
+    assert res.model.max_cone_violation(X) <= 1e-8
+
+
+def test_project_to_cones():
+    """Infeasible blocks go to their Euclidean projection (Moreau / KKT); feasible ones are kept."""
+    from cvxnn.optimality.pruning import _project_to_cones
+
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((10, 3))
+    pats = sample_patterns(X, 30, seed=11)
+    Xa = pats.design(X)
+    S = 2.0 * pats.mask - 1.0
+    B = rng.standard_normal((Xa.shape[1], pats.n_patterns, 2))
+    P = _project_to_cones(Xa, pats.mask, B)
+    for k in range(pats.n_patterns):
+        for j in range(2):
+            A = S[:, k, None] * Xa
+            g = A @ P[:, k, j]
+            assert g.min() >= -1e-12
+            if (A @ B[:, k, j]).min() >= 0:
+                assert np.array_equal(P[:, k, j], B[:, k, j])
+                continue
+            # P - B = A^T mu with mu >= 0 on rows with g = 0, and P is orthogonal to P - B
+            mu, res = nnls(A[g <= 1e-10].T, P[:, k, j] - B[:, k, j])
+            assert res <= 1e-9
+            assert abs(P[:, k, j] @ (P[:, k, j] - B[:, k, j])) <= 1e-9
+    np.testing.assert_array_equal(_project_to_cones(Xa, pats.mask, B[:, :, 0]), P[:, :, 0])
 
 
 def test_negative_correction_moves_relu_block_to_partner(solved):

@@ -7,7 +7,10 @@ Write ``a_k = s_k D_k X theta_k`` for the contribution of block ``k`` to the fit
 ``beta != 0`` with ``sum_k beta_k a_k = 0``, orient it so that the penalty does not increase
 (``sum_k beta_k ||theta_k|| >= 0``), scale it so that its largest positive entry is 1 and set
 ``theta_k <- (1 - beta_k) theta_k``. One block drops out, the fit is unchanged, every factor stays
-``>= 0`` (cone feasibility is kept) and the penalty changes by ``-sum_k beta_k ||theta_k|| <= 0``:
+``>= 0`` (cone feasibility is kept: C-ReLU blocks are first projected onto their cones, since a
+factor, which can be large, scales a block's violation with it; a solver's ~1e-9 on a block of
+norm ~1e-6 would otherwise grow to ~1e-4) and the penalty changes by
+``-sum_k beta_k ||theta_k|| <= 0``:
 at an optimum it is unchanged, so the objective is unchanged. The result has linearly
 independent ``a_k`` (a *minimal* model, a vertex of the optimal set) and at most ``n`` active
 blocks. Blocks enter one at a time (largest norm first); an entering unit-normalised column is
@@ -39,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.optimize import nnls
 
 from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_X, check_y
 from ..errors import InvalidParameterError
@@ -120,6 +124,35 @@ def _fit(model: ConvexModel, Xa: np.ndarray) -> np.ndarray:
     from ..operators import forward
 
     return forward(Xa, model.patterns.mask, model.effective_weights)
+
+
+def _project_to_cones(Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each block ``b_k`` of ``B`` (``(d_a, k)``, or ``(d_a, k, c)`` with
+    columnwise constraints) onto its cone ``{b : Xt_k b >= 0}``, ``Xt_k = (2 D_k - I) X_a``
+    (``mask`` holds the ``k`` patterns). Feasible blocks are returned unchanged.
+
+    Moreau: ``P_K(b) = b + A^T mu`` with ``mu = argmin_{mu >= 0} ||A^T mu + b||`` (NNLS, ``A = Xt_k``),
+    over a working set of rows (the violated ones, grown until no row is violated). The result is
+    feasible to rounding, so scaling it by any factor ``>= 0`` keeps it feasible.
+    """
+    out = np.array(B, dtype=float, order="C", copy=True)
+    k = out.shape[1]
+    cols = out.reshape(out.shape[0], k, -1)  # a view: columns (block, output)
+    signs = 2.0 * mask - 1.0
+    G = signs[:, :, None] * np.einsum("nd,dkc->nkc", Xa, cols)
+    for i, j in zip(*np.nonzero(G.min(axis=0) < 0), strict=True):
+        A = signs[:, i, None] * Xa
+        b = cols[:, i, j].copy()
+        rows = np.flatnonzero(A @ b < 0)
+        while True:
+            mu, _ = nnls(A[rows].T, -b, maxiter=50 * (rows.size + 1))
+            t = b + A[rows].T @ mu
+            new = np.setdiff1d(np.flatnonzero(A @ t < 0), rows)
+            if new.size == 0:
+                break
+            rows = np.union1d(rows, new)
+        cols[:, i, j] = t
+    return out
 
 
 def _null_vector(M: np.ndarray, rank_tol: float) -> np.ndarray | None:
@@ -243,6 +276,13 @@ def prune_exact(
     idx = np.flatnonzero(active)
     fit0 = _fit(model, Xa)
     pen0 = float(norms.sum())
+    if model.activation == "relu":
+        # The factors below can be large (a small block may grow to carry a removed one), and a
+        # factor scales the block's cone violation with it: a solver's ~1e-9 absolute violation
+        # on a block of norm ~1e-6 (relative 1e-3) becomes ~1e-4, and its infeasible direction
+        # can even lower the penalty below the optimum. Start from exactly feasible blocks.
+        theta[:, idx] = _project_to_cones(Xa, model.patterns.mask[:, pattern[idx]], theta[:, idx])
+        norms = _block_norms(theta)
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
     f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])

@@ -45,6 +45,8 @@ logger = logging.getLogger("cvxnn.native")
 _DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 #: Tolerance of the float32 stage of the augmented Lagrangian before the float64 polish.
 _F32_AL_TOL = 1e-3
+#: Tolerance of the float32 stage of R-FISTA before the float64 polish.
+_F32_GATED_TOL = 1e-5
 
 
 @contextmanager
@@ -317,7 +319,11 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
         eta0 = initial_step(op, kernel)
     log_every = 100 if verbose else 0
-    res = solve_gated(problem, U0, tol=tol, max_iter=max_iter, eta0=eta0, callback=callback, log_every=log_every)
+    # float32 cannot certify much below its rounding level: its stage stops at _F32_GATED_TOL and
+    # the float64 polish below takes the solve to tol
+    tol_run = max(tol, _F32_GATED_TOL) if dtype != np.float64 else tol
+    res = solve_gated(problem, U0, tol=tol_run, max_iter=max_iter, eta0=eta0, callback=callback,
+                      log_every=log_every)
     iterations, flops = res.iterations, op.flops
     polish = 0
     # certify in float64

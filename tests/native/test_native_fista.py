@@ -309,3 +309,16 @@ def test_prox_penalty_is_the_proximal_map():
 
         for _ in range(5):
             assert f(Xp) <= f(Xp + 1e-3 * rng.standard_normal(V.shape)) + 1e-12
+
+
+@pytest.mark.parametrize("tol", [1e-7, 1e-9])
+def test_float32_reaches_its_float64_polish_at_tight_tolerances(tol):
+    """float32 stops at its own precision level and the float64 polish certifies ``tol``."""
+    from cvxnn.datasets import planted_teacher
+
+    X, y = planted_teacher(400, 8, seed=1)
+    pats = sample_patterns(X, 30, seed=1)
+    lam = 0.1 * lam_max_gated(X, y, pats)
+    sol = solve_native(X, y, pats, lam=lam, tol=tol, dtype=np.float32)
+    assert sol.status == "optimal" and sol.rel_gap <= tol
+    assert sol.extra["polish_iterations"] > 0

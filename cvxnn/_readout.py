@@ -177,7 +177,8 @@ def relu_vector_factors(
         The training data (needed to test ``+-K_i``). Solutions from :meth:`VectorConvexProgram.solve`
         carry it in ``training_X``; without it every block is split columnwise.
     tol : float
-        Drop blocks with nuclear norm ``<= tol * max`` (0 keeps every nonzero block).
+        Drop blocks with nuclear norm ``<= tol * max``, and in split blocks the columns with norm
+        ``<= tol * max`` (0 keeps every nonzero block and column).
     rank_tol : float
         Relative threshold below which singular values count as zero in the SVD test.
     cone_tol : float
@@ -241,7 +242,7 @@ def relu_vector_factors(
 
     split = keep & ~svd_ok
     col = np.linalg.norm(blocks, axis=0)  # (2p, c)
-    q2, k2 = np.nonzero(split[:, None] & (col > 0))
+    q2, k2 = np.nonzero(split[:, None] & (col > tol * top))  # columns below the block threshold too
     roots = np.sqrt(col[q2, k2])
     firsts.append(blocks[:, q2, k2] / roots)
     out2 = np.zeros((q2.size, c))

@@ -412,6 +412,9 @@ def test_multiclass_relu_classifier_backends_solve_the_same_program(iris):
                                loss="squared").fit(X, y)
     assert ref.solution_.formulation == "one_vs_all"
     assert ref.convex_objective_ == pytest.approx(native.convex_objective_, rel=1e-6)
+    # the CVXPY solution's certificate is that of the one-vs-all program (column norms)
+    assert ref.gap_ is not None and ref.gap_ <= 1e-5 * ref.convex_objective_
+    assert ref.convex_objective_ - native.convex_objective_ <= ref.gap_ + 1e-12
     assert ref.objective_ == pytest.approx(native.objective_, rel=1e-6)
     Xs, Y = ref.standardizer_.transform(X), np.eye(3)[y]
     assert ref.objective_ == pytest.approx(ref.solution_.to_network(tol=1e-7).objective(Xs, Y, 1.0), rel=1e-9)

@@ -108,6 +108,7 @@ def build_program(
     bias: bool = False,
     seed=None,
     form: str = "regularized",
+    formulation: str = "nuclear",
 ) -> ConvexProgram:
     """Build the convex program of a two-layer network as a :class:`cvxpy.Problem`.
 
@@ -131,6 +132,8 @@ def build_program(
         Used only when ``patterns`` is None (see :func:`~cvxnn.patterns.sample_patterns`).
     form : {"regularized", "min_norm", "max_margin"}
         The weight-decay program, minimum-norm interpolation, or max-margin classification.
+    formulation : {"nuclear", "one_vs_all"}
+        Vector output only: the penalty of the program (:func:`cvxnn.vector.build_vector_program`).
 
     Returns
     -------
@@ -147,9 +150,9 @@ def build_program(
     elif not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
-    if y.ndim == 2:  # vector outputs: nuclear-norm programs
+    if y.ndim == 2:  # vector outputs: nuclear-norm or one-vs-all programs
         return build_vector_program(X, y, activation=activation, loss=loss, lam=lam,
-                                    patterns=patterns, form=form)
+                                    patterns=patterns, form=form, formulation=formulation)
     Xa = patterns.design(X)
     M = patterns.mask.astype(float)
     d_a, p = patterns.design_dim, patterns.n_patterns

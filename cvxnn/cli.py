@@ -601,7 +601,9 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
     kw = {}
     if clf and getattr(args, "class_weight", None):
         kw["class_weight"] = args.class_weight
-    return cls(lam=args.lam, n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
+    if args.lam is not None:
+        kw["lam"] = args.lam
+    return cls(n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
                bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
                random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
 
@@ -1186,7 +1188,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", default=None,
                    help="squared | huber | absolute (regression), logistic | squared | hinge "
                         "(classification); default squared / logistic")
-    p.add_argument("--lam", type=float, default=0.1, help="regularisation strength (default 0.1)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="regularisation strength (default: the estimator's, 0.1 for classification, "
+                        "1.0 for regression on standardized targets)")
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")

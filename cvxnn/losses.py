@@ -1,4 +1,4 @@
-"""Loss functions ``L(z, y)`` (docs/math.md, "Convention for objectives", "Other losses").
+"""Loss functions ``L(z, y)`` (docs/math.md, "Conventions cvxnn fixes").
 
 Each loss is a small class that owns everything a solver needs (skglm's "datafit" idea), so
 no solver asks which loss it has:

@@ -230,6 +230,7 @@ def solve_path(
     lam_max_value: float | None = None,
     callback: Callable[[int, float, ConvexSolution], bool | None] | None = None,
     solver_opts: dict | None = None,
+    formulation: str | None = None,
 ) -> Iterator[PathStep]:
     """Solve the convex program along ``lams`` (decreasing) with :func:`cvxnn.solve`.
 
@@ -253,6 +254,9 @@ def solve_path(
         See :func:`walk_path`.
     solver_opts : dict, optional
         Passed to :func:`cvxnn.solve`.
+    formulation : {"nuclear", "one_vs_all"}, optional
+        Vector output: the program's penalty on every backend. Default: ``"one_vs_all"`` for
+        C-ReLU (exact for the returned network), ``"nuclear"`` for C-GReLU.
 
     Yields
     ------
@@ -262,9 +266,15 @@ def solve_path(
     loss = get_loss(loss)
     opts = dict(solver_opts or {})
     program = None
+    vector = np.ndim(y) == 2
+    if formulation is None:
+        formulation = "one_vs_all" if activation == "relu" else "nuclear"
+    if vector and adapter.backend != "cvxpy":
+        opts.setdefault("formulation", formulation)
     if adapter.backend == "cvxpy":
         first = float(np.max(_check_grid(lams)))
-        program = _builders.build_program(X, y, activation=activation, loss=loss, lam=first, patterns=patterns)
+        program = _builders.build_program(X, y, activation=activation, loss=loss, lam=first, patterns=patterns,
+                                          formulation=formulation)
     lmax = float("inf") if lam_max_value is None else float(lam_max_value)
 
     def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
@@ -292,6 +302,7 @@ def regularization_path(
     tol: float = 1e-6,
     callback: Callable[[int, float, ConvexSolution], bool | None] | None = None,
     solver_opts: dict | None = None,
+    formulation: str | None = None,
 ) -> RegularizationPath:
     """Solve the convex program on a decreasing ``lam`` grid, warm-started.
 
@@ -318,6 +329,9 @@ def regularization_path(
         ``callback(i, lam, solution)`` after each solve; returning True stops the path early.
     solver_opts : dict, optional
         Extra options for :func:`cvxnn.solve` (CVXPY solver options or ``solve_native`` keywords).
+    formulation : {"nuclear", "one_vs_all"}, optional
+        Vector output: the program's penalty (default ``"one_vs_all"`` for C-ReLU, exact for the
+        returned network; ``"nuclear"`` for C-GReLU).
 
     Notes
     -----
@@ -331,7 +345,10 @@ def regularization_path(
     t0 = time.perf_counter()
     X, y, loss_obj = _prepare(X, y, patterns, activation, loss)
     name, backend_name = _backend_solver(backend)
-    lmax = lam_max(X, y, patterns, activation, loss_obj) if loss_obj.smooth else float("inf")
+    if formulation is None:
+        formulation = "one_vs_all" if activation == "relu" else "nuclear"
+    lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth
+            else float("inf"))
     if lams is None:
         if not np.isfinite(lmax) or lmax <= 0:
             raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
@@ -339,7 +356,8 @@ def regularization_path(
     else:
         grid = np.sort(_check_grid(lams))[::-1]
     steps = list(solve_path(X, y, patterns, grid, activation=activation, loss=loss_obj, solver=name, tol=tol,
-                            lam_max_value=lmax, callback=callback, solver_opts=solver_opts))
+                            lam_max_value=lmax, callback=callback, solver_opts=solver_opts,
+                            formulation=formulation))
     solutions = [st.solution for st in steps]
     solved = [s.solver for s in solutions if s.solver != "lam_max"]
     solver_name = solved[-1] if solved else (name.upper() if backend_name == "cvxpy" else name)

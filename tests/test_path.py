@@ -185,3 +185,21 @@ def test_lam_max_mean_reduction_scales_by_n(data, activation):
     lm_sum = lam_max(X, y, pats, activation)
     lm_mean = lam_max(X, y, pats, activation, SquaredLoss(reduction="mean"))
     assert lm_mean == pytest.approx(lm_sum / X.shape[0], rel=1e-10)
+
+
+def test_vector_relu_path_solves_the_same_one_vs_all_program_on_every_backend():
+    """The path engine's default vector-output ReLU program is one-vs-all on CVXPY and native."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 2))
+    labels = np.argmax(X @ rng.standard_normal((2, 3)), axis=1)
+    Y = np.eye(3)[labels]
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    lams = [2.0, 0.5]
+    nat = regularization_path(X, Y, pats, activation="relu", loss="cross_entropy", lams=lams, backend="native",
+                              tol=1e-8)
+    cvx = regularization_path(X, Y, pats, activation="relu", loss="cross_entropy", lams=lams, backend="clarabel")
+    for a, b in zip(nat.solutions, cvx.solutions, strict=True):
+        if a.solver == "lam_max":
+            continue
+        assert a.formulation == "one_vs_all"
+        assert abs(a.objective_value - b.objective_value) <= 1e-5 * abs(b.objective_value)

@@ -1,4 +1,4 @@
-"""Augmented Lagrangian for C-ReLU (docs/math.md, "Native solvers"; [MSP22] Sec. 5).
+"""Augmented Lagrangian for C-ReLU (docs/math.md, "Solvers and certificates"; [MSP22] Sec. 5).
 
 The cone constraints ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` (columnwise for vector output) are
 moved into the objective::

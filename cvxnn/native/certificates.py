@@ -1,4 +1,4 @@
-"""Optimality certificates for the convex programs (docs/math.md, "Native solvers", "Optimality conditions").
+"""Optimality certificates for the convex programs (docs/math.md, "Solvers and certificates", "Optimality conditions").
 
 * :func:`duality_gap` -- a certified upper bound on the suboptimality of any point.
   For C-GReLU (a group lasso over the implicit design) the dual point is the loss gradient
@@ -163,7 +163,7 @@ def duality_gap(
     *,
     multipliers: np.ndarray | None = None,
 ) -> GapCertificate:
-    """Certified duality gap of a C-GReLU or C-ReLU point (docs/math.md, "Native solvers").
+    """Certified duality gap of a C-GReLU or C-ReLU point (docs/math.md, "Solvers and certificates").
 
     Parameters
     ----------
@@ -194,14 +194,17 @@ def duality_gap(
     if _as3(B).shape[2] != y2.shape[1]:
         raise ShapeError(f"the model has {_as3(B).shape[2]} outputs but y has {y2.shape[1]}.")
     if model.activation == "gated_relu":
-        return gated_certificate(op, kernel, lam, _as3(model.U))
+        penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
+        return gated_certificate(op, kernel, lam, _as3(model.U), penalty=penalty)
     if multipliers is None:
         multipliers = getattr(model, "multipliers", None)
     if multipliers is not None:
         multipliers = np.asarray(multipliers, dtype=np.float64)
         if multipliers.ndim == 2:
             multipliers = multipliers[:, :, None]
-    return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers)
+    penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
+    return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers,
+                            penalty=penalty)
 
 
 def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss = "squared") -> float:
@@ -258,8 +261,9 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
 def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> float:
     """Smallest ``lam`` with ``U = 0`` optimal for C-GReLU: ``max_i ||X^T D_i grad h(0)||_*``.
 
-    For the squared loss this is ``max_i ||X^T D_i y||`` (docs/math.md, "lam_max"); vector output
-    uses the spectral norm of ``X^T D_i grad h(0)`` (``d x c``).
+    For the squared loss this is ``max_i ||X^T D_i y||`` (docs/math.md, "lam_max and
+    regularisation paths"); vector output uses the spectral norm of ``X^T D_i grad h(0)``
+    (``d x c``). This is :func:`cvxnn.path.lam_max` with ``activation="gated_relu"``.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """R-FISTA: accelerated proximal gradient with backtracking, step growth and adaptive restart.
 
-Solves composite problems ``min_x  h(A x) + lam * sum_i ||x_i||`` (docs/math.md, "Native solvers")
+Solves composite problems ``min_x  h(A x) + lam * sum_i ||x_i||`` (docs/math.md, "Solvers and certificates")
 where ``A`` is linear, ``h`` smooth and the penalty is a group norm (2-norms or nuclear
 norms of ``d x c`` blocks). The iterate is carried together with its *image* ``A x``, and the
 image of the extrapolated point is formed from images already computed,
@@ -222,7 +222,7 @@ def rfista(
 # ---------------------------------------------------------------------- C-GReLU
 class GatedProblem:
     """C-GReLU as a composite problem: ``h(A U) + lam * sum_i ||U_i||`` with ``A`` the
-    implicit design and ``h`` the smooth loss (docs/math.md, "Convex programs", [MSP22]).
+    implicit design and ``h`` the smooth loss (docs/math.md, "The convex programs", [MSP22]).
 
     The image is the prediction ``z = A U`` (``n x c``).
     """

@@ -1,4 +1,4 @@
-"""Block norms, their duals and proximal operators of the group penalties (docs/math.md, "Native solvers").
+"""Block norms, their duals and proximal operators of the group penalties (docs/math.md, "Solvers and certificates").
 
 Blocks are stored as arrays of shape ``(d, P, c)``: ``P`` blocks of size ``d x c``.
 For ``c == 1`` the penalty is the group lasso ``sum_i ||u_i||_2`` and its prox the group

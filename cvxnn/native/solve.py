@@ -1,4 +1,4 @@
-"""``solve_native``: the native backend's entry point (docs/math.md, "Native solvers").
+"""``solve_native``: the native backend's entry point (docs/math.md, "Solvers and certificates").
 
 One call validates the data, builds the matrix-free operator in the compute dtype, runs
 R-FISTA (C-GReLU) or the augmented Lagrangian (C-ReLU), certifies the result in float64

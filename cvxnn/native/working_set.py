@@ -47,7 +47,7 @@ from ._losses import SmoothKernel
 from .certificates import relu_certificate
 from .ipm import barrier_bytes, polish_on_faces, solve_restricted_barrier
 
-__all__ = ["WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
+__all__ = ["KKTScan", "WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +118,97 @@ class WorkingSetResult:
     reason: str
     nnls_solves: int = 0
     history: list = field(default_factory=list)
+
+
+class KKTScan:
+    """The KKT check of the blocks outside the working set, shared by both working-set solvers.
+
+    Block ``b`` of the flattened ``(2p, c)`` layout has pattern ``(b // c) % p``, sign ``+1``
+    for ``b // c < p`` and output ``b % c``; its correlation is ``c_b = s_b X^T D_i theta_k``.
+    Zero is optimal for the block iff ``dist(c_b, K_i^*) <= lam``: the gate gives a lower bound,
+    any ``rho >= 0`` an upper bound, and an NNLS decides the rest (module docstring).
+
+    Attributes
+    ----------
+    rho_out : ndarray (n, 2 p c)
+        Multipliers that certify the non-violating blocks outside ``W``.
+    counters : dict
+        ``{"nnls": NNLS problems solved}``.
+    directions : dict
+        Block -> ``Pi_{K_i}(-c_b)`` from its last NNLS (the steepest feasible direction).
+    gates : ndarray (d, p) or None
+        Unit gates (interior points of the cones).
+    """
+
+    def __init__(self, Xa: np.ndarray, M: np.ndarray, lam: float, c: int, gates: np.ndarray | None) -> None:
+        self.Xa, self.M, self.lam, self.c = Xa, M, float(lam), int(c)
+        self.n, self.d = Xa.shape
+        self.p = M.shape[1]
+        self.S = 2.0 * M - 1.0
+        nb = 2 * self.p * self.c
+        self.bpat = (np.arange(nb) // self.c) % self.p
+        self.rho_out = np.zeros((self.n, nb))
+        self.counters = {"nnls": 0}
+        self.directions: dict[int, np.ndarray] = {}
+        self.gates = None
+        self.lb_ok = np.zeros(nb, dtype=bool)
+        if gates is not None:
+            Gn = np.asarray(gates, dtype=np.float64)
+            self.gates = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
+            in_cone = (self.S * (Xa @ self.gates)).min(axis=0, initial=0.0) >= 0.0
+            self.lb_ok = in_cone[self.bpat]
+
+    def correlations(self, theta: np.ndarray) -> np.ndarray:
+        """``c_b`` for every block, ``d x 2pc`` (``theta`` is ``(n, c)``, or ``(n,)`` for ``c = 1``)."""
+        n, p, c = self.n, self.p, self.c
+        theta = theta.reshape(n, c)
+        C = (self.Xa.T @ (self.M[:, :, None] * theta[:, None, :]).reshape(n, p * c)).reshape(self.d, p * c)
+        return np.concatenate([C, -C], axis=1)
+
+    def scan(self, theta: np.ndarray, in_W: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
+        """Violating blocks outside ``W`` (by score, descending) and their scores; may stop
+        after ``want`` violators. Empty: every block outside ``W`` is optimal at zero, and
+        ``rho_out`` certifies it (``||c_b - Xt_i^T rho_b|| <= lam`` up to rounding)."""
+        lam, n = self.lam, self.n
+        out = np.flatnonzero(~in_W)
+        if out.size == 0:
+            return out, np.zeros(0)
+        Cout = self.correlations(theta)[:, out]
+        ub0 = np.linalg.norm(Cout, axis=0)
+        Sout = self.S[:, self.bpat[out]]
+        ub_prev = np.linalg.norm(Cout - self.Xa.T @ (Sout * self.rho_out[:, out]), axis=0)
+        use0 = ub0 <= ub_prev
+        self.rho_out[:, out[use0]] = 0.0
+        ub = np.minimum(ub0, ub_prev)
+        if self.gates is not None:
+            lb = np.where(self.lb_ok[out], -np.einsum("dk,dk->k", Cout, self.gates[:, self.bpat[out]]), 0.0)
+        else:
+            lb = np.zeros(out.size)
+        score = np.where(lb > lam, lb, 0.0)
+        certain = score > lam
+        undecided = (ub > lam) & ~certain
+        if certain.sum() >= MIN_ADD:
+            order = np.argsort(-score)[: int(certain.sum())]
+            return out[order], score[order]
+        found = int(certain.sum())
+        # largest upper bounds first; stop once enough violators are known (every block is
+        # decided in the last round, where none violates)
+        cand = np.flatnonzero(undecided)
+        for pos in cand[np.argsort(-ub[cand])]:
+            if found >= want:
+                break
+            j = out[pos]
+            At = (self.S[:, self.bpat[j], None] * self.Xa).T
+            r, res = nnls(At, Cout[:, pos], maxiter=50 * (n + 1))
+            self.counters["nnls"] += 1
+            self.rho_out[:, j] = r
+            score[pos] = res
+            self.directions[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_b)
+            found += int(res > lam * (1.0 + 1e-9))
+        viol = score > lam * (1.0 + 1e-9)
+        order = np.argsort(-score)
+        order = order[viol[order]]
+        return out[order], score[order]
 
 
 def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | None) -> np.ndarray | None:
@@ -244,70 +335,22 @@ def solve_relu_working_set(
     bout = np.arange(nb) % c
     bpat = bcol % p
     bsign = np.where(bcol < p, 1.0, -1.0)
-    Gn = None
-    lb_ok = np.zeros(nb, dtype=bool)
-    if gates is not None:
-        Gn = np.asarray(gates, dtype=np.float64)
-        Gn = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
-        in_cone = (S * (Xa @ Gn)).min(axis=0, initial=0.0) >= 0.0
-        lb_ok = in_cone[bpat]
-    rho_out = np.zeros((n, nb))
-    counters = {"nnls": 0}
+    scanner = KKTScan(Xa, M, lam, c, gates)
+    rho_out = scanner.rho_out
+    counters = scanner.counters
     XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d)
     interior: dict[int, np.ndarray | None] = {}
+    Gn = scanner.gates
 
     def direction(i: int) -> np.ndarray | None:
         if i not in interior:
             interior[i] = _interior_point(Xa, S, i, None if Gn is None else Gn[:, i])
         return interior[i]
 
-    def correlations(theta: np.ndarray) -> np.ndarray:
-        """``c_b = s_b X^T D_i theta_k`` for every block, ``d x nb``."""
-        C = (Xa.T @ (M[:, :, None] * theta[:, None, :]).reshape(n, p * c)).reshape(d, p * c)
-        return np.concatenate([C, -C], axis=1)
+    correlations = scanner.correlations
 
     def kkt_scan(theta: np.ndarray, in_W: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """Violating blocks outside ``W`` (by score, descending) and their scores; may stop
-        after ``want`` violators. Empty: every block outside ``W`` is optimal at zero.
-
-        Updates ``rho_out`` so that every non-violating block outside ``W`` has multipliers
-        with ``||c_j - Xt_i^T rho_j|| <= lam`` (up to rounding)."""
-        out = np.flatnonzero(~in_W)
-        if out.size == 0:
-            return out, np.zeros(0)
-        Cout = correlations(theta)[:, out]
-        ub0 = np.linalg.norm(Cout, axis=0)
-        Sout = S[:, bpat[out]]
-        ub_prev = np.linalg.norm(Cout - Xa.T @ (Sout * rho_out[:, out]), axis=0)
-        use0 = ub0 <= ub_prev
-        rho_out[:, out[use0]] = 0.0
-        ub = np.minimum(ub0, ub_prev)
-        if Gn is not None:
-            lb = np.where(lb_ok[out], -np.einsum("dk,dk->k", Cout, Gn[:, bpat[out]]), 0.0)
-        else:
-            lb = np.zeros(out.size)
-        score = np.where(lb > lam, lb, 0.0)
-        certain = score > lam
-        undecided = (ub > lam) & ~certain
-        if certain.sum() >= MIN_ADD:
-            order = np.argsort(-score)[: int(certain.sum())]
-            return out[order], score[order]
-        found = int(certain.sum())
-        cand = np.flatnonzero(undecided)
-        for pos in cand[np.argsort(-ub[cand])]:
-            if found >= want:
-                break
-            j = out[pos]
-            At = (S[:, bpat[j], None] * Xa).T
-            r, res = nnls(At, Cout[:, pos], maxiter=50 * (n + 1))
-            counters["nnls"] += 1
-            rho_out[:, j] = r
-            score[pos] = res
-            found += int(res > lam * (1.0 + 1e-9))
-        viol = score > lam * (1.0 + 1e-9)
-        order = np.argsort(-score)
-        order = order[viol[order]]
-        return out[order], score[order]
+        return scanner.scan(theta, in_W, want)
 
     def certify(U_full: np.ndarray, rho_W: np.ndarray, blocks: np.ndarray):
         """Certificate of the full problem. Blocks in ``W`` get their best multipliers (the

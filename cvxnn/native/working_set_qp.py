@@ -46,12 +46,11 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import nnls
 
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
-from .working_set import WorkingSetResult
+from .working_set import KKTScan, WorkingSetResult
 
 __all__ = ["solve_relu_working_set_qp", "working_set_bytes_qp"]
 
@@ -262,70 +261,19 @@ def solve_relu_working_set_qp(
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
     M = mask.astype(np.float64)
     S = 2.0 * M - 1.0
-    S2 = np.concatenate([S, S], axis=1)
     y = kernel.y64[:, 0]
     scale = kernel.scale
-    Gn = in_cone = None
-    if gates is not None:
-        Gn = np.asarray(gates, dtype=np.float64)
-        Gn = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
-        in_cone = (S * (Xa @ Gn)).min(axis=0, initial=0.0) >= 0.0
-        G2 = np.concatenate([Gn, Gn], axis=1)
-        in_cone2 = np.concatenate([in_cone, in_cone])
-    rho_out = np.zeros((n, 2 * p))
-    counters = {"nnls": 0}
+    scanner = KKTScan(Xa, M, lam, 1, gates)
+    Gn = scanner.gates
+    in_cone = None if Gn is None else scanner.lb_ok[:p]
+    rho_out = scanner.rho_out
+    counters = scanner.counters
     rn = np.maximum(np.linalg.norm(Xa, axis=1), np.finfo(float).tiny)
-    cand_dir: dict[int, np.ndarray] = {}  # steepest feasible direction -(c_j - Xt_i^T rho_j) from the NNLS
+    cand_dir = scanner.directions  # steepest feasible direction -(c_j - Xt_i^T rho_j) from the NNLS
     prev: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # block -> (u_j, rho_j) of the last round
 
     def kkt_scan(theta: np.ndarray, in_W: np.ndarray, want: int) -> tuple[np.ndarray, np.ndarray]:
-        """Violating blocks outside ``W`` (sorted by score, descending) and their scores; the scan
-        may stop after ``want`` violators. An empty result means every block outside ``W`` is
-        optimal at zero.
-
-        Updates ``rho_out`` so that every non-violating block outside ``W`` has multipliers
-        with ``||c_j - Xt_i^T rho_j|| <= lam`` (up to rounding)."""
-        C = Xa.T @ (M * theta[:, None])
-        C2 = np.concatenate([C, -C], axis=1)  # c_j, d x 2p
-        out = np.flatnonzero(~in_W)
-        if out.size == 0:
-            return out, np.zeros(0)
-        Cout = C2[:, out]
-        ub0 = np.linalg.norm(Cout, axis=0)
-        ub_prev = np.linalg.norm(Cout - Xa.T @ (S2[:, out] * rho_out[:, out]), axis=0)
-        use0 = ub0 <= ub_prev
-        rho_out[:, out[use0]] = 0.0
-        ub = np.minimum(ub0, ub_prev)
-        if gates is not None:
-            lb = np.where(in_cone2[out], -np.einsum("dk,dk->k", Cout, G2[:, out]), 0.0)
-        else:
-            lb = np.zeros(out.size)
-        score = np.where(lb > lam, lb, 0.0)
-        certain = score > lam
-        undecided = (ub > lam) & ~certain
-        if certain.sum() >= MIN_ADD:
-            order = np.argsort(-score)[: int(certain.sum())]
-            return out[order], score[order]
-        found = int(certain.sum())
-        # largest upper bounds first; stop once enough violators are known (all blocks are
-        # decided in the last round, where none violates)
-        cand = np.flatnonzero(undecided)
-        for pos in cand[np.argsort(-ub[cand])]:
-            if found >= want:
-                break
-            j = out[pos]
-            i = j % p
-            At = (S[:, i, None] * Xa).T
-            r, res = nnls(At, Cout[:, pos], maxiter=50 * (n + 1))
-            counters["nnls"] += 1
-            rho_out[:, j] = r
-            score[pos] = res
-            cand_dir[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_j), the best feasible direction
-            found += int(res > lam * (1.0 + 1e-9))
-        viol = score > lam * (1.0 + 1e-9)
-        order = np.argsort(-score)
-        order = order[viol[order]]
-        return out[order], score[order]
+        return scanner.scan(theta, in_W, want)
 
     in_W = np.zeros(2 * p, dtype=bool)
     if T0 is not None:

@@ -256,3 +256,20 @@ def test_negative_correction_moves_relu_block_to_partner(solved):
         assert np.allclose(new[:, idx[0]], 0)  # moved away from its own sign ...
         partner = (idx[0] + sol.patterns.n_patterns) % theta.shape[1]
         assert np.linalg.norm(new[:, partner]) > 0  # ... onto the opposite-sign block
+
+
+def test_exact_pruning_keeps_a_feasible_native_solution_unchanged():
+    """A cone-feasible solution (violations at rounding level) is pruned without moving its fit:
+    the cone projection only touches blocks whose violation is above rounding."""
+    from cvxnn.native import solve_native
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 4))
+    y = np.where(X @ rng.standard_normal(4) + 0.3 * rng.standard_normal(60) > 0, 1.0, -1.0)
+    pats = sample_patterns(X, 24, seed=0, bias=True)
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-9)
+    assert sol.converged
+    res = prune_exact(sol, X)
+    assert res.fit_change <= 1e-9
+    assert res.model.max_cone_violation(X) <= max(sol.max_cone_violation(X), 1e-12) * 10
+    assert res.model.objective(X, y, 0.5, "logistic") <= sol.objective_value * (1 + 1e-9)

@@ -43,6 +43,7 @@ import logging
 import sys
 import threading
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -236,17 +237,21 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
                 else:
                     y = col.to_numpy(dtype=np.float64)
         else:
-            if t is not None and labels:
-                X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=feats, ndmin=2, comments=None,
-                               quotechar='"', encoding="utf-8")
-                y = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[t], dtype=str,
-                                             comments=None, quotechar='"', encoding="utf-8", ndmin=1))
-            else:
-                A = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None,
-                               quotechar='"', encoding="utf-8")
-                if A.shape[1] != ncols:
-                    return None
-                X, y = A[:, feats], (A[:, t] if t is not None else None)
+            with warnings.catch_warnings():
+                # an empty file is reported by the caller; numpy's "input contained no data"
+                # warning would add a second line
+                warnings.simplefilter("ignore", UserWarning)
+                if t is not None and labels:
+                    X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=feats, ndmin=2, comments=None,
+                                   quotechar='"', encoding="utf-8")
+                    y = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[t], dtype=str,
+                                                 comments=None, quotechar='"', encoding="utf-8", ndmin=1))
+                else:
+                    A = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None,
+                                   quotechar='"', encoding="utf-8")
+                    if A.shape[1] != ncols:
+                        return None
+                    X, y = A[:, feats], (A[:, t] if t is not None else None)
     except (ValueError, TypeError, IndexError):
         return None
     if not np.all(np.isfinite(X)):

@@ -16,9 +16,9 @@ extrapolated image is formed from stored ones (product reuse) and one iteration 
 GEMM each way.
 
 Certificate. At every inner iterate the gradient of the smooth part is
-``X^T D_i theta - Xt_i^T rho_i`` (``v`` blocks) with ``theta = grad h(z)`` and
-``rho = (gamma - delta Xt v)_+ >= 0``: exactly the C-ReLU dual constraint of
-:func:`~cvxnn.native.certificates.duality_gap`, so rescaling ``(theta, rho)`` gives a valid
+``X^T D_i nu - Xt_i^T rho_i`` (``v`` blocks) with the dual point ``nu = grad h(z)`` (``theta``
+in the code) and ``rho = (gamma - delta Xt v)_+ >= 0``: exactly the C-ReLU dual constraint of
+:func:`~cvxnn.native.certificates.duality_gap`, so rescaling ``(nu, rho)`` gives a valid
 lower bound ``D`` on the C-ReLU optimum for free. The solver stops when
 ``P(T) - max D <= tol |P(T)|`` and the cone violation is ``<= feas_tol``.
 

@@ -2,14 +2,15 @@
 
 * :func:`duality_gap` -- a certified upper bound on the suboptimality of any point.
   For C-GReLU (a group lasso over the implicit design) the dual point is the loss gradient
-  at the fit, rescaled into the dual feasible set [docs/math.md]::
+  at the fit, rescaled into the dual feasible set (``docs/math.md``, "Solvers and certificates";
+  the code calls this dual point ``theta``, ``docs/math.md`` writes ``nu``)::
 
-      theta = grad h(z) * min(1, lam / max_i ||(D_i X)^T grad h(z)||_*),   D(theta) = -h*(theta)
+      nu = grad h(z) * min(1, lam / max_i ||(D_i X)^T grad h(z)||_*),   D(nu) = -h*(nu)
 
   (``||.||_*`` is the 2-norm, or the spectral norm for vector output). For C-ReLU the dual
   also carries cone multipliers ``rho_i >= 0`` (e.g. the augmented-Lagrangian multipliers):
-  ``(theta, rho)`` is feasible when ``||X^T D_i theta - Xt_i^T rho^v_i|| <= lam`` and
-  ``||X^T D_i theta + Xt_i^T rho^w_i|| <= lam``, and both are scaled together. By weak duality
+  ``(nu, rho)`` is feasible when ``||X^T D_i nu - Xt_i^T rho^v_i|| <= lam`` and
+  ``||X^T D_i nu + Xt_i^T rho^w_i|| <= lam``, and both are scaled together. By weak duality
   ``P(x) - D <= gap`` bounds ``P(x) - p*`` for every ``x`` (for C-ReLU, for cone-feasible ``x``;
   an infeasible ``x`` is reported with its cone violation).
 * :func:`min_norm_subgradient` -- ``dist(0, grad h + lam * subdiff penalty)`` for C-GReLU

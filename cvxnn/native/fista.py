@@ -299,8 +299,8 @@ def solve_gated(
 ) -> GatedResult:
     """R-FISTA on C-GReLU, stopped by the relative duality gap.
 
-    The gap at iteration ``k`` is ``P(best x) - max_j D(theta_j)``: every dual point
-    ``theta_j = grad h(A y_j)`` (rescaled into the dual feasible set) gives a valid lower
+    The gap at iteration ``k`` is ``P(best x) - max_j D(nu_j)``: every dual point
+    ``nu_j = grad h(A y_j)`` (rescaled into the dual feasible set) gives a valid lower
     bound, and the best primal iterate is kept (FISTA is not monotone).
 
     Parameters

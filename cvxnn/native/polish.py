@@ -1,7 +1,7 @@
 """Support polish for R-FISTA on scalar-output C-GReLU: Newton-CG on the identified support,
 with a working set, so that the duality-gap certificate catches up with the primal.
 
-Why. The certificate rescales ``theta = grad h(A x)`` into the dual feasible set; the loss of
+Why. The certificate rescales the dual point ``nu = grad h(A x)`` into the dual feasible set; the loss of
 that rescaling is first order in the error of the fit, while the primal error is second order,
 so the certified gap behaves like the square root of the suboptimality (at ``n=1000, d=20,
 p=200`` R-FISTA is ``1e-6`` suboptimal after 107 iterations but certified only after 224).
@@ -15,7 +15,7 @@ What. Once the support ``S`` of the iterates is stable, the objective restricted
   (``uh_i = u_i / ||u_i||``), applied matrix-free (two restricted GEMMs), solved by CG with an
   inexact (Eisenstat-Walker) tolerance; Armijo backtracking on ``F``.
 
-Then ``theta = grad h(z)`` is accurate, and the full KKT check ``||A_j^T theta|| <= lam``
+Then ``nu = grad h(z)`` is accurate, and the full KKT check ``||A_j^T nu|| <= lam``
 (one full adjoint) either certifies the point or names the blocks the support missed; those
 join ``S`` with a proximal-gradient start ``u_j = -eta (1 - lam / ||g_j||) g_j`` and the polish
 repeats. Blocks whose norm collapses leave ``S``. The result is used only through its

@@ -20,15 +20,17 @@ network it maps to (each neuron has one output), so nothing is lost between the 
 and the returned network. Block ``b`` of the flattened ``(2p, c)`` layout has column
 ``b // c`` (``< p``: a ``v`` block) and output ``b % c``.
 
-KKT check of a block ``j`` outside ``W`` (``u_j = 0``), with ``theta = grad h(Z)`` and
-``c_j = s_j X^T D_i theta_k``: zero is optimal for the block iff
+KKT check of a block ``j`` outside ``W`` (``u_j = 0``). In the notation of ``docs/math.md``,
+"Notation", the residual is ``r = -grad h(Z)`` (the code's ``theta`` is the dual point
+``nu = grad h(Z) = -r``) and the block correlation is ``c_j = s_j X^T D_i r``; zero is optimal
+for the block iff
 
-    dist(c_j, K_i^*) = min_{rho >= 0} || c_j - Xt_i^T rho || <= lam
+    dist(-c_j, K_i^*) = min_{rho >= 0} || c_j + Xt_i^T rho || <= lam
 
 (``K_i^*`` is the dual cone of ``K_i = {u : Xt_i u >= 0}``). Cheap bounds decide most blocks
-without solving this NNLS: any ``rho >= 0`` gives the upper bound ``||c_j - Xt_i^T rho||``
+without solving this NNLS: any ``rho >= 0`` gives the upper bound ``||c_j + Xt_i^T rho||``
 (the previous multipliers, or zero), and the gate ``g_i`` (a point of ``K_i``) gives the lower
-bound ``<-c_j, g_i> / ||g_i||``.
+bound ``<c_j, g_i> / ||g_i||``.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ class KKTScan:
     """The KKT check of the blocks outside the working set, shared by both working-set solvers.
 
     Block ``b`` of the flattened ``(2p, c)`` layout has pattern ``(b // c) % p``, sign ``+1``
-    for ``b // c < p`` and output ``b % c``; its correlation is ``c_b = s_b X^T D_i theta_k``.
-    Zero is optimal for the block iff ``dist(c_b, K_i^*) <= lam``: the gate gives a lower bound,
+    for ``b // c < p`` and output ``b % c``; its correlation is ``c_b = s_b X^T D_i r`` with
+    ``r = -theta`` (module docstring). Zero is optimal for the block iff ``dist(-c_b, K_i^*) <= lam``:
+    the gate gives a lower bound,
     any ``rho >= 0`` an upper bound, and an NNLS decides the rest (module docstring).
 
     Attributes
@@ -159,7 +162,8 @@ class KKTScan:
             self.lb_ok = in_cone[self.bpat]
 
     def correlations(self, theta: np.ndarray) -> np.ndarray:
-        """``c_b`` for every block, ``d x 2pc`` (``theta`` is ``(n, c)``, or ``(n,)`` for ``c = 1``)."""
+        """``-c_b = s_b X^T D_i theta`` for every block, ``d x 2pc`` (``theta = -r`` is ``(n, c)``, or
+        ``(n,)`` for ``c = 1``)."""
         n, p, c = self.n, self.p, self.c
         theta = theta.reshape(n, c)
         C = (self.Xa.T @ (self.M[:, :, None] * theta[:, None, :]).reshape(n, p * c)).reshape(self.d, p * c)
@@ -354,7 +358,7 @@ def solve_relu_working_set(
 
     def certify(U_full: np.ndarray, rho_W: np.ndarray, blocks: np.ndarray):
         """Certificate of the full problem. Blocks in ``W`` get their best multipliers (the
-        NNLS ``argmin_{rho >= 0} ||c_j - Xt_i^T rho||``), not the barrier's ``mu / slack``,
+        NNLS ``argmin_{rho >= 0} ||c_j + Xt_i^T rho||``), not the barrier's ``mu / slack``,
         so the certificate does not depend on how well the last barrier step was centred."""
         rho = rho_out.copy()
         if blocks.size:

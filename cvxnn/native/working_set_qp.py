@@ -23,15 +23,17 @@ Restricted program (block ``j`` of pattern ``i(j)`` with sign ``s_j = +1`` for `
 
     min  scale/2 ||A_W u - y||^2 + lam sum_j t_j   s.t.  Xt_i u_j >= 0,  ||u_j|| <= t_j
 
-KKT check of a block ``j`` outside ``W`` (``u_j = 0``), with ``theta = grad h(z)`` and
-``c_j = s_j X^T D_i theta``: zero is optimal for the block iff
+KKT check of a block ``j`` outside ``W`` (``u_j = 0``). In the notation of ``docs/math.md``,
+"Notation", the residual is ``r = -grad h(z)`` (the code's ``theta`` is the dual point
+``nu = grad h(z) = -r``) and the block correlation is ``c_j = s_j X^T D_i r``; zero is optimal
+for the block iff
 
-    dist(c_j, K_i^*) = min_{rho >= 0} || c_j - Xt_i^T rho || <= lam
+    dist(-c_j, K_i^*) = min_{rho >= 0} || c_j + Xt_i^T rho || <= lam
 
 (``K_i^*`` is the dual cone of ``K_i = {u : Xt_i u >= 0}``). Cheap bounds decide most blocks
-without solving this NNLS: any ``rho >= 0`` gives the upper bound ``||c_j - Xt_i^T rho||``
+without solving this NNLS: any ``rho >= 0`` gives the upper bound ``||c_j + Xt_i^T rho||``
 (the previous multipliers, or zero), and the gate ``g_i`` (a point of ``K_i``) gives the lower
-bound ``<-c_j, g_i> / ||g_i||``.
+bound ``<c_j, g_i> / ||g_i||``.
 
 Cost per round: one conic solve with ``|W| (d + 1)`` variables and ``|W| n`` linear cone rows
 (``|W| n d`` non-zeros), one GEMM for the correlations and a few NNLS. Memory is checked

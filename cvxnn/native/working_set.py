@@ -67,6 +67,9 @@ MAX_ROUNDS = 60
 FIRST_ADD = 16
 #: Target of the restricted solves' duality gap relative to ``tol * |objective|``.
 INNER_FRACTION = 0.05
+#: Barrier parameter used to read the faces of a Clarabel point (rows with slack below
+#: ``sqrt(CONIC_MU)`` are on the face).
+CONIC_MU = 1e-14
 #: Relative duality gap the barrier aims at before Newton's method on the identified faces
 #: takes over (:func:`~cvxnn.native.ipm.polish_on_faces`).
 BARRIER_REL = 1e-3
@@ -235,6 +238,16 @@ def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | No
     return u / np.linalg.norm(u)
 
 
+#: Clarabel settings for the restricted conic fallback, tried in turn (the values of
+#: cvxnn.program.EXP_CONE_CLARABEL_OPTIONS and its retries; kept here so the native layer does
+#: not import the CVXPY program layer).
+_CONIC_SETTINGS = (
+    {"max_step_fraction": 0.9, "static_regularization_constant": 1e-7},
+    {"max_step_fraction": 0.99, "static_regularization_constant": 1e-8, "equilibrate_enable": False},
+    {"max_step_fraction": 0.9, "static_regularization_constant": 1e-8, "direct_solve_method": "qdldl"},
+)
+
+
 def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
     """C-ReLU restricted to the blocks ``(cols, outs)`` as a conic program solved by Clarabel
     (through CVXPY, with the loss's own CVXPY expression): the reference solve the working set
@@ -258,16 +271,21 @@ def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
         Z, y = Z[:, 0], y[:, 0]
     obj = loss.cvxpy(Z, y) + lam * cp.sum(cp.norm(U, 2, axis=0))
     prob = cp.Problem(cp.Minimize(obj), [cp.multiply(S[:, pat], XU) >= 0])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the status below is what counts
-            prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol)
-    except (cp.error.SolverError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-        logger.info("restricted conic solve failed: %s", exc)
+    Uv = None
+    # Clarabel on exponential cones: the settings of cvxnn.program first, then its retries
+    for opts in _CONIC_SETTINGS if not kernel.loss.quadratic else ({},):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the status below is what counts
+                prob.solve(solver="CLARABEL", tol_gap_abs=tol, tol_gap_rel=tol, tol_feas=tol, **opts)
+        except (cp.error.SolverError, ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+            logger.info("restricted conic solve failed (%s): %s", opts, exc)
+            continue
+        if U.value is not None and prob.status == "optimal":
+            Uv = np.asarray(U.value, dtype=np.float64)
+            break
+    if Uv is None:
         return None
-    if U.value is None or prob.status not in ("optimal", "optimal_inaccurate"):
-        return None
-    Uv = np.asarray(U.value, dtype=np.float64)
     # project the tiny cone violations of the interior point away by zeroing tiny blocks
     nrm = np.linalg.norm(Uv, axis=0)
     Uv[:, nrm <= 1e-7 * max(float(nrm.max(initial=0.0)), np.finfo(float).tiny)] = 0.0
@@ -396,6 +414,7 @@ def solve_relu_working_set(
     first = True
     pending = None
     returned = np.zeros(nb, dtype=bool)
+    best = None  # (certificate, multipliers, blocks, working set) of the best certified point
     polish_failed = polished_since = conic_done = False
     barrier_floor = 1e-3
     while rounds < MAX_ROUNDS:
@@ -435,6 +454,8 @@ def solve_relu_working_set(
             cert, rho_full = certify(U_full, rho_W, np.flatnonzero(in_W))
             if history:
                 history[-1]["rel_gap"] = cert.rel_gap
+            if best is None or cert.rel_gap < best[0].rel_gap:
+                best = (cert, rho_full.copy(), U_full.copy(), in_W.copy())
             if cert.rel_gap <= tol and cert.max_violation <= feas_tol:
                 reason = "optimal"
                 break
@@ -463,6 +484,9 @@ def solve_relu_working_set(
                         rho_W = np.zeros((n, blocks_now.size))
                         polished_since = False
                         first = False
+                        # Newton on the faces of Clarabel's (accurate) point finishes it
+                        live = blocks_now[np.linalg.norm(Uc, axis=0) > 0]
+                        pending = (live, CONIC_MU, 0.0) if live.size else None
                         continue
                 polish_failed = True
                 barrier_floor = 0.0
@@ -562,6 +586,9 @@ def solve_relu_working_set(
     if cert is None or reason not in ("optimal", "not_certified", "callback"):
         cert, rho_full = certify(U_full, rho_W if rho_W.shape[1] == int(in_W.sum()) else np.zeros((n, 0)),
                                  np.flatnonzero(in_W) if rho_W.shape[1] == int(in_W.sum()) else np.zeros(0, np.intp))
+    if reason != "optimal" and best is not None and best[0].rel_gap < cert.rel_gap:
+        # the tightening rounds did not improve on an earlier point: return that one
+        cert, rho_full, U_full, in_W = best
     blocks = np.flatnonzero(in_W)
     converged = reason == "optimal"
     logger.debug("working set: %d rounds, %d Newton steps, |W| = %d, rel gap %.3e (%s)", rounds, total,

@@ -41,6 +41,7 @@ __all__ = [
     "UnboundedError",
     "NotFittedError",
     "MemoryBudgetError",
+    "MissingDependencyError",
     "CvxnnWarning",
     "ConvergenceWarning",
     "InaccurateSolutionWarning",
@@ -127,3 +128,8 @@ class InaccurateSolutionWarning(ConvergenceWarning):
 class DataWarning(CvxnnWarning):
     """The training data will make the fit poor or slow (collapsed activation patterns, badly
     scaled columns); the message says what to change."""
+
+
+class MissingDependencyError(CvxnnError, ImportError):
+    """An optional dependency needed by the requested feature is not installed (the message
+    names the ``pip install`` command)."""

@@ -20,14 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import as_float_array, check_lam, check_X, check_y
-from .errors import CvxnnError, InvalidParameterError, NonFiniteError, ShapeError
+from .errors import InvalidParameterError, MissingDependencyError, NonFiniteError, ShapeError
 from .losses import Loss, get_loss
 
 __all__ = ["ReLUNetwork", "GatedReLUNetwork", "MissingDependencyError"]
-
-
-class MissingDependencyError(CvxnnError, ImportError):
-    """An optional dependency needed by the requested feature is not installed."""
 
 
 def _import_torch():

@@ -1,4 +1,5 @@
-"""KKT recovery: minimum-norm multipliers, certificates, equicorrelation set (MATH.md, [MP23])."""
+"""KKT recovery: minimum-norm multipliers, certificates, equicorrelation set
+(docs/math.md, "Optimality conditions"; [MP23])."""
 
 import numpy as np
 import pytest

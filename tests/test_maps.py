@@ -1,4 +1,4 @@
-"""Exact solution maps between convex points and two-layer networks (MATH.md, "Solution maps")."""
+"""Exact solution maps between convex points and two-layer networks (docs/math.md, "Solution maps")."""
 
 import numpy as np
 import pytest

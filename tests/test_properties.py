@@ -1,4 +1,4 @@
-"""Property-based tests: every identity of MATH.md on random small instances (hypothesis).
+"""Property-based tests: every identity of docs/math.md on random small instances (hypothesis).
 
 Instances are drawn from a seed and small sizes; Clarabel is the reference solver. Modules
 written in parallel (native solvers, optimality, decomposition) are imported with

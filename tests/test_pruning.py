@@ -1,4 +1,5 @@
-"""Exact pruning to minimal models and approximate pruning past minimal (MATH.md, [MP23])."""
+"""Exact pruning to minimal models and approximate pruning past minimal
+(docs/math.md, "Optimal set, minimal models and pruning"; [MP23])."""
 
 import numpy as np
 import pytest

@@ -83,7 +83,7 @@ def test_gated_matches_clarabel(reg, clf, loss):
     assert sol.status == "optimal" and sol.backend == "native" and sol.solver == "rfista"
     assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
     np.testing.assert_allclose(sol.U, ref.U, atol=1e-4)
-    # objective_value is the MATH.md objective of the returned point
+    # objective_value is the objective of docs/math.md of the returned point
     assert np.isclose(sol.objective(X, y, lam, loss), sol.objective_value, rtol=1e-12)
     # certified gap bounds the true suboptimality (Clarabel's optimum, up to its accuracy)
     assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9 * abs(ref.objective_value)

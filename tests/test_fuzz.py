@@ -248,7 +248,7 @@ def test_fuzz_losses(name, z, y, opts):
        activation=st.one_of(st.sampled_from(["relu", "gated_relu"]), junk_scalar),
        tol=st.one_of(st.just(1e-6), junk_scalar), max_iter=st.one_of(st.just(200), junk_scalar))
 def test_fuzz_solve_native(X, y, lam, activation, tol, max_iter):
-    native = pytest.importorskip("cvxnn.native")
+    import cvxnn.native as native
     if isinstance(y, str) and y == "match":
         y = X[:, 0]
     pats = sample_patterns(X, 4, seed=0, bias=True, drop_zero=False)
@@ -265,7 +265,7 @@ def test_fuzz_solve_native(X, y, lam, activation, tol, max_iter):
     "lam": lam_like, "n_gates": st.one_of(st.integers(1, 6), junk_scalar),
     "bias": st.one_of(st.booleans(), junk_scalar), "tol": st.one_of(st.just(1e-6), junk_scalar)}))
 def test_fuzz_estimators(X, y, params):
-    est_mod = pytest.importorskip("cvxnn.estimators")
+    import cvxnn.estimators as est_mod
     est = est_mod.ConvexGatedReLURegressor(**params, max_iter=200, random_state=0)
     fitted = outcome(est.fit, X, y)
     if fitted is not None:
@@ -278,7 +278,7 @@ def test_fuzz_estimators(X, y, params):
 @given(X=good_X, method=st.one_of(st.sampled_from(["socp", "lp", "gate"]), junk_scalar),
        on_infeasible=st.one_of(st.sampled_from(["raise", "report", "refit"]), junk_scalar), other=any_X)
 def test_fuzz_decomposition(X, method, on_infeasible, other):
-    dec = pytest.importorskip("cvxnn.decomposition")
+    import cvxnn.decomposition as dec
     y = X[:, 0]
     pats = sample_patterns(X, 4, seed=0, bias=True, drop_zero=False)
     U = np.random.default_rng(1).standard_normal((pats.design_dim, pats.n_patterns))
@@ -292,7 +292,7 @@ def test_fuzz_decomposition(X, method, on_infeasible, other):
 @FUZZ
 @given(X=good_X, other=any_X, rank_tol=st.one_of(st.just(1e-9), junk_scalar), width=junk_scalar)
 def test_fuzz_pruning(X, other, rank_tol, width):
-    opt = pytest.importorskip("cvxnn.optimality")
+    import cvxnn.optimality as opt
     y = X[:, 0]
     pats = sample_patterns(X, 5, seed=0, bias=True, drop_zero=False)
     rng = np.random.default_rng(2)
@@ -320,7 +320,7 @@ class _Payload:
 
 
 def test_loading_never_executes_code(tmp_path):
-    io = pytest.importorskip("cvxnn.io")
+    import cvxnn.io as io
     X = np.random.default_rng(0).standard_normal((6, 2))
     net = ReLUNetwork(np.ones((2, 2)), np.array([1.0, -1.0]))
     path = io.save(net, tmp_path / "net.npz")
@@ -338,7 +338,7 @@ def test_loading_never_executes_code(tmp_path):
 @FUZZ
 @given(blob=st.binary(max_size=300), keep=st.integers(0, 400))
 def test_fuzz_load_corrupt_files(tmp_path_factory, blob, keep):
-    io = pytest.importorskip("cvxnn.io")
+    import cvxnn.io as io
     tmp = tmp_path_factory.mktemp("files")
     good = io.save(ReLUNetwork(np.ones((2, 2)), np.ones(2)), tmp / "net.npz")
     raw = good.read_bytes()
@@ -354,7 +354,7 @@ def test_fuzz_load_corrupt_files(tmp_path_factory, blob, keep):
        lams=st.one_of(st.none(), junk), n_lams=st.one_of(st.integers(1, 3), junk_scalar),
        ratio=st.one_of(st.just(0.1), junk_scalar))
 def test_fuzz_lam_max_and_paths(X, y, activation, lams, n_lams, ratio):
-    path = pytest.importorskip("cvxnn.path")
+    import cvxnn.path as path
     if isinstance(y, str) and y == "match":
         y = X[:, 0]
     pats = sample_patterns(X, 3, seed=0, bias=True, drop_zero=False)

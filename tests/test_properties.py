@@ -8,7 +8,6 @@ written in parallel (native solvers, optimality, decomposition) are imported wit
 import warnings
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
@@ -111,7 +110,7 @@ def test_grelu_lower_bounds_relu_on_same_patterns(seed, size, lam):
 @PROPS
 @given(seed=seeds, size=sizes, lam=lams, activation=st.sampled_from(["gated_relu", "relu"]))
 def test_duality_gap_is_an_upper_bound(seed, size, lam, activation):
-    native = pytest.importorskip("cvxnn.native")
+    import cvxnn.native as native
     X, y, rng = instance(seed, *size)
     pats = sample_patterns(X, 6, seed=seed, bias=True)
     p_star = solve(X, y, activation, lam, pats).objective_value
@@ -130,7 +129,7 @@ def test_duality_gap_is_an_upper_bound(seed, size, lam, activation):
 @given(seed=seeds, size=sizes, lam=lams, activation=st.sampled_from(["gated_relu", "relu"]))
 @example(seed=558, size=(4, 3), lam=1.0, activation="gated_relu")  # Clarabel ends optimal_inaccurate
 def test_kkt_pruning_and_optimal_set(seed, size, lam, activation):
-    opt = pytest.importorskip("cvxnn.optimality")
+    import cvxnn.optimality as opt
     X, y, _ = instance(seed, *size)
     pats = sample_patterns(X, 8, seed=seed, bias=True)
     sol = solve(X, y, activation, lam, pats, **TIGHT)
@@ -160,7 +159,7 @@ def test_kkt_pruning_and_optimal_set(seed, size, lam, activation):
 @PROPS
 @given(seed=seeds, size=sizes, lam=lams, method=st.sampled_from(["socp", "lp", "gate"]))
 def test_cone_decomposition_reconstructs_u(seed, size, lam, method):
-    dec = pytest.importorskip("cvxnn.decomposition")
+    import cvxnn.decomposition as dec
     X, y, _ = instance(seed, *size)
     pats = sample_patterns(X, 6, seed=seed, bias=True)
     gated = solve(X, y, "gated_relu", lam, pats)

@@ -12,9 +12,13 @@ from .decomposition import decompose
 from .errors import CvxnnError
 from .estimators import (
     ConvexGatedReLUClassifier,
+    ConvexGatedReLUClassifierCV,
     ConvexGatedReLURegressor,
+    ConvexGatedReLURegressorCV,
     ConvexReLUClassifier,
+    ConvexReLUClassifierCV,
     ConvexReLURegressor,
+    ConvexReLURegressorCV,
 )
 from .losses import get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
@@ -33,6 +37,10 @@ __all__ = [
     "ConvexGatedReLURegressor",
     "ConvexReLUClassifier",
     "ConvexReLURegressor",
+    "ConvexGatedReLUClassifierCV",
+    "ConvexGatedReLURegressorCV",
+    "ConvexReLUClassifierCV",
+    "ConvexReLURegressorCV",
     "Standardizer",
     "decompose",
     "duality_gap",

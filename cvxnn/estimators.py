@@ -75,6 +75,10 @@ __all__ = [
     "ConvexReLUClassifier",
     "ConvexGatedReLURegressor",
     "ConvexGatedReLUClassifier",
+    "ConvexReLURegressorCV",
+    "ConvexReLUClassifierCV",
+    "ConvexGatedReLURegressorCV",
+    "ConvexGatedReLUClassifierCV",
     "cross_validate_lam",
     "LamCVResult",
     "solve_convex",
@@ -1529,9 +1533,10 @@ class LamCVResult:
         return float(self.lams[self.best_index])
 
 
-def _cv_segment(estimator, X, y, train, test, lams):
+def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
     """Fit ``estimator`` for each ``lam`` of one segment on one fold (warm-started in
-    decreasing ``lam`` on the native backend). Returns scores and statuses."""
+    decreasing ``lam`` on the native backend). Returns scores (``scorer(est, X, y)``, default
+    ``est.score``) and statuses."""
     from sklearn.base import clone
 
     from .path import walk_path
@@ -1547,7 +1552,8 @@ def _cv_segment(estimator, X, y, train, test, lams):
         return est.solution_
 
     for step in walk_path(lams, fit):
-        scores[step.index] = est.score(X[test], y[test])
+        scores[step.index] = (est.score(X[test], y[test]) if scorer is None
+                              else scorer(est, X[test], y[test]))
         statuses[step.index] = est.status_
     return scores, statuses
 
@@ -1562,6 +1568,7 @@ def cross_validate_lam(
     n_jobs: int | None = None,
     n_segments: int = 1,
     verbose: int = 0,
+    scoring=None,
 ) -> LamCVResult:
     """Cross-validate a grid of ``lam`` with folds x ``lam`` segments as joblib tasks.
 
@@ -1588,6 +1595,9 @@ def cross_validate_lam(
         Segments of the grid (more segments: more parallelism, fewer warm starts).
     verbose : int
         joblib verbosity.
+    scoring : None, str or callable, optional
+        scikit-learn scoring (:func:`sklearn.metrics.check_scoring`); default the
+        estimator's ``score``.
 
     Returns
     -------
@@ -1614,10 +1624,19 @@ def cross_validate_lam(
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
     folds = list(splitter.split(X, y))
+    scorer = None
+    if scoring is not None:
+        from sklearn.metrics import check_scoring
+
+        try:
+            scorer = check_scoring(estimator, scoring=scoring)
+        except (ValueError, TypeError) as exc:
+            raise InvalidParameterError(f"scoring: {exc}") from None
     segments = [s for s in np.array_split(np.arange(lams.size), min(n_segments, lams.size)) if s.size]
     tasks = [(f, seg) for f in range(len(folds)) for seg in segments]
     out = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg]) for f, seg in tasks
+        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer)
+        for f, seg in tasks
     )
     scores = np.empty((len(folds), lams.size))
     statuses = np.empty((len(folds), lams.size), dtype=object)
@@ -1625,3 +1644,308 @@ def cross_validate_lam(
         scores[f, seg] = sc
         statuses[f, seg] = st
     return LamCVResult(lams=lams, scores=scores, statuses=statuses.astype(str))
+
+
+# ------------------------------------------------------------------------------------------
+# Estimators that choose lam by cross-validation (one warm-started path per fold).
+# ------------------------------------------------------------------------------------------
+class _ConvexCVBase(_Base):
+    """Shared implementation of the ``*CV`` estimators (not public).
+
+    ``fit`` validates everything, builds the grid (default: from the exact ``lam_max`` of the
+    standardized training data down), runs :func:`cross_validate_lam` (one warm-started
+    :func:`cvxnn.path.walk_path` per fold, folds as joblib tasks), picks the best mean score
+    (the largest ``lam`` among ties) and refits the base estimator on all data at that ``lam``.
+    """
+
+    _base_cls: type = _ConvexNetworkBase
+
+    def set_params(self, **params):
+        """Set hyper-parameters (scikit-learn semantics); an unknown name raises
+        :class:`~cvxnn.errors.InvalidParameterError`."""
+        try:
+            return super().set_params(**params)
+        except CvxnnError:
+            raise
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc)) from None
+
+    def _base_estimator(self, lam: float = 1.0):
+        names = [n for n in self._base_cls._get_param_names() if n != "lam"]
+        return self._base_cls(lam=lam, **{n: getattr(self, n) for n in names})
+
+    def _check_cv_params(self) -> None:
+        check_positive_int(self.n_lams, "n_lams")
+        if not (isinstance(self.lam_min_ratio, numbers.Real) and 0 < self.lam_min_ratio <= 1):
+            raise InvalidParameterError(f"lam_min_ratio must be in (0, 1], got {self.lam_min_ratio!r}.")
+        if not isinstance(self.refit, (bool, np.bool_)):
+            raise InvalidParameterError(f"refit must be True or False, got {self.refit!r}.")
+        if self.lams is not None:
+            try:
+                lams = np.asarray(self.lams, dtype=float).ravel()
+            except (TypeError, ValueError):
+                raise InvalidParameterError(f"lams must be an array of floats >= 0, got {self.lams!r}.") from None
+            if lams.size == 0:
+                raise InvalidParameterError("lams is empty; pass at least one value (or None for the default grid).")
+            for lam in lams:
+                check_lam(lam, name="lams")
+
+    def _grid(self, base, X, y_enc, loss, w) -> np.ndarray:
+        """The ``lam`` grid, decreasing: ``lams`` sorted, or ``n_lams`` values from the exact
+        ``lam_max`` of the (standardized) training data down to ``lam_min_ratio * lam_max``."""
+        if self.lams is not None:
+            return np.sort(np.asarray(self.lams, dtype=float).ravel())[::-1]
+        from .path import lam_grid, lam_max
+
+        std, Xs, patterns = base._prepare(X, w, y=y_enc)
+        ye = _solver_targets(std, y_enc)
+        le = loss if w is None else WeightedLoss(base=loss, weights=w)
+        lmax = lam_max(Xs, ye, patterns, base._activation if ye.ndim == 1 else "gated_relu", le)
+        if not lmax > 0:
+            raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
+        return lam_grid(lmax, self.n_lams, self.lam_min_ratio)
+
+    def _folds(self, X, y) -> list:
+        from sklearn.base import is_classifier
+        from sklearn.model_selection import check_cv
+
+        try:
+            splitter = check_cv(self.cv, y, classifier=is_classifier(self))
+            folds = list(splitter.split(X, y))
+        except (ValueError, TypeError) as exc:
+            raise InvalidParameterError(f"cv={self.cv!r} cannot split these data: {exc}") from None
+        if len(folds) < 1:
+            raise InvalidParameterError(f"cv={self.cv!r} gives no folds.")
+        return folds
+
+    def fit(self, X, y):
+        """Cross-validate ``lam`` on one warm-started path per fold, then refit at the best.
+
+        Validates everything first; the fitted attributes (``lam_``, ``lams_``, ``scores_``,
+        ``best_estimator_`` and the refit model's own attributes) are replaced together at the
+        end (a failed fit leaves the previous state intact).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        self
+        """
+        self._check_cv_params()
+        base = self._base_estimator()
+        _check_params(base)
+        kw = {} if _is_clf(self) else {"y_numeric": True}
+        Xv, yv, extra = base._validate_fit_data(X, y, **kw)
+        _, y_enc, loss, w, extra_enc = base._encode_for_fit(Xv, yv, None)
+        if not _is_clf(self):
+            yv = y_enc
+        extra.update({k: v for k, v in extra_enc.items() if k == "classes_"})
+        lams = self._grid(base, Xv, y_enc, loss, w)
+        folds = self._folds(Xv, yv)
+        result = cross_validate_lam(base, Xv, yv, lams, cv=folds, n_jobs=self.n_jobs, scoring=self.scoring)
+        lam = result.best_lam
+        fitted = dict(extra, lam_=lam, lams_=result.lams, scores_=result.scores,
+                      mean_score_=result.mean_score, std_score_=result.std_score,
+                      best_index_=result.best_index, statuses_=result.statuses, n_splits_=len(folds))
+        if self.refit:
+            best = base.set_params(lam=lam).fit(X, y)
+            fitted.update({k: v for k, v in vars(best).items() if k.endswith("_") and not k.startswith("_")})
+            fitted["best_estimator_"] = best
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
+            del self.__dict__[name]
+        self.__dict__.update(fitted)
+        return self
+
+    def _best(self):
+        if not hasattr(self, "lams_"):
+            raise EstimatorNotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) first.")
+        if not hasattr(self, "best_estimator_"):
+            raise EstimatorNotFittedError(
+                f"This {type(self).__name__} was fitted with refit=False; it has no model to predict with.")
+        return self.best_estimator_
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions of the model refit at ``lam_`` (``best_estimator_.predict``)."""
+        return self._best().predict(X)
+
+
+def _is_clf(est) -> bool:
+    return isinstance(est, _ClassifierCVBase)
+
+
+class _RegressorCVBase(_RegMixin, _ConvexCVBase):
+    def __init__(
+        self,
+        lams=None,
+        n_lams: int = 10,
+        lam_min_ratio: float = 1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        refit: bool = True,
+        n_gates: int = 32,
+        gates=None,
+        backend: str = "native",
+        loss="squared",
+        bias: bool = True,
+        tol: float = 1e-6,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+    ) -> None:
+        self.lams = lams
+        self.n_lams = n_lams
+        self.lam_min_ratio = lam_min_ratio
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.n_gates = n_gates
+        self.gates = gates
+        self.backend = backend
+        self.loss = loss
+        self.bias = bias
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+        self.standardize = standardize
+        self.warm_start = warm_start
+
+
+class _ClassifierCVBase(_ClfMixin, _ConvexCVBase):
+    def __init__(
+        self,
+        lams=None,
+        n_lams: int = 10,
+        lam_min_ratio: float = 1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        refit: bool = True,
+        n_gates: int = 32,
+        gates=None,
+        backend: str = "native",
+        loss="logistic",
+        bias: bool = True,
+        tol: float = 1e-6,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+        class_weight=None,
+    ) -> None:
+        self.lams = lams
+        self.n_lams = n_lams
+        self.lam_min_ratio = lam_min_ratio
+        self.cv = cv
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.n_gates = n_gates
+        self.gates = gates
+        self.backend = backend
+        self.loss = loss
+        self.bias = bias
+        self.tol = tol
+        self.max_iter = max_iter
+        self.random_state = random_state
+        self.verbose = verbose
+        self.standardize = standardize
+        self.warm_start = warm_start
+        self.class_weight = class_weight
+
+    def _is_probabilistic(self) -> bool:
+        return _ClassifierBase._is_probabilistic(self)
+
+    def decision_function(self, X) -> np.ndarray:
+        """``best_estimator_.decision_function``."""
+        return self._best().decision_function(X)
+
+    @_available_if(lambda self: self._is_probabilistic())
+    def predict_proba(self, X) -> np.ndarray:
+        """``best_estimator_.predict_proba`` (logistic / cross-entropy losses)."""
+        return self._best().predict_proba(X)
+
+    @_available_if(lambda self: self._is_probabilistic())
+    def predict_log_proba(self, X) -> np.ndarray:
+        """``best_estimator_.predict_log_proba`` (logistic / cross-entropy losses)."""
+        return self._best().predict_log_proba(X)
+
+
+_CV_DOC = """
+    Parameters
+    ----------
+    lams : array-like of float, optional
+        The grid of ``lam`` (sorted decreasing; each ``>= 0``). Default: ``n_lams`` values from
+        the exact ``lam_max`` of the (standardized) training data on this estimator's patterns
+        (:func:`cvxnn.path.lam_max`) down to ``lam_min_ratio * lam_max``
+        (:func:`cvxnn.path.lam_grid`).
+    n_lams : int, default=10
+    lam_min_ratio : float, default=1e-3
+    cv : int, scikit-learn splitter or iterable of (train, test), default=5
+        Folds, as :func:`sklearn.model_selection.check_cv` (stratified for classifiers).
+    scoring : None, str or callable, default=None
+        scikit-learn scoring; default the base estimator's ``score`` ({score}).
+    n_jobs : int, optional
+        Folds run as joblib tasks (``-1``: all cores); inside
+        ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster.
+    refit : bool, default=True
+        Refit the base estimator on all data at ``lam_`` (needed for ``predict``).
+
+    The remaining parameters are those of :class:`{base}` (its ``lam`` is chosen here).
+
+    Attributes
+    ----------
+    lam_ : float
+        The chosen ``lam``: best mean validation score (the largest ``lam`` among ties).
+    lams_ : ndarray of shape (n_lams,)
+        The grid, decreasing.
+    scores_ : ndarray of shape (n_folds, n_lams)
+        Validation score of each fold and ``lam``; ``mean_score_``, ``std_score_`` over folds.
+    statuses_ : ndarray of str, shape (n_folds, n_lams)
+        Solver status of each fold fit.
+    best_estimator_ : {base}
+        The model refit on all data at ``lam_`` (``refit=True``); ``predict`` and the other
+        methods delegate to it, and its fitted attributes (``network_``, ``solution_``,
+        ``objective_``, ``gap_``, ``classes_``, ...) are also attributes of this estimator.
+
+    Notes
+    -----
+    Each fold runs one path from the largest ``lam`` down through :func:`cvxnn.path.walk_path`,
+    every fit warm-started from the previous one on the same patterns (native backend), by
+    :func:`cross_validate_lam`. With the same folds, grid and ``random_state`` the choice
+    equals ``GridSearchCV(<base>(random_state=...), {{"lam": lams}}, cv=...)`` up to the solver
+    tolerance. ``fit`` takes no ``sample_weight``.
+"""
+
+
+class ConvexReLURegressorCV(_RegressorCVBase):
+    __doc__ = ("""Two-layer ReLU regressor (C-ReLU) with ``lam`` chosen by cross-validation.
+""" + _CV_DOC.format(base="ConvexReLURegressor", score="R^2"))
+    _base_cls = ConvexReLURegressor
+
+
+class ConvexGatedReLURegressorCV(_RegressorCVBase):
+    __doc__ = ("""Two-layer gated ReLU regressor (C-GReLU) with ``lam`` chosen by cross-validation.
+""" + _CV_DOC.format(base="ConvexGatedReLURegressor", score="R^2"))
+    _base_cls = ConvexGatedReLURegressor
+
+
+class ConvexReLUClassifierCV(_ClassifierCVBase):
+    __doc__ = ("""Two-layer ReLU classifier (C-ReLU) with ``lam`` chosen by cross-validation.
+""" + _CV_DOC.format(base="ConvexReLUClassifier", score="accuracy"))
+    _base_cls = ConvexReLUClassifier
+
+
+class ConvexGatedReLUClassifierCV(_ClassifierCVBase):
+    __doc__ = ("""Two-layer gated ReLU classifier (C-GReLU) with ``lam`` chosen by cross-validation.
+""" + _CV_DOC.format(base="ConvexGatedReLUClassifier", score="accuracy"))
+    _base_cls = ConvexGatedReLUClassifier

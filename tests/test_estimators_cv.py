@@ -1,0 +1,171 @@
+"""The *CV estimators: lam chosen by cross-validation on one warm-started path per fold."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.datasets import make_classification, make_regression  # noqa: E402
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold  # noqa: E402
+
+from cvxnn import (  # noqa: E402
+    ConvexGatedReLUClassifier,
+    ConvexGatedReLUClassifierCV,
+    ConvexGatedReLURegressor,
+    ConvexGatedReLURegressorCV,
+    ConvexReLURegressor,
+    ConvexReLURegressorCV,
+)
+from cvxnn.errors import ConvergenceWarning, CvxnnError, InvalidParameterError, NotFittedError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clf_data():
+    return make_classification(n_samples=120, n_features=5, n_informative=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def reg_data():
+    X, y = make_regression(n_samples=80, n_features=4, noise=5.0, random_state=1)
+    return X, y + 0.05 * y ** 2
+
+
+def test_lam_equals_grid_search(clf_data):
+    """Same grid, folds and gates: the path-per-fold choice is GridSearchCV's (cold fits)."""
+    X, y = clf_data
+    cv = StratifiedKFold(3)
+    est = ConvexGatedReLUClassifierCV(n_lams=6, cv=cv, n_gates=8, random_state=0).fit(X, y)
+    grid = GridSearchCV(ConvexGatedReLUClassifier(n_gates=8, random_state=0), {"lam": list(est.lams_)},
+                        cv=cv).fit(X, y)
+    mean = grid.cv_results_["mean_test_score"]
+    assert est.lam_ == pytest.approx(grid.best_params_["lam"]) or \
+        abs(mean[est.best_index_] - mean.max()) <= 0.005
+    np.testing.assert_allclose(est.mean_score_, mean, atol=0.005)
+
+
+def test_attributes_and_grid(clf_data):
+    X, y = clf_data
+    est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0).fit(X, y)
+    assert est.scores_.shape == (3, 4)
+    assert est.lams_.shape == (4,) and np.all(np.diff(est.lams_) < 0)
+    assert est.lam_ in est.lams_
+    assert est.mean_score_.shape == est.std_score_.shape == (4,)
+    # the default grid starts at the exact lam_max: the zero model, chance-level accuracy
+    assert est.best_estimator_.lam == est.lam_
+    for name in ("network_", "solution_", "objective_", "classes_", "n_features_in_", "gap_"):
+        assert hasattr(est, name), name
+    np.testing.assert_array_equal(est.classes_, [0, 1])
+    # given lams are sorted decreasing
+    est2 = ConvexGatedReLUClassifierCV(lams=[0.1, 10.0, 1.0], cv=2, n_gates=8, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est2.lams_, [10.0, 1.0, 0.1])
+
+
+def test_predictions_equal_base_fit_at_lam(clf_data, reg_data):
+    X, y = clf_data
+    est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0).fit(X, y)
+    base = ConvexGatedReLUClassifier(lam=est.lam_, n_gates=8, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.predict(X), base.predict(X))
+    np.testing.assert_allclose(est.predict_proba(X), base.predict_proba(X), rtol=1e-10)
+    np.testing.assert_allclose(est.decision_function(X), base.decision_function(X), rtol=1e-10)
+    assert est.score(X, y) == base.score(X, y)
+
+
+def test_relu_regressor(reg_data):
+    """One C-ReLU test: the refit model is the base estimator at lam_, scoring is honoured."""
+    X, y = reg_data
+    est = ConvexReLURegressorCV(n_lams=3, cv=KFold(2), n_gates=6, random_state=0,
+                                scoring="neg_mean_absolute_error").fit(X, y)
+    assert np.all(est.scores_ <= 0)  # negated errors, not R^2
+    base = ConvexReLURegressor(lam=est.lam_, n_gates=6, random_state=0).fit(X, y)
+    np.testing.assert_allclose(est.predict(X), base.predict(X), rtol=1e-10, atol=1e-10)
+    assert est.n_active_neurons_ == base.n_active_neurons_
+
+
+def test_n_jobs_two_equals_one(reg_data):
+    X, y = reg_data
+    kw = dict(n_lams=4, cv=3, n_gates=8, random_state=0)
+    one = ConvexGatedReLURegressorCV(n_jobs=1, **kw).fit(X, y)
+    two = ConvexGatedReLURegressorCV(n_jobs=2, **kw).fit(X, y)
+    np.testing.assert_allclose(one.scores_, two.scores_, rtol=1e-12)
+    assert one.lam_ == two.lam_
+    np.testing.assert_allclose(one.predict(X), two.predict(X), rtol=1e-12)
+
+
+def test_refit_false_and_not_fitted(reg_data):
+    X, y = reg_data
+    est = ConvexGatedReLURegressorCV(n_lams=2, cv=2, n_gates=4, random_state=0)
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    est.set_params(refit=False).fit(X, y)
+    assert est.lam_ in est.lams_ and not hasattr(est, "best_estimator_")
+    with pytest.raises(NotFittedError, match="refit=False"):
+        est.predict(X)
+
+
+def _check(est):
+    from sklearn.utils import estimator_checks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", estimator_checks.SkipTestWarning)
+        if "expected_failed_checks" in inspect.signature(estimator_checks.check_estimator).parameters:
+            estimator_checks.check_estimator(est, expected_failed_checks={
+                "check_sample_weight_equivalence_on_dense_data": "fit takes no sample_weight"})
+        else:  # pragma: no cover - scikit-learn < 1.6
+            estimator_checks.check_estimator(est)
+
+
+def test_check_estimator_classifier():
+    """scikit-learn's checks; a short grid and 2 folds keep them fast."""
+    _check(ConvexGatedReLUClassifierCV(n_lams=2, lam_min_ratio=0.01, cv=2, n_gates=8, random_state=0,
+                                       tol=1e-4))
+
+
+def test_check_estimator_regressor():
+    _check(ConvexGatedReLURegressorCV(n_lams=3, cv=2, n_gates=8, random_state=0, tol=1e-4))
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(cv="three"), "cv"),
+    (dict(cv=1), "cv"),
+    (dict(cv=KFold(500)), "cv"),
+    (dict(lams=[]), "lams"),
+    (dict(lams=[1.0, -1.0]), "lams"),
+    (dict(lams=[np.nan]), "lams"),
+    (dict(lams="abc"), "lams"),
+    (dict(n_lams=0), "n_lams"),
+    (dict(lam_min_ratio=2.0), "lam_min_ratio"),
+    (dict(refit="yes"), "refit"),
+])
+def test_bad_parameters_raise(reg_data, params, match):
+    X, y = reg_data
+    est = ConvexGatedReLURegressorCV(n_gates=4, random_state=0, **params)
+    with pytest.raises(CvxnnError, match=match):  # InvalidParameterError; NonFiniteError for nan
+        est.fit(X, y)
+    assert not hasattr(est, "lams_")
+
+
+def test_failed_refit_keeps_previous_state(reg_data):
+    """Transactional: a fit that fails validation leaves the previous fit in place."""
+    X, y = reg_data
+    est = ConvexGatedReLURegressorCV(n_lams=2, cv=2, n_gates=4, random_state=0).fit(X, y)
+    lam, pred = est.lam_, est.predict(X)
+    est.set_params(cv="bad")
+    with pytest.raises(InvalidParameterError):
+        est.fit(X, y)
+    assert est.lam_ == lam
+    np.testing.assert_array_equal(est.predict(X), pred)
+
+
+def test_default_grid_starts_at_lam_max(reg_data):
+    """The default grid's first value is the exact lam_max: the zero model (R^2 <= 0 held out)."""
+    X, y = reg_data
+    est = ConvexGatedReLURegressorCV(n_lams=3, cv=2, n_gates=8, random_state=0).fit(X, y)
+    assert np.all(est.scores_[:, 0] <= 1e-8)
+    np.testing.assert_allclose(est.lams_[-1] / est.lams_[0], 1e-3)
+    assert isinstance(est.best_estimator_, ConvexGatedReLURegressor)

@@ -32,7 +32,7 @@ from .constraints import ConeConstraint
 from .errors import InvalidParameterError, LabelError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
-from .penalties import GroupL2
+from .penalties import GroupL2, Penalty, get_penalty
 from .program import DEFAULT_CANON_BACKEND, DEFAULT_SCS_OPTIONS, FORMS, ConvexProgram
 from .vector import build_vector_program
 
@@ -109,6 +109,7 @@ def build_program(
     seed=None,
     form: str = "regularized",
     formulation: str = "nuclear",
+    penalty: str | Penalty | None = None,
 ) -> ConvexProgram:
     """Build the convex program of a two-layer network as a :class:`cvxpy.Problem`.
 
@@ -134,6 +135,10 @@ def build_program(
         The weight-decay program, minimum-norm interpolation, or max-margin classification.
     formulation : {"nuclear", "one_vs_all"}
         Vector output only: the penalty of the program (:func:`cvxnn.vector.build_vector_program`).
+    penalty : str or Penalty, optional
+        Scalar output only: replaces the group penalty by ``penalty.cvxpy`` of the weight matrix
+        (``U``, or ``[V, W]`` for C-ReLU), e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`
+        (docs/feature-sparsity.md). Default: the group lasso of docs/math.md.
 
     Returns
     -------
@@ -150,6 +155,9 @@ def build_program(
     elif not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
+    pen_obj = None if penalty is None else get_penalty(penalty)
+    if pen_obj is not None and y.ndim == 2:
+        raise InvalidParameterError("penalty= applies to scalar output; use formulation= for vector output.")
     if y.ndim == 2:  # vector outputs: nuclear-norm or one-vs-all programs
         return build_vector_program(X, y, activation=activation, loss=loss, lam=lam,
                                     patterns=patterns, form=form, formulation=formulation)
@@ -173,6 +181,10 @@ def build_program(
         penalty = group.cvxpy(U).expression
 
     constraints = list(cones)
+    if pen_obj is not None:  # a penalty of the whole weight matrix (it may couple V and W)
+        term = pen_obj.cvxpy(cp.hstack([V, W]) if activation == "relu" else U)
+        penalty = term.expression
+        constraints += term.constraints
     lam_param = None
     loss_obj = None
     if form == "regularized":

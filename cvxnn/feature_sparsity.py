@@ -1,0 +1,347 @@
+"""Feature-sparse two-layer networks: ``lam_max``, one solve, and the path on which features enter
+(docs/feature-sparsity.md).
+
+The programs are those of docs/math.md, "The convex programs", with the group lasso replaced by
+a penalty ``R`` of :mod:`cvxnn.feature_penalties` on the weight matrix ``Theta`` (``U``, or
+``[V, W]`` for C-ReLU)::
+
+    min  L( sum_i D_i X_a theta_i, y ) + lam * R(Theta)      (C-ReLU: s.t. Xt_i v_i >= 0, Xt_i w_i >= 0)
+
+* :func:`feature_lam_max` -- the smallest ``lam`` with the zero model optimal. With
+  ``r0 = -grad L(0, y)`` and the correlations ``C = [X_a^T D_i r0]_i`` (``d_a x p``): C-GReLU
+  ``lam_max = R*(C)``; C-ReLU ``lam_max = min_{rho >= 0} R*([C + Xa^T (S * rho^v), -C + Xa^T (S * rho^w)])``
+  (``S = 2M - 1``, so the columns are ``+-c_i + Xt_i^T rho_i``), one SOCP through Clarabel
+  (the feature group norm couples all blocks, so the per-block NNLS of :func:`cvxnn.path.lam_max`
+  does not apply).
+* :func:`solve_feature_sparse` -- one solve: C-GReLU natively (R-FISTA with the penalty's prox,
+  :mod:`cvxnn.native.feature_sparse`) or through CVXPY; C-ReLU through CVXPY (Clarabel) on the
+  program of :func:`cvxnn.builders.build_program` with ``penalty=``.
+* :func:`feature_path` -- a warm-started path from ``lam_max`` down, walked by the library's path
+  engine :func:`cvxnn.path.walk_path`, with the features active at each ``lam`` (a feature is
+  active when its row of ``Theta`` is nonzero) and the order in which they enter.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import cvxpy as cp
+import numpy as np
+
+from . import builders as _builders
+from ._lam_max import _prepare
+from ._validation import check_lam, check_nonnegative_float
+from .backends.cvxpy_adapter import run_problem
+from .errors import InvalidParameterError
+from .feature_penalties import GroupSparsePenalty
+from .losses import Loss, get_loss
+from .native.feature_sparse import solve_feature_sparse_native
+from .operators import adjoint
+from .path import lam_grid, walk_path
+from .patterns import Patterns, sample_patterns
+from .program import ConvexProgram
+from .solution import ConvexModel, ConvexSolution
+
+__all__ = ["FeaturePath", "feature_lam_max", "feature_path", "feature_support", "solve_feature_sparse",
+           "weight_matrix"]
+
+logger = logging.getLogger(__name__)
+
+_NATIVE = ("auto", "native", "rfista")
+
+
+def _check_penalty(penalty) -> GroupSparsePenalty:
+    if not isinstance(penalty, GroupSparsePenalty):
+        raise InvalidParameterError(
+            "penalty must be a cvxnn.feature_penalties penalty (FeatureGroupL2 or SparseGroupL2), "
+            f"got {type(penalty).__name__}."
+        )
+    return penalty
+
+
+def weight_matrix(model: ConvexModel) -> np.ndarray:
+    """The program's weight matrix ``Theta``: ``U`` (C-GReLU) or ``[V, W]`` (C-ReLU), ``d_a x m``."""
+    if model.n_outputs != 1:
+        raise InvalidParameterError("the feature-sparse programs have scalar output.")
+    return model.U if model.activation == "gated_relu" else np.hstack([model.V, model.W])
+
+
+def feature_support(model: ConvexModel, tol: float = 1e-6, *, scale: float | None = None) -> np.ndarray:
+    """Boolean mask of the input features a model uses: row ``j`` of ``Theta`` has 2-norm
+    ``> tol * scale`` (``scale`` defaults to the largest row norm of this model). The bias row,
+    when the patterns have one, is not a feature and is left out: the mask has ``d`` entries."""
+    tol = check_nonnegative_float(tol, "tol")
+    rows = np.linalg.norm(weight_matrix(model), axis=1)[: model.patterns.design_dim - int(model.patterns.bias)]
+    top = rows.max(initial=0.0) if scale is None else float(scale)
+    return rows > tol * top if top > 0 else np.zeros(rows.shape, dtype=bool)
+
+
+def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, activation: str = "gated_relu",
+                    loss: str | Loss = "squared") -> float:
+    """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
+
+    Parameters
+    ----------
+    X, y : arrays
+        Training data, scalar targets.
+    patterns : Patterns
+    penalty : FeatureGroupL2 or SparseGroupL2
+    activation : {"gated_relu", "relu"}
+    loss : str or Loss
+        A loss with a gradient at zero.
+
+    Returns
+    -------
+    float
+        Zero is optimal for every ``lam >= lam_max`` and for no ``lam < lam_max``.
+    """
+    penalty = _check_penalty(penalty)
+    if not get_loss(loss).smooth:
+        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
+    X, y, loss = _prepare(X, y, patterns, activation, loss)
+    if y.ndim != 1:
+        raise InvalidParameterError("the feature-sparse penalties support scalar output only; y must be 1-D.")
+    Xa = patterns.design(X)
+    r0 = -loss.grad(np.zeros_like(y), y)
+    C = adjoint(Xa, patterns.mask, r0)  # (d_a, p): c_i = X_a^T D_i r0
+    if activation == "gated_relu":
+        return penalty.dual_norm_value(C)
+    n, p = patterns.mask.shape
+    S = patterns.signs()
+    RV = cp.Variable((n, p), nonneg=True, name="rho_v")
+    RW = cp.Variable((n, p), nonneg=True, name="rho_w")
+    G = cp.hstack([C + Xa.T @ cp.multiply(S, RV), -C + Xa.T @ cp.multiply(S, RW)])
+    term = penalty.cvxpy_dual_norm(G)
+    prob = cp.Problem(cp.Minimize(term.expression), term.constraints)
+    run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
+                allow=("optimal", "optimal_inaccurate"))
+    return float(prob.value)
+
+
+def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
+                   penalty: GroupSparsePenalty) -> ConvexSolution:
+    shape = (patterns.design_dim, patterns.n_patterns)
+    blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
+    return ConvexSolution(activation=activation, patterns=patterns, **blocks, status="optimal",
+                          objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss,
+                          backend="exact", solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
+                          max_violation=None if activation == "gated_relu" else 0.0, program_penalty=0.0,
+                          extra={"certified_by": "lam_max", "penalty": repr(penalty)})
+
+
+def _route(solver, activation: str) -> str:
+    if not isinstance(solver, str) or not solver:
+        raise InvalidParameterError(f"solver must be 'auto', 'native' or a CVXPY solver name, got {solver!r}.")
+    if solver.lower() in _NATIVE:
+        if activation == "relu" and solver.lower() != "auto":
+            raise InvalidParameterError(
+                "C-ReLU with a feature-sparse penalty has cone constraints and no native solver; "
+                "use solver='auto' or a CVXPY solver such as 'CLARABEL'."
+            )
+        return "native" if activation == "gated_relu" else "CLARABEL"
+    return "CLARABEL" if solver.lower() == "cvxpy" else solver.upper()
+
+
+def solve_feature_sparse(
+    X,
+    y,
+    *,
+    penalty: GroupSparsePenalty,
+    lam: float,
+    activation: str = "gated_relu",
+    patterns: Patterns | None = None,
+    n_gates: int = 100,
+    bias: bool = False,
+    seed=None,
+    loss: str | Loss = "squared",
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int = 10_000,
+    warm_start: ConvexModel | None = None,
+    program: ConvexProgram | None = None,
+    **solver_opts,
+) -> ConvexSolution:
+    """Solve C-GReLU or C-ReLU with a feature-sparse penalty.
+
+    Parameters
+    ----------
+    X : array of shape (n, d)
+    y : array of shape (n,)
+    penalty : FeatureGroupL2 or SparseGroupL2
+    lam : float
+        ``> 0`` for the native solver, ``>= 0`` for CVXPY.
+    activation : {"gated_relu", "relu"}
+    patterns : Patterns, optional
+        Sampled with ``n_gates``, ``bias``, ``seed`` when omitted.
+    loss : str or Loss
+        Native: a smooth loss (squared, logistic, Huber); CVXPY: any loss of the builders.
+    solver : str
+        ``"auto"``: native R-FISTA for C-GReLU, Clarabel for C-ReLU; ``"native"`` / ``"rfista"``
+        (C-GReLU only); or any installed CVXPY solver name (``"CLARABEL"``, ``"SCS"``, ...).
+    tol, max_iter, warm_start
+        Native solver: relative gap tolerance, iteration limit, start point.
+    program : ConvexProgram, optional
+        A program built by :func:`cvxnn.builders.build_program` with this ``penalty`` on these
+        data and patterns (a path reuses one compiled program; only ``lam`` changes).
+    **solver_opts
+        Passed to :meth:`cvxnn.program.ConvexProgram.solve` (CVXPY solvers).
+
+    Returns
+    -------
+    ConvexSolution
+        ``objective_value`` is ``L + lam R(Theta)``; ``program_penalty`` is ``R(Theta)``
+        (:meth:`~cvxnn.solution.ConvexModel.penalty` is still the group lasso of the blocks);
+        :meth:`~cvxnn.solution.ConvexModel.to_network` gives the network (see
+        :meth:`~cvxnn.feature_penalties.GroupSparsePenalty.network_penalty` for its penalty).
+    """
+    penalty = _check_penalty(penalty)
+    if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
+        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    route = _route(solver, activation)
+    if patterns is None:
+        patterns = sample_patterns(X, n_gates, seed=seed, bias=bias)
+    if route == "native":
+        if solver_opts:
+            raise InvalidParameterError(f"the native solver takes no options {sorted(solver_opts)}.")
+        return solve_feature_sparse_native(X, y, patterns, penalty=penalty, lam=lam, loss=loss, tol=tol,
+                                           max_iter=max_iter, warm_start=warm_start)
+    lam = check_lam(lam)
+    if program is None:
+        program = _builders.build_program(X, y, activation=activation, loss=loss, lam=lam, patterns=patterns,
+                                          penalty=penalty)
+    elif program.activation != activation or program.patterns is not patterns:
+        raise InvalidParameterError("program was built for another activation or other patterns.")
+    sol = program.solve(route, lam=lam, **solver_opts)
+    sol.program_penalty = penalty.value(weight_matrix(sol))
+    sol.extra["penalty"] = repr(penalty)
+    return sol
+
+
+@dataclass(eq=False)
+class FeaturePath:
+    """Solutions along a decreasing ``lam`` grid and the features active at each ``lam``.
+
+    Attributes
+    ----------
+    lams : ndarray
+        Decreasing grid.
+    solutions : list of ConvexSolution
+    lam_max : float
+    supports : ndarray of bool, shape (n_lams, d)
+        Feature ``j`` active at ``lams[k]``: row ``j`` of ``Theta`` has norm ``> support_tol``
+        times the largest row norm on the whole path.
+    row_norms : ndarray, shape (n_lams, d)
+        Row 2-norms of ``Theta`` (features only, no bias row).
+    activation, solver : str
+    penalty : GroupSparsePenalty
+    total_time : float
+        Seconds for the whole path (``lam_max`` included).
+    """
+
+    lams: np.ndarray
+    solutions: list[ConvexSolution] = field(repr=False)
+    lam_max: float
+    supports: np.ndarray
+    row_norms: np.ndarray = field(repr=False)
+    activation: str
+    solver: str
+    penalty: GroupSparsePenalty
+    total_time: float
+
+    @property
+    def objectives(self) -> np.ndarray:
+        """Objective ``L + lam R`` at each ``lam``."""
+        return np.array([s.objective_value for s in self.solutions])
+
+    @property
+    def n_features(self) -> np.ndarray:
+        """Number of active features at each ``lam``."""
+        return self.supports.sum(axis=1)
+
+    def entry_lams(self) -> np.ndarray:
+        """For each feature the largest ``lam`` of the grid at which it is active (NaN: never)."""
+        first = np.argmax(self.supports, axis=0)
+        return np.where(self.supports.any(axis=0), self.lams[first], np.nan)
+
+    def entry_order(self) -> np.ndarray:
+        """Features that enter on the path, earliest (largest ``lam``) first; ties by index."""
+        lams = self.entry_lams()
+        entered = np.flatnonzero(~np.isnan(lams))
+        return entered[np.argsort(-lams[entered], kind="stable")]
+
+
+def feature_path(
+    X,
+    y,
+    *,
+    penalty: GroupSparsePenalty,
+    patterns: Patterns,
+    activation: str = "gated_relu",
+    loss: str | Loss = "squared",
+    lams=None,
+    n_lams: int = 20,
+    lam_min_ratio: float = 1e-2,
+    solver: str = "auto",
+    tol: float = 1e-6,
+    max_iter: int = 10_000,
+    support_tol: float = 1e-6,
+    **solver_opts,
+) -> FeaturePath:
+    """A warm-started path from ``lam_max`` down, and the features active at each ``lam``.
+
+    Walks the grid with :func:`cvxnn.path.walk_path`: grid points ``>= lam_max`` get the exact
+    zero model without a solve, the native solver starts from the previous solution (and its
+    step), a CVXPY solver reuses one compiled program and changes only ``lam``.
+
+    Parameters
+    ----------
+    X, y, patterns, activation, loss, penalty
+        The problem (see :func:`solve_feature_sparse`).
+    lams : array-like, optional
+        The grid; default ``lam_grid(lam_max, n_lams, lam_min_ratio)`` (geometric, from ``lam_max``).
+    solver, tol, max_iter, **solver_opts
+        As in :func:`solve_feature_sparse`.
+    support_tol : float
+        Relative threshold of :attr:`FeaturePath.supports`.
+
+    Returns
+    -------
+    FeaturePath
+    """
+    penalty = _check_penalty(penalty)
+    t0 = time.perf_counter()
+    route = _route(solver, activation)
+    lmax = feature_lam_max(X, y, patterns, penalty, activation=activation, loss=loss)
+    grid = lam_grid(lmax, n_lams, lam_min_ratio) if lams is None else lams
+    loss_obj = get_loss(loss)
+    y_checked = loss_obj.check_targets(np.asarray(y, dtype=float))
+    program = None
+    if route != "native":
+        first = float(np.max(np.asarray(grid, dtype=float)))
+        program = _builders.build_program(X, y, activation=activation, loss=loss_obj, lam=first,
+                                          patterns=patterns, penalty=penalty)
+
+    def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
+        if lam >= lmax:
+            return _zero_solution(patterns, activation, loss_obj, y_checked, lam, penalty)
+        if warm is not None and warm.solver == "lam_max":
+            warm = None
+        return solve_feature_sparse(X, y, penalty=penalty, lam=lam, activation=activation, patterns=patterns,
+                                    loss=loss_obj, solver=solver, tol=tol, max_iter=max_iter,
+                                    warm_start=warm if route == "native" else None, program=program,
+                                    **solver_opts)
+
+    steps = list(walk_path(grid, step))
+    sols = [s.solution for s in steps]
+    d = patterns.design_dim - int(patterns.bias)
+    rows = np.array([np.linalg.norm(weight_matrix(s), axis=1)[:d] for s in sols])
+    top = rows.max(initial=0.0)
+    supports = rows > support_tol * top if top > 0 else np.zeros(rows.shape, dtype=bool)
+    logger.debug("feature path: %d lams, lam_max %.4g, features at the end %d", len(sols), lmax,
+                 int(supports[-1].sum()))
+    return FeaturePath(lams=np.array([s.lam for s in steps]), solutions=sols, lam_max=lmax, supports=supports,
+                       row_norms=rows, activation=activation,
+                       solver="rfista" if route == "native" else route, penalty=penalty,
+                       total_time=time.perf_counter() - t0)

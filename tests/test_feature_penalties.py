@@ -1,0 +1,295 @@
+"""Feature-sparse penalties (cvxnn.feature_penalties), their native solver
+(cvxnn.native.feature_sparse), lam_max and the feature path (cvxnn.feature_sparsity)."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from cvxnn import sample_patterns
+from cvxnn.builders import build_program
+from cvxnn.errors import InvalidParameterError, ShapeError
+from cvxnn.feature_penalties import FeatureGroupL2, SparseGroupL2, sparse_group_dual_norms
+from cvxnn.feature_sparsity import (
+    feature_lam_max,
+    feature_path,
+    feature_support,
+    solve_feature_sparse,
+    weight_matrix,
+)
+from cvxnn.losses import get_loss
+from cvxnn.native.feature_sparse import solve_feature_sparse_native
+from cvxnn.path import lam_max
+from cvxnn.penalties import GroupL2
+
+PENALTIES = [FeatureGroupL2(), FeatureGroupL2(alpha=0.7), SparseGroupL2(alpha=0.0), SparseGroupL2(alpha=0.7)]
+IDS = [repr(p) for p in PENALTIES]
+
+
+def _matrix(shape=(5, 7), seed=0):
+    B = np.random.default_rng(seed).standard_normal(shape)
+    B[1] = 0.0  # a zero row (feature)
+    B[:, 2] = 0.0  # a zero column (block)
+    return B
+
+
+def _bisection_dual(g, alpha):
+    lo, hi = 0.0, float(np.linalg.norm(g))
+    for _ in range(200):
+        s = 0.5 * (lo + hi)
+        if np.linalg.norm(np.maximum(np.abs(g) - s * alpha, 0.0)) > s:
+            lo = s
+        else:
+            hi = s
+    return 0.5 * (lo + hi)
+
+
+# ------------------------------------------------------------------------------ penalty objects
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+@pytest.mark.parametrize("t", [0.0, 0.4, 2.0])
+def test_prox_is_optimal_and_moreau(pen, t):
+    """X = prox_{tR}(B) iff (B - X)/t is a subgradient of R at X: R*((B-X)/t) <= 1 and
+    <(B-X)/t, X> = R(X); and prox + projection on the dual ball of radius t is the identity."""
+    B = _matrix()
+    X = pen.prox(B, t)
+    if t == 0.0:
+        np.testing.assert_array_equal(X, B)
+        return
+    g = (B - X) / t
+    assert pen.dual_norm_value(g) <= 1.0 + 1e-12
+    assert np.vdot(g, X) == pytest.approx(pen.value(X), rel=1e-12, abs=1e-14)
+    P = pen.project_dual_ball(B, t)
+    np.testing.assert_allclose(P + X, B, atol=1e-14)
+    assert pen.dual_norm_value(P) <= t * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+def test_prox_matches_cvxpy(pen):
+    B, t = _matrix(seed=3), 0.6
+    Z = cp.Variable(B.shape)
+    cp.Problem(cp.Minimize(t * pen.cvxpy(Z).expression + 0.5 * cp.sum_squares(Z - B))).solve("CLARABEL")
+    X = pen.prox(B, t)
+
+    def objective(A):
+        return t * pen.value(A) + 0.5 * np.sum((A - B) ** 2)
+
+    # the prox is no worse than Clarabel's point (whose accuracy is ~1e-8 in value, 1e-5 in the point)
+    assert objective(X) <= objective(Z.value) + 1e-12
+    assert objective(Z.value) - objective(X) < 1e-7
+    np.testing.assert_allclose(X, Z.value, atol=1e-4)
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+def test_dual_norm_is_the_sup(pen):
+    """R*(G) = max {<G, B> : R(B) <= 1} (solved by CVXPY on the penalty's own CVXPY form);
+    random B never exceed it (<G, B> <= R*(G) R(B)); the epigraph form has the same value."""
+    G = _matrix(seed=5)
+    B = cp.Variable(G.shape)
+    sup = cp.Problem(cp.Maximize(cp.sum(cp.multiply(G, B))), [pen.cvxpy(B).expression <= 1]).solve("CLARABEL")
+    assert pen.dual_norm_value(G) == pytest.approx(sup, rel=1e-6)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        Bs = rng.standard_normal(G.shape) * (rng.random(G.shape) < 0.5)
+        assert np.vdot(G, Bs) <= pen.dual_norm_value(G) * pen.value(Bs) * (1 + 1e-12) + 1e-14
+    term = pen.cvxpy_dual_norm(cp.Constant(G))
+    epi = cp.Problem(cp.Minimize(term.expression), term.constraints).solve("CLARABEL")
+    assert epi == pytest.approx(pen.dual_norm_value(G), rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.2, 1.0, 5.0, 100.0])
+def test_sparse_group_dual_norm_closed_form(alpha):
+    rng = np.random.default_rng(2)
+    G = rng.standard_normal((9, 40)) * (rng.random((9, 40)) < 0.6)
+    G[:, 0] = 0.0
+    G[:, 1] = 1.0  # ties
+    G[:, 2] = 0.0
+    G[4, 2] = -3.0  # one entry
+    got = sparse_group_dual_norms(G, alpha)
+    want = np.array([_bisection_dual(G[:, j], alpha) for j in range(G.shape[1])])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert got[0] == 0.0 and got[2] == pytest.approx(3.0 / (1.0 + alpha))
+    np.testing.assert_array_equal(sparse_group_dual_norms(G, 0.0), np.linalg.norm(G, axis=0))
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+def test_cvxpy_value_equals_numpy_value(pen):
+    B = _matrix(seed=7)
+    assert pen.cvxpy(cp.Constant(B)).expression.value == pytest.approx(pen.value(B), rel=1e-12)
+    assert pen.value(B[:, :, None]) == pytest.approx(pen.value(B))  # trailing output axis of 1
+
+
+def test_special_cases_are_the_known_norms():
+    B = _matrix(seed=9)
+    group = GroupL2()
+    np.testing.assert_allclose(SparseGroupL2(0.0).block_norms(B), group.block_norms(B))
+    np.testing.assert_allclose(SparseGroupL2(0.0).prox(B, 0.5), group.prox(B, 0.5))
+    np.testing.assert_allclose(SparseGroupL2(0.0).dual_norm(B), group.dual_norm(B))
+    assert FeatureGroupL2().value(B) == pytest.approx(group.value(B.T))
+    np.testing.assert_allclose(FeatureGroupL2().prox(B, 0.5), group.prox(B.T, 0.5).T)
+    assert FeatureGroupL2().dual_norm_value(B) == pytest.approx(np.linalg.norm(B, axis=1).max())
+    # l1 part: entries below t alpha vanish even when the group survives
+    X = SparseGroupL2(2.0).prox(B, 0.1)
+    assert np.all(X[np.abs(B) <= 0.2] == 0.0)
+
+
+def test_typed_errors():
+    with pytest.raises(InvalidParameterError):
+        FeatureGroupL2().block_norms(_matrix())
+    with pytest.raises(InvalidParameterError):
+        SparseGroupL2(alpha=-1.0)
+    with pytest.raises(InvalidParameterError):
+        SparseGroupL2(alpha="big")
+    with pytest.raises(InvalidParameterError):
+        FeatureGroupL2().prox(_matrix(), -1.0)
+    with pytest.raises(ShapeError):
+        FeatureGroupL2().value(np.ones((3, 4, 2)))
+    with pytest.raises(ShapeError):
+        FeatureGroupL2().cvxpy(cp.Variable((3, 8)), n_outputs=2)
+
+
+# ------------------------------------------------------------------------------------- problems
+def _planted(n=80, d=10, k=3, seed=0, noise=0.05):
+    """Only the first k of d features matter."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((k, 4))
+    y = np.maximum(X[:, :k] @ W, 0.0) @ np.array([1.0, -1.0, 0.7, -0.5]) + noise * rng.standard_normal(n)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, y = _planted(n=40, d=6, k=2, seed=1)
+    return X, y, sample_patterns(X, 12, seed=0)
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+def test_native_matches_clarabel_gated(small, pen):
+    X, y, P = small
+    lam = 0.2 * feature_lam_max(X, y, P, pen)
+    nat = solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, tol=1e-9)
+    ref = solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, solver="CLARABEL")
+    assert nat.converged and nat.backend == "native" and nat.rel_gap <= 1e-9
+    assert nat.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert nat.objective_value <= ref.objective_value * (1 + 1e-9)  # the gap certifies the native point
+    assert nat.program_penalty == pytest.approx(pen.value(nat.U))
+    np.testing.assert_allclose(nat.U, ref.U, atol=1e-4 * np.abs(ref.U).max())
+
+
+def test_native_logistic_matches_clarabel(small):
+    X, y, P = small
+    labels = np.where(y > np.median(y), 1.0, -1.0)
+    pen = FeatureGroupL2(alpha=0.3)
+    lam = 0.3 * feature_lam_max(X, labels, P, pen, loss="logistic")
+    nat = solve_feature_sparse(X, labels, penalty=pen, lam=lam, patterns=P, loss="logistic", tol=1e-9)
+    ref = solve_feature_sparse(X, labels, penalty=pen, lam=lam, patterns=P, loss="logistic", solver="CLARABEL")
+    assert nat.converged
+    assert nat.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+@pytest.mark.parametrize("pen", [FeatureGroupL2(), SparseGroupL2(0.5)], ids=repr)
+def test_relu_program_and_exact_network(small, pen):
+    """C-ReLU through CVXPY: the builder's objective is L + lam R([V, W]); the mapped network has
+    the same predictions and, under the penalty's network counterpart, the same objective."""
+    X, y, P = small
+    lam = 0.2 * feature_lam_max(X, y, P, pen, activation="relu")
+    sol = solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, activation="relu")
+    assert sol.converged and sol.max_cone_violation(X) < 1e-7
+    theta = weight_matrix(sol)
+    fit = sol.train_predict(X)
+    loss = get_loss("squared")
+    assert sol.objective_value == pytest.approx(loss.value(fit, y) + lam * pen.value(theta), rel=1e-7)
+    net = sol.to_network()
+    np.testing.assert_allclose(net.predict(X), fit, atol=1e-6 * np.abs(fit).max())
+    net_obj = loss.value(net.predict(X), y) + lam * pen.network_penalty(net)
+    assert net_obj == pytest.approx(sol.objective_value, rel=1e-6)
+
+
+@pytest.mark.parametrize("pen", [FeatureGroupL2(0.2), SparseGroupL2(0.5)], ids=repr)
+def test_gated_network_objective_is_exact(small, pen):
+    X, y, P = small
+    lam = 0.2 * feature_lam_max(X, y, P, pen)
+    sol = solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, tol=1e-10)
+    net = sol.to_network()
+    loss = get_loss("squared")
+    assert loss.value(net.predict(X), y) + lam * pen.network_penalty(net) == pytest.approx(
+        sol.objective_value, rel=1e-10)
+    # the l1 term zeroes single weights: exact zeros inside active blocks
+    if isinstance(pen, SparseGroupL2):
+        active = np.linalg.norm(sol.U, axis=0) > 0
+        assert np.any(sol.U[:, active] == 0.0)
+
+
+def test_builder_penalty_argument(small):
+    X, y, P = small
+    default = build_program(X, y, activation="relu", patterns=P, lam=3.0)
+    same = build_program(X, y, activation="relu", patterns=P, lam=3.0, penalty=GroupL2())
+    assert same.solve().objective_value == pytest.approx(default.solve().objective_value, rel=1e-7)
+    with pytest.raises(InvalidParameterError):
+        build_program(X, np.c_[y, y], activation="gated_relu", patterns=P, penalty=FeatureGroupL2())
+    prog = build_program(X, y, activation="gated_relu", patterns=P, lam=1.0, penalty=FeatureGroupL2())
+    assert prog.lam is not None and prog.problem.is_dpp()
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=IDS)
+def test_lam_max_gated(small, pen):
+    """At lam_max the zero model is optimal (the native solve returns exactly zero, certified);
+    just below it is not."""
+    X, y, P = small
+    lm = feature_lam_max(X, y, P, pen)
+    at = solve_feature_sparse_native(X, y, P, penalty=pen, lam=lm * (1 + 1e-12), tol=1e-10)
+    assert at.converged and not np.any(at.U)
+    below = solve_feature_sparse_native(X, y, P, penalty=pen, lam=lm * (1 - 1e-3), tol=1e-10)
+    assert below.converged and np.any(below.U)
+    assert below.objective_value < 0.5 * np.sum(y**2)
+
+
+@pytest.mark.parametrize("pen", [FeatureGroupL2(), SparseGroupL2(0.5)], ids=repr)
+def test_lam_max_relu(small, pen):
+    X, y, P = small
+    lm = feature_lam_max(X, y, P, pen, activation="relu")
+    assert lm <= feature_lam_max(X, y, P, pen) * (1 + 1e-9)  # cone multipliers can only lower it
+    zero = 0.5 * np.sum(y**2)
+    above = solve_feature_sparse(X, y, penalty=pen, lam=lm * 1.001, patterns=P, activation="relu")
+    below = solve_feature_sparse(X, y, penalty=pen, lam=lm * 0.99, patterns=P, activation="relu")
+    assert above.objective_value == pytest.approx(zero, rel=1e-7)
+    assert below.objective_value < zero * (1 - 1e-6)
+    # interior-point noise above, weights of order (lam_max - lam) below: a lam_max off by 0.5%
+    # would leave weights of half the size of those below at 1.001 lam_max
+    assert np.abs(weight_matrix(above)).max() < 1e-3 * np.abs(weight_matrix(below)).max()
+
+
+def test_relu_lam_max_agrees_with_group_lasso(small):
+    X, y, P = small
+    assert feature_lam_max(X, y, P, SparseGroupL2(0.0), activation="relu") == pytest.approx(
+        lam_max(X, y, P, "relu"), rel=1e-6)
+    assert feature_lam_max(X, y, P, SparseGroupL2(0.0)) == pytest.approx(lam_max(X, y, P, "gated_relu"), rel=1e-12)
+
+
+def test_path_recovers_planted_features():
+    """Only the first k features matter: they are the first k to enter the path, and the zero
+    model is returned (without a solve) at lam_max."""
+    k = 3
+    X, y = _planted(n=120, d=12, k=k, seed=4)
+    P = sample_patterns(X, 30, seed=1)
+    path = feature_path(X, y, penalty=FeatureGroupL2(), patterns=P, n_lams=12, lam_min_ratio=0.05, tol=1e-7)
+    assert path.lams[0] == pytest.approx(path.lam_max) and path.solutions[0].solver == "lam_max"
+    assert not path.supports[0].any()
+    assert all(s.converged for s in path.solutions)
+    assert set(path.entry_order()[:k].tolist()) == set(range(k))
+    assert np.all(np.diff(path.objectives) <= 1e-9 * path.objectives[0])  # objective falls with lam
+    assert feature_support(path.solutions[-1])[:k].all()
+
+
+def test_solver_routing_errors(small):
+    X, y, P = small
+    with pytest.raises(InvalidParameterError):
+        solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, activation="relu", solver="rfista")
+    with pytest.raises(InvalidParameterError):
+        solve_feature_sparse(X, y, penalty=GroupL2(), lam=1.0, patterns=P)
+    with pytest.raises(InvalidParameterError):
+        solve_feature_sparse_native(X, np.c_[y, y], P, penalty=FeatureGroupL2(), lam=1.0)
+    with pytest.raises(InvalidParameterError):
+        solve_feature_sparse_native(X, y, P, penalty=FeatureGroupL2(), lam=0.0)
+    with pytest.raises(InvalidParameterError):
+        solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, activation="relu",
+                             loss="hinge", solver="native")

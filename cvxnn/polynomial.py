@@ -42,6 +42,7 @@ duality-gap certificates are in :mod:`cvxnn.native.polynomial`.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,12 +56,21 @@ from ._validation import (
     as_generator,
     check_allocation,
     check_lam,
+    check_nonnegative_float,
     check_positive_int,
     check_X,
     check_y,
 )
 from .backends import cvxpy_adapter
-from .errors import InvalidParameterError, NonFiniteError, ShapeError, SolverError
+from .errors import (
+    InaccurateSolutionWarning,
+    InfeasibleError,
+    InvalidParameterError,
+    NonFiniteError,
+    ShapeError,
+    SolverError,
+    UnboundedError,
+)
 from .losses import Loss, get_loss
 from .program import EXP_CONE_CLARABEL_OPTIONS, uses_exponential_cones
 
@@ -83,6 +93,17 @@ logger = logging.getLogger(__name__)
 
 #: Largest deviation of ``||w_j||`` from 1 accepted by :class:`PolynomialNetwork`.
 UNIT_NORM_TOL = 1e-6
+#: Clarabel settings tried in turn when a polynomial program (no caller options) ends neither
+#: optimal nor infeasible. Measured on the lift at n=200, d=40 (benchmarks/bench_polynomial.py):
+#: with the defaults Clarabel stops at its first iteration with NumericalError; without
+#: equilibration it solves it ('optimal', 4.7 s); a larger static regularisation also does (12.6 s).
+PSD_CLARABEL_RETRIES: tuple[tuple[tuple[str, Any], ...], ...] = (
+    (("equilibrate_enable", False),),
+    (("static_regularization_constant", 1e-7),),
+)
+#: Default relative eigenvalue threshold of the maps to networks (solver noise, see
+#: :func:`network_from_lift`).
+RANK_TOL = 1e-8
 
 
 # ----------------------------------------------------------------------------- validation
@@ -370,7 +391,8 @@ def rank_one_decomposition(M, J=None, *, tol: float = 1e-6) -> np.ndarray:
     return out
 
 
-def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *, tol: float = 1e-12) -> PolynomialNetwork:
+def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *,
+                      rank_tol: float = RANK_TOL) -> PolynomialNetwork:
     """The network of a lifted point ``(M+, M-)`` (docs/polynomial.md, "Map to neurons").
 
     Each factor ``m_k = (u_k, t_k)`` of :func:`rank_one_decomposition` has ``||u_k|| = |t_k|``,
@@ -388,15 +410,20 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *, tol: flo
         PSD with ``tr(M_11) = M_22`` (to solver tolerance).
     a, b, c : float
         Activation coefficients.
-    tol : float
-        Neurons with ``|alpha_k| <= tol * sum_k |alpha_k|`` are dropped.
+    rank_tol : float
+        Eigenvalues of ``M+`` and ``M-`` at most ``rank_tol`` times the largest are treated as 0
+        before the decomposition: an interior-point solution has all its eigenvalues positive,
+        and the rotations would mix those at the solver's noise level (``~1e-9``) into neurons
+        of small but non-negligible weight. The change in the objective is of the order of the
+        dropped eigenvalues. ``0`` decomposes the point exactly as given.
 
     Returns
     -------
     PolynomialNetwork
-        Width at most ``rank(M+) + rank(M-) <= 2 (d + 1)``.
+        Width ``rank(M+) + rank(M-) <= 2 (d + 1)`` (numerical ranks at ``rank_tol``).
     """
     a, b, c = check_coefficients(a, b, c)
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     Ws, alphas = [], []
     for sign, M in ((1.0, M_plus), (-1.0, M_minus)):
         M = as_float_array(M, "M")
@@ -406,7 +433,7 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *, tol: flo
             raise NonFiniteError("a lifted matrix contains NaN or infinity.")
         D = M.shape[0]
         evals, Q = np.linalg.eigh(_sym(M))
-        keep = evals > 1e-14 * max(float(evals[-1]), np.finfo(float).tiny)
+        keep = evals > max(rank_tol * float(evals[-1]), 0.0)
         V, _ = _isotropic_columns(Q[:, keep] * np.sqrt(evals[keep]), lorentz_matrix(D - 1))
         u, t = V[:-1], V[-1]
         un = np.linalg.norm(u, axis=0)
@@ -417,11 +444,11 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *, tol: flo
         raise ShapeError("M_plus and M_minus must have the same size.")
     W = np.hstack(Ws)
     alpha = np.concatenate(alphas)
-    keep = np.abs(alpha) > tol * max(float(np.abs(alpha).sum()), np.finfo(float).tiny)
+    keep = alpha != 0.0
     return PolynomialNetwork(W[:, keep], alpha[keep], a, b, c)
 
 
-def network_from_quadratic(Z, a: float = 1.0, *, tol: float = 1e-12) -> PolynomialNetwork:
+def network_from_quadratic(Z, a: float = 1.0, *, rank_tol: float = RANK_TOL) -> PolynomialNetwork:
     """The network ``sum_k (e_k / a) (q_k^T x)^2`` of the eigendecomposition ``Z = sum_k e_k q_k q_k^T``
     (activation ``a t^2``; docs/polynomial.md, "Quadratic activation").
 
@@ -434,17 +461,19 @@ def network_from_quadratic(Z, a: float = 1.0, *, tol: float = 1e-12) -> Polynomi
         Symmetric (the symmetric part is used: ``x^T Z x`` only depends on it).
     a : float
         Coefficient of the quadratic activation.
-    tol : float
-        Eigenvalues with ``|e_k| <= tol * sum |e|`` are dropped.
+    rank_tol : float
+        Eigenvalues with ``|e_k| <= rank_tol * max |e|`` are dropped (solver noise); ``0`` keeps
+        every non-zero one.
     """
     a, _, _ = check_coefficients(a, 0.0, 0.0)
+    rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     Z = as_float_array(Z, "Z")
     if Z.ndim != 2 or Z.shape[0] != Z.shape[1] or Z.shape[0] == 0:
         raise ShapeError(f"Z must be a non-empty square matrix, got shape {Z.shape}.")
     if not np.all(np.isfinite(Z)):
         raise NonFiniteError("Z contains NaN or infinity.")
     e, Q = np.linalg.eigh(_sym(Z))
-    keep = np.abs(e) > tol * max(float(np.abs(e).sum()), np.finfo(float).tiny)
+    keep = np.abs(e) > max(rank_tol * float(np.abs(e).max(initial=0.0)), 0.0)
     return PolynomialNetwork(Q[:, keep], e[keep] / a, a, 0.0, 0.0)
 
 
@@ -525,14 +554,16 @@ class PolynomialSolution:
             raise ShapeError(f"X has {X.shape[1]} features, the solution {self.Z.shape[0]}.")
         return self.a * np.einsum("ij,jk,ik->i", X, self.Z, X) + self.b * (X @ self.v) + self.c * self.s
 
-    def to_network(self, *, tol: float = 1e-12) -> PolynomialNetwork:
+    def to_network(self, *, rank_tol: float = RANK_TOL) -> PolynomialNetwork:
         """The network of this point: the eigendecomposition of ``Z`` (quadratic program) or the
         rank-one decomposition of ``M+`` and ``M-`` (lift); see :func:`network_from_quadratic`
-        and :func:`network_from_lift`. Its objective equals :attr:`objective` at an optimum (up
-        to the solver's tolerance) and is never larger for the quadratic program."""
+        and :func:`network_from_lift` for ``rank_tol``. With ``rank_tol=0`` the network's
+        objective equals :attr:`objective` for the lift (up to the residual of
+        ``tr(M_11) = M_22``) and is at most :attr:`objective` for the quadratic program; the
+        default drops directions at the solver's noise level, which changes it by about as much."""
         if self.program == "lift":
-            return network_from_lift(self.M_plus, self.M_minus, self.a, self.b, self.c, tol=tol)
-        return network_from_quadratic(self.Z, self.a, tol=tol)
+            return network_from_lift(self.M_plus, self.M_minus, self.a, self.b, self.c, rank_tol=rank_tol)
+        return network_from_quadratic(self.Z, self.a, rank_tol=rank_tol)
 
 
 def quadratic_solution(Z: np.ndarray, X: np.ndarray, y: np.ndarray, loss: Loss, lam: float,
@@ -633,9 +664,30 @@ class PolynomialProgram:
         name = cvxpy_adapter.check_cvxpy_solver(solver)
         # the library's Clarabel settings for exponential cones (logistic loss; docs/solvers.md)
         defaults = (dict(EXP_CONE_CLARABEL_OPTIONS)
-                    if name == "CLARABEL" and uses_exponential_cones(self.problem) else None)
-        run = cvxpy_adapter.run_problem(self.problem, name, what=what, defaults=defaults, **solver_opts)
-        values = {k: var.value for k, var in self.variables.items()}
+                    if name == "CLARABEL" and uses_exponential_cones(self.problem) else {})
+        retries = PSD_CLARABEL_RETRIES if name == "CLARABEL" and not solver_opts else ()
+        kept = None
+        for k, extra in enumerate(((), *retries)):
+            try:
+                with warnings.catch_warnings():  # warned below, once, for the attempt kept
+                    warnings.simplefilter("ignore", InaccurateSolutionWarning)
+                    run = cvxpy_adapter.run_problem(self.problem, name, what=what,
+                                                    defaults={**defaults, **dict(extra)}, **solver_opts)
+            except SolverError as exc:
+                if isinstance(exc, (InfeasibleError, UnboundedError)) or (k == len(retries) and kept is None):
+                    raise
+                logger.info("%s failed on %s (%s)", name, what, exc)
+                continue
+            if kept is None or run.status == "optimal":
+                kept = (run, {key: var.value for key, var in self.variables.items()})
+            if run.status == "optimal":
+                break
+            logger.info("%s ended %s with status %r", name, what, run.cvxpy_status)
+        run, values = kept
+        if run.status != "optimal":
+            warnings.warn(f"{name} finished {what} with status {run.cvxpy_status!r}: the solution is not "
+                          "certified optimal; check it with cvxnn.native.polynomial.polynomial_duality_gap, "
+                          "or rescale the data.", InaccurateSolutionWarning, stacklevel=2)
         if any(v is None for v in values.values()):
             raise SolverError(f"{run.solver} returned no point for {what} (status {run.cvxpy_status!r}).",
                               status="numerical_error")

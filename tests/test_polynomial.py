@@ -185,6 +185,10 @@ def test_general_network_attains_the_sdp_value(abc):
     assert net.n_neurons <= 2 * (4 + 1)
     np.testing.assert_allclose(net.predict(X), sol.predict(X), atol=1e-5 * max(1.0, np.abs(y).max()))
     assert net.objective(X, y, lam=lam) == pytest.approx(sol.objective, rel=RTOL)
+    # without the rank threshold the map is exact for the point as returned
+    exact = sol.to_network(rank_tol=0.0)
+    assert exact.objective(X, y, lam=lam) == pytest.approx(sol.objective, rel=1e-9)
+    assert exact.n_neurons >= net.n_neurons
     # certified: no network of any width does better (weak duality)
     cert = polynomial_duality_gap(net, X, y, lam=lam)
     assert cert.dual <= sol.objective + 1e-9 and cert.rel_gap <= 1e-5

@@ -150,6 +150,14 @@ def _barrier_value(kernel, lam, mu, U, slack, Z):
     return kernel.value(Z) + float(val.sum()) - mu * float(np.log(slack).sum())
 
 
+def barrier_objective(Xa, M, S, kernel, lam, cols, outs, U, mu) -> float:
+    """``Phi_mu(U)`` of the restricted program (``inf`` outside the cones)."""
+    c = kernel.y64.shape[1]
+    B = _Blocks(Xa, M, S, cols, outs, c, None)
+    _, slack, Z = B.images(U)
+    return _barrier_value(kernel, lam, mu, U, slack, Z)
+
+
 def solve_restricted_barrier(
     Xa: np.ndarray,
     M: np.ndarray,

@@ -3,15 +3,24 @@
 Blocks are stored as arrays of shape ``(d, P, c)``: ``P`` blocks of size ``d x c``.
 For ``c == 1`` the penalty is the group lasso ``sum_i ||u_i||_2`` and its prox the group
 soft-threshold ``u_i <- max(0, 1 - t / ||u_i||) u_i``; for ``c > 1`` it is the sum of nuclear
-norms ``sum_i ||U_i||_*`` and the prox soft-thresholds the singular values of each block
-(one batched SVD over the ``P`` blocks).
+norms ``sum_i ||U_i||_*`` and the prox soft-thresholds the singular values of each block:
+one batched ``eigh`` of the ``c x c`` Gram matrices when ``c < d`` (zero blocks skipped), else
+one batched SVD over the ``P`` blocks.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BlockPenalty", "column_norms", "dual_norms", "penalty_norms", "prox_columns", "prox_penalty"]
+__all__ = [
+    "BlockPenalty",
+    "column_norms",
+    "dual_norms",
+    "gram_spectral",
+    "penalty_norms",
+    "prox_columns",
+    "prox_penalty",
+]
 
 
 def penalty_norms(B: np.ndarray) -> np.ndarray:
@@ -50,11 +59,70 @@ def prox_penalty(V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
         factor = shrunk / np.maximum(norms, np.finfo(V.dtype).tiny)
         X = V * factor[None, :, None]
         return X, float(shrunk.sum(dtype=np.float64))
+    if V.shape[2] < V.shape[0]:
+        out = _prox_nuclear_gram(V, t)
+        if out is not None:
+            return out
     Bt = np.transpose(V, (1, 0, 2))  # P x d x c
     Ul, s, Vt = np.linalg.svd(Bt, full_matrices=False)
     s_new = np.maximum(s - t, 0.0)
     Xt = np.matmul(Ul * s_new[:, None, :].astype(V.dtype), Vt)
     return np.ascontiguousarray(np.transpose(Xt, (1, 0, 2))), float(s_new.astype(np.float64).sum())
+
+
+#: The Gram-matrix prox is used when the threshold is at least this fraction of the largest
+#: singular value: the eigenvalues of ``B^T B`` carry an absolute error of about
+#: ``eps ||B||^2``, so singular values below ``sqrt(eps) ||B||`` are inaccurate, and they must
+#: all be thresholded to zero.
+GRAM_MIN_THRESHOLD = 1e-6
+
+
+def _prox_nuclear_gram(V: np.ndarray, t: float) -> tuple[np.ndarray, float] | None:
+    """Singular-value soft-threshold of ``d x c`` blocks (``c < d``) through one batched
+    ``eigh`` of the ``c x c`` Gram matrices ``V_i^T V_i = Q diag(s^2) Q^T``:
+    ``prox(V_i) = V_i Q diag(max(s - t, 0) / s) Q^T``. The factor is in ``[0, 1]`` and zero for
+    ``s <= t``, so small (inaccurate) singular values never reach the result; returns None (use
+    the SVD) when ``t`` is below ``GRAM_MIN_THRESHOLD`` times the largest singular value, where
+    they could."""
+    Bt = np.transpose(V, (1, 0, 2))  # P x d x c
+    gram = np.matmul(np.transpose(Bt, (0, 2, 1)), Bt).astype(np.float64, copy=False)
+    w, Q = np.linalg.eigh(gram)
+    s = np.sqrt(np.maximum(w, 0.0))
+    smax = float(s.max(initial=0.0))
+    if smax == 0.0:
+        return np.zeros_like(V), 0.0
+    if t < GRAM_MIN_THRESHOLD * smax:
+        return None
+    s_new = np.maximum(s - t, 0.0)
+    f = np.where(s > t, s_new / np.maximum(s, np.finfo(np.float64).tiny), 0.0)
+    live = f.any(axis=1)
+    out = np.zeros_like(V)
+    if live.any():
+        Ql = Q[live]
+        M = np.matmul(Ql * f[live][:, None, :], np.transpose(Ql, (0, 2, 1))).astype(V.dtype, copy=False)
+        out[:, live, :] = np.transpose(np.matmul(Bt[live], M), (1, 0, 2))
+    return out, float(s_new.sum())
+
+
+def gram_spectral(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral norms and top right singular vectors of the ``d x c`` blocks of ``G`` (``d x P x c``).
+
+    One batched ``eigh`` of the ``c x c`` Gram matrices ``G_i^T G_i`` (cheaper than ``P`` SVDs of
+    ``d x c`` blocks when ``c < d``): ``||G_i||_2 = sqrt(lambda_max)``. The squared Gram matrix
+    loses relative accuracy only in the *small* singular values; the largest one has relative
+    error of the order of the machine epsilon.
+
+    Returns
+    -------
+    sigma : ndarray of shape (P,)
+        ``||G_i||_2`` (float64).
+    v : ndarray of shape (P, c)
+        Unit vectors with ``||G_i v_i|| = sigma_i``.
+    """
+    G = np.asarray(G, dtype=np.float64)
+    gram = np.einsum("dpc,dpe->pce", G, G)
+    w, V = np.linalg.eigh(gram)
+    return np.sqrt(np.maximum(w[:, -1], 0.0)), V[:, :, -1]
 
 
 def column_norms(B: np.ndarray) -> np.ndarray:

@@ -302,7 +302,13 @@ def _check_warm(warm, patterns: Patterns, activation: str, c: int):
 
 
 def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter, dtype, callback, verbose,
-               memory_budget, penalty="nuclear") -> dict:
+               memory_budget, penalty="nuclear", solver="auto") -> dict:
+    """C-GReLU: vector output in float64 (``solver="auto"``) by the working set of rank-one atoms
+    (:mod:`cvxnn.native.gated_working_set`), continued by R-FISTA from its point when it does not
+    certify; everything else (and ``solver="rfista"``) by R-FISTA with the support polish."""
+    from .fista import GatedResult
+    from .gated_working_set import solve_gated_working_set
+
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
     isz = dtype.itemsize
@@ -316,14 +322,30 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     else:
         U0 = np.zeros((d, p, c), dtype=dtype)
         eta0 = None
-    if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
-        eta0 = initial_step(op, kernel)
     log_every = 100 if verbose else 0
-    # float32 cannot certify much below its rounding level: its stage stops at _F32_GATED_TOL and
-    # the float64 polish below takes the solve to tol
-    tol_run = max(tol, _F32_GATED_TOL) if dtype != np.float64 else tol
-    res = solve_gated(problem, U0, tol=tol_run, max_iter=max_iter, eta0=eta0, callback=callback,
-                      log_every=log_every)
+    ws = None
+    if solver == "auto" and dtype == np.float64 and c > 1:
+        ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=max_iter, penalty=penalty,
+                                     callback=callback)
+        logger.info("gated working set: %s after %d L-BFGS iterations, %d rounds, %d atoms, relative gap %.3e",
+                    ws.reason, ws.iterations, ws.rounds, ws.atoms,
+                    (ws.primal - ws.dual) / max(abs(ws.primal), np.finfo(float).tiny))
+    if ws is not None and (ws.converged or ws.stopped_by_callback or ws.iterations >= max_iter):
+        res = GatedResult(U=ws.U, primal=ws.primal, dual=ws.dual, iterations=ws.iterations,
+                          converged=ws.converged, eta=eta0 if eta0 is not None else float("nan"),
+                          stopped_by_callback=ws.stopped_by_callback)
+    else:
+        if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
+            eta0 = initial_step(op, kernel)
+        # float32 cannot certify much below its rounding level: its stage stops at _F32_GATED_TOL and
+        # the float64 polish below takes the solve to tol
+        tol_run = max(tol, _F32_GATED_TOL) if dtype != np.float64 else tol
+        start = U0 if ws is None else ws.U.astype(dtype)
+        res = solve_gated(problem, start, tol=tol_run, max_iter=max_iter - (ws.iterations if ws else 0),
+                          eta0=eta0, callback=callback, log_every=log_every)
+        if ws is not None:
+            res.iterations += ws.iterations
+            res.dual = max(res.dual, ws.dual)  # both are valid lower bounds of the same program
     iterations, flops = res.iterations, op.flops
     polish = 0
     # certify in float64
@@ -370,6 +392,11 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         "support_polish_products": res.polish_products,
         "stopped_by_callback": res.stopped_by_callback,
     }
+    if ws is not None:
+        extra.update({"working_set_rounds": ws.rounds, "working_set_atoms": ws.atoms,
+                      "working_set_checks": ws.checks, "working_set_iterations": ws.iterations,
+                      "working_set_stop": ws.reason, "working_set_fallback": not (ws.converged or
+                                                                                 ws.stopped_by_callback)})
     return {
         "weights": {"U": U64},
         "status": "optimal" if converged else "max_iterations",

@@ -1,0 +1,221 @@
+"""The working set of rank-one atoms for C-GReLU and the Gram-matrix nuclear prox
+(docs/math.md, "Vector output", "Solvers and certificates"; docs/native.md, "Multi-class C-GReLU")."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.losses import get_loss
+from cvxnn.native import solve_native
+from cvxnn.native._losses import make_kernel
+from cvxnn.native.certificates import gated_certificate
+from cvxnn.native.fista import GatedProblem, initial_step, solve_gated
+from cvxnn.native.gated_working_set import (
+    Atoms,
+    _violations,
+    atoms_from_blocks,
+    blocks_from_atoms,
+    solve_gated_working_set,
+)
+from cvxnn.native.prox import gram_spectral, penalty_norms, prox_penalty
+from cvxnn.operators import ImplicitDesign
+
+
+def _svd_prox(V, t):
+    U, s, Vt = np.linalg.svd(np.transpose(V, (1, 0, 2)), full_matrices=False)
+    s_new = np.maximum(s - t, 0.0)
+    return np.transpose(np.matmul(U * s_new[:, None, :], Vt), (1, 0, 2)), s_new.sum()
+
+
+def _blocks(rng, d, p, c):
+    V = rng.standard_normal((d, p, c))
+    V[:, 0, :] = 0.0  # a zero block
+    V[:, 1, :] = np.outer(rng.standard_normal(d), rng.standard_normal(c))  # rank one
+    V[:, 2, :] = rng.standard_normal((d, 2)) @ rng.standard_normal((2, c))  # rank two
+    V[:, 3, :] *= 1e-9  # tiny
+    return V
+
+
+# --------------------------------------------------------------------------- batched prox
+@pytest.mark.parametrize("shape", [(6, 9, 3), (20, 12, 5), (3, 4, 7)])
+@pytest.mark.parametrize("t", [0.0, 1e-8, 0.3, 2.0, 50.0])
+def test_gram_prox_matches_svd_prox(shape, t):
+    rng = np.random.default_rng(sum(shape))
+    V = _blocks(rng, *shape)
+    X, pen = prox_penalty(V, t)
+    ref, pen_ref = _svd_prox(V, t)
+    scale = max(1.0, np.abs(V).max())
+    assert np.abs(X - ref).max() <= 1e-10 * scale
+    assert abs(pen - pen_ref) <= 1e-10 * max(1.0, pen_ref)
+    assert X.dtype == V.dtype and X.shape == V.shape
+
+
+def test_gram_prox_float32_and_zero_input():
+    rng = np.random.default_rng(1)
+    V = _blocks(rng, 10, 6, 3).astype(np.float32)
+    X, pen = prox_penalty(V, 0.5)
+    ref, pen_ref = _svd_prox(V.astype(np.float64), 0.5)
+    assert X.dtype == np.float32
+    assert np.abs(X - ref).max() <= 1e-4 * np.abs(V).max()
+    Z, pz = prox_penalty(np.zeros((5, 4, 2)), 1.0)
+    assert pz == 0.0 and not Z.any()
+
+
+def test_gram_spectral_matches_svd():
+    rng = np.random.default_rng(2)
+    G = _blocks(rng, 8, 7, 3)
+    sig, v = gram_spectral(G)
+    s = np.linalg.svd(np.transpose(G, (1, 0, 2)), compute_uv=False)[:, 0]
+    np.testing.assert_allclose(sig, s, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(np.einsum("dpc,pc->dp", G, v), axis=0), s, rtol=1e-8, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------ atoms
+@pytest.mark.parametrize("c,columnwise", [(1, False), (4, False), (4, True)])
+def test_atoms_round_trip_and_penalty(c, columnwise):
+    rng = np.random.default_rng(3)
+    U = _blocks(rng, 6, 8, c) if c > 1 else rng.standard_normal((6, 8, 1))
+    U[:, 3, :] = 0.0
+    atoms = atoms_from_blocks(U, columnwise=columnwise)
+    np.testing.assert_allclose(blocks_from_atoms(atoms, 6, 8, c), U, atol=1e-12)
+    # balanced factors: lam/2 (|a|^2 + |b|^2) summed equals the penalty of U
+    bm = 0.5 * (np.sum(atoms.A**2) + np.sum(atoms.B**2))
+    if columnwise:
+        pen = np.linalg.norm(U, axis=0).sum()
+    else:
+        pen = penalty_norms(U).sum()
+    assert bm == pytest.approx(pen, rel=1e-10)
+    assert 3 not in atoms.blk
+
+
+def test_violations_see_missing_rank_only_outside_the_span():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(5), rng.standard_normal(3)
+    atoms = Atoms(blk=np.array([0]), A=a[:, None], B=b[None, :])
+    G = np.zeros((5, 2, 3))
+    G[:, 0, :] = -5.0 * np.outer(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))  # in the span: fine
+    blk, *_ = _violations(G, atoms, 1.0, False)
+    assert blk.size == 0
+    e = np.linalg.qr(np.column_stack([a, rng.standard_normal(5)]))[0][:, 1]
+    f = np.linalg.qr(np.column_stack([b, rng.standard_normal(3)]))[0][:, 1]
+    G[:, 0, :] += 2.0 * np.outer(e, f)  # a second direction with norm 2 > lam
+    G[:, 1, :] = 0.5 * np.outer(e, f)  # a zero block below lam
+    blk, col, sig, u, v = _violations(G, atoms, 1.0, False)
+    assert blk.tolist() == [0] and sig[0] == pytest.approx(2.0)
+    assert abs(u[:, 0] @ e) == pytest.approx(1.0) and abs(v[0] @ f) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------- the solver itself
+def _problem(n, d, c, p, loss, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    W = rng.standard_normal((d, 4))
+    Z = np.maximum(X @ W, 0) @ rng.standard_normal((4, c))
+    if loss == "cross_entropy":
+        Y = np.eye(c)[np.argmax(Z + 0.3 * rng.standard_normal(Z.shape), axis=1)]
+    elif loss == "logistic":
+        Y = np.where(Z[:, 0] > np.median(Z[:, 0]), 1.0, -1.0)[:, None]
+    else:
+        Y = Z + 0.1 * rng.standard_normal(Z.shape)
+    pats = sample_patterns(X, p, seed=seed, bias=True)
+    return X, Y, pats
+
+
+CASES = [("cross_entropy", 4, "nuclear"), ("squared", 3, "nuclear"), ("squared", 3, "columnwise"),
+         ("cross_entropy", 3, "columnwise"), ("squared", 1, "nuclear"), ("logistic", 1, "nuclear")]
+
+
+@pytest.mark.parametrize("loss,c,penalty", CASES)
+def test_working_set_matches_rfista_and_certifies(loss, c, penalty):
+    X, Y, pats = _problem(120, 4, c, 25, loss, seed=c + len(loss))
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    A0 = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    lam0 = float(penalty_norms(A0.adjoint(kernel.grad(np.zeros((X.shape[0], c))))).max()) if penalty == "nuclear" \
+        else float(np.linalg.norm(A0.adjoint(kernel.grad(np.zeros((X.shape[0], c)))), axis=0).max())
+    lam = 0.05 * lam0
+    tol = 1e-6
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    ws = solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=tol,
+                                 max_iter=20_000, penalty=penalty)
+    assert ws.converged and ws.reason == "certified", ws.reason
+    cert = gated_certificate(op, kernel, lam, ws.U, penalty=penalty)
+    assert cert.primal == pytest.approx(ws.primal, rel=1e-10)
+    assert cert.primal - max(cert.dual, ws.dual) <= 1.5 * tol * abs(cert.primal)
+    op2 = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    prob = GatedProblem(op2, kernel, lam, penalty=penalty)
+    ref = solve_gated(prob, np.zeros_like(ws.U), tol=tol, max_iter=50_000, eta0=initial_step(op2, kernel))
+    assert ref.converged
+    # both certified at tol: their objectives agree within the sum of the gaps
+    assert abs(ws.primal - ref.primal) <= 2 * tol * abs(ref.primal)
+    # and each is above the other's dual bound (weak duality)
+    assert ws.primal >= ref.dual - 1e-12 and ref.primal >= ws.dual - 1e-12
+
+
+def test_working_set_matches_clarabel_nuclear():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((30, 2))
+    Y = np.maximum(X @ rng.standard_normal((2, 3)), 0) @ rng.standard_normal((3, 3))
+    pats = sample_patterns(X, 8, seed=1, bias=True)
+    lam = 0.1
+    ref = build_program(X, Y, activation="gated_relu", lam=lam, patterns=pats).solve(solver="CLARABEL")
+    sol = solve_native(X, Y, pats, activation="gated_relu", lam=lam, tol=1e-9)
+    assert sol.status == "optimal" and "working_set_rounds" in sol.extra
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert sol.objective_value - sol.gap <= ref.objective_value + 1e-7 * abs(ref.objective_value)
+    # independent check of the objective with one normNuc atom per block
+    Xa = pats.design(X)
+    U = sol.U
+    fit = sum((pats.mask[:, i:i + 1] * Xa) @ U[:, i, :] for i in range(pats.n_patterns))
+    val = 0.5 * np.sum((fit - Y) ** 2) + lam * sum(np.linalg.norm(U[:, i, :], "nuc") for i in range(pats.n_patterns))
+    assert val == pytest.approx(sol.objective_value, rel=1e-10)
+    assert cp  # the reference above went through CVXPY
+
+
+def test_uncertified_working_set_reports_non_optimal_status():
+    X, Y, pats = _problem(200, 5, 4, 30, "cross_entropy", seed=11)
+    with pytest.warns(Warning):
+        sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=0.5, tol=1e-12,
+                           max_iter=15)
+    assert sol.status == "max_iterations"
+    assert sol.extra["rel_gap"] > 1e-12
+
+
+def test_warm_start_along_path_is_cheaper():
+    X, Y, pats = _problem(300, 5, 4, 40, "cross_entropy", seed=12)
+    first = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=2.0, tol=1e-7)
+    cold = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=1.6, tol=1e-7)
+    warm = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=1.6, tol=1e-7,
+                        warm_start=first)
+    assert cold.status == warm.status == "optimal"
+    assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-6)
+    assert warm.iterations < cold.iterations
+
+
+def test_callback_stops_the_working_set():
+    X, Y, pats = _problem(150, 4, 3, 20, "squared", seed=13)
+    calls = []
+
+    def cb(info):
+        calls.append(info)
+        return len(calls) >= 2
+
+    with pytest.warns(Warning):
+        sol = solve_native(X, Y, pats, activation="gated_relu", lam=0.05, tol=1e-12, callback=cb)
+    assert sol.status == "max_iterations" and sol.extra["stopped_by_callback"]
+    assert {"iteration", "objective", "dual", "gap", "rel_gap"} <= set(calls[0])
+
+
+@pytest.mark.parametrize("loss,c,penalty", CASES[:4])
+def test_solve_native_certifies_tight_tolerances(loss, c, penalty):
+    """At tolerances beyond the precision of the factored objective the working set stops and
+    R-FISTA continues from its point: the result is still certified."""
+    X, Y, pats = _problem(120, 4, c, 25, loss, seed=c + len(loss))
+    sol = solve_native(X, Y, pats, activation="gated_relu", loss=loss, lam=0.3, tol=1e-9,
+                       formulation="one_vs_all" if penalty == "columnwise" else "nuclear")
+    assert sol.status == "optimal" and sol.extra["rel_gap"] <= 1e-9
+    cert = gated_certificate(ImplicitDesign(pats.design(X), pats.mask, n_outputs=c),
+                             make_kernel(get_loss(loss), Y, np.float64), 0.3, sol.U, penalty=penalty)
+    assert cert.primal == pytest.approx(sol.objective_value, rel=1e-12)
+    assert cert.gap <= 1e-9 * abs(cert.primal) or sol.extra["dual_value"] > cert.dual

@@ -250,6 +250,9 @@ class FeaturePath:
     penalty: GroupSparsePenalty
     total_time: float
 
+    def __len__(self) -> int:
+        return len(self.solutions)
+
     @property
     def objectives(self) -> np.ndarray:
         """Objective ``L + lam R`` at each ``lam``."""

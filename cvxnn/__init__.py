@@ -20,6 +20,8 @@ from .estimators import (
     ConvexReLURegressor,
     ConvexReLURegressorCV,
 )
+from .feature_penalties import FeatureGroupL2, SparseGroupL2
+from .feature_sparsity import FeaturePath, feature_lam_max, feature_path, solve_feature_sparse
 from .losses import get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
 from .native import duality_gap, lam_max_gated, min_norm_subgradient, solve_native
@@ -27,6 +29,7 @@ from .networks import GatedReLUNetwork, ReLUNetwork
 from .optimality import kkt_report, optimal_set, prune_exact
 from .path import lam_max, regularization_path, walk_path
 from .patterns import Patterns, enumerate_patterns, sample_patterns
+from .polynomial import PolynomialNetwork, build_polynomial_program, build_quadratic_program, rank_one_decomposition
 from .preprocessing import Standardizer
 from .solution import ConvexModel, ConvexSolution
 
@@ -69,4 +72,14 @@ __all__ = [
     "solver_names",
     "to_network",
     "walk_path",
+    "FeatureGroupL2",
+    "SparseGroupL2",
+    "FeaturePath",
+    "feature_lam_max",
+    "feature_path",
+    "solve_feature_sparse",
+    "PolynomialNetwork",
+    "build_polynomial_program",
+    "build_quadratic_program",
+    "rank_one_decomposition",
 ]

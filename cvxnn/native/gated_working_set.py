@@ -66,6 +66,12 @@ MAX_ROUNDS = 30
 #: over this many checks.
 STALL_CHECKS = 3
 STALL_FACTOR = 0.75
+#: The working set gives up (and R-FISTA continues from its point) once one evaluation of the
+#: factored objective costs more than this fraction of an R-FISTA iteration (about five full
+#: products): measured, L-BFGS needs about twice as many iterations as R-FISTA, so atoms pay off
+#: only on sparse, low-rank optima (digits: 85 atoms, 0.08; the dense synthetic problem of
+#: benchmarks/bench_multiclass.py does not).
+MAX_COST_RATIO = 0.25
 #: Atoms added per round: at most max(GROW_MIN, current atoms) (the working set at most doubles).
 GROW_MIN = 16
 
@@ -304,6 +310,7 @@ def solve_gated_working_set(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     max_rounds: int = MAX_ROUNDS,
     check_every: int = CHECK_EVERY,
+    max_cost_ratio: float = MAX_COST_RATIO,
 ) -> WorkingSetResult:
     """C-GReLU by a working set of rank-one atoms and L-BFGS on the factored restricted problem.
 
@@ -330,6 +337,9 @@ def solve_gated_working_set(
         Outer rounds (atom additions).
     check_every : int
         L-BFGS iterations between two full checks.
+    max_cost_ratio : float
+        Give up (``reason="dense"``) when one evaluation of the factored objective costs more
+        than this fraction of an R-FISTA iteration (``MAX_COST_RATIO``; ``inf``: never).
 
     Returns
     -------
@@ -419,6 +429,11 @@ def solve_gated_working_set(
                          sig[0] / lam, new.size)
         if atoms.size == 0:
             reason = "empty"
+            break
+        ratio = atoms.size * (4.0 * d + 6.0 * c) / (5.0 * d * p * c)
+        if ratio > max_cost_ratio:
+            # the optimum is not sparse (or not of low rank) enough for atoms to pay off
+            reason = "dense"
             break
         obj = FactoredObjective(op, kernel, lam, atoms)
         x0 = np.concatenate([atoms.A.ravel(), atoms.B.ravel()])

@@ -138,7 +138,7 @@ def test_working_set_matches_rfista_and_certifies(loss, c, penalty):
     tol = 1e-6
     op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
     ws = solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=tol,
-                                 max_iter=20_000, penalty=penalty)
+                                 max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
     assert ws.converged and ws.reason == "certified", ws.reason
     cert = gated_certificate(op, kernel, lam, ws.U, penalty=penalty)
     assert cert.primal == pytest.approx(ws.primal, rel=1e-10)
@@ -219,3 +219,17 @@ def test_solve_native_certifies_tight_tolerances(loss, c, penalty):
                              make_kernel(get_loss(loss), Y, np.float64), 0.3, sol.U, penalty=penalty)
     assert cert.primal == pytest.approx(sol.objective_value, rel=1e-12)
     assert cert.gap <= 1e-9 * abs(cert.primal) or sol.extra["dual_value"] > cert.dual
+
+
+def test_dense_optimum_hands_over_to_rfista():
+    """Where the atoms would cost more than R-FISTA iterations, the working set stops early
+    ("dense") and R-FISTA finishes from its point, certified."""
+    X, Y, pats = _problem(150, 4, 3, 12, "squared", seed=14)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss("squared"), Y, np.float64)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+    ws = solve_gated_working_set(op, kernel, 0.01, np.zeros((Xa.shape[1], pats.n_patterns, 3)), tol=1e-8,
+                                 max_iter=1000, max_cost_ratio=0.0)
+    assert ws.reason == "dense" and not ws.converged
+    sol = solve_native(X, Y, pats, activation="gated_relu", lam=0.01, tol=1e-8)
+    assert sol.status == "optimal"

@@ -1,0 +1,272 @@
+"""Two-layer convolutional networks by their convex reformulation (cvxnn.conv, cvxnn.native.conv)."""
+
+from __future__ import annotations
+
+import warnings
+
+import cvxpy as cp
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from cvxnn.conv import (
+    ConvNetwork,
+    ConvSolution,
+    PatchGeometry,
+    build_conv_program,
+    extract_patches,
+    network_to_conv,
+    pool,
+    unpool,
+)
+from cvxnn.errors import InvalidParameterError, PatternMismatchError, ShapeError
+from cvxnn.native.conv import conv_certificate, conv_report, solve_conv_native
+from cvxnn.patterns import enumerate_patterns, sample_patterns
+from cvxnn.vector import one_hot
+
+
+# ----------------------------------------------------------------------------- patches, pooling
+def _naive_patches(X, image_shape, size, stride):
+    rows = []
+    for x in X:
+        img = x.reshape(image_shape)
+        if len(image_shape) == 1:
+            for s in range(0, image_shape[0] - size[0] + 1, stride[0]):
+                rows.append(img[s:s + size[0]])
+        else:
+            for r in range(0, image_shape[0] - size[0] + 1, stride[0]):
+                for c in range(0, image_shape[1] - size[1] + 1, stride[1]):
+                    rows.append(img[r:r + size[0], c:c + size[1]].ravel())
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("image_shape, size, stride", [
+    ((7,), (3,), (1,)), ((7,), (3,), (2,)), ((6,), (6,), (1,)),
+    ((4, 5), (2, 3), (1, 1)), ((5, 5), (3, 3), (2, 1)), ((6, 4), (2, 2), (2, 2)),
+])
+def test_patches_match_a_naive_loop(image_shape, size, stride):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, int(np.prod(image_shape))))
+    Z = extract_patches(X, image_shape, size, stride)
+    ref = _naive_patches(X, image_shape, size, stride)
+    geo = PatchGeometry.make(image_shape, size, stride)
+    assert Z.shape == ref.shape == (3 * geo.n_patches, geo.patch_dim)
+    np.testing.assert_array_equal(Z, ref)
+
+
+def test_int_arguments_repeat_over_dimensions():
+    X = np.arange(2 * 16, dtype=float).reshape(2, 16)
+    np.testing.assert_array_equal(extract_patches(X, (4, 4), 2, 2), extract_patches(X, (4, 4), (2, 2), (2, 2)))
+    np.testing.assert_array_equal(extract_patches(X, 16, 3), extract_patches(X, (16,), (3,), (1,)))
+
+
+@pytest.mark.parametrize("pooling", ["sum", "average"])
+@pytest.mark.parametrize("c", [None, 3])
+def test_pooling_adjoint_identity(pooling, c):
+    rng = np.random.default_rng(1)
+    n, K = 5, 4
+    a = rng.standard_normal((n * K,) if c is None else (n * K, c))
+    b = rng.standard_normal((n,) if c is None else (n, c))
+    assert np.isclose(np.vdot(pool(a, K, pooling), b), np.vdot(a, unpool(b, K, pooling)))
+    factor = 1.0 / K if pooling == "average" else 1.0
+    np.testing.assert_allclose(pool(a, K, pooling), factor * a.reshape((n, K) + a.shape[1:]).sum(axis=1))
+
+
+def test_typed_errors():
+    X = np.zeros((3, 16))
+    with pytest.raises(ShapeError):
+        extract_patches(X, (3, 5), 2)  # 15 != 16 features
+    with pytest.raises(InvalidParameterError):
+        extract_patches(X, (4, 4), 5)  # window larger than the image
+    with pytest.raises(InvalidParameterError):
+        extract_patches(X, (4, 4), 2, 0)  # bad stride
+    with pytest.raises(InvalidParameterError):
+        extract_patches(X, (4, 4), 2, (1, 1, 1))
+    with pytest.raises(InvalidParameterError):
+        extract_patches(X, (2, 2, 4), 2)  # 3-D images are not supported
+    with pytest.raises(InvalidParameterError):
+        build_conv_program(X, np.zeros(3), image_shape=(4, 4), patch_size=2, pooling="max")
+    with pytest.raises(PatternMismatchError):  # patterns on X, not on its patch matrix
+        build_conv_program(X + np.eye(3, 16), np.zeros(3), image_shape=(4, 4), patch_size=2,
+                           patterns=sample_patterns(X + np.eye(3, 16), 4, seed=0))
+    with pytest.raises(InvalidParameterError):
+        build_conv_program(X, np.eye(3), image_shape=(4, 4), patch_size=2, formulation="nuclear")
+
+
+# ----------------------------------------------------------------------------- the program
+def _signals(n=6, L=5, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, L))
+    y = np.maximum(X[:, :2] @ np.array([1.0, -0.5]), 0) + 0.3 * np.maximum(X[:, 2:4].sum(1), 0) - 0.2
+    return X, y
+
+
+def test_builder_returns_a_dpp_cvxpy_problem():
+    X, y = _signals()
+    prog = build_conv_program(X, y, image_shape=5, patch_size=2, lam=0.1, n_gates=8, seed=0)
+    assert isinstance(prog.problem, cp.Problem)
+    assert isinstance(prog.lam, cp.Parameter) and prog.lam.name() == "lam"
+    assert prog.problem.is_dpp()
+    assert set(prog.variables) == {"V", "W"} and prog.V.name() == "V"
+    assert prog.Z.shape == (6 * 4, 2) and prog.prediction.shape == (6,)
+    s1 = prog.solve()
+    s2 = prog.solve(lam=1.0)  # same compiled problem, new lam
+    assert isinstance(s1, ConvSolution) and s1.converged and s2.converged
+    assert s2.model.penalty() < s1.model.penalty()
+    gated = build_conv_program(X, np.eye(6)[:, :3], image_shape=5, patch_size=2, activation="gated_relu",
+                               n_gates=8, seed=0)
+    assert set(gated.variables) == {"U"} and gated.prediction.shape == (6, 3)
+
+
+def _nonconvex_objective(Za, y, K, lam, m):
+    """Weight-decay objective of a CNN with m filters (sum pooling) and its gradient, flat params."""
+    h = Za.shape[1]
+
+    def fun(theta):
+        W, a = theta[:h * m].reshape(h, m), theta[h * m:]
+        H = Za @ W
+        A = np.maximum(H, 0.0)
+        P = pool(A, K)
+        r = P @ a - y
+        obj = 0.5 * r @ r + 0.5 * lam * (np.sum(W**2) + a @ a)
+        ga = P.T @ r + lam * a
+        gW = Za.T @ ((unpool(r, K)[:, None] * a[None, :]) * (H > 0)) + lam * W
+        return obj, np.concatenate([gW.ravel(), ga])
+
+    return fun
+
+
+def test_mapped_cnn_attains_the_convex_optimum_and_training_never_beats_it():
+    """Enumerated patterns of Z: the C-ReLU optimum is the global optimum of the CNN training
+    problem. The mapped CNN attains it, and no random restart of L-BFGS on a wide CNN goes below."""
+    X, y = _signals()
+    lam = 0.05
+    Z = extract_patches(X, 5, 2)
+    pats = enumerate_patterns(Z)
+    sol = build_conv_program(X, y, image_shape=5, patch_size=2, lam=lam, patterns=pats).solve()
+    assert sol.converged and sol.gap is not None and sol.rel_gap < 1e-6
+    net = sol.to_network()
+    p_star = sol.objective_value
+    assert np.isclose(net.objective(X, y, lam), p_star, rtol=1e-7)
+    np.testing.assert_allclose(net.predict(X), sol.train_predict(X), atol=1e-7)
+    # the dual value is a certified lower bound, below every network's objective
+    assert sol.dual_value <= p_star
+    K, m = 4, 12
+    fun = _nonconvex_objective(Z, y, K, lam, m)
+    rng = np.random.default_rng(0)
+    best = np.inf
+    for _ in range(8):
+        theta0 = 0.5 * rng.standard_normal(2 * m + m)
+        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 3000, "gtol": 1e-10})
+        trained = ConvNetwork(filters=res.x[:2 * m].reshape(2, m), alpha=res.x[2 * m:], geometry=sol.geometry)
+        value = trained.objective(X, y, lam)
+        assert np.isclose(value, res.fun, rtol=1e-9)
+        assert value >= sol.dual_value - 1e-9
+        assert value >= p_star - 1e-7 * (1 + abs(p_star))
+        best = min(best, value)
+    assert best < 1.5 * p_star  # training does reach the neighbourhood (the bound is not vacuous)
+
+
+def test_cnn_to_convex_and_back():
+    X, y = _signals(seed=3)
+    geo = PatchGeometry.make(5, 2, 1)
+    rng = np.random.default_rng(4)
+    net = ConvNetwork(filters=rng.standard_normal((2, 5)), alpha=rng.standard_normal(5), geometry=geo,
+                      filter_bias=rng.standard_normal(5))
+    point = network_to_conv(net, X)
+    np.testing.assert_allclose(point.train_predict(X), net.predict(X), atol=1e-12)
+    assert point.max_cone_violation(X) <= 1e-12
+    assert point.objective(X, y, 0.3) <= net.objective(X, y, 0.3) + 1e-12
+    back = point.to_network()
+    np.testing.assert_allclose(back.predict(X), net.predict(X), atol=1e-10)
+    assert np.isclose(back.objective(X, y, 0.3), point.objective(X, y, 0.3))
+    gnet = ConvNetwork(filters=rng.standard_normal((2, 3)), alpha=rng.standard_normal((3, 2)), geometry=geo,
+                       gates=rng.standard_normal((2, 3)), pooling="average")
+    gpoint = network_to_conv(gnet, X)
+    np.testing.assert_allclose(gpoint.train_predict(X), gnet.predict(X), atol=1e-12)
+    with pytest.raises(ShapeError):
+        ConvNetwork(filters=np.ones((3, 2)), alpha=np.ones(2), geometry=geo)
+
+
+def test_average_pooling_is_sum_pooling_at_K_lam():
+    X, y = _signals(seed=5)
+    Z = extract_patches(X, 5, 2)
+    pats = sample_patterns(Z, 10, seed=0, bias=True)
+    K, lam = 4, 0.02
+    avg = build_conv_program(X, y, image_shape=5, patch_size=2, pooling="average", lam=lam, patterns=pats).solve()
+    tot = build_conv_program(X, y, image_shape=5, patch_size=2, pooling="sum", lam=K * lam, patterns=pats).solve()
+    assert np.isclose(avg.objective_value, tot.objective_value, rtol=1e-6)
+    np.testing.assert_allclose(avg.train_predict(X), tot.train_predict(X), atol=1e-5)
+
+
+def _images(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 25))
+    y = np.tanh(X[:, 6] + X[:, 12] - X[:, 18])
+    return X, y
+
+
+@pytest.mark.parametrize("pooling", ["sum", "average"])
+def test_gated_native_agrees_with_clarabel(pooling):
+    X, y = _images()
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=2, pooling=pooling, lam=0.05)
+    Z = extract_patches(X, (5, 5), 3, 2)
+    pats = sample_patterns(Z, 12, seed=1, bias=True)
+    ref = build_conv_program(X, y, activation="gated_relu", patterns=pats, **kw).solve()
+    nat = solve_conv_native(X, y, patterns=pats, tol=1e-9, max_iter=20000, **kw)
+    assert nat.converged and nat.backend == "native" and nat.gap <= 1e-9 * nat.objective_value * 1.01
+    assert np.isclose(nat.objective_value, ref.objective_value, rtol=1e-6)
+    # the native certificate is valid for the Clarabel point and vice versa
+    assert ref.objective_value >= nat.dual_value - 1e-9
+    cert = conv_certificate(nat, X, y, 0.05)
+    assert cert.gap <= 1e-7 * abs(cert.primal)
+    net = nat.to_network()
+    assert net.activation == "gated_relu"
+    assert np.isclose(net.objective(X, y, 0.05), nat.objective_value, rtol=1e-9)
+
+
+def test_vector_output_one_vs_all():
+    X, _ = _images(n=18, seed=2)
+    labels = np.argmax(X[:, [6, 12, 18]], axis=1)
+    Y = one_hot(labels, 3)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=2, lam=0.2)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 2), 6, seed=0, bias=True)
+    relu = build_conv_program(X, Y, patterns=pats, **kw).solve()
+    rep = conv_report(relu, X, Y)
+    assert rep.max_cone_violation < 1e-6 and rep.rel_gap < 1e-5
+    assert rep.network_objective <= rep.convex_objective * (1 + 1e-7)
+    assert rep.max_prediction_error < 1e-6
+    gated = build_conv_program(X, Y, patterns=pats, activation="gated_relu", **kw).solve()
+    nat = solve_conv_native(X, Y, patterns=pats, tol=1e-9, max_iter=20000, **kw)
+    assert np.isclose(nat.objective_value, gated.objective_value, rtol=1e-6)
+    assert gated.objective_value <= relu.objective_value * (1 + 1e-7)  # gated is a lower bound
+    nuc = solve_conv_native(X, Y, patterns=pats, tol=1e-8, max_iter=20000, formulation="nuclear", **kw)
+    assert nuc.converged and nuc.objective_value <= nat.objective_value * (1 + 1e-6)  # ||.||_* <= sum cols
+    assert nuc.to_network().predict(X).shape == (18, 3)
+
+
+def test_report_of_a_relu_solution():
+    X, y = _images(n=16, seed=3)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=2, lam=0.1)
+    sol = build_conv_program(X, y, n_gates=8, seed=0, bias=True, **kw).solve()
+    rep = conv_report(sol, X, y)
+    assert rep.status == "optimal" and rep.rel_gap < 1e-6 and rep.max_cone_violation < 1e-7
+    assert np.isclose(rep.network_objective, rep.convex_objective, rtol=1e-7)
+    assert "duality gap" in rep.summary() and "status" in sol.summary()
+    # without the cone multipliers the bound is the gated one: valid, looser
+    loose = conv_certificate(sol, X, y, 0.1, multipliers=np.zeros_like(sol.model.multipliers))
+    assert loose.gap >= rep.gap - 1e-12
+
+
+def test_native_reports_an_unfinished_solve():
+    X, y = _images(n=16, seed=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, lam=1e-3, n_gates=8, seed=0,
+                                tol=1e-12, max_iter=5)
+    assert sol.status == "max_iterations" and not sol.converged and sol.gap > 0
+    assert any("max_iter" in str(w.message) for w in caught)
+    with pytest.raises(Exception, match="max_iterations"):
+        sol.raise_for_status()
+    with pytest.raises(InvalidParameterError):
+        solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, loss="absolute", lam=0.1, n_gates=4, seed=0)

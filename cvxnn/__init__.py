@@ -8,6 +8,7 @@ solvers, and maps solutions to ordinary networks and back, exactly.
 
 from .backends.registry import solve, solver_names
 from .builders import ConvexProgram, build_program
+from .conv import ConvNetwork, build_conv_program, extract_patches, network_to_conv
 from .decomposition import decompose
 from .errors import CvxnnError
 from .estimators import (
@@ -82,4 +83,8 @@ __all__ = [
     "build_polynomial_program",
     "build_quadratic_program",
     "rank_one_decomposition",
+    "ConvNetwork",
+    "build_conv_program",
+    "extract_patches",
+    "network_to_conv",
 ]

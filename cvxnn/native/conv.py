@@ -41,173 +41,23 @@ from ..conv import (
     ConvModel,
     ConvNetwork,
     ConvSolution,
+    PooledDesign,
+    _as3,
     _check_pooling,
     check_formulation,
-    pool,
+    conv_certificate,
     prepare_conv_data,
-    unpool,
 )
 from ..errors import ConvergenceWarning, InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..solution import ConvexSolution
-from ._losses import SmoothKernel, make_kernel
-from .certificates import GapCertificate, gated_certificate
+from ._losses import make_kernel
 from .fista import GatedProblem, initial_step, solve_gated
-from .prox import BlockPenalty
 
 __all__ = ["ConvReport", "PooledDesign", "conv_certificate", "conv_report", "solve_conv_native"]
 
 logger = logging.getLogger(__name__)
-
-
-class PooledDesign:
-    """The operator ``Pool o A`` of the convolutional programs, matrix-free.
-
-    Parameters
-    ----------
-    op : ImplicitDesign
-        ``A = [D_1 Z_a, ..., D_p Z_a]`` on the patch matrix (``n K`` rows).
-    n_patches : int
-        ``K``.
-    pooling : {"sum", "average"}
-
-    Attributes
-    ----------
-    n : int
-        Samples (rows of the image ``Pool A U``).
-    d, p, c, dtype
-        Those of ``op``.
-    """
-
-    def __init__(self, op: ImplicitDesign, n_patches: int, pooling: str = "sum") -> None:
-        self.op = op
-        self.K = check_positive_int(n_patches, "n_patches")
-        self.pooling = _check_pooling(pooling)
-        if op.n % self.K:
-            raise ShapeError(f"the design has {op.n} rows, not a multiple of K={self.K} patches.")
-        self.n = op.n // self.K
-        self.d, self.p, self.c, self.dtype = op.d, op.p, op.c, op.dtype
-        self.memory_budget = op.memory_budget
-
-    @property
-    def flops(self) -> float:
-        """GEMM flops spent by the inner design so far."""
-        return self.op.flops
-
-    def forward(self, U: np.ndarray) -> np.ndarray:
-        """``Pool(sum_i D_i Z_a U_i)`` for ``U`` of shape ``(d_a, p, c)``; returns ``(n, c)``."""
-        return pool(self.op.forward(U), self.K, self.pooling)
-
-    def adjoint(self, R: np.ndarray) -> np.ndarray:
-        """``[Z_a^T D_i Pool^T R]_i`` for ``R`` of shape ``(n, c)``; returns ``(d_a, p, c)``."""
-        return self.op.adjoint(unpool(np.asarray(R, dtype=self.dtype), self.K, self.pooling))
-
-    def spectral_norm_sq(self, n_iter: int = 6, seed: int = 0) -> float:
-        """Estimate ``||Pool A||_2^2`` by power iteration on ``A^T Pool^T Pool A`` (a slight
-        underestimate; the line search of R-FISTA corrects the step)."""
-        rng = np.random.default_rng(seed)
-        v = rng.standard_normal((self.d, self.p, self.c)).astype(self.dtype)
-        v /= np.linalg.norm(v)
-        est = 0.0
-        for _ in range(n_iter):
-            w = self.adjoint(self.forward(v))
-            nrm = float(np.linalg.norm(w))
-            if not np.isfinite(nrm) or nrm == 0.0:
-                return est
-            est, v = nrm, w / nrm
-        return est
-
-
-def _penalty_kind(model, c: int) -> str:
-    """:class:`~cvxnn.native.prox.BlockPenalty` kind of a model's program."""
-    if c == 1:
-        return "nuclear"  # the group lasso for c == 1
-    return "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
-
-
-def _as3(B: np.ndarray) -> np.ndarray:
-    return B[:, :, None] if B.ndim == 2 else B
-
-
-def _relu_gap(op: PooledDesign, Za: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
-              V3: np.ndarray, W3: np.ndarray, rho: np.ndarray | None, kind: str) -> GapCertificate:
-    """Gap of a convolutional C-ReLU point with cone multipliers ``rho`` (``n K x 2p x c``) or none."""
-    pen = BlockPenalty(kind)
-    z = op.forward(V3) - op.forward(W3)
-    P = kernel.value(z) + lam * float(pen.norms(V3).sum() + pen.norms(W3).sum())
-    S = 2.0 * mask.astype(np.float64) - 1.0
-    nK, p = mask.shape
-    c, d = V3.shape[2], Za.shape[1]
-    viol = float(max(0.0, -min((S[:, :, None] * (Za @ V3.reshape(d, p * c)).reshape(nK, p, c)).min(initial=0.0),
-                               (S[:, :, None] * (Za @ W3.reshape(d, p * c)).reshape(nK, p, c)).min(initial=0.0))))
-    theta = kernel.grad(z)
-    base = op.adjoint(theta)  # [Z_a^T D_i Pool^T theta]_i
-    gV, gW = base, -base
-    if rho is not None:
-        rho = np.maximum(np.asarray(rho, dtype=np.float64), 0.0)
-        if rho.shape != (nK, 2 * p, c):
-            raise ShapeError(f"multipliers must have shape {(nK, 2 * p, c)}, got {rho.shape}.")
-        gV = base - (Za.T @ (S[:, :, None] * rho[:, :p]).reshape(nK, p * c)).reshape(d, p, c)
-        gW = -base - (Za.T @ (S[:, :, None] * rho[:, p:]).reshape(nK, p * c)).reshape(d, p, c)
-    dn = float(max(pen.dual_norms(gV).max(initial=0.0), pen.dual_norms(gW).max(initial=0.0)))
-    s = kernel.best_dual_scale(theta, np.inf if dn == 0.0 else lam / dn)
-    D = kernel.dual_value(s * theta)
-    gap = max(P - D, 0.0)
-    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
-                          scale=s, max_violation=viol)
-
-
-def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squared", *,
-                     multipliers: np.ndarray | None = None) -> GapCertificate:
-    """Certified duality gap of a point of the convolutional program (``docs/conv.md``, "Certificates").
-
-    Parameters
-    ----------
-    model : ConvModel
-        Any point (a :class:`~cvxnn.conv.ConvSolution` of either backend, or the image of a CNN).
-    X : array of shape (n, d)
-        The training inputs.
-    y : array of shape (n,) or (n, c)
-    lam : float
-        ``> 0``.
-    loss : str or Loss
-        A smooth loss with a conjugate (squared, logistic, Huber, cross-entropy).
-    multipliers : ndarray of shape (n K, 2p[, c]), optional
-        C-ReLU only: cone multipliers ``rho >= 0`` (``v`` blocks first); default the solution's
-        (CVXPY's cone duals), else zero (a valid, looser bound).
-
-    Returns
-    -------
-    GapCertificate
-        ``gap >= P(model) - p*`` whenever the point is cone feasible (its violation is reported).
-    """
-    if not isinstance(model, ConvModel):
-        raise InvalidParameterError(f"model must be a cvxnn ConvModel, got {type(model).__name__}.")
-    lam = check_lam(lam, allow_zero=False)
-    geo = model.geometry
-    data = prepare_conv_data(X, y, image_shape=geo, patch_size=geo.size, stride=geo.stride,
-                             patterns=model.patterns, loss=loss)
-    c = data.n_outputs
-    inner = model.model
-    B = inner.U if inner.activation == "gated_relu" else inner.V
-    if _as3(B).shape[2] != c:
-        raise ShapeError(f"the model has {_as3(B).shape[2]} outputs but y has {c}.")
-    y2 = data.y[:, None] if data.y.ndim == 1 else data.y
-    kernel = make_kernel(data.loss, y2, np.float64)
-    Za = model.patterns.design(data.Z)
-    op = PooledDesign(ImplicitDesign(Za, model.patterns.mask, n_outputs=c, dtype=np.float64),
-                      geo.n_patches, model.pooling)
-    kind = _penalty_kind(inner, c)
-    if inner.activation == "gated_relu":
-        return gated_certificate(op, kernel, lam, _as3(np.asarray(inner.U, dtype=np.float64)), penalty=kind)
-    if multipliers is None:
-        multipliers = getattr(inner, "multipliers", None)
-    if multipliers is not None:
-        multipliers = np.asarray(multipliers, dtype=np.float64)
-        if multipliers.ndim == 2:
-            multipliers = multipliers[:, :, None]
-    return _relu_gap(op, Za, model.patterns.mask, kernel, lam, _as3(inner.V), _as3(inner.W), multipliers, kind)
 
 
 @dataclass(frozen=True)

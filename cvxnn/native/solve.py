@@ -148,7 +148,9 @@ def solve_native(
         Bytes the solver may allocate (default: half the physical memory). Raises
         :class:`~cvxnn.errors.MemoryBudgetError` (naming the bytes) before allocating more.
     solver : {"auto", "rfista", "working_set", "al"}
-        ``"rfista"`` is the C-GReLU solver. For C-ReLU, ``"working_set"`` runs a barrier
+        C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, for vector output in float64,
+        the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first and
+        R-FISTA only when that does not certify. For C-ReLU, ``"working_set"`` runs a barrier
         interior-point method with Newton steps on a growing working set of blocks, Newton's
         method on the identified cone faces, and a KKT check of all other blocks
         (:mod:`cvxnn.native.working_set`; every native loss, scalar output or the columnwise
@@ -214,8 +216,8 @@ def solve_native(
     if formulation == "auto":
         formulation = "nuclear" if activation == "gated_relu" else "one_vs_all"
     penalty = "columnwise" if (formulation == "one_vs_all" and c > 1) else "nuclear"
-    if solver == "auto":
-        solver = "rfista" if activation == "gated_relu" else (
+    if solver == "auto" and activation != "gated_relu":  # C-GReLU: _run_gated decides
+        solver = (
             "working_set" if penalty == "columnwise" or c == 1 else "al")
     if solver == "working_set" and c > 1 and penalty != "columnwise":
         raise InvalidParameterError(
@@ -229,7 +231,7 @@ def solve_native(
         if activation == "gated_relu":
             sol_kw = _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, max_iter=max_iter,
                                 dtype=dt, callback=callback, verbose=verbose, memory_budget=memory_budget,
-                                penalty=penalty)
+                                penalty=penalty, solver=solver)
         else:
             sol_kw = _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
                                max_iter=max_iter, dtype=dt, callback=callback, verbose=verbose,

@@ -578,7 +578,7 @@ def polish_on_faces(
             if R.shape[0] == 0:
                 bases.append(np.eye(d))
                 continue
-            _, sv, Vt = np.linalg.svd(R, full_matrices=True)
+            _, sv, Vt = np.linalg.svd(R, full_matrices=R.shape[0] < d)  # Vt is d x d either way
             rank = int((sv > 1e-10 * max(float(sv[0]), np.finfo(float).tiny)).sum())
             bases.append(Vt[rank:].T)
         dims = np.array([b.shape[1] for b in bases])

@@ -48,7 +48,7 @@ from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
 from .ipm import barrier_bytes, barrier_objective, polish_on_faces, solve_restricted_barrier
-from .nnls import nnls_warm
+from .nnls import nnls_batched_pg, nnls_warm
 
 __all__ = ["KKTScan", "WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
 
@@ -69,6 +69,8 @@ MU0_ADD = 1e-3
 #: cancer, 3 gate seeds: 316 Newton steps instead of 420).
 PUSH_SEARCH = True
 PUSH_GRID = tuple(10.0 ** np.arange(-1.0, 4.01, 0.5))
+#: Projected-gradient iterations run on the undecided blocks of a KKT scan before exact NNLS.
+PG_ITERATIONS = 200
 #: Cap on working-set rounds.
 MAX_ROUNDS = 60
 #: Blocks in the first working set (from the KKT scan at zero or the warm start's support).
@@ -166,6 +168,7 @@ class KKTScan:
         self.bpat = (np.arange(nb) // self.c) % self.p
         self.rho_out = np.zeros((self.n, nb))
         self.counters = {"nnls": 0}
+        self.lipschitz = float(np.linalg.norm(Xa, 2)) ** 2
         self.directions: dict[int, np.ndarray] = {}
         self.gates = None
         self.lb_ok = np.zeros(nb, dtype=bool)
@@ -209,6 +212,15 @@ class KKTScan:
             order = np.argsort(-score)[: int(certain.sum())]
             return out[order], score[order]
         found = int(certain.sum())
+        if PG_ITERATIONS and undecided.any():
+            # a batched projected gradient decides the blocks that are optimal at zero by a margin
+            und = np.flatnonzero(undecided)
+            R, res = nnls_batched_pg(self.Xa, Sout[:, und], Cout[:, und], self.rho_out[:, out[und]],
+                                     lipschitz=self.lipschitz, iterations=PG_ITERATIONS, target=lam)
+            improved = res < ub[und]
+            self.rho_out[:, out[und[improved]]] = R[:, improved]
+            ub[und[improved]] = res[improved]
+            undecided = (ub > lam) & ~certain
         # largest upper bounds first; stop once enough violators are known (every block is
         # decided in the last round, where none violates)
         cand = np.flatnonzero(undecided)

@@ -47,3 +47,31 @@ def test_warm_start_on_a_moved_target_reaches_the_new_solution():
     x2, r2 = nnls_warm(A, c2, x1)
     x_ref, r_ref = nnls(A, c2, maxiter=50 * 401)
     assert r2 == pytest.approx(r_ref, rel=1e-9, abs=1e-12)
+
+
+def test_batched_projected_gradient_decides_by_residual():
+    """The batch never leaves the non-negative orthant, never reports a residual it did not
+    reach, never does worse than its start, and approaches the exact NNLS residual."""
+    from cvxnn.native.nnls import nnls_batched_pg
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 8))
+    S = np.where(X @ rng.standard_normal((8, 30)) > 0, 1.0, -1.0)
+    C = rng.standard_normal((8, 30))
+    R0 = np.zeros((200, 30))
+    start = np.linalg.norm(C, axis=0)
+    R, res = nnls_batched_pg(X, S, C, R0, lipschitz=np.linalg.norm(X, 2) ** 2, iterations=3000,
+                             min_progress=0.0)
+    assert np.all(R >= 0)
+    assert np.allclose(res, np.linalg.norm(X.T @ (S * R) - C, axis=0))
+    assert np.all(res <= start + 1e-12)
+    exact = np.array([nnls((S[:, k, None] * X).T, C[:, k], maxiter=50 * 201)[1] for k in range(30)])
+    assert np.all(res >= exact - 1e-9)
+    assert np.all(res <= exact + 0.1 * start)  # first order: close, not exact
+    assert np.median(res - exact) <= 1e-3 * np.median(start)
+    # with a target, decided problems stop early but keep a residual at or below it
+    target = float(np.median(exact)) * 1.5
+    R2, res2 = nnls_batched_pg(X, S, C, R0, lipschitz=np.linalg.norm(X, 2) ** 2, iterations=3000,
+                               target=target, min_progress=0.0)
+    assert np.all((res2 <= target) | (res2 >= exact - 1e-9))
+    assert np.sum(res2 <= target) >= np.sum(exact <= 0.5 * target)

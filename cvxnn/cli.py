@@ -649,7 +649,7 @@ def _report(est, X, y, args) -> dict:
         "n_features": int(X.shape[1]),
         "standardized": est.standardizer_ is not None,
         "n_patterns": int(est.patterns_.n_patterns),
-        "lam": float(est.lam),
+        "lam": float(est.lam_),  # the value used ("auto" resolved)
         "loss": sol.loss.name if sol.loss is not None else None,
         "backend": sol.backend,
         "solver": sol.solver,
@@ -1194,8 +1194,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="squared | huber | absolute (regression), logistic | squared | hinge "
                         "(classification); default squared / logistic")
     p.add_argument("--lam", type=float, default=None,
-                   help="regularisation strength (default: the estimator's, 0.1 for classification, "
-                        "1.0 for regression on standardized targets)")
+                   help="regularisation strength (default: the estimator's; gated: 'auto', 0.01 n for "
+                        "classification and 0.03 n for regression; relu: 0.1 for classification, 1.0 for "
+                        "regression on standardized targets)")
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")

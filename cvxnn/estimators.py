@@ -301,11 +301,12 @@ def solve_convex(
                  callback=callback if native else None, verbose=verbose, program=program)
 
 
-def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> ConvexSolution:
-    """Solve for an estimator; emit one warning (with the estimator's name) if not converged."""
+def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: float) -> ConvexSolution:
+    """Solve for an estimator at ``lam`` (resolved, numeric); emit one warning (with the
+    estimator's name) if not converged."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sol = solve_convex(X, y, patterns, activation=est._activation, loss=loss, lam=float(est.lam),
+        sol = solve_convex(X, y, patterns, activation=est._activation, loss=loss, lam=float(lam),
                            backend=est.backend, tol=float(est.tol), max_iter=int(est.max_iter),
                            verbose=est.verbose, warm_start=warm_start, callback=callback)
     for w in caught:
@@ -328,8 +329,53 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None) -> Convex
 # ------------------------------------------------------------------------------------------
 # Estimators
 # ------------------------------------------------------------------------------------------
+#: ``lam="auto"`` means ``fraction * n`` (``n`` the sum of the sample weights; ``fraction`` alone
+#: with a mean-reduced loss). The losses are sums over samples, so a fixed ``lam`` regularises
+#: less and less as ``n`` grows; a fraction of ``n`` is the same penalty per sample (``lam / n``
+#: on the mean loss). Fractions measured by benchmarks/bench_defaults.py (docs/estimators.md,
+#: "How the defaults were chosen").
+AUTO_LAM_FRACTION = {"classifier": 1e-2, "regressor": 3e-2}
+#: Defaults of the gated estimators (and their ``...CV``), measured the same way.
+GATED_DEFAULTS = {"lam": "auto", "n_gates": 100, "tol": 1e-4}
+
+
+def _sci(x: float) -> str:
+    """``1e-4`` rather than ``0.0001`` in docstrings."""
+    return f"{x:.0e}".replace("e-0", "e-")
+
+
+def _check_lam_param(lam) -> None:
+    """``lam`` is a number ``>= 0`` or the string ``"auto"``."""
+    if isinstance(lam, str):
+        if lam != "auto":
+            raise InvalidParameterError(f"lam must be a number >= 0 or 'auto', got {lam!r}.")
+        return
+    check_lam(lam, name="lam")
+
+
+def resolve_lam(lam, n_samples: float, *, kind: str, loss: Loss | None = None) -> float:
+    """The numeric ``lam`` of a fit: ``lam`` itself, or for ``"auto"``
+    ``AUTO_LAM_FRACTION[kind] * n_samples`` (``n_samples`` the sum of the sample weights; the
+    fraction alone when ``loss`` has ``reduction="mean"``).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``lam`` is neither a number ``>= 0`` nor ``"auto"``, or ``kind`` is unknown.
+    """
+    _check_lam_param(lam)
+    if not isinstance(lam, str):
+        return float(lam)
+    if kind not in AUTO_LAM_FRACTION:
+        raise InvalidParameterError(f"kind must be one of {sorted(AUTO_LAM_FRACTION)}, got {kind!r}.")
+    per_sample = AUTO_LAM_FRACTION[kind]
+    if loss is not None and getattr(loss, "reduction", "sum") == "mean":
+        return float(per_sample)
+    return float(per_sample * n_samples)
+
+
 def _check_params(est) -> None:
-    check_lam(est.lam, name="lam")
+    _check_lam_param(est.lam)
     check_positive_int(est.n_gates, "n_gates")
     check_positive_int(est.max_iter, "max_iter")
     if est.max_iter > MAX_ITER_LIMIT:
@@ -736,7 +782,7 @@ def _warn_scaling(est, X: np.ndarray) -> None:
 _PARAM_NAMES_FITTED = ("solution_", "patterns_", "network_", "objective_", "convex_objective_", "gap_",
                        "status_",
                        "n_active_neurons_", "n_iter_", "fit_time_", "n_features_in_",
-                       "feature_names_in_", "classes_", "standardizer_", "best_lam_", "path_")
+                       "feature_names_in_", "classes_", "standardizer_", "best_lam_", "path_", "lam_")
 
 
 class _ConvexNetworkBase(_Base):
@@ -745,6 +791,8 @@ class _ConvexNetworkBase(_Base):
     _activation = "relu"
     #: Regressors standardize the targets too (``standardize=True``).
     _scale_targets = False
+    #: Key of ``AUTO_LAM_FRACTION`` for ``lam="auto"``.
+    _lam_kind = "classifier"
 
     def __init__(
         self,
@@ -876,12 +924,11 @@ class _ConvexNetworkBase(_Base):
             _warn_collapse(self, patterns, Xs.shape[0])
         return std, Xs, patterns
 
-    def _solve(self, Xs, y_enc, loss, sample_weight, patterns, warm_start, callback):
-        """Solve (weighted when ``sample_weight`` is given); returns the solution on
+    def _solve(self, Xs, y_enc, loss, sample_weight, patterns, warm_start, callback, lam: float):
+        """Solve at ``lam`` (weighted when ``sample_weight`` is given); returns the solution on
         ``patterns``, its certified gap and the network threshold."""
-        lam = float(self.lam)
         if sample_weight is None:
-            sol = _call_solver(self, Xs, y_enc, patterns, loss, warm_start, callback)
+            sol = _call_solver(self, Xs, y_enc, patterns, loss, warm_start, callback, lam=lam)
             return sol, _certified_gap(sol, Xs, y_enc, lam, loss), _network_tol(sol, Xs, y_enc)
         w = sample_weight
         if loss.name == "squared" and type(loss).__name__ == "SquaredLoss":
@@ -898,7 +945,7 @@ class _ConvexNetworkBase(_Base):
             warm_w = None
             if warm_start is not None:
                 warm_w = dataclasses.replace(warm_start, patterns=pw)
-            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback)
+            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback, lam=lam)
             gap = _certified_gap(sol_w, Xw, yw, lam, loss)
             ntol = _network_tol(sol_w, Xw, yw)
             sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
@@ -906,7 +953,7 @@ class _ConvexNetworkBase(_Base):
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
-        sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback)
+        sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback, lam=lam)
         return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
 
     def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,
@@ -930,13 +977,16 @@ class _ConvexNetworkBase(_Base):
             or warm_start.n_outputs != (1 if y_enc.ndim == 1 else y_enc.shape[1])
         ):
             warm_start = None
+        lam = resolve_lam(self.lam, X.shape[0] if w is None else float(np.sum(w)), kind=self._lam_kind,
+                          loss=loss)
         t0 = time.perf_counter()
-        sol, gap, ntol = self._solve(Xs, y_enc, loss, w, patterns, warm_start, callback)
+        sol, gap, ntol = self._solve(Xs, y_enc, loss, w, patterns, warm_start, callback, lam)
         fit_time = time.perf_counter() - t0
-        net, objective = _network_and_objective(sol, Xs, y_enc, float(self.lam), loss, ntol)
+        net, objective = _network_and_objective(sol, Xs, y_enc, lam, loss, ntol)
         raw_net = std.network_to_raw(net) if std is not None else net
         fitted = dict(extra or {})
         fitted.update(
+            lam_=lam,
             solution_=sol,
             patterns_=patterns,
             network_=raw_net,
@@ -1097,7 +1147,7 @@ class _ConvexNetworkBase(_Base):
                             tol=float(self.tol), callback=monitor)
         state = dict(fitted_at[best["index"]])
         state["gap_"] = _certified_gap(engine_solutions[best["index"]], Xe, ye, records[best["index"]]["lam"], le)
-        state["best_lam_"] = records[best["index"]]["lam"]
+        state["best_lam_"] = state["lam_"] = records[best["index"]]["lam"]
         state["path_"] = {"lams": np.array([r["lam"] for r in records]),
                           "val_scores": np.array([r["val_score"] for r in records]),
                           "objectives": np.array([r["objective"] for r in records]),
@@ -1111,6 +1161,7 @@ class _ConvexNetworkBase(_Base):
 
 class _RegressorBase(_RegMixin, _ConvexNetworkBase):
     _scale_targets = True
+    _lam_kind = "regressor"
 
     def __init__(
         self,
@@ -1332,13 +1383,16 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
 _PARAMS_DOC = """
     Parameters
     ----------
-    lam : float, default={lam_default}
+    lam : float or "auto", default={lam_default!r}
         Regularisation strength ``lam >= 0`` of ``lam * sum_i ||theta_i||`` (equivalently,
         weight decay ``lam/2`` on the network), in the units of the standardized data
         (regressors standardize ``y`` too). Losses are summed over samples, so a good
-        ``lam`` grows with ``n``; cross-validate it (``GridSearchCV`` or
+        ``lam`` grows with ``n``: ``"auto"`` is ``{auto_fraction:g} * n`` (``n`` the sum of the
+        sample weights; ``{auto_fraction:g}`` with a mean-reduced loss), chosen by measurement
+        (docs/estimators.md, "How the defaults were chosen"); the value used is ``lam_``. For
+        the best accuracy cross-validate it (``{name}CV``, ``GridSearchCV`` or
         :func:`cross_validate_lam`).
-    n_gates : int, default=32
+    n_gates : int, default={n_gates_default}
         Gates ``g ~ N(0, I)`` sampled for the activation patterns (duplicates removed, so
         ``patterns_`` may hold fewer). Ignored when ``gates`` is given.
     gates : array of shape (d, p) or (d + 1, p), optional
@@ -1352,8 +1406,9 @@ _PARAMS_DOC = """
         {loss_doc}
     bias : bool, default=True
         Append a column of ones to ``X``; the bias is part of each neuron and is penalised.
-    tol : float, default=1e-6
-        Relative tolerance of the native solvers (duality gap / optimality residual).
+    tol : float, default={tol_default}
+        Relative tolerance of the native solvers (duality gap / optimality residual):
+        ``status_ == "optimal"`` certifies ``gap_ <= tol * |objective|``.
     max_iter : int, default=10000
         Iteration limit of the solver.
     random_state : None, int or numpy Generator, default=None
@@ -1373,6 +1428,8 @@ _PARAMS_DOC = """
 
     Attributes
     ----------
+    lam_ : float
+        The ``lam`` of the fit (``lam`` itself, or the value ``"auto"`` resolved to).
     network_ : {network_type}
         The fitted non-convex network (exact image of the convex solution).
     patterns_ : Patterns
@@ -1439,7 +1496,9 @@ class ConvexReLURegressor(_RegressorBase):
     the cone constraints ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` on sampled patterns ``D_i``;
     the solution is the global optimum over ReLU networks whose neurons use those patterns.
 """
-        + _PARAMS_DOC.format(lam_default=1.0, loss_default="squared", loss_doc=_REG_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default=1.0, auto_fraction=AUTO_LAM_FRACTION["regressor"],
+                             n_gates_default=32, tol_default="1e-6",
+                             name="ConvexReLURegressor", loss_default="squared", loss_doc=_REG_LOSS_DOC,
                              network_type="ReLUNetwork")
     )
     _activation = "relu"
@@ -1452,10 +1511,31 @@ class ConvexGatedReLURegressor(_RegressorBase):
     Solves the group lasso ``min L(sum_i D_i X u_i, y) + lam sum_i ||u_i||``; the fitted
     network uses the sampled gates ``g_i`` for its activations on new data.
 """
-        + _PARAMS_DOC.format(lam_default=1.0, loss_default="squared", loss_doc=_REG_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default="auto", auto_fraction=AUTO_LAM_FRACTION["regressor"],
+                             n_gates_default=GATED_DEFAULTS["n_gates"], tol_default=_sci(GATED_DEFAULTS["tol"]),
+                             name="ConvexGatedReLURegressor", loss_default="squared", loss_doc=_REG_LOSS_DOC,
                              network_type="GatedReLUNetwork")
     )
     _activation = "gated_relu"
+
+    def __init__(
+        self,
+        lam: float | str = "auto",
+        n_gates: int = 100,
+        gates=None,
+        backend: str = "native",
+        loss="squared",
+        bias: bool = True,
+        tol: float = 1e-4,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+    ) -> None:
+        super().__init__(lam=lam, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
+                         bias=bias, tol=tol, max_iter=max_iter, random_state=random_state,
+                         verbose=verbose, standardize=standardize, warm_start=warm_start)
 
 
 class ConvexReLUClassifier(_ClassifierBase):
@@ -1466,7 +1546,9 @@ class ConvexReLUClassifier(_ClassifierBase):
     targets: the one-vs-all program (columns of each block penalised separately,
     :mod:`cvxnn.vector`) on every backend, whose value is the objective of its network.
 """
-        + _PARAMS_DOC.format(lam_default=0.1, loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default=0.1, auto_fraction=AUTO_LAM_FRACTION["classifier"],
+                             n_gates_default=32, tol_default="1e-6",
+                             name="ConvexReLUClassifier", loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
                              network_type="ReLUNetwork")
         + _CLASS_WEIGHT_DOC
     )
@@ -1477,11 +1559,34 @@ class ConvexGatedReLUClassifier(_ClassifierBase):
     __doc__ = (
         """Two-layer gated ReLU network classifier (binary and multi-class), trained by C-GReLU.
 """
-        + _PARAMS_DOC.format(lam_default=0.1, loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
+        + _PARAMS_DOC.format(lam_default="auto", auto_fraction=AUTO_LAM_FRACTION["classifier"],
+                             n_gates_default=GATED_DEFAULTS["n_gates"], tol_default=_sci(GATED_DEFAULTS["tol"]),
+                             name="ConvexGatedReLUClassifier", loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
                              network_type="GatedReLUNetwork")
         + _CLASS_WEIGHT_DOC
     )
     _activation = "gated_relu"
+
+    def __init__(
+        self,
+        lam: float | str = "auto",
+        n_gates: int = 100,
+        gates=None,
+        backend: str = "native",
+        loss="logistic",
+        bias: bool = True,
+        tol: float = 1e-4,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+        class_weight=None,
+    ) -> None:
+        super().__init__(lam=lam, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
+                         bias=bias, tol=tol, max_iter=max_iter, random_state=random_state,
+                         verbose=verbose, standardize=standardize, warm_start=warm_start,
+                         class_weight=class_weight)
 
 
 ESTIMATORS = {cls.__name__: cls for cls in (ConvexReLURegressor, ConvexReLUClassifier,
@@ -1880,6 +1985,13 @@ class _ClassifierCVBase(_ClfMixin, _ConvexCVBase):
         return self._best().predict_log_proba(X)
 
 
+#: Default grid of the gated ``...CV`` estimators (benchmarks/bench_defaults.py): half-decade steps.
+GATED_CV_DEFAULTS = {"n_lams": 7, "lam_min_ratio": 1e-3}
+_GATED_CV_DOC = {"n_lams": GATED_CV_DEFAULTS["n_lams"], "lam_min_ratio": _sci(GATED_CV_DEFAULTS["lam_min_ratio"]),
+                 "grid_note": " (half-decade steps; chosen by measurement, docs/estimators.md)",
+                 "n_gates": GATED_DEFAULTS["n_gates"], "tol": _sci(GATED_DEFAULTS["tol"])}
+_RELU_CV_DOC = {"n_lams": 10, "lam_min_ratio": "1e-3", "grid_note": "", "n_gates": 32, "tol": "1e-6"}
+
 _CV_DOC = """
     Parameters
     ----------
@@ -1888,8 +2000,10 @@ _CV_DOC = """
         the exact ``lam_max`` of the (standardized) training data on this estimator's patterns
         (:func:`cvxnn.path.lam_max`) down to ``lam_min_ratio * lam_max``
         (:func:`cvxnn.path.lam_grid`).
-    n_lams : int, default=10
-    lam_min_ratio : float, default=1e-3
+    n_lams : int, default={n_lams}
+    lam_min_ratio : float, default={lam_min_ratio}
+        The default grid: ``n_lams`` values, geometric, from ``lam_max`` down to
+        ``lam_min_ratio * lam_max``{grid_note}.
     cv : int, scikit-learn splitter or iterable of (train, test), default=5
         Folds, as :func:`sklearn.model_selection.check_cv` (stratified for classifiers).
     scoring : None, str or callable, default=None
@@ -1900,7 +2014,8 @@ _CV_DOC = """
     refit : bool, default=True
         Refit the base estimator on all data at ``lam_`` (needed for ``predict``).
 
-    The remaining parameters are those of :class:`{base}` (its ``lam`` is chosen here).
+    The remaining parameters are those of :class:`{base}` (its ``lam`` is chosen here), with
+    the same defaults (``n_gates={n_gates}``, ``tol={tol}``).
 
     Attributes
     ----------
@@ -1929,23 +2044,76 @@ _CV_DOC = """
 
 class ConvexReLURegressorCV(_RegressorCVBase):
     __doc__ = ("""Two-layer ReLU regressor (C-ReLU) with ``lam`` chosen by cross-validation.
-""" + _CV_DOC.format(base="ConvexReLURegressor", score="R^2"))
+""" + _CV_DOC.format(base="ConvexReLURegressor", score="R^2", **_RELU_CV_DOC))
     _base_cls = ConvexReLURegressor
 
 
 class ConvexGatedReLURegressorCV(_RegressorCVBase):
     __doc__ = ("""Two-layer gated ReLU regressor (C-GReLU) with ``lam`` chosen by cross-validation.
-""" + _CV_DOC.format(base="ConvexGatedReLURegressor", score="R^2"))
+""" + _CV_DOC.format(base="ConvexGatedReLURegressor", score="R^2", **_GATED_CV_DOC))
     _base_cls = ConvexGatedReLURegressor
+
+    def __init__(
+        self,
+        lams=None,
+        n_lams: int = 7,
+        lam_min_ratio: float = 1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        refit: bool = True,
+        n_gates: int = 100,
+        gates=None,
+        backend: str = "native",
+        loss="squared",
+        bias: bool = True,
+        tol: float = 1e-4,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+    ) -> None:
+        super().__init__(lams=lams, n_lams=n_lams, lam_min_ratio=lam_min_ratio, cv=cv, scoring=scoring,
+                         n_jobs=n_jobs, refit=refit, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
+                         bias=bias, tol=tol, max_iter=max_iter, random_state=random_state, verbose=verbose,
+                         standardize=standardize, warm_start=warm_start)
 
 
 class ConvexReLUClassifierCV(_ClassifierCVBase):
     __doc__ = ("""Two-layer ReLU classifier (C-ReLU) with ``lam`` chosen by cross-validation.
-""" + _CV_DOC.format(base="ConvexReLUClassifier", score="accuracy"))
+""" + _CV_DOC.format(base="ConvexReLUClassifier", score="accuracy", **_RELU_CV_DOC))
     _base_cls = ConvexReLUClassifier
 
 
 class ConvexGatedReLUClassifierCV(_ClassifierCVBase):
     __doc__ = ("""Two-layer gated ReLU classifier (C-GReLU) with ``lam`` chosen by cross-validation.
-""" + _CV_DOC.format(base="ConvexGatedReLUClassifier", score="accuracy"))
+""" + _CV_DOC.format(base="ConvexGatedReLUClassifier", score="accuracy", **_GATED_CV_DOC))
     _base_cls = ConvexGatedReLUClassifier
+
+    def __init__(
+        self,
+        lams=None,
+        n_lams: int = 7,
+        lam_min_ratio: float = 1e-3,
+        cv=5,
+        scoring=None,
+        n_jobs=None,
+        refit: bool = True,
+        n_gates: int = 100,
+        gates=None,
+        backend: str = "native",
+        loss="logistic",
+        bias: bool = True,
+        tol: float = 1e-4,
+        max_iter: int = 10_000,
+        random_state=None,
+        verbose: bool | int = False,
+        standardize: bool = True,
+        warm_start: bool = False,
+        class_weight=None,
+    ) -> None:
+        super().__init__(lams=lams, n_lams=n_lams, lam_min_ratio=lam_min_ratio, cv=cv, scoring=scoring,
+                         n_jobs=n_jobs, refit=refit, n_gates=n_gates, gates=gates, backend=backend, loss=loss,
+                         bias=bias, tol=tol, max_iter=max_iter, random_state=random_state, verbose=verbose,
+                         standardize=standardize, warm_start=warm_start, class_weight=class_weight)

@@ -741,6 +741,7 @@ def _load_estimator(arc: _Archive, meta: dict):
     classes = arc.get("classes_", required=False)
     _check_estimator_parts(arc.path, cls, solution, network, values, names, classes)
     est.solution_ = solution
+    est.lam_ = None if solution.lam is None else float(solution.lam)  # the lam of the fit ("auto" resolved)
     est.patterns_ = solution.patterns
     est.network_ = network
     for key, value in values.items():

@@ -209,7 +209,7 @@ def test_prune_keeps_objective(files, capsys, tmp_path):
     Xs = est.standardizer_.transform(files["X"])
     ys = est.standardizer_.transform_y(files["y"])  # regressors: objectives on standardized y
     assert sol.n_active() <= files["X"].shape[0]
-    assert sol.objective(Xs, ys, est.lam) == pytest.approx(est.objective_, rel=1e-6)
+    assert sol.objective(Xs, ys, est.lam_) == pytest.approx(est.objective_, rel=1e-6)
     assert small.objective_ == pytest.approx(est.objective_, rel=1e-6)
     assert small.convex_objective_ == pytest.approx(est.convex_objective_, rel=1e-6)
     np.testing.assert_allclose(small.predict(files["X"]), est.predict(files["X"]), rtol=1e-6, atol=1e-8)

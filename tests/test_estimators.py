@@ -60,15 +60,15 @@ def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
     Xs = est.standardizer_.transform(X)
     ys = est.standardizer_.transform_y(y)
     net_s = est.solution_.to_network(tol=1e-7 if backend == "clarabel" else 0.0)
-    assert net_s.objective(Xs, ys, est.lam) == pytest.approx(est.objective_, rel=1e-6)
-    assert est.solution_.objective(Xs, ys, est.lam, "squared") == pytest.approx(est.convex_objective_, rel=1e-9)
+    assert net_s.objective(Xs, ys, est.lam_) == pytest.approx(est.objective_, rel=1e-6)
+    assert est.solution_.objective(Xs, ys, est.lam_, "squared") == pytest.approx(est.convex_objective_, rel=1e-9)
     assert est.convex_objective_ == pytest.approx(est.objective_, rel=1e-6)
     np.testing.assert_allclose(est.network_.predict(X), est.standardizer_.inverse_transform_y(net_s.predict(Xs)),
                                rtol=1e-9, atol=1e-9)
     # without standardization the raw network attains objective_ itself
     raw = cls(lam=0.5, n_gates=12, random_state=0, backend=backend, standardize=False).fit(X, y)
     assert raw.standardizer_ is None
-    assert raw.network_.objective(X, y, raw.lam) == pytest.approx(raw.objective_, rel=1e-6)
+    assert raw.network_.objective(X, y, raw.lam_) == pytest.approx(raw.objective_, rel=1e-6)
     expected_net = ReLUNetwork if cls is ConvexReLURegressor else GatedReLUNetwork
     assert isinstance(est.network_, expected_net)
     # the raw network adds one always-active neuron for the target mean (standardized y)
@@ -147,7 +147,7 @@ def test_binary_classifier_logistic(cls, blobs):
     s = np.where(y == "dog", 1.0, -1.0)
     Xs = est.standardizer_.transform(X)  # objective_ is on standardized data
     net_s = est.solution_.to_network(tol=1e-7)
-    assert net_s.objective(Xs, s, est.lam, "logistic") == pytest.approx(est.objective_, rel=1e-6)
+    assert net_s.objective(Xs, s, est.lam_, "logistic") == pytest.approx(est.objective_, rel=1e-6)
 
 
 def test_squared_loss_classifier_has_no_predict_proba(blobs):
@@ -158,7 +158,7 @@ def test_squared_loss_classifier_has_no_predict_proba(blobs):
     s = np.where(y == "dog", 1.0, -1.0)
     Xs = est.standardizer_.transform(X)
     net_s = est.solution_.to_network(tol=1e-7)
-    assert net_s.objective(Xs, s, est.lam, "squared") == pytest.approx(est.objective_, rel=1e-6)
+    assert net_s.objective(Xs, s, est.lam_, "squared") == pytest.approx(est.objective_, rel=1e-6)
 
 
 @pytest.mark.parametrize("cls", CLASSIFIERS)
@@ -175,7 +175,7 @@ def test_multiclass_vector_output(cls, loss, blobs):
     name = "cross_entropy" if loss == "logistic" else "squared"
     assert est.solution_.loss.name == name
     Xs = est.standardizer_.transform(X)
-    assert est.solution_.objective(Xs, Y, est.lam, name) == pytest.approx(est.objective_, rel=1e-6)
+    assert est.solution_.objective(Xs, Y, est.lam_, name) == pytest.approx(est.objective_, rel=1e-6)
     if loss == "logistic":
         np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0)
 
@@ -396,8 +396,8 @@ def test_multiclass_relu_classifier_reports_its_networks_objective(iris):
     assert sol.formulation == "one_vs_all"  # the native default program
     Xs, Y = est.standardizer_.transform(X), np.eye(3)[y]
     net_s = sol.to_network()
-    assert est.objective_ == pytest.approx(net_s.objective(Xs, Y, est.lam, "cross_entropy"), rel=1e-12)
-    assert sol.objective(Xs, Y, est.lam, "cross_entropy") == pytest.approx(est.convex_objective_, rel=1e-10)
+    assert est.objective_ == pytest.approx(net_s.objective(Xs, Y, est.lam_, "cross_entropy"), rel=1e-12)
+    assert sol.objective(Xs, Y, est.lam_, "cross_entropy") == pytest.approx(est.convex_objective_, rel=1e-10)
     # one-vs-all is exact for its network: the network is never worse than the program's value
     assert est.objective_ <= est.convex_objective_ * (1 + 1e-9)
     np.testing.assert_allclose(est.network_.predict(X), net_s.predict(Xs), atol=1e-9)
@@ -445,5 +445,5 @@ def test_default_regressor_on_raw_diabetes():
     # objectives are those of the program on standardized X and y
     net_s = est.solution_.to_network()
     assert est.objective_ == pytest.approx(
-        net_s.objective(std.transform(Xtr), std.transform_y(ytr), est.lam), rel=1e-12)
+        net_s.objective(std.transform(Xtr), std.transform_y(ytr), est.lam_), rel=1e-12)
     np.testing.assert_allclose(pred, std.inverse_transform_y(net_s.predict(std.transform(Xte))), rtol=1e-9)

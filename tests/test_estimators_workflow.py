@@ -222,7 +222,7 @@ def test_fit_path_validation_early_stopping_and_callback(teacher):
     k = int(np.argmax(est.path_["val_scores"]))
     assert est.best_lam_ == est.path_["lams"][k]
     assert est.score(Xv, yv) == pytest.approx(est.path_["val_scores"][k])
-    assert est.lam == 1.0  # the parameter (the default) is not changed
+    assert est.lam == "auto"  # the parameter (the default) is not changed
     # patience: the path stops after `patience` values without improvement
     stopped = ConvexGatedReLURegressor(n_gates=10, random_state=0, backend="clarabel")
     stopped.fit_path(X, y, lams=[100.0, 50.0, 20.0, 10.0], validation_fraction=0.25, patience=1)

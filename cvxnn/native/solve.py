@@ -275,6 +275,13 @@ def solve_native(
     return sol
 
 
+#: Tolerance below which the augmented Lagrangian hands its point to the working set's Newton
+#: finish (C-ReLU with a Hessian: scalar output or the one-vs-all program).
+AL_HANDOFF_TOL = 1e-4
+#: ... or after this many iterations, whichever comes first (the finish needs the support, not
+#: an accurate point; the augmented Lagrangian continues if the finish fails).
+AL_HANDOFF_ITERS = 2000
+
 _SOLVERS = {"gated_relu": ("auto", "rfista"), "relu": ("auto", "working_set", "al")}
 _FORMULATIONS = ("auto", "nuclear", "one_vs_all")
 
@@ -482,18 +489,39 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     else:
         T0 = np.zeros((d, 2 * p, c), dtype=dtype)
     # float32 runs the augmented Lagrangian to a loose tolerance (its precision limit), then
-    # polishes in float64 from the float32 iterate and multipliers
+    # polishes in float64 from the float32 iterate and multipliers. Below AL_HANDOFF_TOL the
+    # AL hands its support to the working set's Newton finish (first-order convergence to 1e-8
+    # took 50000 iterations and did not get there on wine), where that applies and the working
+    # set did not just fail for its size.
     loose = dtype != np.float64
-    tol_run = max(tol, _F32_AL_TOL) if loose else tol
-    feas_run = max(feas_tol, _F32_AL_TOL) if loose else feas_tol
+    handoff = (tol < AL_HANDOFF_TOL and loose is False and loss_obj.has_hessian and (c == 1 or penalty == "columnwise")
+               and fallback not in ("memory", "working_set_too_large"))
+    floor = max(_F32_AL_TOL if loose else 0.0, AL_HANDOFF_TOL if handoff else 0.0)
+    tol_run, feas_run = max(tol, floor), max(feas_tol, floor)
     res = solve_relu(Xa, patterns.mask, kernel, lam, T0,
                      gamma0 if gamma0 is not None else _zeros_checked(n, p, c, d, dtype, memory_budget),
-                     tol=tol_run, feas_tol=feas_run, max_iter=max_iter, delta0=delta0, eta0=eta0, callback=callback,
+                     tol=tol_run, feas_tol=feas_run, max_iter=min(max_iter, AL_HANDOFF_ITERS) if handoff else max_iter,
+                     delta0=delta0, eta0=eta0, callback=callback,
                      log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
     iterations = res.iterations
-    if loose and (tol_run > tol or feas_run > feas_tol or not res.converged) and not res.stopped_by_callback \
-            and iterations < max_iter:
-        logger.info("float32 augmented Lagrangian not certified; polishing in float64")
+    if handoff and not res.stopped_by_callback and iterations < max_iter:
+        T_al = res.T.astype(np.float64)
+        kw_ws, ws_fin = _run_working_set(
+            Xa64, patterns, loss_obj, y2, lam, SimpleNamespace(V=T_al[:, :p], W=T_al[:, p:]), tol=tol,
+            feas_tol=feas_tol, max_iter=max(1, max_iter - iterations), callback=callback,
+            memory_budget=memory_budget)
+        if ws_fin.converged:
+            kw_ws["solver"] = "al"
+            kw_ws["iterations"] = iterations + ws_fin.iterations
+            kw_ws["extra"].update(finish="working_set", al_iterations=iterations,
+                                  finish_iterations=ws_fin.iterations, outer_iterations=res.outer_iterations)
+            if fallback is not None:
+                kw_ws["extra"]["fallback"] = fallback
+            return kw_ws
+        logger.info("the Newton finish stopped (%s); the augmented Lagrangian continues", ws_fin.reason)
+    if (loose or handoff) and (tol_run > tol or feas_run > feas_tol or not res.converged) \
+            and not res.stopped_by_callback and iterations < max_iter:
+        logger.info("augmented Lagrangian not certified at tol; continuing in float64")
         res = solve_relu(Xa64, patterns.mask, make_kernel(loss_obj, y2, np.float64), lam,
                          res.T.astype(np.float64), res.gamma.astype(np.float64), tol=tol, feas_tol=feas_tol,
                          max_iter=max_iter - iterations, delta0=res.delta, eta0=res.eta, callback=callback,

@@ -563,6 +563,11 @@ def solve_relu_working_set(
             g = direction(int(bpat[b]))
             xg = float(np.abs(Xa @ g).max(initial=1.0))
             U0[:, pos] += (EPS0 * zscale / max(xg, np.finfo(float).tiny)) * g
+            # a warm start may violate its cone (an augmented-Lagrangian point): move it inside
+            sg = S[:, bpat[b]] * (Xa @ g)
+            su = S[:, bpat[b]] * (Xa @ U0[:, pos])
+            if su.min(initial=1.0) <= 0.0:
+                U0[:, pos] += (float(np.max((EPS0 * zscale - su) / sg)) if sg.min() > 0 else 0.0) * g
         obj_scale = max(abs(kernel.value(Z)), lam * float(np.linalg.norm(U_full, axis=0).sum()), 1e-300)
         gap_target = INNER_FRACTION * gap_scale * tol * obj_scale
         barrier_target = max(gap_target, BARRIER_REL * max(gap_scale, barrier_floor) * obj_scale)

@@ -125,3 +125,19 @@ def test_al_float32(reg):
     assert sol.max_violation <= 1e-2 and sol.extra["rel_gap"] <= 1e-2
     ref = build_program(X, y, activation="relu", lam=2.0, patterns=pats).solve()
     assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_al_reaches_1e8_through_the_newton_finish(reg, loss):
+    """Below AL_HANDOFF_TOL the AL hands its support to the working set's Newton finish: the
+    result is certified at 1e-8 and agrees with Clarabel's optimum."""
+    X, y, pats = reg
+    yy = np.where(y > np.median(y), 1.0, -1.0) if loss == "logistic" else y
+    ref = build_program(X, yy, activation="relu", lam=1.0, patterns=pats, loss=loss).solve()
+    sol = solve_native(X, yy, pats, activation="relu", solver="al", lam=1.0, loss=loss, tol=1e-8,
+                       feas_tol=1e-8, max_iter=20000)
+    assert sol.status == "optimal" and sol.solver == "al"
+    assert sol.extra["finish"] == "working_set" and sol.extra["al_iterations"] <= 2000
+    assert sol.rel_gap <= 1e-8 and sol.max_violation <= 1e-8
+    assert sol.objective_value <= ref.objective_value * (1 + 1e-7)
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * ref.objective_value

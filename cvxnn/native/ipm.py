@@ -571,9 +571,15 @@ def polish_on_faces(
     else:
         tight = slack <= np.sqrt(max(mu, 0.0))
     newton = 0
+    # blocks fixed at zero (their face collapsed); with a rank-deficient design even the face
+    # of every row keeps the null space of X, so "all rows tight" does not zero a block by itself
+    zeroed = np.zeros(k, dtype=bool)
     for _attempt in range(MAX_FACE_CHANGES):
         bases = []
         for j in range(k):
+            if zeroed[j]:
+                bases.append(np.zeros((d, 0)))
+                continue
             R = S[tight[:, j], pat[j], None] * Xa[tight[:, j]]
             if R.shape[0] == 0:
                 bases.append(np.eye(d))
@@ -609,7 +615,16 @@ def polish_on_faces(
             if np.any(nr[live] <= 1e-9 * max(float(nr.max(initial=0.0)), np.finfo(float).tiny)):
                 ok = False  # a block collapses to zero: not a smooth point of this face
                 break
-            Z = (AN * w) @ Eo
+            # a block whose face leaves it no effect on the prediction (every row of its pattern
+            # tight) only adds penalty: it is zero at the optimum of this face
+            AW = AN * w
+            pred = np.array([np.linalg.norm(AW[:, offs[j]:offs[j + 1]].sum(axis=1)) for j in range(k)])
+            idle = live & (pred <= 1e-10 * max(float(pred.max(initial=0.0)), np.finfo(float).tiny))
+            if idle.any():
+                nr = np.where(idle, 0.0, nr)
+                ok = False
+                break
+            Z = AW @ Eo
             g = kernel.grad(Z)
             grad = np.einsum("nm,nm->m", AN, g[:, outs[blk]]) + lam * w / np.maximum(nr[blk], np.finfo(float).tiny)
             D, V = kernel.hessian_parts(Z)
@@ -637,6 +652,7 @@ def polish_on_faces(
                     break
                 alpha *= 0.5
             if not accepted:
+                logger.debug("face Newton: no descent along the Newton step (dec=%.3e, F=%.12g)", dec, F)
                 break
             w = w + alpha * step
             F, nr = F_t, nr_t
@@ -647,11 +663,14 @@ def polish_on_faces(
             w_nr = nr / max(float(nr.max(initial=0.0)), np.finfo(float).tiny)
             gone = live & (w_nr <= 1e-6)
             if not gone.any():
+                logger.debug("face Newton: a block shrinks without collapsing (attempt %d)", _attempt)
                 return FacePolishResult(U=U, newton=newton, converged=False)
+            logger.debug("face Newton: %d blocks collapse to zero (attempt %d)", int(gone.sum()), _attempt)
             U = np.column_stack([bases[j] @ w[offs[j]:offs[j + 1]] if dims[j] else np.zeros(d)
                                  for j in range(k)])
             U[:, gone] = 0.0
             tight[:, gone] = True
+            zeroed |= gone
             continue
         U_new = np.column_stack([bases[j] @ w[offs[j]:offs[j + 1]] if dims[j] else np.zeros(d)
                                  for j in range(k)])
@@ -659,6 +678,7 @@ def polish_on_faces(
         scale = np.abs(Xa @ U_new).max(axis=0, initial=0.0)
         bad = slack_new < -1e-12 * np.maximum(scale, np.finfo(float).tiny)
         if bad.any():
+            logger.debug("face Newton: %d rows violated, joining their faces (attempt %d)", int(bad.sum()), _attempt)
             tight |= bad
             continue
         # face multipliers: Xt_T^T rho = c_j + lam u_j / ||u_j||; a negative one means the
@@ -681,5 +701,6 @@ def polish_on_faces(
                 dropped = True
         if not dropped:
             return FacePolishResult(U=U_new, newton=newton, converged=True)
+        logger.debug("face Newton: rows with negative multipliers leave their faces (attempt %d)", _attempt)
         U = U_new
     return FacePolishResult(U=U, newton=newton, converged=False)

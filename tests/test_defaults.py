@@ -44,14 +44,18 @@ def test_documented_gated_defaults():
         assert "n_lams : int, default=7" in cls.__doc__
 
 
-def test_relu_defaults_unchanged():
-    assert {k: ConvexReLUClassifier().get_params()[k] for k in ("lam", "n_gates", "tol")} == \
-        {"lam": 0.1, "n_gates": 32, "tol": 1e-6}
+def test_relu_defaults():
+    from cvxnn.estimators import RELU_CLASSIFIER_DEFAULTS
+
+    assert RELU_CLASSIFIER_DEFAULTS == {"lam": "auto", "n_gates": 100, "tol": 1e-6}
+    assert {k: ConvexReLUClassifier().get_params()[k] for k in ("lam", "n_gates", "tol")} == RELU_CLASSIFIER_DEFAULTS
     assert {k: ConvexReLURegressor().get_params()[k] for k in ("lam", "n_gates", "tol")} == \
         {"lam": 1.0, "n_gates": 32, "tol": 1e-6}
-    for cls in (ConvexReLUClassifierCV, ConvexReLURegressorCV):
-        params = cls().get_params()
-        assert (params["n_lams"], params["lam_min_ratio"], params["n_gates"], params["tol"]) == (10, 1e-3, 32, 1e-6)
+    params = ConvexReLUClassifierCV().get_params()
+    assert (params["n_lams"], params["lam_min_ratio"], params["n_gates"], params["tol"]) == (10, 1e-3, 100, 1e-6)
+    assert "n_gates=100" in ConvexReLUClassifierCV.__doc__
+    params = ConvexReLURegressorCV().get_params()
+    assert (params["n_lams"], params["lam_min_ratio"], params["n_gates"], params["tol"]) == (10, 1e-3, 32, 1e-6)
 
 
 def test_defaults_table_in_docs_matches():

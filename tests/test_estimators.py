@@ -311,12 +311,14 @@ def _check_estimator(estimator_checks, est):
 
 @pytest.mark.parametrize("cls", REGRESSORS + CLASSIFIERS)
 def test_check_estimator(cls):
-    """scikit-learn's estimator checks (small n_gates so they run fast)."""
+    """scikit-learn's estimator checks (small n_gates so they run fast; with 6 gates the ReLU
+    classifier needs the former lam=0.1 to clear the checks' 0.83 training-accuracy bar)."""
     estimator_checks = pytest.importorskip("sklearn.utils.estimator_checks")
+    extra = {"lam": 0.1} if cls is ConvexReLUClassifier else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", estimator_checks.SkipTestWarning)
-        _check_estimator(estimator_checks, cls(n_gates=6, random_state=0, backend="clarabel"))
+        _check_estimator(estimator_checks, cls(n_gates=6, random_state=0, backend="clarabel", **extra))
 
 
 def test_check_estimator_native_default_backend():

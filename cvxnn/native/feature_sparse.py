@@ -44,7 +44,7 @@ from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
 from ._losses import SmoothKernel, make_kernel
 from .certificates import GapCertificate
-from .fista import FistaStep, initial_step, rfista
+from .fista import FistaStep, SmoothPlusNorm, initial_step, rfista
 
 __all__ = ["FeatureSparseProblem", "feature_sparse_certificate", "solve_feature_sparse_native"]
 
@@ -62,7 +62,7 @@ class _ProxWithValue:
         return X[:, :, None], self.penalty.value(X)
 
 
-class FeatureSparseProblem:
+class FeatureSparseProblem(SmoothPlusNorm):
     """C-GReLU with a :class:`~cvxnn.feature_penalties.GroupSparsePenalty` as a composite
     problem for :func:`~cvxnn.native.fista.rfista` (scalar output; iterates ``(d_a, p, 1)``).
 
@@ -83,28 +83,9 @@ class FeatureSparseProblem:
         self.norm = penalty
         self.penalty = _ProxWithValue(penalty)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.op.forward(x)
-
-    def adjoint(self, gimg: np.ndarray) -> np.ndarray:
-        return self.op.adjoint(gimg)
-
-    def smooth_grad(self, img: np.ndarray) -> np.ndarray:
-        return self.kernel.grad(img)
-
-    def bregman(self, img_new: np.ndarray, img_y: np.ndarray, gimg_y: np.ndarray) -> float:
-        return self.kernel.bregman(img_new, img_y, gimg_y)
-
-    def primal(self, img: np.ndarray, penalty: float) -> float:
-        """``h(z) + lam * R(U)``."""
-        return self.kernel.value(img) + self.lam * penalty
-
-    def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
-        """``-h*(s theta)`` with the best ``s`` in ``[0, lam / R*(grad)]`` (``grad = A^T theta``)."""
-        dn = self.norm.dual_norm_value(grad)
-        s_max = np.inf if dn == 0.0 else self.lam / dn
-        s = self.kernel.best_dual_scale(theta, s_max)
-        return self.kernel.dual_value(s * theta)
+    def dual_norm(self, grad: np.ndarray) -> float:
+        """``R^*(A^T theta)`` of the feature-sparse penalty."""
+        return self.norm.dual_norm_value(grad)
 
 
 def feature_sparse_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.ndarray,

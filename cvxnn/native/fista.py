@@ -219,8 +219,48 @@ def rfista(
                         backtracks=total_bt, restarts=restarts)
 
 
+# ---------------------------------------------------------------------- composite problems
+class SmoothPlusNorm:
+    """``h(A x) + lam * R(x)`` for R-FISTA: the loss terms shared by the native problems.
+
+    A subclass sets ``kernel`` (a :class:`~cvxnn.native._losses.SmoothKernel`), ``lam`` and
+    ``op`` (``forward`` / ``adjoint``), and implements :meth:`dual_norm` (``R^*`` of a gradient
+    ``A^T theta``). The dual value rescales ``theta`` into the dual-feasible set
+    ``{s theta : 0 <= s <= lam / R^*(A^T theta)}`` and lets the loss pick the best ``s``
+    (:meth:`~cvxnn.losses.Loss.best_dual_scale`).
+    """
+
+    kernel: SmoothKernel
+    lam: float
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.op.forward(x)
+
+    def adjoint(self, gimg: np.ndarray) -> np.ndarray:
+        return self.op.adjoint(gimg)
+
+    def smooth_grad(self, img: np.ndarray) -> np.ndarray:
+        return self.kernel.grad(img)
+
+    def bregman(self, img_new: np.ndarray, img_y: np.ndarray, gimg_y: np.ndarray) -> float:
+        return self.kernel.bregman(img_new, img_y, gimg_y)
+
+    def primal(self, img: np.ndarray, penalty: float) -> float:
+        """``h(z) + lam * penalty``."""
+        return self.kernel.value(img) + self.lam * penalty
+
+    def dual_norm(self, grad: np.ndarray) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
+        """Dual value of the best rescaled point ``s theta`` (``grad = A^T theta``)."""
+        dn = float(self.dual_norm(grad))
+        s_max = np.inf if dn == 0.0 else self.lam / dn
+        return self.kernel.dual_value(self.kernel.best_dual_scale(theta, s_max) * theta)
+
+
 # ---------------------------------------------------------------------- C-GReLU
-class GatedProblem:
+class GatedProblem(SmoothPlusNorm):
     """C-GReLU as a composite problem: ``h(A U) + lam * sum_i ||U_i||`` with ``A`` the
     implicit design and ``h`` the smooth loss (docs/math.md, "The convex programs", [MSP22]).
 
@@ -233,29 +273,9 @@ class GatedProblem:
         self.kernel = kernel
         self.lam = float(lam)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return self.op.forward(x)
-
-    def adjoint(self, gimg: np.ndarray) -> np.ndarray:
-        return self.op.adjoint(gimg)
-
-    def smooth_grad(self, img: np.ndarray) -> np.ndarray:
-        return self.kernel.grad(img)
-
-    def bregman(self, img_new, img_y, gimg_y) -> float:
-        return self.kernel.bregman(img_new, img_y, gimg_y)
-
-    def primal(self, img: np.ndarray, penalty: float) -> float:
-        """``h(z) + lam * penalty``."""
-        return self.kernel.value(img) + self.lam * penalty
-
-    def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
-        """Dual value of the rescaled point ``s theta``; every ``0 <= s <= lam / max_i ||A_i^T theta||_*``
-        is dual feasible; the loss picks the best one (:meth:`~cvxnn.losses.Loss.best_dual_scale`)."""
-        dn = float(self.penalty.dual_norms(grad).max(initial=0.0))
-        s_max = np.inf if dn == 0.0 else self.lam / dn
-        s = self.kernel.best_dual_scale(theta, s_max)
-        return self.kernel.dual_value(s * theta)
+    def dual_norm(self, grad: np.ndarray) -> float:
+        """``max_i ||A_i^T theta||_*`` (the blockwise dual norm)."""
+        return float(self.penalty.dual_norms(grad).max(initial=0.0))
 
 
 @dataclass

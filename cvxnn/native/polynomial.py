@@ -38,7 +38,7 @@ from ..losses import Loss, get_loss
 from ..polynomial import PolynomialNetwork, PolynomialSolution, check_coefficients, quadratic_solution
 from ._losses import SmoothKernel, make_kernel
 from .certificates import GapCertificate
-from .fista import FistaStep, rfista
+from .fista import FistaStep, SmoothPlusNorm, rfista
 
 __all__ = [
     "QuadraticProblem",
@@ -81,7 +81,7 @@ class SymmetricNuclear:
         return float(max(abs(e[0]), abs(e[-1])))
 
 
-class QuadraticProblem:
+class QuadraticProblem(SmoothPlusNorm):
     """The quadratic-activation program as a composite problem for
     :func:`~cvxnn.native.fista.rfista`: ``h(A Z) + lam ||Z||_*`` with ``A Z = diag(X Z X^T)``
     (an ``(n, 1)`` image) and ``h = L(., y)``.
@@ -108,21 +108,9 @@ class QuadraticProblem:
         """``X^T diag(g) X`` (symmetric ``d x d``)."""
         return _sym(self.X.T @ (g[:, :1] * self.X))
 
-    def smooth_grad(self, img: np.ndarray) -> np.ndarray:
-        return self.kernel.grad(img)
-
-    def bregman(self, img_new: np.ndarray, img_y: np.ndarray, gimg_y: np.ndarray) -> float:
-        return self.kernel.bregman(img_new, img_y, gimg_y)
-
-    def primal(self, img: np.ndarray, penalty: float) -> float:
-        """``h(A Z) + lam ||Z||_*``."""
-        return self.kernel.value(img) + self.lam * penalty
-
-    def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
-        """Dual value of ``s theta`` with ``0 <= s <= lam / ||A^T theta||_2`` chosen by the loss."""
-        dn = self.penalty.dual_norm(grad)
-        s_max = np.inf if dn == 0.0 else self.lam / dn
-        return self.kernel.dual_value(self.kernel.best_dual_scale(theta, s_max) * theta)
+    def dual_norm(self, grad: np.ndarray) -> float:
+        """``||A^T theta||_2`` (the spectral norm, dual of the nuclear norm)."""
+        return self.penalty.dual_norm(grad)
 
     def operator_norm_sq(self, n_iter: int = 20) -> float:
         """``||A||^2 = lambda_max((X X^T) o (X X^T))`` by power iteration on ``A A^T``."""

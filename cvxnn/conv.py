@@ -62,7 +62,7 @@ from .native._losses import SmoothKernel, make_kernel
 from .native.certificates import GapCertificate, gated_certificate
 from .native.prox import BlockPenalty
 from .networks import GatedReLUNetwork, ReLUNetwork
-from .operators import ImplicitDesign
+from .operators import ImplicitDesign, power_iteration_norm_sq
 from .patterns import Patterns, sample_patterns
 from .penalties import Columnwise, GroupL2, Nuclear, get_penalty
 from .program import ConvexProgram
@@ -936,17 +936,7 @@ class PooledDesign:
     def spectral_norm_sq(self, n_iter: int = 6, seed: int = 0) -> float:
         """Estimate ``||Pool A||_2^2`` by power iteration on ``A^T Pool^T Pool A`` (a slight
         underestimate; the line search of R-FISTA corrects the step)."""
-        rng = np.random.default_rng(seed)
-        v = rng.standard_normal((self.d, self.p, self.c)).astype(self.dtype)
-        v /= np.linalg.norm(v)
-        est = 0.0
-        for _ in range(n_iter):
-            w = self.adjoint(self.forward(v))
-            nrm = float(np.linalg.norm(w))
-            if not np.isfinite(nrm) or nrm == 0.0:
-                return est
-            est, v = nrm, w / nrm
-        return est
+        return power_iteration_norm_sq(self, n_iter=n_iter, seed=seed)
 
 
 def _penalty_kind(model, c: int) -> str:

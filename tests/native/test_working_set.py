@@ -179,3 +179,31 @@ def test_conic_fallback_when_face_newton_fails(monkeypatch):
     assert sol.converged and sol.max_cone_violation(X) <= 1e-9
     assert calls, "the conic fallback was not used"
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+@pytest.mark.parametrize("n_gates", [8, 32])
+def test_rank_deficient_design_certifies_by_face_newton(monkeypatch, n_gates):
+    """Digits' constant pixels make X rank deficient: even the face of every row of a cone keeps
+    X's null space. Newton on the faces must still fix collapsed blocks at zero and certify the
+    one-vs-all program by itself (it used to loop on the same collapsed blocks and leave the
+    finish to the Clarabel fallback)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_digits(return_X_y=True)
+    keep = y < 3
+    X, y = X[keep][:150], y[keep][:150]
+    X = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+    assert np.linalg.matrix_rank(X) < X.shape[1]
+    Y = np.eye(3)[y]
+    calls = []
+    real = ws_mod._restricted_conic
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ws_mod, "_restricted_conic", counting)
+    pats = sample_patterns(X, n_gates, seed=0, bias=True)
+    sol = solve_native(X, Y, pats, activation="relu", loss="cross_entropy", lam=1.5, tol=1e-6, feas_tol=1e-8,
+                       solver="working_set")
+    assert sol.status == "optimal" and sol.rel_gap <= 1e-6 and sol.max_violation <= 1e-8
+    assert not calls, "the face Newton needed the conic fallback"

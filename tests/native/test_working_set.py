@@ -207,3 +207,29 @@ def test_rank_deficient_design_certifies_by_face_newton(monkeypatch, n_gates):
                        solver="working_set")
     assert sol.status == "optimal" and sol.rel_gap <= 1e-6 and sol.max_violation <= 1e-8
     assert not calls, "the face Newton needed the conic fallback"
+
+
+def test_large_restricted_programs_tighten_the_barrier_instead_of_clarabel(monkeypatch):
+    """Above CONIC_MAX_ROWS cone rows the conic fallback is skipped: the barrier goes deeper, and
+    when Newton on the faces keeps failing the solve still ends certified (through the
+    augmented Lagrangian's fallback if need be), never through Clarabel."""
+    X, y, pats = _problem(10, n=120, d=4, p=20)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    ref = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0)
+    assert ref.converged
+
+    def no_polish(Xa, M, S, kernel, lam, cols, outs, U, mu, **kw):
+        from cvxnn.native.ipm import FacePolishResult
+
+        return FacePolishResult(U=U, newton=0, converged=False)
+
+    def no_conic(*args, **kw):  # pragma: no cover - failing this test is the point
+        raise AssertionError("the conic fallback ran above CONIC_MAX_ROWS")
+
+    monkeypatch.setattr(ws_mod, "polish_on_faces", no_polish)
+    monkeypatch.setattr(ws_mod, "_restricted_conic", no_conic)
+    monkeypatch.setattr(ws_mod, "CONIC_MAX_ROWS", 0)
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0, solver="working_set")
+    assert sol.status == "optimal" and sol.rel_gap <= 1e-6
+    assert sol.max_cone_violation(X) <= sol.extra["feas_tol"]
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)

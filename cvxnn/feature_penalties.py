@@ -231,7 +231,8 @@ class GroupSparsePenalty(Penalty):
     def network_penalty(self, network) -> float:
         """The penalty (without ``lam``) of an ordinary network that the convex program
         corresponds to (see the subclasses and docs/feature-sparsity.md, "Exactness")."""
-        raise NotImplementedError  # pragma: no cover
+        raise NotImplementedError(  # pragma: no cover - abstract
+            f"{type(self).__name__} must define network_penalty(network)")
 
     @staticmethod
     def _first_layer(network) -> tuple[np.ndarray, np.ndarray]:

@@ -250,7 +250,8 @@ class SmoothPlusNorm:
         return self.kernel.value(img) + self.lam * penalty
 
     def dual_norm(self, grad: np.ndarray) -> float:  # pragma: no cover - abstract
-        raise NotImplementedError
+        """``R^*(A^T theta)``: every subclass defines it for its penalty."""
+        raise NotImplementedError(f"{type(self).__name__} must define dual_norm(grad)")
 
     def dual(self, theta: np.ndarray, grad: np.ndarray) -> float:
         """Dual value of the best rescaled point ``s theta`` (``grad = A^T theta``)."""

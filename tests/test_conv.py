@@ -13,14 +13,17 @@ from cvxnn.conv import (
     ConvNetwork,
     ConvSolution,
     PatchGeometry,
+    PooledDesign,
     build_conv_program,
     extract_patches,
     network_to_conv,
     pool,
+    pooled_blocks,
     unpool,
 )
-from cvxnn.errors import InvalidParameterError, PatternMismatchError, ShapeError
+from cvxnn.errors import InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
 from cvxnn.native.conv import conv_certificate, conv_report, solve_conv_native
+from cvxnn.operators import ImplicitDesign
 from cvxnn.patterns import enumerate_patterns, sample_patterns
 from cvxnn.vector import one_hot
 
@@ -270,3 +273,90 @@ def test_native_reports_an_unfinished_solve():
         sol.raise_for_status()
     with pytest.raises(InvalidParameterError):
         solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, loss="absolute", lam=0.1, n_gates=4, seed=0)
+
+
+# ----------------------------------------------------------------------------- pooled design, Newton
+@pytest.mark.parametrize("pooling", ["sum", "average"])
+@pytest.mark.parametrize("c", [1, 3])
+def test_dense_pooled_design_is_the_matrix_free_operator(pooling, c):
+    rng = np.random.default_rng(c)
+    X = rng.standard_normal((9, 25))
+    Z = extract_patches(X, (5, 5), 3, 1)
+    pats = sample_patterns(Z, 7, seed=0, bias=True)
+    Za = pats.design(Z)
+    op = PooledDesign(ImplicitDesign(Za, pats.mask, n_outputs=c), 9, pooling)
+    dense = op.dense()
+    U = rng.standard_normal((op.d, op.p, c))
+    R = rng.standard_normal((9, c))
+    np.testing.assert_allclose(dense.forward(U), op.forward(U), atol=1e-12)
+    np.testing.assert_allclose(dense.adjoint(R), op.adjoint(R), atol=1e-12)
+    # B_i = Pool D_i Z_a, block by block
+    B = pooled_blocks(Za, pats.mask, 9, pooling)
+    for i in range(pats.n_patterns):
+        np.testing.assert_allclose(B[:, :, i], pool(pats.mask[:, i, None] * Za, 9, pooling), atol=1e-12)
+    with pytest.raises(MemoryBudgetError):
+        op.dense(memory_budget=100)
+
+
+@pytest.mark.parametrize("pooling, loss, lam", [("sum", "squared", 0.05), ("average", "squared", 0.01),
+                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5)])
+def test_newton_certifies_the_pooled_program_against_clarabel(pooling, loss, lam):
+    X, y = _images(n=30, seed=5)
+    if loss == "logistic":
+        y = np.where(y > 0, 1.0, -1.0)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, pooling=pooling, lam=lam, loss=loss)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 10, seed=2, bias=True)
+    ref = build_conv_program(X, y, activation="gated_relu", patterns=pats, **kw).solve()
+    nat = solve_conv_native(X, y, patterns=pats, tol=1e-9, max_iter=500, **kw)
+    assert nat.solver == "newton" and nat.converged and nat.rel_gap <= 1e-9
+    assert np.isclose(nat.objective_value, ref.objective_value, rtol=1e-6)
+    assert ref.objective_value >= nat.dual_value - 1e-9  # a valid lower bound for Clarabel's point
+    # the matrix-free certificate of the full pooled program agrees
+    cert = conv_certificate(nat, X, y, lam, loss)
+    assert cert.rel_gap <= 1e-8 and np.isclose(cert.primal, nat.objective_value, rtol=1e-12)
+    net = nat.to_network()
+    assert np.isclose(net.objective(X, y, lam, loss), nat.objective_value, rtol=1e-9)
+    if lam == 1.5:  # a sparse optimum: the inactive blocks are exactly zero
+        norms = np.linalg.norm(nat.model.U, axis=0)
+        assert (norms == 0).sum() > 0 and nat.extra["pruned"] > 0
+        assert net.n_filters == int((norms > 0).sum())
+
+
+def test_newton_one_vs_all_matches_rfista_and_clarabel():
+    X, _ = _images(n=24, seed=6)
+    Y = one_hot(np.argmax(X[:, [6, 12, 18]], axis=1), 3)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, lam=0.1)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 8, seed=0, bias=True)
+    ref = build_conv_program(X, Y, patterns=pats, activation="gated_relu", **kw).solve()
+    newton = solve_conv_native(X, Y, patterns=pats, tol=1e-10, **kw)
+    fista = solve_conv_native(X, Y, patterns=pats, tol=1e-8, max_iter=50000, solver="rfista", **kw)
+    assert newton.solver == "newton" and fista.solver == "rfista" and newton.converged and fista.converged
+    assert fista.extra["design"] == "dense"
+    assert np.isclose(newton.objective_value, ref.objective_value, rtol=1e-6)
+    assert np.isclose(newton.objective_value, fista.objective_value, rtol=1e-7)
+    assert conv_certificate(newton, X, Y, 0.1).rel_gap <= 1e-9
+    # a certified point warm-starts to itself; the nuclear program is R-FISTA's
+    again = solve_conv_native(X, Y, patterns=pats, tol=1e-10, warm_start=newton, **kw)
+    assert again.converged and again.iterations == 0
+    nuc = solve_conv_native(X, Y, patterns=pats, tol=1e-7, max_iter=20000, formulation="nuclear", **kw)
+    assert nuc.solver == "rfista" and nuc.converged
+    with pytest.raises(InvalidParameterError, match="nuclear"):
+        solve_conv_native(X, Y, patterns=pats, formulation="nuclear", solver="newton", **kw)
+    with pytest.raises(InvalidParameterError, match="solver"):
+        solve_conv_native(X, Y, patterns=pats, solver="lbfgs", **kw)
+
+
+def test_newton_callback_sees_every_centring_and_can_stop():
+    X, y = _images(n=16, seed=7)
+    seen = []
+
+    def cb(info):
+        seen.append(info)
+        return len(seen) == 2
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stop by the callback is not a convergence failure
+        sol = solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, lam=0.05, n_gates=6, seed=0, bias=True,
+                                tol=1e-12, callback=cb)
+    assert len(seen) == 2 and sol.status == "max_iterations" and sol.extra["stopped_by_callback"]
+    assert seen[1]["gap"] < seen[0]["gap"] and all(s["dual"] <= s["objective"] for s in seen)

@@ -390,9 +390,9 @@ def solve_gated_working_set(
         gap = Pb - state["best_D"]
         rel = gap / max(abs(Pb), tiny)
         state["G"], state["atoms"] = G, at
-        # violations of the optimality conditions the current atoms cannot fix: only these make a
-        # stalled inner solve stop (to add atoms for them)
-        state["violations"] = _violations(G, at, lam, columnwise)
+        # violations of the optimality conditions the current atoms cannot fix (computed on
+        # demand by violations(): only they make a stalled inner solve stop to add atoms)
+        state["violations"] = None
         state["rel_hist"].append(rel)
         logger.debug("working set check %d: %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"], at.size,
                      Pb, gap, rel)
@@ -402,6 +402,12 @@ def solve_gated_working_set(
             if callback(info) is True:
                 state["callback"] = True
         return rel
+
+    def violations() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The violations at the last check (cached; one projection and eigh per block)."""
+        if state["violations"] is None:
+            state["violations"] = _violations(state["G"], state["atoms"], lam, columnwise)
+        return state["violations"]
 
     state["round"] = 0
     rel = check(None, None, atoms)
@@ -419,7 +425,7 @@ def solve_gated_working_set(
             break
         # grow: atoms on the blocks (columns) whose dual norm exceeds lam, the largest first
         atoms = state["atoms"]
-        blk, col, sig, u, v = state["violations"]
+        blk, col, sig, u, v = violations()
         if blk.size:
             keep = slice(0, max(GROW_MIN, atoms.size))
             new = _new_atoms(blk[keep], col[keep], sig[keep], u[:, keep], v[keep], lam, columnwise, op.Xa,
@@ -452,8 +458,8 @@ def solve_gated_working_set(
                 raise StopIteration
             hist = state["rel_hist"][hist0:]
             # stalled while some block violates its optimality condition: add atoms for it
-            if (state["violations"][0].size and len(hist) > STALL_CHECKS
-                    and hist[-1] > STALL_FACTOR * hist[-1 - STALL_CHECKS]):
+            if (len(hist) > STALL_CHECKS and hist[-1] > STALL_FACTOR * hist[-1 - STALL_CHECKS]
+                    and violations()[0].size):
                 raise StopIteration
 
         res = minimize(obj, x0, jac=True, method="L-BFGS-B", callback=inner_callback,
@@ -469,7 +475,7 @@ def solve_gated_working_set(
         rel = check(None, None, atoms)
         logger.debug("working set round %d: %d L-BFGS its (%s), %d atoms, rel gap %.3e", rnd, counter["it"],
                      res.message, atoms.size, rel)
-        if rel > tol and not state["violations"][0].size and rel > STALL_FACTOR * rel_before:
+        if rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size:
             # L-BFGS has reached the precision of F and no block asks for an atom: the rest is
             # beyond this method (the caller continues with R-FISTA)
             reason = "stalled"

@@ -23,8 +23,9 @@ test R^2 (regression). Every ratio is taken within one run.
   ``alpha in {1e-4, 1e-3, 1e-2, 1e-1, 1}``). The regression MLPs get standardized targets
   (``TransformedTargetRegressor``), as the convex regressors standardize ``y`` themselves.
 * ``cv``: the ``...CV`` gated estimators (5 folds, their default ``n_gates`` and ``tol``) with the
-  former grid (10 values down to ``1e-3 lam_max``) and the chosen default grid: chosen ``lam``,
-  test score, seconds (``--cv-datasets``; default the small problems and digits).
+  former grid (10 values down to ``1e-3 lam_max``) and the chosen default grid, the fold fits at
+  the default ``cv_tol`` and at ``tol`` (``cv_tol=None``): chosen ``lam``, test score, seconds
+  (``--cv-datasets``; default the small problems and digits).
 * ``relu``: what the chosen ``lam`` rule means for ``ConvexReLUClassifier`` (its own defaults
   are not changed here) on breast cancer, wine and iris.
 """
@@ -210,7 +211,8 @@ def cv(name: str, data, out: dict) -> None:
     cls = ConvexGatedReLUClassifierCV if name in CLASSIFICATION else ConvexGatedReLURegressorCV
     defaults = cls()
     grids = {"former grid (10, 1e-3)": {"n_lams": 10, "lam_min_ratio": 1e-3},
-             f"default grid ({defaults.n_lams}, {defaults.lam_min_ratio:g})": {}}
+             f"default grid, cv_tol={defaults.cv_tol:g}": {},
+             "default grid, cv_tol=None": {"cv_tol": None}}
     for label, kw in grids.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -222,7 +224,7 @@ def cv(name: str, data, out: dict) -> None:
              "lam_ratio": float(est.lam_ / lmax), "status": est.status_,
              "n_optimal": int((est.statuses_ == "optimal").sum()), "n_fits": int(est.statuses_.size)}
         out.setdefault(name, {})[f"cv: {label}"] = r
-        print(f"  CV {label:<26} {r['score']:7.4f} {secs:8.2f}s  lam_ = {r['lam']:.4g} "
+        print(f"  CV {label:<27} {r['score']:7.4f} {secs:8.2f}s  lam_ = {r['lam']:.4g} "
               f"({r['lam_ratio']:.3g} lam_max, {r['lam'] / Xtr.shape[0]:.3g} n)  refit {r['status']}, "
               f"{r['n_optimal']}/{r['n_fits']} fold fits optimal", flush=True)
 

@@ -39,13 +39,47 @@ def test_lam_equals_grid_search(clf_data):
     """Same grid, folds and gates: the path-per-fold choice is GridSearchCV's (cold fits)."""
     X, y = clf_data
     cv = StratifiedKFold(3)
-    est = ConvexGatedReLUClassifierCV(n_lams=6, cv=cv, n_gates=8, random_state=0).fit(X, y)
+    est = ConvexGatedReLUClassifierCV(n_lams=6, cv=cv, n_gates=8, random_state=0, cv_tol=None).fit(X, y)
     grid = GridSearchCV(ConvexGatedReLUClassifier(n_gates=8, random_state=0), {"lam": list(est.lams_)},
                         cv=cv).fit(X, y)
     mean = grid.cv_results_["mean_test_score"]
     assert est.lam_ == pytest.approx(grid.best_params_["lam"]) or \
         abs(mean[est.best_index_] - mean.max()) <= 0.005
     np.testing.assert_allclose(est.mean_score_, mean, atol=0.005)
+    # fold fits at the default cv_tol: a lam whose (full-precision) CV score is within 0.005 of
+    # the best, and the refit is at tol
+    loose = ConvexGatedReLUClassifierCV(n_lams=6, cv=cv, n_gates=8, random_state=0).fit(X, y)
+    assert loose.cv_tol == 1e-2
+    assert mean.max() - mean[loose.best_index_] <= 0.005
+    assert loose.best_estimator_.tol == est.best_estimator_.tol == ConvexGatedReLUClassifier().tol
+
+
+@pytest.mark.parametrize("cv_tol", [0, 1.5, -1e-3, True, "loose", float("nan")])
+def test_cv_tol_validated(clf_data, cv_tol):
+    X, y = clf_data
+    with pytest.raises(InvalidParameterError, match="cv_tol"):
+        ConvexGatedReLUClassifierCV(n_lams=3, cv=3, n_gates=4, cv_tol=cv_tol).fit(X, y)
+
+
+@pytest.mark.parametrize(("tol", "cv_tol", "expected"), [(1e-4, 1e-2, 1e-2), (1e-4, None, 1e-4),
+                                                         (1e-1, 1e-2, 1e-1)])
+def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, monkeypatch, tol, cv_tol, expected):
+    """The fold fits run at max(tol, cv_tol); the refit at tol."""
+    import cvxnn.estimators as E
+
+    seen = []
+    real = E.cross_validate_lam
+
+    def spy(estimator, *args, **kwargs):
+        seen.append(estimator.tol)
+        return real(estimator, *args, **kwargs)
+
+    monkeypatch.setattr(E, "cross_validate_lam", spy)
+    X, y = clf_data
+    est = ConvexGatedReLUClassifierCV(n_lams=3, cv=3, n_gates=4, random_state=0, tol=tol, cv_tol=cv_tol).fit(X, y)
+    assert seen == [expected]
+    assert est.best_estimator_.tol == tol
+    assert est.cv_tol == cv_tol  # not modified by fit
 
 
 def test_attributes_and_grid(clf_data):

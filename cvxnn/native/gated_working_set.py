@@ -74,6 +74,12 @@ STALL_FACTOR = 0.75
 MAX_COST_RATIO = 0.25
 #: Atoms added per round: at most max(GROW_MIN, current atoms) (the working set at most doubles).
 GROW_MIN = 16
+#: A warm start keeps only its atoms with singular values above this fraction of the largest:
+#: the small ones of a solution at a larger ``lam`` (or at a loose tolerance) sit near the
+#: saddle at zero, where L-BFGS moves them slowly, and they push the working set towards its
+#: cost cap. Measured on the digits CV paths (3 folds x 5 lams): 26.3 s -> 15.6 s at tol=1e-4,
+#: 6.2 s -> 4.5 s at 1e-2, the same validation scores.
+WARM_RTOL = 1e-2
 
 
 @dataclass
@@ -354,7 +360,7 @@ def solve_gated_working_set(
     pen = BlockPenalty(penalty)
     lam = float(lam)
     tiny = np.finfo(float).tiny
-    atoms = atoms_from_blocks(U0, columnwise=columnwise)
+    atoms = atoms_from_blocks(U0, columnwise=columnwise, rtol=WARM_RTOL)
     state: dict[str, Any] = {"iters": 0, "checks": 0, "best": None, "stop": False, "callback": False,
                              "best_D": -np.inf, "rel_hist": [], "G": None, "theta": None}
     restricted_flops = 0.0

@@ -193,6 +193,30 @@ def test_warm_start_along_path_is_cheaper():
     assert warm.iterations < cold.iterations
 
 
+def test_warm_start_with_negligible_atoms_certifies():
+    """A warm start keeps only its atoms above WARM_RTOL of the largest: tiny components (a
+    loose solution's noise) are dropped from the start point, never from the answer, which is
+    judged by the full-program gap as always."""
+    from cvxnn.native import gated_working_set as gws
+
+    X, Y, pats = _problem(200, 4, 3, 25, "cross_entropy", seed=14)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss("cross_entropy"), Y, np.float64)
+    lam = 1.0
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, 3))
+    cold = solve_gated_working_set(op, kernel, lam, U0, tol=1e-6, max_iter=20_000, max_cost_ratio=np.inf)
+    assert cold.converged
+    rng = np.random.default_rng(0)
+    noisy = cold.U + 1e-5 * np.abs(cold.U).max() * rng.standard_normal(cold.U.shape)  # full rank, every block
+    start = atoms_from_blocks(noisy, rtol=gws.WARM_RTOL)
+    assert start.size < atoms_from_blocks(noisy).size  # the noise atoms are not in the start point
+    warm = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=3), kernel, lam, noisy, tol=1e-6,
+                                   max_iter=20_000, max_cost_ratio=np.inf)
+    assert warm.converged and warm.reason == "certified"
+    assert abs(warm.primal - cold.primal) <= 2e-6 * abs(cold.primal)
+
+
 def test_callback_stops_the_working_set():
     X, Y, pats = _problem(150, 4, 3, 20, "squared", seed=13)
     calls = []

@@ -136,9 +136,10 @@ def build_program(
     formulation : {"nuclear", "one_vs_all"}
         Vector output only: the penalty of the program (:func:`cvxnn.vector.build_vector_program`).
     penalty : str or Penalty, optional
-        Scalar output only: replaces the group penalty by ``penalty.cvxpy`` of the weight matrix
-        (``U``, or ``[V, W]`` for C-ReLU), e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`
-        (docs/feature-sparsity.md). Default: the group lasso of docs/math.md.
+        Replaces the group penalty by ``penalty.cvxpy`` of the weight matrix (``U``, or ``[V, W]``
+        for C-ReLU; ``d_a x (p c)`` for vector output, see :func:`cvxnn.vector.build_vector_program`),
+        e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2` (docs/feature-sparsity.md).
+        Default: the group lasso of docs/math.md.
 
     Returns
     -------
@@ -156,11 +157,9 @@ def build_program(
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
     pen_obj = None if penalty is None else get_penalty(penalty)
-    if pen_obj is not None and y.ndim == 2:
-        raise InvalidParameterError("penalty= applies to scalar output; use formulation= for vector output.")
-    if y.ndim == 2:  # vector outputs: nuclear-norm or one-vs-all programs
+    if y.ndim == 2:  # vector outputs: nuclear-norm or one-vs-all programs, or a weight penalty
         return build_vector_program(X, y, activation=activation, loss=loss, lam=lam,
-                                    patterns=patterns, form=form, formulation=formulation)
+                                    patterns=patterns, form=form, formulation=formulation, penalty=pen_obj)
     Xa = patterns.design(X)
     M = patterns.mask.astype(float)
     d_a, p = patterns.design_dim, patterns.n_patterns

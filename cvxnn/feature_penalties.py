@@ -17,6 +17,10 @@ entries of ``Theta`` are partitioned into groups along one axis, and
   ``sum_k (||theta_k||_2 + alpha ||theta_k||_1)``, the sparse-group lasso. ``alpha = 0`` is
   :class:`~cvxnn.penalties.GroupL2`. It is still a sum over blocks.
 
+Vector output (``c`` outputs): ``Theta`` is the ``d_a x (p c)`` matrix of :mod:`cvxnn.vector`
+(``(d_a, p, c)`` blocks are accepted and read that way), so a feature group spans all neurons and
+all outputs, and a sparse group is one output of one block (the one-vs-all program plus l1).
+
 How the :class:`~cvxnn.penalties.Penalty` interface generalises: a penalty is a sum over
 *groups* of one norm. The block penalties of :mod:`cvxnn.penalties` are the case "group = block";
 here a group is a row or a column of ``Theta``. :meth:`GroupSparsePenalty.group_norms` gives the
@@ -66,14 +70,15 @@ def _check_t(t) -> float:
 
 
 def _as_matrix(B, name: str = "weights") -> np.ndarray:
-    """The weight matrix ``Theta`` as a 2-D float array (a trailing axis of length 1 is dropped)."""
+    """The weight matrix ``Theta`` as a 2-D float array: ``(d_a, m)`` as given, and vector-output
+    blocks ``(d_a, m, c)`` as the ``d_a x (m c)`` matrix whose column ``i c + k`` is output ``k`` of
+    block ``i`` (the layout of :mod:`cvxnn.vector`)."""
     B = np.asarray(B, dtype=np.float64)
-    if B.ndim == 3 and B.shape[2] == 1:
-        B = B[:, :, 0]
+    if B.ndim == 3:
+        B = B.reshape(B.shape[0], B.shape[1] * B.shape[2])
     if B.ndim != 2:
         raise ShapeError(
-            f"{name} must be the scalar-output weight matrix of shape (d_a, m), got {B.shape}; "
-            "the feature-sparse penalties support scalar output only."
+            f"{name} must be the weight matrix (d_a, m) or vector-output blocks (d_a, m, c), got shape {B.shape}."
         )
     return B
 
@@ -133,7 +138,9 @@ class GroupSparsePenalty(Penalty):
 
     Subclasses fix :attr:`group_axis` (0: rows = features, 1: columns = neuron blocks). The
     argument of every method is the weight matrix ``Theta`` of the program (``U``, or ``[V, W]``
-    for C-ReLU), ``d_a x m``; a trailing output axis of length 1 is accepted, vector output is not.
+    for C-ReLU), ``d_a x m``, or vector-output blocks ``(d_a, m, c)``, which are read as the
+    ``d_a x (m c)`` matrix of :mod:`cvxnn.vector` (a row spans all blocks *and* all outputs; a
+    column is one output of one block).
 
     Parameters
     ----------
@@ -178,13 +185,16 @@ class GroupSparsePenalty(Penalty):
         return float(self.group_norms(B).sum())
 
     def block_norms(self, B) -> np.ndarray:
-        """Per-block terms (only for block-separable penalties, see :attr:`block_separable`)."""
+        """Per-block terms (only for block-separable penalties, see :attr:`block_separable`); for
+        vector-output blocks ``(d_a, p, c)`` the sum over the ``c`` columns of each block."""
         if not self.block_separable:
             raise InvalidParameterError(
                 f"{type(self).__name__} couples all blocks (its groups are the rows of the weight "
                 "matrix); use value() or group_norms() instead of block_norms()."
             )
-        return self.group_norms(B)
+        norms = self.group_norms(B)
+        B = np.asarray(B)
+        return norms.reshape(B.shape[1], B.shape[2]).sum(axis=1) if B.ndim == 3 else norms
 
     def dual_norm(self, G) -> np.ndarray:
         """Dual norms of the groups of ``G``; the penalty's dual norm is their maximum,
@@ -199,18 +209,22 @@ class GroupSparsePenalty(Penalty):
         """``argmin_X t R(X) + 1/2 ||X - Theta||_F^2``: elementwise soft-threshold at ``t alpha``,
         then group soft-threshold at ``t`` (exact for the sum of the two norms)."""
         t = _check_t(t)
+        shape = np.shape(B)
         M = _as_matrix(B)
         S = np.sign(M) * np.maximum(np.abs(M) - t * self.alpha, 0.0) if self.alpha else M.copy()
         norms = np.sqrt(np.einsum("dm,dm->" + ("d" if self.group_axis == 0 else "m"), S, S))
         factor = np.maximum(norms - t, 0.0) / np.maximum(norms, np.finfo(float).tiny)
-        return S * (factor[:, None] if self.group_axis == 0 else factor[None, :])
+        S *= factor[:, None] if self.group_axis == 0 else factor[None, :]
+        return S.reshape(shape)
 
     # ------------------------------------------------------------------- CVXPY
     def cvxpy(self, B: cp.Expression, n_outputs: int = 1, *, name: str = "B") -> CvxpyTerm:
-        """``R(Theta)`` of the program variable ``Theta`` (``d_a x m``) as a :class:`CvxpyTerm`:
-        one vectorised ``norm(., 2, axis)`` plus ``alpha * sum(abs(.))``."""
-        if int(n_outputs) != 1:
-            raise ShapeError(f"{type(self).__name__} supports scalar output only, got n_outputs={n_outputs}.")
+        """``R(Theta)`` of the program variable ``Theta`` (``d_a x m``; for ``c`` outputs the
+        ``d_a x (p c)`` variable of :mod:`cvxnn.vector`, whose rows and columns are the groups as
+        they are) as a :class:`CvxpyTerm`: one vectorised ``norm(., 2, axis)`` plus
+        ``alpha * sum(abs(.))``."""
+        if B.shape[1] % max(int(n_outputs), 1):
+            raise ShapeError(f"the weight variable has {B.shape[1]} columns, not a multiple of n_outputs={n_outputs}.")
         expr = cp.sum(cp.norm(B, 2, axis=1 - self.group_axis))
         if self.alpha:
             expr = expr + self.alpha * cp.sum(cp.abs(B))
@@ -236,11 +250,10 @@ class GroupSparsePenalty(Penalty):
 
     @staticmethod
     def _first_layer(network) -> tuple[np.ndarray, np.ndarray]:
-        """``(W1a, w2)``: first-layer weights with the bias as a last row (``d_a x m``), and a
-        scalar output layer."""
+        """``(W1a, w2)``: first-layer weights with the bias as a last row (``d_a x m``), and the
+        output layer as ``m x c`` (``c = 1`` for scalar output)."""
         w2 = np.asarray(network.w2, dtype=np.float64)
-        if w2.ndim != 1:
-            raise ShapeError("the feature-sparse penalties support scalar-output networks only.")
+        w2 = w2[:, None] if w2.ndim == 1 else w2
         W1 = np.asarray(network.W1, dtype=np.float64)
         if network.b1 is not None:
             W1 = np.vstack([W1, np.asarray(network.b1, dtype=np.float64)[None, :]])
@@ -262,6 +275,11 @@ class FeatureGroupL2(GroupSparsePenalty):
     one neuron per pattern (and sign) penalised by the same norm of their *path weights*
     ``W1[j, k] w2[k]`` (:meth:`network_penalty`); splitting neurons lowers that penalty, so over
     networks of unbounded width it is a convex surrogate (docs/feature-sparsity.md, "Exactness").
+
+    **Vector output** (``c`` outputs): a group is a row of the ``d_a x (p c)`` weight matrix, i.e.
+    feature ``j`` across all neurons *and* all outputs; the path weights are
+    ``W1[j, k] w2[k, o]`` and the same statement holds (the columnwise and the SVD maps both
+    keep the row norms).
     """
 
     name = "feature_group_l2"
@@ -274,7 +292,7 @@ class FeatureGroupL2(GroupSparsePenalty):
         of the path weights (the products, invariant under neuron rescaling); for the network
         :meth:`~cvxnn.solution.ConvexModel.to_network` returns it equals ``R(Theta)``."""
         W1, w2 = self._first_layer(network)
-        return self.value(W1 * w2[None, :])
+        return self.value(W1[:, :, None] * w2[None, :, :])
 
 
 class SparseGroupL2(GroupSparsePenalty):
@@ -291,6 +309,12 @@ class SparseGroupL2(GroupSparsePenalty):
     (:meth:`network_penalty`), and the maps of docs/math.md, "Solution maps" reach it. An l1
     penalty on ``W1`` alone is not exact (docs/feature-sparsity.md, "Exactness").
 
+    **Vector output** (``c`` outputs): the groups are the columns of the ``d_a x (p c)`` weight
+    matrix, one output of one block (the one-vs-all program plus l1). Exact for networks
+    penalised by ``lam/2 sum_k (||W1_k||^2 + ||w2_k||_1^2) + lam alpha sum_k ||w2_k||_1 ||W1_k||_1``
+    (the output layer measured in l1), reached by the columnwise split; with the ordinary weight
+    decay ``||w2_k||_2^2`` it is a surrogate (the exact program then has nuclear norms).
+
     Parameters
     ----------
     alpha : float
@@ -303,8 +327,10 @@ class SparseGroupL2(GroupSparsePenalty):
     default_alpha = 1.0
 
     def network_penalty(self, network) -> float:
-        """``1/2 sum_k (||W1a_k||^2 + w2_k^2) + alpha sum_k |w2_k| ||W1a_k||_1`` (weight decay plus
-        the l1 norm of the path weights; ``W1a_k`` includes the bias)."""
+        """``1/2 sum_k (||W1a_k||^2 + ||w2_k||_1^2) + alpha sum_k ||w2_k||_1 ||W1a_k||_1`` (weight
+        decay plus the l1 norm of the path weights; ``W1a_k`` includes the bias; for scalar output
+        ``||w2_k||_1 = |w2_k|``)."""
         W1, w2 = self._first_layer(network)
-        decay = 0.5 * float(np.sum(W1 * W1) + np.sum(w2 * w2))
-        return decay + self.alpha * float(np.sum(np.abs(W1) * np.abs(w2)[None, :]))
+        out1 = np.abs(w2).sum(axis=1)  # ||w2_k||_1 (= |w2_k| for scalar output)
+        decay = 0.5 * float(np.sum(W1 * W1) + np.sum(out1 * out1))
+        return decay + self.alpha * float(np.abs(W1).sum(axis=0) @ out1)

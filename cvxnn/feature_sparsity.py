@@ -13,9 +13,11 @@ a penalty ``R`` of :mod:`cvxnn.feature_penalties` on the weight matrix ``Theta``
   (``S = 2M - 1``, so the columns are ``+-c_i + Xt_i^T rho_i``), one SOCP through Clarabel
   (the feature group norm couples all blocks, so the per-block NNLS of :func:`cvxnn.path.lam_max`
   does not apply).
-* :func:`solve_feature_sparse` -- one solve: C-GReLU natively (R-FISTA with the penalty's prox,
-  :mod:`cvxnn.native.feature_sparse`) or through CVXPY; C-ReLU through CVXPY (Clarabel) on the
-  program of :func:`cvxnn.builders.build_program` with ``penalty=``.
+* :func:`solve_feature_sparse` -- one solve: natively (:mod:`cvxnn.native.feature_sparse`:
+  R-FISTA with the penalty's prox for C-GReLU, an augmented Lagrangian on the cone constraints
+  for C-ReLU, both certified by duality gaps) or through CVXPY on the program of
+  :func:`cvxnn.builders.build_program` with ``penalty=``. Vector output (``y`` of shape
+  ``n x c``) uses the ``d_a x (p c)`` weight matrix.
 * :func:`feature_path` -- a warm-started path from ``lam_max`` down, walked by the library's path
   engine :func:`cvxnn.path.walk_path`, with the features active at each ``lam`` (a feature is
   active when its row of ``Theta`` is nonzero) and the order in which they enter.
@@ -62,10 +64,11 @@ def _check_penalty(penalty) -> GroupSparsePenalty:
 
 
 def weight_matrix(model: ConvexModel) -> np.ndarray:
-    """The program's weight matrix ``Theta``: ``U`` (C-GReLU) or ``[V, W]`` (C-ReLU), ``d_a x m``."""
-    if model.n_outputs != 1:
-        raise InvalidParameterError("the feature-sparse programs have scalar output.")
-    return model.U if model.activation == "gated_relu" else np.hstack([model.V, model.W])
+    """The program's weight matrix ``Theta``: ``U`` (C-GReLU) or ``[V, W]`` (C-ReLU), ``d_a x m``;
+    for ``c`` outputs ``d_a x (p c)`` or ``d_a x (2 p c)`` (row ``j``: feature ``j`` in every block
+    and output)."""
+    blocks = [model.U] if model.activation == "gated_relu" else [model.V, model.W]
+    return np.hstack([B.reshape(B.shape[0], -1) for B in blocks])
 
 
 def feature_support(model: ConvexModel, tol: float = 1e-6, *, scale: float | None = None) -> np.ndarray:
@@ -85,7 +88,7 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     Parameters
     ----------
     X, y : arrays
-        Training data, scalar targets.
+        Training data; targets of shape (n,) or (n, c).
     patterns : Patterns
     penalty : FeatureGroupL2 or SparseGroupL2
     activation : {"gated_relu", "relu"}
@@ -101,17 +104,17 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     if not get_loss(loss).smooth:
         raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
     X, y, loss = _prepare(X, y, patterns, activation, loss)
-    if y.ndim != 1:
-        raise InvalidParameterError("the feature-sparse penalties support scalar output only; y must be 1-D.")
     Xa = patterns.design(X)
     r0 = -loss.grad(np.zeros_like(y), y)
-    C = adjoint(Xa, patterns.mask, r0)  # (d_a, p): c_i = X_a^T D_i r0
+    C = adjoint(Xa, patterns.mask, r0)  # (d_a, p[, c]): c_i = X_a^T D_i r0
     if activation == "gated_relu":
         return penalty.dual_norm_value(C)
     n, p = patterns.mask.shape
-    S = patterns.signs()
-    RV = cp.Variable((n, p), nonneg=True, name="rho_v")
-    RW = cp.Variable((n, p), nonneg=True, name="rho_w")
+    c = 1 if y.ndim == 1 else y.shape[1]
+    C = C.reshape(C.shape[0], p * c)  # the d_a x (p c) layout: column i c + k is output k of block i
+    S = np.repeat(patterns.signs(), c, axis=1)
+    RV = cp.Variable((n, p * c), nonneg=True, name="rho_v")
+    RW = cp.Variable((n, p * c), nonneg=True, name="rho_w")
     G = cp.hstack([C + Xa.T @ cp.multiply(S, RV), -C + Xa.T @ cp.multiply(S, RW)])
     term = penalty.cvxpy_dual_norm(G)
     prob = cp.Problem(cp.Minimize(term.expression), term.constraints)
@@ -122,26 +125,32 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
 
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
                    penalty: GroupSparsePenalty) -> ConvexSolution:
-    shape = (patterns.design_dim, patterns.n_patterns)
+    shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
     blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
     return ConvexSolution(activation=activation, patterns=patterns, **blocks, status="optimal",
+                          formulation=None if y.ndim == 1 else "one_vs_all",
                           objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss,
                           backend="exact", solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
                           max_violation=None if activation == "gated_relu" else 0.0, program_penalty=0.0,
                           extra={"certified_by": "lam_max", "penalty": repr(penalty)})
 
 
-def _route(solver, activation: str) -> str:
+def _route(solver, activation: str, penalty: GroupSparsePenalty) -> str:
+    """``"native"`` or a CVXPY solver name. ``"auto"`` takes the native solver except for C-ReLU
+    with a block-separable penalty (:class:`SparseGroupL2`), where Clarabel's sparse KKT system
+    was 3-6x faster than the augmented Lagrangian; with the feature group norm, which couples
+    every block, the AL was 16-36x faster (docs/feature-sparsity.md, "Measured")."""
     if not isinstance(solver, str) or not solver:
         raise InvalidParameterError(f"solver must be 'auto', 'native' or a CVXPY solver name, got {solver!r}.")
-    if solver.lower() in _NATIVE:
-        if activation == "relu" and solver.lower() != "auto":
-            raise InvalidParameterError(
-                "C-ReLU with a feature-sparse penalty has cone constraints and no native solver; "
-                "use solver='auto' or a CVXPY solver such as 'CLARABEL'."
-            )
-        return "native" if activation == "gated_relu" else "CLARABEL"
-    return "CLARABEL" if solver.lower() == "cvxpy" else solver.upper()
+    low = solver.lower()
+    if low == "auto" and activation == "relu" and penalty.block_separable:
+        return "CLARABEL"
+    if low in _NATIVE or low == "al":
+        if (low == "rfista" and activation == "relu") or (low == "al" and activation == "gated_relu"):
+            raise InvalidParameterError(f"solver {solver!r} is for {'C-GReLU' if low == 'rfista' else 'C-ReLU'}; "
+                                        "use solver='native' (or 'auto') to pick the native solver of the activation.")
+        return "native"
+    return "CLARABEL" if low == "cvxpy" else solver.upper()
 
 
 def solve_feature_sparse(
@@ -158,9 +167,10 @@ def solve_feature_sparse(
     loss: str | Loss = "squared",
     solver: str = "auto",
     tol: float = 1e-6,
-    max_iter: int = 10_000,
+    max_iter: int | None = None,
     warm_start: ConvexModel | None = None,
     program: ConvexProgram | None = None,
+    feas_tol: float | None = None,
     **solver_opts,
 ) -> ConvexSolution:
     """Solve C-GReLU or C-ReLU with a feature-sparse penalty.
@@ -168,7 +178,8 @@ def solve_feature_sparse(
     Parameters
     ----------
     X : array of shape (n, d)
-    y : array of shape (n,)
+    y : array of shape (n,) or (n, c)
+        Targets; ``c`` outputs use the ``d_a x (p c)`` weight matrix (docs/feature-sparsity.md).
     penalty : FeatureGroupL2 or SparseGroupL2
     lam : float
         ``> 0`` for the native solver, ``>= 0`` for CVXPY.
@@ -178,10 +189,14 @@ def solve_feature_sparse(
     loss : str or Loss
         Native: a smooth loss (squared, logistic, Huber); CVXPY: any loss of the builders.
     solver : str
-        ``"auto"``: native R-FISTA for C-GReLU, Clarabel for C-ReLU; ``"native"`` / ``"rfista"``
-        (C-GReLU only); or any installed CVXPY solver name (``"CLARABEL"``, ``"SCS"``, ...).
-    tol, max_iter, warm_start
-        Native solver: relative gap tolerance, iteration limit, start point.
+        ``"native"``: the native solver of the activation (R-FISTA for C-GReLU, the augmented
+        Lagrangian for C-ReLU, :mod:`cvxnn.native.feature_sparse`); ``"rfista"`` / ``"al"`` name
+        them; ``"auto"``: native, except Clarabel for C-ReLU with :class:`SparseGroupL2` (faster
+        there, measured); or any installed CVXPY solver name (``"CLARABEL"``, ``"SCS"``, ...).
+    tol, max_iter, warm_start, feas_tol
+        Native solver: relative gap tolerance, iteration limit (default 10 000 for C-GReLU,
+        100 000 inner iterations for C-ReLU), start point, cone-violation tolerance (C-ReLU,
+        default ``tol``).
     program : ConvexProgram, optional
         A program built by :func:`cvxnn.builders.build_program` with this ``penalty`` on these
         data and patterns (a path reuses one compiled program; only ``lam`` changes).
@@ -199,14 +214,17 @@ def solve_feature_sparse(
     penalty = _check_penalty(penalty)
     if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
-    route = _route(solver, activation)
+    route = _route(solver, activation, penalty)
     if patterns is None:
         patterns = sample_patterns(X, n_gates, seed=seed, bias=bias)
     if route == "native":
         if solver_opts:
             raise InvalidParameterError(f"the native solver takes no options {sorted(solver_opts)}.")
-        return solve_feature_sparse_native(X, y, patterns, penalty=penalty, lam=lam, loss=loss, tol=tol,
-                                           max_iter=max_iter, warm_start=warm_start)
+        if max_iter is None:
+            max_iter = 10_000 if activation == "gated_relu" else 100_000
+        return solve_feature_sparse_native(X, y, patterns, penalty=penalty, lam=lam, activation=activation,
+                                           loss=loss, tol=tol, feas_tol=feas_tol, max_iter=max_iter,
+                                           warm_start=warm_start)
     lam = check_lam(lam)
     if program is None:
         program = _builders.build_program(X, y, activation=activation, loss=loss, lam=lam, patterns=patterns,
@@ -288,7 +306,7 @@ def feature_path(
     lam_min_ratio: float = 1e-2,
     solver: str = "auto",
     tol: float = 1e-6,
-    max_iter: int = 10_000,
+    max_iter: int | None = None,
     support_tol: float = 1e-6,
     **solver_opts,
 ) -> FeaturePath:
@@ -315,7 +333,7 @@ def feature_path(
     """
     penalty = _check_penalty(penalty)
     t0 = time.perf_counter()
-    route = _route(solver, activation)
+    route = _route(solver, activation, penalty)
     lmax = feature_lam_max(X, y, patterns, penalty, activation=activation, loss=loss)
     grid = lam_grid(lmax, n_lams, lam_min_ratio) if lams is None else lams
     loss_obj = get_loss(loss)
@@ -346,5 +364,6 @@ def feature_path(
                  int(supports[-1].sum()))
     return FeaturePath(lams=np.array([s.lam for s in steps]), solutions=sols, lam_max=lmax, supports=supports,
                        row_norms=rows, activation=activation,
-                       solver="rfista" if route == "native" else route, penalty=penalty,
+                       solver=("rfista" if activation == "gated_relu" else "al") if route == "native" else route,
+                       penalty=penalty,
                        total_time=time.perf_counter() - t0)

@@ -176,6 +176,9 @@ class VectorConvexProgram(ConvexProgram):
     n_outputs: int = 2
     formulation: str = "nuclear"
     auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
+    #: A penalty of the whole weight matrix (``U``, or ``[V, W]``) that replaced the block
+    #: penalty, e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`; None for the block programs.
+    weight_penalty: Any = None
 
     def default_solver_options(self, solver: str) -> dict[str, Any]:
         """Those of :meth:`ConvexProgram.default_solver_options`; with the ``cross_entropy`` loss and
@@ -206,6 +209,8 @@ class VectorConvexProgram(ConvexProgram):
             "formulation": self.formulation,
             "program_penalty": sum(penalty.value(B) for B in blocks.values()),
         }
+        if self.weight_penalty is not None:  # [V, W] is (d_a, 2p, c): the V blocks, then W
+            fields["program_penalty"] = self.weight_penalty.value(np.concatenate(list(blocks.values()), axis=1))
         if self.activation == "relu":
             fields["training_X"] = self.X  # lets the ReLU map test the cones K_i
         return fields
@@ -229,6 +234,7 @@ def build_vector_program(
     n_gates: int = 100,
     bias: bool = False,
     seed=None,
+    penalty=None,
 ) -> VectorConvexProgram:
     """Build the vector-output convex program (``Y`` is ``n x c``) as a CVXPY problem.
 
@@ -252,6 +258,11 @@ def build_vector_program(
     formulation : {"nuclear", "one_vs_all"}
         Nuclear norm per block (exact for gated ReLU networks) or per-output column norms
         (independent scalar networks sharing the patterns).
+    penalty : Penalty, optional
+        Replaces the block penalty by ``penalty.cvxpy`` of the whole ``d_a x (p c)`` weight
+        matrix (``U``, or ``[V, W]`` for C-ReLU), e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`
+        (docs/feature-sparsity.md); the program is then labelled ``formulation="one_vs_all"``
+        (no nuclear epigraph; the maps split blocks by columns).
 
     Returns
     -------
@@ -262,6 +273,9 @@ def build_vector_program(
     if form not in FORMS:
         raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
     _check_formulation(formulation)
+    weight_penalty = None if penalty is None else get_penalty(penalty)
+    if weight_penalty is not None:
+        formulation = "one_vs_all"
     X = check_X(X)
     Y = check_y(Y, X.shape[0])
     if Y.ndim != 2:
@@ -286,6 +300,8 @@ def build_vector_program(
 
     def blocks_of(name):
         """A ``d_a x p c`` block matrix, its penalty, its constraints and its variable."""
+        if weight_penalty is not None:  # penalised as a whole below
+            return cp.Variable((d_a, p * c), name=name), 0.0, [], ()
         if formulation == "one_vs_all":
             B = cp.Variable((d_a, p * c), name=name)
             return B, Columnwise().cvxpy(B, c).expression, [], ()
@@ -310,6 +326,10 @@ def build_vector_program(
         cones = []
         prediction = fit_of(U)
         constraints += cu
+    if weight_penalty is not None:
+        term = weight_penalty.cvxpy(cp.hstack([V, W]) if activation == "relu" else U, c)
+        penalty = term.expression
+        constraints += term.constraints
 
     lam_param = None
     loss_obj = None
@@ -349,6 +369,7 @@ def build_vector_program(
         n_outputs=c,
         formulation=formulation,
         auxiliary=auxiliary,
+        weight_penalty=weight_penalty,
     )
 
 

@@ -1,27 +1,38 @@
-"""Native C-GReLU with a feature-sparse penalty: R-FISTA with the penalty's prox, certified by a
-duality gap (docs/feature-sparsity.md, "Native solver").
+"""Native solvers for the feature-sparse penalties, certified by duality gaps
+(docs/feature-sparsity.md, "Native solvers").
 
-The program (docs/math.md, "The convex programs", with the penalty of
-:mod:`cvxnn.feature_penalties` on the weight matrix ``U = [u_1 .. u_p]``)::
+The programs (docs/math.md, "The convex programs", with a penalty ``R`` of
+:mod:`cvxnn.feature_penalties` on the weight matrix)::
 
-    min_U  h(A U) + lam * R(U),     A U = sum_i D_i X_a u_i,   h(z) = L(z, y)
+    C-GReLU:  min_U  h(A U) + lam * R(U),                 A U = sum_i D_i X_a u_i
+    C-ReLU:   min_{V,W}  h(A (V - W)) + lam * R([V, W])   s.t.  Xt_i v_i >= 0, Xt_i w_i >= 0
 
-is composite: ``h`` smooth, ``R`` a norm with a closed-form prox (row-wise or blockwise
-sparse-group soft-threshold). :func:`~cvxnn.native.fista.rfista` runs on it unchanged: the
-problem object below gives ``forward`` / ``adjoint`` on the matrix-free
-:class:`~cvxnn.operators.ImplicitDesign`, the loss kernel's gradient and Bregman divergence,
-and a ``penalty`` whose ``prox(V, t)`` returns the prox and ``R`` of the result.
+with ``h(z) = L(z, y)`` smooth. Vector output (``c`` outputs) has ``d_a x c`` blocks and ``R`` acts
+on the ``d_a x (p c)`` weight matrix (:mod:`cvxnn.feature_penalties`).
 
-**Certificate.** With the loss gradient ``theta = grad h(z)`` at the fit and the correlations
-``G = A^T theta`` (the gradient of the smooth part), Fenchel duality gives the dual
-``max_nu -h*(nu)`` subject to ``R*(A^T nu) <= lam``; every ``nu = s theta`` with
-``0 <= s <= lam / R*(G)`` is feasible, the loss picks the best ``s``
-(:meth:`~cvxnn.losses.Loss.best_dual_scale`), and ``P(U) - (-h*(nu)) >= P(U) - P*``. ``R*`` is
-:meth:`~cvxnn.feature_penalties.GroupSparsePenalty.dual_norm_value` (largest row 2-norm for the
-feature group lasso; the sparse-group dual norm by one sort per group).
+**C-GReLU** is composite (``h`` smooth, ``R`` a norm with a closed-form prox):
+:func:`~cvxnn.native.fista.rfista` runs on it unchanged through :class:`FeatureSparseProblem`.
 
-C-ReLU with these penalties has cone constraints; it is solved through CVXPY (Clarabel) by
-:func:`cvxnn.feature_sparsity.solve_feature_sparse`.
+**C-ReLU** runs the augmented Lagrangian of :mod:`cvxnn.native.al` with this penalty:
+:class:`FeatureALProblem` is its subproblem (loss plus the cone term
+``1/(2 delta) ||(gamma - delta Xt T)_+||^2``, smooth) with ``R``'s prox, minimised by R-FISTA;
+the multipliers are then updated, ``gamma <- (gamma - delta Xt T)_+``, and ``delta`` grows when
+the cone violation stalls (the rules of :func:`cvxnn.native.al.solve_relu`, whose problem
+object takes only the block penalties).
+
+**Certificates.** With ``theta = grad h(z)`` at the fit, Fenchel duality gives the dual
+``max -h*(nu)`` subject to ``R*(A^T nu) <= lam`` (C-GReLU), and for C-ReLU, with cone
+multipliers ``rho >= 0``,
+
+    R*([ X_a^T (D_i nu - S_i rho^v_i) ]_i, [ -X_a^T (D_i nu + S_i rho^w_i) ]_i) <= lam
+
+(``S_i = 2 D_i - I``): the gradient of the Lagrangian in ``(V, W)`` at ``(nu, rho)``. Every scaled
+pair ``s (theta, rho)`` with ``s <= lam / R*(...)`` is feasible, the loss picks the best ``s``
+(:meth:`~cvxnn.losses.Loss.best_dual_scale`), and ``P - (-h*(s theta))`` bounds ``P - P*`` for a
+cone-feasible point; the C-ReLU point is reported with its cone violation, and it is
+``"optimal"`` only when the relative gap is ``<= tol`` and the violation ``<= feas_tol``. The
+multipliers are the AL's ``(gamma - delta Xt T)_+`` at the returned point. ``R*`` is
+:meth:`~cvxnn.feature_penalties.GroupSparsePenalty.dual_norm_value`.
 """
 
 from __future__ import annotations
@@ -42,34 +53,44 @@ from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
+from . import al
 from ._losses import SmoothKernel, make_kernel
+from .al import ALProblem
 from .certificates import GapCertificate
 from .fista import FistaStep, SmoothPlusNorm, initial_step, rfista
 
-__all__ = ["FeatureSparseProblem", "feature_sparse_certificate", "solve_feature_sparse_native"]
+__all__ = ["FeatureALProblem", "FeatureSparseProblem", "feature_relu_certificate", "feature_sparse_certificate",
+           "solve_feature_sparse_native"]
 
 logger = logging.getLogger(__name__)
 
 
 class _ProxWithValue:
-    """The ``penalty`` R-FISTA calls: ``prox(V, t) -> (prox_{tR}(V), R(prox))`` on ``(d, p, 1)``."""
+    """The ``penalty`` R-FISTA and the AL call: ``prox(V, t) -> (prox_{tR}(V), R(prox))`` on
+    ``(d, m, c)`` iterates, and ``norms`` / ``dual_norms`` whose sum / max are ``R`` / ``R*``."""
 
     def __init__(self, penalty: GroupSparsePenalty) -> None:
         self.penalty = penalty
 
     def prox(self, V: np.ndarray, t: float) -> tuple[np.ndarray, float]:
-        X = self.penalty.prox(V[:, :, 0], t)
-        return X[:, :, None], self.penalty.value(X)
+        X = self.penalty.prox(V, t)
+        return X, self.penalty.value(X)
+
+    def norms(self, B: np.ndarray) -> np.ndarray:
+        return self.penalty.group_norms(B)
+
+    def dual_norms(self, G: np.ndarray) -> np.ndarray:
+        return self.penalty.dual_norm(G)
 
 
 class FeatureSparseProblem(SmoothPlusNorm):
     """C-GReLU with a :class:`~cvxnn.feature_penalties.GroupSparsePenalty` as a composite
-    problem for :func:`~cvxnn.native.fista.rfista` (scalar output; iterates ``(d_a, p, 1)``).
+    problem for :func:`~cvxnn.native.fista.rfista` (iterates ``(d_a, p, c)``).
 
     Parameters
     ----------
     op : ImplicitDesign
-        The implicit design ``A = [D_1 X_a, ..., D_p X_a]`` (``n_outputs=1``).
+        The implicit design ``A = [D_1 X_a, ..., D_p X_a]``.
     kernel : SmoothKernel
         The smooth loss bound to its targets.
     lam : float
@@ -88,21 +109,139 @@ class FeatureSparseProblem(SmoothPlusNorm):
         return self.norm.dual_norm_value(grad)
 
 
+def _scaled_dual(kernel: SmoothKernel, theta: np.ndarray, dn: float, lam: float) -> tuple[float, float]:
+    """``(-h*(s theta), s)`` with the best ``s`` in ``[0, lam / dn]``."""
+    s_max = np.inf if dn == 0.0 else lam / dn
+    s = kernel.best_dual_scale(theta, s_max)
+    return kernel.dual_value(s * theta), s
+
+
 def feature_sparse_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.ndarray,
                                penalty: GroupSparsePenalty) -> GapCertificate:
-    """Duality-gap certificate of a C-GReLU point ``U`` (``d_a x p``) under ``lam * R``.
-
-    ``nu = s grad h(z)`` with ``s = min(1, lam / R*(A^T grad h(z)))`` (see the module docstring).
-    """
-    U3 = np.asarray(U, dtype=np.float64).reshape(op.d, op.p, 1)
+    """Duality-gap certificate of a C-GReLU point ``U`` (``d_a x p`` or ``d_a x p x c``) under
+    ``lam * R``: ``nu = s grad h(z)`` with the best ``s <= lam / R*(A^T grad h(z))``."""
+    U3 = np.asarray(U, dtype=np.float64).reshape(op.d, op.p, op.c)
     z = op.forward(U3)
     P = kernel.value(z) + lam * penalty.value(U3)
     theta = kernel.grad(z)
-    dn = penalty.dual_norm_value(op.adjoint(theta))
-    s = 1.0 if dn <= lam else lam / dn
-    D = kernel.dual_value(s * theta)
+    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(op.adjoint(theta)), lam)
     gap = max(P - D, 0.0)
     return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s)
+
+
+def feature_relu_certificate(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float, T: np.ndarray,
+                             rho: np.ndarray | None, penalty: GroupSparsePenalty) -> GapCertificate:
+    """Gap certificate of a C-ReLU point ``T = [V, W]`` (``d_a x 2p x c``, the ``V`` blocks first)
+    with cone multipliers ``rho`` (``n x 2p x c``, clipped at 0; None: zero), float64.
+
+    The dual constraint is ``R*(G) <= lam`` with ``G`` the Lagrangian's gradient (module
+    docstring); ``max_violation`` is the largest cone violation ``max(0, -min Xt_i t_i)``.
+    """
+    Xa = np.asarray(Xa, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    n, d = Xa.shape
+    P2, c = T.shape[1], T.shape[2]
+    M = mask.astype(np.float64)
+    M2 = np.concatenate([M, -M], axis=1)
+    S2 = np.concatenate([2.0 * M - 1.0, 2.0 * M - 1.0], axis=1)[:, :, None]
+    Z = (Xa @ T.reshape(d, P2 * c)).reshape(n, P2, c)
+    z = np.einsum("npc,np->nc", Z, M2)
+    P = kernel.value(z) + lam * penalty.value(T)
+    viol = max(0.0, -float((S2 * Z).min(initial=0.0)))
+    theta = kernel.grad(z)
+    G = M2[:, :, None] * theta[:, None, :]
+    if rho is not None:
+        rho = np.asarray(rho, dtype=np.float64).reshape(n, P2, c)
+        G -= S2 * np.maximum(rho, 0.0)
+    g = (Xa.T @ G.reshape(n, P2 * c)).reshape(d, P2, c)
+    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(g), lam)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s,
+                          max_violation=viol)
+
+
+class FeatureALProblem(ALProblem):
+    """The augmented-Lagrangian subproblem of C-ReLU (:class:`cvxnn.native.al.ALProblem`) with a
+    feature-sparse penalty of ``T = [V, W]`` (``d_a x 2p x c``) in place of the block norms."""
+
+    def __init__(self, Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float, gamma: np.ndarray,
+                 delta: float, penalty: GroupSparsePenalty) -> None:
+        super().__init__(Xa, mask, kernel, lam, gamma, delta)
+        self.norm = penalty
+        self.penalty = _ProxWithValue(penalty)
+
+    def dual(self, grad: np.ndarray) -> tuple[float, float]:
+        """C-ReLU dual value of the rescaled ``(theta, rho)`` behind ``grad`` and the scale."""
+        return _scaled_dual(self.kernel, self.theta, self.norm.dual_norm_value(grad), self.lam)
+
+
+def _solve_relu_al(problem: FeatureALProblem, T0: np.ndarray, *, tol: float, feas_tol: float, max_iter: int,
+                   eta0: float, callback) -> dict[str, Any]:
+    """The outer loop of :func:`cvxnn.native.al.solve_relu` on :class:`FeatureALProblem`."""
+    lam, p = problem.lam, problem.p
+    T = T0
+    img = problem.forward(T)
+    state = {"D": -np.inf, "viol": problem.violation(img), "it": 0, "done": False, "callback_stop": False}
+    total, outer, eta = 0, 0, float(eta0)
+    inner_tol = al.INNER_TOL0
+    # the first outer step never raises delta: a warm start is often feasible already, and
+    # measuring the next violation against it doubled delta at every step (to 1e13 on a path)
+    viol_prev, t_dual, gamma_prev = math.inf, 1.0, problem.gamma
+    while total < max_iter:
+        def monitor(step: FistaStep) -> bool:
+            P = problem.loss_value(step.img) + lam * step.penalty
+            if not math.isfinite(P):
+                raise SolverError("the augmented Lagrangian produced a non-finite objective; rescale the data.",
+                                  status="numerical_error")
+            D, s = problem.dual(step.grad_y)
+            state["D"] = max(state["D"], D)
+            state["it"] += 1
+            rel = (P - state["D"]) / max(abs(P), np.finfo(float).tiny)
+            check = state["it"] % al.CHECK_EVERY == 0 or rel <= tol
+            if check:
+                state["viol"] = problem.violation(step.img)
+            if callback is not None:
+                info = {"iteration": state["it"], "outer": outer + 1, "objective": P, "dual": state["D"],  # noqa: B023
+                        "gap": P - state["D"], "rel_gap": rel, "violation": state["viol"], "delta": problem.delta}
+                if callback(info) is True:
+                    state["callback_stop"] = True
+                    return True
+            if check and rel <= tol and state["viol"] <= feas_tol:
+                state["done"] = True
+                return True
+            if not check:
+                return False
+            # inner stop: relative gap of the AL subproblem (its Fenchel dual at the y-point)
+            P_sub = P + float(np.vdot(problem.rho_new, problem.rho_new)) / (2.0 * problem.delta)
+            r = problem.rho_y
+            D_sub = D + float(s * np.vdot(r, problem.gamma) - 0.5 * s * s * np.vdot(r, r)) / problem.delta
+            return P_sub - D_sub <= inner_tol * max(abs(P_sub), np.finfo(float).tiny)  # noqa: B023
+
+        out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, al.INNER_MAX), monitor=monitor)
+        total += out.iterations
+        T, img, eta = out.x, out.img, out.eta
+        outer += 1
+        if state["done"] or state["callback_stop"]:
+            break
+        gamma_new = problem._rho(img[:, : 2 * p, :])
+        viol = problem.violation(img)
+        if viol <= viol_prev:  # accelerated proximal point on the dual
+            t_new = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t_dual * t_dual))
+            beta, t_dual = (t_dual - 1.0) / t_new, t_new
+        else:
+            beta, t_dual = 0.0, 1.0
+        problem.gamma = gamma_new + beta * (gamma_new - gamma_prev) if beta > 0.0 else gamma_new
+        gamma_prev = gamma_new
+        if viol > al.VIOL_DECREASE * viol_prev:
+            problem.set_delta(problem.delta * al.DELTA_GROWTH)
+            eta /= al.DELTA_GROWTH
+            t_dual = 1.0
+        viol_prev = max(viol, np.finfo(float).tiny)
+        inner_tol = max(inner_tol * al.INNER_DECREASE, 0.1 * tol)
+        logger.debug("feature AL outer %d: it %d, viol %.3e, delta %.3e", outer, total, viol, problem.delta)
+    rho = problem._rho(img[:, : 2 * p, :])  # the multipliers (gamma - delta Xt T)_+ at the returned point
+    return {"T": T, "rho": rho, "dual": state["D"], "iterations": total, "outer": outer, "eta": eta,
+            "callback_stop": state["callback_stop"]}
 
 
 def _check_penalty(penalty) -> GroupSparsePenalty:
@@ -114,6 +253,15 @@ def _check_penalty(penalty) -> GroupSparsePenalty:
     return penalty
 
 
+def _check_warm(warm_start, patterns: Patterns, activation: str) -> None:
+    if not isinstance(warm_start, ConvexModel) or warm_start.activation != activation:
+        raise InvalidParameterError(f"warm_start must be a ConvexModel with activation={activation!r}.")
+    if warm_start.patterns is not patterns and not (
+            np.array_equal(warm_start.patterns.mask, patterns.mask)
+            and np.array_equal(warm_start.patterns.gates, patterns.gates)):
+        raise PatternMismatchError("warm_start was computed on other patterns; pass a model on these patterns.")
+
+
 def solve_feature_sparse_native(
     X,
     y,
@@ -121,92 +269,132 @@ def solve_feature_sparse_native(
     *,
     penalty: GroupSparsePenalty,
     lam: float,
+    activation: str = "gated_relu",
     loss: str | Loss = "squared",
     tol: float = 1e-6,
+    feas_tol: float | None = None,
     max_iter: int = 10_000,
     warm_start: ConvexModel | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     memory_budget: int | None = None,
 ) -> ConvexSolution:
-    """Solve C-GReLU with a feature-sparse penalty by R-FISTA, stopped on the relative duality gap.
+    """Solve C-GReLU (R-FISTA) or C-ReLU (augmented Lagrangian) with a feature-sparse penalty,
+    stopped on the relative duality gap (and, for C-ReLU, the cone violation).
 
     Parameters
     ----------
     X : array of shape (n, d)
-    y : array of shape (n,)
-        Scalar targets (labels in {-1, +1} for the logistic loss).
+    y : array of shape (n,) or (n, c)
+        Targets (labels in {-1, +1} for the logistic loss; one-hot for cross-entropy).
     patterns : Patterns
         Built on ``X``.
     penalty : FeatureGroupL2 or SparseGroupL2
     lam : float
         ``> 0``.
+    activation : {"gated_relu", "relu"}
     loss : str or Loss
-        A smooth loss with a conjugate (squared, logistic, Huber).
+        A smooth loss with a conjugate (squared, logistic, Huber, cross-entropy).
     tol : float
-        Relative gap tolerance: ``status == "optimal"`` iff ``gap <= tol * |objective|``.
+        Relative gap tolerance: ``status == "optimal"`` iff ``gap <= tol * |objective|`` (and
+        ``max_violation <= feas_tol`` for C-ReLU).
+    feas_tol : float, optional
+        C-ReLU: cone-violation tolerance in prediction units (default ``tol``).
     max_iter : int
+        R-FISTA iterations (C-ReLU: inner iterations over all outer steps).
     warm_start : ConvexModel, optional
-        A C-GReLU point on the same patterns (its ``step_size`` is reused when present).
+        A point of the same activation on the same patterns (its ``step_size``, and for C-ReLU its
+        ``multipliers``, are reused when present).
     callback : callable, optional
         ``callback(info)`` every iteration (``iteration``, ``objective``, ``dual``, ``gap``,
-        ``rel_gap``, ``step``); returning True stops the solve.
+        ``rel_gap``, and ``step`` or ``violation``); returning True stops the solve.
     memory_budget : int, optional
-        Bytes for the matrix-free operator (see :class:`~cvxnn.operators.ImplicitDesign`).
+        Bytes for the matrix-free operator / the AL arrays.
 
     Returns
     -------
     ConvexSolution
-        ``backend="native"``, ``solver="rfista"``, ``objective_value = L + lam R(U)``,
-        ``program_penalty = R(U)``, ``gap``, ``rel_gap``, ``dual_value``, ``step_size``; ``extra``
-        has ``penalty`` (the repr) and ``restarts`` / ``backtracks``.
+        ``backend="native"``, ``solver="rfista"`` or ``"al"``, ``objective_value = L + lam R``,
+        ``program_penalty = R``, ``gap``, ``rel_gap``, ``dual_value``; C-ReLU also
+        ``max_violation``, ``multipliers`` and ``al_delta``. Vector output is labelled
+        ``formulation="one_vs_all"`` (its blocks are mapped by columns).
 
     Raises
     ------
     InvalidParameterError, ShapeError, LabelError, PatternMismatchError
-        For bad inputs (vector targets are refused).
+        For bad inputs.
     SolverError
         If the iteration breaks down numerically.
     """
     penalty = _check_penalty(penalty)
+    if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
+        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     lam = check_lam(lam, allow_zero=False)
     max_iter = check_positive_int(max_iter, "max_iter")
+    for name, val in (("tol", tol), ("feas_tol", tol if feas_tol is None else feas_tol)):
+        val = float(val)
+        if not (np.isfinite(val) and val > 0):
+            raise InvalidParameterError(f"{name} must be positive and finite, got {val!r}.")
     tol = float(tol)
-    if not (np.isfinite(tol) and tol > 0):
-        raise InvalidParameterError(f"tol must be positive and finite, got {tol!r}.")
+    feas_tol = tol if feas_tol is None else float(feas_tol)
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     if callback is not None and not callable(callback):
         raise InvalidParameterError("callback must be callable or None.")
     X, y = check_Xy(X, y)
-    if y.ndim != 1:
-        raise InvalidParameterError("the feature-sparse penalties support scalar output only; y must be 1-D.")
     patterns.check_data(X)
     loss_obj = get_loss(loss)
     make_kernel(loss_obj, np.zeros((1, 1)), np.float64)  # refuse non-smooth losses before label checks
+    if y.ndim == 2 and not loss_obj.supports_vector:
+        raise InvalidParameterError(f"the {loss_obj.name} loss supports scalar targets only, got y of shape {y.shape}.")
     y = loss_obj.check_targets(y)
-    kernel = make_kernel(loss_obj, y[:, None], np.float64)
-    d, p = patterns.design_dim, patterns.n_patterns
-
+    y2 = y[:, None] if y.ndim == 1 else y
+    c = y2.shape[1]
+    kernel = make_kernel(loss_obj, y2, np.float64)
+    if warm_start is not None:
+        _check_warm(warm_start, patterns, activation)
     t0 = time.perf_counter()
-    op = ImplicitDesign(patterns.design(X), patterns.mask, n_outputs=1, dtype=np.float64,
-                        memory_budget=memory_budget, reserve_bytes=10 * d * p * 8 + 8 * X.shape[0] * 8)
+    if activation == "gated_relu":
+        fields = _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callback, memory_budget)
+    else:
+        fields = _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start, callback,
+                       memory_budget)
+    elapsed = time.perf_counter() - t0
+    rel, viol = fields.pop("rel_gap"), fields.get("max_violation") or 0.0
+    stopped = fields["extra"]["stopped_by_callback"]
+    converged = rel <= tol and viol <= feas_tol and not stopped
+    weights = fields.pop("weights")
+    if c == 1:
+        weights = {k: np.ascontiguousarray(v[:, :, 0]) for k, v in weights.items()}
+    logger.debug("feature-sparse %s: %d iterations, rel gap %.3e, viol %.1e, %.3f s", fields["solver"],
+                 fields["iterations"], rel, viol, elapsed)
+    if not converged and not stopped:
+        warnings.warn(f"the feature-sparse {activation} solver stopped after {fields['iterations']} iterations with "
+                      f"relative gap {rel:.3e} (tol {tol:.1e}) and cone violation {viol:.1e}; raise max_iter, "
+                      "loosen tol, or warm-start from this solution.", ConvergenceWarning, stacklevel=2)
+    fields["extra"].update(penalty=repr(penalty))
+    return ConvexSolution(
+        activation=activation, patterns=patterns, **weights,
+        status="optimal" if converged else "max_iterations",
+        lam=lam, loss=loss_obj, backend="native", solve_time=elapsed, compile_time=None, rel_gap=rel,
+        formulation="one_vs_all" if c > 1 else None, training_X=X if activation == "relu" and c > 1 else None,
+        **fields,
+    )
+
+
+def _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callback, memory_budget) -> dict[str, Any]:
+    d, p, c = patterns.design_dim, patterns.n_patterns, kernel.y.shape[1]
+    op = ImplicitDesign(patterns.design(X), patterns.mask, n_outputs=c, dtype=np.float64,
+                        memory_budget=memory_budget, reserve_bytes=10 * d * p * c * 8 + 8 * X.shape[0] * c * 8)
     problem = FeatureSparseProblem(op, kernel, lam, penalty)
     eta0 = None
     if warm_start is not None:
-        if not isinstance(warm_start, ConvexModel) or warm_start.activation != "gated_relu":
-            raise InvalidParameterError("warm_start must be a C-GReLU ConvexModel (activation='gated_relu').")
-        if warm_start.patterns is not patterns and not (
-                np.array_equal(warm_start.patterns.mask, patterns.mask)
-                and np.array_equal(warm_start.patterns.gates, patterns.gates)):
-            raise PatternMismatchError("warm_start was computed on other patterns; pass a model on these patterns.")
-        U0 = np.asarray(warm_start.U, dtype=np.float64).reshape(d, p, 1).copy()
+        U0 = np.asarray(warm_start.U, dtype=np.float64).reshape(d, p, c).copy()
         eta0 = getattr(warm_start, "step_size", None)
     else:
-        U0 = np.zeros((d, p, 1))
+        U0 = np.zeros((d, p, c))
     if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
         eta0 = initial_step(op, kernel)
-
-    img0 = op.forward(U0) if np.any(U0) else np.zeros((op.n, 1))
+    img0 = op.forward(U0) if np.any(U0) else np.zeros((op.n, c))
     best: dict[str, Any] = {"P": problem.primal(img0, penalty.value(U0)), "U": U0, "D": -np.inf}
     state = {"callback_stop": False}
 
@@ -228,25 +416,52 @@ def solve_feature_sparse_native(
         return rel <= tol
 
     out = rfista(problem, U0, img0, eta0=eta0, max_iter=max_iter, monitor=monitor)
-    U = np.ascontiguousarray(best["U"][:, :, 0])
+    U = np.ascontiguousarray(best["U"])
     cert = feature_sparse_certificate(op, kernel, lam, U, penalty)
     dual = max(cert.dual, best["D"])
     gap = max(cert.primal - dual, 0.0)
-    rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
-    converged = rel <= tol and not state["callback_stop"]
-    elapsed = time.perf_counter() - t0
-    logger.debug("feature-sparse rfista: %d iterations, rel gap %.3e, %.3f s", out.iterations, rel, elapsed)
-    if not converged and not state["callback_stop"]:
-        warnings.warn(f"feature-sparse R-FISTA stopped after {out.iterations} iterations with relative gap "
-                      f"{rel:.3e} (tol {tol:.1e}); raise max_iter, loosen tol, or warm-start from this solution.",
-                      ConvergenceWarning, stacklevel=2)
-    return ConvexSolution(
-        activation="gated_relu", patterns=patterns, U=U,
-        status="optimal" if converged else "max_iterations",
-        objective_value=cert.primal, lam=lam, loss=loss_obj, backend="native", solver="rfista",
-        solve_time=elapsed, compile_time=None, iterations=out.iterations, gap=gap,
-        dual_value=dual, rel_gap=rel, step_size=out.eta, program_penalty=penalty.value(U),
-        extra={"penalty": repr(penalty), "restarts": out.restarts, "backtracks": out.backtracks,
-               "stopped_by_callback": state["callback_stop"], "n_forward": op.n_forward,
-               "n_adjoint": op.n_adjoint},
-    )
+    return {"weights": {"U": U}, "solver": "rfista", "objective_value": cert.primal, "iterations": out.iterations,
+            "gap": gap, "dual_value": dual, "rel_gap": gap / max(abs(cert.primal), np.finfo(float).tiny),
+            "step_size": out.eta, "program_penalty": penalty.value(U),
+            "extra": {"restarts": out.restarts, "backtracks": out.backtracks,
+                      "stopped_by_callback": state["callback_stop"], "n_forward": op.n_forward,
+                      "n_adjoint": op.n_adjoint}}
+
+
+def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start, callback,
+          memory_budget) -> dict[str, Any]:
+    Xa = np.ascontiguousarray(patterns.design(X), dtype=np.float64)
+    n, d = Xa.shape
+    p, c = patterns.n_patterns, kernel.y.shape[1]
+    budget = al.check_al_memory(n, d, p, c, 8, memory_budget)
+    gamma0, delta0, eta0 = np.zeros((n, 2 * p, c)), None, None
+    if warm_start is not None:
+        T0 = np.concatenate([np.asarray(warm_start.V, dtype=np.float64).reshape(d, p, c),
+                             np.asarray(warm_start.W, dtype=np.float64).reshape(d, p, c)], axis=1)
+        mult = getattr(warm_start, "multipliers", None)
+        if mult is not None and np.size(mult) == n * 2 * p * c:
+            gamma0 = np.maximum(np.asarray(mult, dtype=np.float64).reshape(n, 2 * p, c), 0.0)
+        eta0 = getattr(warm_start, "step_size", None)  # delta restarts from its rule: see _solve_relu_al
+    else:
+        T0 = np.zeros((d, 2 * p, c))
+    sx2 = float(np.linalg.norm(Xa, 2) ** 2)
+    if delta0 is None or not np.isfinite(delta0) or delta0 <= 0:
+        a2 = ImplicitDesign(Xa, patterns.mask, dtype=np.float64, memory_budget=budget).spectral_norm_sq(n_iter=4)
+        delta0 = al.DELTA_SCALE * kernel.curvature * a2 / max(sx2, np.finfo(float).tiny)
+    if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
+        eta0 = 2.0 / (kernel.curvature * 2.0 * sx2 * max(1.0, math.sqrt(p)) + delta0 * sx2)
+    problem = FeatureALProblem(Xa, patterns.mask, kernel, lam, gamma0, delta0, penalty)
+    res = _solve_relu_al(problem, np.ascontiguousarray(T0), tol=tol, feas_tol=feas_tol, max_iter=max_iter,
+                         eta0=eta0, callback=callback)
+    T = res["T"]
+    cert = feature_relu_certificate(Xa, patterns.mask, kernel, lam, T, res["rho"], penalty)
+    dual = max(cert.dual, res["dual"])
+    gap = max(cert.primal - dual, 0.0)
+    rho = res["rho"][:, :, 0] if c == 1 else res["rho"]
+    return {"weights": {"V": np.ascontiguousarray(T[:, :p]), "W": np.ascontiguousarray(T[:, p:])}, "solver": "al",
+            "objective_value": cert.primal, "iterations": res["iterations"], "gap": gap, "dual_value": dual,
+            "rel_gap": gap / max(abs(cert.primal), np.finfo(float).tiny), "max_violation": cert.max_violation,
+            "multipliers": rho, "al_delta": problem.delta, "step_size": res["eta"],
+            "program_penalty": penalty.value(T),
+            "extra": {"outer_iterations": res["outer"], "feas_tol": feas_tol,
+                      "stopped_by_callback": res["callback_stop"]}}

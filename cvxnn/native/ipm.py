@@ -138,6 +138,14 @@ class _Blocks:
         self.E = np.zeros((self.k, c))
         self.E[np.arange(self.k), self.outs] = 1.0
         self.XX = XX  # n x d^2 row outer products (shared)
+        self._xxu = None
+
+    def xx_upper(self):
+        """The upper-triangle columns of :attr:`XX` (``n x d (d + 1) / 2``), formed once."""
+        if self._xxu is None:
+            iu = np.triu_indices(self.d)
+            self._xxu = np.ascontiguousarray(self.XX[:, iu[0] * self.d + iu[1]])
+        return self._xxu
 
     def images(self, U):
         """``X_a U`` (n x k), the slacks (n x k) and the prediction ``Z`` (n x c)."""
@@ -258,9 +266,9 @@ def solve_restricted_barrier(
             Wc = mu * (inv_s * inv_s)
             rs = np.maximum(r, np.finfo(float).tiny)
             uh = U / rs
-            Hp = a[:, None, None] * eye_d + ((b - a)[:, None, None] * np.einsum("dk,ek->kde", uh, uh))
             gvec = grad.T.reshape(kd)
             if _dense_newton(n, d, k, c):
+                Hp = a[:, None, None] * eye_d + ((b - a)[:, None, None] * np.einsum("dk,ek->kde", uh, uh))
                 H = _loss_hessian(B, kernel, Z)
                 Hblk = (Wc.T @ XX).reshape(k, d, d) + Hp
                 for j in range(k):
@@ -273,7 +281,7 @@ def solve_restricted_barrier(
                     reg = 1e-12 * max(float(np.abs(np.diag(H)).max(initial=1.0)), 1.0)
                     step = -np.linalg.solve(H + reg * np.eye(kd), gvec)
             else:
-                step = -_newton_cg(B, kernel, Z, Wc, Hp, grad).T.reshape(kd)
+                step = -_newton_cg(B, kernel, Z, Wc, (a, b - a, uh), grad).T.reshape(kd)
             newton += 1
             dec = -float(gvec @ step)  # Newton decrement squared
             dU = step.reshape(k, d).T
@@ -298,6 +306,7 @@ def solve_restricted_barrier(
                 # rounding floor: the decrease is below what Phi can resolve
                 break
             U, slack, Z, Phi = U_t, slack_t, Z_t, Phi_t
+
             if dec <= (1e-3 if nu * mu <= 10 * gap_target else 0.1) or dec <= 1e-14 * max(1.0, abs(Phi)):
                 centred = True
                 break
@@ -337,14 +346,18 @@ def _dense_newton(n: int, d: int, k: int, c: int) -> bool:
     return dense <= cg
 
 
-def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, Hp: np.ndarray,
+def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, pen: tuple,
                rhs: np.ndarray) -> np.ndarray:
     """Solve ``H x = rhs`` (``d x k``) for the barrier Hessian by preconditioned conjugate
     gradients, never forming ``H``: products cost two ``n x d x k`` GEMMs; the preconditioner
-    is the exact ``d x d`` diagonal block of every block (loss, cone barrier and penalty)."""
+    is the exact ``d x d`` diagonal block of every block (loss, cone barrier and penalty).
+
+    ``pen = (a, b - a, uh)`` is the penalty curvature ``a I + (b - a) uh uh^T`` of every block
+    (``a, b`` of :func:`_psi`, ``uh = u / ||u||``), applied in ``O(kd)`` as a rank-one update."""
     Xa, d, k = B.Xa, B.d, B.k
     D, V = kernel.hessian_parts(Z)
     coef = B.Mb * B.sign
+    pa, pba, uh = pen
 
     def hv(P: np.ndarray) -> np.ndarray:
         XP = Xa @ P  # n x k
@@ -353,18 +366,24 @@ def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, 
         if V is not None:
             HdZ -= V * np.einsum("nc,nc->n", V, dZ)[:, None]
         out = Xa.T @ (coef * HdZ[:, B.outs] + Wc * XP)
-        return out + np.einsum("kde,ek->dk", Hp, P)
+        return out + pa * P + (pba * np.einsum("dk,dk->k", uh, P)) * uh
 
-    # diagonal blocks: X^T diag(coef^2 (D_k - V_k^2) + Wc) X + Hp
+    # diagonal blocks: X^T diag(coef^2 (D_k - V_k^2) + Wc) X + Hp, from the upper triangle of
+    # the row products x_r x_r^T (half the flops of the full d x d products)
     wdiag = (coef * coef) * D[:, B.outs] + Wc
     if V is not None:
         wdiag = wdiag - (coef * coef) * V[:, B.outs] ** 2
-    Pblk = (wdiag.T @ B.XX).reshape(k, d, d) + Hp
+    iu = np.triu_indices(d)
+    Pblk = np.empty((k, d, d))
+    Pblk[:, iu[0], iu[1]] = wdiag.T @ B.xx_upper()
+    Pblk[:, iu[1], iu[0]] = Pblk[:, iu[0], iu[1]]
+    Pblk += pba[:, None, None] * (uh.T[:, :, None] * uh.T[:, None, :])
+    Pblk[:, np.arange(d), np.arange(d)] += pa[:, None]
     Pblk[:, np.arange(d), np.arange(d)] += 1e-14 * np.abs(Pblk).max(initial=1.0)
     Pinv = np.linalg.inv(Pblk)  # k small d x d blocks, inverted once per Newton step
 
     def prec(R: np.ndarray) -> np.ndarray:
-        return np.einsum("kde,ek->dk", Pinv, R)
+        return np.matmul(Pinv, R.T[:, :, None])[:, :, 0].T
 
     x = np.zeros_like(rhs)
     r = rhs.copy()
@@ -427,10 +446,9 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad):
         idx = np.flatnonzero(outs_m == kk)
         if idx.size:
             Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
-            H[np.ix_(idx, idx)] += Aw.T @ Aw
+            H[np.ix_(idx, idx)] += _gram(Aw)
     if V is not None:
-        Bv = AN * V[:, outs_m]
-        H -= Bv.T @ Bv
+        H -= _gram(AN * V[:, outs_m])
     for j in np.flatnonzero(live):
         sl = slice(offs[j], offs[j + 1])
         wh = w[sl] / nr[j]
@@ -563,7 +581,6 @@ def polish_on_faces(
     sign = np.where(np.asarray(cols) < p, 1.0, -1.0)
     coef = M[:, pat] * sign
     outs = np.asarray(outs)
-    E = np.eye(c)[outs]
     slack = S[:, pat] * (Xa @ U)
     # row r of block j is on the face when its normalised slack s_r / (|x_r| |u_j|) is below
     # its normalised multiplier rho_r |x_r| / lam, with rho_r s_r = mu on the central path:
@@ -605,11 +622,20 @@ def polish_on_faces(
             AN[:, offs[j]:offs[j + 1]] = coef[:, j, None] * (Xa @ bases[j])
         w = np.concatenate([bases[j].T @ U[:, j] for j in range(k)])
         blk = np.repeat(np.arange(k), dims)
-        Eo = E[blk]  # m x c: output of each reduced coordinate
+        outs_m = outs[blk]
+        # the reduced design split by output: Z[:, kk] = AN[:, idx_kk] @ w[idx_kk], one GEMV each
+        groups = [(kk, idx, np.ascontiguousarray(AN[:, idx]))
+                  for kk in range(c) if (idx := np.flatnonzero(outs_m == kk)).size]
 
-        def fval(wv, AN=AN, Eo=Eo, blk=blk):
+        def predict(wv, groups=groups):
+            Zp = np.zeros((n, c))
+            for kk, idx, Ak in groups:
+                Zp[:, kk] = Ak @ wv[idx]
+            return Zp
+
+        def fval(wv, blk=blk, predict=predict):
             nr = np.sqrt(np.bincount(blk, wv * wv, minlength=k))
-            return kernel.value((AN * wv) @ Eo) + lam * float(nr.sum()), nr
+            return kernel.value(predict(wv)) + lam * float(nr.sum()), nr
 
         F, nr = fval(w)
         ok = True
@@ -621,27 +647,29 @@ def polish_on_faces(
                 break
             # a block whose face leaves it no effect on the prediction (every row of its pattern
             # tight) only adds penalty: it is zero at the optimum of this face
-            AW = AN * w
-            pred = np.array([np.linalg.norm(AW[:, offs[j]:offs[j + 1]].sum(axis=1)) for j in range(k)])
+            pred = np.zeros(k)
+            lv = np.flatnonzero(live)
+            pred[lv] = np.linalg.norm(np.add.reduceat(AN * w, offs[lv], axis=1)[:, :lv.size] if lv.size
+                                      else np.zeros((n, 0)), axis=0)
             idle = live & (pred <= 1e-10 * max(float(pred.max(initial=0.0)), np.finfo(float).tiny))
             if idle.any():
                 nr = np.where(idle, 0.0, nr)
                 ok = False
                 break
-            Z = AW @ Eo
+            Z = predict(w)
             g = kernel.grad(Z)
-            grad = np.einsum("nm,nm->m", AN, g[:, outs[blk]]) + lam * w / np.maximum(nr[blk], np.finfo(float).tiny)
+            grad = np.einsum("nm,nm->m", AN, g[:, outs_m]) + lam * w / np.maximum(nr[blk], np.finfo(float).tiny)
             D, V = kernel.hessian_parts(Z)
             if m > FACE_DENSE_MAX:
                 gnorm = float(np.linalg.norm(grad))
                 g0 = gnorm if g0 is None else g0
-                step, cg_ok = _face_newton_cg(AN, D, V, outs[blk], c, offs, dims, live, w, nr, lam, grad,
+                step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
                                               rtol=max(1e-12, min(1e-3, gnorm / max(g0, np.finfo(float).tiny))))
                 if not cg_ok:
                     ok = False
                     break
             else:
-                step = _face_newton_dense(AN, D, V, outs[blk], c, offs, dims, live, w, nr, lam, grad)
+                step = _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad)
                 if step is None:
                     ok = False
                     break
@@ -687,7 +715,7 @@ def polish_on_faces(
             continue
         # face multipliers: Xt_T^T rho = c_j + lam u_j / ||u_j||; a negative one means the
         # block wants to leave that row's face (active-set step: drop the most negative row)
-        Z = (AN * w) @ Eo
+        Z = predict(w)
         g = kernel.grad(Z)
         Cj = Xa.T @ (coef * g[:, outs])  # d x k
         nrm = np.linalg.norm(U_new, axis=0)

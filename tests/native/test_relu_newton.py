@@ -77,3 +77,45 @@ def test_nuclear_vector_program_goes_to_the_al():
 
     with pytest.raises(InvalidParameterError, match="one_vs_all"):
         solve_native(X, Y, pats, activation="relu", solver="working_set", formulation="nuclear")
+
+
+@pytest.mark.parametrize("loss", ["logistic", "cross_entropy"])
+def test_cg_newton_step_solves_the_dense_barrier_system(loss):
+    """The matrix-free CG step (rank-one penalty curvature, half-triangle preconditioner) solves
+    the same system as the formed barrier Hessian."""
+    from cvxnn.losses import get_loss
+    from cvxnn.native import ipm
+    from cvxnn.native._losses import make_kernel
+
+    rng = np.random.default_rng(3)
+    n, d, c = 50, 4, (3 if loss == "cross_entropy" else 1)
+    Xa = np.c_[rng.standard_normal((n, d - 1)), np.ones(n)]
+    pats = sample_patterns(Xa[:, :-1], 6, seed=1, bias=True)
+    M = pats.mask.astype(float)
+    S = 2.0 * M - 1.0
+    Y = np.eye(c)[rng.integers(0, c, n)] if c > 1 else np.where(rng.standard_normal((n, 1)) > 0, 1.0, -1.0)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    p = M.shape[1]
+    cols = np.array([0, 3, p + 1, p + 5, 2])
+    outs = np.arange(cols.size) % c
+    XX = (Xa[:, :, None] * Xa[:, None, :]).reshape(n, d * d)
+    B = ipm._Blocks(Xa, M, S, cols, outs, c, XX)
+    U = np.column_stack([pats.gates[:, j % p] * (1 + j) for j in cols])  # strictly inside (gates)
+    XU, slack, Z = B.images(U)
+    mu, lam = 1e-2, 0.7
+    r = np.linalg.norm(U, axis=0)
+    _, _, a, b = ipm._psi(r, mu, lam)
+    uh = U / r
+    Wc = mu / slack**2
+    rhs = rng.standard_normal((d, cols.size))
+    x = ipm._newton_cg(B, kernel, Z, Wc, (a, b - a, uh), rhs)
+    H = ipm._loss_hessian(B, kernel, Z)
+    Hp = a[:, None, None] * np.eye(d) + (b - a)[:, None, None] * np.einsum("dk,ek->kde", uh, uh)
+    Hblk = (Wc.T @ XX).reshape(cols.size, d, d) + Hp
+    for j in range(cols.size):
+        H[j * d:(j + 1) * d, j * d:(j + 1) * d] += Hblk[j]
+    ref = np.linalg.solve(H, rhs.T.reshape(-1)).reshape(cols.size, d).T
+    np.testing.assert_allclose(x, ref, rtol=0, atol=1e-2 * np.abs(ref).max())
+    # CG_TOL bounds the relative residual
+    res = H @ x.T.reshape(-1) - rhs.T.reshape(-1)
+    assert np.linalg.norm(res) <= 1.01 * ipm.CG_TOL * np.linalg.norm(rhs)

@@ -69,6 +69,11 @@ MU0_ADD = 1e-3
 #: cancer, 3 gate seeds: 316 Newton steps instead of 420).
 PUSH_SEARCH = True
 PUSH_GRID = tuple(10.0 ** np.arange(-1.0, 4.01, 0.5))
+#: Start entering blocks along their steepest feasible direction ``Pi_{K_i}(c_b)`` (from the KKT
+#: check's NNLS) at the factor of STEP_GRID times their one-dimensional Newton step with the
+#: least barrier value, instead of along the gate alone.
+STEEPEST_START = True
+STEP_GRID = tuple(2.0 ** -np.arange(0.0, 10.0))
 #: Projected-gradient iterations run on the undecided blocks of a KKT scan before exact NNLS.
 PG_ITERATIONS = 200
 #: Cap on working-set rounds.
@@ -172,6 +177,7 @@ class KKTScan:
         self.directions: dict[int, np.ndarray] = {}
         self.gates = None
         self.lb_ok = np.zeros(nb, dtype=bool)
+        self.fresh: set[int] = set()
         if gates is not None:
             Gn = np.asarray(gates, dtype=np.float64)
             self.gates = Gn / np.maximum(np.linalg.norm(Gn, axis=0), np.finfo(float).tiny)
@@ -191,6 +197,7 @@ class KKTScan:
         after ``want`` violators. Empty: every block outside ``W`` is optimal at zero, and
         ``rho_out`` certifies it (``||c_b - Xt_i^T rho_b|| <= lam`` up to rounding)."""
         lam = self.lam
+        self.fresh = set()
         out = np.flatnonzero(~in_W)
         if out.size == 0:
             return out, np.zeros(0)
@@ -234,11 +241,31 @@ class KKTScan:
             self.rho_out[:, j] = r
             score[pos] = res
             self.directions[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_b)
+            self.fresh.add(int(j))
             found += int(res > lam * (1.0 + 1e-9))
         viol = score > lam * (1.0 + 1e-9)
         order = np.argsort(-score)
         order = order[viol[order]]
         return out[order], score[order]
+
+
+    def steepest(self, b: int, theta: np.ndarray) -> np.ndarray:
+        """``Pi_{K_i}(c_b)``, the steepest feasible direction of block ``b`` at the dual point
+        ``theta`` (Moreau: ``c_b + Xt_i^T rho`` with ``rho`` the NNLS solution of the KKT check);
+        from the last scan when it solved this block's NNLS at the same ``theta``."""
+        b = int(b)
+        if b in self.fresh:
+            return self.directions[b]
+        i, c, n = int(self.bpat[b]), self.c, self.n
+        th = theta.reshape(n, c)[:, b % c]
+        cb = (1.0 if b // c < self.p else -1.0) * (self.Xa.T @ (self.M[:, i] * th))  # = -c_b
+        At = (self.S[:, i, None] * self.Xa).T
+        r, _ = _nnls(At, cb, self.rho_out[:, b])
+        self.counters["nnls"] += 1
+        self.rho_out[:, b] = r
+        self.directions[b] = At @ r - cb
+        self.fresh.add(b)
+        return self.directions[b]
 
 
 def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -248,6 +275,31 @@ def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndar
     if x0 is not None and np.any(x0 > 0):
         return nnls_warm(At, c, x0)
     return nnls(At, c, maxiter=50 * (At.shape[1] + 1))
+
+
+def _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, new, theta, Z, lam) -> np.ndarray | None:
+    """``t_b Pi_K(c_b)`` for the entering blocks ``new`` (``d x |new|``): the steepest feasible
+    direction at its one-dimensional Newton step, ``t_b = ||dir|| (||dir|| - lam) / dir^T H_b dir``
+    (the slope along ``dir`` is ``-||dir||^2 + lam ||dir||`` since ``<c_b, Pi_K(c_b)> = ||Pi_K(c_b)||^2``;
+    ``H_b`` the loss curvature of the block). None when no block has a usable direction."""
+    D, V = kernel.hessian_parts(Z)
+    out = np.zeros((Xa.shape[1], new.size))
+    for pos, b in enumerate(new):
+        dvec = scanner.steepest(int(b), theta)
+        dn = float(np.linalg.norm(dvec))
+        if not dn > lam:
+            continue
+        a = M[:, bpat[b]] * bsign[b] * (Xa @ dvec)
+        k = int(bout[b])
+        quad = float(D[:, k] @ (a * a)) - (float((V[:, k] * a) @ (V[:, k] * a)) if V is not None else 0.0)
+        if quad <= 0.0 or not np.isfinite(quad):
+            continue
+        # rounding can leave the projection a hair outside its cone: those rows stay at zero slack
+        sl = S[:, bpat[b]] * (Xa @ dvec)
+        if sl.min(initial=0.0) < -1e-9 * max(float(np.abs(sl).max(initial=0.0)), np.finfo(float).tiny):
+            continue
+        out[:, pos] = (dn * (dn - lam) / quad) * dvec
+    return out if np.any(out) else None
 
 
 def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | None) -> np.ndarray | None:
@@ -578,10 +630,28 @@ def solve_relu_working_set(
             mu0 = max(MU0_ADD * obj_scale, gap_target) / nu
         else:
             mu0 = max(cert.gap, gap_target) / nu
+        if STEEPEST_START and add.size:
+            # entering blocks start along their steepest feasible direction Pi_K(c_b), each at
+            # its own one-dimensional Newton step, scaled together by the best factor of a grid
+            isnew = np.isin(blocks, add)
+            steep = _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, blocks[isnew], theta, Z, lam)
+            if steep is not None:
+                base_s = U0.copy()
+                best_f, best_v = 0.0, barrier_objective(Xa, M, S, kernel, lam, bcol[blocks], bout[blocks], U0, mu0)
+                for f in STEP_GRID:
+                    Ut = base_s.copy()
+                    Ut[:, isnew] += f * steep
+                    v = barrier_objective(Xa, M, S, kernel, lam, bcol[blocks], bout[blocks], Ut, mu0)
+                    if v < best_v:
+                        best_f, best_v = f, v
+                U0[:, isnew] += best_f * steep
+                logger.debug("entering blocks start along their steepest directions, step factor %g", best_f)
         if PUSH_SEARCH and add.size:
             # scale the push of the new blocks to (roughly) centre the start at mu0
             isnew = np.isin(blocks, add)
-            base = U_full[:, blocks]
+            base = U_full[:, blocks].copy()
+            if STEEPEST_START and steep is not None:
+                base[:, isnew] += best_f * steep
             pushdir = U0 - base
             best_f, best_v = 1.0, np.inf
             for f in PUSH_GRID:

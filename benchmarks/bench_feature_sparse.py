@@ -10,7 +10,10 @@ network of the first ``k`` features only, plus noise. For each penalty the bench
    support, and whether the first ``k`` features to enter are the planted ones;
 2. solves C-GReLU at ``lam = ratio * lam_max`` natively (relative gap ``1e-6``) and with
    CVXPY+Clarabel (compile and solve timed separately), and reports both times, their ratio and
-   the relative objective difference, all measured in this run.
+   the relative objective difference, all measured in this run;
+3. the same for C-ReLU (native augmented Lagrangian, relative gap and cone violation ``1e-6``)
+   on a planted instance and on the standardized diabetes data (scikit-learn), and for vector
+   output (``c = 3`` planted outputs, C-GReLU).
 
 Run (one BLAS thread, as the numbers in the docs were measured)::
 
@@ -47,7 +50,7 @@ def planted(n: int, d: int, k: int, seed: int, noise: float = 0.1):
 
 def path_table(X, y, patterns, penalty, k: int, activation: str, n_lams: int, ratio: float) -> dict:
     path = feature_path(X, y, penalty=penalty, patterns=patterns, activation=activation, n_lams=n_lams,
-                        lam_min_ratio=ratio, tol=1e-6)
+                        lam_min_ratio=ratio, tol=1e-6, solver="native")
     truth = np.zeros(X.shape[1], dtype=bool)
     truth[:k] = True
     print(f"\n{activation} {penalty!r}: lam_max = {path.lam_max:.4g}, path of {len(path)} lams in "
@@ -67,29 +70,42 @@ def path_table(X, y, patterns, penalty, k: int, activation: str, n_lams: int, ra
     return {"path": path, "first_k": first_k, "exact": exact}
 
 
-def timing(X, y, patterns, penalty, ratio: float, repeats: int) -> dict:
-    lmax = feature_lam_max(X, y, patterns, penalty)
+def timing(X, y, patterns, penalty, ratio: float, repeats: int, activation: str = "gated_relu") -> dict:
+    lmax = feature_lam_max(X, y, patterns, penalty, activation=activation)
     lam = ratio * lmax
     nat_times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        nat = solve_feature_sparse(X, y, penalty=penalty, lam=lam, patterns=patterns, tol=1e-6)
+        nat = solve_feature_sparse(X, y, penalty=penalty, lam=lam, patterns=patterns, activation=activation,
+                                   solver="native", tol=1e-6)
         nat_times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    prog = build_program(X, y, activation="gated_relu", patterns=patterns, lam=lam, penalty=penalty)
+    prog = build_program(X, y, activation=activation, patterns=patterns, lam=lam, penalty=penalty)
     build = time.perf_counter() - t0
     compile_s = prog.compile("CLARABEL")
     t0 = time.perf_counter()
-    ref = solve_feature_sparse(X, y, penalty=penalty, lam=lam, patterns=patterns, solver="CLARABEL", program=prog)
+    ref = solve_feature_sparse(X, y, penalty=penalty, lam=lam, patterns=patterns, activation=activation,
+                               solver="CLARABEL", program=prog)
     solve_s = time.perf_counter() - t0
     t_nat = min(nat_times)
     rel = (nat.objective_value - ref.objective_value) / abs(ref.objective_value)
     cvx_total = build + compile_s + solve_s
-    print(f"{penalty!r:28} lam={ratio:g} lam_max: native {t_nat:7.3f} s ({nat.iterations} it, rel gap "
-          f"{nat.rel_gap:.1e}) | Clarabel solve {solve_s:7.3f} s, build+compile {build + compile_s:6.2f} s | "
-          f"ratio solve {solve_s / t_nat:6.1f}x, total {cvx_total / t_nat:6.1f}x | rel obj diff {rel:+.1e}")
+    viol = "" if activation == "gated_relu" else f", viol {nat.max_violation:.1e}"
+    print(f"{activation} {penalty!r:26} lam={ratio:g} lam_max: native {t_nat:7.3f} s ({nat.solver}, {nat.status}, "
+          f"{nat.iterations} it, rel gap {nat.rel_gap:.1e}{viol}) | Clarabel solve {solve_s:7.3f} s ({ref.status}), "
+          f"build+compile {build + compile_s:6.2f} s | ratio solve {solve_s / t_nat:6.1f}x, total "
+          f"{cvx_total / t_nat:6.1f}x | rel obj diff {rel:+.1e}", flush=True)
     return {"native": t_nat, "clarabel_solve": solve_s, "clarabel_total": cvx_total, "rel_obj": rel,
             "iterations": nat.iterations}
+
+
+def diabetes():
+    """The diabetes data of scikit-learn, features and target standardized (n=442, d=10)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return X, (y - y.mean()) / y.std()
 
 
 def main() -> None:
@@ -102,18 +118,58 @@ def main() -> None:
     ap.add_argument("--lam-min-ratio", type=float, default=0.05)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-paths", action="store_true", help="only the timing sections")
     args = ap.parse_args()
+    threads = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    print(f"threads: {threads}, cpus: {os.cpu_count()}, load average: {os.getloadavg()}")
     X, y = planted(args.n, args.d, args.k, args.seed)
     patterns = sample_patterns(X, args.gates, seed=args.seed)
     print(f"planted problem: n={args.n}, d={args.d}, k={args.k} relevant features, p={patterns.n_patterns} "
           f"patterns, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
     penalties = [FeatureGroupL2(), FeatureGroupL2(alpha=0.2), SparseGroupL2(alpha=0.5)]
+    if not args.skip_paths:
+        paths(X, y, patterns, penalties, args)
+    print("\n== native R-FISTA vs CVXPY+Clarabel, C-GReLU, same program ==")
+    for ratio in (0.3, 0.1):
+        for pen in penalties:
+            timing(X, y, patterns, pen, ratio, args.repeats)
+    relu_pens = [FeatureGroupL2(), SparseGroupL2(alpha=0.5)]
+    n_r, d_r = min(args.n, 200), args.d
+    Xr, yr = X[:n_r, :d_r], y[:n_r]
+    pr = sample_patterns(Xr, 30, seed=args.seed)
+    print(f"\n== native AL vs CVXPY+Clarabel, C-ReLU, planted n={n_r}, d={d_r}, p={pr.n_patterns} ==")
+    for ratio in (0.3, 0.1):
+        for pen in relu_pens:
+            timing(Xr, yr, pr, pen, ratio, 1, activation="relu")
+    Xd, yd = diabetes()
+    pd_ = sample_patterns(Xd, 30, seed=args.seed)
+    print(f"\n== native AL vs CVXPY+Clarabel, C-ReLU, diabetes (standardized) n={Xd.shape[0]}, d={Xd.shape[1]}, "
+          f"p={pd_.n_patterns} ==")
+    for ratio in (0.3, 0.1):
+        for pen in relu_pens:
+            timing(Xd, yd, pd_, pen, ratio, 1, activation="relu")
+    Xv, Yv = planted_vector(200, 20, args.k, 3, args.seed)
+    pv = sample_patterns(Xv, 30, seed=args.seed)
+    print(f"\n== vector output (c=3), native R-FISTA vs CVXPY+Clarabel, C-GReLU, n=200, d=20, p={pv.n_patterns} ==")
+    for pen in penalties:
+        timing(Xv, Yv, pv, pen, 0.3, args.repeats)
+
+
+def planted_vector(n: int, d: int, k: int, c: int, seed: int, noise: float = 0.1):
+    """``X`` and ``Y`` (``n x c``): a 4-neuron ReLU network of the first ``k`` features, ``c`` outputs."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    H = np.maximum(X[:, :k] @ (rng.standard_normal((k, 4)) / np.sqrt(k)), 0.0)
+    return X, H @ rng.standard_normal((4, c)) + noise * rng.standard_normal((n, c))
+
+
+def paths(X, y, patterns, penalties, args) -> None:
     print("\n== support along the path ==")
     for pen in penalties:
         path_table(X, y, patterns, pen, args.k, "gated_relu", args.n_lams, args.lam_min_ratio)
-    # C-ReLU: CVXPY + Clarabel (no native route with cone constraints) on a smaller instance,
-    # (a) with the dense Gaussian gates and (b) with gates supported on the features the gated
-    # path selected (two-stage): the cones K_i of dense gates contain no sparse neurons
+    # C-ReLU (native AL) on a smaller instance, (a) with the dense Gaussian gates and (b) with
+    # gates supported on the features the gated path selected (two-stage): the cones K_i of
+    # dense gates contain no sparse neurons
     n_r, d_r = min(args.n, 120), min(args.d, 20)
     Xs, ys = X[:n_r, :d_r], y[:n_r]
     dense = sample_patterns(Xs, 20, seed=args.seed)
@@ -130,10 +186,6 @@ def main() -> None:
         rows = res["path"].row_norms[-1]
         print(f"at the smallest lam: largest irrelevant row norm / smallest relevant row norm = "
               f"{rows[args.k:].max() / rows[: args.k].min():.3g}")
-    print("\n== native R-FISTA vs CVXPY+Clarabel, C-GReLU, same program ==")
-    for ratio in (0.3, 0.1):
-        for pen in penalties:
-            timing(X, y, patterns, pen, ratio, args.repeats)
 
 
 if __name__ == "__main__":

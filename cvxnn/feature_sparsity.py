@@ -136,14 +136,15 @@ def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarra
 
 
 def _route(solver, activation: str, penalty: GroupSparsePenalty) -> str:
-    """``"native"`` or a CVXPY solver name. ``"auto"`` takes the native solver except for C-ReLU
-    with a block-separable penalty (:class:`SparseGroupL2`), where Clarabel's sparse KKT system
-    was 3-6x faster than the augmented Lagrangian; with the feature group norm, which couples
-    every block, the AL was 16-36x faster (docs/feature-sparsity.md, "Measured")."""
+    """``"native"`` or a CVXPY solver name. ``"auto"`` is native for C-GReLU and Clarabel for
+    C-ReLU: the augmented Lagrangian was 20-24x faster than Clarabel with the feature group norm
+    on the planted problem (d = 40) but 6x slower on diabetes (d = 10), and 4-6x slower with
+    :class:`SparseGroupL2` (docs/feature-sparsity.md, "Measured"); ask for it with
+    ``solver="native"``."""
     if not isinstance(solver, str) or not solver:
         raise InvalidParameterError(f"solver must be 'auto', 'native' or a CVXPY solver name, got {solver!r}.")
     low = solver.lower()
-    if low == "auto" and activation == "relu" and penalty.block_separable:
+    if low == "auto" and activation == "relu":
         return "CLARABEL"
     if low in _NATIVE or low == "al":
         if (low == "rfista" and activation == "relu") or (low == "al" and activation == "gated_relu"):
@@ -191,8 +192,9 @@ def solve_feature_sparse(
     solver : str
         ``"native"``: the native solver of the activation (R-FISTA for C-GReLU, the augmented
         Lagrangian for C-ReLU, :mod:`cvxnn.native.feature_sparse`); ``"rfista"`` / ``"al"`` name
-        them; ``"auto"``: native, except Clarabel for C-ReLU with :class:`SparseGroupL2` (faster
-        there, measured); or any installed CVXPY solver name (``"CLARABEL"``, ``"SCS"``, ...).
+        them; ``"auto"``: native for C-GReLU, Clarabel for C-ReLU (which is faster depends on the
+        problem, measured in docs/feature-sparsity.md); or any installed CVXPY solver name
+        (``"CLARABEL"``, ``"SCS"``, ...).
     tol, max_iter, warm_start, feas_tol
         Native solver: relative gap tolerance, iteration limit (default 10 000 for C-GReLU,
         100 000 inner iterations for C-ReLU), start point, cone-violation tolerance (C-ReLU,

@@ -163,7 +163,7 @@ def test_relu_path_native_warm_started():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         path = feature_path(X, y, penalty=FeatureGroupL2(), patterns=P, activation="relu", n_lams=5,
-                            lam_min_ratio=0.1, tol=1e-6)
+                            lam_min_ratio=0.1, tol=1e-6, solver="native")
     assert path.solver == "al" and all(s.converged for s in path.solutions)
     assert path.solutions[0].solver == "lam_max" and path.solutions[-1].solver == "al"
     assert path.n_features[-1] >= 2
@@ -171,10 +171,10 @@ def test_relu_path_native_warm_started():
 
 
 def test_auto_route(small):
+    """"auto" is native for C-GReLU and Clarabel for C-ReLU; "native" / "al" reach the AL."""
     X, y, P = small
-    lam = 0.3 * feature_lam_max(X, y, P, SparseGroupL2(0.5), activation="relu")
-    assert solve_feature_sparse(X, y, penalty=SparseGroupL2(0.5), lam=lam, patterns=P, activation="relu").backend \
-        == "cvxpy"
-    lam = 0.3 * feature_lam_max(X, y, P, FeatureGroupL2(), activation="relu")
-    assert solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=lam, patterns=P, activation="relu").solver \
-        == "al"
+    pen = FeatureGroupL2()
+    lam = 0.3 * feature_lam_max(X, y, P, pen, activation="relu")
+    assert solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, activation="relu").backend == "cvxpy"
+    assert solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P, activation="relu", solver="al").solver == "al"
+    assert solve_feature_sparse(X, y, penalty=pen, lam=lam, patterns=P).solver == "rfista"

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ._validation import check_X, check_y
+from .activations import get_activation
 from .backends.cvxpy_adapter import run_problem
 from .errors import InvalidParameterError
 from .losses import Loss, get_loss
@@ -132,7 +133,7 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss
     r0 = -loss.grad(np.zeros_like(y), y)
     C = adjoint(Xa, mask, r0)  # (d_a, p) or (d_a, p, c): the correlations X_a^T D_i r0
     penalty = get_penalty("group_l2" if y.ndim == 1 else formulation)
-    if activation == "gated_relu":
+    if not get_activation(activation).constrained:  # lam_max of the group lasso: the largest dual norm
         return float(penalty.dual_norm(C).max(initial=0.0))
     S = patterns.signs()
     if y.ndim == 1:

@@ -100,7 +100,7 @@ def to_network(model, *, tol: float = 0.0):
     """
     tol = check_nonnegative_float(tol, "tol")
     pats: Patterns = model.patterns
-    if model.activation == "gated_relu":
+    if model.spec.gated:  # neurons keep their gates; one block per gate
         U = model.U
         keep = _keep(block_norms(U), tol)
         if U.ndim == 2:
@@ -188,7 +188,7 @@ def relu_vector_factors(
     -------
     ReLUVectorFactors
     """
-    if model.activation != "relu" or model.V is None or model.V.ndim != 3:
+    if not model.spec.constrained or model.V is None or model.V.ndim != 3:
         raise InvalidParameterError("relu_vector_factors needs a C-ReLU model with blocks of shape (d_a, p, c).")
     for name, val in (("tol", tol), ("rank_tol", rank_tol), ("cone_tol", cone_tol)):
         _check_tolerance(val, name)

@@ -27,8 +27,8 @@ import cvxpy as cp
 import numpy as np
 
 from ._validation import check_lam, check_X, check_y
+from .activations import get_activation
 from .backends.cvxpy_adapter import check_cvxpy_solver as _check_solver  # noqa: F401 - kept name
-from .constraints import ConeConstraint
 from .errors import InvalidParameterError, LabelError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
@@ -164,24 +164,18 @@ def build_program(
     M = patterns.mask.astype(float)
     d_a, p = patterns.design_dim, patterns.n_patterns
 
-    group, cone = GroupL2(), ConeConstraint()
-    if activation == "relu":
-        V = cp.Variable((d_a, p), name="V")
-        W = cp.Variable((d_a, p), name="W")
-        variables = {"V": V, "W": W}
-        cones = cone.cvxpy(Xa, patterns.mask, V) + cone.cvxpy(Xa, patterns.mask, W)
-        prediction = _masked_prediction(Xa, M, V - W)
-        penalty = group.cvxpy(V).expression + group.cvxpy(W).expression
-    else:
-        U = cp.Variable((d_a, p), name="U")
-        variables = {"U": U}
-        cones = []
-        prediction = _masked_prediction(Xa, M, U)
-        penalty = group.cvxpy(U).expression
-
+    group, spec = GroupL2(), get_activation(activation)
+    variables = {name: cp.Variable((d_a, p), name=name) for name in spec.blocks}
+    cones = [] if spec.constraint is None else [
+        con for B in variables.values() for con in spec.constraint.cvxpy(Xa, patterns.mask, B)]
     constraints = list(cones)
-    if pen_obj is not None:  # a penalty of the whole weight matrix (it may couple V and W)
-        term = pen_obj.cvxpy(cp.hstack([V, W]) if activation == "relu" else U)
+    prediction = _masked_prediction(Xa, M, spec.effective_weights(variables))
+    blocks = list(variables.values())
+    penalty = group.cvxpy(blocks[0]).expression
+    for B in blocks[1:]:
+        penalty = penalty + group.cvxpy(B).expression
+    if pen_obj is not None:  # a penalty of the whole weight matrix [V, W] or U (it may couple V and W)
+        term = pen_obj.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0])
         penalty = term.expression
         constraints += term.constraints
     lam_param = None

@@ -596,10 +596,9 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
     from . import estimators as E
 
     clf = _is_classification(args)
-    if args.activation == "relu":
-        cls = E.ConvexReLUClassifier if clf else E.ConvexReLURegressor
-    else:
-        cls = E.ConvexGatedReLUClassifier if clf else E.ConvexGatedReLURegressor
+    classes = {("relu", True): E.ConvexReLUClassifier, ("relu", False): E.ConvexReLURegressor,
+               ("gated_relu", True): E.ConvexGatedReLUClassifier, ("gated_relu", False): E.ConvexGatedReLURegressor}
+    cls = classes[args.activation, clf]
     loss = args.loss or ("logistic" if clf else "squared")
     if backend is None:
         backend = "native" if args.backend == "native" else args.solver
@@ -1113,7 +1112,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     blocks = {k: getattr(pruned, k) for k in ("U", "V", "W")}
     # the pruned point as a solution of the same program (its formulation, hence its penalty)
     pruned_sol = dataclasses.replace(sol, patterns=pruned.patterns, **blocks, **_cleared_duals(sol))
-    if pruned_sol.activation == "relu" and pruned_sol.n_outputs > 1:
+    if pruned_sol.spec.constrained and pruned_sol.n_outputs > 1:
         pruned_sol.training_X = Xs  # lets the map use SVD factors that lie in +-K_i
     after = pruned_sol.objective(Xs, y_enc, lam, loss)
     print(f"objective before      : {before:.12g}", file=out)

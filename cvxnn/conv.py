@@ -53,8 +53,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._validation import check_lam, check_positive_int, check_X, check_y
+from .activations import get_activation
 from .builders import _masked_prediction, check_targets
-from .constraints import ConeConstraint
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
@@ -343,7 +343,7 @@ class ConvProgram(ConvexProgram):
             "formulation": self.formulation,
             "program_penalty": sum(penalty.value(B) for B in blocks.values()),
         }
-        if self.activation == "relu":
+        if get_activation(self.activation).constrained:
             fields["training_X"] = self.X  # lets the vector ReLU map test the cones K_i on Z
         return fields
 
@@ -388,7 +388,7 @@ def check_formulation(formulation: str, activation: str) -> str:
     """Validate the vector-output penalty: ``"one_vs_all"``, or ``"nuclear"`` for the gated variant."""
     if not isinstance(formulation, str) or formulation not in FORMULATIONS:
         raise InvalidParameterError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
-    if formulation == "nuclear" and activation == "relu":
+    if formulation == "nuclear" and get_activation(activation).constrained:
         raise InvalidParameterError(
             "the convolutional ReLU program supports formulation='one_vs_all' (c scalar networks "
             "sharing the patterns, exact for ReLU networks); 'nuclear' is for activation='gated_relu'."
@@ -531,7 +531,6 @@ def build_conv_program(
     M = patterns.mask.astype(float)
     d_a, p = patterns.design_dim, patterns.n_patterns
     Pool = _pooling_matrix(n, K, pooling)
-    cone = ConeConstraint()
 
     if c == 1:
         def fit_of(B):
@@ -554,23 +553,17 @@ def build_conv_program(
             term = Nuclear().cvxpy(B, c, name=name)
             return B, term.expression, term.constraints, term.auxiliary
 
-    constraints: list = []
-    if activation == "relu":
-        V, pv, _, _ = blocks_of("V")
-        W, pw, _, _ = blocks_of("W")
-        variables = {"V": V, "W": W}
-        auxiliary: dict[str, tuple] = {}
-        cones = cone.cvxpy(Za, patterns.mask, V, c) + cone.cvxpy(Za, patterns.mask, W, c)
-        fit = fit_of(V - W)
-        penalty = pv + pw
-    else:
-        U, penalty, cu, zu = blocks_of("U")
-        variables = {"U": U}
-        auxiliary = {"U": zu}
-        cones = []
-        constraints += cu
-        fit = fit_of(U)
-    constraints = list(cones) + constraints
+    spec = get_activation(activation)
+    parts = {name: blocks_of(name) for name in spec.blocks}  # variable, penalty, constraints, auxiliary
+    variables = {name: part[0] for name, part in parts.items()}
+    auxiliary: dict[str, tuple] = {name: part[3] for name, part in parts.items() if part[3]}
+    cones = [] if spec.constraint is None else [
+        con for B in variables.values() for con in spec.constraint.cvxpy(Za, patterns.mask, B, c)]
+    fit = fit_of(spec.effective_weights(variables))
+    penalty = None
+    for part in parts.values():
+        penalty = part[1] if penalty is None else penalty + part[1]
+    constraints = list(cones) + [con for part in parts.values() for con in part[2]]
     prediction = Pool @ fit
     lam_param = cp.Parameter(nonneg=True, name="lam", value=check_lam(lam))
     problem = cp.Problem(cp.Minimize(loss_obj.cvxpy(prediction, y) + lam_param * penalty), constraints)
@@ -889,7 +882,8 @@ def network_to_conv(net: ConvNetwork, X) -> ConvModel:
         raise InvalidParameterError(f"net must be a cvxnn ConvNetwork, got {type(net).__name__}.")
     Z = net.geometry.extract(X)
     inner = net.patch_network
-    model = gated_network_to_convex(inner, Z) if net.activation == "gated_relu" else relu_network_to_convex(inner, Z)
+    to_convex = gated_network_to_convex if get_activation(net.activation).gated else relu_network_to_convex
+    model = to_convex(inner, Z)
     return ConvModel(model=model, geometry=net.geometry, pooling=net.pooling)
 
 
@@ -1129,16 +1123,15 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
                              patterns=model.patterns, loss=loss)
     c = data.n_outputs
     inner = model.model
-    B = inner.U if inner.activation == "gated_relu" else inner.V
-    if _as3(B).shape[2] != c:
-        raise ShapeError(f"the model has {_as3(B).shape[2]} outputs but y has {c}.")
+    if inner.n_outputs != c:
+        raise ShapeError(f"the model has {inner.n_outputs} outputs but y has {c}.")
     y2 = data.y[:, None] if data.y.ndim == 1 else data.y
     kernel = make_kernel(data.loss, y2, np.float64)
     Za = model.patterns.design(data.Z)
     op = PooledDesign(ImplicitDesign(Za, model.patterns.mask, n_outputs=c, dtype=np.float64),
                       geo.n_patches, model.pooling)
     kind = _penalty_kind(inner, c)
-    if inner.activation == "gated_relu":
+    if not inner.spec.constrained:  # no cone multipliers: the gap of the pooled group lasso
         return gated_certificate(op, kernel, lam, _as3(np.asarray(inner.U, dtype=np.float64)), penalty=kind)
     if multipliers is None:
         multipliers = getattr(inner, "multipliers", None)

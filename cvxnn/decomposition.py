@@ -431,7 +431,7 @@ def decompose(
     model = solution_or_model
     if not isinstance(model, ConvexModel):
         raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
-    if model.activation != "gated_relu":
+    if not model.spec.gated:
         raise InvalidParameterError("decompose needs a gated ReLU (C-GReLU) model; a C-ReLU model is already "
                                     "a ReLU model (use model.to_network()).")
     if not isinstance(method, str) or method not in METHODS:

@@ -54,6 +54,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from ._validation import as_generator, check_lam, check_positive_int, check_X, check_y
+from .activations import get_activation
 from .errors import (
     ConvergenceWarning,
     CvxnnError,
@@ -290,12 +291,13 @@ def solve_convex(
     name = _resolve_backend(backend)
     native = name == "native"
     program = None
-    if not native and activation == "relu" and np.ndim(y) == 2:
-        # the program the native solvers solve by default: one-vs-all (exact for its network)
+    spec = get_activation(activation)
+    if not native and np.ndim(y) == 2 and spec.vector_formulation != "nuclear":
+        # the program the native solvers solve by default (C-ReLU: one-vs-all, exact for its network)
         from .vector import build_vector_program
 
-        program = build_vector_program(X, y, activation="relu", loss=loss, lam=lam, patterns=patterns,
-                                       formulation="one_vs_all")
+        program = build_vector_program(X, y, activation=spec.name, loss=loss, lam=lam, patterns=patterns,
+                                       formulation=spec.vector_formulation)
     return solve(X, y, patterns, activation=activation, loss=loss, lam=lam, solver="auto" if native else name,
                  tol=tol, max_iter=max_iter, warm_start=warm_start if native else None,
                  callback=callback if native else None, verbose=verbose, program=program)
@@ -436,12 +438,12 @@ def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float
     from .native import duality_gap
 
     multipliers = None
-    if sol.activation == "relu":
+    if sol.spec.constrained:  # the gap of a cone-constrained point needs its multipliers
         multipliers = sol.multipliers
         if multipliers is None:
             return None
     try:
-        if sol.activation == "relu" and sol.n_outputs > 1 and sol.formulation == "one_vs_all":
+        if sol.spec.constrained and sol.n_outputs > 1 and sol.formulation == "one_vs_all":
             cert = _one_vs_all_certificate(sol, X, y, lam, loss, multipliers)
         else:
             cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
@@ -494,8 +496,8 @@ def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, la
     returned network (``L + lam/2 * weight decay``) with the solution's loss (sample weights
     included): what ``objective_`` reports.
     """
-    if sol.activation == "relu" and sol.n_outputs > 1 and sol.training_X is None:
-        sol.training_X = X
+    if sol.spec.constrained and sol.n_outputs > 1 and sol.training_X is None:
+        sol.training_X = X  # the vector ReLU map tests the cones on the training data
     net = sol.to_network(tol=tol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -35,6 +35,7 @@ import numpy as np
 from . import builders as _builders
 from ._lam_max import _prepare
 from ._validation import check_lam, check_nonnegative_float
+from .activations import get_activation
 from .backends.cvxpy_adapter import run_problem
 from .errors import InvalidParameterError
 from .feature_penalties import GroupSparsePenalty
@@ -67,8 +68,7 @@ def weight_matrix(model: ConvexModel) -> np.ndarray:
     """The program's weight matrix ``Theta``: ``U`` (C-GReLU) or ``[V, W]`` (C-ReLU), ``d_a x m``;
     for ``c`` outputs ``d_a x (p c)`` or ``d_a x (2 p c)`` (row ``j``: feature ``j`` in every block
     and output)."""
-    blocks = [model.U] if model.activation == "gated_relu" else [model.V, model.W]
-    return np.hstack([B.reshape(B.shape[0], -1) for B in blocks])
+    return np.hstack([B.reshape(B.shape[0], -1) for B in model.blocks.values()])
 
 
 def feature_support(model: ConvexModel, tol: float = 1e-6, *, scale: float | None = None) -> np.ndarray:
@@ -107,7 +107,7 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     Xa = patterns.design(X)
     r0 = -loss.grad(np.zeros_like(y), y)
     C = adjoint(Xa, patterns.mask, r0)  # (d_a, p[, c]): c_i = X_a^T D_i r0
-    if activation == "gated_relu":
+    if not get_activation(activation).constrained:  # the dual norm of the correlations
         return penalty.dual_norm_value(C)
     n, p = patterns.mask.shape
     c = 1 if y.ndim == 1 else y.shape[1]
@@ -126,13 +126,19 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
                    penalty: GroupSparsePenalty) -> ConvexSolution:
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
-    blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
-    return ConvexSolution(activation=activation, patterns=patterns, **blocks, status="optimal",
+    spec = get_activation(activation)
+    return ConvexSolution(activation=activation, patterns=patterns, **spec.zero_blocks(shape), status="optimal",
                           formulation=None if y.ndim == 1 else "one_vs_all",
                           objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss,
                           backend="exact", solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
-                          max_violation=None if activation == "gated_relu" else 0.0, program_penalty=0.0,
+                          max_violation=0.0 if spec.constrained else None, program_penalty=0.0,
                           extra={"certified_by": "lam_max", "penalty": repr(penalty)})
+
+
+def _native_solver(activation: str) -> str:
+    """The native solver of an activation: the augmented Lagrangian for a cone-constrained
+    program, R-FISTA for an unconstrained one."""
+    return "al" if get_activation(activation).constrained else "rfista"
 
 
 def _route(solver, activation: str, penalty: GroupSparsePenalty) -> str:
@@ -144,10 +150,11 @@ def _route(solver, activation: str, penalty: GroupSparsePenalty) -> str:
     if not isinstance(solver, str) or not solver:
         raise InvalidParameterError(f"solver must be 'auto', 'native' or a CVXPY solver name, got {solver!r}.")
     low = solver.lower()
-    if low == "auto" and activation == "relu":
+    constrained = get_activation(activation).constrained
+    if low == "auto" and constrained:
         return "CLARABEL"
     if low in _NATIVE or low == "al":
-        if (low == "rfista" and activation == "relu") or (low == "al" and activation == "gated_relu"):
+        if low in ("rfista", "al") and low != _native_solver(activation):
             raise InvalidParameterError(f"solver {solver!r} is for {'C-GReLU' if low == 'rfista' else 'C-ReLU'}; "
                                         "use solver='native' (or 'auto') to pick the native solver of the activation.")
         return "native"
@@ -223,7 +230,7 @@ def solve_feature_sparse(
         if solver_opts:
             raise InvalidParameterError(f"the native solver takes no options {sorted(solver_opts)}.")
         if max_iter is None:
-            max_iter = 10_000 if activation == "gated_relu" else 100_000
+            max_iter = 100_000 if get_activation(activation).constrained else 10_000
         return solve_feature_sparse_native(X, y, patterns, penalty=penalty, lam=lam, activation=activation,
                                            loss=loss, tol=tol, feas_tol=feas_tol, max_iter=max_iter,
                                            warm_start=warm_start)
@@ -366,6 +373,6 @@ def feature_path(
                  int(supports[-1].sum()))
     return FeaturePath(lams=np.array([s.lam for s in steps]), solutions=sols, lam_max=lmax, supports=supports,
                        row_norms=rows, activation=activation,
-                       solver=("rfista" if activation == "gated_relu" else "al") if route == "native" else route,
+                       solver=_native_solver(activation) if route == "native" else route,
                        penalty=penalty,
                        total_time=time.perf_counter() - t0)

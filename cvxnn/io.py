@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 
+from .activations import ACTIVATIONS, get_activation
 from .errors import CvxnnError, CvxnnWarning, FileFormatError, InvalidParameterError, MemoryBudgetError
 from .losses import LOSSES, Loss, get_loss
 from .networks import GatedReLUNetwork, ReLUNetwork
@@ -634,7 +635,7 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
     pmeta = _field(meta, "patterns", "object", where, arc.path)
     pats = _load_patterns(arc, prefix + "patterns_", pmeta, name("patterns"))
     activation = _field(meta, "activation", "str", where, arc.path)
-    needed = ("V", "W") if activation == "relu" else ("U",)
+    needed = get_activation(activation).blocks if activation in ACTIVATIONS else ()
     blocks = {b: arc.get(prefix + b, required=b in needed) for b in ("U", "V", "W")}
     kwargs = dict(activation=activation, patterns=pats, **blocks)
     if "solution" not in meta:

@@ -38,6 +38,7 @@ import numpy as np
 from . import builders as _builders
 from ._lam_max import _prepare, lam_max
 from ._validation import check_lam, check_positive_int
+from .activations import get_activation
 from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
 from .losses import Loss, get_loss
@@ -129,12 +130,12 @@ class RegularizationPath:
 def _zero_solution(X, y, patterns, activation, loss, lam, backend) -> ConvexSolution:
     """The exact optimum ``0`` for ``lam >= lam_max`` (certified by :func:`lam_max`, no solve)."""
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
-    blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
+    spec = get_activation(activation)
     return ConvexSolution(
-        activation=activation, patterns=patterns, **blocks, status="optimal",
+        activation=spec.name, patterns=patterns, **spec.zero_blocks(shape), status="optimal",
         objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss, backend=backend,
         solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
-        max_violation=None if activation == "gated_relu" else 0.0,
+        max_violation=0.0 if spec.constrained else None,
         extra={"certified_by": "lam_max"},
     )
 
@@ -268,7 +269,7 @@ def solve_path(
     program = None
     vector = np.ndim(y) == 2
     if formulation is None:
-        formulation = "one_vs_all" if activation == "relu" else "nuclear"
+        formulation = get_activation(activation).vector_formulation
     if vector and adapter.backend != "cvxpy":
         opts.setdefault("formulation", formulation)
     if adapter.backend == "cvxpy":
@@ -346,7 +347,7 @@ def regularization_path(
     X, y, loss_obj = _prepare(X, y, patterns, activation, loss)
     name, backend_name = _backend_solver(backend)
     if formulation is None:
-        formulation = "one_vs_all" if activation == "relu" else "nuclear"
+        formulation = get_activation(activation).vector_formulation
     lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth
             else float("inf"))
     if lams is None:

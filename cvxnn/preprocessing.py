@@ -406,23 +406,18 @@ class Standardizer:
             e[d, 0] = 1.0
             gates = np.hstack([gates, e])
             mask = np.hstack([mask, np.ones((mask.shape[0], 1), dtype=bool)])
-            col = np.zeros((d + 1, 1, c)) if vector else np.zeros((d + 1, 1))
-            if model.activation == "gated_relu":
+            # one constant neuron carries the offset: with a single block it is ym itself; with a
+            # +/- pair (C-ReLU, both blocks >= 0 on the cone of the all-ones pattern) the positive
+            # part goes to the + block and the negative part to the - block
+            spec = model.spec
+            for name, sign in zip(spec.blocks, spec.signs, strict=True):
+                part = ym if len(spec.blocks) == 1 else np.maximum(sign * ym, 0.0)
+                col = np.zeros((d + 1, 1, c)) if vector else np.zeros((d + 1, 1))
                 if vector:
-                    col[d, 0, :] = ym
+                    col[d, 0, :] = part
                 else:
-                    col[d, 0] = ym[0]
-                raw["U"] = np.concatenate([raw["U"], col], axis=1)
-            else:
-                pos, neg = col.copy(), col.copy()
-                if vector:
-                    pos[d, 0, :] = np.maximum(ym, 0.0)
-                    neg[d, 0, :] = np.maximum(-ym, 0.0)
-                else:
-                    pos[d, 0] = max(ym[0], 0.0)
-                    neg[d, 0] = max(-ym[0], 0.0)
-                raw["V"] = np.concatenate([raw["V"], pos], axis=1)
-                raw["W"] = np.concatenate([raw["W"], neg], axis=1)
+                    col[d, 0] = part[0]
+                raw[name] = np.concatenate([raw[name], col], axis=1)
         new_pats = Patterns(
             gates=np.ascontiguousarray(gates), mask=np.ascontiguousarray(mask), bias=bias,
             fingerprint=_fingerprint(X),

@@ -27,6 +27,8 @@ from ._validation import (
     check_X,
     check_y,
 )
+from .activations import ACTIVATIONS as _ACTIVATION_OBJECTS
+from .activations import Activation, get_activation
 from .constraints import ConeConstraint
 from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
 from .losses import Loss, get_loss
@@ -46,7 +48,8 @@ STATUSES = (
     "numerical_error",
 )
 
-ACTIVATIONS = ("relu", "gated_relu")
+#: Public activation names (:data:`cvxnn.activations.ACTIVATIONS` holds their objects).
+ACTIVATIONS = tuple(_ACTIVATION_OBJECTS)
 
 #: Typed :class:`ConvexSolution` field -> ``extra`` keys it is filled from when left None.
 EXTRA_KEYS: dict[str, tuple[str, ...]] = {
@@ -98,14 +101,10 @@ class ConvexModel:
             B = getattr(self, name)
             if B is not None and not (isinstance(B, np.ndarray) and B.dtype.kind == "f"):
                 setattr(self, name, as_float_array(B, name))
-        if self.activation == "relu":
-            if self.V is None or self.W is None:
-                raise ShapeError("a C-ReLU model needs both V and W.")
-            blocks = (self.V, self.W)
-        else:
-            if self.U is None:
-                raise ShapeError("a C-GReLU model needs U.")
-            blocks = (self.U,)
+        spec = self.spec
+        if any(getattr(self, name) is None for name in spec.blocks):
+            raise ShapeError(f"a {spec.label} model needs {' and '.join(spec.blocks)}.")
+        blocks = tuple(getattr(self, name) for name in spec.blocks)
         shape = blocks[0].shape
         for B in blocks:
             if B.shape != shape or B.ndim not in (2, 3) or B.shape[:2] != (
@@ -127,9 +126,19 @@ class ConvexModel:
         return 1 if B.ndim == 2 else B.shape[2]
 
     @property
+    def spec(self) -> Activation:
+        """The :class:`~cvxnn.activations.Activation` object of :attr:`activation`."""
+        return get_activation(self.activation)
+
+    @property
+    def blocks(self) -> dict[str, np.ndarray]:
+        """The weight blocks by name (``{"U": U}`` or ``{"V": V, "W": W}``)."""
+        return {name: getattr(self, name) for name in self.spec.blocks}
+
+    @property
     def effective_weights(self) -> np.ndarray:
         """``U`` (C-GReLU) or ``V - W`` (C-ReLU): the blocks that multiply ``D_i X``."""
-        return self.U if self.activation == "gated_relu" else self.V - self.W
+        return self.spec.effective_weights(self.blocks)
 
     # ----------------------------------------------------------- evaluation
     def predict(self, X) -> np.ndarray:
@@ -165,9 +174,8 @@ class ConvexModel:
         one-vs-all program (``formulation == "one_vs_all"``) the sums of their column norms.
         """
         pen = self._block_penalty()
-        if self.activation == "gated_relu":
-            return pen.block_norms(self.U)
-        return np.vstack([pen.block_norms(self.V), pen.block_norms(self.W)])
+        norms = [pen.block_norms(B) for B in self.blocks.values()]
+        return norms[0] if len(norms) == 1 else np.vstack(norms)
 
     def penalty(self) -> float:
         """Penalty without ``lam`` of the program this point belongs to: ``sum ||u_i||`` or
@@ -185,11 +193,10 @@ class ConvexModel:
 
     def max_cone_violation(self, X) -> float:
         """Largest violation of ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` (0 for C-GReLU)."""
-        if self.activation == "gated_relu":
+        if not self.spec.constrained:
             return 0.0
         self.patterns.check_data(X)
-        Xa = self.patterns.design(X)
-        return max(cone_violation(Xa, self.patterns.mask, self.V), cone_violation(Xa, self.patterns.mask, self.W))
+        return self.spec.max_violation(self.patterns.design(X), self.patterns.mask, self.blocks)
 
     def n_active(self, tol: float = 1e-8) -> int:
         """Number of blocks with norm above ``tol * max block norm`` (neurons before splitting)."""

@@ -51,8 +51,8 @@ from ._readout import (
     relu_vector_to_network,
 )
 from ._validation import check_lam, check_positive_int, check_X, check_y
+from .activations import get_activation
 from .backends.cvxpy_adapter import estimate_nonzeros
-from .constraints import ConeConstraint
 from .errors import InvalidParameterError, LabelError, ShapeError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
@@ -211,7 +211,7 @@ class VectorConvexProgram(ConvexProgram):
         }
         if self.weight_penalty is not None:  # [V, W] is (d_a, 2p, c): the V blocks, then W
             fields["program_penalty"] = self.weight_penalty.value(np.concatenate(list(blocks.values()), axis=1))
-        if self.activation == "relu":
+        if get_activation(self.activation).constrained:
             fields["training_X"] = self.X  # lets the ReLU map test the cones K_i
         return fields
 
@@ -268,8 +268,7 @@ def build_vector_program(
     -------
     VectorConvexProgram
     """
-    if activation not in ("relu", "gated_relu"):
-        raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    spec = get_activation(activation)  # raises InvalidParameterError naming the choices
     if form not in FORMS:
         raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
     _check_formulation(formulation)
@@ -307,27 +306,19 @@ def build_vector_program(
             return B, Columnwise().cvxpy(B, c).expression, [], ()
         return _nuclear_blocks(d_a, p, c, name)
 
-    constraints: list = []
-    auxiliary: dict[str, tuple] = {}
-    if activation == "relu":
-        V, pv, cv, zv = blocks_of("V")
-        W, pw, cw, zw = blocks_of("W")
-        variables = {"V": V, "W": W}
-        auxiliary = {"V": zv, "W": zw}
-        cone = ConeConstraint()
-        cones = cone.cvxpy(Xa, patterns.mask, V, c) + cone.cvxpy(Xa, patterns.mask, W, c)
-        prediction = fit_of(V - W)
-        penalty = pv + pw
-        constraints += cones + cv + cw
-    else:
-        U, penalty, cu, zu = blocks_of("U")
-        variables = {"U": U}
-        auxiliary = {"U": zu}
-        cones = []
-        prediction = fit_of(U)
-        constraints += cu
-    if weight_penalty is not None:
-        term = weight_penalty.cvxpy(cp.hstack([V, W]) if activation == "relu" else U, c)
+    parts = {name: blocks_of(name) for name in spec.blocks}  # variable, penalty, constraints, auxiliary
+    variables = {name: part[0] for name, part in parts.items()}
+    auxiliary: dict[str, tuple] = {name: part[3] for name, part in parts.items()}
+    cones = [] if spec.constraint is None else [
+        con for B in variables.values() for con in spec.constraint.cvxpy(Xa, patterns.mask, B, c)]
+    prediction = fit_of(spec.effective_weights(variables))
+    penalty = None
+    for part in parts.values():
+        penalty = part[1] if penalty is None else penalty + part[1]
+    constraints: list = cones + [con for part in parts.values() for con in part[2]]
+    if weight_penalty is not None:  # [V, W] (the V blocks, then W) or U
+        blocks = list(variables.values())
+        term = weight_penalty.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0], c)
         penalty = term.expression
         constraints += term.constraints
 

@@ -36,6 +36,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from ..activations import get_activation
 from ..errors import (
     InaccurateSolutionWarning,
     InfeasibleError,
@@ -45,7 +46,7 @@ from ..errors import (
     UnboundedError,
 )
 from ..operators import default_memory_budget
-from ..solution import STATUSES, ConvexSolution, cone_violation
+from ..solution import STATUSES, ConvexSolution
 from .capabilities import native_supports
 
 __all__ = [
@@ -161,11 +162,12 @@ def estimate_nonzeros(*, n: int, d_a: int, p: int, c: int = 1, activation: str =
     -------
     int
     """
-    signs = 2 if activation == "relu" else 1
+    spec = get_activation(activation)
+    signs = len(spec.blocks)
     ones = n * p if mask_ones is None else int(mask_ones)
     total = signs * ones * d_a * c  # prediction
-    if activation == "relu":
-        total += 2 * n * p * c * d_a  # cone rows
+    if spec.constrained:
+        total += signs * n * p * c * d_a  # cone rows, one set per block
     total += signs * d_a * p * c  # norms
     if nuclear:
         total += signs * p * (d_a + c) ** 2
@@ -459,12 +461,12 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
     blocks = program._weight_blocks(values)
     max_violation = None
     cone_duals = None
-    if program.activation == "relu":
+    spec = get_activation(program.activation)
+    if spec.constrained:
         Xa = program.patterns.design(program.X)
-        mask = program.patterns.mask
-        max_violation = max(cone_violation(Xa, mask, blocks["V"]), cone_violation(Xa, mask, blocks["W"]))
+        max_violation = spec.max_violation(Xa, program.patterns.mask, blocks)
         if duals and all(d is not None for d in duals):
-            shape = (program.X.shape[0],) + blocks["V"].shape[1:]
+            shape = (program.X.shape[0],) + blocks[spec.blocks[0]].shape[1:]
             cone_duals = tuple(np.asarray(d, dtype=float).reshape(shape) for d in duals)
     extra: dict[str, Any] = {"cvxpy_status": run.cvxpy_status}
     if len(attempts) > 1:

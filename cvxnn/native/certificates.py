@@ -191,19 +191,17 @@ def duality_gap(
         raise InvalidParameterError(f"model must be a cvxnn ConvexModel, got {type(model).__name__}.")
     lam = check_lam(lam, allow_zero=False)
     Xa, y2, kernel, op = _setup(X, y, model.patterns, loss)
-    B = model.U if model.activation == "gated_relu" else model.V
-    if _as3(B).shape[2] != y2.shape[1]:
-        raise ShapeError(f"the model has {_as3(B).shape[2]} outputs but y has {y2.shape[1]}.")
-    if model.activation == "gated_relu":
-        penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
-        return gated_certificate(op, kernel, lam, _as3(model.U), penalty=penalty)
+    if model.n_outputs != y2.shape[1]:
+        raise ShapeError(f"the model has {model.n_outputs} outputs but y has {y2.shape[1]}.")
+    penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
+    if not model.spec.constrained:  # no cone multipliers: the gap of the group lasso
+        return gated_certificate(op, kernel, lam, _as3(model.effective_weights), penalty=penalty)
     if multipliers is None:
         multipliers = getattr(model, "multipliers", None)
     if multipliers is not None:
         multipliers = np.asarray(multipliers, dtype=np.float64)
         if multipliers.ndim == 2:
             multipliers = multipliers[:, :, None]
-    penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
     return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers,
                             penalty=penalty)
 
@@ -226,8 +224,9 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
     -------
     float
     """
-    if not isinstance(model, ConvexModel) or model.activation != "gated_relu":
-        raise InvalidParameterError("min_norm_subgradient needs a C-GReLU (gated_relu) ConvexModel.")
+    if not isinstance(model, ConvexModel) or model.spec.constrained:
+        raise InvalidParameterError("min_norm_subgradient needs a C-GReLU (gated_relu) ConvexModel: the "
+                                    "subgradient of a cone-constrained program needs its multipliers.")
     lam = check_lam(lam, allow_zero=False)
     _, _, kernel, op = _setup(X, y, model.patterns, loss)
     U3 = _as3(np.asarray(model.U, dtype=np.float64))

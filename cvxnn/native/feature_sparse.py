@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_lam, check_positive_int, check_Xy
+from ..activations import get_activation
 from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, SolverError
 from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
@@ -353,7 +354,8 @@ def solve_feature_sparse_native(
     if warm_start is not None:
         _check_warm(warm_start, patterns, activation)
     t0 = time.perf_counter()
-    if activation == "gated_relu":
+    spec = get_activation(activation)
+    if not spec.constrained:
         fields = _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callback, memory_budget)
     else:
         fields = _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start, callback,
@@ -376,7 +378,7 @@ def solve_feature_sparse_native(
         activation=activation, patterns=patterns, **weights,
         status="optimal" if converged else "max_iterations",
         lam=lam, loss=loss_obj, backend="native", solve_time=elapsed, compile_time=None, rel_gap=rel,
-        formulation="one_vs_all" if c > 1 else None, training_X=X if activation == "relu" and c > 1 else None,
+        formulation="one_vs_all" if c > 1 else None, training_X=X if spec.constrained and c > 1 else None,
         **fields,
     )
 

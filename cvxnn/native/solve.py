@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_lam, check_positive_int, check_Xy
+from ..activations import Activation, get_activation
 from ..errors import (
     ConvergenceWarning,
     InvalidParameterError,
@@ -185,8 +186,7 @@ def solve_native(
         When the iteration breaks down numerically (never a NaN solution).
     """
     # ------------------------------------------------------------------ validation
-    if not isinstance(activation, str) or activation not in ("gated_relu", "relu"):
-        raise InvalidParameterError(f"activation must be 'gated_relu' or 'relu', got {activation!r}.")
+    activation = get_activation(activation).name  # raises InvalidParameterError naming the choices
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
@@ -212,11 +212,12 @@ def solve_native(
     y2 = y[:, None] if y.ndim == 1 else y
     c = y2.shape[1]
     kernel = make_kernel(loss_obj, y2, dt)
-    warm = _check_warm(warm_start, patterns, activation, c)
+    spec = get_activation(activation)
+    warm = _check_warm(warm_start, patterns, spec, c)
     if formulation == "auto":
-        formulation = "nuclear" if activation == "gated_relu" else "one_vs_all"
+        formulation = spec.vector_formulation
     penalty = "columnwise" if (formulation == "one_vs_all" and c > 1) else "nuclear"
-    if solver == "auto" and activation != "gated_relu":  # C-GReLU: _run_gated decides
+    if solver == "auto" and spec.constrained:  # unconstrained (C-GReLU): _run_gated decides
         solver = (
             "working_set" if penalty == "columnwise" or c == 1 else "al")
     if solver == "working_set" and c > 1 and penalty != "columnwise":
@@ -228,7 +229,7 @@ def solve_native(
     with _verbosity(verbose):
         t0 = time.perf_counter()
         Xa64 = patterns.design(X)
-        if activation == "gated_relu":
+        if not spec.constrained:
             sol_kw = _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, tol=tol, max_iter=max_iter,
                                 dtype=dt, callback=callback, verbose=verbose, memory_budget=memory_budget,
                                 penalty=penalty, solver=solver)
@@ -245,10 +246,8 @@ def solve_native(
     weights = {k: (v[:, :, 0] if scalar else v) for k, v in sol_kw.pop("weights").items()}
     if c > 1:
         extra["formulation"] = formulation
-        B = weights["U"] if activation == "gated_relu" else None
         pen = BlockPenalty(penalty)
-        extra["program_penalty"] = (float(pen.norms(weights["U"]).sum()) if B is not None else
-                                    float(pen.norms(weights["V"]).sum() + pen.norms(weights["W"]).sum()))
+        extra["program_penalty"] = float(sum(pen.norms(weights[name]).sum() for name in spec.blocks))
     sol = ConvexSolution(
         activation=activation,
         patterns=patterns,
@@ -294,7 +293,7 @@ def _check_solver(solver, activation: str) -> str:
     return solver
 
 
-def _check_warm(warm, patterns: Patterns, activation: str, c: int):
+def _check_warm(warm, patterns: Patterns, spec: Activation, c: int):
     if warm is None:
         return None
     if not isinstance(warm, ConvexModel):
@@ -303,9 +302,10 @@ def _check_warm(warm, patterns: Patterns, activation: str, c: int):
         raise PatternMismatchError("warm_start was computed on other patterns; pass a model on these patterns.")
     if warm.n_outputs != c:
         raise ShapeError(f"warm_start has {warm.n_outputs} outputs but y has {c}.")
-    if activation == "relu" and warm.activation != "relu":
+    if spec.constrained and not warm.spec.constrained:
         raise InvalidParameterError(
-            "a C-ReLU solve needs a C-ReLU warm start (V, W); a gated_relu point is not cone feasible."
+            f"a {spec.label} solve needs a {spec.label} warm start ({', '.join(spec.blocks)}); a "
+            f"{warm.activation} point does not satisfy its constraints (it is not cone feasible)."
         )
     return warm
 

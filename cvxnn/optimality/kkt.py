@@ -26,6 +26,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from .._validation import check_lam, check_nonnegative_float, check_X, check_y
+from ..activations import get_activation
 from ..errors import InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..operators import adjoint, forward
@@ -79,19 +80,19 @@ def block_layout(model: ConvexModel) -> tuple[np.ndarray, np.ndarray, np.ndarray
         ``s_k``: +1 for ``u``/``v`` blocks, -1 for ``w`` blocks.
     """
     p = model.patterns.n_patterns
-    if model.activation == "gated_relu":
-        return model.U, np.arange(p), np.ones(p)
-    theta = np.concatenate([model.V, model.W], axis=1)
-    return theta, np.concatenate([np.arange(p), np.arange(p)]), np.concatenate([np.ones(p), -np.ones(p)])
+    spec = model.spec
+    theta = np.concatenate([getattr(model, name) for name in spec.blocks], axis=1)
+    pattern = np.tile(np.arange(p), len(spec.blocks))
+    sign = np.repeat(np.asarray(spec.signs, dtype=float), p)
+    return theta, pattern, sign
 
 
 def model_from_blocks(model: ConvexModel, theta: np.ndarray) -> ConvexModel:
     """Inverse of :func:`block_layout`: a new :class:`ConvexModel` with the blocks ``theta``."""
     p = model.patterns.n_patterns
     theta = np.array(theta, dtype=float, copy=True)
-    if model.activation == "gated_relu":
-        return ConvexModel(activation="gated_relu", patterns=model.patterns, U=theta)
-    return ConvexModel(activation="relu", patterns=model.patterns, V=theta[:, :p], W=theta[:, p:])
+    blocks = {name: theta[:, k * p:(k + 1) * p] for k, name in enumerate(model.spec.blocks)}
+    return ConvexModel(activation=model.activation, patterns=model.patterns, **blocks)
 
 
 def _block_norms(theta: np.ndarray) -> np.ndarray:
@@ -338,7 +339,7 @@ def recover_duals(
     n, m = Xa.shape[0], theta.shape[1]
     rho = np.zeros((n, m))
     Q = C.copy()
-    if model.activation == "relu":
+    if model.spec.constrained:  # cone multipliers rho >= 0 enter q_k = c_k + Xt_k^T rho_k
         Srows = S[:, pattern]  # n x m  (row signs of Xt_k)
         row_norms = np.linalg.norm(Xa, axis=1)
         # (1) smallest ||q_k|| over all rho >= 0: decides membership of S for every block that
@@ -464,7 +465,8 @@ class KKTReport:
         c = self.certificate
         out = []
         for k in np.atleast_1d(index):
-            name = "u" if c.activation == "gated_relu" else ("v" if c.sign[k] > 0 else "w")
+            spec = get_activation(c.activation)
+            name = spec.blocks[spec.signs.index(int(c.sign[k]))].lower()
             out.append(f"{name}[{int(c.pattern[k])}]")
         return out
 
@@ -526,7 +528,7 @@ def kkt_report(
     obj_scale = objective if objective > 0 else 1.0
     comp = 0.0
     primal = 0.0
-    if cert.activation == "relu":
+    if get_activation(cert.activation).constrained:
         Srows = pats.signs()[:, cert.pattern]
         cone = Srows * (Xa @ theta)
         comp = float(np.abs(np.sum(cert.rho * cone, axis=0)).sum() / obj_scale)

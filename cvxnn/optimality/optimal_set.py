@@ -48,6 +48,7 @@ import numpy as np
 from scipy.optimize import linprog, lsq_linear
 
 from .._validation import as_generator, check_nonnegative_float, check_positive_int
+from ..activations import get_activation
 from ..errors import InvalidParameterError, SolverError
 from ..losses import Loss
 from ..solution import ConvexModel
@@ -341,7 +342,7 @@ class OptimalSet:
         sq = np.diag(G)
         dist2 = np.maximum(sq[:, None] + sq[None, :] - 2 * G, 0.0)
         same = (dist2 <= tol**2) & (sign[:, None] == sign[None, :])
-        if self.certificate.activation == "gated_relu":
+        if get_activation(self.certificate.activation).gated:
             # gated neurons are the same function only with the same gate pattern as well
             pat = self.certificate.pattern[self.blocks]
             same &= pat[:, None] == pat[None, :]
@@ -410,7 +411,7 @@ class OptimalSet:
         """
         if "fdim" not in self._cache:
             free, _ = self._free()
-            if self.certificate.activation == "relu":
+            if get_activation(self.certificate.activation).constrained:
                 _, _, _, colnorm = self._svd()
                 N = self._null_basis(free)
                 if N.shape[1] == 0:

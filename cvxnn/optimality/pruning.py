@@ -45,6 +45,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_X, check_y
+from ..activations import get_activation
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
 from ..solution import ConvexModel
@@ -288,7 +289,7 @@ def prune_exact(
     idx = np.flatnonzero(active)
     fit0 = _fit(model, Xa)
     pen0 = float(norms.sum())
-    if model.activation == "relu":
+    if model.spec.constrained:
         # The factors below can be large (a small block may grow to carry a removed one), and a
         # factor scales the block's cone violation with it: a solver's ~1e-9 absolute violation
         # on a block of norm ~1e-6 (relative 1e-3) becomes ~1e-4, and its infeasible direction
@@ -409,7 +410,7 @@ def _apply_removal(theta, j_block, idx, factors, activation, p):
     kidx, f = idx[keep], factors[keep]
     shape = (1, -1) + (1,) * (theta.ndim - 2)
     new[:, j_block] = 0.0
-    if activation == "gated_relu":
+    if len(get_activation(activation).blocks) == 1:  # no opposite-sign partner block
         new[:, kidx] = theta[:, kidx] * f.reshape(shape)
         return new
     pos = f >= 0

@@ -19,15 +19,44 @@ comparing activation names. The public API keeps the names ``"relu"`` and ``"gat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .constraints import ConeConstraint
 from .errors import InvalidParameterError
 
-__all__ = ["ACTIVATIONS", "Activation", "GATED_RELU", "RELU", "get_activation"]
+__all__ = ["ACTIVATIONS", "Activation", "CvxpyBlocks", "GATED_RELU", "RELU", "get_activation"]
+
+
+@dataclass
+class CvxpyBlocks:
+    """What :meth:`Activation.cvxpy_blocks` gives a builder.
+
+    Attributes
+    ----------
+    variables : dict of str -> cvxpy.Variable
+        The blocks by name, in the activation's order.
+    auxiliary : dict of str -> tuple
+        Auxiliary variables of each block's penalty (empty tuples when none).
+    cones : list
+        The activation's constraints (empty for C-GReLU).
+    weights : cvxpy.Expression
+        ``sum_k sign_k B_k``, what multiplies ``D_i X_a``.
+    penalty : cvxpy.Expression or float
+        The sum of the blocks' penalties.
+    constraints : list
+        ``cones`` followed by the penalties' own constraints.
+    """
+
+    variables: dict
+    auxiliary: dict
+    cones: list
+    weights: Any
+    penalty: Any
+    constraints: list
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,25 @@ class Activation:
     def zero_blocks(self, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
         """Every block of this model at zero, each of ``shape``."""
         return {name: np.zeros(shape) for name in self.blocks}
+
+    def cvxpy_blocks(self, make_block: Callable[[str], tuple], Xa: np.ndarray, mask: np.ndarray,
+                     n_outputs: int = 1) -> CvxpyBlocks:
+        """The CVXPY pieces of this model's blocks, for a builder.
+
+        ``make_block(name)`` returns ``(variable, penalty, constraints, auxiliary)`` for one block
+        (the builder's choice of penalty: group norms, column norms, a nuclear epigraph...); this
+        adds the constraint of the activation on every block and sums the penalties.
+        """
+        parts = {name: make_block(name) for name in self.blocks}
+        variables = {name: part[0] for name, part in parts.items()}
+        cones = [] if self.constraint is None else [
+            con for B in variables.values() for con in self.constraint.cvxpy(Xa, mask, B, n_outputs)]
+        penalty = None
+        for part in parts.values():
+            penalty = part[1] if penalty is None else penalty + part[1]
+        return CvxpyBlocks(variables=variables, auxiliary={name: part[3] for name, part in parts.items()},
+                           cones=cones, weights=self.effective_weights(variables), penalty=penalty,
+                           constraints=cones + [con for part in parts.values() for con in part[2]])
 
     def max_violation(self, Xa: np.ndarray, mask: np.ndarray, blocks: Mapping[str, np.ndarray]) -> float | None:
         """Largest constraint violation over the blocks (prediction units); None if unconstrained."""

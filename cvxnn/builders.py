@@ -165,15 +165,16 @@ def build_program(
     d_a, p = patterns.design_dim, patterns.n_patterns
 
     group, spec = GroupL2(), get_activation(activation)
-    variables = {name: cp.Variable((d_a, p), name=name) for name in spec.blocks}
-    cones = [] if spec.constraint is None else [
-        con for B in variables.values() for con in spec.constraint.cvxpy(Xa, patterns.mask, B)]
-    constraints = list(cones)
-    prediction = _masked_prediction(Xa, M, spec.effective_weights(variables))
+
+    def make_block(name):
+        B = cp.Variable((d_a, p), name=name)
+        return B, group.cvxpy(B).expression, [], ()
+
+    parts = spec.cvxpy_blocks(make_block, Xa, patterns.mask)
+    variables, cones, penalty = parts.variables, parts.cones, parts.penalty
+    constraints = list(parts.constraints)
+    prediction = _masked_prediction(Xa, M, parts.weights)
     blocks = list(variables.values())
-    penalty = group.cvxpy(blocks[0]).expression
-    for B in blocks[1:]:
-        penalty = penalty + group.cvxpy(B).expression
     if pen_obj is not None:  # a penalty of the whole weight matrix [V, W] or U (it may couple V and W)
         term = pen_obj.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0])
         penalty = term.expression

@@ -554,17 +554,10 @@ def build_conv_program(
             return B, term.expression, term.constraints, term.auxiliary
 
     spec = get_activation(activation)
-    parts = {name: blocks_of(name) for name in spec.blocks}  # variable, penalty, constraints, auxiliary
-    variables = {name: part[0] for name, part in parts.items()}
-    auxiliary: dict[str, tuple] = {name: part[3] for name, part in parts.items() if part[3]}
-    cones = [] if spec.constraint is None else [
-        con for B in variables.values() for con in spec.constraint.cvxpy(Za, patterns.mask, B, c)]
-    fit = fit_of(spec.effective_weights(variables))
-    penalty = None
-    for part in parts.values():
-        penalty = part[1] if penalty is None else penalty + part[1]
-    constraints = list(cones) + [con for part in parts.values() for con in part[2]]
-    prediction = Pool @ fit
+    parts = spec.cvxpy_blocks(blocks_of, Za, patterns.mask, c)
+    variables, auxiliary, cones, penalty = parts.variables, parts.auxiliary, parts.cones, parts.penalty
+    constraints = parts.constraints
+    prediction = Pool @ fit_of(parts.weights)
     lam_param = cp.Parameter(nonneg=True, name="lam", value=check_lam(lam))
     problem = cp.Problem(cp.Minimize(loss_obj.cvxpy(prediction, y) + lam_param * penalty), constraints)
     logger.debug("built conv %s program: n=%d, K=%d, h_a=%d, p=%d, c=%d, pooling=%s",

@@ -306,16 +306,10 @@ def build_vector_program(
             return B, Columnwise().cvxpy(B, c).expression, [], ()
         return _nuclear_blocks(d_a, p, c, name)
 
-    parts = {name: blocks_of(name) for name in spec.blocks}  # variable, penalty, constraints, auxiliary
-    variables = {name: part[0] for name, part in parts.items()}
-    auxiliary: dict[str, tuple] = {name: part[3] for name, part in parts.items()}
-    cones = [] if spec.constraint is None else [
-        con for B in variables.values() for con in spec.constraint.cvxpy(Xa, patterns.mask, B, c)]
-    prediction = fit_of(spec.effective_weights(variables))
-    penalty = None
-    for part in parts.values():
-        penalty = part[1] if penalty is None else penalty + part[1]
-    constraints: list = cones + [con for part in parts.values() for con in part[2]]
+    parts = spec.cvxpy_blocks(blocks_of, Xa, patterns.mask, c)
+    variables, auxiliary, cones, penalty = parts.variables, parts.auxiliary, parts.cones, parts.penalty
+    prediction = fit_of(parts.weights)
+    constraints: list = list(parts.constraints)
     if weight_penalty is not None:  # [V, W] (the V blocks, then W) or U
         blocks = list(variables.values())
         term = weight_penalty.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0], c)

@@ -360,3 +360,77 @@ def test_newton_callback_sees_every_centring_and_can_stop():
                                 tol=1e-12, callback=cb)
     assert len(seen) == 2 and sol.status == "max_iterations" and sol.extra["stopped_by_callback"]
     assert seen[1]["gap"] < seen[0]["gap"] and all(s["dual"] <= s["objective"] for s in seen)
+
+
+# ----------------------------------------------------------------------------- native C-ReLU
+@pytest.mark.parametrize("pooling, loss, lam", [("sum", "squared", 0.05), ("average", "squared", 0.01),
+                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5)])
+def test_relu_native_certifies_the_cone_program_against_clarabel(pooling, loss, lam):
+    X, y = _images(n=30, seed=5)
+    if loss == "logistic":
+        y = np.where(y > 0, 1.0, -1.0)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, pooling=pooling, lam=lam, loss=loss)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 10, seed=2, bias=True)
+    ref = build_conv_program(X, y, activation="relu", patterns=pats, **kw).solve()
+    nat = solve_conv_native(X, y, patterns=pats, activation="relu", tol=1e-9, **kw)
+    assert nat.activation == "relu" and nat.solver == "newton" and nat.backend == "native"
+    assert nat.converged and nat.rel_gap <= 1e-9 and nat.max_violation <= 1e-9
+    assert np.isclose(nat.objective_value, ref.objective_value, rtol=1e-6)
+    assert ref.objective_value >= nat.dual_value - 1e-9  # a valid lower bound for Clarabel's point
+    # the certificate of the full program (every patch row, the stored multipliers) agrees
+    cert = conv_certificate(nat, X, y, lam, loss)
+    assert cert.rel_gap <= 2e-9 and np.isclose(cert.primal, nat.objective_value, rtol=1e-12)
+    rep = conv_report(nat, X, y)
+    assert rep.max_cone_violation <= 1e-9 and rep.max_prediction_error <= 1e-9
+    assert np.isclose(rep.network_objective, nat.objective_value, rtol=1e-9)  # the mapped CNN attains it
+    assert rep.network.activation == "relu"
+    # the gated program on the same patterns is a lower bound
+    gated = solve_conv_native(X, y, patterns=pats, tol=1e-9, **kw)
+    assert gated.objective_value <= nat.objective_value * (1 + 1e-9)
+
+
+def test_relu_native_one_vs_all_matches_clarabel():
+    X, _ = _images(n=24, seed=6)
+    Y = one_hot(np.argmax(X[:, [6, 12, 18]], axis=1), 3)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, lam=0.1)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 8, seed=0, bias=True)
+    ref = build_conv_program(X, Y, patterns=pats, activation="relu", **kw).solve()
+    nat = solve_conv_native(X, Y, patterns=pats, activation="relu", tol=1e-9, **kw)
+    assert nat.converged and nat.rel_gap <= 1e-9 and nat.n_outputs == 3
+    assert np.isclose(nat.objective_value, ref.objective_value, rtol=1e-6)
+    rep = conv_report(nat, X, Y)
+    assert rep.rel_gap <= 2e-9 and rep.max_cone_violation <= 1e-9
+    assert np.isclose(rep.network_objective, nat.objective_value, rtol=1e-9)
+    assert rep.network.predict(X).shape == (24, 3)
+    # a certified warm start returns at once; without multipliers it restarts near the point
+    again = solve_conv_native(X, Y, patterns=pats, activation="relu", tol=1e-9, warm_start=nat, **kw)
+    assert again.converged and again.iterations == 0
+    nat.model.multipliers = None
+    near = solve_conv_native(X, Y, patterns=pats, activation="relu", tol=1e-9, warm_start=nat, **kw)
+    assert near.converged and np.isclose(near.objective_value, nat.objective_value, rtol=1e-8)
+
+
+def test_relu_native_reports_an_unfinished_solve_and_its_limits():
+    X, y = _images(n=16, seed=4)
+    kw = dict(image_shape=(5, 5), patch_size=3, n_gates=8, seed=0, bias=True, activation="relu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_conv_native(X, y, lam=1e-2, tol=1e-12, max_iter=3, **kw)
+    assert sol.status == "max_iterations" and not sol.converged and sol.gap > 0
+    assert sol.max_violation == 0.0  # the barrier iterates are strictly feasible
+    assert any("max_iter" in str(w.message) for w in caught)
+    seen = []
+    stopped = solve_conv_native(X, y, lam=1e-2, tol=1e-12, callback=lambda info: seen.append(info) or True, **kw)
+    assert len(seen) == 1 and stopped.extra["stopped_by_callback"] and stopped.status == "max_iterations"
+    assert seen[0]["dual"] <= seen[0]["objective"]
+    with pytest.raises(InvalidParameterError, match="build_conv_program"):
+        solve_conv_native(X, y, lam=0.1, solver="rfista", **kw)
+    with pytest.raises(InvalidParameterError, match="build_conv_program"):
+        solve_conv_native(X, one_hot(np.arange(16) % 3, 3), loss="cross_entropy", lam=0.1, **kw)
+    with pytest.raises(InvalidParameterError, match="nuclear"):
+        solve_conv_native(X, one_hot(np.arange(16) % 3, 3), lam=0.1, formulation="nuclear", **kw)
+    gated = solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, n_gates=8, seed=0, bias=True, lam=0.1)
+    with pytest.raises(InvalidParameterError, match="warm_start"):
+        solve_conv_native(X, y, lam=0.1, warm_start=gated, **kw)
+    with pytest.raises(InvalidParameterError, match="activation"):
+        solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, lam=0.1, activation="tanh")

@@ -42,7 +42,29 @@ multipliers on ``Z``) is feasible when, for every pattern,
 multipliers (CVXPY's cone duals) or ``rho = 0``. :func:`conv_report` puts the gap, the cone
 violation, the convex objective and the objective of the mapped CNN side by side.
 
-The cone-constrained (ReLU) program is solved through CVXPY (:func:`cvxnn.conv.build_conv_program`).
+**C-ReLU** (``activation="relu"``). The cones ``(2 D_i - I) Z_a t_j >= 0`` have ``n K`` rows
+per block, but only ``d_a`` unknowns, so the same per-output Newton method applies with a log
+barrier on the cones::
+
+    Phi_mu(T) = h(B (v - w)) + sum_j psi_mu(||t_j||) - mu sum_j sum_r m_r log(s_ri z_r^T t_j)
+
+over the ``2p`` blocks ``T = [v, w]`` of an output (:class:`_ReluBarrierOutput`):
+
+* duplicate rows of ``[Z_a, mask]`` give the same constraint; they are merged with their
+  multiplicities ``m_r`` (:class:`ReluCones`);
+* the cone Hessian is block diagonal, one ``d_a x d_a`` matrix ``Z_u^T diag(w_j) Z_u`` per block,
+  all of them one GEMM of the row products ``z_r z_r^T`` (formed once) with the weights; the
+  weights are the primal-dual ``rho / slack`` (``rho`` the multipliers carried from step to
+  step) rather than the primal ``mu m / slack^2``, so a tenfold or hundredfold drop of ``mu``
+  costs a few steps;
+* the loss couples only ``v - w`` through ``B``: the system ``[[Hv + Q, -Q], [-Q, Hw + Q]]``
+  (``2 d_a p`` unknowns) is solved by Cholesky;
+* for one-vs-all output the ``c`` programs share ``Z_u``, the signs and the row products;
+* the certificate uses the multipliers of the Newton equations, ``rho + drho`` with
+  ``drho = mu m / s - rho - (rho / s) ds``, which pair with the loss gradient at the new point.
+  :func:`conv_certificate` on every patch row gives the same gap (each merged multiplier spread
+  evenly over its rows). ``status="optimal"`` needs that gap and the cone violation below
+  ``tol`` and ``feas_tol``.
 """
 
 from __future__ import annotations
@@ -65,6 +87,7 @@ from ..conv import (
     DensePooledDesign,
     PooledDesign,
     _as3,
+    _check_activation,
     _check_pooling,
     check_formulation,
     conv_certificate,
@@ -75,11 +98,11 @@ from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..solution import ConvexSolution
 from ._losses import SmoothKernel, make_kernel
-from .certificates import gated_certificate
+from .certificates import GapCertificate, gated_certificate
 from .fista import GatedProblem, initial_step, solve_gated
 from .ipm import _psi
 
-__all__ = ["ConvReport", "PooledDesign", "conv_certificate", "conv_report", "solve_conv_native"]
+__all__ = ["ConvReport", "PooledDesign", "ReluCones", "conv_certificate", "conv_report", "solve_conv_native"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +115,9 @@ NEWTON_MAX_COLUMNS = 2500
 NEWTON_MAX_HESSIAN_FLOPS = 5e9
 #: Factor by which ``mu`` drops after each centring.
 MU_DECREASE = 10.0
+#: First barrier parameter of the ReLU barrier relative to ``h(0) / nu`` (``nu`` the barrier's
+#: parameter, ``2 p c (n K + 2)``).
+MU0_REL = 0.1
 #: Newton steps per centring.
 MAX_CENTERING = 50
 #: An output is centred when its Newton decrement ``-g^T dx`` is below this multiple of ``mu``.
@@ -219,9 +245,11 @@ def solve_conv_native(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     memory_budget: int | None = None,
     solver: str = "auto",
+    activation: str = "gated_relu",
+    feas_tol: float = 1e-6,
 ) -> ConvSolution:
-    """Solve the convolutional C-GReLU program natively (barrier Newton or R-FISTA on ``Pool o A``,
-    gap-certified).
+    """Solve the convolutional C-GReLU or C-ReLU program natively (barrier Newton or R-FISTA on
+    ``Pool o A``, gap-certified).
 
     Parameters
     ----------
@@ -248,15 +276,26 @@ def solve_conv_native(
     solver : {"auto", "newton", "rfista"}
         ``"newton"``: the barrier method on the pooled design (module docstring); it needs a
         separable loss with a Hessian, scalar output or ``formulation="one_vs_all"``, and
-        ``d_a p <= NEWTON_MAX_COLUMNS``. ``"rfista"``: R-FISTA. ``"auto"``: Newton where it
-        applies, else R-FISTA.
+        ``d_a p <= NEWTON_MAX_COLUMNS``. ``"rfista"``: R-FISTA (gated only). ``"auto"``: Newton
+        where it applies, else R-FISTA.
+    activation : {"gated_relu", "relu"}
+        ``"relu"``: the cone-constrained program, by the barrier method on the pooled design with
+        the log barrier of the cones on the unique patch rows (module docstring, "C-ReLU"); it
+        has the requirements of ``solver="newton"``, and ``warm_start`` must then be a ReLU point.
+    feas_tol : float
+        C-ReLU: largest cone violation (absolute, patch-activation units) of an ``"optimal"``
+        point. The barrier iterates are strictly feasible; only blocks rounded to zero touch
+        the boundary.
 
     Returns
     -------
     ConvSolution
-        ``status="optimal"`` when the relative gap reached ``tol``, else ``"max_iterations"``
-        (with a :class:`~cvxnn.errors.ConvergenceWarning`); ``gap``, ``rel_gap``, ``dual_value``
-        certify the point; ``solver`` is ``"newton"`` or ``"rfista"``.
+        ``status="optimal"`` when the relative gap reached ``tol`` (and, for C-ReLU, the cone
+        violation ``feas_tol``), else ``"max_iterations"`` (with a
+        :class:`~cvxnn.errors.ConvergenceWarning`); ``gap``, ``rel_gap``, ``dual_value``
+        certify the point; ``solver`` is ``"newton"`` or ``"rfista"``. C-ReLU solutions carry
+        ``max_violation`` and, when they take at most :data:`MULTIPLIER_MAX_BYTES`, the cone
+        multipliers of every patch row (``model.multipliers``, reused by :func:`conv_certificate`).
     """
     lam = check_lam(lam, allow_zero=False)
     max_iter = check_positive_int(max_iter, "max_iter", maximum=None)
@@ -266,8 +305,13 @@ def solve_conv_native(
     if solver not in SOLVERS:
         raise InvalidParameterError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     pooling = _check_pooling(pooling)
+    activation = _check_activation(activation)
     data = prepare_conv_data(X, y, image_shape=image_shape, patch_size=patch_size, stride=stride,
                              patterns=patterns, n_gates=n_gates, bias=bias, seed=seed, loss=loss)
+    if activation == "relu":
+        return _solve_conv_relu(data, pooling, lam=lam, formulation=formulation, tol=tol, feas_tol=feas_tol,
+                                max_iter=max_iter, warm_start=warm_start, callback=callback,
+                                memory_budget=memory_budget, solver=solver)
     c = data.n_outputs
     if c > 1:
         check_formulation(formulation, "gated_relu")
@@ -331,6 +375,86 @@ def solve_conv_native(
     if not out.converged and not res.stopped_by_callback:
         warnings.warn(f"{solver_name} stopped after {res.iterations} iterations at relative gap {out.rel_gap:.2e} "
                       f"> tol={tol:g}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2)
+    return out
+
+
+def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: float, feas_tol: float,
+                     max_iter: int, warm_start, callback, memory_budget, solver: str) -> ConvSolution:
+    """:func:`solve_conv_native` for ``activation="relu"`` (validated inputs in ``data``)."""
+    feas_tol = float(feas_tol)
+    if not (np.isfinite(feas_tol) and feas_tol >= 0):
+        raise InvalidParameterError(f"feas_tol must be a non-negative number, got {feas_tol!r}.")
+    c = data.n_outputs
+    if c > 1:
+        check_formulation(formulation, "relu")
+    pats = data.patterns
+    y2 = data.y[:, None] if data.y.ndim == 1 else data.y
+    d_a, p = pats.design_dim, pats.n_patterns
+    ok, why = _newton_applies(data.loss, c, "columnwise", data.X.shape[0], d_a * p)
+    if solver == "rfista" or not ok:
+        raise InvalidParameterError(
+            "the native convolutional C-ReLU solver is the barrier Newton method "
+            f"({why or 'solver=' + repr(solver) + ' is for the gated program'}); solve this program "
+            "with cvxnn.conv.build_conv_program(...).solve() instead.")
+    Za = pats.design(data.Z)
+    op = PooledDesign(ImplicitDesign(Za, pats.mask, n_outputs=c, dtype=np.float64, memory_budget=memory_budget),
+                      data.geometry.n_patches, pooling)
+    T0 = None
+    if warm_start is not None:
+        if not isinstance(warm_start, ConvModel) or warm_start.activation != "relu" \
+                or warm_start.patterns.n_patterns != p or not np.array_equal(warm_start.patterns.gates, pats.gates):
+            raise InvalidParameterError("warm_start must be a ReLU ConvModel on the same patterns.")
+        T0 = np.concatenate([_as3(np.asarray(warm_start.model.V, dtype=np.float64)),
+                             _as3(np.asarray(warm_start.model.W, dtype=np.float64))], axis=1)
+        rho_w = getattr(warm_start.model, "multipliers", None)
+        if T0.shape != (d_a, 2 * p, c):
+            raise ShapeError(f"warm_start blocks have shape {T0.shape[:1] + (p,) + T0.shape[2:]}, "
+                             f"expected {(d_a, p, c)}.")
+    t0 = time.perf_counter()
+    design = op.dense()
+    cones = ReluCones.make(Za, pats.mask)
+    rho0 = None
+    if T0 is not None:
+        if rho_w is not None and np.shape(rho_w)[:2] == (cones.inverse.size, 2 * p):
+            # its multipliers on the unique rows (a merged row carries the sum of its rows')
+            rho0 = np.zeros((cones.Zu.shape[0], 2 * p, c))
+            np.add.at(rho0, cones.inverse, _as3(np.maximum(np.asarray(rho_w, dtype=np.float64), 0.0)))
+            cert_w = _relu_gap_unique(design.matrix, cones, make_kernel(data.loss, y2, np.float64), lam, T0, rho0)
+            if cert_w.rel_gap > tol or cert_w.max_violation > feas_tol:
+                rho0 = None  # not certified as it is: restart the barrier near it
+        if rho0 is None:  # move it strictly inside its cones, along the interior directions
+            E = cones.interior_directions(pats.gates)
+            norms = np.sqrt(np.einsum("djc,djc->jc", T0, T0))
+            T0 = T0 + WARM_PUSH * max(float(norms.max(initial=0.0)), 1e-8) * np.concatenate([E, E], axis=1)[:, :, None]
+    res = _solve_relu_barrier(design, cones, pats.gates, data.loss, y2, lam, T0, tol=tol, feas_tol=feas_tol,
+                              max_iter=max_iter, callback=callback, rho0=rho0)
+    seconds = time.perf_counter() - t0
+    cert = res.cert
+    T = res.T
+    V, W = T[:, :p], T[:, p:]
+    nK = cones.inverse.size
+    multipliers = None
+    if nK * 2 * p * c * 8 <= MULTIPLIER_MAX_BYTES:  # spread each merged row's multiplier evenly
+        multipliers = (res.rho / cones.m[:, None, None])[cones.inverse]
+        multipliers = multipliers[:, :, 0] if c == 1 else multipliers
+    status = "optimal" if res.converged else "max_iterations"
+    logger.debug("conv C-ReLU (newton): %s after %d steps, objective %.10g, gap %.3e, violation %.2e", status,
+                 res.iterations, cert.primal, cert.gap, cert.max_violation)
+    sol = ConvexSolution(
+        activation="relu", patterns=pats, V=V[:, :, 0] if c == 1 else V, W=W[:, :, 0] if c == 1 else W,
+        status=status, objective_value=float(cert.primal), lam=lam, loss=data.loss, backend="native",
+        solver="newton", solve_time=seconds, iterations=res.iterations, gap=cert.gap, dual_value=float(cert.dual),
+        rel_gap=cert.rel_gap, max_violation=cert.max_violation, multipliers=multipliers,
+        formulation=formulation if c > 1 else None, training_X=data.Z if c > 1 else None,
+        extra={"flops": design.flops, "centerings": res.centerings, "mu": res.mu, "rounded": res.rounded,
+               "design": "dense", "unique_rows": int(cones.Zu.shape[0]), "rows": int(nK),
+               "stopped_by_callback": res.stopped_by_callback},
+    )
+    out = ConvSolution.from_convex(sol, data.geometry, pooling)
+    if not out.converged and not res.stopped_by_callback:
+        warnings.warn(f"newton (C-ReLU) stopped after {res.iterations} steps at relative gap {out.rel_gap:.2e} "
+                      f"(tol={tol:g}) and cone violation {cert.max_violation:.1e} (feas_tol={feas_tol:g}); "
+                      "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3)
     return out
 
 
@@ -489,3 +613,382 @@ def _prune(outs: list[_BarrierOutput], design: DensePooledDesign, kernel: Smooth
         fixed = (o.fixed & (dn[:, k] <= lam)) | small
         if not np.array_equal(fixed, o.fixed):
             o.fix(fixed)
+
+
+# ----------------------------------------------------------------------------- C-ReLU: barrier on the cones
+#: Newton steps of the ReLU barrier per centring.
+RELU_MAX_CENTERING = 40
+#: A ReLU output is centred when its Newton decrement ``-g^T dx`` is below this multiple of ``mu``
+#: (the barrier ``Phi / mu`` is self-concordant, so the decrement is measured in units of ``mu``).
+RELU_CENTERED = 1e-3
+#: Factor by which the ReLU barrier's ``mu`` drops after each centring (the primal-dual cone
+#: curvature makes long steps cheap: on 200 digits 4 centrings of 100x took 74 Newton steps,
+#: 7 of 10x took 115).
+RELU_MU_DECREASE = 100.0
+#: Fraction-to-the-boundary factor of the ReLU line search (slacks stay positive).
+BOUNDARY = 0.99
+#: Largest ``n K 2p c`` multipliers (bytes, float64) stored on the solution (``multipliers``) so
+#: that :func:`conv_certificate` can reuse them; above it they are dropped (the solver's own
+#: certificate, on the unique rows, is in ``gap``).
+MULTIPLIER_MAX_BYTES = 2**26
+#: The primal-dual multipliers stay within this factor of the barrier's ``mu m / slack``.
+RHO_SAFE = 1e10
+#: A ReLU warm start is moved inside its cones by this fraction of its largest block along the
+#: interior directions.
+WARM_PUSH = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class ReluCones:
+    """The cone data of the convolutional C-ReLU program on the **unique** rows of ``[Z_a, mask]``.
+
+    Duplicate patches (equal rows of ``Z_a`` with equal patterns) give equal constraints, so the
+    ``n K`` rows merge into ``r`` unique rows with multiplicities ``m`` (42,438 of 45,252 on
+    digits, 3x3 patches). The barrier of the merged rows is ``-mu sum_r m_r log(s_r z_r^T v)``,
+    and its multiplier ``mu m_r / slack_r`` is the sum of those of the merged rows.
+
+    Attributes
+    ----------
+    Zu : ndarray (r, d_a)
+        Unique rows of ``Z_a``.
+    S : ndarray (r, 2p)
+        ``S_i = 2 D_i - I`` on those rows, twice (``v`` blocks, then ``w`` blocks).
+    m : ndarray (r,)
+        Multiplicities.
+    inverse : ndarray (n K,)
+        Row of ``Zu`` of every patch row.
+    products : ndarray (r, d_a (d_a + 1) / 2)
+        ``z_r z_r^T`` (upper triangle): the barrier Hessians of all blocks are one GEMM.
+    """
+
+    Zu: np.ndarray
+    S: np.ndarray
+    m: np.ndarray
+    inverse: np.ndarray
+    products: np.ndarray
+
+    @classmethod
+    def make(cls, Za: np.ndarray, mask: np.ndarray) -> ReluCones:
+        d = Za.shape[1]
+        key = np.concatenate([np.asarray(Za, dtype=np.float64), mask.astype(np.float64)], axis=1)
+        uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        Zu = np.ascontiguousarray(uniq[:, :d])
+        S = 2.0 * uniq[:, d:] - 1.0
+        iu, ju = np.triu_indices(d)
+        return cls(Zu=Zu, S=np.ascontiguousarray(np.concatenate([S, S], axis=1)), m=counts.astype(np.float64),
+                   inverse=inverse.ravel(), products=np.ascontiguousarray(Zu[:, iu] * Zu[:, ju]))
+
+    @property
+    def d(self) -> int:
+        return self.Zu.shape[1]
+
+    @property
+    def p(self) -> int:
+        return self.S.shape[1] // 2
+
+    @property
+    def n_rows(self) -> float:
+        """``n K`` (sum of the multiplicities)."""
+        return float(self.m.sum())
+
+    def slacks(self, T: np.ndarray) -> np.ndarray:
+        """``S_i Z_a t_j`` for the ``2p`` blocks ``T`` (``d_a x 2p``), on the unique rows."""
+        return self.S * (self.Zu @ T)
+
+    def hessians(self, weights: np.ndarray) -> np.ndarray:
+        """``Zu^T diag(w_j) Zu`` for every column ``w_j`` of ``weights`` (``r x k``): ``(k, d_a, d_a)``."""
+        d = self.d
+        up = self.products.T @ weights  # (d(d+1)/2, k)
+        H = np.empty((weights.shape[1], d, d))
+        iu, ju = np.triu_indices(d)
+        H[:, iu, ju] = up.T
+        H[:, ju, iu] = up.T
+        return H
+
+    def interior_directions(self, gates: np.ndarray) -> np.ndarray:
+        """A unit direction strictly inside every cone ``K_i`` (``d_a x p``): the gate when it is
+        interior, else the centre of an LP; a column of zeros where the cone has an empty interior."""
+        p = self.p
+        out = np.zeros((self.d, p))
+        G = np.asarray(gates, dtype=np.float64)
+        Gn = G / np.maximum(np.linalg.norm(G, axis=0), np.finfo(float).tiny)
+        sl = self.S[:, :p] * (self.Zu @ Gn)
+        scale = np.maximum(np.abs(sl).max(axis=0), 1.0)
+        for i in range(p):
+            if sl[:, i].min() > 1e-12 * scale[i]:
+                out[:, i] = Gn[:, i]
+                continue
+            from scipy.optimize import linprog
+
+            rows = self.S[:, i, None] * self.Zu
+            d = self.d
+            # max t  s.t.  rows u >= t, -1 <= u <= 1
+            res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.c_[-rows, np.ones(rows.shape[0])],
+                          b_ub=np.zeros(rows.shape[0]), bounds=[(-1, 1)] * d + [(None, 1)], method="highs")
+            if res.status == 0 and -res.fun > 1e-10:
+                out[:, i] = res.x[:d] / np.linalg.norm(res.x[:d])
+        return out
+
+
+class _ReluBarrierOutput:
+    """The barrier problem of one output ``k`` of the convolutional C-ReLU program::
+
+        Phi_mu(T) = h_k(B (v - w)) + sum_j psi_mu(||t_j||) - mu sum_j sum_r m_r log(s_ri z_r^T t_j)
+
+    over the ``2p`` blocks ``T = [v_1..v_p, w_1..w_p]`` (``d_a x 2p``). ``B`` is the pooled design
+    in block-major column order (block ``i`` is columns ``i d_a .. (i+1) d_a - 1``). Blocks in
+    ``fixed`` (cones with an empty interior) stay at zero."""
+
+    def __init__(self, Bb: np.ndarray, Qb: np.ndarray | None, kernel: SmoothKernel, cones: ReluCones, lam: float,
+                 T: np.ndarray, fixed: np.ndarray) -> None:
+        self.Bb, self.Qb, self.kernel, self.cones, self.lam = Bb, Qb, kernel, cones, lam
+        self.d, self.p = cones.d, cones.p
+        self.fixed = fixed
+        self.rho: np.ndarray | None = None
+        self.set(T)
+
+    def set(self, T: np.ndarray) -> None:
+        self.rho = None
+        self.T = np.array(T, dtype=np.float64)
+        self.slack = self.cones.slacks(self.T)
+        self.z = self.Bb @ self._u(self.T)
+
+    def _u(self, T: np.ndarray) -> np.ndarray:
+        p = self.p
+        return (T[:, :p] - T[:, p:]).T.ravel()  # block-major
+
+    def value(self, T: np.ndarray, z: np.ndarray, slack: np.ndarray, mu: float) -> float:
+        free = ~self.fixed
+        if np.any(slack[:, free] <= 0.0):
+            return np.inf
+        r = np.sqrt(np.einsum("dj,dj->j", T, T))
+        logs = float(self.cones.m @ np.log(slack[:, free]).sum(axis=1))
+        return self.kernel.value(z[:, None]) + float(_psi(r, mu, self.lam)[0].sum()) - mu * logs
+
+    def multipliers(self, mu: float) -> np.ndarray:
+        """The cone multipliers ``rho`` on the unique rows (``r x 2p``; zero for fixed blocks)."""
+        if self.rho is None:
+            self.rho = self._barrier_rho(self.slack, mu)
+        return self.rho
+
+    def _barrier_rho(self, slack: np.ndarray, mu: float) -> np.ndarray:
+        with np.errstate(divide="ignore"):  # fixed blocks have zero slack
+            rho = mu * self.cones.m[:, None] / slack
+        rho[:, self.fixed] = 0.0
+        return rho
+
+    def step(self, mu: float) -> float:
+        """One damped Newton step at ``mu``; returns the Newton decrement ``-g^T dx`` (before it)."""
+        d, p, lam, cones = self.d, self.p, self.lam, self.cones
+        T, free = self.T, ~self.fixed
+        r = np.sqrt(np.einsum("dj,dj->j", T, T))
+        _, _, a, b = _psi(r, mu, lam)
+        theta = self.kernel.grad(self.z[:, None])[:, 0]
+        gu = (self.Bb.T @ theta).reshape(p, d).T  # (d, p)
+        inv = cones.m[:, None] / (np.where(free, self.slack, np.inf) if self.fixed.any() else self.slack)
+        G = np.concatenate([gu, -gu], axis=1) + a * T - mu * (cones.Zu.T @ (cones.S * inv))
+        rho = self.multipliers(mu)
+        # primal-dual cone curvature rho / slack (the primal barrier's is mu m / slack^2): after
+        # mu drops, the rows that stay active keep their curvature, so the centring takes a
+        # few steps instead of crawling along the boundary
+        Hb = cones.hessians(rho * (inv / cones.m[:, None]))  # (2p, d, d)
+        Th = T / np.maximum(r, np.finfo(float).tiny)
+        Hb += a[:, None, None] * np.eye(d) + (b - a)[:, None, None] * np.einsum("dj,ej->jde", Th, Th)
+        Hb[self.fixed] = np.eye(d)
+        G[:, self.fixed] = 0.0
+        if self.Qb is not None:
+            Q = self.Qb
+        else:
+            D, _ = self.kernel.hessian_parts(self.z[:, None])
+            Q = self.Bb.T @ (D[:, :1] * self.Bb)
+        # Newton system [[Hv + Q, -Q], [-Q, Hw + Q]] (block-major: v_1..v_p, then w_1..w_p), by
+        # Cholesky; Hv, Hw are block diagonal (the cone barriers and the penalty, d_a x d_a each)
+        m = p * d
+        A = np.empty((2 * m, 2 * m))
+        A[:m, :m] = Q
+        A[m:, m:] = Q
+        A[:m, m:] = -Q
+        A[m:, :m] = -Q
+        Ar = A.reshape(2 * p, d, 2 * p, d)
+        idx = np.arange(2 * p)
+        Ar[idx, :, idx, :] += Hb
+        if self.fixed.any():
+            cols = np.repeat(self.fixed, d)
+            A[cols, :] = 0.0
+            A[:, cols] = 0.0
+            A[cols, cols] = 1.0
+        rhs = -G.T.ravel()
+        try:
+            dx = sla.cho_solve(sla.cho_factor(A, check_finite=False), rhs, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            dx = np.linalg.lstsq(A, rhs, rcond=None)[0]
+        dv, dw = dx[:m].reshape(p, d), dx[m:].reshape(p, d)
+        dT = np.concatenate([dv.T, dw.T], axis=1)
+        dec = -float(np.vdot(G, dT))
+        if not (dec > 0 and np.isfinite(dec)):
+            return 0.0
+        ds = cones.slacks(dT)
+        neg = (ds < 0) & free
+        # never past BOUNDARY of the way to the cone boundary
+        t = 1.0
+        if neg.any():
+            t = min(t, BOUNDARY * float(np.min(-self.slack[neg] / ds[neg])))
+        dz = self.Bb @ self._u(dT)
+        F = None
+        while t > 1e-14:
+            Tn, zn, sn = T + t * dT, self.z + t * dz, self.slack + t * ds
+            # Phi is convex along dT: a non-positive slope at t means Phi decreased on [0, t];
+            # otherwise Armijo, or (where Phi changes by less than its rounding) a curvature test
+            slope = self._slope(Tn, zn, sn, dT, dz, ds, mu)
+            ok = slope <= 0.0
+            if not ok:
+                F = self.value(T, self.z, self.slack, mu) if F is None else F
+                Fn = self.value(Tn, zn, sn, mu)
+                ok = Fn <= F - ARMIJO * t * dec or (abs(Fn - F) <= 1e-12 * (abs(F) + 1.0) and abs(slope) <= 0.9 * dec)
+            if ok:
+                # the multipliers of the Newton equations, rho + drho with
+                # drho = mu m / slack - rho - (rho / slack) ds, kept positive (fraction to the
+                # boundary) and within RHO_SAFE of the barrier's mu m / slack at the new point
+                drho = mu * inv - rho - rho * (ds * (inv / cones.m[:, None]))
+                dneg = drho < 0
+                tr = 1.0
+                if dneg.any():
+                    tr = min(1.0, BOUNDARY * float(np.min(-rho[dneg] / drho[dneg])))
+                bar = self._barrier_rho(sn, mu)
+                self.rho = np.clip(rho + tr * drho, bar / RHO_SAFE, bar * RHO_SAFE)
+                self.T, self.z, self.slack = Tn, zn, sn
+                break
+            t *= 0.5
+        return dec
+
+    def _slope(self, T, z, slack, dT, dz, ds, mu) -> float:
+        """``d/dt Phi_mu(T + t dT)`` at ``T``."""
+        r = np.sqrt(np.einsum("dj,dj->j", T, T))
+        a = _psi(r, mu, self.lam)[2]
+        with np.errstate(divide="ignore", invalid="ignore"):  # fixed blocks have zero slack
+            q = ds / slack
+        if self.fixed.any():
+            q[:, self.fixed] = 0.0
+        bar = float(self.cones.m @ q.sum(axis=1))
+        return float(self.kernel.grad(z[:, None])[:, 0] @ dz) + float(np.einsum("dj,dj->j", T, dT) @ a) - mu * bar
+
+
+def _relu_gap_unique(Bm: np.ndarray, cones: ReluCones, kernel: SmoothKernel, lam: float, T3: np.ndarray,
+                     rho: np.ndarray) -> GapCertificate:
+    """The certificate of :func:`cvxnn.conv.conv_certificate` for C-ReLU (blocks ``T3`` =
+    ``[V, W]``, ``d_a x 2p x c``), with the multipliers ``rho`` (``r x 2p x c``) on the unique rows
+    (a merged row's multiplier is the sum over the rows it stands for, so the value is the one of
+    the full program with the multiplier spread evenly)."""
+    d, p = cones.d, cones.p
+    c = T3.shape[2]
+    U = T3[:, :p] - T3[:, p:]
+    z = Bm @ U.reshape(d * p, c)
+    norms = np.sqrt(np.einsum("djc,djc->jc", T3, T3))
+    P = kernel.value(z) + lam * float(norms.sum())
+    theta = kernel.grad(z)
+    base = (Bm.T @ theta).reshape(d, p, c)
+    viol, dn = 0.0, 0.0
+    for k in range(c):
+        sl = cones.slacks(T3[:, :, k])
+        viol = max(viol, -float(sl.min(initial=0.0)))
+        g = np.concatenate([base[:, :, k], -base[:, :, k]], axis=1) \
+            - cones.Zu.T @ (cones.S * np.maximum(rho[:, :, k], 0.0))
+        dn = max(dn, float(np.sqrt(np.einsum("dj,dj->j", g, g)).max(initial=0.0)))
+    s = kernel.best_dual_scale(theta, np.inf if dn == 0.0 else lam / dn)
+    D = kernel.dual_value(s * theta)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
+                          scale=s, max_violation=max(viol, 0.0))
+
+
+@dataclass
+class _ReluResult:
+    T: np.ndarray
+    rho: np.ndarray
+    cert: GapCertificate
+    iterations: int
+    converged: bool
+    centerings: int
+    mu: float
+    rounded: int = 0
+    stopped_by_callback: bool = False
+
+
+def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.ndarray, loss: Loss,
+                        y2: np.ndarray, lam: float, T0: np.ndarray | None, *, tol: float, feas_tol: float,
+                        max_iter: int, callback, rho0: np.ndarray | None = None) -> _ReluResult:
+    """The barrier method of the module docstring for the convolutional C-ReLU program."""
+    n, d, p, c = design.n, design.d, design.p, design.c
+    Bm = design.matrix
+    Bb = np.ascontiguousarray(Bm.reshape(n, d, p).transpose(0, 2, 1).reshape(n, p * d))
+    kernel = make_kernel(loss, y2, np.float64)
+    Qb = None
+    if loss.quadratic:
+        Qb = Bb.T @ Bb
+        Qb *= make_kernel(loss, y2[:, :1], np.float64).hessian_parts(np.zeros((n, 1)))[0][0, 0]
+    E = cones.interior_directions(gates)
+    empty = ~np.any(E, axis=0)
+    fixed = np.concatenate([empty, empty])
+    nu = float(2 * p * c * (cones.n_rows + 2))
+    h0 = kernel.value(np.zeros((n, c)))
+    if T0 is None:
+        mu = MU0_REL * max(abs(h0), 1e-12) / nu
+        # each block on the centre of its ray eps e_i: psi'(eps) eps = mu n K, so eps ~ mu n K / lam
+        eps = mu * cones.n_rows / lam
+        T0 = np.repeat(np.concatenate([E, E], axis=1)[:, :, None] * eps, c, axis=2)
+    else:
+        mu = None
+    outs = [_ReluBarrierOutput(Bb, Qb, make_kernel(loss, y2[:, k:k + 1], np.float64), cones, lam, T0[:, :, k],
+                               fixed) for k in range(c)]
+
+    def state(mu_: float) -> tuple[np.ndarray, np.ndarray]:
+        return (np.stack([o.T for o in outs], axis=2), np.stack([o.multipliers(mu_) for o in outs], axis=2))
+
+    if mu is None:  # a warm start: mu from its gap (with its multipliers, when it has them)
+        T = np.stack([o.T for o in outs], axis=2)
+        cert0 = _relu_gap_unique(Bm, cones, kernel, lam, T, np.zeros((cones.Zu.shape[0], 2 * p, c))
+                                 if rho0 is None else rho0)
+        if rho0 is not None and cert0.rel_gap <= tol and cert0.max_violation <= feas_tol:
+            return _ReluResult(T=T, rho=rho0, cert=cert0, iterations=0, converged=True, centerings=0, mu=0.0)
+        mu = MU0_REL * max(cert0.gap, 1e-12 * max(abs(h0), 1.0)) / nu
+    iterations = centerings = 0
+    stopped = converged = False
+    best: tuple | None = None
+    while iterations < max_iter and not stopped:
+        live = list(range(c))
+        for _ in range(RELU_MAX_CENTERING):
+            if not live or iterations >= max_iter:
+                break
+            iterations += 1
+            live = [k for k in live if outs[k].step(mu) > RELU_CENTERED * mu]
+        centerings += 1
+        T, rho = state(mu)
+        cert = _relu_gap_unique(Bm, cones, kernel, lam, T, rho)
+        rounded = 0
+        # blocks the barrier left at O(mu) are zero at the optimum: round them (keeping their
+        # multipliers) and keep the rounded point when its certificate is no worse
+        norms = np.sqrt(np.einsum("djc,djc->jc", T, T))
+        small = (norms <= PRUNE_RTOL * norms.max(axis=0, initial=0.0)) & (norms > 0)
+        if small.any():
+            Tr = T.copy()
+            Tr[:, small] = 0.0
+            cr = _relu_gap_unique(Bm, cones, kernel, lam, Tr, rho)
+            if cr.rel_gap <= max(cert.rel_gap, tol) and cr.max_violation <= feas_tol:
+                T, cert, rounded = Tr, cr, int(small.sum())
+        if best is None or cert.rel_gap < best[2].rel_gap:
+            best = (T, rho, cert, mu, rounded)
+        logger.debug("conv relu barrier: mu %.3e, %d steps, objective %.12g, rel gap %.3e, violation %.2e, "
+                     "%d blocks rounded to zero", mu, iterations, cert.primal, cert.rel_gap, cert.max_violation,
+                     rounded)
+        if callback is not None:
+            info = {"iteration": iterations, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
+                    "rel_gap": cert.rel_gap, "step": float("nan"), "mu": mu, "violation": cert.max_violation}
+            stopped = callback(info) is True
+        if cert.rel_gap <= tol and cert.max_violation <= feas_tol:
+            converged = not stopped
+            best = (T, rho, cert, mu, rounded)
+            break
+        mu /= RELU_MU_DECREASE
+    T, rho, cert, mu_b, rounded = best
+    return _ReluResult(T=T, rho=rho, cert=cert, iterations=iterations, converged=converged, centerings=centerings,
+                       mu=mu_b, rounded=rounded, stopped_by_callback=stopped)

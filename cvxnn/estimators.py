@@ -983,6 +983,8 @@ class _ConvexNetworkBase(_Base):
             or warm_start.n_outputs != (1 if y_enc.ndim == 1 else y_enc.shape[1])
         ):
             warm_start = None
+        if warm_start is not None and not np.array_equal(warm_start.patterns.mask, patterns.mask):
+            warm_start = _rebind_warm_start(warm_start, patterns)
         lam = resolve_lam(self.lam, X.shape[0] if w is None else float(np.sum(w)), kind=self._lam_kind,
                           loss=loss)
         t0 = time.perf_counter()
@@ -1923,6 +1925,19 @@ class _ConvexCVBase(_Base):
     def predict(self, X) -> np.ndarray:
         """Predictions of the model refit at ``lam_`` (``best_estimator_.predict``)."""
         return self._best().predict(X)
+
+
+def _rebind_warm_start(warm: ConvexSolution, patterns: Patterns) -> ConvexSolution:
+    """A warm start computed on other data with the same gates, moved onto ``patterns``.
+
+    Its blocks are a start point only: the solvers judge every result by their own
+    certificate, and the C-ReLU working set moves a point that leaves its cones on the new
+    data back inside. What described the old data (multipliers, cone duals, the dual value, the
+    training data) is dropped.
+    """
+    names = {f.name for f in dataclasses.fields(warm)}
+    cleared = {k: None for k in ("multipliers", "cone_duals", "dual_value", "training_X") if k in names}
+    return dataclasses.replace(warm, patterns=patterns, **cleared)
 
 
 def _is_clf(est) -> bool:

@@ -208,6 +208,22 @@ def test_warm_start_reuses_gates_and_solution(teacher):
     assert est.objective_ == pytest.approx(cold.objective_, rel=1e-5)
 
 
+@pytest.mark.parametrize("cls", [ConvexGatedReLUClassifier, ConvexReLUClassifier])
+def test_warm_start_on_new_data(cls):
+    """warm_start=True, then fit on other rows: the previous blocks are a start point on the new
+    patterns (same gates, new masks); the result is the cold fit's, certified."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((240, 4))
+    y = (X[:, 0] - 0.5 * X[:, 1] > 0).astype(int)
+    est = cls(warm_start=True, n_gates=10, random_state=0, lam=1.0).fit(X[:160], y[:160])
+    gates = est.solution_.patterns.gates
+    est.fit(X[80:], y[80:])  # other rows: the masks change
+    assert est.status_ == "optimal"
+    np.testing.assert_array_equal(est.patterns_.gates, gates)
+    cold = cls(gates=gates, lam=1.0).fit(X[80:], y[80:])
+    assert est.objective_ == pytest.approx(cold.objective_, rel=1e-5)
+
+
 # --------------------------------------------------------------------- validation path
 def test_fit_path_validation_early_stopping_and_callback(teacher):
     X, y = teacher

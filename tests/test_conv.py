@@ -21,7 +21,7 @@ from cvxnn.conv import (
     pooled_blocks,
     unpool,
 )
-from cvxnn.errors import InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError, MemoryBudgetError, PatternMismatchError, ShapeError
 from cvxnn.native.conv import conv_certificate, conv_report, solve_conv_native
 from cvxnn.operators import ImplicitDesign
 from cvxnn.patterns import enumerate_patterns, sample_patterns
@@ -419,6 +419,9 @@ def test_relu_native_reports_an_unfinished_solve_and_its_limits():
     assert sol.status == "max_iterations" and not sol.converged and sol.gap > 0
     assert sol.max_violation == 0.0  # the barrier iterates are strictly feasible
     assert any("max_iter" in str(w.message) for w in caught)
+    with pytest.warns(ConvergenceWarning, match="stopped decreasing"):  # below the rounding of the gap
+        stalled = solve_conv_native(X, y, lam=1e-2, tol=1e-15, **kw)
+    assert stalled.status == "optimal_inaccurate" and stalled.rel_gap < 1e-8
     seen = []
     stopped = solve_conv_native(X, y, lam=1e-2, tol=1e-12, callback=lambda info: seen.append(info) or True, **kw)
     assert len(seen) == 1 and stopped.extra["stopped_by_callback"] and stopped.status == "max_iterations"

@@ -437,7 +437,7 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     if nK * 2 * p * c * 8 <= MULTIPLIER_MAX_BYTES:  # spread each merged row's multiplier evenly
         multipliers = (res.rho / cones.m[:, None, None])[cones.inverse]
         multipliers = multipliers[:, :, 0] if c == 1 else multipliers
-    status = "optimal" if res.converged else "max_iterations"
+    status = "optimal" if res.converged else ("optimal_inaccurate" if res.stalled else "max_iterations")
     logger.debug("conv C-ReLU (newton): %s after %d steps, objective %.10g, gap %.3e, violation %.2e", status,
                  res.iterations, cert.primal, cert.gap, cert.max_violation)
     sol = ConvexSolution(
@@ -452,9 +452,11 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     )
     out = ConvSolution.from_convex(sol, data.geometry, pooling)
     if not out.converged and not res.stopped_by_callback:
-        warnings.warn(f"newton (C-ReLU) stopped after {res.iterations} steps at relative gap {out.rel_gap:.2e} "
-                      f"(tol={tol:g}) and cone violation {cert.max_violation:.1e} (feas_tol={feas_tol:g}); "
-                      "raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=3)
+        why = "the gap stopped decreasing at the smallest barrier parameter; loosen tol" if res.stalled \
+            else "raise max_iter or loosen tol"
+        warnings.warn(f"newton (C-ReLU) stopped ({status}) after {res.iterations} steps at relative gap "
+                      f"{out.rel_gap:.2e} (tol={tol:g}) and cone violation {cert.max_violation:.1e} "
+                      f"(feas_tol={feas_tol:g}); {why}.", ConvergenceWarning, stacklevel=3)
     return out
 
 
@@ -625,14 +627,16 @@ RELU_CENTERED = 1e-3
 #: curvature makes long steps cheap: on 200 digits 4 centrings of 100x took 74 Newton steps,
 #: 7 of 10x took 115).
 RELU_MU_DECREASE = 100.0
+#: Smallest ``mu`` of the ReLU barrier, relative to ``tol |P| / nu``; once there, STALL_CHECKS
+#: centrings in a row that do not halve the best gap stop the solve (``status="optimal_inaccurate"``).
+MU_FLOOR_REL = 1e-2
+STALL_CHECKS = 5
 #: Fraction-to-the-boundary factor of the ReLU line search (slacks stay positive).
 BOUNDARY = 0.99
 #: Largest ``n K 2p c`` multipliers (bytes, float64) stored on the solution (``multipliers``) so
 #: that :func:`conv_certificate` can reuse them; above it they are dropped (the solver's own
 #: certificate, on the unique rows, is in ``gap``).
 MULTIPLIER_MAX_BYTES = 2**26
-#: The primal-dual multipliers stay within this factor of the barrier's ``mu m / slack``.
-RHO_SAFE = 1e10
 #: A ReLU warm start is moved inside its cones by this fraction of its largest block along the
 #: interior directions.
 WARM_PUSH = 1e-6
@@ -659,6 +663,8 @@ class ReluCones:
         Row of ``Zu`` of every patch row.
     products : ndarray (r, d_a (d_a + 1) / 2)
         ``z_r z_r^T`` (upper triangle): the barrier Hessians of all blocks are one GEMM.
+    Sm : ndarray (r, 2p)
+        ``S * m`` (the barrier gradient is ``-mu Zu^T (Sm / slack)``).
     """
 
     Zu: np.ndarray
@@ -666,6 +672,7 @@ class ReluCones:
     m: np.ndarray
     inverse: np.ndarray
     products: np.ndarray
+    Sm: np.ndarray
 
     @classmethod
     def make(cls, Za: np.ndarray, mask: np.ndarray) -> ReluCones:
@@ -675,8 +682,10 @@ class ReluCones:
         Zu = np.ascontiguousarray(uniq[:, :d])
         S = 2.0 * uniq[:, d:] - 1.0
         iu, ju = np.triu_indices(d)
-        return cls(Zu=Zu, S=np.ascontiguousarray(np.concatenate([S, S], axis=1)), m=counts.astype(np.float64),
-                   inverse=inverse.ravel(), products=np.ascontiguousarray(Zu[:, iu] * Zu[:, ju]))
+        S2 = np.ascontiguousarray(np.concatenate([S, S], axis=1))
+        m = counts.astype(np.float64)
+        return cls(Zu=Zu, S=S2, m=m, inverse=inverse.ravel(), products=np.ascontiguousarray(Zu[:, iu] * Zu[:, ju]),
+                   Sm=S2 * m[:, None])
 
     @property
     def d(self) -> int:
@@ -737,7 +746,8 @@ class _ReluBarrierOutput:
 
     over the ``2p`` blocks ``T = [v_1..v_p, w_1..w_p]`` (``d_a x 2p``). ``B`` is the pooled design
     in block-major column order (block ``i`` is columns ``i d_a .. (i+1) d_a - 1``). Blocks in
-    ``fixed`` (cones with an empty interior) stay at zero."""
+    ``fixed`` (cones with an empty interior) stay at zero; their slacks are held at 1 (no barrier
+    term) and their multipliers at 0."""
 
     def __init__(self, Bb: np.ndarray, Qb: np.ndarray | None, kernel: SmoothKernel, cones: ReluCones, lam: float,
                  T: np.ndarray, fixed: np.ndarray) -> None:
@@ -750,7 +760,9 @@ class _ReluBarrierOutput:
     def set(self, T: np.ndarray) -> None:
         self.rho = None
         self.T = np.array(T, dtype=np.float64)
+        self.T[:, self.fixed] = 0.0
         self.slack = self.cones.slacks(self.T)
+        self.slack[:, self.fixed] = 1.0
         self.z = self.Bb @ self._u(self.T)
 
     def _u(self, T: np.ndarray) -> np.ndarray:
@@ -758,40 +770,35 @@ class _ReluBarrierOutput:
         return (T[:, :p] - T[:, p:]).T.ravel()  # block-major
 
     def value(self, T: np.ndarray, z: np.ndarray, slack: np.ndarray, mu: float) -> float:
-        free = ~self.fixed
-        if np.any(slack[:, free] <= 0.0):
+        if slack.min(initial=1.0) <= 0.0:
             return np.inf
         r = np.sqrt(np.einsum("dj,dj->j", T, T))
-        logs = float(self.cones.m @ np.log(slack[:, free]).sum(axis=1))
+        logs = float(self.cones.m @ np.log(slack).sum(axis=1))
         return self.kernel.value(z[:, None]) + float(_psi(r, mu, self.lam)[0].sum()) - mu * logs
 
     def multipliers(self, mu: float) -> np.ndarray:
         """The cone multipliers ``rho`` on the unique rows (``r x 2p``; zero for fixed blocks)."""
         if self.rho is None:
-            self.rho = self._barrier_rho(self.slack, mu)
+            self.rho = mu * self.cones.m[:, None] / self.slack
+        if self.fixed.any():
+            self.rho[:, self.fixed] = 0.0
         return self.rho
-
-    def _barrier_rho(self, slack: np.ndarray, mu: float) -> np.ndarray:
-        with np.errstate(divide="ignore"):  # fixed blocks have zero slack
-            rho = mu * self.cones.m[:, None] / slack
-        rho[:, self.fixed] = 0.0
-        return rho
 
     def step(self, mu: float) -> float:
         """One damped Newton step at ``mu``; returns the Newton decrement ``-g^T dx`` (before it)."""
         d, p, lam, cones = self.d, self.p, self.lam, self.cones
-        T, free = self.T, ~self.fixed
+        T = self.T
         r = np.sqrt(np.einsum("dj,dj->j", T, T))
         _, _, a, b = _psi(r, mu, lam)
         theta = self.kernel.grad(self.z[:, None])[:, 0]
         gu = (self.Bb.T @ theta).reshape(p, d).T  # (d, p)
-        inv = cones.m[:, None] / (np.where(free, self.slack, np.inf) if self.fixed.any() else self.slack)
-        G = np.concatenate([gu, -gu], axis=1) + a * T - mu * (cones.Zu.T @ (cones.S * inv))
         rho = self.multipliers(mu)
+        wr = 1.0 / self.slack
+        G = np.concatenate([gu, -gu], axis=1) + a * T - mu * (cones.Zu.T @ (cones.Sm * wr))
         # primal-dual cone curvature rho / slack (the primal barrier's is mu m / slack^2): after
         # mu drops, the rows that stay active keep their curvature, so the centring takes a
         # few steps instead of crawling along the boundary
-        Hb = cones.hessians(rho * (inv / cones.m[:, None]))  # (2p, d, d)
+        Hb = cones.hessians(rho * wr)  # (2p, d, d)
         Th = T / np.maximum(r, np.finfo(float).tiny)
         Hb += a[:, None, None] * np.eye(d) + (b - a)[:, None, None] * np.einsum("dj,ej->jde", Th, Th)
         Hb[self.fixed] = np.eye(d)
@@ -822,55 +829,45 @@ class _ReluBarrierOutput:
             dx = sla.cho_solve(sla.cho_factor(A, check_finite=False), rhs, check_finite=False)
         except (np.linalg.LinAlgError, ValueError):
             dx = np.linalg.lstsq(A, rhs, rcond=None)[0]
-        dv, dw = dx[:m].reshape(p, d), dx[m:].reshape(p, d)
-        dT = np.concatenate([dv.T, dw.T], axis=1)
+        dT = np.concatenate([dx[:m].reshape(p, d).T, dx[m:].reshape(p, d).T], axis=1)
+        dT[:, self.fixed] = 0.0
         dec = -float(np.vdot(G, dT))
         if not (dec > 0 and np.isfinite(dec)):
             return 0.0
-        ds = cones.slacks(dT)
-        neg = (ds < 0) & free
+        q = cones.slacks(dT)
+        q *= wr  # ds / slack
         # never past BOUNDARY of the way to the cone boundary
-        t = 1.0
-        if neg.any():
-            t = min(t, BOUNDARY * float(np.min(-self.slack[neg] / ds[neg])))
+        qmin = float(q.min())
+        t = 1.0 if qmin >= -BOUNDARY else BOUNDARY / -qmin
         dz = self.Bb @ self._u(dT)
+        dTT = np.einsum("dj,dj->j", T, dT)
+        dTdT = np.einsum("dj,dj->j", dT, dT)
         F = None
         while t > 1e-14:
-            Tn, zn, sn = T + t * dT, self.z + t * dz, self.slack + t * ds
+            Tn, zn = T + t * dT, self.z + t * dz
             # Phi is convex along dT: a non-positive slope at t means Phi decreased on [0, t];
             # otherwise Armijo, or (where Phi changes by less than its rounding) a curvature test
-            slope = self._slope(Tn, zn, sn, dT, dz, ds, mu)
+            an = _psi(np.sqrt(np.einsum("dj,dj->j", Tn, Tn)), mu, lam)[2]
+            slope = (float(self.kernel.grad(zn[:, None])[:, 0] @ dz) + float((dTT + t * dTdT) @ an)
+                     - mu * float(cones.m @ (q / (1.0 + t * q)).sum(axis=1)))
             ok = slope <= 0.0
             if not ok:
+                sn = self.slack * (1.0 + t * q)
                 F = self.value(T, self.z, self.slack, mu) if F is None else F
                 Fn = self.value(Tn, zn, sn, mu)
                 ok = Fn <= F - ARMIJO * t * dec or (abs(Fn - F) <= 1e-12 * (abs(F) + 1.0) and abs(slope) <= 0.9 * dec)
             if ok:
-                # the multipliers of the Newton equations, rho + drho with
-                # drho = mu m / slack - rho - (rho / slack) ds, kept positive (fraction to the
-                # boundary) and within RHO_SAFE of the barrier's mu m / slack at the new point
-                drho = mu * inv - rho - rho * (ds * (inv / cones.m[:, None]))
-                dneg = drho < 0
-                tr = 1.0
-                if dneg.any():
-                    tr = min(1.0, BOUNDARY * float(np.min(-rho[dneg] / drho[dneg])))
-                bar = self._barrier_rho(sn, mu)
-                self.rho = np.clip(rho + tr * drho, bar / RHO_SAFE, bar * RHO_SAFE)
-                self.T, self.z, self.slack = Tn, zn, sn
+                # the multipliers of the Newton equations: rho + drho = mu m / slack - rho ds / slack
+                # (drho = mu m / slack - rho - (rho / slack) ds), a step t of the way, each kept
+                # above 1/100 of its old value (a componentwise fraction to the boundary)
+                full = mu * (cones.m[:, None] * wr) - rho * q
+                new = full if t == 1.0 else (1.0 - t) * rho + t * full
+                self.rho = np.maximum(new, 0.01 * rho, out=new)
+                self.T, self.z = Tn, zn
+                self.slack *= 1.0 + t * q
                 break
             t *= 0.5
         return dec
-
-    def _slope(self, T, z, slack, dT, dz, ds, mu) -> float:
-        """``d/dt Phi_mu(T + t dT)`` at ``T``."""
-        r = np.sqrt(np.einsum("dj,dj->j", T, T))
-        a = _psi(r, mu, self.lam)[2]
-        with np.errstate(divide="ignore", invalid="ignore"):  # fixed blocks have zero slack
-            q = ds / slack
-        if self.fixed.any():
-            q[:, self.fixed] = 0.0
-        bar = float(self.cones.m @ q.sum(axis=1))
-        return float(self.kernel.grad(z[:, None])[:, 0] @ dz) + float(np.einsum("dj,dj->j", T, dT) @ a) - mu * bar
 
 
 def _relu_gap_unique(Bm: np.ndarray, cones: ReluCones, kernel: SmoothKernel, lam: float, T3: np.ndarray,
@@ -912,6 +909,7 @@ class _ReluResult:
     mu: float
     rounded: int = 0
     stopped_by_callback: bool = False
+    stalled: bool = False
 
 
 def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.ndarray, loss: Loss,
@@ -954,6 +952,7 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
     iterations = centerings = 0
     stopped = converged = False
     best: tuple | None = None
+    stalled = 0
     while iterations < max_iter and not stopped:
         live = list(range(c))
         for _ in range(RELU_MAX_CENTERING):
@@ -975,6 +974,13 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
             cr = _relu_gap_unique(Bm, cones, kernel, lam, Tr, rho)
             if cr.rel_gap <= max(cert.rel_gap, tol) and cr.max_violation <= feas_tol:
                 T, cert, rounded = Tr, cr, int(small.sum())
+        # below MU_FLOOR_REL tol |P| / nu the barrier's share of the gap is negligible: mu stays
+        # there, and STALL_CHECKS centrings that do not halve the best gap end the solve
+        floor = MU_FLOOR_REL * tol * abs(cert.primal) / nu
+        if best is None or cert.rel_gap < 0.5 * best[2].rel_gap:
+            stalled = 0
+        elif mu <= floor:
+            stalled += 1
         if best is None or cert.rel_gap < best[2].rel_gap:
             best = (T, rho, cert, mu, rounded)
         logger.debug("conv relu barrier: mu %.3e, %d steps, objective %.12g, rel gap %.3e, violation %.2e, "
@@ -988,7 +994,9 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
             converged = not stopped
             best = (T, rho, cert, mu, rounded)
             break
-        mu /= RELU_MU_DECREASE
+        if stalled >= STALL_CHECKS:
+            break
+        mu = max(mu / RELU_MU_DECREASE, floor)
     T, rho, cert, mu_b, rounded = best
     return _ReluResult(T=T, rho=rho, cert=cert, iterations=iterations, converged=converged, centerings=centerings,
-                       mu=mu_b, rounded=rounded, stopped_by_callback=stopped)
+                       mu=mu_b, rounded=rounded, stopped_by_callback=stopped, stalled=stalled >= STALL_CHECKS)

@@ -111,7 +111,8 @@ def main() -> None:
     rcnn = rsol.to_network()
     acc = float(np.mean(rcnn.predict(Xte).argmax(axis=1) == yte))
     rows.append(_row(f"conv C-ReLU, native {rsol.solver} (3x3, stride 1, sum pooling)", t_relu, acc,
-                     f"{rsol.patterns.n_patterns} patterns, {rcnn.n_filters} filters, lam={lam:.3g}; "
+                     f"{rsol.patterns.n_patterns} patterns, {rsol.model.n_active(1e-6)} of {rcnn.n_filters} filters "
+                     f"above 1e-6, lam={lam:.3g}; "
                      f"{rsol.status} after {rsol.iterations} it., certified rel. gap {rsol.rel_gap:.1e}, "
                      f"cone violation {rsol.max_violation:.0e}; objective {rsol.objective_value:.6g} "
                      f"(gated: {sol.objective_value:.6g})"))

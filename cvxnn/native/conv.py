@@ -284,8 +284,9 @@ def solve_conv_native(
         has the requirements of ``solver="newton"``, and ``warm_start`` must then be a ReLU point.
     feas_tol : float
         C-ReLU: largest cone violation (absolute, patch-activation units) of an ``"optimal"``
-        point. The barrier iterates are strictly feasible; only blocks rounded to zero touch
-        the boundary.
+        point. The barrier iterates are strictly feasible (blocks that are zero at the optimum
+        end at about ``1e-8`` of the largest of their output; ``to_network(tol=...)`` or
+        ``model.n_active(tol)`` leave them out).
 
     Returns
     -------
@@ -446,7 +447,7 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
         solver="newton", solve_time=seconds, iterations=res.iterations, gap=cert.gap, dual_value=float(cert.dual),
         rel_gap=cert.rel_gap, max_violation=cert.max_violation, multipliers=multipliers,
         formulation=formulation if c > 1 else None, training_X=data.Z if c > 1 else None,
-        extra={"flops": design.flops, "centerings": res.centerings, "mu": res.mu, "rounded": res.rounded,
+        extra={"flops": design.flops, "centerings": res.centerings, "mu": res.mu,
                "design": "dense", "unique_rows": int(cones.Zu.shape[0]), "rows": int(nK),
                "stopped_by_callback": res.stopped_by_callback},
     )
@@ -907,7 +908,6 @@ class _ReluResult:
     converged: bool
     centerings: int
     mu: float
-    rounded: int = 0
     stopped_by_callback: bool = False
     stalled: bool = False
 
@@ -963,17 +963,6 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
         centerings += 1
         T, rho = state(mu)
         cert = _relu_gap_unique(Bm, cones, kernel, lam, T, rho)
-        rounded = 0
-        # blocks the barrier left at O(mu) are zero at the optimum: round them (keeping their
-        # multipliers) and keep the rounded point when its certificate is no worse
-        norms = np.sqrt(np.einsum("djc,djc->jc", T, T))
-        small = (norms <= PRUNE_RTOL * norms.max(axis=0, initial=0.0)) & (norms > 0)
-        if small.any():
-            Tr = T.copy()
-            Tr[:, small] = 0.0
-            cr = _relu_gap_unique(Bm, cones, kernel, lam, Tr, rho)
-            if cr.rel_gap <= max(cert.rel_gap, tol) and cr.max_violation <= feas_tol:
-                T, cert, rounded = Tr, cr, int(small.sum())
         # below MU_FLOOR_REL tol |P| / nu the barrier's share of the gap is negligible: mu stays
         # there, and STALL_CHECKS centrings that do not halve the best gap end the solve
         floor = MU_FLOOR_REL * tol * abs(cert.primal) / nu
@@ -982,21 +971,20 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
         elif mu <= floor:
             stalled += 1
         if best is None or cert.rel_gap < best[2].rel_gap:
-            best = (T, rho, cert, mu, rounded)
-        logger.debug("conv relu barrier: mu %.3e, %d steps, objective %.12g, rel gap %.3e, violation %.2e, "
-                     "%d blocks rounded to zero", mu, iterations, cert.primal, cert.rel_gap, cert.max_violation,
-                     rounded)
+            best = (T, rho, cert, mu)
+        logger.debug("conv relu barrier: mu %.3e, %d steps, objective %.12g, rel gap %.3e, violation %.2e", mu,
+                     iterations, cert.primal, cert.rel_gap, cert.max_violation)
         if callback is not None:
             info = {"iteration": iterations, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
                     "rel_gap": cert.rel_gap, "step": float("nan"), "mu": mu, "violation": cert.max_violation}
             stopped = callback(info) is True
         if cert.rel_gap <= tol and cert.max_violation <= feas_tol:
             converged = not stopped
-            best = (T, rho, cert, mu, rounded)
+            best = (T, rho, cert, mu)
             break
         if stalled >= STALL_CHECKS:
             break
         mu = max(mu / RELU_MU_DECREASE, floor)
-    T, rho, cert, mu_b, rounded = best
+    T, rho, cert, mu_b = best
     return _ReluResult(T=T, rho=rho, cert=cert, iterations=iterations, converged=converged, centerings=centerings,
-                       mu=mu_b, rounded=rounded, stopped_by_callback=stopped, stalled=stalled >= STALL_CHECKS)
+                       mu=mu_b, stopped_by_callback=stopped, stalled=stalled >= STALL_CHECKS)

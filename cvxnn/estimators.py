@@ -528,9 +528,10 @@ class WeightedLoss(Loss):
     by ``sum_j w_j`` (the weighted mean). It provides what the solvers ask of a loss: the
     CVXPY expression (any of the six losses), and for smooth bases the value, gradient,
     Hessian parts, conjugate ``sum_j w_j l_j*(s_j / w_j)`` and Bregman divergence that the
-    native solvers and certificates use. Those sums are evaluated per group of equal weights
-    with the base loss's own (summed) methods, so they need few distinct weights
-    (``MAX_WEIGHT_GROUPS``; class weights always qualify).
+    native solvers and certificates use. With a base loss that gives its per-sample terms
+    (``has_rows``: squared, logistic, Huber, cross-entropy) those sums are weighted dot products,
+    for any weights; otherwise they are evaluated per group of equal weights with the base
+    loss's summed methods, which needs few distinct weights (``MAX_WEIGHT_GROUPS``).
 
     The estimators weight the squared loss differently, and exactly: the rows of ``[X, 1]``
     and ``y`` are scaled by ``sqrt(w_j)``, which keeps every activation pattern.
@@ -613,9 +614,18 @@ class WeightedLoss(Loss):
             return cp.sum(cp.multiply(w, cp.abs(z - y)))
         return cp.sum(cp.multiply(w, cp.log_sum_exp(z, axis=1) - cp.sum(cp.multiply(y, z), axis=1)))
 
-    # per group of equal weights, the base loss's summed methods
+    @property
+    def needs_groups(self) -> bool:
+        """Whether the sums go group by group (a base loss without per-sample terms)."""
+        return not self.base.has_rows
+
+    # per-sample terms weighted (has_rows), else per group of equal weights
     def _value_sum(self, z, y):
         self._check_rows(y)
+        if not self.needs_groups:
+            w = self.weights
+            pos = w > 0
+            return float(np.dot(w[pos], self.base._value_rows(z[pos], y[pos])))
         return float(sum(w * self.base._value_sum(z[idx], y[idx]) for w, idx in self._groups if w > 0))
 
     def _grad_sum(self, z, y):
@@ -626,6 +636,13 @@ class WeightedLoss(Loss):
         return self._wcol(D) * D, (None if V is None else np.sqrt(self._wcol(V)) * V)
 
     def _conjugate_sum(self, s, y):
+        if not self.needs_groups:
+            w = self.weights
+            pos = w > 0
+            if np.any(np.abs(s[~pos]) > DOMAIN_TOL):  # a zero-weight sample takes no dual mass
+                return float("inf")
+            ws = self._wcol(s)[pos]
+            return float(np.dot(w[pos], self.base._conjugate_rows(s[pos] / ws, y[pos])))
         total = 0.0
         for w, idx in self._groups:
             if w == 0:
@@ -636,6 +653,11 @@ class WeightedLoss(Loss):
         return float(total)
 
     def _bregman_sum(self, a, b, gb, y):
+        if not self.needs_groups:
+            w = self.weights
+            pos = w > 0
+            return float(np.dot(w[pos], self.base._bregman_rows(a[pos], b[pos], gb[pos] / self._wcol(gb)[pos],
+                                                                y[pos])))
         return float(sum(w * self.base._bregman_sum(a[idx], b[idx], gb[idx] / w, y[idx])
                          for w, idx in self._groups if w > 0))
 
@@ -643,8 +665,9 @@ class WeightedLoss(Loss):
         return self.base.check_targets(y)
 
 
-#: Distinct sample weights up to which the native solvers take a weighted non-squared loss
-#: (its sums are evaluated per group of equal weights).
+#: Distinct sample weights up to which the native solvers take a weighted loss whose base has
+#: no per-sample terms (its sums are evaluated per group of equal weights); the losses of the
+#: native solvers all have them, so this limit is for user-defined losses.
 MAX_WEIGHT_GROUPS = 64
 
 
@@ -652,7 +675,7 @@ def _check_native_weights(backend, wloss: WeightedLoss) -> None:
     """Refuse what the native solvers cannot do with a weighted loss, naming the way out."""
     if _resolve_backend(backend) != "native":
         return
-    if wloss.n_groups > MAX_WEIGHT_GROUPS:
+    if wloss.needs_groups and wloss.n_groups > MAX_WEIGHT_GROUPS:
         raise InvalidParameterError(
             f"sample_weight has {wloss.n_groups} distinct values; with the {wloss.name} loss the native "
             f"solvers take at most {MAX_WEIGHT_GROUPS} (class weights, integer counts). Round the "

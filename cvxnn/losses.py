@@ -109,6 +109,10 @@ class Loss:
     lipschitz: ClassVar[float | None] = None
     classification = False
     supports_vector = True
+    #: provides the per-sample terms (:meth:`_value_rows`, :meth:`_conjugate_rows`,
+    #: :meth:`_bregman_rows`) whose sums are the summed methods: what a loss with arbitrary
+    #: per-sample weights needs (:class:`cvxnn.estimators.WeightedLoss`)
+    has_rows = False
 
     def __post_init__(self) -> None:
         if self.reduction not in _REDUCTIONS:
@@ -181,6 +185,18 @@ class Loss:
         diff = (a - b).astype(np.float64, copy=False)
         return max(self._value_sum(a, y) - self._value_sum(b, y) - float(np.vdot(gb, diff)), 0.0)
 
+    # per-sample terms (has_rows): shape (n,), the sum over a row's outputs for (n, c) arrays
+    def _value_rows(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _conjugate_rows(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        """Per-sample conjugate terms; ``inf`` for a sample outside the domain."""
+        raise NotImplementedError
+
+    def _bregman_rows(self, a: np.ndarray, b: np.ndarray, gb: np.ndarray,
+                      y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def best_dual_scale(self, theta: np.ndarray, y: np.ndarray, scale: float, s_max: float) -> float:
         """The factor ``s in [0, s_max]`` that maximises the dual value ``-(c L)*(s theta)``
         (``c = scale``); ``s_max`` is the largest factor that keeps the penalty's dual
@@ -225,6 +241,20 @@ class SquaredLoss(Loss):
     def _bregman_sum(self, a, b, gb, y):
         diff = (a - b).astype(np.float64, copy=False)
         return 0.5 * float(np.vdot(diff, diff))
+
+    has_rows = True
+
+    def _value_rows(self, z, y):
+        r = (z - y).astype(np.float64, copy=False)
+        return _row_sums(0.5 * r * r)
+
+    def _conjugate_rows(self, s, y):
+        s = s.astype(np.float64, copy=False)
+        return _row_sums(0.5 * s * s + s * y)
+
+    def _bregman_rows(self, a, b, gb, y):
+        diff = (a - b).astype(np.float64, copy=False)
+        return _row_sums(0.5 * diff * diff)
 
     def best_dual_scale(self, theta, y, scale, s_max):
         # -(cL)*(s theta) = -(s^2 |theta|^2 / (2c) + s <theta, y>) is a concave quadratic in s
@@ -284,9 +314,22 @@ class LogisticLoss(Loss):
 
     def _bregman_sum(self, a, b, gb, y):
         # softplus(u) with u = -y z: Bregman in u; sigma(v) = |grad| at b
+        return float(self._bregman_rows(a, b, gb, y).sum())
+
+    has_rows = True
+
+    def _value_rows(self, z, y):
+        return _row_sums(-log_expit(y * z).astype(np.float64, copy=False))
+
+    def _conjugate_rows(self, s, y):
+        t = -s.astype(np.float64, copy=False) * y
+        out = np.where((t < -DOMAIN_TOL) | (t > 1 + DOMAIN_TOL), np.inf, 0.0)
+        t = np.clip(t, 0.0, 1.0)
+        return _row_sums(out + _xlogx(t) + _xlogx(1.0 - t))
+
+    def _bregman_rows(self, a, b, gb, y):
         dl = (-y * (a - b)).astype(np.float64)
-        sig = np.abs(gb).astype(np.float64)
-        return float(np.maximum(_softplus_bregman(dl, sig), 0.0).sum())
+        return _row_sums(np.maximum(_softplus_bregman(dl, np.abs(gb).astype(np.float64)), 0.0))
 
     def check_targets(self, y):
         return _check_pm1(y, self.name)
@@ -350,12 +393,27 @@ class HuberLoss(Loss):
         return float(np.vdot(s, s) / 2 + np.vdot(s, y))
 
     def _bregman_sum(self, a, b, gb, y):
+        return float(self._bregman_rows(a, b, gb, y).sum())
+
+    has_rows = True
+
+    def _value_rows(self, z, y):
+        r = np.abs(z - y).astype(np.float64, copy=False)
+        return _row_sums(np.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta)))
+
+    def _conjugate_rows(self, s, y):
+        s = s.astype(np.float64, copy=False)
+        out = _row_sums(np.where(np.abs(s) > self.delta * (1 + DOMAIN_TOL), np.inf, 0.0))
+        s = np.clip(s, -self.delta, self.delta)
+        return out + _row_sums(0.5 * s * s + s * y)
+
+    def _bregman_rows(self, a, b, gb, y):
         ra = (a - y).astype(np.float64, copy=False)
         rb = (b - y).astype(np.float64, copy=False)
         d = self.delta
         ha = np.where(np.abs(ra) <= d, 0.5 * ra * ra, d * (np.abs(ra) - 0.5 * d))
         hb = np.where(np.abs(rb) <= d, 0.5 * rb * rb, d * (np.abs(rb) - 0.5 * d))
-        return float(np.maximum(ha - hb - gb * (ra - rb), 0.0).sum())
+        return _row_sums(np.maximum(ha - hb - gb * (ra - rb), 0.0))
 
 
 @dataclass(frozen=True)
@@ -369,6 +427,11 @@ class AbsoluteLoss(Loss):
 
     def _value_sum(self, z, y):
         return float(np.sum(np.abs(z - y)))
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """Per-sample sums: ``a`` itself for a vector, its row sums for an ``(n, c)`` array."""
+    return a if a.ndim == 1 else a.sum(axis=1)
 
 
 def _need_matrix(z: np.ndarray) -> None:
@@ -432,6 +495,25 @@ class CrossEntropyLoss(Loss):
         return float(np.sum(_xlogx(P)))
 
     def _bregman_sum(self, a, b, gb, y):
+        return float(self._bregman_rows(a, b, gb, y).sum())
+
+    has_rows = True
+
+    def _value_rows(self, z, y):
+        _need_matrix(z)
+        z = z.astype(np.float64, copy=False)
+        return _logsumexp_rows(z) - np.einsum("ij,ij->i", y, z)
+
+    def _conjugate_rows(self, s, y):
+        _need_matrix(s)
+        P = s.astype(np.float64, copy=False) + y
+        out = np.where((P < -DOMAIN_TOL).any(axis=1) | (np.abs(P.sum(axis=1) - 1.0) > 10 * DOMAIN_TOL), np.inf, 0.0)
+        P = np.clip(P, 0.0, None)
+        tot = P.sum(axis=1, keepdims=True)
+        P = P / np.where(tot > 0, tot, 1.0)
+        return out + _xlogx(P).sum(axis=1)
+
+    def _bregman_rows(self, a, b, gb, y):
         b64 = b.astype(np.float64, copy=False)
         dl = a.astype(np.float64, copy=False) - b64
         pb = _softmax_rows(b64)
@@ -443,7 +525,7 @@ class CrossEntropyLoss(Loss):
         series = corr - m * m / 2.0 + m**3 / 3.0
         with np.errstate(invalid="ignore", divide="ignore"):
             exact = np.log1p(m) - np.einsum("ij,ij->i", pb, dl)
-        return float(np.maximum(np.where(small, series, exact), 0.0).sum())
+        return np.maximum(np.where(small, series, exact), 0.0)
 
     def check_targets(self, y):
         if y.ndim != 2:

@@ -53,8 +53,6 @@ ESTIMATOR_CASES = {
     "weights zero": lambda: ConvexReLURegressor(**REG).fit(X, Y, sample_weight=np.zeros(len(Y))),
     "weights length": lambda: ConvexReLURegressor(**REG).fit(X, Y, sample_weight=np.ones(3)),
     "weights text": lambda: ConvexReLURegressor(**REG).fit(X, Y, sample_weight=["a"] * len(Y)),
-    "weights native many values": lambda: ConvexReLUClassifier(n_gates=4).fit(
-        np.tile(XB, (3, 1)), np.tile(LB, 3), sample_weight=np.linspace(1.0, 2.0, 3 * len(LB))),
     "weights native hinge": lambda: ConvexReLUClassifier(n_gates=4, loss="hinge").fit(
         XB, LB, sample_weight=np.ones(len(LB)) * 2),
     "X nan": lambda: ConvexReLURegressor(**REG).fit(np.where(X > 1, np.nan, X), Y),

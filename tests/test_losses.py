@@ -84,3 +84,67 @@ def test_bad_options():
         get_loss("squared", delta=1.0)
     with pytest.raises(InvalidParameterError):
         get_loss("hinge").grad(Z, Y_PM)
+
+
+# ------------------------------------------------------------------ per-sample terms (has_rows)
+def _rows_case(name, rng, n=7, c=3):
+    from cvxnn.losses import get_loss
+
+    loss = get_loss(name)
+    if name == "cross_entropy":
+        y = np.eye(c)[rng.integers(0, c, n)]
+        z, z2 = rng.standard_normal((n, c)), rng.standard_normal((n, c))
+        s = 0.3 * (np.full((n, c), 1.0 / c) - y)  # inside the domain (s + y on the simplex)
+    elif name == "logistic":
+        y = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+        z, z2 = rng.standard_normal(n), rng.standard_normal(n)
+        s = -0.4 * y
+    else:
+        y = rng.standard_normal((n, c))
+        z, z2 = rng.standard_normal((n, c)), rng.standard_normal((n, c))
+        s = 0.2 * rng.standard_normal((n, c))
+    return loss, y, z, z2, s
+
+
+@pytest.mark.parametrize("name", ["squared", "logistic", "huber", "cross_entropy"])
+def test_row_terms_sum_to_the_summed_methods(name):
+    rng = np.random.default_rng(5)
+    loss, y, z, z2, s = _rows_case(name, rng)
+    assert loss.has_rows
+    assert loss._value_rows(z, y).shape == (y.shape[0],)
+    assert loss._value_rows(z, y).sum() == pytest.approx(loss._value_sum(z, y), rel=1e-12)
+    assert loss._conjugate_rows(s, y).sum() == pytest.approx(loss._conjugate_sum(s, y), rel=1e-12, abs=1e-14)
+    g = loss._grad_sum(z2, y)
+    assert loss._bregman_rows(z, z2, g, y).sum() == pytest.approx(loss._bregman_sum(z, z2, g, y), rel=1e-12)
+    # a sample outside the conjugate's domain is +inf in its own row only
+    bad = s.copy()
+    bad[0] = bad[0] + 5.0
+    if name != "squared":
+        rows = loss._conjugate_rows(bad, y)
+        assert np.isinf(rows[0]) and np.all(np.isfinite(rows[1:]))
+
+
+@pytest.mark.parametrize("name", ["logistic", "huber", "cross_entropy"])
+def test_weighted_loss_any_weights_equals_sum_over_samples(name):
+    """WeightedLoss with all-distinct weights (and a zero): value, conjugate and Bregman terms are
+    the weighted per-sample sums (the same as evaluating each sample on its own)."""
+    from cvxnn.estimators import WeightedLoss
+
+    rng = np.random.default_rng(6)
+    loss, y, z, z2, s = _rows_case(name, rng)
+    w = rng.uniform(0.2, 3.0, y.shape[0])
+    w[2] = 0.0
+    wl = WeightedLoss(base=loss, weights=w)
+    assert not wl.needs_groups and wl.n_groups == y.shape[0]
+    one = [slice(j, j + 1) for j in range(y.shape[0])]
+    val = sum(w[j] * loss._value_sum(z[o], y[o]) for j, o in enumerate(one))
+    assert wl._value_sum(z, y) == pytest.approx(val, rel=1e-12)
+    sw = s * (w[:, None] if s.ndim == 2 else w)  # a dual point of the weighted loss
+    conj = sum(w[j] * loss._conjugate_sum(sw[o] / w[j], y[o]) for j, o in enumerate(one) if w[j] > 0)
+    assert wl._conjugate_sum(sw, y) == pytest.approx(conj, rel=1e-12)
+    bad = sw.copy()
+    bad[2] = bad[2] + 0.1  # dual mass on the zero-weight sample
+    assert np.isinf(wl._conjugate_sum(bad, y))
+    g = wl._grad_sum(z2, y)
+    breg = wl._value_sum(z, y) - wl._value_sum(z2, y) - float(np.vdot(g, z - z2))
+    assert wl._bregman_sum(z, z2, g, y) == pytest.approx(max(breg, 0.0), rel=1e-8, abs=1e-12)

@@ -357,9 +357,13 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
         arrays, meta = _estimator_arrays(obj)
         kind = "estimator"
     else:
+        hint = ""
+        if hasattr(obj, "best_estimator_"):  # a fitted ...CV estimator: its refit model is the model
+            hint = (f" For a {type(obj).__name__}, save its refit model `best_estimator_` (lam_ = "
+                    f"{getattr(obj, 'lam_', float('nan')):.6g}); scores_ and lams_ are plain arrays.")
         raise InvalidParameterError(
             f"cannot save a {type(obj).__name__}; save a ConvexSolution, a network or a fitted "
-            "cvxnn estimator."
+            "cvxnn estimator." + hint
         )
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
               "cvxnn_version": __version__, **meta}

@@ -116,6 +116,21 @@ def test_metadata_and_user_data(tmp_path, relu_solution):
         io.save(ConvexReLURegressor(), tmp_path / "z.npz")
 
 
+def test_cv_estimator_save_names_its_refit_model(tmp_path):
+    """A fitted ...CV estimator is not a file format of its own: the error says to save its
+    refit model, and that model round-trips."""
+    from cvxnn import ConvexGatedReLURegressorCV
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = X[:, 0] - X[:, 1] ** 2
+    cv = ConvexGatedReLURegressorCV(n_lams=3, cv=3, n_gates=6, random_state=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="best_estimator_"):
+        io.save(cv, tmp_path / "cv.npz")
+    back = io.load(io.save(cv.best_estimator_, tmp_path / "best.npz"))
+    np.testing.assert_allclose(back.predict(X), cv.predict(X))
+
+
 def test_load_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, __cvxnn__=np.array([{"code": "boom"}], dtype=object))

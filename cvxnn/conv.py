@@ -36,8 +36,8 @@ Contents
 * :class:`ConvNetwork` -- the ordinary CNN (``predict``, ``objective``) and
   :func:`network_to_conv`, the map back on the patterns the network induces.
 
-The native gated solver, the duality-gap certificate and the optimality report are in
-:mod:`cvxnn.native.conv`.
+The native solvers (gated and ReLU: barrier Newton methods on the pooled design), the
+duality-gap certificate and the optimality report are in :mod:`cvxnn.native.conv`.
 """
 
 from __future__ import annotations

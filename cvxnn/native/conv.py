@@ -751,9 +751,12 @@ class _ReluBarrierOutput:
     term) and their multipliers at 0."""
 
     def __init__(self, Bb: np.ndarray, Qb: np.ndarray | None, kernel: SmoothKernel, cones: ReluCones, lam: float,
-                 T: np.ndarray, fixed: np.ndarray) -> None:
+                 T: np.ndarray, fixed: np.ndarray, work: np.ndarray | None = None) -> None:
         self.Bb, self.Qb, self.kernel, self.cones, self.lam = Bb, Qb, kernel, cones, lam
         self.d, self.p = cones.d, cones.p
+        #: three ``r x 2p`` scratch arrays, shared by the outputs (they step one at a time): the
+        #: row passes of a step run in place instead of allocating 20 MB temporaries on digits
+        self.work = np.empty((3,) + cones.S.shape) if work is None else work
         self.fixed = fixed
         self.rho: np.ndarray | None = None
         self.set(T)
@@ -794,12 +797,13 @@ class _ReluBarrierOutput:
         theta = self.kernel.grad(self.z[:, None])[:, 0]
         gu = (self.Bb.T @ theta).reshape(p, d).T  # (d, p)
         rho = self.multipliers(mu)
-        wr = 1.0 / self.slack
-        G = np.concatenate([gu, -gu], axis=1) + a * T - mu * (cones.Zu.T @ (cones.Sm * wr))
+        wr, tmp, u = self.work
+        np.divide(1.0, self.slack, out=wr)
+        G = np.concatenate([gu, -gu], axis=1) + a * T - mu * (cones.Zu.T @ np.multiply(cones.Sm, wr, out=tmp))
         # primal-dual cone curvature rho / slack (the primal barrier's is mu m / slack^2): after
         # mu drops, the rows that stay active keep their curvature, so the centring takes a
         # few steps instead of crawling along the boundary
-        Hb = cones.hessians(rho * wr)  # (2p, d, d)
+        Hb = cones.hessians(np.multiply(rho, wr, out=tmp))  # (2p, d, d)
         Th = T / np.maximum(r, np.finfo(float).tiny)
         Hb += a[:, None, None] * np.eye(d) + (b - a)[:, None, None] * np.einsum("dj,ej->jde", Th, Th)
         Hb[self.fixed] = np.eye(d)
@@ -835,7 +839,8 @@ class _ReluBarrierOutput:
         dec = -float(np.vdot(G, dT))
         if not (dec > 0 and np.isfinite(dec)):
             return 0.0
-        q = cones.slacks(dT)
+        q = cones.Zu @ dT
+        q *= cones.S
         q *= wr  # ds / slack
         # never past BOUNDARY of the way to the cone boundary
         qmin = float(q.min())
@@ -849,11 +854,13 @@ class _ReluBarrierOutput:
             # Phi is convex along dT: a non-positive slope at t means Phi decreased on [0, t];
             # otherwise Armijo, or (where Phi changes by less than its rounding) a curvature test
             an = _psi(np.sqrt(np.einsum("dj,dj->j", Tn, Tn)), mu, lam)[2]
+            np.multiply(q, t, out=u)
+            u += 1.0  # slack_new / slack
             slope = (float(self.kernel.grad(zn[:, None])[:, 0] @ dz) + float((dTT + t * dTdT) @ an)
-                     - mu * float(cones.m @ (q / (1.0 + t * q)).sum(axis=1)))
+                     - mu * float((cones.m @ np.divide(q, u, out=tmp)).sum()))
             ok = slope <= 0.0
             if not ok:
-                sn = self.slack * (1.0 + t * q)
+                sn = self.slack * u
                 F = self.value(T, self.z, self.slack, mu) if F is None else F
                 Fn = self.value(Tn, zn, sn, mu)
                 ok = Fn <= F - ARMIJO * t * dec or (abs(Fn - F) <= 1e-12 * (abs(F) + 1.0) and abs(slope) <= 0.9 * dec)
@@ -861,11 +868,15 @@ class _ReluBarrierOutput:
                 # the multipliers of the Newton equations: rho + drho = mu m / slack - rho ds / slack
                 # (drho = mu m / slack - rho - (rho / slack) ds), a step t of the way, each kept
                 # above 1/100 of its old value (a componentwise fraction to the boundary)
-                full = mu * (cones.m[:, None] * wr) - rho * q
-                new = full if t == 1.0 else (1.0 - t) * rho + t * full
-                self.rho = np.maximum(new, 0.01 * rho, out=new)
+                full = np.multiply(wr, mu * cones.m[:, None], out=tmp)
+                full -= np.multiply(rho, q, out=q)
+                if t != 1.0:
+                    full *= t
+                    full += (1.0 - t) * rho
+                rho *= 0.01
+                self.rho = np.maximum(full, rho, out=rho)
                 self.T, self.z = Tn, zn
-                self.slack *= 1.0 + t * q
+                self.slack *= u
                 break
             t *= 0.5
         return dec
@@ -936,8 +947,9 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
         T0 = np.repeat(np.concatenate([E, E], axis=1)[:, :, None] * eps, c, axis=2)
     else:
         mu = None
+    work = np.empty((3,) + cones.S.shape)
     outs = [_ReluBarrierOutput(Bb, Qb, make_kernel(loss, y2[:, k:k + 1], np.float64), cones, lam, T0[:, :, k],
-                               fixed) for k in range(c)]
+                               fixed, work) for k in range(c)]
 
     def state(mu_: float) -> tuple[np.ndarray, np.ndarray]:
         return (np.stack([o.T for o in outs], axis=2), np.stack([o.multipliers(mu_) for o in outs], axis=2))

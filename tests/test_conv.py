@@ -364,7 +364,8 @@ def test_newton_callback_sees_every_centring_and_can_stop():
 
 # ----------------------------------------------------------------------------- native C-ReLU
 @pytest.mark.parametrize("pooling, loss, lam", [("sum", "squared", 0.05), ("average", "squared", 0.01),
-                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5)])
+                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5),
+                                                ("sum", "huber", 0.05)])
 def test_relu_native_certifies_the_cone_program_against_clarabel(pooling, loss, lam):
     X, y = _images(n=30, seed=5)
     if loss == "logistic":

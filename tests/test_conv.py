@@ -298,14 +298,19 @@ def test_dense_pooled_design_is_the_matrix_free_operator(pooling, c):
         op.dense(memory_budget=100)
 
 
-@pytest.mark.parametrize("pooling, loss, lam", [("sum", "squared", 0.05), ("average", "squared", 0.01),
-                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5)])
-def test_newton_certifies_the_pooled_program_against_clarabel(pooling, loss, lam):
+def _native_case(pooling, loss, lam):
+    """A small 5x5-image problem, its keywords and 10 sampled patterns (logistic: +-1 labels)."""
     X, y = _images(n=30, seed=5)
     if loss == "logistic":
         y = np.where(y > 0, 1.0, -1.0)
     kw = dict(image_shape=(5, 5), patch_size=3, stride=1, pooling=pooling, lam=lam, loss=loss)
-    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 10, seed=2, bias=True)
+    return X, y, kw, sample_patterns(extract_patches(X, (5, 5), 3, 1), 10, seed=2, bias=True)
+
+
+@pytest.mark.parametrize("pooling, loss, lam", [("sum", "squared", 0.05), ("average", "squared", 0.01),
+                                                ("sum", "logistic", 0.05), ("sum", "squared", 1.5)])
+def test_newton_certifies_the_pooled_program_against_clarabel(pooling, loss, lam):
+    X, y, kw, pats = _native_case(pooling, loss, lam)
     ref = build_conv_program(X, y, activation="gated_relu", patterns=pats, **kw).solve()
     nat = solve_conv_native(X, y, patterns=pats, tol=1e-9, max_iter=500, **kw)
     assert nat.solver == "newton" and nat.converged and nat.rel_gap <= 1e-9
@@ -367,11 +372,7 @@ def test_newton_callback_sees_every_centring_and_can_stop():
                                                 ("sum", "logistic", 0.05), ("sum", "squared", 1.5),
                                                 ("sum", "huber", 0.05)])
 def test_relu_native_certifies_the_cone_program_against_clarabel(pooling, loss, lam):
-    X, y = _images(n=30, seed=5)
-    if loss == "logistic":
-        y = np.where(y > 0, 1.0, -1.0)
-    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, pooling=pooling, lam=lam, loss=loss)
-    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 10, seed=2, bias=True)
+    X, y, kw, pats = _native_case(pooling, loss, lam)
     ref = build_conv_program(X, y, activation="relu", patterns=pats, **kw).solve()
     nat = solve_conv_native(X, y, patterns=pats, activation="relu", tol=1e-9, **kw)
     assert nat.activation == "relu" and nat.solver == "newton" and nat.backend == "native"

@@ -223,6 +223,19 @@ def conv_report(model: ConvModel, X, y, *, lam: float | None = None, loss: str |
     )
 
 
+def _center_outputs(outs, mu: float, max_steps: int, centered: float, iterations: int, max_iter: int) -> int:
+    """Newton steps at barrier weight ``mu`` on every output whose decrement is still above
+    ``centered * mu`` (at most ``max_steps`` rounds, and ``max_iter`` steps in all); returns the
+    updated step count. The outputs are independent programs (one-vs-all) sharing the data."""
+    live = list(range(len(outs)))
+    for _ in range(max_steps):
+        if not live or iterations >= max_iter:
+            break
+        iterations += 1
+        live = [k for k in live if outs[k].step(mu) > centered * mu]
+    return iterations
+
+
 def solve_conv_native(
     X,
     y,
@@ -580,12 +593,7 @@ def _solve_newton(design: DensePooledDesign, loss: Loss, y2: np.ndarray, lam: fl
     iterations = centerings = 0
     stopped = False
     while cert.rel_gap > tol and iterations < max_iter and not stopped:
-        live = list(range(c))
-        for _ in range(MAX_CENTERING):
-            if not live or iterations >= max_iter:
-                break
-            iterations += 1
-            live = [k for k in live if outs[k].step(mu) > CENTERED * mu]
+        iterations = _center_outputs(outs, mu, MAX_CENTERING, CENTERED, iterations, max_iter)
         centerings += 1
         _prune(outs, design, kernel, lam)
         U = blocks()
@@ -966,12 +974,7 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
     best: tuple | None = None
     stalled = 0
     while iterations < max_iter and not stopped:
-        live = list(range(c))
-        for _ in range(RELU_MAX_CENTERING):
-            if not live or iterations >= max_iter:
-                break
-            iterations += 1
-            live = [k for k in live if outs[k].step(mu) > RELU_CENTERED * mu]
+        iterations = _center_outputs(outs, mu, RELU_MAX_CENTERING, RELU_CENTERED, iterations, max_iter)
         centerings += 1
         T, rho = state(mu)
         cert = _relu_gap_unique(Bm, cones, kernel, lam, T, rho)

@@ -47,7 +47,8 @@ import scipy.linalg as sla
 
 from ._losses import SmoothKernel
 
-__all__ = ["BarrierResult", "barrier_bytes", "solve_restricted_barrier"]
+__all__ = ["ActiveSetResult", "BarrierResult", "barrier_bytes", "row_space_basis", "solve_restricted_active_set",
+           "solve_restricted_barrier"]
 
 logger = logging.getLogger(__name__)
 
@@ -438,8 +439,9 @@ def _loss_hessian(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray) -> np.ndarray
     return H
 
 
-def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad):
-    """Newton step of the face problem from the formed Hessian (None when it is singular)."""
+def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=0.0):
+    """Newton step of the face problem from the formed Hessian (None when it is singular);
+    ``damp`` adds a multiple of the identity (Levenberg-Marquardt)."""
     m = AN.shape[1]
     H = np.zeros((m, m))
     for kk in range(c):
@@ -453,14 +455,14 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad):
         sl = slice(offs[j], offs[j + 1])
         wh = w[sl] / nr[j]
         H[sl, sl] += (lam / nr[j]) * (np.eye(dims[j]) - np.outer(wh, wh))
-    H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max()))
+    H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max())) + damp
     try:
         return -sla.cho_solve(sla.cho_factor(H, lower=True, check_finite=False), grad, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
         return None
 
 
-def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, rtol):
+def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, rtol, damp=0.0):
     """Newton step of the face problem by preconditioned conjugate gradients (matrix-free).
 
     Products cost two ``n x m`` GEMVs; the preconditioner is the exact diagonal block of every
@@ -490,7 +492,7 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
         for kk, idx, Ak in groups:
             out[idx] = HdZ[:, kk] @ Ak
         proj = np.bincount(blk, wh * v, minlength=k)[blk]
-        return out + pen * (v - wh * proj)
+        return out + pen * (v - wh * proj) + damp * v
 
     wdiag = Dm if Vm is None else Dm - Vm * Vm
     Pinv = []
@@ -503,7 +505,7 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
         Pj = (Aj * wdiag[:, sl]).T @ Aj
         if live[j]:
             Pj += pen[offs[j]] * (np.eye(dims[j]) - np.outer(wh[sl], wh[sl]))
-        Pj[np.diag_indices(dims[j])] += 1e-14 * max(1.0, float(np.abs(np.diag(Pj)).max()))
+        Pj[np.diag_indices(dims[j])] += 1e-14 * max(1.0, float(np.abs(np.diag(Pj)).max())) + damp
         try:
             Pinv.append(np.linalg.inv(Pj))
         except np.linalg.LinAlgError:
@@ -736,3 +738,496 @@ def polish_on_faces(
         logger.debug("face Newton: rows with negative multipliers leave their faces (attempt %d)", _attempt)
         U = U_new
     return FacePolishResult(U=U, newton=newton, converged=False)
+
+
+#: Newton steps and face updates (steps that change at least one face) allowed to
+#: :func:`solve_restricted_active_set`.
+AS_MAX_NEWTON = 400
+AS_MAX_CHANGES = 400
+#: A row whose slack is below this fraction of the block's largest ``|x_r^T u|`` is on its face.
+AS_TIGHT = 1e-11
+#: Face changes without a step (degenerate faces) allowed to :func:`solve_restricted_active_set`.
+AS_MAX_DEGENERATE = 200
+#: A step off the faces is taken when its predicted gain exceeds this fraction of the objective
+#: (``AS_GAIN_FINE`` when the working set re-solves a point that did not certify: smaller
+#: thresholds from the start were measured to cycle on digits).
+AS_GAIN = 1e-12
+AS_GAIN_FINE = 1e-14
+
+
+def row_space_basis(Xa: np.ndarray) -> np.ndarray:
+    """Orthonormal basis ``V_r`` (``d x rank``) of the row space of ``Xa``. Components of a block
+    in the null space of ``Xa`` change neither the prediction nor the slacks and only add to the
+    penalty, so every optimal block lies in ``range(Xa^T)``."""
+    _, sv, Vt = np.linalg.svd(Xa, full_matrices=False)
+    rank = int((sv > 1e-10 * max(float(sv[0]) if sv.size else 0.0, np.finfo(float).tiny)).sum())
+    return np.ascontiguousarray(Vt[:rank].T)
+
+
+@dataclass
+class ActiveSetResult:
+    """Result of :func:`solve_restricted_active_set`.
+
+    Attributes
+    ----------
+    U : ndarray (d, k)
+        Blocks (cone feasible; zero blocks exactly zero).
+    tight : ndarray of bool (n, k)
+        The face of every block (rows held at zero slack); all rows for a zero block.
+    rho : ndarray (n, k)
+        Face multipliers (NNLS on the face rows; zero elsewhere).
+    newton : int
+        Newton steps.
+    changes : int
+        Face changes (rows joining or leaving, blocks leaving or entering zero).
+    converged : bool
+        Whether the point is optimal for the restricted program up to rounding.
+    """
+
+    U: np.ndarray
+    tight: np.ndarray
+    rho: np.ndarray
+    newton: int
+    changes: int
+    converged: bool
+
+
+def solve_restricted_active_set(
+    Xa: np.ndarray,
+    M: np.ndarray,
+    S: np.ndarray,
+    kernel: SmoothKernel,
+    lam: float,
+    cols: np.ndarray,
+    outs: np.ndarray,
+    U0: np.ndarray,
+    *,
+    tight0: np.ndarray | None = None,
+    basis: np.ndarray | None = None,
+    max_newton: int = AS_MAX_NEWTON,
+    max_changes: int = AS_MAX_CHANGES,
+    gain: float = AS_GAIN,
+) -> ActiveSetResult:
+    """A primal feasible active-set method for the restricted C-ReLU program.
+
+    The iterate stays in the cones. Every block ``u_j`` lives on a *face* ``{u : Xt_T u = 0}``
+    of its cone (``T`` its tight rows) inside the row space of ``Xa``
+    (:func:`row_space_basis`), where it is ``u_j = N_j w_j`` with ``N_j`` an orthonormal basis;
+    a block with an empty face basis is exactly zero. On the faces the program
+    ``min h(sum_j A_j N_j w_j) + lam sum_j ||w_j||`` is smooth, and Newton's method (dense or
+    conjugate gradients, as in :func:`polish_on_faces`) minimises it, with
+
+    * a ratio test per block: a block whose step would cross one of its free rows stops there
+      and that row joins its face (the other blocks take the full step length; the path is
+      accepted on the Armijo rule with its own directional derivative, else the step length
+      halves until no block is stopped);
+    * zero blocks: a block whose norm a step cuts by half or more is set to exactly zero when
+      that does not raise the objective (the norm is not smooth there); one the step takes to
+      the origin up to rounding (``1e-6`` of its norm) and one that predicts nothing on its face
+      are set to zero at once;
+    * a rejected Newton step is recomputed with Levenberg-Marquardt damping (``1e-8`` to ``1`` of
+      the largest Hessian diagonal); every face is made consistent with the point when it changes
+      (rows the point does not hold at zero slack leave it, rounding offsets are projected away);
+    * at a face optimum (Newton decrement at rounding level): the multipliers of every face,
+      ``argmin_{rho >= 0} ||Xt_T^T rho - g_j||`` with ``g_j`` the block's gradient. A non-zero
+      residual ``r`` means ``-r`` (the projection of ``-g_j`` on the cone of the face rows) is
+      a feasible descent direction; the rows it leaves (``<a_r, -r> > 0``) leave the face. A
+      zero block is optimal when ``dist(G_j, K_i^*) <= lam`` (the KKT check of
+      :mod:`cvxnn.native.working_set`); otherwise it re-enters along ``Pi_{K_i}(-G_j)`` at its
+      one-dimensional Newton step.
+
+    It stops when no face changes at a face optimum. The caller certifies the full problem.
+    """
+    from scipy.optimize import nnls
+
+    from .nnls import nnls_warm
+
+    n, d = Xa.shape
+    p = M.shape[1]
+    c = kernel.y64.shape[1]
+    tiny = np.finfo(float).tiny
+    gain_min = gain
+    Vr = row_space_basis(Xa) if basis is None else basis
+    Xr = Xa @ Vr  # n x rk
+    rk = Vr.shape[1]
+    cols = np.asarray(cols, dtype=np.intp)
+    outs = np.asarray(outs, dtype=np.intp)
+    k = cols.size
+    pat = cols % p
+    coef = M[:, pat] * np.where(cols < p, 1.0, -1.0)
+    Sb = S[:, pat]
+    Y = Vr.T @ np.asarray(U0, dtype=np.float64)  # rk x k
+    XY = Xr @ Y
+    slack = Sb * XY
+    scale = np.maximum(np.abs(XY).max(axis=0, initial=0.0), tiny)
+    if np.any(slack < -1e-9 * scale):
+        raise ValueError("the starting point must lie in every cone")
+    near = slack <= AS_TIGHT * scale
+    tight = near.copy() if tight0 is None else (np.asarray(tight0, dtype=bool) & (slack <= 1e-9 * scale)) | near
+    zero = np.linalg.norm(Y, axis=0) == 0.0
+    tight[:, zero] = True
+    rho = np.zeros((n, k))
+    rn = np.linalg.norm(Xr, axis=1)
+    newton = changes = events = degenerate_moves = 0
+
+    def objective(Yv):
+        Zv = (coef * (Xr @ Yv)) @ np.eye(c)[outs]
+        return kernel.value(Zv) + lam * float(np.linalg.norm(Yv, axis=0).sum()), Zv
+
+    def face_basis(j):
+        R = Sb[tight[:, j], j, None] * Xr[tight[:, j]]
+        if R.shape[0] == 0:
+            return np.eye(rk)
+        _, sv, Vt = np.linalg.svd(R, full_matrices=True)
+        smax = max(float(sv[0]), tiny)
+        rank = int((sv > 1e-10 * smax).sum())
+        N = Vt[rank:].T
+        yj = Y[:, j]
+        ynrm = float(np.linalg.norm(yj))
+        if ynrm > 0.0 and rank:
+            # nearly dependent face rows: directions of small singular value (<= 1e-6) that
+            # carry a part of the point stay in the face, so that the point lies on it
+            comp = np.abs(Vt[:rank] @ yj)
+            keep = (comp > 1e-8 * ynrm) & (sv[:rank] <= 1e-6 * smax)
+            if keep.any():
+                N = np.c_[Vt[:rank][keep].T, N]
+        return N
+
+    bases: list[np.ndarray | None] = [None] * k
+    dirty = np.ones(k, dtype=bool)
+    F, Z = objective(Y)
+    converged = False
+    while newton < max_newton and events <= max_changes:
+        events += 1
+        for j in np.flatnonzero(dirty):
+            bases[j] = np.zeros((rk, 0)) if zero[j] else face_basis(j)
+            if not zero[j]:
+                # the point must lie on its face (w_j = N_j^T u_j describes it): rows it does not
+                # satisfy with zero slack leave the face, rounding-level offsets are projected away
+                yj = Y[:, j]
+                yp = bases[j] @ (bases[j].T @ yj)
+                ynrm = float(np.linalg.norm(yj))
+                off = float(np.linalg.norm(yj - yp))
+                xy = Xr @ yj
+                sc_j = max(float(np.abs(xy).max(initial=0.0)), tiny)
+                if off > 1e-8 * ynrm:
+                    tight[:, j] &= Sb[:, j] * xy <= 1e-9 * sc_j
+                    bases[j] = face_basis(j)
+                    yp = bases[j] @ (bases[j].T @ yj)
+                    off = float(np.linalg.norm(yj - yp))
+                if off <= 1e-6 * ynrm and float((Sb[:, j] * (Xr @ yp)).min(initial=0.0)) >= -1e-10 * sc_j:
+                    Y[:, j] = yp
+                else:
+                    logger.debug("active set: block %d stays off its face by %.2e (%d rows, dim %d, min slack %.2e)", j,
+                                 off / ynrm, int(tight[:, j].sum()), bases[j].shape[1],
+                                 float((Sb[:, j] * (Xr @ yp)).min(initial=0.0)) / sc_j)
+            if bases[j].shape[1] == 0 and not zero[j]:
+                zero[j] = True
+                tight[:, j] = True
+        dirty[:] = False
+        Y[:, zero] = 0.0
+        slack = Sb * (Xr @ Y)
+        dims = np.array([b.shape[1] for b in bases])
+        offs = np.concatenate([[0], np.cumsum(dims)])
+        m = int(offs[-1])
+        live = dims > 0
+        blk = np.repeat(np.arange(k), dims)
+        outs_m = outs[blk]
+        if m:
+            Nall = np.zeros((rk, m))
+            for j in np.flatnonzero(live):
+                Nall[:, offs[j]:offs[j + 1]] = bases[j]
+            AN = (Xr @ Nall) * coef[:, blk]
+            w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
+        F, Z = objective(Y)
+        face_done = True
+        changed = False
+        g0 = None
+        while m and newton < max_newton:
+            nr = np.sqrt(np.bincount(blk, w * w, minlength=k))
+            # a block that predicts nothing (its face leaves it no row of its pattern) only adds
+            # penalty, and its radial direction has no curvature: it becomes exactly zero
+            pred = np.linalg.norm(coef * (Xr @ Y), axis=0)
+            idle = live & (nr > 0.0) & (pred <= 1e-9 * nr * float(rn.max(initial=0.0)))
+            if idle.any():
+                Y[:, idle] = 0.0
+                F, Z = objective(Y)
+                zero |= idle
+                tight[:, idle] = True
+                dirty |= idle
+                changes += int(idle.sum())
+                changed = True
+                break
+            g = kernel.grad(Z)
+            grad = np.einsum("nm,nm->m", AN, g[:, outs_m]) + lam * w / np.maximum(nr[blk], tiny)
+            D, V = kernel.hessian_parts(Z)
+            # Levenberg-Marquardt: when the line search rejects the Newton step (a nearly singular
+            # face system, typically a block whose prediction vanishes on its way to zero), the
+            # step is recomputed with a multiple of the identity added, growing 100x a try
+            hscale = float(np.max(np.einsum("nm,nm->m", AN * AN, D[:, outs_m]) + lam / np.maximum(nr[blk], tiny)))
+            accepted = degenerate_hit = False
+            for damp in (0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
+                damp *= hscale
+                if m > FACE_DENSE_MAX:
+                    gnorm = float(np.linalg.norm(grad))
+                    g0 = gnorm if g0 is None else g0
+                    step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
+                                                  rtol=max(1e-12, min(1e-3, gnorm / max(g0, tiny))), damp=damp)
+                    step = step if cg_ok else None
+                else:
+                    step = _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=damp)
+                if step is None:
+                    continue
+                newton += 1
+                dec = -float(grad @ step)
+                if dec <= 1e-13 * max(1.0, abs(F)):
+                    break
+                dY = np.zeros((rk, k))
+                for j in np.flatnonzero(live):
+                    dY[:, j] = bases[j] @ step[offs[j]:offs[j + 1]]
+                dslack = Sb * (Xr @ dY)
+                blocking = ~tight & (dslack < 0.0)
+                ratio = np.full((n, k), np.inf)
+                np.divide(-np.maximum(slack, 0.0), dslack, out=ratio, where=blocking)
+                amax = ratio.min(axis=0)  # per block
+                # (a row whose slack is not at rounding level stops the block there instead: it
+                # would leave the face again at the next face update)
+                first = np.argmin(ratio, axis=0)
+                sc_k = np.maximum(np.abs(Xr @ Y).max(axis=0, initial=0.0), tiny)
+                degenerate = np.flatnonzero((amax <= 1e-12) & (slack[first, np.arange(k)] <= 1e-9 * sc_k))
+                if degenerate.size:
+                    # a free row at (numerically) zero slack blocks the step at once: it joins the
+                    # face without a step
+                    for j in degenerate:
+                        tight[int(np.argmin(ratio[:, j])), j] = True
+                    dirty[degenerate] = True
+                    changes += int(degenerate.size)
+                    degenerate_hit = True
+                    break
+                gY = np.zeros(k)
+                for j in np.flatnonzero(live):
+                    sl = slice(offs[j], offs[j + 1])
+                    gY[j] = float(grad[sl] @ step[sl])
+                t = 1.0
+                for _ls in range(60 if damp == 0.0 else 30):
+                    tj = np.minimum(t, amax)
+                    pred = float(gY @ tj)
+                    Y_t = Y + dY * tj
+                    F_t, Z_t = objective(Y_t)
+                    if pred < 0.0 and (F_t <= F + ARMIJO * pred or abs(F_t - F) <= 1e-15 * abs(F)):
+                        accepted = True
+                        break
+                    t *= 0.5
+                if accepted or dec <= 1e-9 * max(1.0, abs(F)):
+                    break
+                logger.debug("active set: Newton step rejected (dec=%.3e, damping %.1e)", dec, damp)
+            if step is None:
+                logger.debug("active set: singular face Newton system (m=%d)", m)
+                face_done = False
+                break
+            if degenerate_hit:
+                changed = True
+                break
+            if dec <= 1e-13 * max(1.0, abs(F)):
+                break
+            if not accepted:
+                if dec > 1e-9 * max(1.0, abs(F)):
+                    logger.debug("active set: no descent along the Newton step (dec=%.3e, F=%.12g)", dec, F)
+                    face_done = False
+                break
+            stopped = np.flatnonzero(amax <= t)
+            nr_old = np.linalg.norm(Y, axis=0)
+            Y, F, Z = Y_t, F_t, Z_t
+            slack = Sb * (Xr @ Y)
+            if stopped.size:
+                for j in stopped:
+                    jj = int(np.argmin(ratio[:, j]))
+                    tight[jj, j] = True
+                    sc = max(float(np.abs(slack[:, j]).max(initial=0.0)), tiny)
+                    tight[(slack[:, j] <= AS_TIGHT * sc) & (dslack[:, j] < 0.0), j] = True
+                dirty[stopped] = True
+                changes += int(stopped.size)
+                changed = True
+            # blocks that collapse towards zero: exact zeros when that does not raise F
+            nr_new = np.linalg.norm(Y, axis=0)
+            # a block the step (stopped by its rows) took to the origin up to rounding is zero: its
+            # relative slacks and face would be rounding noise
+            collapse = live & ~zero & (nr_new <= 1e-6 * nr_old)
+            if collapse.any():
+                Y[:, collapse] = 0.0
+                F, Z = objective(Y)
+                zero |= collapse
+                tight[:, collapse] = True
+                dirty |= collapse
+                changes += int(collapse.sum())
+                changed = True
+            shrink = live & ~zero & (nr_new <= 0.5 * nr_old)
+            if shrink.any():
+                Yz = Y.copy()
+                Yz[:, shrink] = 0.0
+                F_z, Z_z = objective(Yz)
+                if F_z <= F:
+                    Y, F, Z = Yz, F_z, Z_z
+                    zero |= shrink
+                    tight[:, shrink] = True
+                    dirty |= shrink
+                    changes += int(shrink.sum())
+                    changed = True
+            if changed:
+                break
+            w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
+        if not face_done:
+            break
+        if changed:
+            continue
+        # a face optimum: face multipliers first (rows with the wrong sign leave, with a step
+        # along the projected steepest direction that moves off them), then the zero blocks
+        slack = Sb * (Xr @ Y)
+        g = kernel.grad(Z)
+        G = Xr.T @ (coef * g[:, outs])  # rk x k: loss gradient of every block
+        nrm = np.linalg.norm(Y, axis=0)
+        tight_before = tight.copy()
+        sc = np.maximum(np.abs(Xr @ Y).max(axis=0, initial=0.0), tiny)
+        # rows that block the direction at once join the rows the direction must respect
+        extra = np.zeros((n, k), dtype=bool)
+        moved = stuck = False
+        nn_cache: dict = {}  # (block, rows) -> NNLS of that face; the point does not move in this loop
+        fb_cache: dict = {}
+        for _degenerate in range(50):
+            dirs = np.zeros((rk, k))
+            tight[:] = tight_before
+            dirty[:] = False
+            for j in np.flatnonzero(~zero):
+                # the face rows and every other row at zero slack (a degenerate face): the
+                # direction below must not cross any of them, or the step would be blocked at once
+                rows = np.flatnonzero(tight[:, j] | extra[:, j] | (slack[:, j] <= 1e-9 * sc[j]))
+                if rows.size == 0:
+                    continue
+                At = (Sb[rows, j, None] * Xr[rows]).T
+                gj = G[:, j] + lam * Y[:, j] / nrm[j]
+                key = (int(j), rows.tobytes())
+                if key not in nn_cache:
+                    nn_cache[key] = nnls(At, gj, maxiter=50 * (At.shape[1] + 1))
+                r, res = nn_cache[key]
+                rho[:, j] = 0.0
+                rho[rows, j] = r
+                # the full-program certificate needs ||G_j - Xt^T rho|| <= lam: the face
+                # residual adds at most its norm to lam
+                if res <= 1e-9 * lam:
+                    continue
+                resid = gj - At @ r  # -resid = Pi_{K_T}(-g_j): a feasible descent direction
+                keep = np.abs(At.T @ resid) <= 1e-6 * np.linalg.norm(At, axis=0) * np.linalg.norm(resid)
+                tight[rows, j] = keep
+                dirty[j] = True
+                dirs[:, j] = -resid
+            dropped = np.flatnonzero(dirty)
+            if not dropped.size:
+                break
+            for j in dropped:
+                key = (int(j), tight[:, j].tobytes())
+                if key not in fb_cache:
+                    fb_cache[key] = face_basis(j)
+                bases[j] = fb_cache[key]
+                dirs[:, j] = bases[j] @ (bases[j].T @ dirs[:, j])
+            gfull = G + lam * Y / np.maximum(nrm, tiny)
+            slope = float(np.einsum("rk,rk->", gfull, dirs))
+            XD = Xr @ dirs
+            dZ = (coef * XD) @ np.eye(c)[outs]
+            D, V = kernel.hessian_parts(Z)
+            quad = float(np.sum(D * dZ * dZ)) - (float(np.sum(np.einsum("nc,nc->n", V, dZ) ** 2))
+                                                 if V is not None else 0.0)
+            uh = Y / np.maximum(nrm, tiny)
+            quad += float(np.sum(lam / np.maximum(nrm[dropped], tiny)
+                                 * (np.sum(dirs[:, dropped] ** 2, axis=0)
+                                    - np.einsum("rk,rk->k", uh[:, dropped], dirs[:, dropped]) ** 2)))
+            gain = slope * slope / quad if quad > 0.0 else np.inf
+            stuck = True  # until a step is taken
+            if not (slope < 0.0 and gain > gain_min * max(1.0, abs(F))):
+                stuck = False
+                break
+            dsl = Sb * XD
+            # rounding: a direction that leaves a row by less than this does not cross it
+            blocking = ~tight & (dsl < -1e-12 * rn[:, None] * np.linalg.norm(dirs, axis=0))
+            ratio = np.full((n, k), np.inf)
+            np.divide(-np.maximum(slack, 0.0), dsl, out=ratio, where=blocking)
+            tmax = float(ratio.min(initial=np.inf))
+            tstar = -slope / quad if quad > 0.0 else np.inf
+            if tmax < 1e-3 * tstar:
+                # (nearly) degenerate: the blocking rows constrain the direction, recompute it
+                extra |= ratio <= 1e3 * tmax
+                continue
+            t = min(tstar, tmax)
+            for _ls in range(60):
+                F_t, Z_t = objective(Y + t * dirs)
+                if F_t <= F + ARMIJO * t * slope:
+                    Y, F, Z = Y + t * dirs, F_t, Z_t
+                    if t >= tmax:
+                        tight[np.unravel_index(int(np.argmin(ratio)), ratio.shape)] = True
+                    moved = True
+                    stuck = False
+                    break
+                t *= 0.5
+            break
+        if stuck:
+            # degenerate faces the direction cannot leave: the blocking row joins the face without
+            # a step (a bounded number of times; cycling ends in the barrier fallback)
+            degenerate_moves += 1
+            if degenerate_moves > AS_MAX_DEGENERATE:
+                logger.debug("active set: no step off the faces with a gain of %.2e (F=%.15g)", gain, F)
+                break
+            tight[np.unravel_index(int(np.argmin(ratio)), ratio.shape)] = True
+            moved = True
+        if moved:
+            logger.debug("active set: %d faces lose rows after %d Newton steps (F=%.15g, gain %.2e)",
+                         dropped.size, newton, F, gain)
+            changes += int(dropped.size)
+            continue
+        # no progress off these rows: the face optimum stands (rounding-level multipliers)
+        logger.debug("active set: face optimum stands (loop %d, gain %.2e, slope %.2e, F=%.15g)", _degenerate,
+                     gain if dropped.size else 0.0, slope if dropped.size else 0.0, F)
+        changed_faces = np.flatnonzero(np.any(tight != tight_before, axis=0))
+        tight[:] = tight_before
+        for j in changed_faces:
+            bases[j] = face_basis(j)
+        dirty[:] = False
+        moved = False
+        for j in np.flatnonzero(zero):
+            At = (Sb[:, j, None] * Xr).T
+            if rho[:, j].any():
+                r, res = nnls_warm(At, G[:, j], rho[:, j])
+            else:
+                r, res = nnls(At, G[:, j], maxiter=50 * (At.shape[1] + 1))
+            rho[:, j] = r
+            if res <= lam * (1.0 + 1e-9):
+                continue
+            dvec = At @ r - G[:, j]  # Pi_K(-G_j): feasible, steepest
+            dn = float(np.linalg.norm(dvec))
+            a = coef[:, j] * (Xr @ dvec)
+            D, V = kernel.hessian_parts(Z)
+            kk = int(outs[j])
+            quad = float(D[:, kk] @ (a * a)) - (float((V[:, kk] * a) @ (V[:, kk] * a)) if V is not None else 0.0)
+            if not (quad > 0.0 and np.isfinite(quad)):
+                continue
+            tstep = dn * (dn - lam) / quad
+            for _ls in range(40):
+                Y_t = Y.copy()
+                Y_t[:, j] = tstep * dvec
+                F_t, Z_t = objective(Y_t)
+                if F_t < F:
+                    break
+                tstep *= 0.5
+            else:
+                continue
+            Y, F, Z = Y_t, F_t, Z_t
+            zero[j] = False
+            sd = Sb[:, j] * (Xr @ dvec)
+            tight[:, j] = sd <= AS_TIGHT * max(float(np.abs(sd).max(initial=0.0)), tiny)
+            dirty[j] = True
+            changes += 1
+            moved = True
+        if not moved:
+            converged = True
+            break
+    U = Vr @ Y
+    logger.debug("active set: k=%d, %d Newton steps, %d face changes, converged=%s", k, newton, changes, converged)
+    return ActiveSetResult(U=U, tight=tight, rho=rho, newton=newton, changes=changes, converged=converged)

@@ -47,7 +47,17 @@ from scipy.optimize import nnls
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
-from .ipm import barrier_bytes, barrier_objective, polish_on_faces, solve_restricted_barrier
+from .ipm import (
+    AS_GAIN,
+    AS_GAIN_FINE,
+    AS_MAX_NEWTON,
+    barrier_bytes,
+    barrier_objective,
+    polish_on_faces,
+    row_space_basis,
+    solve_restricted_active_set,
+    solve_restricted_barrier,
+)
 from .nnls import nnls_batched_pg, nnls_warm
 
 __all__ = ["KKTScan", "WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
@@ -91,6 +101,10 @@ CONIC_MAX_ROWS = 50_000
 #: Relative duality gap the barrier aims at before Newton's method on the identified faces
 #: takes over (:func:`~cvxnn.native.ipm.polish_on_faces`).
 BARRIER_REL = 1e-3
+#: Solve the restricted programs by the primal active-set method
+#: (:func:`~cvxnn.native.ipm.solve_restricted_active_set`), warm-started from the previous
+#: round's point and faces; the barrier takes over when it fails or its point does not certify.
+ACTIVE_SET = True
 
 
 def working_set_bytes(n: int, d: int, k: int, c: int = 1) -> int:
@@ -302,6 +316,52 @@ def _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, new, theta, Z,
     return out if np.any(out) else None
 
 
+def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, blocks, add, U_full, faces,
+                      theta, Z, basis, max_newton, gain=AS_GAIN):
+    """One restricted solve by the active-set method from the previous point: the blocks keep
+    their values and faces, entering blocks start along their steepest feasible direction
+    ``Pi_K(c_b)`` at their one-dimensional Newton step, scaled together by the factor of
+    ``STEP_GRID`` with the least objective. Returns ``(U, faces, rho, newton)`` or None
+    when the method did not converge."""
+    c = Z.shape[1]
+    U0 = U_full[:, blocks].copy()
+    tight0 = faces[:, blocks].copy()
+    isnew = np.isin(blocks, add)
+    tight0[:, isnew] = False
+    if add.size:
+        steep = _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, blocks[isnew], theta, Z, lam)
+        if steep is not None:
+            E = np.eye(c)[bout[blocks]]
+            coef = M[:, bpat[blocks]] * bsign[blocks]
+            XU0 = Xa @ U0
+
+            def objective(f):
+                XUt = XU0.copy()
+                XUt[:, isnew] += f * (Xa @ steep)
+                nrm = np.linalg.norm(U0, axis=0)
+                nrm[isnew] = f * np.linalg.norm(steep, axis=0)
+                return kernel.value((coef * XUt) @ E) + lam * float(nrm.sum())
+
+            vals = [objective(f) for f in STEP_GRID]
+            U0[:, isnew] += STEP_GRID[int(np.argmin(vals))] * steep
+            # a direction a hair outside its cone (rounding) starts at zero instead
+            sl = S[:, bpat[blocks]] * (Xa @ U0)
+            sc = np.maximum(np.abs(Xa @ U0).max(axis=0, initial=0.0), np.finfo(float).tiny)
+            bad = isnew & (sl.min(axis=0, initial=0.0) < -1e-9 * sc)
+            U0[:, bad] = 0.0
+    try:
+        res = solve_restricted_active_set(Xa, M, S, kernel, lam, bcol[blocks], bout[blocks], U0,
+                                          tight0=tight0, basis=basis, max_newton=max_newton, gain=gain)
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        logger.debug("active-set restricted solve failed: %s", exc)
+        return None
+    logger.debug("active set on %d blocks (%d new): %d Newton steps, %d face changes, converged=%s",
+                 blocks.size, add.size, res.newton, res.changes, res.converged)
+    if not res.converged:
+        return None
+    return res.U, res.tight, res.rho, res.newton
+
+
 def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | None) -> np.ndarray | None:
     """A unit direction strictly inside ``K_i`` (the gate when it is interior, else from an LP),
     or None when the cone has an empty interior."""
@@ -506,6 +566,10 @@ def solve_relu_working_set(
     returned = np.zeros(nb, dtype=bool)
     best = None  # (certificate, multipliers, blocks, working set) of the best certified point
     polish_failed = polished_since = conic_done = False
+    use_as, as_last = ACTIVE_SET, False
+    as_gain, as_refines = AS_GAIN, 0
+    faces = np.zeros((n, nb), dtype=bool)
+    basis = row_space_basis(Xa) if ACTIVE_SET else None
     barrier_floor = 1e-3
     while rounds < MAX_ROUNDS:
         want = max(MIN_ADD if rounds else FIRST_ADD, int(in_W.sum()))
@@ -554,6 +618,16 @@ def solve_relu_working_set(
             if not in_W.any():
                 reason = "not_certified"
                 break
+            if as_last and as_refines < 2:
+                # the active-set point did not certify: the active set goes on from it with a smaller
+                # gain threshold for steps off the faces
+                as_refines += 1
+                as_gain = AS_GAIN_FINE
+                logger.debug("active-set point not certified (rel gap %.3e); refining", cert.rel_gap)
+            elif as_last:
+                # still not certified: the barrier re-solves the restricted program
+                use_as = as_last = False
+                logger.debug("active-set point not certified (rel gap %.3e); the barrier takes over", cert.rel_gap)
             if gap_scale < 1e-6:
                 reason = "not_certified"
                 break
@@ -608,6 +682,45 @@ def solve_relu_working_set(
             reason = "memory"
             logger.info("working set of %d blocks needs about %d bytes (budget %d)", blocks.size, need, budget)
             break
+        if use_as:
+            step = _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, blocks, add,
+                                     U_full, faces, theta, Z, basis, min(AS_MAX_NEWTON, max(1, max_iter - total)),
+                                     as_gain)
+            as_gain = AS_GAIN
+            if step is not None:
+                U, tight, rho_as, newton_as = step
+                total += newton_as
+                rounds += 1
+                faces[:, blocks] = tight
+                U_full[:] = 0.0
+                U_full[:, blocks] = U
+                E = np.eye(c)[bout[blocks]]
+                Z = (M[:, bpat[blocks]] * bsign[blocks] * (Xa @ U)) @ E
+                theta = kernel.grad(Z).astype(np.float64)
+                # zero blocks leave W (the KKT scan brings them back if they violate); a block
+                # that came back once stays, so the working set cannot cycle
+                small = (np.linalg.norm(U, axis=0) == 0.0) & ~returned[blocks]
+                returned[blocks[small]] = True
+                in_W[blocks[small]] = False
+                rho_W = rho_as[:, ~small]
+                as_last = True
+                history.append({"round": rounds, "working_set": int(blocks.size), "newton": newton_as,
+                                "status": "active_set", "added": int(add.size), "mu": 0.0, "polish_newton": 0})
+                if callback is not None:
+                    cert_cb, _ = certify(U_full, rho_W, np.flatnonzero(in_W))
+                    info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual,
+                            "gap": cert_cb.gap, "rel_gap": cert_cb.rel_gap, "violation": cert_cb.max_violation,
+                            "working_set": int(blocks.size), "violators": int(add.size)}
+                    if callback(info) is True:
+                        reason = "callback"
+                        cert, rho_full = cert_cb, _
+                        break
+                if total >= max_iter:
+                    reason = "max_iterations"
+                    break
+                continue
+            use_as = as_last = False
+            logger.debug("active-set restricted solve failed; the barrier takes over")
         # starting point: the current blocks pushed strictly inside their cones
         U0 = U_full[:, blocks].copy()
         zscale = max(1.0, float(np.abs(Z).max(initial=0.0)))

@@ -174,6 +174,7 @@ def test_conic_fallback_when_face_newton_fails(monkeypatch):
         return real(*args, **kw)
 
     monkeypatch.setattr(ws_mod, "polish_on_faces", no_polish)
+    monkeypatch.setattr(ws_mod, "ACTIVE_SET", False)  # the barrier path and its fallbacks
     monkeypatch.setattr(ws_mod, "_restricted_conic", counting)
     sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0)
     assert sol.converged and sol.max_cone_violation(X) <= 1e-9
@@ -227,6 +228,7 @@ def test_large_restricted_programs_tighten_the_barrier_instead_of_clarabel(monke
         raise AssertionError("the conic fallback ran above CONIC_MAX_ROWS")
 
     monkeypatch.setattr(ws_mod, "polish_on_faces", no_polish)
+    monkeypatch.setattr(ws_mod, "ACTIVE_SET", False)  # the barrier path and its fallbacks
     monkeypatch.setattr(ws_mod, "_restricted_conic", no_conic)
     monkeypatch.setattr(ws_mod, "CONIC_MAX_ROWS", 0)
     sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=2.0, solver="working_set")

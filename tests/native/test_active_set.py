@@ -1,0 +1,117 @@
+"""Primal active-set method for restricted C-ReLU programs (``ipm.solve_restricted_active_set``):
+agreement with Clarabel on the same restricted program, feasibility, exact zeros, and the
+working set certifying without the barrier."""
+
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.losses import get_loss
+from cvxnn.native import ipm, solve_native
+from cvxnn.native import working_set as ws_mod
+from cvxnn.native._losses import make_kernel
+
+
+def _restricted(seed, loss, n=60, d=4, p=6, c=1, rank_deficient=False):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    if rank_deficient:  # constant columns, as digits' blank pixels after standardisation
+        X[:, :2] = 0.0
+    Xa = np.c_[X, np.ones(n)]
+    gates = rng.standard_normal((d + 1, p))
+    M = (Xa @ gates > 0).astype(np.float64)
+    S = 2.0 * M - 1.0
+    if c == 1:
+        z = np.maximum(X @ rng.standard_normal(d), 0) - np.maximum(X @ rng.standard_normal(d), 0)
+        y = (z + 0.3 * rng.standard_normal(n))[:, None]
+        if loss == "logistic":
+            y = np.where(y > np.median(y), 1.0, -1.0)
+    else:
+        y = np.eye(c)[rng.integers(0, c, n)]
+    kernel = make_kernel(get_loss(loss), y, np.float64)
+    nb = 2 * p * c
+    cols, outs = np.arange(nb) // c, np.arange(nb) % c
+    return Xa, M, S, kernel, cols, outs
+
+
+def _objective(Xa, M, S, kernel, lam, cols, outs, U):
+    p = M.shape[1]
+    coef = M[:, cols % p] * np.where(cols < p, 1.0, -1.0)
+    Z = (coef * (Xa @ U)) @ np.eye(kernel.y64.shape[1])[outs]
+    return kernel.value(Z) + lam * float(np.linalg.norm(U, axis=0).sum())
+
+
+@pytest.mark.parametrize("loss,c,rank_deficient,lam", [
+    ("logistic", 1, False, 2.0),
+    ("squared", 1, False, 1.0),
+    ("cross_entropy", 3, False, 1.0),
+    ("cross_entropy", 3, True, 0.5),
+    ("logistic", 1, True, 0.5),
+])
+def test_active_set_matches_clarabel_on_the_restricted_program(loss, c, rank_deficient, lam):
+    Xa, M, S, kernel, cols, outs = _restricted(3, loss, c=c, rank_deficient=rank_deficient)
+    ref = ws_mod._restricted_conic(Xa, M, S, kernel, lam, cols, outs, 1e-10)
+    assert ref is not None
+    F_ref = _objective(Xa, M, S, kernel, lam, cols, outs, ref)
+    # from zero: every block enters through the zero-block KKT test
+    res = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols, outs, np.zeros((Xa.shape[1], cols.size)))
+    assert res.converged
+    F = _objective(Xa, M, S, kernel, lam, cols, outs, res.U)
+    assert F <= F_ref + 1e-7 * abs(F_ref)
+    assert F == pytest.approx(F_ref, rel=1e-6)
+    slack = S[:, cols % M.shape[1]] * (Xa @ res.U)
+    assert slack.min() >= -1e-12 * np.abs(Xa @ res.U).max()
+    # faces are held: every face row of a non-zero block has zero slack
+    live = np.linalg.norm(res.U, axis=0) > 0
+    assert np.all(np.abs(slack[:, live][res.tight[:, live]]) <= 1e-10 * np.abs(Xa @ res.U).max())
+    # zero blocks are exact zeros with all their rows on the face
+    assert np.all(res.tight[:, ~live])
+    # and a warm start from the solution stops at once
+    again = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols, outs, res.U, tight0=res.tight)
+    assert again.converged and again.newton <= 2
+
+
+def test_active_set_refuses_an_infeasible_start():
+    Xa, M, S, kernel, cols, outs = _restricted(0, "logistic")
+    U0 = np.zeros((Xa.shape[1], cols.size))
+    U0[:, 0] = -10.0 * (S[:, 0] @ Xa)  # points out of its cone
+    with pytest.raises(ValueError):
+        ipm.solve_restricted_active_set(Xa, M, S, kernel, 1.0, cols, outs, U0)
+
+
+def test_row_space_basis_drops_the_null_space():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 5))
+    X[:, 1] = 0.0
+    X[:, 4] = 2.0 * X[:, 0]
+    Vr = ipm.row_space_basis(X)
+    assert Vr.shape == (5, 3)
+    np.testing.assert_allclose(Vr.T @ Vr, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(X @ Vr @ Vr.T, X, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["logistic", "cross_entropy"])
+def test_working_set_certifies_by_the_active_set_alone(monkeypatch, loss):
+    """Every round is solved by the active-set method: the barrier never runs, and the
+    certified objective is Clarabel's."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((90, 3))
+    z = np.maximum(X @ rng.standard_normal(3), 0) - np.maximum(X @ rng.standard_normal(3), 0)
+    pats = sample_patterns(X, 16, seed=1, bias=True)
+    if loss == "logistic":
+        y = np.where(z > np.median(z), 1.0, -1.0)
+        kw = {}
+    else:
+        y = np.eye(3)[np.digitize(z, np.quantile(z, [1 / 3, 2 / 3]))]
+        kw = {"formulation": "one_vs_all"}
+    ref = build_program(X, y, activation="relu", loss=loss, lam=1.0, patterns=pats, **kw).solve()
+
+    def no_barrier(*args, **kwargs):  # pragma: no cover - failing this test is the point
+        raise AssertionError("the barrier ran")
+
+    monkeypatch.setattr(ws_mod, "solve_restricted_barrier", no_barrier)
+    sol = solve_native(X, y, pats, activation="relu", loss=loss, lam=1.0, tol=1e-8, solver="working_set", **kw)
+    assert sol.status == "optimal" and sol.rel_gap <= 1e-8
+    assert all(h["status"] == "active_set" for h in sol.extra["history"])
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert sol.max_cone_violation(X) <= 1e-9

@@ -306,6 +306,10 @@ class ConvProgram(ConvexProgram):
         Vector-output penalty (``"nuclear"``: gated only).
     auxiliary : dict
         Epigraph variables of the nuclear norms.
+    weight_penalty : Penalty or None
+        A penalty of the whole weight matrix (``penalty=`` of :func:`build_conv_program`, e.g.
+        :class:`~cvxnn.feature_penalties.FeatureGroupL2`: one group per filter tap) in place of
+        the block norms.
     """
 
     geometry: PatchGeometry | None = None
@@ -314,6 +318,7 @@ class ConvProgram(ConvexProgram):
     n_outputs: int = 1
     formulation: str = "one_vs_all"
     auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
+    weight_penalty: Any = None
 
     @property
     def Z(self) -> np.ndarray:
@@ -336,6 +341,14 @@ class ConvProgram(ConvexProgram):
         return {k: np.asarray(v, dtype=float).reshape(d_a, p, c) for k, v in values.items()}
 
     def _solution_fields(self, blocks: dict[str, np.ndarray], cone_duals) -> dict[str, Any]:
+        if self.weight_penalty is not None:  # [V, W] (the V blocks, then W) or U, as d_a x m
+            theta = np.concatenate([B.reshape(B.shape[0], -1) for B in blocks.values()], axis=1)
+            fields = {"program_penalty": self.weight_penalty.value(theta)}
+            if self.n_outputs > 1:
+                fields["formulation"] = self.formulation
+                if get_activation(self.activation).constrained:
+                    fields["training_X"] = self.X
+            return fields
         if self.n_outputs == 1:
             return {}
         penalty = get_penalty(self.formulation)
@@ -360,6 +373,8 @@ class ConvProgram(ConvexProgram):
         certify : bool
             Compute the duality gap of the returned point (smooth losses with a conjugate; for
             C-ReLU with the solver's cone multipliers), :func:`cvxnn.native.conv.conv_certificate`.
+            Not for a program with a ``weight_penalty`` (the certificate is that of the block
+            norms): there the solver's status stands alone.
         **solver_opts
             Passed to :meth:`cvxnn.program.ConvexProgram.solve`.
 
@@ -371,8 +386,8 @@ class ConvProgram(ConvexProgram):
         """
         sol = super().solve(solver, lam=lam, **solver_opts)
         out = ConvSolution.from_convex(sol, self.geometry, self.pooling)
-        if certify and self.loss is not None and self.loss.smooth and self.loss.has_conjugate \
-                and out.lam is not None and out.lam > 0:
+        if certify and self.weight_penalty is None and self.loss is not None and self.loss.smooth \
+                and self.loss.has_conjugate and out.lam is not None and out.lam > 0:
             cert = conv_certificate(out, self.images, self.y, out.lam, self.loss)
             out.gap, out.rel_gap, out.dual_value = cert.gap, cert.rel_gap, cert.dual
         return out
@@ -466,6 +481,7 @@ def build_conv_program(
     bias: bool = False,
     seed=None,
     formulation: str = "one_vs_all",
+    penalty=None,
 ) -> ConvProgram:
     """Build the convex program of a two-layer convolutional network as a :class:`cvxpy.Problem`.
 
@@ -504,6 +520,12 @@ def build_conv_program(
         filter a (penalised) bias. Ignored when ``patterns`` is given (its bias is used).
     formulation : {"one_vs_all", "nuclear"}
         Vector output only.
+    penalty : Penalty, optional
+        Replaces the block norms by a penalty of the whole weight matrix (``d_a x p`` per sign, or
+        ``d_a x p c``), e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`, whose groups are
+        then the filter taps (the rows: pixel ``j`` of every filter and output), or
+        :class:`~cvxnn.feature_penalties.SparseGroupL2`. Vector output uses the one-vs-all layout.
+        The same convex surrogates as for fully connected programs (docs/feature-sparsity.md).
 
     Returns
     -------
@@ -524,6 +546,9 @@ def build_conv_program(
                              patterns=patterns, n_gates=n_gates, bias=bias, seed=seed, loss=loss)
     X, Z, y, geometry, patterns, loss_obj = data.X, data.Z, data.y, data.geometry, data.patterns, data.loss
     c = data.n_outputs
+    weight_penalty = None if penalty is None else get_penalty(penalty)
+    if weight_penalty is not None:
+        formulation = "one_vs_all"
     if c > 1:
         check_formulation(formulation, activation)
     n, K = X.shape[0], geometry.n_patches
@@ -538,6 +563,8 @@ def build_conv_program(
 
         def blocks_of(name):
             B = cp.Variable((d_a, p), name=name)
+            if weight_penalty is not None:  # penalised as a whole below
+                return B, 0.0, [], ()
             return B, GroupL2().cvxpy(B).expression, [], ()
     else:
         Mc = np.repeat(M, c, axis=1)  # nK x pc: column i c + k is D_i
@@ -548,6 +575,8 @@ def build_conv_program(
 
         def blocks_of(name):
             B = cp.Variable((d_a, p * c), name=name)
+            if weight_penalty is not None:  # penalised as a whole below
+                return B, 0.0, [], ()
             if formulation == "one_vs_all":
                 return B, Columnwise().cvxpy(B, c).expression, [], ()
             term = Nuclear().cvxpy(B, c, name=name)
@@ -557,6 +586,11 @@ def build_conv_program(
     parts = spec.cvxpy_blocks(blocks_of, Za, patterns.mask, c)
     variables, auxiliary, cones, penalty = parts.variables, parts.auxiliary, parts.cones, parts.penalty
     constraints = parts.constraints
+    if weight_penalty is not None:  # [V, W] (the V blocks, then W) or U
+        blocks = list(variables.values())
+        term = weight_penalty.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0], c)
+        penalty = term.expression
+        constraints = constraints + term.constraints
     prediction = Pool @ fit_of(parts.weights)
     lam_param = cp.Parameter(nonneg=True, name="lam", value=check_lam(lam))
     problem = cp.Problem(cp.Minimize(loss_obj.cvxpy(prediction, y) + lam_param * penalty), constraints)
@@ -580,6 +614,7 @@ def build_conv_program(
         n_outputs=c,
         formulation=formulation if c > 1 else "one_vs_all",
         auxiliary=auxiliary,
+        weight_penalty=weight_penalty,
     )
 
 

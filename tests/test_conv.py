@@ -439,3 +439,33 @@ def test_relu_native_reports_an_unfinished_solve_and_its_limits():
         solve_conv_native(X, y, lam=0.1, warm_start=gated, **kw)
     with pytest.raises(InvalidParameterError, match="activation"):
         solve_conv_native(X, y, image_shape=(5, 5), patch_size=3, lam=0.1, activation="tanh")
+
+
+# ------------------------------------------------------------------ feature-sparse penalties
+@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
+@pytest.mark.parametrize("c", [1, 3])
+def test_conv_builder_takes_the_feature_penalties(activation, c):
+    """build_conv_program(penalty=FeatureGroupL2()): the groups are the filter taps (rows of the
+    weight matrix); the reported objective is the loss plus lam R(Theta) of the returned blocks,
+    and a large lam removes every tap."""
+    from cvxnn.feature_penalties import FeatureGroupL2, SparseGroupL2
+
+    X, y = _images(n=30, seed=3)
+    if c > 1:
+        y = one_hot(np.digitize(y, [-0.3, 0.3]), 3)
+    pats = sample_patterns(extract_patches(X, (5, 5), 3, 2), 6, seed=1, bias=True)
+    kw = dict(image_shape=(5, 5), patch_size=3, stride=2, patterns=pats, activation=activation,
+              loss="squared")
+    for pen in (FeatureGroupL2(), SparseGroupL2(alpha=0.5)):
+        prog = build_conv_program(X, y, lam=0.2, penalty=pen, **kw)
+        assert prog.weight_penalty is pen and prog.lam.name() == "lam"
+        sol = prog.solve()
+        assert sol.status == "optimal" and sol.gap is None  # no block-norm certificate here
+        theta = np.concatenate([B.reshape(B.shape[0], -1) for B in sol.model.blocks.values()], axis=1)
+        fit = sol.train_predict(X)
+        expected = 0.5 * np.sum((fit - y) ** 2) + 0.2 * pen.value(theta)
+        assert sol.objective_value == pytest.approx(expected, rel=1e-6, abs=1e-8)
+        assert sol.model.program_penalty == pytest.approx(pen.value(theta), rel=1e-9)
+    big = build_conv_program(X, y, lam=1e4, penalty=FeatureGroupL2(), **kw).solve()
+    theta = np.concatenate([B.reshape(B.shape[0], -1) for B in big.model.blocks.values()], axis=1)
+    assert np.abs(theta).max() <= 1e-6

@@ -207,6 +207,15 @@ class ALProblem:
         D = self.kernel.dual_value(s * self.theta)
         return D, s
 
+    def subproblem_rel_gap(self, P: float, D: float, s: float) -> float:
+        """Relative gap of the augmented-Lagrangian subproblem at the y-point (its Fenchel dual:
+        the original dual value ``D`` of the rescaled point plus ``-phi*(-s rho)``), given the
+        original objective ``P`` and the rescaling ``s`` of :meth:`dual`; the inner stopping rule."""
+        P_sub = P + float(np.vdot(self.rho_new, self.rho_new)) / (2.0 * self.delta)
+        r = self.rho_y
+        D_sub = D + float(s * np.vdot(r, self.gamma) - 0.5 * s * s * np.vdot(r, r)) / self.delta
+        return (P_sub - D_sub) / max(abs(P_sub), np.finfo(float).tiny)
+
 
 @dataclass
 class ALResult:
@@ -336,14 +345,8 @@ def solve_relu(
             if check and rel <= tol and state["viol"] <= feas_tol:
                 state["done"] = True
                 return True
-            if not check:
-                return False
-            # inner stop: relative gap of the augmented-Lagrangian subproblem,
-            # dual value -h*(s theta) - phi*(-s rho) at the y-point
-            P_sub = P + float(np.vdot(problem.rho_new, problem.rho_new)) / (2.0 * problem.delta)
-            r64 = problem.rho_y
-            D_sub = D + float(s * np.vdot(r64, problem.gamma) - 0.5 * s * s * np.vdot(r64, r64)) / problem.delta
-            return (P_sub - D_sub) <= inner_tol * max(abs(P_sub), np.finfo(float).tiny)  # noqa: B023
+            # inner stop: relative gap of the augmented-Lagrangian subproblem
+            return check and problem.subproblem_rel_gap(P, D, s) <= inner_tol  # noqa: B023
 
         out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, INNER_MAX), monitor=monitor)
         total += out.iterations

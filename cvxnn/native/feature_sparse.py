@@ -210,13 +210,8 @@ def _solve_relu_al(problem: FeatureALProblem, T0: np.ndarray, *, tol: float, fea
             if check and rel <= tol and state["viol"] <= feas_tol:
                 state["done"] = True
                 return True
-            if not check:
-                return False
             # inner stop: relative gap of the AL subproblem (its Fenchel dual at the y-point)
-            P_sub = P + float(np.vdot(problem.rho_new, problem.rho_new)) / (2.0 * problem.delta)
-            r = problem.rho_y
-            D_sub = D + float(s * np.vdot(r, problem.gamma) - 0.5 * s * s * np.vdot(r, r)) / problem.delta
-            return P_sub - D_sub <= inner_tol * max(abs(P_sub), np.finfo(float).tiny)  # noqa: B023
+            return check and problem.subproblem_rel_gap(P, D, s) <= inner_tol  # noqa: B023
 
         out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, al.INNER_MAX), monitor=monitor)
         total += out.iterations

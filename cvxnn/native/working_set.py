@@ -436,6 +436,16 @@ def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
     return Uv
 
 
+def _report_round(callback, certified, rounds: int, n_blocks: int, n_added: int):
+    """Call ``callback`` after a working-set round with the full-program certificate of the
+    current point; returns ``(stop, certificate, multipliers)``."""
+    cert, rho = certified
+    info = {"iteration": rounds, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
+            "rel_gap": cert.rel_gap, "violation": cert.max_violation, "working_set": int(n_blocks),
+            "violators": int(n_added)}
+    return callback(info) is True, cert, rho
+
+
 def solve_relu_working_set(
     Xa: np.ndarray,
     mask: np.ndarray,
@@ -707,13 +717,11 @@ def solve_relu_working_set(
                 history.append({"round": rounds, "working_set": int(blocks.size), "newton": newton_as,
                                 "status": "active_set", "added": int(add.size), "mu": 0.0, "polish_newton": 0})
                 if callback is not None:
-                    cert_cb, _ = certify(U_full, rho_W, np.flatnonzero(in_W))
-                    info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual,
-                            "gap": cert_cb.gap, "rel_gap": cert_cb.rel_gap, "violation": cert_cb.max_violation,
-                            "working_set": int(blocks.size), "violators": int(add.size)}
-                    if callback(info) is True:
+                    stop, cert_cb, rho_cb = _report_round(callback, certify(U_full, rho_W, np.flatnonzero(in_W)),
+                                                          rounds, blocks.size, add.size)
+                    if stop:
                         reason = "callback"
-                        cert, rho_full = cert_cb, _
+                        cert, rho_full = cert_cb, rho_cb
                         break
                 if total >= max_iter:
                     reason = "max_iterations"
@@ -820,13 +828,11 @@ def solve_relu_working_set(
                         "status": res.status, "added": int(add.size), "mu": res.mu,
                         "polish_newton": 0})
         if callback is not None:
-            cert_cb, _ = certify(U_full, rho_W, blocks)
-            info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual, "gap": cert_cb.gap,
-                    "rel_gap": cert_cb.rel_gap, "violation": cert_cb.max_violation,
-                    "working_set": int(blocks.size), "violators": int(add.size)}
-            if callback(info) is True:
+            stop, cert_cb, rho_cb = _report_round(callback, certify(U_full, rho_W, blocks), rounds, blocks.size,
+                                                  add.size)
+            if stop:
                 reason = "callback"
-                cert, rho_full = cert_cb, _
+                cert, rho_full = cert_cb, rho_cb
                 break
         if total >= max_iter:
             reason = "max_iterations"

@@ -327,11 +327,16 @@ def test_newton_certifies_the_pooled_program_against_clarabel(pooling, loss, lam
         assert net.n_filters == int((norms > 0).sum())
 
 
-def test_newton_one_vs_all_matches_rfista_and_clarabel():
+def _one_vs_all_case():
+    """Three classes from the strongest of three pixels, 8 patterns on 3x3 patches, lam = 0.1."""
     X, _ = _images(n=24, seed=6)
     Y = one_hot(np.argmax(X[:, [6, 12, 18]], axis=1), 3)
     kw = dict(image_shape=(5, 5), patch_size=3, stride=1, lam=0.1)
-    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 8, seed=0, bias=True)
+    return X, Y, kw, sample_patterns(extract_patches(X, (5, 5), 3, 1), 8, seed=0, bias=True)
+
+
+def test_newton_one_vs_all_matches_rfista_and_clarabel():
+    X, Y, kw, pats = _one_vs_all_case()
     ref = build_conv_program(X, Y, patterns=pats, activation="gated_relu", **kw).solve()
     newton = solve_conv_native(X, Y, patterns=pats, tol=1e-10, **kw)
     fista = solve_conv_native(X, Y, patterns=pats, tol=1e-8, max_iter=50000, solver="rfista", **kw)
@@ -392,10 +397,7 @@ def test_relu_native_certifies_the_cone_program_against_clarabel(pooling, loss, 
 
 
 def test_relu_native_one_vs_all_matches_clarabel():
-    X, _ = _images(n=24, seed=6)
-    Y = one_hot(np.argmax(X[:, [6, 12, 18]], axis=1), 3)
-    kw = dict(image_shape=(5, 5), patch_size=3, stride=1, lam=0.1)
-    pats = sample_patterns(extract_patches(X, (5, 5), 3, 1), 8, seed=0, bias=True)
+    X, Y, kw, pats = _one_vs_all_case()
     ref = build_conv_program(X, Y, patterns=pats, activation="relu", **kw).solve()
     nat = solve_conv_native(X, Y, patterns=pats, activation="relu", tol=1e-9, **kw)
     assert nat.converged and nat.rel_gap <= 1e-9 and nat.n_outputs == 3

@@ -186,16 +186,17 @@ class Loss:
         return max(self._value_sum(a, y) - self._value_sum(b, y) - float(np.vdot(gb, diff)), 0.0)
 
     # per-sample terms (has_rows): shape (n,), the sum over a row's outputs for (n, c) arrays
-    def _value_rows(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _value_rows(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample loss terms (a loss with ``has_rows = True`` defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-sample terms (has_rows is False)")
 
-    def _conjugate_rows(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def _conjugate_rows(self, s: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Per-sample conjugate terms; ``inf`` for a sample outside the domain."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no per-sample terms (has_rows is False)")
 
-    def _bregman_rows(self, a: np.ndarray, b: np.ndarray, gb: np.ndarray,
-                      y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _bregman_rows(self, a: np.ndarray, b: np.ndarray, gb: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Per-sample Bregman terms of :meth:`_bregman_sum`."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-sample terms (has_rows is False)")
 
     def best_dual_scale(self, theta: np.ndarray, y: np.ndarray, scale: float, s_max: float) -> float:
         """The factor ``s in [0, s_max]`` that maximises the dual value ``-(c L)*(s theta)``

@@ -148,3 +148,15 @@ def test_weighted_loss_any_weights_equals_sum_over_samples(name):
     g = wl._grad_sum(z2, y)
     breg = wl._value_sum(z, y) - wl._value_sum(z2, y) - float(np.vdot(g, z - z2))
     assert wl._bregman_sum(z, z2, g, y) == pytest.approx(max(breg, 0.0), rel=1e-8, abs=1e-12)
+
+
+def test_losses_without_row_terms_say_so():
+    """hinge and absolute have no per-sample terms: WeightedLoss sums them by groups instead."""
+    from cvxnn.estimators import WeightedLoss
+
+    for name in ("hinge", "absolute"):
+        loss = get_loss(name)
+        assert not loss.has_rows
+        with pytest.raises(NotImplementedError, match="has_rows is False"):
+            loss._value_rows(np.zeros(3), np.ones(3))
+        assert WeightedLoss(base=loss, weights=np.arange(1.0, 4.0)).needs_groups

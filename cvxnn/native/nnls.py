@@ -159,18 +159,24 @@ def nnls_batched_pg(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarray,
         Sl, Cl = S[:, live], C[:, live]
         R = best[:, live].copy()
         Y = R.copy()
+        # the residual of the extrapolated point is the same combination of the residuals of the
+        # last two iterates: two GEMMs per iteration (the gradient's and the residual's)
+        ER = X.T @ (Sl * R) - Cl
+        EY = ER.copy()
         t = 1.0
         start = live.size
         for _ in range(min(check_every, iterations - k)):
-            G = Sl * (X @ (X.T @ (Sl * Y) - Cl))
-            R_new = np.maximum(Y - step * G, 0.0)
-            res = np.linalg.norm(X.T @ (Sl * R_new) - Cl, axis=0)
+            R_new = np.maximum(Y - step * (Sl * (X @ EY)), 0.0)
+            ER_new = X.T @ (Sl * R_new) - Cl
+            res = np.linalg.norm(ER_new, axis=0)
             better = res < best_res[live]
             best[:, live[better]] = R_new[:, better]
             best_res[live] = np.minimum(best_res[live], res)
             t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            Y = R_new + ((t - 1.0) / t_new) * (R_new - R)
-            R, t = R_new, t_new
+            beta = (t - 1.0) / t_new
+            Y = R_new + beta * (R_new - R)
+            EY = ER_new + beta * (ER_new - ER)
+            R, ER, t = R_new, ER_new, t_new
             k += 1
         live = live[best_res[live] > target]
         rounds += 1

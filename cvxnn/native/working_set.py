@@ -105,6 +105,11 @@ BARRIER_REL = 1e-3
 #: (:func:`~cvxnn.native.ipm.solve_restricted_active_set`), warm-started from the previous
 #: round's point and faces; the barrier takes over when it fails or its point does not certify.
 ACTIVE_SET = True
+#: Newton steps allowed to the active-set solve of a round whose KKT scan found at least as many
+#: violators as the round adds (the working set is known to be incomplete, so its restricted
+#: optimum is only a stepping stone): the capped point is feasible and the next round goes on
+#: from it, with its faces. None: every round runs to its face optimum.
+AS_EARLY_NEWTON: int | None = 15
 
 
 def working_set_bytes(n: int, d: int, k: int, c: int = 1) -> int:
@@ -317,12 +322,13 @@ def _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, new, theta, Z,
 
 
 def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, blocks, add, U_full, faces,
-                      theta, Z, basis, max_newton, gain=AS_GAIN):
+                      theta, Z, basis, max_newton, gain=AS_GAIN, partial=False):
     """One restricted solve by the active-set method from the previous point: the blocks keep
     their values and faces, entering blocks start along their steepest feasible direction
     ``Pi_K(c_b)`` at their one-dimensional Newton step, scaled together by the factor of
     ``STEP_GRID`` with the least objective. Returns ``(U, faces, rho, newton)`` or None
-    when the method did not converge."""
+    when the method did not converge (``partial``: a point that used all ``max_newton`` steps
+    is returned too; it is feasible and not worse than the start)."""
     c = Z.shape[1]
     U0 = U_full[:, blocks].copy()
     tight0 = faces[:, blocks].copy()
@@ -357,7 +363,7 @@ def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, b
         return None
     logger.debug("active set on %d blocks (%d new): %d Newton steps, %d face changes, converged=%s",
                  blocks.size, add.size, res.newton, res.changes, res.converged)
-    if not res.converged:
+    if not res.converged and not (partial and res.newton >= max_newton):
         return None
     return res.U, res.tight, res.rho, res.newton
 
@@ -577,6 +583,7 @@ def solve_relu_working_set(
     best = None  # (certificate, multipliers, blocks, working set) of the best certified point
     polish_failed = polished_since = conic_done = False
     use_as, as_last = ACTIVE_SET, False
+    capped = False  # the last active-set round stopped at AS_EARLY_NEWTON steps
     as_gain, as_refines = AS_GAIN, 0
     faces = np.zeros((n, nb), dtype=bool)
     basis = row_space_basis(Xa) if ACTIVE_SET else None
@@ -615,7 +622,12 @@ def solve_relu_working_set(
                         in_W[zero] = False
                         rho_W = rho_W[:, keep]
             continue
-        if viol.size == 0 and (rounds > 0 or not in_W.any()):
+        if viol.size == 0 and capped:
+            # the last round stopped early and nothing outside W violates: the active set
+            # finishes the restricted program before the (costly) certificate
+            capped = False
+            add = np.zeros(0, np.intp)
+        elif viol.size == 0 and (rounds > 0 or not in_W.any()):
             cert, rho_full = certify(U_full, rho_W, np.flatnonzero(in_W))
             logger.debug("certificate: rel gap %.3e, violation %.3e", cert.rel_gap, cert.max_violation)
             if history:
@@ -693,12 +705,16 @@ def solve_relu_working_set(
             logger.info("working set of %d blocks needs about %d bytes (budget %d)", blocks.size, need, budget)
             break
         if use_as:
+            # a round whose scan found at least as many violators as it adds only moves towards
+            # a working set that is still incomplete: a few Newton steps do
+            early = AS_EARLY_NEWTON is not None and add.size > 0 and viol.size >= want
+            cap = min(AS_EARLY_NEWTON if early else AS_MAX_NEWTON, max(1, max_iter - total))
             step = _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, blocks, add,
-                                     U_full, faces, theta, Z, basis, min(AS_MAX_NEWTON, max(1, max_iter - total)),
-                                     as_gain)
+                                     U_full, faces, theta, Z, basis, cap, as_gain, partial=early)
             as_gain = AS_GAIN
             if step is not None:
                 U, tight, rho_as, newton_as = step
+                capped = early and newton_as >= cap
                 total += newton_as
                 rounds += 1
                 faces[:, blocks] = tight

@@ -80,6 +80,13 @@ MAX_FACE_CHANGES = 12
 FACE_DENSE_MAX = 2500
 #: Conjugate-gradient iterations per face-Newton step.
 FACE_CG_MAX = 1000
+#: Vector output with a coupled loss (softmax cross-entropy): face Newton systems with more
+#: coordinates than this are solved by conjugate gradients preconditioned with the exact
+#: per-output diagonal blocks of the Hessian (:func:`_face_newton_outputs`) instead of being formed
+#: whole; the forming costs ``n m^2`` flops, the blocks ``n m^2 / c``.
+FACE_OUTPUT_PCG_MIN = 400
+#: Conjugate-gradient iterations of :func:`_face_newton_outputs` before the dense system is formed.
+FACE_OUTPUT_PCG_MAX = 60
 #: How a barrier iterate's rows are assigned to faces (see :func:`polish_on_faces`).
 FACE_RULE = "absolute"
 #: Armijo constant of the backtracking line search.
@@ -542,6 +549,91 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
     return x, True
 
 
+def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, rtol, damp=0.0,
+                         max_iter=FACE_OUTPUT_PCG_MAX):
+    """Newton step of the face problem by conjugate gradients preconditioned with the exact
+    diagonal blocks of the Hessian, one per output (vector output).
+
+    The Hessian of the face problem is ``A^T (diag(D) - v v^T)_rows A`` plus the penalty curvature
+    (block diagonal). Grouping coordinates by output, its diagonal block of output ``k`` is
+    ``A_k^T diag(D_k - V_k^2) A_k`` plus the penalty curvature of the blocks of that output: it
+    is formed and factored (``n m_k^2 + m_k^3 / 3`` flops); only the coupling between outputs
+    (``-A_k^T diag(V_k V_l) A_l``) is left to the iteration, whose products cost ``4 n m``.
+    Without coupling (``V`` is None) the preconditioner is the Hessian and one iteration solves.
+    Returns ``(step, converged)``; not converged after ``max_iter`` iterations, or a
+    preconditioner block that is not positive definite, lets the caller form the whole system."""
+    n, m = AN.shape
+    k = dims.size
+    blk = np.repeat(np.arange(k), dims)
+    nrb = np.maximum(nr[blk], np.finfo(float).tiny)
+    wh = np.where(live[blk], w / nrb, 0.0)
+    pen = np.where(live[blk], lam / nrb, 0.0)
+    groups = []
+    for kk in range(c):
+        idx = np.flatnonzero(outs_m == kk)
+        if idx.size == 0:
+            continue
+        Ak = np.ascontiguousarray(AN[:, idx])
+        wk = D[:, kk] - (V[:, kk] ** 2 if V is not None else 0.0)
+        Pk = _gram(Ak * np.sqrt(np.maximum(wk, 0.0))[:, None])
+        bk = blk[idx]
+        # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every block of this output
+        Pk[np.diag_indices(idx.size)] += pen[idx]
+        same = bk[:, None] == bk[None, :]
+        Pk -= same * (pen[idx][:, None] * np.outer(wh[idx], wh[idx]))
+        Pk[np.diag_indices(idx.size)] += 1e-14 * max(1.0, float(np.abs(np.diag(Pk)).max())) + damp
+        try:
+            fac = sla.cho_factor(Pk, lower=True, check_finite=False)
+        except (np.linalg.LinAlgError, ValueError):
+            return np.zeros(m), False
+        groups.append((kk, idx, Ak, fac))
+
+    def hv(v: np.ndarray) -> np.ndarray:
+        dZ = np.zeros((n, c))
+        for kk, idx, Ak, _ in groups:
+            dZ[:, kk] = Ak @ v[idx]
+        HdZ = D * dZ
+        if V is not None:
+            HdZ -= V * np.einsum("nc,nc->n", V, dZ)[:, None]
+        out = np.empty(m)
+        for kk, idx, Ak, _ in groups:
+            out[idx] = HdZ[:, kk] @ Ak
+        proj = np.bincount(blk, wh * v, minlength=k)[blk]
+        return out + pen * (v - wh * proj) + damp * v
+
+    def prec(r: np.ndarray) -> np.ndarray:
+        z = np.empty_like(r)
+        for _, idx, _, fac in groups:
+            z[idx] = sla.cho_solve(fac, r[idx], check_finite=False)
+        return z
+
+    x = np.zeros(m)
+    r = -np.asarray(grad, dtype=np.float64).copy()
+    r0 = float(np.linalg.norm(r))
+    if r0 == 0.0:
+        return x, True
+    z = prec(r)
+    if V is None:
+        return z, True  # the preconditioner is the Hessian
+    d_ = z.copy()
+    rz = float(r @ z)
+    for _ in range(max_iter):
+        Hd = hv(d_)
+        curv = float(d_ @ Hd)
+        if not curv > 0.0:
+            return x, False
+        a = rz / curv
+        x += a * d_
+        r -= a * Hd
+        if float(np.linalg.norm(r)) <= rtol * r0:
+            return x, True
+        z = prec(r)
+        rz_new = float(r @ z)
+        d_ = z + (rz_new / rz) * d_
+        rz = rz_new
+    return x, False
+
+
 @dataclass
 class FacePolishResult:
     """Result of :func:`polish_on_faces`: the polished blocks, Newton steps and whether the
@@ -968,7 +1060,17 @@ def solve_restricted_active_set(
             accepted = degenerate_hit = False
             for damp in (0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
                 damp *= hscale
-                if m > FACE_DENSE_MAX:
+                step = None
+                if c > 1 and m > FACE_OUTPUT_PCG_MIN:
+                    gnorm = float(np.linalg.norm(grad))
+                    g0 = gnorm if g0 is None else g0
+                    step, cg_ok = _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
+                                                       rtol=max(1e-12, min(1e-3, gnorm / max(g0, tiny))),
+                                                       damp=damp)
+                    step = step if cg_ok else None
+                if step is not None:
+                    pass
+                elif m > FACE_DENSE_MAX:
                     gnorm = float(np.linalg.norm(grad))
                     g0 = gnorm if g0 is None else g0
                     step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,

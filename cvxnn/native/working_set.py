@@ -242,11 +242,14 @@ class KKTScan:
             # a batched projected gradient decides the blocks that are optimal at zero by a margin
             und = np.flatnonzero(undecided)
             R, res = nnls_batched_pg(self.Xa, Sout[:, und], Cout[:, und], self.rho_out[:, out[und]],
-                                     lipschitz=self.lipschitz, iterations=PG_ITERATIONS, target=lam)
+                                     lipschitz=self.lipschitz, iterations=PG_ITERATIONS, target=lam,
+                                     dtype=np.float32)
             improved = res < ub[und]
             self.rho_out[:, out[und[improved]]] = R[:, improved]
             ub[und[improved]] = res[improved]
             undecided = (ub > lam) & ~certain
+            logger.debug("KKT scan: %d blocks outside W, %d undecided by the bounds, %d after the projected gradient",
+                         out.size, und.size, int(undecided.sum()))
         # largest upper bounds first; stop once enough violators are known (every block is
         # decided in the last round, where none violates)
         cand = np.flatnonzero(undecided)

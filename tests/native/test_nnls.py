@@ -75,3 +75,22 @@ def test_batched_projected_gradient_decides_by_residual():
                                target=target, min_progress=0.0)
     assert np.all((res2 <= target) | (res2 >= exact - 1e-9))
     assert np.sum(res2 <= target) >= np.sum(exact <= 0.5 * target)
+
+
+def test_batched_projected_gradient_in_float32_reports_float64_residuals():
+    """Iterating in float32 is a search only: the residuals returned are those of the returned
+    points in float64 (exact upper bounds), and the search reaches what float64 reaches."""
+    from cvxnn.native.nnls import nnls_batched_pg
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 10))
+    S = np.where(X @ rng.standard_normal((10, 40)) > 0, 1.0, -1.0)
+    C = rng.standard_normal((10, 40))
+    R0 = np.zeros((300, 40))
+    L = np.linalg.norm(X, 2) ** 2
+    R32, res32 = nnls_batched_pg(X, S, C, R0, lipschitz=L, iterations=500, min_progress=0.0, dtype=np.float32)
+    R64, res64 = nnls_batched_pg(X, S, C, R0, lipschitz=L, iterations=500, min_progress=0.0)
+    assert R32.dtype == np.float64 and np.all(R32 >= 0)
+    np.testing.assert_allclose(res32, np.linalg.norm(X.T @ (S * R32) - C, axis=0), rtol=1e-12, atol=1e-12)
+    assert np.all(res32 <= np.linalg.norm(C, axis=0) + 1e-9)
+    assert np.all(res32 <= res64 + 1e-4 * np.linalg.norm(C, axis=0))

@@ -76,7 +76,8 @@ def _fmt_t(t) -> str:
 def _ratio(a, b) -> str:
     if a is None or b is None or b <= 0:
         return "-"
-    return f"{a / b:.1f}x"
+    r = a / b
+    return f"{r:.1f}x" if r >= 0.95 else f"{r:.2g}x"
 
 
 # ----------------------------------------------------------------------------- helpers

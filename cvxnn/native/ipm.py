@@ -986,6 +986,7 @@ def solve_restricted_active_set(
         return N
 
     bases: list[np.ndarray | None] = [None] * k
+    an_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     dirty = np.ones(k, dtype=bool)
     F, Z = objective(Y)
     converged = False
@@ -1026,10 +1027,15 @@ def solve_restricted_active_set(
         blk = np.repeat(np.arange(k), dims)
         outs_m = outs[blk]
         if m:
-            Nall = np.zeros((rk, m))
+            # each block's columns (Xr N_j) * coef_j are formed once per face (a face change
+            # replaces the basis object), not for every block at every face change
+            AN = np.empty((n, m))
             for j in np.flatnonzero(live):
-                Nall[:, offs[j]:offs[j + 1]] = bases[j]
-            AN = (Xr @ Nall) * coef[:, blk]
+                hit = an_cache.get(j)
+                if hit is None or hit[0] is not bases[j]:
+                    hit = (bases[j], (Xr @ bases[j]) * coef[:, j, None])
+                    an_cache[j] = hit
+                AN[:, offs[j]:offs[j + 1]] = hit[1]
             w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
         F, Z = objective(Y)
         face_done = True

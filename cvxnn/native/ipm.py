@@ -1037,6 +1037,9 @@ def solve_restricted_active_set(
                     an_cache[j] = hit
                 AN[:, offs[j]:offs[j + 1]] = hit[1]
             w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
+            out_cols = [np.flatnonzero(outs_m == kk) for kk in range(c)]
+        else:
+            out_cols = None
         F, Z = objective(Y)
         face_done = True
         changed = False
@@ -1057,15 +1060,28 @@ def solve_restricted_active_set(
                 changed = True
                 break
             g = kernel.grad(Z)
-            grad = np.einsum("nm,nm->m", AN, g[:, outs_m]) + lam * w / np.maximum(nr[blk], tiny)
+            grad = lam * w / np.maximum(nr[blk], tiny)
+            for kk in range(c):  # per output: no n x m temporaries
+                idx = out_cols[kk] if out_cols is not None else np.flatnonzero(outs_m == kk)
+                if idx.size:
+                    grad[idx] += g[:, kk] @ AN[:, idx]
             D, V = kernel.hessian_parts(Z)
             # Levenberg-Marquardt: when the line search rejects the Newton step (a nearly singular
             # face system, typically a block whose prediction vanishes on its way to zero), the
-            # step is recomputed with a multiple of the identity added, growing 100x a try
-            hscale = float(np.max(np.einsum("nm,nm->m", AN * AN, D[:, outs_m]) + lam / np.maximum(nr[blk], tiny)))
+            # step is recomputed with a multiple of the identity added, growing 100x a try; the
+            # scale (the largest Hessian diagonal) is only needed then
+            hscale = None
             accepted = degenerate_hit = False
             for damp in (0.0, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
-                damp *= hscale
+                if damp:
+                    if hscale is None:
+                        hdiag = lam / np.maximum(nr[blk], tiny)
+                        for kk in range(c):
+                            idx = np.flatnonzero(outs_m == kk)
+                            if idx.size:
+                                hdiag[idx] += D[:, kk] @ (AN[:, idx] * AN[:, idx])
+                        hscale = float(np.max(hdiag))
+                    damp *= hscale
                 step = None
                 if c > 1 and m > FACE_OUTPUT_PCG_MIN:
                     gnorm = float(np.linalg.norm(grad))

@@ -168,3 +168,26 @@ def test_working_set_with_capped_early_rounds_certifies(monkeypatch, cap):
     assert sol.status == "optimal" and sol.rel_gap <= 1e-8
     assert any(h["newton"] == cap for h in sol.extra["history"])  # a round was capped
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(monkeypatch):
+    """A restricted solve stopped by its Newton-step cap hands its feasible point to the next
+    round (no barrier), and the fit still certifies at Clarabel's objective."""
+    monkeypatch.setattr(ws_mod, "AS_MAX_NEWTON", 4)
+    monkeypatch.setattr(ws_mod, "AS_EARLY_NEWTON", None)
+    monkeypatch.setattr(ws_mod, "AS_MAX_CONTINUE", 100)
+
+    def no_barrier(*args, **kwargs):  # pragma: no cover - failing this test is the point
+        raise AssertionError("the barrier ran")
+
+    monkeypatch.setattr(ws_mod, "solve_restricted_barrier", no_barrier)
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((100, 4))
+    z = np.maximum(X @ rng.standard_normal(4), 0) - np.maximum(X @ rng.standard_normal(4), 0)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pats = sample_patterns(X, 16, seed=3, bias=True)
+    ref = build_program(X, y, activation="relu", loss="logistic", lam=0.5, patterns=pats).solve()
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-8, solver="working_set")
+    assert sol.status == "optimal" and sol.rel_gap <= 1e-8
+    assert sum(h["newton"] == 4 for h in sol.extra["history"]) >= 2  # rounds did hit the cap
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)

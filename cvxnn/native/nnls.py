@@ -159,41 +159,57 @@ def nnls_batched_pg(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarray,
     best = np.maximum(np.asarray(R0, dtype=np.float64), 0.0)
     best_res = np.linalg.norm(X.T @ (S * best) - C, axis=0)
     live0 = best_res > target
-    if dtype is not np.float64:
-        X, S, C = (np.asarray(a, dtype=dtype) for a in (X, S, C))
-        best = best.astype(dtype)
     live = np.flatnonzero(live0)
+    # problems are rows (k x n, contiguous): gathers of the live problems are contiguous, and
+    # every n x k pass of an iteration runs in place in preallocated buffers
+    X = np.asarray(X, dtype=dtype)
+    XT = np.ascontiguousarray(X.T)
+    St_all = np.ascontiguousarray(np.asarray(S, dtype=dtype).T)
+    Ct_all = np.ascontiguousarray(np.asarray(C, dtype=dtype).T)
+    best_t = np.ascontiguousarray(best.T, dtype=dtype)
     step = 1.0 / max(float(lipschitz), np.finfo(float).tiny)
     k = rounds = 0
     while live.size and k < iterations:
-        Sl, Cl = S[:, live], C[:, live]
-        R = best[:, live].copy()
-        Y = R.copy()
+        St, Ct = St_all[live], Ct_all[live]
+        Rt = best_t[live]
+        Yt = Rt.copy()
+        Gt = np.empty_like(Rt)
+        Tt = np.empty_like(Rt)
         # the residual of the extrapolated point is the same combination of the residuals of the
         # last two iterates: two GEMMs per iteration (the gradient's and the residual's)
-        ER = X.T @ (Sl * R) - Cl
+        ER = (St * Rt) @ X - Ct
         EY = ER.copy()
         t = 1.0
         start = live.size
         for _ in range(min(check_every, iterations - k)):
-            R_new = np.maximum(Y - step * (Sl * (X @ EY)), 0.0)
-            ER_new = X.T @ (Sl * R_new) - Cl
-            res = np.linalg.norm(ER_new, axis=0)
+            np.matmul(EY, XT, out=Gt)
+            Gt *= St
+            Gt *= -step
+            Gt += Yt
+            np.maximum(Gt, 0.0, out=Gt)  # the new iterate
+            np.multiply(St, Gt, out=Tt)
+            ER_new = Tt @ X
+            ER_new -= Ct
+            res = np.sqrt(np.einsum("kd,kd->k", ER_new, ER_new))
             better = res < best_res[live]
-            best[:, live[better]] = R_new[:, better]
-            best_res[live] = np.minimum(best_res[live], res)
+            if better.any():
+                best_t[live[better]] = Gt[better]
+                best_res[live[better]] = res[better]
             t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
             beta = (t - 1.0) / t_new
-            Y = R_new + beta * (R_new - R)
+            np.subtract(Gt, Rt, out=Yt)  # Y = G + beta (G - R)
+            Yt *= beta
+            Yt += Gt
             EY = ER_new + beta * (ER_new - ER)
-            R, ER, t = R_new, ER_new, t_new
+            Rt, Gt = Gt, Rt
+            ER, t = ER_new, t_new
             k += 1
         live = live[best_res[live] > target]
         rounds += 1
         if rounds >= min_rounds and start - live.size < min_progress * start:
             break
+    best = np.maximum(best_t.T.astype(np.float64), 0.0)
     if dtype is not np.float64:
-        best = np.maximum(best.astype(np.float64), 0.0)
         moved = np.flatnonzero(live0)
         best_res[moved] = np.linalg.norm(X64.T @ (S64[:, moved] * best[:, moved]) - C64[:, moved], axis=0)
     return best, best_res

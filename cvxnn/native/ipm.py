@@ -845,6 +845,36 @@ AS_MAX_DEGENERATE = 200
 #: thresholds from the start were measured to cycle on digits).
 AS_GAIN = 1e-12
 AS_GAIN_FINE = 1e-14
+#: Rows joining a face are folded into its basis by Householder reflections (``O(rk dim)`` per
+#: row) when at most this many join at once; otherwise (or when a row is nearly dependent, or
+#: rows leave) the basis is recomputed by an SVD of all the face rows (``O(rk^2 |T|)``).
+AS_HOUSEHOLDER_MAX = 4
+
+
+def _null_space_add_rows(N: np.ndarray, smax: float, A: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """An orthonormal basis of ``{x in span(N) : A x = 0}`` from an orthonormal ``N``.
+
+    One Householder reflection per row of ``A`` (``O(rows dim)`` flops each): with ``v = N^T a``,
+    ``H = I - 2 u u^T`` maps ``v`` to a multiple of ``e_1``, so ``N H e_2, ..., N H e_dim`` span
+    the directions of ``span(N)`` orthogonal to ``a``. A row with ``||v|| <= 1e-10 smax`` is
+    dependent on the face and changes nothing (``smax``: the largest row scale seen, updated and
+    returned); between that and ``1e-6 smax`` the row is nearly dependent and the answer is None,
+    for the SVD of all the face rows to decide."""
+    for a in A:
+        smax = max(smax, float(np.linalg.norm(a)))
+        if N.shape[1] == 0:
+            break
+        v = N.T @ a
+        delta = float(np.linalg.norm(v))
+        if delta <= 1e-10 * smax:
+            continue
+        if delta <= 1e-6 * smax:
+            return None
+        u = v.copy()
+        u[0] += np.copysign(delta, v[0])
+        u /= np.linalg.norm(u)
+        N = (N - 2.0 * np.outer(N @ u, u))[:, 1:]
+    return N, smax
 
 
 def row_space_basis(Xa: np.ndarray) -> np.ndarray:
@@ -966,9 +996,24 @@ def solve_restricted_active_set(
         Zv = (coef * (Xr @ Yv)) @ np.eye(c)[outs]
         return kernel.value(Zv) + lam * float(np.linalg.norm(Yv, axis=0).sum()), Zv
 
+    basis_state: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+
+    def face_basis_update(j, rows):
+        mask0, N, smax = basis_state[j]
+        new = np.flatnonzero(rows & ~mask0)
+        return _null_space_add_rows(N, smax, Sb[new, j, None] * Xr[new])
+
     def face_basis(j):
-        R = Sb[tight[:, j], j, None] * Xr[tight[:, j]]
+        rows = tight[:, j]
+        st = basis_state.get(j)
+        if st is not None and not np.any(st[0] & ~rows) and 0 < int((rows & ~st[0]).sum()) <= AS_HOUSEHOLDER_MAX:
+            upd = face_basis_update(j, rows)
+            if upd is not None:
+                basis_state[j] = (rows.copy(), upd[0], upd[1])
+                return upd[0]
+        R = Sb[rows, j, None] * Xr[rows]
         if R.shape[0] == 0:
+            basis_state[j] = (rows.copy(), np.eye(rk), 0.0)
             return np.eye(rk)
         _, sv, Vt = np.linalg.svd(R, full_matrices=True)
         smax = max(float(sv[0]), tiny)
@@ -983,6 +1028,7 @@ def solve_restricted_active_set(
             keep = (comp > 1e-8 * ynrm) & (sv[:rank] <= 1e-6 * smax)
             if keep.any():
                 N = np.c_[Vt[:rank][keep].T, N]
+        basis_state[j] = (rows.copy(), N, smax)
         return N
 
     bases: list[np.ndarray | None] = [None] * k

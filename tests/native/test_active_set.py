@@ -191,3 +191,31 @@ def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(mon
     assert sol.status == "optimal" and sol.rel_gap <= 1e-8
     assert sum(h["newton"] == 4 for h in sol.extra["history"]) >= 2  # rounds did hit the cap
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+def test_null_space_update_by_householder_matches_the_svd():
+    """Rows joining a face: the updated basis is orthonormal, annihilates every face row, has
+    the dimension the SVD gives, and a dependent row changes nothing; a nearly dependent row
+    defers to the SVD."""
+    rng = np.random.default_rng(0)
+    rk = 9
+    R0 = rng.standard_normal((3, rk))
+    _, _, Vt = np.linalg.svd(R0, full_matrices=True)
+    N0 = Vt[3:].T
+    new = rng.standard_normal((2, rk))
+    N, smax = ipm._null_space_add_rows(N0, float(np.linalg.norm(R0, axis=1).max()), new)
+    R = np.r_[R0, new]
+    assert N.shape == (rk, rk - 5)
+    np.testing.assert_allclose(N.T @ N, np.eye(rk - 5), atol=1e-12)
+    np.testing.assert_allclose(R @ N, 0.0, atol=1e-12)
+    # the same span as the SVD's null space
+    _, _, Vt_all = np.linalg.svd(R, full_matrices=True)
+    Nsvd = Vt_all[5:].T
+    np.testing.assert_allclose(N @ N.T, Nsvd @ Nsvd.T, atol=1e-12)
+    # a dependent row (a combination of face rows) keeps the basis
+    dep = (0.3 * R0[0] - 2.0 * new[1])[None, :]
+    N2, _ = ipm._null_space_add_rows(N, smax, dep)
+    np.testing.assert_allclose(N2, N)
+    # a nearly dependent row is left to the SVD
+    near = (R0[1] + 1e-8 * N[:, 0])[None, :]
+    assert ipm._null_space_add_rows(N, smax, near) is None

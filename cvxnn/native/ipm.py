@@ -469,6 +469,33 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
         return None
 
 
+def _pcg(hv, prec, rhs: np.ndarray, rtol: float, max_iter: int) -> tuple[np.ndarray, str]:
+    """Preconditioned conjugate gradients for ``H x = rhs`` from zero. Returns ``(x, status)``:
+    ``"converged"`` (relative residual ``<= rtol``), ``"curvature"`` (a direction without positive
+    curvature; ``x`` is the last iterate) or ``"max_iter"``."""
+    x = np.zeros_like(rhs)
+    r = np.array(rhs, dtype=np.float64)
+    r0 = float(np.linalg.norm(r))
+    z = prec(r)
+    d_ = z.copy()
+    rz = float(r @ z)
+    for _ in range(max_iter):
+        Hd = hv(d_)
+        curv = float(d_ @ Hd)
+        if not curv > 0.0:
+            return x, "curvature"
+        a = rz / curv
+        x += a * d_
+        r -= a * Hd
+        if float(np.linalg.norm(r)) <= rtol * r0:
+            return x, "converged"
+        z = prec(r)
+        rz_new = float(r @ z)
+        d_ = z + (rz_new / rz) * d_
+        rz = rz_new
+    return x, "max_iter"
+
+
 def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, rtol, damp=0.0):
     """Newton step of the face problem by preconditioned conjugate gradients (matrix-free).
 
@@ -526,27 +553,8 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
                 z[sl] = Pinv[j] @ r[sl]
         return z
 
-    x = np.zeros(m)
-    r = -grad.copy()
-    z = prec(r)
-    d_ = z.copy()
-    rz = float(r @ z)
-    r0 = float(np.linalg.norm(r))
-    for _ in range(FACE_CG_MAX):
-        Hd = hv(d_)
-        curv = float(d_ @ Hd)
-        if curv <= 0.0:
-            return x, bool(np.any(x))
-        a = rz / curv
-        x += a * d_
-        r -= a * Hd
-        if float(np.linalg.norm(r)) <= rtol * r0:
-            return x, True
-        z = prec(r)
-        rz_new = float(r @ z)
-        d_ = z + (rz_new / rz) * d_
-        rz = rz_new
-    return x, True
+    x, status = _pcg(hv, prec, -grad, rtol, FACE_CG_MAX)
+    return x, (bool(np.any(x)) if status == "curvature" else True)
 
 
 def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, rtol, damp=0.0,
@@ -607,31 +615,13 @@ def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad
             z[idx] = sla.cho_solve(fac, r[idx], check_finite=False)
         return z
 
-    x = np.zeros(m)
-    r = -np.asarray(grad, dtype=np.float64).copy()
-    r0 = float(np.linalg.norm(r))
-    if r0 == 0.0:
-        return x, True
-    z = prec(r)
+    rhs = -np.asarray(grad, dtype=np.float64)
+    if not np.any(rhs):
+        return np.zeros(m), True
     if V is None:
-        return z, True  # the preconditioner is the Hessian
-    d_ = z.copy()
-    rz = float(r @ z)
-    for _ in range(max_iter):
-        Hd = hv(d_)
-        curv = float(d_ @ Hd)
-        if not curv > 0.0:
-            return x, False
-        a = rz / curv
-        x += a * d_
-        r -= a * Hd
-        if float(np.linalg.norm(r)) <= rtol * r0:
-            return x, True
-        z = prec(r)
-        rz_new = float(r @ z)
-        d_ = z + (rz_new / rz) * d_
-        rz = rz_new
-    return x, False
+        return prec(rhs), True  # the preconditioner is the Hessian
+    x, status = _pcg(hv, prec, rhs, rtol, max_iter)
+    return x, status == "converged"
 
 
 @dataclass

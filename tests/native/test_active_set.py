@@ -151,6 +151,21 @@ def test_active_set_with_output_preconditioned_steps_matches_clarabel(monkeypatc
     assert _objective(Xa, M, S, kernel, 1.0, cols, outs, res.U) == pytest.approx(F_ref, rel=1e-6)
 
 
+def _certified_logistic_fit(seed, n, gates, gate_seed):
+    """The native working-set fit of a planted binary problem: certified at ``1e-8`` and at
+    Clarabel's objective (the checks every working-set variant below must pass)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 4))
+    z = np.maximum(X @ rng.standard_normal(4), 0) - np.maximum(X @ rng.standard_normal(4), 0)
+    y = np.where(z > np.median(z), 1.0, -1.0)
+    pats = sample_patterns(X, gates, seed=gate_seed, bias=True)
+    ref = build_program(X, y, activation="relu", loss="logistic", lam=0.5, patterns=pats).solve()
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-8, solver="working_set")
+    assert sol.status == "optimal" and sol.rel_gap <= 1e-8
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    return sol
+
+
 @pytest.mark.parametrize("cap", [1, 3])
 def test_working_set_with_capped_early_rounds_certifies(monkeypatch, cap):
     """Rounds that stop after ``AS_EARLY_NEWTON`` Newton steps are stepping stones: the working
@@ -158,16 +173,8 @@ def test_working_set_with_capped_early_rounds_certifies(monkeypatch, cap):
     monkeypatch.setattr(ws_mod, "AS_EARLY_NEWTON", cap)
     monkeypatch.setattr(ws_mod, "FIRST_ADD", 2)
     monkeypatch.setattr(ws_mod, "MIN_ADD", 2)
-    rng = np.random.default_rng(7)
-    X = rng.standard_normal((120, 4))
-    z = np.maximum(X @ rng.standard_normal(4), 0) - np.maximum(X @ rng.standard_normal(4), 0)
-    y = np.where(z > np.median(z), 1.0, -1.0)
-    pats = sample_patterns(X, 24, seed=2, bias=True)
-    ref = build_program(X, y, activation="relu", loss="logistic", lam=0.5, patterns=pats).solve()
-    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-8, solver="working_set")
-    assert sol.status == "optimal" and sol.rel_gap <= 1e-8
+    sol = _certified_logistic_fit(7, 120, 24, 2)
     assert any(h["newton"] == cap for h in sol.extra["history"])  # a round was capped
-    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
 
 
 def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(monkeypatch):
@@ -181,16 +188,8 @@ def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(mon
         raise AssertionError("the barrier ran")
 
     monkeypatch.setattr(ws_mod, "solve_restricted_barrier", no_barrier)
-    rng = np.random.default_rng(11)
-    X = rng.standard_normal((100, 4))
-    z = np.maximum(X @ rng.standard_normal(4), 0) - np.maximum(X @ rng.standard_normal(4), 0)
-    y = np.where(z > np.median(z), 1.0, -1.0)
-    pats = sample_patterns(X, 16, seed=3, bias=True)
-    ref = build_program(X, y, activation="relu", loss="logistic", lam=0.5, patterns=pats).solve()
-    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-8, solver="working_set")
-    assert sol.status == "optimal" and sol.rel_gap <= 1e-8
+    sol = _certified_logistic_fit(11, 100, 16, 3)
     assert sum(h["newton"] == 4 for h in sol.extra["history"]) >= 2  # rounds did hit the cap
-    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
 
 
 def test_null_space_update_by_householder_matches_the_svd():

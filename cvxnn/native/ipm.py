@@ -414,13 +414,13 @@ def _newton_cg(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray, Wc: np.ndarray, 
 
 
 def _gram(A: np.ndarray) -> np.ndarray:
-    """``A^T A`` by a symmetric rank-k update (half the flops of a GEMM), full matrix."""
+    """``A^T A``, full matrix. NumPy's matmul recognises ``A.T @ A`` and calls the symmetric
+    rank-k update itself (half the flops of a GEMM, mirrored in C): measured faster than calling
+    ``dsyrk`` and mirroring the triangle in Python (1.2 ms against 2.6 ms at ``1257 x 200``)."""
     if A.shape[0] == 0 or A.shape[1] == 0:
         return np.zeros((A.shape[1], A.shape[1]))
-    G = sla.blas.dsyrk(1.0, np.asfortranarray(A), trans=1, lower=True)
-    il = np.tril_indices_from(G, -1)
-    G[il[1], il[0]] = G[il]
-    return G
+    A = np.ascontiguousarray(A)
+    return A.T @ A
 
 
 def _loss_hessian(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray) -> np.ndarray:
@@ -450,12 +450,15 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
     """Newton step of the face problem from the formed Hessian (None when it is singular);
     ``damp`` adds a multiple of the identity (Levenberg-Marquardt)."""
     m = AN.shape[1]
-    H = np.zeros((m, m))
-    for kk in range(c):
-        idx = np.flatnonzero(outs_m == kk)
-        if idx.size:
-            Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
-            H[np.ix_(idx, idx)] += _gram(Aw)
+    if c == 1:
+        H = _gram(AN * np.sqrt(np.maximum(D[:, 0], 0.0))[:, None])
+    else:
+        H = np.zeros((m, m))
+        for kk in range(c):
+            idx = np.flatnonzero(outs_m == kk)
+            if idx.size:
+                Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
+                H[np.ix_(idx, idx)] += _gram(Aw)
     if V is not None:
         H -= _gram(AN * V[:, outs_m])
     for j in np.flatnonzero(live):

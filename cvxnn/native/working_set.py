@@ -306,6 +306,12 @@ def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndar
     support of ``x0`` when there is one (measured 30x faster than a cold solve on digits-sized
     cones), SciPy's solver otherwise."""
     if x0 is not None and np.any(x0 > 0):
+        support = np.flatnonzero(x0 > 0)
+        if support.size > At.shape[0]:
+            # an NNLS solution has at most d positive entries; a projected-gradient point has
+            # many small ones, and Lawson-Hanson from all of them was measured 2-3x slower than a
+            # cold solve: start from its d largest entries
+            x0 = np.where(np.isin(np.arange(x0.size), support[np.argsort(-x0[support])[:At.shape[0]]]), x0, 0.0)
         return nnls_warm(At, c, x0)
     return nnls(At, c, maxiter=50 * (At.shape[1] + 1))
 

@@ -180,7 +180,7 @@ def test_working_set_with_capped_early_rounds_certifies(monkeypatch, cap):
 def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(monkeypatch):
     """A restricted solve stopped by its Newton-step cap hands its feasible point to the next
     round (no barrier), and the fit still certifies at Clarabel's objective."""
-    monkeypatch.setattr(ws_mod, "AS_MAX_NEWTON", 4)
+    monkeypatch.setattr(ws_mod, "AS_ROUND_NEWTON", 4)
     monkeypatch.setattr(ws_mod, "AS_EARLY_NEWTON", None)
     monkeypatch.setattr(ws_mod, "AS_MAX_CONTINUE", 100)
 

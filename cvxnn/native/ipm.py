@@ -80,6 +80,8 @@ MAX_FACE_CHANGES = 12
 FACE_DENSE_MAX = 2500
 #: Conjugate-gradient iterations per face-Newton step.
 FACE_CG_MAX = 1000
+#: Vector output: face Hessians up to this size are formed by one product and a mask.
+FACE_DENSE_SMALL = 100
 #: Vector output with a coupled loss (softmax cross-entropy): face Newton systems with more
 #: coordinates than this are solved by conjugate gradients preconditioned with the exact
 #: per-output diagonal blocks of the Hessian (:func:`_face_newton_outputs`) instead of being formed
@@ -452,6 +454,11 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
     m = AN.shape[1]
     if c == 1:
         H = _gram(AN * np.sqrt(np.maximum(D[:, 0], 0.0))[:, None])
+    elif m <= FACE_DENSE_SMALL:
+        # small systems: one product, then the couplings between outputs (zero in the diagonal
+        # part) are masked away; c products and fancy-indexed updates cost more in overhead
+        H = _gram(AN * np.sqrt(np.maximum(D[:, outs_m], 0.0)))
+        H *= outs_m[:, None] == outs_m[None, :]
     else:
         H = np.zeros((m, m))
         for kk in range(c):
@@ -985,8 +992,10 @@ def solve_restricted_active_set(
     rn = np.linalg.norm(Xr, axis=1)
     newton = changes = events = degenerate_moves = 0
 
+    Eout = np.eye(c)[outs]  # k x c: the output of every block
+
     def objective(Yv):
-        Zv = (coef * (Xr @ Yv)) @ np.eye(c)[outs]
+        Zv = (coef * (Xr @ Yv)) @ Eout
         return kernel.value(Zv) + lam * float(np.linalg.norm(Yv, axis=0).sum()), Zv
 
     basis_state: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}

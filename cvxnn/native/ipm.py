@@ -1138,15 +1138,13 @@ def solve_restricted_active_set(
                                                        rtol=max(1e-12, min(1e-3, gnorm / max(g0, tiny))),
                                                        damp=damp)
                     step = step if cg_ok else None
-                if step is not None:
-                    pass
-                elif m > FACE_DENSE_MAX:
+                if step is None and m > FACE_DENSE_MAX:
                     gnorm = float(np.linalg.norm(grad))
                     g0 = gnorm if g0 is None else g0
                     step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
                                                   rtol=max(1e-12, min(1e-3, gnorm / max(g0, tiny))), damp=damp)
                     step = step if cg_ok else None
-                else:
+                elif step is None:
                     step = _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=damp)
                 if step is None:
                     continue

@@ -465,14 +465,21 @@ def _restricted_conic(Xa, M, S, kernel, lam, cols, outs, tol):
     return Uv
 
 
-def _report_round(callback, certified, rounds: int, n_blocks: int, n_added: int):
-    """Call ``callback`` after a working-set round with the full-program certificate of the
-    current point; returns ``(stop, certificate, multipliers)``."""
-    cert, rho = certified
-    info = {"iteration": rounds, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
-            "rel_gap": cert.rel_gap, "violation": cert.max_violation, "working_set": int(n_blocks),
-            "violators": int(n_added)}
-    return callback(info) is True, cert, rho
+def _end_of_round(callback, certify_now, rounds: int, n_blocks: int, n_added: int, total: int, max_iter: int):
+    """What ends the loop after a working-set round: ``callback`` (called with the full-program
+    certificate of the current point, from ``certify_now()``) returning True, or the Newton-step
+    budget. Returns ``(reason, certified)``: ``reason`` is None to go on; ``certified`` is the
+    ``(certificate, multipliers)`` pair the callback saw when it stopped the loop, else None."""
+    if callback is not None:
+        cert, rho = certify_now()
+        info = {"iteration": rounds, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
+                "rel_gap": cert.rel_gap, "violation": cert.max_violation, "working_set": int(n_blocks),
+                "violators": int(n_added)}
+        if callback(info) is True:
+            return "callback", (cert, rho)
+    if total >= max_iter:
+        return "max_iterations", None
+    return None, None
 
 
 def solve_relu_working_set(
@@ -760,15 +767,12 @@ def solve_relu_working_set(
                 as_last = True
                 history.append({"round": rounds, "working_set": int(blocks.size), "newton": newton_as,
                                 "status": "active_set", "added": int(add.size), "mu": 0.0, "polish_newton": 0})
-                if callback is not None:
-                    stop, cert_cb, rho_cb = _report_round(callback, certify(U_full, rho_W, np.flatnonzero(in_W)),
-                                                          rounds, blocks.size, add.size)
-                    if stop:
-                        reason = "callback"
-                        cert, rho_full = cert_cb, rho_cb
-                        break
-                if total >= max_iter:
-                    reason = "max_iterations"
+                end, seen = _end_of_round(callback, lambda r=rho_W: certify(U_full, r, np.flatnonzero(in_W)),
+                                          rounds, blocks.size, add.size, total, max_iter)
+                if end is not None:
+                    reason = end
+                    if seen is not None:
+                        cert, rho_full = seen
                     break
                 continue
             use_as = as_last = False
@@ -871,15 +875,12 @@ def solve_relu_working_set(
         history.append({"round": rounds, "working_set": int(blocks.size), "newton": res.newton,
                         "status": res.status, "added": int(add.size), "mu": res.mu,
                         "polish_newton": 0})
-        if callback is not None:
-            stop, cert_cb, rho_cb = _report_round(callback, certify(U_full, rho_W, blocks), rounds, blocks.size,
-                                                  add.size)
-            if stop:
-                reason = "callback"
-                cert, rho_full = cert_cb, rho_cb
-                break
-        if total >= max_iter:
-            reason = "max_iterations"
+        end, seen = _end_of_round(callback, lambda r=rho_W, b=blocks: certify(U_full, r, b), rounds, blocks.size,
+                                  add.size, total, max_iter)
+        if end is not None:
+            reason = end
+            if seen is not None:
+                cert, rho_full = seen
             break
     if cert is None or reason not in ("optimal", "not_certified", "callback"):
         cert, rho_full = certify(U_full, rho_W if rho_W.shape[1] == int(in_W.sum()) else np.zeros((n, 0)),

@@ -314,7 +314,10 @@ def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndar
             # an NNLS solution has at most d positive entries; a projected-gradient point has
             # many small ones, and Lawson-Hanson from all of them was measured 2-3x slower than a
             # cold solve: start from its d largest entries
-            x0 = np.where(np.isin(np.arange(x0.size), support[np.argsort(-x0[support])[:At.shape[0]]]), x0, 0.0)
+            top = support[np.argsort(-x0[support])[:At.shape[0]]]
+            trimmed = np.zeros_like(x0)
+            trimmed[top] = x0[top]
+            x0 = trimmed
         return nnls_warm(At, c, x0)
     return nnls(At, c, maxiter=50 * (At.shape[1] + 1))
 

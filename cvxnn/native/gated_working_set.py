@@ -20,7 +20,10 @@ costs ``4 n d R + 6 n R c`` flops for ``R`` atoms, against ``2 n d p c`` per ful
 
 The outer loop (a working set, as in celer / skglm, over atoms instead of coordinates):
 
-1. L-BFGS on ``F`` over the current atoms (``scipy.optimize``), checked every few iterations;
+1. L-BFGS on ``F`` over the current atoms (``scipy.optimize``), in the coordinates of a
+   :class:`BlockMetric` (the diagonal blocks of the Hessian of ``F``, so that atoms of very different
+   sizes are equally well scaled), checked every few iterations, and more rarely once no atom is
+   missing and the gap falls steadily (``_check_spacing``);
 2. a check is one full adjoint ``G = A^T theta`` at ``theta = grad h(z)``: the dual norms
    ``||G_i||_*`` (spectral norms through the ``c x c`` Gram matrices, one batched ``eigh``) give the
    certified duality gap of ``U`` for the *full* program (docs/math.md, "Solvers and
@@ -56,8 +59,15 @@ logger = logging.getLogger(__name__)
 
 #: L-BFGS iterations between two full checks (one full adjoint each).
 CHECK_EVERY = 10
+#: Largest spacing of the full checks, in units of CHECK_EVERY (see _check_spacing).
+CHECK_SPACING_MAX = 6
 #: L-BFGS memory.
 LBFGS_MEMORY = 20
+#: L-BFGS runs in the coordinates of a :class:`BlockMetric` (the diagonal blocks of the Hessian).
+PRECONDITION = True
+#: ... unless the input dimension is above this (the metric's eigendecompositions cost O(d^3)
+#: per block and its R x d x d bases memory).
+METRIC_MAX_D = 256
 #: A singular value of a re-factored block below this fraction of the largest one is dropped.
 DROP_RTOL = 1e-9
 #: Outer rounds (atom additions) before giving up.
@@ -176,6 +186,10 @@ class FactoredObjective:
             self.bmask[np.arange(self.R), atoms.col] = 1.0
         self.flops = 0.0
         self.evals = 0
+        self.op = op
+        self.blk = atoms.blk
+        #: squared row norms of the design (the trace weights of BlockMetric)
+        self.row_sq = np.einsum("nd,nd->n", self.Xa, self.Xa)
         #: the last evaluated point: x, prediction z and loss gradient theta = grad h(z)
         self.last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -202,6 +216,94 @@ class FactoredObjective:
         self.evals += 1
         self.last = (x, z, theta)
         return f, np.concatenate([gA.ravel(), gB.ravel()])
+
+
+class BlockMetric:
+    """A change of variables that scales ``F`` well: L-BFGS runs on coordinates ``xt`` with
+    ``a_j = Q_i (s_j * at_j)`` and ``b_j = V_j (t_j * bt_j)``.
+
+    The metric is an approximation of the diagonal blocks of the Hessian of ``F`` at a point,
+    one ``d x d`` block per input factor ``a_j`` and one ``c x c`` block per output factor ``b_j``:
+
+        P_aj = w_j X^T D_i X + lam I,    P_bj = sum_n (x_n^T a_j)^2 m_in H_n + lam I,
+
+    with ``H_n`` the ``c x c`` Hessian of the loss at sample ``n``. The exact ``a``-block weighs
+    row ``n`` by ``b_j^T H_n b_j``; ``w_j`` is the average of those weights (matched on the trace),
+    so that ``X^T D_i X = Q_i diag(e_i) Q_i^T`` is decomposed once per block and operator (cached
+    on it, and so shared by the rounds and the warm-started path) and ``s_j = (w_j e_i + lam)^{-1/2}``.
+    The ``c x c`` blocks are exact (``eigh``; diagonal for the one-vs-all penalty, whose ``b_j``
+    keeps one column). In these coordinates every block of the model Hessian is the identity.
+
+    Atoms of very different sizes have curvatures orders of magnitude apart, which plain L-BFGS
+    spends many iterations learning. Measured on digits (``lam = 0.01 n``, from a relative gap of
+    ``8e-3`` to ``1e-6``): 500 L-BFGS iterations without, 360 with (350 with the exact weights,
+    which cost ``2 n d^2`` flops per atom and round instead of per block and operator).
+
+    Parameters
+    ----------
+    obj : FactoredObjective
+    x : ndarray
+        The point at which the weights are taken (the start of a round).
+    """
+
+    def __init__(self, obj: FactoredObjective, x: np.ndarray) -> None:
+        self.obj = obj
+        lam = obj.lam
+        A, B = obj.split(x)
+        _, HM = obj.predict(A, B)
+        D, V = obj.kernel.hessian_parts(HM @ B)
+        # the weights b_j^T H_n b_j of the exact a-blocks (n x R), averaged per atom
+        W = D @ (B.T ** 2)
+        if V is not None:
+            W -= (V @ B.T) ** 2
+        W *= obj.Ms
+        sq = obj.row_sq
+        w = (np.maximum(W, 0.0).T @ sq) / np.maximum(obj.Ms.T @ sq, np.finfo(float).tiny)
+        ub, inv = np.unique(obj.blk, return_inverse=True)
+        Q, e = obj.op.gram_eigh(ub)
+        Q, e = Q[inv], e[inv]
+        #: per atom: the eigenbasis of X^T D_i X (R x d x d) and the scales s_j (R x d)
+        self.Q = Q
+        self.s = 1.0 / np.sqrt(w[:, None] * e + lam)
+        H2 = HM * HM  # n x R
+        if obj.bmask is not None or V is None:
+            # one-vs-all (one column per atom) or a separable loss: diagonal output blocks
+            diag = H2.T @ D
+            if V is not None:
+                diag -= H2.T @ (V * V)
+            self.Vb = None
+            self.t = 1.0 / np.sqrt(np.maximum(diag, 0.0) + lam)  # R x c
+        else:
+            c = obj.c
+            Pb = (H2.T @ D)[:, :, None] * np.eye(c)
+            for j in range(obj.R):
+                Vw = V * HM[:, j:j + 1]
+                Pb[j] -= Vw.T @ Vw
+            eb, self.Vb = np.linalg.eigh(Pb)
+            self.t = 1.0 / np.sqrt(np.maximum(eb, 0.0) + lam)
+        obj.flops += 2.0 * obj.n * obj.R * obj.c * (obj.c + 2)
+
+    def to_x(self, xt: np.ndarray) -> np.ndarray:
+        """The factors ``x`` of the coordinates ``xt``."""
+        At, Bt = self.obj.split(xt)
+        A = (self.Q @ (self.s * At.T)[:, :, None])[:, :, 0].T
+        B = (self.Vb @ (self.t * Bt)[:, :, None])[:, :, 0] if self.Vb is not None else self.t * Bt
+        return np.concatenate([A.ravel(), B.ravel()])
+
+    def from_x(self, x: np.ndarray) -> np.ndarray:
+        """The coordinates ``xt`` of the factors ``x``."""
+        A, B = self.obj.split(x)
+        At = ((A.T[:, None, :] @ self.Q)[:, 0, :] / self.s).T
+        Bt = (B[:, None, :] @ self.Vb)[:, 0, :] / self.t if self.Vb is not None else B / self.t
+        return np.concatenate([At.ravel(), Bt.ravel()])
+
+    def __call__(self, xt: np.ndarray) -> tuple[float, np.ndarray]:
+        """``F`` at the factors of ``xt`` and its gradient in the coordinates ``xt``."""
+        f, g = self.obj(self.to_x(xt))
+        gA, gB = self.obj.split(g)
+        gAt = (self.s * (gA.T[:, None, :] @ self.Q)[:, 0, :]).T
+        gBt = self.t * (gB[:, None, :] @ self.Vb)[:, 0, :] if self.Vb is not None else self.t * gB
+        return f, np.concatenate([gAt.ravel(), gBt.ravel()])
 
 
 @dataclass
@@ -302,6 +404,44 @@ def _merge(a: Atoms, b: Atoms) -> Atoms:
     col = None if a.col is None else np.concatenate([a.col, b.col])
     return Atoms(blk=np.concatenate([a.blk, b.blk]), A=np.concatenate([a.A, b.A], axis=1),
                  B=np.concatenate([a.B, b.B], axis=0), col=col)
+
+
+def _metric(obj: FactoredObjective, x0: np.ndarray) -> BlockMetric | None:
+    """The :class:`BlockMetric` of a round, or None where it does not pay: ``PRECONDITION`` off,
+    ``d > METRIC_MAX_D``, or bases (cached ones and the round's ``R x d x d``) above an eighth
+    of the operator's memory budget."""
+    op = obj.op
+    if not PRECONDITION or obj.d > METRIC_MAX_D:
+        return None
+    # an upper bound: the blocks of this round may already be cached
+    need = op.gram_cache_bytes + (np.unique(obj.blk).size + obj.R) * (obj.d + 1) * obj.d * 8
+    if need > op.memory_budget / 8:
+        return None
+    return BlockMetric(obj, x0)
+
+
+def _check_spacing(prev: tuple[int, float] | None, cur: tuple[int, float], tol: float, check_every: int,
+                   violations: Callable[[], tuple[np.ndarray, ...]]) -> int:
+    """L-BFGS iterations until the next full check.
+
+    ``check_every``, unless the working set is complete (no block violates its optimality
+    condition, so a check can only certify) and the gap falls steadily: then half of the
+    iterations that the rate between the last two checks predicts until ``tol``, at most
+    ``CHECK_SPACING_MAX`` times ``check_every``. The approach to ``tol`` is geometric, so a
+    solve that needs ``k`` iterations more pays about ``log2(k / check_every)`` checks, not
+    ``k / check_every`` (a check is one full adjoint, 3 to 5 evaluations of ``F``).
+    """
+    if prev is None:
+        return check_every
+    (i0, r0), (i1, r1) = prev, cur
+    if not (0.0 < r1 < r0) or i1 <= i0:
+        return check_every
+    rate = np.log(r1 / r0) / (i1 - i0)  # < 0: log gap per iteration
+    remaining = np.log(tol / r1) / rate
+    spacing = int(min(0.5 * remaining, CHECK_SPACING_MAX * check_every))
+    if spacing <= check_every or violations()[0].size:
+        return check_every
+    return spacing
 
 
 def solve_gated_working_set(
@@ -449,17 +589,20 @@ def solve_gated_working_set(
             break
         obj = FactoredObjective(op, kernel, lam, atoms)
         x0 = np.concatenate([atoms.A.ravel(), atoms.B.ravel()])
+        metric = _metric(obj, x0)
+        to_x = metric.to_x if metric is not None else (lambda xt: xt)
         hist0 = len(state["rel_hist"])
-        counter = {"it": 0}
+        counter = {"it": 0, "next": check_every, "prev": None}
 
-        def inner_callback(xk, obj=obj, atoms=atoms, counter=counter, hist0=hist0):
+        def inner_callback(xk, obj=obj, atoms=atoms, counter=counter, hist0=hist0, to_x=to_x):
             counter["it"] += 1
             state["iters"] += 1
             if state["iters"] >= max_iter:
                 raise StopIteration
-            if counter["it"] % check_every:
+            it = counter["it"]
+            if it < counter["next"]:
                 return
-            r = check(np.asarray(getattr(xk, "x", xk)), obj, atoms)
+            r = check(to_x(np.asarray(getattr(xk, "x", xk))), obj, atoms)
             if r <= tol or state["callback"]:
                 raise StopIteration
             hist = state["rel_hist"][hist0:]
@@ -467,13 +610,16 @@ def solve_gated_working_set(
             if (len(hist) > STALL_CHECKS and hist[-1] > STALL_FACTOR * hist[-1 - STALL_CHECKS]
                     and violations()[0].size):
                 raise StopIteration
+            counter["next"] = it + _check_spacing(counter["prev"], (it, r), tol, check_every, violations)
+            counter["prev"] = (it, r)
 
-        res = minimize(obj, x0, jac=True, method="L-BFGS-B", callback=inner_callback,
+        res = minimize(metric if metric is not None else obj, metric.from_x(x0) if metric is not None else x0,
+                       jac=True, method="L-BFGS-B", callback=inner_callback,
                        options={"maxiter": max(1, max_iter - state["iters"]), "maxcor": LBFGS_MEMORY,
                                 "ftol": 0.0, "gtol": 0.0, "maxls": 30})
         restricted_flops += obj.flops
         evaluations += obj.evals
-        A, B = obj.split(res.x)
+        A, B = obj.split(to_x(res.x))
         # re-factor every block from its SVD: balanced, minimal rank (drops collapsed atoms)
         U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
         atoms = atoms_from_blocks(U, columnwise=columnwise)

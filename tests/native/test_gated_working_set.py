@@ -7,12 +7,16 @@ import pytest
 
 from cvxnn import build_program, sample_patterns
 from cvxnn.losses import get_loss
+from cvxnn.native import gated_working_set as gws
 from cvxnn.native import solve_native
 from cvxnn.native._losses import make_kernel
 from cvxnn.native.certificates import gated_certificate
 from cvxnn.native.fista import GatedProblem, initial_step, solve_gated
 from cvxnn.native.gated_working_set import (
     Atoms,
+    BlockMetric,
+    FactoredObjective,
+    _check_spacing,
     _violations,
     atoms_from_blocks,
     blocks_from_atoms,
@@ -257,3 +261,130 @@ def test_dense_optimum_hands_over_to_rfista():
     assert ws.reason == "dense" and not ws.converged
     sol = solve_native(X, Y, pats, activation="gated_relu", lam=0.01, tol=1e-8)
     assert sol.status == "optimal"
+
+
+# ------------------------------------------------------------------ the L-BFGS metric
+def _factored(loss, c, penalty, seed=0):
+    X, Y, pats = _problem(80, 3, c, 12, loss, seed=seed)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    rng = np.random.default_rng(seed)
+    U = rng.standard_normal((Xa.shape[1], pats.n_patterns, c))
+    U[:, ::3, :] = 0.0
+    atoms = atoms_from_blocks(U, columnwise=penalty == "columnwise" and c > 1)
+    obj = FactoredObjective(op, kernel, 0.7, atoms)
+    return obj, np.concatenate([atoms.A.ravel(), atoms.B.ravel()]), rng
+
+
+@pytest.mark.parametrize("loss,c,penalty", [("cross_entropy", 4, "nuclear"), ("cross_entropy", 3, "columnwise"),
+                                            ("squared", 3, "nuclear"), ("logistic", 1, "nuclear")])
+def test_block_metric_is_a_change_of_variables(loss, c, penalty):
+    obj, x, rng = _factored(loss, c, penalty)
+    metric = BlockMetric(obj, x)
+    xt = metric.from_x(x)
+    np.testing.assert_allclose(metric.to_x(xt), x, rtol=1e-10, atol=1e-12)
+    y = rng.standard_normal(x.size)
+    np.testing.assert_allclose(metric.from_x(metric.to_x(y)), y, rtol=1e-9, atol=1e-10)
+    # the value is F's; the gradient is the chain rule's (central differences in xt)
+    f, g = metric(xt)
+    assert f == pytest.approx(obj(x)[0], rel=1e-12)
+    v = rng.standard_normal(x.size)
+    if obj.bmask is not None:  # one-vs-all: b_j moves on its own column only (F's gradient is masked)
+        v[obj.d * obj.R:] *= obj.bmask.ravel()
+    e = 1e-6
+    fd = (metric(xt + e * v)[0] - metric(xt - e * v)[0]) / (2 * e)
+    assert g @ v == pytest.approx(fd, rel=1e-5, abs=1e-7)
+
+
+def _hessian_block(obj, x, idx, e=1e-6):
+    """Central-difference Hessian of F restricted to the coordinates idx."""
+    H = np.empty((idx.size, idx.size))
+    for k, i in enumerate(idx):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += e
+        xm[i] -= e
+        H[:, k] = (obj(xp)[1][idx] - obj(xm)[1][idx]) / (2 * e)
+    return 0.5 * (H + H.T)
+
+
+def test_block_metric_whitens_the_diagonal_blocks_of_the_squared_loss():
+    # squared loss: b^T H_n b does not depend on n, so the a-blocks are exact, and the b-blocks
+    # are exact for every loss; in the metric's coordinates each diagonal block is the identity
+    obj, x, _ = _factored("squared", 3, "nuclear", seed=4)
+    metric = BlockMetric(obj, x)
+    xt = metric.from_x(x)
+    d, R, c = obj.d, obj.R, obj.c
+    for j in (0, R // 2, R - 1):
+        a_idx = np.arange(d) * R + j  # A is stored d x R, row-major
+        b_idx = d * R + j * c + np.arange(c)
+        for idx in (a_idx, b_idx):
+            H = _hessian_block(metric, xt, idx)
+            np.testing.assert_allclose(H, np.eye(idx.size), atol=2e-5)
+
+
+def test_block_metric_whitens_the_output_blocks_of_cross_entropy():
+    obj, x, _ = _factored("cross_entropy", 4, "nuclear", seed=5)
+    metric = BlockMetric(obj, x)
+    xt = metric.from_x(x)
+    d, R, c = obj.d, obj.R, obj.c
+    for j in (0, R - 1):
+        b_idx = d * R + j * c + np.arange(c)
+        np.testing.assert_allclose(_hessian_block(metric, xt, b_idx), np.eye(c), atol=2e-5)
+
+
+def test_metric_is_skipped_where_it_does_not_pay(monkeypatch):
+    obj, x, _ = _factored("cross_entropy", 4, "nuclear")
+    assert isinstance(gws._metric(obj, x), BlockMetric)
+    assert obj.op.gram_cache_bytes > 0  # the block eigendecompositions are cached on the operator
+    monkeypatch.setattr(gws, "METRIC_MAX_D", obj.d - 1)
+    assert gws._metric(obj, x) is None
+    monkeypatch.setattr(gws, "METRIC_MAX_D", 256)
+    obj.op.memory_budget = 8 * obj.op.gram_cache_bytes  # no room for the round's bases
+    assert gws._metric(obj, x) is None
+    monkeypatch.setattr(gws, "PRECONDITION", False)
+    obj.op.memory_budget = 1 << 40
+    assert gws._metric(obj, x) is None
+
+
+def test_gram_eigh_is_cached_and_exact():
+    X, Y, pats = _problem(50, 3, 2, 6, "squared", seed=1)
+    Xa = pats.design(X)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=2)
+    Q, e = op.gram_eigh(np.array([4, 1]))
+    for k, i in enumerate([4, 1]):
+        Xi = Xa[pats.mask[:, i] > 0]
+        np.testing.assert_allclose((Q[k] * e[k]) @ Q[k].T, Xi.T @ Xi, atol=1e-10 * np.abs(Xi).max() ** 2 * len(Xi))
+    flops = op.flops
+    Q2, _ = op.gram_eigh(np.array([1]))
+    assert op.flops == flops and np.array_equal(Q2[0], Q[1])
+
+
+@pytest.mark.parametrize("loss,c,penalty", CASES[:4])
+def test_working_set_with_and_without_metric_agree(loss, c, penalty, monkeypatch):
+    X, Y, pats = _problem(120, 4, c, 25, loss, seed=11 + c)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    lam = 0.05 * float(np.abs(ImplicitDesign(Xa, pats.mask, n_outputs=c).adjoint(kernel.grad(np.zeros(Y.shape)))).max())
+    out = {}
+    for flag in (True, False):
+        monkeypatch.setattr(gws, "PRECONDITION", flag)
+        op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+        out[flag] = solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=1e-6,
+                                            max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
+        assert out[flag].converged, (flag, out[flag].reason)
+    assert out[True].primal == pytest.approx(out[False].primal, rel=2e-6)
+
+
+def test_check_spacing():
+    none = lambda: (np.zeros(0),)  # noqa: E731
+    some = lambda: (np.array([3]),)  # noqa: E731
+    assert _check_spacing(None, (10, 1e-2), 1e-6, 10, none) == 10
+    # 1e-2 -> 1e-3 in 10 iterations: 30 more reach 1e-6; half of that is 15
+    assert _check_spacing((10, 1e-2), (20, 1e-3), 1e-6, 10, none) == 15
+    # capped at CHECK_SPACING_MAX checks
+    assert _check_spacing((10, 1e-2), (20, 0.9e-2), 1e-12, 10, none) == gws.CHECK_SPACING_MAX * 10
+    # violations (atoms to add), a rising gap, or a close finish keep the plain spacing
+    assert _check_spacing((10, 1e-2), (20, 0.9e-2), 1e-12, 10, some) == 10
+    assert _check_spacing((10, 1e-3), (20, 1e-2), 1e-6, 10, none) == 10
+    assert _check_spacing((10, 1e-5), (20, 2e-6), 1e-6, 10, none) == 10

@@ -19,8 +19,10 @@ is bounded by ``chunk_bytes``, counts its GEMM flops, and refuses (with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+from collections import OrderedDict
 
 import numpy as np
 
@@ -40,6 +42,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Eigendecompositions of ``X^T D_i X`` (:meth:`ImplicitDesign.gram_eigh`), per design: a design
+#: fingerprint -> {block: (Q, e)}. The solves of a regularisation path (and of a CV fold's path)
+#: build a new operator per ``lam`` on the same data, so the cache is shared by fingerprint and
+#: holds the last GRAM_CACHE_DESIGNS designs.
+_GRAM_CACHE: OrderedDict[tuple, dict[int, tuple[np.ndarray, np.ndarray]]] = OrderedDict()
+GRAM_CACHE_DESIGNS = 4
 
 #: Bytes of float temporaries allowed per row chunk (``rows x max(p, d c)`` entries).
 CHUNK_BYTES = 32 * 2**20
@@ -387,8 +396,8 @@ class ImplicitDesign:
         self.flops = 0.0
         self.n_forward = 0
         self.n_adjoint = 0
-        # block -> eigendecomposition of X^T D_i X (gram_eigh)
-        self._gram_eigh: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # block -> eigendecomposition of X^T D_i X (gram_eigh; shared with operators on the same data)
+        self._gram_eigh: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
         logger.debug(
             "ImplicitDesign n=%d d=%d p=%d c=%d dtype=%s rows/chunk=%d mask cached=%s (%d bytes held)",
             self.n, self.d, self.p, self.c, dtype, self.rows, self.mask_cached, self.bytes_held,
@@ -445,7 +454,9 @@ class ImplicitDesign:
         """Eigendecompositions ``X^T D_i X = Q_i diag(e_i) Q_i^T`` of the blocks ``i`` (float64).
 
         Each is computed once (``2 n_i d^2`` flops for the ``n_i`` rows of pattern ``i``, plus an
-        ``eigh``) and cached on the operator; :attr:`gram_cache_bytes` is what the cache holds.
+        ``eigh``) and cached, for this operator and for any other on the same design and mask (a
+        fingerprint of both; the last ``GRAM_CACHE_DESIGNS`` designs are kept), so the solves of
+        a path share them. :attr:`gram_cache_bytes` is what this design's cache holds.
 
         Parameters
         ----------
@@ -458,6 +469,14 @@ class ImplicitDesign:
         e : ndarray of shape (k, d)
             Eigenvalues (clipped at 0), ascending.
         """
+        if self._gram_eigh is None:
+            key = (self.Xa.shape, self.mask.shape, hashlib.blake2b(np.ascontiguousarray(self.Xa).data).hexdigest(),
+                   hashlib.blake2b(np.ascontiguousarray(self.mask).data).hexdigest())
+            cache = _GRAM_CACHE.pop(key, None)
+            self._gram_eigh = {} if cache is None else cache
+            _GRAM_CACHE[key] = self._gram_eigh
+            while len(_GRAM_CACHE) > GRAM_CACHE_DESIGNS:
+                _GRAM_CACHE.popitem(last=False)
         blocks = np.asarray(blocks, dtype=np.intp)
         Q = np.empty((blocks.size, self.d, self.d))
         e = np.empty((blocks.size, self.d))
@@ -474,7 +493,7 @@ class ImplicitDesign:
     @property
     def gram_cache_bytes(self) -> int:
         """Bytes held by the cache of :meth:`gram_eigh`."""
-        return len(self._gram_eigh) * (self.d + 1) * self.d * 8
+        return len(self._gram_eigh or ()) * (self.d + 1) * self.d * 8
 
     def spectral_norm_sq(self, n_iter: int = 6, seed: int = 0) -> float:
         """Estimate ``||A||_2^2`` by power iteration on ``A^T A`` (a slight underestimate)."""

@@ -358,6 +358,14 @@ def test_gram_eigh_is_cached_and_exact():
     flops = op.flops
     Q2, _ = op.gram_eigh(np.array([1]))
     assert op.flops == flops and np.array_equal(Q2[0], Q[1])
+    # another operator on the same data (the next solve of a path) reuses them ...
+    op2 = ImplicitDesign(Xa.copy(), pats.mask.copy(), n_outputs=2)
+    Q3, _ = op2.gram_eigh(np.array([1, 4]))
+    assert op2.flops == 0.0 and np.array_equal(Q3, Q[::-1])
+    # ... an operator on other data does not
+    op3 = ImplicitDesign(Xa + 1.0, pats.mask, n_outputs=2)
+    op3.gram_eigh(np.array([1]))
+    assert op3.flops > 0.0
 
 
 @pytest.mark.parametrize("loss,c,penalty", CASES[:4])

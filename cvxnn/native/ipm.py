@@ -1263,14 +1263,29 @@ def solve_restricted_active_set(
         moved = stuck = False
         nn_cache: dict = {}  # (block, rows) -> NNLS of that face; the point does not move in this loop
         fb_cache: dict = {}
+        # the rows every direction must respect: the face rows and every other row at zero
+        # slack (a degenerate face), and the rows that blocked an earlier direction (extra); a
+        # block whose rows did not change since the last pass keeps its multipliers, face rows
+        # and direction (the point does not move in this loop), so a pass redoes only the blocks
+        # that the last blocking rows touched
+        at_zero = tight_before | (slack <= 1e-9 * sc)
+        prev: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         for _degenerate in range(50):
             dirs = np.zeros((rk, k))
             tight[:] = tight_before
             dirty[:] = False
-            for j in np.flatnonzero(~zero):
-                # the face rows and every other row at zero slack (a degenerate face): the
-                # direction below must not cross any of them, or the step would be blocked at once
-                rows = np.flatnonzero(tight[:, j] | extra[:, j] | (slack[:, j] <= 1e-9 * sc[j]))
+            respect = at_zero | extra
+            todo = ~zero
+            if prev is not None:
+                todo = todo & np.any(respect != prev[0], axis=0)
+                same = ~zero & ~todo
+                tight[:, same] = prev[1][:, same]
+                dirs[:, same] = prev[2][:, same]
+                dirty[same] = prev[3][same]
+            for j in np.flatnonzero(todo):
+                # the direction below must not cross any of these rows, or the step would be
+                # blocked at once
+                rows = np.flatnonzero(respect[:, j])
                 if rows.size == 0:
                     continue
                 At = (Sb[rows, j, None] * Xr[rows]).T
@@ -1293,12 +1308,13 @@ def solve_restricted_active_set(
             dropped = np.flatnonzero(dirty)
             if not dropped.size:
                 break
-            for j in dropped:
+            for j in dropped[todo[dropped]]:
                 key = (int(j), tight[:, j].tobytes())
                 if key not in fb_cache:
                     fb_cache[key] = face_basis(j)
                 bases[j] = fb_cache[key]
                 dirs[:, j] = bases[j] @ (bases[j].T @ dirs[:, j])
+            prev = (respect, tight.copy(), dirs.copy(), dirty.copy())
             gfull = G + lam * Y / np.maximum(nrm, tiny)
             slope = float(np.einsum("rk,rk->", gfull, dirs))
             XD = Xr @ dirs

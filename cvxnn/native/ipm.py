@@ -914,6 +914,33 @@ class ActiveSetResult:
     converged: bool
 
 
+def _rows_blocking_at_once(ratio: np.ndarray, slack: np.ndarray, scale: float) -> np.ndarray:
+    """The rows of one block that stop a step at once: the first blocking row, and every row
+    at zero slack (``<= 1e-9 scale``) whose step length to the boundary is zero (``<= 1e-12``).
+
+    All of them join the face together. Adding only the first one let the next Newton step be
+    blocked by the next such row, one row per Newton step: on digits (gate seed 4) a round of 30
+    Newton steps then only re-added the rows that a face optimum had just released, and the
+    solve took 17 rounds and 392 Newton steps (10 rounds and 182 with all of them).
+
+    Parameters
+    ----------
+    ratio : ndarray (n,)
+        Step lengths to each row's boundary (``inf`` for rows that do not block).
+    slack : ndarray (n,)
+        The rows' slacks at the point.
+    scale : float
+        The block's largest ``|prediction|``.
+
+    Returns
+    -------
+    ndarray of bool (n,)
+    """
+    rows = (ratio <= 1e-12) & (slack <= 1e-9 * scale)
+    rows[int(np.argmin(ratio))] = True
+    return rows
+
+
 def solve_restricted_active_set(
     Xa: np.ndarray,
     M: np.ndarray,
@@ -1169,7 +1196,7 @@ def solve_restricted_active_set(
                     # a free row at (numerically) zero slack blocks the step at once: it joins the
                     # face without a step
                     for j in degenerate:
-                        tight[int(np.argmin(ratio[:, j])), j] = True
+                        tight[_rows_blocking_at_once(ratio[:, j], slack[:, j], sc_k[j]), j] = True
                     dirty[degenerate] = True
                     changes += int(degenerate.size)
                     degenerate_hit = True

@@ -218,3 +218,36 @@ def test_null_space_update_by_householder_matches_the_svd():
     # a nearly dependent row is left to the SVD
     near = (R0[1] + 1e-8 * N[:, 0])[None, :]
     assert ipm._null_space_add_rows(N, smax, near) is None
+
+
+def test_rows_blocking_at_once_are_all_zero_slack_rows_crossed_at_once():
+    ratio = np.array([np.inf, 0.0, 3.0, 0.0, 1e-14, 0.4, 2.0])
+    slack = np.array([0.0, 0.0, 1.0, 1e-12, 0.0, 0.5, 2.0])
+    rows = ipm._rows_blocking_at_once(ratio, slack, scale=1.0)
+    # rows 1, 3 and 4 sit at zero slack with a zero step; rows 2, 5 and 6 block later; row 0
+    # does not block
+    assert rows.tolist() == [False, True, False, True, True, False, False]
+    # a block whose first blocking row is not degenerate: that row alone
+    rows = ipm._rows_blocking_at_once(np.array([np.inf, 0.5, 2.0]), np.array([0.0, 0.3, 1.0]), scale=1.0)
+    assert rows.tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("loss,c", [("logistic", 1), ("cross_entropy", 3)])
+def test_twin_rows_keep_the_solution(loss, c):
+    """Every sample twice (every cone row has an exact twin, the most degenerate faces): the
+    active set matches Clarabel, and the doubled program (``2 lam``) has twice the objective of
+    the original."""
+    Xa, M, S, kernel, cols, outs = _restricted(11, loss, c=c)
+    lam = 1.0
+    base = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols, outs, np.zeros((Xa.shape[1], cols.size)))
+    assert base.converged
+    F_base = _objective(Xa, M, S, kernel, lam, cols, outs, base.U)
+    X2, M2, S2 = np.r_[Xa, Xa], np.r_[M, M], np.r_[S, S]
+    k2 = make_kernel(get_loss(loss), np.r_[kernel.y64, kernel.y64], np.float64)
+    ref = ws_mod._restricted_conic(X2, M2, S2, k2, 2 * lam, cols, outs, 1e-10)
+    F_ref = _objective(X2, M2, S2, k2, 2 * lam, cols, outs, ref)
+    res = ipm.solve_restricted_active_set(X2, M2, S2, k2, 2 * lam, cols, outs, np.zeros((X2.shape[1], cols.size)))
+    assert res.converged
+    F = _objective(X2, M2, S2, k2, 2 * lam, cols, outs, res.U)
+    assert F == pytest.approx(F_ref, rel=1e-6) and F <= F_ref + 1e-7 * abs(F_ref)
+    assert F == pytest.approx(2 * F_base, rel=1e-8)

@@ -969,7 +969,8 @@ def solve_restricted_active_set(
     * a ratio test per block: a block whose step would cross one of its free rows stops there
       and that row joins its face (the other blocks take the full step length; the path is
       accepted on the Armijo rule with its own directional derivative, else the step length
-      halves until no block is stopped);
+      halves until no block is stopped); a step that free rows at zero slack block at once is
+      not taken, and all of them join the face (:func:`_rows_blocking_at_once`);
     * zero blocks: a block whose norm a step cuts by half or more is set to exactly zero when
       that does not raise the objective (the norm is not smooth there); one the step takes to
       the origin up to rounding (``1e-6`` of its norm) and one that predicts nothing on its face

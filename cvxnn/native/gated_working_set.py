@@ -373,14 +373,20 @@ def _violations(G: np.ndarray, atoms: Atoms, lam: float, columnwise: bool
         return blk, col, sig, u, v
     Gp = np.array(G, dtype=np.float64)
     if atoms.size:
-        # project the blocks with atoms onto the complements of their column and row spaces
-        for i in np.unique(atoms.blk):
-            sel = atoms.blk == i
-            P = np.linalg.qr(atoms.A[:, sel])[0]
-            Q = np.linalg.qr(atoms.B[sel].T)[0]
-            Gi = Gp[:, i, :]
-            Gi = Gi - P @ (P.T @ Gi)
-            Gp[:, i, :] = Gi - (Gi @ Q) @ Q.T
+        # project the blocks with atoms onto the complements of their column and row spaces,
+        # batched over the blocks with the same number of atoms
+        ub, inv, counts = np.unique(atoms.blk, return_inverse=True, return_counts=True)
+        order = np.argsort(inv, kind="stable")  # atoms grouped by block
+        starts = np.cumsum(counts) - counts
+        for r in np.unique(counts):
+            bsel = np.flatnonzero(counts == r)
+            at = order[starts[bsel][:, None] + np.arange(r)]  # (blocks, r) atom indices
+            P = np.linalg.qr(np.transpose(atoms.A[:, at], (1, 0, 2)))[0]  # blocks x d x r
+            Q = np.linalg.qr(np.transpose(atoms.B[at], (0, 2, 1)))[0]  # blocks x c x r
+            Gi = np.transpose(Gp[:, ub[bsel], :], (1, 0, 2))  # blocks x d x c
+            Gi = Gi - P @ (np.transpose(P, (0, 2, 1)) @ Gi)
+            Gi = Gi - (Gi @ Q) @ np.transpose(Q, (0, 2, 1))
+            Gp[:, ub[bsel], :] = np.transpose(Gi, (1, 0, 2))
     sig_all, V = gram_spectral(Gp)
     blk = np.flatnonzero(sig_all > lam)
     blk = blk[np.argsort(-sig_all[blk])]

@@ -396,3 +396,28 @@ def test_check_spacing():
     assert _check_spacing((10, 1e-2), (20, 0.9e-2), 1e-12, 10, some) == 10
     assert _check_spacing((10, 1e-3), (20, 1e-2), 1e-6, 10, none) == 10
     assert _check_spacing((10, 1e-5), (20, 2e-6), 1e-6, 10, none) == 10
+
+
+def test_violations_batched_projection_matches_per_block_projection():
+    """The complements of the atoms' spans are projected out per group of blocks with the same
+    number of atoms; the result is the per-block projection's."""
+    rng = np.random.default_rng(0)
+    d, p, c = 7, 12, 4
+    for _ in range(10):
+        G = rng.standard_normal((d, p, c))
+        blk = rng.integers(0, p, 15)
+        atoms = Atoms(blk=blk, A=rng.standard_normal((d, 15)), B=rng.standard_normal((15, c)))
+        Gp = G.copy()
+        for i in np.unique(blk):
+            P = np.linalg.qr(atoms.A[:, blk == i])[0]
+            Q = np.linalg.qr(atoms.B[blk == i].T)[0]
+            Gi = Gp[:, i, :] - P @ (P.T @ Gp[:, i, :])
+            Gp[:, i, :] = Gi - (Gi @ Q) @ Q.T
+        sig_ref = gram_spectral(Gp)[0]
+        lam = float(np.median(sig_ref))
+        vb, _, sig, u, v = _violations(G, atoms, lam, False)
+        expect = np.flatnonzero(sig_ref > lam)
+        assert sorted(vb.tolist()) == expect.tolist()
+        np.testing.assert_allclose(sig, sig_ref[vb], rtol=1e-12)
+        # (u, v) is the top singular pair of the projected block
+        np.testing.assert_allclose(np.einsum("dk,dkc,kc->k", u, Gp[:, vb, :], v), sig, rtol=1e-10)

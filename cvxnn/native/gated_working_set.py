@@ -532,7 +532,8 @@ def solve_gated_working_set(
         dmax = float(dn.max(initial=0.0))
         s = kernel.best_dual_scale(theta, np.inf if dmax == 0.0 else lam / dmax)
         D = kernel.dual_value(s * theta)
-        P = kernel.value(z) + lam * float(pen.norms(U).sum())
+        live = np.unique(at.blk)  # the other blocks are exactly zero
+        P = kernel.value(z) + lam * float(pen.norms(U[:, live, :]).sum())
         state["best_D"] = max(state["best_D"], D)
         state["checks"] += 1
         best = state["best"]

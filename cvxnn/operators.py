@@ -478,16 +478,20 @@ class ImplicitDesign:
             while len(_GRAM_CACHE) > GRAM_CACHE_DESIGNS:
                 _GRAM_CACHE.popitem(last=False)
         blocks = np.asarray(blocks, dtype=np.intp)
+        missing = [i for i in dict.fromkeys(blocks.tolist()) if i not in self._gram_eigh]
+        if missing:
+            grams = np.empty((len(missing), self.d, self.d))
+            for k, i in enumerate(missing):
+                Xi = np.asarray(self.Xa[self.mask[:, i] > 0], dtype=np.float64)
+                grams[k] = Xi.T @ Xi
+                self.flops += 2.0 * Xi.shape[0] * self.d * self.d
+            ev, vec = np.linalg.eigh(grams)  # one batched call
+            for k, i in enumerate(missing):
+                self._gram_eigh[i] = (vec[k], np.maximum(ev[k], 0.0))
         Q = np.empty((blocks.size, self.d, self.d))
         e = np.empty((blocks.size, self.d))
         for k, i in enumerate(blocks.tolist()):
-            hit = self._gram_eigh.get(i)
-            if hit is None:
-                Xi = np.asarray(self.Xa[self.mask[:, i] > 0], dtype=np.float64)
-                ev, vec = np.linalg.eigh(Xi.T @ Xi)
-                hit = self._gram_eigh[i] = (vec, np.maximum(ev, 0.0))
-                self.flops += 2.0 * Xi.shape[0] * self.d * self.d
-            Q[k], e[k] = hit
+            Q[k], e[k] = self._gram_eigh[i]
         return Q, e
 
     @property

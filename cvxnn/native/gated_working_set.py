@@ -47,10 +47,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
 
 from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
+from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
 
 __all__ = ["Atoms", "WorkingSetResult", "atoms_from_blocks", "blocks_from_atoms", "solve_gated_working_set"]
@@ -620,10 +620,8 @@ def solve_gated_working_set(
             counter["next"] = it + _check_spacing(counter["prev"], (it, r), tol, check_every, violations)
             counter["prev"] = (it, r)
 
-        res = minimize(metric if metric is not None else obj, metric.from_x(x0) if metric is not None else x0,
-                       jac=True, method="L-BFGS-B", callback=inner_callback,
-                       options={"maxiter": max(1, max_iter - state["iters"]), "maxcor": LBFGS_MEMORY,
-                                "ftol": 0.0, "gtol": 0.0, "maxls": 30})
+        res = minimize_lbfgs(metric if metric is not None else obj, metric.from_x(x0) if metric is not None else x0,
+                             memory=LBFGS_MEMORY, max_iter=max(1, max_iter - state["iters"]), callback=inner_callback)
         restricted_flops += obj.flops
         evaluations += obj.evals
         A, B = obj.split(to_x(res.x))

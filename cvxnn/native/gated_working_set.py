@@ -20,7 +20,7 @@ costs ``4 n d R + 6 n R c`` flops for ``R`` atoms, against ``2 n d p c`` per ful
 
 The outer loop (a working set, as in celer / skglm, over atoms instead of coordinates):
 
-1. L-BFGS on ``F`` over the current atoms (``scipy.optimize``), in the coordinates of a
+1. L-BFGS on ``F`` over the current atoms (:mod:`cvxnn.native.lbfgs`), in the coordinates of a
    :class:`BlockMetric` (the diagonal blocks of the Hessian of ``F``, so that atoms of very different
    sizes are equally well scaled), checked every few iterations, and more rarely once no atom is
    missing and the gap falls steadily (``_check_spacing``);

@@ -468,10 +468,18 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
                 H[np.ix_(idx, idx)] += _gram(Aw)
     if V is not None:
         H -= _gram(AN * V[:, outs_m])
-    for j in np.flatnonzero(live):
-        sl = slice(offs[j], offs[j + 1])
-        wh = w[sl] / nr[j]
-        H[sl, sl] += (lam / nr[j]) * (np.eye(dims[j]) - np.outer(wh, wh))
+    # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every live block, all blocks at once
+    blk = np.repeat(np.arange(dims.size), dims)
+    idx = np.flatnonzero(live[blk])
+    if idx.size:
+        bi = blk[idx]
+        wh = w[idx] / nr[bi]
+        pen = (np.eye(idx.size) - np.outer(wh, wh)) * (lam / nr[bi])[:, None]
+        pen *= bi[:, None] == bi[None, :]
+        if idx.size == m:
+            H += pen
+        else:
+            H[np.ix_(idx, idx)] += pen
     H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max())) + damp
     try:
         return -sla.cho_solve(sla.cho_factor(H, lower=True, check_finite=False), grad, check_finite=False)

@@ -251,3 +251,39 @@ def test_twin_rows_keep_the_solution(loss, c):
     F = _objective(X2, M2, S2, k2, 2 * lam, cols, outs, res.U)
     assert F == pytest.approx(F_ref, rel=1e-6) and F <= F_ref + 1e-7 * abs(F_ref)
     assert F == pytest.approx(2 * F_base, rel=1e-8)
+
+
+@pytest.mark.parametrize("loss,c", [("logistic", 1), ("cross_entropy", 3)])
+def test_dense_face_newton_step_solves_the_face_system(loss, c):
+    """The formed face Hessian, with the penalty curvature of the live blocks only (a block
+    that is not live has none), solves the Newton system of the reference assembly."""
+    rng = np.random.default_rng(4)
+    n, k = 60, 6
+    dims = rng.integers(1, 5, k)
+    m = int(dims.sum())
+    offs = np.concatenate([[0], np.cumsum(dims)])
+    AN = rng.standard_normal((n, m))
+    outs_m = np.repeat(rng.integers(0, c, k), dims)
+    live = np.array([True, False, True, True, False, True])
+    w = rng.standard_normal(m)
+    nr = np.sqrt(np.bincount(np.repeat(np.arange(k), dims), w * w, minlength=k))
+    y = np.eye(c)[rng.integers(0, c, n)] if c > 1 else np.where(rng.standard_normal((n, 1)) > 0, 1.0, -1.0)
+    kernel = make_kernel(get_loss(loss), y, np.float64)
+    D, V = kernel.hessian_parts(0.5 * rng.standard_normal((n, c)))
+    grad = rng.standard_normal(m)
+    lam = 0.7
+    # reference: the Hessian written out term by term
+    H = np.zeros((m, m))
+    for a in range(n):
+        Ha = np.diag(D[a]) - (np.outer(V[a], V[a]) if V is not None else 0.0)
+        Ea = np.zeros((c, m))
+        Ea[outs_m, np.arange(m)] = AN[a]
+        H += Ea.T @ Ha @ Ea
+    for j in np.flatnonzero(live):
+        sl = slice(offs[j], offs[j + 1])
+        wh = w[sl] / nr[j]
+        H[sl, sl] += lam / nr[j] * (np.eye(dims[j]) - np.outer(wh, wh))
+    H += 1e-14 * np.abs(np.diag(H)).max() * np.eye(m)
+    ref = -np.linalg.solve(H, grad)
+    step = ipm._face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad)
+    np.testing.assert_allclose(step, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())

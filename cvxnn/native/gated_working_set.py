@@ -609,7 +609,7 @@ def solve_gated_working_set(
             it = counter["it"]
             if it < counter["next"]:
                 return
-            r = check(to_x(np.asarray(getattr(xk, "x", xk))), obj, atoms)
+            r = check(to_x(xk), obj, atoms)
             if r <= tol or state["callback"]:
                 raise StopIteration
             hist = state["rel_hist"][hist0:]

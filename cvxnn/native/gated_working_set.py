@@ -53,7 +53,8 @@ from ._losses import SmoothKernel
 from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
 
-__all__ = ["Atoms", "WorkingSetResult", "atoms_from_blocks", "blocks_from_atoms", "solve_gated_working_set"]
+__all__ = ["Atoms", "BlockMetric", "FactoredObjective", "WorkingSetResult", "atoms_from_blocks", "blocks_from_atoms",
+           "solve_gated_working_set"]
 
 logger = logging.getLogger(__name__)
 

@@ -468,6 +468,13 @@ class ImplicitDesign:
         Q : ndarray of shape (k, d, d)
         e : ndarray of shape (k, d)
             Eigenvalues (clipped at 0), ascending.
+
+        Raises
+        ------
+        ShapeError
+            ``blocks`` is not a 1-D integer array.
+        InvalidParameterError
+            An index is outside ``[0, p)``.
         """
         if self._gram_eigh is None:
             key = (self.Xa.shape, self.mask.shape, hashlib.blake2b(np.ascontiguousarray(self.Xa).data).hexdigest(),
@@ -477,7 +484,12 @@ class ImplicitDesign:
             _GRAM_CACHE[key] = self._gram_eigh
             while len(_GRAM_CACHE) > GRAM_CACHE_DESIGNS:
                 _GRAM_CACHE.popitem(last=False)
-        blocks = np.asarray(blocks, dtype=np.intp)
+        blocks = np.asarray(blocks)
+        if blocks.ndim != 1 or (blocks.size and not np.issubdtype(blocks.dtype, np.integer)):
+            raise ShapeError(f"blocks must be a 1-D array of integers, got {blocks.dtype} of shape {blocks.shape}.")
+        blocks = blocks.astype(np.intp)
+        if blocks.size and (blocks.min() < 0 or blocks.max() >= self.p):
+            raise InvalidParameterError(f"block indices must lie in [0, {self.p}), got {blocks.min()}..{blocks.max()}.")
         missing = [i for i in dict.fromkeys(blocks.tolist()) if i not in self._gram_eigh]
         if missing:
             grams = np.empty((len(missing), self.d, self.d))

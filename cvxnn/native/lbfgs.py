@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from ..errors import InputError, InvalidParameterError, ShapeError
+
 __all__ = ["LBFGSResult", "minimize_lbfgs"]
 
 #: Sufficient decrease and curvature constants of the weak Wolfe conditions.
@@ -134,11 +136,33 @@ def minimize_lbfgs(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np
     Returns
     -------
     LBFGSResult
+
+    Raises
+    ------
+    ShapeError
+        ``x0`` is not a non-empty 1-D array, or ``fun`` returns a gradient of another shape.
+    InputError
+        ``x0``, or ``fun``'s value or gradient there, is not finite.
+    InvalidParameterError
+        ``memory < 1`` or ``max_iter < 0``.
     """
     x = np.array(x0, dtype=np.float64)
+    if x.ndim != 1 or x.size == 0:
+        raise ShapeError(f"x0 must be a non-empty 1-D array, got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise InputError("x0 contains NaN or infinite entries.")
+    if int(memory) < 1:
+        raise InvalidParameterError(f"memory must be at least 1, got {memory}.")
+    if int(max_iter) < 0:
+        raise InvalidParameterError(f"max_iter must be non-negative, got {max_iter}.")
     f, g = fun(x)
+    f, g = float(f), np.asarray(g, dtype=np.float64)
+    if g.shape != x.shape:
+        raise ShapeError(f"fun returned a gradient of shape {g.shape} for x of shape {x.shape}.")
+    if not (np.isfinite(f) and np.all(np.isfinite(g))):
+        raise InputError("the objective or its gradient is not finite at x0.")
     nfev = 1
-    mem = _Memory(max(1, int(memory)), x.size)
+    mem = _Memory(int(memory), x.size)
     nit = 0
     message = "max_iter"
     retried = False

@@ -366,6 +366,17 @@ def test_gram_eigh_is_cached_and_exact():
     op3 = ImplicitDesign(Xa + 1.0, pats.mask, n_outputs=2)
     op3.gram_eigh(np.array([1]))
     assert op3.flops > 0.0
+    from cvxnn.errors import InvalidParameterError, ShapeError
+
+    with pytest.raises(InvalidParameterError, match="block indices"):
+        op.gram_eigh(np.array([pats.n_patterns]))
+    with pytest.raises(InvalidParameterError, match="block indices"):
+        op.gram_eigh(np.array([-1]))
+    with pytest.raises(ShapeError, match="1-D array of integers"):
+        op.gram_eigh(np.array([[1]]))
+    with pytest.raises(ShapeError, match="1-D array of integers"):
+        op.gram_eigh(np.array([1.5]))
+    assert op.gram_eigh(np.zeros(0, dtype=int))[0].shape == (0, Xa.shape[1], Xa.shape[1])
 
 
 @pytest.mark.parametrize("loss,c,penalty", CASES[:4])

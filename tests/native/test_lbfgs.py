@@ -96,3 +96,26 @@ def test_callback_iteration_limit_and_floor():
     res = minimize_lbfgs(flat, np.ones(3))
     assert res.message == "line search failed"
     np.testing.assert_array_equal(res.x, np.ones(3))
+
+
+def test_bad_input_is_refused_with_typed_errors():
+    from cvxnn.errors import InputError, InvalidParameterError, ShapeError
+
+    quad = lambda x: (float(x @ x), 2 * x)  # noqa: E731
+    with pytest.raises(ShapeError, match="1-D"):
+        minimize_lbfgs(quad, np.zeros((2, 2)))
+    with pytest.raises(ShapeError, match="1-D"):
+        minimize_lbfgs(quad, np.zeros(0))
+    with pytest.raises(InputError, match="NaN"):
+        minimize_lbfgs(quad, np.array([1.0, np.nan]))
+    with pytest.raises(InvalidParameterError, match="memory"):
+        minimize_lbfgs(quad, np.ones(2), memory=0)
+    with pytest.raises(InvalidParameterError, match="max_iter"):
+        minimize_lbfgs(quad, np.ones(2), max_iter=-1)
+    with pytest.raises(ShapeError, match="gradient of shape"):
+        minimize_lbfgs(lambda x: (1.0, np.zeros(3)), np.ones(2))
+    with pytest.raises(InputError, match="not finite"):
+        minimize_lbfgs(lambda x: (np.nan, x), np.ones(2))
+    # a non-finite value away from x0 is a failed trial step, not an error
+    res = minimize_lbfgs(lambda x: (float(x @ x) if abs(x[0]) < 2 else np.inf, 2 * x), np.array([1.5, 0.0]))
+    assert np.abs(res.x).max() <= 1e-8

@@ -31,6 +31,7 @@ from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
+from . import working_set as _ws
 from ._losses import make_kernel
 from .al import solve_relu
 from .certificates import gated_certificate, relu_certificate
@@ -274,6 +275,14 @@ def solve_native(
     return sol
 
 
+#: Stop reasons of the working set after which, for a quadratic loss with scalar output, the
+#: Clarabel QP working set continues from its point (size and memory go to the augmented
+#: Lagrangian instead). The active-set working set is the default for that case too: measured
+#: on diabetes (``lam`` from 0.1 n to 3e-4 n, 32 and 100 gates) and on planted and Friedman
+#: problems it was 2x to 12x faster than the QP working set, except at ``lam = 1e-4 n`` with
+#: 100 gates, where its restricted programs cover all 200 blocks and it ran out of rounds
+#: (benchmarks/bench_native.py, docs/native.md "Working set for C-ReLU").
+QP_CONTINUE_REASONS = ("max_iterations", "not_certified", "inner_solver")
 #: Tolerance below which the augmented Lagrangian hands its point to the working set's Newton
 #: finish (C-ReLU with a Hessian: scalar output or the one-vs-all program).
 AL_HANDOFF_TOL = 1e-4
@@ -420,18 +429,35 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
 
 def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, callback,
                      memory_budget):
-    """The working-set interior point; returns (solution kwargs or None, result)."""
+    """The working set; returns (solution kwargs, result).
+
+    Every loss runs :func:`~cvxnn.native.working_set.solve_relu_working_set` (restricted programs
+    by the active-set method, the barrier as its fallback). For a quadratic loss with scalar
+    output, a run that stops uncertified for a reason other than size or the iteration budget
+    (the dense optima of a very small ``lam``, where the active set cycles through face changes)
+    is continued from its point by the Clarabel QP working set
+    (:func:`~cvxnn.native.working_set_qp.solve_relu_working_set_qp`).
+    """
     kernel64 = make_kernel(loss_obj, y2, np.float64)
     T0 = None
     if warm is not None:
         T0 = np.concatenate([_as3(warm.V), _as3(warm.W)], axis=1).astype(np.float64)
     c = y2.shape[1]
-    # quadratic loss, scalar output: the restricted programs are QPs that Clarabel solves directly;
-    # every other loss (and the one-vs-all vector program): the barrier method with the Hessian
-    ws_solver = solve_relu_working_set_qp if (loss_obj.quadratic and c == 1) else solve_relu_working_set
-    res = ws_solver(Xa64, patterns.mask, kernel64, lam, gates=patterns.gates, tol=tol,
-                                 feas_tol=feas_tol, max_iter=max_iter, T0=T0, callback=callback,
-                                 memory_budget=memory_budget)
+    kw_run = dict(gates=patterns.gates, tol=tol, feas_tol=feas_tol, callback=callback, memory_budget=memory_budget)
+    res = solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, max_iter=max_iter, T0=T0, **kw_run)
+    inner = "active_set" if _ws.ACTIVE_SET else "barrier"
+    if (loss_obj.quadratic and c == 1 and not res.converged and res.reason in QP_CONTINUE_REASONS
+            and res.iterations < max_iter):
+        logger.info("working set stopped (%s) at relative gap %.3e after %d Newton steps; the Clarabel QP "
+                    "working set continues from its point", res.reason, res.rel_gap, res.iterations)
+        first = res
+        res = solve_relu_working_set_qp(Xa64, patterns.mask, kernel64, lam, max_iter=max_iter - first.iterations,
+                                        T0=first.T, **kw_run)
+        res.iterations += first.iterations
+        res.rounds += first.rounds
+        res.nnls_solves += first.nnls_solves
+        res.history = first.history + res.history
+        inner = "active_set+clarabel_qp"
     p = patterns.n_patterns
     extra = {
         "rel_gap": res.rel_gap,
@@ -441,7 +467,7 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
         "working_set": res.working_set,
         "nnls_solves": res.nnls_solves,
         "history": res.history,
-        "inner_solver": "clarabel_qp" if ws_solver is solve_relu_working_set_qp else "barrier",
+        "inner_solver": inner,
         "stop_reason": res.reason,
         "feas_tol": feas_tol,
         "stopped_by_callback": res.reason == "callback",

@@ -11,8 +11,7 @@ from cvxnn import build_program, lam_max, sample_patterns
 from cvxnn.errors import ConvergenceWarning, InvalidParameterError
 from cvxnn.native import duality_gap, solve_native
 from cvxnn.native import working_set as ws_mod
-from cvxnn.native import working_set_qp as qp_mod
-from cvxnn.native.working_set_qp import working_set_bytes_qp
+from cvxnn.native.working_set_qp import solve_relu_working_set_qp
 
 
 def _problem(seed, n=50, d=3, p=20, bias=True):
@@ -108,7 +107,7 @@ def test_fallback_to_al_when_the_working_set_outgrows_its_cap(monkeypatch):
     X, y, pats = _problem(7, n=40, p=15)
     ref = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7)
     assert ref.solver == "working_set" and ref.converged
-    monkeypatch.setattr(qp_mod, "MAX_VARS", 2 * X.shape[1])
+    monkeypatch.setattr(ws_mod, "MAX_VARS", 2 * X.shape[1])
     sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-7, max_iter=20000)
     assert sol.solver == "al" and sol.extra["fallback"] == "working_set_too_large"
     assert sol.converged
@@ -118,10 +117,52 @@ def test_fallback_to_al_when_the_working_set_outgrows_its_cap(monkeypatch):
 def test_fallback_when_the_working_set_exceeds_the_memory_budget():
     X, y, pats = _problem(8, n=40, d=4, p=15)
     d = X.shape[1] + 1
-    # enough for the augmented Lagrangian's arrays, not for a 16-block conic program
-    budget = working_set_bytes_qp(X.shape[0], d, 16) - 1
+    # enough for the augmented Lagrangian's arrays, not for the first restricted program
+    first = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-6).extra["history"][0]["working_set"]
+    budget = ws_mod.working_set_bytes(X.shape[0], d, first) - 1
     sol = solve_native(X, y, pats, activation="relu", lam=1.0, tol=1e-6, max_iter=20000, memory_budget=budget)
     assert sol.solver == "al" and sol.extra["fallback"] == "memory"
+
+
+def test_squared_loss_runs_the_active_set_working_set():
+    """Scalar squared loss takes the same working set as every other loss (its restricted
+    programs by the active-set method); the Clarabel QP working set is not needed."""
+    X, y, pats = _problem(3, n=80, p=25)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.5, tol=1e-7)
+    ref = build_program(X, y, activation="relu", lam=0.5, patterns=pats).solve()
+    assert sol.converged and sol.solver == "working_set" and sol.extra["inner_solver"] == "active_set"
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+
+
+def test_qp_working_set_continues_an_uncertified_squared_loss_run(monkeypatch):
+    """A squared-loss run that stops uncertified for lack of rounds is finished by the Clarabel
+    QP working set from its point; its rounds and Newton steps are counted with the QP's."""
+    X, y, pats = _problem(4, n=80, p=25)
+    ref = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
+    assert ref.converged and ref.extra["inner_solver"] == "active_set"
+    monkeypatch.setattr(ws_mod, "MAX_ROUNDS", 1)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
+    assert sol.converged and sol.solver == "working_set"
+    assert sol.extra["inner_solver"] == "active_set+clarabel_qp"
+    assert sol.extra["rounds"] >= 2 and len(sol.extra["history"]) >= 2
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert sol.max_cone_violation(X) <= 1e-9
+
+
+def test_qp_working_set_alone_matches_the_default():
+    """The QP working set stays callable directly and agrees with the default solver."""
+    from cvxnn.losses import get_loss
+    from cvxnn.native._losses import make_kernel
+
+    X, y, pats = _problem(5, n=60, p=20)
+    from cvxnn.patterns import add_bias_column
+
+    Xa = add_bias_column(X)
+    kernel = make_kernel(get_loss("squared"), y[:, None], np.float64)
+    res = solve_relu_working_set_qp(Xa, pats.mask, kernel, 0.4, gates=pats.gates, tol=1e-7)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.4, tol=1e-7)
+    assert res.converged and sol.converged
+    assert res.primal == pytest.approx(sol.objective_value, rel=1e-6)
 
 
 def test_callback_sees_rounds_and_can_stop():

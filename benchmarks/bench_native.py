@@ -23,14 +23,19 @@ Sections
      outside the timer), also at equal final objective;
    * achieved GFLOP/s of the native solve (GEMM flops / wall time, all overheads included)
      against a same-shape numpy GEMM ``(n x p) @ (p x d)`` timed in the same run.
-2. C-ReLU at ``n=1000, d=10, p=50``: the default native solver (working-set interior point)
-   and the augmented Lagrangian (``solver='al'``) against CVXPY+Clarabel and scnn's AL.
+2. C-ReLU at ``n=1000, d=10, p=50``: the default native solver (the working set, restricted
+   programs by the active-set method), the Clarabel QP working set and the augmented
+   Lagrangian (``solver='al'``) against CVXPY+Clarabel and scnn's AL.
 3. Peak memory of a float32 C-GReLU solve at ``n=100000, d=50, p=1000`` (tracemalloc), with
    the float mask cached and with a small budget that forces chunked conversion.
 4. C-ReLU classification on scikit-learn's data (standardized, 70/30 stratified split,
    ``random_state=0``): ``ConvexReLUClassifier(lam=0.01 n, n_gates=100)`` against
    ``MLPClassifier()`` (fit time, certificate, test accuracy), and the native solve against
    CVXPY+Clarabel on the same program (digits on the largest subsample CVXPY compiles).
+5. C-ReLU squared-loss regression on diabetes (standardized, 70/30 split, ``random_state=0``):
+   the default working set (active-set restricted solves) against the Clarabel QP working set
+   (``solve_relu_working_set_qp``) and CVXPY+Clarabel on the same program, and
+   ``ConvexReLURegressor`` against ``MLPRegressor``.
 
 A peer that is not installed or fails is reported as such; no number is ever invented.
 """
@@ -320,6 +325,7 @@ def section_relu(cfg, args, out):
         t0 = time.perf_counter()
         ws = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-6)
         t_ws = min(t_ws, time.perf_counter() - t0)
+    t_qp, qp = _qp_working_set(X, y, pats, lam, repeats=NATIVE_REPEATS)
     t0 = time.perf_counter()
     al = solve_native(X, y, pats, activation="relu", solver="al", lam=lam, tol=1e-6, max_iter=args.al_max_iter)
     t_al = time.perf_counter() - t0
@@ -337,13 +343,17 @@ def section_relu(cfg, args, out):
 
     if ws.solver == "working_set":
         note = (f" ({ws.extra['rounds']} rounds, final working set {len(ws.extra['working_set'])} of {2 * p} "
-                f"blocks, {ws.iterations} IPM its)")
+                f"blocks, {ws.iterations} Newton steps, restricted solves: {ws.extra['inner_solver']})")
     else:
         note = f" (fell back to {ws.solver}: {ws.extra.get('fallback')})"
     row("native working set (default)", t_ws, ws, note)
+    out(f"| native working set, Clarabel QP restricted solves (`solve_relu_working_set_qp`) | {_fmt_t(t_qp)} | "
+        f"{qp.primal:.10g} | {(qp.primal - ref) / abs(ref):+.1e} | {qp.rel_gap:.1e} | {qp.violation:.1e} | "
+        f"{'optimal' if qp.converged else qp.reason} ({qp.rounds} rounds, {qp.iterations} IPM its) |")
     row("native AL (solver='al')", t_al, al, f" ({al.iterations} inner its, {al.extra['outer_iterations']} outer)")
     row("CVXPY+Clarabel (compile + solve)", t_c, cs)
-    ratios = [f"Clarabel / working set = {_ratio(t_c, t_ws)}", f"Clarabel / AL = {_ratio(t_c, t_al)}"]
+    ratios = [f"Clarabel / working set = {_ratio(t_c, t_ws)}", f"QP working set / working set = {_ratio(t_qp, t_ws)}",
+              f"Clarabel / AL = {_ratio(t_c, t_al)}"]
     if args.scnn_al:
         r = run_scnn_relu(X, y, pats, lam)
         if isinstance(r, str):
@@ -355,6 +365,23 @@ def section_relu(cfg, args, out):
     else:
         ratios.append("scnn AL not run (pass --scnn-al)")
     out("\nRatios (same run): " + "; ".join(ratios) + ".")
+
+
+def _qp_working_set(X, y, pats, lam, repeats=1):
+    """The Clarabel QP working set on the same squared-loss program (best of ``repeats``)."""
+    from cvxnn.losses import get_loss
+    from cvxnn.native._losses import make_kernel
+    from cvxnn.native.working_set_qp import solve_relu_working_set_qp
+    from cvxnn.patterns import add_bias_column
+
+    Xa = add_bias_column(X) if pats.bias else np.asarray(X, dtype=np.float64)
+    kernel = make_kernel(get_loss("squared"), np.asarray(y, dtype=np.float64)[:, None], np.float64)
+    best, res = math.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = solve_relu_working_set_qp(Xa, pats.mask, kernel, lam, gates=pats.gates, tol=1e-6)
+        best = min(best, time.perf_counter() - t0)
+    return best, res
 
 
 def section_memory(args, out):
@@ -387,14 +414,15 @@ def section_memory(args, out):
         out("\nProcess max RSS: not available on this platform (no resource module)")
 
 
-def _real_split(name):
-    """Standardized 70/30 stratified split (``random_state=0``) of a scikit-learn data set."""
+def _real_split(name, stratify=True):
+    """Standardized 70/30 split (``random_state=0``; stratified for classification) of a
+    scikit-learn data set."""
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
 
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.3, stratify=y if stratify else None, random_state=0)
     sc = StandardScaler().fit(Xtr)
     return sc.transform(Xtr), sc.transform(Xte), ytr, yte
 
@@ -499,6 +527,73 @@ def section_classification(args, out):
             f"{nat.objective_value:.10g} | {ref.objective_value:.10g} | {rel:+.1e} | {nat.rel_gap:.1e} | {status} |")
 
 
+def section_regression(args, out):
+    """C-ReLU squared-loss regression on diabetes: the default working set (active-set restricted
+    solves) against the Clarabel QP working set and CVXPY+Clarabel on the same program, and the
+    estimator against MLPRegressor."""
+    out("\n## 5. C-ReLU regression on real data (diabetes, standardized X, 70/30 split, random_state=0)\n")
+    try:
+        from sklearn.neural_network import MLPRegressor
+    except ImportError:  # pragma: no cover
+        out("scikit-learn not installed: section skipped")
+        return
+    from cvxnn import ConvexReLURegressor
+
+    Xtr, Xte, ytr, yte = _real_split("diabetes", stratify=False)
+    n = Xtr.shape[0]
+    yc = (ytr - ytr.mean()) / ytr.std()
+    out("Native solves of the squared-loss program on the standardized target, `tol=1e-6` (best of 2; "
+        "CVXPY+Clarabel once, where listed).\n")
+    out("| lam / n | gates | working set (default) | status, rel. gap, Newton steps | QP working set | "
+        "status, rel. gap | QP / default | CVXPY+Clarabel | Clarabel / default | rel. objective diff. |")
+    out("|---:|---:|---:|---|---:|---|---:|---:|---:|---:|")
+    ratios = []
+    for frac, gates, clar in args.regression_cases:
+        pats = sample_patterns(Xtr, gates, seed=0, bias=True)
+        lam = frac * n
+        t_ws, ws = math.inf, None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            ws = solve_native(Xtr, yc, pats, activation="relu", lam=lam, tol=1e-6)
+            t_ws = min(t_ws, time.perf_counter() - t0)
+        t_qp, qp = _qp_working_set(Xtr, yc, pats, lam, repeats=1 if frac < 0.01 else 2)
+        diff = (ws.objective_value - qp.primal) / abs(qp.primal)
+        c_cells = "- | -"
+        if clar:
+            t_c, ref, status = _clarabel_program(Xtr, yc, "squared", lam, pats)
+            if ref is not None:
+                c_cells = f"{_fmt_t(t_c)} | {_ratio(t_c, t_ws)}"
+                diff = max(diff, (ws.objective_value - ref.objective_value) / abs(ref.objective_value), key=abs)
+            else:
+                c_cells = f"{status} | -"
+        out(f"| {frac:g} | {gates} | {_fmt_t(t_ws)} | {ws.status}, {ws.rel_gap:.1e}, {ws.iterations} "
+            f"({ws.extra.get('inner_solver', ws.solver)}) | {_fmt_t(t_qp)} | "
+            f"{'optimal' if qp.converged else qp.reason}, {qp.rel_gap:.1e} | {_ratio(t_qp, t_ws)} | {c_cells} | "
+            f"{diff:+.1e} |")
+        ratios.append(f"lam={frac:g} n, {gates} gates: QP / default = {_ratio(t_qp, t_ws)}")
+    out("\nRatios (same run): " + "; ".join(ratios) + ".")
+
+    out("\n`ConvexReLURegressor(n_gates=100, random_state=0)` (defaults: `lam=0.01 n`, standardized target) "
+        "against `MLPRegressor(max_iter=2000, random_state=0)` on the raw target (fit time best of 2, test R^2).\n")
+    out("| model | fit time | status | test R^2 |")
+    out("|---|---:|---|---:|")
+    t_c, est = math.inf, None
+    for _ in range(2):
+        est = ConvexReLURegressor(n_gates=100, random_state=0)
+        t0 = time.perf_counter()
+        est.fit(Xtr, ytr)
+        t_c = min(t_c, time.perf_counter() - t0)
+    out(f"| ConvexReLURegressor | {_fmt_t(t_c)} | {est.status_} | {est.score(Xte, yte):.4f} |")
+    t_m, mlp = math.inf, None
+    for _ in range(2):
+        mlp = MLPRegressor(max_iter=2000, random_state=0)
+        t0 = time.perf_counter()
+        mlp.fit(Xtr, ytr)
+        t_m = min(t_m, time.perf_counter() - t0)
+    out(f"| MLPRegressor | {_fmt_t(t_m)} | {mlp.n_iter_} epochs | {mlp.score(Xte, yte):.4f} |")
+    out(f"\nRatio (same run): MLP / cvxnn fit = {_ratio(t_m, t_c)}.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (1-2 minutes)")
@@ -506,8 +601,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scnn-al", action="store_true", help="also run scnn's AL (slow: minutes)")
     ap.add_argument("--digits-full", action="store_true",
                     help="also fit the 10-class ReLU classifier on all of digits (slow: see docs/benchmarks.md)")
-    ap.add_argument("--sections", default="gated,relu,memory,classification",
-                    help="comma-separated subset of gated,relu,memory,classification (default: all)")
+    ap.add_argument("--sections", default="gated,relu,memory,classification,regression",
+                    help="comma-separated subset of gated,relu,memory,classification,regression (default: all)")
     args = ap.parse_args(argv)
     if args.quick:
         sizes = [(1000, 20, 200), (2000, 20, 200)]
@@ -527,6 +622,10 @@ def main(argv=None) -> int:
     args.class_sets = ["breast_cancer"] if args.quick else ["breast_cancer", "wine", "iris"] + (
         ["digits"] if args.digits_full else [])
     # (data set, training rows or None for all, gates): digits at full size does not compile in CVXPY
+    # (lam / n, gates, also run CVXPY+Clarabel) of the regression section
+    args.regression_cases = ([(0.01, 32, True)] if args.quick else
+                             [(0.1, 100, False), (0.01, 100, True), (0.003, 100, False), (0.001, 100, False),
+                              (0.001, 32, False)])
     args.clarabel_cases = ([("breast_cancer", None, 32)] if args.quick else
                            [("breast_cancer", None, 100), ("wine", None, 100), ("digits", 300, 20)])
 
@@ -560,6 +659,8 @@ def main(argv=None) -> int:
         section_memory(args, out)
     if "classification" in sections:
         section_classification(args, out)
+    if "regression" in sections:
+        section_regression(args, out)
     out(f"\ntotal benchmark time: {time.perf_counter() - t_all:.0f} s")
     return 0
 

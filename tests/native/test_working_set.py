@@ -358,3 +358,49 @@ def test_vector_working_set_certifies_with_either_start(monkeypatch, steepest):
     assert sol.status == "optimal" and sol.rel_gap <= 1e-8
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
     assert sol.max_cone_violation(X) <= 1e-9
+
+
+def test_feasible_warm_start_moves_blocks_into_their_cones():
+    """Blocks outside their cones move inside along the interior direction, tiny blocks become
+    zero, feasible blocks are untouched."""
+    Xa, M, gates, _ = _scan_problem(2, p=10, c=1)
+    S = 2.0 * M - 1.0
+    p = M.shape[1]
+    nb = 2 * p
+    bpat = np.arange(nb) % p
+    rng = np.random.default_rng(2)
+    G = gates / np.linalg.norm(gates, axis=0)
+    T = np.zeros((Xa.shape[1], nb))
+    T[:, 0] = G[:, 0]  # feasible
+    T[:, 1] = G[:, 1] + 0.5 * rng.standard_normal(Xa.shape[1])  # most likely outside K_1
+    T[:, 2] = 1e-9 * G[:, 2]  # tiny
+    T[:, p + 3] = rng.standard_normal(Xa.shape[1])  # any direction, pattern 3
+    out = ws_mod._feasible_warm_start(T, Xa, S, bpat, lambda i: G[:, i])
+    np.testing.assert_array_equal(out[:, 0], T[:, 0])
+    assert not out[:, 2].any()
+    for b in (0, 1, p + 3):
+        sl = S[:, bpat[b]] * (Xa @ out[:, b])
+        assert sl.min() >= 0.0
+    # the push is along the interior direction only
+    for b in (1, p + 3):
+        delta = out[:, b] - T[:, b]
+        g = G[:, bpat[b]]
+        np.testing.assert_allclose(delta, (delta @ g) * g, atol=1e-12 * max(1.0, np.abs(delta).max()))
+    # a cone without an interior direction: the block is dropped
+    out2 = ws_mod._feasible_warm_start(T, Xa, S, bpat, lambda i: None if i == 1 else G[:, i])
+    if (S[:, 1] * (Xa @ T[:, 1])).min() < 0:
+        assert not out2[:, 1].any()
+
+
+def test_augmented_lagrangian_point_warm_starts_the_active_set():
+    """An augmented-Lagrangian point (outside its cones, many small blocks) starts the working
+    set's active set directly (no barrier round) and certifies the cold optimum."""
+    X, y, pats = _problem(11, n=120, d=4, p=30)
+    lam = 0.3
+    cold = solve_native(X, y, pats, activation="relu", lam=lam, tol=1e-8)
+    al = solve_native(X, y, pats, activation="relu", solver="al", lam=lam, tol=1e-3, max_iter=300)
+    assert al.max_cone_violation(X) > 0  # the AL point is not cone feasible
+    sol = solve_native(X, y, pats, activation="relu", solver="working_set", lam=lam, tol=1e-8, warm_start=al)
+    assert sol.converged and sol.extra["history"][0]["status"] == "active_set"
+    assert sol.objective_value == pytest.approx(cold.objective_value, rel=1e-7)
+    assert sol.max_cone_violation(X) <= 1e-9

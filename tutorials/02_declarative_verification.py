@@ -87,8 +87,8 @@ print(f"hand-written program, Clarabel: {by_hand.value:.10f}")
 # %% [markdown]
 # ## 3. Three solvers on the same program
 # `program.solve(...)` returns a `ConvexSolution` with status, objective, time and the largest cone
-# violation. The native solver (for C-ReLU: a working-set interior point with a KKT check of the
-# other blocks) runs on the same patterns.
+# violation. The native solver (for C-ReLU: a working set whose restricted programs an active-set
+# method solves, with a KKT check of the other blocks) runs on the same patterns.
 
 # %%
 solutions = {}

@@ -1,8 +1,9 @@
-"""Native fast path: matrix-free R-FISTA (C-GReLU); a working-set interior point and an
-augmented Lagrangian (C-ReLU).
+"""Native fast path: matrix-free R-FISTA and a working set of rank-one atoms (C-GReLU); a
+working set with active-set restricted solves and an augmented Lagrangian (C-ReLU).
 
-R-FISTA and the augmented Lagrangian use numpy/scipy only; the working set calls Clarabel
-directly on small restricted programs. The ``n x p d`` design is never formed (see
+The solvers use numpy/scipy; Clarabel serves only as a fallback of the C-ReLU working set
+(called directly by the squared loss's QP working set, through CVXPY for the restricted conic
+solve when Newton on the faces fails). The ``n x p d`` design is never formed (see
 :mod:`cvxnn.operators`).
 
 * :func:`solve_native` -- solve and return a certified :class:`~cvxnn.solution.ConvexSolution`;

@@ -152,11 +152,13 @@ def solve_native(
     solver : {"auto", "rfista", "working_set", "al"}
         C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, for vector output in float64,
         the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first and
-        R-FISTA only when that does not certify. For C-ReLU, ``"working_set"`` runs a barrier
-        interior-point method with Newton steps on a growing working set of blocks, Newton's
-        method on the identified cone faces, and a KKT check of all other blocks
-        (:mod:`cvxnn.native.working_set`; every native loss, scalar output or the columnwise
-        vector program, float64; ``max_iter`` caps its Newton steps), and ``"al"`` the
+        R-FISTA only when that does not certify. For C-ReLU, ``"working_set"`` solves the program
+        restricted to a growing working set of blocks by a primal active-set method (Newton steps
+        on the cone faces; a barrier interior point as its fallback) and checks every other block
+        against its KKT condition (:mod:`cvxnn.native.working_set`; every native loss, scalar
+        output or the columnwise vector program, float64; ``max_iter`` caps its Newton steps; a
+        squared-loss scalar run that stops uncertified is finished by the Clarabel QP working set,
+        :mod:`cvxnn.native.working_set_qp`), and ``"al"`` the
         augmented Lagrangian (any output and penalty, float32 or float64). ``"auto"`` picks
         ``"working_set"`` where it applies and ``"al"`` otherwise; when the working set cannot
         finish (it outgrows its cap or the memory budget, or is not certified) the augmented

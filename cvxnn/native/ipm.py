@@ -1191,7 +1191,8 @@ def solve_restricted_active_set(
                 dY = np.zeros((rk, k))
                 for j in np.flatnonzero(live):
                     dY[:, j] = bases[j] @ step[offs[j]:offs[j + 1]]
-                dslack = Sb * (Xr @ dY)
+                XdY = Xr @ dY
+                dslack = Sb * XdY
                 blocking = ~tight & (dslack < 0.0)
                 ratio = np.full((n, k), np.inf)
                 np.divide(-np.maximum(slack, 0.0), dslack, out=ratio, where=blocking)
@@ -1214,12 +1215,16 @@ def solve_restricted_active_set(
                 for j in np.flatnonzero(live):
                     sl = slice(offs[j], offs[j + 1])
                     gY[j] = float(grad[sl] @ step[sl])
+                # the trial predictions are Z + sum_j t_j dZ_j: one (n x k) @ (k x c) product per
+                # trial instead of the k block products of objective()
+                dZ_blocks = coef * XdY
                 t = 1.0
                 for _ls in range(60 if damp == 0.0 else 30):
                     tj = np.minimum(t, amax)
                     pred = float(gY @ tj)
                     Y_t = Y + dY * tj
-                    F_t, Z_t = objective(Y_t)
+                    Z_t = Z + dZ_blocks @ (tj[:, None] * Eout)
+                    F_t = kernel.value(Z_t) + lam * float(np.linalg.norm(Y_t, axis=0).sum())
                     if pred < 0.0 and (F_t <= F + ARMIJO * pred or abs(F_t - F) <= 1e-15 * abs(F)):
                         accepted = True
                         break

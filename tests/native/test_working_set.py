@@ -149,6 +149,23 @@ def test_qp_working_set_continues_an_uncertified_squared_loss_run(monkeypatch):
     assert sol.max_cone_violation(X) <= 1e-9
 
 
+def test_large_squared_loss_problems_run_the_qp_working_set_first(monkeypatch):
+    """From QP_FIRST_ROWS samples on, the squared loss with scalar output starts with the QP
+    working set; the optimum is the same."""
+    from cvxnn.native import solve as solve_mod
+
+    X, y, pats = _problem(6, n=90, p=20)
+    ref = solve_native(X, y, pats, activation="relu", lam=0.4, tol=1e-7)
+    monkeypatch.setattr(solve_mod, "QP_FIRST_ROWS", 50)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.4, tol=1e-7)
+    assert ref.extra["inner_solver"] == "active_set" and sol.extra["inner_solver"] == "clarabel_qp"
+    assert sol.converged and sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    # other losses keep the active set at any size
+    yl = np.where(y > np.median(y), 1.0, -1.0)
+    sol_l = solve_native(X, yl, pats, activation="relu", loss="logistic", lam=0.4, tol=1e-7)
+    assert sol_l.extra["inner_solver"] == "active_set"
+
+
 def test_qp_working_set_alone_matches_the_default():
     """The QP working set stays callable directly and agrees with the default solver."""
     from cvxnn.losses import get_loss

@@ -313,19 +313,18 @@ class KKTScan:
 
 
 def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """``argmin_{rho >= 0} ||At rho - c||`` and its residual: warm-started Lawson-Hanson from the
-    support of ``x0`` when there is one (measured 30x faster than a cold solve on digits-sized
-    cones), SciPy's solver otherwise."""
-    if x0 is not None and np.any(x0 > 0):
-        support = np.flatnonzero(x0 > 0)
-        if support.size > At.shape[0]:
-            # an NNLS solution has at most d positive entries; a projected-gradient point has
-            # many small ones, and Lawson-Hanson from all of them was measured 2-3x slower than a
-            # cold solve: start from its d largest entries
-            top = support[np.argsort(-x0[support])[:At.shape[0]]]
-            trimmed = np.zeros_like(x0)
-            trimmed[top] = x0[top]
-            x0 = trimmed
+    """``argmin_{rho >= 0} ||At rho - c||`` and its residual: warm-started Lawson-Hanson
+    (:func:`~cvxnn.native.nnls.nnls_warm`) from ``x0`` when it is an earlier NNLS solution (at
+    most ``d`` positive entries), SciPy's solver otherwise.
+
+    Measured on the KKT checks of breast cancer and digits fits (``lam = 0.01 n``, 100 gates):
+    from an earlier solution the warm start took 0.18 ms against 1.1 ms cold (breast cancer,
+    ``d = 31``, ``n = 398``) and 0.48 ms against 9.0 ms (digits, ``d = 65``, ``n = 1257``). From a
+    projected-gradient point (many small positive entries) it was slower than a cold solve,
+    whichever entries it started from (its ``d`` largest: 2.3 against 0.71 ms and 14.4 against
+    9.3 ms; its ``d/2`` largest or those above ``0.1`` of the largest did no better).
+    """
+    if x0 is not None and 0 < int(np.count_nonzero(x0 > 0)) <= At.shape[0]:
         return nnls_warm(At, c, x0)
     return nnls(At, c, maxiter=50 * (At.shape[1] + 1))
 

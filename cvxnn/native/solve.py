@@ -24,6 +24,7 @@ from ..activations import Activation, get_activation
 from ..errors import (
     ConvergenceWarning,
     InvalidParameterError,
+    NonFiniteError,
     PatternMismatchError,
     ShapeError,
 )
@@ -324,6 +325,11 @@ def _check_warm(warm, patterns: Patterns, spec: Activation, c: int):
             f"a {spec.label} solve needs a {spec.label} warm start ({', '.join(spec.blocks)}); a "
             f"{warm.activation} point does not satisfy its constraints (it is not cone feasible)."
         )
+    for name in ("U", "V", "W"):
+        value = getattr(warm, name, None)
+        if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64))):
+            raise NonFiniteError(f"warm_start has non-finite weights in {name} (NaN or inf); "
+                                 "pass a finite model or no warm start.")
     return warm
 
 

@@ -251,6 +251,15 @@ def test_bad_data(reg):
         solve_native(X, y, pats, warm_start=ConvexModel("gated_relu", other, U=np.zeros((4, other.n_patterns))))
     with pytest.raises(InvalidParameterError):
         solve_native(X, y, pats, warm_start=np.zeros((4, pats.n_patterns)))
+    # a model whose weights were overwritten with NaN or inf after it was built
+    warm = ConvexModel("gated_relu", pats, U=np.zeros((4, pats.n_patterns)))
+    warm.U[1, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="warm_start has non-finite weights in U"):
+        solve_native(X, y, pats, warm_start=warm)
+    warm = ConvexModel("relu", pats, V=np.zeros((4, pats.n_patterns)), W=np.zeros((4, pats.n_patterns)))
+    warm.V[0, 0] = np.inf
+    with pytest.raises(NonFiniteError, match="in V"):
+        solve_native(X, y, pats, activation="relu", warm_start=warm)
 
 
 def test_inputs_not_modified(reg):

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from ..errors import ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
@@ -628,6 +629,8 @@ def solve_relu_working_set(
 
     in_W = np.zeros(nb, dtype=bool)
     U_full = np.zeros((d, nb))
+    if T0 is not None and np.asarray(T0).size != d * nb:
+        raise ShapeError(f"T0 must have shape {(d, 2 * p, c)} (the blocks [V, W]), got {np.shape(T0)}.")
     if T0 is not None:
         U_full[:] = _feasible_warm_start(np.asarray(T0, dtype=np.float64).reshape(d, nb), Xa, S, bpat, direction)
         in_W |= np.linalg.norm(U_full, axis=0) > 0

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ..errors import ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
@@ -278,6 +279,8 @@ def solve_relu_working_set_qp(
         return scanner.scan(theta, in_W, want)
 
     in_W = np.zeros(2 * p, dtype=bool)
+    if T0 is not None and np.asarray(T0).size != d * 2 * p:
+        raise ShapeError(f"T0 must have shape {(d, 2 * p, 1)} (the blocks [V, W]), got {np.shape(T0)}.")
     if T0 is not None:
         in_W |= np.linalg.norm(np.asarray(T0).reshape(d, 2 * p, -1), axis=(0, 2)) > 0
     T = np.zeros((d, 2 * p, 1))

@@ -421,3 +421,17 @@ def test_augmented_lagrangian_point_warm_starts_the_active_set():
     assert sol.converged and sol.extra["history"][0]["status"] == "active_set"
     assert sol.objective_value == pytest.approx(cold.objective_value, rel=1e-7)
     assert sol.max_cone_violation(X) <= 1e-9
+
+
+@pytest.mark.parametrize("solver", ["active_set", "qp"])
+def test_warm_start_of_the_wrong_shape_is_refused(solver):
+    from cvxnn.errors import ShapeError
+    from cvxnn.losses import get_loss
+    from cvxnn.native._losses import make_kernel
+    from cvxnn.patterns import add_bias_column
+
+    X, y, pats = _problem(12, n=40, p=10)
+    kernel = make_kernel(get_loss("squared"), y[:, None], np.float64)
+    run = ws_mod.solve_relu_working_set if solver == "active_set" else solve_relu_working_set_qp
+    with pytest.raises(ShapeError, match="T0 must have shape"):
+        run(add_bias_column(X), pats.mask, kernel, 1.0, gates=pats.gates, T0=np.zeros((2, 3)))

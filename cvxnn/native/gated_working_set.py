@@ -62,6 +62,8 @@ logger = logging.getLogger(__name__)
 CHECK_EVERY = 10
 #: Largest spacing of the full checks, in units of CHECK_EVERY (see _check_spacing).
 CHECK_SPACING_MAX = 6
+#: ... and at most this multiple of the spacing before it.
+CHECK_SPACING_GROWTH = 2.0
 #: L-BFGS memory.
 LBFGS_MEMORY = 20
 #: L-BFGS runs in the coordinates of a :class:`BlockMetric` (the diagonal blocks of the Hessian).
@@ -77,6 +79,10 @@ MAX_ROUNDS = 30
 #: over this many checks.
 STALL_CHECKS = 3
 STALL_FACTOR = 0.75
+#: ... or at once, when the duality gap of the restricted program (the blocks that hold atoms)
+#: is below this fraction of the full gap while some block outside it violates its optimality
+#: condition: the rest of the gap is then the missing blocks' (the inner tolerance of celer).
+RESTRICTED_FRACTION = 0.3
 #: The working set gives up (and R-FISTA continues from its point) once one evaluation of the
 #: factored objective costs more than this fraction of an R-FISTA iteration (about five full
 #: products): measured, L-BFGS needs about twice as many iterations as R-FISTA, so atoms pay off
@@ -338,6 +344,37 @@ def _dual_norms(G: np.ndarray, columnwise: bool) -> np.ndarray:
     return gram_spectral(G)[0][:, None]
 
 
+def _restricted_dual_norms(G: np.ndarray, atoms: Atoms, columnwise: bool) -> np.ndarray:
+    """The dual norms of ``G`` on the program restricted to the atoms' subspaces.
+
+    The factored objective can move a block ``U_i`` only within the span of its atoms,
+    ``U_i = P S Q^T`` (``P``, ``Q`` orthonormal bases of its input and output factors), so the
+    restricted program is the convex program over those subspaces, whose dual norm of ``G_i``
+    is ``||P^T G_i Q||_2`` (nuclear norm; for the group lasso forms, where one atom spans its
+    block or column, ``||G_i||_2``). Blocks without atoms are not in it. Returns one value per
+    block (or one-vs-all column) with atoms.
+    """
+    if atoms.size == 0:
+        return np.zeros(0)
+    if columnwise:
+        return np.sqrt(np.einsum("dk,dk->k", G[:, atoms.blk, atoms.col], G[:, atoms.blk, atoms.col]))
+    if G.shape[2] == 1:
+        ub = np.unique(atoms.blk)
+        return np.sqrt(np.einsum("dk,dk->k", G[:, ub, 0], G[:, ub, 0]))
+    ub, inv, counts = np.unique(atoms.blk, return_inverse=True, return_counts=True)
+    order = np.argsort(inv, kind="stable")  # atoms grouped by block
+    starts = np.cumsum(counts) - counts
+    out = np.empty(ub.size)
+    for r in np.unique(counts):
+        bsel = np.flatnonzero(counts == r)
+        at = order[starts[bsel][:, None] + np.arange(r)]  # (blocks, r) atom indices
+        P = np.linalg.qr(np.transpose(atoms.A[:, at], (1, 0, 2)))[0]  # blocks x d x r
+        Q = np.linalg.qr(np.transpose(atoms.B[at], (0, 2, 1)))[0]  # blocks x c x r
+        M = np.transpose(P, (0, 2, 1)) @ np.transpose(G[:, ub[bsel], :], (1, 0, 2)) @ Q  # blocks x r x r
+        out[bsel] = np.linalg.norm(M, ord=2, axis=(1, 2)) if r > 1 else np.abs(M[:, 0, 0])
+    return out
+
+
 def _violations(G: np.ndarray, atoms: Atoms, lam: float, columnwise: bool
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Blocks (or one-vs-all columns) that violate the optimality conditions, with the top
@@ -445,7 +482,10 @@ def _check_spacing(prev: tuple[int, float] | None, cur: tuple[int, float], tol: 
         return check_every
     rate = np.log(r1 / r0) / (i1 - i0)  # < 0: log gap per iteration
     remaining = np.log(tol / r1) / rate
-    spacing = int(min(0.5 * remaining, CHECK_SPACING_MAX * check_every))
+    # at most twice the last spacing: the rate between two early checks of a round can be far
+    # below the rate that follows (the new atoms still growing), and one long spacing then
+    # overshoots ``tol`` by many iterations
+    spacing = int(min(0.5 * remaining, CHECK_SPACING_MAX * check_every, CHECK_SPACING_GROWTH * (i1 - i0)))
     if spacing <= check_every or violations()[0].size:
         return check_every
     return spacing
@@ -535,6 +575,12 @@ def solve_gated_working_set(
         D = kernel.dual_value(s * theta)
         live = np.unique(at.blk)  # the other blocks are exactly zero
         P = kernel.value(z) + lam * float(pen.norms(U[:, live, :]).sum())
+        # the dual of the restricted program: theta scaled to the blocks that hold atoms only
+        dn_r = _restricted_dual_norms(G, at, columnwise)
+        dmax_r = float(dn_r.max(initial=0.0))
+        D_r = D if dmax_r == dmax else kernel.dual_value(
+            kernel.best_dual_scale(theta, np.inf if dmax_r == 0.0 else lam / dmax_r) * theta)
+        state["gap_r"] = P - D_r
         state["best_D"] = max(state["best_D"], D)
         state["checks"] += 1
         best = state["best"]
@@ -548,8 +594,8 @@ def solve_gated_working_set(
         # demand by violations(): only they make a stalled inner solve stop to add atoms)
         state["violations"] = None
         state["rel_hist"].append(rel)
-        logger.debug("working set check %d: %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"], at.size,
-                     Pb, gap, rel)
+        logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"],
+                     state["iters"], at.size, Pb, gap, rel)
         if callback is not None:
             info = {"iteration": state["iters"], "objective": Pb, "dual": state["best_D"], "gap": gap,
                     "rel_gap": rel, "step": float("nan"), "round": state["round"]}
@@ -612,6 +658,10 @@ def solve_gated_working_set(
                 return
             r = check(to_x(xk), obj, atoms)
             if r <= tol or state["callback"]:
+                raise StopIteration
+            # the restricted program is solved well enough: the gap is the missing blocks'
+            if (state["gap_r"] <= RESTRICTED_FRACTION * r * max(abs(state["best"][0]), tiny)
+                    and violations()[0].size):
                 raise StopIteration
             hist = state["rel_hist"][hist0:]
             # stalled while some block violates its optimality condition: add atoms for it

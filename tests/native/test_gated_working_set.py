@@ -17,6 +17,7 @@ from cvxnn.native.gated_working_set import (
     BlockMetric,
     FactoredObjective,
     _check_spacing,
+    _restricted_dual_norms,
     _violations,
     atoms_from_blocks,
     blocks_from_atoms,
@@ -402,11 +403,87 @@ def test_check_spacing():
     # 1e-2 -> 1e-3 in 10 iterations: 30 more reach 1e-6; half of that is 15
     assert _check_spacing((10, 1e-2), (20, 1e-3), 1e-6, 10, none) == 15
     # capped at CHECK_SPACING_MAX checks
-    assert _check_spacing((10, 1e-2), (20, 0.9e-2), 1e-12, 10, none) == gws.CHECK_SPACING_MAX * 10
+    assert _check_spacing((10, 1e-2), (40, 0.9e-2), 1e-12, 10, none) == gws.CHECK_SPACING_MAX * 10
     # violations (atoms to add), a rising gap, or a close finish keep the plain spacing
     assert _check_spacing((10, 1e-2), (20, 0.9e-2), 1e-12, 10, some) == 10
     assert _check_spacing((10, 1e-3), (20, 1e-2), 1e-6, 10, none) == 10
     assert _check_spacing((10, 1e-5), (20, 2e-6), 1e-6, 10, none) == 10
+    # at most CHECK_SPACING_GROWTH times the last spacing: a slow start does not jump far ahead
+    assert _check_spacing((10, 1e-2), (20, 0.99e-2), 1e-12, 10, none) == min(
+        int(gws.CHECK_SPACING_GROWTH * 10), gws.CHECK_SPACING_MAX * 10)
+
+
+def test_check_spacing_growth_cap(monkeypatch):
+    none = lambda: (np.zeros(0),)  # noqa: E731
+    monkeypatch.setattr(gws, "CHECK_SPACING_GROWTH", 2.0)
+    # the rate predicts far more than CHECK_SPACING_MAX checks; the last spacing was 15
+    assert _check_spacing((10, 1e-2), (25, 0.99e-2), 1e-12, 10, none) == 30
+    monkeypatch.setattr(gws, "CHECK_SPACING_GROWTH", np.inf)
+    assert _check_spacing((10, 1e-2), (25, 0.99e-2), 1e-12, 10, none) == gws.CHECK_SPACING_MAX * 10
+
+
+@pytest.mark.parametrize("form", ["nuclear", "columnwise", "scalar"])
+def test_restricted_dual_norms_are_the_norms_on_the_atoms_subspaces(form):
+    """``||P^T G_i Q||_2`` per block with atoms (nuclear), the column norm per atom (one-vs-all),
+    the block norm per block (scalar output), against a per-block loop."""
+    rng = np.random.default_rng(1)
+    d, p = 6, 9
+    c = 1 if form == "scalar" else 4
+    for _ in range(10):
+        G = rng.standard_normal((d, p, c))
+        R = 12
+        blk = rng.integers(0, p, R)
+        col = rng.integers(0, c, R) if form == "columnwise" else None
+        if form == "columnwise":  # one atom per (block, column)
+            _, first = np.unique(blk * c + col, return_index=True)
+            blk, col = blk[first], col[first]
+            R = blk.size
+        B = rng.standard_normal((R, c))
+        if form == "columnwise":
+            B = np.zeros((R, c))
+            B[np.arange(R), col] = rng.standard_normal(R)
+        atoms = Atoms(blk=blk, A=rng.standard_normal((d, R)), B=B, col=col)
+        got = _restricted_dual_norms(G, atoms, form == "columnwise")
+        if form == "columnwise":
+            ref = [np.linalg.norm(G[:, b, k]) for b, k in zip(blk, col, strict=True)]
+        elif form == "scalar":
+            ref = [np.linalg.norm(G[:, b, 0]) for b in np.unique(blk)]
+        else:
+            ref = []
+            for i in np.unique(blk):
+                P = np.linalg.qr(atoms.A[:, blk == i])[0]
+                Q = np.linalg.qr(atoms.B[blk == i].T)[0]
+                ref.append(np.linalg.norm(P.T @ G[:, i, :] @ Q, 2))
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+        # the restricted norms never exceed the full ones
+        assert np.all(got <= np.max(np.linalg.norm(G.reshape(d, p * c), axis=0)) * np.sqrt(c) + 1e-12)
+    assert _restricted_dual_norms(G, Atoms(blk=np.zeros(0, np.intp), A=np.zeros((d, 0)), B=np.zeros((0, c))),
+                                  False).size == 0
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("loss,c,penalty", [CASES[0], CASES[3]])
+def test_restricted_gap_rule_keeps_the_certified_optimum(fraction, loss, c, penalty, monkeypatch):
+    """Ending a round once the restricted program's gap is below RESTRICTED_FRACTION of the full
+    gap changes when atoms are added, not the certified optimum (1.0: a round ends at its first
+    check while atoms are missing)."""
+    monkeypatch.setattr(gws, "RESTRICTED_FRACTION", fraction)
+    X, Y, pats = _problem(150, 4, c, 30, loss, seed=7)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    G0 = ImplicitDesign(Xa, pats.mask, n_outputs=c).adjoint(kernel.grad(np.zeros((X.shape[0], c))))
+    lam0 = float(penalty_norms(G0).max()) if penalty == "nuclear" else float(np.linalg.norm(G0, axis=0).max())
+    lam, tol = 0.05 * lam0, 1e-6
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    ws = solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=tol,
+                                 max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
+    assert ws.converged and ws.reason == "certified", ws.reason
+    op2 = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    ref = solve_gated(GatedProblem(op2, kernel, lam, penalty=penalty), np.zeros_like(ws.U), tol=tol,
+                      max_iter=50_000, eta0=initial_step(op2, kernel))
+    assert ref.converged
+    assert abs(ws.primal - ref.primal) <= 2 * tol * abs(ref.primal)
+    assert ws.primal >= ref.dual - 1e-12 and ref.primal >= ws.dual - 1e-12
 
 
 def test_violations_batched_projection_matches_per_block_projection():

@@ -35,6 +35,12 @@ The outer loop (a working set, as in celer / skglm, over atoms instead of coordi
 4. after each round the atoms of every block are re-factored from the SVD of ``U_i`` (balanced,
    minimal rank), which drops atoms that collapsed to zero.
 
+A round ends once the gap of the restricted program (the atoms' subspaces) is small against the
+full gap while a block outside it violates (``RESTRICTED_FRACTION``), or once the full gap
+stalls. Once no block violates, the blocks are polished by Newton's method on their fixed
+singular subspaces (:mod:`cvxnn.native.subspace_polish`): L-BFGS converges the objective long
+before its certificate, and the polish closes most of that gap.
+
 Every result is judged by the full-program gap only, so a point that does not certify is
 reported as such; the caller then continues with R-FISTA from it.
 """
@@ -49,9 +55,12 @@ from typing import Any
 import numpy as np
 
 from ..operators import ImplicitDesign
+from ._atoms import DROP_RTOL as DROP_RTOL  # the re-factoring threshold, re-exported
+from ._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
 from ._losses import SmoothKernel
 from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
+from .subspace_polish import polish_subspaces
 
 __all__ = ["Atoms", "BlockMetric", "FactoredObjective", "WorkingSetResult", "atoms_from_blocks", "blocks_from_atoms",
            "solve_gated_working_set"]
@@ -71,8 +80,6 @@ PRECONDITION = True
 #: ... unless the input dimension is above this (the metric's eigendecompositions cost O(d^3)
 #: per block and its R x d x d bases memory).
 METRIC_MAX_D = 256
-#: A singular value of a re-factored block below this fraction of the largest one is dropped.
-DROP_RTOL = 1e-9
 #: Outer rounds (atom additions) before giving up.
 MAX_ROUNDS = 30
 #: The inner solve stops to add atoms once the relative gap has fallen by less than STALL_FACTOR
@@ -83,6 +90,18 @@ STALL_FACTOR = 0.75
 #: is below this fraction of the full gap while some block outside it violates its optimality
 #: condition: the rest of the gap is then the missing blocks' (the inner tolerance of celer).
 RESTRICTED_FRACTION = 0.3
+#: Newton polish of the blocks on their singular subspaces (:mod:`cvxnn.native.subspace_polish`)
+#: at a check where no block asks for an atom and the point's own relative gap is at most
+#: POLISH_START; again once that gap has fallen by POLISH_RETRY since the last try. Measured on
+#: digits (100 gates): from a relative gap of 5e-3 the polish (0.1 s, about 35 L-BFGS
+#: iterations) certifies 7e-5 at ``lam = 0.003 n``, where L-BFGS needed 260 more iterations.
+POLISH = True
+POLISH_START = 1e-2
+POLISH_RETRY = 0.25
+#: A polish that does not certify but lowers the objective ends the round, and the next round
+#: starts from the polished point (a fresh L-BFGS memory): wine and iris (100 gates) took 140
+#: and 120 L-BFGS iterations instead of 193 and 183, digits 230 instead of 257.
+POLISH_RESTART = True
 #: The working set gives up (and R-FISTA continues from its point) once one evaluation of the
 #: factored objective costs more than this fraction of an R-FISTA iteration (about five full
 #: products): measured, L-BFGS needs about twice as many iterations as R-FISTA, so atoms pay off
@@ -97,73 +116,6 @@ GROW_MIN = 16
 #: cost cap. Measured on the digits CV paths (3 folds x 5 lams): 26.3 s -> 15.6 s at tol=1e-4,
 #: 6.2 s -> 4.5 s at 1e-2, the same validation scores.
 WARM_RTOL = 1e-2
-
-
-@dataclass
-class Atoms:
-    """Rank-one atoms of C-GReLU blocks: ``U_i = sum_{j: blk[j] = i} A[:, j] B[j]^T``.
-
-    Attributes
-    ----------
-    blk : ndarray of int, shape (R,)
-        Block (pattern) of each atom.
-    A : ndarray of shape (d, R)
-        Input factors ``a_j``.
-    B : ndarray of shape (R, c)
-        Output factors ``b_j``.
-    col : ndarray of int, shape (R,), or None
-        One-vs-all penalty: the output column ``k`` of each atom (``b_j = beta_j e_k``).
-    """
-
-    blk: np.ndarray
-    A: np.ndarray
-    B: np.ndarray
-    col: np.ndarray | None = None
-
-    @property
-    def size(self) -> int:
-        return int(self.blk.size)
-
-
-def blocks_from_atoms(atoms: Atoms, d: int, p: int, c: int) -> np.ndarray:
-    """The blocks ``U`` (``d x p x c``, float64) of a set of atoms."""
-    U = np.zeros((d, p, c))
-    if atoms.size:
-        np.add.at(U, (slice(None), atoms.blk, slice(None)),
-                  atoms.A[:, :, None] * atoms.B[None, :, :])
-    return U
-
-
-def atoms_from_blocks(U: np.ndarray, columnwise: bool = False, rtol: float = DROP_RTOL) -> Atoms:
-    """Balanced minimal atoms of the blocks ``U`` (``d x p x c``).
-
-    Nuclear norm (``c > 1``): the SVD of every non-zero block, ``a = sqrt(s) u``, ``b = sqrt(s) v``,
-    dropping singular values below ``rtol`` times the largest of all blocks. Scalar output: one atom
-    ``(u_i / sqrt||u_i||, sqrt||u_i||)`` per non-zero block. One-vs-all (``columnwise``): one atom per
-    non-zero column. The penalty ``lam/2 sum (||a||^2 + ||b||^2)`` of the result equals the penalty of
-    ``U`` (up to the dropped values).
-    """
-    U = np.asarray(U, dtype=np.float64)
-    d, p, c = U.shape
-    if c == 1 or columnwise:
-        nrm = np.sqrt(np.einsum("dpc,dpc->pc", U, U))  # p x c
-        keep = nrm > rtol * nrm.max(initial=0.0)
-        blk, col = np.nonzero(keep)
-        s = np.sqrt(nrm[blk, col])
-        A = U[:, blk, col] / s
-        B = np.zeros((blk.size, c))
-        B[np.arange(blk.size), col] = s
-        return Atoms(blk=blk.astype(np.intp), A=A, B=B, col=col.astype(np.intp) if columnwise else None)
-    active = np.flatnonzero(np.abs(U).max(axis=(0, 2)) > 0)
-    if active.size == 0:
-        return Atoms(blk=np.zeros(0, np.intp), A=np.zeros((d, 0)), B=np.zeros((0, c)))
-    L, s, Rt = np.linalg.svd(np.transpose(U[:, active, :], (1, 0, 2)), full_matrices=False)
-    keep = s > rtol * s.max()
-    bi, ki = np.nonzero(keep)
-    root = np.sqrt(s[bi, ki])
-    A = (L[bi, :, ki] * root[:, None]).T
-    B = Rt[bi, ki, :] * root[:, None]
-    return Atoms(blk=active[bi].astype(np.intp), A=np.ascontiguousarray(A), B=B)
 
 
 class FactoredObjective:
@@ -329,6 +281,8 @@ class WorkingSetResult:
     restricted_flops: float
     stopped_by_callback: bool = False
     reason: str = ""
+    #: Newton polishes on the blocks' subspaces (:mod:`cvxnn.native.subspace_polish`)
+    polishes: int = 0
 
 
 class _Stop(Exception):
@@ -549,12 +503,15 @@ def solve_gated_working_set(
     tiny = np.finfo(float).tiny
     atoms = atoms_from_blocks(U0, columnwise=columnwise, rtol=WARM_RTOL)
     state: dict[str, Any] = {"iters": 0, "checks": 0, "best": None, "stop": False, "callback": False,
-                             "best_D": -np.inf, "rel_hist": [], "G": None, "theta": None}
+                             "best_D": -np.inf, "rel_hist": [], "G": None, "theta": None, "polishes": 0,
+                             "polish_own": np.inf, "own_rel": np.inf}
     restricted_flops = 0.0
     evaluations = 0
 
-    def check(x: np.ndarray | None, obj: FactoredObjective | None, at: Atoms) -> float:
-        """Full check at the factored point ``x``: certificate, best point; returns rel gap."""
+    def check(x: np.ndarray | None, obj: FactoredObjective | None, at: Atoms, record: bool = True) -> float:
+        """Full check at the factored point ``x``: certificate, best point; returns rel gap.
+        ``record=False`` (a polished point): only the best primal and dual are updated, not the
+        state of the rounds (gradient, atoms, gap history)."""
         if obj is not None and x is not None:
             A, B = obj.split(x)
             at = Atoms(blk=at.blk, A=A, B=B, col=at.col)
@@ -589,11 +546,13 @@ def solve_gated_working_set(
         Pb = state["best"][0]
         gap = Pb - state["best_D"]
         rel = gap / max(abs(Pb), tiny)
-        state["G"], state["atoms"] = G, at
-        # violations of the optimality conditions the current atoms cannot fix (computed on
-        # demand by violations(): only they make a stalled inner solve stop to add atoms)
-        state["violations"] = None
-        state["rel_hist"].append(rel)
+        if record:
+            state["G"], state["atoms"], state["U"], state["P_cur"] = G, at, U, P
+            state["own_rel"] = (P - D) / max(abs(P), tiny)
+            # violations of the optimality conditions the current atoms cannot fix (computed on
+            # demand by violations(): only they make a stalled inner solve stop to add atoms)
+            state["violations"] = None
+            state["rel_hist"].append(rel)
         logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"],
                      state["iters"], at.size, Pb, gap, rel)
         if callback is not None:
@@ -608,6 +567,22 @@ def solve_gated_working_set(
         if state["violations"] is None:
             state["violations"] = _violations(state["G"], state["atoms"], lam, columnwise)
         return state["violations"]
+
+    def should_polish(r: float) -> bool:
+        return (POLISH and r > tol and state["own_rel"] <= POLISH_START
+                and state["own_rel"] <= POLISH_RETRY * state["polish_own"] and not violations()[0].size)
+
+    def polish(r: float) -> float:
+        """Newton polish of the last checked point on its singular subspaces, then a full check
+        of the result (it can only improve the best primal and dual); returns the rel gap."""
+        state["polish_own"] = state["own_rel"]
+        state["polishes"] += 1
+        U2 = polish_subspaces(op, kernel, lam, state["U"], columnwise=columnwise)
+        if U2 is None:
+            return r
+        r2 = check(None, None, atoms_from_blocks(U2, columnwise=columnwise), record=False)
+        logger.debug("working set polish %d: rel gap %.3e -> %.3e", state["polishes"], r, r2)
+        return r2
 
     state["round"] = 0
     rel = check(None, None, atoms)
@@ -659,6 +634,12 @@ def solve_gated_working_set(
             r = check(to_x(xk), obj, atoms)
             if r <= tol or state["callback"]:
                 raise StopIteration
+            if should_polish(r):
+                if polish(r) <= tol:
+                    raise StopIteration
+                if POLISH_RESTART and state["best"][0] < state["P_cur"]:
+                    state["restart"] = state["best"][1]
+                    raise StopIteration
             # the restricted program is solved well enough: the gap is the missing blocks'
             if (state["gap_r"] <= RESTRICTED_FRACTION * r * max(abs(state["best"][0]), tiny)
                     and violations()[0].size):
@@ -678,6 +659,8 @@ def solve_gated_working_set(
         A, B = obj.split(to_x(res.x))
         # re-factor every block from its SVD: balanced, minimal rank (drops collapsed atoms)
         U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
+        if state.get("restart") is not None:
+            U, state["restart"] = state["restart"], None
         atoms = atoms_from_blocks(U, columnwise=columnwise)
         rel_before = rel
         rel = check(None, None, atoms)
@@ -685,8 +668,10 @@ def solve_gated_working_set(
                      res.message, atoms.size, rel)
         if rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size:
             # L-BFGS has reached the precision of F and no block asks for an atom: the rest is
-            # beyond this method (the caller continues with R-FISTA)
-            reason = "stalled"
+            # beyond this method (the caller continues with R-FISTA), unless a polish certifies
+            if should_polish(rel):
+                rel = polish(rel)
+            reason = "certified" if rel <= tol else "stalled"
             break
     else:
         reason = "certified" if rel <= tol else "max_rounds"
@@ -698,4 +683,4 @@ def solve_gated_working_set(
                             converged=rel <= tol and not state["callback"], rounds=state["round"],
                             atoms=int(state["atoms"].size), checks=state["checks"], evaluations=evaluations,
                             restricted_flops=restricted_flops, stopped_by_callback=state["callback"],
-                            reason=reason)
+                            reason=reason, polishes=state["polishes"])

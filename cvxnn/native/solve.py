@@ -428,8 +428,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     if ws is not None:
         extra.update({"working_set_rounds": ws.rounds, "working_set_atoms": ws.atoms,
                       "working_set_checks": ws.checks, "working_set_iterations": ws.iterations,
-                      "working_set_stop": ws.reason, "working_set_fallback": not (ws.converged or
-                                                                                 ws.stopped_by_callback)})
+                      "working_set_stop": ws.reason, "working_set_polishes": ws.polishes,
+                      "working_set_fallback": not (ws.converged or ws.stopped_by_callback)})
     return {
         "weights": {"U": U64},
         "status": "optimal" if converged else "max_iterations",

@@ -1,0 +1,144 @@
+"""Newton polish of C-GReLU blocks on their fixed singular subspaces (cvxnn.native.subspace_polish)."""
+
+import numpy as np
+import pytest
+
+from cvxnn import sample_patterns
+from cvxnn.losses import get_loss
+from cvxnn.native import gated_working_set as gws
+from cvxnn.native import solve_native
+from cvxnn.native import subspace_polish as sp
+from cvxnn.native._losses import make_kernel
+from cvxnn.native.certificates import gated_certificate
+from cvxnn.native.fista import GatedProblem, initial_step, solve_gated
+from cvxnn.native.prox import penalty_norms
+from cvxnn.operators import ImplicitDesign
+
+
+def _problem(loss, c, seed=0, n=200, d=5, p=30):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Z = np.maximum(X @ rng.standard_normal((d, 4)), 0) @ rng.standard_normal((4, c))
+    if loss == "cross_entropy":
+        Y = np.eye(c)[np.argmax(Z + 0.3 * rng.standard_normal(Z.shape), axis=1)]
+    else:
+        Y = Z + 0.1 * rng.standard_normal(Z.shape)
+    pats = sample_patterns(X, p, seed=seed, bias=True)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    return Xa, pats, kernel
+
+
+def _lam(op, kernel, c, penalty, frac):
+    G0 = op.adjoint(kernel.grad(np.zeros((op.n, c))))
+    top = float(penalty_norms(G0).max()) if penalty == "nuclear" else float(np.linalg.norm(G0, axis=0).max())
+    return frac * top
+
+
+def test_nuclear_hessian_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    for r in (1, 2, 3):
+        M = rng.standard_normal((4, r, r)) + 3 * np.eye(r)
+        v, g, H = sp._nuclear_hessians(M)
+        np.testing.assert_allclose(v, np.linalg.svd(M, compute_uv=False).sum(axis=1), rtol=1e-12)
+        e = 1e-6
+        for b in range(M.shape[0]):
+            Hfd = np.empty((r * r, r * r))
+            for j in range(r * r):
+                E = np.zeros(r * r)
+                E[j] = e
+                gp = sp._nuclear_hessians((M[b].ravel() + E).reshape(1, r, r))[1][0]
+                gm = sp._nuclear_hessians((M[b].ravel() - E).reshape(1, r, r))[1][0]
+                Hfd[:, j] = (gp - gm) / (2 * e)
+            np.testing.assert_allclose(H[b], Hfd, atol=1e-6)
+            # the gradient is the polar factor
+            W, _, Zt = np.linalg.svd(M[b])
+            np.testing.assert_allclose(g[b].reshape(r, r), W @ Zt, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared"])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_loss_hessian_matches_the_direct_sum(loss, grouped):
+    rng = np.random.default_rng(1)
+    n, c, R = 30, 3, 5
+    kernel = make_kernel(get_loss(loss), np.eye(c)[rng.integers(0, c, n)], np.float64)
+    F = rng.standard_normal((n, R))
+    groups = rng.integers(0, R, 7) if grouped else None
+    g = np.arange(R) if groups is None else groups
+    qout = rng.standard_normal((g.size, c))
+    z = rng.standard_normal((n, c))
+    D, V = kernel.hessian_parts(z)
+    ref = np.zeros((g.size, g.size))
+    for i in range(n):
+        Hn = np.diag(D[i]) - (np.outer(V[i], V[i]) if V is not None else 0.0)
+        J = F[i, g][None, :] * qout.T  # c x m: d z_i / d x
+        ref += J.T @ Hn @ J
+    np.testing.assert_allclose(sp._loss_hessian(F, qout, D, V, groups=groups), ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss,c,penalty", [("cross_entropy", 4, "nuclear"), ("squared", 3, "nuclear"),
+                                            ("cross_entropy", 3, "columnwise")])
+def test_polish_tightens_the_certificate_and_keeps_the_optimum(loss, c, penalty, monkeypatch):
+    """From a loosely solved point, the polish never raises the objective and shrinks the gap
+    by a large factor (measured 25x to 150x here; it is not guaranteed: a direction the polish
+    removes can leave its block violating, which is why the working set keeps its best dual);
+    the polished point agrees with R-FISTA at a tight tolerance."""
+    monkeypatch.setattr(gws, "POLISH", False)
+    Xa, pats, kernel = _problem(loss, c, seed=3)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    lam = _lam(op, kernel, c, penalty, 0.05)
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, c))
+    ws = gws.solve_gated_working_set(op, kernel, lam, U0, tol=1e-3, max_iter=20_000, penalty=penalty,
+                                     max_cost_ratio=np.inf)
+    before = gated_certificate(op, kernel, lam, ws.U, penalty=penalty)
+    U2 = sp.polish_subspaces(op, kernel, lam, ws.U, columnwise=penalty == "columnwise")
+    after = gated_certificate(op, kernel, lam, U2, penalty=penalty)
+    assert after.primal <= before.primal + 1e-12 * abs(before.primal)
+    assert after.rel_gap <= 0.1 * before.rel_gap, (before.rel_gap, after.rel_gap)
+    ref = solve_gated(GatedProblem(op, kernel, lam, penalty=penalty), U0, tol=1e-9, max_iter=100_000,
+                      eta0=initial_step(op, kernel))
+    assert ref.converged
+    assert abs(after.primal - ref.primal) <= after.gap + 1e-9 * abs(ref.primal)
+
+
+def test_polish_guards(monkeypatch):
+    Xa, pats, kernel = _problem("cross_entropy", 3, seed=5)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+    d, p = Xa.shape[1], pats.n_patterns
+    assert sp.polish_subspaces(op, kernel, 1.0, np.zeros((d, p, 3)), columnwise=False) is None
+    U = np.random.default_rng(0).standard_normal((d, p, 3))
+    monkeypatch.setattr(sp, "MAX_VARIABLES", 10)  # more atoms than that: skipped
+    assert sp.polish_subspaces(op, kernel, 1.0, U, columnwise=False) is None
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_working_set_polish_is_used_and_certifies(restart, monkeypatch):
+    """The working set polishes once no block asks for an atom (and, with POLISH_RESTART, starts
+    its next round from a polished point that did not certify); its result is certified at a
+    tight tolerance and equals the unpolished solve's optimum."""
+    monkeypatch.setattr(gws, "POLISH_RESTART", restart)
+    Xa, pats, kernel = _problem("cross_entropy", 4, seed=2, n=300, p=40)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=4)
+    lam = _lam(op, kernel, 4, "nuclear", 0.03)
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, 4))
+    res = {}
+    for flag in (True, False):
+        monkeypatch.setattr(gws, "POLISH", flag)
+        res[flag] = gws.solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, lam, U0,
+                                                tol=1e-6, max_iter=20_000, max_cost_ratio=np.inf)
+    assert res[True].polishes >= 1 and res[False].polishes == 0
+    for r in res.values():
+        assert r.converged
+        cert = gated_certificate(op, kernel, lam, r.U)
+        assert cert.primal == pytest.approx(r.primal, rel=1e-12)
+    assert abs(res[True].primal - res[False].primal) <= 2e-6 * abs(res[False].primal)
+
+
+def test_solve_native_reports_polishes():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 150)]
+    pats = sample_patterns(X, 20, seed=0)
+    sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=1.0, tol=1e-7)
+    assert sol.status == "optimal"
+    assert isinstance(sol.extra["working_set_polishes"], int)

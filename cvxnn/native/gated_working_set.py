@@ -92,12 +92,14 @@ STALL_FACTOR = 0.75
 RESTRICTED_FRACTION = 0.3
 #: Newton polish of the blocks on their singular subspaces (:mod:`cvxnn.native.subspace_polish`)
 #: at a check where no block asks for an atom and the point's own relative gap is at most
-#: POLISH_START; again once that gap has fallen by POLISH_RETRY since the last try. Measured on
-#: digits (100 gates): from a relative gap of 5e-3 the polish (0.1 s, about 35 L-BFGS
-#: iterations) certifies 7e-5 at ``lam = 0.003 n``, where L-BFGS needed 260 more iterations.
+#: POLISH_START. A polish that does not certify is retried after ``check_every`` L-BFGS
+#: iterations when it shrank the gap by POLISH_GAIN or more, else after twice the last wait (a
+#: polish costs about 20 L-BFGS iterations on digits; its gain falls when the subspaces it fixes
+#: are no better than at the last try). Measured on digits (100 gates): from a relative gap of
+#: 5e-3 the polish certifies 7e-5 at ``lam = 0.003 n``, where L-BFGS needed 260 more iterations.
 POLISH = True
 POLISH_START = 1e-2
-POLISH_RETRY = 0.25
+POLISH_GAIN = 4.0
 #: A polish that does not certify but lowers the objective ends the round, and the next round
 #: starts from the polished point (a fresh L-BFGS memory): wine and iris (100 gates) took 140
 #: and 120 L-BFGS iterations instead of 193 and 183, digits 230 instead of 257.
@@ -504,7 +506,7 @@ def solve_gated_working_set(
     atoms = atoms_from_blocks(U0, columnwise=columnwise, rtol=WARM_RTOL)
     state: dict[str, Any] = {"iters": 0, "checks": 0, "best": None, "stop": False, "callback": False,
                              "best_D": -np.inf, "rel_hist": [], "G": None, "theta": None, "polishes": 0,
-                             "polish_own": np.inf, "own_rel": np.inf}
+                             "own_rel": np.inf, "polish_it": -np.inf, "polish_wait": check_every}
     restricted_flops = 0.0
     evaluations = 0
 
@@ -546,9 +548,10 @@ def solve_gated_working_set(
         Pb = state["best"][0]
         gap = Pb - state["best_D"]
         rel = gap / max(abs(Pb), tiny)
+        state["last_own"] = (P - D) / max(abs(P), tiny)  # this point's own relative gap
         if record:
             state["G"], state["atoms"], state["U"], state["P_cur"] = G, at, U, P
-            state["own_rel"] = (P - D) / max(abs(P), tiny)
+            state["own_rel"] = state["last_own"]
             # violations of the optimality conditions the current atoms cannot fix (computed on
             # demand by violations(): only they make a stalled inner solve stop to add atoms)
             state["violations"] = None
@@ -570,17 +573,18 @@ def solve_gated_working_set(
 
     def should_polish(r: float) -> bool:
         return (POLISH and r > tol and state["own_rel"] <= POLISH_START
-                and state["own_rel"] <= POLISH_RETRY * state["polish_own"] and not violations()[0].size)
+                and state["iters"] - state["polish_it"] >= state["polish_wait"] and not violations()[0].size)
 
     def polish(r: float) -> float:
         """Newton polish of the last checked point on its singular subspaces, then a full check
         of the result (it can only improve the best primal and dual); returns the rel gap."""
-        state["polish_own"] = state["own_rel"]
+        state["polish_it"] = state["iters"]
         state["polishes"] += 1
         U2 = polish_subspaces(op, kernel, lam, state["U"], columnwise=columnwise)
         if U2 is None:
             return r
         r2 = check(None, None, atoms_from_blocks(U2, columnwise=columnwise), record=False)
+        state["polish_wait"] = check_every if r2 * POLISH_GAIN <= r else 2 * state["polish_wait"]
         logger.debug("working set polish %d: rel gap %.3e -> %.3e", state["polishes"], r, r2)
         return r2
 
@@ -659,14 +663,15 @@ def solve_gated_working_set(
         A, B = obj.split(to_x(res.x))
         # re-factor every block from its SVD: balanced, minimal rank (drops collapsed atoms)
         U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
-        if state.get("restart") is not None:
+        restarted = state.get("restart") is not None
+        if restarted:
             U, state["restart"] = state["restart"], None
         atoms = atoms_from_blocks(U, columnwise=columnwise)
         rel_before = rel
         rel = check(None, None, atoms)
         logger.debug("working set round %d: %d L-BFGS its (%s), %d atoms, rel gap %.3e", rnd, counter["it"],
                      res.message, atoms.size, rel)
-        if rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size:
+        if rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size and not restarted:
             # L-BFGS has reached the precision of F and no block asks for an atom: the rest is
             # beyond this method (the caller continues with R-FISTA), unless a polish certifies
             if should_polish(rel):

@@ -142,3 +142,18 @@ def test_solve_native_reports_polishes():
     sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=1.0, tol=1e-7)
     assert sol.status == "optimal"
     assert isinstance(sol.extra["working_set_polishes"], int)
+
+
+def test_weak_polishes_back_off(monkeypatch):
+    """A polish that gains less than POLISH_GAIN doubles the wait before the next one, so a run
+    whose polishes never help still certifies by L-BFGS, with few polishes."""
+    monkeypatch.setattr(gws, "POLISH_GAIN", np.inf)  # every polish counts as weak
+    monkeypatch.setattr(gws, "POLISH_RESTART", False)
+    Xa, pats, kernel = _problem("cross_entropy", 4, seed=2, n=300, p=40)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=4)
+    lam = _lam(op, kernel, 4, "nuclear", 0.03)
+    res = gws.solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, 4)), tol=1e-7,
+                                      max_iter=20_000, max_cost_ratio=np.inf)
+    assert res.converged or res.reason == "stalled"
+    # waits of 10, 20, 40, ... iterations: at most log2(iterations / 10) + 2 polishes
+    assert 1 <= res.polishes <= np.log2(max(res.iterations, 10) / 10) + 2

@@ -110,8 +110,10 @@ POLISH_RESTART = True
 #: only on sparse, low-rank optima (digits: 85 atoms, 0.08; the dense synthetic problem of
 #: benchmarks/bench_multiclass.py does not).
 MAX_COST_RATIO = 0.25
-#: Atoms added per round: at most max(GROW_MIN, current atoms) (the working set at most doubles).
-GROW_MIN = 16
+#: Atoms added per round: at most max(GROW_MIN, current atoms) (the working set at most doubles),
+#: with GROW_MIN at most a quarter of the atoms the cost cap allows (MAX_COST_RATIO), so that a
+#: small design does not reach the cap in two rounds.
+GROW_MIN = 32
 #: A warm start keeps only its atoms with singular values above this fraction of the largest:
 #: the small ones of a solution at a larger ``lam`` (or at a loose tolerance) sit near the
 #: saddle at zero, where L-BFGS moves them slowly, and they push the working set towards its
@@ -606,7 +608,10 @@ def solve_gated_working_set(
         atoms = state["atoms"]
         blk, col, sig, u, v = violations()
         if blk.size:
-            keep = slice(0, max(GROW_MIN, atoms.size))
+            grow_min = GROW_MIN
+            if np.isfinite(max_cost_ratio):
+                grow_min = max(1, min(GROW_MIN, int(max_cost_ratio * 5.0 * d * p * c / (4.0 * d + 6.0 * c)) // 4))
+            keep = slice(0, max(grow_min, atoms.size))
             new = _new_atoms(blk[keep], col[keep], sig[keep], u[:, keep], v[keep], lam, columnwise, op.Xa,
                              op.mask, kernel.curvature)
             atoms = _merge(atoms, new)

@@ -509,3 +509,18 @@ def test_violations_batched_projection_matches_per_block_projection():
         np.testing.assert_allclose(sig, sig_ref[vb], rtol=1e-12)
         # (u, v) is the top singular pair of the projected block
         np.testing.assert_allclose(np.einsum("dk,dkc,kc->k", u, Gp[:, vb, :], v), sig, rtol=1e-10)
+
+
+def test_small_design_grows_within_the_cost_cap():
+    """On a small design (iris: d = 5 with the bias, c = 3, 32 gates) the cost cap allows about
+    15 atoms; the first rounds add at most a quarter of that, so the working set certifies
+    instead of outgrowing the cap and handing the solve to R-FISTA (as it did with a fixed
+    first round of 16 atoms)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_iris(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    Y = np.eye(3)[y]
+    pats = sample_patterns(X, 32, seed=2, bias=True)
+    sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=0.01 * X.shape[0], tol=1e-6)
+    assert sol.status == "optimal" and sol.extra["rel_gap"] <= 1e-6
+    assert sol.extra["working_set_stop"] == "certified" and not sol.extra["working_set_fallback"]

@@ -76,7 +76,7 @@ def forward(Xa: np.ndarray, mask: np.ndarray, U: np.ndarray) -> np.ndarray:
         e = min(n, s + rows)
         Mf = np.asarray(mask[s:e], dtype=dtype)
         Z = (Mf @ Ut).reshape(e - s, d, c)
-        np.matmul(np.asarray(Xa[s:e], dtype=dtype)[:, None, :], Z, out=out[s:e, None, :])
+        np.einsum("rd,rdc->rc", np.asarray(Xa[s:e], dtype=dtype), Z, out=out[s:e])
     return out[:, 0] if scalar else out
 
 
@@ -426,7 +426,7 @@ class ImplicitDesign:
             if c == 1:
                 np.einsum("rd,rd->r", self.Xa[s:e], Z[:, :, 0], out=out[s:e, 0])
             else:
-                np.matmul(self.Xa[s:e, None, :], Z, out=out[s:e, None, :])  # batched row products
+                np.einsum("rd,rdc->rc", self.Xa[s:e], Z, out=out[s:e])
         self.flops += self.gemm_flops
         self.n_forward += 1
         return out

@@ -77,6 +77,18 @@ def _loss_hessian(F: np.ndarray, qout: np.ndarray, D: np.ndarray, V: np.ndarray 
     return H
 
 
+def _newton_step(H: np.ndarray, g: np.ndarray, f: float) -> np.ndarray | None:
+    """The Newton step ``-H^{-1} g`` (``H`` regularised by ``1e-13`` of its largest diagonal
+    entry, in place), or None when ``H`` is singular or the decrement ``-g . step`` is below
+    ``DEC_RTOL`` of the objective ``f``."""
+    H[np.diag_indices_from(H)] += 1e-13 * max(float(H.diagonal().max()), np.finfo(float).tiny)
+    try:
+        step = -np.linalg.solve(H, g)
+    except np.linalg.LinAlgError:
+        return None
+    return step if -float(g @ step) > DEC_RTOL * max(1.0, abs(f)) else None
+
+
 def _diagonal_stage(F: np.ndarray, qout: np.ndarray, s: np.ndarray, kernel: SmoothKernel, lam: float
                     ) -> np.ndarray:
     """Projected Newton on ``min_{s >= 0} h(F diag(s) qout) + lam sum(s)``."""
@@ -92,16 +104,11 @@ def _diagonal_stage(F: np.ndarray, qout: np.ndarray, s: np.ndarray, kernel: Smoo
         if not free.any():
             break
         D, V = kernel.hessian_parts(z)
-        H = _loss_hessian(F[:, free], qout[free], D, V)
-        H[np.diag_indices_from(H)] += 1e-13 * max(float(H.diagonal().max()), np.finfo(float).tiny)
+        step_free = _newton_step(_loss_hessian(F[:, free], qout[free], D, V), g[free], f)
+        if step_free is None:
+            break
         step = np.zeros_like(s)
-        try:
-            step[free] = -np.linalg.solve(H, g[free])
-        except np.linalg.LinAlgError:
-            break
-        dec = -float(g @ step)
-        if not dec > DEC_RTOL * max(1.0, abs(f)):
-            break
+        step[free] = step_free
         t = 1.0
         while t > 1e-10:
             s2 = np.maximum(s + t * step, 0.0)
@@ -220,14 +227,10 @@ def _core_stage(U1: np.ndarray, blk: np.ndarray, Pd: np.ndarray, Qd: np.ndarray,
         for idx, Hb in ph:
             for j in range(idx.shape[0]):
                 H[np.ix_(idx[j], idx[j])] += lam * Hb[j]
-        H[np.diag_indices_from(H)] += 1e-13 * max(float(H.diagonal().max()), np.finfo(float).tiny)
-        try:
-            step = -np.linalg.solve(H, g)
-        except np.linalg.LinAlgError:
+        step = _newton_step(H, g, f)
+        if step is None:
             break
         dec = -float(g @ step)
-        if not dec > DEC_RTOL * max(1.0, abs(f)):
-            break
         t = 1.0
         while t > 1e-10:
             f2, z2 = value(x + t * step)

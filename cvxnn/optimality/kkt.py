@@ -218,8 +218,9 @@ def _min_norm_point(A: np.ndarray, v: np.ndarray, x0: np.ndarray, max_iter: int 
     """Minimum-norm ``x >= 0`` with ``A x = v`` (``v`` reachable, ``x0`` a feasible point).
 
     Semismooth Newton on the dual ``max_l  l^T v - 1/2 ||(A^T l)_+||^2`` (``d`` variables, where
-    ``A`` is ``d x m``), whose maximiser gives ``x = (A^T l)_+``. Returns ``x0`` if the iteration
-    does not reach a point with the same ``A x`` (to ``1e-10`` relative) and a smaller norm.
+    ``A`` is ``d x m``), whose maximiser gives ``x = (A^T l)_+``, finished by the minimum-norm
+    solution of ``A_P x_P = v`` on the support ``P`` it found. Returns ``x0`` if neither reaches
+    a point with the same ``A x`` (to ``1e-10`` relative) and no larger norm.
     """
     d = A.shape[0]
     scale = max(np.linalg.norm(v), 1e-300)
@@ -249,8 +250,25 @@ def _min_norm_point(A: np.ndarray, v: np.ndarray, x0: np.ndarray, max_iter: int 
         else:
             break
         lam_, f, z = lam_ + t * step, f_new, z_new
-    ok = np.linalg.norm(A @ z - v) <= 1e-10 * (scale + anorm * np.linalg.norm(z)) and z @ z <= x0 @ x0
-    return z if ok else x0
+
+    def accept(x: np.ndarray) -> bool:
+        return bool(np.linalg.norm(A @ x - v) <= 1e-10 * (scale + anorm * np.linalg.norm(x))
+                    and x @ x <= (x0 @ x0) * (1.0 + 1e-12))
+
+    if accept(z):
+        return z
+    # finish on the support the iteration found: the minimum-norm x >= 0 with support P is the
+    # minimum-norm solution of A_P x_P = v when that is non-negative (near the optimum the line
+    # search can stall on rounding in the dual values, a hair above the tolerance)
+    P = z > 0
+    if P.any():
+        xP = np.linalg.lstsq(A[:, P], v, rcond=None)[0]
+        if xP.min() >= -1e-12 * max(float(np.abs(xP).max()), 1e-300):
+            x = np.zeros_like(z)
+            x[P] = np.maximum(xP, 0.0)
+            if accept(x):
+                return x
+    return x0
 
 
 def _min_norm_nnls(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import _check_finite, check_lam
+from ..errors import ShapeError
 from ..operators import ImplicitDesign
 from ._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
 from ._losses import SmoothKernel
@@ -145,7 +147,22 @@ def polish_subspaces(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np
     or has more than ``MAX_VARIABLES`` atoms.
 
     The objective of the result is never above that of ``U``: every Newton step is accepted by
-    an Armijo backtracking on the exact objective."""
+    an Armijo backtracking on the exact objective.
+
+    Raises
+    ------
+    ShapeError
+        If ``U`` is not ``(op.d, op.p, op.c)``.
+    NonFiniteError
+        If ``U`` holds NaN or infinity, or ``lam`` is not finite.
+    InvalidParameterError
+        If ``lam`` is not positive.
+    """
+    lam = check_lam(lam, allow_zero=False)
+    U = np.asarray(U, dtype=np.float64)
+    if U.shape != (op.d, op.p, op.c):
+        raise ShapeError(f"U must have shape (d, p, c) = {(op.d, op.p, op.c)} of the operator, got {U.shape}.")
+    _check_finite(U, "U")
     d, p, c = U.shape
     atoms = atoms_from_blocks(U, columnwise=columnwise)
     if atoms.size == 0 or atoms.size > MAX_VARIABLES:

@@ -157,3 +157,19 @@ def test_weak_polishes_back_off(monkeypatch):
     assert res.converged or res.reason == "stalled"
     # waits of 10, 20, 40, ... iterations: at most log2(iterations / 10) + 2 polishes
     assert 1 <= res.polishes <= np.log2(max(res.iterations, 10) / 10) + 2
+
+
+def test_polish_rejects_bad_input():
+    from cvxnn.errors import InvalidParameterError, NonFiniteError, ShapeError
+
+    Xa, pats, kernel = _problem("cross_entropy", 3, seed=5)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+    U = np.zeros((Xa.shape[1], pats.n_patterns, 3))
+    with pytest.raises(ShapeError, match="shape"):
+        sp.polish_subspaces(op, kernel, 1.0, U[:, :5], columnwise=False)
+    with pytest.raises(NonFiniteError, match="U contains NaN"):
+        sp.polish_subspaces(op, kernel, 1.0, np.full_like(U, np.nan), columnwise=False)
+    with pytest.raises(InvalidParameterError, match="lam"):
+        sp.polish_subspaces(op, kernel, -1.0, U, columnwise=False)
+    with pytest.raises(NonFiniteError, match="lam"):
+        sp.polish_subspaces(op, kernel, np.nan, U, columnwise=False)

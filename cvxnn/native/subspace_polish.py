@@ -4,7 +4,8 @@ already nearly optimal.
 Why. The gated working set (:mod:`cvxnn.native.gated_working_set`) converges its primal
 objective long before its certificate: on ``load_digits`` (``lam = 0.003 n``) the objective was
 within ``3e-6`` of the optimum, relative, when the duality gap was still ``5e-3``, and L-BFGS took
-another 260 iterations to certify ``1e-4``. The dual point is ``theta = grad h(z)`` scaled so that
+another 260 iterations to certify ``1e-4`` (the certificate of docs/math.md, "Solvers and
+certificates"). The dual point is ``theta = grad h(z)`` scaled so that
 every block satisfies ``||X^T D_i theta||_* <= lam``, and the largest violation sits *inside* the
 span of the live blocks: an error of the blocks' singular values (and, for a block of rank
 ``r > 1``, of the ``r x r`` core) moves ``||G_i||`` at first order, an error of their singular

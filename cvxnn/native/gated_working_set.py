@@ -54,6 +54,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MemoryBudgetError
 from ..operators import ImplicitDesign
 from ._atoms import DROP_RTOL as DROP_RTOL  # the re-factoring threshold, re-exported
 from ._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
@@ -80,6 +81,18 @@ PRECONDITION = True
 #: ... unless the input dimension is above this (the metric's eigendecompositions cost O(d^3)
 #: per block and its R x d x d bases memory).
 METRIC_MAX_D = 256
+#: Float32 GEMMs in the L-BFGS evaluations of a round (:class:`FactoredObjective`) while the
+#: relative gap at its start is above FAST_ABOVE; the checks, the metric and the polish stay in
+#: float64, so the certificate is float64 throughout. A round whose float32 L-BFGS stalls (its
+#: line search fails, or the gap stops falling with no atom missing) turns it off for the rest
+#: of the solve.
+FAST = True
+FAST_ABOVE = 1e-3
+#: The full checks compute the adjoint in float32 (half the time), and confirm in float64 any
+#: check whose float32 relative gap is at most ``max(tol, FAST_CHECK_FLOOR)``: only float64 dual
+#: values enter the certificate.
+FAST_CHECKS = True
+FAST_CHECK_FLOOR = 1e-5
 #: Outer rounds (atom additions) before giving up.
 MAX_ROUNDS = 30
 #: The inner solve stops to add atoms once the relative gap has fallen by less than STALL_FACTOR
@@ -123,7 +136,11 @@ WARM_RTOL = 1e-2
 
 
 class FactoredObjective:
-    """``F(a, b)`` of the module docstring and its gradient on a fixed set of atoms (float64).
+    """``F(a, b)`` of the module docstring and its gradient on a fixed set of atoms.
+
+    Values and gradients are float64. With :attr:`fast` set, the four GEMMs of an evaluation
+    (``X A``, ``HM B`` and the two of the gradient) run in float32, at twice the speed, and the
+    loss, the penalty and the sums stay in float64 (see ``FAST_ABOVE``).
 
     Parameters
     ----------
@@ -134,11 +151,17 @@ class FactoredObjective:
     lam : float
     atoms : Atoms
         Fixes the blocks and (one-vs-all) the output columns; the factors are the variable.
+    fast : bool
+        Float32 GEMMs in :meth:`__call__` (:meth:`predict` takes its own flag).
     """
 
-    def __init__(self, op: ImplicitDesign, kernel: SmoothKernel, lam: float, atoms: Atoms) -> None:
+    def __init__(self, op: ImplicitDesign, kernel: SmoothKernel, lam: float, atoms: Atoms, *,
+                 fast: bool = False) -> None:
         self.Xa = np.asarray(op.Xa, dtype=np.float64)
         self.Ms = np.asarray(op.mask[:, atoms.blk], dtype=np.float64)  # n x R
+        self.fast = bool(fast)
+        self._Xa32: np.ndarray | None = None
+        self._Ms32: np.ndarray | None = None
         self.kernel = kernel
         self.lam = float(lam)
         self.d, self.R, self.c = self.Xa.shape[1], atoms.size, atoms.B.shape[1]
@@ -153,31 +176,51 @@ class FactoredObjective:
         self.blk = atoms.blk
         #: squared row norms of the design (the trace weights of BlockMetric)
         self.row_sq = np.einsum("nd,nd->n", self.Xa, self.Xa)
-        #: the last evaluated point: x, prediction z and loss gradient theta = grad h(z)
-        self.last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: the last evaluated point: x, prediction z and loss gradient theta = grad h(z), and
+        #: whether z came from float32 GEMMs
+        self.last: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+
+    def _design(self, fast: bool) -> tuple[np.ndarray, np.ndarray]:
+        if not fast:
+            return self.Xa, self.Ms
+        if self._Xa32 is None:
+            self._Xa32 = self.Xa.astype(np.float32)
+            self._Ms32 = self.Ms.astype(np.float32)
+        return self._Xa32, self._Ms32
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dR = self.d * self.R
         return x[:dR].reshape(self.d, self.R), x[dR:].reshape(self.R, self.c)
 
-    def predict(self, A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(z, HM)`` with ``HM = (X A) * M_S`` (``n x R``) and ``z = HM B``."""
-        HM = (self.Xa @ A) * self.Ms
+    def predict(self, A: np.ndarray, B: np.ndarray, fast: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(z, HM)`` with ``HM = (X A) * M_S`` (``n x R``, float32 when ``fast``) and
+        ``z = HM B`` (float64)."""
+        X, M = self._design(fast)
+        if fast:
+            HM = (X @ A.astype(np.float32)) * M
+            z = (HM @ B.astype(np.float32)).astype(np.float64)
+        else:
+            HM = (X @ A) * M
+            z = HM @ B
         self.flops += 2.0 * self.n * self.R * (self.d + self.c)
-        return HM @ B, HM
+        return z, HM
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         A, B = self.split(x)
-        z, HM = self.predict(A, B)
+        fast = self.fast
+        z, HM = self.predict(A, B, fast)
         theta = self.kernel.grad(z)
         f = self.kernel.value(z) + 0.5 * self.lam * float(np.vdot(x, x))
-        gB = HM.T @ theta + self.lam * B
+        X, M = self._design(fast)
+        th = theta.astype(np.float32) if fast else theta
+        Bc = B.astype(np.float32) if fast else B
+        gB = HM.T @ th + self.lam * B
         if self.bmask is not None:
             gB *= self.bmask
-        gA = self.Xa.T @ ((theta @ B.T) * self.Ms) + self.lam * A
+        gA = X.T @ ((th @ Bc.T) * M) + self.lam * A
         self.flops += 2.0 * self.n * self.R * (self.d + 2 * self.c)
         self.evals += 1
-        self.last = (x, z, theta)
+        self.last = (x, z, theta, fast)
         return f, np.concatenate([gA.ravel(), gB.ravel()])
 
 
@@ -449,6 +492,38 @@ def _check_spacing(prev: tuple[int, float] | None, cur: tuple[int, float], tol: 
     return spacing
 
 
+def _atoms_forward(op: ImplicitDesign, at: Atoms) -> np.ndarray:
+    """``sum_j D_{i_j} X a_j b_j^T`` (float64): ``2 n R (d + c)`` flops for ``R`` atoms, against
+    ``2 n d p c`` for the full forward product of their blocks."""
+    R, (d, p, c) = at.size, (op.d, op.p, op.c)
+    if R * (d + c) >= d * p * c:
+        return op.forward(blocks_from_atoms(at, d, p, c))
+    Xa = np.asarray(op.Xa, dtype=np.float64)
+    op.flops += 2.0 * op.n * R * (d + c)
+    return ((Xa @ at.A) * op.mask[:, at.blk]) @ at.B
+
+
+def _float32_twin(op: ImplicitDesign) -> ImplicitDesign | None:
+    """A float32 copy of ``op`` for the checks (cached on it, so a path shares it), or None when
+    it does not fit in what ``op``'s memory budget leaves."""
+    twin = getattr(op, "_float32_twin", None)
+    if twin is None:
+        try:
+            twin = ImplicitDesign(op.Xa, op.mask, n_outputs=op.c, dtype=np.float32,
+                                  memory_budget=op.memory_budget - op.bytes_held)
+        except MemoryBudgetError:
+            return None
+        op._float32_twin = twin
+    return twin
+
+
+def _stop_checked(counter: dict[str, Any], checked: tuple) -> None:
+    """End an inner L-BFGS solve at a point that has just been checked (``checked``: its
+    gradient, blocks, objective and own gap), so that the round needs no other check."""
+    counter["checked"] = checked
+    raise StopIteration
+
+
 def solve_gated_working_set(
     op: ImplicitDesign,
     kernel: SmoothKernel,
@@ -508,7 +583,10 @@ def solve_gated_working_set(
     atoms = atoms_from_blocks(U0, columnwise=columnwise, rtol=WARM_RTOL)
     state: dict[str, Any] = {"iters": 0, "checks": 0, "best": None, "stop": False, "callback": False,
                              "best_D": -np.inf, "rel_hist": [], "G": None, "theta": None, "polishes": 0,
-                             "own_rel": np.inf, "polish_it": -np.inf, "polish_wait": check_every}
+                             "own_rel": np.inf, "polish_it": -np.inf, "polish_wait": check_every,
+                             "fast_off": False, "est_D": -np.inf}
+    op32 = _float32_twin(op) if FAST_CHECKS else None
+    flops32 = op32.flops if op32 is not None else 0.0
     restricted_flops = 0.0
     evaluations = 0
 
@@ -519,53 +597,73 @@ def solve_gated_working_set(
         if obj is not None and x is not None:
             A, B = obj.split(x)
             at = Atoms(blk=at.blk, A=A, B=B, col=at.col)
-            if obj.last is not None and obj.last[0] is x or (obj.last is not None and np.array_equal(obj.last[0], x)):
-                z, theta = obj.last[1], obj.last[2]
+            last = obj.last
+            if last is not None and not last[3] and (last[0] is x or np.array_equal(last[0], x)):
+                z, theta = last[1], last[2]
             else:
                 z, _ = obj.predict(A, B)
                 theta = kernel.grad(z)
         else:
             U = blocks_from_atoms(at, d, p, c)
-            z = op.forward(U) if at.size else np.zeros((op.n, c))
+            z = _atoms_forward(op, at) if at.size else np.zeros((op.n, c))
             theta = kernel.grad(z)
         U = blocks_from_atoms(at, d, p, c)
-        G = op.adjoint(theta)
-        dn = _dual_norms(G, columnwise)
-        dmax = float(dn.max(initial=0.0))
-        s = kernel.best_dual_scale(theta, np.inf if dmax == 0.0 else lam / dmax)
-        D = kernel.dual_value(s * theta)
         live = np.unique(at.blk)  # the other blocks are exactly zero
         P = kernel.value(z) + lam * float(pen.norms(U[:, live, :]).sum())
+        best = state["best"]
+        if best is None or P < best[0]:
+            state["best"] = (P, U)
+        Pb = state["best"][0]
+        exact = op32 is None
+        while True:
+            G = op.adjoint(theta) if exact else op32.adjoint(theta).astype(np.float64)
+            dn = _dual_norms(G, columnwise)
+            dmax = float(dn.max(initial=0.0))
+            s = kernel.best_dual_scale(theta, np.inf if dmax == 0.0 else lam / dmax)
+            D = kernel.dual_value(s * theta)
+            if exact:
+                # a float64 dual value: a certified lower bound
+                state["best_D"] = max(state["best_D"], D)
+                state["est_D"] = state["best_D"]
+                break
+            # a float32 one is an estimate (rounding can put s * theta just outside the dual
+            # feasible set): it steers the rounds, and a float64 check confirms any stop
+            state["est_D"] = max(state["est_D"], D)
+            if (Pb - state["est_D"]) / max(abs(Pb), tiny) > max(tol, FAST_CHECK_FLOOR):
+                break
+            exact = True
         # the dual of the restricted program: theta scaled to the blocks that hold atoms only
         dn_r = _restricted_dual_norms(G, at, columnwise)
         dmax_r = float(dn_r.max(initial=0.0))
         D_r = D if dmax_r == dmax else kernel.dual_value(
             kernel.best_dual_scale(theta, np.inf if dmax_r == 0.0 else lam / dmax_r) * theta)
         state["gap_r"] = P - D_r
-        state["best_D"] = max(state["best_D"], D)
         state["checks"] += 1
-        best = state["best"]
-        if best is None or P < best[0]:
-            state["best"] = (P, U)
-        Pb = state["best"][0]
-        gap = Pb - state["best_D"]
+        gap = Pb - state["est_D"]
         rel = gap / max(abs(Pb), tiny)
         state["last_own"] = (P - D) / max(abs(P), tiny)  # this point's own relative gap
+        state["last_check"] = (G, U, P, state["last_own"])
         if record:
-            state["G"], state["atoms"], state["U"], state["P_cur"] = G, at, U, P
-            state["own_rel"] = state["last_own"]
-            # violations of the optimality conditions the current atoms cannot fix (computed on
-            # demand by violations(): only they make a stalled inner solve stop to add atoms)
-            state["violations"] = None
-            state["rel_hist"].append(rel)
+            adopt(at, rel, state["last_check"])
         logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"],
                      state["iters"], at.size, Pb, gap, rel)
         if callback is not None:
-            info = {"iteration": state["iters"], "objective": Pb, "dual": state["best_D"], "gap": gap,
+            info = {"iteration": state["iters"], "objective": Pb, "dual": state["est_D"], "gap": gap,
                     "rel_gap": rel, "step": float("nan"), "round": state["round"]}
             if callback(info) is True:
                 state["callback"] = True
         return rel
+
+    def adopt(at: Atoms, rel: float, checked: tuple) -> None:
+        """Make a checked point (``checked``: gradient, blocks, objective and own gap) the state
+        of the rounds, with the atoms ``at``, and reset the cache of violations."""
+        G, U, P, own = checked
+        state["G"], state["atoms"], state["U"], state["P_cur"] = G, at, U, P
+        state["own_rel"] = own
+        # violations of the optimality conditions the current atoms cannot fix (computed on
+        # demand by violations(): only they make a stalled inner solve stop to add atoms)
+        state["violations"] = None
+        state["rel_hist"].append(rel)
 
     def violations() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The violations at the last check (cached; one projection and eigh per block)."""
@@ -625,7 +723,7 @@ def solve_gated_working_set(
             # the optimum is not sparse (or not of low rank) enough for atoms to pay off
             reason = "dense"
             break
-        obj = FactoredObjective(op, kernel, lam, atoms)
+        obj = FactoredObjective(op, kernel, lam, atoms, fast=FAST and rel > FAST_ABOVE and not state["fast_off"])
         x0 = np.concatenate([atoms.A.ravel(), atoms.B.ravel()])
         metric = _metric(obj, x0)
         to_x = metric.to_x if metric is not None else (lambda xt: xt)
@@ -641,23 +739,24 @@ def solve_gated_working_set(
             if it < counter["next"]:
                 return
             r = check(to_x(xk), obj, atoms)
+            here = state["last_check"]  # this iterate's check
             if r <= tol or state["callback"]:
-                raise StopIteration
+                _stop_checked(counter, here)
             if should_polish(r):
                 if polish(r) <= tol:
-                    raise StopIteration
+                    _stop_checked(counter, state["last_check"])  # the polished point's
                 if POLISH_RESTART and state["best"][0] < state["P_cur"]:
-                    state["restart"] = state["best"][1]
-                    raise StopIteration
+                    state["restart"] = True
+                    _stop_checked(counter, state["last_check"])
             # the restricted program is solved well enough: the gap is the missing blocks'
             if (state["gap_r"] <= RESTRICTED_FRACTION * r * max(abs(state["best"][0]), tiny)
                     and violations()[0].size):
-                raise StopIteration
+                _stop_checked(counter, here)
             hist = state["rel_hist"][hist0:]
             # stalled while some block violates its optimality condition: add atoms for it
             if (len(hist) > STALL_CHECKS and hist[-1] > STALL_FACTOR * hist[-1 - STALL_CHECKS]
                     and violations()[0].size):
-                raise StopIteration
+                _stop_checked(counter, here)
             counter["next"] = it + _check_spacing(counter["prev"], (it, r), tol, check_every, violations)
             counter["prev"] = (it, r)
 
@@ -665,18 +764,33 @@ def solve_gated_working_set(
                              memory=LBFGS_MEMORY, max_iter=max(1, max_iter - state["iters"]), callback=inner_callback)
         restricted_flops += obj.flops
         evaluations += obj.evals
-        A, B = obj.split(to_x(res.x))
-        # re-factor every block from its SVD: balanced, minimal rank (drops collapsed atoms)
-        U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
-        restarted = state.get("restart") is not None
-        if restarted:
-            U, state["restart"] = state["restart"], None
-        atoms = atoms_from_blocks(U, columnwise=columnwise)
+        restarted = bool(state.get("restart"))
+        state["restart"] = None
         rel_before = rel
-        rel = check(None, None, atoms)
+        checked = counter.get("checked")
+        if checked is not None:
+            # the round ended at a checked point (the last L-BFGS iterate, or the polished point
+            # that the next round restarts from): re-factor its blocks and keep its check (the
+            # atoms span the same blocks, up to the collapsed atoms the re-factoring drops)
+            # instead of repeating it
+            atoms = atoms_from_blocks(checked[1], columnwise=columnwise)
+            Pb = state["best"][0]
+            rel = (Pb - state["est_D"]) / max(abs(Pb), tiny)
+            adopt(atoms, rel, checked)
+        else:
+            A, B = obj.split(to_x(res.x))
+            # re-factor every block from its SVD: balanced, minimal rank (drops collapsed atoms)
+            U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
+            atoms = atoms_from_blocks(U, columnwise=columnwise)
+            rel = check(None, None, atoms)
         logger.debug("working set round %d: %d L-BFGS its (%s), %d atoms, rel gap %.3e", rnd, counter["it"],
                      res.message, atoms.size, rel)
-        if rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size and not restarted:
+        if obj.fast and (res.message == "line search failed" or (
+                rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size and not restarted)):
+            # float32 may have reached its precision: the next rounds run in float64
+            state["fast_off"] = True
+            logger.debug("working set: float32 evaluations stalled (%s); float64 from here", res.message)
+        elif rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size and not restarted:
             # L-BFGS has reached the precision of F and no block asks for an atom: the rest is
             # beyond this method (the caller continues with R-FISTA), unless a polish certifies
             if should_polish(rel):
@@ -685,7 +799,7 @@ def solve_gated_working_set(
             break
     else:
         reason = "certified" if rel <= tol else "max_rounds"
-    op.flops += restricted_flops
+    op.flops += restricted_flops + (op32.flops - flops32 if op32 is not None else 0.0)
     P, U = state["best"]
     gap = P - state["best_D"]
     rel = gap / max(abs(P), tiny)

@@ -524,3 +524,101 @@ def test_small_design_grows_within_the_cost_cap():
     sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=0.01 * X.shape[0], tol=1e-6)
     assert sol.status == "optimal" and sol.extra["rel_gap"] <= 1e-6
     assert sol.extra["working_set_stop"] == "certified" and not sol.extra["working_set_fallback"]
+
+
+# ------------------------------------------------------------------ mixed precision
+@pytest.mark.parametrize("loss,c,penalty", [("cross_entropy", 4, "nuclear"), ("cross_entropy", 3, "columnwise"),
+                                            ("squared", 3, "nuclear"), ("logistic", 1, "nuclear")])
+def test_fast_factored_objective_is_float32_close_and_flagged(loss, c, penalty):
+    obj, x, _ = _factored(loss, c, penalty, seed=8)
+    f64, g64 = obj(x)
+    assert obj.last[3] is False
+    obj.fast = True
+    f32, g32 = obj(x)
+    assert obj.last[3] is True  # a check must not reuse this z as a float64 prediction
+    assert g32.dtype == np.float64
+    assert f32 == pytest.approx(f64, rel=1e-6)
+    assert np.linalg.norm(g32 - g64) <= 1e-5 * np.linalg.norm(g64)
+    assert not np.array_equal(g32, g64)  # the GEMMs did run in float32
+    z32, HM32 = obj.predict(*obj.split(x), fast=True)
+    assert z32.dtype == np.float64 and HM32.dtype == np.float32
+
+
+class _OptimisticTwin:
+    """A float32 twin whose adjoint is half the true one: its dual estimates are too high (the
+    scaled dual point would be infeasible), as a rounding error in the other direction would be."""
+
+    def __init__(self, op):
+        self.op, self.flops = op, 0.0
+
+    def adjoint(self, R):
+        return (0.5 * self.op.adjoint(R)).astype(np.float32)
+
+
+@pytest.mark.parametrize("loss,c,penalty", [CASES[0], CASES[2]])
+def test_float32_checks_never_enter_the_certificate(loss, c, penalty, monkeypatch):
+    """The dual values of the float32 checks only steer the rounds: with a twin that overstates
+    them, the result's dual is still a float64 lower bound and the solve still certifies."""
+    X, Y, pats = _problem(120, 4, c, 25, loss, seed=21 + c)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    lam = 0.05 * float(np.abs(ImplicitDesign(Xa, pats.mask, n_outputs=c).adjoint(kernel.grad(np.zeros(Y.shape)))).max())
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, c))
+    ref = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=c), kernel, lam, U0, tol=1e-8,
+                                  max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
+    monkeypatch.setattr(gws, "_float32_twin", lambda op: _OptimisticTwin(op))
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    ws = solve_gated_working_set(op, kernel, lam, U0, tol=1e-6, max_iter=20_000, penalty=penalty,
+                                 max_cost_ratio=np.inf)
+    assert ws.converged and ws.reason == "certified"
+    cert = gated_certificate(ImplicitDesign(Xa, pats.mask, n_outputs=c), kernel, lam, ws.U, penalty=penalty)
+    # the reported dual is a valid lower bound: below every primal value, the best known included
+    assert ws.dual <= min(ref.primal, cert.primal) + 1e-12 * abs(ref.primal)
+    assert cert.primal - ws.dual <= 1e-6 * abs(cert.primal)
+    assert ws.primal == pytest.approx(ref.primal, rel=2e-6)
+
+
+@pytest.mark.parametrize("fast,fast_checks", [(True, True), (False, False), (True, False), (False, True)])
+def test_working_set_certifies_in_every_precision_mode(fast, fast_checks, monkeypatch):
+    X, Y, pats = _problem(200, 5, 4, 30, "cross_entropy", seed=31)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss("cross_entropy"), Y, np.float64)
+    monkeypatch.setattr(gws, "FAST", fast)
+    monkeypatch.setattr(gws, "FAST_CHECKS", fast_checks)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=4)
+    ws = solve_gated_working_set(op, kernel, 0.3, np.zeros((Xa.shape[1], pats.n_patterns, 4)), tol=1e-7,
+                                 max_iter=20_000, max_cost_ratio=np.inf)
+    assert ws.converged and ws.reason == "certified"
+    cert = gated_certificate(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, ws.U)
+    assert cert.primal == pytest.approx(ws.primal, rel=1e-12)
+    assert cert.primal - max(cert.dual, ws.dual) <= 1.01e-7 * abs(cert.primal)
+    # the float32 twin is built once per operator and shared by the solves on it
+    if fast_checks:
+        assert gws._float32_twin(op) is gws._float32_twin(op)
+        assert gws._float32_twin(op).dtype == np.float32
+
+
+def test_float32_twin_respects_the_memory_budget():
+    X, Y, pats = _problem(100, 3, 2, 10, "squared", seed=2)
+    Xa = pats.design(X)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=2)
+    op.memory_budget = op.bytes_held + 16  # no room for a float32 copy
+    assert gws._float32_twin(op) is None
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, 2))
+    kernel = make_kernel(get_loss("squared"), Y, np.float64)
+    ws = solve_gated_working_set(op, kernel, 0.1, U0, tol=1e-6, max_iter=20_000, max_cost_ratio=np.inf)
+    assert ws.converged  # float64 checks only
+
+
+def test_atoms_forward_matches_the_operator():
+    X, Y, pats = _problem(80, 3, 3, 12, "squared", seed=3)
+    Xa = pats.design(X)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+    rng = np.random.default_rng(0)
+    U = rng.standard_normal((Xa.shape[1], pats.n_patterns, 3))
+    U[:, ::2, :] = 0.0
+    at = atoms_from_blocks(U)
+    np.testing.assert_allclose(gws._atoms_forward(op, at), op.forward(U), rtol=1e-10, atol=1e-10)
+    flops = op.flops
+    gws._atoms_forward(op, at)
+    assert op.flops - flops == pytest.approx(2.0 * op.n * at.size * (op.d + op.c))

@@ -389,10 +389,16 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
                               reserve_bytes=reserve * 2, cache_mask=False)
         kernel64 = make_kernel(loss_obj, y2, np.float64)
     U64 = np.asarray(res.U, dtype=np.float64)
-    cert = gated_certificate(op64, kernel64, lam, U64, penalty=penalty)
-    dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
-    gap = max(cert.primal - dual, 0.0)
-    rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
+    if ws is not None and ws.converged and res.U is ws.U:
+        # the working set certified this point with float64 values (its objective and the best
+        # dual value of its float64 checks): a second certificate would repeat them
+        primal, dual = ws.primal, ws.dual
+    else:
+        cert = gated_certificate(op64, kernel64, lam, U64, penalty=penalty)
+        primal = cert.primal
+        dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
+    gap = max(primal - dual, 0.0)
+    rel = gap / max(abs(primal), np.finfo(float).tiny)
     eta = res.eta
     if dtype != np.float64 and rel > tol and iterations < max_iter and not res.stopped_by_callback:
         logger.info("float32 result has relative gap %.3e in float64; polishing in float64", rel)
@@ -403,9 +409,9 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         iterations += polish
         U64 = res.U
         cert = gated_certificate(op64, kernel64, lam, U64, penalty=penalty)
-        dual = max(cert.dual, res.dual)
-        gap = max(cert.primal - dual, 0.0)
-        rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
+        primal, dual = cert.primal, max(cert.dual, res.dual)
+        gap = max(primal - dual, 0.0)
+        rel = gap / max(abs(primal), np.finfo(float).tiny)
         eta = res.eta
     flops = op.flops + (op64.flops if op64 is not op else 0.0)
     converged = rel <= tol and not res.stopped_by_callback
@@ -434,7 +440,7 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         "weights": {"U": U64},
         "status": "optimal" if converged else "max_iterations",
         "solver": "rfista",
-        "objective_value": cert.primal,
+        "objective_value": primal,
         "iterations": iterations,
         "gap": gap,
         "max_violation": None,

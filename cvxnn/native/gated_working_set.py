@@ -281,10 +281,9 @@ class BlockMetric:
             self.t = 1.0 / np.sqrt(np.maximum(diag, 0.0) + lam)  # R x c
         else:
             c = obj.c
+            # P_bj = sum_n HM_nj^2 (diag(D_n) - V_n V_n^T): one GEMM with the n x c^2 outer products
             Pb = (H2.T @ D)[:, :, None] * np.eye(c)
-            for j in range(obj.R):
-                Vw = V * HM[:, j:j + 1]
-                Pb[j] -= Vw.T @ Vw
+            Pb -= (H2.T @ (V[:, :, None] * V[:, None, :]).reshape(obj.n, c * c)).reshape(obj.R, c, c)
             eb, self.Vb = np.linalg.eigh(Pb)
             self.t = 1.0 / np.sqrt(np.maximum(eb, 0.0) + lam)
         obj.flops += 2.0 * obj.n * obj.R * obj.c * (obj.c + 2)

@@ -57,7 +57,7 @@ import numpy as np
 from ..errors import MemoryBudgetError
 from ..operators import ImplicitDesign
 from ._atoms import DROP_RTOL as DROP_RTOL  # the re-factoring threshold, re-exported
-from ._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
+from ._atoms import Atoms, atoms_from_blocks, atoms_penalty, blocks_from_atoms
 from ._losses import SmoothKernel
 from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
@@ -576,7 +576,7 @@ def solve_gated_working_set(
         raise ValueError("the gated working set runs in float64")
     d, p, c = op.d, op.p, op.c
     columnwise = penalty == "columnwise" and c > 1
-    pen = BlockPenalty(penalty)
+    BlockPenalty(penalty)  # validates the name
     lam = float(lam)
     tiny = np.finfo(float).tiny
     atoms = atoms_from_blocks(U0, columnwise=columnwise, rtol=WARM_RTOL)
@@ -603,12 +603,10 @@ def solve_gated_working_set(
                 z, _ = obj.predict(A, B)
                 theta = kernel.grad(z)
         else:
-            U = blocks_from_atoms(at, d, p, c)
             z = _atoms_forward(op, at) if at.size else np.zeros((op.n, c))
             theta = kernel.grad(z)
         U = blocks_from_atoms(at, d, p, c)
-        live = np.unique(at.blk)  # the other blocks are exactly zero
-        P = kernel.value(z) + lam * float(pen.norms(U[:, live, :]).sum())
+        P = kernel.value(z) + lam * atoms_penalty(at, columnwise)
         best = state["best"]
         if best is None or P < best[0]:
             state["best"] = (P, U)

@@ -622,3 +622,38 @@ def test_atoms_forward_matches_the_operator():
     flops = op.flops
     gws._atoms_forward(op, at)
     assert op.flops - flops == pytest.approx(2.0 * op.n * at.size * (op.d + op.c))
+
+
+@pytest.mark.parametrize("c,columnwise", [(5, False), (1, False), (5, True)])
+def test_atoms_penalty_and_blocks_match_the_svd_of_the_blocks(c, columnwise):
+    """The penalty from the factors (QR of each block's atoms) equals the norms of the assembled
+    blocks, and the level-wise assembly equals a plain sum over atoms, for blocks of 1 to 4 atoms
+    (nuclear), and for the one-atom-per-block (column) forms."""
+    from cvxnn.native._atoms import atoms_penalty
+    from cvxnn.native.prox import BlockPenalty
+
+    rng = np.random.default_rng(c + columnwise)
+    d, p = 7, 12
+    if columnwise:
+        pairs = rng.choice(p * c, 20, replace=False)
+        blk, col = pairs // c, pairs % c
+        B = np.zeros((20, c))
+        B[np.arange(20), col] = rng.standard_normal(20)
+    elif c == 1:
+        blk, col = rng.choice(p, 9, replace=False), None
+        B = rng.standard_normal((9, 1))
+    else:
+        blk, col = np.r_[np.arange(10), np.arange(6), np.arange(3), [0]], None  # ranks 4, 3, 2 and 1
+        rng.shuffle(blk)
+        B = rng.standard_normal((blk.size, c))
+    A = rng.standard_normal((d, blk.size))
+    at = Atoms(blk=blk, A=A, B=B, col=col)
+    U = blocks_from_atoms(at, d, p, c)
+    ref = np.zeros((d, p, c))
+    for j in range(blk.size):
+        ref[:, blk[j], :] += np.outer(A[:, j], B[j])
+    np.testing.assert_allclose(U, ref, rtol=0, atol=1e-13)
+    norms = BlockPenalty("columnwise" if columnwise else "nuclear").norms(U)
+    assert atoms_penalty(at, columnwise) == pytest.approx(float(norms.sum()), rel=1e-13)
+    empty = Atoms(blk=np.zeros(0, np.intp), A=np.zeros((d, 0)), B=np.zeros((0, c)))
+    assert atoms_penalty(empty, columnwise) == 0.0 and not blocks_from_atoms(empty, d, p, c).any()

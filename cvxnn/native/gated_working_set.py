@@ -341,7 +341,7 @@ def _dual_norms(G: np.ndarray, columnwise: bool) -> np.ndarray:
         return np.sqrt(np.einsum("dpc,dpc->pc", G, G))
     if G.shape[2] == 1:
         return np.sqrt(np.einsum("dp,dp->p", G[:, :, 0], G[:, :, 0]))[:, None]
-    return gram_spectral(G)[0][:, None]
+    return gram_spectral(G, vectors=False)[0][:, None]
 
 
 def _restricted_dual_norms(G: np.ndarray, atoms: Atoms, columnwise: bool) -> np.ndarray:

@@ -104,7 +104,7 @@ def _prox_nuclear_gram(V: np.ndarray, t: float) -> tuple[np.ndarray, float] | No
     return out, float(s_new.sum())
 
 
-def gram_spectral(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gram_spectral(G: np.ndarray, vectors: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Spectral norms and top right singular vectors of the ``d x c`` blocks of ``G`` (``d x P x c``).
 
     One batched ``eigh`` of the ``c x c`` Gram matrices ``G_i^T G_i`` (cheaper than ``P`` SVDs of
@@ -116,11 +116,14 @@ def gram_spectral(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -------
     sigma : ndarray of shape (P,)
         ``||G_i||_2`` (float64).
-    v : ndarray of shape (P, c)
-        Unit vectors with ``||G_i v_i|| = sigma_i``.
+    v : ndarray of shape (P, c), or None
+        Unit vectors with ``||G_i v_i|| = sigma_i`` (None with ``vectors=False``: eigenvalues
+        only, half the time).
     """
     G = np.asarray(G, dtype=np.float64)
     gram = np.einsum("dpc,dpe->pce", G, G, optimize=True)  # a batched GEMM (9x the plain loop)
+    if not vectors:
+        return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0)), None
     w, V = np.linalg.eigh(gram)
     return np.sqrt(np.maximum(w[:, -1], 0.0)), V[:, :, -1]
 

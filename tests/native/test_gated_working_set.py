@@ -74,6 +74,9 @@ def test_gram_spectral_matches_svd():
     s = np.linalg.svd(np.transpose(G, (1, 0, 2)), compute_uv=False)[:, 0]
     np.testing.assert_allclose(sig, s, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(np.einsum("dpc,pc->dp", G, v), axis=0), s, rtol=1e-8, atol=1e-12)
+    sig_only, none = gram_spectral(G, vectors=False)
+    assert none is None
+    np.testing.assert_allclose(sig_only, sig, rtol=1e-12, atol=1e-14)
 
 
 # ------------------------------------------------------------------------------------ atoms

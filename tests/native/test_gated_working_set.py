@@ -660,3 +660,24 @@ def test_atoms_penalty_and_blocks_match_the_svd_of_the_blocks(c, columnwise):
     assert atoms_penalty(at, columnwise) == pytest.approx(float(norms.sum()), rel=1e-13)
     empty = Atoms(blk=np.zeros(0, np.intp), A=np.zeros((d, 0)), B=np.zeros((0, c)))
     assert atoms_penalty(empty, columnwise) == 0.0 and not blocks_from_atoms(empty, d, p, c).any()
+
+
+def test_a_round_adds_at_most_grow_atoms_to_a_warm_start(monkeypatch):
+    """A warm-started path step starts with many violating blocks; a round adds at most GROW
+    atoms (the largest violations), however many atoms the working set already holds."""
+    X, Y, pats = _problem(200, 5, 4, 30, "cross_entropy", seed=41)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss("cross_entropy"), Y, np.float64)
+    U0 = np.zeros((Xa.shape[1], pats.n_patterns, 4))
+    big = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 3.0, U0, tol=1e-6,
+                                  max_iter=20_000, max_cost_ratio=np.inf)
+    start = atoms_from_blocks(big.U, rtol=gws.WARM_RTOL).size
+    assert start > 6
+    monkeypatch.setattr(gws, "GROW", 3)
+    step = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, big.U, tol=1e-6,
+                                   max_iter=20_000, max_cost_ratio=np.inf, max_rounds=1)
+    assert step.rounds == 1 and step.atoms <= start + 3, (start, step.atoms)
+    monkeypatch.setattr(gws, "GROW", 32)
+    full = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, big.U, tol=1e-6,
+                                   max_iter=20_000, max_cost_ratio=np.inf)
+    assert full.converged

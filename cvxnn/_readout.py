@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 #: Relative singular mass treated as rounding when mapping a one-vs-all solution by SVD factors.
 _ROUNDOFF = 1e-13
+#: A singular value of a vector-output C-GReLU block at most this fraction of the block's largest
+#: is the rounding of a block of lower rank (the SVD of an exactly rank-r ``d x c`` block returns
+#: ``c - r`` values near ``1e-16`` of the largest): it is not turned into a neuron. Its neuron
+#: would change the predictions and the penalty by less than this fraction of the block's.
+GATED_RANK_RTOL = 1e-13
 
 
 def _check_tolerance(value, name: str) -> float:
@@ -66,20 +71,16 @@ def _scalar_neurons(B: np.ndarray, keep: np.ndarray):
 
 
 def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0):
-    """Balanced SVD factors of vector-output blocks ``B_i`` (``d_a x c``), and their block index."""
-    firsts, seconds, owner = [], [], []
-    for i in np.flatnonzero(keep):
-        A, sv, Bt = np.linalg.svd(B[:, i, :], full_matrices=False)
-        r = sv > max(rel_tol * sv[0], 0.0) if sv.size else np.zeros(0, bool)
-        for k in np.flatnonzero(r):
-            root = np.sqrt(sv[k])
-            firsts.append(A[:, k] * root)
-            seconds.append(Bt[k] * root)
-            owner.append(i)
+    """Balanced SVD factors of vector-output blocks ``B_i`` (``d_a x c``), and their block index:
+    one neuron per singular value above ``rel_tol`` times the block's largest (one batched SVD)."""
     d, c = B.shape[0], B.shape[2]
-    if not firsts:
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
         return np.zeros((d, 0)), np.zeros((0, c)), np.zeros(0, dtype=int)
-    return np.array(firsts).T, np.array(seconds), np.array(owner)
+    A, sv, Bt = np.linalg.svd(np.transpose(B[:, idx, :], (1, 0, 2)), full_matrices=False)
+    q, k = np.nonzero((sv > rel_tol * sv[:, :1]) & (sv > 0.0))
+    root = np.sqrt(sv[q, k])
+    return (A[q, :, k] * root[:, None]).T, Bt[q, k, :] * root[:, None], idx[q]
 
 
 def to_network(model, *, tol: float = 0.0):
@@ -95,8 +96,10 @@ def to_network(model, *, tol: float = 0.0):
     Returns
     -------
     ReLUNetwork or GatedReLUNetwork
-        With as many neurons as nonzero blocks (scalar output) or nonzero singular values
-        (vector output).
+        With as many neurons as nonzero blocks (scalar output) or singular values (vector
+        output; for C-GReLU those above ``GATED_RANK_RTOL = 1e-13`` of the block's largest,
+        so a block of rank ``r`` gives ``r`` neurons, not ``c`` with ``c - r`` of them at
+        rounding level).
     """
     tol = check_nonnegative_float(tol, "tol")
     pats: Patterns = model.patterns
@@ -107,7 +110,7 @@ def to_network(model, *, tol: float = 0.0):
             A, w2 = _scalar_neurons(U, keep)
             G = pats.gates[:, keep]
         else:
-            A, w2, owner = _svd_neurons(U, keep)
+            A, w2, owner = _svd_neurons(U, keep, rel_tol=GATED_RANK_RTOL)
             G = pats.gates[:, owner]
         W1, b1 = _split_bias(A, pats.bias)
         Gw, gb = _split_bias(G, pats.bias)

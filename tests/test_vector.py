@@ -120,6 +120,30 @@ def test_gated_map_back_objective_equal(data, gated_sol):
     assert back.penalty() <= gated_sol.penalty() * (1 + 1e-9)
 
 
+def test_gated_map_gives_one_neuron_per_singular_value_of_the_blocks(data):
+    """A block of rank r maps to r neurons: the c - r singular values that an SVD returns at
+    rounding level for an exactly low-rank block are not neurons (GATED_RANK_RTOL), and dropping
+    them changes neither the predictions nor the penalty beyond rounding."""
+    X, Y, pats = data
+    rng = np.random.default_rng(0)
+    d, p, c = 3, pats.n_patterns, 3
+    U = np.zeros((d, p, c))
+    ranks = {0: 1, 1: 2, 4: 3, 7: 1}
+    for i, r in ranks.items():
+        U[:, i, :] = rng.standard_normal((d, r)) @ rng.standard_normal((r, c))
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=U)
+    net = to_network(model)
+    assert net.n_neurons == sum(ranks.values())
+    np.testing.assert_allclose(net.predict(X), model.train_predict(X), rtol=0, atol=1e-12)
+    assert net.penalty() == pytest.approx(model.penalty(), rel=1e-12)
+    from cvxnn.native import solve_native
+
+    sol = solve_native(X, Y, pats, activation="gated_relu", lam=LAM, tol=1e-8)
+    numerical_rank = sum(int(np.sum(s > 1e-10 * s[0])) for s in
+                         (np.linalg.svd(sol.U[:, i, :], compute_uv=False) for i in range(p)) if s[0] > 0)
+    assert to_network(sol).n_neurons == numerical_rank
+
+
 def test_lam_parameter_is_reused(data):
     X, Y, pats = data
     prog = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats)

@@ -681,3 +681,24 @@ def test_a_round_adds_at_most_grow_atoms_to_a_warm_start(monkeypatch):
     full = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, big.U, tol=1e-6,
                                    max_iter=20_000, max_cost_ratio=np.inf)
     assert full.converged
+
+
+def test_a_stalled_float32_round_hands_over_to_float64(monkeypatch, caplog):
+    """With float32 evaluations in every round (FAST_ABOVE = 0) and no polish, L-BFGS reaches
+    float32's floor long before tol = 1e-10; the working set then turns float32 off and float64
+    rounds take the gap far below that floor."""
+    import logging
+
+    monkeypatch.setattr(gws, "FAST_ABOVE", 0.0)
+    monkeypatch.setattr(gws, "POLISH", False)
+    X, Y, pats = _problem(200, 5, 4, 30, "cross_entropy", seed=31)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss("cross_entropy"), Y, np.float64)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=4)
+    with caplog.at_level(logging.DEBUG, logger="cvxnn.native.gated_working_set"):
+        ws = solve_gated_working_set(op, kernel, 0.3, np.zeros((Xa.shape[1], pats.n_patterns, 4)), tol=1e-10,
+                                     max_iter=20_000, max_cost_ratio=np.inf)
+    assert "float32 evaluations stalled" in caplog.text
+    assert (ws.primal - ws.dual) / ws.primal < 1e-5
+    cert = gated_certificate(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, ws.U)
+    assert cert.primal == pytest.approx(ws.primal, rel=1e-12) and ws.dual <= cert.primal

@@ -41,6 +41,11 @@ stalls. Once no block violates, the blocks are polished by Newton's method on th
 singular subspaces (:mod:`cvxnn.native.subspace_polish`): L-BFGS converges the objective long
 before its certificate, and the polish closes most of that gap.
 
+GEMMs whose results only steer the solve run in float32 (``FAST``, ``FAST_CHECKS``): the L-BFGS
+evaluations of rounds that start above a relative gap of ``FAST_ABOVE``, and the adjoints of the
+checks, on a float32 copy of the operator. A check whose float32 estimate would stop the solve is
+redone in float64, and only float64 dual values enter the certificate.
+
 Every result is judged by the full-program gap only, so a point that does not certify is
 reported as such; the caller then continues with R-FISTA from it.
 """
@@ -547,7 +552,8 @@ def solve_gated_working_set(
     Parameters
     ----------
     op : ImplicitDesign
-        The full operator, float64.
+        The full operator, float64. A float32 copy for the checks is cached on it (when its
+        memory budget has room), so the solves of a path on one operator share it.
     kernel : SmoothKernel
         The smooth loss, float64.
     lam : float

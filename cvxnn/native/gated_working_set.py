@@ -435,10 +435,12 @@ def _violations(G: np.ndarray, atoms: Atoms, lam: float, columnwise: bool
             Gi = Gi - P @ (np.transpose(P, (0, 2, 1)) @ Gi)
             Gi = Gi - (Gi @ Q) @ np.transpose(Q, (0, 2, 1))
             Gp[:, ub[bsel], :] = np.transpose(Gi, (1, 0, 2))
-    sig_all, V = gram_spectral(Gp)
-    blk = np.flatnonzero(sig_all > lam)
-    blk = blk[np.argsort(-sig_all[blk])]
-    sig, v = sig_all[blk], V[blk]
+    # ||G_i||_2 <= ||G_i||_F: only blocks whose Frobenius norm exceeds lam can violate
+    cand = np.flatnonzero(np.einsum("dpc,dpc->p", Gp, Gp) > lam * lam)
+    sig_c, V = gram_spectral(Gp[:, cand, :])
+    sel = np.flatnonzero(sig_c > lam)
+    sel = sel[np.argsort(-sig_c[sel])]
+    blk, sig, v = cand[sel], sig_c[sel], V[sel]
     u = np.einsum("dkc,kc->dk", Gp[:, blk, :], v) / sig
     return blk, np.zeros(blk.size, np.intp), sig, u, v
 

@@ -173,6 +173,10 @@ class Loss:
     def _grad_sum(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _value_grad_sum(self, z: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(_value_sum, _grad_sum)`` at once; a loss overrides it when the two share work."""
+        return self._value_sum(z, y), self._grad_sum(z, y)
+
     def _hessian_sum(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         raise NotImplementedError  # pragma: no cover - abstract
 
@@ -480,6 +484,17 @@ class CrossEntropyLoss(Loss):
     def _grad_sum(self, z, y):
         _need_matrix(z)
         return _softmax_rows(z) - y
+
+    def _value_grad_sum(self, z, y):
+        # one exponential for both: logsumexp and softmax share the shifted exp(z - max)
+        _need_matrix(z)
+        z = z.astype(np.float64, copy=False)
+        m = z.max(axis=1, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0.0)
+        e = np.exp(z - m)
+        s = e.sum(axis=1, keepdims=True)
+        value = float(np.sum(np.log(s[:, 0]) + m[:, 0]) - np.vdot(y, z))
+        return value, e / s - y
 
     def _hessian_sum(self, z, y):
         P = _softmax_rows(z.astype(np.float64, copy=False))

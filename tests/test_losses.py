@@ -160,3 +160,26 @@ def test_losses_without_row_terms_say_so():
         with pytest.raises(NotImplementedError, match="has_rows is False"):
             loss._value_rows(np.zeros(3), np.ones(3))
         assert WeightedLoss(base=loss, weights=np.arange(1.0, 4.0)).needs_groups
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(LOSSES) if LOSSES[n].smooth and LOSSES[n].has_conjugate])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_kernel_value_and_grad_match_value_and_grad(name, reduction):
+    """The native kernel's fused value and gradient (one exponential for cross-entropy) equal
+    the separate ones, also at large logits and for weighted losses."""
+    from cvxnn.estimators import WeightedLoss
+    from cvxnn.native._losses import make_kernel
+
+    z, y = targets(name)
+    z2 = (z if z.ndim == 2 else z[:, None]) * 50.0  # large logits: the shifted exponentials
+    y2 = y if y.ndim == 2 else y[:, None]
+    for loss in (get_loss(name, reduction=reduction),
+                 WeightedLoss(base=get_loss(name, reduction=reduction), weights=np.arange(1.0, 13.0))):
+        for dtype in (np.float64, np.float32):
+            k = make_kernel(loss, y2, dtype)
+            zz = z2.astype(dtype)
+            v, g = k.value_and_grad(zz)
+            assert v == pytest.approx(k.value(zz), rel=1e-12, abs=1e-12)
+            assert g.dtype == np.dtype(dtype)
+            tight = dtype == np.float64
+            np.testing.assert_allclose(g, k.grad(zz), rtol=1e-12 if tight else 1e-5, atol=1e-12 if tight else 1e-6)

@@ -63,6 +63,14 @@ class SmoothKernel:
             g = g * self.dtype.type(self.scale)
         return g.astype(self.dtype, copy=False)
 
+    def value_and_grad(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(value(z), grad(z))``, sharing the work the loss can share (cross-entropy: one
+        exponential); the gradient in the compute dtype."""
+        v, g = self.loss._value_grad_sum(z, self._y(z))
+        if self.scale != 1.0:
+            g = g * self.dtype.type(self.scale)
+        return self.scale * float(v), g.astype(self.dtype, copy=False)
+
     def hessian_parts(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The Hessian of ``h`` at ``z`` per sample as ``diag(D_n) - v_n v_n^T`` (float64).
 

@@ -223,8 +223,8 @@ class FactoredObjective:
         A, B = self.split(x)
         fast = self.fast
         z, HM = self.predict(A, B, fast)
-        theta = self.kernel.grad(z)
-        f = self.kernel.value(z) + 0.5 * self.lam * float(np.vdot(x, x))
+        h, theta = self.kernel.value_and_grad(z)
+        f = h + 0.5 * self.lam * float(np.vdot(x, x))
         X, M = self._design(fast)
         th = theta.astype(np.float32) if fast else theta
         Bc = B.astype(np.float32) if fast else B

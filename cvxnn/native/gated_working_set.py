@@ -550,7 +550,7 @@ def solve_gated_working_set(
     penalty: str = "nuclear",
     callback: Callable[[dict[str, Any]], Any] | None = None,
     max_rounds: int = MAX_ROUNDS,
-    check_every: int = CHECK_EVERY,
+    check_every: int | None = None,
     max_cost_ratio: float = MAX_COST_RATIO,
 ) -> WorkingSetResult:
     """C-GReLU by a working set of rank-one atoms and L-BFGS on the factored restricted problem.
@@ -577,8 +577,8 @@ def solve_gated_working_set(
         ``step`` (NaN) and ``round``; returning True stops the solve.
     max_rounds : int
         Outer rounds (atom additions).
-    check_every : int
-        L-BFGS iterations between two full checks.
+    check_every : int, optional
+        L-BFGS iterations between two full checks (default ``CHECK_EVERY``).
     max_cost_ratio : float
         Give up (``reason="dense"``) when one evaluation of the factored objective costs more
         than this fraction of an R-FISTA iteration (``MAX_COST_RATIO``; ``inf``: never).
@@ -592,6 +592,7 @@ def solve_gated_working_set(
     if op.dtype != np.float64:
         raise ValueError("the gated working set runs in float64")
     d, p, c = op.d, op.p, op.c
+    check_every = CHECK_EVERY if check_every is None else int(check_every)
     columnwise = penalty == "columnwise" and c > 1
     BlockPenalty(penalty)  # validates the name
     lam = float(lam)

@@ -574,7 +574,9 @@ def solve_gated_working_set(
         As in :class:`~cvxnn.native.prox.BlockPenalty`.
     callback : callable, optional
         Called at every check with ``iteration``, ``objective``, ``dual``, ``gap``, ``rel_gap``,
-        ``step`` (NaN) and ``round``; returning True stops the solve.
+        ``step`` (NaN) and ``round``; returning True stops the solve. With ``FAST_CHECKS`` the
+        ``dual`` (and so the gap) of a check that was not confirmed in float64 is the float32
+        estimate; the result's ``dual`` is always a float64 value.
     max_rounds : int
         Outer rounds (atom additions).
     check_every : int, optional

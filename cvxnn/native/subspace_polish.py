@@ -87,6 +87,39 @@ def _loss_hessian(F: np.ndarray, qout: np.ndarray, D: np.ndarray, V: np.ndarray 
     return H
 
 
+class _ReusedLossHessian:
+    """The loss Hessian of a Newton loop, kept across steps by the ``REUSE_RATIO`` rule: a new
+    one after a step that backtracked or cut the decrement by less than ``REUSE_RATIO``, and
+    after a failed line search with a kept one (the caller then retries the step)."""
+
+    def __init__(self, kernel: SmoothKernel, F: np.ndarray, qout: np.ndarray, groups: np.ndarray | None = None):
+        self.kernel, self.F, self.qout, self.groups = kernel, F, qout, groups
+        self.H: np.ndarray | None = None
+        self.fresh = False
+        self.dec_prev = np.inf
+
+    def at(self, z: np.ndarray) -> np.ndarray:
+        """The Hessian to use at ``z`` (computed there, or kept from an earlier point)."""
+        self.fresh = self.H is None
+        if self.fresh:
+            D, V = self.kernel.hessian_parts(z)
+            self.H = _loss_hessian(self.F, self.qout, D, V, groups=self.groups)
+        return self.H
+
+    def retry_after_failed_search(self) -> bool:
+        """True (and the kept Hessian dropped) when the failed step used a kept Hessian."""
+        if self.fresh:
+            return False
+        self.H = None
+        return True
+
+    def accepted(self, t: float, dec: float) -> None:
+        """Record an accepted step of length ``t`` and Newton decrement ``dec``."""
+        if t < 1.0 or dec > REUSE_RATIO * self.dec_prev:
+            self.H = None
+        self.dec_prev = dec
+
+
 def _newton_step(H: np.ndarray, g: np.ndarray, f: float) -> np.ndarray | None:
     """The Newton step ``-H^{-1} g`` (``H`` regularised by ``1e-13`` of its largest diagonal
     entry, in place), or None when ``H`` is singular or the decrement ``-g . step`` is below
@@ -107,18 +140,14 @@ def _diagonal_stage(F: np.ndarray, qout: np.ndarray, s: np.ndarray, kernel: Smoo
         return kernel.value(z) + lam * float(x.sum()), z
 
     f, z = value(s)
-    Hl, dec_prev = None, np.inf
+    hess = _ReusedLossHessian(kernel, F, qout)
     for _ in range(MAX_NEWTON):
         theta = np.asarray(kernel.grad(z), dtype=np.float64)
         g = np.einsum("nr,nr->r", F, theta @ qout.T) + lam
         free = (s > 0.0) | (g < 0.0)
         if not free.any():
             break
-        fresh = Hl is None
-        if fresh:
-            D, V = kernel.hessian_parts(z)
-            Hl = _loss_hessian(F, qout, D, V)
-        step_free = _newton_step(Hl[np.ix_(free, free)], g[free], f)
+        step_free = _newton_step(hess.at(z)[np.ix_(free, free)], g[free], f)
         if step_free is None:
             break
         step = np.zeros_like(s)
@@ -132,13 +161,10 @@ def _diagonal_stage(F: np.ndarray, qout: np.ndarray, s: np.ndarray, kernel: Smoo
                 break
             t *= 0.5
         else:
-            if not fresh:
-                Hl = None  # a stale Hessian: retry with a fresh one
+            if hess.retry_after_failed_search():
                 continue
             break
-        if t < 1.0 or dec > REUSE_RATIO * dec_prev:
-            Hl = None
-        dec_prev = dec
+        hess.accepted(t, dec)
         s, f, z = s2, f2, z2
     return s
 
@@ -252,18 +278,14 @@ def _core_stage(U1: np.ndarray, blk: np.ndarray, Pd: np.ndarray, Qd: np.ndarray,
     if not np.isfinite(f):
         return U1
     best = (f, x)
-    Hl, dec_prev = None, np.inf
+    hess = _ReusedLossHessian(kernel, F, qout, groups=fcol)
     for _ in range(MAX_NEWTON):
         pv, pg, ph = penalty(x, True)
         if pg is None:
             break
         theta = np.asarray(kernel.grad(z), dtype=np.float64)
         g = np.einsum("nm,nm->m", F[:, fcol], theta @ qout.T) + lam * pg
-        fresh = Hl is None
-        if fresh:
-            D, V = kernel.hessian_parts(z)
-            Hl = _loss_hessian(F, qout, D, V, groups=fcol)
-        H = Hl.copy()  # the nuclear norm's part is exact at every step (r^4 per block)
+        H = hess.at(z).copy()  # the nuclear norm's part is exact at every step (r^4 per block)
         for idx, Hb in ph:
             for j in range(idx.shape[0]):
                 H[np.ix_(idx[j], idx[j])] += lam * Hb[j]
@@ -278,13 +300,10 @@ def _core_stage(U1: np.ndarray, blk: np.ndarray, Pd: np.ndarray, Qd: np.ndarray,
                 break
             t *= 0.5
         else:
-            if not fresh:
-                Hl = None  # a stale Hessian: retry with a fresh one
+            if hess.retry_after_failed_search():
                 continue
             break
-        if t < 1.0 or dec > REUSE_RATIO * dec_prev:
-            Hl = None
-        dec_prev = dec
+        hess.accepted(t, dec)
         x, f, z = x + t * step, f2, z2
         best = (f, x)
     x = best[1]

@@ -245,11 +245,16 @@ class KKTScan:
             return out, np.zeros(0)
         Cout = self.correlations(theta)[:, out]
         ub0 = np.linalg.norm(Cout, axis=0)
-        Sout = self.S[:, self.bpat[out]]
-        ub_prev = np.linalg.norm(Cout - self.Xa.T @ (Sout * self.rho_out[:, out]), axis=0)
-        use0 = ub0 <= ub_prev
-        self.rho_out[:, out[use0]] = 0.0
-        ub = np.minimum(ub0, ub_prev)
+        ub = ub0.copy()
+        # the previous multipliers bound only the blocks that have any (most have none before
+        # the first projected-gradient pass)
+        had = np.flatnonzero(self.rho_out[:, out].any(axis=0))
+        if had.size:
+            Sh = self.S[:, self.bpat[out[had]]]
+            ub_prev = np.linalg.norm(Cout[:, had] - self.Xa.T @ (Sh * self.rho_out[:, out[had]]), axis=0)
+            use0 = ub0[had] <= ub_prev
+            self.rho_out[:, out[had[use0]]] = 0.0
+            ub[had] = np.minimum(ub0[had], ub_prev)
         if self.gates is not None:
             lb = np.where(self.lb_ok[out], -np.einsum("dk,dk->k", Cout, self.gates[:, self.bpat[out]]), 0.0)
         else:
@@ -264,7 +269,8 @@ class KKTScan:
         if PG_ITERATIONS and undecided.any():
             # a batched projected gradient decides the blocks that are optimal at zero by a margin
             und = np.flatnonzero(undecided)
-            R, res = nnls_batched_pg(self.Xa, Sout[:, und], Cout[:, und], self.rho_out[:, out[und]],
+            Sout = self.S[:, self.bpat[out[und]]]
+            R, res = nnls_batched_pg(self.Xa, Sout, Cout[:, und], self.rho_out[:, out[und]],
                                      lipschitz=self.lipschitz, iterations=PG_ITERATIONS, target=lam,
                                      dtype=np.float32)
             improved = res < ub[und]

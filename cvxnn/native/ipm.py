@@ -448,6 +448,28 @@ def _loss_hessian(B: _Blocks, kernel: SmoothKernel, Z: np.ndarray) -> np.ndarray
     return H
 
 
+def _penalty_hessian_entries(offs, dims, live, w, nr, lam):
+    """Rows, columns and values of the Hessian of ``lam sum_j ||w_j||`` in the face coordinates:
+    ``(lam / ||w_j||) (I - wh_j wh_j^T)`` on the diagonal block of every live block ``j``
+    (``wh_j = w_j / ||w_j||``), as flat index arrays (``sum_j dims_j^2`` entries, no duplicates)."""
+    bl = np.flatnonzero(live & (dims > 0))
+    dj = dims[bl]
+    sq = dj * dj
+    if not sq.sum():
+        e = np.zeros(0, dtype=np.intp)
+        return e, e, np.zeros(0)
+    pb = np.repeat(np.arange(bl.size), sq)  # pair -> position in bl
+    within = np.arange(int(sq.sum())) - np.repeat(np.cumsum(sq) - sq, sq)
+    dpb = dj[pb]
+    a, b = within // dpb, within % dpb
+    o = offs[bl][pb]
+    rows, cols = o + a, o + b
+    inv = lam / nr[bl][pb]
+    nrb = nr[bl][pb]
+    vals = inv * ((a == b) - (w[rows] / nrb) * (w[cols] / nrb))
+    return rows, cols, vals
+
+
 def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=0.0):
     """Newton step of the face problem from the formed Hessian (None when it is singular);
     ``damp`` adds a multiple of the identity (Levenberg-Marquardt)."""
@@ -468,18 +490,10 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
                 H[np.ix_(idx, idx)] += _gram(Aw)
     if V is not None:
         H -= _gram(AN * V[:, outs_m])
-    # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every live block, all blocks at once
-    blk = np.repeat(np.arange(dims.size), dims)
-    idx = np.flatnonzero(live[blk])
-    if idx.size:
-        bi = blk[idx]
-        wh = w[idx] / nr[bi]
-        pen = (np.eye(idx.size) - np.outer(wh, wh)) * (lam / nr[bi])[:, None]
-        pen *= bi[:, None] == bi[None, :]
-        if idx.size == m:
-            H += pen
-        else:
-            H[np.ix_(idx, idx)] += pen
+    # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every live block: only the entries of
+    # the diagonal blocks are touched (sum_j dim_j^2 of them, not m^2)
+    rows, cols, vals = _penalty_hessian_entries(offs, dims, live, w, nr, lam)
+    H[rows, cols] += vals
     H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max())) + damp
     try:
         return -sla.cho_solve(sla.cho_factor(H, lower=True, check_finite=False), grad, check_finite=False)

@@ -98,10 +98,14 @@ try:  # scikit-learn is an optional dependency
     from sklearn.base import BaseEstimator as _SkBase
     from sklearn.base import ClassifierMixin as _SkClassifierMixin
     from sklearn.base import RegressorMixin as _SkRegressorMixin
+    from sklearn.exceptions import DataConversionWarning
 
     _HAVE_SKLEARN = True
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     _HAVE_SKLEARN = False
+
+    class DataConversionWarning(UserWarning):
+        """A column-vector ``y`` was flattened (scikit-learn's warning of that name)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -142,9 +146,12 @@ class _FallbackRegressorMixin:
         """Coefficient of determination ``R^2`` of ``predict(X)`` (weighted by ``sample_weight``)."""
         y = np.asarray(y, dtype=float)
         w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        resid = np.sum(w * (y - self.predict(X)) ** 2)
-        total = np.sum(w * (y - np.average(y, axis=0, weights=w)) ** 2)
-        return float(1.0 - resid / total) if total > 0 else (1.0 if resid == 0 else 0.0)
+        Y, P = y.reshape(y.shape[0], -1), np.asarray(self.predict(X), dtype=float).reshape(y.shape[0], -1)
+        resid = np.sum(w[:, None] * (Y - P) ** 2, axis=0)
+        total = np.sum(w[:, None] * (Y - np.average(Y, axis=0, weights=w)) ** 2, axis=0)
+        # per output, averaged (scikit-learn's multioutput="uniform_average")
+        r2 = np.where(total > 0, 1.0 - resid / np.where(total > 0, total, 1.0), np.where(resid == 0, 1.0, 0.0))
+        return float(np.mean(r2))
 
 
 class _FallbackClassifierMixin:
@@ -503,6 +510,20 @@ def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, la
         warnings.simplefilter("ignore")
         obj = float(net.objective(X, y, lam, sol.loss if sol.loss is not None else loss))
     return net, obj
+
+
+def _regression_targets(y, n_samples: int) -> np.ndarray:
+    """Regression targets ``(n,)`` or ``(n, c)``, float64; a column ``(n, 1)`` is flattened with
+    a ``DataConversionWarning`` (as ``MLPRegressor`` does)."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it is flattened to "
+                      "shape (n_samples,).", DataConversionWarning, stacklevel=5)
+        y = y[:, 0]
+    y = check_y(y, n_samples, allow_matrix=True)
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ShapeError("y has no outputs (shape (n_samples, 0)).")
+    return y
 
 
 def _solver_targets(std, y: np.ndarray) -> np.ndarray:
@@ -1233,8 +1254,12 @@ class _RegressorBase(_RegMixin, _ConvexNetworkBase):
         ----------
         X : array-like of shape (n_samples, n_features)
             Dense data (sparse matrices are refused with :class:`~cvxnn.errors.InputError`).
-        y : array-like of shape (n_samples,)
-            Real targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Real targets. Several outputs give one network with that many outputs: the
+            vector-output program (C-GReLU: the nuclear-norm penalty; C-ReLU: the one-vs-all
+            program, whose value is its network's objective; docs/vector.md). A column
+            ``(n_samples, 1)`` is flattened, with a ``DataConversionWarning``, as
+            ``MLPRegressor`` does.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights multiplying each sample's loss term (integer weights equal
             repeating rows; zero removes the sample).
@@ -1246,8 +1271,8 @@ class _RegressorBase(_RegMixin, _ConvexNetworkBase):
         return self._fit(X, y, sample_weight=sample_weight)
 
     def _encode_for_fit(self, X, y, sample_weight):
-        X, y, extra = self._validate_fit_data(X, y, y_numeric=True)
-        y = check_y(y, X.shape[0], allow_matrix=False)
+        X, y, extra = self._validate_fit_data(X, y, y_numeric=True, multi_output=True)
+        y = _regression_targets(y, X.shape[0])
         w = _check_sample_weight(sample_weight, X.shape[0])
         return X, y, self._loss(), w, extra
 
@@ -1257,8 +1282,17 @@ class _RegressorBase(_RegMixin, _ConvexNetworkBase):
                                  extra=extra)
 
     def predict(self, X) -> np.ndarray:
-        """Predictions of the fitted network ``network_`` on raw ``X`` (shape ``(n_samples,)``)."""
+        """Predictions of the fitted network ``network_`` on raw ``X``: shape ``(n_samples,)``,
+        or ``(n_samples, n_outputs)`` when it was fitted on several outputs."""
         return self._raw_output(X)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
 
 
 class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
@@ -1905,6 +1939,7 @@ class _ConvexCVBase(_Base):
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+            Class labels, or real targets; the regressors also take ``(n_samples, n_outputs)``.
 
         Returns
         -------
@@ -1913,7 +1948,7 @@ class _ConvexCVBase(_Base):
         self._check_cv_params()
         base = self._base_estimator()
         _check_params(base)
-        kw = {} if _is_clf(self) else {"y_numeric": True}
+        kw = {} if _is_clf(self) else {"y_numeric": True, "multi_output": True}
         Xv, yv, extra = base._validate_fit_data(X, y, **kw)
         _, y_enc, loss, w, extra_enc = base._encode_for_fit(Xv, yv, None)
         if not _is_clf(self):
@@ -1968,6 +2003,14 @@ def _is_clf(est) -> bool:
 
 
 class _RegressorCVBase(_RegMixin, _ConvexCVBase):
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
     def __init__(
         self,
         lams=None,

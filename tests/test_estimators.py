@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cvxnn.datasets import load_teacher_regression, load_three_blobs
-from cvxnn.errors import ConvergenceWarning, InvalidParameterError, LabelError, NotFittedError, ShapeError
+from cvxnn.errors import ConvergenceWarning, InputError, InvalidParameterError, LabelError, NotFittedError, ShapeError
 from cvxnn.estimators import (
     ConvexGatedReLUClassifier,
     ConvexGatedReLURegressor,
@@ -429,6 +429,92 @@ def test_multiclass_gated_classifier_objective_is_its_networks(iris):
     assert est.objective_ == pytest.approx(est.solution_.to_network().objective(Xs, Y, 1.0, "cross_entropy"),
                                            rel=1e-12)
     assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-8)  # exact nuclear map
+
+
+def _two_targets(teacher):
+    X, y = teacher
+    Y = np.c_[y, np.maximum(X[:, 0], 0.0) - 0.5 * X[:, 1]]
+    return X, Y
+
+
+@pytest.mark.parametrize("cls,formulation", [(ConvexReLURegressor, "one_vs_all"),
+                                             (ConvexGatedReLURegressor, "nuclear")])
+def test_regressor_with_several_outputs_is_the_vector_program(cls, formulation, teacher):
+    """A 2-D ``y`` fits one network with that many outputs: the vector-output program of the
+    activation (C-ReLU one-vs-all, C-GReLU nuclear norm), certified, with Clarabel's optimum."""
+    from cvxnn.vector import build_vector_program
+
+    X, Y = _two_targets(teacher)
+    est = cls(lam=0.5, n_gates=10, random_state=0, tol=1e-8).fit(X, Y)
+    assert est.status_ == "optimal"
+    assert est.predict(X).shape == Y.shape
+    assert est.score(X, Y) > 0.5
+    Xs = est.standardizer_.transform(X)
+    ys = est.standardizer_.transform_y(Y)
+    ref = build_vector_program(Xs, ys, activation=cls._activation, loss="squared", lam=est.lam_,
+                               patterns=est.patterns_, formulation=formulation).solve()
+    assert est.convex_objective_ == pytest.approx(ref.objective_value, rel=1e-6)
+    # the network attains objective_ (never above the convex value) and predicts in raw units
+    net_s = est.solution_.to_network()
+    assert net_s.objective(Xs, ys, est.lam_) == pytest.approx(est.objective_, rel=1e-6)
+    assert est.objective_ <= est.convex_objective_ * (1 + 1e-9)
+    np.testing.assert_allclose(est.predict(X), est.standardizer_.inverse_transform_y(net_s.predict(Xs)),
+                               rtol=1e-9, atol=1e-9)
+    # each column is predicted as a vector output, not as c separate fits: the columns differ
+    assert not np.allclose(est.predict(X)[:, 0], est.predict(X)[:, 1])
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_regressor_flattens_a_column_y_with_a_warning(cls, teacher):
+    """``y`` of shape ``(n, 1)`` is a single output (``MLPRegressor``'s convention): flattened with
+    a ``DataConversionWarning``, the same fit as the 1-D ``y``; ``(n, 0)`` is refused."""
+    from cvxnn.estimators import DataConversionWarning
+
+    X, y = teacher
+    with pytest.warns(DataConversionWarning, match="column-vector y"):
+        col = cls(lam=0.5, n_gates=8, random_state=0).fit(X, y[:, None])
+    flat = cls(lam=0.5, n_gates=8, random_state=0).fit(X, y)
+    assert col.predict(X).shape == (X.shape[0],)
+    np.testing.assert_allclose(col.predict(X), flat.predict(X), rtol=1e-10, atol=1e-10)
+    with pytest.raises(InputError, match="0 feature"):
+        cls(lam=0.5, n_gates=8, random_state=0).fit(X, np.zeros((X.shape[0], 0)))
+
+
+def test_regressor_cv_with_several_outputs(teacher):
+    from cvxnn.estimators import ConvexReLURegressorCV
+
+    X, Y = _two_targets(teacher)
+    cv = ConvexReLURegressorCV(n_gates=6, n_lams=3, cv=3, random_state=0).fit(X, Y)
+    assert cv.lam_ in cv.lams_
+    assert cv.predict(X).shape == Y.shape
+    assert cv.scores_.shape == (3, 3)
+    from sklearn.metrics import r2_score
+
+    assert cv.score(X, Y) == pytest.approx(r2_score(Y, cv.predict(X)))
+
+
+def test_fallback_r2_averages_the_outputs():
+    """The R^2 of the estimators without scikit-learn is scikit-learn's, ``uniform_average``
+    over outputs, weighted or not."""
+    from sklearn.metrics import r2_score
+
+    from cvxnn.estimators import _FallbackRegressorMixin
+
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((30, 3))
+    P = Y + 0.3 * rng.standard_normal((30, 3))
+    w = rng.uniform(0.5, 2.0, 30)
+
+    class Fixed(_FallbackRegressorMixin):
+        def __init__(self, out):
+            self.out = out
+
+        def predict(self, X):
+            return self.out
+
+    for out, target in ((P, Y), (P[:, 0], Y[:, 0])):
+        assert Fixed(out).score(None, target) == pytest.approx(r2_score(target, out))
+        assert Fixed(out).score(None, target, sample_weight=w) == pytest.approx(r2_score(target, out, sample_weight=w))
 
 
 # ---------------------------------------------------- regressors standardize y (raw diabetes)

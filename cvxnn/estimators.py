@@ -1211,7 +1211,19 @@ class _ConvexNetworkBase(_Base):
         raise NotImplementedError
 
 
-class _RegressorBase(_RegMixin, _ConvexNetworkBase):
+class _MultiOutputTags:
+    """Regressors take ``y`` of shape ``(n_samples, n_outputs)``: scikit-learn's tags say so."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+
+class _RegressorBase(_MultiOutputTags, _RegMixin, _ConvexNetworkBase):
     _scale_targets = True
     _lam_kind = "regressor"
 
@@ -1285,14 +1297,6 @@ class _RegressorBase(_RegMixin, _ConvexNetworkBase):
         """Predictions of the fitted network ``network_`` on raw ``X``: shape ``(n_samples,)``,
         or ``(n_samples, n_outputs)`` when it was fitted on several outputs."""
         return self._raw_output(X)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True}
 
 
 class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
@@ -2002,15 +2006,7 @@ def _is_clf(est) -> bool:
     return isinstance(est, _ClassifierCVBase)
 
 
-class _RegressorCVBase(_RegMixin, _ConvexCVBase):
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
-
-    def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True}
-
+class _RegressorCVBase(_MultiOutputTags, _RegMixin, _ConvexCVBase):
     def __init__(
         self,
         lams=None,

@@ -1928,13 +1928,11 @@ class _ConvexCVBase(_Base):
         ``cv_tol`` move single validation predictions: on iris (3 folds, 100 gates) four values
         tied at ``cv_tol=1e-2`` where the fits at ``tol`` rank the largest of them a sample
         lower, so the rule picked a ``lam`` whose exact CV score is ``0.0095`` below the best.
-        Only the tied values are refit (one path per fold over them, each fit warm-started from
-        the previous), so a grid without a tie costs nothing more.
+        Only the tied values are refit (one warm-started path per fold over them), so a grid
+        without a tie costs nothing more.
         """
         mean = result.mean_score
-        best = float(np.nanmax(mean))
-        # equal means of different fold scores can differ in the last bit: ties up to rounding
-        top = np.flatnonzero(mean >= best - 1e-12 * max(1.0, abs(best)))
+        top = np.flatnonzero(mean == np.nanmax(mean))
         refined = np.zeros(result.lams.size, dtype=bool)
         if top.size < 2:
             return result, refined

@@ -1919,30 +1919,6 @@ class _ConvexCVBase(_Base):
             return base
         return clone(base).set_params(tol=float(self.cv_tol))
 
-    def _refine_ties(self, base, X, y, result: LamCVResult, folds) -> tuple[LamCVResult, np.ndarray]:
-        """Re-score at ``tol`` the ``lam`` values that share the best mean score of the fold fits
-        at ``cv_tol``; returns the result with their scores and statuses replaced, and the mask
-        of the refined values.
-
-        A tie is decided by the rule (the largest ``lam``), not by the data, and fold fits at
-        ``cv_tol`` move single validation predictions: on iris (3 folds, 100 gates) four values
-        tied at ``cv_tol=1e-2`` where the fits at ``tol`` rank the largest of them a sample
-        lower, so the rule picked a ``lam`` whose exact CV score is ``0.0095`` below the best.
-        Only the tied values are refit (one warm-started path per fold over them), so a grid
-        without a tie costs nothing more.
-        """
-        mean = result.mean_score
-        top = np.flatnonzero(mean == np.nanmax(mean))
-        refined = np.zeros(result.lams.size, dtype=bool)
-        if top.size < 2:
-            return result, refined
-        again = cross_validate_lam(base, X, y, result.lams[top], cv=folds, n_jobs=self.n_jobs, scoring=self.scoring)
-        scores, statuses = result.scores.copy(), result.statuses.copy()
-        scores[:, top] = again.scores
-        statuses[:, top] = again.statuses
-        refined[top] = True
-        return LamCVResult(lams=result.lams, scores=scores, statuses=statuses), refined
-
     def _folds(self, X, y) -> list:
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
@@ -1984,16 +1960,12 @@ class _ConvexCVBase(_Base):
         extra.update({k: v for k, v in extra_enc.items() if k == "classes_"})
         lams = self._grid(base, Xv, y_enc, loss, w)
         folds = self._folds(Xv, yv)
-        fold_est = self._fold_estimator(base)
-        result = cross_validate_lam(fold_est, Xv, yv, lams, cv=folds, n_jobs=self.n_jobs, scoring=self.scoring)
-        refined = np.zeros(result.lams.size, dtype=bool)
-        if fold_est is not base:
-            result, refined = self._refine_ties(base, Xv, yv, result, folds)
+        result = cross_validate_lam(self._fold_estimator(base), Xv, yv, lams, cv=folds, n_jobs=self.n_jobs,
+                                    scoring=self.scoring)
         lam = result.best_lam
         fitted = dict(extra, lam_=lam, lams_=result.lams, scores_=result.scores,
                       mean_score_=result.mean_score, std_score_=result.std_score,
-                      best_index_=result.best_index, statuses_=result.statuses, n_splits_=len(folds),
-                      refined_=refined)
+                      best_index_=result.best_index, statuses_=result.statuses, n_splits_=len(folds))
         if self.refit:
             best = base.set_params(lam=lam).fit(X, y)
             fitted.update({k: v for k, v in vars(best).items() if k.endswith("_") and not k.startswith("_")})
@@ -2173,9 +2145,7 @@ _CV_DOC = """
         Relative duality-gap tolerance of the fold fits (``max(tol, cv_tol)``; None: ``tol``).
         A validation score needs the predictions, not a tight certificate: on scikit-learn's
         data sets the choice of ``lam`` is the same as with ``tol``, several times faster
-        (docs/estimators.md). Values of ``lam`` that tie for the best mean score are re-scored
-        at ``tol`` before the choice (``refined_``). The refit uses ``tol``; ``statuses_`` are
-        judged at the tolerance of each fold fit.
+        (docs/estimators.md). The refit uses ``tol``; ``statuses_`` are judged at ``cv_tol``.
 
     The remaining parameters are those of :class:`{base}` (its ``lam`` is chosen here), with
     the same defaults (``n_gates={n_gates}``, ``tol={tol}``).
@@ -2190,9 +2160,6 @@ _CV_DOC = """
         Validation score of each fold and ``lam``; ``mean_score_``, ``std_score_`` over folds.
     statuses_ : ndarray of str, shape (n_folds, n_lams)
         Solver status of each fold fit.
-    refined_ : ndarray of bool, shape (n_lams,)
-        The values whose fold fits at ``cv_tol`` tied for the best mean score and were re-scored
-        at ``tol`` (their ``scores_`` and ``statuses_`` are those of the fits at ``tol``).
     best_estimator_ : {base}
         The model refit on all data at ``lam_`` (``refit=True``); ``predict`` and the other
         methods delegate to it, and its fitted attributes (``network_``, ``solution_``,

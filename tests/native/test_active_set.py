@@ -204,7 +204,19 @@ def test_working_set_with_capped_early_rounds_certifies(monkeypatch, cap):
     monkeypatch.setattr(ws_mod, "FIRST_ADD", 2)
     monkeypatch.setattr(ws_mod, "MIN_ADD", 2)
     sol = _certified_logistic_fit(7, 120, 24, 2)
-    assert any(h["newton"] == cap for h in sol.extra["history"])  # a round was capped
+    # a round was capped: at AS_EARLY_NEWTON, or at one step per new block when it adds more
+    assert any(h["newton"] == max(cap, h["added"]) for h in sol.extra["history"])
+
+
+def test_capped_early_round_gets_a_newton_step_per_new_block(monkeypatch):
+    """A stepping-stone round that adds more blocks than ``AS_EARLY_NEWTON`` gets as many Newton
+    steps as it adds blocks (with fewer, digits subsamples overgrew their working sets)."""
+    monkeypatch.setattr(ws_mod, "AS_EARLY_NEWTON", 1)
+    monkeypatch.setattr(ws_mod, "FIRST_ADD", 5)
+    monkeypatch.setattr(ws_mod, "MIN_ADD", 2)
+    sol = _certified_logistic_fit(7, 120, 24, 2)
+    first = sol.extra["history"][0]
+    assert first["added"] == 5 and first["newton"] == 5
 
 
 def test_working_set_continues_a_restricted_solve_that_used_its_newton_steps(monkeypatch):

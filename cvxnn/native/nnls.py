@@ -14,8 +14,11 @@ then the standard outer loop adds the column of largest gradient until the KKT c
 the NNLS hold. From a good support it ends after a few ``d x |P|`` solves instead of
 rebuilding the support one column at a time from zero (measured on a cone of 1257 samples in
 65 dimensions: 0.6 ms from the previous support against 18 ms for SciPy's cold solve). Without
-an earlier solution (no support, or a projected-gradient point with many small positive
-entries) SciPy's solver is faster; the working sets use it then.
+an earlier solution SciPy's solver is faster; the working sets use it then.
+
+:func:`nnls_batched_admm` runs ADMM on the NNLS problems of all undecided blocks of a scan at
+once, to decide most of them without an exact solve; its multipliers are sparse, and
+Lawson-Hanson from their ``d`` largest entries beats a cold solve.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["nnls_batched_pg", "nnls_warm"]
+__all__ = ["nnls_batched_admm", "nnls_warm"]
 
 
 def _ls(A: np.ndarray, b: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -113,20 +116,37 @@ def nnls_warm(A: np.ndarray, b: np.ndarray, x0: np.ndarray | None = None, *,
     return x, float(np.linalg.norm(A @ x - b))
 
 
-def nnls_batched_pg(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarray, *, lipschitz: float,
-                    iterations: int, target: float = 0.0, check_every: int = 25,
-                    min_progress: float = 0.05, min_rounds: int = 2,
-                    dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
-    """Accelerated projected gradient on many NNLS problems of one family at once.
+def nnls_batched_admm(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarray, *, iterations: int,
+                      target: float = 0.0, rho_scale: float = 10.0, relax: float = 1.0, check_every: int = 25,
+                      min_progress: float = 0.05, min_rounds: int = 2,
+                      dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """ADMM on many NNLS problems of one family at once, in their primal form.
 
     Problem ``k`` is ``min_{rho >= 0} ||X^T (s_k * rho) - c_k||`` (``s_k`` a column of signs
     ``S``, ``c_k`` a column of ``C``): the KKT check of a block whose cone has rows ``s_k x_r``.
-    All share the Lipschitz constant ``||X||_2^2``, so one iteration is two GEMMs for the whole
-    batch. The caller only needs to know which residuals fall to ``target`` (blocks optimal
-    at zero); those problems leave the batch, and after ``min_rounds`` rounds of
+    Its dual is the projection of ``v_k = -c_k`` onto the cone ``K_k = {u : B_k u >= 0}``,
+    ``B_k = diag(s_k) X``, whose multipliers are ``rho``; ADMM splits ``z = B_k u >= 0``:
+
+        u <- (I + r B_k^T B_k)^{-1} (v_k + r B_k^T (z - w)),
+        z <- max(B_k u + w, 0),   w <- w + B_k u - z,
+
+    and ``rho = -r w`` (``w <= 0`` after every update, and zero on the rows where
+    ``B_k u + w > 0``: the multipliers are sparse, which suits the warm-started Lawson-Hanson
+    solve that may follow). Because ``s_k`` is a vector of signs, ``B_k^T B_k = X^T X`` for
+    *every* problem: one ``d x d`` inverse serves them all, and an iteration is two GEMMs for
+    the whole batch, as for the projected gradient. The u-step solves the coupling of the rows
+    exactly, so the iteration does not depend on the conditioning of ``X`` as the projected
+    gradient does (step ``1 / ||X||_2^2``): on the KKT scans of a ``load_digits`` fit (1917
+    problems, ``n = 1257``, ``d = 65``) 100 iterations left 94 problems above ``target`` (79
+    truly above it), where 200 iterations of the accelerated projected gradient that it replaced
+    left 215, in 2.7x the time.
+
+    ``r = rho_scale / mean(eig(X^T X))``. The caller only needs to know which residuals fall to
+    ``target``: those problems leave the batch, and after ``min_rounds`` rounds of
     ``check_every`` iterations the run stops at the first round that decides fewer than
-    ``min_progress`` of the rest. The caller
-    solves the remaining problems exactly.
+    ``min_progress`` of the rest. With ``dtype=np.float32`` the iterations are a search only:
+    every returned residual is recomputed in float64 for the returned point, so it is an exact
+    upper bound of the problem's NNLS residual.
 
     Parameters
     ----------
@@ -135,82 +155,82 @@ def nnls_batched_pg(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarray,
         Signs of the cone rows of each problem.
     C : ndarray (d, k)
     R0 : ndarray (n, k)
-        Starting points (``>= 0``).
-    lipschitz : float
-        ``||X||_2^2``.
+        Starting multipliers (``>= 0``); the ADMM state starts at ``w = -R0 / r`` and the
+        matching ``z``.
     iterations : int
         Cap on iterations.
     target : float
-        Residual at which a problem is decided.
+        Residual at which a problem is decided (it leaves the batch).
+    rho_scale : float
+        The penalty parameter, relative to the mean eigenvalue of ``X^T X``.
+    relax : float
+        Over-relaxation (``1``: none; ``B u`` is replaced by ``relax B u + (1 - relax) z``).
     check_every, min_progress, min_rounds
         The stopping rule above.
     dtype : numpy float type
-        Precision of the iterations (``np.float32``: GEMMs at twice the speed). The returned
-        residuals are always recomputed in float64 for the returned points, so they are exact
-        upper bounds whatever the precision of the search.
+        Precision of the iterations.
 
     Returns
     -------
     R : ndarray (n, k)
-        The best point found for each problem (``>= 0``).
+        The best multipliers found for each problem (``>= 0``).
     residual : ndarray (k,)
-        Its residual norm.
+        Its residual norm (float64).
     """
-    X64, S64, C64 = X, S, C
+    X64, S64, C64 = np.asarray(X, dtype=np.float64), np.asarray(S, dtype=np.float64), np.asarray(C, dtype=np.float64)
+    n, d = X64.shape
     best = np.maximum(np.asarray(R0, dtype=np.float64), 0.0)
-    best_res = np.linalg.norm(X.T @ (S * best) - C, axis=0)
-    live0 = best_res > target
-    live = np.flatnonzero(live0)
-    # problems are rows (k x n, contiguous): gathers of the live problems are contiguous, and
-    # every n x k pass of an iteration runs in place in preallocated buffers
-    X = np.asarray(X, dtype=dtype)
-    XT = np.ascontiguousarray(X.T)
-    St_all = np.ascontiguousarray(np.asarray(S, dtype=dtype).T)
-    Ct_all = np.ascontiguousarray(np.asarray(C, dtype=dtype).T)
-    best_t = np.ascontiguousarray(best.T, dtype=dtype)
-    step = 1.0 / max(float(lipschitz), np.finfo(float).tiny)
+    best_res = np.linalg.norm(X64.T @ (S64 * best) - C64, axis=0)
+    live = np.flatnonzero(best_res > target)
+    if live.size == 0 or iterations <= 0:
+        return best, best_res
+    ev, Q = np.linalg.eigh(X64.T @ X64)
+    ev = np.maximum(ev, 0.0)
+    r = float(rho_scale) / max(float(ev.mean()), np.finfo(float).tiny)
+    Minv = np.asarray((Q / (1.0 + r * ev)) @ Q.T, dtype=dtype)  # (I + r X^T X)^{-1}, symmetric
+    # problems are rows (k x n, contiguous): gathers of the live problems are contiguous
+    Xf = np.asarray(X64, dtype=dtype)
+    XT = np.ascontiguousarray(Xf.T)
+    St_all = np.ascontiguousarray(S64.T, dtype=dtype)
+    Vt_all = np.ascontiguousarray(-C64.T, dtype=dtype)
+    Wt_all = np.ascontiguousarray(-best.T / r, dtype=dtype)
+    # the z matching the starting multipliers: z = max(B u0 + w, 0) at u0 = v + B^T rho0
+    U0 = Vt_all[live] + ((St_all[live] * -r * Wt_all[live]) @ Xf)
+    Zt_all = np.zeros_like(Wt_all)
+    Zt_all[live] = np.maximum(St_all[live] * (U0 @ XT) + Wt_all[live], 0.0)
+    moved = np.zeros(best.shape[1], dtype=bool)
     k = rounds = 0
+    relax = float(relax)
     while live.size and k < iterations:
-        St, Ct = St_all[live], Ct_all[live]
-        Rt = best_t[live]
-        Yt = Rt.copy()
-        Gt = np.empty_like(Rt)
-        Tt = np.empty_like(Rt)
-        # the residual of the extrapolated point is the same combination of the residuals of the
-        # last two iterates: two GEMMs per iteration (the gradient's and the residual's)
-        ER = (St * Rt) @ X - Ct
-        EY = ER.copy()
-        t = 1.0
+        St, Vt = St_all[live], Vt_all[live]
+        Zt, Wt = Zt_all[live], Wt_all[live]
         start = live.size
         for _ in range(min(check_every, iterations - k)):
-            np.matmul(EY, XT, out=Gt)
-            Gt *= St
-            Gt *= -step
-            Gt += Yt
-            np.maximum(Gt, 0.0, out=Gt)  # the new iterate
-            np.multiply(St, Gt, out=Tt)
-            ER_new = Tt @ X
-            ER_new -= Ct
-            res = np.sqrt(np.einsum("kd,kd->k", ER_new, ER_new))
-            better = res < best_res[live]
-            if better.any():
-                best_t[live[better]] = Gt[better]
-                best_res[live[better]] = res[better]
-            t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            beta = (t - 1.0) / t_new
-            np.subtract(Gt, Rt, out=Yt)  # Y = G + beta (G - R)
-            Yt *= beta
-            Yt += Gt
-            EY = ER_new + beta * (ER_new - ER)
-            Rt, Gt = Gt, Rt
-            ER, t = ER_new, t_new
+            Ut = (Vt + r * ((St * (Zt - Wt)) @ Xf)) @ Minv
+            BU = St * (Ut @ XT)
+            if relax != 1.0:
+                BU *= relax
+                BU += (1.0 - relax) * Zt
+            BU += Wt  # B u + w
+            Zt = np.maximum(BU, 0.0)
+            Wt = np.minimum(BU, 0.0)  # w + B u - z
             k += 1
+        Zt_all[live], Wt_all[live] = Zt, Wt
+        Rt = -r * Wt
+        E = (St * Rt) @ Xf + Vt  # the residuals X^T (s * rho) - c
+        res = np.sqrt(np.einsum("kd,kd->k", E, E))
+        better = res < best_res[live]
+        if better.any():
+            idx = live[better]
+            best[:, idx] = Rt[better].T.astype(np.float64)
+            best_res[idx] = res[better]
+            moved[idx] = True
         live = live[best_res[live] > target]
         rounds += 1
         if rounds >= min_rounds and start - live.size < min_progress * start:
             break
-    best = np.maximum(best_t.T.astype(np.float64), 0.0)
-    if dtype is not np.float64:
-        moved = np.flatnonzero(live0)
-        best_res[moved] = np.linalg.norm(X64.T @ (S64[:, moved] * best[:, moved]) - C64[:, moved], axis=0)
+    best = np.maximum(best, 0.0)
+    if dtype is not np.float64 and moved.any():
+        idx = np.flatnonzero(moved)
+        best_res[idx] = np.linalg.norm(X64.T @ (S64[:, idx] * best[:, idx]) - C64[:, idx], axis=0)
     return best, best_res

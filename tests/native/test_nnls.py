@@ -49,48 +49,71 @@ def test_warm_start_on_a_moved_target_reaches_the_new_solution():
     assert r2 == pytest.approx(r_ref, rel=1e-9, abs=1e-12)
 
 
-def test_batched_projected_gradient_decides_by_residual():
-    """The batch never leaves the non-negative orthant, never reports a residual it did not
-    reach, never does worse than its start, and approaches the exact NNLS residual."""
-    from cvxnn.native.nnls import nnls_batched_pg
+def _cone_family(seed, n=200, d=8, k=30):
+    """NNLS problems of the KKT scan: cones with rows ``s_r x_r`` (signs of random gates)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    S = np.where(X @ rng.standard_normal((d, k)) > 0, 1.0, -1.0)
+    C = rng.standard_normal((d, k))
+    exact = np.array([nnls((S[:, j, None] * X).T, C[:, j], maxiter=50 * (n + 1))[1] for j in range(k)])
+    return X, S, C, exact
 
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((200, 8))
-    S = np.where(X @ rng.standard_normal((8, 30)) > 0, 1.0, -1.0)
-    C = rng.standard_normal((8, 30))
-    R0 = np.zeros((200, 30))
+
+def test_batched_admm_bounds_and_converges():
+    """The batch never leaves the non-negative orthant, reports the residual of the point it
+    returns, never does worse than its start or better than the exact NNLS, and converges."""
+    from cvxnn.native.nnls import nnls_batched_admm
+
+    X, S, C, exact = _cone_family(3)
+    R0 = np.zeros_like(S)
     start = np.linalg.norm(C, axis=0)
-    R, res = nnls_batched_pg(X, S, C, R0, lipschitz=np.linalg.norm(X, 2) ** 2, iterations=3000,
-                             min_progress=0.0)
-    assert np.all(R >= 0)
-    assert np.allclose(res, np.linalg.norm(X.T @ (S * R) - C, axis=0))
+    R, res = nnls_batched_admm(X, S, C, R0, iterations=1000, min_progress=0.0)
+    assert R.dtype == np.float64 and np.all(R >= 0)
+    np.testing.assert_allclose(res, np.linalg.norm(X.T @ (S * R) - C, axis=0), rtol=1e-12, atol=1e-12)
     assert np.all(res <= start + 1e-12)
-    exact = np.array([nnls((S[:, k, None] * X).T, C[:, k], maxiter=50 * 201)[1] for k in range(30)])
     assert np.all(res >= exact - 1e-9)
-    assert np.all(res <= exact + 0.1 * start)  # first order: close, not exact
-    assert np.median(res - exact) <= 1e-3 * np.median(start)
+    assert np.median(res - exact) <= 1e-8 * np.median(start)  # most problems solved exactly
+    assert np.all(res <= exact + 0.1 * start)
+    # the multipliers vanish off the active rows: sparse where the projection is not zero (a
+    # correlation inside the dual cone has many multipliers), as Lawson-Hanson's warm start wants
+    proj = exact > 1e-3 * start
+    assert proj.sum() >= 10
+    assert np.median(np.count_nonzero(R[:, proj], axis=0)) <= X.shape[1] + 2
     # with a target, decided problems stop early but keep a residual at or below it
     target = float(np.median(exact)) * 1.5
-    R2, res2 = nnls_batched_pg(X, S, C, R0, lipschitz=np.linalg.norm(X, 2) ** 2, iterations=3000,
-                               target=target, min_progress=0.0)
+    R2, res2 = nnls_batched_admm(X, S, C, R0, iterations=1000, target=target, min_progress=0.0)
     assert np.all((res2 <= target) | (res2 >= exact - 1e-9))
     assert np.sum(res2 <= target) >= np.sum(exact <= 0.5 * target)
 
 
-def test_batched_projected_gradient_in_float32_reports_float64_residuals():
+def test_batched_admm_warm_start_and_decided_problems():
+    """From the exact multipliers it stays exact; problems already at the target, or a zero
+    iteration budget, return their start unchanged."""
+    from cvxnn.native.nnls import nnls_batched_admm
+
+    X, S, C, exact = _cone_family(5)
+    Rex = np.stack([nnls((S[:, j, None] * X).T, C[:, j], maxiter=50 * 201)[0] for j in range(C.shape[1])], axis=1)
+    R, res = nnls_batched_admm(X, S, C, Rex, iterations=100, min_progress=0.0)
+    np.testing.assert_allclose(res, exact, rtol=1e-9, atol=1e-12)
+    R, res = nnls_batched_admm(X, S, C, Rex, iterations=100, target=float(exact.max()) + 1.0)
+    np.testing.assert_array_equal(R, Rex)
+    R, res = nnls_batched_admm(X, S, C, np.zeros_like(S), iterations=0)
+    np.testing.assert_array_equal(R, 0.0)
+    np.testing.assert_allclose(res, np.linalg.norm(C, axis=0))
+
+
+@pytest.mark.parametrize("relax", [1.0, 1.6])
+def test_batched_admm_in_float32_reports_float64_residuals(relax):
     """Iterating in float32 is a search only: the residuals returned are those of the returned
     points in float64 (exact upper bounds), and the search reaches what float64 reaches."""
-    from cvxnn.native.nnls import nnls_batched_pg
+    from cvxnn.native.nnls import nnls_batched_admm
 
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((300, 10))
-    S = np.where(X @ rng.standard_normal((10, 40)) > 0, 1.0, -1.0)
-    C = rng.standard_normal((10, 40))
-    R0 = np.zeros((300, 40))
-    L = np.linalg.norm(X, 2) ** 2
-    R32, res32 = nnls_batched_pg(X, S, C, R0, lipschitz=L, iterations=500, min_progress=0.0, dtype=np.float32)
-    R64, res64 = nnls_batched_pg(X, S, C, R0, lipschitz=L, iterations=500, min_progress=0.0)
+    X, S, C, exact = _cone_family(4, n=300, d=10, k=40)
+    R0 = np.zeros_like(S)
+    R32, res32 = nnls_batched_admm(X, S, C, R0, iterations=500, min_progress=0.0, relax=relax, dtype=np.float32)
+    R64, res64 = nnls_batched_admm(X, S, C, R0, iterations=500, min_progress=0.0, relax=relax)
     assert R32.dtype == np.float64 and np.all(R32 >= 0)
     np.testing.assert_allclose(res32, np.linalg.norm(X.T @ (S * R32) - C, axis=0), rtol=1e-12, atol=1e-12)
+    assert np.all(res32 >= exact - 1e-9)
     assert np.all(res32 <= np.linalg.norm(C, axis=0) + 1e-9)
     assert np.all(res32 <= res64 + 1e-4 * np.linalg.norm(C, axis=0))

@@ -430,16 +430,12 @@ def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, b
         if steep is not None:
             E = np.eye(c)[bout[blocks]]
             coef = M[:, bpat[blocks]] * bsign[blocks]
-            XU0 = Xa @ U0
-
-            def objective(f):
-                XUt = XU0.copy()
-                XUt[:, isnew] += f * (Xa @ steep)
-                nrm = np.linalg.norm(U0, axis=0)
-                nrm[isnew] = f * np.linalg.norm(steep, axis=0)
-                return kernel.value((coef * XUt) @ E) + lam * float(nrm.sum())
-
-            vals = [objective(f) for f in STEP_GRID]
+            # the predictions along the grid are Z0 + f dZ; the penalty is linear in f too
+            Z0 = (coef * (Xa @ U0)) @ E
+            dZ = (coef[:, isnew] * (Xa @ steep)) @ E[isnew]
+            pen0 = float(np.linalg.norm(U0[:, ~isnew], axis=0).sum())
+            dpen = float(np.linalg.norm(steep, axis=0).sum())
+            vals = [kernel.value(Z0 + f * dZ) + lam * (pen0 + f * dpen) for f in STEP_GRID]
             U0[:, isnew] += STEP_GRID[int(np.argmin(vals))] * steep
             # a direction a hair outside its cone (rounding) starts at zero instead
             sl = S[:, bpat[blocks]] * (Xa @ U0)

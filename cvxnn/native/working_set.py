@@ -98,6 +98,10 @@ SCAN_ITERATIONS = 200
 #: one fit), 30 slower on breast cancer (0.508 s); relax 1.0 against 1.6 within the noise.
 SCAN_RHO = 10.0
 SCAN_RELAX = 1.6
+#: Exact NNLS of a scan starts Lawson-Hanson from the ``d`` largest multipliers of the ADMM when
+#: they have more than ``d`` positive entries only on cones of at least this many entries
+#: (``n d``); on smaller ones SciPy's cold solve is faster (see :func:`_nnls`).
+NNLS_WARM_TOP_MIN = 8000
 #: Blocks added per round: at most this fraction of the working set (at least MIN_ADD).
 #: Measured on digits (100 gates, gate seeds 0-4): 0.5 took 16-19 s per fit against 18-38 s for
 #: doubling (1.0), whose large rounds carried up to 60 blocks that ended at zero; breast cancer,
@@ -341,20 +345,23 @@ class KKTScan:
 
 def _nnls(At: np.ndarray, c: np.ndarray, x0: np.ndarray | None) -> tuple[np.ndarray, float]:
     """``argmin_{rho >= 0} ||At rho - c||`` and its residual: warm-started Lawson-Hanson
-    (:func:`~cvxnn.native.nnls.nnls_warm`) from the support of ``x0`` (its ``d`` largest entries)
-    when it has any positive entry, SciPy's solver otherwise.
+    (:func:`~cvxnn.native.nnls.nnls_warm`) from the support of ``x0`` when it has at most ``d``
+    positive entries (an earlier NNLS solution), or from its ``d`` largest entries on a cone of
+    at least ``NNLS_WARM_TOP_MIN`` entries; SciPy's cold solver otherwise.
 
     Measured on the KKT checks of breast cancer and digits fits (``lam = 0.01 n``, 100 gates):
     from an earlier solution the warm start took 0.18 ms against 1.1 ms cold (breast cancer,
     ``d = 31``, ``n = 398``) and 0.48 ms against 9.0 ms (digits, ``d = 65``, ``n = 1257``). From the
     multipliers of the scan's batched ADMM (sparse, but often more than ``d`` positive entries)
     it took 5.8 against 10.4 ms for the 14 blocks that the first scan of breast cancer left
-    undecided, 551 against 783 ms for the 84 of digits; digits seeds 0-1 took 14.5 s against
-    16.0 s with cold solves from such points. (From the points of the projected gradient that
-    the ADMM replaced, with many small positive entries, it had been slower than a cold solve.)
+    undecided and 551 against 783 ms for the 84 of digits (digits seeds 0-1: 14.5 s against
+    16.0 s in all), but 18.5 against 10.7 ms on diabetes (``d = 11``, ``n = 309``) and 2.0 against
+    2.1 ms on wine (``d = 14``, ``n = 124``), where cold solves are cheap.
     """
     if x0 is not None and np.any(x0 > 0):
-        return nnls_warm(At, c, x0)
+        k = int(np.count_nonzero(x0 > 0))
+        if k <= At.shape[0] or At.size >= NNLS_WARM_TOP_MIN:
+            return nnls_warm(At, c, x0)
     return nnls(At, c, maxiter=50 * (At.shape[1] + 1))
 
 

@@ -120,7 +120,7 @@ def nnls_batched_admm(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarra
                       target: float = 0.0, rho_scale: float = 10.0, relax: float = 1.0, check_every: int = 25,
                       min_progress: float = 0.05, min_rounds: int = 2,
                       dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
-    """ADMM on many NNLS problems of one family at once, in their primal form.
+    """ADMM on many NNLS problems of one family at once, through their dual projections.
 
     Problem ``k`` is ``min_{rho >= 0} ||X^T (s_k * rho) - c_k||`` (``s_k`` a column of signs
     ``S``, ``c_k`` a column of ``C``): the KKT check of a block whose cone has rows ``s_k x_r``.
@@ -136,10 +136,11 @@ def nnls_batched_admm(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarra
     *every* problem: one ``d x d`` inverse serves them all, and an iteration is two GEMMs for
     the whole batch, as for the projected gradient. The u-step solves the coupling of the rows
     exactly, so the iteration does not depend on the conditioning of ``X`` as the projected
-    gradient does (step ``1 / ||X||_2^2``): on the KKT scans of a ``load_digits`` fit (1917
-    problems, ``n = 1257``, ``d = 65``) 100 iterations left 94 problems above ``target`` (79
-    truly above it), where 200 iterations of the accelerated projected gradient that it replaced
-    left 215, in 2.7x the time.
+    gradient does (step ``1 / ||X||_2^2``): on the first full KKT scan of a ``load_digits`` fit
+    (1917 problems, ``n = 1257``, ``d = 65``; ``rho_scale=10``, ``relax=1.6``, float32, the
+    stopping rule below) it left 84 problems above ``target`` (79 of them truly above it) in
+    0.51 s, where the accelerated projected gradient that it replaced (200 iterations, the same
+    rule) left 215 in 1.39 s.
 
     ``r = rho_scale / mean(eig(X^T X))``. The caller only needs to know which residuals fall to
     ``target``: those problems leave the batch, and after ``min_rounds`` rounds of

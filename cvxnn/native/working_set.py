@@ -95,7 +95,8 @@ SCAN_ITERATIONS = 200
 #: 18.4 -> 15.1 s (the first full scan: 1.39 -> 0.51 s, 84 blocks left undecided instead of 215,
 #: 79 of them true violators); twelve squared-loss fits at ``n=1000, d=10, p=50`` 8.22 -> 7.84 s.
 #: ``rho_scale`` 3 and 10 were alike on the small sets, 3 slower on digits (10.0 against 8.5 s,
-#: one fit), 30 slower on breast cancer (0.508 s); relax 1.0 against 1.6 within the noise.
+#: one fit), 30 slower on breast cancer (0.508 s); relax 1.0 against 1.6 alike on the small
+#: sets, digits seeds 0-1 15.1 s against 14.5 s.
 SCAN_RHO = 10.0
 SCAN_RELAX = 1.6
 #: Exact NNLS of a scan starts Lawson-Hanson from the ``d`` largest multipliers of the ADMM when

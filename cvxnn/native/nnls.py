@@ -26,6 +26,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
+from ..errors import InvalidParameterError, NonFiniteError, ShapeError
+
 __all__ = ["nnls_batched_admm", "nnls_warm"]
 
 
@@ -177,10 +179,38 @@ def nnls_batched_admm(X: np.ndarray, S: np.ndarray, C: np.ndarray, R0: np.ndarra
         The best multipliers found for each problem (``>= 0``).
     residual : ndarray (k,)
         Its residual norm (float64).
+
+    Raises
+    ------
+    ShapeError
+        The shapes of ``X``, ``S``, ``C`` and ``R0`` do not agree.
+    NonFiniteError
+        An input holds NaN or infinite entries.
+    InvalidParameterError
+        ``iterations < 0``, ``rho_scale <= 0``, ``relax`` outside ``(0, 2)``, or
+        ``check_every < 1``.
     """
     X64, S64, C64 = np.asarray(X, dtype=np.float64), np.asarray(S, dtype=np.float64), np.asarray(C, dtype=np.float64)
+    R0 = np.asarray(R0, dtype=np.float64)
+    if X64.ndim != 2 or S64.ndim != 2 or C64.ndim != 2 or R0.ndim != 2:
+        raise ShapeError("X, S, C and R0 must be 2-D arrays, got "
+                         f"{X64.shape}, {S64.shape}, {C64.shape} and {R0.shape}.")
     n, d = X64.shape
-    best = np.maximum(np.asarray(R0, dtype=np.float64), 0.0)
+    if S64.shape[0] != n or C64.shape != (d, S64.shape[1]) or R0.shape != S64.shape:
+        raise ShapeError(f"with X of shape {(n, d)}, S and R0 must be (n, k) and C (d, k); got S {S64.shape}, "
+                         f"C {C64.shape}, R0 {R0.shape}.")
+    for name, arr in (("X", X64), ("S", S64), ("C", C64), ("R0", R0)):
+        if not np.all(np.isfinite(arr)):
+            raise NonFiniteError(f"{name} contains NaN or infinite entries.")
+    if int(iterations) < 0:
+        raise InvalidParameterError(f"iterations must be non-negative, got {iterations}.")
+    if not float(rho_scale) > 0.0:
+        raise InvalidParameterError(f"rho_scale must be positive, got {rho_scale}.")
+    if not 0.0 < float(relax) < 2.0:
+        raise InvalidParameterError(f"relax must lie in (0, 2), got {relax}.")
+    if int(check_every) < 1:
+        raise InvalidParameterError(f"check_every must be at least 1, got {check_every}.")
+    best = np.maximum(R0, 0.0)
     best_res = np.linalg.norm(X64.T @ (S64 * best) - C64, axis=0)
     live = np.flatnonzero(best_res > target)
     if live.size == 0 or iterations <= 0:

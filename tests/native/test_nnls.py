@@ -117,3 +117,25 @@ def test_batched_admm_in_float32_reports_float64_residuals(relax):
     assert np.all(res32 >= exact - 1e-9)
     assert np.all(res32 <= np.linalg.norm(C, axis=0) + 1e-9)
     assert np.all(res32 <= res64 + 1e-4 * np.linalg.norm(C, axis=0))
+
+
+def test_batched_admm_rejects_bad_input():
+    from cvxnn.errors import InvalidParameterError, NonFiniteError, ShapeError
+    from cvxnn.native.nnls import nnls_batched_admm
+
+    X, S, C, _ = _cone_family(6, n=20, d=3, k=4)
+    R0 = np.zeros_like(S)
+    with pytest.raises(ShapeError, match="C"):
+        nnls_batched_admm(X, S, C[:, :3], R0, iterations=10)
+    with pytest.raises(ShapeError, match="2-D"):
+        nnls_batched_admm(X[:, 0], S, C, R0, iterations=10)
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match="X"):
+        nnls_batched_admm(bad, S, C, R0, iterations=10)
+    with pytest.raises(InvalidParameterError, match="iterations"):
+        nnls_batched_admm(X, S, C, R0, iterations=-1)
+    with pytest.raises(InvalidParameterError, match="rho_scale"):
+        nnls_batched_admm(X, S, C, R0, iterations=10, rho_scale=0.0)
+    with pytest.raises(InvalidParameterError, match="relax"):
+        nnls_batched_admm(X, S, C, R0, iterations=10, relax=2.0)

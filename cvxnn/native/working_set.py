@@ -89,7 +89,7 @@ STEP_GRID = tuple(2.0 ** -np.arange(0.0, 10.0))
 #: iterations decides fewer than 5 % of the rest).
 SCAN_ITERATIONS = 200
 #: Its penalty parameter (relative to the mean eigenvalue of ``X^T X``) and over-relaxation.
-#: It replaced an accelerated projected gradient (step ``1 / ||X||_2^2``). Measured (minimum of
+#: Against an accelerated projected gradient (step ``1 / ||X||_2^2``), measured (minimum of
 #: 3 interleaved runs; ConvexReLUClassifier, ``lam = 0.01 n``, 100 gates): breast cancer gate
 #: seeds 0-3 0.508 -> 0.412 s, wine 0.274 -> 0.257 s, iris 0.287 -> 0.268 s; digits seeds 0-1
 #: 18.4 -> 15.1 s (the first full scan: 1.39 -> 0.51 s, 84 blocks left undecided instead of 215,

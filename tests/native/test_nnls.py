@@ -139,3 +139,17 @@ def test_batched_admm_rejects_bad_input():
         nnls_batched_admm(X, S, C, R0, iterations=10, rho_scale=0.0)
     with pytest.raises(InvalidParameterError, match="relax"):
         nnls_batched_admm(X, S, C, R0, iterations=10, relax=2.0)
+
+
+def test_batched_admm_on_empty_or_zero_designs_returns_the_start():
+    """No problems, no rows, or X = 0: nothing can move a residual; the start comes back."""
+    from cvxnn.native.nnls import nnls_batched_admm
+
+    R, res = nnls_batched_admm(np.ones((5, 3)), np.ones((5, 0)), np.zeros((3, 0)), np.zeros((5, 0)), iterations=10)
+    assert R.shape == (5, 0) and res.shape == (0,)
+    C = np.ones((3, 2))
+    for X in (np.zeros((0, 3)), np.zeros((4, 3))):
+        S = np.ones((X.shape[0], 2))
+        R, res = nnls_batched_admm(X, S, C, np.zeros_like(S), iterations=10)
+        assert np.all(np.isfinite(R)) and np.all(R == 0.0)
+        np.testing.assert_allclose(res, np.sqrt(3.0))

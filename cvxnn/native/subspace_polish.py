@@ -151,15 +151,16 @@ def _box_newton_step(H: np.ndarray, g: np.ndarray, s: np.ndarray, f: float) -> n
         L = np.linalg.cholesky(H)
         b = solve_triangular(L, H @ s - g, lower=True, check_finite=False)
         x = nnls(L.T, b, maxiter=50 * (s.size + 1))[0]
-    except (np.linalg.LinAlgError, RuntimeError):
+    except (np.linalg.LinAlgError, RuntimeError, ValueError):
         free = (s > 0.0) | (g < 0.0)
+        if not free.any():
+            return None
+        sub = _newton_step(H[np.ix_(free, free)], g[free], f)
+        if sub is None:
+            return None
         step = np.zeros_like(s)
-        if free.any():
-            sub = _newton_step(H[np.ix_(free, free)], g[free], f)
-            if sub is None:
-                return None
-            step[free] = sub
-        return step if free.any() else None
+        step[free] = sub
+        return step
     step = x - s
     return step if -float(g @ step) > DEC_RTOL * max(1.0, abs(f)) else None
 

@@ -289,3 +289,14 @@ def test_diagonal_stage_reaches_the_kkt_point_of_its_program(loss, c):
     assert np.any(s == 0.0) and np.any(s > 0.0)
     assert g[s == 0.0].min() >= -1e-8 * lam
     assert np.abs(g[s > 0.0]).max() <= 1e-6 * lam
+
+
+def test_box_newton_step_falls_back_on_a_non_finite_hessian():
+    """A Hessian with NaN (an overflowing loss) is rejected by the NNLS: the free-variable step is
+    tried instead, and it is not finite, so the caller's line search rejects it; no exception
+    escapes."""
+    H = np.array([[1.0, np.nan], [np.nan, 1.0]])
+    s = np.array([1.0, 1.0])
+    g = np.array([0.5, -0.5])
+    d = sp._box_newton_step(H.copy(), g, s, 1.0)
+    assert d is None or not np.all(np.isfinite(d))

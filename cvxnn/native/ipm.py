@@ -955,6 +955,155 @@ class ActiveSetResult:
     converged: bool
 
 
+#: Bends of the projected search path of an active-set Newton step (:class:`_BentPath`): a
+#: block that its step would take across one of its free rows before the full step bends along
+#: that row (the rest of its step projected onto the row's null space) up to this many times;
+#: 0: it stops at the first row. Only where the row space of the design has at least
+#: AS_BEND_MIN_RANK dimensions (the optimal faces there hold tens of rows). Measured
+#: (ConvexReLUClassifier, ``lam = 0.01 n``, 100 gates): digits (rank 61), gate seeds 0-3, one bend
+#: 584 Newton steps and 24.0 s against 673 and 25.8 s without (159/162, 129/158, 156/181 and
+#: 140/172 per seed); two bends 318 against 320 steps on seeds 0-1, eight 172 against 162 on seed
+#: 0. Breast cancer (rank 31), wine and iris (gate seeds 0-5), one bend: 918 against 872 steps and
+#: 1.45 s against 1.32 s (iris 0.48 against 0.38 s), so they do not bend.
+AS_BEND = 1
+AS_BEND_MIN_RANK = 40
+
+
+class _BentPath:
+    """The projected search path of an active-set Newton step, block by block.
+
+    Block ``j`` moves along its Newton direction ``d_j`` until the first of its free rows
+    blocks it (step length ``E_0``). There, instead of stopping, it goes on along ``d_j``
+    projected onto the null space of the rows hit so far (within its face), until the next
+    row blocks it, up to :data:`AS_BEND` times; after the last segment the block stops at its
+    next blocking row. The path is continuous and stays in the cones: each segment stops at
+    its first blocking row, and the rows a block bent along keep zero slack (its later
+    directions are orthogonal to them). Without bends one Newton step adds one row to each
+    blocked block, and a block whose face optimum holds tens of rows more than its face needs
+    as many Newton steps; along the path one step can add several.
+
+    Level ``l`` of the path is a segment per block: start ``S[l]`` and end ``E[l]`` (step
+    lengths; ``inf`` start: the block has no such segment), direction ``D[l]`` (``rk x k``),
+    its prediction change per unit length ``dZ[l]`` (``n x k``, one output per block), its
+    slack change ``ds[l]``, its directional derivative ``gd[l]`` (the face gradient times the
+    direction) and the row that ends it ``first[l]``.
+    """
+
+    def __init__(self, Xr, Sb, coef, tight, slack, dY, XdY, dslack, ratio, amax, gY, bases, grad_face, rn,
+                 levels: int):
+        n, k = slack.shape
+        rk = Xr.shape[1]
+        tiny = np.finfo(float).tiny
+        self.k = k
+        first0 = np.argmin(ratio, axis=0)
+        self.S = [np.zeros(k)]
+        self.E = [amax.copy()]
+        self.D = [dY]
+        self.dZ = [coef * XdY]
+        self.ds = [dslack]
+        self.gd = [gY]
+        self.first = [np.where(np.isfinite(amax), first0, -1)]
+        go = np.flatnonzero(amax < 1.0)
+        if not go.size or levels <= 0:
+            return
+        # projectors onto the faces (rk x rk) and the rows bent along (orthonormal, padded)
+        P = np.stack([bases[j] @ bases[j].T for j in go])
+        gR = np.stack([bases[j] @ grad_face(j) for j in go], axis=1)  # rk x g: face gradients
+        Q = np.zeros((go.size, rk, levels))
+        d = dY[:, go].copy()
+        sl = slack[:, go] + amax[go] * dslack[:, go]  # slacks at the first break
+        first = first0[go]
+        end = amax[go].copy()
+        done = tight[:, go].copy()
+        idx = np.arange(go.size)
+        for lev in range(levels):
+            a = Sb[first, go] [:, None] * Xr[first]  # g x rk: the rows that stopped the segment
+            done[first, idx] = True
+            b = np.einsum("grs,gs->gr", P, a)  # their components in the faces
+            b -= np.einsum("grl,gl->gr", Q, np.einsum("grl,gr->gl", Q, b))
+            nb = np.linalg.norm(b, axis=1)
+            ok = nb > 1e-10 * np.maximum(np.linalg.norm(a, axis=1), tiny)
+            q = np.where(ok[:, None], b / np.maximum(nb, tiny)[:, None], 0.0)
+            Q[:, :, lev] = q
+            d = d - q.T * np.einsum("gr,rg->g", q, d)[None, :]
+            XD = Xr @ d
+            ds = Sb[:, go] * XD
+            dn = np.linalg.norm(d, axis=0)
+            blocking = ~done & (ds < -1e-12 * rn[:, None] * dn[None, :])
+            r = np.full(blocking.shape, np.inf)
+            np.divide(-np.maximum(sl, 0.0), ds, out=r, where=blocking)
+            nxt = r.min(axis=0)
+            nfirst = np.argmin(r, axis=0)
+            S = np.full(k, np.inf)
+            E = np.full(k, np.inf)
+            S[go] = end
+            E[go] = end + nxt
+            Dl = np.zeros((rk, k))
+            Dl[:, go] = d
+            dZl = np.zeros((n, k))
+            dZl[:, go] = coef[:, go] * XD
+            dsl = np.zeros((n, k))
+            dsl[:, go] = ds
+            gdl = np.zeros(k)
+            gdl[go] = np.einsum("rg,rg->g", gR, d)
+            fl = np.full(k, -1)
+            fl[go] = np.where(np.isfinite(nxt), nfirst, -1)
+            self.S.append(S)
+            self.E.append(E)
+            self.D.append(Dl)
+            self.dZ.append(dZl)
+            self.ds.append(dsl)
+            self.gd.append(gdl)
+            self.first.append(fl)
+            more = np.flatnonzero(E[go] < 1.0)
+            if not more.size:
+                break
+            sl = sl[:, more] + nxt[more] * ds[:, more]
+            go, first, end, done, idx = go[more], nfirst[more], E[go][more], done[:, more], np.arange(more.size)
+            P, Q, d, gR = P[more], Q[more], d[:, more], gR[:, more]
+
+    def lengths(self, t: float) -> list[np.ndarray]:
+        """Length of every segment travelled at step length ``t`` (per level, ``k``)."""
+        out = []
+        for S, E in zip(self.S, self.E, strict=True):
+            with np.errstate(invalid="ignore"):
+                out.append(np.where(np.isfinite(S), np.clip(t - S, 0.0, E - S), 0.0))
+        return out
+
+    def at(self, t: float, Y: np.ndarray, Z: np.ndarray, Eout: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Blocks, predictions and the linear model's change (``grad^T`` step) at step length ``t``."""
+        Yt, Zt, pred = Y.copy(), Z.copy(), 0.0
+        for L, D, dZ, gd in zip(self.lengths(t), self.D, self.dZ, self.gd, strict=True):
+            if not L.any():
+                continue
+            Yt += D * L
+            Zt += dZ @ (L[:, None] * Eout)
+            pred += float(gd @ L)
+        return Yt, Zt, pred
+
+    def joined(self, t: float, slack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows that join the faces at step length ``t`` (``n x k``, ``slack`` the slacks
+        there) and the blocks that changed face. A block joins the row that ended each segment
+        it completed; where it stopped (a completed segment with no next one), also every row at
+        rounding-level slack that the segment was moving towards."""
+        n, k = slack.shape
+        rows = np.zeros((n, k), dtype=bool)
+        nlev = len(self.S)
+        tiny = np.finfo(float).tiny
+        for lev in range(nlev):
+            S, E, f = self.S[lev], self.E[lev], self.first[lev]
+            done = np.flatnonzero(np.isfinite(S) & (E <= t) & (f >= 0))
+            if not done.size:
+                continue
+            rows[f[done], done] = True
+            nxt = self.S[lev + 1] if lev + 1 < nlev else np.full(k, np.inf)
+            stop = done[~np.isfinite(nxt[done])]
+            if stop.size:
+                sc = np.maximum(np.abs(slack[:, stop]).max(axis=0), tiny)
+                rows[:, stop] |= (slack[:, stop] <= AS_TIGHT * sc) & (self.ds[lev][:, stop] < 0.0)
+        return rows, np.flatnonzero(rows.any(axis=0))
+
+
 def _rows_blocking_at_once(ratio: np.ndarray, slack: np.ndarray, scale: float) -> np.ndarray:
     """The rows of one block that stop a step at once: the first blocking row, and every row
     at zero slack (``<= 1e-9 scale``) whose step length to the boundary is zero (``<= 1e-12``).
@@ -1010,8 +1159,10 @@ def solve_restricted_active_set(
     * a ratio test per block: a block whose step would cross one of its free rows stops there
       and that row joins its face (the other blocks take the full step length; the path is
       accepted on the Armijo rule with its own directional derivative, else the step length
-      halves until no block is stopped); a step that free rows at zero slack block at once is
-      not taken, and all of them join the face (:func:`_rows_blocking_at_once`);
+      halves until no block is stopped); on designs of rank ``AS_BEND_MIN_RANK`` and more a
+      stopped block first bends along the row (:class:`_BentPath`); a step that free rows at
+      zero slack block at once is not taken, and all of them join the face
+      (:func:`_rows_blocking_at_once`);
     * zero blocks: a block whose norm a step cuts by half or more is set to exactly zero when
       that does not raise the objective (the norm is not smooth there); one the step takes to
       the origin up to rounding (``1e-6`` of its norm) and one that predicts nothing on its face
@@ -1257,12 +1408,19 @@ def solve_restricted_active_set(
                 # the trial predictions are Z + sum_j t_j dZ_j: one (n x k) @ (k x c) product per
                 # trial instead of the k block products of objective()
                 dZ_blocks = coef * XdY
+                path = None
+                if AS_BEND and rk >= AS_BEND_MIN_RANK and np.any(amax < 1.0):
+                    path = _BentPath(Xr, Sb, coef, tight, slack, dY, XdY, dslack, ratio, amax, gY, bases,
+                                     lambda j, g=grad, o=offs: g[o[j]:o[j + 1]], rn, AS_BEND)
                 t = 1.0
                 for _ls in range(60 if damp == 0.0 else 30):
-                    tj = np.minimum(t, amax)
-                    pred = float(gY @ tj)
-                    Y_t = Y + dY * tj
-                    Z_t = Z + dZ_blocks @ (tj[:, None] * Eout)
+                    if path is None:
+                        tj = np.minimum(t, amax)
+                        pred = float(gY @ tj)
+                        Y_t = Y + dY * tj
+                        Z_t = Z + dZ_blocks @ (tj[:, None] * Eout)
+                    else:
+                        Y_t, Z_t, pred = path.at(t, Y, Z, Eout)
                     F_t = kernel.value(Z_t) + lam * float(np.linalg.norm(Y_t, axis=0).sum())
                     if pred < 0.0 and (F_t <= F + ARMIJO * pred or abs(F_t - F) <= 1e-15 * abs(F)):
                         accepted = True
@@ -1285,16 +1443,20 @@ def solve_restricted_active_set(
                     logger.debug("active set: no descent along the Newton step (dec=%.3e, F=%.12g)", dec, F)
                     face_done = False
                 break
-            stopped = np.flatnonzero(amax <= t)
             nr_old = np.linalg.norm(Y, axis=0)
             Y, F, Z = Y_t, F_t, Z_t
             slack = Sb * (Xr @ Y)
-            if stopped.size:
+            if path is not None:
+                rows, stopped = path.joined(t, slack)
+                tight |= rows
+            else:
+                stopped = np.flatnonzero(amax <= t)
                 for j in stopped:
                     jj = int(np.argmin(ratio[:, j]))
                     tight[jj, j] = True
                     sc = max(float(np.abs(slack[:, j]).max(initial=0.0)), tiny)
                     tight[(slack[:, j] <= AS_TIGHT * sc) & (dslack[:, j] < 0.0), j] = True
+            if stopped.size:
                 dirty[stopped] = True
                 changes += int(stopped.size)
                 changed = True

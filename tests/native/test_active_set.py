@@ -329,3 +329,80 @@ def test_dense_face_newton_step_solves_the_face_system(loss, c):
     ref = -np.linalg.solve(H, grad)
     step = ipm._face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad)
     np.testing.assert_allclose(step, ref, rtol=1e-8, atol=1e-10 * np.abs(ref).max())
+
+
+def _bent_path_instance(seed, n=80, d=6, k=5, levels=3):
+    """A point inside its cones, with faces, and a step that crosses free rows."""
+    rng = np.random.default_rng(seed)
+    Xr = rng.standard_normal((n, d))
+    gates = rng.standard_normal((d, k))
+    Sb = np.where(Xr @ gates > 0, 1.0, -1.0)
+    coef = (Sb > 0) * np.where(np.arange(k) % 2 == 0, 1.0, -1.0)
+    Y = gates * 0.1
+    tight = np.zeros((n, k), dtype=bool)
+    bases = [np.eye(d) for _ in range(k)]
+    slack = Sb * (Xr @ Y)
+    dY = 3.0 * rng.standard_normal((d, k))  # long enough to be blocked
+    XdY = Xr @ dY
+    dslack = Sb * XdY
+    blocking = ~tight & (dslack < 0.0)
+    ratio = np.full((n, k), np.inf)
+    np.divide(-np.maximum(slack, 0.0), dslack, out=ratio, where=blocking)
+    amax = ratio.min(axis=0)
+    grad = rng.standard_normal((d, k))
+    gY = np.einsum("dk,dk->k", grad, dY)
+    rn = np.linalg.norm(Xr, axis=1)
+    path = ipm._BentPath(Xr, Sb, coef, tight, slack, dY, XdY, dslack, ratio, amax, gY, bases,
+                         lambda j: grad[:, j], rn, levels)
+    return Xr, Sb, coef, Y, slack, dY, amax, grad, path
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bent_path_stays_in_the_cones_and_holds_the_rows_it_bends_along(seed):
+    Xr, Sb, coef, Y, slack0, dY, amax, grad, path = _bent_path_instance(seed)
+    k = Y.shape[1]
+    assert np.any(amax < 1.0) and len(path.S) > 1  # some block bends
+    Z = np.zeros((Xr.shape[0], k))
+    Eout = np.eye(k)
+    scale = np.abs(Xr @ Y).max() + np.abs(Xr @ dY).max()
+    prev = None
+    for t in np.linspace(0.0, 1.0, 41):
+        Yt, Zt, pred = path.at(t, Y, Z, Eout)
+        slack = Sb * (Xr @ Yt)
+        assert slack.min() >= -1e-12 * scale  # feasible all along
+        # predictions and the linear model follow the blocks
+        np.testing.assert_allclose(Zt, coef * (Xr @ (Yt - Y)), atol=1e-12 * scale)
+        assert pred == pytest.approx(float(np.sum(grad * (Yt - Y))), abs=1e-10 * (1 + abs(pred)))
+        if prev is not None:  # continuous: steps of 1/40 move a block by at most |d|/40 per segment
+            assert np.all(np.linalg.norm(Yt - prev, axis=0) <= np.linalg.norm(dY, axis=0) / 40 + 1e-12)
+        prev = Yt
+        rows, changed = path.joined(t, slack)
+        # every row that joins a face is at zero slack there, and only blocked blocks change
+        assert np.all(np.abs(slack[rows]) <= 1e-10 * scale)
+        assert set(changed) <= set(np.flatnonzero(amax <= t))
+    # before the first break the path is the plain step
+    t0 = 0.5 * float(amax.min())
+    np.testing.assert_allclose(path.at(t0, Y, Z, Eout)[0], Y + t0 * dY)
+
+
+def test_bent_path_without_levels_stops_at_the_first_row():
+    Xr, Sb, coef, Y, slack0, dY, amax, grad, path = _bent_path_instance(1, levels=0)
+    Yt = path.at(1.0, Y, np.zeros((Xr.shape[0], Y.shape[1])), np.eye(Y.shape[1]))[0]
+    np.testing.assert_allclose(Yt, Y + dY * np.minimum(1.0, amax))
+
+
+@pytest.mark.parametrize("loss,c", [("logistic", 1), ("cross_entropy", 3), ("squared", 1)])
+def test_active_set_with_bent_steps_matches_clarabel(monkeypatch, loss, c):
+    # the bends run only on designs of rank AS_BEND_MIN_RANK and more (digits); here on every one
+    monkeypatch.setattr(ipm, "AS_BEND_MIN_RANK", 0)
+    monkeypatch.setattr(ipm, "AS_BEND", 3)
+    Xa, M, S, kernel, cols, outs = _restricted(5, loss, n=80, d=6, p=6, c=c)
+    lam = 0.5
+    ref = ws_mod._restricted_conic(Xa, M, S, kernel, lam, cols, outs, 1e-10)
+    F_ref = _objective(Xa, M, S, kernel, lam, cols, outs, ref)
+    res = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols, outs, np.zeros((Xa.shape[1], cols.size)))
+    assert res.converged
+    F = _objective(Xa, M, S, kernel, lam, cols, outs, res.U)
+    assert F == pytest.approx(F_ref, rel=1e-6)
+    slack = S[:, cols % M.shape[1]] * (Xa @ res.U)
+    assert slack.min() >= -1e-12 * np.abs(Xa @ res.U).max()

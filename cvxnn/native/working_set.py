@@ -85,8 +85,8 @@ PUSH_GRID = tuple(10.0 ** np.arange(-1.0, 4.01, 0.5))
 STEEPEST_START = True
 STEP_GRID = tuple(2.0 ** -np.arange(0.0, 10.0))
 #: ADMM iterations run on the undecided blocks of a KKT scan before exact NNLS
-#: (:func:`~cvxnn.native.nnls.nnls_batched_admm`, float32; it stops earlier once a round of 25
-#: iterations decides fewer than 5 % of the rest).
+#: (:func:`~cvxnn.native.nnls.nnls_batched_admm`, float32; it stops earlier once a round of
+#: SCAN_CHECK_EVERY iterations decides fewer than 5 % of the rest).
 SCAN_ITERATIONS = 200
 #: Its penalty parameter (relative to the mean eigenvalue of ``X^T X``) and over-relaxation.
 #: Against an accelerated projected gradient (step ``1 / ||X||_2^2``), measured (minimum of
@@ -99,6 +99,15 @@ SCAN_ITERATIONS = 200
 #: sets, digits seeds 0-1 15.1 s against 14.5 s.
 SCAN_RHO = 10.0
 SCAN_RELAX = 1.6
+#: Iterations between the batched ADMM's checks, which drop the decided blocks from the batch.
+#: Most blocks outside ``W`` are optimal at zero by a wide margin (on digits the median
+#: ``dist(-c_b, K_i^*)`` is ``0.15 lam`` at the optimum) and are decided in a few iterations.
+#: Measured (ConvexReLUClassifier, ``lam = 0.01 n``, 100 gates, minimum of 2-3 interleaved
+#: runs), 10 against 25: digits gate seeds 0-3 23.1 against 23.5 s (faster on every seed, the
+#: same 584 Newton steps); breast cancer, wine and iris (gate seeds 0-5) 1.30 against 1.34 s;
+#: twelve squared-loss fits at ``n=1000, d=10, p=50`` 7.50 against 7.58 s. On digits' largest
+#: scans the ADMM took 0.54 s against 0.66 s and left 93 blocks to exact NNLS instead of 89.
+SCAN_CHECK_EVERY = 10
 #: Exact NNLS of a scan starts Lawson-Hanson from the ``d`` largest multipliers of the ADMM when
 #: they have more than ``d`` positive entries only on cones of at least this many entries
 #: (``n d``); on smaller ones SciPy's cold solve is faster (see :func:`_nnls`).
@@ -297,7 +306,7 @@ class KKTScan:
             Sout = self.S[:, self.bpat[out[und]]]
             R, res = nnls_batched_admm(self.Xa, Sout, Cout[:, und], self.rho_out[:, out[und]],
                                        iterations=SCAN_ITERATIONS, target=lam, rho_scale=SCAN_RHO,
-                                       relax=SCAN_RELAX, dtype=np.float32)
+                                       relax=SCAN_RELAX, check_every=SCAN_CHECK_EVERY, dtype=np.float32)
             improved = res < ub[und]
             self.rho_out[:, out[und[improved]]] = R[:, improved]
             ub[und[improved]] = res[improved]

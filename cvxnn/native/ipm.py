@@ -959,14 +959,22 @@ class ActiveSetResult:
 #: block that its step would take across one of its free rows before the full step bends along
 #: that row (the rest of its step projected onto the row's null space) up to this many times;
 #: 0: it stops at the first row. Only where the row space of the design has at least
-#: AS_BEND_MIN_RANK dimensions (the optimal faces there hold tens of rows). Measured
-#: (ConvexReLUClassifier, ``lam = 0.01 n``, 100 gates): digits (rank 61), gate seeds 0-3, one bend
-#: 584 Newton steps and 24.0 s against 673 and 25.8 s without (159/162, 129/158, 156/181 and
-#: 140/172 per seed); two bends 318 against 320 steps on seeds 0-1, eight 172 against 162 on seed
-#: 0. Breast cancer (rank 31), wine and iris (gate seeds 0-5), one bend: 918 against 872 steps and
-#: 1.45 s against 1.32 s (iris 0.48 against 0.38 s), so they do not bend.
+#: AS_BEND_MIN_RANK dimensions: its optimal faces hold tens of rows, which a step without bends
+#: adds one at a time. Measured (minimum of 2 interleaved runs; A/B with and without bends):
+#:
+#: * ConvexReLUClassifier(lam=0.01 n, n_gates=100) on digits (rank 61), gate seeds 0-3: 584
+#:   Newton steps and 24.3 s against 673 and 26.2 s (fewer steps on every seed); two bends 318
+#:   against 320 steps on seeds 0-1 (one bend: 288), eight 172 against 162 on seed 0;
+#: * synthetic ``n = 600``, two-neuron ReLU targets, 50 gates, data seeds 0-2 (sums of three
+#:   fits): ``d = 50`` ConvexReLURegressor 29.6 -> 18.2 s (1489 -> 879 Newton steps; two bends
+#:   15.5 s) and ConvexReLUClassifier 3.8 -> 2.8 s; ``d = 30`` 8.9 -> 7.2 s and 1.21 -> 1.17 s;
+#:   ``d = 20`` 5.2 -> 4.1 s and 0.72 -> 0.74 s;
+#: * breast cancer (rank 31), gate seeds 0-5: 0.552 against 0.550 s (213 and 202 steps);
+#: * lower ranks lose: wine (14) and iris (5) took more steps (iris 0.38 -> 0.48 s), twelve
+#:   squared-loss fits at ``n=1000, d=10, p=50`` 7.47 -> 8.07 s (fewer steps, but the path's
+#:   overhead outweighs them on small blocks).
 AS_BEND = 1
-AS_BEND_MIN_RANK = 40
+AS_BEND_MIN_RANK = 20
 
 
 class _BentPath:

@@ -393,7 +393,7 @@ def test_bent_path_without_levels_stops_at_the_first_row():
 
 @pytest.mark.parametrize("loss,c", [("logistic", 1), ("cross_entropy", 3), ("squared", 1)])
 def test_active_set_with_bent_steps_matches_clarabel(monkeypatch, loss, c):
-    # the bends run only on designs of rank AS_BEND_MIN_RANK and more (digits); here on every one
+    # the bends run only on designs of rank AS_BEND_MIN_RANK and more; here on every one
     monkeypatch.setattr(ipm, "AS_BEND_MIN_RANK", 0)
     monkeypatch.setattr(ipm, "AS_BEND", 3)
     Xa, M, S, kernel, cols, outs = _restricted(5, loss, n=80, d=6, p=6, c=c)

@@ -233,6 +233,9 @@ class KKTScan:
     ----------
     rho_out : ndarray (n, 2 p c)
         Multipliers that certify the non-violating blocks outside ``W``.
+    has_rho : ndarray of bool (2 p c,)
+        Which columns of ``rho_out`` are non-zero (a scan bounds only those blocks by their
+        earlier multipliers; reading it off ``rho_out`` costs a pass over ``n x 2pc`` entries).
     counters : dict
         ``{"nnls": NNLS problems solved}``.
     directions : dict
@@ -249,6 +252,7 @@ class KKTScan:
         nb = 2 * self.p * self.c
         self.bpat = (np.arange(nb) // self.c) % self.p
         self.rho_out = np.zeros((self.n, nb))
+        self.has_rho = np.zeros(nb, dtype=bool)
         self.counters = {"nnls": 0}
         self.directions: dict[int, np.ndarray] = {}
         self.gates = None
@@ -282,12 +286,13 @@ class KKTScan:
         ub = ub0.copy()
         # the previous multipliers bound only the blocks that have any (most have none before
         # the first batched ADMM)
-        had = np.flatnonzero(self.rho_out[:, out].any(axis=0))
+        had = np.flatnonzero(self.has_rho[out])
         if had.size:
             Sh = self.S[:, self.bpat[out[had]]]
             ub_prev = np.linalg.norm(Cout[:, had] - self.Xa.T @ (Sh * self.rho_out[:, out[had]]), axis=0)
             use0 = ub0[had] <= ub_prev
             self.rho_out[:, out[had[use0]]] = 0.0
+            self.has_rho[out[had[use0]]] = False
             ub[had] = np.minimum(ub0[had], ub_prev)
         if self.gates is not None:
             lb = np.where(self.lb_ok[out], -np.einsum("dk,dk->k", Cout, self.gates[:, self.bpat[out]]), 0.0)
@@ -309,6 +314,7 @@ class KKTScan:
                                        relax=SCAN_RELAX, check_every=SCAN_CHECK_EVERY, dtype=np.float32)
             improved = res < ub[und]
             self.rho_out[:, out[und[improved]]] = R[:, improved]
+            self.has_rho[out[und[improved]]] = R[:, improved].any(axis=0)
             ub[und[improved]] = res[improved]
             undecided = (ub > lam) & ~certain
             logger.debug("KKT scan: %d blocks outside W, %d undecided by the bounds, %d after the batched ADMM",
@@ -324,6 +330,7 @@ class KKTScan:
             r, res = _nnls(At, Cout[:, pos], self.rho_out[:, j])
             self.counters["nnls"] += 1
             self.rho_out[:, j] = r
+            self.has_rho[j] = bool(r.any())
             score[pos] = res
             self.directions[int(j)] = At @ r - Cout[:, pos]  # = Pi_K(-c_b)
             self.fresh.add(int(j))
@@ -348,6 +355,7 @@ class KKTScan:
         r, _ = _nnls(At, cb, self.rho_out[:, b])
         self.counters["nnls"] += 1
         self.rho_out[:, b] = r
+        self.has_rho[b] = bool(r.any())
         self.directions[b] = At @ r - cb
         self.fresh.add(b)
         return self.directions[b]

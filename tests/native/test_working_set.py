@@ -325,6 +325,35 @@ def test_steepest_direction_is_the_projection_onto_the_cone():
         assert scan.steepest(b, theta) is direction and scan.counters["nnls"] == before
 
 
+def test_scan_keeps_track_of_the_blocks_with_multipliers():
+    """``KKTScan.has_rho`` is exactly the set of non-zero columns of ``rho_out`` after scans at
+    moving dual points (the scan bounds only those blocks by their earlier multipliers), and a
+    scan that decides every block (fewer than ``MIN_ADD`` violators) certifies the others by
+    those multipliers."""
+    Xa, M, gates, theta = _scan_problem(2)
+    c = theta.shape[1]
+    nb = 2 * M.shape[1] * c
+    S = 2.0 * M - 1.0
+    probe = ws_mod.KKTScan(Xa, M, 1.0, c, gates)
+    lam = 0.5 * float(np.linalg.norm(probe.correlations(theta), axis=0).max())
+    scan = ws_mod.KKTScan(Xa, M, lam, c, gates)
+    in_W = np.zeros(nb, dtype=bool)
+    rng = np.random.default_rng(0)
+    complete = 0
+    for step in range(5):
+        th = theta * (1.0 - 0.1 * step) + 0.02 * rng.standard_normal(theta.shape)
+        viol, score = scan.scan(th, in_W, nb)
+        np.testing.assert_array_equal(scan.has_rho, scan.rho_out.any(axis=0))
+        assert np.all(score > lam)
+        if viol.size < ws_mod.MIN_ADD:
+            complete += 1
+            ok = np.setdiff1d(np.arange(nb), viol)
+            C = scan.correlations(th)
+            res = np.linalg.norm(C[:, ok] - Xa.T @ (S[:, scan.bpat[ok]] * scan.rho_out[:, ok]), axis=0)
+            assert np.all(res <= lam * (1.0 + 1e-8))
+    assert complete and scan.has_rho.any()
+
+
 def test_entering_steps_lie_in_their_cones_and_descend():
     """Each entering block starts at ``t_b Pi_K(c_b)`` with ``t_b >= 0``: inside its cone, and the
     loss plus penalty of that block alone decreases."""

@@ -987,8 +987,8 @@ class _BentPath:
     next blocking row. The path is continuous and stays in the cones: each segment stops at
     its first blocking row, and the rows a block bent along keep zero slack (its later
     directions are orthogonal to them). Without bends one Newton step adds one row to each
-    blocked block, and a block whose face optimum holds tens of rows more than its face needs
-    as many Newton steps; along the path one step can add several.
+    blocked block, so a block whose optimal face holds tens of rows more than its current face
+    needs as many Newton steps to reach it; along the path one step can add several.
 
     Level ``l`` of the path is a segment per block: start ``S[l]`` and end ``E[l]`` (step
     lengths; ``inf`` start: the block has no such segment), direction ``D[l]`` (``rk x k``),
@@ -1002,7 +1002,6 @@ class _BentPath:
         n, k = slack.shape
         rk = Xr.shape[1]
         tiny = np.finfo(float).tiny
-        self.k = k
         first0 = np.argmin(ratio, axis=0)
         self.S = [np.zeros(k)]
         self.E = [amax.copy()]
@@ -1025,7 +1024,7 @@ class _BentPath:
         done = tight[:, go].copy()
         idx = np.arange(go.size)
         for lev in range(levels):
-            a = Sb[first, go] [:, None] * Xr[first]  # g x rk: the rows that stopped the segment
+            a = Sb[first, go][:, None] * Xr[first]  # g x rk: the rows that stopped the segment
             done[first, idx] = True
             b = np.einsum("grs,gs->gr", P, a)  # their components in the faces
             b -= np.einsum("grl,gl->gr", Q, np.einsum("grl,gr->gl", Q, b))

@@ -1077,6 +1077,10 @@ class _BentPath:
                 out.append(np.where(np.isfinite(S), np.clip(t - S, 0.0, E - S), 0.0))
         return out
 
+    def pred(self, t: float) -> float:
+        """The linear model's change (``grad^T`` step) at step length ``t``."""
+        return float(sum(float(gd @ L) for L, gd in zip(self.lengths(t), self.gd, strict=True)))
+
     def at(self, t: float, Y: np.ndarray, Z: np.ndarray, Eout: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Blocks, predictions and the linear model's change (``grad^T`` step) at step length ``t``."""
         Yt, Zt, pred = Y.copy(), Z.copy(), 0.0
@@ -1421,9 +1425,18 @@ def solve_restricted_active_set(
                                      lambda j, g=grad, o=offs: g[o[j]:o[j + 1]], rn, AS_BEND)
                 t = 1.0
                 for _ls in range(60 if damp == 0.0 else 30):
+                    # the linear model first: a step length at which it does not descend (blocks
+                    # stopped by their rows while others ascend along their own parts) is
+                    # rejected without evaluating the loss
                     if path is None:
                         tj = np.minimum(t, amax)
                         pred = float(gY @ tj)
+                    else:
+                        pred = path.pred(t)
+                    if not pred < 0.0:
+                        t *= 0.5
+                        continue
+                    if path is None:
                         Y_t = Y + dY * tj
                         Z_t = Z + dZ_blocks @ (tj[:, None] * Eout)
                     else:

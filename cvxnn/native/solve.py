@@ -264,7 +264,8 @@ def solve_native(
         extra=extra,
         **sol_kw,
     )
-    logger.debug("native %s solve: %s", activation, sol.summary().replace("\n", "; "))
+    if logger.isEnabledFor(logging.DEBUG):  # summary() costs a batched SVD of the blocks
+        logger.debug("native %s solve: %s", activation, sol.summary().replace("\n", "; "))
     if not sol.converged:
         warnings.warn(
             f"native {sol.solver} stopped after {sol.iterations} iterations with relative gap "

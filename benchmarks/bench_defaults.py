@@ -211,7 +211,7 @@ def cv(name: str, data, out: dict) -> None:
     cls = ConvexGatedReLUClassifierCV if name in CLASSIFICATION else ConvexGatedReLURegressorCV
     defaults = cls()
     grids = {"former grid (10, 1e-3)": {"n_lams": 10, "lam_min_ratio": 1e-3},
-             f"default grid, cv_tol={defaults.cv_tol:g}": {},
+             f"default grid, cv_tol={defaults.cv_tol!r}": {},
              "default grid, cv_tol=None": {"cv_tol": None}}
     for label, kw in grids.items():
         with warnings.catch_warnings():
@@ -222,11 +222,12 @@ def cv(name: str, data, out: dict) -> None:
         lmax = est.lams_[0]
         r = {"score": float(est.score(Xte, yte)), "seconds": secs, "lam": float(est.lam_),
              "lam_ratio": float(est.lam_ / lmax), "status": est.status_,
-             "n_optimal": int((est.statuses_ == "optimal").sum()), "n_fits": int(est.statuses_.size)}
+             "n_optimal": int((est.statuses_ == "optimal").sum()), "n_fits": int(est.statuses_.size),
+             "fold_tol": float(est.cv_tol_)}
         out.setdefault(name, {})[f"cv: {label}"] = r
         print(f"  CV {label:<27} {r['score']:7.4f} {secs:8.2f}s  lam_ = {r['lam']:.4g} "
               f"({r['lam_ratio']:.3g} lam_max, {r['lam'] / Xtr.shape[0]:.3g} n)  refit {r['status']}, "
-              f"{r['n_optimal']}/{r['n_fits']} fold fits optimal", flush=True)
+              f"{r['n_optimal']}/{r['n_fits']} fold fits optimal (at {r['fold_tol']:g})", flush=True)
 
 
 def relu(out: dict) -> None:

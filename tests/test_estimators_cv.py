@@ -49,12 +49,12 @@ def test_lam_equals_grid_search(clf_data):
     # fold fits at the default cv_tol: a lam whose (full-precision) CV score is within 0.005 of
     # the best, and the refit is at tol
     loose = ConvexGatedReLUClassifierCV(n_lams=6, cv=cv, n_gates=8, random_state=0).fit(X, y)
-    assert loose.cv_tol == 1e-2
+    assert loose.cv_tol == "auto" and loose.cv_tol_ == 1e-2  # 40-sample validation folds
     assert mean.max() - mean[loose.best_index_] <= 0.005
     assert loose.best_estimator_.tol == est.best_estimator_.tol == ConvexGatedReLUClassifier().tol
 
 
-@pytest.mark.parametrize("cv_tol", [0, 1.5, -1e-3, True, "loose", float("nan")])
+@pytest.mark.parametrize("cv_tol", [0, 1.5, -1e-3, True, "loose", "AUTO", float("nan")])
 def test_cv_tol_validated(clf_data, cv_tol):
     X, y = clf_data
     with pytest.raises(InvalidParameterError, match="cv_tol"):
@@ -80,6 +80,31 @@ def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, monkeypatch, tol, 
     assert seen == [expected]
     assert est.best_estimator_.tol == tol
     assert est.cv_tol == cv_tol  # not modified by fit
+    assert est.cv_tol_ == expected
+
+
+@pytest.mark.parametrize(("n_samples", "n_folds", "expected"), [(120, 3, 1e-2), (300, 3, 5e-2), (300, 2, 5e-2),
+                                                                (300, 4, 1e-2), (301, 3, 5e-2)])
+def test_auto_cv_tol_follows_the_smallest_validation_fold(monkeypatch, n_samples, n_folds, expected):
+    """cv_tol='auto': 5e-2 when every validation fold holds >= 100 samples, else 1e-2."""
+    import cvxnn.estimators as E
+
+    seen = []
+    real = E.cross_validate_lam
+
+    def spy(estimator, *args, **kwargs):
+        seen.append(estimator.tol)
+        return real(estimator, *args, **kwargs)
+
+    monkeypatch.setattr(E, "cross_validate_lam", spy)
+    X, y = make_classification(n_samples=n_samples, n_features=4, n_informative=3, n_redundant=0, random_state=0)
+    est = ConvexGatedReLUClassifierCV(n_lams=2, cv=n_folds, n_gates=4, random_state=0, tol=1e-4).fit(X, y)
+    assert seen == [expected] and est.cv_tol_ == expected
+    assert (E.CV_TOL_LOOSE, E.CV_TOL_TIGHT, E.CV_TOL_MIN_VALIDATION) == (5e-2, 1e-2, 100)
+    # an explicit float is used as given
+    est = ConvexGatedReLUClassifierCV(n_lams=2, cv=n_folds, n_gates=4, random_state=0, tol=1e-4,
+                                      cv_tol=2e-2).fit(X, y)
+    assert seen[-1] == est.cv_tol_ == 2e-2
 
 
 def test_attributes_and_grid(clf_data):

@@ -61,10 +61,9 @@ def test_cv_tol_validated(clf_data, cv_tol):
         ConvexGatedReLUClassifierCV(n_lams=3, cv=3, n_gates=4, cv_tol=cv_tol).fit(X, y)
 
 
-@pytest.mark.parametrize(("tol", "cv_tol", "expected"), [(1e-4, 1e-2, 1e-2), (1e-4, None, 1e-4),
-                                                         (1e-1, 1e-2, 1e-1)])
-def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, monkeypatch, tol, cv_tol, expected):
-    """The fold fits run at max(tol, cv_tol); the refit at tol."""
+@pytest.fixture
+def fold_tols(monkeypatch):
+    """The ``tol`` of the estimator each ``cross_validate_lam`` call gets (the fold fits')."""
     import cvxnn.estimators as E
 
     seen = []
@@ -75,9 +74,16 @@ def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, monkeypatch, tol, 
         return real(estimator, *args, **kwargs)
 
     monkeypatch.setattr(E, "cross_validate_lam", spy)
+    return seen
+
+
+@pytest.mark.parametrize(("tol", "cv_tol", "expected"), [(1e-4, 1e-2, 1e-2), (1e-4, None, 1e-4),
+                                                         (1e-1, 1e-2, 1e-1)])
+def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, fold_tols, tol, cv_tol, expected):
+    """The fold fits run at max(tol, cv_tol); the refit at tol."""
     X, y = clf_data
     est = ConvexGatedReLUClassifierCV(n_lams=3, cv=3, n_gates=4, random_state=0, tol=tol, cv_tol=cv_tol).fit(X, y)
-    assert seen == [expected]
+    assert fold_tols == [expected]
     assert est.best_estimator_.tol == tol
     assert est.cv_tol == cv_tol  # not modified by fit
     assert est.cv_tol_ == expected
@@ -85,26 +91,18 @@ def test_fold_fits_use_the_looser_of_tol_and_cv_tol(clf_data, monkeypatch, tol, 
 
 @pytest.mark.parametrize(("n_samples", "n_folds", "expected"), [(120, 3, 1e-2), (300, 3, 5e-2), (300, 2, 5e-2),
                                                                 (300, 4, 1e-2), (301, 3, 5e-2)])
-def test_auto_cv_tol_follows_the_smallest_validation_fold(monkeypatch, n_samples, n_folds, expected):
+def test_auto_cv_tol_follows_the_smallest_validation_fold(fold_tols, n_samples, n_folds, expected):
     """cv_tol='auto': 5e-2 when every validation fold holds >= 100 samples, else 1e-2."""
     import cvxnn.estimators as E
 
-    seen = []
-    real = E.cross_validate_lam
-
-    def spy(estimator, *args, **kwargs):
-        seen.append(estimator.tol)
-        return real(estimator, *args, **kwargs)
-
-    monkeypatch.setattr(E, "cross_validate_lam", spy)
     X, y = make_classification(n_samples=n_samples, n_features=4, n_informative=3, n_redundant=0, random_state=0)
     est = ConvexGatedReLUClassifierCV(n_lams=2, cv=n_folds, n_gates=4, random_state=0, tol=1e-4).fit(X, y)
-    assert seen == [expected] and est.cv_tol_ == expected
+    assert fold_tols == [expected] and est.cv_tol_ == expected
     assert (E.CV_TOL_LOOSE, E.CV_TOL_TIGHT, E.CV_TOL_MIN_VALIDATION) == (5e-2, 1e-2, 100)
     # an explicit float is used as given
     est = ConvexGatedReLUClassifierCV(n_lams=2, cv=n_folds, n_gates=4, random_state=0, tol=1e-4,
                                       cv_tol=2e-2).fit(X, y)
-    assert seen[-1] == est.cv_tol_ == 2e-2
+    assert fold_tols[-1] == est.cv_tol_ == 2e-2
 
 
 def test_attributes_and_grid(clf_data):

@@ -1924,7 +1924,7 @@ class _ConvexCVBase(_Base):
         """
         if not (isinstance(self.cv_tol, str) and self.cv_tol == "auto"):
             return None if self.cv_tol is None else float(self.cv_tol)
-        smallest = min(len(test) for _, test in folds)
+        smallest = min(int(np.count_nonzero(t)) if np.asarray(t).dtype == bool else len(t) for _, t in folds)
         return CV_TOL_LOOSE if smallest >= CV_TOL_MIN_VALIDATION else CV_TOL_TIGHT
 
     def _fold_estimator(self, base, cv_tol: float | None):

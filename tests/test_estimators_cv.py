@@ -105,6 +105,15 @@ def test_auto_cv_tol_follows_the_smallest_validation_fold(fold_tols, n_samples, 
     assert fold_tols[-1] == est.cv_tol_ == 2e-2
 
 
+def test_auto_cv_tol_counts_boolean_validation_masks(fold_tols):
+    """Folds given as boolean masks: the validation samples are counted, not the mask length."""
+    X, y = make_classification(n_samples=300, n_features=4, n_informative=3, n_redundant=0, random_state=0)
+    test = np.zeros(300, dtype=bool)
+    test[::4] = True  # 75 validation samples in a mask of 300
+    est = ConvexGatedReLUClassifierCV(n_lams=2, cv=[(~test, test)], n_gates=4, random_state=0, tol=1e-4).fit(X, y)
+    assert fold_tols == [1e-2] and est.cv_tol_ == 1e-2
+
+
 def test_attributes_and_grid(clf_data):
     X, y = clf_data
     est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0).fit(X, y)

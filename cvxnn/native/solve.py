@@ -341,7 +341,7 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     (:mod:`cvxnn.native.gated_working_set`), continued by R-FISTA from its point when it does not
     certify; everything else (and ``solver="rfista"``) by R-FISTA with the support polish."""
     from .fista import GatedResult
-    from .gated_working_set import solve_gated_working_set
+    from .gated_working_set import DENSE_MIN_FLOPS, MAX_COST_RATIO, solve_gated_working_set
 
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
@@ -359,8 +359,10 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     log_every = 100 if verbose else 0
     ws = None
     if solver == "auto" and dtype == np.float64 and c > 1:
+        # the cost cap of the atoms only where the design's products are costly (DENSE_MIN_FLOPS)
+        cost_ratio = MAX_COST_RATIO if 2.0 * n * d * p * c >= DENSE_MIN_FLOPS else np.inf
         ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=max_iter, penalty=penalty,
-                                     callback=callback)
+                                     callback=callback, max_cost_ratio=cost_ratio)
         logger.info("gated working set: %s after %d L-BFGS iterations, %d rounds, %d atoms, relative gap %.3e",
                     ws.reason, ws.iterations, ws.rounds, ws.atoms,
                     (ws.primal - ws.dual) / max(abs(ws.primal), np.finfo(float).tiny))

@@ -267,6 +267,45 @@ def test_dense_optimum_hands_over_to_rfista():
     assert sol.status == "optimal"
 
 
+@pytest.mark.parametrize(("threshold", "expected"), [(0.0, gws.MAX_COST_RATIO), (1e12, np.inf)])
+def test_the_cost_cap_applies_only_to_costly_designs(monkeypatch, threshold, expected):
+    """solve_native passes the cost cap to the working set only where one full product costs at
+    least DENSE_MIN_FLOPS flops; below it the working set never hands over as "dense"."""
+    X, Y, pats = _problem(60, 3, 3, 10, "cross_entropy", seed=4)
+    seen = []
+    real = gws.solve_gated_working_set
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["max_cost_ratio"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gws, "solve_gated_working_set", spy)
+    monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", threshold)
+    sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=0.05, tol=1e-6)
+    assert seen == [expected] and sol.status == "optimal"
+
+
+def test_small_designs_finish_in_the_working_set(monkeypatch):
+    """Iris at a tiny lam: with the cost cap the working set handed over to R-FISTA (about 4x the
+    iterations); without it (the default on designs this small) it certifies the same optimum."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_iris
+    from sklearn.preprocessing import StandardScaler
+
+    from cvxnn.estimators import ConvexGatedReLUClassifier
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    est = ConvexGatedReLUClassifier(lam=1e-4 * X.shape[0], n_gates=100, random_state=0, tol=1e-4)
+    default = est.fit(X, y).solution_
+    monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
+    capped = est.fit(X, y).solution_
+    assert default.status == capped.status == "optimal"
+    assert not default.extra["working_set_fallback"] and capped.extra["working_set_fallback"]
+    assert default.iterations < capped.iterations
+    assert default.objective_value == pytest.approx(capped.objective_value, rel=2e-4)
+
+
 # ------------------------------------------------------------------ the L-BFGS metric
 def _factored(loss, c, penalty, seed=0):
     X, Y, pats = _problem(80, 3, c, 12, loss, seed=seed)

@@ -43,6 +43,19 @@ def test_compact_direction_is_the_two_loop_recursion(pushes):
     np.testing.assert_array_equal(mem.direction(g), -g)
 
 
+def test_a_zero_pivot_restarts_from_the_gradient():
+    """A pair with s.y = 0 (never stored by minimize_lbfgs, pushed here by hand) makes R singular:
+    the direction is -g and the memory starts over, instead of a triangular solve's garbage."""
+    rng = np.random.default_rng(0)
+    mem = _Memory(4, 6)
+    s, y = rng.standard_normal(6), rng.standard_normal(6)
+    mem.push(s, y, float(s @ y), float(y @ y))
+    mem.push(s, y, 0.0, float(y @ y))  # a zero diagonal entry of S^T Y
+    g = rng.standard_normal(6)
+    np.testing.assert_array_equal(mem.direction(g), -g)
+    assert mem.order == []
+
+
 @pytest.mark.parametrize("n", [2, 10, 50])
 def test_minimises_rosenbrock_like_scipy(n):
     x0 = np.full(n, -1.2)

@@ -39,6 +39,7 @@ trusted by itself: the caller certifies the full problem with :func:`~cvxnn.nati
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -478,6 +479,22 @@ def _penalty_hessian_entries(offs, dims, live, w, nr, lam):
     return rows, cols, vals
 
 
+def _output_columns(outs_m: np.ndarray, c: int) -> list[tuple[int, slice | np.ndarray]]:
+    """``(k, columns)`` for every output ``k`` that has coordinates: a slice when the columns of
+    output ``k`` are contiguous (the active set orders its blocks by output, so ``AN[:, cols]``
+    is a view instead of an ``n x m_k`` copy), else their index array."""
+    groups = []
+    for kk in range(c):
+        idx = np.flatnonzero(outs_m == kk)
+        if idx.size == 0:
+            continue
+        if int(idx[-1]) - int(idx[0]) + 1 == idx.size:
+            groups.append((kk, slice(int(idx[0]), int(idx[-1]) + 1)))
+        else:
+            groups.append((kk, idx))
+    return groups
+
+
 def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=0.0):
     """Newton step of the face problem from the formed Hessian (None when it is singular);
     ``damp`` adds a multiple of the identity (Levenberg-Marquardt)."""
@@ -491,11 +508,9 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
         H *= outs_m[:, None] == outs_m[None, :]
     else:
         H = np.zeros((m, m))
-        for kk in range(c):
-            idx = np.flatnonzero(outs_m == kk)
-            if idx.size:
-                Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
-                H[np.ix_(idx, idx)] += _gram(Aw)
+        for kk, idx in _output_columns(outs_m, c):
+            Aw = AN[:, idx] * np.sqrt(np.maximum(D[:, kk], 0.0))[:, None]
+            H[(idx, idx) if isinstance(idx, slice) else np.ix_(idx, idx)] += _gram(Aw)
     if V is not None:
         H -= _gram(AN * V[:, outs_m])
     # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every live block: only the entries of
@@ -552,8 +567,7 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
     Dm = D[:, outs_m]  # n x m: loss weights of each coordinate's output
     Vm = V[:, outs_m] if V is not None else None
 
-    groups = [(kk, idx, np.ascontiguousarray(AN[:, idx]))
-              for kk in range(c) if (idx := np.flatnonzero(outs_m == kk)).size]
+    groups = [(kk, idx, AN[:, idx]) for kk, idx in _output_columns(outs_m, c)]
 
     def hv(v: np.ndarray) -> np.ndarray:
         dZ = np.zeros((n, c))
@@ -617,19 +631,17 @@ def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad
     wh = np.where(live[blk], w / nrb, 0.0)
     pen = np.where(live[blk], lam / nrb, 0.0)
     groups = []
-    for kk in range(c):
-        idx = np.flatnonzero(outs_m == kk)
-        if idx.size == 0:
-            continue
-        Ak = np.ascontiguousarray(AN[:, idx])
+    for kk, idx in _output_columns(outs_m, c):
+        Ak = AN[:, idx]
         wk = D[:, kk] - (V[:, kk] ** 2 if V is not None else 0.0)
         Pk = _gram(Ak * np.sqrt(np.maximum(wk, 0.0))[:, None])
         bk = blk[idx]
+        mk = bk.size
         # penalty curvature (lam / ||w_j||) (I - wh wh^T) of every block of this output
-        Pk[np.diag_indices(idx.size)] += pen[idx]
+        Pk[np.diag_indices(mk)] += pen[idx]
         same = bk[:, None] == bk[None, :]
         Pk -= same * (pen[idx][:, None] * np.outer(wh[idx], wh[idx]))
-        Pk[np.diag_indices(idx.size)] += 1e-14 * max(1.0, float(np.abs(np.diag(Pk)).max())) + damp
+        Pk[np.diag_indices(mk)] += 1e-14 * max(1.0, float(np.abs(np.diag(Pk)).max())) + damp
         try:
             fac = sla.cho_factor(Pk, lower=True, check_finite=False)
         except (np.linalg.LinAlgError, ValueError):
@@ -877,8 +889,12 @@ AS_GAIN = 1e-12
 AS_GAIN_FINE = 1e-14
 #: Rows joining a face are folded into its basis by Householder reflections (``O(rk dim)`` per
 #: row) when at most this many join at once; otherwise (or when a row is nearly dependent, or
-#: rows leave) the basis is recomputed by an SVD of all the face rows (``O(rk^2 |T|)``).
+#: rows leave) the basis is recomputed from all the face rows (``O(rk^2 |T|)``, AS_QR_PIVOT).
 AS_HOUSEHOLDER_MAX = 4
+#: A face basis comes from a pivoted QR of the face rows when every pivot exceeds this fraction of
+#: the first; otherwise from their SVD (which decides a numerical rank and keeps the point on its
+#: face). The QR costs 0.1-0.2 ms against 0.2-0.7 ms for the SVD at 20-60 rows of 62 columns.
+AS_QR_PIVOT = 1e-6
 #: Newton on the faces stops when its decrement is at rounding level (``1e-13 |F|``) *and* every
 #: block's face gradient is below AS_GRAD_RTOL * lam; otherwise up to AS_EXTRA_NEWTON more steps
 #: are taken. The decrement weighs a block's gradient by ``||w_j|| / lam`` (the inverse of its
@@ -1192,7 +1208,44 @@ def solve_restricted_active_set(
       one-dimensional Newton step.
 
     It stops when no face changes at a face optimum. The caller certifies the full problem.
+
+    The blocks are processed grouped by output (a stable sort of ``outs``), so that the columns of
+    each output form one contiguous slice of the face design; results come back in the caller's
+    order.
     """
+    cols = np.asarray(cols, dtype=np.intp)
+    outs = np.asarray(outs, dtype=np.intp)
+    order = np.argsort(outs, kind="stable")
+    if np.array_equal(order, np.arange(order.size)):
+        return _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0=tight0, basis=basis,
+                                  max_newton=max_newton, max_changes=max_changes, gain=gain)
+    inv = np.empty_like(order)
+    inv[order] = np.arange(order.size)
+    U0 = np.asarray(U0, dtype=np.float64)[:, order]
+    if tight0 is not None:
+        tight0 = np.asarray(tight0, dtype=bool)[:, order]
+    res = _active_set_sorted(Xa, M, S, kernel, lam, cols[order], outs[order], U0, tight0=tight0, basis=basis,
+                             max_newton=max_newton, max_changes=max_changes, gain=gain)
+    return dataclasses.replace(res, U=res.U[:, inv], tight=res.tight[:, inv], rho=res.rho[:, inv])
+
+
+def _active_set_sorted(
+    Xa: np.ndarray,
+    M: np.ndarray,
+    S: np.ndarray,
+    kernel: SmoothKernel,
+    lam: float,
+    cols: np.ndarray,
+    outs: np.ndarray,
+    U0: np.ndarray,
+    *,
+    tight0: np.ndarray | None = None,
+    basis: np.ndarray | None = None,
+    max_newton: int = AS_MAX_NEWTON,
+    max_changes: int = AS_MAX_CHANGES,
+    gain: float = AS_GAIN,
+) -> ActiveSetResult:
+    """:func:`solve_restricted_active_set` on blocks ordered by output."""
     from scipy.optimize import nnls
 
     from .nnls import nnls_warm
@@ -1250,6 +1303,15 @@ def solve_restricted_active_set(
         if R.shape[0] == 0:
             basis_state[j] = (rows.copy(), np.eye(rk), 0.0)
             return np.eye(rk)
+        # a pivoted QR of the face rows gives the null space when they are clearly independent
+        # (every pivot above AS_QR_PIVOT of the first, the largest row norm); nearly dependent
+        # rows go to the SVD below, which decides the rank and keeps the point on its face
+        Qf, Rf, _ = sla.qr(R.T, mode="full", pivoting=True, check_finite=False)
+        piv = np.abs(np.diag(Rf))
+        if piv.size and float(piv.min()) > AS_QR_PIVOT * float(piv[0]):
+            N = Qf[:, piv.size:]
+            basis_state[j] = (rows.copy(), N, float(piv[0]))
+            return N
         _, sv, Vt = np.linalg.svd(R, full_matrices=True)
         smax = max(float(sv[0]), tiny)
         rank = int((sv > 1e-10 * smax).sum())
@@ -1318,9 +1380,9 @@ def solve_restricted_active_set(
                     an_cache[j] = hit
                 AN[:, offs[j]:offs[j + 1]] = hit[1]
             w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
-            out_cols = [np.flatnonzero(outs_m == kk) for kk in range(c)]
+            out_cols = _output_columns(outs_m, c)
         else:
-            out_cols = None
+            out_cols = []
         F, Z = objective(Y)
         face_done = True
         changed = False
@@ -1343,10 +1405,8 @@ def solve_restricted_active_set(
                 break
             g = kernel.grad(Z)
             grad = lam * w / np.maximum(nr[blk], tiny)
-            for kk in range(c):  # per output: no n x m temporaries
-                idx = out_cols[kk] if out_cols is not None else np.flatnonzero(outs_m == kk)
-                if idx.size:
-                    grad[idx] += g[:, kk] @ AN[:, idx]
+            for kk, idx in out_cols:  # per output: no n x m temporaries
+                grad[idx] += g[:, kk] @ AN[:, idx]
             D, V = kernel.hessian_parts(Z)
             # Levenberg-Marquardt: when the line search rejects the Newton step (a nearly singular
             # face system, typically a block whose prediction vanishes on its way to zero), the
@@ -1358,10 +1418,8 @@ def solve_restricted_active_set(
                 if damp:
                     if hscale is None:
                         hdiag = lam / np.maximum(nr[blk], tiny)
-                        for kk in range(c):
-                            idx = np.flatnonzero(outs_m == kk)
-                            if idx.size:
-                                hdiag[idx] += D[:, kk] @ (AN[:, idx] * AN[:, idx])
+                        for kk, idx in out_cols:
+                            hdiag[idx] += D[:, kk] @ (AN[:, idx] * AN[:, idx])
                         hscale = float(np.max(hdiag))
                     damp *= hscale
                 step = None

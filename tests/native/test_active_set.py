@@ -406,3 +406,26 @@ def test_active_set_with_bent_steps_matches_clarabel(monkeypatch, loss, c):
     assert F == pytest.approx(F_ref, rel=1e-6)
     slack = S[:, cols % M.shape[1]] * (Xa @ res.U)
     assert slack.min() >= -1e-12 * np.abs(Xa @ res.U).max()
+
+
+def test_blocks_come_back_in_the_callers_order():
+    """The active set groups blocks by output internally; U, tight and rho are returned in the
+    order of ``cols``/``outs`` as given, the same for any order of the blocks."""
+    Xa, M, S, kernel, cols, outs = _restricted(5, "cross_entropy", c=3)
+    lam = 1.0
+    zero = np.zeros((Xa.shape[1], cols.size))
+    res = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols, outs, zero)
+    assert res.converged
+    perm = np.random.default_rng(0).permutation(cols.size)
+    shuf = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols[perm], outs[perm], zero)
+    assert shuf.converged
+    F = _objective(Xa, M, S, kernel, lam, cols, outs, res.U)
+    assert _objective(Xa, M, S, kernel, lam, cols[perm], outs[perm], shuf.U) == pytest.approx(F, rel=1e-9)
+    scale = float(np.abs(res.U).max())
+    np.testing.assert_allclose(shuf.U, res.U[:, perm], atol=1e-6 * scale)
+    # a warm start in a shuffled order keeps each block's point and face
+    again = ipm.solve_restricted_active_set(Xa, M, S, kernel, lam, cols[perm], outs[perm], res.U[:, perm],
+                                            tight0=res.tight[:, perm])
+    assert again.converged and again.newton <= 2
+    np.testing.assert_allclose(again.U, res.U[:, perm], atol=1e-9 * scale)
+    np.testing.assert_array_equal(again.tight, res.tight[:, perm])

@@ -1280,8 +1280,9 @@ def _active_set_sorted(
 
     Eout = np.eye(c)[outs]  # k x c: the output of every block
 
-    def objective(Yv):
-        Zv = (coef * (Xr @ Yv)) @ Eout
+    def objective(Yv, XYv=None):
+        """Objective and predictions at ``Yv`` (``XYv = Xr @ Yv`` when the caller has it)."""
+        Zv = (coef * (Xr @ Yv if XYv is None else XYv)) @ Eout
         return kernel.value(Zv) + lam * float(np.linalg.norm(Yv, axis=0).sum()), Zv
 
     basis_state: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
@@ -1362,7 +1363,10 @@ def _active_set_sorted(
                 tight[:, j] = True
         dirty[:] = False
         Y[:, zero] = 0.0
-        slack = Sb * (Xr @ Y)
+        # XY = Xr @ Y of the current point, kept in step with Y (one GEMM per accepted step;
+        # columns set to zero are zeroed in XY as well, which is exact)
+        XY = Xr @ Y
+        slack = Sb * XY
         dims = np.array([b.shape[1] for b in bases])
         offs = np.concatenate([[0], np.cumsum(dims)])
         m = int(offs[-1])
@@ -1383,7 +1387,7 @@ def _active_set_sorted(
             out_cols = _output_columns(outs_m, c)
         else:
             out_cols = []
-        F, Z = objective(Y)
+        F, Z = objective(Y, XY)
         face_done = True
         changed = False
         g0 = None
@@ -1392,11 +1396,12 @@ def _active_set_sorted(
             nr = np.sqrt(np.bincount(blk, w * w, minlength=k))
             # a block that predicts nothing (its face leaves it no row of its pattern) only adds
             # penalty, and its radial direction has no curvature: it becomes exactly zero
-            pred = np.linalg.norm(coef * (Xr @ Y), axis=0)
+            pred = np.linalg.norm(coef * XY, axis=0)
             idle = live & (nr > 0.0) & (pred <= 1e-9 * nr * float(rn.max(initial=0.0)))
             if idle.any():
                 Y[:, idle] = 0.0
-                F, Z = objective(Y)
+                XY[:, idle] = 0.0
+                F, Z = objective(Y, XY)
                 zero |= idle
                 tight[:, idle] = True
                 dirty |= idle
@@ -1461,7 +1466,7 @@ def _active_set_sorted(
                 # (a row whose slack is not at rounding level stops the block there instead: it
                 # would leave the face again at the next face update)
                 first = np.argmin(ratio, axis=0)
-                sc_k = np.maximum(np.abs(Xr @ Y).max(axis=0, initial=0.0), tiny)
+                sc_k = np.maximum(np.abs(XY).max(axis=0, initial=0.0), tiny)
                 degenerate = np.flatnonzero((amax <= 1e-12) & (slack[first, np.arange(k)] <= 1e-9 * sc_k))
                 if degenerate.size:
                     # a free row at (numerically) zero slack blocks the step at once: it joins the
@@ -1525,7 +1530,8 @@ def _active_set_sorted(
                 break
             nr_old = np.linalg.norm(Y, axis=0)
             Y, F, Z = Y_t, F_t, Z_t
-            slack = Sb * (Xr @ Y)
+            XY = Xr @ Y
+            slack = Sb * XY
             if path is not None:
                 rows, stopped = path.joined(t, slack)
                 tight |= rows
@@ -1547,7 +1553,8 @@ def _active_set_sorted(
             collapse = live & ~zero & (nr_new <= 1e-6 * nr_old)
             if collapse.any():
                 Y[:, collapse] = 0.0
-                F, Z = objective(Y)
+                XY[:, collapse] = 0.0
+                F, Z = objective(Y, XY)
                 zero |= collapse
                 tight[:, collapse] = True
                 dirty |= collapse
@@ -1557,9 +1564,11 @@ def _active_set_sorted(
             if shrink.any():
                 Yz = Y.copy()
                 Yz[:, shrink] = 0.0
-                F_z, Z_z = objective(Yz)
+                XYz = XY.copy()
+                XYz[:, shrink] = 0.0
+                F_z, Z_z = objective(Yz, XYz)
                 if F_z <= F:
-                    Y, F, Z = Yz, F_z, Z_z
+                    Y, F, Z, XY = Yz, F_z, Z_z, XYz
                     zero |= shrink
                     tight[:, shrink] = True
                     dirty |= shrink
@@ -1574,12 +1583,12 @@ def _active_set_sorted(
             continue
         # a face optimum: face multipliers first (rows with the wrong sign leave, with a step
         # along the projected steepest direction that moves off them), then the zero blocks
-        slack = Sb * (Xr @ Y)
+        slack = Sb * XY
         g = kernel.grad(Z)
         G = Xr.T @ (coef * g[:, outs])  # rk x k: loss gradient of every block
         nrm = np.linalg.norm(Y, axis=0)
         tight_before = tight.copy()
-        sc = np.maximum(np.abs(Xr @ Y).max(axis=0, initial=0.0), tiny)
+        sc = np.maximum(np.abs(XY).max(axis=0, initial=0.0), tiny)
         # rows that block the direction at once join the rows the direction must respect
         extra = np.zeros((n, k), dtype=bool)
         moved = stuck = False

@@ -673,8 +673,8 @@ def solve_gated_working_set(
         state["last_check"] = (G, U, P, state["last_own"])
         if record:
             adopt(at, rel, state["last_check"])
-        logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e", state["checks"],
-                     state["iters"], at.size, Pb, gap, rel)
+        logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e, gap_r %.3e", state["checks"],
+                     state["iters"], at.size, Pb, gap, rel, state["gap_r"])
         if callback is not None:
             info = {"iteration": state["iters"], "objective": Pb, "dual": state["est_D"], "gap": gap,
                     "rel_gap": rel, "step": float("nan"), "round": state["round"]}

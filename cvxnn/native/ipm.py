@@ -1222,35 +1222,21 @@ def solve_restricted_active_set(
     outs = np.asarray(outs, dtype=np.intp)
     order = np.argsort(outs, kind="stable")
     if np.array_equal(order, np.arange(order.size)):
-        return _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0=tight0, basis=basis,
-                                  max_newton=max_newton, max_changes=max_changes, gain=gain)
+        return _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max_newton, max_changes,
+                                  gain)
     inv = np.empty_like(order)
     inv[order] = np.arange(order.size)
     U0 = np.asarray(U0, dtype=np.float64)[:, order]
     if tight0 is not None:
         tight0 = np.asarray(tight0, dtype=bool)[:, order]
-    res = _active_set_sorted(Xa, M, S, kernel, lam, cols[order], outs[order], U0, tight0=tight0, basis=basis,
-                             max_newton=max_newton, max_changes=max_changes, gain=gain)
+    res = _active_set_sorted(Xa, M, S, kernel, lam, cols[order], outs[order], U0, tight0, basis, max_newton,
+                             max_changes, gain)
     return dataclasses.replace(res, U=res.U[:, inv], tight=res.tight[:, inv], rho=res.rho[:, inv])
 
 
-def _active_set_sorted(
-    Xa: np.ndarray,
-    M: np.ndarray,
-    S: np.ndarray,
-    kernel: SmoothKernel,
-    lam: float,
-    cols: np.ndarray,
-    outs: np.ndarray,
-    U0: np.ndarray,
-    *,
-    tight0: np.ndarray | None = None,
-    basis: np.ndarray | None = None,
-    max_newton: int = AS_MAX_NEWTON,
-    max_changes: int = AS_MAX_CHANGES,
-    gain: float = AS_GAIN,
-) -> ActiveSetResult:
-    """:func:`solve_restricted_active_set` on blocks ordered by output."""
+def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max_newton, max_changes,
+                       gain) -> ActiveSetResult:
+    """:func:`solve_restricted_active_set` (same arguments) on blocks ordered by output."""
     from scipy.optimize import nnls
 
     from .nnls import nnls_warm

@@ -436,7 +436,8 @@ def _gram(A: np.ndarray) -> np.ndarray:
     ``dsyrk`` and mirroring the triangle in Python (1.2 ms against 2.6 ms at ``1257 x 200``)."""
     if A.shape[0] == 0 or A.shape[1] == 0:
         return np.zeros((A.shape[1], A.shape[1]))
-    A = np.ascontiguousarray(A)
+    if not A.flags.f_contiguous:  # a Fortran-ordered A is read as is (A.T is C-contiguous)
+        A = np.ascontiguousarray(A)
     return A.T @ A
 
 
@@ -1248,6 +1249,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
     gain_min = gain
     Vr = row_space_basis(Xa) if basis is None else basis
     Xr = Xa @ Vr  # n x rk
+    XrT = np.ascontiguousarray(Xr.T)
     rk = Vr.shape[1]
     cols = np.asarray(cols, dtype=np.intp)
     outs = np.asarray(outs, dtype=np.intp)
@@ -1366,14 +1368,16 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
         outs_m = outs[blk]
         if m:
             # each block's columns (Xr N_j) * coef_j are formed once per face (a face change
-            # replaces the basis object), not for every block at every face change
-            AN = np.empty((n, m))
+            # replaces the basis object), not for every block at every face change; they are
+            # kept as rows (dim_j x n) and stacked, so the face design is the transpose of one
+            # C-contiguous array: a contiguous copy per block instead of n narrow strided ones
+            # (about 10x faster at digits' size), and its per-output column slices are
+            # Fortran-contiguous, which the GEMVs and Grams below read faster than strided views
             for j in np.flatnonzero(live):
                 hit = an_cache.get(j)
                 if hit is None or hit[0] is not bases[j]:
-                    hit = (bases[j], (Xr @ bases[j]) * coef[:, j, None])
-                    an_cache[j] = hit
-                AN[:, offs[j]:offs[j + 1]] = hit[1]
+                    an_cache[j] = (bases[j], (bases[j].T @ XrT) * coef[:, j])
+            AN = np.concatenate([an_cache[j][1] for j in np.flatnonzero(live)], axis=0).T
             w = np.concatenate([bases[j].T @ Y[:, j] for j in range(k)])
             out_cols = _output_columns(outs_m, c)
         else:

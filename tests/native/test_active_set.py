@@ -171,6 +171,40 @@ def test_output_preconditioned_newton_step_is_the_dense_one(loss):
     np.testing.assert_allclose(step, dense, rtol=1e-8, atol=1e-10 * np.abs(dense).max())
 
 
+@pytest.mark.parametrize("rtol", [1e-2, 1e-4])
+def test_float32_products_give_a_step_within_the_forcing_term(rtol):
+    """With a float32 copy of the face design (loose forcing terms only), the conjugate-gradient
+    step still solves the float64 Newton system to the relative residual asked, up to float32
+    rounding; below HV32_RTOL the float64 products are used whatever is passed."""
+    rng = np.random.default_rng(4)
+    n, c, k = 300, 4, 12
+    dims = rng.integers(3, 9, k)
+    m = int(dims.sum())
+    offs = np.concatenate([[0], np.cumsum(dims)])
+    outs_m = np.repeat(np.sort(rng.integers(0, c, k)), dims)  # grouped by output, as the active set does
+    AN = np.asfortranarray(rng.standard_normal((n, m)))
+    live = np.ones(k, dtype=bool)
+    w = rng.standard_normal(m)
+    nr = np.sqrt(np.bincount(np.repeat(np.arange(k), dims), w * w, minlength=k))
+    y = np.eye(c)[rng.integers(0, c, n)]
+    kernel = make_kernel(get_loss("cross_entropy"), y, np.float64)
+    D, V = kernel.hessian_parts(0.5 * rng.standard_normal((n, c)))
+    grad = rng.standard_normal(m)
+    # the float64 Hessian, to measure the true residual of each step: _face_newton_dense returns
+    # -H^{-1} g, so with g = -e_i it returns the columns of H^{-1}
+    H = np.linalg.inv(np.column_stack([ipm._face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr,
+                                                              0.7, -e) for e in np.eye(m)]))
+    for AN32 in (None, AN.astype(np.float32)):
+        step, ok = ipm._face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, 0.7, grad, rtol=rtol,
+                                            AN32=AN32)
+        assert ok
+        assert np.linalg.norm(H @ step + grad) <= 1.01 * rtol * np.linalg.norm(grad) + 1e-5 * np.linalg.norm(grad)
+    exact, ok = ipm._face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, 0.7, grad, rtol=1e-12,
+                                         AN32=AN.astype(np.float32))  # below HV32_RTOL: float64 products
+    assert ok
+    np.testing.assert_allclose(H @ exact, -grad, atol=1e-9 * np.abs(grad).max())
+
+
 def test_active_set_with_output_preconditioned_steps_matches_clarabel(monkeypatch):
     monkeypatch.setattr(ipm, "FACE_OUTPUT_PCG_MIN", 0)
     Xa, M, S, kernel, cols, outs = _restricted(3, "cross_entropy", c=3)

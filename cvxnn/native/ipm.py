@@ -39,9 +39,8 @@ trusted by itself: the caller certifies the full problem with :func:`~cvxnn.nati
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.linalg as sla
@@ -1246,7 +1245,7 @@ def solve_restricted_active_set(
         tight0 = np.asarray(tight0, dtype=bool)[:, order]
     res = _active_set_sorted(Xa, M, S, kernel, lam, cols[order], outs[order], U0, tight0, basis, max_newton,
                              max_changes, gain)
-    return dataclasses.replace(res, U=res.U[:, inv], tight=res.tight[:, inv], rho=res.rho[:, inv])
+    return replace(res, U=res.U[:, inv], tight=res.tight[:, inv], rho=res.rho[:, inv])
 
 
 def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max_newton, max_changes,

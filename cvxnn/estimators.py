@@ -1007,9 +1007,16 @@ class _ConvexNetworkBase(_Base):
         return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
 
     def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,
-                     warm_start=None, callback=None, extra: dict | None = None):
+                     warm_start=None, callback=None, extra: dict | None = None,
+                     prepared: dict | None = None):
         """Standardize, sample patterns, solve, map to a network; set the fitted attributes
-        together, only after the solve succeeded (``extra``: validated input attributes)."""
+        together, only after the solve succeeded (``extra``: validated input attributes).
+
+        ``prepared`` (a dict, for fits of one path on the same ``X``, ``y_enc`` and weights):
+        the standardizer, the standardized data and the patterns are stored in it by the first
+        fit and reused by the next ones, which would compute the same (the patterns of a warm
+        start are its own gates re-applied to the same data).
+        """
         _check_params(self)
         w = sample_weight
         if w is not None and np.any(w == 0):  # zero weight = sample removed (exactly)
@@ -1019,7 +1026,12 @@ class _ConvexNetworkBase(_Base):
             w = None
         if warm_start is None and self.warm_start and hasattr(self, "solution_"):
             warm_start = self.solution_
-        std, Xs, patterns = self._prepare(X, w, previous=warm_start, y=y_enc)
+        if prepared is not None and "patterns" in prepared:
+            std, Xs, patterns = prepared["std"], prepared["Xs"], prepared["patterns"]
+        else:
+            std, Xs, patterns = self._prepare(X, w, previous=warm_start, y=y_enc)
+            if prepared is not None:
+                prepared.update(std=std, Xs=Xs, patterns=patterns)
         y_enc = _solver_targets(std, y_enc)
         if warm_start is not None and (
             warm_start.patterns.n_patterns != patterns.n_patterns
@@ -1298,6 +1310,14 @@ class _RegressorBase(_MultiOutputTags, _RegMixin, _ConvexNetworkBase):
         or ``(n_samples, n_outputs)`` when it was fitted on several outputs."""
         return self._raw_output(X)
 
+    def _score_validated(self, X: np.ndarray, y: np.ndarray) -> float:
+        """``score(X, y)`` (``R^2``) for an ``X`` that is already a validated float array."""
+        if not _HAVE_SKLEARN:  # pragma: no cover
+            return self.score(X, y)
+        from sklearn.metrics import r2_score
+
+        return float(r2_score(y, self.network_.predict(X)))
+
 
 class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
     def __init__(
@@ -1424,10 +1444,17 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
 
     def predict(self, X) -> np.ndarray:
         """Predicted class labels."""
-        scores = self.decision_function(X)
+        return self._labels(self.decision_function(X))
+
+    def _labels(self, scores: np.ndarray) -> np.ndarray:
+        """Class labels of network outputs (positive binary output: ``classes_[1]``)."""
         if scores.ndim == 1:
             return self.classes_[(scores > 0).astype(int)]
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def _score_validated(self, X: np.ndarray, y: np.ndarray) -> float:
+        """``score(X, y)`` (mean accuracy) for an ``X`` that is already a validated float array."""
+        return float(np.average(self._labels(self.network_.predict(X)) == y))
 
     @_available_if(lambda self: self._is_probabilistic())
     def predict_proba(self, X) -> np.ndarray:
@@ -1731,7 +1758,7 @@ class LamCVResult:
 def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
     """Fit ``estimator`` for each ``lam`` of one segment on one fold (warm-started in
     decreasing ``lam`` on the native backend). Returns scores (``scorer(est, X, y)``, default
-    ``est.score``) and statuses."""
+    ``est.score``) and statuses. ``X`` must be validated (:func:`~cvxnn._validation.check_X`)."""
     from sklearn.base import clone
 
     from .path import walk_path
@@ -1739,16 +1766,20 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
     scores = np.empty(len(lams))
     statuses = np.empty(len(lams), dtype=object)
     est = clone(estimator)
-    Xtr, ytr = X[train], y[train]
+    # validated and encoded once; the fits of the path share their standardizer, data and patterns
+    Xtr, ytr_enc, loss, w, extra = est._encode_for_fit(X[train], y[train], None)
+    prepared: dict = {}
 
     def fit(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         est.set_params(lam=lam)
-        est._fit(Xtr, ytr, warm_start=warm if est.backend == "native" else None)
+        est._fit_encoded(Xtr, ytr_enc, loss, sample_weight=w, warm_start=warm if est.backend == "native" else None,
+                         extra=extra, prepared=prepared)
         return est.solution_
 
+    Xte, yte = X[test], y[test]
     for step in walk_path(lams, fit):
-        scores[step.index] = (est.score(X[test], y[test]) if scorer is None
-                              else scorer(est, X[test], y[test]))
+        # X is validated (cross_validate_lam): the default score skips the validation of predict
+        scores[step.index] = est._score_validated(Xte, yte) if scorer is None else scorer(est, Xte, yte)
         statuses[step.index] = est.status_
     return scores, statuses
 

@@ -54,6 +54,66 @@ def test_lam_equals_grid_search(clf_data):
     assert loose.best_estimator_.tol == est.best_estimator_.tol == ConvexGatedReLUClassifier().tol
 
 
+def _path_by_full_fits(est, X, y, train, test, lams):
+    """A fold's path the plain way: every lam a full ``_fit`` (validation, standardizing, patterns)
+    warm-started from the previous one, scored by ``score``."""
+    from sklearn.base import clone
+
+    from cvxnn.path import walk_path
+
+    est = clone(est)
+    out = {}
+
+    def fit(lam, warm):
+        est.set_params(lam=lam)
+        est._fit(X[train], y[train], warm_start=warm)
+        return est.solution_
+
+    for step in walk_path(lams, fit):
+        out[step.index] = (est.score(X[test], y[test]), est.status_, est.objective_,
+                           est.network_.predict(X[test]))
+    return out
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ConvexGatedReLUClassifier(n_gates=8, random_state=0, tol=1e-2),
+    lambda: ConvexGatedReLUClassifier(n_gates=8, random_state=0, tol=1e-2, class_weight="balanced"),
+    lambda: ConvexReLURegressor(n_gates=6, random_state=1),
+    lambda: ConvexGatedReLURegressor(n_gates=6, random_state=1, bias=False),
+])
+def test_fold_path_shares_its_preparation_exactly(clf_data, reg_data, make):
+    """The fold path validates and encodes once and shares the standardizer, the standardized data
+    and the patterns between its fits: the same fits, bit for bit, as full fits warm-started along
+    the same grid (and the patterns it shares are those a fit would sample)."""
+    from sklearn.base import is_classifier
+
+    from cvxnn.estimators import _cv_segment
+
+    est = make()
+    X, y = clf_data if is_classifier(est) else reg_data
+    if is_classifier(est):
+        y = np.where(np.arange(y.size) % 4 == 0, 1, y)  # unbalanced, so class weights matter
+    train, test = np.arange(0, y.size, 3), np.setdiff1d(np.arange(y.size), np.arange(0, y.size, 3))
+    train = np.concatenate([train, test[: test.size // 2]])
+    test = test[test.size // 2:]
+    lams = np.array([0.3, 3.0, 0.03, 1.0])
+    ref = _path_by_full_fits(est, X, y, train, test, lams)
+    scores, statuses = _cv_segment(est, X, y, train, test, lams)
+    for k in range(lams.size):
+        assert scores[k] == ref[k][0] and statuses[k] == ref[k][1]
+    # what the first fit stores for the others is what a plain fit prepares for itself
+    cold = make().set_params(lam=float(lams.min())).fit(X[train], y[train])
+    shared = make()
+    prepared: dict = {}
+    Xt, yt, loss, w, extra = shared._encode_for_fit(X[train], y[train], None)
+    shared.set_params(lam=float(lams.min()))
+    shared._fit_encoded(Xt, yt, loss, sample_weight=w, extra=extra, prepared=prepared)
+    np.testing.assert_array_equal(prepared["patterns"].mask, cold.patterns_.mask)
+    np.testing.assert_array_equal(prepared["patterns"].gates, cold.patterns_.gates)
+    assert shared.objective_ == cold.objective_
+    np.testing.assert_array_equal(shared.predict(X[test]), cold.predict(X[test]))
+
+
 @pytest.mark.parametrize("cv_tol", [0, 1.5, -1e-3, True, "loose", "AUTO", float("nan")])
 def test_cv_tol_validated(clf_data, cv_tol):
     X, y = clf_data

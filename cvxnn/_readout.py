@@ -105,7 +105,9 @@ def to_network(model, *, tol: float = 0.0):
     pats: Patterns = model.patterns
     if model.spec.gated:  # neurons keep their gates; one block per gate
         U = model.U
-        keep = _keep(block_norms(U), tol)
+        # tol = 0 keeps every nonzero block: no nuclear norms (one SVD per block) needed
+        keep = np.any(U != 0, axis=tuple(k for k in range(U.ndim) if k != 1)) if tol == 0 \
+            else _keep(block_norms(U), tol)
         if U.ndim == 2:
             A, w2 = _scalar_neurons(U, keep)
             G = pats.gates[:, keep]

@@ -3,7 +3,7 @@ docs/estimators.md, "How the defaults were chosen").
 
 Run with one BLAS thread (the numbers in the docs were measured so, on a shared 2-core machine)::
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_defaults.py [--sections sweep,mlp,cv,relu]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_defaults.py [--sections sweep,mlp,cv,relu,relu_cv]
                                                                [--datasets iris,wine,...]
 
 Problems: scikit-learn's breast cancer, wine, iris, digits (classification) and diabetes
@@ -28,6 +28,10 @@ test R^2 (regression). Every ratio is taken within one run.
   (``--cv-datasets``; default the small problems and digits).
 * ``relu``: what the chosen ``lam`` rule means for ``ConvexReLUClassifier`` (its own defaults
   are not changed here) on breast cancer, wine and iris.
+* ``relu_cv`` (not in the default sections: about 4 minutes on digits): ``ConvexReLUClassifierCV``
+  / ``ConvexReLURegressorCV`` with their defaults (``random_state=0``) on ``--relu-cv-datasets``
+  (default digits): seconds, chosen ``lam``, test score, the refit's solve time, and the score
+  of the base estimator at its default ``lam``.
 """
 
 from __future__ import annotations
@@ -254,6 +258,38 @@ def relu(out: dict) -> None:
                                                                "seconds": secs, "status": est.status_}
 
 
+def relu_cv(name: str, data, out: dict) -> None:
+    """The C-ReLU ``...CV`` estimator at its defaults, against its base estimator's default fit."""
+    from cvxnn.estimators import (
+        ConvexReLUClassifier,
+        ConvexReLUClassifierCV,
+        ConvexReLURegressor,
+        ConvexReLURegressorCV,
+    )
+
+    Xtr, Xte, ytr, yte = data
+    clf = name in CLASSIFICATION
+    cls, base = (ConvexReLUClassifierCV, ConvexReLUClassifier) if clf else (ConvexReLURegressorCV, ConvexReLURegressor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        est = cls(random_state=0).fit(Xtr, ytr)
+        secs = time.perf_counter() - t
+        t = time.perf_counter()
+        b = base(random_state=0).fit(Xtr, ytr)
+        secs_b = time.perf_counter() - t
+    r = {"score": float(est.score(Xte, yte)), "seconds": secs, "lam_n": float(est.lam_ / Xtr.shape[0]),
+         "lam_index": int(est.best_index_), "n_lams": int(est.lams_.size), "status": est.status_,
+         "n_optimal": int((est.statuses_ == "optimal").sum()), "n_fits": int(est.statuses_.size),
+         "refit_solve_s": float(est.best_estimator_.fit_time_), "base_score": float(b.score(Xte, yte)),
+         "base_seconds": secs_b}
+    out.setdefault(name, {})["relu_cv"] = r
+    print(f"  {cls.__name__}: {r['score']:.4f} in {secs:.1f}s, lam_ = {r['lam_n']:.3g} n (value "
+          f"{r['lam_index'] + 1} of {r['n_lams']}), refit {r['status']} (solve {r['refit_solve_s']:.1f}s), "
+          f"{r['n_optimal']}/{r['n_fits']} fold fits optimal; {base.__name__}() {r['base_score']:.4f} "
+          f"in {secs_b:.1f}s", flush=True)
+
+
 def summary(out: dict, names) -> None:
     print("\n== Summary (score; fit seconds; ratios to the tuned MLP in the same run)")
     print(f"  {'data':<14} {'former':>8} {'default':>8} {'MLP()':>8} {'MLP tuned':>9} {'default/tuned':>13} "
@@ -273,6 +309,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--sections", default="sweep,mlp,cv,relu")
     ap.add_argument("--datasets", default=",".join(CLASSIFICATION + REGRESSION))
     ap.add_argument("--cv-datasets", default=",".join(CV_DATASETS), help="datasets of the cv section")
+    ap.add_argument("--relu-cv-datasets", default="digits", help="datasets of the relu_cv section")
     args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
     names = [s for s in args.datasets.split(",") if s]
@@ -289,6 +326,8 @@ def main(argv=None) -> dict:
             mlp(name, data, out)
         if "cv" in sections and name in args.cv_datasets.split(","):
             cv(name, data, out)
+        if "relu_cv" in sections and name in args.relu_cv_datasets.split(","):
+            relu_cv(name, data, out)
     if "relu" in sections:
         relu(out)
     summary(out, names)

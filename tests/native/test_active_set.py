@@ -205,14 +205,51 @@ def test_float32_products_give_a_step_within_the_forcing_term(rtol):
     np.testing.assert_allclose(H @ exact, -grad, atol=1e-9 * np.abs(grad).max())
 
 
-def test_active_set_with_output_preconditioned_steps_matches_clarabel(monkeypatch):
+@pytest.mark.parametrize("warm", [True, False])
+def test_active_set_with_output_preconditioned_steps_matches_clarabel(monkeypatch, warm):
     monkeypatch.setattr(ipm, "FACE_OUTPUT_PCG_MIN", 0)
+    monkeypatch.setattr(ipm, "PCG_WARM", warm)
     Xa, M, S, kernel, cols, outs = _restricted(3, "cross_entropy", c=3)
     ref = ws_mod._restricted_conic(Xa, M, S, kernel, 1.0, cols, outs, 1e-10)
     F_ref = _objective(Xa, M, S, kernel, 1.0, cols, outs, ref)
     res = ipm.solve_restricted_active_set(Xa, M, S, kernel, 1.0, cols, outs, np.zeros((Xa.shape[1], cols.size)))
     assert res.converged
     assert _objective(Xa, M, S, kernel, 1.0, cols, outs, res.U) == pytest.approx(F_ref, rel=1e-6)
+
+
+def test_pcg_from_a_start_meets_the_forcing_term_of_the_right_hand_side():
+    """Conjugate gradients from ``x0``: the residual is measured against ``||rhs||`` (not the
+    start's residual), a good start saves products, and a start worse than zero is dropped."""
+    rng = np.random.default_rng(7)
+    m = 60
+    B = rng.standard_normal((m, m))
+    H = B @ B.T + m * np.eye(m)
+    rhs = rng.standard_normal(m)
+    exact = np.linalg.solve(H, rhs)
+    calls = {"n": 0}
+
+    def hv(v):
+        calls["n"] += 1
+        return H @ v
+
+    def prec(r):
+        return r / np.diag(H)
+
+    def run(x0, rtol=1e-8):
+        calls["n"] = 0
+        x, status = ipm._pcg(hv, prec, rhs, rtol, 200, x0=x0)
+        assert status == "converged"
+        assert np.linalg.norm(H @ x - rhs) <= rtol * np.linalg.norm(rhs)
+        return x, calls["n"]
+
+    _, cold = run(None)
+    _, near = run(exact + 1e-6 * rng.standard_normal(m))
+    assert near < cold
+    x, far = run(-50.0 * exact)  # residual above ||rhs||: started from zero after one product
+    assert far == cold + 1
+    np.testing.assert_allclose(x, exact, rtol=1e-6)
+    x, none = run(exact, rtol=1e-6)  # already within the forcing term: one product
+    assert none == 1
 
 
 def _certified_logistic_fit(seed, n, gates, gate_seed):

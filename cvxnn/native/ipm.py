@@ -652,7 +652,8 @@ def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad
     Without coupling (``V`` is None) the preconditioner is the Hessian and one iteration solves.
     Returns ``(step, converged)``; not converged after ``max_iter`` iterations, or a
     preconditioner block that is not positive definite, lets the caller form the whole system.
-    ``AN32``: a float32 copy of ``AN``, used for the products when ``rtol >= HV32_RTOL``."""
+    ``AN32``: a float32 copy of ``AN``, used for the products when ``rtol >= HV32_RTOL``.
+    ``x0``: a start for the conjugate gradients (see :func:`_pcg`)."""
     n, m = AN.shape
     k = dims.size
     blk = np.repeat(np.arange(k), dims)
@@ -707,7 +708,7 @@ def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad
         return np.zeros(m), True
     if V is None:
         return prec(rhs), True  # the preconditioner is the Hessian
-    x, status = _pcg(hv, prec, rhs, rtol, max_iter, x0=x0 if PCG_WARM else None)
+    x, status = _pcg(hv, prec, rhs, rtol, max_iter, x0=x0)
     return x, status == "converged"
 
 
@@ -1461,7 +1462,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
                     if HV32 and AN32 is None and rt >= HV32_RTOL:
                         AN32 = AN.astype(np.float32)
                     x0 = None
-                    if rem is not None and not damp:
+                    if PCG_WARM and rem is not None and not damp:
                         x0 = np.zeros(m)
                         for j in np.flatnonzero(live):
                             x0[offs[j]:offs[j + 1]] = bases[j].T @ rem[:, j]

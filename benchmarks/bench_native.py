@@ -36,6 +36,10 @@ Sections
    the default working set (active-set restricted solves) against the Clarabel QP working set
    (``solve_relu_working_set_qp``) and CVXPY+Clarabel on the same program, and
    ``ConvexReLURegressor`` against ``MLPRegressor``.
+6. C-GReLU squared-loss regression on diabetes at small ``lam`` (the same split, 100 gates):
+   the default native solve (R-FISTA, handing small programs it has not certified to the
+   interior-point finish of ``cvxnn.native.gated_conic``) against R-FISTA alone (the finish
+   switched off, the default ``max_iter=10000``) and CVXPY+Clarabel on the same program.
 
 A peer that is not installed or fails is reported as such; no number is ever invented.
 """
@@ -584,6 +588,65 @@ def section_regression(args, out):
     out(f"\nRatio (same run): MLP / cvxnn fit = {_ratio(t_m, t_c)}.")
 
 
+def section_gated_small_lam(args, out):
+    """C-GReLU regression on diabetes at small lam: the default native solve (with the
+    interior-point finish) against R-FISTA alone and CVXPY+Clarabel on the same program."""
+    out("\n## 6. C-GReLU regression at small lam (diabetes, standardized X and target, 70/30 split, "
+        "random_state=0, 100 gates)\n")
+    try:
+        Xtr, _, ytr, _ = _real_split("diabetes", stratify=False)
+    except ImportError:  # pragma: no cover
+        out("scikit-learn not installed: section skipped")
+        return
+    from cvxnn.native import gated_conic
+
+    n = Xtr.shape[0]
+    yc = (ytr - ytr.mean()) / ytr.std()
+    pats = sample_patterns(Xtr, 100, seed=0, bias=True)
+    out(f"`solve_native(..., tol=1e-6)`, default `max_iter=10000`; the finish after "
+        f"{gated_conic.finish_after(n, Xtr.shape[1] + 1, 100)} R-FISTA iterations here. Default and R-FISTA "
+        "alone best of 2, CVXPY+Clarabel once.\n")
+    out("| lam / n | default | status, rel. gap, R-FISTA its, finish | R-FISTA alone | status, rel. gap | "
+        "alone / default | CVXPY+Clarabel | Clarabel / default | rel. objective diff. |")
+    out("|---:|---:|---|---:|---|---:|---:|---:|---:|")
+
+    def fit(lam):
+        best, sol = math.inf, None
+        for _ in range(2):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sol = solve_native(Xtr, yc, pats, lam=lam, tol=1e-6)
+            best = min(best, time.perf_counter() - t0)
+        return best, sol
+
+    ratios = []
+    for frac in args.small_lam_cases:
+        lam = frac * n
+        t_d, d_sol = fit(lam)
+        saved = gated_conic.AFTER_ITERATIONS
+        gated_conic.AFTER_ITERATIONS = 10**9  # beyond any budget: R-FISTA alone
+        try:
+            t_a, a_sol = fit(lam)
+        finally:
+            gated_conic.AFTER_ITERATIONS = saved
+        t0 = time.perf_counter()
+        try:
+            ref = build_program(Xtr, yc, activation="gated_relu", lam=lam, patterns=pats).solve()
+            t_c, c_txt = time.perf_counter() - t0, None
+        except Exception as exc:  # noqa: BLE001 - a failing peer is reported, never hidden
+            ref, t_c, c_txt = None, time.perf_counter() - t0, f"{type(exc).__name__}"
+        diff = "-" if ref is None else \
+            f"{(d_sol.objective_value - ref.objective_value) / abs(ref.objective_value):+.1e}"
+        fin = d_sol.extra.get("finish", "none")
+        out(f"| {frac:g} | {_fmt_t(t_d)} | {d_sol.status}, {d_sol.extra['rel_gap']:.1e}, {d_sol.iterations}, {fin} | "
+            f"{_fmt_t(t_a)} | {a_sol.status}, {a_sol.extra['rel_gap']:.1e} | {_ratio(t_a, t_d)} | "
+            f"{c_txt or _fmt_t(t_c)} | {'-' if ref is None else _ratio(t_c, t_d)} | {diff} |")
+        ratios.append(f"lam={frac:g} n: alone / default = {_ratio(t_a, t_d)}"
+                      + ("" if ref is None else f", Clarabel / default = {_ratio(t_c, t_d)}"))
+    out("\nRatios (same run): " + "; ".join(ratios) + ".")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (1-2 minutes)")
@@ -591,8 +654,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scnn-al", action="store_true", help="also run scnn's AL (slow: minutes)")
     ap.add_argument("--digits-full", action="store_true",
                     help="also fit the 10-class ReLU classifier on all of digits (slow: see docs/benchmarks.md)")
-    ap.add_argument("--sections", default="gated,relu,memory,classification,regression",
-                    help="comma-separated subset of gated,relu,memory,classification,regression (default: all)")
+    ap.add_argument("--sections", default="gated,relu,memory,classification,regression,gated_small_lam",
+                    help="comma-separated subset of gated,relu,memory,classification,regression,gated_small_lam "
+                         "(default: all)")
     args = ap.parse_args(argv)
     if args.quick:
         sizes = [(1000, 20, 200), (2000, 20, 200)]
@@ -616,6 +680,8 @@ def main(argv=None) -> int:
     args.regression_cases = ([(0.01, 32, True)] if args.quick else
                              [(0.1, 100, False), (0.01, 100, True), (0.003, 100, False), (0.001, 100, False),
                               (0.001, 32, False)])
+    # lam / n of the small-lam C-GReLU section
+    args.small_lam_cases = [3e-4, 3e-5] if args.quick else [3e-3, 3e-4, 3e-5, 3e-6]
     args.clarabel_cases = ([("breast_cancer", None, 32)] if args.quick else
                            [("breast_cancer", None, 100), ("wine", None, 100), ("digits", 300, 20)])
 
@@ -651,6 +717,8 @@ def main(argv=None) -> int:
         section_classification(args, out)
     if "regression" in sections:
         section_regression(args, out)
+    if "gated_small_lam" in sections:
+        section_gated_small_lam(args, out)
     out(f"\ntotal benchmark time: {time.perf_counter() - t_all:.0f} s")
     return 0
 

@@ -32,6 +32,7 @@ from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
+from . import gated_conic as _gc
 from . import working_set as _ws
 from ._losses import make_kernel
 from .al import solve_relu
@@ -153,7 +154,11 @@ def solve_native(
     solver : {"auto", "rfista", "working_set", "al"}
         C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, for vector output in float64,
         the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first and
-        R-FISTA only when that does not certify. For C-ReLU, ``"working_set"`` solves the program
+        R-FISTA only when that does not certify, and hands a small scalar-output float64
+        program that R-FISTA has not certified after
+        :func:`~cvxnn.native.gated_conic.finish_after` iterations (when ``max_iter`` allows
+        more) to Clarabel, whose result is certified on the full program
+        (:mod:`cvxnn.native.gated_conic`; ``extra["finish"]``). For C-ReLU, ``"working_set"`` solves the program
         restricted to a growing working set of blocks by a primal active-set method (Newton steps
         on the cone faces; a barrier interior point as its fallback) and checks every other block
         against its KKT condition (:mod:`cvxnn.native.working_set`; every native loss, scalar
@@ -339,12 +344,15 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
                memory_budget, penalty="nuclear", solver="auto") -> dict:
     """C-GReLU: vector output in float64 (``solver="auto"``) by the working set of rank-one atoms
     (:mod:`cvxnn.native.gated_working_set`), continued by R-FISTA from its point when it does not
-    certify; everything else (and ``solver="rfista"``) by R-FISTA with the support polish."""
+    certify; everything else (and ``solver="rfista"``) by R-FISTA with the support polish, and
+    (``"auto"``, scalar output, float64) small programs that R-FISTA does not certify soon by the
+    interior-point finish (:func:`_gated_finish`)."""
     from .fista import GatedResult
     from .gated_working_set import DENSE_MIN_FLOPS, MAX_COST_RATIO, solve_gated_working_set
 
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
+    finish = None
     isz = dtype.itemsize
     reserve = 10 * d * p * c * isz + 8 * n * c * isz
     op = ImplicitDesign(Xa64, patterns.mask, n_outputs=c, dtype=dtype, memory_budget=memory_budget,
@@ -377,8 +385,16 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         # the float64 polish below takes the solve to tol
         tol_run = max(tol, _F32_GATED_TOL) if dtype != np.float64 else tol
         start = U0 if ws is None else ws.U.astype(dtype)
-        res = solve_gated(problem, start, tol=tol_run, max_iter=max_iter - (ws.iterations if ws else 0),
+        budget = max_iter - (ws.iterations if ws else 0)
+        # small scalar programs that R-FISTA does not certify soon go to an interior point
+        after = _gc.finish_after(n, d, p) if solver == "auto" and dtype == np.float64 and c == 1 else None
+        if after is not None and after >= budget:
+            after = None  # max_iter is the caller's budget: the finish only replaces R-FISTA's surplus
+        res = solve_gated(problem, start, tol=tol_run, max_iter=budget if after is None else after,
                           eta0=eta0, callback=callback, log_every=log_every)
+        if after is not None and not res.converged and not res.stopped_by_callback:
+            res, finish = _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budget, callback,
+                                        log_every)
         if ws is not None:
             res.iterations += ws.iterations
             res.dual = max(res.dual, ws.dual)  # both are valid lower bounds of the same program
@@ -434,6 +450,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         "support_polish_products": res.polish_products,
         "stopped_by_callback": res.stopped_by_callback,
     }
+    if finish is not None:
+        extra.update(finish)
     if ws is not None:
         extra.update({"working_set_rounds": ws.rounds, "working_set_atoms": ws.atoms,
                       "working_set_checks": ws.checks, "working_set_iterations": ws.iterations,
@@ -449,6 +467,53 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         "max_violation": None,
         "extra": extra,
     }
+
+
+def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budget, callback, log_every):
+    """The interior-point finish of a small scalar C-GReLU program (:mod:`cvxnn.native.gated_conic`)
+    after ``res``, an uncertified R-FISTA run: Clarabel's blocks are certified on the full program;
+    when they are not certified, R-FISTA continues from the better of the two points with the
+    rest of ``budget``. Returns the result and the ``extra`` entries of the finish."""
+    from .fista import GatedResult
+
+    tiny = np.finfo(float).tiny
+    t0 = time.perf_counter()
+    Uc = _gc.gated_conic_finish(Xa64, patterns.mask, kernel, lam, tol)
+    info: dict[str, Any] = {"finish": "clarabel", "finish_certified": False}
+    best, dual = res, res.dual
+    if Uc is not None:
+        cert = gated_certificate(problem.op, kernel, lam, Uc, penalty=penalty)
+        # the interior point's blocks at its rounding level are zero if the zeros still certify
+        Uz = _gc.zero_small_blocks(Uc)
+        if np.count_nonzero(Uz) < np.count_nonzero(Uc):
+            cert_z = gated_certificate(problem.op, kernel, lam, Uz, penalty=penalty)
+            if cert_z.rel_gap <= tol:
+                Uc, cert = Uz, cert_z
+        dual = max(cert.dual, res.dual)  # both are valid lower bounds of the same program
+        rel = (cert.primal - dual) / max(abs(cert.primal), tiny)
+        info.update(finish_rel_gap=cert.rel_gap)
+        logger.info("gated conic finish after %d R-FISTA iterations: relative gap %.3e -> %.3e (%.3fs)",
+                    res.iterations, (res.primal - res.dual) / max(abs(res.primal), tiny), rel,
+                    time.perf_counter() - t0)
+        if cert.primal < res.primal:
+            best = GatedResult(U=Uc, primal=cert.primal, dual=dual, iterations=res.iterations, converged=False,
+                               eta=res.eta, backtracks=res.backtracks, restarts=res.restarts,
+                               polishes=res.polishes, polish_products=res.polish_products)
+    best.dual = dual
+    best.converged = (best.primal - dual) / max(abs(best.primal), tiny) <= tol
+    info.update(finish_certified=bool(best.converged), finish_time=time.perf_counter() - t0)
+    if best.converged:
+        return best, info
+    # not certified: R-FISTA goes on from the better point with the rest of its budget
+    more = solve_gated(problem, best.U, tol=tol, max_iter=budget - res.iterations, eta0=res.eta, callback=callback,
+                       log_every=log_every)
+    more.iterations += res.iterations
+    more.dual = max(more.dual, dual)
+    more.backtracks += res.backtracks
+    more.restarts += res.restarts
+    more.polishes += res.polishes
+    more.polish_products += res.polish_products
+    return more, info
 
 
 def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, callback,

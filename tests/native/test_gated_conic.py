@@ -1,0 +1,141 @@
+"""The interior-point finish of small scalar C-GReLU programs (cvxnn.native.gated_conic): when
+R-FISTA has not certified after ``finish_after`` iterations, Clarabel solves the program and the
+native float64 certificate decides; max_iter and an explicit solver="rfista" are respected."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from cvxnn import build_program, sample_patterns
+from cvxnn.errors import ConvergenceWarning
+from cvxnn.native import gated_conic, solve_native
+
+
+@pytest.fixture(scope="module")
+def hard():
+    """Near interpolation: 40 samples, 15 patterns of 4 (augmented) features, a tiny lam."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 3))
+    y = np.sin(3 * X[:, 0]) + X[:, 1] * X[:, 2] + 0.1 * rng.standard_normal(40)
+    return X, y, sample_patterns(X, 15, seed=1, bias=True)
+
+
+@pytest.fixture
+def early(monkeypatch):
+    """Hand over after 30 R-FISTA iterations (the default rule waits at least 1000)."""
+    monkeypatch.setattr(gated_conic, "AFTER_ITERATIONS", 30)
+    monkeypatch.setattr(gated_conic, "FINISH_COST", 0.0)
+
+
+def _reference(X, y, pats, lam, loss):
+    return build_program(X, y, activation="gated_relu", lam=lam, patterns=pats, loss=loss).solve()
+
+
+def test_finish_after_rule():
+    # the ski-rental estimate of the finish's cost, at least AFTER_ITERATIONS
+    assert gated_conic.finish_after(309, 11, 100) == int(np.ceil(gated_conic.FINISH_COST * 1100 ** 2 / 309))
+    assert gated_conic.finish_after(10_000, 3, 10) == gated_conic.AFTER_ITERATIONS
+    # too many columns or entries: no finish
+    assert gated_conic.finish_after(100, 41, 100) is None
+    assert gated_conic.finish_after(1000, 30, 100) is None
+
+
+@pytest.mark.parametrize("loss", ["squared", "huber", "logistic"])
+def test_finish_certifies_what_rfista_does_not(hard, early, loss):
+    X, y, pats = hard
+    if loss == "logistic":
+        y = np.where(y > np.median(y), 1.0, -1.0)
+    lam = 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solve_native(X, y, pats, lam=lam, loss=loss, tol=1e-7, max_iter=5000)
+    assert sol.status == "optimal" and sol.solver == "rfista" and sol.extra["finish"] == "clarabel"
+    if loss != "logistic":
+        # Clarabel's point certifies by itself: no R-FISTA iteration after the hand-over
+        assert sol.extra["finish_certified"] and sol.iterations == 30
+    else:
+        # on exponential cones Clarabel's objective is accurate but the gradient at its point
+        # certifies only to about 5e-4: R-FISTA finishes from it (261 iterations in all,
+        # against 501 from zero)
+        assert 30 < sol.iterations < 5000
+    assert sol.extra["rel_gap"] <= 1e-7
+    # the certificate is of the returned point, on the full program
+    assert np.isclose(sol.objective(X, y, lam, loss), sol.objective_value, rtol=1e-12)
+    ref = _reference(X, y, pats, lam, loss)
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+    assert sol.gap >= sol.objective_value - ref.objective_value - 1e-9 * abs(ref.objective_value)
+
+
+def test_without_the_finish_rfista_does_not_certify_here(hard, monkeypatch):
+    # the premise of the test above: R-FISTA alone (the hand-over beyond the budget) ends
+    # uncertified after 100 times the iterations
+    monkeypatch.setattr(gated_conic, "AFTER_ITERATIONS", 10**9)
+    X, y, pats = hard
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, lam=1e-3, tol=1e-7, max_iter=3000)
+    assert sol.status == "max_iterations" and "finish" not in sol.extra
+    assert sol.extra["rel_gap"] > 1e-7
+
+
+def test_max_iter_and_explicit_rfista_are_respected(hard, early):
+    X, y, pats = hard
+    # a budget at or below the hand-over point: R-FISTA alone, the status says it ran out
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, lam=1e-3, tol=1e-7, max_iter=20)
+    assert sol.status == "max_iterations" and sol.iterations == 20 and "finish" not in sol.extra
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, lam=1e-3, tol=1e-7, max_iter=200, solver="rfista")
+    assert sol.status == "max_iterations" and "finish" not in sol.extra
+
+
+def test_a_failed_finish_hands_back_to_rfista(hard, early, monkeypatch):
+    X, y, pats = hard
+    monkeypatch.setattr(gated_conic, "gated_conic_finish", lambda *a, **k: None)
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, lam=1e-3, tol=1e-7, max_iter=200)
+    assert sol.status == "max_iterations" and sol.iterations == 200
+    assert sol.extra["finish"] == "clarabel" and not sol.extra["finish_certified"]
+
+
+def test_an_uncertified_finish_is_not_reported_optimal(hard, early, monkeypatch):
+    # Clarabel "succeeds" with a wrong point: the full-program certificate rejects it, R-FISTA
+    # continues from the better of the two points and the status stays honest
+    X, y, pats = hard
+    d, p = X.shape[1] + 1, pats.n_patterns
+    monkeypatch.setattr(gated_conic, "gated_conic_finish", lambda *a, **k: np.full((d, p, 1), 1e-3))
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_native(X, y, pats, lam=1e-3, tol=1e-7, max_iter=100)
+    assert sol.status == "max_iterations" and not sol.extra["finish_certified"]
+    assert sol.extra["rel_gap"] > 1e-7
+
+
+def test_vector_output_and_large_programs_are_not_finished(hard, early):
+    X, y, pats = hard
+    Y = np.stack([y, -y], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_native(X, Y, pats, lam=1e-3, tol=1e-4, max_iter=200)
+    assert "finish" not in sol.extra  # vector output: the working set and R-FISTA only
+
+
+def test_diabetes_at_small_lam_is_certified():
+    # real data, the estimator a user calls: at lam = 0.01 R-FISTA alone ended max_iterations
+    # (relative gap 1.7e-2 after 10000 iterations)
+    sklearn = pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    assert sklearn
+    X, y = load_diabetes(return_X_y=True)
+    Xtr, _, ytr, _ = train_test_split(X, y, test_size=0.3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        m = ConvexGatedReLURegressor(lam=0.01, random_state=0).fit(Xtr, ytr)
+    sol = m.solution_
+    assert m.status_ == "optimal" and sol.extra["finish"] == "clarabel" and sol.extra["rel_gap"] <= m.tol
+    Xs, ys = m.standardizer_.transform(Xtr), m.standardizer_.transform_y(ytr)
+    ref = build_program(Xs, ys, activation="gated_relu", lam=0.01, patterns=m.patterns_).solve()
+    assert abs(m.convex_objective_ - ref.objective_value) <= 1e-6 * abs(ref.objective_value)

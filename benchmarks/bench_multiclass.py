@@ -17,7 +17,9 @@ Every timing is the median of ``--repeats`` runs, and every ratio is taken withi
 * ``cv``: ``ConvexGatedReLUClassifierCV`` against ``GridSearchCV`` over the same 5 values of ``lam``
   (3 folds) on digits, and the ratio to one fit (``--repeats`` interleaved pairs of one fit and
   the CV: medians, and the median of the pairs' ratios; the ``cv_tol=None`` and ``GridSearchCV``
-  runs once each).
+  runs once each). With ``--cv-n-jobs k`` (k > 1) the CV and ``GridSearchCV`` also run once each
+  with ``n_jobs=k`` (joblib's processes, one BLAS thread each; a first untimed call starts the
+  workers), against the same one fit on one thread.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def bench_synthetic(repeats: int, tol: float) -> None:
           f"({ws_s.status}, objective {ws_s.objective_value:.8f}, gap {ws_s.gap:.2e}); ratio {t_cvx / t_ws_s:.0f}x")
 
 
-def bench_cv(repeats: int, tol: float) -> None:
+def bench_cv(repeats: int, tol: float, n_jobs: int = 0) -> None:
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
     from cvxnn.estimators import ConvexGatedReLUClassifier, ConvexGatedReLUClassifierCV
@@ -209,6 +211,18 @@ def bench_cv(repeats: int, tol: float) -> None:
           f"{t_cv0 / t_single:.2f}x | {cv0.lam_ / n:g} | {cv0.scores_.mean(axis=0).max():.4f} |")
     print(f"| GridSearchCV | {t_gs:.2f} | {t_gs / t_single:.2f}x | {gs.best_params_['lam'] / n:g} | "
           f"{gs.best_score_:.4f} |")
+    if n_jobs > 1:
+        ConvexGatedReLUClassifierCV(lams=lams, cv=folds, n_jobs=n_jobs, **base).fit(Xtr, ytr)  # starts the workers
+        t_cvj, cvj = _median_time(lambda: ConvexGatedReLUClassifierCV(lams=lams, cv=folds, n_jobs=n_jobs, **base)
+                                  .fit(Xtr, ytr), 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t_gsj, gsj = _median_time(lambda: GridSearchCV(ConvexGatedReLUClassifier(**base), {"lam": list(lams)},
+                                                           cv=folds, n_jobs=n_jobs).fit(Xtr, ytr), 1)
+        print(f"| ConvexGatedReLUClassifierCV(n_jobs={n_jobs}) | {t_cvj:.2f} | {t_cvj / t_single:.2f}x | "
+              f"{cvj.lam_ / n:g} | {cvj.scores_.mean(axis=0).max():.4f} |")
+        print(f"| GridSearchCV(n_jobs={n_jobs}) | {t_gsj:.2f} | {t_gsj / t_single:.2f}x | "
+              f"{gsj.best_params_['lam'] / n:g} | {gsj.best_score_:.4f} |")
     print(f"GridSearchCV score of the CV estimator's lam: {gs_scores.get(cv.lam_, float('nan')):.4f}")
     print(f"CV / one fit, median of the {repeats} interleaved pairs: {pair:.2f}x (range "
           f"{min(c / s1 for c, s1 in zip(cvs, singles, strict=True)):.2f}x to "
@@ -220,10 +234,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--sections", default="digits,synthetic,cv")
+    ap.add_argument("--cv-n-jobs", type=int, default=0,
+                    help="cv section: also run the CV and GridSearchCV with n_jobs=k (k > 1)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
-    sections = {"digits": bench_digits, "synthetic": bench_synthetic, "cv": bench_cv}
+    sections = {"digits": bench_digits, "synthetic": bench_synthetic,
+                "cv": lambda r, t: bench_cv(r, t, args.cv_n_jobs)}
     for name in args.sections.split(","):
         sections[name.strip()](args.repeats, args.tol)
 

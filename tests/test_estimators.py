@@ -357,8 +357,11 @@ def test_cross_validate_lam_parallel_equals_sequential(teacher):
     par = cross_validate_lam(est, X, y, lams, cv=3, n_jobs=2, n_segments=3)
     assert isinstance(seq, LamCVResult)
     assert seq.scores.shape == (3, 3)
-    np.testing.assert_allclose(seq.scores, par.scores, rtol=1e-5, atol=1e-6)
-    assert (seq.statuses == "optimal").all()
+    # sequential fits are warm-started along the path, the three segments start cold: both are
+    # certified to a relative gap of 1e-8, which bounds the training predictions' distance to the
+    # optimum by sqrt(2 gap) (squared loss), about 1e-4 here, not to rounding
+    np.testing.assert_allclose(seq.scores, par.scores, rtol=0, atol=2e-4)
+    assert (seq.statuses == "optimal").all() and (par.statuses == "optimal").all()
     assert seq.best_lam in (3.0, 0.1)
     assert seq.mean_score[0] < seq.mean_score[seq.best_index]
     with pytest.raises(InvalidParameterError):

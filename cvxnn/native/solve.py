@@ -152,9 +152,9 @@ def solve_native(
         Bytes the solver may allocate (default: half the physical memory). Raises
         :class:`~cvxnn.errors.MemoryBudgetError` (naming the bytes) before allocating more.
     solver : {"auto", "rfista", "working_set", "al"}
-        C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, for vector output in float64,
-        the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first and
-        R-FISTA only when that does not certify, and hands a small scalar-output float64
+        C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, in float64 (scalar or vector
+        output), the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first
+        and R-FISTA only when that does not certify, and hands a small scalar-output float64
         program that R-FISTA has not certified after
         :func:`~cvxnn.native.gated_conic.finish_after` iterations (when ``max_iter`` allows
         more) to Clarabel, whose result is certified on the full program
@@ -342,11 +342,12 @@ def _check_warm(warm, patterns: Patterns, spec: Activation, c: int):
 
 def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter, dtype, callback, verbose,
                memory_budget, penalty="nuclear", solver="auto") -> dict:
-    """C-GReLU: vector output in float64 (``solver="auto"``) by the working set of rank-one atoms
-    (:mod:`cvxnn.native.gated_working_set`), continued by R-FISTA from its point when it does not
-    certify; everything else (and ``solver="rfista"``) by R-FISTA with the support polish, and
-    (``"auto"``, scalar output, float64) small programs that R-FISTA does not certify soon by the
-    interior-point finish (:func:`_gated_finish`)."""
+    """C-GReLU: in float64 (``solver="auto"``) by the working set of rank-one atoms
+    (:mod:`cvxnn.native.gated_working_set`; scalar output too, ``SCALAR_OUTPUT``), continued by
+    R-FISTA from its point when it does not certify; float32 (and ``solver="rfista"``) by R-FISTA
+    with the support polish; and (``"auto"``, scalar output, float64) small programs that R-FISTA
+    does not certify soon by the interior-point finish (:func:`_gated_finish`)."""
+    from . import gated_working_set as _gws
     from .fista import GatedResult
     from .gated_working_set import DENSE_MIN_FLOPS, MAX_COST_RATIO, solve_gated_working_set
 
@@ -365,16 +366,23 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         U0 = np.zeros((d, p, c), dtype=dtype)
         eta0 = None
     log_every = 100 if verbose else 0
+    # small scalar programs that the first-order methods do not certify within the finish's cost
+    # (counted in iterations of the working set and R-FISTA together) go to an interior point;
+    # max_iter is the caller's budget, so the finish only replaces iterations it allowed
+    after = _gc.finish_after(n, d, p) if solver == "auto" and dtype == np.float64 and c == 1 else None
+    if after is not None and after >= max_iter:
+        after = None
+    cap = max_iter if after is None else after
     ws = None
-    if solver == "auto" and dtype == np.float64 and c > 1:
+    if solver == "auto" and dtype == np.float64 and (c > 1 or _gws.SCALAR_OUTPUT):
         # the cost cap of the atoms only where the design's products are costly (DENSE_MIN_FLOPS)
         cost_ratio = MAX_COST_RATIO if 2.0 * n * d * p * c >= DENSE_MIN_FLOPS else np.inf
-        ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=max_iter, penalty=penalty,
+        ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=cap, penalty=penalty,
                                      callback=callback, max_cost_ratio=cost_ratio)
         logger.info("gated working set: %s after %d L-BFGS iterations, %d rounds, %d atoms, relative gap %.3e",
                     ws.reason, ws.iterations, ws.rounds, ws.atoms,
                     (ws.primal - ws.dual) / max(abs(ws.primal), np.finfo(float).tiny))
-    if ws is not None and (ws.converged or ws.stopped_by_callback or ws.iterations >= max_iter):
+    if ws is not None and (ws.converged or ws.stopped_by_callback or (after is None and ws.iterations >= max_iter)):
         res = GatedResult(U=ws.U, primal=ws.primal, dual=ws.dual, iterations=ws.iterations,
                           converged=ws.converged, eta=eta0 if eta0 is not None else float("nan"),
                           stopped_by_callback=ws.stopped_by_callback)
@@ -385,13 +393,13 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         # the float64 polish below takes the solve to tol
         tol_run = max(tol, _F32_GATED_TOL) if dtype != np.float64 else tol
         start = U0 if ws is None else ws.U.astype(dtype)
-        budget = max_iter - (ws.iterations if ws else 0)
-        # small scalar programs that R-FISTA does not certify soon go to an interior point
-        after = _gc.finish_after(n, d, p) if solver == "auto" and dtype == np.float64 and c == 1 else None
-        if after is not None and after >= budget:
-            after = None  # max_iter is the caller's budget: the finish only replaces R-FISTA's surplus
-        res = solve_gated(problem, start, tol=tol_run, max_iter=budget if after is None else after,
-                          eta0=eta0, callback=callback, log_every=log_every)
+        done = ws.iterations if ws else 0
+        budget = max_iter - done
+        if cap - done > 0:
+            res = solve_gated(problem, start, tol=tol_run, max_iter=cap - done, eta0=eta0, callback=callback,
+                              log_every=log_every)
+        else:  # the working set used the iterations before the finish
+            res = GatedResult(U=ws.U, primal=ws.primal, dual=ws.dual, iterations=0, converged=False, eta=eta0)
         if after is not None and not res.converged and not res.stopped_by_callback:
             res, finish = _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budget, callback,
                                         log_every)

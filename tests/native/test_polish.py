@@ -27,10 +27,10 @@ def teacher():
 
 def test_polish_certifies_earlier_and_agrees(teacher, monkeypatch):
     X, y, pats, lam = teacher
-    on = solve_native(X, y, pats, lam=lam, tol=1e-7, max_iter=20000)
+    on = solve_native(X, y, pats, lam=lam, tol=1e-7, max_iter=20000, solver="rfista")
     assert on.converged and on.extra["support_polishes"] >= 1
     monkeypatch.setattr(fista_mod, "POLISH_GAP", 0.0)  # never polish
-    off = solve_native(X, y, pats, lam=lam, tol=1e-7, max_iter=20000)
+    off = solve_native(X, y, pats, lam=lam, tol=1e-7, max_iter=20000, solver="rfista")
     assert off.converged and off.extra["support_polishes"] == 0
     assert on.iterations < off.iterations
     assert on.objective_value == pytest.approx(off.objective_value, rel=1e-7)
@@ -42,7 +42,7 @@ def test_polish_certifies_earlier_and_agrees(teacher, monkeypatch):
 def test_polish_support_finds_missed_blocks_and_stays_valid(teacher):
     X, y, pats, lam = teacher
     ref = build_program(X, y, activation="gated_relu", lam=lam, patterns=pats).solve()
-    early = solve_native(X, y, pats, lam=lam, tol=1e-4, max_iter=20000)
+    early = solve_native(X, y, pats, lam=lam, tol=1e-4, max_iter=20000, solver="rfista")
     U = early.U[:, :, None].copy()
     nr = np.linalg.norm(early.U, axis=0)
     big = int(np.flatnonzero(nr > 0)[np.argmin(nr[nr > 0])])

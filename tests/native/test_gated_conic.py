@@ -1,6 +1,7 @@
 """The interior-point finish of small scalar C-GReLU programs (cvxnn.native.gated_conic): when
-R-FISTA has not certified after ``finish_after`` iterations, Clarabel solves the program and the
-native float64 certificate decides; max_iter and an explicit solver="rfista" are respected."""
+the working set and R-FISTA have not certified after ``finish_after`` iterations, Clarabel solves
+the program and the native float64 certificate decides; max_iter and an explicit
+solver="rfista" are respected."""
 
 import warnings
 
@@ -23,7 +24,7 @@ def hard():
 
 @pytest.fixture
 def early(monkeypatch):
-    """Hand over after 30 R-FISTA iterations (the default rule waits at least 1000)."""
+    """Hand over after 30 iterations (the default rule waits at least 1000)."""
     monkeypatch.setattr(gated_conic, "AFTER_ITERATIONS", 30)
     monkeypatch.setattr(gated_conic, "FINISH_COST", 0.0)
 
@@ -52,12 +53,11 @@ def test_finish_certifies_what_rfista_does_not(hard, early, loss):
         sol = solve_native(X, y, pats, lam=lam, loss=loss, tol=1e-7, max_iter=5000)
     assert sol.status == "optimal" and sol.solver == "rfista" and sol.extra["finish"] == "clarabel"
     if loss != "logistic":
-        # Clarabel's point certifies by itself: no R-FISTA iteration after the hand-over
+        # Clarabel's point certifies by itself: no iteration after the hand-over
         assert sol.extra["finish_certified"] and sol.iterations == 30
     else:
         # on exponential cones Clarabel's objective is accurate but the gradient at its point
-        # certifies only to about 5e-4: R-FISTA finishes from it (261 iterations in all,
-        # against 501 from zero)
+        # certifies only to about 5e-4: R-FISTA finishes from it
         assert 30 < sol.iterations < 5000
     assert sol.extra["rel_gap"] <= 1e-7
     # the certificate is of the returned point, on the full program
@@ -68,8 +68,8 @@ def test_finish_certifies_what_rfista_does_not(hard, early, loss):
 
 
 def test_without_the_finish_rfista_does_not_certify_here(hard, monkeypatch):
-    # the premise of the test above: R-FISTA alone (the hand-over beyond the budget) ends
-    # uncertified after 100 times the iterations
+    # the premise of the test above: without the finish (the hand-over beyond the budget) the
+    # solve ends uncertified after 100 times the iterations
     monkeypatch.setattr(gated_conic, "AFTER_ITERATIONS", 10**9)
     X, y, pats = hard
     with pytest.warns(ConvergenceWarning):

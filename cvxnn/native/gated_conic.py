@@ -1,5 +1,4 @@
-"""Interior-point finish of small scalar-output C-GReLU programs that the first-order solvers do
-not certify.
+"""Interior-point finish of small C-GReLU programs that the first-order solvers do not certify.
 
 Why. R-FISTA (:mod:`cvxnn.native.fista`) and the working set's L-BFGS
 (:mod:`cvxnn.native.gated_working_set`) are first order: their iterations grow with the
@@ -12,13 +11,15 @@ iterations (2.7 s) and ended ``max_iterations`` at ``lam = 0.01`` and ``0.001`` 
 is exactly where an interior point is cheap.
 
 What. :func:`gated_conic_finish` solves the whole program ``h(sum_i D_i X U_i) + lam sum_i
-||U_i||_2`` by Clarabel (through CVXPY, with the loss's own CVXPY expression, as the C-ReLU
-working set's restricted conic fallback does) and returns the blocks; the caller certifies them
+||U_i||`` (group, column or nuclear norms) by Clarabel (through CVXPY, with the loss's own
+CVXPY expression, as the C-ReLU working set's restricted conic fallback does) and returns the
+blocks; the caller certifies them
 with the float64 duality gap of the full program (:func:`~cvxnn.native.certificates.gated_certificate`),
-so a finish that Clarabel gets wrong is never reported as optimal. The caller runs it only for
-scalar output, on small programs (:data:`MAX_ENTRIES`, :data:`MAX_COLUMNS`), once the working set
-and R-FISTA have not certified after :func:`finish_after` iterations in all (when ``max_iter``
-allows more).
+so a finish that Clarabel gets wrong is never reported as optimal. The caller runs it only on
+small programs (:data:`MAX_ENTRIES`, :data:`MAX_COLUMNS`), once the working set and R-FISTA have
+not certified after :func:`finish_after` iterations in all (when ``max_iter`` allows more). On
+linnerud (three outputs, 14 rows, ``lam = 0.001``) they ended ``max_iterations`` at a relative
+gap of 0.34 after 2.7 s; Clarabel's semidefinite program took 0.31 s.
 """
 
 from __future__ import annotations
@@ -34,30 +35,36 @@ __all__ = ["gated_conic_finish", "finish_after", "zero_small_blocks"]
 
 logger = logging.getLogger("cvxnn.native")
 
-#: The finish is tried on programs whose design ``n x (p d)`` has at most this many entries and
-#: at most :data:`MAX_COLUMNS` columns (Clarabel's time grew about as ``(p d)^3``: 0.3-0.6 s at
-#: ``p d = 1100``, 2.7 s at 2000, 7.6 s at 3100).
+#: The finish is tried on programs whose design ``n x (p d c)`` (``c`` outputs) has at most this
+#: many entries and at most :data:`MAX_COLUMNS` columns.
 MAX_ENTRIES = 2_000_000
 MAX_COLUMNS = 4000
-#: The finish's cost in R-FISTA iterations is about ``FINISH_COST (p d)^2 / n`` (Clarabel's
-#: ``(p d)^3`` against R-FISTA's ``n p d`` per iteration; the constant measured on the
-#: programs above). The working set and R-FISTA run that many iterations in all (at least
-#: :data:`AFTER_ITERATIONS`) before they hand over: the rule of ski rental, which never costs
-#: much more than twice the better of the two choices. (On a design as small as diabetes's an
-#: L-BFGS iteration of the working set costs about four R-FISTA iterations, so there the finish
-#: comes later than the rule intends: 1.2 s where R-FISTA in front took 0.7 s.)
-FINISH_COST = 0.45
+#: The cost model of the switch point, in seconds on the 2-core machine of docs/benchmarks.md
+#: (only the ratios matter). Clarabel took about ``FINISH_SECONDS cols^3`` (``cols = p d c``):
+#: 0.3-0.6 s at 1100 columns (diabetes, squared loss), 2.7 s at 2000 and 7.6 s at 3100
+#: (synthetic regressions), 0.31 s at 1200 (linnerud, three outputs, nuclear norms). A
+#: first-order iteration took about ``ITERATION_SECONDS + ENTRY_SECONDS n cols``: 0.12 ms on
+#: diabetes's ``309 x 1100`` design, 1.0-1.5 ms on ``600 x 3100`` and ``1000 x 2000``.
+FINISH_SECONDS = 3e-10
+ITERATION_SECONDS = 1.5e-4
+ENTRY_SECONDS = 5.5e-10
+#: The working set and R-FISTA run as many iterations as the finish is estimated to cost (at least
+#: AFTER_ITERATIONS) before they hand over: the rule of ski rental, which never costs much more
+#: than twice the better of the two choices. (On a design as small as diabetes's an L-BFGS
+#: iteration of the working set costs about four R-FISTA iterations, so there the finish comes
+#: later than the rule intends.)
 AFTER_ITERATIONS = 1000
 
 
-def finish_after(n: int, d: int, p: int) -> int | None:
-    """Iterations (of the working set and R-FISTA together) after which a scalar program of ``n``
-    rows, ``d`` (augmented) features and ``p`` patterns goes to :func:`gated_conic_finish`; None
-    when it is too large for it."""
-    cols = p * d
+def finish_after(n: int, d: int, p: int, c: int = 1) -> int | None:
+    """Iterations (of the working set and R-FISTA together) after which a program of ``n`` rows,
+    ``d`` (augmented) features, ``p`` patterns and ``c`` outputs goes to
+    :func:`gated_conic_finish`; None when it is too large for it."""
+    cols = p * d * c
     if cols > MAX_COLUMNS or n * cols > MAX_ENTRIES:
         return None
-    return max(AFTER_ITERATIONS, int(np.ceil(FINISH_COST * cols * cols / max(n, 1))))
+    its = FINISH_SECONDS * float(cols) ** 3 / (ITERATION_SECONDS + ENTRY_SECONDS * n * cols)
+    return max(AFTER_ITERATIONS, int(np.ceil(its)))
 
 
 #: Clarabel settings tried in turn (exponential cones: those of cvxnn.program and its retries).
@@ -68,8 +75,8 @@ _SETTINGS = (
 
 
 def gated_conic_finish(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
-                       tol: float) -> np.ndarray | None:
-    """Solve the scalar-output C-GReLU program by Clarabel.
+                       tol: float, penalty: str = "nuclear") -> np.ndarray | None:
+    """Solve the C-GReLU program by Clarabel.
 
     Parameters
     ----------
@@ -78,16 +85,19 @@ def gated_conic_finish(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, l
     mask : ndarray of shape (n, p)
         The activation patterns (0/1).
     kernel : SmoothKernel
-        The smooth loss with its targets ``(n, 1)`` (sample weights included in its loss).
+        The smooth loss with its targets ``(n, c)`` (sample weights included in its loss).
     lam : float
         Regularisation strength (> 0).
     tol : float
         The caller's relative-gap tolerance; Clarabel runs a hundred times tighter (at most
         ``1e-8``, at least ``1e-12``).
+    penalty : {"nuclear", "columnwise"}
+        Vector output: nuclear norms of the blocks (semidefinite cones) or the norms of their
+        columns (one-vs-all); scalar output: the group norms either way.
 
     Returns
     -------
-    ndarray of shape (d, p, 1) or None
+    ndarray of shape (d, p, c) or None
         The blocks, or None when Clarabel fails on every setting (the caller keeps its point).
         An interior point has no exact zeros: :func:`zero_small_blocks` sets the blocks at its
         rounding level to zero.
@@ -96,11 +106,24 @@ def gated_conic_finish(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, l
 
     n, d = Xa.shape
     p = mask.shape[1]
-    y = kernel.y64[:, 0]
+    y = kernel.y64
+    c = y.shape[1]
     M = np.asarray(mask, dtype=np.float64)
-    U = cp.Variable((d, p))
-    z = cp.sum(cp.multiply(M, Xa @ U), axis=1)
-    prob = cp.Problem(cp.Minimize(kernel.loss.cvxpy(z, y) + lam * cp.sum(cp.norm(U, 2, axis=0))))
+    # the blocks side by side: column i c + k of U is output k of block i
+    U = cp.Variable((d, p * c))
+    if c == 1:
+        z = cp.sum(cp.multiply(M, Xa @ U), axis=1)
+        y = y[:, 0]
+        pen = cp.sum(cp.norm(U, 2, axis=0))
+    else:
+        S = np.zeros((p * c, c))
+        S[np.arange(p * c), np.tile(np.arange(c), p)] = 1.0
+        z = cp.multiply(np.repeat(M, c, axis=1), Xa @ U) @ S
+        if penalty == "columnwise":
+            pen = cp.sum(cp.norm(U, 2, axis=0))
+        else:
+            pen = cp.sum(cp.hstack([cp.normNuc(U[:, i * c:(i + 1) * c]) for i in range(p)]))
+    prob = cp.Problem(cp.Minimize(kernel.loss.cvxpy(z, y) + lam * pen))
     eps = float(min(max(tol * 1e-2, 1e-12), 1e-8))
     for opts in ({},) if kernel.loss.quadratic else _SETTINGS:
         try:
@@ -111,7 +134,7 @@ def gated_conic_finish(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, l
             logger.info("gated conic finish failed (%s): %s: %s", opts, type(exc).__name__, exc)
             continue
         if U.value is not None and prob.status in ("optimal", "optimal_inaccurate"):
-            return np.asarray(U.value, dtype=np.float64)[:, :, None]
+            return np.asarray(U.value, dtype=np.float64).reshape(d, p, c)
         logger.info("gated conic finish: Clarabel status %s (%s)", prob.status, opts)
     return None
 

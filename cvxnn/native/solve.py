@@ -154,11 +154,10 @@ def solve_native(
     solver : {"auto", "rfista", "working_set", "al"}
         C-GReLU: ``"rfista"`` runs R-FISTA; ``"auto"`` runs, in float64 (scalar or vector
         output), the working set of rank-one atoms (:mod:`cvxnn.native.gated_working_set`) first
-        and R-FISTA only when that does not certify, and hands a small scalar-output float64
-        program that R-FISTA has not certified after
-        :func:`~cvxnn.native.gated_conic.finish_after` iterations (when ``max_iter`` allows
-        more) to Clarabel, whose result is certified on the full program
-        (:mod:`cvxnn.native.gated_conic`; ``extra["finish"]``). For C-ReLU, ``"working_set"`` solves the program
+        and R-FISTA only when that does not certify, and hands a small float64 program that
+        neither has certified after :func:`~cvxnn.native.gated_conic.finish_after` iterations
+        (when ``max_iter`` allows more) to Clarabel, whose result is certified on the full
+        program (:mod:`cvxnn.native.gated_conic`; ``extra["finish"]``). For C-ReLU, ``"working_set"`` solves the program
         restricted to a growing working set of blocks by a primal active-set method (Newton steps
         on the cone faces; a barrier interior point as its fallback) and checks every other block
         against its KKT condition (:mod:`cvxnn.native.working_set`; every native loss, scalar
@@ -345,8 +344,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     """C-GReLU: in float64 (``solver="auto"``) by the working set of rank-one atoms
     (:mod:`cvxnn.native.gated_working_set`; scalar output too, ``SCALAR_OUTPUT``), continued by
     R-FISTA from its point when it does not certify; float32 (and ``solver="rfista"``) by R-FISTA
-    with the support polish; and (``"auto"``, scalar output, float64) small programs that R-FISTA
-    does not certify soon by the interior-point finish (:func:`_gated_finish`)."""
+    with the support polish; and (``"auto"``, float64) small programs that the working set and
+    R-FISTA do not certify soon by the interior-point finish (:func:`_gated_finish`)."""
     from . import gated_working_set as _gws
     from .fista import GatedResult
     from .gated_working_set import DENSE_MIN_FLOPS, MAX_COST_RATIO, solve_gated_working_set
@@ -366,10 +365,10 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         U0 = np.zeros((d, p, c), dtype=dtype)
         eta0 = None
     log_every = 100 if verbose else 0
-    # small scalar programs that the first-order methods do not certify within the finish's cost
+    # small programs that the first-order methods do not certify within the finish's cost
     # (counted in iterations of the working set and R-FISTA together) go to an interior point;
     # max_iter is the caller's budget, so the finish only replaces iterations it allowed
-    after = _gc.finish_after(n, d, p) if solver == "auto" and dtype == np.float64 and c == 1 else None
+    after = _gc.finish_after(n, d, p, c) if solver == "auto" and dtype == np.float64 else None
     if after is not None and after >= max_iter:
         after = None
     cap = max_iter if after is None else after
@@ -478,7 +477,7 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
 
 
 def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budget, callback, log_every):
-    """The interior-point finish of a small scalar C-GReLU program (:mod:`cvxnn.native.gated_conic`)
+    """The interior-point finish of a small C-GReLU program (:mod:`cvxnn.native.gated_conic`)
     after ``res``, an uncertified R-FISTA run: Clarabel's blocks are certified on the full program;
     when they are not certified, R-FISTA continues from the better of the two points with the
     rest of ``budget``. Returns the result and the ``extra`` entries of the finish."""
@@ -486,7 +485,7 @@ def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budge
 
     tiny = np.finfo(float).tiny
     t0 = time.perf_counter()
-    Uc = _gc.gated_conic_finish(Xa64, patterns.mask, kernel, lam, tol)
+    Uc = _gc.gated_conic_finish(Xa64, patterns.mask, kernel, lam, tol, penalty=penalty)
     info: dict[str, Any] = {"finish": "clarabel", "finish_certified": False}
     best, dual = res, res.dual
     if Uc is not None:

@@ -11,6 +11,7 @@ import pytest
 from cvxnn import build_program, sample_patterns
 from cvxnn.errors import ConvergenceWarning
 from cvxnn.native import gated_conic, solve_native
+from cvxnn.vector import build_vector_program
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def hard():
 def early(monkeypatch):
     """Hand over after 30 iterations (the default rule waits at least 1000)."""
     monkeypatch.setattr(gated_conic, "AFTER_ITERATIONS", 30)
-    monkeypatch.setattr(gated_conic, "FINISH_COST", 0.0)
+    monkeypatch.setattr(gated_conic, "FINISH_SECONDS", 0.0)
 
 
 def _reference(X, y, pats, lam, loss):
@@ -34,12 +35,19 @@ def _reference(X, y, pats, lam, loss):
 
 
 def test_finish_after_rule():
-    # the ski-rental estimate of the finish's cost, at least AFTER_ITERATIONS
-    assert gated_conic.finish_after(309, 11, 100) == int(np.ceil(gated_conic.FINISH_COST * 1100 ** 2 / 309))
-    assert gated_conic.finish_after(10_000, 3, 10) == gated_conic.AFTER_ITERATIONS
+    # the ski-rental estimate of the finish's cost (Clarabel's cols^3 against a first-order
+    # iteration's fixed and per-entry costs), at least AFTER_ITERATIONS
+    g = gated_conic
+    cols = 1100
+    expect = g.FINISH_SECONDS * cols ** 3 / (g.ITERATION_SECONDS + g.ENTRY_SECONDS * 309 * cols)
+    assert g.finish_after(309, 11, 100) == int(np.ceil(expect)) > g.AFTER_ITERATIONS
+    assert g.finish_after(10_000, 3, 10) == g.AFTER_ITERATIONS
+    # outputs count as columns; more rows make a first-order iteration dearer, the finish no dearer
+    assert g.finish_after(100, 4, 100, 3) == g.finish_after(100, 12, 100)
+    assert g.finish_after(200, 11, 100) > g.finish_after(300, 11, 100)
     # too many columns or entries: no finish
-    assert gated_conic.finish_after(100, 41, 100) is None
-    assert gated_conic.finish_after(1000, 30, 100) is None
+    assert g.finish_after(100, 41, 100) is None
+    assert g.finish_after(1000, 30, 100) is None
 
 
 @pytest.mark.parametrize("loss", ["squared", "huber", "logistic"])
@@ -110,13 +118,34 @@ def test_an_uncertified_finish_is_not_reported_optimal(hard, early, monkeypatch)
     assert sol.extra["rel_gap"] > 1e-7
 
 
-def test_vector_output_and_large_programs_are_not_finished(hard, early):
+@pytest.mark.parametrize("formulation", ["nuclear", "one_vs_all"])
+def test_vector_output_is_finished_and_certified(hard, early, formulation):
+    # nuclear norms go to semidefinite cones, the one-vs-all column norms to second-order cones
     X, y, pats = hard
-    Y = np.stack([y, -y], axis=1)
+    Y = np.stack([y, np.cos(2 * X[:, 1])], axis=1)
+    lam = 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sol = solve_native(X, Y, pats, lam=lam, tol=1e-7, max_iter=5000, formulation=formulation)
+    assert sol.status == "optimal" and sol.extra["finish"] == "clarabel" and sol.extra["rel_gap"] <= 1e-7
+    ref = build_vector_program(X, Y, activation="gated_relu", lam=lam, patterns=pats,
+                               formulation=formulation).solve()
+    assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+
+
+def test_large_programs_are_not_finished(monkeypatch):
+    assert gated_conic.finish_after(100, 41, 100) is None  # 4100 columns
+    assert gated_conic.finish_after(100, 14, 100, 3) is None  # 4200 columns: wine's 3 classes
+    assert gated_conic.finish_after(1000, 20, 100) is not None  # 2e6 entries: the limit
+    assert gated_conic.finish_after(1001, 20, 100) is None
+    monkeypatch.setattr(gated_conic, "MAX_COLUMNS", 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 2))
+    pats = sample_patterns(X, 5, seed=0, bias=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        sol = solve_native(X, Y, pats, lam=1e-3, tol=1e-4, max_iter=200)
-    assert "finish" not in sol.extra  # vector output: the working set and R-FISTA only
+        sol = solve_native(X, rng.standard_normal(30), pats, lam=1e-4, tol=1e-12, max_iter=3000)
+    assert "finish" not in sol.extra
 
 
 def test_diabetes_at_small_lam_is_certified():

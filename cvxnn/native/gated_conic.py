@@ -31,7 +31,7 @@ import numpy as np
 
 from ._losses import SmoothKernel
 
-__all__ = ["gated_conic_finish", "finish_after", "zero_small_blocks"]
+__all__ = ["gated_conic_finish", "finish_after", "proximal_step", "zero_small_blocks"]
 
 logger = logging.getLogger("cvxnn.native")
 
@@ -54,6 +54,11 @@ ENTRY_SECONDS = 5.5e-10
 #: iteration of the working set costs about four R-FISTA iterations, so there the finish comes
 #: later than the rule intends.)
 AFTER_ITERATIONS = 1000
+#: R-FISTA iterations (at most) from a proximal step of Clarabel's point when neither that step
+#: nor the truncation of the point's rounding-level parts certifies by itself: its iterates keep
+#: the exact zeros that an interior point lacks (a test problem with nuclear norms: 28 neurons
+#: from the interior point, of which 8 at 1e-10 of their block, against 20).
+POLISH_ITERATIONS = 500
 
 
 def finish_after(n: int, d: int, p: int, c: int = 1) -> int | None:
@@ -139,11 +144,44 @@ def gated_conic_finish(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, l
     return None
 
 
-def zero_small_blocks(U: np.ndarray, rtol: float = 1e-7) -> np.ndarray:
-    """``U`` (``d x p x 1``) with the blocks whose norm is at most ``rtol`` times the largest set
-    to zero (a copy). At small ``lam`` the dual norms move by the design's curvature over
-    ``lam`` times such a change, so the caller keeps the result only if it still certifies."""
+def zero_small_blocks(U: np.ndarray, penalty: str = "nuclear", rtol: float = 1e-7) -> tuple[np.ndarray, bool]:
+    """``U`` (``d x p x c``) with the parts at the interior point's rounding level set to zero, and
+    whether anything changed: whole blocks (scalar output), columns (one-vs-all) or singular
+    values (nuclear norms) at most ``rtol`` times the largest. An interior point has no exact
+    zeros, and its blocks have no exact rank either: without this, the network map turns those
+    directions into neurons of weight ``1e-9``. At small ``lam`` the dual norms move by the
+    design's curvature over ``lam`` times such a change, so the caller keeps the result only if
+    it still certifies."""
     U = np.array(U, dtype=np.float64)
-    nrm = np.sqrt(np.einsum("dpc,dpc->p", U, U))
-    U[:, nrm <= rtol * max(float(nrm.max(initial=0.0)), np.finfo(float).tiny), :] = 0.0
-    return U
+    c = U.shape[2]
+    tiny = np.finfo(float).tiny
+    if c == 1 or penalty == "columnwise":
+        nrm = np.sqrt(np.einsum("dpc,dpc->pc", U, U))  # p x c
+        small = (nrm > 0) & (nrm <= rtol * max(float(nrm.max(initial=0.0)), tiny))
+        U[:, small] = 0.0
+        return U, bool(small.any())
+    L, sv, Rt = np.linalg.svd(np.transpose(U, (1, 0, 2)), full_matrices=False)  # p x d x k, p x k, p x k x c
+    small = (sv > 0) & (sv <= rtol * max(float(sv.max(initial=0.0)), tiny))
+    if not small.any():
+        return U, False
+    sv = np.where(small, 0.0, sv)
+    U = np.transpose((L * sv[:, None, :]) @ Rt, (1, 0, 2))
+    return np.ascontiguousarray(U), True
+
+
+def proximal_step(problem, U: np.ndarray) -> np.ndarray | None:
+    """One proximal gradient step ``prox_{eta lam R}(U - eta grad f(U))`` of the C-GReLU
+    ``problem`` (:class:`~cvxnn.native.fista.GatedProblem`) from ``U``, with ``eta = 1 / L``
+    (``L`` the curvature of the loss times a power-iteration estimate of ``||A||^2``). At the
+    optimum it is the identity; from an interior point near it, it keeps the point up to
+    ``eta`` times the gradient mapping and sets to exactly zero the blocks, columns or singular
+    values whose part of the step falls below ``eta lam``. None when the step is not finite."""
+    from .fista import initial_step
+
+    eta = initial_step(problem.op, problem.kernel, factor=1.0)
+    if not np.isfinite(eta) or eta <= 0:
+        return None
+    z = problem.op.forward(U)
+    G = problem.op.adjoint(problem.kernel.grad(z))
+    V, _ = problem.penalty.prox(U - eta * G, eta * problem.lam)
+    return V if np.all(np.isfinite(V)) else None

@@ -61,8 +61,10 @@ def test_finish_certifies_what_rfista_does_not(hard, early, loss):
         sol = solve_native(X, y, pats, lam=lam, loss=loss, tol=1e-7, max_iter=5000)
     assert sol.status == "optimal" and sol.solver == "rfista" and sol.extra["finish"] == "clarabel"
     if loss != "logistic":
-        # Clarabel's point certifies by itself: no iteration after the hand-over
-        assert sol.extra["finish_certified"] and sol.iterations == 30
+        # Clarabel's point certifies (at most R-FISTA's iterations from its proximal step, which
+        # give it exact zeros, follow the hand-over)
+        assert sol.extra["finish_certified"]
+        assert sol.iterations == 30 + sol.extra.get("finish_polish_iterations", 0)
     else:
         # on exponential cones Clarabel's objective is accurate but the gradient at its point
         # certifies only to about 5e-4: R-FISTA finishes from it

@@ -13,9 +13,9 @@ is exactly where an interior point is cheap.
 What. :func:`gated_conic_finish` solves the whole program ``h(sum_i D_i X U_i) + lam sum_i
 ||U_i||`` (group, column or nuclear norms) by Clarabel (through CVXPY, with the loss's own
 CVXPY expression, as the C-ReLU working set's restricted conic fallback does) and returns the
-blocks; the caller certifies them
-with the float64 duality gap of the full program (:func:`~cvxnn.native.certificates.gated_certificate`),
-so a finish that Clarabel gets wrong is never reported as optimal. The caller runs it only on
+blocks; the caller certifies them with the float64 duality gap of the full program
+(:func:`~cvxnn.native.certificates.gated_certificate`), so a finish that Clarabel gets wrong is
+never reported as optimal. The caller runs it only on
 small programs (:data:`MAX_ENTRIES`, :data:`MAX_COLUMNS`), once the working set and R-FISTA have
 not certified after :func:`finish_after` iterations in all (when ``max_iter`` allows more). On
 linnerud (three outputs, 14 rows, ``lam = 0.001``) they ended ``max_iterations`` at a relative

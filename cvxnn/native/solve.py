@@ -157,7 +157,8 @@ def solve_native(
         and R-FISTA only when that does not certify, and hands a small float64 program that
         neither has certified after :func:`~cvxnn.native.gated_conic.finish_after` iterations
         (when ``max_iter`` allows more) to Clarabel, whose result is certified on the full
-        program (:mod:`cvxnn.native.gated_conic`; ``extra["finish"]``). For C-ReLU, ``"working_set"`` solves the program
+        program (:mod:`cvxnn.native.gated_conic`; ``extra["finish"]``). For C-ReLU,
+        ``"working_set"`` solves the program
         restricted to a growing working set of blocks by a primal active-set method (Newton steps
         on the cone faces; a barrier interior point as its fallback) and checks every other block
         against its KKT condition (:mod:`cvxnn.native.working_set`; every native loss, scalar
@@ -529,7 +530,7 @@ def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budge
     best.dual = dual
     best.converged = (best.primal - dual) / max(abs(best.primal), tiny) <= tol
     info.update(finish_certified=bool(best.converged), finish_time=time.perf_counter() - t0)
-    if best.converged:
+    if best.converged or budget - res.iterations <= 0:
         return best, info
     # not certified: R-FISTA goes on from the better point with the rest of its budget
     more = solve_gated(problem, best.U, tol=tol, max_iter=budget - res.iterations, eta0=res.eta, callback=callback,

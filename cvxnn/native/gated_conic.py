@@ -29,6 +29,7 @@ import warnings
 
 import numpy as np
 
+from .._validation import check_positive_int
 from ._losses import SmoothKernel
 
 __all__ = ["gated_conic_finish", "finish_after", "proximal_step", "zero_small_blocks"]
@@ -64,7 +65,15 @@ POLISH_ITERATIONS = 500
 def finish_after(n: int, d: int, p: int, c: int = 1) -> int | None:
     """Iterations (of the working set and R-FISTA together) after which a program of ``n`` rows,
     ``d`` (augmented) features, ``p`` patterns and ``c`` outputs goes to
-    :func:`gated_conic_finish`; None when it is too large for it."""
+    :func:`gated_conic_finish`; None when it is too large for it.
+
+    Raises
+    ------
+    InvalidParameterError
+        A size that is not a positive integer.
+    """
+    n, d, p, c = (check_positive_int(v, name, maximum=None)
+                  for v, name in ((n, "n"), (d, "d"), (p, "p"), (c, "c")))
     cols = p * d * c
     if cols > MAX_COLUMNS or n * cols > MAX_ENTRIES:
         return None

@@ -153,7 +153,7 @@ DENSE_MIN_FLOPS = 1e8
 #: 12 hand-overs to R-FISTA instead of 18. A cap of 24 atoms took 9.50 s, of 48 10.03 s.
 GROW = 32
 #: The working set also serves scalar output (``c = 1``: every atom spans its block, the group
-#: lasso), where R-FISTA with the support polish ran before. Measured (float64, ``tol = 1e-6``,
+#: lasso); against R-FISTA with the support polish (``solver="rfista"``), measured (float64, ``tol = 1e-6``,
 #: minimum of two alternated runs): the eight planted-teacher sizes of ``bench_native.py``
 #: section 1 (``n`` 1000 and 10000, ``d`` 20 and 50, ``p`` 200 and 1000, ``lam = 0.1 lam_max``)
 #: 1.07x to 7.96x faster (10000 x 50 x 200 reaches the cost cap and hands over to R-FISTA:

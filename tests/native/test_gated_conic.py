@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cvxnn import build_program, sample_patterns
-from cvxnn.errors import ConvergenceWarning
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError
 from cvxnn.native import gated_conic, solve_native
 from cvxnn.vector import build_vector_program
 
@@ -170,3 +170,58 @@ def test_diabetes_at_small_lam_is_certified():
     Xs, ys = m.standardizer_.transform(Xtr), m.standardizer_.transform_y(ytr)
     ref = build_program(Xs, ys, activation="gated_relu", lam=0.01, patterns=m.patterns_).solve()
     assert abs(m.convex_objective_ - ref.objective_value) <= 1e-6 * abs(ref.objective_value)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, None])
+def test_finish_after_refuses_bad_sizes(bad):
+    with pytest.raises(InvalidParameterError):
+        gated_conic.finish_after(bad, 4, 10)
+    with pytest.raises(InvalidParameterError):
+        gated_conic.finish_after(40, 4, 10, bad)
+
+
+def test_zero_small_blocks_per_penalty():
+    rng = np.random.default_rng(1)
+    d, p, c = 4, 3, 3
+    L = np.linalg.qr(rng.standard_normal((d, c)))[0]
+    R = np.linalg.qr(rng.standard_normal((c, c)))[0]
+    U = np.zeros((d, p, c))
+    U[:, 0] = L @ np.diag([2.0, 1.0, 1e-9]) @ R.T  # rank 2 up to rounding level
+    U[:, 1] = rng.standard_normal((d, c))
+    U[:, 2] = 1e-10 * rng.standard_normal((d, c))  # a block at rounding level
+    V, changed = gated_conic.zero_small_blocks(U, "nuclear")
+    assert changed
+    sv = np.linalg.svd(np.transpose(V, (1, 0, 2)), compute_uv=False)
+    assert sv[0, 2] < 1e-14 and np.all(sv[2] < 1e-14) and sv[0, 1] == pytest.approx(1.0)
+    np.testing.assert_allclose(V[:, 1], U[:, 1], atol=1e-13)
+    # column norms (one-vs-all) and whole blocks (scalar output)
+    W, changed = gated_conic.zero_small_blocks(U, "columnwise")
+    assert changed and np.all(W[:, 2] == 0) and np.array_equal(W[:, :2], U[:, :2])
+    S, changed = gated_conic.zero_small_blocks(U[:, :, :1], "nuclear")
+    assert changed and np.all(S[:, 2] == 0)
+    # nothing small: the same blocks, reported unchanged, and the input is not modified
+    T, changed = gated_conic.zero_small_blocks(U[:, 1:2], "nuclear")
+    assert not changed and np.array_equal(T, U[:, 1:2])
+    assert np.abs(U[:, 2]).max() > 0
+
+
+def test_proximal_step_is_the_identity_at_the_optimum_and_gives_exact_zeros(hard):
+    from cvxnn.losses import get_loss
+    from cvxnn.native._losses import make_kernel
+    from cvxnn.native.fista import GatedProblem
+    from cvxnn.operators import ImplicitDesign
+
+    X, y, pats = hard
+    lam = 0.5
+    sol = solve_native(X, y, pats, lam=lam, tol=1e-12, max_iter=20000, solver="rfista")
+    op = ImplicitDesign(pats.design(X), pats.mask, n_outputs=1)
+    problem = GatedProblem(op, make_kernel(get_loss("squared"), y[:, None], np.float64), lam)
+    U = sol.U[:, :, None]
+    V = gated_conic.proximal_step(problem, U)
+    assert np.linalg.norm(V - U) <= 1e-5 * np.linalg.norm(U)
+    zero = np.linalg.norm(U[:, :, 0], axis=0) == 0
+    assert zero.any() and np.all(V[:, zero] == 0)
+    # the optimum plus rounding-level values in its zero blocks: they are exactly zero again
+    noisy = U.copy()
+    noisy[:, zero] = 1e-10
+    assert np.all(gated_conic.proximal_step(problem, noisy)[:, zero] == 0)

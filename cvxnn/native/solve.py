@@ -515,9 +515,8 @@ def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budge
             if pol.converged:
                 Uc = pol.U
                 cert = gated_certificate(problem.op, kernel, lam, Uc, penalty=penalty)
-                cert = type(cert)(primal=cert.primal, dual=max(cert.dual, pol.dual), gap=cert.gap,
-                                  rel_gap=cert.rel_gap, scale=cert.scale)
-        dual = max(cert.dual, res.dual)  # both are valid lower bounds of the same program
+                dual = max(dual, pol.dual)
+        dual = max(cert.dual, dual)  # every one is a valid lower bound of the same program
         rel = (cert.primal - dual) / max(abs(cert.primal), tiny)
         info.update(finish_rel_gap=cert.rel_gap)
         logger.info("gated conic finish: relative gap %.3e -> %.3e (%.3fs, %d R-FISTA iterations from its "

@@ -43,11 +43,35 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+class _GramCache:
+    """The eigendecompositions ``X^T D_i X = Q_i diag(e_i) Q_i^T`` computed so far for one design:
+    stacked in ``Q`` (``size x d x d``) and ``e`` (``size x d``), with ``slot[i]`` the row of block
+    ``i`` (-1: not computed). A request for ``k`` blocks is then one gather, not ``k`` copies."""
+
+    def __init__(self, p: int, d: int) -> None:
+        self.slot = np.full(p, -1, dtype=np.intp)
+        self.Q = np.empty((0, d, d))
+        self.e = np.empty((0, d))
+        self.size = 0
+
+    def add(self, blocks: np.ndarray, Q: np.ndarray, e: np.ndarray) -> None:
+        """Store the decompositions of the new (distinct, not yet cached) ``blocks``."""
+        need = self.size + blocks.size
+        if need > self.Q.shape[0]:  # grow geometrically, at most to one row per block
+            cap = min(self.slot.size, max(need, 2 * self.Q.shape[0]))
+            Qn, en = np.empty((cap,) + self.Q.shape[1:]), np.empty((cap, self.e.shape[1]))
+            Qn[:self.size], en[:self.size] = self.Q[:self.size], self.e[:self.size]
+            self.Q, self.e = Qn, en
+        self.Q[self.size:need], self.e[self.size:need] = Q, e
+        self.slot[blocks] = np.arange(self.size, need)
+        self.size = need
+
+
 #: Eigendecompositions of ``X^T D_i X`` (:meth:`ImplicitDesign.gram_eigh`), per design: a design
-#: fingerprint -> {block: (Q, e)}. The solves of a regularisation path (and of a CV fold's path)
-#: build a new operator per ``lam`` on the same data, so the cache is shared by fingerprint and
-#: holds the last GRAM_CACHE_DESIGNS designs.
-_GRAM_CACHE: OrderedDict[tuple, dict[int, tuple[np.ndarray, np.ndarray]]] = OrderedDict()
+#: fingerprint -> :class:`_GramCache`. The solves of a regularisation path (and of a CV fold's
+#: path) build a new operator per ``lam`` on the same data, so the cache is shared by fingerprint
+#: and holds the last GRAM_CACHE_DESIGNS designs.
+_GRAM_CACHE: OrderedDict[tuple, _GramCache] = OrderedDict()
 GRAM_CACHE_DESIGNS = 4
 
 #: Bytes of float temporaries allowed per row chunk (``rows x max(p, d c)`` entries).
@@ -396,8 +420,8 @@ class ImplicitDesign:
         self.flops = 0.0
         self.n_forward = 0
         self.n_adjoint = 0
-        # block -> eigendecomposition of X^T D_i X (gram_eigh; shared with operators on the same data)
-        self._gram_eigh: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        # the eigendecompositions of X^T D_i X (gram_eigh; shared with operators on the same data)
+        self._gram_eigh: _GramCache | None = None
         logger.debug(
             "ImplicitDesign n=%d d=%d p=%d c=%d dtype=%s rows/chunk=%d mask cached=%s (%d bytes held)",
             self.n, self.d, self.p, self.c, dtype, self.rows, self.mask_cached, self.bytes_held,
@@ -463,7 +487,7 @@ class ImplicitDesign:
         Parameters
         ----------
         blocks : array of int, shape (k,)
-            Distinct block indices.
+            Block indices (repeats allowed: each block is decomposed once).
 
         Returns
         -------
@@ -482,7 +506,7 @@ class ImplicitDesign:
             key = (self.Xa.shape, self.mask.shape, hashlib.blake2b(np.ascontiguousarray(self.Xa).data).hexdigest(),
                    hashlib.blake2b(np.ascontiguousarray(self.mask).data).hexdigest())
             cache = _GRAM_CACHE.pop(key, None)
-            self._gram_eigh = {} if cache is None else cache
+            self._gram_eigh = _GramCache(self.p, self.d) if cache is None else cache
             _GRAM_CACHE[key] = self._gram_eigh
             while len(_GRAM_CACHE) > GRAM_CACHE_DESIGNS:
                 _GRAM_CACHE.popitem(last=False)
@@ -492,26 +516,23 @@ class ImplicitDesign:
         blocks = blocks.astype(np.intp)
         if blocks.size and (blocks.min() < 0 or blocks.max() >= self.p):
             raise InvalidParameterError(f"block indices must lie in [0, {self.p}), got {blocks.min()}..{blocks.max()}.")
-        missing = [i for i in dict.fromkeys(blocks.tolist()) if i not in self._gram_eigh]
-        if missing:
-            grams = np.empty((len(missing), self.d, self.d))
-            for k, i in enumerate(missing):
+        cache = self._gram_eigh
+        missing = np.unique(blocks[cache.slot[blocks] < 0])
+        if missing.size:
+            grams = np.empty((missing.size, self.d, self.d))
+            for k, i in enumerate(missing.tolist()):
                 Xi = np.asarray(self.Xa[self.mask[:, i] > 0], dtype=np.float64)
                 grams[k] = Xi.T @ Xi
                 self.flops += 2.0 * Xi.shape[0] * self.d * self.d
             ev, vec = np.linalg.eigh(grams)  # one batched call
-            for k, i in enumerate(missing):
-                self._gram_eigh[i] = (vec[k], np.maximum(ev[k], 0.0))
-        Q = np.empty((blocks.size, self.d, self.d))
-        e = np.empty((blocks.size, self.d))
-        for k, i in enumerate(blocks.tolist()):
-            Q[k], e[k] = self._gram_eigh[i]
-        return Q, e
+            cache.add(missing, vec, np.maximum(ev, 0.0))
+        rows = cache.slot[blocks]
+        return cache.Q[rows], cache.e[rows]
 
     @property
     def gram_cache_bytes(self) -> int:
         """Bytes held by the cache of :meth:`gram_eigh`."""
-        return len(self._gram_eigh or ()) * (self.d + 1) * self.d * 8
+        return 0 if self._gram_eigh is None else self._gram_eigh.Q.shape[0] * (self.d + 1) * self.d * 8
 
     def spectral_norm_sq(self, n_iter: int = 6, seed: int = 0) -> float:
         """Estimate ``||A||_2^2`` by power iteration on ``A^T A`` (a slight underestimate)."""

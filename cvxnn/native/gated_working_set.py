@@ -300,9 +300,7 @@ class BlockMetric:
         W *= obj.Ms
         sq = obj.row_sq
         w = (np.maximum(W, 0.0).T @ sq) / np.maximum(obj.Ms.T @ sq, np.finfo(float).tiny)
-        ub, inv = np.unique(obj.blk, return_inverse=True)
-        Q, e = obj.op.gram_eigh(ub)
-        Q, e = Q[inv], e[inv]
+        Q, e = obj.op.gram_eigh(obj.blk)
         #: per atom: the eigenbasis of X^T D_i X (R x d x d) and the scales s_j (R x d)
         self.Q = Q
         self.s = 1.0 / np.sqrt(w[:, None] * e + lam)

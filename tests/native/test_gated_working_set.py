@@ -422,6 +422,25 @@ def test_gram_eigh_is_cached_and_exact():
     assert op.gram_eigh(np.zeros(0, dtype=int))[0].shape == (0, Xa.shape[1], Xa.shape[1])
 
 
+def test_gram_eigh_takes_repeated_blocks_and_grows_its_cache():
+    """One row per requested index (repeats allowed: an atom per row, several atoms per block),
+    each block decomposed once, and blocks added later (the cache grows) keep the earlier ones."""
+    X, Y, pats = _problem(60, 3, 2, 9, "squared", seed=2)
+    Xa = pats.design(X) + 0.5  # data that no other test decomposed
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=2)
+    Q, e = op.gram_eigh(np.array([3, 3, 0, 3]))
+    assert Q.shape == (4, Xa.shape[1], Xa.shape[1]) and e.shape == (4, Xa.shape[1])
+    assert np.array_equal(Q[0], Q[1]) and np.array_equal(Q[0], Q[3]) and np.array_equal(e[0], e[3])
+    flops = op.flops
+    assert flops == 2.0 * Xa.shape[1] ** 2 * sum(int((pats.mask[:, i] > 0).sum()) for i in (0, 3))
+    Q2, e2 = op.gram_eigh(np.arange(pats.n_patterns)[::-1])  # every block: the cache grows to p rows
+    for k, i in enumerate(range(pats.n_patterns)[::-1]):
+        Xi = Xa[pats.mask[:, i] > 0]
+        np.testing.assert_allclose((Q2[k] * e2[k]) @ Q2[k].T, Xi.T @ Xi, atol=1e-10 * np.abs(Xi).max() ** 2 * len(Xi))
+    assert np.array_equal(Q2[-1], Q[2]) and np.array_equal(Q2[-4], Q[0])  # blocks 0 and 3 kept
+    assert op.gram_cache_bytes == pats.n_patterns * (Xa.shape[1] + 1) * Xa.shape[1] * 8
+
+
 @pytest.mark.parametrize("loss,c,penalty", CASES[:4])
 def test_working_set_with_and_without_metric_agree(loss, c, penalty, monkeypatch):
     X, Y, pats = _problem(120, 4, c, 25, loss, seed=11 + c)

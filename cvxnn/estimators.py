@@ -494,6 +494,13 @@ def _network_tol(sol: ConvexSolution, X: np.ndarray, y: np.ndarray) -> float:
     return NETWORK_TOL * max(top, scale) / top
 
 
+def _network_of(sol: ConvexSolution, X: np.ndarray, tol: float):
+    """The network of ``sol`` (``X``: the data the solver saw)."""
+    if sol.spec.constrained and sol.n_outputs > 1 and sol.training_X is None:
+        sol.training_X = X  # the vector ReLU map tests the cones on the training data
+    return sol.to_network(tol=tol)
+
+
 def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
                            tol: float):
     """The network of ``sol`` and its objective on the data the solver saw.
@@ -503,9 +510,7 @@ def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, la
     returned network (``L + lam/2 * weight decay``) with the solution's loss (sample weights
     included): what ``objective_`` reports.
     """
-    if sol.spec.constrained and sol.n_outputs > 1 and sol.training_X is None:
-        sol.training_X = X  # the vector ReLU map tests the cones on the training data
-    net = sol.to_network(tol=tol)
+    net = _network_of(sol, X, tol)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obj = float(net.objective(X, y, lam, sol.loss if sol.loss is not None else loss))
@@ -1008,9 +1013,12 @@ class _ConvexNetworkBase(_Base):
 
     def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,
                      warm_start=None, callback=None, extra: dict | None = None,
-                     prepared: dict | None = None):
+                     prepared: dict | None = None, network_objective: bool = True):
         """Standardize, sample patterns, solve, map to a network; set the fitted attributes
         together, only after the solve succeeded (``extra``: validated input attributes).
+
+        ``network_objective=False`` skips the objective of the network (``objective_`` is NaN):
+        the fold fits of a CV path, scored by their predictions only, do not need it.
 
         ``prepared`` (a dict, for fits of one path on the same ``X``, ``y_enc`` and weights):
         the standardizer, the standardized data and the patterns are stored in it by the first
@@ -1046,7 +1054,10 @@ class _ConvexNetworkBase(_Base):
         t0 = time.perf_counter()
         sol, gap, ntol = self._solve(Xs, y_enc, loss, w, patterns, warm_start, callback, lam)
         fit_time = time.perf_counter() - t0
-        net, objective = _network_and_objective(sol, Xs, y_enc, lam, loss, ntol)
+        if network_objective:
+            net, objective = _network_and_objective(sol, Xs, y_enc, lam, loss, ntol)
+        else:
+            net, objective = _network_of(sol, Xs, ntol), float("nan")
         raw_net = std.network_to_raw(net) if std is not None else net
         fitted = dict(extra or {})
         fitted.update(
@@ -1772,8 +1783,9 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
 
     def fit(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         est.set_params(lam=lam)
+        # the default score reads predictions only: no network objective (a scorer may read more)
         est._fit_encoded(Xtr, ytr_enc, loss, sample_weight=w, warm_start=warm if est.backend == "native" else None,
-                         extra=extra, prepared=prepared)
+                         extra=extra, prepared=prepared, network_objective=scorer is not None)
         return est.solution_
 
     Xte, yte = X[test], y[test]

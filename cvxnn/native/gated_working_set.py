@@ -808,10 +808,11 @@ def solve_gated_working_set(
             # the round ended at a checked point (the last L-BFGS iterate, or the polished point
             # that the next round restarts from): re-factor its blocks and keep its check (the
             # atoms span the same blocks, up to the collapsed atoms the re-factoring drops)
-            # instead of repeating it
-            atoms = atoms_from_blocks(checked[1], columnwise=columnwise)
+            # instead of repeating it; a certified point ends the solve, and needs no atoms
             Pb = state["best"][0]
             rel = (Pb - state["est_D"]) / max(abs(Pb), tiny)
+            if rel > tol:
+                atoms = atoms_from_blocks(checked[1], columnwise=columnwise)
             adopt(atoms, rel, checked)
         else:
             A, B = obj.split(to_x(res.x))

@@ -668,15 +668,19 @@ def solve_gated_working_set(
             if (Pb - state["est_D"]) / max(abs(Pb), tiny) > max(tol, FAST_CHECK_FLOOR):
                 break
             exact = True
-        # the dual of the restricted program: theta scaled to the blocks that hold atoms only
-        dn_r = _restricted_dual_norms(G, at, columnwise)
-        dmax_r = float(dn_r.max(initial=0.0))
-        D_r = D if dmax_r == dmax else kernel.dual_value(
-            kernel.best_dual_scale(theta, np.inf if dmax_r == 0.0 else lam / dmax_r) * theta)
-        state["gap_r"] = P - D_r
         state["checks"] += 1
         gap = Pb - state["est_D"]
         rel = gap / max(abs(Pb), tiny)
+        if rel > tol:
+            # the dual of the restricted program: theta scaled to the blocks that hold atoms only
+            # (a certified point ends the solve and needs none)
+            dn_r = _restricted_dual_norms(G, at, columnwise)
+            dmax_r = float(dn_r.max(initial=0.0))
+            D_r = D if dmax_r == dmax else kernel.dual_value(
+                kernel.best_dual_scale(theta, np.inf if dmax_r == 0.0 else lam / dmax_r) * theta)
+            state["gap_r"] = P - D_r
+        else:
+            state["gap_r"] = float("nan")
         state["last_own"] = (P - D) / max(abs(P), tiny)  # this point's own relative gap
         state["last_check"] = (G, U, P, state["last_own"])
         if record:

@@ -2063,10 +2063,11 @@ def _rebind_warm_start(warm: ConvexSolution, patterns: Patterns) -> ConvexSoluti
     Its blocks are a start point only: the solvers judge every result by their own
     certificate, and the C-ReLU working set moves a point that leaves its cones on the new
     data back inside. What described the old data (multipliers, cone duals, the dual value, the
-    training data) is dropped.
+    training data, the gated working set's check state) is dropped.
     """
     names = {f.name for f in dataclasses.fields(warm)}
-    cleared = {k: None for k in ("multipliers", "cone_duals", "dual_value", "training_X") if k in names}
+    cleared = {k: None for k in ("multipliers", "cone_duals", "dual_value", "training_X", "check_state")
+               if k in names}
     return dataclasses.replace(warm, patterns=patterns, **cleared)
 
 

@@ -188,7 +188,8 @@ def walk_path(
         ``step(lam, warm) -> ConvexSolution``; ``warm`` is the previous step's solution (None for
         the first step, or always None with ``warm_start=False``).
     warm_start : bool
-        Pass the previous solution to the next step.
+        Pass the previous solution to the next step. A solution's ``check_state`` (native
+        C-GReLU) is dropped once the next step has run, so a path holds one at a time.
     callback : callable, optional
         ``callback(k, lam, solution)`` after step ``k``; returning True stops the walk.
 
@@ -203,6 +204,8 @@ def walk_path(
     for k, idx in enumerate(order):
         lam = float(grid[idx])
         sol = step(lam, prev if warm_start else None)
+        if prev is not None and getattr(prev, "check_state", None) is not None:
+            prev.check_state = None  # used (or not) by this step: free its adjoint
         prev = sol
         yield PathStep(index=int(idx), step=k, lam=lam, solution=sol)
         if callback is not None and callback(k, lam, sol):

@@ -260,6 +260,13 @@ class ConvexSolution(ConvexModel):
         The penalty of the program that was solved (vector output: nuclear or columnwise).
     formulation : str or None
         Vector-output penalty, ``"nuclear"`` or ``"one_vs_all"``.
+    check_state : object or None
+        Native C-GReLU solves: the loss gradient at the blocks and its adjoint, from the
+        working set's check of them (:class:`cvxnn.native.gated_working_set.CheckState`). A warm
+        start from this solution on the same data reuses it instead of checking its start (it
+        steers the first round only; no certificate reads it). Not part of the model: dropped by
+        warm starts moved to other data, by :func:`cvxnn.path.walk_path` once the next step has
+        used it, and by :func:`cvxnn.io` files.
     extra : dict
         Backend diagnostics (``cvxpy_status``, iteration counts, flops, ...). Library code reads
         the typed fields above; a typed field left None is filled from ``extra`` when the key is
@@ -286,6 +293,7 @@ class ConvexSolution(ConvexModel):
     training_X: np.ndarray | None = field(default=None, repr=False)
     program_penalty: float | None = None
     formulation: str | None = None
+    check_state: Any = field(default=None, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

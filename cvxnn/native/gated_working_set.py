@@ -68,8 +68,8 @@ from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
 from .subspace_polish import polish_subspaces
 
-__all__ = ["Atoms", "BlockMetric", "FactoredObjective", "WorkingSetResult", "atoms_from_blocks", "blocks_from_atoms",
-           "solve_gated_working_set"]
+__all__ = ["Atoms", "BlockMetric", "CheckState", "FactoredObjective", "WorkingSetResult", "atoms_from_blocks",
+           "blocks_from_atoms", "solve_gated_working_set"]
 
 logger = logging.getLogger(__name__)
 
@@ -344,6 +344,41 @@ class BlockMetric:
         return f, np.concatenate([gAt.ravel(), gBt.ravel()])
 
 
+@dataclass(frozen=True)
+class CheckState:
+    """What a warm start reuses of the check of a solve's result: the loss gradient at its
+    blocks and its adjoint, so that the next solve of a path, at a smaller ``lam`` on the same
+    data, needs no check of its start to choose its first atoms.
+
+    It only steers (the first round's atoms, and whether the float32 evaluations are used); no
+    certificate reads it. A state from other data can therefore slow a solve down, never make it
+    wrong; :func:`solve_gated_working_set` uses it only when ``U`` equals its start point and the
+    shapes agree.
+
+    Attributes
+    ----------
+    U : ndarray of shape (d, p, c)
+        The blocks it describes (the solve's result; a reference).
+    G : ndarray of shape (d, p, c), float32
+        The adjoint ``A^T theta`` (a float32 copy: it only steers).
+    theta : ndarray of shape (n, c)
+        The loss gradient ``grad h(z)`` at the predictions ``z = A U``.
+    loss : float
+        ``h(z)``.
+    penalty : float
+        ``sum_i ||U_i||`` (nuclear norms; one-vs-all: column norms).
+    dual_norm : float
+        ``max_i ||G_i||_*``.
+    """
+
+    U: np.ndarray
+    G: np.ndarray
+    theta: np.ndarray
+    loss: float
+    penalty: float
+    dual_norm: float
+
+
 @dataclass
 class WorkingSetResult:
     """Outcome of :func:`solve_gated_working_set` (float64 blocks ``d x p x c``)."""
@@ -362,6 +397,8 @@ class WorkingSetResult:
     reason: str = ""
     #: Newton polishes on the blocks' subspaces (:mod:`cvxnn.native.subspace_polish`)
     polishes: int = 0
+    #: the check of ``U`` (None when ``U`` is not the point of a check), for a warm start
+    state: CheckState | None = None
 
 
 class _Stop(Exception):
@@ -571,6 +608,7 @@ def solve_gated_working_set(
     max_rounds: int = MAX_ROUNDS,
     check_every: int | None = None,
     max_cost_ratio: float = MAX_COST_RATIO,
+    start_state: CheckState | None = None,
 ) -> WorkingSetResult:
     """C-GReLU by a working set of rank-one atoms and L-BFGS on the factored restricted problem.
 
@@ -603,6 +641,11 @@ def solve_gated_working_set(
     max_cost_ratio : float
         Give up (``reason="dense"``) when one evaluation of the factored objective costs more
         than this fraction of an R-FISTA iteration (``MAX_COST_RATIO``; ``inf``: never).
+    start_state : CheckState, optional
+        The check of ``U0`` from the solve that returned it (its :attr:`WorkingSetResult.state`),
+        on the same data: when its ``U`` equals ``U0``, the first round chooses its atoms from it
+        instead of a check of ``U0`` (one full adjoint less per step of a warm-started path). It
+        only steers; the first certificate comes from a check of this solve.
 
     Returns
     -------
@@ -645,7 +688,8 @@ def solve_gated_working_set(
             z = _atoms_forward(op, at) if at.size else np.zeros((op.n, c))
             theta = kernel.grad(z)
         U = blocks_from_atoms(at, d, p, c)
-        P = kernel.value(z) + lam * atoms_penalty(at, columnwise)
+        hval, pen = kernel.value(z), atoms_penalty(at, columnwise)
+        P = hval + lam * pen
         best = state["best"]
         if best is None or P < best[0]:
             state["best"] = (P, U)
@@ -683,6 +727,8 @@ def solve_gated_working_set(
             state["gap_r"] = float("nan")
         state["last_own"] = (P - D) / max(abs(P), tiny)  # this point's own relative gap
         state["last_check"] = (G, U, P, state["last_own"])
+        if state["best"][1] is U:  # what a warm start from this point can reuse
+            state["best_check"], state["best_check_U"] = (G, theta, hval, pen, dmax), U
         if record:
             adopt(at, rel, state["last_check"])
         logger.debug("working set check %d (it %d): %d atoms, P %.10e, gap %.3e, rel %.3e, gap_r %.3e", state["checks"],
@@ -729,7 +775,20 @@ def solve_gated_working_set(
         return r2
 
     state["round"] = 0
-    rel = check(None, None, atoms)
+    if (start_state is not None and start_state.U.shape == U0.shape and start_state.G.shape == U0.shape
+            and start_state.theta.shape == (op.n, c) and np.array_equal(start_state.U, U0)):
+        # the atoms of the first round from the check of U0 in the solve that returned it (its
+        # gradient and adjoint do not depend on lam): an estimate of the gap and the violations,
+        # no certificate
+        st = start_state
+        s0 = kernel.best_dual_scale(st.theta, np.inf if st.dual_norm == 0.0 else lam / st.dual_norm)
+        P0 = st.loss + lam * st.penalty
+        rel = (P0 - kernel.dual_value(s0 * st.theta)) / max(abs(P0), tiny)
+        adopt(atoms, rel, (st.G.astype(np.float64), U0, P0, rel))
+        if rel <= tol:  # the start itself (not its pruned atoms) may be optimal: only a check can say so
+            rel = check(None, None, atoms_from_blocks(U0, columnwise=columnwise))
+    else:
+        rel = check(None, None, atoms)
     reason = "max_rounds"
     for rnd in range(1, max_rounds + 1):
         state["round"] = rnd
@@ -840,12 +899,20 @@ def solve_gated_working_set(
             break
     else:
         reason = "certified" if rel <= tol else "max_rounds"
+    if state["best"] is None:  # no check yet (a start state and no iteration allowed)
+        check(None, None, atoms, record=False)
     op.flops += restricted_flops + (op32.flops - flops32 if op32 is not None else 0.0)
     P, U = state["best"]
+    bc = state.get("best_check")
+    check_state = None
+    if bc is not None and state["best_check_U"] is U:
+        G, theta, hval, pen, dmax = bc
+        check_state = CheckState(U=U, G=G.astype(np.float32), theta=theta, loss=float(hval), penalty=float(pen),
+                                 dual_norm=dmax)
     gap = P - state["best_D"]
     rel = gap / max(abs(P), tiny)
     return WorkingSetResult(U=U, primal=P, dual=state["best_D"], iterations=state["iters"],
                             converged=rel <= tol and not state["callback"], rounds=state["round"],
                             atoms=int(state["atoms"].size), checks=state["checks"], evaluations=evaluations,
                             restricted_flops=restricted_flops, stopped_by_callback=state["callback"],
-                            reason=reason, polishes=state["polishes"])
+                            reason=reason, polishes=state["polishes"], state=check_state)

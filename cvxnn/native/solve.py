@@ -378,7 +378,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         # the cost cap of the atoms only where the design's products are costly (DENSE_MIN_FLOPS)
         cost_ratio = MAX_COST_RATIO if 2.0 * n * d * p * c >= DENSE_MIN_FLOPS else np.inf
         ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=cap, penalty=penalty,
-                                     callback=callback, max_cost_ratio=cost_ratio)
+                                     callback=callback, max_cost_ratio=cost_ratio,
+                                     start_state=getattr(warm, "check_state", None))
         logger.info("gated working set: %s after %d L-BFGS iterations, %d rounds, %d atoms, relative gap %.3e",
                     ws.reason, ws.iterations, ws.rounds, ws.atoms,
                     (ws.primal - ws.dual) / max(abs(ws.primal), np.finfo(float).tiny))
@@ -465,8 +466,11 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
                       "working_set_checks": ws.checks, "working_set_iterations": ws.iterations,
                       "working_set_stop": ws.reason, "working_set_polishes": ws.polishes,
                       "working_set_fallback": not (ws.converged or ws.stopped_by_callback)})
+    # the working set's check of the returned blocks, for the next warm start
+    check_state = ws.state if ws is not None and ws.state is not None and U64 is ws.state.U else None
     return {
         "weights": {"U": U64},
+        "check_state": check_state,
         "status": "optimal" if converged else "max_iterations",
         "solver": "rfista",
         "objective_value": primal,

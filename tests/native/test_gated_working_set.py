@@ -23,7 +23,7 @@ from cvxnn.native.gated_working_set import (
     blocks_from_atoms,
     solve_gated_working_set,
 )
-from cvxnn.native.prox import gram_spectral, penalty_norms, prox_penalty
+from cvxnn.native.prox import BlockPenalty, gram_spectral, penalty_norms, prox_penalty
 from cvxnn.operators import ImplicitDesign
 
 
@@ -760,3 +760,126 @@ def test_a_stalled_float32_round_hands_over_to_float64(monkeypatch, caplog):
     assert (ws.primal - ws.dual) / ws.primal < 1e-5
     cert = gated_certificate(ImplicitDesign(Xa, pats.mask, n_outputs=4), kernel, 0.3, ws.U)
     assert cert.primal == pytest.approx(ws.primal, rel=1e-12) and ws.dual <= cert.primal
+
+
+# ------------------------------------------------------------------- warm starts: check state
+def _state_setup(loss="cross_entropy", c=4, penalty="nuclear", seed=21):
+    X, Y, pats = _problem(240, 5, c, 30, loss, seed=seed)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    d, p = Xa.shape[1], pats.n_patterns
+
+    def solve(lam, U0, max_iter=20_000, **kw):
+        checks = []
+        res = solve_gated_working_set(ImplicitDesign(Xa, pats.mask, n_outputs=c), kernel, lam, U0, tol=1e-7,
+                                      max_iter=max_iter, penalty=penalty, max_cost_ratio=np.inf,
+                                      callback=lambda info: checks.append(info["iteration"]), **kw)
+        return res, checks
+
+    return solve, np.zeros((d, p, c))
+
+
+@pytest.mark.parametrize("loss,c,penalty", CASES)
+def test_check_state_describes_the_result(loss, c, penalty):
+    """The state a solve returns is the check of its result: ``A^T grad h(A U)``, the loss and
+    the penalty of ``U``, and the largest dual norm (float32 adjoint: it only steers)."""
+    X, Y, pats = _problem(200, 4, c, 20, loss, seed=22)
+    Xa = pats.design(X)
+    kernel = make_kernel(get_loss(loss), Y, np.float64)
+    op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
+    res = solve_gated_working_set(op, kernel, 0.5, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=1e-6,
+                                  max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
+    st = res.state
+    assert res.converged and st is not None and st.U is res.U
+    z = op.forward(res.U)
+    theta = kernel.grad(z)
+    np.testing.assert_allclose(st.theta, theta, rtol=1e-10, atol=1e-12 * np.abs(theta).max())
+    G = op.adjoint(theta)
+    assert st.G.dtype == np.float32
+    np.testing.assert_allclose(st.G, G, rtol=0, atol=1e-5 * np.abs(G).max())
+    assert st.loss == pytest.approx(kernel.value(z), rel=1e-10)
+    pen = BlockPenalty(penalty)
+    assert st.penalty == pytest.approx(float(pen.norms(res.U).sum()), rel=1e-9)
+    assert st.dual_norm == pytest.approx(float(pen.dual_norms(G).max()), rel=1e-4)
+
+
+@pytest.mark.parametrize("loss,c,penalty", CASES[:4])
+def test_a_warm_start_with_its_check_state_skips_the_first_check(loss, c, penalty):
+    """Along a path, the next solve chooses its first atoms from the previous check (no check of
+    its start, so its first check comes after L-BFGS iterations) and certifies the same optimum."""
+    solve, Z = _state_setup(loss, c, penalty)
+    first, _ = solve(2.0, Z)
+    assert first.converged and first.state is not None
+    plain, plain_checks = solve(1.2, first.U)
+    steered, steered_checks = solve(1.2, first.U, start_state=first.state)
+    assert plain.converged and steered.converged
+    assert plain_checks[0] == 0 and steered_checks[0] > 0
+    assert abs(steered.primal - plain.primal) <= 2e-7 * abs(plain.primal)
+
+
+def test_a_check_state_of_another_point_is_ignored():
+    solve, Z = _state_setup()
+    first, _ = solve(2.0, Z)
+    other = first.U * 1.01
+    res, checks = solve(1.2, other, start_state=first.state)
+    assert res.converged and checks[0] == 0  # checked its start as without a state
+
+
+def test_a_wrong_check_state_only_steers():
+    """A state whose adjoint and gradient are garbage (as from other data) can cost time, never the
+    certificate: the result is the optimum, certified by this solve's own checks."""
+    import dataclasses
+
+    solve, Z = _state_setup()
+    first, _ = solve(2.0, Z)
+    rng = np.random.default_rng(5)
+    bad = dataclasses.replace(first.state, G=rng.standard_normal(first.state.G.shape).astype(np.float32),
+                              theta=rng.standard_normal(first.state.theta.shape), dual_norm=123.0)
+    ref, _ = solve(1.2, Z)
+    res, checks = solve(1.2, first.U, start_state=bad)
+    assert res.converged and checks[0] > 0
+    assert abs(res.primal - ref.primal) <= 2e-7 * abs(ref.primal)
+    assert res.dual <= ref.primal * (1 + 1e-12)  # a valid lower bound
+
+
+def test_a_start_that_is_already_optimal_is_certified_by_a_check():
+    """The state's estimate says the start is optimal at this lam: one check certifies it, with
+    no iteration; and with no iteration allowed the result still comes from a check."""
+    solve, Z = _state_setup()
+    first, _ = solve(1.5, Z)
+    again, checks = solve(1.5, first.U, start_state=first.state)
+    assert again.converged and again.iterations == 0 and checks == [0]
+    assert again.primal == pytest.approx(first.primal, rel=1e-12)
+    # at a smaller lam with no iteration allowed: no round runs, and the result is still a
+    # checked point (the start), not uncertified
+    capped, checks = solve(1.2, first.U, start_state=first.state, max_iter=0)
+    assert not capped.converged and capped.iterations == 0 and checks == [0]
+    assert np.isfinite(capped.primal) and capped.dual <= capped.primal
+
+
+def test_solve_native_passes_the_check_state_along_a_path():
+    """solve_native returns the working set's state on the solution (gated, not ReLU) and uses
+    a warm start's; walk_path drops a step's state once the next step has run; a warm start
+    moved to other data drops it."""
+    from cvxnn.path import walk_path
+
+    X, Y, pats = _problem(200, 4, 3, 20, "cross_entropy", seed=23)
+    sols = []
+
+    def step(lam, warm):
+        sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=lam, tol=1e-7,
+                           warm_start=warm)
+        sols.append(sol)
+        return sol
+
+    steps = list(walk_path([2.0, 1.0, 0.5], step))
+    assert all(s.solution.status == "optimal" for s in steps)
+    assert sols[0].check_state is None and sols[1].check_state is None  # used by the next step, dropped
+    last = sols[-1].check_state
+    assert last is not None and np.array_equal(last.U, sols[-1].U[:, :, None] if sols[-1].U.ndim == 2
+                                               else sols[-1].U)
+    relu = solve_native(X, Y[:, 0] * 2 - 1, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-6)
+    assert relu.check_state is None
+    from cvxnn.estimators import _rebind_warm_start
+
+    assert _rebind_warm_start(sols[-1], pats).check_state is None

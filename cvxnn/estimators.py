@@ -1766,16 +1766,19 @@ class LamCVResult:
         return float(self.lams[self.best_index])
 
 
-def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
+def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=False):
     """Fit ``estimator`` for each ``lam`` of one segment on one fold (warm-started in
     decreasing ``lam`` on the native backend). Returns scores (``scorer(est, X, y)``, default
-    ``est.score``) and statuses. ``X`` must be validated (:func:`~cvxnn._validation.check_X`)."""
+    ``est.score``), statuses and, with ``keep_solutions`` (native C-GReLU), each fit's blocks
+    as :class:`_FoldSolution` (else None per ``lam``). ``X`` must be validated
+    (:func:`~cvxnn._validation.check_X`)."""
     from sklearn.base import clone
 
     from .path import walk_path
 
     scores = np.empty(len(lams))
     statuses = np.empty(len(lams), dtype=object)
+    kept: list = [None] * len(lams)
     est = clone(estimator)
     # validated and encoded once; the fits of the path share their standardizer, data and patterns
     Xtr, ytr_enc, loss, w, extra = est._encode_for_fit(X[train], y[train], None)
@@ -1789,11 +1792,100 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None):
         return est.solution_
 
     Xte, yte = X[test], y[test]
+    keep = keep_solutions and est.backend == "native" and est._activation == "gated_relu"
     for step in walk_path(lams, fit):
         # X is validated (cross_validate_lam): the default score skips the validation of predict
         scores[step.index] = est._score_validated(Xte, yte) if scorer is None else scorer(est, Xte, yte)
         statuses[step.index] = est.status_
-    return scores, statuses
+        if keep:
+            kept[step.index] = _FoldSolution.of(est)
+    return scores, statuses, kept
+
+
+@dataclass
+class _FoldSolution:
+    """The blocks of a CV fold fit (C-GReLU), kept to start the refit: its atoms (balanced
+    factors, without the ones below ``FOLD_RTOL`` of the largest) with the gate of each
+    (``gates[:, blk]``: a fold keeps the distinct patterns of its own data, so its block
+    indices are not those of the refit), the map of its standardized design to raw data and
+    its target scale."""
+
+    blk: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    gates: np.ndarray
+    design_map: np.ndarray | None
+    y_scale: np.ndarray | None
+
+    #: atoms below this fraction of the largest singular value are not kept (rounding noise
+    #: and the smallest components, which the refit's start drops anyway)
+    FOLD_RTOL = 1e-3
+
+    @classmethod
+    def of(cls, est) -> _FoldSolution:
+        from .native._atoms import atoms_from_blocks
+
+        U = np.asarray(est.solution_.U, dtype=np.float64)
+        at = atoms_from_blocks(U if U.ndim == 3 else U[:, :, None], rtol=cls.FOLD_RTOL)
+        used, blk = np.unique(at.blk, return_inverse=True)
+        std = est.standardizer_
+        return cls(blk=blk.ravel(), A=at.A, B=at.B, gates=np.asarray(est.solution_.patterns.gates)[:, used],
+                   design_map=None if std is None else std.design_map(),
+                   y_scale=None if std is None or std.y_scale_ is None else np.asarray(std.y_scale_, dtype=float))
+
+
+#: The refit of a C-GReLU ``...CV`` estimator (native backend) starts from the mean of its
+#: folds' solutions at ``lam_`` (each mapped to the standardization of all the data), cut to
+#: its atoms above REFIT_RTOL of the largest singular value: each sample is outside one fold's
+#: training data only, so the mean is much closer to the refit's optimum than any one fold's
+#: solution (digits, ``lam = 0.001 n``: objective 56.6 on all the data against 75-92 for
+#: single folds and 48.0 at the optimum), and the cut keeps the start's atoms few (198 above
+#: 1e-2, 109 above 5e-2), which the working set pays for in every iteration. Measured on digits
+#: (3 folds, gate seeds 0-4, ``lam`` ``0.003 n`` and ``0.001 n``, tol ``1e-4``; minimum of two
+#: runs): 8.0 s for the ten refits against 10.7 s cold, faster in 9 of 10; the mean uncut
+#: 9.4 s, cut at 0.1 9.2 s.
+REFIT_WARM = True
+REFIT_RTOL = 0.05
+
+
+def _refit_start(base, X, y_enc, w, parts: list) -> ConvexSolution | None:
+    """The start of the refit: the mean of the folds' solutions at ``lam_`` (``parts``, one
+    :class:`_FoldSolution` per fold) on the standardization and patterns of all of ``X``, cut at
+    REFIT_RTOL; None when a fold has none."""
+    from .native._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
+
+    if not parts or any(p is None for p in parts):
+        return None
+    std, _, patterns = base._prepare(X, w, y=y_enc)
+    d_a, p = patterns.design_dim, patterns.n_patterns
+    c = parts[0].B.shape[1]
+    T = None if std is None else std.design_map()
+    # a fold's block goes to the refit's block of the same gate (the gates are drawn from the
+    # same seed; a gate whose pattern duplicates another's on all the data has no block there)
+    index = {patterns.gates[:, j].tobytes(): j for j in range(p)}
+    mean = np.zeros((d_a, p, c))
+    matched = 0
+    for part in parts:
+        if part.gates.shape[0] != d_a:
+            return None
+        where = np.array([index.get(part.gates[:, k].tobytes(), -1) for k in range(part.gates.shape[1])],
+                         dtype=np.intp)
+        keep = where[part.blk] >= 0
+        matched += int(keep.sum())
+        blk, A, B = where[part.blk[keep]], part.A[:, keep], part.B[keep]
+        if T is not None and part.design_map is not None:
+            # fold-standardized design -> raw -> this standardization: [X, 1] T M = [X, 1] T_f
+            M = np.linalg.solve(T, part.design_map)
+            A = M @ A if d_a == M.shape[0] else M[:d_a, :d_a] @ A
+        if part.y_scale is not None and std is not None and std.y_scale_ is not None:
+            B = B * (part.y_scale / np.asarray(std.y_scale_, dtype=float))[None, :]
+        mean += blocks_from_atoms(Atoms(blk=blk, A=A, B=B), d_a, p, c)
+    if matched == 0:  # other gates (random_state=None): nothing to start from
+        return None
+    mean /= len(parts)
+    U = blocks_from_atoms(atoms_from_blocks(mean, rtol=REFIT_RTOL), d_a, p, c)
+    return ConvexSolution(activation=base._activation, patterns=patterns, U=U if c > 1 else U[:, :, 0],
+                          status="max_iterations", backend="native")
 
 
 def cross_validate_lam(
@@ -1841,8 +1933,15 @@ def cross_validate_lam(
     -------
     LamCVResult
     """
+    args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring)
+    return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
+
+
+def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring) -> tuple:
+    """The validated arguments of :func:`cross_validate_lam`: ``(X, y, lams, folds, n_segments,
+    scorer)``."""
     try:
-        from joblib import Parallel, delayed
+        import joblib  # noqa: F401
         from sklearn.base import is_classifier
         from sklearn.model_selection import check_cv
     except ImportError as exc:  # pragma: no cover
@@ -1870,18 +1969,29 @@ def cross_validate_lam(
             scorer = check_scoring(estimator, scoring=scoring)
         except (ValueError, TypeError) as exc:
             raise InvalidParameterError(f"scoring: {exc}") from None
+    return X, y, lams, folds, n_segments, scorer
+
+
+def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, *, n_jobs, verbose, keep_solutions=False):
+    """:func:`cross_validate_lam` on validated arguments (:func:`_cv_arguments`); also returns
+    the fold solutions (``[fold][lam]``, :class:`_FoldSolution` or None) with ``keep_solutions``."""
+    from joblib import Parallel, delayed
+
     segments = [s for s in np.array_split(np.arange(lams.size), min(n_segments, lams.size)) if s.size]
     tasks = [(f, seg) for f in range(len(folds)) for seg in segments]
     out = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer)
+        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer, keep_solutions)
         for f, seg in tasks
     )
     scores = np.empty((len(folds), lams.size))
     statuses = np.empty((len(folds), lams.size), dtype=object)
-    for (f, seg), (sc, st) in zip(tasks, out, strict=True):
+    kept: list[list] = [[None] * lams.size for _ in folds]
+    for (f, seg), (sc, st, ks) in zip(tasks, out, strict=True):
         scores[f, seg] = sc
         statuses[f, seg] = st
-    return LamCVResult(lams=lams, scores=scores, statuses=statuses.astype(str))
+        for i, k in zip(seg, ks, strict=True):
+            kept[f][i] = k
+    return LamCVResult(lams=lams, scores=scores, statuses=statuses.astype(str)), kept
 
 
 # ------------------------------------------------------------------------------------------
@@ -1906,6 +2016,8 @@ class _ConvexCVBase(_Base):
     standardized training data down), runs :func:`cross_validate_lam` (one warm-started
     :func:`cvxnn.path.walk_path` per fold, folds as joblib tasks), picks the best mean score
     (the largest ``lam`` among ties) and refits the base estimator on all data at that ``lam``.
+    The C-GReLU refit (native backend) starts from the mean of the folds' solutions at that
+    ``lam`` (:data:`REFIT_WARM`, :func:`_refit_start`); it is certified at ``tol`` like any fit.
     """
 
     _base_cls: type = _ConvexNetworkBase
@@ -2027,15 +2139,18 @@ class _ConvexCVBase(_Base):
         lams = self._grid(base, Xv, y_enc, loss, w)
         folds = self._folds(Xv, yv)
         cv_tol = self._resolved_cv_tol(folds)
-        result = cross_validate_lam(self._fold_estimator(base, cv_tol), Xv, yv, lams, cv=folds,
-                                    n_jobs=self.n_jobs, scoring=self.scoring)
+        fold_est = self._fold_estimator(base, cv_tol)
+        result, kept = _cross_validate(fold_est, *_cv_arguments(fold_est, Xv, yv, lams, folds, 1, self.scoring),
+                                       n_jobs=self.n_jobs, verbose=0, keep_solutions=self.refit and REFIT_WARM)
         lam = result.best_lam
         fitted = dict(extra, lam_=lam, lams_=result.lams, scores_=result.scores,
                       mean_score_=result.mean_score, std_score_=result.std_score,
                       best_index_=result.best_index, statuses_=result.statuses, n_splits_=len(folds),
                       cv_tol_=max(cv_tol, base.tol) if cv_tol is not None else float(base.tol))
         if self.refit:
-            best = base.set_params(lam=lam).fit(X, y)
+            base.set_params(lam=lam)
+            start = _refit_start(base, Xv, y_enc, w, [k[result.best_index] for k in kept]) if REFIT_WARM else None
+            best = base._fit(X, y, warm_start=start)
             fitted.update({k: v for k, v in vars(best).items() if k.endswith("_") and not k.startswith("_")})
             fitted["best_estimator_"] = best
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:
@@ -2209,7 +2324,11 @@ _CV_DOC = """
         Folds run as joblib tasks (``-1``: all cores); inside
         ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster.
     refit : bool, default=True
-        Refit the base estimator on all data at ``lam_`` (needed for ``predict``).
+        Refit the base estimator on all data at ``lam_`` (needed for ``predict``), certified at
+        ``tol``. C-GReLU (native backend): the refit starts from the mean of the folds'
+        solutions at ``lam_``, which lies much closer to its optimum than zero; so
+        ``best_estimator_`` is a certified optimum, not bit for bit the cold fit of the base
+        estimator (the two differ within ``tol``).
     cv_tol : "auto", float or None, default="auto"
         Relative duality-gap tolerance of the fold fits (``max(tol, cv_tol)``; None: ``tol``).
         ``"auto"``: ``5e-2`` when every validation fold holds at least 100 samples, else

@@ -98,7 +98,8 @@ def test_fold_path_shares_its_preparation_exactly(clf_data, reg_data, make):
     test = test[test.size // 2:]
     lams = np.array([0.3, 3.0, 0.03, 1.0])
     ref = _path_by_full_fits(est, X, y, train, test, lams)
-    scores, statuses = _cv_segment(est, X, y, train, test, lams)
+    scores, statuses, kept = _cv_segment(est, X, y, train, test, lams)
+    assert kept == [None] * lams.size  # the fold solutions are kept only when asked
     for k in range(lams.size):
         assert scores[k] == ref[k][0] and statuses[k] == ref[k][1]
     # what the first fit stores for the others is what a plain fit prepares for itself
@@ -123,17 +124,17 @@ def test_cv_tol_validated(clf_data, cv_tol):
 
 @pytest.fixture
 def fold_tols(monkeypatch):
-    """The ``tol`` of the estimator each ``cross_validate_lam`` call gets (the fold fits')."""
+    """The ``tol`` of the estimator each ``_cross_validate`` call gets (the fold fits')."""
     import cvxnn.estimators as E
 
     seen = []
-    real = E.cross_validate_lam
+    real = E._cross_validate
 
     def spy(estimator, *args, **kwargs):
         seen.append(estimator.tol)
         return real(estimator, *args, **kwargs)
 
-    monkeypatch.setattr(E, "cross_validate_lam", spy)
+    monkeypatch.setattr(E, "_cross_validate", spy)
     return seen
 
 
@@ -191,14 +192,27 @@ def test_attributes_and_grid(clf_data):
     np.testing.assert_array_equal(est2.lams_, [10.0, 1.0, 0.1])
 
 
-def test_predictions_equal_base_fit_at_lam(clf_data, reg_data):
+def test_predictions_equal_base_fit_at_lam(clf_data, monkeypatch):
+    """The refit is the base estimator's fit at lam_: bit for bit from a cold start
+    (REFIT_WARM off), and the same certified optimum from the folds' mean (the default)."""
+    import cvxnn.estimators as E
+
     X, y = clf_data
-    est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0).fit(X, y)
-    base = ConvexGatedReLUClassifier(lam=est.lam_, n_gates=8, random_state=0).fit(X, y)
-    np.testing.assert_array_equal(est.predict(X), base.predict(X))
-    np.testing.assert_allclose(est.predict_proba(X), base.predict_proba(X), rtol=1e-10)
-    np.testing.assert_allclose(est.decision_function(X), base.decision_function(X), rtol=1e-10)
-    assert est.score(X, y) == base.score(X, y)
+    base = None
+    for warm in (False, True):
+        monkeypatch.setattr(E, "REFIT_WARM", warm)
+        est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0, tol=1e-8).fit(X, y)
+        if base is None:
+            base = ConvexGatedReLUClassifier(lam=est.lam_, n_gates=8, random_state=0, tol=1e-8).fit(X, y)
+        assert est.status_ == base.status_ == "optimal"
+        np.testing.assert_array_equal(est.predict(X), base.predict(X))
+        if not warm:
+            np.testing.assert_allclose(est.predict_proba(X), base.predict_proba(X), rtol=1e-10)
+            np.testing.assert_allclose(est.decision_function(X), base.decision_function(X), rtol=1e-10)
+        else:  # another point of the same optimal set, within the certified tolerance
+            assert abs(est.objective_ - base.objective_) <= 2e-8 * abs(base.objective_)
+            np.testing.assert_allclose(est.predict_proba(X), base.predict_proba(X), atol=1e-4)
+        assert est.score(X, y) == base.score(X, y)
 
 
 def test_relu_regressor(reg_data):
@@ -295,3 +309,112 @@ def test_default_grid_starts_at_lam_max(reg_data):
     assert np.all(est.scores_[:, 0] <= 1e-8)
     np.testing.assert_allclose(est.lams_[-1] / est.lams_[0], 1e-3)
     assert isinstance(est.best_estimator_, ConvexGatedReLURegressor)
+
+
+# ------------------------------------------------------------------ the refit's start point
+def _fold_part(make, X, y, train, lam):
+    from cvxnn.estimators import _FoldSolution
+
+    est = make().set_params(lam=lam).fit(X[train], y[train])
+    return est, _FoldSolution.of(est)
+
+
+@pytest.mark.parametrize("make", [lambda: ConvexGatedReLUClassifier(n_gates=10, random_state=3),
+                                  lambda: ConvexGatedReLURegressor(n_gates=10, random_state=3)])
+def test_refit_start_maps_a_fold_solution_to_the_full_standardization(clf_data, reg_data, make, monkeypatch):
+    """One fold's solution, moved to the standardization of all the data (REFIT_RTOL = 0 keeps
+    every atom): each block computes the same function of raw X as the fold's block with the
+    same gate, times the ratio of the target scales (regression)."""
+    import cvxnn.estimators as E
+    from sklearn.base import is_classifier
+
+    monkeypatch.setattr(E, "REFIT_RTOL", 0.0)
+    base = make()
+    X, y = clf_data if is_classifier(base) else reg_data
+    train = np.arange(0, y.size, 2)
+    fold, part = _fold_part(make, X, y, train, 0.05 * train.size)
+    Xv, y_enc, loss, w, _ = base._encode_for_fit(X, y, None)
+    start = E._refit_start(base.set_params(lam=1.0), Xv, y_enc, w, [part])
+    assert start is not None and start.activation == "gated_relu"
+    std_full, _, pats = base._prepare(Xv, w, y=y_enc)
+    np.testing.assert_array_equal(start.patterns.gates, pats.gates)
+    Xf = fold.standardizer_.transform(Xv)
+    Xs = std_full.transform(Xv)
+    Uf = fold.solution_.U if fold.solution_.U.ndim == 3 else fold.solution_.U[:, :, None]
+    Us = start.U if start.U.ndim == 3 else start.U[:, :, None]
+    ratio = 1.0 if fold.standardizer_.y_scale_ is None else fold.standardizer_.y_scale_ / std_full.y_scale_
+    full_index = {pats.gates[:, j].tobytes(): j for j in range(pats.n_patterns)}
+    active = np.flatnonzero(np.abs(Uf).max(axis=(0, 2)) > 0)
+    assert active.size
+    for i in active:
+        j = full_index[fold.patterns_.gates[:, i].tobytes()]
+        np.testing.assert_allclose(fold.patterns_.design(Xs) @ Us[:, j, :],
+                                   fold.patterns_.design(Xf) @ Uf[:, i, :] * ratio,
+                                   rtol=1e-9, atol=1e-9 * np.abs(Uf).max())
+
+
+def test_refit_start_is_the_mean_of_the_folds_cut_at_refit_rtol(clf_data):
+    """Two folds' solutions: the start is their mean (on the refit's blocks), re-factored and
+    cut to the singular values above REFIT_RTOL of the largest."""
+    import cvxnn.estimators as E
+    from cvxnn.native._atoms import atoms_from_blocks
+
+    X, y = clf_data
+    make = lambda: ConvexGatedReLUClassifier(n_gates=10, random_state=3, standardize=False)  # noqa: E731
+    parts = [_fold_part(make, X, y, idx, 3.0)[1] for idx in (np.arange(0, 120, 2), np.arange(1, 120, 2))]
+    base = make().set_params(lam=3.0)
+    Xv, y_enc, loss, w, _ = base._encode_for_fit(X, y, None)
+    start = E._refit_start(base, Xv, y_enc, w, parts)
+    pats = start.patterns
+    index = {pats.gates[:, j].tobytes(): j for j in range(pats.n_patterns)}
+    mean = np.zeros((pats.design_dim, pats.n_patterns))
+    for part in parts:
+        for k in range(part.blk.size):
+            j = index.get(part.gates[:, part.blk[k]].tobytes())
+            if j is not None:
+                mean[:, j] += part.A[:, k] * part.B[k, 0] / len(parts)
+    norms = np.linalg.norm(mean, axis=0)
+    keep = norms > E.REFIT_RTOL * norms.max()
+    assert 0 < keep.sum() < norms.size
+    np.testing.assert_allclose(start.U[:, keep], mean[:, keep], rtol=1e-10, atol=1e-12)
+    assert not start.U[:, ~keep].any()
+    assert atoms_from_blocks(start.U[:, :, None]).size == keep.sum()
+
+
+def test_refit_start_needs_every_fold_and_shared_gates(clf_data):
+    import cvxnn.estimators as E
+
+    X, y = clf_data
+    make = lambda: ConvexGatedReLUClassifier(n_gates=10, random_state=3)  # noqa: E731
+    part = _fold_part(make, X, y, np.arange(0, 120, 2), 3.0)[1]
+    base = make().set_params(lam=3.0)
+    Xv, y_enc, loss, w, _ = base._encode_for_fit(X, y, None)
+    assert E._refit_start(base, Xv, y_enc, w, []) is None
+    assert E._refit_start(base, Xv, y_enc, w, [part, None]) is None  # a fold kept nothing
+    other = ConvexGatedReLUClassifier(n_gates=10, random_state=4).set_params(lam=3.0)  # other gates
+    assert E._refit_start(other, Xv, y_enc, w, [part]) is None
+
+
+def test_cv_refits_from_the_folds_for_gated_and_cold_for_relu(clf_data, reg_data, monkeypatch):
+    """The gated CV estimators start their refit from the folds (and certify it); the C-ReLU ones
+    keep no fold solutions and refit cold."""
+    import cvxnn.estimators as E
+
+    starts = []
+    real = E._refit_start
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        starts.append(out)
+        return out
+
+    monkeypatch.setattr(E, "_refit_start", spy)
+    X, y = clf_data
+    est = ConvexGatedReLUClassifierCV(n_lams=4, cv=3, n_gates=8, random_state=0).fit(X, y)
+    assert starts[-1] is not None and est.status_ == "optimal"
+    Xr, yr = reg_data
+    relu = ConvexReLURegressorCV(n_lams=2, cv=KFold(2), n_gates=6, random_state=0).fit(Xr, yr)
+    assert starts[-1] is None and relu.status_ == "optimal"
+    n = len(starts)
+    ConvexGatedReLURegressorCV(n_lams=2, cv=2, n_gates=4, random_state=0, refit=False).fit(Xr, yr)
+    assert len(starts) == n  # no refit, no start

@@ -325,8 +325,9 @@ def test_refit_start_maps_a_fold_solution_to_the_full_standardization(clf_data, 
     """One fold's solution, moved to the standardization of all the data (REFIT_RTOL = 0 keeps
     every atom): each block computes the same function of raw X as the fold's block with the
     same gate, times the ratio of the target scales (regression)."""
-    import cvxnn.estimators as E
     from sklearn.base import is_classifier
+
+    import cvxnn.estimators as E
 
     monkeypatch.setattr(E, "REFIT_RTOL", 0.0)
     base = make()

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MemoryBudgetError
+from ..errors import InvalidParameterError, MemoryBudgetError
 from ..operators import ImplicitDesign
 from ._atoms import DROP_RTOL as DROP_RTOL  # the re-factoring threshold, re-exported
 from ._atoms import Atoms, atoms_from_blocks, atoms_penalty, blocks_from_atoms
@@ -655,6 +655,9 @@ def solve_gated_working_set(
     """
     if op.dtype != np.float64:
         raise ValueError("the gated working set runs in float64")
+    if start_state is not None and not isinstance(start_state, CheckState):
+        raise InvalidParameterError(
+            f"start_state must be a CheckState (a warm start's check_state), got {type(start_state).__name__}.")
     d, p, c = op.d, op.p, op.c
     check_every = CHECK_EVERY if check_every is None else int(check_every)
     columnwise = penalty == "columnwise" and c > 1

@@ -817,6 +817,14 @@ def test_a_warm_start_with_its_check_state_skips_the_first_check(loss, c, penalt
     assert abs(steered.primal - plain.primal) <= 2e-7 * abs(plain.primal)
 
 
+def test_a_start_state_must_be_a_check_state():
+    from cvxnn.errors import InvalidParameterError
+
+    solve, Z = _state_setup()
+    with pytest.raises(InvalidParameterError, match="start_state must be a CheckState"):
+        solve(1.0, Z, start_state={"G": None})
+
+
 def test_a_check_state_of_another_point_is_ignored():
     solve, Z = _state_setup()
     first, _ = solve(2.0, Z)

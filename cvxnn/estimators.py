@@ -1843,7 +1843,7 @@ class _FoldSolution:
 #: 1e-2, 109 above 5e-2), which the working set pays for in every iteration. Measured on digits
 #: (3 folds, gate seeds 0-4, ``lam`` ``0.003 n`` and ``0.001 n``, tol ``1e-4``; minimum of two
 #: runs): 8.0 s for the ten refits against 10.7 s cold, faster in 9 of 10; the mean uncut
-#: 9.4 s, cut at 0.1 9.2 s.
+#: 9.9 s, cut at 0.1 9.2 s (docs/estimators.md, "The refit starts from the folds").
 REFIT_WARM = True
 REFIT_RTOL = 0.05
 

@@ -255,8 +255,12 @@ def solve_native(
     weights = {k: (v[:, :, 0] if scalar else v) for k, v in sol_kw.pop("weights").items()}
     if c > 1:
         extra["formulation"] = formulation
-        pen = BlockPenalty(penalty)
-        extra["program_penalty"] = float(sum(pen.norms(weights[name]).sum() for name in spec.blocks))
+        state = sol_kw.get("check_state")
+        if state is not None:  # the working set's check of these blocks holds their penalty
+            extra["program_penalty"] = float(state.penalty)
+        else:
+            pen = BlockPenalty(penalty)
+            extra["program_penalty"] = float(sum(pen.norms(weights[name]).sum() for name in spec.blocks))
     sol = ConvexSolution(
         activation=activation,
         patterns=patterns,

@@ -886,6 +886,10 @@ def test_solve_native_passes_the_check_state_along_a_path():
     last = sols[-1].check_state
     assert last is not None and np.array_equal(last.U, sols[-1].U[:, :, None] if sols[-1].U.ndim == 2
                                                else sols[-1].U)
+    from cvxnn.native.prox import BlockPenalty as _Pen
+
+    # the program's penalty comes from the check state: the nuclear norms of the blocks
+    assert sols[-1].program_penalty == pytest.approx(float(_Pen("nuclear").norms(sols[-1].U).sum()), rel=1e-12)
     relu = solve_native(X, Y[:, 0] * 2 - 1, pats, activation="relu", loss="logistic", lam=0.5, tol=1e-6)
     assert relu.check_state is None
     from cvxnn.estimators import _rebind_warm_start

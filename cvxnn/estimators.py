@@ -1804,32 +1804,23 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
 
 @dataclass
 class _FoldSolution:
-    """The blocks of a CV fold fit (C-GReLU), kept to start the refit: its atoms (balanced
-    factors, without the ones below ``FOLD_RTOL`` of the largest) with the gate of each
-    (``gates[:, blk]``: a fold keeps the distinct patterns of its own data, so its block
-    indices are not those of the refit), the map of its standardized design to raw data and
-    its target scale."""
+    """The blocks of a CV fold fit (C-GReLU), kept to start the refit: its nonzero blocks
+    (``blocks[:, k]``, no factoring: only the chosen ``lam``'s are used) with their gates (a
+    fold keeps the distinct patterns of its own data, so its block indices are not those of the
+    refit), the map of its standardized design to raw data and its target scale."""
 
-    blk: np.ndarray
-    A: np.ndarray
-    B: np.ndarray
+    blocks: np.ndarray
     gates: np.ndarray
     design_map: np.ndarray | None
     y_scale: np.ndarray | None
 
-    #: atoms below this fraction of the largest singular value are not kept (rounding noise
-    #: and the smallest components, which the refit's start drops anyway)
-    FOLD_RTOL = 1e-3
-
     @classmethod
     def of(cls, est) -> _FoldSolution:
-        from .native._atoms import atoms_from_blocks
-
         U = np.asarray(est.solution_.U, dtype=np.float64)
-        at = atoms_from_blocks(U if U.ndim == 3 else U[:, :, None], rtol=cls.FOLD_RTOL)
-        used, blk = np.unique(at.blk, return_inverse=True)
+        U = U if U.ndim == 3 else U[:, :, None]
+        used = np.flatnonzero(np.any(U != 0, axis=(0, 2)))
         std = est.standardizer_
-        return cls(blk=blk.ravel(), A=at.A, B=at.B, gates=np.asarray(est.solution_.patterns.gates)[:, used],
+        return cls(blocks=U[:, used, :], gates=np.asarray(est.solution_.patterns.gates)[:, used],
                    design_map=None if std is None else std.design_map(),
                    y_scale=None if std is None or std.y_scale_ is None else np.asarray(std.y_scale_, dtype=float))
 
@@ -1852,13 +1843,13 @@ def _refit_start(base, X, y_enc, w, parts: list) -> ConvexSolution | None:
     """The start of the refit: the mean of the folds' solutions at ``lam_`` (``parts``, one
     :class:`_FoldSolution` per fold) on the standardization and patterns of all of ``X``, cut at
     REFIT_RTOL; None when a fold has none."""
-    from .native._atoms import Atoms, atoms_from_blocks, blocks_from_atoms
+    from .native._atoms import atoms_from_blocks, blocks_from_atoms
 
     if not parts or any(p is None for p in parts):
         return None
     std, _, patterns = base._prepare(X, w, y=y_enc)
     d_a, p = patterns.design_dim, patterns.n_patterns
-    c = parts[0].B.shape[1]
+    c = parts[0].blocks.shape[2]
     T = None if std is None else std.design_map()
     # a fold's block goes to the refit's block of the same gate (the gates are drawn from the
     # same seed; a gate whose pattern duplicates another's on all the data has no block there)
@@ -1866,20 +1857,20 @@ def _refit_start(base, X, y_enc, w, parts: list) -> ConvexSolution | None:
     mean = np.zeros((d_a, p, c))
     matched = 0
     for part in parts:
-        if part.gates.shape[0] != d_a:
+        if part.gates.shape[0] != d_a or part.blocks.shape[2] != c:
             return None
         where = np.array([index.get(part.gates[:, k].tobytes(), -1) for k in range(part.gates.shape[1])],
                          dtype=np.intp)
-        keep = where[part.blk] >= 0
+        keep = where >= 0
         matched += int(keep.sum())
-        blk, A, B = where[part.blk[keep]], part.A[:, keep], part.B[keep]
+        B = part.blocks[:, keep, :]
         if T is not None and part.design_map is not None:
             # fold-standardized design -> raw -> this standardization: [X, 1] T M = [X, 1] T_f
             M = np.linalg.solve(T, part.design_map)
-            A = M @ A if d_a == M.shape[0] else M[:d_a, :d_a] @ A
+            B = np.tensordot(M if d_a == M.shape[0] else M[:d_a, :d_a], B, axes=(1, 0))
         if part.y_scale is not None and std is not None and std.y_scale_ is not None:
-            B = B * (part.y_scale / np.asarray(std.y_scale_, dtype=float))[None, :]
-        mean += blocks_from_atoms(Atoms(blk=blk, A=A, B=B), d_a, p, c)
+            B = B * (part.y_scale / np.asarray(std.y_scale_, dtype=float))[None, None, :]
+        mean[:, where[keep], :] += B  # distinct gates: distinct blocks
     if matched == 0:  # other gates (random_state=None): nothing to start from
         return None
     mean /= len(parts)

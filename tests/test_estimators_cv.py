@@ -370,10 +370,11 @@ def test_refit_start_is_the_mean_of_the_folds_cut_at_refit_rtol(clf_data):
     index = {pats.gates[:, j].tobytes(): j for j in range(pats.n_patterns)}
     mean = np.zeros((pats.design_dim, pats.n_patterns))
     for part in parts:
-        for k in range(part.blk.size):
-            j = index.get(part.gates[:, part.blk[k]].tobytes())
+        assert part.blocks.shape[1] == part.gates.shape[1] and np.all(np.abs(part.blocks).max(axis=(0, 2)) > 0)
+        for k in range(part.gates.shape[1]):
+            j = index.get(part.gates[:, k].tobytes())
             if j is not None:
-                mean[:, j] += part.A[:, k] * part.B[k, 0] / len(parts)
+                mean[:, j] += part.blocks[:, k, 0] / len(parts)
     norms = np.linalg.norm(mean, axis=0)
     keep = norms > E.REFIT_RTOL * norms.max()
     assert 0 < keep.sum() < norms.size

@@ -112,6 +112,24 @@ SCAN_CHECK_EVERY = 10
 #: they have more than ``d`` positive entries only on cones of at least this many entries
 #: (``n d``); on smaller ones SciPy's cold solve is faster (see :func:`_nnls`).
 NNLS_WARM_TOP_MIN = 8000
+#: Before exact NNLS on cones of at least NNLS_WARM_TOP_MIN entries, this many ADMM iterations
+#: (float32, ``rho_scale = REFINE_RHO``) refine the multipliers of the blocks about to be solved,
+#: all at once (:meth:`KKTScan.refine`): the entering blocks' steepest directions and the
+#: blocks a scan leaves undecided. Lawson-Hanson then starts from nearly the right support.
+#: Measured on the NNLS problems of a digits fit (``lam = 0.01 n``, 100 gates, gate seed 0;
+#: the same solutions to rounding): the 82 entering directions took 0.83 s cold and 0.28 s
+#: refined (300 iterations: 0.15 s of ADMM, 0.14 s of Lawson-Hanson); the 56 undecided blocks
+#: of its scans took 0.41 s from the scan's multipliers and 0.20 s refined. ``rho_scale`` 30 and
+#: 300 left worse supports (0.33 and 0.46 s for the 82), 200 iterations 0.35 s and 400 0.28 s.
+REFINE_ITERATIONS = 300
+REFINE_RHO = 100.0
+#: ... on cones of at least this many entries (``n d``): on smaller ones the exact solves are
+#: cheap and the refinement costs more than it saves. Time in NNLS and ADMM, without and with it
+#: (ConvexReLUClassifier, ``lam = 0.01 n``): breast cancer (``n d = 12338``, gate seeds 0-5) 0.18
+#: against 0.27 s; twelve squared-loss fits at ``n=1000, d=10, p=50`` (11000) 1.04 against 1.28 s;
+#: ``make_classification`` with 3 classes, 50 gates, data and gate seeds 0-1: ``n = 400, d = 40``
+#: (16400) 1.32-1.70 against 0.74-0.77 s, ``n = 600, d = 50`` (30600) 2.83-3.68 against 1.40 s.
+REFINE_MIN_ENTRIES = 15000
 #: Blocks added per round: at most this fraction of the working set (at least MIN_ADD).
 #: Measured on digits (100 gates, gate seeds 0-4): 0.5 took 16-19 s per fit against 18-38 s for
 #: doubling (1.0), whose large rounds carried up to 60 blocks that ended at zero; breast cancer,
@@ -322,7 +340,13 @@ class KKTScan:
         # largest upper bounds first; stop once enough violators are known (every block is
         # decided in the last round, where none violates)
         cand = np.flatnonzero(undecided)
-        for pos in cand[np.argsort(-ub[cand])]:
+        cand = cand[np.argsort(-ub[cand])]
+        if cand.size:
+            # the blocks the loop below may solve: all of them in the last round (no violator),
+            # else the first ones, about twice as many as violators are still wanted
+            first = cand[: max(2 * (want - found), 0)]
+            self.refine(out[first], C=Cout[:, first])
+        for pos in cand:
             if found >= want:
                 break
             j = out[pos]
@@ -340,6 +364,24 @@ class KKTScan:
         order = order[viol[order]]
         return out[order], score[order]
 
+
+    def refine(self, blocks: np.ndarray, theta: np.ndarray | None = None, C: np.ndarray | None = None) -> None:
+        """Refine ``rho_out`` of ``blocks`` by a batched ADMM (``REFINE_ITERATIONS``), before their
+        exact NNLS: Lawson-Hanson from the ``d`` largest refined multipliers starts near the
+        solution's support. ``C`` holds the blocks' ``-c_b`` (else computed from ``theta``). Only on
+        cones of at least ``REFINE_MIN_ENTRIES`` entries and for at least two blocks; the result
+        only steers the exact solve, whose residual is what certifies."""
+        blocks = np.asarray(blocks, dtype=np.intp)
+        if not REFINE_ITERATIONS or blocks.size < 2 or self.n * self.d < REFINE_MIN_ENTRIES:
+            return
+        if C is None:
+            C = self.correlations(theta)[:, blocks]
+        R, _ = nnls_batched_admm(self.Xa, self.S[:, self.bpat[blocks]], C, self.rho_out[:, blocks],
+                                 iterations=REFINE_ITERATIONS, target=0.0, rho_scale=REFINE_RHO,
+                                 relax=SCAN_RELAX, check_every=REFINE_ITERATIONS, min_progress=0.0,
+                                 dtype=np.float32)
+        self.rho_out[:, blocks] = R
+        self.has_rho[blocks] = R.any(axis=0)
 
     def steepest(self, b: int, theta: np.ndarray) -> np.ndarray:
         """``Pi_{K_i}(c_b)``, the steepest feasible direction of block ``b`` at the dual point
@@ -419,6 +461,8 @@ def _entering_steps(scanner, kernel, Xa, M, S, bpat, bsign, bout, new, theta, Z,
     ``H_b`` the loss curvature of the block). None when no block has a usable direction."""
     D, V = kernel.hessian_parts(Z)
     out = np.zeros((Xa.shape[1], new.size))
+    cold = np.array([b for b in new if int(b) not in scanner.fresh and not scanner.has_rho[b]], dtype=np.intp)
+    scanner.refine(cold, theta)
     for pos, b in enumerate(new):
         dvec = scanner.steepest(int(b), theta)
         dn = float(np.linalg.norm(dvec))

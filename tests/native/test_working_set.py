@@ -390,6 +390,51 @@ def test_entering_steps_lie_in_their_cones_and_descend():
     assert moved > 0
 
 
+def test_refined_multipliers_change_no_nnls_result(monkeypatch):
+    """``KKTScan.refine`` (batched ADMM before the exact NNLS) only steers Lawson-Hanson: the
+    steepest directions, the violators, their scores and the certified residuals of a scan are
+    those of the exact solves without it, and a working-set fit reaches the same optimum."""
+    from cvxnn.losses import get_loss
+    from cvxnn.native._losses import make_kernel
+
+    Xa, M, gates, _ = _scan_problem(3, n=200, d=12, p=16)
+    n, c = Xa.shape[0], 3
+    Y = np.eye(c)[np.random.default_rng(3).integers(0, c, n)]
+    kernel = make_kernel(get_loss("cross_entropy"), Y, np.float64)
+    Z = np.zeros((n, c))
+    theta = kernel.grad(Z)
+    p = M.shape[1]
+    nb = 2 * p * c
+    S = 2.0 * M - 1.0
+    bcol, bout = np.arange(nb) // c, np.arange(nb) % c
+    bpat, bsign = bcol % p, np.where(bcol < p, 1.0, -1.0)
+    lam = 0.3 * float(np.linalg.norm(ws_mod.KKTScan(Xa, M, 1.0, c, gates).correlations(theta), axis=0).max())
+    results = {}
+    original = ws_mod.nnls_batched_admm
+    for refine in (False, True):
+        monkeypatch.setattr(ws_mod, "REFINE_MIN_ENTRIES", 0 if refine else 10**12)
+        calls: list[float] = []
+
+        def recording(*a, calls=calls, **k):
+            calls.append(k["rho_scale"])
+            return original(*a, **k)
+
+        monkeypatch.setattr(ws_mod, "nnls_batched_admm", recording)
+        scan = ws_mod.KKTScan(Xa, M, lam, c, gates)
+        steps = ws_mod._entering_steps(scan, kernel, Xa, M, S, bpat, bsign, bout, np.arange(0, nb, 5), theta, Z, lam)
+        viol, score = scan.scan(0.7 * theta, np.zeros(nb, dtype=bool), nb)
+        ok = np.setdiff1d(np.arange(nb), viol)
+        C = scan.correlations(0.7 * theta)
+        res = np.linalg.norm(C[:, ok] - Xa.T @ (S[:, scan.bpat[ok]] * scan.rho_out[:, ok]), axis=0)
+        assert np.all(res <= lam * (1.0 + 1e-8))
+        assert (ws_mod.REFINE_RHO in calls) == refine
+        np.testing.assert_array_equal(scan.has_rho, scan.rho_out.any(axis=0))
+        results[refine] = (steps, viol, score)
+    np.testing.assert_allclose(results[True][0], results[False][0], atol=1e-9 * np.abs(results[False][0]).max())
+    np.testing.assert_array_equal(results[True][1], results[False][1])
+    np.testing.assert_allclose(results[True][2], results[False][2], rtol=1e-9)
+
+
 @pytest.mark.parametrize("steepest", [True, False])
 def test_vector_working_set_certifies_with_either_start(monkeypatch, steepest):
     """Starting the entering blocks along their steepest feasible directions or along the gates

@@ -374,8 +374,10 @@ class KKTScan:
         blocks = np.asarray(blocks, dtype=np.intp)
         if not REFINE_ITERATIONS or blocks.size < 2 or self.n * self.d < REFINE_MIN_ENTRIES:
             return
-        if C is None:
-            C = self.correlations(theta)[:, blocks]
+        if C is None:  # -c_b of these blocks only (not the full d x 2pc correlations)
+            c = self.c
+            sign = np.where(blocks // c < self.p, 1.0, -1.0)
+            C = sign * (self.Xa.T @ (self.M[:, self.bpat[blocks]] * theta.reshape(self.n, c)[:, blocks % c]))
         R, _ = nnls_batched_admm(self.Xa, self.S[:, self.bpat[blocks]], C, self.rho_out[:, blocks],
                                  iterations=REFINE_ITERATIONS, target=0.0, rho_scale=REFINE_RHO,
                                  relax=SCAN_RELAX, check_every=REFINE_ITERATIONS, min_progress=0.0,

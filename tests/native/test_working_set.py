@@ -430,6 +430,13 @@ def test_refined_multipliers_change_no_nnls_result(monkeypatch):
         assert (ws_mod.REFINE_RHO in calls) == refine
         np.testing.assert_array_equal(scan.has_rho, scan.rho_out.any(axis=0))
         results[refine] = (steps, viol, score)
+    # refine's problems are the blocks' own: -c_b from theta, the signs of their cones
+    seen = {}
+    monkeypatch.setattr(ws_mod, "nnls_batched_admm", lambda X, S_, C, R0, **k: seen.update(S=S_, C=C) or (R0, None))
+    blocks = np.array([1, 7, nb // 2 + 3, nb - 1])
+    scan.refine(blocks, theta)
+    np.testing.assert_allclose(seen["C"], scan.correlations(theta)[:, blocks], atol=1e-12)
+    np.testing.assert_array_equal(seen["S"], S[:, bpat[blocks]])
     np.testing.assert_allclose(results[True][0], results[False][0], atol=1e-9 * np.abs(results[False][0]).max())
     np.testing.assert_array_equal(results[True][1], results[False][1])
     np.testing.assert_allclose(results[True][2], results[False][2], rtol=1e-9)

@@ -267,6 +267,73 @@ def test_dense_optimum_hands_over_to_rfista():
     assert sol.status == "optimal"
 
 
+@pytest.mark.parametrize("loss", ["squared", "cross_entropy"])
+@pytest.mark.parametrize("tol", [1e-4, 1e-6])
+def test_dense_handover_continues_in_float32_at_loose_tolerances(monkeypatch, loss, tol):
+    """After a "dense" hand-over, R-FISTA runs on the float32 twin of the design when
+    ``tol >= CONTINUE_FLOAT32_MIN_TOL`` (in float64 below it); the result is certified by the
+    float64 certificate and is the float64 run's optimum within ``tol``."""
+    import cvxnn.native.fista as fista_mod
+    import cvxnn.native.solve as solve_mod
+
+    X, Y, pats = _problem(150, 4, 3, 12, loss, seed=14)
+    monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
+    monkeypatch.setattr(gws, "MAX_COST_RATIO", 0.0)
+    # a program this small would get the interior-point finish, which keeps float64 throughout
+    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a: None)
+    real = fista_mod.solve_gated
+    dtypes = []
+
+    def spy(problem, *args, **kwargs):
+        dtypes.append(problem.op.dtype)
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(solve_mod, "solve_gated", spy)
+    lam = 0.02 if loss == "squared" else 0.05
+    ref = solve_native(X, Y, pats, activation="gated_relu", loss=loss, lam=lam, tol=1e-10)
+    assert ref.status == "optimal"
+    opt = ref.objective_value
+    sols = {}
+    for flag in (False, True):
+        monkeypatch.setattr(solve_mod, "CONTINUE_FLOAT32", flag)
+        dtypes.clear()
+        sol = solve_native(X, Y, pats, activation="gated_relu", loss=loss, lam=lam, tol=tol)
+        assert sol.extra["working_set_fallback"]
+        expected = np.float32 if flag and tol >= solve_mod.CONTINUE_FLOAT32_MIN_TOL else np.float64
+        assert dtypes and dtypes[0] == np.dtype(expected)
+        cert = gated_certificate(ImplicitDesign(pats.design(X), pats.mask, n_outputs=3),
+                                 make_kernel(get_loss(loss), Y, np.float64), lam, sol.U)
+        assert sol.status == "optimal" and cert.primal == pytest.approx(sol.objective_value, rel=1e-12)
+        # the reported gap is certified: its dual value is a float64 lower bound of the optimum
+        assert sol.extra["dual_value"] <= opt * (1 + 1e-10)
+        assert sol.objective_value - sol.extra["dual_value"] <= tol * abs(sol.objective_value)
+        assert sol.objective_value - opt <= tol * abs(opt)
+        sols[flag] = sol.objective_value
+    assert sols[True] == pytest.approx(sols[False], rel=2 * tol)
+
+
+def test_float32_continuation_that_misses_tol_is_polished_in_float64(monkeypatch):
+    """A float32 stage whose point the float64 certificate does not accept is continued by R-FISTA
+    in float64 until it certifies."""
+    import cvxnn.native.fista as fista_mod
+    import cvxnn.native.solve as solve_mod
+
+    X, Y, pats = _problem(150, 4, 3, 12, "cross_entropy", seed=14)
+    monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
+    monkeypatch.setattr(gws, "MAX_COST_RATIO", 0.0)
+    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a: None)
+    real = fista_mod.solve_gated
+
+    def early(problem, start, *, tol, **kwargs):
+        # the float32 stage stops far from tol
+        return real(problem, start, tol=0.3 if problem.op.dtype == np.float32 else tol, **kwargs)
+
+    monkeypatch.setattr(solve_mod, "solve_gated", early)
+    sol = solve_native(X, Y, pats, activation="gated_relu", loss="cross_entropy", lam=0.05, tol=1e-4)
+    assert sol.status == "optimal" and sol.extra["polish_iterations"] > 0
+    assert sol.extra["rel_gap"] <= 1e-4
+
+
 @pytest.mark.parametrize(("threshold", "expected"), [(0.0, gws.MAX_COST_RATIO), (1e12, np.inf)])
 def test_the_cost_cap_applies_only_to_costly_designs(monkeypatch, threshold, expected):
     """solve_native passes the cost cap to the working set only where one full product costs at

@@ -12,7 +12,8 @@ Every timing is the median of ``--repeats`` runs, and every ratio is taken withi
   against ``MLPClassifier()`` (the two alternate ``--repeats`` times: medians, and the median of
   the pairs' ratios), and the same program by plain R-FISTA ("before").
 * ``synthetic``: ``n = 5000``, ``d = 40``, ``c = 11`` classes from a planted ReLU teacher, ``p = 100``
-  patterns: working set against plain R-FISTA (iterations, time per iteration) and the MLP, and at
+  patterns: working set (its R-FISTA continuation in float32, and in float64) against plain
+  R-FISTA (iterations, time per iteration) and the MLP, and at
   ``n = 300, d = 10, p = 20`` against CVXPY + Clarabel (what it compiles in seconds).
 * ``cv``: ``ConvexGatedReLUClassifierCV`` against ``GridSearchCV`` over the same 5 values of ``lam``
   (3 folds) on digits, and the ratio to one fit (``--repeats`` interleaved pairs of one fit and
@@ -79,10 +80,16 @@ def _plain_rfista(X, Y, pats, lam, tol, loss="cross_entropy"):
     return res
 
 
-def _solve_ws(X, Y, pats, lam, tol, loss="cross_entropy"):
+def _solve_ws(X, Y, pats, lam, tol, loss="cross_entropy", continue_float32=True):
+    import cvxnn.native.solve as native_solve
     from cvxnn.native import solve_native
 
-    return solve_native(X, Y, pats, activation="gated_relu", loss=loss, lam=lam, tol=tol, max_iter=20_000)
+    before = native_solve.CONTINUE_FLOAT32
+    native_solve.CONTINUE_FLOAT32 = continue_float32  # False: R-FISTA after a dense hand-over in float64
+    try:
+        return solve_native(X, Y, pats, activation="gated_relu", loss=loss, lam=lam, tol=tol, max_iter=20_000)
+    finally:
+        native_solve.CONTINUE_FLOAT32 = before
 
 
 def bench_digits(repeats: int, tol: float) -> None:
@@ -151,6 +158,7 @@ def bench_synthetic(repeats: int, tol: float) -> None:
     pats = sample_patterns(X, p, seed=0, bias=True)
     lam = 0.01 * n
     t_ws, ws = _median_time(lambda: _solve_ws(X, Y, pats, lam, tol), repeats)
+    t_ws64, ws64 = _median_time(lambda: _solve_ws(X, Y, pats, lam, tol, continue_float32=False), repeats)
     t_rf, rf = _median_time(lambda: _plain_rfista(X, Y, pats, lam, tol), repeats)
     mlp = MLPClassifier(random_state=0)
     with warnings.catch_warnings():
@@ -161,6 +169,8 @@ def bench_synthetic(repeats: int, tol: float) -> None:
     print("|---|---|---|---|---|---|")
     print(f"| working set (after) | {t_ws:.2f} | {t_ws / t_mlp:.2f}x | {ws.iterations} | "
           f"{1e3 * t_ws / max(ws.iterations, 1):.2f} | {ws.status} |")
+    print(f"| working set, R-FISTA continued in float64 | {t_ws64:.2f} | {t_ws64 / t_mlp:.2f}x | {ws64.iterations} | "
+          f"{1e3 * t_ws64 / max(ws64.iterations, 1):.2f} | {ws64.status} |")
     print(f"| plain R-FISTA (before) | {t_rf:.2f} | {t_rf / t_mlp:.2f}x | {rf.iterations} | "
           f"{1e3 * t_rf / max(rf.iterations, 1):.2f} | {'optimal' if rf.converged else 'max_iterations'} |")
     print(f"| MLPClassifier() | {t_mlp:.2f} | 1.00x | {mlp.n_iter_} epochs | | |")

@@ -112,7 +112,7 @@ SCAN_CHECK_EVERY = 10
 #: they have more than ``d`` positive entries only on cones of at least this many entries
 #: (``n d``); on smaller ones SciPy's cold solve is faster (see :func:`_nnls`).
 NNLS_WARM_TOP_MIN = 8000
-#: Before exact NNLS on cones of at least NNLS_WARM_TOP_MIN entries, this many ADMM iterations
+#: Before exact NNLS on cones of at least REFINE_MIN_ENTRIES entries, this many ADMM iterations
 #: (float32, ``rho_scale = REFINE_RHO``) refine the multipliers of the blocks about to be solved,
 #: all at once (:meth:`KKTScan.refine`): the entering blocks' steepest directions and the
 #: blocks a scan leaves undecided. Lawson-Hanson then starts from nearly the right support.

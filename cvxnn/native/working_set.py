@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
-from ..errors import ShapeError
+from ..errors import InvalidParameterError, ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
@@ -371,6 +371,8 @@ class KKTScan:
         solution's support. ``C`` holds the blocks' ``-c_b`` (else computed from ``theta``). Only on
         cones of at least ``REFINE_MIN_ENTRIES`` entries and for at least two blocks; the result
         only steers the exact solve, whose residual is what certifies."""
+        if theta is None and C is None:
+            raise InvalidParameterError("refine needs the dual point theta or the blocks' correlations C.")
         blocks = np.asarray(blocks, dtype=np.intp)
         if not REFINE_ITERATIONS or blocks.size < 2 or self.n * self.d < REFINE_MIN_ENTRIES:
             return

@@ -437,6 +437,8 @@ def test_refined_multipliers_change_no_nnls_result(monkeypatch):
     scan.refine(blocks, theta)
     np.testing.assert_allclose(seen["C"], scan.correlations(theta)[:, blocks], atol=1e-12)
     np.testing.assert_array_equal(seen["S"], S[:, bpat[blocks]])
+    with pytest.raises(InvalidParameterError, match="theta"):
+        scan.refine(blocks)
     np.testing.assert_allclose(results[True][0], results[False][0], atol=1e-9 * np.abs(results[False][0]).max())
     np.testing.assert_array_equal(results[True][1], results[False][1])
     np.testing.assert_allclose(results[True][2], results[False][2], rtol=1e-9)

@@ -442,6 +442,18 @@ def test_refined_multipliers_change_no_nnls_result(monkeypatch):
     np.testing.assert_allclose(results[True][0], results[False][0], atol=1e-9 * np.abs(results[False][0]).max())
     np.testing.assert_array_equal(results[True][1], results[False][1])
     np.testing.assert_allclose(results[True][2], results[False][2], rtol=1e-9)
+    # a whole working-set fit (every scan and entering direction refined) certifies the same optimum
+    monkeypatch.setattr(ws_mod, "nnls_batched_admm", original)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((200, 8))
+    Yf = np.eye(c)[np.argmax(X[:, :c] + 0.3 * rng.standard_normal((200, c)), axis=1)]
+    pats = sample_patterns(X, 16, seed=5, bias=True)
+    fits = {}
+    for refine in (False, True):
+        monkeypatch.setattr(ws_mod, "REFINE_MIN_ENTRIES", 0 if refine else 10**12)
+        fits[refine] = solve_native(X, Yf, pats, activation="relu", loss="cross_entropy", lam=2.0, tol=1e-8)
+        assert fits[refine].status == "optimal"
+    assert fits[True].objective_value == pytest.approx(fits[False].objective_value, rel=1e-8)
 
 
 @pytest.mark.parametrize("steepest", [True, False])

@@ -37,11 +37,11 @@ Sections
    the default working set (active-set restricted solves) against the Clarabel QP working set
    (``solve_relu_working_set_qp``) and CVXPY+Clarabel on the same program, and
    ``ConvexReLURegressor`` against ``MLPRegressor``.
-6. C-GReLU squared-loss regression on diabetes at small ``lam`` (the same split, 100 gates):
-   the default native solve (the gated working set and R-FISTA, handing small programs they
-   have not certified to the interior-point finish of ``cvxnn.native.gated_conic``) against the
-   same without the finish (the default ``max_iter=10000``) and CVXPY+Clarabel on the same
-   program.
+6. C-GReLU squared-loss regression on diabetes at small ``lam`` (the same split, 100 gates, and
+   400 gates: a design four times wider than its rows): the default native solve (the gated
+   working set and R-FISTA, handing small programs they have not certified to the
+   interior-point finish of ``cvxnn.native.gated_conic``) against the same without the finish
+   (the default ``max_iter=10000``) and CVXPY+Clarabel on the same program.
 
 A peer that is not installed or fails is reported as such; no number is ever invented.
 """
@@ -599,9 +599,9 @@ def section_regression(args, out):
 def section_gated_small_lam(args, out):
     """C-GReLU regression on diabetes at small lam: the default native solve (with the
     interior-point finish) against the same without the finish and CVXPY+Clarabel on the same
-    program."""
+    program, for each gate count of ``args.small_lam_gates``."""
     out("\n## 6. C-GReLU regression at small lam (diabetes, standardized X and target, 70/30 split, "
-        "random_state=0, 100 gates)\n")
+        "random_state=0)\n")
     try:
         Xtr, _, ytr, _ = _real_split("diabetes", stratify=False)
     except ImportError:  # pragma: no cover
@@ -611,15 +611,8 @@ def section_gated_small_lam(args, out):
 
     n = Xtr.shape[0]
     yc = (ytr - ytr.mean()) / ytr.std()
-    pats = sample_patterns(Xtr, 100, seed=0, bias=True)
-    out(f"`solve_native(..., tol=1e-6)`, default `max_iter=10000`; the finish after "
-        f"{gated_conic.finish_after(n, Xtr.shape[1] + 1, 100)} iterations (working set and R-FISTA) here. "
-        "Default and without the finish best of 2, CVXPY+Clarabel once.\n")
-    out("| lam / n | default | status, rel. gap, iterations, finish | without the finish | status, rel. gap | "
-        "without / default | CVXPY+Clarabel | Clarabel / default | rel. objective diff. |")
-    out("|---:|---:|---|---:|---|---:|---:|---:|---:|")
 
-    def fit(lam):
+    def fit(pats, lam):
         best, sol = math.inf, None
         for _ in range(2):
             t0 = time.perf_counter()
@@ -630,29 +623,39 @@ def section_gated_small_lam(args, out):
         return best, sol
 
     ratios = []
-    for frac in args.small_lam_cases:
-        lam = frac * n
-        t_d, d_sol = fit(lam)
-        saved = gated_conic.AFTER_ITERATIONS
-        gated_conic.AFTER_ITERATIONS = 10**9  # beyond any budget: no finish
-        try:
-            t_a, a_sol = fit(lam)
-        finally:
-            gated_conic.AFTER_ITERATIONS = saved
-        t0 = time.perf_counter()
-        try:
-            ref = build_program(Xtr, yc, activation="gated_relu", lam=lam, patterns=pats).solve()
-            t_c, c_txt = time.perf_counter() - t0, None
-        except Exception as exc:  # noqa: BLE001 - a failing peer is reported, never hidden
-            ref, t_c, c_txt = None, time.perf_counter() - t0, f"{type(exc).__name__}"
-        diff = "-" if ref is None else \
-            f"{(d_sol.objective_value - ref.objective_value) / abs(ref.objective_value):+.1e}"
-        fin = d_sol.extra.get("finish", "none")
-        out(f"| {frac:g} | {_fmt_t(t_d)} | {d_sol.status}, {d_sol.extra['rel_gap']:.1e}, {d_sol.iterations}, {fin} | "
-            f"{_fmt_t(t_a)} | {a_sol.status}, {a_sol.extra['rel_gap']:.1e} | {_ratio(t_a, t_d)} | "
-            f"{c_txt or _fmt_t(t_c)} | {'-' if ref is None else _ratio(t_c, t_d)} | {diff} |")
-        ratios.append(f"lam={frac:g} n: without / default = {_ratio(t_a, t_d)}"
-                      + ("" if ref is None else f", Clarabel / default = {_ratio(t_c, t_d)}"))
+    for gates in args.small_lam_gates:
+        pats = sample_patterns(Xtr, gates, seed=0, bias=True)
+        d, p = Xtr.shape[1] + 1, pats.n_patterns
+        out(f"\n### {gates} gates ({n} x {d * p} design)\n")
+        out(f"`solve_native(..., tol=1e-6)`, default `max_iter=10000`; the finish after "
+            f"`finish_after({n}, {d}, {p}) = {gated_conic.finish_after(n, d, p)}` iterations (working set and "
+            "R-FISTA) here. Default and without the finish best of 2, CVXPY+Clarabel once.\n")
+        out("| lam / n | default | status, rel. gap, iterations, finish | without the finish | status, rel. gap | "
+            "without / default | CVXPY+Clarabel | Clarabel / default | rel. objective diff. |")
+        out("|---:|---:|---|---:|---|---:|---:|---:|---:|")
+        for frac in args.small_lam_cases:
+            lam = frac * n
+            t_d, d_sol = fit(pats, lam)
+            saved = gated_conic.AFTER_ITERATIONS
+            gated_conic.AFTER_ITERATIONS = 10**9  # beyond any budget: no finish
+            try:
+                t_a, a_sol = fit(pats, lam)
+            finally:
+                gated_conic.AFTER_ITERATIONS = saved
+            t0 = time.perf_counter()
+            try:
+                ref = build_program(Xtr, yc, activation="gated_relu", lam=lam, patterns=pats).solve()
+                t_c, c_txt = time.perf_counter() - t0, None
+            except Exception as exc:  # noqa: BLE001 - a failing peer is reported, never hidden
+                ref, t_c, c_txt = None, time.perf_counter() - t0, f"{type(exc).__name__}"
+            diff = "-" if ref is None else \
+                f"{(d_sol.objective_value - ref.objective_value) / abs(ref.objective_value):+.1e}"
+            fin = d_sol.extra.get("finish", "none")
+            out(f"| {frac:g} | {_fmt_t(t_d)} | {d_sol.status}, {d_sol.extra['rel_gap']:.1e}, {d_sol.iterations}, "
+                f"{fin} | {_fmt_t(t_a)} | {a_sol.status}, {a_sol.extra['rel_gap']:.1e} | {_ratio(t_a, t_d)} | "
+                f"{c_txt or _fmt_t(t_c)} | {'-' if ref is None else _ratio(t_c, t_d)} | {diff} |")
+            ratios.append(f"{gates} gates, lam={frac:g} n: without / default = {_ratio(t_a, t_d)}"
+                          + ("" if ref is None else f", Clarabel / default = {_ratio(t_c, t_d)}"))
     out("\nRatios (same run): " + "; ".join(ratios) + ".")
 
 
@@ -691,6 +694,7 @@ def main(argv=None) -> int:
                               (0.001, 32, False)])
     # lam / n of the small-lam C-GReLU section
     args.small_lam_cases = [3e-4, 3e-5] if args.quick else [3e-3, 3e-4, 3e-5, 3e-6]
+    args.small_lam_gates = [100] if args.quick else [100, 400]
     args.clarabel_cases = ([("breast_cancer", None, 32)] if args.quick else
                            [("breast_cancer", None, 100), ("wine", None, 100), ("digits", 300, 20)])
 

@@ -598,6 +598,7 @@ class WeightedLoss(Loss):
     separable = property(lambda self: self.base.separable)  # type: ignore[assignment]
     classification = property(lambda self: self.base.classification)  # type: ignore[assignment]
     supports_vector = property(lambda self: self.base.supports_vector)  # type: ignore[assignment]
+    exponential_cones = property(lambda self: self.base.exponential_cones)  # type: ignore[assignment]
 
     @property
     def lipschitz(self) -> float | None:  # type: ignore[override]

@@ -35,6 +35,22 @@ def test_cvxpy_matches_numpy(name, reduction):
     assert loss.cvxpy(var, y).is_convex()
 
 
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_exponential_cones_flag_matches_the_cvxpy_expression(name):
+    # the native solvers read the flag (the interior-point finish's cost model); it must say
+    # what CVXPY will compile the loss to, with and without sample weights
+    from cvxnn.estimators import WeightedLoss
+    from cvxnn.program import uses_exponential_cones
+
+    z, y = targets(name)
+    loss = get_loss(name)
+    var = cp.Variable(z.shape)
+    assert loss.exponential_cones == uses_exponential_cones(cp.Problem(cp.Minimize(loss.cvxpy(var, y))))
+    weighted = WeightedLoss(base=loss, weights=np.linspace(0.5, 2.0, z.shape[0]))
+    assert weighted.exponential_cones == loss.exponential_cones
+    assert weighted.exponential_cones == uses_exponential_cones(cp.Problem(cp.Minimize(weighted.cvxpy(var, y))))
+
+
 @pytest.mark.parametrize("name", [n for n in sorted(LOSSES) if LOSSES[n].smooth])
 def test_gradient_by_finite_differences(name):
     z, y = targets(name)

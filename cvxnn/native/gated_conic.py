@@ -15,9 +15,9 @@ What. :func:`gated_conic_finish` solves the whole program ``h(sum_i D_i X U_i) +
 CVXPY expression, as the C-ReLU working set's restricted conic fallback does) and returns the
 blocks; the caller certifies them with the float64 duality gap of the full program
 (:func:`~cvxnn.native.certificates.gated_certificate`), so a finish that Clarabel gets wrong is
-never reported as optimal. The caller runs it only on
-small programs (:data:`MAX_ENTRIES`, :data:`MAX_COLUMNS`), once the working set and R-FISTA have
-not certified after :func:`finish_after` iterations in all (when ``max_iter`` allows more). On
+never reported as optimal. The caller runs it only on small programs (:data:`MAX_ENTRIES`,
+:data:`MAX_COLUMNS`, :data:`MAX_SOC_COLUMNS`), once the working set and R-FISTA have not certified
+after :func:`finish_after` iterations in all (when ``max_iter`` allows more). On
 linnerud (three outputs, 14 rows, ``lam = 0.001``) they ended ``max_iterations`` at a relative
 gap of 0.34 after 2.7 s; Clarabel's semidefinite program took 0.31 s.
 """
@@ -30,22 +30,42 @@ import warnings
 import numpy as np
 
 from .._validation import check_positive_int
+from ..errors import InvalidParameterError
 from ._losses import SmoothKernel
 
-__all__ = ["gated_conic_finish", "finish_after", "proximal_step", "zero_small_blocks"]
+__all__ = ["finish_after", "finish_seconds", "gated_conic_finish", "proximal_step", "zero_small_blocks"]
 
 logger = logging.getLogger("cvxnn.native")
 
 #: The finish is tried on programs whose design ``n x (p d c)`` (``c`` outputs) has at most this
-#: many entries and at most :data:`MAX_COLUMNS` columns.
+#: many entries; nuclear norms (semidefinite cones) also on at most :data:`MAX_COLUMNS` columns,
+#: second-order cone programs (scalar output, one-vs-all columns) on at most
+#: :data:`MAX_SOC_COLUMNS`.
 MAX_ENTRIES = 2_000_000
 MAX_COLUMNS = 4000
+MAX_SOC_COLUMNS = 20_000
 #: The cost model of the switch point, in seconds on the 2-core machine of docs/benchmarks.md
-#: (only the ratios matter). Clarabel took about ``FINISH_SECONDS cols^3`` (``cols = p d c``):
-#: 0.3-0.6 s at 1100 columns (diabetes, squared loss), 2.7 s at 2000 and 7.6 s at 3100
-#: (synthetic regressions), 0.31 s at 1200 (linnerud, three outputs, nuclear norms). A
-#: first-order iteration took about ``ITERATION_SECONDS + ENTRY_SECONDS n cols``: 0.12 ms on
-#: diabetes's ``309 x 1100`` design, 1.0-1.5 ms on ``600 x 3100`` and ``1000 x 2000``.
+#: (only the ratios matter).
+#:
+#: Second-order cone programs (scalar output, one-vs-all columns): Clarabel, with CVXPY's
+#: compilation, took about ``FINISH_COEF n^FINISH_ROW_EXP cols^FINISH_COL_EXP`` (``cols = p d c``),
+#: fitted (least squares on the logarithms) to 15 squared-loss programs from ``100 x 672`` to
+#: ``2000 x 1100`` (0.06 to 5.3 s, all within 0.68x to 1.66x of the model). The work grows
+#: with the rows and the columns alike, not with ``cols^3``: ``100 x 4100`` took 0.50 s, where
+#: ``FINISH_SECONDS cols^3`` predicts 20 s. Exponential cones (logistic, cross-entropy) cost
+#: ``EXP_CONE_FACTOR`` times as much (2.1x to 4.9x measured on 7 logistic programs).
+#:
+#: Nuclear norms (semidefinite cones of size ``d + c`` per block): about ``FINISH_SECONDS
+#: cols^3``, 0.31 s at 1200 columns (linnerud, three outputs), 0.8 to 4.2 s at 1056 to 3300
+#: (synthetic, three outputs).
+#:
+#: A first-order iteration took about ``ITERATION_SECONDS + ENTRY_SECONDS n cols``: 0.12 ms on
+#: diabetes's ``309 x 1100`` design, 0.37 ms on ``100 x 4100``, 1.0-1.5 ms on ``600 x 3100`` and
+#: ``1000 x 2000``.
+FINISH_COEF = 2.7e-8
+FINISH_ROW_EXP = 1.24
+FINISH_COL_EXP = 1.33
+EXP_CONE_FACTOR = 3.0
 FINISH_SECONDS = 3e-10
 ITERATION_SECONDS = 1.5e-4
 ENTRY_SECONDS = 5.5e-10
@@ -62,22 +82,44 @@ AFTER_ITERATIONS = 1000
 POLISH_ITERATIONS = 500
 
 
-def finish_after(n: int, d: int, p: int, c: int = 1) -> int | None:
+def finish_seconds(n: int, cols: int, *, semidefinite: bool, exponential: bool = False) -> float:
+    """The cost model of :func:`gated_conic_finish` (seconds on the reference machine) for a
+    design of ``n`` rows and ``cols`` columns: ``FINISH_SECONDS cols^3`` with semidefinite cones
+    (nuclear norms), else ``FINISH_COEF n^FINISH_ROW_EXP cols^FINISH_COL_EXP``, times
+    ``EXP_CONE_FACTOR`` for a loss with exponential cones."""
+    if semidefinite:
+        t = FINISH_SECONDS * float(cols) ** 3
+    else:
+        t = FINISH_COEF * float(n) ** FINISH_ROW_EXP * float(cols) ** FINISH_COL_EXP
+    return t * (EXP_CONE_FACTOR if exponential else 1.0)
+
+
+def finish_after(n: int, d: int, p: int, c: int = 1, *, penalty: str = "nuclear",
+                 exponential: bool = False) -> int | None:
     """Iterations (of the working set and R-FISTA together) after which a program of ``n`` rows,
     ``d`` (augmented) features, ``p`` patterns and ``c`` outputs goes to
     :func:`gated_conic_finish`; None when it is too large for it.
 
+    ``penalty`` (``"nuclear"`` or ``"columnwise"``) matters for ``c > 1`` only: nuclear norms
+    need semidefinite cones, the columnwise (one-vs-all) penalty and scalar output second-order
+    cones. ``exponential``: the loss needs exponential cones (logistic, cross-entropy), which
+    make Clarabel slower.
+
     Raises
     ------
     InvalidParameterError
-        A size that is not a positive integer.
+        A size that is not a positive integer, or an unknown ``penalty``.
     """
     n, d, p, c = (check_positive_int(v, name, maximum=None)
                   for v, name in ((n, "n"), (d, "d"), (p, "p"), (c, "c")))
+    if penalty not in ("nuclear", "columnwise"):
+        raise InvalidParameterError(f"penalty must be 'nuclear' or 'columnwise', got {penalty!r}.")
     cols = p * d * c
-    if cols > MAX_COLUMNS or n * cols > MAX_ENTRIES:
+    semidefinite = c > 1 and penalty == "nuclear"
+    if cols > (MAX_COLUMNS if semidefinite else MAX_SOC_COLUMNS) or n * cols > MAX_ENTRIES:
         return None
-    its = FINISH_SECONDS * float(cols) ** 3 / (ITERATION_SECONDS + ENTRY_SECONDS * n * cols)
+    its = (finish_seconds(n, cols, semidefinite=semidefinite, exponential=bool(exponential))
+           / (ITERATION_SECONDS + ENTRY_SECONDS * n * cols))
     return max(AFTER_ITERATIONS, int(np.ceil(its)))
 
 

@@ -280,7 +280,7 @@ def test_dense_handover_continues_in_float32_at_loose_tolerances(monkeypatch, lo
     monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
     monkeypatch.setattr(gws, "MAX_COST_RATIO", 0.0)
     # a program this small would get the interior-point finish, which keeps float64 throughout
-    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a: None)
+    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a, **k: None)
     real = fista_mod.solve_gated
     dtypes = []
 
@@ -321,7 +321,7 @@ def test_float32_continuation_that_misses_tol_is_polished_in_float64(monkeypatch
     X, Y, pats = _problem(150, 4, 3, 12, "cross_entropy", seed=14)
     monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
     monkeypatch.setattr(gws, "MAX_COST_RATIO", 0.0)
-    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a: None)
+    monkeypatch.setattr(solve_mod._gc, "finish_after", lambda *a, **k: None)
     real = fista_mod.solve_gated
 
     def early(problem, start, *, tol, **kwargs):

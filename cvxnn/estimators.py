@@ -328,11 +328,39 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
         warnings.warn(
             f"{type(est).__name__}: the {sol.solver} solve ended with status {sol.status!r} "
             f"(gap {gap}, {sol.iterations} iterations); the fitted network is not certified "
-            "optimal. Raise max_iter, loosen tol, or try backend='clarabel'.",
+            f"optimal. {_convergence_advice(est, X, y, patterns)}.",
             category,
             stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
         )
     return sol
+
+
+def _convergence_advice(est, X, y, patterns) -> str:
+    """What to try after an uncertified solve, as a sentence: only advice that applies here.
+
+    ``backend='clarabel'`` is suggested only for programs within the sizes that the native
+    solvers hand to Clarabel themselves (:mod:`cvxnn.native.gated_conic`: design entries, and
+    columns of semidefinite or second-order cone programs); on larger ones CVXPY's compilation
+    or the interior point takes minutes (a 30 x 12200 program with nuclear norms did not finish
+    in 5 minutes) or more memory than the machine has (10-class digits). ``standardize=True`` is
+    suggested when it was turned off."""
+    from .native import gated_conic as gc
+
+    tips = ["raise max_iter", "loosen tol"]
+    if not est.standardize:
+        tips.append("keep standardize=True (the default: unscaled X or y slow the solvers down)")
+    backend = est.backend if isinstance(est.backend, str) else None
+    if backend == "native":
+        spec = get_activation(est._activation)
+        n, c = X.shape[0], 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
+        cols = (2 if spec.constrained else 1) * patterns.n_patterns * int(np.shape(patterns.gates)[0]) * c
+        semidefinite = c > 1 and spec.vector_formulation == "nuclear"
+        if n * cols <= gc.MAX_ENTRIES and cols <= (gc.MAX_COLUMNS if semidefinite else gc.MAX_SOC_COLUMNS):
+            tips.append("try backend='clarabel'")
+    elif backend is not None:
+        tips.append("try backend='native'")
+    text = ", ".join(tips[:-1]) + " or " + tips[-1]
+    return text[0].upper() + text[1:]
 
 
 # ------------------------------------------------------------------------------------------
@@ -1322,13 +1350,14 @@ class _RegressorBase(_MultiOutputTags, _RegMixin, _ConvexNetworkBase):
         or ``(n_samples, n_outputs)`` when it was fitted on several outputs."""
         return self._raw_output(X)
 
-    def _score_validated(self, X: np.ndarray, y: np.ndarray) -> float:
-        """``score(X, y)`` (``R^2``) for an ``X`` that is already a validated float array."""
+    def _score_validated(self, X: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
+        """``score(X, y, sample_weight)`` (``R^2``) for an ``X`` that is already a validated float
+        array."""
         if not _HAVE_SKLEARN:  # pragma: no cover
-            return self.score(X, y)
+            return self.score(X, y, sample_weight=sample_weight)
         from sklearn.metrics import r2_score
 
-        return float(r2_score(y, self.network_.predict(X)))
+        return float(r2_score(y, self.network_.predict(X), sample_weight=sample_weight))
 
 
 class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
@@ -1464,9 +1493,10 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
             return self.classes_[(scores > 0).astype(int)]
         return self.classes_[np.argmax(scores, axis=1)]
 
-    def _score_validated(self, X: np.ndarray, y: np.ndarray) -> float:
-        """``score(X, y)`` (mean accuracy) for an ``X`` that is already a validated float array."""
-        return float(np.average(self._labels(self.network_.predict(X)) == y))
+    def _score_validated(self, X: np.ndarray, y: np.ndarray, sample_weight=None) -> float:
+        """``score(X, y, sample_weight)`` (mean accuracy) for an ``X`` that is already a validated
+        float array."""
+        return float(np.average(self._labels(self.network_.predict(X)) == y, weights=sample_weight))
 
     @_available_if(lambda self: self._is_probabilistic())
     def predict_proba(self, X) -> np.ndarray:
@@ -1767,12 +1797,14 @@ class LamCVResult:
         return float(self.lams[self.best_index])
 
 
-def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=False):
+def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=False, sample_weight=None):
     """Fit ``estimator`` for each ``lam`` of one segment on one fold (warm-started in
     decreasing ``lam`` on the native backend). Returns scores (``scorer(est, X, y)``, default
     ``est.score``), statuses and, with ``keep_solutions`` (native C-GReLU), each fit's blocks
     as :class:`_FoldSolution` (else None per ``lam``). ``X`` must be validated
-    (:func:`~cvxnn._validation.check_X`)."""
+    (:func:`~cvxnn._validation.check_X`). ``sample_weight`` (validated, or None): the training
+    rows' weights enter the fits, the validation rows' weights the scores (passed to a scorer as
+    its ``sample_weight``)."""
     from sklearn.base import clone
 
     from .path import walk_path
@@ -1782,7 +1814,9 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
     kept: list = [None] * len(lams)
     est = clone(estimator)
     # validated and encoded once; the fits of the path share their standardizer, data and patterns
-    Xtr, ytr_enc, loss, w, extra = est._encode_for_fit(X[train], y[train], None)
+    w_train = None if sample_weight is None else sample_weight[train]
+    w_test = None if sample_weight is None else sample_weight[test]
+    Xtr, ytr_enc, loss, w, extra = est._encode_for_fit(X[train], y[train], w_train)
     prepared: dict = {}
 
     def fit(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
@@ -1796,7 +1830,11 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
     keep = keep_solutions and est.backend == "native" and est._activation == "gated_relu"
     for step in walk_path(lams, fit):
         # X is validated (cross_validate_lam): the default score skips the validation of predict
-        scores[step.index] = est._score_validated(Xte, yte) if scorer is None else scorer(est, Xte, yte)
+        if scorer is None:
+            scores[step.index] = est._score_validated(Xte, yte, sample_weight=w_test)
+        else:
+            scores[step.index] = (scorer(est, Xte, yte) if w_test is None
+                                  else scorer(est, Xte, yte, sample_weight=w_test))
         statuses[step.index] = est.status_
         if keep:
             kept[step.index] = _FoldSolution.of(est)
@@ -1891,6 +1929,7 @@ def cross_validate_lam(
     n_segments: int = 1,
     verbose: int = 0,
     scoring=None,
+    sample_weight=None,
 ) -> LamCVResult:
     """Cross-validate a grid of ``lam`` with folds x ``lam`` segments as joblib tasks.
 
@@ -1920,18 +1959,42 @@ def cross_validate_lam(
     scoring : None, str or callable, optional
         scikit-learn scoring (:func:`sklearn.metrics.check_scoring`); default the
         estimator's ``score``.
+    sample_weight : array-like of shape (n_samples,), optional
+        Weights of the samples, as in ``fit``: those of a fold's training rows enter its fits
+        (with ``class_weight``, which each fit applies to its own rows), those of its validation
+        rows its scores (the weighted accuracy or ``R^2``; a scorer gets them as its
+        ``sample_weight``), as scikit-learn's ``LassoCV`` weighs its validation error. Every
+        fold needs a positive total weight on both sides.
 
     Returns
     -------
     LamCVResult
+
+    Raises
+    ------
+    InvalidParameterError
+        A fold whose training or validation rows all have weight zero (and the errors of
+        ``fit``'s ``sample_weight``: shape, NaN, negative values).
     """
-    args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring)
+    args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight)
     return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
 
 
-def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring) -> tuple:
+def _check_fold_weights(folds, w: np.ndarray | None) -> None:
+    """Every fold's training and validation rows must carry weight (else nothing to fit or to
+    score)."""
+    if w is None:
+        return
+    for k, (train, test) in enumerate(folds):
+        for rows, what in ((train, "training"), (test, "validation")):
+            if not float(np.sum(w[rows])) > 0:
+                raise InvalidParameterError(
+                    f"fold {k}: every {what} sample has sample_weight 0; use other folds or weights.")
+
+
+def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=None) -> tuple:
     """The validated arguments of :func:`cross_validate_lam`: ``(X, y, lams, folds, n_segments,
-    scorer)``."""
+    scorer, sample_weight)``."""
     try:
         import joblib  # noqa: F401
         from sklearn.base import is_classifier
@@ -1951,8 +2014,10 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring) -> tuple:
     y = np.asarray(y)
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
+    w = _check_sample_weight(sample_weight, X.shape[0])
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
     folds = list(splitter.split(X, y))
+    _check_fold_weights(folds, w)
     scorer = None
     if scoring is not None:
         from sklearn.metrics import check_scoring
@@ -1961,10 +2026,11 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring) -> tuple:
             scorer = check_scoring(estimator, scoring=scoring)
         except (ValueError, TypeError) as exc:
             raise InvalidParameterError(f"scoring: {exc}") from None
-    return X, y, lams, folds, n_segments, scorer
+    return X, y, lams, folds, n_segments, scorer, w
 
 
-def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, *, n_jobs, verbose, keep_solutions=False):
+def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, sample_weight=None, *, n_jobs, verbose,
+                    keep_solutions=False):
     """:func:`cross_validate_lam` on validated arguments (:func:`_cv_arguments`); also returns
     the fold solutions (``[fold][lam]``, :class:`_FoldSolution` or None) with ``keep_solutions``."""
     from joblib import Parallel, delayed
@@ -1972,7 +2038,8 @@ def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, *, n_jobs,
     segments = [s for s in np.array_split(np.arange(lams.size), min(n_segments, lams.size)) if s.size]
     tasks = [(f, seg) for f in range(len(folds)) for seg in segments]
     out = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer, keep_solutions)
+        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer, keep_solutions,
+                             sample_weight)
         for f, seg in tasks
     )
     scores = np.empty((len(folds), lams.size))
@@ -2102,7 +2169,7 @@ class _ConvexCVBase(_Base):
             raise InvalidParameterError(f"cv={self.cv!r} gives no folds.")
         return folds
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Cross-validate ``lam`` on one warm-started path per fold, then refit at the best.
 
         Validates everything first; the fitted attributes (``lam_``, ``lams_``, ``scores_``,
@@ -2114,25 +2181,40 @@ class _ConvexCVBase(_Base):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Class labels, or real targets; the regressors also take ``(n_samples, n_outputs)``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights of the samples (as in the base estimator's ``fit``). They enter the default
+            grid's ``lam_max``, every fold fit (its training rows' weights), the validation
+            scores (its validation rows' weights: weighted accuracy or ``R^2``, or a scorer's
+            ``sample_weight``) and the refit. Every fold needs a positive total weight on both
+            sides.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        InvalidParameterError
+            A fold whose training or validation rows all have weight zero, or bad weights
+            (negative, all zero); :class:`~cvxnn.errors.ShapeError` and
+            :class:`~cvxnn.errors.NonFiniteError` for a wrong shape or NaN.
         """
         self._check_cv_params()
         base = self._base_estimator()
         _check_params(base)
         kw = {} if _is_clf(self) else {"y_numeric": True, "multi_output": True}
         Xv, yv, extra = base._validate_fit_data(X, y, **kw)
-        _, y_enc, loss, w, extra_enc = base._encode_for_fit(Xv, yv, None)
+        sw = _check_sample_weight(sample_weight, Xv.shape[0])
+        _, y_enc, loss, w, extra_enc = base._encode_for_fit(Xv, yv, sw)
         if not _is_clf(self):
             yv = y_enc
         extra.update({k: v for k, v in extra_enc.items() if k == "classes_"})
         lams = self._grid(base, Xv, y_enc, loss, w)
         folds = self._folds(Xv, yv)
+        _check_fold_weights(folds, sw)
         cv_tol = self._resolved_cv_tol(folds)
         fold_est = self._fold_estimator(base, cv_tol)
-        result, kept = _cross_validate(fold_est, *_cv_arguments(fold_est, Xv, yv, lams, folds, 1, self.scoring),
+        result, kept = _cross_validate(fold_est, *_cv_arguments(fold_est, Xv, yv, lams, folds, 1, self.scoring, sw),
                                        n_jobs=self.n_jobs, verbose=0, keep_solutions=self.refit and REFIT_WARM)
         lam = result.best_lam
         fitted = dict(extra, lam_=lam, lams_=result.lams, scores_=result.scores,
@@ -2142,7 +2224,7 @@ class _ConvexCVBase(_Base):
         if self.refit:
             base.set_params(lam=lam)
             start = _refit_start(base, Xv, y_enc, w, [k[result.best_index] for k in kept]) if REFIT_WARM else None
-            best = base._fit(X, y, warm_start=start)
+            best = base._fit(X, y, warm_start=start, sample_weight=sample_weight)
             fitted.update({k: v for k, v in vars(best).items() if k.endswith("_") and not k.startswith("_")})
             fitted["best_estimator_"] = best
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:

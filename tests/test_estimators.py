@@ -538,3 +538,45 @@ def test_default_regressor_on_raw_diabetes():
     assert est.objective_ == pytest.approx(
         net_s.objective(std.transform(Xtr), std.transform_y(ytr), est.lam_), rel=1e-12)
     np.testing.assert_allclose(pred, std.inverse_transform_y(net_s.predict(std.transform(Xte))), rtol=1e-9)
+
+
+# ------------------------------------------------------------------------- convergence advice
+def _advice_of(est, X, y):
+    with pytest.warns(ConvergenceWarning) as rec:
+        est.fit(X, y)
+    return str([r for r in rec if issubclass(r.category, ConvergenceWarning)][-1].message)
+
+
+def test_convergence_advice_that_it_gives_works():
+    # a small program: the warning suggests the CVXPY backend, and taking the advice certifies
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 4))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2]
+    msg = _advice_of(ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, max_iter=20), X, y)
+    assert "raise max_iter" in msg.lower() and "backend='clarabel'" in msg and "standardize" not in msg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        fixed = ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, backend="clarabel").fit(X, y)
+    assert fixed.status_ == "optimal"
+    # a CVXPY solve that runs out: the native backend is suggested, and it certifies
+    msg = _advice_of(ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, backend="clarabel",
+                                              max_iter=3), X, y)
+    assert "backend='native'" in msg and "backend='clarabel'" not in msg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0).fit(X, y).status_ == "optimal"
+
+
+def test_convergence_advice_leaves_out_what_would_not_work():
+    # 30 rows, 61 x 100 x 2 columns of nuclear norms, unscaled targets and standardize=False: the
+    # CVXPY program did not finish in 5 minutes, so the warning does not suggest it; it suggests
+    # the standardization, which certifies this fit at once
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 60))
+    y = X[:, :30] @ rng.uniform(0, 100, 30)
+    Y = np.c_[y, y ** 2 / 100]
+    msg = _advice_of(ConvexGatedReLURegressor(lam=3.0, standardize=False, random_state=0, max_iter=100), X, Y)
+    assert "standardize=True" in msg and "backend='clarabel'" not in msg
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        assert ConvexGatedReLURegressor(lam=3.0, random_state=0).fit(X, Y).status_ == "optimal"

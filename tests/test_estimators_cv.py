@@ -255,7 +255,8 @@ def _check(est):
         warnings.simplefilter("ignore", estimator_checks.SkipTestWarning)
         if "expected_failed_checks" in inspect.signature(estimator_checks.check_estimator).parameters:
             estimator_checks.check_estimator(est, expected_failed_checks={
-                "check_sample_weight_equivalence_on_dense_data": "fit takes no sample_weight"})
+                "check_sample_weight_equivalence_on_dense_data":
+                    "repeated rows change the folds (as for LassoCV); see test_zero_weights_equal_removed_rows"})
         else:  # pragma: no cover - scikit-learn < 1.6
             estimator_checks.check_estimator(est)
 
@@ -420,3 +421,108 @@ def test_cv_refits_from_the_folds_for_gated_and_cold_for_relu(clf_data, reg_data
     n = len(starts)
     ConvexGatedReLURegressorCV(n_lams=2, cv=2, n_gates=4, random_state=0, refit=False).fit(Xr, yr)
     assert len(starts) == n  # no refit, no start
+
+
+# ------------------------------------------------------------------------- sample weights
+def test_unit_weights_change_nothing(clf_data):
+    X, y = clf_data
+    kw = dict(n_lams=3, cv=3, n_gates=8, random_state=0, tol=1e-4)
+    a = ConvexGatedReLUClassifierCV(**kw).fit(X, y)
+    b = ConvexGatedReLUClassifierCV(**kw).fit(X, y, sample_weight=np.ones(len(y)))
+    assert np.array_equal(a.scores_, b.scores_) and a.lam_ == b.lam_
+    assert np.array_equal(a.predict(X), b.predict(X))
+
+
+@pytest.mark.parametrize("make", ["clf", "reg"])
+def test_zero_weights_equal_removed_rows(clf_data, reg_data, make):
+    # weight 0 removes a sample exactly: with the same training and validation rows otherwise,
+    # the grid, the fold fits, the validation scores and the refit are those of the data without it
+    if make == "clf":
+        X, y = clf_data
+        cls, splitter = ConvexGatedReLUClassifierCV, StratifiedKFold(3, shuffle=True, random_state=0)
+    else:
+        X, y = reg_data
+        cls, splitter = ConvexGatedReLURegressorCV, KFold(3, shuffle=True, random_state=0)
+    n = len(y)
+    w = np.ones(n)
+    w[::7] = 0.0
+    keep = np.flatnonzero(w > 0)
+    folds = list(splitter.split(X, y))
+    new_index = -np.ones(n, dtype=int)
+    new_index[keep] = np.arange(keep.size)
+    reduced = [(new_index[tr][w[tr] > 0], new_index[te][w[te] > 0]) for tr, te in folds]
+    # (the grid stops at 0.05 lam_max: below it the regression folds overfit, with validation R^2
+    # of -4.7 that moves by 3e-3 between two certified optima within tol of each other)
+    kw = dict(n_lams=3, lam_min_ratio=0.05, n_gates=8, random_state=0, tol=1e-6)
+    a = cls(cv=folds, **kw).fit(X, y, sample_weight=w)
+    b = cls(cv=reduced, **kw).fit(X[keep], y[keep])
+    assert np.allclose(a.lams_, b.lams_, rtol=1e-12)
+    assert np.allclose(a.scores_, b.scores_, atol=1e-6)
+    assert a.best_index_ == b.best_index_ and a.lam_ == pytest.approx(b.lam_, rel=1e-12)
+    assert np.allclose(a.predict(X), b.predict(X), rtol=1e-4, atol=1e-4 * np.abs(b.predict(X)).max())
+
+
+def test_validation_scores_and_refit_are_weighted(clf_data):
+    X, y = clf_data
+    w = np.random.default_rng(0).uniform(0.2, 3.0, len(y))
+    folds = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    seen = []
+
+    def scorer(est, Xv, yv, sample_weight=None):
+        seen.append(sample_weight)
+        return float(np.average(est.predict(Xv) == yv, weights=sample_weight))
+
+    kw = dict(lams=[30.0, 3.0], n_gates=8, random_state=0, tol=1e-6)
+    cv = ConvexGatedReLUClassifierCV(cv=folds, scoring=scorer, **kw).fit(X, y, sample_weight=w)
+    # the scorer got each fold's validation weights, once per lam
+    assert len(seen) == 2 * len(folds)
+    for k, (_, te) in enumerate(folds):
+        assert np.array_equal(seen[2 * k], w[te]) and np.array_equal(seen[2 * k + 1], w[te])
+    # the default score is the same weighted accuracy
+    default = ConvexGatedReLUClassifierCV(cv=folds, **kw).fit(X, y, sample_weight=w)
+    assert np.allclose(default.scores_, cv.scores_, atol=1e-12)
+    # and one fold's score is that of a weighted fit on its training rows
+    tr, te = folds[0]
+    one = ConvexGatedReLUClassifier(lam=3.0, n_gates=8, random_state=0, tol=1e-6).fit(
+        X[tr], y[tr], sample_weight=w[tr])
+    assert cv.scores_[0, 1] == pytest.approx(one.score(X[te], y[te], sample_weight=w[te]), abs=1e-12)
+    # the refit is the weighted fit at lam_
+    ref = ConvexGatedReLUClassifier(lam=cv.lam_, n_gates=8, random_state=0, tol=1e-6).fit(X, y, sample_weight=w)
+    assert cv.best_estimator_.convex_objective_ == pytest.approx(ref.convex_objective_, rel=1e-5)
+
+
+def test_cross_validate_lam_takes_weights(reg_data):
+    from cvxnn.estimators import cross_validate_lam
+
+    X, y = reg_data
+    w = np.linspace(0.5, 2.0, len(y))
+    est = ConvexGatedReLURegressor(n_gates=8, random_state=0, tol=1e-6)
+    folds = list(KFold(2, shuffle=True, random_state=0).split(X))
+    res = cross_validate_lam(est, X, y, [10.0, 1.0], cv=folds, sample_weight=w)
+    tr, te = folds[1]
+    one = ConvexGatedReLURegressor(lam=1.0, n_gates=8, random_state=0, tol=1e-6).fit(X[tr], y[tr], sample_weight=w[tr])
+    # (the fold fit is warm-started from lam = 10: another certified point within tol)
+    assert res.scores[1, 1] == pytest.approx(one.score(X[te], y[te], sample_weight=w[te]), abs=1e-4)
+
+
+@pytest.mark.parametrize("weights, error, match", [
+    (np.ones(5), "ShapeError", "sample_weight"),
+    (np.r_[np.nan, np.ones(79)], "NonFiniteError", "NaN"),
+    (np.r_[-1.0, np.ones(79)], "InvalidParameterError", "non-negative"),
+    (np.zeros(80), "InvalidParameterError", "zero"),
+])
+def test_bad_weights_raise_typed_errors(reg_data, weights, error, match):
+    from cvxnn import errors
+
+    X, y = reg_data
+    with pytest.raises(getattr(errors, error), match=match):
+        ConvexGatedReLURegressorCV(n_lams=2, cv=2, n_gates=4, random_state=0).fit(X, y, sample_weight=weights)
+
+
+def test_a_fold_without_weight_is_refused(reg_data):
+    X, y = reg_data
+    w = np.ones(len(y))
+    folds = list(KFold(2).split(X))
+    w[folds[0][1]] = 0.0  # the first validation fold weighs nothing
+    with pytest.raises(InvalidParameterError, match="fold 0: every validation sample"):
+        ConvexGatedReLURegressorCV(n_lams=2, cv=folds, n_gates=4, random_state=0).fit(X, y, sample_weight=w)

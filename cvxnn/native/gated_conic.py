@@ -86,7 +86,14 @@ def finish_seconds(n: int, cols: int, *, semidefinite: bool, exponential: bool =
     """The cost model of :func:`gated_conic_finish` (seconds on the reference machine) for a
     design of ``n`` rows and ``cols`` columns: ``FINISH_SECONDS cols^3`` with semidefinite cones
     (nuclear norms), else ``FINISH_COEF n^FINISH_ROW_EXP cols^FINISH_COL_EXP``, times
-    ``EXP_CONE_FACTOR`` for a loss with exponential cones."""
+    ``EXP_CONE_FACTOR`` for a loss with exponential cones.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``n`` or ``cols`` not a positive integer.
+    """
+    n, cols = (check_positive_int(v, name, maximum=None) for v, name in ((n, "n"), (cols, "cols")))
     if semidefinite:
         t = FINISH_SECONDS * float(cols) ** 3
     else:

@@ -224,6 +224,14 @@ def test_finish_after_refuses_bad_sizes(bad):
         gated_conic.finish_after(40, 4, 10, bad)
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.5, None])
+def test_finish_seconds_refuses_bad_sizes(bad):
+    with pytest.raises(InvalidParameterError):
+        gated_conic.finish_seconds(bad, 100, semidefinite=False)
+    with pytest.raises(InvalidParameterError):
+        gated_conic.finish_seconds(100, bad, semidefinite=True)
+
+
 @pytest.mark.parametrize("bad", ["group", "", None])
 def test_finish_after_refuses_an_unknown_penalty(bad):
     with pytest.raises(InvalidParameterError, match="penalty"):

@@ -2211,7 +2211,6 @@ class _ConvexCVBase(_Base):
         extra.update({k: v for k, v in extra_enc.items() if k == "classes_"})
         lams = self._grid(base, Xv, y_enc, loss, w)
         folds = self._folds(Xv, yv)
-        _check_fold_weights(folds, sw)
         cv_tol = self._resolved_cv_tol(folds)
         fold_est = self._fold_estimator(base, cv_tol)
         result, kept = _cross_validate(fold_est, *_cv_arguments(fold_est, Xv, yv, lams, folds, 1, self.scoring, sw),

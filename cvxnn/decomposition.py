@@ -80,7 +80,8 @@ def _solver_name(solver: str | None) -> str:
 
 
 def _solve(problem: cp.Problem, solver: str, opts: dict, quiet: bool = True) -> str:
-    """Solve through the CVXPY adapter with cvxnn's default tolerances and return CVXPY's status
+    """Solve through the CVXPY adapter with cvxnn's default tolerances and return cvxnn's status
+    (``"optimal"``, ``"optimal_inaccurate"`` or ``"max_iterations"``)
     (``quiet=False`` leaves the warning filters alone: used inside worker threads, where the caller
     installs the filter once). Infeasible, unbounded and failed solves raise."""
     defaults: dict = {}
@@ -92,7 +93,7 @@ def _solve(problem: cp.Problem, solver: str, opts: dict, quiet: bool = True) -> 
         defaults = {k: v for k, v in defaults.items() if not k.startswith("tol_")}
     run = run_problem(problem, solver, what="the decomposition program", defaults=defaults, quiet=quiet,
                       warn=False, advice="Try solver='SCS' or method='gate'.", **opts)
-    return run.cvxpy_status
+    return run.status
 
 
 # ----------------------------------------------------------------------------- cone structure
@@ -278,8 +279,10 @@ class DecompositionResult:
     infeasible_blocks : list of tuple
         ``(i,)`` or ``(i, k)`` (factor or column ``k`` of block ``i``) that do not decompose.
     approximate : bool
-        True when infeasible blocks were dropped (``"report"``) or refitted (``"refit"``): the
-        ReLU predictions then differ from the gated ones (see :attr:`prediction_gap`).
+        True when infeasible blocks were dropped (``"report"``) or refitted (``"refit"``), or a
+        decomposition program ended short of optimal (see :attr:`statuses`): the ReLU point may
+        then violate its cones (:attr:`max_violation`) and its predictions differ from the gated
+        ones (:attr:`prediction_gap`).
     d_star : float or None
         Objective of the gated model (``d*`` at an optimum).
     relu_objective : float or None
@@ -299,7 +302,8 @@ class DecompositionResult:
     solve_time : float
         Seconds in the decomposition programs.
     statuses : tuple of str
-        Solver statuses of the programs (one per chunk).
+        cvxnn statuses of the programs (one per chunk: ``"optimal"``, ``"optimal_inaccurate"``,
+        ``"max_iterations"``; ``"closed_form"`` for the gate shift).
     notes : list of str
     """
 
@@ -322,7 +326,8 @@ class DecompositionResult:
 
     @property
     def all_feasible(self) -> bool:
-        """Whether every block decomposed exactly."""
+        """Whether every block lies in ``K_i - K_i`` (decomposes in principle); whether the
+        decomposition returned is exact is :attr:`approximate`."""
         return not self.infeasible_blocks
 
     def summary(self) -> str:
@@ -333,8 +338,8 @@ class DecompositionResult:
         lines = [
             f"method            : {self.method} ({len(self.statuses)} program(s), {self.solve_time:.3f} s)",
             f"blocks decomposed : {int(self.feasible.sum())} / {self.feasible.size}"
-            + ("" if self.all_feasible else f"  infeasible: {self.infeasible_blocks[:10]}"
-               + (" (approximate)" if self.approximate else "")),
+            + ("" if self.all_feasible else f"  infeasible: {self.infeasible_blocks[:10]}")
+            + (" (approximate)" if self.approximate else " (exact)"),
             f"gated d*          : {fmt(self.d_star)}",
             f"ReLU objective    : {fmt(self.relu_objective)}",
             f"Thm 3.7 bound     : {fmt(self.bound)}" + ("" if self.kappa is None else f"  (kappa {self.kappa:.4g})"),
@@ -532,7 +537,7 @@ def decompose(
                 Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], cols[:, ch], Wb)
                 statuses.append(st)
                 solve_time += sec
-    inexact = [st for st in statuses if st not in (cp.OPTIMAL, "closed_form")]
+    inexact = [st for st in statuses if st not in ("optimal", "closed_form")]
     if inexact:
         warnings.warn(
             f"{len(inexact)} decomposition program(s) ended with status {inexact[0]!r}; the cone "
@@ -549,7 +554,8 @@ def decompose(
     else:
         V, W = Vf.reshape(U.shape), Wf.reshape(U.shape)
         network = None
-    approximate = bool(bad.size)
+    # not exact either when a program stopped short of its optimum (its point is not in the cones)
+    approximate = bool(bad.size) or bool(inexact)
     refit_model = None
     if bad.size and on_infeasible == "refit":
         if svd_mode:

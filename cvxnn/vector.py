@@ -259,10 +259,14 @@ def build_vector_program(
         Nuclear norm per block (exact for gated ReLU networks) or per-output column norms
         (independent scalar networks sharing the patterns).
     penalty : Penalty, optional
-        Replaces the block penalty by ``penalty.cvxpy`` of the whole ``d_a x (p c)`` weight
-        matrix (``U``, or ``[V, W]`` for C-ReLU), e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`
-        (docs/feature-sparsity.md); the program is then labelled ``formulation="one_vs_all"``
-        (no nuclear epigraph; the maps split blocks by columns).
+        ``"nuclear"`` or ``"columnwise"`` / ``"one_vs_all"`` (or their objects) select that
+        formulation (the same program as ``formulation=``). Any other penalty replaces the block
+        penalty by ``penalty.cvxpy`` of the whole ``d_a x (p c)`` weight matrix (``U``, or
+        ``[V, W]`` for C-ReLU), e.g. ``"group_l2"`` (Frobenius norms of the blocks) or
+        :class:`~cvxnn.feature_penalties.FeatureGroupL2` (docs/feature-sparsity.md); the program
+        is then labelled ``formulation="one_vs_all"`` (no nuclear epigraph; the maps split blocks
+        by columns): its ``objective_value`` is ``L + lam R`` and ``program_penalty`` is ``R``,
+        while ``penalty()``, ``objective()`` and the maps use the column norms.
 
     Returns
     -------
@@ -273,6 +277,11 @@ def build_vector_program(
         raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
     _check_formulation(formulation)
     weight_penalty = None if penalty is None else get_penalty(penalty)
+    if type(weight_penalty) is Nuclear or type(weight_penalty) is Columnwise:
+        # a block penalty of its own: the program of that formulation, labelled as such (so that
+        # the solution's penalty(), objective() and maps follow the program that was solved)
+        formulation = "nuclear" if type(weight_penalty) is Nuclear else "one_vs_all"
+        weight_penalty = None
     if weight_penalty is not None:
         formulation = "one_vs_all"
     X = check_X(X)

@@ -78,6 +78,37 @@ def test_program_is_reused(data):
         cvxnn.solve(X, y, pats, solver="auto", program=prog)
 
 
+def test_program_refuses_other_data_targets_or_loss(data):
+    """program= is solved on its own X, y and loss: a solve that asks for others raises instead of
+    returning the program's solution (which it used to, silently)."""
+    X, y, pats = data
+    prog = build_program(X, y, activation="relu", lam=1.0, patterns=pats)
+    with pytest.raises(InvalidParameterError, match="other targets"):
+        cvxnn.solve(X, y + 1.0, pats, lam=0.3, solver="clarabel", program=prog)
+    with pytest.raises(InvalidParameterError, match="shape"):
+        cvxnn.solve(X[:, :2], y, lam=0.3, solver="clarabel", program=prog)
+    with pytest.raises(InvalidParameterError, match="other data"):
+        cvxnn.solve(X * 2.0, y, lam=0.3, solver="clarabel", program=prog)
+    with pytest.raises(InvalidParameterError, match="loss"):
+        cvxnn.solve(X, np.sign(y - np.median(y)), pats, loss="logistic", lam=0.3, solver="clarabel", program=prog)
+    # loss omitted: the program's own (here logistic, not the "squared" default)
+    labels = np.where(y > np.median(y), 1.0, -1.0)
+    logistic = build_program(X, labels, activation="gated_relu", loss="logistic", lam=1.0, patterns=pats)
+    a = cvxnn.solve(X, labels, pats, activation="gated_relu", lam=0.3, solver="clarabel", program=logistic)
+    b = cvxnn.solve(X, labels, pats, activation="gated_relu", loss="logistic", lam=0.3, solver="clarabel")
+    assert a.loss.name == "logistic"
+    assert a.objective_value == pytest.approx(b.objective_value, rel=1e-6)
+
+
+def test_native_solve_refuses_options_it_does_not_take(data):
+    X, y, pats = data
+    for opt in ({"penalty": "group_l2"}, {"eps_abs": 1e-3}):
+        with pytest.raises(InvalidParameterError, match="do not take"):
+            cvxnn.solve(X, y, pats, lam=0.3, solver="auto", **opt)
+    sol = cvxnn.solve(X, y, pats, lam=0.3, solver="auto", feas_tol=1e-7)  # one it takes
+    assert sol.status == "optimal"
+
+
 # ----------------------------------------------------------------------------- status map
 def test_status_map_covers_cvxpy_and_only_cvxnn_statuses():
     assert set(CVXPY_STATUS_MAP.values()) <= set(STATUSES)

@@ -269,3 +269,20 @@ def test_gate_decomposition_property(seed, n, d, c, bias):
     scale = max(1.0, np.abs(pats.design(X)).max() * np.abs(res.model.V).max())
     assert res.max_violation <= 1e-12 * scale
     np.testing.assert_allclose(res.network.predict(X), model.train_predict(X), atol=1e-9 * scale)
+
+
+def test_a_program_stopped_short_is_reported_approximate(scalar):
+    """A decomposition program that ends at its iteration limit leaves a point outside the cones:
+    the result says so (approximate, cvxnn's status, a warning), it does not claim exactness."""
+    from cvxnn.errors import InaccurateSolutionWarning
+
+    X, y, sol = scalar
+    with pytest.warns(InaccurateSolutionWarning):
+        res = decompose(sol, X, y, method="socp", solver="clarabel", max_iter=1)
+    assert res.statuses == ("max_iterations",)
+    assert res.approximate and res.all_feasible  # every block decomposes in principle
+    assert res.max_violation > 1e-6
+    assert "(approximate)" in res.summary()
+    exact = decompose(sol, X, y, method="socp")
+    assert exact.statuses == ("optimal",) and not exact.approximate
+    assert "(exact)" in exact.summary()

@@ -409,3 +409,21 @@ def test_one_vs_all_svd_map_never_drops_singular_mass():
                            training_X=X, lam=1.0)
     assert relu_vector_factors(g_sol, X, rank_tol=1e-9).dropped_singular_mass > 0
     np.testing.assert_allclose(f.network.predict(X), sol.train_predict(X), atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
+def test_block_penalty_names_select_their_formulation(data, activation):
+    """penalty="nuclear" / "columnwise" is that formulation's program and is labelled so: the
+    solution's objective(), its network's and objective_value agree (they disagreed when such a
+    program was labelled one-vs-all)."""
+    X, Y, pats = data
+    for penalty, formulation in (("nuclear", "nuclear"), ("columnwise", "one_vs_all"), ("one_vs_all", "one_vs_all")):
+        by_penalty = build_program(X, Y, activation=activation, lam=LAM, patterns=pats, penalty=penalty).solve()
+        by_name = build_program(X, Y, activation=activation, lam=LAM, patterns=pats, formulation=formulation).solve()
+        assert by_penalty.formulation == formulation
+        assert by_penalty.objective_value == pytest.approx(by_name.objective_value, rel=1e-6)
+        assert by_penalty.objective(X, Y, LAM) == pytest.approx(by_penalty.objective_value, rel=1e-6)
+    # a whole-matrix penalty keeps its own value in objective_value / program_penalty
+    fro = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats, penalty="group_l2").solve()
+    assert fro.formulation == "one_vs_all"
+    assert fro.program_penalty == pytest.approx(float(np.linalg.norm(fro.U, axis=(0, 2)).sum()), rel=1e-6)

@@ -22,6 +22,15 @@ __all__ = ["NATIVE_SOLVERS", "NativeAdapter"]
 NATIVE_SOLVERS = ("auto", "native", "rfista", "working_set", "al")
 
 
+def _native_options(fn) -> frozenset[str]:
+    """The keyword options of ``solve_native`` a request may pass through (its signature, less the
+    arguments the adapter sets itself)."""
+    import inspect
+
+    own = {"X", "y", "patterns", "activation", "loss", "lam", "tol", "warm_start", "callback", "verbose", "solver"}
+    return frozenset(k for k in inspect.signature(fn).parameters if k not in own)
+
+
 class NativeAdapter:
     """Solve through :func:`cvxnn.native.solve_native` with ``solver=name``."""
 
@@ -42,7 +51,8 @@ class NativeAdapter:
         Raises
         ------
         InvalidParameterError
-            When a CVXPY program is passed (``program=``) or the solver does not fit the
+            When a CVXPY program is passed (``program=``), an option ``solve_native`` does not
+            take is passed, or the solver does not fit the
             activation (``"rfista"`` is for C-GReLU, ``"working_set"`` / ``"al"`` for C-ReLU).
         """
         from ..native import solve_native  # the native package is optional at import time
@@ -53,6 +63,12 @@ class NativeAdapter:
             )
         name = "auto" if request.solver == "native" else request.solver
         kwargs = dict(request.options)
+        taken = _native_options(solve_native)
+        unknown = sorted(k for k in kwargs if k not in taken)
+        if unknown:
+            raise InvalidParameterError(
+                f"the native solvers do not take the option(s) {unknown}; they take {sorted(taken)} "
+                "(feature penalties: cvxnn.solve_feature_sparse).")
         if request.max_iter is not None:
             kwargs["max_iter"] = request.max_iter
         return solve_native(

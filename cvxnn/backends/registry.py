@@ -20,13 +20,16 @@ Other adapters can be added with :func:`register_adapter`. An unknown name raise
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import cvxpy as cp
+import numpy as np
 
+from .._validation import check_X, check_y
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
 from ..patterns import Patterns
@@ -109,6 +112,7 @@ class CvxpyAdapter:
                     f"a regularized {request.activation} one.")
             if request.patterns is not None and request.patterns is not program.patterns:
                 raise InvalidParameterError("program= was built on other patterns than the ones given.")
+            _check_program_data(program, request)
             program.set_lam(request.lam)
         opts = dict(request.options)
         opts.setdefault("verbose", bool(request.verbose))
@@ -117,6 +121,59 @@ class CvxpyAdapter:
         if request.max_iter is not None and name in CVXPY_ITER_OPTION:
             opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))
         return cvxpy_adapter.solve_program(program, name, **opts)
+
+
+def _same_loss(a: Loss, b: Loss) -> bool:
+    """Whether two loss objects define the same loss (field by field; arrays compared by value)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(va, Loss) or isinstance(vb, Loss):
+            if not (isinstance(va, Loss) and isinstance(vb, Loss) and _same_loss(va, vb)):
+                return False
+        elif isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+            if not np.array_equal(np.asarray(va), np.asarray(vb)):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
+def _check_program_data(program, request: SolveRequest) -> None:
+    """``program=`` is solved on its own data and loss: refuse a request for other ones (it
+    would silently return the program's solution, not the one asked for).
+
+    Raises
+    ------
+    InvalidParameterError
+        When ``X``, ``y`` or the loss differ from the program's.
+    """
+    X = check_X(request.X)
+    if X.shape != program.X.shape or not np.array_equal(X, program.X):
+        raise InvalidParameterError(
+            f"program= was built on other data: {_difference(X, program.X, 'X')}; build a program on "
+            "this X, or pass program=None.")
+    if program.loss is not None and not _same_loss(request.loss, program.loss):
+        raise InvalidParameterError(
+            f"program= was built with the {program.loss.name} loss ({program.loss!r}); this solve asks for "
+            f"{request.loss!r}. Omit loss= to use the program's, or build a program with this loss.")
+    y = check_y(request.y, X.shape[0])
+    if program.loss is not None:
+        y = program.loss.check_targets(y)
+    if y.shape != program.y.shape or not np.array_equal(y, program.y):
+        raise InvalidParameterError(
+            f"program= was built on other targets: {_difference(y, program.y, 'y')}; build a program "
+            "on this y, or pass program=None.")
+
+
+def _difference(given: np.ndarray, built: np.ndarray, name: str) -> str:
+    if given.shape != built.shape:
+        return f"{name} has shape {given.shape}, the program's {built.shape}"
+    return f"{name} differs from the program's in {int(np.count_nonzero(given != built))} entries"
+
 
 
 _NATIVE = NativeAdapter()
@@ -173,7 +230,7 @@ def solve(
     patterns: Patterns | None = None,
     *,
     activation: str = "relu",
-    loss: str | Loss = "squared",
+    loss: str | Loss | None = None,
     lam: float = 1.0,
     solver: str = "auto",
     tol: float = 1e-6,
@@ -196,7 +253,9 @@ def solve(
     patterns : Patterns
         Activation patterns built on ``X`` (optional for CVXPY solvers when ``program`` is given).
     activation : {"relu", "gated_relu"}
-    loss : str or Loss
+    loss : str or Loss, optional
+        The loss (default ``"squared"``; with ``program=``, the program's loss, and any other
+        raises).
     lam : float
         Regularisation strength.
     solver : str
@@ -212,8 +271,9 @@ def solve(
         Progress callback of the native solvers (see :func:`cvxnn.native.solve_native`).
     verbose : bool or int
     program : ConvexProgram, optional
-        A program already built on these patterns (CVXPY solvers): only ``lam`` changes, the
-        compiled problem is reused (DPP).
+        A program already built on ``X``, ``y`` and these patterns (CVXPY solvers): only ``lam``
+        changes, the compiled problem is reused (DPP). ``X``, ``y`` and ``loss`` must be the
+        program's.
     **solver_opts
         Passed to the backend (``solve_native`` keywords, or CVXPY solver options).
 
@@ -224,13 +284,16 @@ def solve(
     Raises
     ------
     InvalidParameterError
-        For an unknown solver (listing the choices) or an option the backend rejects.
+        For an unknown solver (listing the choices), an option the backend rejects, or a
+        ``program`` built on other data, targets, loss or patterns than the ones given.
     SolverError, InfeasibleError, UnboundedError, MemoryBudgetError
         As raised by the backend.
     """
     adapter, name = resolve_solver(solver)
     if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    if loss is None:
+        loss = program.loss if program is not None and getattr(program, "loss", None) is not None else "squared"
     request = SolveRequest(
         X=X, y=y, patterns=patterns, activation=activation, loss=get_loss(loss), lam=lam, solver=name,
         tol=tol, max_iter=max_iter, warm_start=warm_start, callback=callback, verbose=verbose,

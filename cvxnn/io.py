@@ -187,11 +187,14 @@ def _model_arrays(model: ConvexModel, prefix: str = "") -> tuple[dict, dict]:
         if B is not None:
             arrays[prefix + name] = np.asarray(B)
     meta: dict[str, Any] = {"activation": model.activation, "patterns": pmeta}
+    if model.formulation is not None:
+        meta["formulation"] = model.formulation
     if isinstance(model, ConvexSolution):
         meta["solution"] = {k: _json_scalar(getattr(model, k)) for k in _SOLUTION_FIELDS}
         meta["solution"]["loss"] = _loss_meta(model.loss)
         extra_meta: dict[str, Any] = {}
         extra_arrays: dict[str, Any] = {}
+        nonfinite: list[str] = []
         for key, value in model.extra.items():
             if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
                 arrays[f"{prefix}extra__{key}"] = value
@@ -206,8 +209,13 @@ def _model_arrays(model: ConvexModel, prefix: str = "") -> tuple[dict, dict]:
                     extra_meta[key] = _json_scalar(value)
                 except TypeError:
                     logger.debug("not saving solution.extra[%r] (type %s)", key, type(value).__name__)
+                    continue
+                if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+                    nonfinite.append(key)  # written as "nan" / "inf": read back as floats
         meta["solution"]["extra"] = extra_meta
         meta["solution"]["extra_arrays"] = extra_arrays
+        if nonfinite:
+            meta["solution"]["extra_nonfinite"] = nonfinite
     return arrays, meta
 
 
@@ -347,6 +355,8 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
     """
     from . import __version__
 
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidParameterError(f"metadata must be a dict (JSON-serialisable), got {type(metadata).__name__}.")
     if isinstance(obj, ConvexModel):
         arrays, meta = _model_arrays(obj)
         kind = "solution" if isinstance(obj, ConvexSolution) else "model"
@@ -642,6 +652,12 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
     needed = get_activation(activation).blocks if activation in ACTIVATIONS else ()
     blocks = {b: arc.get(prefix + b, required=b in needed) for b in ("U", "V", "W")}
     kwargs = dict(activation=activation, patterns=pats, **blocks)
+    if "formulation" in meta:  # written since models carry their formulation
+        formulation = _field(meta, "formulation", "str", where, arc.path)
+        if formulation not in ("nuclear", "one_vs_all"):
+            raise FileFormatError(f"{arc.path}: the metadata field '{name('formulation')}' must be "
+                                  f"'nuclear' or 'one_vs_all', got {formulation!r}.")
+        kwargs["formulation"] = formulation
     if "solution" not in meta:
         return ConvexModel(**kwargs)
     smeta = _field(meta, "solution", "object", where, arc.path)
@@ -655,6 +671,11 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
         else:
             raise FileFormatError(f"{arc.path}: the metadata field '{sw}.extra_arrays.{key}' must be "
                                   f"\"array\" or a count of entries, got {json.dumps(how, default=str)[:40]}.")
+    for key in smeta.get("extra_nonfinite", []):
+        if not (isinstance(key, str) and extra.get(key) in ("nan", "inf", "-inf")):
+            raise FileFormatError(f"{arc.path}: the metadata field '{sw}.extra_nonfinite' names {key!r}, "
+                                  "which is not a non-finite number of the extras.")
+        extra[key] = float(extra[key])
     loss = _loss_from_meta(_field(smeta, "loss", "object|null", sw, arc.path), f"{sw}.loss", arc.path)
     floats = {k: _float_or_none(_field(smeta, k, "number|null", sw, arc.path))
               for k in ("objective_value", "lam", "solve_time", "compile_time", "gap", "max_violation")}
@@ -845,6 +866,10 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None,
     MemoryBudgetError
         When the arrays declare more than ``max_bytes`` in all (checked before reading them).
     """
+    if kind is not None:
+        wanted = (kind,) if isinstance(kind, str) else kind
+        if not isinstance(wanted, tuple) or not wanted or not all(isinstance(k, str) for k in wanted):
+            raise InvalidParameterError(f"kind must be a kind name or a tuple of them (e.g. 'solution'), got {kind!r}.")
     arc, meta = _open(path, max_bytes)
     try:
         found = meta["kind"]

@@ -168,16 +168,21 @@ class _TwoLayer:
         return loss.value(self.predict(X), y) + lam * self.penalty()
 
     def balanced(self) -> _TwoLayer:
-        """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty)."""
+        """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty).
+
+        A dead neuron (zero input weights and bias, or zero output weights) computes zero, and its
+        minimal penalty is zero: both of its sides are set to zero."""
         inner = np.sum(self.W1**2, axis=0) + (self.b1**2 if self.b1 is not None else 0.0)
         outer = np.sum(self.w2.reshape(self.n_neurons, -1) ** 2, axis=1)
+        live = (inner > 0) & (outer > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where((inner > 0) & (outer > 0), (outer / inner) ** 0.25, 1.0)
+            s = np.where(live, (outer / inner) ** 0.25, 1.0)
         kw = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        kw["W1"] = self.W1 * s
-        kw["w2"] = self.w2 / (s if self.w2.ndim == 1 else s[:, None])
+        kw["W1"] = self.W1 * s * live
+        w2 = self.w2 / (s if self.w2.ndim == 1 else s[:, None])
+        kw["w2"] = w2 * (live if self.w2.ndim == 1 else live[:, None])
         if self.b1 is not None:
-            kw["b1"] = self.b1 * s
+            kw["b1"] = self.b1 * s * live
         return type(self)(**kw)
 
     def to_torch(self, dtype=None):

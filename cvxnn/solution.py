@@ -86,6 +86,10 @@ class ConvexModel:
         C-GReLU blocks ``u_i`` (``d_a x p`` or ``d_a x p x c``).
     V, W : ndarray or None
         C-ReLU blocks ``v_i``, ``w_i`` (positive / negative output neurons).
+    formulation : {None, "nuclear", "one_vs_all"}
+        Vector output: the program's block penalty (nuclear norms, or column norms for
+        ``"one_vs_all"``); None reads as nuclear norms. :meth:`penalty`, :meth:`block_norms` and
+        :meth:`objective` follow it.
     """
 
     activation: str
@@ -93,10 +97,14 @@ class ConvexModel:
     U: np.ndarray | None = None
     V: np.ndarray | None = None
     W: np.ndarray | None = None
+    formulation: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise InvalidParameterError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}.")
+        if self.formulation is not None and self.formulation not in ("nuclear", "one_vs_all"):
+            raise InvalidParameterError(
+                f"formulation must be None, 'nuclear' or 'one_vs_all', got {self.formulation!r}.")
         for name in ("U", "V", "W"):  # array-likes -> float arrays (solver outputs pass through)
             B = getattr(self, name)
             if B is not None and not (isinstance(B, np.ndarray) and B.dtype.kind == "f"):
@@ -292,7 +300,6 @@ class ConvexSolution(ConvexModel):
     al_delta: float | None = None
     training_X: np.ndarray | None = field(default=None, repr=False)
     program_penalty: float | None = None
-    formulation: str | None = None
     check_state: Any = field(default=None, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
 

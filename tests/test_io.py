@@ -552,3 +552,36 @@ def test_standardized_regressor_keeps_its_target_map(tmp_path, data):
     np.testing.assert_allclose(back.standardizer_.y_scale_, reg.standardizer_.y_scale_)
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
     assert back.objective_ == reg.objective_ and back.convex_objective_ == reg.convex_objective_
+
+
+def test_non_finite_extras_come_back_as_floats(tmp_path, data):
+    """nan / inf floats of a solution's extras are written as strings (JSON has no NaN) and read
+    back as floats, so typed fields filled from them (step_size, ...) keep their type."""
+    X, y = data
+    sol = build_program(X, y, activation="gated_relu", lam=0.1, patterns=sample_patterns(X, 8, seed=0)).solve()
+    sol.extra["step_size"] = float("nan")
+    sol.extra["my_bound"] = float("-inf")
+    sol.step_size = float("nan")
+    back = io.load(io.save(sol, tmp_path / "s.npz"))
+    assert isinstance(back.extra["my_bound"], float) and back.extra["my_bound"] == -np.inf
+    assert isinstance(back.step_size, float) and np.isnan(back.step_size)
+
+
+def test_a_model_keeps_its_formulation(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 3))
+    pats = sample_patterns(X, 6, seed=0)
+    U = rng.standard_normal((pats.design_dim, 6, 2))
+    model = ConvexModel(activation="gated_relu", patterns=pats, U=U, formulation="one_vs_all")
+    back = io.load(io.save(model, tmp_path / "m.npz"))
+    assert back.formulation == "one_vs_all" and back.penalty() == pytest.approx(model.penalty())
+
+
+def test_bad_arguments_to_save_and_load(tmp_path, data):
+    X, y = data
+    sol = build_program(X, y, activation="gated_relu", lam=0.1, patterns=sample_patterns(X, 8, seed=0)).solve()
+    with pytest.raises(InvalidParameterError, match="metadata"):
+        io.save(sol, tmp_path / "s.npz", metadata=[1, 2])
+    path = io.save(sol, tmp_path / "s.npz")
+    with pytest.raises(InvalidParameterError, match="kind"):
+        io.load(path, kind=5)

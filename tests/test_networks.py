@@ -161,3 +161,24 @@ def test_to_torch_of_a_fitted_estimator_matches_its_predictions():
     est = ConvexGatedReLURegressor(n_gates=10, lam=1.0, random_state=0).fit(X, y)
     out = est.network_.to_torch()(torch.as_tensor(X)).detach().numpy()
     np.testing.assert_allclose(out, est.predict(X), rtol=1e-10, atol=1e-10 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("cls", [ReLUNetwork, GatedReLUNetwork])
+def test_balanced_zeroes_dead_neurons(cls):
+    """A neuron with zero input weights (or zero output weights) computes zero: balanced() gives it
+    penalty zero, so the balanced penalty is minimal (it kept the dead side's norm before)."""
+    rng = np.random.default_rng(0)
+    W1 = rng.standard_normal((3, 3))
+    W1[:, 1] = 0.0
+    b1 = np.array([0.5, 0.0, -0.2])
+    w2 = np.array([1.5, 3.0, 0.0])
+    kw = dict(W1=W1, b1=b1, w2=w2)
+    if cls is GatedReLUNetwork:
+        kw.update(gates=rng.standard_normal((3, 3)), gate_bias=np.zeros(3))
+    net = cls(**kw)
+    bal = net.balanced()
+    X = rng.standard_normal((40, 3))
+    np.testing.assert_allclose(bal.predict(X), net.predict(X), atol=1e-12)
+    assert np.all(bal.W1[:, 1:] == 0.0) and np.all(bal.w2[1:] == 0.0) and np.all(bal.b1[1:] == 0.0)
+    inner = np.sqrt(np.sum(bal.W1**2, axis=0) + bal.b1**2)
+    np.testing.assert_allclose(inner, np.abs(bal.w2), rtol=1e-12)

@@ -1,6 +1,7 @@
 """The optimal-set polytope: uniqueness, dimension, ranges, sampling, vertices, min-norm ([MP23])."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -8,9 +9,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cvxnn import build_program, sample_patterns
-from cvxnn.errors import InvalidParameterError
+from cvxnn.errors import InaccurateSolutionWarning, InvalidParameterError, SolverError
 from cvxnn.optimality import kkt_report, min_norm_solution, optimal_set
 from cvxnn.optimality.optimal_set import DEFAULT_FIT_TOL
+from cvxnn.solution import ConvexModel
 
 LAM = 0.05
 
@@ -320,3 +322,70 @@ def test_function_map_characterises_identities(relu_set):
     assert null.shape[0] >= 3  # split, linear identity of the pairs, constant vs a pair
     assert np.abs(F @ null.T).max() < 1e-10  # identities: no change on any input
     assert np.linalg.norm(F @ row.T, axis=0).min() > 1e-3  # the other directions change f
+
+
+def test_a_solution_too_inaccurate_for_its_optimal_set_is_refused():
+    """A point whose equicorrelation directions cannot reproduce its fit describes no optima: the
+    set is refused (SolverError naming fit_mismatch's threshold), not returned as if optimal."""
+    import importlib
+
+    optimal_set_module = importlib.import_module("cvxnn.optimality.optimal_set")
+
+    X, y, pats = _problem(5, n_gates=30)
+    sol = build_program(X, y, activation="gated_relu", lam=0.1, patterns=pats).solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolutionWarning)  # an accurate solution: no warning
+        P = optimal_set(sol, X, y)
+    assert P.fit_mismatch <= optimal_set_module.FIT_MISMATCH_WARN
+    # the same blocks, each scaled differently: a far-from-optimal point with the same support
+    def scaled(a, seed):
+        rng = np.random.default_rng(seed)
+        return ConvexModel(activation="gated_relu", patterns=pats, U=sol.U * rng.uniform(1 - a, 1 + a, sol.U.shape[1]))
+
+    with pytest.raises(SolverError, match="too inaccurate"):
+        optimal_set(scaled(1e-2, 0), X, y, lam=0.1, loss="squared")
+    # a point only slightly off: a warning names fit_mismatch, and the set reports it
+    with pytest.warns(InaccurateSolutionWarning, match="fit_mismatch"):
+        P = optimal_set(scaled(1e-4, 0), X, y, lam=0.1, loss="squared")
+    assert optimal_set_module.FIT_MISMATCH_WARN < P.fit_mismatch <= optimal_set_module.FIT_MISMATCH_MAX
+
+
+def test_empty_equicorrelation_set_above_lam_max():
+    """At lam >= lam_max zero is the unique optimum and S is empty: every query answers (summary()
+    and penalty_range() used to fail inside SciPy's linprog)."""
+    import cvxnn
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    pats = sample_patterns(X, 10, seed=0, bias=True)
+    lm = cvxnn.lam_max(X, y, activation="relu", patterns=pats)
+    sol = build_program(X, y, lam=2 * lm, patterns=pats).solve()
+    P = optimal_set(sol, X, y)
+    assert P.blocks.size == 0 and P.is_unique and P.dimension == 0
+    assert P.penalty_range() == (0.0, 0.0)
+    assert "|S|" in P.summary()
+    assert np.all(P.minimal_model().predict(X) == 0.0)
+
+
+def test_membership_queries_check_the_model_and_alpha(relu_set):
+    """contains / alpha_of refuse models of another problem with typed errors (they raised
+    AttributeError / IndexError, or returned numbers for other patterns of the same count), and
+    model_at refuses coordinates outside P (negative or NaN)."""
+    from cvxnn.errors import NonFiniteError, PatternMismatchError
+
+    X, y, sol, P = relu_set
+    with pytest.raises(InvalidParameterError, match="ConvexModel"):
+        P.contains(None)
+    with pytest.raises(InvalidParameterError, match="ConvexModel"):
+        P.contains(sol.to_network())
+    other = sample_patterns(X, sol.patterns.n_patterns, seed=123, bias=True)
+    moved = ConvexModel(activation="relu", patterns=other, V=np.zeros((other.design_dim, other.n_patterns)),
+                        W=np.zeros((other.design_dim, other.n_patterns)))
+    if moved.V.shape == sol.V.shape:
+        with pytest.raises(PatternMismatchError):
+            P.alpha_of(moved)
+    with pytest.raises(InvalidParameterError, match=">= 0"):
+        P.model_at(-P.alpha_ref - 1.0)
+    with pytest.raises(NonFiniteError):
+        P.model_at(np.full(P.n_blocks, np.nan))
+    assert P.contains(P.model_at(P.alpha_ref))

@@ -274,3 +274,34 @@ def test_exact_pruning_keeps_a_feasible_native_solution_unchanged():
     assert res.fit_change <= 1e-9
     assert res.model.max_cone_violation(X) <= max(sol.max_cone_violation(X), 1e-12) * 10
     assert res.model.objective(X, y, 0.5, "logistic") <= sol.objective_value * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_pruning_a_one_vs_all_solution_keeps_its_program_penalty(activation):
+    """Models on the pruning path of a one-vs-all solution keep formulation="one_vs_all": their
+    objectives are the program's (column norms), the start equals the solution's objective, and
+    exact pruning does not raise the column-norm penalty. (They were valued with nuclear norms.)"""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((30, 4)), rng.standard_normal((30, 3))
+    pats = sample_patterns(X, 10, seed=0, bias=False)
+    lam = 0.01
+    sol = build_program(X, Y, activation=activation, lam=lam, patterns=pats, formulation="one_vs_all").solve()
+    path = pruning_path(sol, X, Y)
+    assert path.steps[0].model.formulation == "one_vs_all"
+    assert path.steps[0].objective == pytest.approx(sol.objective_value, rel=1e-6)
+    assert path.steps[1].objective == pytest.approx(sol.objective_value, rel=1e-6)
+    pr = prune_exact(sol, X)
+    assert pr.model.formulation == "one_vs_all"
+    colnorms = sum(np.linalg.norm(B, axis=0).sum() for B in sol.blocks.values())
+    assert pr.penalty_change <= 1e-9 * colnorms
+    assert pr.model.penalty() == pytest.approx(colnorms + pr.penalty_change, rel=1e-9)
+
+
+def test_pruning_arguments_are_checked():
+    X, y, pats = _problem(0)
+    sol = build_program(X, y, activation="relu", lam=0.1, patterns=pats).solve()
+    with pytest.raises(InvalidParameterError, match="rank_tol"):
+        is_minimal(sol, X, rank_tol=5)
+    path = pruning_path(sol, X, y)
+    with pytest.raises(InvalidParameterError, match="width"):
+        path.model_at_width("a")

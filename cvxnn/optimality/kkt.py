@@ -92,12 +92,18 @@ def model_from_blocks(model: ConvexModel, theta: np.ndarray) -> ConvexModel:
     p = model.patterns.n_patterns
     theta = np.array(theta, dtype=float, copy=True)
     blocks = {name: theta[:, k * p:(k + 1) * p] for k, name in enumerate(model.spec.blocks)}
-    return ConvexModel(activation=model.activation, patterns=model.patterns, **blocks)
+    # a vector-output model keeps its program's penalty (one-vs-all: column norms)
+    formulation = getattr(model, "formulation", None) if theta.ndim == 3 else None
+    return ConvexModel(activation=model.activation, patterns=model.patterns, formulation=formulation, **blocks)
 
 
-def _block_norms(theta: np.ndarray) -> np.ndarray:
+def _block_norms(theta: np.ndarray, formulation: str | None = None) -> np.ndarray:
+    """Penalty of each block: its 2-norm (scalar output), nuclear norm (vector output), or the
+    sum of its column norms (``formulation="one_vs_all"``)."""
     if theta.ndim == 2:
         return np.linalg.norm(theta, axis=0)
+    if formulation == "one_vs_all":
+        return np.linalg.norm(theta, axis=0).sum(axis=-1)
     return np.linalg.svd(np.transpose(theta, (1, 0, 2)), compute_uv=False).sum(axis=-1)
 
 
@@ -482,7 +488,12 @@ class KKTReport:
         """Human-readable names (``"v[3]"``, ``"w[7]"``, ``"u[2]"``) of block indices."""
         c = self.certificate
         out = []
+        nb = c.sign.shape[0]
         for k in np.atleast_1d(index):
+            if not (isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)) and -nb <= k < nb):
+                from ..errors import InvalidParameterError
+
+                raise InvalidParameterError(f"block indices must be integers in [0, {nb}), got {k!r}.")
             spec = get_activation(c.activation)
             name = spec.blocks[spec.signs.index(int(c.sign[k]))].lower()
             out.append(f"{name}[{int(c.pattern[k])}]")

@@ -42,6 +42,7 @@ sampling basis.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,14 @@ from scipy.optimize import linprog, lsq_linear
 
 from .._validation import as_generator, check_nonnegative_float, check_positive_int
 from ..activations import get_activation
-from ..errors import InvalidParameterError, SolverError
+from ..errors import (
+    InaccurateSolutionWarning,
+    InvalidParameterError,
+    NonFiniteError,
+    PatternMismatchError,
+    ShapeError,
+    SolverError,
+)
 from ..losses import Loss
 from ..solution import ConvexModel
 from .kkt import (
@@ -69,6 +77,16 @@ DEFAULT_RANK_TOL = 1e-9
 #: Every point drawn by :meth:`OptimalSet.sample` reproduces the reference fit to this relative
 #: accuracy: ``||columns @ alpha - rhs||_2 <= DEFAULT_FIT_TOL * max(1, ||rhs||_2)``.
 DEFAULT_FIT_TOL = 1e-7
+#: The polished reference point must reproduce the solver's fit to this relative accuracy, or
+#: :func:`optimal_set` warns (:class:`~cvxnn.errors.InaccurateSolutionWarning`): the polytope is
+#: then a set of points near the optimal fit, not of optima. (Clarabel's solutions of small
+#: squared-loss programs, through ``build_program(...).solve()``, were measured at 1e-5 to 2e-4.)
+FIT_MISMATCH_WARN = 1e-3
+#: ... and beyond this one it raises :class:`~cvxnn.errors.SolverError`: the points it would
+#: describe have other fits and objectives (measured: a Clarabel logistic C-ReLU solution with status
+#: "optimal" whose polished reference missed its fit by 54 % gave "optimal" networks with 6.5x the
+#: optimal objective).
+FIT_MISMATCH_MAX = 1e-2
 #: Relative Tikhonov weight of the polish of the reference point (see :func:`optimal_set`).
 _POLISH_DAMPING = 1e-4
 #: A coordinate is *free* (positive somewhere on ``P``) when its LP maximum exceeds this
@@ -165,11 +183,39 @@ class OptimalSet:
         return self.model_at(alpha).objective(X, y, self.lam, self.certificate.loss)
 
     def alpha_of(self, model: ConvexModel) -> np.ndarray:
-        """Coordinates ``alpha_k = <theta_k, q^_k> / lam^2`` of a model (``k in S``)."""
+        """Coordinates ``alpha_k = <theta_k, q^_k> / lam^2`` of a model (``k in S``).
+
+        Raises
+        ------
+        InvalidParameterError, PatternMismatchError
+            For a model of another activation, other patterns or another block shape.
+        """
         from .kkt import block_layout
 
+        self._check_model(model)
         theta, _, _ = block_layout(model)
         return np.einsum("dk,dk->k", theta[:, self.blocks], self.directions) / self.lam**2
+
+    def _check_model(self, model) -> None:
+        """A model of this set's problem: same activation, patterns and block shape."""
+        ref = self.reference
+        if not isinstance(model, ConvexModel):
+            raise InvalidParameterError(
+                f"expected a ConvexModel or ConvexSolution of this problem, got {type(model).__name__}; "
+                "map a network back first (cvxnn.maps.relu_network_to_convex / gated_network_to_convex).")
+        if model.activation != ref.activation:
+            raise InvalidParameterError(
+                f"the optimal set is of a {ref.activation} program; this model is {model.activation}.")
+        same = model.patterns is ref.patterns or (
+            model.patterns.n_patterns == ref.patterns.n_patterns
+            and np.array_equal(model.patterns.gates, ref.patterns.gates)
+            and np.array_equal(model.patterns.mask, ref.patterns.mask))
+        if not same:
+            raise PatternMismatchError("the model was built on other patterns than the optimal set's reference.")
+        shape = next(iter(ref.blocks.values())).shape
+        got = next(iter(model.blocks.values())).shape
+        if got != shape:
+            raise ShapeError(f"the model's blocks have shape {got}; the optimal set's have {shape}.")
 
     def contains(self, model: ConvexModel, *, tol: float = 1e-6) -> bool:
         """Whether ``model`` lies in the optimal set up to a relative tolerance ``tol``:
@@ -177,7 +223,7 @@ class OptimalSet:
         from .kkt import block_layout
 
         tol = check_nonnegative_float(tol, "tol")
-
+        self._check_model(model)
         theta, _, _ = block_layout(model)
         scale = max(np.linalg.norm(self.certificate.theta), 1e-300)
         outside = np.delete(theta, self.blocks, axis=1)
@@ -192,10 +238,22 @@ class OptimalSet:
         return bool(fit_err <= tol * max(1.0, np.linalg.norm(self.rhs)))
 
     def _check_alpha(self, alpha) -> np.ndarray:
-        alpha = np.asarray(alpha, dtype=float)
+        """Coordinates of a point of ``P``: shape ``(|S|,)``, finite, ``>= 0`` (entries above
+        ``-1e-9`` of the largest are rounding and read as zero)."""
+        try:
+            alpha = np.asarray(alpha, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"alpha must be an array of {self.n_blocks} numbers.") from exc
         if alpha.shape != (self.n_blocks,):
             raise InvalidParameterError(f"alpha must have shape ({self.n_blocks},), got {alpha.shape}.")
-        return alpha
+        if not np.all(np.isfinite(alpha)):
+            raise NonFiniteError("alpha contains NaN or infinity.")
+        floor = -1e-9 * max(1.0, float(np.abs(alpha).max(initial=0.0)))
+        if alpha.min(initial=0.0) < floor:
+            raise InvalidParameterError(
+                f"alpha must be >= 0 (points of the optimal set have nonnegative coordinates); its smallest "
+                f"entry is {alpha.min():.3g}.")
+        return np.maximum(alpha, 0.0)
 
     # ----------------------------------------------------------------- LP layer
     def _svd(self):
@@ -261,6 +319,8 @@ class OptimalSet:
         as ``A z = b``): HiGHS' absolute feasibility tolerance then bounds a distance in ``z``,
         not one inflated by ``1 / s_j`` on rows with small singular values.
         """
+        if np.size(c) == 0:  # S is empty (lam >= lam_max): P is the single point zero
+            return np.zeros(0)
         A, _, colnorm = self._scaled_system()
         _, _, Vt, _ = self._svd()
         r = A.shape[0]
@@ -748,6 +808,10 @@ def optimal_set(
     ------
     InvalidParameterError
         For a loss whose optimal fit need not be unique (Huber).
+    SolverError
+        When the solution is too inaccurate for its optimal set: the polished reference point
+        misses the solver's fit by more than :data:`FIT_MISMATCH_MAX` (relative). Above
+        :data:`FIT_MISMATCH_WARN` an :class:`~cvxnn.errors.InaccurateSolutionWarning` is emitted.
     """
     cert = recover_duals(model, X, y, lam, loss, active_tol=active_tol, equicorrelation_tol=equicorrelation_tol)
     if cert.loss.name not in _UNIQUE_FIT_LOSSES:
@@ -802,6 +866,18 @@ def optimal_set(
             alpha_ref[supp] = z / cn
     rhs = columns @ alpha_ref
     mismatch = float(np.linalg.norm(rhs - fit) / max(1.0, np.linalg.norm(fit)))
+    advice = ("Re-solve more accurately (the native solvers certify to tol=1e-10: "
+              "cvxnn.solve(X, y, patterns, ..., tol=1e-10)) and build the set from that solution.")
+    if mismatch > FIT_MISMATCH_MAX:
+        raise SolverError(
+            f"optimal_set: the solution is too inaccurate to describe its optimal set: the equicorrelation "
+            f"directions reproduce its fit only to {mismatch:.1e} (relative; at most {FIT_MISMATCH_MAX:g}), so "
+            f"the polytope's points would not be optima. {advice}", status="optimal_inaccurate")
+    if mismatch > FIT_MISMATCH_WARN:
+        warnings.warn(
+            f"optimal_set: the equicorrelation directions reproduce the solution's fit only to {mismatch:.1e} "
+            f"(fit_mismatch); the set describes points near the optimal fit, not exact optima. {advice}",
+            InaccurateSolutionWarning, stacklevel=2)
     if q_dev > 1e-5:
         logger.warning("optimal_set: active blocks have ||q_k|| / lam off 1 by %.2e; rank decisions "
                        "use tolerance %.1e. Re-solve more accurately for a sharper description of "

@@ -283,7 +283,8 @@ def prune_exact(
         raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
     theta, pattern, sign = block_layout(model)
     theta = theta.copy()
-    norms = _block_norms(theta)
+    form = getattr(model, "formulation", None)
+    norms = _block_norms(theta, form)
     active = _active_mask(norms, active_tol)
     theta[:, ~active] = 0.0
     idx = np.flatnonzero(active)
@@ -295,7 +296,7 @@ def prune_exact(
         # on a block of norm ~1e-6 (relative 1e-3) becomes ~1e-4, and its infeasible direction
         # can even lower the penalty below the optimum. Start from exactly feasible blocks.
         theta[:, idx] = _project_to_cones(Xa, model.patterns.mask[:, pattern[idx]], theta[:, idx])
-        norms = _block_norms(theta)
+        norms = _block_norms(theta, form)
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
     f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])
@@ -308,7 +309,7 @@ def prune_exact(
         n_after=int(np.count_nonzero(f)),
         removed=removed,
         fit_change=float(np.linalg.norm(fit1 - fit0) / max(1.0, np.linalg.norm(fit0))),
-        penalty_change=float(_block_norms(theta).sum() - pen0),
+        penalty_change=float(_block_norms(theta, form).sum() - pen0),
     )
     logger.debug("prune_exact: %d -> %d blocks, fit change %.2e, penalty change %.2e",
                  res.n_before, res.n_after, res.fit_change, res.penalty_change)
@@ -319,9 +320,11 @@ def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
                active_tol: float = DEFAULT_ACTIVE_TOL) -> bool:
     """Whether the active contributions ``a_k`` are linearly independent (SVD, ``rank_tol``)."""
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
+    if not (0 <= rank_tol < 1):
+        raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
     X, Xa = _check_model_X(model, X)
     theta, pattern, sign = block_layout(model)
-    idx = np.flatnonzero(_active_mask(_block_norms(theta), active_tol))
+    idx = np.flatnonzero(_active_mask(_block_norms(theta, getattr(model, "formulation", None)), active_tol))
     if idx.size == 0:
         return True
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
@@ -390,6 +393,7 @@ class PruningPath:
 
     def model_at_width(self, width: int) -> ConvexModel:
         """The first model on the path with at most ``width`` blocks."""
+        width = check_positive_int(width, "width", minimum=0)
         for s in self.steps:
             if s.width <= width:
                 return s.model
@@ -481,14 +485,15 @@ def pruning_path(
 
     def record(m, kind, removed, prev):
         obj = objective(m)
-        width = int(np.count_nonzero(_block_norms(block_layout(m)[0])))
+        width = int(np.count_nonzero(_block_norms(block_layout(m)[0], form)))
         return PruningStep(width=width, objective=obj, increase=0.0 if prev is None else obj - prev,
                            removed=removed, kind=kind, score=None if score is None else float(score(m)),
                            model=m)
 
     theta, pattern, sign = block_layout(model)
     theta = theta.copy()
-    theta[:, ~_active_mask(_block_norms(theta), active_tol)] = 0.0
+    form = getattr(model, "formulation", None)
+    theta[:, ~_active_mask(_block_norms(theta, form), active_tol)] = 0.0
     start = model_from_blocks(model, theta)
     steps = [record(start, "start", None, None)]
     exact = prune_exact(start, X, rank_tol=rank_tol, active_tol=0.0)
@@ -496,7 +501,7 @@ def pruning_path(
     steps.append(record(current, "exact", None, steps[-1].objective))
     while steps[-1].width > min_width:
         theta, _, _ = block_layout(current)
-        norms = _block_norms(theta)
+        norms = _block_norms(theta, form)
         idx = np.flatnonzero(norms > 0)
         A = _contributions(current, Xa, theta, pattern, sign, idx)
         if idx.size > 1 and not is_minimal(current, X, rank_tol=rank_tol, active_tol=0.0):

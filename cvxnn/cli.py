@@ -65,6 +65,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     sol = program.solve(solver="CLARABEL")
     elapsed = time.perf_counter() - t0
     net = sol.to_network(tol=1e-7)
+    # neurons whose output on the data is below rounding (a solver's ~1e-20 blocks when lam is
+    # above lam_max) do not count as active: the relative tol above cannot drop them
+    scale = max(1.0, float(np.abs(y).max(initial=0.0)))
+    contribution = np.abs(net.hidden(X)).max(axis=0, initial=0.0) * np.abs(net.w2)
+    n_active = int(np.count_nonzero(contribution > 1e-12 * scale))
     nc_obj = net.objective(X, y, args.lam)
     rel = abs(nc_obj - sol.objective_value) / max(1.0, abs(sol.objective_value))
     out = sys.stdout
@@ -76,7 +81,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"convex objective        : {sol.objective_value:.10f}", file=out)
     print(f"non-convex objective    : {nc_obj:.10f}  (mapped network)", file=out)
     print(f"relative difference     : {rel:.2e}", file=out)
-    print(f"active neurons          : {net.n_neurons}", file=out)
+    print(f"active neurons          : {n_active}", file=out)
     print(f"max cone violation      : {sol.max_violation:.2e}", file=out)
     print(f"build + solve time      : {elapsed:.3f} s (compile {sol.compile_time:.3f} s)", file=out)
     r2 = 1 - np.sum((net.predict(X) - y) ** 2) / np.sum((y - y.mean()) ** 2)
@@ -126,9 +131,18 @@ def _first_row(path: Path) -> tuple[list[str] | None, int]:
     return None, -1
 
 
+def _positional(name, ncols: int) -> int | None:
+    """Index ``j`` of the name ``"col<j>"`` the CLI gives column ``j`` of a file without a
+    header (None for any other name, or ``j >= ncols``)."""
+    if isinstance(name, str) and name.startswith("col") and name[3:].isdigit():
+        j = int(name[3:])
+        return j if j < ncols else None
+    return None
+
+
 def _target_index(target, names: list[str] | None, ncols: int, path) -> int | None:
     """Column index of ``target`` (name, index, or None = last); None if it is a name and the
-    file has no header."""
+    file has no header (except ``"col<j>"``, the name of column ``j`` of a file without one)."""
     from .errors import InvalidParameterError
 
     if target is None:
@@ -138,7 +152,7 @@ def _target_index(target, names: list[str] | None, ncols: int, path) -> int | No
     if isinstance(target, str) and target.lstrip("-").isdigit() and -ncols <= int(target) < ncols:
         return int(target) % ncols
     if names is None:
-        return None
+        return _positional(target, ncols)
     raise InvalidParameterError(f"{path}: no column {target!r}; columns are {names}.")
 
 
@@ -172,6 +186,13 @@ def _detect_header(cells: list[str], header: bool | None, path, target, labels: 
         return False  # numbers and empty cells: a data row with missing values
     t = _target_index(target, None, len(stripped), path)
     if labels and t is not None and text == [t]:
+        rest = [float(stripped[j]) for j in range(len(stripped)) if j != t and not empty[j]]
+        if len(rest) == len(stripped) - 1 and len(rest) > 1 and rest == list(range(len(rest))):
+            raise FileFormatError(
+                f"{path}: the first row ({shown}) looks like a header of column numbers and a label "
+                "name, as DataFrame.to_csv writes; pass --header to skip it or --no-header to use it "
+                "as data."
+            )
         return False  # a data row whose label is text
     raise FileFormatError(
         f"{path}: cannot tell whether the first row ({shown}) is a header: it mixes names, numbers "
@@ -284,7 +305,7 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
     or those plus the target column. ``n_features`` alone (a model saved without feature
     names) selects by position: ``n_features`` columns, or those plus the target column.
     """
-    from .errors import InvalidParameterError, ShapeError
+    from .errors import FileFormatError, InvalidParameterError, ShapeError
 
     cells, line = _first_row(path)
     if cells is None:
@@ -294,6 +315,10 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
     names = [c.strip() for c in cells] if has_header else [f"col{j}" for j in range(ncols)]
     if has_header and any(n == "" for n in names):
         raise ShapeError(f"{path}: the header has an empty column name (column {names.index('') + 1}).")
+    if has_header and len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise FileFormatError(f"{path}: the header names the columns {dup} more than once; columns are "
+                              "matched by name, so each name must be unique.")
     if features is None and n_features is not None:
         if ncols not in (n_features, n_features + 1):
             raise ShapeError(f"{path}: the model needs {n_features} feature columns (plus, optionally, the "
@@ -314,10 +339,17 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
             if t is None and target is not None and ncols == d + 1:
                 t = _target_index(target, None, ncols, path)
         elif not has_header and ncols in (d, d + 1):
-            t = None if ncols == d else _target_index(target, None, ncols, path)
-            if ncols == d + 1 and t is None:
-                t = ncols - 1
-            feats = [j for j in range(ncols) if j != t]
+            pos = [_positional(f, ncols) for f in features]
+            if None not in pos and len(set(pos)) == d:
+                # a model fitted on a file without a header: its features are columns col<j>
+                feats = pos
+                rest = [j for j in range(ncols) if j not in pos]
+                t = rest[0] if rest else None
+            else:
+                t = None if ncols == d else _target_index(target, None, ncols, path)
+                if ncols == d + 1 and t is None:
+                    t = ncols - 1
+                feats = [j for j in range(ncols) if j != t]
         else:
             missing = [f for f in features if f not in names] if has_header else []
             raise ShapeError(
@@ -348,6 +380,9 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
 def _load_npz(path: Path, x_key: str, y_key: str | None):
     from .errors import FileFormatError, InvalidParameterError
 
+    if not zipfile.is_zipfile(path):
+        raise FileFormatError(f"{path}: not an .npz archive (no zip structure); save X and y with np.savez, "
+                              "or give a CSV file.")
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.files)
@@ -694,6 +729,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     X, y, names, tname = _data_from_args(args)
     est = _estimator_from_args(args)
+    if args.report and not Path(args.report).parent.is_dir():
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError(f"--report {args.report}: the folder {Path(args.report).parent} does not exist.")
     _fit_with_progress(est, X, y, args)
     rep = _report(est, X, y, args)
     output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
@@ -933,6 +972,15 @@ def _cmd_path(args: argparse.Namespace) -> int:
         folds = check_positive_int(args.cv, "--cv")
         if folds < 2:
             raise InvalidParameterError(f"--cv needs at least 2 folds, got {folds}.")
+        # checked before the path is solved (the splitter would only fail after it)
+        if folds > X.shape[0]:
+            raise InvalidParameterError(f"--cv {folds} asks for more folds than the {X.shape[0]} samples.")
+        if clf:
+            _, counts = np.unique(y, return_counts=True)
+            if folds > counts.min():
+                raise InvalidParameterError(
+                    f"--cv {folds}: stratified folds need at least {folds} samples of each class; the "
+                    f"smallest class has {int(counts.min())}.")
         Xtr, ytr, val = X, y, None
     elif args.val_fraction:
         train, held = _split_holdout(X, y, float(args.val_fraction), args.seed, clf)
@@ -956,8 +1004,11 @@ def _cmd_path(args: argparse.Namespace) -> int:
         y_enc, loss = _encoded_targets(est, ytr)
         std, Xs, pats = est._prepare(Xtr, None, y=y_enc)
         y_enc = _solver_targets(std, y_enc)  # regressors: standardized targets
-        activation = est._activation if y_enc.ndim == 1 else "gated_relu"  # vector: C-GReLU bound
-        lam_max = exact_lam_max(Xs, y_enc, pats, activation, loss)
+        # the program the estimator solves (vector output: one-vs-all for C-ReLU, nuclear for C-GReLU)
+        from .activations import get_activation
+
+        lam_max = exact_lam_max(Xs, y_enc, pats, est._activation, loss,
+                                formulation=get_activation(est._activation).vector_formulation)
         lams = lam_max * np.geomspace(1.0, args.lam_min_ratio, n_lams)
     rows: list[dict] = []
     with ProgressBar(lams.size, "path", enabled=_progress_enabled(args)) as bar:
@@ -1126,16 +1177,27 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     print(f"neurons of the network: {net.n_neurons}", file=out)
     output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
     meta = {"command": "prune", "source": str(args.model), "lam": lam, "loss": loss.name, "width": args.width}
+    # approximate pruning (--width past the minimal model) raises the objective: the result is no
+    # longer an optimum, and its status, gap and diagnostics say so
+    approximate = after - before > 1e-9 * max(1.0, abs(before))
+    if approximate:
+        print("status                : approximate (the objective rose: not an optimum)", file=out)
     if est is not None:
         # an estimator again: classes, standardizer and feature names are kept, so that
         # 'cvxnn predict' returns labels
-        new_sol = dataclasses.replace(pruned_sol, objective_value=float(after), training_X=None)
+        gap = None if est.gap_ is None else float(est.gap_) + max(0.0, after - before)
+        extra = {k: v for k, v in sol.extra.items() if k not in ("rel_gap", "stop_reason", "dual_value")}
+        extra["pruned"] = "approximate" if approximate else "exact"
+        new_sol = dataclasses.replace(
+            pruned_sol, objective_value=float(after), training_X=None, extra=extra, gap=gap,
+            rel_gap=None if gap is None else gap / max(abs(float(after)), np.finfo(float).tiny),
+            status="approximate" if approximate else sol.status)
         pruned_est = copy.copy(est)
         raw_net = std.network_to_raw(net) if std is not None else net
         pruned_est.__dict__.update(
             solution_=new_sol, patterns_=new_sol.patterns, network_=raw_net,
             objective_=net_obj, convex_objective_=float(after), n_active_neurons_=int(net.n_neurons),
-            gap_=None if est.gap_ is None else float(est.gap_) + max(0.0, after - before),
+            gap_=gap, status_=new_sol.status,
         )
         meta.update({k: user[k] for k in ("target", "task", "feature_names", "y_fingerprint") if k in user})
         print(f"training score        : {pruned_est.score(X, y):.6f}", file=out)
@@ -1193,9 +1255,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="squared | huber | absolute (regression), logistic | squared | hinge "
                         "(classification); default squared / logistic")
     p.add_argument("--lam", type=float, default=None,
-                   help="regularisation strength (default: the estimator's; gated: 'auto', 0.01 n for "
-                        "classification and 0.03 n for regression; relu: 0.1 for classification, 1.0 for "
-                        "regression on standardized targets)")
+                   help="regularisation strength (default: the estimator's, 'auto' = 0.01 n for "
+                        "classification and, gated, 0.03 n for regression; relu regression: 1.0 on "
+                        "standardized targets)")
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")

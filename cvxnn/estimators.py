@@ -324,10 +324,10 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
         warnings.warn(w.message, w.category, stacklevel=6)
     if not sol.converged:
         category = InaccurateSolutionWarning if sol.status == "optimal_inaccurate" else ConvergenceWarning
-        gap = "n/a" if sol.gap is None else f"{sol.gap:.3g}"
+        gap = f"no gap from {sol.solver}" if sol.gap is None else f"gap {sol.gap:.3g}"
         warnings.warn(
             f"{type(est).__name__}: the {sol.solver} solve ended with status {sol.status!r} "
-            f"(gap {gap}, {sol.iterations} iterations); the fitted network is not certified "
+            f"({gap}, {sol.iterations} iterations); the fitted network is not certified "
             f"optimal. {_convergence_advice(est, X, y, patterns)}.",
             category,
             stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
@@ -467,7 +467,8 @@ def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float
     """
     if sol.gap is not None:
         return float(sol.gap)
-    if lam <= 0 or not loss.smooth:
+    if sol.backend == "native" or lam <= 0 or not loss.smooth:
+        # a native solution without a gap has none to give (a point outside its cones)
         return None
     from .errors import CvxnnError
     from .native import duality_gap
@@ -2016,7 +2017,10 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
     w = _check_sample_weight(sample_weight, X.shape[0])
     splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    folds = list(splitter.split(X, y))
+    try:
+        folds = list(splitter.split(X, y))
+    except ValueError as exc:  # more folds than samples, or than members of a class
+        raise InvalidParameterError(f"cv={cv!r} cannot split these {X.shape[0]} samples: {exc}") from exc
     _check_fold_weights(folds, w)
     scorer = None
     if scoring is not None:

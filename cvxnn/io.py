@@ -191,7 +191,15 @@ def _model_arrays(model: ConvexModel, prefix: str = "") -> tuple[dict, dict]:
         meta["formulation"] = model.formulation
     if isinstance(model, ConvexSolution):
         meta["solution"] = {k: _json_scalar(getattr(model, k)) for k in _SOLUTION_FIELDS}
-        meta["solution"]["loss"] = _loss_meta(model.loss)
+        loss = model.loss
+        weights = getattr(loss, "weights", None) if type(loss).__name__ == "WeightedLoss" else None
+        if weights is not None:
+            # a weighted fit (sample_weight, class_weight): the base loss and its weights
+            meta["solution"]["loss"] = _loss_meta(loss.base)
+            meta["solution"]["loss_weighted"] = True
+            arrays[prefix + "loss_weights"] = np.asarray(weights, dtype=float)
+        else:
+            meta["solution"]["loss"] = _loss_meta(loss)
         extra_meta: dict[str, Any] = {}
         extra_arrays: dict[str, Any] = {}
         nonfinite: list[str] = []
@@ -677,6 +685,13 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
                                   "which is not a non-finite number of the extras.")
         extra[key] = float(extra[key])
     loss = _loss_from_meta(_field(smeta, "loss", "object|null", sw, arc.path), f"{sw}.loss", arc.path)
+    if _field(smeta, "loss_weighted", "bool", sw, arc.path, required=False):
+        from .estimators import WeightedLoss
+
+        weights = arc.get(prefix + "loss_weights")
+        if loss is None or weights.ndim != 1 or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise FileFormatError(f"{arc.path}: the weights of '{sw}.loss' must be finite, >= 0 and 1-D.")
+        loss = WeightedLoss(base=loss, weights=weights)
     floats = {k: _float_or_none(_field(smeta, k, "number|null", sw, arc.path))
               for k in ("objective_value", "lam", "solve_time", "compile_time", "gap", "max_violation")}
     if floats["objective_value"] is None:

@@ -46,6 +46,7 @@ STATUSES = (
     "infeasible",
     "unbounded",
     "numerical_error",
+    "approximate",  # derived from an optimum by an approximation (pruning past minimal): not an optimum
 )
 
 #: Public activation names (:data:`cvxnn.activations.ACTIVATIONS` holds their objects).

@@ -247,3 +247,111 @@ def test_progress_bar_draws_and_throttles():
     assert slow.getvalue().count("\r") == 1  # throttled: only the first draw
     bar.update()
     assert "1000/1000" in slow.getvalue()  # the last step is always drawn
+
+
+# ------------------------------------------------------------------- reported defects (round 22)
+def _blobs_csv(path, *, header: bool, target_first: bool):
+    Xb, labels = load_three_blobs()
+    cols = [labels.astype(float)[:, None], Xb] if target_first else [Xb, labels.astype(float)[:, None]]
+    A = np.hstack(cols)
+    with open(path, "w") as fh:
+        if header:
+            names = [f"x{j}" for j in range(Xb.shape[1])]
+            fh.write(",".join(["label"] + names if target_first else names + ["label"]) + "\n")
+        for row in A:
+            fh.write(",".join(f"{v:.17g}" for v in row) + "\n")
+    return Xb, labels
+
+
+def test_headerless_file_with_the_target_first(capsys, tmp_path):
+    """A model fitted on a header-less file with --target 0 reads the same layout back: predict,
+    score and prune use columns col1.. as features and col0 as the target (predict read the
+    first columns, target included, and exited 0)."""
+    data = tmp_path / "tfirst.csv"
+    Xb, labels = _blobs_csv(data, header=False, target_first=True)
+    model = tmp_path / "m.npz"
+    code, _, err = run(["fit", data, "--task", "classification", "--target", "0", "--n-gates", 16,
+                        "-o", model], capsys)
+    assert code == 0, err
+    from cvxnn import io as cio
+
+    est = cio.load(model)
+    expected = est.score(Xb, labels)
+    code, out, err = run(["score", model, data], capsys)
+    assert code == 0, err
+    assert f"{expected:.6f}" in out
+    code, out, _ = run(["score", model, data, "--target", "col0"], capsys)
+    assert code == 0 and f"{expected:.6f}" in out
+    code, out, _ = run(["predict", model, data], capsys)
+    pred = np.array([float(v) for v in out.split()[1:]])
+    np.testing.assert_array_equal(pred, est.predict(Xb))
+    code, out, err = run(["prune", model, data, "-o", tmp_path / "p.npz"], capsys)
+    assert code == 0, err
+
+
+def test_duplicate_column_names_are_refused(capsys, tmp_path):
+    data = tmp_path / "dup.csv"
+    with open(data, "w") as fh:
+        fh.write("a,a,y\n1,2,3\n4,5,6\n7,8,10\n")
+    code, _, err = run(["fit", data], capsys)
+    assert code == 2 and "more than once" in err and "Traceback" not in err
+
+
+def test_header_of_column_numbers_and_a_label_is_refused(capsys, tmp_path):
+    data = tmp_path / "numhdr.csv"
+    with open(data, "w") as fh:
+        fh.write("0,1,2,t\n0.5,1.5,2.5,a\n1.5,0.5,2.0,b\n")
+    code, _, err = run(["fit", data, "--task", "classification"], capsys)
+    assert code == 2 and "column numbers" in err
+
+
+def test_path_cv_with_too_many_folds_is_a_shell_error(files, capsys):
+    code, _, err = run(["path", files["npz"], "--x-key", "features", "--y-key", "labels", "--task",
+                        "classification", "--plot", "none", "--cv", 500], capsys)
+    assert code == 2 and "more folds" in err and "Traceback" not in err
+
+
+def test_path_lam_max_is_the_multiclass_relu_programs(capsys, tmp_path):
+    """The grid of a multi-class C-ReLU path starts at the one-vs-all program's lam_max (it used the
+    gated bound, so its first values gave zero models)."""
+    from cvxnn.estimators import ConvexReLUClassifier, _solver_targets
+    from cvxnn.path import lam_max
+
+    data = tmp_path / "blobs.csv"
+    Xb, labels = _blobs_csv(data, header=True, target_first=False)
+    code, out, err = run(["path", data, "--task", "classification", "--plot", "none", "--n-lams", 2,
+                          "--n-gates", 12, "--val-fraction", 0], capsys)
+    printed = float(out.split("lam_max = ")[1].split(";")[0])
+    est = ConvexReLUClassifier(n_gates=12, random_state=0)
+    Y = np.eye(3)[labels]
+    std, Xs, pats = est._prepare(Xb, None, y=Y)
+    exact = lam_max(Xs, _solver_targets(std, Y), pats, "relu", "cross_entropy", formulation="one_vs_all")
+    assert printed == pytest.approx(exact, rel=1e-5)
+
+
+def test_prune_to_a_width_is_saved_as_approximate(files, capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    code, _, err = run(["fit", files["csv"], "--target", "target", "--n-gates", 30, "--lam", 0.01,
+                        "-o", model], capsys)
+    assert code in (0, 1), err
+    code, out, err = run(["prune", model, files["csv"], "--target", "target", "--width", 1, "-o",
+                          tmp_path / "w.npz"], capsys)
+    assert code == 0, err
+    est = io.load(tmp_path / "w.npz")
+    assert est.status_ == "approximate" and est.solution_.status == "approximate"
+    assert "rel_gap" not in est.solution_.extra and est.solution_.extra["pruned"] == "approximate"
+
+
+def test_a_plain_file_named_npz_and_a_missing_report_folder(files, capsys, tmp_path):
+    fake = tmp_path / "fake.npz"
+    fake.write_text("1,2,3\n")
+    code, _, err = run(["fit", fake], capsys)
+    assert code == 2 and "no zip structure" in err
+    code, _, err = run(["fit", files["csv"], "--target", "target", "--report", tmp_path / "no" / "r.json",
+                        "-o", tmp_path / "x.npz"], capsys)
+    assert code == 2 and "does not exist" in err and not (tmp_path / "x.npz").exists()
+
+
+def test_demo_counts_no_active_neuron_above_lam_max(capsys):
+    code, out, _ = run(["demo", "--lam", "1e6"], capsys)
+    assert "active neurons          : 0" in out

@@ -526,3 +526,14 @@ def test_a_fold_without_weight_is_refused(reg_data):
     w[folds[0][1]] = 0.0  # the first validation fold weighs nothing
     with pytest.raises(InvalidParameterError, match="fold 0: every validation sample"):
         ConvexGatedReLURegressorCV(n_lams=2, cv=folds, n_gates=4, random_state=0).fit(X, y, sample_weight=w)
+
+
+def test_more_folds_than_samples_is_a_typed_error():
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLUClassifier, cross_validate_lam
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    y = np.r_[np.zeros(17), np.ones(3)].astype(int)
+    with pytest.raises(InvalidParameterError, match="cannot split"):
+        cross_validate_lam(ConvexGatedReLUClassifier(n_gates=8, random_state=0), X, y, [1.0, 0.1], cv=25)

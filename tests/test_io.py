@@ -585,3 +585,21 @@ def test_bad_arguments_to_save_and_load(tmp_path, data):
     path = io.save(sol, tmp_path / "s.npz")
     with pytest.raises(InvalidParameterError, match="kind"):
         io.load(path, kind=5)
+
+
+def test_a_weighted_fit_keeps_its_weights(tmp_path):
+    """A class-weighted (or sample-weighted) fit saves the weights of its loss: the loaded
+    solution's loss is the weighted one, so its objective (and a pruning of it) is the fit's."""
+    from cvxnn.estimators import WeightedLoss
+
+    X, labels = load_three_blobs()
+    keep = labels != 2
+    X, y = X[keep], labels[keep]
+    est = ConvexReLUClassifier(lam=0.5, n_gates=12, random_state=0, class_weight={0: 1.0, 1: 3.0}).fit(X, y)
+    back = io.load(io.save(est, tmp_path / "w.npz"))
+    loss = back.solution_.loss
+    assert isinstance(loss, WeightedLoss)
+    np.testing.assert_array_equal(loss.weights, est.solution_.loss.weights)
+    Xs = back.standardizer_.transform(X)
+    y_enc = np.where(y == back.classes_[1], 1.0, -1.0)
+    assert back.solution_.objective(Xs, y_enc, back.lam_, loss) == pytest.approx(est.convex_objective_, rel=1e-10)

@@ -741,6 +741,11 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     if fallback is not None:
         extra["fallback"] = fallback
         extra["working_set_iterations"] = ws.iterations
+    if cert.max_violation > feas_tol:
+        # the point is outside the cones: its objective can lie below the optimum, so primal - dual
+        # bounds nothing (clipped at zero it read as a perfect certificate); kept as a diagnostic
+        extra["gap_at_infeasible_point"] = cert.primal - dual
+        gap = None
     return {
         "weights": {"V": V64, "W": W64},
         "status": "optimal" if converged else "max_iterations",

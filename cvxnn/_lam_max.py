@@ -14,6 +14,7 @@ import cvxpy as cp
 import numpy as np
 from scipy.optimize import nnls
 
+from ._nnls import nnls_batched_admm
 from ._validation import check_X, check_y
 from .activations import get_activation
 from .backends.cvxpy_adapter import run_problem
@@ -51,22 +52,62 @@ def _nnls_cone_norm(Xa: np.ndarray, signs: np.ndarray, g: np.ndarray) -> float:
     return float(res)
 
 
+#: Exact NNLS solves of the largest upper bounds that :func:`_relu_lam_max_columns` runs before
+#: the batched ADMM (a good current maximum lets the ADMM drop most columns).
+LAM_MAX_SEED_SOLVES = 4
+#: ADMM iterations that bound the remaining columns (float32 search; float64 bounds).
+LAM_MAX_ADMM_ITERATIONS = 200
+
+
 def _relu_lam_max_columns(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float:
     """C-ReLU ``lam_max`` with 2-norm blocks, one column of correlations per block (``C`` is
-    ``d_a x q``, ``S`` the signs of each column's pattern, ``n x q``)."""
+    ``d_a x q``, ``S`` the signs of each column's pattern, ``n x q``).
+
+    Branch and bound over the ``2 q`` problems ``min_{rho >= 0} ||s c_i + Xt_i^T rho||`` (each at
+    most ``||c_i||``, exactly that when ``Xt_i (s c_i) >= 0``): exact NNLS for the few largest
+    upper bounds, then one batched ADMM (:func:`cvxnn._nnls.nnls_batched_admm`) lowers the
+    bounds of the rest (any ``rho >= 0`` gives one, evaluated in float64) and drops those below
+    the current maximum, then exact NNLS in decreasing order of the bounds until the next bound
+    is below the maximum. On 10-class digits (2000 problems, ``n = 1257``, ``d_a = 65``) this
+    replaced 2000 NNLS solves (20.7 s) by a few dozen.
+    """
     norms = np.linalg.norm(C, axis=0)
     G = S * (Xa @ C)  # Xt_i c_i for every column
+    tiny = -1e-14 * (1.0 + np.abs(G).max(initial=0.0))
     best = 0.0
-    n_nnls = 0
+    cols, sgn = [], []
     for s in (1.0, -1.0):
-        trivially = (s * G).min(axis=0, initial=0.0) >= -1e-14 * (1.0 + np.abs(G).max(initial=0.0))
-        vals = np.where(trivially, norms, 0.0)
-        # a column can only raise the maximum if ||c_i|| (an upper bound) exceeds the current best
-        cur = vals.max(initial=0.0)
-        for i in np.flatnonzero(~trivially & (norms > max(best, cur))):
-            vals[i] = _nnls_cone_norm(Xa, S[:, i], s * C[:, i])
-            n_nnls += 1
-        best = max(best, float(vals.max(initial=0.0)))
+        trivially = (s * G).min(axis=0, initial=0.0) >= tiny
+        best = max(best, float(norms[trivially].max(initial=0.0)))
+        rest = np.flatnonzero(~trivially)
+        cols.append(rest)
+        sgn.append(np.full(rest.size, s))
+    cols, sgn = np.concatenate(cols), np.concatenate(sgn)
+    ub = norms[cols]
+    keep = ub > best
+    cols, sgn, ub = cols[keep], sgn[keep], ub[keep]
+    n_nnls = 0
+
+    def exact(k: int) -> float:
+        nonlocal n_nnls
+        n_nnls += 1
+        return _nnls_cone_norm(Xa, S[:, cols[k]], sgn[k] * C[:, cols[k]])
+
+    order = np.argsort(-ub)
+    seeded = order[:LAM_MAX_SEED_SOLVES]
+    for k in seeded:
+        best = max(best, exact(int(k)))
+    rest = order[LAM_MAX_SEED_SOLVES:]
+    rest = rest[ub[rest] > best]
+    if rest.size > LAM_MAX_SEED_SOLVES:
+        _, res = nnls_batched_admm(Xa, S[:, cols[rest]], -sgn[rest] * C[:, cols[rest]],
+                                   np.zeros((Xa.shape[0], rest.size)), iterations=LAM_MAX_ADMM_ITERATIONS,
+                                   target=best, rho_scale=10.0, relax=1.6, check_every=10, dtype=np.float32)
+        ub[rest] = np.minimum(ub[rest], res)
+    for k in rest[np.argsort(-ub[rest])]:
+        if ub[k] <= best:
+            break
+        best = max(best, exact(int(k)))
     logger.debug("lam_max (relu): %d NNLS solves for %d columns", n_nnls, C.shape[1])
     return best
 

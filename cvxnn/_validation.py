@@ -505,6 +505,44 @@ def check_positive_int(value, name: str, *, minimum: int = 1, maximum: int | Non
     return int(value)
 
 
+def check_solver_options(*, tol=None, feas_tol=None, dtype=None, callback=None, memory_budget=None) -> dict:
+    """Validate the options the native solvers share; returns them normalised (``tol`` and
+    ``feas_tol`` floats, ``dtype`` a :class:`numpy.dtype`, ``memory_budget`` an int). ``None``
+    passes through (the solver's default).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``tol`` / ``feas_tol`` not a positive finite number, ``dtype`` not float64 or float32,
+        ``callback`` not callable, ``memory_budget`` not a positive integer.
+    """
+    out: dict[str, Any] = {}
+    for name, value in (("tol", tol), ("feas_tol", feas_tol)):
+        if value is not None:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
+                raise InvalidParameterError(f"{name} must be a positive real number, got {value!r:.40}.")
+            value = float(value)
+            if not np.isfinite(value) or value <= 0:
+                raise InvalidParameterError(f"{name} must be positive and finite, got {value}.")
+        out[name] = value
+    if dtype is not None:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r:.40}.") from exc
+        if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dt}.")
+        dtype = dt
+    out["dtype"] = dtype
+    if callback is not None and not callable(callback):
+        raise InvalidParameterError(f"callback must be callable or None, got {type(callback).__name__}.")
+    out["callback"] = callback
+    if memory_budget is not None:
+        memory_budget = check_positive_int(memory_budget, "memory_budget", maximum=None)
+    out["memory_budget"] = memory_budget
+    return out
+
+
 def check_bool(value, name: str) -> bool:
     """Validate a flag: ``True`` / ``False`` (or ``numpy.bool_``); strings like ``"no"`` are refused."""
     if isinstance(value, (bool, np.bool_)):

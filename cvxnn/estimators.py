@@ -546,6 +546,17 @@ def _network_and_objective(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, la
     return net, obj
 
 
+def _n_iter(sol: ConvexSolution) -> int | None:
+    """``n_iter_`` of a fit: the solver's iterations, at least 1 (a certified start's check)."""
+    return None if sol.iterations is None else max(1, int(sol.iterations))
+
+
+def _rows(a, idx: np.ndarray):
+    """Rows ``idx`` of an array-like, by position (``.iloc`` for pandas objects, which keeps a
+    DataFrame's column names)."""
+    return a.iloc[idx] if hasattr(a, "iloc") else np.asarray(a)[idx]
+
+
 def _regression_targets(y, n_samples: int) -> np.ndarray:
     """Regression targets ``(n,)`` or ``(n, c)``, float64; a column ``(n, 1)`` is flattened with
     a ``DataConversionWarning`` (as ``MLPRegressor`` does)."""
@@ -864,7 +875,7 @@ def _warn_scaling(est, X: np.ndarray) -> None:
         )
 
 
-_PARAM_NAMES_FITTED = ("solution_", "patterns_", "network_", "objective_", "convex_objective_", "gap_",
+_PARAM_NAMES_FITTED = ("_gate_params", "solution_", "patterns_", "network_", "objective_", "convex_objective_", "gap_",
                        "status_",
                        "n_active_neurons_", "n_iter_", "fit_time_", "n_features_in_",
                        "feature_names_in_", "classes_", "standardizer_", "best_lam_", "path_", "lam_")
@@ -974,6 +985,13 @@ class _ConvexNetworkBase(_Base):
                 f"This {type(self).__name__} instance is not fitted yet; call fit(X, y) first."
             )
 
+    def _gate_key(self) -> tuple:
+        """The parameters that determine the gates: a warm start reuses the previous fit's gates
+        only while they are unchanged."""
+        rs = self.random_state
+        return (self.n_gates, rs if rs is None or isinstance(rs, numbers.Integral) else id(rs),
+                bool(self.bias), None if self.gates is None else id(self.gates))
+
     def _commit(self, fitted: dict) -> None:
         """Replace the fitted state by ``fitted`` in one step (stale attributes removed)."""
         for name in _PARAM_NAMES_FITTED:
@@ -1063,7 +1081,11 @@ class _ConvexNetworkBase(_Base):
         if w is not None and np.all(w == 1.0):
             w = None
         if warm_start is None and self.warm_start and hasattr(self, "solution_"):
-            warm_start = self.solution_
+            if getattr(self, "_gate_params", None) in (None, self._gate_key()):
+                warm_start = self.solution_
+            else:  # n_gates, random_state, gates or bias changed: new gates, a cold start
+                logger.info("%s: the gate parameters changed since the last fit; warm_start reuses "
+                            "nothing (new gates are drawn)", type(self).__name__)
         if prepared is not None and "patterns" in prepared:
             std, Xs, patterns = prepared["std"], prepared["Xs"], prepared["patterns"]
         else:
@@ -1091,6 +1113,7 @@ class _ConvexNetworkBase(_Base):
         raw_net = std.network_to_raw(net) if std is not None else net
         fitted = dict(extra or {})
         fitted.update(
+            _gate_params=self._gate_key(),
             lam_=lam,
             solution_=sol,
             patterns_=patterns,
@@ -1101,7 +1124,7 @@ class _ConvexNetworkBase(_Base):
             gap_=gap,
             status_=sol.status,
             n_active_neurons_=int(net.n_neurons),
-            n_iter_=sol.iterations,
+            n_iter_=_n_iter(sol),
             fit_time_=fit_time,
         )
         self._commit(fitted)
@@ -1167,18 +1190,20 @@ class _ConvexNetworkBase(_Base):
             if not (isinstance(validation_fraction, numbers.Real) and 0 < validation_fraction < 1):
                 raise InvalidParameterError(
                     f"validation_fraction must be in (0, 1), got {validation_fraction!r}.")
-            Xall = np.asarray(X) if not _issparse(X) else X
-            _reject_sparse(Xall)
-            n = len(Xall)
+            _reject_sparse(X)
+            n = len(X)
             perm = as_generator(self.random_state if isinstance(self.random_state, numbers.Integral)
                                 else None).permutation(n)
             n_val = max(1, int(round(validation_fraction * n)))
             if n - n_val < 2:
                 raise ShapeError(f"{n} samples are too few to hold out a validation set.")
+            if not isinstance(self, _ClfMixin) and n_val < 2:
+                raise ShapeError(f"validation_fraction={validation_fraction} holds out {n_val} of {n} samples; "
+                                 "R^2 needs at least 2 (raise validation_fraction or pass validation_data).")
             val, tr = perm[:n_val], perm[n_val:]
-            yall = np.asarray(y)
-            X_val, y_val = Xall[val], yall[val]
-            X, y = Xall[tr], yall[tr]
+            # rows by position, keeping a DataFrame a DataFrame (its column names are checked)
+            X_val, y_val = _rows(X, val), _rows(y, val)
+            X, y = _rows(X, tr), _rows(y, tr)
             if sample_weight is not None:
                 sample_weight = np.asarray(sample_weight)[tr]
         else:
@@ -1211,7 +1236,7 @@ class _ConvexNetworkBase(_Base):
         if lams is None:
             from .path import lam_grid, lam_max
 
-            lmax = lam_max(Xe, ye, pe, activation if ye.ndim == 1 else "gated_relu", le)
+            lmax = lam_max(Xe, ye, pe, activation, le, formulation=get_activation(activation).vector_formulation)
             if not lmax > 0:
                 raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
             lams = lam_grid(lmax, n_lams, lam_min_ratio)
@@ -1232,7 +1257,7 @@ class _ConvexNetworkBase(_Base):
             state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std, network_=raw_net,
                          objective_=objective, convex_objective_=float(sol.objective_value),
                          gap_=sol.gap, status_=sol.status,
-                         n_active_neurons_=int(net.n_neurons), n_iter_=sol.iterations,
+                         n_active_neurons_=int(net.n_neurons), n_iter_=_n_iter(sol),
                          fit_time_=float(sol.solve_time or 0.0))
             trial._commit(state)
             score = float(trial.score(X_val, y_val))
@@ -1250,6 +1275,10 @@ class _ConvexNetworkBase(_Base):
         backend = self.backend if isinstance(self.backend, str) else "native"
         regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
                             tol=float(self.tol), callback=monitor)
+        if best["index"] < 0:
+            raise InvalidParameterError(
+                "the validation score is undefined (NaN) at every lam: the validation set is too small "
+                f"({len(y_val)} samples) or constant; pass a larger validation_data or validation_fraction.")
         state = dict(fitted_at[best["index"]])
         state["gap_"] = _certified_gap(engine_solutions[best["index"]], Xe, ye, records[best["index"]]["lam"], le)
         state["best_lam_"] = state["lam_"] = records[best["index"]]["lam"]
@@ -1563,7 +1592,9 @@ _PARAMS_DOC = """
         ``lam`` and the objectives are in standardized units.
     warm_start : bool, default=False
         Reuse the previous fit's gates and solution as the starting point of the next
-        ``fit`` (scikit-learn semantics; useful along a decreasing ``lam``).
+        ``fit`` (scikit-learn semantics; useful along a decreasing ``lam``). A change of
+        ``n_gates``, ``random_state``, ``gates`` or ``bias`` since that fit draws new gates and
+        starts cold.
 
     Attributes
     ----------
@@ -1601,7 +1632,9 @@ _PARAMS_DOC = """
     solution_ : ConvexSolution
         The full solver result (weights, status, timings).
     n_iter_ : int or None
-        Solver iterations.
+        Solver iterations, at least 1: a start certified optimal without an iteration (the zero
+        model at ``lam >= lam_max``, a warm start) counts its check as one, as scikit-learn
+        expects of ``n_iter_``.
     fit_time_ : float
         Seconds spent in the solver call.
     n_features_in_ : int
@@ -1779,6 +1812,11 @@ class LamCVResult:
 
     def __post_init__(self) -> None:
         mean = self.mean_score
+        if not np.any(np.isfinite(mean)):
+            raise InvalidParameterError(
+                "every lam has an undefined (NaN) mean validation score: some fold's score is not "
+                "defined for every lam (R^2 needs at least 2 validation samples per fold, as with "
+                "LeaveOneOut); use larger folds or a scoring such as 'neg_mean_squared_error'.")
         best = np.flatnonzero(mean == np.nanmax(mean))
         self.best_index = int(best[np.argmax(self.lams[best])])
 
@@ -2013,6 +2051,12 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
     n_segments = check_positive_int(n_segments, "n_segments")
     X = check_X(X)
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        # as the fits do: the fold scores compare predictions of shape (m,) with y[test], which a
+        # column would broadcast to an (m, m) comparison
+        warnings.warn("A column-vector y was passed when a 1d array was expected; it is flattened to "
+                      "shape (n_samples,).", DataConversionWarning, stacklevel=3)
+        y = y[:, 0]
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
     w = _check_sample_weight(sample_weight, X.shape[0])
@@ -2130,7 +2174,9 @@ class _ConvexCVBase(_Base):
         std, Xs, patterns = base._prepare(X, w, y=y_enc)
         ye = _solver_targets(std, y_enc)
         le = loss if w is None else WeightedLoss(base=loss, weights=w)
-        lmax = lam_max(Xs, ye, patterns, base._activation if ye.ndim == 1 else "gated_relu", le)
+        # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
+        lmax = lam_max(Xs, ye, patterns, base._activation, le,
+                       formulation=get_activation(base._activation).vector_formulation)
         if not lmax > 0:
             raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
         return lam_grid(lmax, self.n_lams, self.lam_min_ratio)

@@ -134,7 +134,7 @@ def _pair_rows(Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = Xa.shape[0]
     first, second = np.triu_indices(n, k=1)
     K = 0.5 * (np.einsum("pa,pb->pab", Xa[first], Xa[second]) + np.einsum("pa,pb->pab", Xa[second], Xa[first]))
-    return K.reshape(first.size, -1), first, second
+    return K.reshape(first.size, Xa.shape[1] ** 2), first, second  # (no pairs when n = 1)
 
 
 def copositive_relaxation(
@@ -198,7 +198,7 @@ def copositive_relaxation(
     loss_obj = get_loss(loss)
     if not loss_obj.supports_vector:
         raise InvalidParameterError(f"the {loss_obj.name} loss does not accept matrix outputs.")
-    Y = loss_obj.check_targets(Y) if Y.shape[1] > 1 else Y
+    Y = loss_obj.check_targets(Y)
     name = check_cvxpy_solver(solver)
     n, c = Y.shape
     Xa = patterns.design(X)

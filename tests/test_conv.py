@@ -471,3 +471,27 @@ def test_conv_builder_takes_the_feature_penalties(activation, c):
     big = build_conv_program(X, y, lam=1e4, penalty=FeatureGroupL2(), **kw).solve()
     theta = np.concatenate([B.reshape(B.shape[0], -1) for B in big.model.blocks.values()], axis=1)
     assert np.abs(theta).max() <= 1e-6
+
+
+def test_native_relu_with_blank_patches_matches_clarabel():
+    """A zero patch row (a blank image region, bias=False) constrains nothing; it used to leave
+    every cone without an interior, and the native solver returned the zero network."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 36))
+    X[0] = 0.0  # a blank image: all of its patches are zero rows
+    y = rng.standard_normal(20)
+    kw = dict(image_shape=(6, 6), patch_size=3, n_gates=4, bias=False, seed=0, lam=0.5)
+    ref = build_conv_program(X, y, activation="relu", **kw).solve()
+    nat = solve_conv_native(X, y, activation="relu", tol=1e-8, **kw)
+    assert nat.status == "optimal"
+    assert nat.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert nat.objective_value < 0.5 * float(y @ y) - 1e-3  # not the zero network
+
+
+@pytest.mark.parametrize("option", [{"tol": "x"}, {"feas_tol": "x"}, {"dtype": "foo"}, {"memory_budget": "x"},
+                                    {"callback": 3}])
+def test_native_conv_options_are_checked_before_solving(option):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 16)), rng.standard_normal(8)
+    with pytest.raises(InvalidParameterError):
+        solve_conv_native(X, y, image_shape=(4, 4), patch_size=2, n_gates=3, lam=0.5, activation="relu", **option)

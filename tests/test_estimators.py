@@ -580,3 +580,35 @@ def test_convergence_advice_leaves_out_what_would_not_work():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         assert ConvexGatedReLURegressor(lam=3.0, random_state=0).fit(X, Y).status_ == "optimal"
+
+
+def test_fit_path_keeps_dataframe_column_names_and_refuses_tiny_validation():
+    pytest.importorskip("pandas")
+    from sklearn.datasets import load_iris
+
+    from cvxnn import ConvexGatedReLUClassifier, ConvexGatedReLURegressor
+    from cvxnn.errors import InputError, ShapeError
+
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    est = ConvexGatedReLUClassifier(n_gates=12, random_state=0).fit_path(X, y, n_lams=4)
+    assert list(est.feature_names_in_) == list(X.columns)
+    with pytest.raises(InputError):  # reordered columns are caught, as after fit
+        est.predict(X[X.columns[::-1]])
+    rng = np.random.default_rng(0)
+    Xr, yr = rng.standard_normal((6, 2)), rng.standard_normal(6)
+    with pytest.raises(ShapeError, match="R\\^2 needs at least 2"):
+        ConvexGatedReLURegressor(n_gates=4, random_state=0).fit_path(Xr, yr, n_lams=3)
+
+
+def test_warm_start_with_new_gate_parameters_draws_new_gates():
+    from sklearn.datasets import load_iris
+
+    from cvxnn import ConvexGatedReLUClassifier
+
+    X, y = load_iris(return_X_y=True)
+    est = ConvexGatedReLUClassifier(n_gates=8, random_state=0, warm_start=True).fit(X, y)
+    assert est.n_iter_ >= 1
+    est.set_params(n_gates=24).fit(X, y)
+    assert est.patterns_.n_patterns > 8
+    fresh = ConvexGatedReLUClassifier(n_gates=24, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.patterns_.gates, fresh.patterns_.gates)

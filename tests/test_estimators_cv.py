@@ -18,6 +18,7 @@ from cvxnn import (  # noqa: E402
     ConvexGatedReLUClassifierCV,
     ConvexGatedReLURegressor,
     ConvexGatedReLURegressorCV,
+    ConvexReLUClassifierCV,
     ConvexReLURegressor,
     ConvexReLURegressorCV,
 )
@@ -537,3 +538,51 @@ def test_more_folds_than_samples_is_a_typed_error():
     y = np.r_[np.zeros(17), np.ones(3)].astype(int)
     with pytest.raises(InvalidParameterError, match="cannot split"):
         cross_validate_lam(ConvexGatedReLUClassifier(n_gates=8, random_state=0), X, y, [1.0, 0.1], cv=25)
+
+
+def test_a_column_y_is_scored_as_a_vector():
+    """cross_validate_lam flattens a column y as the fits do (its fold scores compared (m,)
+    predictions with an (m, 1) column: an (m, m) broadcast, about 1 / n_classes everywhere)."""
+    from sklearn.datasets import load_iris
+
+    from cvxnn.estimators import DataConversionWarning, cross_validate_lam
+
+    X, y = load_iris(return_X_y=True)
+    est = ConvexGatedReLUClassifier(n_gates=16, random_state=0)
+    lams = [10.0, 1.0]
+    flat = cross_validate_lam(est, X, y, lams, cv=3)
+    with pytest.warns(DataConversionWarning):
+        col = cross_validate_lam(est, X, y[:, None], lams, cv=3)
+    np.testing.assert_array_equal(col.scores, flat.scores)
+
+
+def test_leave_one_out_r2_is_a_typed_error(reg_data):
+    from sklearn.model_selection import LeaveOneOut
+
+    from cvxnn.estimators import cross_validate_lam
+
+    X, y = reg_data
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        cross_validate_lam(ConvexGatedReLURegressor(n_gates=8, random_state=0), X[:12], y[:12], [1.0, 0.1],
+                           cv=LeaveOneOut())
+
+
+@pytest.mark.parametrize("cls", [ConvexReLUClassifierCV, ConvexGatedReLUClassifierCV])
+def test_default_grid_starts_at_the_exact_lam_max_of_the_program(cls):
+    """Multi-class grids start at the lam_max of the program the estimator solves (C-ReLU:
+    one-vs-all; it used the gated bound, about 2x higher on iris, so the top values fit zero)."""
+    from sklearn.datasets import load_iris
+
+    from cvxnn.activations import get_activation
+    from cvxnn.estimators import _solver_targets
+    from cvxnn.path import lam_max
+
+    X, y = load_iris(return_X_y=True)
+    cv = cls(n_gates=12, random_state=0, n_lams=3, cv=3).fit(X, y)
+    base = cv._base_cls(n_gates=12, random_state=0)
+    Y = np.eye(3)[y]
+    std, Xs, pats = base._prepare(X, None, y=Y)
+    act = base._activation
+    exact = lam_max(Xs, _solver_targets(std, Y), pats, act, "cross_entropy",
+                    formulation=get_activation(act).vector_formulation)
+    assert cv.lams_[0] == pytest.approx(exact, rel=1e-9)

@@ -325,3 +325,21 @@ def test_solver_status_is_surfaced():
     with pytest.warns(InaccurateSolutionWarning):
         sol = prog.solve("SCS", max_iters=5, eps_abs=1e-12, eps_rel=1e-12)
     assert sol.status in ("optimal_inaccurate", "max_iterations") and not sol.converged
+
+
+def test_native_options_and_warm_starts_are_checked():
+    from cvxnn.errors import InvalidParameterError as IPE
+    from cvxnn.errors import NonFiniteError as NFE
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    with pytest.raises(NFE):
+        solve_quadratic_native(X, y, lam=0.1, Z0=np.full((3, 3), np.nan))
+    with pytest.raises(IPE):
+        solve_quadratic_native(X, y, lam=0.1, Z0="a")
+    with pytest.raises(IPE, match="tol"):
+        solve_quadratic_native(X, y, lam=0.1, tol="x")
+    with pytest.raises(IPE, match="callback"):
+        solve_quadratic_native(X, y, lam=0.1, callback=3)
+    with pytest.raises(NFE):
+        polynomial_dual_norm(X, np.full(10, np.nan), 1.0, 0.0, 0.0)

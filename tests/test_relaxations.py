@@ -105,3 +105,18 @@ def test_certified_solve_reports_its_bound(random_case):
     X, Y, pats = random_case
     res = copositive_relaxation(X, Y, lam=LAM, patterns=pats, require_optimal=True)
     assert res.status == "optimal" and res.lower_bound == res.value
+
+
+def test_one_sample_and_single_column_cross_entropy():
+    """n = 1 has no row pairs (it failed in a reshape); cross-entropy targets of one column are
+    refused as labels (they gave an 'unbounded' solver error)."""
+    from cvxnn.errors import LabelError
+
+    X, Y = np.array([[0.5, -1.0, 2.0]]), np.array([[1.0, -1.0]])
+    res = copositive_relaxation(X, Y, lam=0.1, patterns=sample_patterns(X, 3, seed=0))
+    assert res.lower_bound is not None and res.lower_bound <= 0.5 * float(np.sum(Y**2)) + 1e-8
+    rng = np.random.default_rng(0)
+    X2 = rng.standard_normal((6, 2))
+    with pytest.raises(LabelError):
+        copositive_relaxation(X2, rng.standard_normal(6), lam=0.1, patterns=sample_patterns(X2, 3, seed=0),
+                              loss="cross_entropy")

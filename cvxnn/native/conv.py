@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from .._validation import check_lam, check_positive_int
+from .._validation import check_lam, check_positive_int, check_solver_options
 from ..conv import (
     ConvModel,
     ConvNetwork,
@@ -313,9 +313,9 @@ def solve_conv_native(
     """
     lam = check_lam(lam, allow_zero=False)
     max_iter = check_positive_int(max_iter, "max_iter", maximum=None)
-    tol = float(tol)
-    if not (np.isfinite(tol) and tol > 0):
-        raise InvalidParameterError(f"tol must be a positive number, got {tol!r}.")
+    opts = check_solver_options(tol=tol, feas_tol=feas_tol, dtype=dtype, callback=callback,
+                                memory_budget=memory_budget)
+    tol, feas_tol, dtype = opts["tol"], opts["feas_tol"], opts["dtype"].type
     if solver not in SOLVERS:
         raise InvalidParameterError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     pooling = _check_pooling(pooling)
@@ -431,8 +431,9 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     if T0 is not None:
         if rho_w is not None and np.shape(rho_w)[:2] == (cones.inverse.size, 2 * p):
             # its multipliers on the unique rows (a merged row carries the sum of its rows')
-            rho0 = np.zeros((cones.Zu.shape[0], 2 * p, c))
+            rho0 = np.zeros((cones.Zu.shape[0] + 1, 2 * p, c))  # (+ the zero rows' slot, dropped)
             np.add.at(rho0, cones.inverse, _as3(np.maximum(np.asarray(rho_w, dtype=np.float64), 0.0)))
+            rho0 = rho0[:-1]
             cert_w = _relu_gap_unique(design.matrix, cones, make_kernel(data.loss, y2, np.float64), lam, T0, rho0)
             if cert_w.rel_gap > tol or cert_w.max_violation > feas_tol:
                 rho0 = None  # not certified as it is: restart the barrier near it
@@ -449,7 +450,9 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     nK = cones.inverse.size
     multipliers = None
     if nK * 2 * p * c * 8 <= MULTIPLIER_MAX_BYTES:  # spread each merged row's multiplier evenly
-        multipliers = (res.rho / cones.m[:, None, None])[cones.inverse]
+        per_row = res.rho / cones.m[:, None, None]
+        per_row = np.concatenate([per_row, np.zeros((1,) + per_row.shape[1:])])  # zero patch rows
+        multipliers = per_row[cones.inverse]
         multipliers = multipliers[:, :, 0] if c == 1 else multipliers
     status = "optimal" if res.converged else ("optimal_inaccurate" if res.stalled else "max_iterations")
     logger.debug("conv C-ReLU (newton): %s after %d steps, objective %.10g, gap %.3e, violation %.2e", status,
@@ -669,7 +672,8 @@ class ReluCones:
     m : ndarray (r,)
         Multiplicities.
     inverse : ndarray (n K,)
-        Row of ``Zu`` of every patch row.
+        Row of ``Zu`` of every patch row; ``r`` (one past the last) for a zero patch row, which
+        constrains nothing and is not among the unique rows.
     products : ndarray (r, d_a (d_a + 1) / 2)
         ``z_r z_r^T`` (upper triangle): the barrier Hessians of all blocks are one GEMM.
     Sm : ndarray (r, 2p)
@@ -688,12 +692,22 @@ class ReluCones:
         d = Za.shape[1]
         key = np.concatenate([np.asarray(Za, dtype=np.float64), mask.astype(np.float64)], axis=1)
         uniq, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.ravel()
+        # a zero patch row (a blank region of an image, without a bias column) constrains nothing
+        # (0 >= 0): it is left out, or no cone would have an interior and the barrier no start.
+        # Its patch rows point one past the last unique row, where the multipliers are zero.
+        live = np.any(uniq[:, :d] != 0.0, axis=1)
+        if not live.all():
+            where = np.full(live.size, int(live.sum()))
+            where[live] = np.arange(int(live.sum()))
+            inverse = where[inverse]
+            uniq, counts = uniq[live], counts[live]
         Zu = np.ascontiguousarray(uniq[:, :d])
         S = 2.0 * uniq[:, d:] - 1.0
         iu, ju = np.triu_indices(d)
         S2 = np.ascontiguousarray(np.concatenate([S, S], axis=1))
         m = counts.astype(np.float64)
-        return cls(Zu=Zu, S=S2, m=m, inverse=inverse.ravel(), products=np.ascontiguousarray(Zu[:, iu] * Zu[:, ju]),
+        return cls(Zu=Zu, S=S2, m=m, inverse=inverse, products=np.ascontiguousarray(Zu[:, iu] * Zu[:, ju]),
                    Sm=S2 * m[:, None])
 
     @property

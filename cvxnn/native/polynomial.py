@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from .._validation import check_lam, check_positive_int, check_X, check_y
-from ..errors import ConvergenceWarning, InvalidParameterError, ShapeError
+from .._validation import _as_real_scalar, check_lam, check_positive_int, check_solver_options, check_X, check_y
+from ..errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError
 from ..losses import Loss, get_loss
 from ..polynomial import PolynomialNetwork, PolynomialSolution, check_coefficients, quadratic_solution
 from ._losses import SmoothKernel, make_kernel
@@ -179,18 +179,21 @@ def solve_quadratic_native(
     yc = loss_obj.check_targets(yc)
     lam = check_lam(lam)
     max_iter = check_positive_int(max_iter, "max_iter")
-    tol = float(tol)
-    if not (math.isfinite(tol) and tol > 0):
-        raise InvalidParameterError(f"tol must be positive and finite, got {tol}.")
+    tol = check_solver_options(tol=tol, callback=callback)["tol"]
     d = Xc.shape[1]
     kernel = make_kernel(loss_obj, yc[:, None], np.float64)
     problem = QuadraticProblem(Xc, kernel, lam)
     if Z0 is None:
         Z = np.zeros((d, d))
     else:
-        Z = np.asarray(Z0, dtype=float)
+        try:
+            Z = np.asarray(Z0, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"Z0 must be a ({d}, {d}) array of numbers, got {type(Z0).__name__}.") from exc
         if Z.shape != (d, d):
             raise ShapeError(f"Z0 must have shape ({d}, {d}), got {Z.shape}.")
+        if not np.all(np.isfinite(Z)):
+            raise NonFiniteError("Z0 contains NaN or infinity.")
         Z = _sym(Z)
     img0 = problem.forward(Z)
     best: dict[str, Any] = {"P": problem.primal(img0, problem.penalty.value(Z)), "Z": Z, "D": -np.inf}
@@ -298,8 +301,15 @@ def polynomial_dual_norm(X, theta, a: float, b: float, c: float) -> float:
     ``sum_i theta_i sigma(w^T x_i) = w^T (a X^T diag(theta) X) w + (b X^T theta)^T w + c sum(theta)``;
     the maximum of its absolute value is the larger of two :func:`max_on_sphere` calls.
     """
-    X = np.asarray(X, dtype=float)
+    X = check_X(X)
     theta = np.asarray(theta, dtype=float).reshape(-1)
+    if theta.shape[0] != X.shape[0]:
+        raise ShapeError(f"theta has {theta.shape[0]} entries, X has {X.shape[0]} rows.")
+    if not np.all(np.isfinite(theta)):
+        raise NonFiniteError("theta contains NaN or infinity.")
+    for name, v in (("a", a), ("b", b), ("c", c)):
+        if not np.isfinite(_as_real_scalar(v, name)):
+            raise NonFiniteError(f"{name} must be finite, got {v}.")
     A = a * (X.T @ (theta[:, None] * X))
     g = b * (X.T @ theta)
     k = c * float(theta.sum())

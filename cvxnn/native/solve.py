@@ -9,7 +9,6 @@ switching backend is one argument.
 from __future__ import annotations
 
 import logging
-import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_lam, check_positive_int, check_Xy
+from .._validation import check_lam, check_positive_int, check_solver_options, check_Xy
 from ..activations import Activation, get_activation
 from ..errors import (
     ConvergenceWarning,
@@ -46,7 +45,6 @@ __all__ = ["solve_native"]
 
 logger = logging.getLogger("cvxnn.native")
 
-_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 #: Tolerance of the float32 stage of the augmented Lagrangian before the float64 polish.
 _F32_AL_TOL = 1e-3
 #: Tolerance of the float32 stage of R-FISTA before the float64 polish.
@@ -83,15 +81,6 @@ def _verbosity(verbose: bool):
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
-
-
-def _check_tol(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidParameterError(f"{name} must be a positive real number, got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise InvalidParameterError(f"{name} must be positive and finite, got {value}.")
-    return value
 
 
 def _same_patterns(a: Patterns, b: Patterns) -> bool:
@@ -210,20 +199,14 @@ def solve_native(
     """
     # ------------------------------------------------------------------ validation
     activation = get_activation(activation).name  # raises InvalidParameterError naming the choices
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r}.") from exc
-    if dt not in _DTYPES:
-        raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dt}.")
-    tol = _check_tol(tol, "tol")
-    feas_tol = tol if feas_tol is None else _check_tol(feas_tol, "feas_tol")
+    opts = check_solver_options(tol=tol, feas_tol=feas_tol, dtype=dtype, callback=callback,
+                                memory_budget=memory_budget)
+    dt, tol = opts["dtype"], opts["tol"]
+    feas_tol = tol if feas_tol is None else opts["feas_tol"]
     max_iter = check_positive_int(max_iter, "max_iter")
     lam = check_lam(lam, allow_zero=False)
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
-    if callback is not None and not callable(callback):
-        raise InvalidParameterError("callback must be callable or None.")
     X, y = check_Xy(X, y)
     patterns.check_data(X)
     loss_obj = get_loss(loss)

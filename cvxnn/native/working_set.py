@@ -451,9 +451,10 @@ def _feasible_warm_start(T: np.ndarray, Xa: np.ndarray, S: np.ndarray, bpat: np.
             T[:, b] = 0.0
             continue
         sg = S[:, bpat[b]] * (Xa @ g)
-        # sg > 0 on every row (g is interior); a relative margin keeps rounding from leaving
-        # the pushed rows a hair below zero
-        t = float(np.max(np.maximum(-sl[:, pos], 0.0) / sg)) * (1.0 + 1e-9) + 1e-12 * scale[pos] / float(sg.max())
+        # sg > 0 on every non-zero row (g is interior; a zero row has slack 0 whatever the
+        # block); a relative margin keeps rounding from leaving the pushed rows a hair below zero
+        need = np.divide(np.maximum(-sl[:, pos], 0.0), sg, out=np.zeros_like(sg), where=sg > 0.0)
+        t = float(need.max(initial=0.0)) * (1.0 + 1e-9) + 1e-12 * scale[pos] / float(sg.max())
         T[:, b] += t * g
     return T
 
@@ -530,8 +531,10 @@ def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, b
 
 def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | None) -> np.ndarray | None:
     """A unit direction strictly inside ``K_i`` (the gate when it is interior, else from an LP),
-    or None when the cone has an empty interior."""
+    or None when the cone has an empty interior. Zero rows of ``Xa`` (``0 >= 0``) constrain
+    nothing and are left out."""
     rows = S[:, i, None] * Xa
+    rows = rows[np.any(rows != 0.0, axis=1)]
     if gate is not None:
         g = gate / max(float(np.linalg.norm(gate)), np.finfo(float).tiny)
         if float((rows @ g).min(initial=1.0)) > 1e-12 * max(1.0, float(np.abs(rows @ g).max(initial=0.0))):

@@ -530,3 +530,22 @@ def test_warm_start_of_the_wrong_shape_is_refused(solver):
     run = ws_mod.solve_relu_working_set if solver == "active_set" else solve_relu_working_set_qp
     with pytest.raises(ShapeError, match="T0 must have shape"):
         run(add_bias_column(X), pats.mask, kernel, 1.0, gates=pats.gates, T0=np.zeros((2, 3)))
+
+
+def test_zero_rows_of_the_design_constrain_nothing():
+    """Rows of X that are zero (bias=False) have zero slack for every block: they neither empty
+    the cones' interiors nor stop the working set (it ended 'degenerate_cone' on vector output
+    and handed the fit to the augmented Lagrangian, which did not certify)."""
+    import cvxnn
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    X[[0, 7]] = 0.0
+    Y = rng.standard_normal((40, 3))
+    pats = cvxnn.sample_patterns(X, 10, seed=0, bias=False)
+    ref = cvxnn.build_program(X, Y, activation="relu", lam=0.1, patterns=pats, formulation="one_vs_all").solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = cvxnn.solve(X, Y, pats, activation="relu", lam=0.1, formulation="one_vs_all")
+    assert sol.status == "optimal" and sol.solver == "working_set"
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)

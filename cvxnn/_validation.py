@@ -543,6 +543,12 @@ def check_solver_options(*, tol=None, feas_tol=None, dtype=None, callback=None, 
     return out
 
 
+def callback_stops(value) -> bool:
+    """Whether a callback's return value asks to stop: ``True`` or ``numpy.True_`` (a callback that
+    returns ``np.any(...)`` stops too). Any other value, its info dict or None included, goes on."""
+    return value is True or (isinstance(value, np.bool_) and bool(value))
+
+
 def check_bool(value, name: str) -> bool:
     """Validate a flag: ``True`` / ``False`` (or ``numpy.bool_``); strings like ``"no"`` are refused."""
     if isinstance(value, (bool, np.bool_)):

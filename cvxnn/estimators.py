@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, softmax
 
-from ._validation import as_generator, check_lam, check_positive_int, check_X, check_y
+from ._validation import as_generator, callback_stops, check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .errors import (
     ConvergenceWarning,
@@ -1270,7 +1270,7 @@ class _ConvexNetworkBase(_Base):
             else:
                 best["since"] += 1
             stop = callback(info) if callback is not None else None
-            return stop is True or best["since"] >= patience
+            return callback_stops(stop) or best["since"] >= patience
 
         backend = self.backend if isinstance(self.backend, str) else "native"
         regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,

@@ -107,8 +107,11 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     Xa = patterns.design(X)
     r0 = -loss.grad(np.zeros_like(y), y)
     C = adjoint(Xa, patterns.mask, r0)  # (d_a, p[, c]): c_i = X_a^T D_i r0
-    if not get_activation(activation).constrained:  # the dual norm of the correlations
-        return penalty.dual_norm_value(C)
+    gated = penalty.dual_norm_value(C)  # the dual norm of the correlations: the C-GReLU value
+    if not get_activation(activation).constrained or gated == 0.0:
+        # C-ReLU: the cone multipliers can only lower it, so zero is exact (the SOCP below would
+        # return its solver's rounding, ~1e-10)
+        return gated
     n, p = patterns.mask.shape
     c = 1 if y.ndim == 1 else y.shape[1]
     C = C.reshape(C.shape[0], p * c)  # the d_a x (p c) layout: column i c + k is output k of block i

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare, lam_max
-from ._validation import check_lam, check_positive_int
+from ._validation import callback_stops, check_lam, check_positive_int
 from .activations import get_activation
 from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
@@ -208,7 +208,7 @@ def walk_path(
             prev.check_state = None  # used (or not) by this step: free its adjoint
         prev = sol
         yield PathStep(index=int(idx), step=k, lam=lam, solution=sol)
-        if callback is not None and callback(k, lam, sol):
+        if callback is not None and callback_stops(callback(k, lam, sol)):
             return
 
 

@@ -293,3 +293,39 @@ def test_solver_routing_errors(small):
     with pytest.raises(InvalidParameterError):
         solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, activation="relu",
                              loss="hinge", solver="native")
+
+
+def test_native_relu_at_lam_max_returns_exact_zero_and_no_gap_when_infeasible():
+    """At lam >= feature_lam_max the C-ReLU augmented Lagrangian returns the exact zero model once
+    its dual bound certifies it (it drifted to blocks of ~1e-4, or ran out of iterations); a
+    point it leaves outside its cones reports no gap (it reported 0.0); y = 0 gives lam_max 0."""
+    import warnings
+
+    import cvxnn
+    from cvxnn.feature_penalties import FeatureGroupL2, SparseGroupL2
+    from cvxnn.feature_sparsity import feature_lam_max, solve_feature_sparse, weight_matrix
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((30, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) + 0.3 * rng.standard_normal(30)
+    pats = cvxnn.sample_patterns(X, 5, seed=2)
+    pen = FeatureGroupL2()
+    lm = feature_lam_max(X, y, pats, pen, activation="relu")
+    sol = solve_feature_sparse(X, y, penalty=pen, lam=lm * 1.001, activation="relu", patterns=pats,
+                               solver="native", tol=1e-8)
+    assert sol.status == "optimal" and np.all(weight_matrix(sol) == 0.0)
+    assert feature_lam_max(X, np.zeros(30), pats, pen, activation="relu") == 0.0
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((38, 2))
+    y = np.maximum(X @ rng.standard_normal(2), 0) + 0.3 * rng.standard_normal(38)
+    pats = cvxnn.sample_patterns(X, 5, seed=1)
+    pen = SparseGroupL2(0.0)
+    lam = 0.0636 * feature_lam_max(X, y, pats, pen, activation="relu", loss="huber")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s = solve_feature_sparse(X, y, penalty=pen, lam=lam, activation="relu", patterns=pats, loss="huber",
+                                 solver="native", tol=1e-6, max_iter=300)
+    if s.max_violation > s.extra["feas_tol"]:
+        assert s.status != "optimal" and s.gap is None
+        assert np.isfinite(s.extra["gap_at_infeasible_point"])

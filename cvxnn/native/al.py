@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import callback_stops
 from ..errors import MemoryBudgetError, SolverError
 from ..operators import ImplicitDesign, default_memory_budget
 from ._losses import SmoothKernel
@@ -339,7 +340,7 @@ def solve_relu(
             if callback is not None:
                 info = {"iteration": state["it"], "outer": outer + 1, "objective": P, "dual": state["D"],  # noqa: B023
                         "gap": gap, "rel_gap": rel, "violation": state["viol"], "delta": problem.delta}
-                if callback(info) is True:
+                if callback_stops(callback(info)):
                     state["callback_stop"] = True
                     return True
             if check and rel <= tol and state["viol"] <= feas_tol:

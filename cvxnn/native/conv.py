@@ -79,7 +79,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from .._validation import check_lam, check_positive_int, check_solver_options
+from .._validation import callback_stops, check_lam, check_positive_int, check_solver_options
 from ..conv import (
     ConvModel,
     ConvNetwork,
@@ -606,7 +606,7 @@ def _solve_newton(design: DensePooledDesign, loss: Loss, y2: np.ndarray, lam: fl
         if callback is not None:
             info = {"iteration": iterations, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
                     "rel_gap": cert.rel_gap, "step": float("nan"), "mu": mu}
-            stopped = callback(info) is True
+            stopped = callback_stops(callback(info))
         mu /= MU_DECREASE
     return _NewtonResult(U=U, primal=cert.primal, dual=cert.dual, iterations=iterations,
                          converged=cert.rel_gap <= tol and not stopped, centerings=centerings, mu=mu * MU_DECREASE,
@@ -1006,7 +1006,7 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
         if callback is not None:
             info = {"iteration": iterations, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
                     "rel_gap": cert.rel_gap, "step": float("nan"), "mu": mu, "violation": cert.max_violation}
-            stopped = callback(info) is True
+            stopped = callback_stops(callback(info))
         if cert.rel_gap <= tol and cert.max_violation <= feas_tol:
             converged = not stopped
             best = (T, rho, cert, mu)

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_lam, check_positive_int, check_Xy
+from .._validation import callback_stops, check_lam, check_positive_int, check_solver_options, check_Xy
 from ..activations import get_activation
 from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, SolverError
 from ..feature_penalties import GroupSparsePenalty
@@ -182,7 +182,13 @@ def _solve_relu_al(problem: FeatureALProblem, T0: np.ndarray, *, tol: float, fea
     lam, p = problem.lam, problem.p
     T = T0
     img = problem.forward(T)
-    state = {"D": -np.inf, "viol": problem.violation(img), "it": 0, "done": False, "callback_stop": False}
+    # the objective of the zero model: once a dual bound comes within tol of it, zero is certified
+    # (at lam >= lam_max the iterates otherwise drift to blocks of about 1e-4, or run out of
+    # iterations next to the optimum they started from)
+    zero_img = problem.forward(np.zeros_like(T0))
+    F0 = problem.loss_value(zero_img)
+    state = {"D": -np.inf, "viol": problem.violation(img), "it": 0, "done": False, "callback_stop": False,
+             "zero": False}
     total, outer, eta = 0, 0, float(eta0)
     inner_tol = al.INNER_TOL0
     # the first outer step never raises delta: a warm start is often feasible already, and
@@ -204,11 +210,14 @@ def _solve_relu_al(problem: FeatureALProblem, T0: np.ndarray, *, tol: float, fea
             if callback is not None:
                 info = {"iteration": state["it"], "outer": outer + 1, "objective": P, "dual": state["D"],  # noqa: B023
                         "gap": P - state["D"], "rel_gap": rel, "violation": state["viol"], "delta": problem.delta}
-                if callback(info) is True:
+                if callback_stops(callback(info)):
                     state["callback_stop"] = True
                     return True
             if check and rel <= tol and state["viol"] <= feas_tol:
                 state["done"] = True
+                return True
+            if check and F0 - state["D"] <= tol * max(abs(F0), np.finfo(float).tiny):
+                state["done"] = state["zero"] = True
                 return True
             # inner stop: relative gap of the AL subproblem (its Fenchel dual at the y-point)
             return check and problem.subproblem_rel_gap(P, D, s) <= inner_tol  # noqa: B023
@@ -216,6 +225,8 @@ def _solve_relu_al(problem: FeatureALProblem, T0: np.ndarray, *, tol: float, fea
         out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, al.INNER_MAX), monitor=monitor)
         total += out.iterations
         T, img, eta = out.x, out.img, out.eta
+        if state["zero"]:
+            T, img = np.zeros_like(T0), zero_img
         outer += 1
         if state["done"] or state["callback_stop"]:
             break
@@ -326,16 +337,11 @@ def solve_feature_sparse_native(
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     lam = check_lam(lam, allow_zero=False)
     max_iter = check_positive_int(max_iter, "max_iter")
-    for name, val in (("tol", tol), ("feas_tol", tol if feas_tol is None else feas_tol)):
-        val = float(val)
-        if not (np.isfinite(val) and val > 0):
-            raise InvalidParameterError(f"{name} must be positive and finite, got {val!r}.")
-    tol = float(tol)
-    feas_tol = tol if feas_tol is None else float(feas_tol)
+    opts = check_solver_options(tol=tol, feas_tol=feas_tol, callback=callback, memory_budget=memory_budget)
+    tol = opts["tol"]
+    feas_tol = tol if feas_tol is None else opts["feas_tol"]
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
-    if callback is not None and not callable(callback):
-        raise InvalidParameterError("callback must be callable or None.")
     X, y = check_Xy(X, y)
     patterns.check_data(X)
     loss_obj = get_loss(loss)
@@ -407,7 +413,7 @@ def _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callbac
         if callback is not None:
             info = {"iteration": step.k + 1, "objective": best["P"], "dual": best["D"], "gap": gap,
                     "rel_gap": rel, "step": step.eta}
-            if callback(info) is True:
+            if callback_stops(callback(info)):
                 state["callback_stop"] = True
                 return True
         return rel <= tol
@@ -454,11 +460,16 @@ def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start
     cert = feature_relu_certificate(Xa, patterns.mask, kernel, lam, T, res["rho"], penalty)
     dual = max(cert.dual, res["dual"])
     gap = max(cert.primal - dual, 0.0)
+    rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
     rho = res["rho"][:, :, 0] if c == 1 else res["rho"]
+    extra = {"outer_iterations": res["outer"], "feas_tol": feas_tol, "stopped_by_callback": res["callback_stop"]}
+    if cert.max_violation > feas_tol:
+        # outside the cones the objective can lie below the optimum: primal - dual bounds nothing
+        # (clipped at zero it read as a perfect certificate); kept as a diagnostic
+        extra["gap_at_infeasible_point"] = cert.primal - dual
+        gap = None
     return {"weights": {"V": np.ascontiguousarray(T[:, :p]), "W": np.ascontiguousarray(T[:, p:])}, "solver": "al",
             "objective_value": cert.primal, "iterations": res["iterations"], "gap": gap, "dual_value": dual,
-            "rel_gap": gap / max(abs(cert.primal), np.finfo(float).tiny), "max_violation": cert.max_violation,
+            "rel_gap": rel, "max_violation": cert.max_violation,
             "multipliers": rho, "al_delta": problem.delta, "step_size": res["eta"],
-            "program_penalty": penalty.value(T),
-            "extra": {"outer_iterations": res["outer"], "feas_tol": feas_tol,
-                      "stopped_by_callback": res["callback_stop"]}}
+            "program_penalty": penalty.value(T), "extra": extra}

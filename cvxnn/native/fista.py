@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._validation import callback_stops
 from ..errors import SolverError
 from ..operators import ImplicitDesign
 from ._losses import SmoothKernel
@@ -405,7 +406,7 @@ def solve_gated(
         if callback is not None:
             info = {"iteration": step.k + 1, "objective": best["P"], "dual": best["D"], "gap": gap,
                     "rel_gap": rel, "step": step.eta}
-            if callback(info) is True:
+            if callback_stops(callback(info)):
                 state["callback_stop"] = True
                 return True
         return rel <= tol

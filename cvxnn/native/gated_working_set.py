@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import callback_stops
 from ..errors import InvalidParameterError, MemoryBudgetError
 from ..operators import ImplicitDesign
 from ._atoms import DROP_RTOL as DROP_RTOL  # the re-factoring threshold, re-exported
@@ -739,7 +740,7 @@ def solve_gated_working_set(
         if callback is not None:
             info = {"iteration": state["iters"], "objective": Pb, "dual": state["est_D"], "gap": gap,
                     "rel_gap": rel, "step": float("nan"), "round": state["round"]}
-            if callback(info) is True:
+            if callback_stops(callback(info)):
                 state["callback"] = True
         return rel
 

@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from .._validation import _as_real_scalar, check_lam, check_positive_int, check_solver_options, check_X, check_y
+from .._validation import (
+    _as_real_scalar,
+    callback_stops,
+    check_lam,
+    check_positive_int,
+    check_solver_options,
+    check_X,
+    check_y,
+)
 from ..errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError
 from ..losses import Loss, get_loss
 from ..polynomial import PolynomialNetwork, PolynomialSolution, check_coefficients, quadratic_solution
@@ -207,8 +215,9 @@ def solve_quadratic_native(
         best["D"] = max(best["D"], problem.dual(step.gimg_y, step.grad_y))
         gap = best["P"] - best["D"]
         rel = gap / max(abs(best["P"]), np.finfo(float).tiny)
-        if callback is not None and callback({"iteration": step.k + 1, "objective": best["P"], "dual": best["D"],
-                                              "gap": gap, "rel_gap": rel, "step": step.eta}) is True:
+        if callback is not None and callback_stops(callback({"iteration": step.k + 1, "objective": best["P"],
+                                                             "dual": best["D"], "gap": gap, "rel_gap": rel,
+                                                             "step": step.eta})):
             stopped["callback"] = True
             return True
         return rel <= tol

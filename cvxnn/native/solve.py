@@ -651,7 +651,9 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
             mult = mult[:, :, None] if mult.ndim == 2 else mult
             if mult.shape == (n, 2 * p, c):
                 gamma0 = mult.astype(dtype)
-        delta0 = getattr(warm, "al_delta", None)
+        # delta restarts from its rule (as in the feature-sparse AL): inherited along a path it
+        # only grew (9e3 to 4.8e6 over a nuclear-norm path), the subproblems became ill-conditioned
+        # and the warm-started steps ended uncertified where cold solves certified
         eta0 = getattr(warm, "step_size", None)
     else:
         T0 = np.zeros((d, 2 * p, c), dtype=dtype)

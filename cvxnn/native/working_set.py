@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import nnls
 
+from .._validation import callback_stops
 from ..errors import InvalidParameterError, ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
@@ -615,7 +616,7 @@ def _end_of_round(callback, certify_now, rounds: int, n_blocks: int, n_added: in
         info = {"iteration": rounds, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
                 "rel_gap": cert.rel_gap, "violation": cert.max_violation, "working_set": int(n_blocks),
                 "violators": int(n_added)}
-        if callback(info) is True:
+        if callback_stops(callback(info)):
             return "callback", (cert, rho)
     if total >= max_iter:
         return "max_iterations", None

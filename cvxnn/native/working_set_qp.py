@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._validation import callback_stops
 from ..errors import ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
@@ -353,7 +354,7 @@ def solve_relu_working_set_qp(
             info = {"iteration": rounds, "objective": cert_cb.primal, "dual": cert_cb.dual, "gap": cert_cb.gap,
                     "rel_gap": cert_cb.rel_gap, "violation": cert_cb.max_violation,
                     "working_set": int(blocks.size), "violators": int(add.size)}
-            if callback(info) is True:
+            if callback_stops(callback(info)):
                 reason = "callback"
                 cert = cert_cb
                 break

@@ -146,3 +146,41 @@ def test_al_reaches_1e8_through_the_newton_finish(reg, loss):
     assert sol.rel_gap <= 1e-8 and sol.max_violation <= 1e-8
     assert sol.objective_value <= ref.objective_value * (1 + 1e-7)
     assert abs(sol.objective_value - ref.objective_value) <= 1e-6 * ref.objective_value
+
+
+def test_warm_started_nuclear_path_matches_cold_solves():
+    """The AL's penalty delta is not inherited by a warm start (along a path it only grew, and the
+    warm-started steps ended uncertified, far above the cold solves)."""
+    import cvxnn
+
+    rng = np.random.default_rng(9)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    pats = cvxnn.sample_patterns(X, 10, seed=9)
+    kw = dict(activation="relu", formulation="nuclear", tol=1e-6)
+    prev = None
+    for lam in (3.595, 1.862, 0.9643):
+        warm = solve_native(X, Y, pats, lam=lam, warm_start=prev, **kw)
+        cold = solve_native(X, Y, pats, lam=lam, **kw)
+        assert warm.status == cold.status == "optimal"
+        assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-5)
+        prev = warm
+
+
+@pytest.mark.parametrize("activation,solver", [("gated_relu", "rfista"), ("relu", "al"), ("relu", "working_set")])
+def test_a_callback_returning_numpy_true_stops(activation, solver):
+    import cvxnn
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0)
+    pats = cvxnn.sample_patterns(X, 8, seed=0)
+    calls = []
+
+    def cb(info):
+        calls.append(info)
+        return np.bool_(True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = solve_native(X, y, pats, activation=activation, solver=solver, lam=0.1, tol=1e-10, callback=cb)
+    assert len(calls) == 1 and sol.status != "optimal"

@@ -427,3 +427,14 @@ def test_block_penalty_names_select_their_formulation(data, activation):
     fro = build_program(X, Y, activation="gated_relu", lam=LAM, patterns=pats, penalty="group_l2").solve()
     assert fro.formulation == "one_vs_all"
     assert fro.program_penalty == pytest.approx(float(np.linalg.norm(fro.U, axis=(0, 2)).sum()), rel=1e-6)
+
+
+def test_model_formulation_is_validated_and_followed(data):
+    X, Y, pats = data
+    U = np.random.default_rng(0).standard_normal((pats.design_dim, pats.n_patterns, Y.shape[1]))
+    with pytest.raises(InvalidParameterError, match="formulation"):
+        ConvexModel(activation="gated_relu", patterns=pats, U=U, formulation="frobenius")
+    ova = ConvexModel(activation="gated_relu", patterns=pats, U=U, formulation="one_vs_all")
+    nuc = ConvexModel(activation="gated_relu", patterns=pats, U=U)
+    assert ova.penalty() == pytest.approx(float(np.linalg.norm(U, axis=0).sum()))
+    assert nuc.penalty() == pytest.approx(float(np.linalg.svd(np.transpose(U, (1, 0, 2)), compute_uv=False).sum()))

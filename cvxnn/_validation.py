@@ -513,7 +513,7 @@ def check_solver_options(*, tol=None, feas_tol=None, dtype=None, callback=None, 
     Raises
     ------
     InvalidParameterError
-        ``tol`` / ``feas_tol`` not a positive finite number, ``dtype`` not float64 or float32,
+        ``tol`` / ``feas_tol`` not a positive finite number, ``tol >= 1``, ``dtype`` not float64 or float32,
         ``callback`` not callable, ``memory_budget`` not a positive integer.
     """
     out: dict[str, Any] = {}
@@ -524,6 +524,11 @@ def check_solver_options(*, tol=None, feas_tol=None, dtype=None, callback=None, 
             value = float(value)
             if not np.isfinite(value) or value <= 0:
                 raise InvalidParameterError(f"{name} must be positive and finite, got {value}.")
+            if name == "tol" and value >= 1:
+                # a relative duality gap of 1 holds at almost any point (zero included)
+                raise InvalidParameterError(
+                    f"tol is a relative duality gap and must be below 1 (a gap of 100% certifies nothing), "
+                    f"got {value}.")
         out[name] = value
     if dtype is not None:
         try:

@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, softmax
 
-from ._validation import as_generator, callback_stops, check_lam, check_positive_int, check_X, check_y
+from ._validation import as_generator, callback_stops, check_lam, check_lams, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .errors import (
     ConvergenceWarning,
@@ -427,9 +427,9 @@ def _check_params(est) -> None:
         if not isinstance(getattr(est, flag), (bool, np.bool_)):
             raise InvalidParameterError(f"{flag} must be True or False, got {getattr(est, flag)!r}.")
     if isinstance(est.tol, bool) or not isinstance(est.tol, numbers.Real) or not (
-        np.isfinite(est.tol) and est.tol > 0
+        np.isfinite(est.tol) and 0 < est.tol < 1
     ):
-        raise InvalidParameterError(f"tol must be a positive finite number, got {est.tol!r}.")
+        raise InvalidParameterError(f"tol is a relative duality gap and must be in (0, 1), got {est.tol!r}.")
     if not isinstance(est.bias, (bool, np.bool_)):
         raise InvalidParameterError(f"bias must be True or False, got {est.bias!r}.")
     if not isinstance(est.verbose, (bool, np.bool_, numbers.Integral)):
@@ -2043,11 +2043,7 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
                           "pip install 'cvxnn[sklearn]'") from exc
     if not isinstance(estimator, _ConvexNetworkBase):
         raise InvalidParameterError(f"estimator must be a cvxnn estimator, got {type(estimator).__name__}.")
-    lams = np.asarray(lams, dtype=float).ravel()
-    if lams.size == 0:
-        raise InvalidParameterError("lams is empty; pass at least one value.")
-    for lam in lams:
-        check_lam(lam)
+    lams = check_lams(lams)
     n_segments = check_positive_int(n_segments, "n_segments")
     X = check_X(X)
     y = np.asarray(y)
@@ -2155,20 +2151,13 @@ class _ConvexCVBase(_Base):
             raise InvalidParameterError(
                 f"cv_tol must be 'auto', None or a float in (0, 1), got {self.cv_tol!r}.")
         if self.lams is not None:
-            try:
-                lams = np.asarray(self.lams, dtype=float).ravel()
-            except (TypeError, ValueError):
-                raise InvalidParameterError(f"lams must be an array of floats >= 0, got {self.lams!r}.") from None
-            if lams.size == 0:
-                raise InvalidParameterError("lams is empty; pass at least one value (or None for the default grid).")
-            for lam in lams:
-                check_lam(lam, name="lams")
+            check_lams(self.lams)
 
     def _grid(self, base, X, y_enc, loss, w) -> np.ndarray:
         """The ``lam`` grid, decreasing: ``lams`` sorted, or ``n_lams`` values from the exact
         ``lam_max`` of the (standardized) training data down to ``lam_min_ratio * lam_max``."""
         if self.lams is not None:
-            return np.sort(np.asarray(self.lams, dtype=float).ravel())[::-1]
+            return np.sort(check_lams(self.lams))[::-1]
         from .path import lam_grid, lam_max
 
         std, Xs, patterns = base._prepare(X, w, y=y_enc)

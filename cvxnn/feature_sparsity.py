@@ -34,7 +34,7 @@ import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare
-from ._validation import check_lam, check_nonnegative_float
+from ._validation import check_lam, check_lams, check_nonnegative_float
 from .activations import get_activation
 from .backends.cvxpy_adapter import run_problem
 from .errors import InvalidParameterError
@@ -344,6 +344,8 @@ def feature_path(
     FeaturePath
     """
     penalty = _check_penalty(penalty)
+    support_tol = check_nonnegative_float(support_tol, "support_tol")
+    lams = None if lams is None else check_lams(lams)
     t0 = time.perf_counter()
     route = _route(solver, activation, penalty)
     lmax = feature_lam_max(X, y, patterns, penalty, activation=activation, loss=loss)

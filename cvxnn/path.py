@@ -37,7 +37,7 @@ import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare, lam_max
-from ._validation import callback_stops, check_lam, check_positive_int
+from ._validation import callback_stops, check_lam, check_lams, check_positive_int
 from .activations import get_activation
 from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
@@ -162,13 +162,7 @@ class PathStep:
 
 
 def _check_grid(lams) -> np.ndarray:
-    try:
-        grid = np.atleast_1d(np.asarray(lams, dtype=float)).ravel()
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"lams must be numbers, got {lams!r}.") from exc
-    if grid.size == 0:
-        raise InvalidParameterError("lams is empty; pass at least one value.")
-    return np.array([check_lam(v) for v in grid])
+    return check_lams(lams)
 
 
 def walk_path(

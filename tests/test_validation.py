@@ -488,3 +488,54 @@ def test_check_lams_accepts_numbers():
 
     np.testing.assert_array_equal(check_lams([0.3, 0.1, 0]), [0.3, 0.1, 0.0])
     np.testing.assert_array_equal(check_lams(np.float32(0.5)), [0.5])
+
+
+def test_a_relative_gap_tolerance_of_one_or_more_is_refused():
+    """tol is a relative duality gap: at 1 almost any point (zero included) would be 'certified'."""
+    from cvxnn import ConvexGatedReLURegressor, solve_native
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    pats = sample_patterns(X, 4, seed=0)
+    for tol in (1, 1.0, 5.0):
+        with pytest.raises(InvalidParameterError, match="relative duality gap"):
+            solve_native(X, y, lam=0.1, patterns=pats, activation="gated_relu", tol=tol)
+        with pytest.raises(InvalidParameterError, match="relative duality gap"):
+            ConvexGatedReLURegressor(lam=0.1, n_gates=4, tol=tol).fit(X, y)
+    assert solve_native(X, y, lam=0.1, patterns=pats, activation="gated_relu", tol=0.5).status in (
+        "optimal", "max_iterations")
+
+
+def test_lam_grids_must_be_one_dimensional_everywhere():
+    """A 2-D grid is refused by every entry point that takes one (it used to be flattened)."""
+    from cvxnn import ConvexGatedReLURegressorCV, regularization_path, walk_path
+    from cvxnn.estimators import ConvexGatedReLURegressor, cross_validate_lam
+    from cvxnn.feature_penalties import FeatureGroupL2
+    from cvxnn.feature_sparsity import feature_path
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
+    pats = sample_patterns(X, 4, seed=0)
+    grid = np.array([[1.0, 0.5], [0.2, 0.1]])
+    calls = [
+        lambda: regularization_path(X, y, lams=grid, patterns=pats, activation="gated_relu"),
+        lambda: list(walk_path(grid, lambda lam, warm: None)),
+        lambda: ConvexGatedReLURegressorCV(lams=grid, n_gates=4, cv=3).fit(X, y),
+        lambda: cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, grid, cv=3),
+        lambda: feature_path(X, y, penalty=FeatureGroupL2(), patterns=pats, lams=grid),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidParameterError, match="one-dimensional"):
+            call()
+    with pytest.raises(InvalidParameterError, match="1-D sequence"):
+        regularization_path(X, y, lams="0.1", patterns=pats, activation="gated_relu")
+
+
+def test_feature_path_refuses_a_negative_support_tol():
+    from cvxnn.feature_penalties import FeatureGroupL2
+    from cvxnn.feature_sparsity import feature_path
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    with pytest.raises(InvalidParameterError, match="support_tol"):
+        feature_path(X, y, penalty=FeatureGroupL2(), patterns=sample_patterns(X, 3, seed=0), support_tol=-1e-3)

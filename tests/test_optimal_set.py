@@ -389,3 +389,47 @@ def test_membership_queries_check_the_model_and_alpha(relu_set):
     with pytest.raises(NonFiniteError):
         P.model_at(np.full(P.n_blocks, np.nan))
     assert P.contains(P.model_at(P.alpha_ref))
+
+
+def _function_spread(P, X_new, n=12, seed=3):
+    A = P.sample(n, seed=seed, burn_in=30, thin=3)
+    F = np.array([P.network_at(a).predict(X_new) for a in A])
+    return float(np.ptp(F, axis=0).max()), float(np.abs(F).max())
+
+
+def test_gated_function_dimension_sees_complementary_gates():
+    """Without a bias, gates of complementary patterns add up to a linear function: weight can
+    move between them without changing the function, although the gates differ (the count by
+    equal gates said 3 here; every sampled optimum computes the same function on all inputs)."""
+    import cvxnn
+
+    X = np.array([[-0.330, -0.610], [0.152, 0.816], [0.952, -0.459], [-1.111, 0.941],
+                  [-0.615, 1.977], [0.678, -0.376], [1.501, -1.658], [0.166, 0.288]])
+    y = np.array([0.493, -0.886, 0.235, 0.653, 0.955, -0.042, -1.408, 0.536])
+    pats = cvxnn.enumerate_patterns(X, bias=False)
+    sol = cvxnn.solve(X, y, pats, activation="gated_relu", lam=0.02, tol=1e-11)
+    P = optimal_set(sol, X, y)
+    assert P.dimension >= 1
+    assert P.function_dimension == 0
+    th = np.linspace(0, 2 * np.pi, 721)  # no bias: positively homogeneous, the circle is every input
+    spread, top = _function_spread(P, np.c_[np.cos(th), np.sin(th)])
+    assert spread <= 1e-6 * top
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("bias", [False, True])
+def test_gated_function_dimension_matches_sampled_functions(seed, bias):
+    """function_dimension == 0 iff the sampled optimal networks compute one function on new inputs."""
+    import cvxnn
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((8, 2))
+    y = rng.standard_normal(8)
+    pats = cvxnn.enumerate_patterns(X, bias=bias)
+    sol = cvxnn.solve(X, y, pats, activation="gated_relu", lam=0.02, tol=1e-11)
+    P = optimal_set(sol, X, y)
+    spread, top = _function_spread(P, 3.0 * np.random.default_rng(100 + seed).standard_normal((400, 2)))
+    if P.function_dimension == 0:
+        assert spread <= 1e-6 * max(top, 1.0)
+    else:
+        assert spread > 1e-4 * max(top, 1.0)

@@ -465,9 +465,9 @@ class OptimalSet:
         function unchanged. Directions are compared, and the rank decided, at the resolution
         ``tau = max(1e-6, 10 sqrt(kkt_accuracy))``: an interior-point solution fixes the
         directions ``q_k`` of small blocks only to ~``sqrt(KKT accuracy)``, so an identity of
-        exact arithmetic shows up as a function change of that order. C-GReLU: :attr:`dimension`
-        minus the splitting directions between blocks with equal gate pattern and direction
-        (:meth:`neuron_groups`).
+        exact arithmetic shows up as a function change of that order. C-GReLU: the same rank with
+        :meth:`_gated_function_map` (equal gates and directions split a neuron; without a bias,
+        complementary gates add up to a linear function that other blocks can cancel).
         """
         if "fdim" not in self._cache:
             free, _ = self._free()
@@ -484,12 +484,65 @@ class OptimalSet:
                     s = np.linalg.svd(M, compute_uv=False)
                     self._cache["fdim"] = int((s > tau).sum())
             else:
-                labels = self.neuron_groups()
-                # each group with m free copies of one neuron contributes m - 1 splitting directions
-                copies = np.bincount(labels[free], minlength=labels.max(initial=-1) + 1)
-                splits = int(np.maximum(copies - 1, 0).sum())
-                self._cache["fdim"] = max(0, self.dimension - splits)
+                N = self._null_basis(free)
+                if N.shape[1] == 0:
+                    self._cache["fdim"] = 0
+                else:
+                    _, _, _, colnorm = self._svd()
+                    dalpha = N / colnorm[free][:, None]
+                    dalpha /= np.linalg.norm(dalpha, axis=0)
+                    tau = max(1e-6, 10.0 * float(np.sqrt(self.kkt_accuracy)))
+                    M = self._gated_function_map(tau)[:, free] @ dalpha
+                    s = np.linalg.svd(M, compute_uv=False)
+                    self._cache["fdim"] = int((s > tau).sum())
         return self._cache["fdim"]
+
+    def _gated_function_map(self, tol: float = 1e-6) -> np.ndarray:
+        """Matrix ``Phi`` (``m x k``) with ``Phi @ dalpha = 0`` iff moving ``alpha`` by ``dalpha``
+        leaves the C-GReLU network function unchanged on *every* input.
+
+        With unit directions ``n_k = q^_k / lam`` and gates ``g_k`` the network is
+        ``f(x) = lam sum_k alpha_k s_k 1[x_a^T g_k >= 0] x_a^T n_k``. Gates are grouped by
+        hyperplane (``g_k / ||g_k|| = +-g_h`` within ``tol``, orientation ``o_k = +-1``). Using
+        ``1[-u >= 0] = 1 - 1[u >= 0]`` (off the hyperplane),
+        ``f = lam sum_h 1[x_a^T g_h >= 0] x_a^T v_h + lam x_a^T l`` with
+        ``v_h = sum_{k on h} o_k alpha_k s_k n_k`` and ``l = sum_{o_k = -1} alpha_k s_k n_k``.
+        Across hyperplane ``h`` alone the affine piece changes by ``x_a^T v_h``, so ``f`` is
+        unchanged iff every ``v_h`` and ``l`` are (without a bias, the gates of complementary
+        patterns add up to a linear function, which the count by equal gates missed). A gate
+        with no input part is a constant, ``1[g_bias >= 0]``: an always-open gate goes into
+        ``l``, a closed one contributes nothing. Rows: ``d_a`` per hyperplane, then ``d_a``.
+        """
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        k = self.n_blocks
+        Q = self.directions / self.lam * self.certificate.sign[self.blocks]
+        d_a = Q.shape[0]
+        gates = np.asarray(self.reference.patterns.gates, dtype=float)[:, self.certificate.pattern[self.blocks]]
+        bias = bool(self.reference.patterns.bias)
+        input_part = np.linalg.norm(gates[:-1] if bias else gates, axis=0)
+        scale = np.linalg.norm(gates, axis=0)
+        constant = input_part <= tol * np.maximum(scale, 1e-300)
+        open_const = constant & ((gates[-1] >= 0) if bias else True)
+        kink = ~constant
+        Gn = gates[:, kink] / scale[kink]
+        C = Gn.T @ Gn
+        same = C >= 1.0 - 0.5 * tol**2
+        opposite = C <= -1.0 + 0.5 * tol**2
+        n_h, hyper = connected_components(csr_matrix(same | opposite), directed=False) if kink.any() else (0, [])
+        hyper = np.asarray(hyper, dtype=int)
+        cols = np.flatnonzero(kink)
+        first = np.zeros(n_h, dtype=int)
+        first[hyper[::-1]] = np.arange(cols.size)[::-1]
+        orient = np.where(np.einsum("dk,dk->k", Gn, Gn[:, first][:, hyper]) >= 0, 1.0, -1.0)
+        Phi = np.zeros(((n_h + 1) * d_a, k))
+        rows = hyper[None, :] * d_a + np.arange(d_a)[:, None]  # d_a x (kink blocks)
+        Phi[rows, cols[None, :]] = orient * Q[:, cols]
+        flip = cols[orient < 0]
+        Phi[n_h * d_a:, flip] = Q[:, flip]
+        Phi[n_h * d_a:, np.flatnonzero(open_const)] = Q[:, open_const]
+        return Phi
 
     def weight_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """``(lo, hi)``: range of each ``alpha_k`` over the optimal set (two LPs per block).

@@ -212,8 +212,10 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
     Blockwise, with ``g_i = (D_i X)^T grad h(z)``: for ``u_i != 0`` (scalar)
     ``||g_i + lam u_i / ||u_i||||``, for ``u_i = 0`` ``max(0, ||g_i|| - lam)``; for vector
     output, with ``U_i = P S Q^T`` (rank ``r``), the distance of ``-g_i`` to
-    ``lam (P Q^T + {W : P^T W = 0, W Q = 0, ||W||_2 <= 1})``. Returns the Frobenius norm over
-    all blocks; zero exactly at an optimum.
+    ``lam (P Q^T + {W : P^T W = 0, W Q = 0, ||W||_2 <= 1})`` (nuclear norm), or the scalar
+    formula on each column for a one-vs-all model (``model.formulation == "one_vs_all"``: the
+    sum of column norms). Returns the Frobenius norm over all blocks; zero exactly at an
+    optimum.
 
     Parameters
     ----------
@@ -231,8 +233,9 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
     _, _, kernel, op = _setup(X, y, model.patterns, loss)
     U3 = _as3(np.asarray(model.U, dtype=np.float64))
     G = op.adjoint(kernel.grad(op.forward(U3)))  # d x p x c
-    if U3.shape[2] == 1:
-        u, g = U3[:, :, 0], G[:, :, 0]
+    if U3.shape[2] == 1 or getattr(model, "formulation", None) == "one_vs_all":
+        # scalar blocks, or the columns of the blocks (one-vs-all: a group norm per column)
+        u, g = U3.reshape(U3.shape[0], -1), G.reshape(G.shape[0], -1)
         nu = np.linalg.norm(u, axis=0)
         ng = np.linalg.norm(g, axis=0)
         active = nu > 0

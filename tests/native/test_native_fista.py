@@ -138,6 +138,20 @@ def test_min_norm_subgradient_vector(vec):
     assert min_norm_subgradient(X, Y, ConvexModel("gated_relu", pats, U=nat.U * 1.5), 1.0) > 1e-2
 
 
+def test_min_norm_subgradient_follows_the_one_vs_all_formulation(vec):
+    """A one-vs-all optimum has a zero subgradient of the column-norm penalty (the nuclear-norm
+    subdifferential gave 0.8 at a certified point), and a perturbed point does not."""
+    X, Y, pats = vec
+    ova = solve_native(X, Y, pats, lam=1.0, tol=1e-12, max_iter=20000, formulation="one_vs_all")
+    assert ova.formulation == "one_vs_all" and ova.status == "optimal"
+    assert min_norm_subgradient(X, Y, ova, 1.0) < 1e-4
+    nuc = solve_native(X, Y, pats, lam=1.0, tol=1e-12, max_iter=20000)
+    as_ova = ConvexModel("gated_relu", pats, U=nuc.U, formulation="one_vs_all")
+    assert min_norm_subgradient(X, Y, as_ova, 1.0) > 1e-3  # the nuclear optimum is not the column-norm one
+    bumped = ConvexModel("gated_relu", pats, U=ova.U * 1.5, formulation="one_vs_all")
+    assert min_norm_subgradient(X, Y, bumped, 1.0) > 1e-2
+
+
 def test_lam_max_gated(reg):
     X, y, pats = reg
     lmax = lam_max_gated(X, y, pats)

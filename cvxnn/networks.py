@@ -98,6 +98,17 @@ def _torch_module(net: _TwoLayer, dtype=None):
     return ReLUModule()
 
 
+def _neuron_vector(a, name: str, m: int) -> np.ndarray:
+    """A per-neuron vector: shape ``(m,)``, or the row ``(1, m)`` that broadcasts against
+    ``X @ W1``; any other shape (``(2, 2)`` for 4 neurons) is refused, not flattened."""
+    a = as_float_array(a, name)
+    if a.shape == (1, m) or (a.ndim == 0 and m == 1):
+        a = a.reshape(m)
+    if a.shape != (m,):
+        raise ShapeError(f"{name} must have shape ({m},) (or (1, {m})), got {a.shape}.")
+    return a
+
+
 def _prep_weights(W1, w2, b1):
     W1 = as_float_array(W1, "W1")
     w2 = as_float_array(w2, "w2")
@@ -107,9 +118,7 @@ def _prep_weights(W1, w2, b1):
     if w2.ndim not in (1, 2) or w2.shape[0] != m or (w2.ndim == 2 and w2.shape[1] == 0):
         raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs) with n_outputs >= 1, got {w2.shape}.")
     if b1 is not None:
-        b1 = as_float_array(b1, "b1").reshape(-1)
-        if b1.shape != (m,):
-            raise ShapeError(f"b1 must have shape ({m},), got {b1.shape}.")
+        b1 = _neuron_vector(b1, "b1", m)
     for name, a in (("W1", W1), ("w2", w2), ("b1", b1)):
         if a is not None and not np.all(np.isfinite(a)):
             raise NonFiniteError(f"{name} contains NaN or infinity.")
@@ -275,9 +284,7 @@ class GatedReLUNetwork(_TwoLayer):
             raise ShapeError(f"gates must have the shape of W1 {W1.shape}, got {G.shape}.")
         c = None
         if self.gate_bias is not None:
-            c = as_float_array(self.gate_bias, "gate_bias").reshape(-1)
-            if c.shape != (W1.shape[1],):
-                raise ShapeError(f"gate_bias must have shape ({W1.shape[1]},), got {c.shape}.")
+            c = _neuron_vector(self.gate_bias, "gate_bias", W1.shape[1])
         for name, a in (("gates", G), ("gate_bias", c)):
             if a is not None and not np.all(np.isfinite(a)):
                 raise NonFiniteError(f"{name} contains NaN or infinity.")

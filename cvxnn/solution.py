@@ -30,7 +30,7 @@ from ._validation import (
 from .activations import ACTIVATIONS as _ACTIVATION_OBJECTS
 from .activations import Activation, get_activation
 from .constraints import ConeConstraint
-from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
+from .errors import ConvergenceWarning, CvxnnError, InvalidParameterError, NonFiniteError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .operators import forward
 from .patterns import Patterns
@@ -106,6 +106,10 @@ class ConvexModel:
         if self.formulation is not None and self.formulation not in ("nuclear", "one_vs_all"):
             raise InvalidParameterError(
                 f"formulation must be None, 'nuclear' or 'one_vs_all', got {self.formulation!r}.")
+        if not isinstance(self.patterns, Patterns):
+            raise InvalidParameterError(
+                f"patterns must be a cvxnn Patterns object (cvxnn.sample_patterns / enumerate_patterns), "
+                f"got {type(self.patterns).__name__}.")
         for name in ("U", "V", "W"):  # array-likes -> float arrays (solver outputs pass through)
             B = getattr(self, name)
             if B is not None and not (isinstance(B, np.ndarray) and B.dtype.kind == "f"):
@@ -113,19 +117,28 @@ class ConvexModel:
         spec = self.spec
         if any(getattr(self, name) is None for name in spec.blocks):
             raise ShapeError(f"a {spec.label} model needs {' and '.join(spec.blocks)}.")
+        other = [name for name in ("U", "V", "W") if name not in spec.blocks and getattr(self, name) is not None]
+        if other:
+            raise InvalidParameterError(
+                f"a {spec.label} model has blocks {' and '.join(spec.blocks)} only; got {' and '.join(other)} too.")
         blocks = tuple(getattr(self, name) for name in spec.blocks)
         shape = blocks[0].shape
         for B in blocks:
             if B.shape != shape or B.ndim not in (2, 3) or B.shape[:2] != (
                 self.patterns.design_dim,
                 self.patterns.n_patterns,
-            ):
+            ) or (B.ndim == 3 and B.shape[2] == 0):
                 raise ShapeError(
                     f"weight blocks must have shape ({self.patterns.design_dim}, "
-                    f"{self.patterns.n_patterns}[, c]); got {B.shape}."
+                    f"{self.patterns.n_patterns}[, c]) with c >= 1; got {B.shape}."
                 )
             if not np.all(np.isfinite(B)):
-                raise SolverError("weight blocks contain NaN or infinity.", status="numerical_error")
+                raise self._non_finite("weight blocks contain NaN or infinity.")
+
+    @staticmethod
+    def _non_finite(message: str) -> CvxnnError:
+        """The error for non-finite blocks: bad input for a model built by hand."""
+        return NonFiniteError(message)
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -303,6 +316,11 @@ class ConvexSolution(ConvexModel):
     program_penalty: float | None = None
     check_state: Any = field(default=None, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _non_finite(message: str) -> CvxnnError:
+        """A solution with non-finite blocks is a failed solve."""
+        return SolverError(message, status="numerical_error")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -182,3 +182,27 @@ def test_balanced_zeroes_dead_neurons(cls):
     assert np.all(bal.W1[:, 1:] == 0.0) and np.all(bal.w2[1:] == 0.0) and np.all(bal.b1[1:] == 0.0)
     inner = np.sqrt(np.sum(bal.W1**2, axis=0) + bal.b1**2)
     np.testing.assert_allclose(inner, np.abs(bal.w2), rtol=1e-12)
+
+
+def test_per_neuron_vectors_of_another_shape_are_refused_not_flattened():
+    import numpy as np
+    import pytest
+
+    from cvxnn import GatedReLUNetwork, ReLUNetwork
+    from cvxnn.errors import ShapeError
+
+    rng = np.random.default_rng(0)
+    W1, w2 = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    X = rng.standard_normal((5, 3))
+    with pytest.raises(ShapeError, match=r"b1 must have shape \(4,\)"):
+        ReLUNetwork(W1, w2, b1=np.arange(4.0).reshape(2, 2))
+    with pytest.raises(ShapeError, match="b1"):
+        ReLUNetwork(W1, w2, b1=np.zeros((1, 4, 1)))
+    with pytest.raises(ShapeError, match=r"gate_bias must have shape \(4,\)"):
+        GatedReLUNetwork(W1, w2, gates=W1, gate_bias=np.zeros((2, 2)))
+    # a row (1, m), which broadcasts against X @ W1, is the same network as (m,)
+    b = rng.standard_normal(4)
+    np.testing.assert_array_equal(ReLUNetwork(W1, w2, b1=b[None, :]).predict(X), ReLUNetwork(W1, w2, b1=b).predict(X))
+    np.testing.assert_array_equal(GatedReLUNetwork(W1, w2, gates=W1, gate_bias=b[None, :]).predict(X),
+                                  GatedReLUNetwork(W1, w2, gates=W1, gate_bias=b).predict(X))
+    assert ReLUNetwork(W1[:, :1], w2[:1], b1=0.5).b1.shape == (1,)

@@ -539,3 +539,26 @@ def test_feature_path_refuses_a_negative_support_tol():
     X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
     with pytest.raises(InvalidParameterError, match="support_tol"):
         feature_path(X, y, penalty=FeatureGroupL2(), patterns=sample_patterns(X, 3, seed=0), support_tol=-1e-3)
+
+
+def test_convex_model_constructor_refuses_nonsense_with_typed_errors():
+    from cvxnn import ConvexModel, ConvexSolution
+    from cvxnn.errors import SolverError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 2))
+    pats = sample_patterns(X, 10, seed=0)
+    Z = np.zeros((2, pats.n_patterns))
+    for bad in (None, pats.mask):
+        with pytest.raises(InvalidParameterError, match="patterns must be a cvxnn Patterns"):
+            ConvexModel(activation="relu", patterns=bad, V=Z, W=Z)
+    with pytest.raises(NonFiniteError):  # bad input, not a failed solve
+        ConvexModel(activation="relu", patterns=pats, V=Z + np.nan, W=Z)
+    with pytest.raises(SolverError):  # a solver's output with NaN is a failed solve
+        ConvexSolution(activation="relu", patterns=pats, V=Z + np.nan, W=Z)
+    with pytest.raises(InvalidParameterError, match="blocks V and W only; got U"):
+        ConvexModel(activation="relu", patterns=pats, V=Z, W=Z, U=np.ones((5, 5)))
+    with pytest.raises(InvalidParameterError, match="blocks U only; got V"):
+        ConvexModel(activation="gated_relu", patterns=pats, U=Z, V=np.ones(3))
+    with pytest.raises(ShapeError, match="c >= 1"):
+        ConvexModel(activation="gated_relu", patterns=pats, U=np.zeros((2, pats.n_patterns, 0)))

@@ -797,17 +797,24 @@ def _reject_sparse(X, name: str = "X") -> None:
         )
 
 
-def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray) -> np.ndarray | None:
-    """Per-sample weights from ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``)."""
+def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray,
+                   sample_weight: np.ndarray | None = None) -> np.ndarray | None:
+    """Per-sample weights from ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``).
+
+    ``"balanced"`` gives class ``k`` the weight ``W / (K W_k)``, with ``W_k`` the total sample
+    weight of class ``k`` and ``W`` of all (scikit-learn's ``compute_class_weight`` with
+    ``sample_weight``): a zero weight removes a sample from the counts as well, and integer
+    weights count as repeated rows."""
     if class_weight is None:
         return None
-    counts = np.bincount(inverse, minlength=classes.size)
+    counts = np.bincount(inverse, weights=sample_weight, minlength=classes.size).astype(float)
     if isinstance(class_weight, str):
         if class_weight != "balanced":
             raise InvalidParameterError(
                 f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
             )
-        per_class = inverse.size / (classes.size * np.maximum(counts, 1))
+        # a class without weight gets none (its samples all weigh 0 already)
+        per_class = np.divide(counts.sum(), classes.size * counts, out=np.zeros(classes.size), where=counts > 0)
     elif isinstance(class_weight, dict):
         per_class = np.ones(classes.size)
         known = {c.item() if hasattr(c, "item") else c: k for k, c in enumerate(classes)}
@@ -1473,6 +1480,9 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
 
             try:
                 check_classification_targets(y)
+            except TypeError:
+                raise LabelError(f"{type(self).__name__} needs class labels of one type (all numbers or all "
+                                 "strings); y mixes types that cannot be sorted.") from None
             except ValueError as exc:
                 raise LabelError(
                     f"{exc} {type(self).__name__} needs class labels; for real-valued targets use "
@@ -1482,7 +1492,11 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
             raise ShapeError(f"y must be a 1-D array of labels, got shape {y.shape}.")
         elif y.dtype.kind == "f" and np.any(y != np.round(y)):
             raise LabelError(f"{type(self).__name__} needs class labels, got continuous values.")
-        classes, inverse = np.unique(y, return_inverse=True)
+        try:
+            classes, inverse = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise LabelError(f"{type(self).__name__} needs class labels of one type (all numbers or all "
+                             "strings); y mixes types that cannot be sorted.") from None
         inverse = inverse.ravel()
         if classes.size < 2:
             raise LabelError(
@@ -1491,7 +1505,7 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
             )
         loss = self._loss_for(classes.size)
         w = _check_sample_weight(sample_weight, X.shape[0])
-        cw = _class_weights(self.class_weight, classes, inverse)
+        cw = _class_weights(self.class_weight, classes, inverse, w)
         if cw is not None:
             w = cw if w is None else w * cw
             if not w.sum() > 0:

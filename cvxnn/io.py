@@ -67,7 +67,7 @@ from .errors import CvxnnError, CvxnnWarning, FileFormatError, InvalidParameterE
 from .losses import LOSSES, Loss, get_loss
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns
-from .solution import ConvexModel, ConvexSolution
+from .solution import STATUSES, ConvexModel, ConvexSolution
 
 __all__ = ["save", "load", "read_metadata", "FORMAT", "FORMAT_VERSION"]
 
@@ -288,6 +288,10 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
         meta["fitted"]["feature_names_in_"] = [str(f) for f in est.feature_names_in_]
     if hasattr(est, "classes_"):
         classes = np.asarray(est.classes_)
+        if classes.dtype.kind == "O" and classes.size and all(isinstance(c, str) for c in classes):
+            # strings in an object array (a pandas column): saved as text, loaded back as objects
+            classes = classes.astype(str)
+            meta["fitted"]["classes_object"] = True
         if classes.dtype.kind not in "biufU":
             raise InvalidParameterError(
                 f"cannot save class labels of dtype {classes.dtype}; use numbers or strings."
@@ -696,8 +700,14 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
               for k in ("objective_value", "lam", "solve_time", "compile_time", "gap", "max_violation")}
     if floats["objective_value"] is None:
         floats["objective_value"] = float("nan")
+    if floats["lam"] is not None and not floats["lam"] >= 0:
+        raise FileFormatError(f"{arc.path}: the metadata field '{sw}.lam' must be a number >= 0, got {floats['lam']}.")
+    status = _field(smeta, "status", "str", sw, arc.path)
+    if status not in STATUSES:
+        raise FileFormatError(f"{arc.path}: the metadata field '{sw}.status' must be one of {STATUSES}, "
+                              f"got {status!r:.40}.")
     iterations = _field(smeta, "iterations", "int|null", sw, arc.path)
-    return ConvexSolution(**kwargs, status=_field(smeta, "status", "str", sw, arc.path), loss=loss,
+    return ConvexSolution(**kwargs, status=status, loss=loss,
                           backend=_field(smeta, "backend", "str", sw, arc.path),
                           solver=_field(smeta, "solver", "str", sw, arc.path),
                           iterations=iterations, extra=extra, **floats)
@@ -707,6 +717,10 @@ def _load_network(arc: _Archive, kind: str, prefix: str = ""):
     W1, w2 = arc.get(prefix + "W1"), arc.get(prefix + "w2")
     b1 = arc.get(prefix + "b1", required=False)
     if kind == "relu_network":
+        foreign = [k for k in ("gates", "gate_bias") if prefix + k in arc.files]
+        if foreign:  # a gated network's file with its kind changed: it would load as another function
+            raise FileFormatError(f"{arc.path}: a relu_network file holds {foreign}, which only gated networks "
+                                  "have; the file's kind does not match its arrays.")
         return ReLUNetwork(W1=W1, w2=w2, b1=b1)
     if kind == "gated_relu_network":
         return GatedReLUNetwork(W1=W1, w2=w2, b1=b1, gates=arc.get(prefix + "gates"),
@@ -723,7 +737,7 @@ _PARAMS_ADDED = {"standardize": False, "warm_start": False, "class_weight": None
 
 
 def _load_estimator(arc: _Archive, meta: dict):
-    from .estimators import ESTIMATORS
+    from .estimators import ESTIMATORS, _check_params
 
     name = _field(meta, "estimator", "str", "", arc.path)
     if name not in ESTIMATORS:
@@ -755,6 +769,7 @@ def _load_estimator(arc: _Archive, meta: dict):
     est = cls()
     try:
         est.set_params(**params)
+        _check_params(est)  # the rules of fit: lam a number >= 0 or "auto", tol in (0, 1), ...
     except ValueError as exc:
         raise FileFormatError(f"{arc.path}: bad hyper-parameters for {name}: {exc}") from exc
     solution = _load_model(arc, _field(meta, "solution", "object", "", arc.path), prefix="solution_",
@@ -790,6 +805,10 @@ def _load_estimator(arc: _Archive, meta: dict):
     if names is not None:
         est.feature_names_in_ = np.asarray(names, dtype=object)
     if classes is not None:
+        if _field(fitted, "classes_object", "bool", "fitted", arc.path, required=False):
+            if classes.dtype.kind != "U":
+                raise FileFormatError(f"{arc.path}: 'fitted.classes_object' is set but the classes are not text.")
+            classes = classes.astype(object)
         est.classes_ = classes
     est.standardizer_ = _load_standardizer(arc, values["n_features_in_"])
     return est

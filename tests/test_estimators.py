@@ -612,3 +612,25 @@ def test_warm_start_with_new_gate_parameters_draws_new_gates():
     assert est.patterns_.n_patterns > 8
     fresh = ConvexGatedReLUClassifier(n_gates=24, random_state=0).fit(X, y)
     np.testing.assert_array_equal(est.patterns_.gates, fresh.patterns_.gates)
+
+
+@pytest.mark.parametrize("cls", ["ConvexGatedReLUClassifier", "ConvexReLUClassifier"])
+def test_balanced_class_weight_counts_the_sample_weights(cls):
+    """'balanced' uses weighted class counts (scikit-learn's rule): zero weights remove samples
+    exactly, integer weights are repeated rows, with class_weight='balanced' too."""
+    import cvxnn.estimators as E
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] + 0.5 * rng.standard_normal(60) > 0.4).astype(int)
+    kw = {"lam": 0.5, "n_gates": 8, "random_state": 0, "tol": 1e-10, "class_weight": "balanced"}
+    Est = getattr(E, cls)
+    w = np.ones(60)
+    w[np.flatnonzero(y == 0)[:20]] = 0.0
+    a = Est(**kw).fit(X, y, sample_weight=w)
+    b = Est(**kw).fit(X[w > 0], y[w > 0])
+    np.testing.assert_allclose(a.decision_function(X), b.decision_function(X), atol=1e-6)
+    reps = rng.integers(1, 4, size=60)
+    c = Est(**kw).fit(X, y, sample_weight=reps.astype(float))
+    e = Est(**kw).fit(np.repeat(X, reps, axis=0), np.repeat(y, reps))
+    np.testing.assert_allclose(c.decision_function(X), e.decision_function(X), rtol=1e-4, atol=1e-5)

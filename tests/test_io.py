@@ -11,7 +11,7 @@ import pytest
 from cvxnn import io
 from cvxnn.builders import build_program
 from cvxnn.datasets import load_teacher_regression, load_three_blobs
-from cvxnn.errors import FileFormatError, InvalidParameterError, MemoryBudgetError, PatternMismatchError
+from cvxnn.errors import FileFormatError, InvalidParameterError, LabelError, MemoryBudgetError, PatternMismatchError
 from cvxnn.estimators import ConvexGatedReLUClassifier, ConvexReLUClassifier, ConvexReLURegressor
 from cvxnn.losses import HuberLoss
 from cvxnn.networks import GatedReLUNetwork, ReLUNetwork
@@ -603,3 +603,47 @@ def test_a_weighted_fit_keeps_its_weights(tmp_path):
     Xs = back.standardizer_.transform(X)
     y_enc = np.where(y == back.classes_[1], 1.0, -1.0)
     assert back.solution_.objective(Xs, y_enc, back.lam_, loss) == pytest.approx(est.convex_objective_, rel=1e-10)
+
+
+def test_nonsense_metadata_values_are_refused(tmp_path, data, relu_solution):
+    """Field values are checked, not only their JSON types: a lam of 'abc' or -5, an unknown
+    status, a gated network's file relabelled as a ReLU network (it would load as another function)."""
+    X, y = data
+    est = ConvexReLURegressor(lam=0.1, n_gates=6, random_state=0).fit(X, y)
+    io.save(est, tmp_path / "est.npz")
+
+    def set_param(key, value):
+        return lambda m: m["params"].__setitem__(key, value)
+
+    for key, value in (("lam", "abc"), ("lam", -1.0), ("tol", 2.0), ("n_gates", 0)):
+        bad = _rewrite(tmp_path / "est.npz", tmp_path / "bad_est.npz", meta_fn=set_param(key, value))
+        with pytest.raises(FileFormatError, match=key):
+            io.load(bad)
+    io.save(relu_solution, tmp_path / "sol.npz")
+    for key, value in (("lam", -5.0), ("status", "bogus")):
+        bad = _rewrite(tmp_path / "sol.npz", tmp_path / "bad_sol.npz",
+                       meta_fn=lambda m, k=key, v=value: m["solution"].__setitem__(k, v))
+        with pytest.raises(FileFormatError, match=key):
+            io.load(bad)
+    rng = np.random.default_rng(5)
+    g = GatedReLUNetwork(rng.standard_normal((3, 4)), rng.standard_normal(4), gates=rng.standard_normal((3, 4)))
+    io.save(g, tmp_path / "gated.npz")
+    bad = _rewrite(tmp_path / "gated.npz", tmp_path / "bad_gated.npz", meta_update={"kind": "relu_network"})
+    with pytest.raises(FileFormatError, match="gates"):
+        io.load(bad)
+
+
+def test_classifier_with_string_labels_in_an_object_array_round_trips(tmp_path, data):
+    """Labels from a pandas string column come as an object array; they save as text and load
+    back as objects (they used to be refused as 'not numbers or strings')."""
+    X, y = data
+    labels = np.where(y > np.median(y), "yes", "no").astype(object)
+    clf = ConvexReLUClassifier(lam=0.1, n_gates=6, random_state=0).fit(X, labels)
+    io.save(clf, tmp_path / "clf.npz")
+    back = io.load(tmp_path / "clf.npz")
+    assert back.classes_.dtype == object and list(back.classes_) == list(clf.classes_)
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
+    assert back.predict(X).dtype == clf.predict(X).dtype
+    mixed_labels = np.array([1 if v > 0 else "a" for v in y], dtype=object)
+    with pytest.raises(LabelError, match="one type"):  # a numpy TypeError before
+        ConvexReLUClassifier(lam=0.1, n_gates=6, random_state=0).fit(X, mixed_labels)

@@ -750,11 +750,28 @@ def _check_native_weights(backend, wloss: WeightedLoss) -> None:
         )
 
 
-def _scaled_problem_duals(sol: ConvexSolution) -> dict:
-    """Dual fields of a solution of the row-scaled program, cleared when the solution is moved
-    back to the unscaled data (the cone multipliers belong to the scaled rows)."""
-    names = {f.name for f in dataclasses.fields(sol)}
-    return {k: None for k in ("multipliers", "cone_duals") if k in names}
+#: Fields of a solution of the row-scaled program that belong to its scaled rows.
+_SCALED_FIELDS = ("multipliers", "cone_duals", "training_X")
+
+
+def _scaled_problem_duals(sol: ConvexSolution, r: np.ndarray) -> dict:
+    """Fields of a solution of the program with rows scaled by ``r = sqrt(w)``, moved back to
+    the unscaled data. The cone rows were scaled by ``r``, so the multipliers of the unscaled
+    constraints are ``r_j rho_j`` (the Lagrangian term ``rho^T (r o A v)`` is ``(r o rho)^T A v``);
+    the scaled design is dropped. Both leave ``extra`` too, since a solution fills a field left
+    None from ``extra``."""
+
+    def unscale(a):
+        a = np.asarray(a, dtype=float)
+        return a * r.reshape((-1,) + (1,) * (a.ndim - 1))
+
+    out: dict[str, Any] = {"training_X": None}
+    if sol.multipliers is not None:
+        out["multipliers"] = unscale(sol.multipliers)
+    if sol.cone_duals is not None:
+        out["cone_duals"] = tuple(unscale(d) for d in sol.cone_duals)
+    out["extra"] = {k: v for k, v in (sol.extra or {}).items() if k not in _SCALED_FIELDS}
+    return out
 
 
 def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
@@ -1059,7 +1076,7 @@ class _ConvexNetworkBase(_Base):
             gap = _certified_gap(sol_w, Xw, yw, lam, loss)
             ntol = _network_tol(sol_w, Xw, yw)
             sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
-                                      training_X=None, **_scaled_problem_duals(sol_w))
+                                      **_scaled_problem_duals(sol_w, r))
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
@@ -1258,7 +1275,7 @@ class _ConvexNetworkBase(_Base):
             ntol = _network_tol(sol, Xe, ye)
             if pe is not patterns:
                 sol = dataclasses.replace(sol, patterns=patterns, loss=WeightedLoss(base=loss, weights=w),
-                                          training_X=None, **_scaled_problem_duals(sol))
+                                          **_scaled_problem_duals(sol, r))
             net, objective = _network_and_objective(sol, Xs, y_enc, float(lam), loss, ntol)
             raw_net = std.network_to_raw(net) if std is not None else net
             state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std, network_=raw_net,

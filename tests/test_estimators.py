@@ -634,3 +634,29 @@ def test_balanced_class_weight_counts_the_sample_weights(cls):
     c = Est(**kw).fit(X, y, sample_weight=reps.astype(float))
     e = Est(**kw).fit(np.repeat(X, reps, axis=0), np.repeat(y, reps))
     np.testing.assert_allclose(c.decision_function(X), e.decision_function(X), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["clarabel", "native"])
+def test_weighted_relu_fits_move_the_scaled_program_back_whole(backend):
+    """A weighted squared-loss C-ReLU fit solves a row-scaled program. Its design (kept in the
+    solution's extras by CVXPY) must not follow the solution back (2-D y crashed with
+    PatternMismatchError), and its multipliers are rescaled, so that the public certificate of
+    ``solution_`` on the fitted data agrees with ``gap_``."""
+    from cvxnn.estimators import ConvexReLURegressor
+    from cvxnn.native import duality_gap
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((40, 3))
+    Y = np.c_[X[:, 0] - X[:, 1], np.abs(X[:, 2])] + 0.1 * rng.standard_normal((40, 2))
+    w = rng.uniform(0.2, 3.0, 40)
+    est = ConvexReLURegressor(lam=1.0, n_gates=8, random_state=0, backend=backend, tol=1e-8).fit(X, Y, sample_weight=w)
+    assert est.status_ == "optimal" and est.predict(X).shape == (40, 2)
+    one = ConvexReLURegressor(lam=1.0, n_gates=8, random_state=0, backend=backend, tol=1e-8,
+                              standardize=False).fit(X, Y[:, 0], sample_weight=w)
+    sol = one.solution_
+    assert sol.training_X is None or sol.training_X.shape[0] == 40
+    if sol.multipliers is not None:
+        cert = duality_gap(X, Y[:, 0], sol, one.lam_, sol.loss)
+        assert cert.gap <= max(10 * one.gap_, 1e-6 * abs(one.convex_objective_))
+    path = ConvexReLURegressor(n_gates=8, random_state=0, backend=backend).fit_path(X, Y, sample_weight=w, n_lams=3)
+    assert path.predict(X).shape == (40, 2)

@@ -1224,12 +1224,20 @@ class _ConvexNetworkBase(_Base):
             if not isinstance(self, _ClfMixin) and n_val < 2:
                 raise ShapeError(f"validation_fraction={validation_fraction} holds out {n_val} of {n} samples; "
                                  "R^2 needs at least 2 (raise validation_fraction or pass validation_data).")
+            # the split indexes y and the weights by X's rows: check their lengths first
+            try:
+                n_y = len(y)
+            except TypeError:
+                raise ShapeError(f"y must be an array-like of {n} targets, got {type(y).__name__}.") from None
+            if n_y != n:
+                raise ShapeError(f"X has {n} samples but y has {n_y}.")
+            sample_weight = _check_sample_weight(sample_weight, n)
             val, tr = perm[:n_val], perm[n_val:]
             # rows by position, keeping a DataFrame a DataFrame (its column names are checked)
             X_val, y_val = _rows(X, val), _rows(y, val)
             X, y = _rows(X, tr), _rows(y, tr)
             if sample_weight is not None:
-                sample_weight = np.asarray(sample_weight)[tr]
+                sample_weight = sample_weight[tr]
         else:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise InvalidParameterError("validation_data must be a pair (X_val, y_val).")
@@ -1298,7 +1306,7 @@ class _ConvexNetworkBase(_Base):
 
         backend = self.backend if isinstance(self.backend, str) else "native"
         regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
-                            tol=float(self.tol), callback=monitor)
+                            tol=float(self.tol), callback=monitor, solver_opts={"max_iter": int(self.max_iter)})
         if best["index"] < 0:
             raise InvalidParameterError(
                 "the validation score is undefined (NaN) at every lam: the validation set is too small "

@@ -660,3 +660,24 @@ def test_weighted_relu_fits_move_the_scaled_program_back_whole(backend):
         assert cert.gap <= max(10 * one.gap_, 1e-6 * abs(one.convex_objective_))
     path = ConvexReLURegressor(n_gates=8, random_state=0, backend=backend).fit_path(X, Y, sample_weight=w, n_lams=3)
     assert path.predict(X).shape == (40, 2)
+
+
+def test_fit_path_checks_lengths_before_splitting_and_honours_max_iter():
+    from cvxnn.errors import ShapeError
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X[:, 0], 0) + 0.1 * rng.standard_normal(40)
+    est = ConvexGatedReLURegressor(n_gates=8, random_state=0)
+    with pytest.raises(ShapeError, match="y has 30"):  # an IndexError from the split before
+        est.fit_path(X, y[:30], n_lams=3)
+    with pytest.raises(ShapeError, match="sample_weight"):
+        est.fit_path(X, y, n_lams=3, sample_weight=np.ones(10))
+    a = ConvexGatedReLURegressor(n_gates=8, random_state=0).fit_path(X, y, n_lams=3, sample_weight=2.0)
+    b = ConvexGatedReLURegressor(n_gates=8, random_state=0).fit_path(X, y, n_lams=3)
+    assert a.best_lam_ == pytest.approx(2 * b.best_lam_)  # a scalar weight is accepted, as in fit (loss x 2)
+    with pytest.warns(Warning):
+        c = ConvexGatedReLURegressor(n_gates=8, random_state=0, max_iter=1).fit_path(X, y, n_lams=4)
+    assert set(c.path_["statuses"][1:]) == {"max_iterations"}  # max_iter was ignored: all "optimal"
+    assert c.n_iter_ == 1

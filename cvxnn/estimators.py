@@ -2058,6 +2058,45 @@ def cross_validate_lam(
     return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
 
 
+def _split_folds(cv, X, y, classifier: bool) -> list:
+    """The ``(train, test)`` folds of ``cv`` on ``(X, y)``, checked: a splitter that cannot split
+    these data, no folds, or a fold whose indices are not rows of ``X`` (out of range, negative,
+    not integers or a mask of the wrong length, empty) raise ``InvalidParameterError``."""
+    from sklearn.model_selection import check_cv
+
+    n = X.shape[0]
+    try:
+        splitter = check_cv(cv, y, classifier=classifier)
+        folds = list(splitter.split(X, y))
+    except (ValueError, TypeError) as exc:  # more folds than samples, or than members of a class
+        raise InvalidParameterError(f"cv={cv!r:.60} cannot split these {n} samples: {exc}") from None
+    if len(folds) < 1:
+        raise InvalidParameterError(f"cv={cv!r:.60} gives no folds.")
+    out = []
+    for k, fold in enumerate(folds):
+        if not (isinstance(fold, (tuple, list)) and len(fold) == 2):
+            raise InvalidParameterError(f"cv: fold {k} is not a pair (train, test) of index arrays.")
+        pair = []
+        for idx, what in zip(fold, ("training", "validation"), strict=True):
+            idx = np.asarray(idx)
+            if idx.dtype == bool:
+                if idx.shape != (n,):
+                    raise InvalidParameterError(f"cv: the {what} mask of fold {k} has shape {idx.shape}; "
+                                                f"expected ({n},).")
+                idx = np.flatnonzero(idx)
+            elif idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+                raise InvalidParameterError(f"cv: the {what} rows of fold {k} must be a 1-D array of integer "
+                                            "indices or a boolean mask.")
+            if idx.size == 0:
+                raise InvalidParameterError(f"cv: fold {k} has no {what} rows.")
+            if idx.min() < 0 or idx.max() >= n:
+                raise InvalidParameterError(f"cv: the {what} rows of fold {k} hold indices outside "
+                                            f"[0, {n}) (from {idx.min()} to {idx.max()}).")
+            pair.append(idx.astype(np.intp, copy=False))
+        out.append(tuple(pair))
+    return out
+
+
 def _check_fold_weights(folds, w: np.ndarray | None) -> None:
     """Every fold's training and validation rows must carry weight (else nothing to fit or to
     score)."""
@@ -2076,7 +2115,6 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
     try:
         import joblib  # noqa: F401
         from sklearn.base import is_classifier
-        from sklearn.model_selection import check_cv
     except ImportError as exc:  # pragma: no cover
         raise ImportError("cross_validate_lam needs scikit-learn and joblib: "
                           "pip install 'cvxnn[sklearn]'") from exc
@@ -2095,11 +2133,7 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
     w = _check_sample_weight(sample_weight, X.shape[0])
-    splitter = check_cv(cv, y, classifier=is_classifier(estimator))
-    try:
-        folds = list(splitter.split(X, y))
-    except ValueError as exc:  # more folds than samples, or than members of a class
-        raise InvalidParameterError(f"cv={cv!r} cannot split these {X.shape[0]} samples: {exc}") from exc
+    folds = _split_folds(cv, X, y, is_classifier(estimator))
     _check_fold_weights(folds, w)
     scorer = None
     if scoring is not None:
@@ -2199,6 +2233,10 @@ class _ConvexCVBase(_Base):
             return np.sort(check_lams(self.lams))[::-1]
         from .path import lam_grid, lam_max
 
+        if w is not None and np.any(w == 0):
+            # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
+            keep = w > 0
+            X, y_enc, w = X[keep], y_enc[keep], w[keep]
         std, Xs, patterns = base._prepare(X, w, y=y_enc)
         ye = _solver_targets(std, y_enc)
         le = loss if w is None else WeightedLoss(base=loss, weights=w)
@@ -2236,16 +2274,8 @@ class _ConvexCVBase(_Base):
 
     def _folds(self, X, y) -> list:
         from sklearn.base import is_classifier
-        from sklearn.model_selection import check_cv
 
-        try:
-            splitter = check_cv(self.cv, y, classifier=is_classifier(self))
-            folds = list(splitter.split(X, y))
-        except (ValueError, TypeError) as exc:
-            raise InvalidParameterError(f"cv={self.cv!r} cannot split these data: {exc}") from None
-        if len(folds) < 1:
-            raise InvalidParameterError(f"cv={self.cv!r} gives no folds.")
-        return folds
+        return _split_folds(self.cv, X, y, is_classifier(self))
 
     def fit(self, X, y, sample_weight=None):
         """Cross-validate ``lam`` on one warm-started path per fold, then refit at the best.

@@ -586,3 +586,38 @@ def test_default_grid_starts_at_the_exact_lam_max_of_the_program(cls):
     exact = lam_max(Xs, _solver_targets(std, Y), pats, act, "cross_entropy",
                     formulation=get_activation(act).vector_formulation)
     assert cv.lams_[0] == pytest.approx(exact, rel=1e-9)
+
+
+def test_relu_cv_grid_drops_zero_weight_rows_like_every_fit():
+    """A zero weight removes a sample: the ReLU grid's exact lam_max must not see its cones
+    (it was 13.3 against 18.2 without those rows, and the fit at lams_[0] was not zero)."""
+    from cvxnn.estimators import ConvexReLURegressorCV
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60, 3))
+    y = np.maximum(X[:, 0] - X[:, 1], 0) + 0.1 * rng.standard_normal(60)
+    w = np.ones(60)
+    w[:15] = 0.0
+    kw = dict(n_gates=8, random_state=0, n_lams=3, cv=2, refit=False)
+    a = ConvexReLURegressorCV(**kw).fit(X, y, sample_weight=w)
+    b = ConvexReLURegressorCV(**kw).fit(X[15:], y[15:])
+    np.testing.assert_allclose(a.lams_, b.lams_, rtol=1e-9)
+
+
+def test_fold_indices_outside_the_data_are_a_typed_error():
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLURegressor, ConvexGatedReLURegressorCV, cross_validate_lam
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((25, 3)), rng.standard_normal(25)
+    bad = [(np.arange(20), np.arange(20, 40))]
+    with pytest.raises(InvalidParameterError, match="outside"):
+        ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=bad).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="outside"):
+        cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, [1.0, 0.1], cv=bad)
+    with pytest.raises(InvalidParameterError, match="mask"):
+        ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=[(np.ones(10, bool), np.ones(10, bool))]).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="no validation rows"):
+        ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=[(np.arange(25), np.array([], dtype=int))]).fit(X, y)
+    masks = [(np.arange(25) < 15, np.arange(25) >= 15)]  # boolean masks of the right length work
+    assert ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=masks).fit(X, y).scores_.shape == (1, 2)

@@ -870,16 +870,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------- path
-def _encoded_targets(est, y):
-    """Targets and loss as the estimator's solver sees them (``+-1`` / one-hot for classifiers)."""
-    if not hasattr(est, "_loss_for"):
-        return np.asarray(y, dtype=float), est._loss()
-    classes, inverse = np.unique(y, return_inverse=True)
-    loss = est._loss_for(classes.size)
-    y_enc = np.where(inverse == 1, 1.0, -1.0) if classes.size == 2 else np.eye(classes.size)[inverse]
-    return y_enc, loss
-
-
 def _path_segment(est, X, y, lams, on_step=None, val=None) -> list[dict]:
     """Fit a copy of ``est`` for each ``lam`` (in the order given, decreasing), warm-started
     on the native backend; one table row per ``lam``."""
@@ -998,18 +988,13 @@ def _cmd_path(args: argparse.Namespace) -> int:
         n_lams = check_positive_int(args.n_lams, "--n-lams")
         if not 0 < args.lam_min_ratio < 1:
             raise InvalidParameterError(f"--lam-min-ratio must be in (0, 1), got {args.lam_min_ratio}.")
-        from .estimators import _solver_targets
-        from .path import lam_max as exact_lam_max
+        from .estimators import default_lam_grid
 
-        y_enc, loss = _encoded_targets(est, ytr)
-        std, Xs, pats = est._prepare(Xtr, None, y=y_enc)
-        y_enc = _solver_targets(std, y_enc)  # regressors: standardized targets
-        # the program the estimator solves (vector output: one-vs-all for C-ReLU, nuclear for C-GReLU)
-        from .activations import get_activation
-
-        lam_max = exact_lam_max(Xs, y_enc, pats, est._activation, loss,
-                                formulation=get_activation(est._activation).vector_formulation)
-        lams = lam_max * np.geomspace(1.0, args.lam_min_ratio, n_lams)
+        # the targets, loss and weights (class weights included) of the estimator's own fit, and
+        # the exact lam_max of the program it solves, as the ...CV estimators' grid
+        Xv, y_enc, loss, w, _ = est._encode_for_fit(Xtr, ytr, None)
+        lams = default_lam_grid(est, Xv, y_enc, loss, w, n_lams, args.lam_min_ratio)
+        lam_max = float(lams[0])
     rows: list[dict] = []
     with ProgressBar(lams.size, "path", enabled=_progress_enabled(args)) as bar:
         if n_jobs == 1:

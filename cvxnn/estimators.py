@@ -2058,6 +2058,34 @@ def cross_validate_lam(
     return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
 
 
+def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float) -> np.ndarray:
+    """``n_lams`` values of ``lam``, geometric, from the exact ``lam_max`` of the program that
+    ``base`` solves on ``(X, y_enc)`` (encoded targets, sample weights ``w`` with any class
+    weights folded in) down to ``lam_min_ratio * lam_max``: the default grid of the ``...CV``
+    estimators and of ``cvxnn path``.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``lam_max`` is 0 (the zero model fits): pass a grid.
+    """
+    from .path import lam_grid, lam_max
+
+    if w is not None and np.any(w == 0):
+        # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
+        keep = w > 0
+        X, y_enc, w = X[keep], y_enc[keep], w[keep]
+    std, Xs, patterns = base._prepare(X, w, y=y_enc)
+    ye = _solver_targets(std, y_enc)
+    le = loss if w is None else WeightedLoss(base=loss, weights=w)
+    # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
+    lmax = lam_max(Xs, ye, patterns, base._activation, le,
+                   formulation=get_activation(base._activation).vector_formulation)
+    if not lmax > 0:
+        raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
+    return lam_grid(lmax, n_lams, lam_min_ratio)
+
+
 def _split_folds(cv, X, y, classifier: bool) -> list:
     """The ``(train, test)`` folds of ``cv`` on ``(X, y)``, checked: a splitter that cannot split
     these data, no folds, or a fold whose indices are not rows of ``X`` (out of range, negative,
@@ -2231,21 +2259,7 @@ class _ConvexCVBase(_Base):
         ``lam_max`` of the (standardized) training data down to ``lam_min_ratio * lam_max``."""
         if self.lams is not None:
             return np.sort(check_lams(self.lams))[::-1]
-        from .path import lam_grid, lam_max
-
-        if w is not None and np.any(w == 0):
-            # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
-            keep = w > 0
-            X, y_enc, w = X[keep], y_enc[keep], w[keep]
-        std, Xs, patterns = base._prepare(X, w, y=y_enc)
-        ye = _solver_targets(std, y_enc)
-        le = loss if w is None else WeightedLoss(base=loss, weights=w)
-        # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
-        lmax = lam_max(Xs, ye, patterns, base._activation, le,
-                       formulation=get_activation(base._activation).vector_formulation)
-        if not lmax > 0:
-            raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
-        return lam_grid(lmax, self.n_lams, self.lam_min_ratio)
+        return default_lam_grid(base, X, y_enc, loss, w, self.n_lams, self.lam_min_ratio)
 
     def _resolved_cv_tol(self, folds) -> float | None:
         """``cv_tol`` as a number (None: the fold fits run at ``tol``).

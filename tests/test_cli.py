@@ -355,3 +355,32 @@ def test_a_plain_file_named_npz_and_a_missing_report_folder(files, capsys, tmp_p
 def test_demo_counts_no_active_neuron_above_lam_max(capsys):
     code, out, _ = run(["demo", "--lam", "1e6"], capsys)
     assert "active neurons          : 0" in out
+
+
+def test_path_grid_is_the_weighted_programs_and_errors_name_the_data(tmp_path, capsys):
+    """The default grid starts at the exact lam_max of the program the path fits (class weights
+    included: it used the unweighted one), and a constant target or a single class get the
+    library's messages, not a lam or a loss the user never chose."""
+    from cvxnn.estimators import ConvexGatedReLUClassifierCV
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    lab = np.where(X[:, 0] + 0.3 * rng.standard_normal(60) > 0.8, "yes", "no")
+    csv = tmp_path / "clf.csv"
+    csv.write_text("a,b,c,label\n" + "".join(",".join(map(str, r)) + f",{c}\n" for r, c in zip(X, lab, strict=True)))
+    code, out, _ = run(["path", csv, "--task", "classification", "--activation", "gated_relu", "--class-weight",
+                        "balanced", "--n-lams", "3", "--val-fraction", "0", "--plot", "none"], capsys)
+    assert code == 0
+    ref = ConvexGatedReLUClassifierCV(n_gates=100, random_state=0, n_lams=1, cv=2, refit=False,
+                                      class_weight="balanced").fit(X, lab).lams_[0]
+    assert f"lam_max = {ref:.6g}" in out
+    first = [line for line in out.splitlines() if line.strip().startswith(f"{ref:.4g}")]
+    assert first and first[0].split()[3] == "0"  # no neuron at lam_max
+    const = tmp_path / "const.csv"
+    const.write_text("a,b,y\n" + "".join(f"{r[0]},{r[1]},1.5\n" for r in X))
+    code, _, err = run(["path", const, "--plot", "none", "--val-fraction", "0"], capsys)
+    assert code == 2 and "lam_max is 0" in err
+    one = tmp_path / "one.csv"
+    one.write_text("a,b,label\n" + "".join(f"{r[0]},{r[1]},only\n" for r in X))
+    code, _, err = run(["path", one, "--task", "classification", "--plot", "none", "--val-fraction", "0"], capsys)
+    assert code == 2 and "at least 2 classes" in err

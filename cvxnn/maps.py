@@ -57,6 +57,17 @@ def to_network(model, *, tol: float = 0.0):
     return _to_network(model, tol=tol)
 
 
+def _zero_width_model(X, activation: str, bias: bool, c: int | None) -> ConvexModel:
+    """The convex point of a network without neurons: zero blocks on one pattern (the all-ones
+    pattern of the zero gate), so predictions (0) and objective (the loss of 0) are the network's."""
+    d_a = X.shape[1] + int(bias)
+    pats = Patterns.from_gates(X, np.zeros((d_a, 1)), bias=bias)
+    shape = (d_a, 1) if c is None else (d_a, 1, c)
+    if activation == "relu":
+        return ConvexModel(activation="relu", patterns=pats, V=np.zeros(shape), W=np.zeros(shape))
+    return ConvexModel(activation="gated_relu", patterns=pats, U=np.zeros(shape))
+
+
 def relu_network_to_convex(net: ReLUNetwork, X):
     """Map a ReLU network to a C-ReLU point with the same predictions on ``X``.
 
@@ -92,6 +103,8 @@ def relu_network_to_convex(net: ReLUNetwork, X):
     Xa = add_bias_column(X) if bias else X
     if Xa.shape[1] != A.shape[0]:
         raise ShapeError(f"X has {X.shape[1]} features; the network expects {net.n_features}.")
+    if net.n_neurons == 0:  # e.g. the network of a solution at lam >= lam_max
+        return _zero_width_model(X, "relu", bias, None)
     # Group neurons by pattern (first occurrence keeps its weights as the gate).
     first, group = group_columns(Xa @ A >= 0)
     pats = Patterns.from_gates(X, A[:, first], bias=bias)
@@ -125,6 +138,8 @@ def gated_network_to_convex(net: GatedReLUNetwork, X):
         raise ShapeError(f"X has {X.shape[1]} features; the network expects {net.n_features}.")
     bias = net.b1 is not None or net.gate_bias is not None
     m = net.n_neurons
+    if m == 0:
+        return _zero_width_model(X, "gated_relu", bias, None if net.w2.ndim == 1 else net.w2.shape[1])
     b1 = net.b1 if net.b1 is not None else np.zeros(m)
     gb = net.gate_bias if net.gate_bias is not None else np.zeros(m)
     A = np.vstack([net.W1, b1[None, :]]) if bias else net.W1

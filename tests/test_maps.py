@@ -132,3 +132,26 @@ def test_model_shape_errors():
         ConvexModel("gated_relu", pats, U=np.zeros((3, pats.n_patterns)))
     with pytest.raises(InvalidParameterError):
         ConvexModel("sigmoid", pats, U=np.zeros((2, pats.n_patterns)))
+
+
+def test_zero_width_networks_map_back_to_the_zero_model():
+    """The network of a solution at lam >= lam_max has no neurons; mapping it back gave 'no
+    activation pattern is left ... use more gates'. It is the zero model, with the network's
+    predictions and objective."""
+    import numpy as np
+
+    from cvxnn import GatedReLUNetwork, ReLUNetwork
+    from cvxnn.maps import gated_network_to_convex, relu_network_to_convex
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    for net, back in ((ReLUNetwork(np.zeros((3, 0)), np.zeros(0)), relu_network_to_convex),
+                      (ReLUNetwork(np.zeros((3, 0)), np.zeros(0), b1=np.zeros(0)), relu_network_to_convex),
+                      (GatedReLUNetwork(np.zeros((3, 0)), np.zeros(0), gates=np.zeros((3, 0))), gated_network_to_convex),
+                      (GatedReLUNetwork(np.zeros((3, 0)), np.zeros((0, 4)), gates=np.zeros((3, 0))),
+                       gated_network_to_convex)):
+        model = back(net, X)
+        np.testing.assert_array_equal(model.train_predict(X), net.predict(X))
+        assert model.n_outputs == (1 if net.w2.ndim == 1 else 4)
+        Y = y if net.w2.ndim == 1 else np.c_[y, y, y, y]
+        assert model.objective(X, Y, 0.3) == net.objective(X, Y, 0.3)

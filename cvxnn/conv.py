@@ -691,7 +691,7 @@ class ConvModel:
         return self.model.max_cone_violation(self.patches(X))
 
     def to_network(self, *, tol: float = 0.0) -> ConvNetwork:
-        """The CNN of this point by the exact maps (``docs/conv.md``, "Maps"): each nonzero block
+        """The CNN of this point by the exact maps (``docs/conv.md``, "Convex form"): each nonzero block
         ``b_i`` becomes the filter ``b_i / sqrt(||b_i||)`` with output weight ``+-sqrt(||b_i||)``
         (balanced SVD factors for nuclear-norm blocks; the columnwise split for one-vs-all ReLU
         blocks), via :func:`cvxnn.maps.to_network` on ``Z``."""

@@ -170,6 +170,8 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
         Relative tolerance of the membership test.
     implicit : array of bool (n, p), optional
         Precomputed :func:`implicit_equalities`.
+    solver : str, optional
+        The LP solver of :func:`implicit_equalities` when ``implicit`` is not given.
 
     Returns
     -------

@@ -32,10 +32,11 @@ instance is accepted).
 
 scikit-learn is optional: without it the estimators still work (``fit``, ``predict``,
 ``score``, ``get_params``, ``set_params``); with it they are genuine scikit-learn estimators
-(``BaseEstimator`` subclasses) that pass ``check_estimator`` and work in ``Pipeline`` and
-``GridSearchCV``. :func:`cross_validate_lam` cross-validates a grid of ``lam`` with folds x
-``lam`` segments as independent joblib tasks, so switching joblib's backend (Dask, Ray)
-distributes it.
+(``BaseEstimator`` subclasses) that work in ``Pipeline`` and ``GridSearchCV`` and pass
+``check_estimator`` except ``check_sample_weight_equivalence_on_dense_data``, whose ``1e-7``
+is below the accuracy the solvers certify (docs/estimators.md). :func:`cross_validate_lam`
+cross-validates a grid of ``lam`` with folds x ``lam`` segments as independent joblib tasks,
+so switching joblib's backend (Dask, Ray) distributes it.
 """
 
 from __future__ import annotations
@@ -609,6 +610,9 @@ class WeightedLoss(Loss):
         ``cross_entropy``).
     weights : ndarray of shape (n,)
         Non-negative sample weights.
+    reduction : {"sum", "mean"}
+        Inherited from :class:`~cvxnn.losses.Loss`; taken from ``base`` (the field given here
+        is replaced by the base loss's).
     """
 
     base: Loss = field(default=None)  # type: ignore[assignment]
@@ -807,7 +811,7 @@ def _issparse(X) -> bool:
 
 def _reject_sparse(X, name: str = "X") -> None:
     if _issparse(X):
-        raise InputError(
+        raise InvalidParameterError(
             f"sparse {name} is not supported: the solvers and networks work on dense arrays "
             f"(the matrix has {X.shape[0]} x {X.shape[1]} entries); convert it with "
             f"{name}.toarray() if it fits in memory."
@@ -1634,7 +1638,7 @@ _PARAMS_DOC = """
         ``fit`` (scikit-learn semantics; useful along a decreasing ``lam``). A change of
         ``n_gates``, ``random_state``, ``gates`` or ``bias`` since that fit draws new gates and
         starts cold.
-
+{extra_params}
     Attributes
     ----------
     lam_ : float
@@ -1680,13 +1684,18 @@ _PARAMS_DOC = """
         Number of features seen in ``fit``.
 """
 
+_CLASS_WEIGHT_PARAM = """    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes' loss terms, on top of ``sample_weight`` (see Notes).
+"""
+
 _CLASS_WEIGHT_DOC = """    classes_ : ndarray
         Class labels in sorted order.
 
     Notes
     -----
     ``class_weight`` (None, ``"balanced"`` or ``{label: weight}``) multiplies the loss terms
-    of each class's samples (``"balanced"``: ``n / (n_classes * count)``), on top of
+    of each class's samples (``"balanced"``: ``W / (n_classes * W_k)`` with ``W_k`` the total
+    sample weight of class ``k`` and ``W`` of all samples, scikit-learn's rule), on top of
     ``sample_weight``. With the native solvers a weighted logistic or cross-entropy loss takes
     at most 64 distinct weights (class weights always qualify).
 """
@@ -1710,7 +1719,7 @@ class ConvexReLURegressor(_RegressorBase):
         + _PARAMS_DOC.format(lam_default=1.0, auto_fraction=AUTO_LAM_FRACTION["regressor"],
                              n_gates_default=32, tol_default="1e-6",
                              name="ConvexReLURegressor", loss_default="squared", loss_doc=_REG_LOSS_DOC,
-                             network_type="ReLUNetwork")
+                             network_type="ReLUNetwork", extra_params="")
     )
     _activation = "relu"
 
@@ -1725,7 +1734,7 @@ class ConvexGatedReLURegressor(_RegressorBase):
         + _PARAMS_DOC.format(lam_default="auto", auto_fraction=AUTO_LAM_FRACTION["regressor"],
                              n_gates_default=GATED_DEFAULTS["n_gates"], tol_default=_sci(GATED_DEFAULTS["tol"]),
                              name="ConvexGatedReLURegressor", loss_default="squared", loss_doc=_REG_LOSS_DOC,
-                             network_type="GatedReLUNetwork")
+                             network_type="GatedReLUNetwork", extra_params="")
     )
     _activation = "gated_relu"
 
@@ -1760,7 +1769,7 @@ class ConvexReLUClassifier(_ClassifierBase):
         + _PARAMS_DOC.format(lam_default="auto", auto_fraction=AUTO_LAM_FRACTION["classifier"],
                              n_gates_default=RELU_CLASSIFIER_DEFAULTS["n_gates"], tol_default="1e-6",
                              name="ConvexReLUClassifier", loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
-                             network_type="ReLUNetwork")
+                             network_type="ReLUNetwork", extra_params=_CLASS_WEIGHT_PARAM)
         + _CLASS_WEIGHT_DOC
     )
     _activation = "relu"
@@ -1794,7 +1803,7 @@ class ConvexGatedReLUClassifier(_ClassifierBase):
         + _PARAMS_DOC.format(lam_default="auto", auto_fraction=AUTO_LAM_FRACTION["classifier"],
                              n_gates_default=GATED_DEFAULTS["n_gates"], tol_default=_sci(GATED_DEFAULTS["tol"]),
                              name="ConvexGatedReLUClassifier", loss_default="logistic", loss_doc=_CLF_LOSS_DOC,
-                             network_type="GatedReLUNetwork")
+                             network_type="GatedReLUNetwork", extra_params=_CLASS_WEIGHT_PARAM)
         + _CLASS_WEIGHT_DOC
     )
     _activation = "gated_relu"

@@ -197,6 +197,8 @@ def solve_feature_sparse(
     activation : {"gated_relu", "relu"}
     patterns : Patterns, optional
         Sampled with ``n_gates``, ``bias``, ``seed`` when omitted.
+    n_gates, bias, seed
+        The gates sampled when ``patterns`` is omitted (:func:`cvxnn.patterns.sample_patterns`).
     loss : str or Loss
         Native: a smooth loss (squared, logistic, Huber); CVXPY: any loss of the builders.
     solver : str
@@ -334,6 +336,8 @@ def feature_path(
         The problem (see :func:`solve_feature_sparse`).
     lams : array-like, optional
         The grid; default ``lam_grid(lam_max, n_lams, lam_min_ratio)`` (geometric, from ``lam_max``).
+    n_lams, lam_min_ratio
+        Size and smallest ratio of the default grid.
     solver, tol, max_iter, **solver_opts
         As in :func:`solve_feature_sparse`.
     support_tol : float

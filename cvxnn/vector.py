@@ -252,6 +252,8 @@ def build_vector_program(
         Initial value of the ``lam`` parameter (DPP: change it and solve again without recompiling).
     patterns : Patterns, optional
         Built on this ``X``; sampled with ``n_gates``, ``bias``, ``seed`` when omitted.
+    n_gates, bias, seed
+        The gates sampled when ``patterns`` is omitted (:func:`cvxnn.patterns.sample_patterns`).
     form : {"regularized", "min_norm", "max_margin"}
         Weight decay; minimum-norm interpolation (``F = Y``); multi-class hard margin
         (``F[j, y_j] - F[j, k] >= 1`` for ``k != y_j``, one-hot ``Y``).

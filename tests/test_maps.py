@@ -147,7 +147,8 @@ def test_zero_width_networks_map_back_to_the_zero_model():
     X, y = rng.standard_normal((12, 3)), rng.standard_normal(12)
     for net, back in ((ReLUNetwork(np.zeros((3, 0)), np.zeros(0)), relu_network_to_convex),
                       (ReLUNetwork(np.zeros((3, 0)), np.zeros(0), b1=np.zeros(0)), relu_network_to_convex),
-                      (GatedReLUNetwork(np.zeros((3, 0)), np.zeros(0), gates=np.zeros((3, 0))), gated_network_to_convex),
+                      (GatedReLUNetwork(np.zeros((3, 0)), np.zeros(0), gates=np.zeros((3, 0))),
+                       gated_network_to_convex),
                       (GatedReLUNetwork(np.zeros((3, 0)), np.zeros((0, 4)), gates=np.zeros((3, 0))),
                        gated_network_to_convex)):
         model = back(net, X)

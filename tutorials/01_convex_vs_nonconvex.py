@@ -144,11 +144,12 @@ for width in (net_star.n_neurons, 3):
 # *every* width. Two different things keep the runs above it:
 #
 # * **width 3** cannot reach `p*` at all (the optimum needs the width of the minimal convex
-#   solution), but even so the runs of the *same* problem end at very different levels (about
-#   1.04, 12, 15 and 33 times `p*`): all but the lowest are local minima or plateaus, typically
+#   solution), but even so the runs of the *same* problem end at very different levels (from
+#   about 1.04 to 106 times `p*`, the median run 12 to 15 times): all but the lowest are local
+#   minima or plateaus, typically
 #   with dead neurons (a ReLU that is zero on every sample receives no gradient);
 # * **at the optimal width** most GD runs get close, but a quarter of them stop more than 5%
-#   above `p*` (one far above it), and SGD with a decaying step is worse still.
+#   above `p*` (the worst 33 times `p*`), and SGD with a decaying step is worse still.
 #
 # The convex program needs no initialisation, no step size, and no luck, and it certifies its
 # answer.

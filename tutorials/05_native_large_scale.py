@@ -9,10 +9,12 @@
 # %% [markdown]
 # # The native fast path: certified solves at scale
 #
-# `cvxnn.native.solve_native` solves C-GReLU with R-FISTA and C-ReLU with an augmented
-# Lagrangian. It never forms the `n x pd` design: every product is one GEMM with the
-# `n x p` pattern mask. Each result carries a **certified duality gap**, which is an upper
-# bound on the distance to the optimum, computed in float64.
+# `cvxnn.native.solve_native` solves C-GReLU with R-FISTA (and working sets of blocks on top of
+# it) and C-ReLU with a working set of Newton steps on the cone faces (an augmented Lagrangian
+# for the nuclear-norm vector program, and as the fallback). It never forms the `n x pd`
+# design: every product is one GEMM with the `n x p` pattern mask. Each result carries a
+# **certified duality gap**, which is an upper bound on the distance to the optimum, computed
+# in float64.
 #
 # This tutorial:
 #

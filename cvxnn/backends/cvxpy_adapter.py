@@ -183,6 +183,8 @@ def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str =
         Estimated nonzeros (:func:`estimate_nonzeros`).
     memory_budget : int, optional
         Bytes; default :func:`cvxnn.operators.default_memory_budget`.
+    what : str
+        What is compiled, for the error message (``"this program"``).
 
     Returns
     -------

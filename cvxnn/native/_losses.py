@@ -110,6 +110,7 @@ def make_kernel(loss: Loss, y2: np.ndarray, dtype) -> SmoothKernel:
         name = getattr(loss, "name", type(loss).__name__)
         raise InvalidParameterError(
             f"the native solvers support the losses {NATIVE_LOSSES}, got {name!r}; "
-            "use the CVXPY backend (cvxnn.build_program) for non-smooth losses."
+            "non-smooth losses need a CVXPY solver: backend='clarabel' in the estimators, "
+            "solver='CLARABEL' in cvxnn.solve, or cvxnn.build_program(...).solve()."
         )
     return SmoothKernel(loss, y2, dtype)

@@ -109,6 +109,8 @@ class ALProblem:
         Multipliers (``v`` blocks first), ``>= 0``.
     delta : float
         Penalty parameter.
+    penalty : {"nuclear", "columnwise"}
+        The block penalty (:class:`~cvxnn.native.prox.BlockPenalty`).
     """
 
     def __init__(self, Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
@@ -283,6 +285,8 @@ def solve_relu(
         Log progress every ``log_every`` inner iterations (0: outer steps only, at DEBUG).
     memory_budget : int, optional
         Bytes allowed (default: half the physical memory).
+    penalty : {"nuclear", "columnwise"}
+        The block penalty (see above).
 
     Returns
     -------

@@ -1,5 +1,5 @@
 """Native solvers for the feature-sparse penalties, certified by duality gaps
-(docs/feature-sparsity.md, "Native solvers").
+(docs/feature-sparsity.md, "Solvers").
 
 The programs (docs/math.md, "The convex programs", with a penalty ``R`` of
 :mod:`cvxnn.feature_penalties` on the weight matrix)::

@@ -671,7 +671,8 @@ class PolynomialProgram:
             try:
                 with warnings.catch_warnings():  # warned below, once, for the attempt kept
                     warnings.simplefilter("ignore", InaccurateSolutionWarning)
-                    run = cvxpy_adapter.run_problem(self.problem, name, what=what,
+                    # zero is feasible (penalised programs): an infeasibility certificate is numerical
+                    run = cvxpy_adapter.run_problem(self.problem, name, what=what, feasible=True,
                                                     defaults={**defaults, **dict(extra)}, **solver_opts)
             except SolverError as exc:
                 if isinstance(exc, (InfeasibleError, UnboundedError)) or (k == len(retries) and kept is None):

@@ -232,3 +232,24 @@ def test_vector_nonzero_estimate(data):
                                         formulation=formulation)
             nnz = prog.problem.get_problem_data("CLARABEL", canon_backend="SCIPY")[0]["A"].nnz
             assert 0.5 * nnz <= prog.estimated_nonzeros() <= 2.0 * nnz, (activation, formulation)
+
+
+def test_an_infeasibility_certificate_for_a_feasible_program_is_a_numerical_failure():
+    """Regularized programs have the feasible point zero: Clarabel's 'infeasible' on badly scaled
+    data (targets ~1e6) is a numerical failure, not InfeasibleError ('no feasible point')."""
+    from cvxnn.errors import InfeasibleError, SolverError
+
+    with pytest.raises(SolverError, match="has a feasible point") as info:
+        map_status(cp.INFEASIBLE, "S", feasible=True)
+    assert not isinstance(info.value, InfeasibleError) and info.value.status == "numerical_error"
+    with pytest.raises(InfeasibleError):
+        map_status(cp.INFEASIBLE, "S")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20) * 1e6
+    prog = build_program(X, y, activation="gated_relu", lam=0.1, patterns=sample_patterns(X, 5, seed=0))
+    try:
+        sol = prog.solve()
+    except SolverError as exc:  # whichever way this Clarabel version fails, never "infeasible"
+        assert not isinstance(exc, InfeasibleError)
+    else:
+        assert sol.status in ("optimal", "optimal_inaccurate")

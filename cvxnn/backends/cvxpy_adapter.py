@@ -116,7 +116,7 @@ def check_cvxpy_solver(solver: str | None) -> str:
     return name
 
 
-def map_status(cvxpy_status: str | None, solver: str, what: str = "the program") -> str:
+def map_status(cvxpy_status: str | None, solver: str, what: str = "the program", *, feasible: bool = False) -> str:
     """cvxnn's status for a CVXPY status; raise for failures and for statuses not in the map.
 
     Returns
@@ -129,7 +129,10 @@ def map_status(cvxpy_status: str | None, solver: str, what: str = "the program")
     InfeasibleError, UnboundedError
         ``"infeasible"`` / ``"unbounded"`` (and their inaccurate variants).
     SolverError
-        ``"numerical_error"``, no status, or a status cvxnn does not know (named in the message).
+        ``"numerical_error"``, no status, or a status cvxnn does not know (named in the message);
+        also an infeasibility certificate for a program known to have a feasible point
+        (``feasible=True``: the regularized programs, where zero is feasible), which can only be
+        a numerical failure (badly scaled data).
     """
     if cvxpy_status not in CVXPY_STATUS_MAP:
         raise SolverError(
@@ -138,6 +141,12 @@ def map_status(cvxpy_status: str | None, solver: str, what: str = "the program")
             status="numerical_error",
         )
     status = CVXPY_STATUS_MAP[cvxpy_status]
+    if status == "infeasible" and feasible:
+        raise SolverError(
+            f"{solver} reports {what} {cvxpy_status}, but it has a feasible point (zero): the solver "
+            "failed numerically, typically on badly scaled data (targets or features of very "
+            "different magnitudes); standardize y and X, or scale lam with them.",
+            status="numerical_error")
     if status == "infeasible":
         raise InfeasibleError(f"{solver} reports {what} {cvxpy_status}.", status="infeasible")
     if status == "unbounded":
@@ -256,6 +265,7 @@ def run_problem(
     quiet: bool = True,
     allow: tuple[str, ...] = ("optimal", "optimal_inaccurate", "max_iterations"),
     warn: bool = True,
+    feasible: bool = False,
     **options,
 ) -> CvxpyRun:
     """Solve a CVXPY problem with cvxnn's status map; the one place cvxnn calls ``problem.solve``.
@@ -280,6 +290,9 @@ def run_problem(
         outside it raise :class:`SolverError`.
     warn : bool
         Emit an :class:`~cvxnn.errors.InaccurateSolutionWarning` for a status other than optimal.
+    feasible : bool
+        The problem is known to have a feasible point: an infeasibility certificate is a
+        numerical failure (:class:`SolverError`), not an :class:`InfeasibleError`.
     **options
         Passed to :meth:`cvxpy.Problem.solve`.
 
@@ -312,7 +325,7 @@ def run_problem(
     except ValueError as exc:  # e.g. older SCS: "Error parsing inputs" for an overflowing option
         raise InvalidParameterError(f"{name} rejected the options or the data of {what}: {exc}") from exc
     wall = time.perf_counter() - t0
-    status = map_status(problem.status, name, what)
+    status = map_status(problem.status, name, what, feasible=feasible)
     if status not in allow:
         raise SolverError(f"{name} ended {what} with status {problem.status!r}.{(' ' + advice) if advice else ''}",
                           status=status)
@@ -425,7 +438,8 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         last = k == len(retries)
         try:
             run = run_problem(program.problem, name, what=what, advice=advice, defaults=settings,
-                              warn=False, **solver_opts)
+                              warn=False, feasible=getattr(program, "form", None) == "regularized",
+                              **solver_opts)
         except SolverError as exc:
             if isinstance(exc, (InfeasibleError, UnboundedError)) or (last and kept is None):
                 if attempts:

@@ -154,6 +154,10 @@ def _flat(U: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return U.reshape(d_a, p * c), np.repeat(np.arange(p), c), c
 
 
+#: joblib backends ``decompose`` accepts for ``n_jobs != 1``.
+_JOBLIB_BACKENDS = ("loky", "threading", "multiprocessing", "dask", "ray", "sequential")
+
+
 def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit: np.ndarray | None = None,
                         solver: str | None = None) -> np.ndarray:
     """Which blocks ``u_i`` (columns, for vector output) lie in ``K_i - K_i``.
@@ -292,7 +296,10 @@ class DecompositionResult:
     bound : float or None
         ``d* + 2 lam kappa sum_i ||u_i||`` (scalar; nuclear norms for ``vector_mode="svd"``) or the
         columnwise analogue ``d* + lam ((1 + 2 kappa) sum_{i,k} ||u_ik|| - sum_i ||U_i||_*)``, when
-        ``X_a`` has full row rank; None otherwise (see :attr:`notes`).
+        ``X_a`` has full row rank; None otherwise (see :attr:`notes`). An upper bound on the
+        ReLU optimum ``p*`` and on the objective of the SOCP's network (``method="socp"``
+        minimises the norms); the LP and gate methods do not minimise them, and their network
+        can lie above it.
     kappa : float or None
         Condition number of ``X_a`` when it has full row rank.
     max_violation : float
@@ -344,7 +351,7 @@ class DecompositionResult:
             + (" (approximate)" if self.approximate else " (exact)"),
             f"gated d*          : {fmt(self.d_star)}",
             f"ReLU objective    : {fmt(self.relu_objective)}",
-            f"Thm 3.7 bound     : {fmt(self.bound)}" + ("" if self.kappa is None else f"  (kappa {self.kappa:.4g})"),
+            f"Thm 3.7 bound (p*): {fmt(self.bound)}" + ("" if self.kappa is None else f"  (kappa {self.kappa:.4g})"),
             f"cone violation    : {self.max_violation:.2e}",
             f"|v - w - u|       : {self.reconstruction_error:.2e}",
             f"prediction gap    : {self.prediction_gap:.2e}",
@@ -465,6 +472,10 @@ def decompose(
     if loss is None:
         loss = getattr(model, "loss", None) or "squared"
     loss_obj = get_loss(loss)
+    if y is not None:
+        y = loss_obj.check_targets(y)  # labels of the loss, as build_program requires
+    if backend is not None and backend not in _JOBLIB_BACKENDS:
+        raise InvalidParameterError(f"backend must be None or one of {_JOBLIB_BACKENDS} (joblib), got {backend!r}.")
     name = _solver_name(solver) if method != "gate" else (None if solver is None else _solver_name(solver))
 
     Xa = pats.design(X)

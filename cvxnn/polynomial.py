@@ -139,6 +139,7 @@ def _check_data(X, y, loss) -> tuple[np.ndarray, np.ndarray, Loss]:
 def lorentz_matrix(d: int) -> np.ndarray:
     """``J = diag(I_d, -1)``: ``m^T J m = ||u||^2 - t^2`` for ``m = (u, t)``; a PSD ``M`` of the
     lift satisfies ``<J, M> = tr(M_11) - M_22 = 0``."""
+    d = check_positive_int(d, "d")
     J = np.eye(d + 1)
     J[d, d] = -1.0
     return J
@@ -153,6 +154,8 @@ def lift_features(X: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     ndarray of shape (n, (d+1)^2)
         ``A_i`` is symmetric, so row- and column-major ``vec`` agree.
     """
+    a, b, c = check_coefficients(a, b, c)
+    X = check_X(X)
     n, d = X.shape
     check_allocation((n, (d + 1) ** 2), what="the lifted features of the polynomial program")
     Xo = np.hstack([X, np.ones((n, 1))])
@@ -367,9 +370,18 @@ def rank_one_decomposition(M, J=None, *, tol: float = 1e-6) -> np.ndarray:
     J = lorentz_matrix(N - 1) if J is None else as_float_array(J, "J")
     if J.shape != M.shape:
         raise ShapeError(f"J must have the shape of M {M.shape}, got {J.shape}.")
+    tol = check_nonnegative_float(tol, "tol")
     for name, arr in (("M", M), ("J", J)):
         if not np.all(np.isfinite(arr)):
             raise NonFiniteError(f"{name} contains NaN or infinity.")
+    # work on M / ||M|| and J / ||J|| (the decomposition of c M is sqrt(c) times that of M, and
+    # isotropy does not see the scale of J): M * 1e-170 or 1e160 would under- or overflow
+    scale = float(np.abs(M).max())
+    if scale == 0.0:
+        return np.zeros((N, 0))
+    M = M / scale
+    j_scale = float(np.abs(J).max())
+    J = J / j_scale if j_scale > 0 else J
     norm = float(np.linalg.norm(M, 2))
     if not np.allclose(M, M.T, rtol=0.0, atol=tol * max(norm, np.finfo(float).tiny)):
         raise InvalidParameterError("M must be symmetric.")
@@ -377,16 +389,18 @@ def rank_one_decomposition(M, J=None, *, tol: float = 1e-6) -> np.ndarray:
         raise InvalidParameterError("J must be symmetric.")
     evals, Q = np.linalg.eigh(_sym(M))
     if evals[0] < -tol * norm:
-        raise InvalidParameterError(f"M must be positive semidefinite; its smallest eigenvalue is {evals[0]:.3e}.")
+        raise InvalidParameterError(
+            f"M must be positive semidefinite; its smallest eigenvalue is {evals[0] * scale:.3e}.")
     inner = float(np.vdot(J, M))
     if abs(inner) > tol * float(np.trace(M)) * float(np.linalg.norm(J, 2)) + np.finfo(float).tiny:
         raise InvalidParameterError(
-            f"<J, M> = {inner:.3e} is not 0: a decomposition into J-isotropic rank-one terms exists "
-            "only when <J, M> = 0 (for the lift: trace(M_11) = M_22)."
+            f"<J, M> = {inner * scale * (j_scale or 1.0):.3e} is not 0: a decomposition into J-isotropic "
+            "rank-one terms exists only when <J, M> = 0 (for the lift: trace(M_11) = M_22)."
         )
     keep = evals > 1e-12 * norm
     V = Q[:, keep] * np.sqrt(evals[keep])
     out, resid = _isotropic_columns(V, J)
+    out = out * np.sqrt(scale)
     logger.debug("rank-one decomposition: rank %d, largest |m^T J m| %.3e", out.shape[1], resid)
     return out
 
@@ -432,9 +446,11 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *,
         if not np.all(np.isfinite(M)):
             raise NonFiniteError("a lifted matrix contains NaN or infinity.")
         D = M.shape[0]
-        evals, Q = np.linalg.eigh(_sym(M))
+        scale = float(np.abs(M).max())  # rotate M / scale: squares of 1e160 entries overflow
+        evals, Q = np.linalg.eigh(_sym(M / scale if scale > 0 else M))
         keep = evals > max(rank_tol * float(evals[-1]), 0.0)
         V, _ = _isotropic_columns(Q[:, keep] * np.sqrt(evals[keep]), lorentz_matrix(D - 1))
+        V = V * np.sqrt(scale)
         u, t = V[:-1], V[-1]
         un = np.linalg.norm(u, axis=0)
         ok = un > 0
@@ -838,6 +854,7 @@ def fit_nonconvex(X, y, *, width: int, a: float = 1.0, b: float = 0.0, c: float 
     lam = check_lam(lam)
     m = check_positive_int(width, "width")
     max_iter = check_positive_int(max_iter, "max_iter")
+    init_scale = check_nonnegative_float(init_scale, "init_scale")
     rng = as_generator(seed)
     d = Xc.shape[1]
 

@@ -286,3 +286,20 @@ def test_a_program_stopped_short_is_reported_approximate(scalar):
     exact = decompose(sol, X, y, method="socp")
     assert exact.statuses == ("optimal",) and not exact.approximate
     assert "(exact)" in exact.summary()
+
+
+def test_decompose_checks_targets_against_the_loss_and_the_joblib_backend():
+    import numpy as np
+    import pytest
+
+    import cvxnn
+    from cvxnn.errors import InvalidParameterError, LabelError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((12, 2)), rng.standard_normal(12)
+    pats = cvxnn.sample_patterns(X, 4, seed=0, bias=True)
+    sol = cvxnn.solve(X, y, pats, activation="gated_relu", lam=0.1)
+    with pytest.raises(LabelError):  # continuous targets with the logistic loss (build_program refuses them too)
+        cvxnn.decompose(sol, X, y, lam=0.1, loss="logistic")
+    with pytest.raises(InvalidParameterError, match="backend"):
+        cvxnn.decompose(sol, X, y, lam=0.1, n_jobs=2, backend="bogus")

@@ -343,3 +343,46 @@ def test_native_options_and_warm_starts_are_checked():
         solve_quadratic_native(X, y, lam=0.1, callback=3)
     with pytest.raises(NFE):
         polynomial_dual_norm(X, np.full(10, np.nan), 1.0, 0.0, 0.0)
+
+
+def test_rank_one_decomposition_at_extreme_scales_and_checked_tol():
+    """c M decomposes into sqrt(c) times M's vectors at any scale (1e-170 gave NaN, 1e160
+    anisotropic vectors), and tol is validated (NaN skipped every check)."""
+    from cvxnn.errors import InvalidParameterError, NonFiniteError
+    from cvxnn.polynomial import lorentz_matrix, network_from_lift, rank_one_decomposition
+
+    ok = np.diag([1.0, 0.0, 1.0])  # tr(M_11) = M_22
+    J = lorentz_matrix(2)
+    for scale in (1e-170, 1.0, 1e160):
+        F = rank_one_decomposition(ok * scale)
+        assert np.all(np.isfinite(F))
+        np.testing.assert_allclose(F @ F.T / scale, ok, atol=1e-12)
+        assert np.abs(np.einsum("ik,ij,jk->k", F, J, F)).max() <= 1e-12 * scale
+        net = network_from_lift(ok * scale, np.zeros((3, 3)), 1.0, 0.0, 0.0)
+        assert net.W.shape[1] >= 1 and np.isclose(net.alpha.sum(), scale, rtol=1e-12)
+    assert rank_one_decomposition(np.zeros((3, 3))).shape == (3, 0)
+    with pytest.raises(NonFiniteError):
+        rank_one_decomposition(np.diag([1.0, 0.0, 0.0]), tol=float("nan"))
+    with pytest.raises(InvalidParameterError):
+        rank_one_decomposition(ok, tol="x")
+    with pytest.raises(InvalidParameterError, match="tol"):
+        rank_one_decomposition(ok, tol=-1)
+
+
+def test_polynomial_helpers_refuse_bad_input_with_typed_errors():
+    from cvxnn.errors import CvxnnError, InvalidParameterError
+    from cvxnn.native.polynomial import max_on_sphere, polynomial_dual_norm, solve_quadratic_native
+    from cvxnn.polynomial import fit_nonconvex, lift_features, lorentz_matrix
+
+    X = np.random.default_rng(0).standard_normal((10, 2))
+    for call in (lambda: lorentz_matrix(-1), lambda: max_on_sphere(np.full((2, 2), np.nan), np.ones(2)),
+                 lambda: max_on_sphere(np.zeros((0, 0)), np.ones(0)), lambda: max_on_sphere(np.eye(2), np.ones(3)),
+                 lambda: polynomial_dual_norm(X, "abc", 1, 0, 0),
+                 lambda: fit_nonconvex(X, np.ones(10), width=2, seed=0, init_scale="x"),
+                 lambda: lift_features(X, np.nan, 0, 0)):
+        with pytest.raises(CvxnnError):
+            call()
+    with pytest.raises(InvalidParameterError, match="build_quadratic_program"):  # could never certify
+        solve_quadratic_native(X, np.ones(10), lam=0)
+    value, w = max_on_sphere(np.diag([2.0, 1.0]), np.zeros(2))
+    assert value == pytest.approx(2.0) and np.linalg.norm(w) == pytest.approx(1.0)

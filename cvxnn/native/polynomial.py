@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 
 from .._validation import (
     _as_real_scalar,
+    as_float_array,
     callback_stops,
     check_lam,
     check_positive_int,
@@ -157,7 +158,8 @@ def solve_quadratic_native(
     loss : str or Loss
         A smooth loss with a conjugate (squared, logistic, Huber).
     lam : float
-        Penalty weight ``>= 0``.
+        Penalty weight ``> 0`` (at ``lam = 0`` no iterate can be certified; use
+        :func:`cvxnn.polynomial.build_quadratic_program` with Clarabel).
     tol : float
         Relative duality gap: ``status == "optimal"`` iff ``P - D <= tol * |P|``.
     max_iter : int
@@ -185,7 +187,13 @@ def solve_quadratic_native(
     yc = check_y(y, Xc.shape[0], allow_matrix=False)
     loss_obj = get_loss(loss)
     yc = loss_obj.check_targets(yc)
+    # lam = 0 has a dual that asks X^T diag(theta) X = 0 exactly, which no iterate reaches: the
+    # solve could never certify (Clarabel takes it: build_quadratic_program)
     lam = check_lam(lam)
+    if lam == 0:
+        raise InvalidParameterError("lam must be > 0 for the native quadratic solver (at lam = 0 no point can "
+                                    "be certified); solve lam = 0 with cvxnn.polynomial.build_quadratic_program"
+                                    "(X, y, lam=0).solve().")
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_solver_options(tol=tol, callback=callback)["tol"]
     d = Xc.shape[1]
@@ -261,8 +269,17 @@ def max_on_sphere(A, g, const: float = 0.0) -> tuple[float, np.ndarray]:
     -------
     (value, w) : tuple of float and ndarray of shape (d,)
     """
-    A = _sym(np.asarray(A, dtype=float))
-    g = np.asarray(g, dtype=float).reshape(-1)
+    A = as_float_array(A, "A")
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+        raise ShapeError(f"A must be a non-empty square matrix, got shape {A.shape}.")
+    g = as_float_array(g, "g").reshape(-1)
+    if g.shape != (A.shape[0],):
+        raise ShapeError(f"g must have {A.shape[0]} entries (the size of A), got {g.size}.")
+    const = _as_real_scalar(const, "const")
+    for name, arr in (("A", A), ("g", g), ("const", np.asarray(const))):
+        if not np.all(np.isfinite(arr)):
+            raise NonFiniteError(f"{name} contains NaN or infinity.")
+    A = _sym(A)
     e, Q = np.linalg.eigh(A)
     h = Q.T @ g / 2.0
     e_max = float(e[-1])
@@ -311,7 +328,7 @@ def polynomial_dual_norm(X, theta, a: float, b: float, c: float) -> float:
     the maximum of its absolute value is the larger of two :func:`max_on_sphere` calls.
     """
     X = check_X(X)
-    theta = np.asarray(theta, dtype=float).reshape(-1)
+    theta = as_float_array(theta, "theta").reshape(-1)
     if theta.shape[0] != X.shape[0]:
         raise ShapeError(f"theta has {theta.shape[0]} entries, X has {X.shape[0]} rows.")
     if not np.all(np.isfinite(theta)):

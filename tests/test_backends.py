@@ -253,3 +253,21 @@ def test_an_infeasibility_certificate_for_a_feasible_program_is_a_numerical_fail
         assert not isinstance(exc, InfeasibleError)
     else:
         assert sol.status in ("optimal", "optimal_inaccurate")
+
+
+def test_switching_the_solver_does_not_switch_the_vector_program():
+    """Vector C-ReLU: cvxnn.solve's default program is one-vs-all for the native solvers and
+    was nuclear for CVXPY solvers (7.73 against 7.35 with the same arguments); formulation= is
+    now taken by both, and the defaults agree."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 3))
+    Y = np.eye(3)[rng.integers(0, 3, 40)]
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    kw = dict(activation="relu", lam=0.5)
+    nat = cvxnn.solve(X, Y, pats, **kw, tol=1e-8)
+    cla = cvxnn.solve(X, Y, pats, **kw, solver="clarabel")
+    assert nat.formulation == cla.formulation == "one_vs_all"
+    assert cla.objective_value == pytest.approx(nat.objective_value, rel=1e-6)
+    nuc = cvxnn.solve(X, Y, pats, **kw, formulation="nuclear", solver="clarabel")
+    assert nuc.formulation == "nuclear"
+    assert nuc.objective_value < cla.objective_value  # a nuclear norm is below the column norms' sum

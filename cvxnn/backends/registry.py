@@ -30,6 +30,7 @@ import cvxpy as cp
 import numpy as np
 
 from .._validation import check_X, check_y
+from ..activations import get_activation
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
 from ..patterns import Patterns
@@ -100,12 +101,22 @@ class CvxpyAdapter:
 
         name = request.solver.upper()
         program = request.program
+        opts = dict(request.options)
+        # vector output: the same program as the native solvers ("auto": one-vs-all for C-ReLU,
+        # nuclear norms for C-GReLU), so that switching the solver does not switch the program
+        formulation = opts.pop("formulation", "auto")
+        if formulation == "auto":
+            formulation = get_activation(request.activation).vector_formulation
         if program is None:
             if request.patterns is None:
                 raise InvalidParameterError("solve needs patterns (or program=) for a CVXPY solver.")
             program = build_program(request.X, request.y, activation=request.activation, loss=request.loss,
-                                    lam=request.lam, patterns=request.patterns)
+                                    lam=request.lam, patterns=request.patterns, formulation=formulation)
         else:
+            if "formulation" in request.options and np.ndim(request.y) == 2 and (
+                    getattr(program, "formulation", formulation) != formulation):
+                raise InvalidParameterError(
+                    f"formulation={formulation!r} differs from program='s {program.formulation!r}.")
             if program.form != "regularized" or program.activation != request.activation:
                 raise InvalidParameterError(
                     f"program= is a {program.form} {program.activation} program; this solve asks for "
@@ -114,7 +125,6 @@ class CvxpyAdapter:
                 raise InvalidParameterError("program= was built on other patterns than the ones given.")
             _check_program_data(program, request)
             program.set_lam(request.lam)
-        opts = dict(request.options)
         opts.setdefault("verbose", bool(request.verbose))
         if request.warm_start is not None:
             opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._validation import check_lam, check_X, check_y
 from ..errors import InvalidParameterError, ShapeError
+from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
@@ -36,7 +37,8 @@ from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
 from .prox import BlockPenalty, penalty_norms
 
-__all__ = ["GapCertificate", "duality_gap", "lam_max_gated", "min_norm_subgradient"]
+__all__ = ["GapCertificate", "duality_gap", "feature_relu_certificate", "feature_sparse_certificate", "lam_max_gated",
+           "min_norm_subgradient"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def duality_gap(
     loss: str | Loss = "squared",
     *,
     multipliers: np.ndarray | None = None,
+    penalty=None,
 ) -> GapCertificate:
     """Certified duality gap of a C-GReLU or C-ReLU point (docs/math.md, "Solvers and certificates").
 
@@ -181,6 +184,11 @@ def duality_gap(
         C-ReLU only: cone multipliers ``rho >= 0`` (``v`` blocks first). Defaults to the
         solution's :attr:`~cvxnn.solution.ConvexSolution.multipliers` when present, else zero
         (a valid but looser bound: the C-GReLU dual).
+    penalty : FeatureGroupL2 or SparseGroupL2, optional
+        The program's feature-sparse penalty (:mod:`cvxnn.feature_sparsity`); default the
+        group norm of the blocks (nuclear or column norms for vector output, as
+        ``model.formulation``). A solution of a feature-sparse program without ``penalty`` is
+        refused: its certificate is that of another program.
 
     Returns
     -------
@@ -193,6 +201,13 @@ def duality_gap(
     Xa, y2, kernel, op = _setup(X, y, model.patterns, loss)
     if model.n_outputs != y2.shape[1]:
         raise ShapeError(f"the model has {model.n_outputs} outputs but y has {y2.shape[1]}.")
+    if penalty is not None:
+        return _feature_gap(Xa, op, kernel, lam, model, multipliers, penalty)
+    used = (getattr(model, "extra", None) or {}).get("penalty")
+    if isinstance(used, str) and used.startswith(("FeatureGroupL2", "SparseGroupL2")):
+        raise InvalidParameterError(
+            f"this solution is of the feature-sparse program ({used}); pass that penalty "
+            "(duality_gap(..., penalty=...)) to certify it, not the group lasso of its blocks.")
     penalty = "columnwise" if getattr(model, "formulation", None) == "one_vs_all" else "nuclear"
     if not model.spec.constrained:  # no cone multipliers: the gap of the group lasso
         return gated_certificate(op, kernel, lam, _as3(model.effective_weights), penalty=penalty)
@@ -204,6 +219,71 @@ def duality_gap(
             multipliers = multipliers[:, :, None]
     return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers,
                             penalty=penalty)
+
+
+def _scaled_dual(kernel: SmoothKernel, theta: np.ndarray, dn: float, lam: float) -> tuple[float, float]:
+    """``(-h*(s theta), s)`` with the best ``s`` in ``[0, lam / dn]``."""
+    s_max = np.inf if dn == 0.0 else lam / dn
+    s = kernel.best_dual_scale(theta, s_max)
+    return kernel.dual_value(s * theta), s
+
+
+def feature_sparse_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.ndarray,
+                               penalty: GroupSparsePenalty) -> GapCertificate:
+    """Duality-gap certificate of a C-GReLU point ``U`` (``d_a x p`` or ``d_a x p x c``) under
+    ``lam * R``: ``nu = s grad h(z)`` with the best ``s <= lam / R*(A^T grad h(z))``."""
+    U3 = np.asarray(U, dtype=np.float64).reshape(op.d, op.p, op.c)
+    z = op.forward(U3)
+    P = kernel.value(z) + lam * penalty.value(U3)
+    theta = kernel.grad(z)
+    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(op.adjoint(theta)), lam)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s)
+
+
+def feature_relu_certificate(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float, T: np.ndarray,
+                             rho: np.ndarray | None, penalty: GroupSparsePenalty) -> GapCertificate:
+    """Gap certificate of a C-ReLU point ``T = [V, W]`` (``d_a x 2p x c``, the ``V`` blocks first)
+    with cone multipliers ``rho`` (``n x 2p x c``, clipped at 0; None: zero), float64.
+
+    The dual constraint is ``R*(G) <= lam`` with ``G`` the Lagrangian's gradient (module
+    docstring); ``max_violation`` is the largest cone violation ``max(0, -min Xt_i t_i)``.
+    """
+    Xa = np.asarray(Xa, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    n, d = Xa.shape
+    P2, c = T.shape[1], T.shape[2]
+    M = mask.astype(np.float64)
+    M2 = np.concatenate([M, -M], axis=1)
+    S2 = np.concatenate([2.0 * M - 1.0, 2.0 * M - 1.0], axis=1)[:, :, None]
+    Z = (Xa @ T.reshape(d, P2 * c)).reshape(n, P2, c)
+    z = np.einsum("npc,np->nc", Z, M2)
+    P = kernel.value(z) + lam * penalty.value(T)
+    viol = max(0.0, -float((S2 * Z).min(initial=0.0)))
+    theta = kernel.grad(z)
+    G = M2[:, :, None] * theta[:, None, :]
+    if rho is not None:
+        rho = np.asarray(rho, dtype=np.float64).reshape(n, P2, c)
+        G -= S2 * np.maximum(rho, 0.0)
+    g = (Xa.T @ G.reshape(n, P2 * c)).reshape(d, P2, c)
+    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(g), lam)
+    gap = max(P - D, 0.0)
+    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s,
+                          max_violation=viol)
+
+
+def _feature_gap(Xa, op, kernel, lam: float, model: ConvexModel, multipliers, penalty) -> GapCertificate:
+    """:func:`duality_gap` under a feature-sparse penalty (the certificates of
+    :mod:`cvxnn.native.feature_sparse`)."""
+    if not isinstance(penalty, GroupSparsePenalty):
+        raise InvalidParameterError("penalty must be a feature-sparse penalty (FeatureGroupL2 or SparseGroupL2), "
+                                    f"got {type(penalty).__name__}.")
+    if not model.spec.constrained:
+        return feature_sparse_certificate(op, kernel, lam, _as3(model.effective_weights), penalty)
+    if multipliers is None:
+        multipliers = getattr(model, "multipliers", None)
+    T = np.concatenate([_as3(model.V), _as3(model.W)], axis=1)
+    return feature_relu_certificate(Xa, model.patterns.mask, kernel, lam, T, multipliers, penalty)
 
 
 def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss = "squared") -> float:

@@ -57,7 +57,7 @@ from ..solution import ConvexModel, ConvexSolution
 from . import al
 from ._losses import SmoothKernel, make_kernel
 from .al import ALProblem
-from .certificates import GapCertificate
+from .certificates import _scaled_dual, feature_relu_certificate, feature_sparse_certificate
 from .fista import FistaStep, SmoothPlusNorm, initial_step, rfista
 
 __all__ = ["FeatureALProblem", "FeatureSparseProblem", "feature_relu_certificate", "feature_sparse_certificate",
@@ -108,57 +108,6 @@ class FeatureSparseProblem(SmoothPlusNorm):
     def dual_norm(self, grad: np.ndarray) -> float:
         """``R^*(A^T theta)`` of the feature-sparse penalty."""
         return self.norm.dual_norm_value(grad)
-
-
-def _scaled_dual(kernel: SmoothKernel, theta: np.ndarray, dn: float, lam: float) -> tuple[float, float]:
-    """``(-h*(s theta), s)`` with the best ``s`` in ``[0, lam / dn]``."""
-    s_max = np.inf if dn == 0.0 else lam / dn
-    s = kernel.best_dual_scale(theta, s_max)
-    return kernel.dual_value(s * theta), s
-
-
-def feature_sparse_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U: np.ndarray,
-                               penalty: GroupSparsePenalty) -> GapCertificate:
-    """Duality-gap certificate of a C-GReLU point ``U`` (``d_a x p`` or ``d_a x p x c``) under
-    ``lam * R``: ``nu = s grad h(z)`` with the best ``s <= lam / R*(A^T grad h(z))``."""
-    U3 = np.asarray(U, dtype=np.float64).reshape(op.d, op.p, op.c)
-    z = op.forward(U3)
-    P = kernel.value(z) + lam * penalty.value(U3)
-    theta = kernel.grad(z)
-    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(op.adjoint(theta)), lam)
-    gap = max(P - D, 0.0)
-    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s)
-
-
-def feature_relu_certificate(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float, T: np.ndarray,
-                             rho: np.ndarray | None, penalty: GroupSparsePenalty) -> GapCertificate:
-    """Gap certificate of a C-ReLU point ``T = [V, W]`` (``d_a x 2p x c``, the ``V`` blocks first)
-    with cone multipliers ``rho`` (``n x 2p x c``, clipped at 0; None: zero), float64.
-
-    The dual constraint is ``R*(G) <= lam`` with ``G`` the Lagrangian's gradient (module
-    docstring); ``max_violation`` is the largest cone violation ``max(0, -min Xt_i t_i)``.
-    """
-    Xa = np.asarray(Xa, dtype=np.float64)
-    T = np.asarray(T, dtype=np.float64)
-    n, d = Xa.shape
-    P2, c = T.shape[1], T.shape[2]
-    M = mask.astype(np.float64)
-    M2 = np.concatenate([M, -M], axis=1)
-    S2 = np.concatenate([2.0 * M - 1.0, 2.0 * M - 1.0], axis=1)[:, :, None]
-    Z = (Xa @ T.reshape(d, P2 * c)).reshape(n, P2, c)
-    z = np.einsum("npc,np->nc", Z, M2)
-    P = kernel.value(z) + lam * penalty.value(T)
-    viol = max(0.0, -float((S2 * Z).min(initial=0.0)))
-    theta = kernel.grad(z)
-    G = M2[:, :, None] * theta[:, None, :]
-    if rho is not None:
-        rho = np.asarray(rho, dtype=np.float64).reshape(n, P2, c)
-        G -= S2 * np.maximum(rho, 0.0)
-    g = (Xa.T @ G.reshape(n, P2 * c)).reshape(d, P2, c)
-    D, s = _scaled_dual(kernel, theta, penalty.dual_norm_value(g), lam)
-    gap = max(P - D, 0.0)
-    return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny), scale=s,
-                          max_violation=viol)
 
 
 class FeatureALProblem(ALProblem):
@@ -364,15 +313,16 @@ def solve_feature_sparse_native(
     elapsed = time.perf_counter() - t0
     rel, viol = fields.pop("rel_gap"), fields.get("max_violation") or 0.0
     stopped = fields["extra"]["stopped_by_callback"]
-    converged = rel <= tol and viol <= feas_tol and not stopped
+    converged = rel is not None and rel <= tol and viol <= feas_tol and not stopped
     weights = fields.pop("weights")
     if c == 1:
         weights = {k: np.ascontiguousarray(v[:, :, 0]) for k, v in weights.items()}
-    logger.debug("feature-sparse %s: %d iterations, rel gap %.3e, viol %.1e, %.3f s", fields["solver"],
-                 fields["iterations"], rel, viol, elapsed)
+    gap_text = "no certified gap (outside the cones)" if rel is None else f"relative gap {rel:.3e}"
+    logger.debug("feature-sparse %s: %d iterations, %s, viol %.1e, %.3f s", fields["solver"],
+                 fields["iterations"], gap_text, viol, elapsed)
     if not converged and not stopped:
         warnings.warn(f"the feature-sparse {activation} solver stopped after {fields['iterations']} iterations with "
-                      f"relative gap {rel:.3e} (tol {tol:.1e}) and cone violation {viol:.1e}; raise max_iter, "
+                      f"{gap_text} (tol {tol:.1e}) and cone violation {viol:.1e}; raise max_iter, "
                       "loosen tol, or warm-start from this solution.", ConvergenceWarning, stacklevel=2)
     fields["extra"].update(penalty=repr(penalty))
     return ConvexSolution(
@@ -467,7 +417,7 @@ def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start
         # outside the cones the objective can lie below the optimum: primal - dual bounds nothing
         # (clipped at zero it read as a perfect certificate); kept as a diagnostic
         extra["gap_at_infeasible_point"] = cert.primal - dual
-        gap = None
+        gap = rel = None  # no certificate, so no relative gap either (0.0 read as perfect)
     return {"weights": {"V": np.ascontiguousarray(T[:, :p]), "W": np.ascontiguousarray(T[:, p:])}, "solver": "al",
             "objective_value": cert.primal, "iterations": res["iterations"], "gap": gap, "dual_value": dual,
             "rel_gap": rel, "max_violation": cert.max_violation,

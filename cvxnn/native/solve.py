@@ -274,8 +274,9 @@ def solve_native(
         logger.debug("native %s solve: %s", activation, sol.summary().replace("\n", "; "))
     if not sol.converged:
         warnings.warn(
-            f"native {sol.solver} stopped after {sol.iterations} iterations with relative gap "
-            f"{extra['rel_gap']:.3e} (tol {tol:.1e})"
+            f"native {sol.solver} stopped after {sol.iterations} iterations with "
+            + ("no certified gap (the point is outside the cones)" if extra.get("rel_gap") is None
+               else f"relative gap {extra['rel_gap']:.3e}") + f" (tol {tol:.1e})"
             + (f" and cone violation {sol.max_violation:.3e} (feas_tol {feas_tol:.1e})"
                if sol.max_violation is not None else "")
             + "; raise max_iter, loosen tol, or warm-start from this solution.",
@@ -731,6 +732,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         # bounds nothing (clipped at zero it read as a perfect certificate); kept as a diagnostic
         extra["gap_at_infeasible_point"] = cert.primal - dual
         gap = None
+        extra["rel_gap"] = None  # no certificate, so no relative gap either (0.0 read as perfect)
     return {
         "weights": {"V": V64, "W": W64},
         "status": "optimal" if converged else "max_iterations",

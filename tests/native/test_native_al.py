@@ -113,6 +113,7 @@ def test_al_max_iterations_and_memory(reg):
     if sol.max_violation > sol.extra["feas_tol"]:
         # outside the cones primal - dual bounds nothing: no gap is reported (it read 0 when clipped)
         assert sol.gap is None and np.isfinite(sol.extra["gap_at_infeasible_point"])
+        assert sol.rel_gap is None  # 0.0 read as a perfect certificate
     else:
         assert np.isfinite(sol.gap)
     with pytest.raises(MemoryBudgetError, match="bytes"):
@@ -184,3 +185,19 @@ def test_a_callback_returning_numpy_true_stops(activation, solver):
         warnings.simplefilter("ignore")
         sol = solve_native(X, y, pats, activation=activation, solver=solver, lam=0.1, tol=1e-10, callback=cb)
     assert len(calls) == 1 and sol.status != "optimal"
+
+
+def test_no_relative_gap_outside_the_cones_vector():
+    """A vector C-ReLU AL point outside its cones has no certificate: gap and rel_gap are None
+    (rel_gap read 0.0, and the warning 'relative gap 0.000e+00')."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 3))
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = solve_native(X, Y, pats, activation="relu", lam=1.0, formulation="nuclear", max_iter=20)
+    assert sol.status == "max_iterations" and sol.max_violation > sol.extra["feas_tol"]
+    assert sol.gap is None and sol.rel_gap is None
+    assert any("no certified gap" in str(w.message) for w in caught)

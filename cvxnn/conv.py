@@ -55,7 +55,7 @@ import scipy.sparse as sp
 from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .builders import _masked_prediction, check_targets
-from .errors import ConvergenceWarning, InvalidParameterError, ShapeError, SolverError
+from .errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError, SolverError
 from .losses import Loss, get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
 from .native._losses import SmoothKernel, make_kernel
@@ -1106,7 +1106,10 @@ def _relu_gap(op: PooledDesign, Za: np.ndarray, mask: np.ndarray, kernel: Smooth
     base = op.adjoint(theta)  # [Z_a^T D_i Pool^T theta]_i
     gV, gW = base, -base
     if rho is not None:
-        rho = np.maximum(np.asarray(rho, dtype=np.float64), 0.0)
+        rho = np.asarray(rho, dtype=np.float64)
+        if not np.all(np.isfinite(rho)):  # NaN survives the clip and voids the dual bound
+            raise NonFiniteError("multipliers contain NaN or infinity.")
+        rho = np.maximum(rho, 0.0)
         if rho.shape != (nK, 2 * p, c):
             raise ShapeError(f"multipliers must have shape {(nK, 2 * p, c)}, got {rho.shape}.")
         gV = base - (Za.T @ (S[:, :, None] * rho[:, :p]).reshape(nK, p * c)).reshape(d, p, c)

@@ -11,6 +11,8 @@ from importlib import resources
 
 import numpy as np
 
+from ._validation import check_nonnegative_float, check_positive_int
+
 __all__ = ["load_teacher_regression", "load_three_blobs", "planted_teacher"]
 
 
@@ -39,6 +41,11 @@ def planted_teacher(
     ``X ~ N(0, I)``, ``y = (X W1)_+ w2 + noise * N(0, 1)`` with ``W1 ~ N(0, I/d)``.
     Returns ``y`` of shape ``(n,)`` (or ``(n, n_outputs)`` when ``n_outputs > 1``).
     """
+    n = check_positive_int(n, "n")
+    d = check_positive_int(d, "d")
+    n_neurons = check_positive_int(n_neurons, "n_neurons")
+    n_outputs = check_positive_int(n_outputs, "n_outputs")
+    noise = check_nonnegative_float(noise, "noise")
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     W1 = rng.standard_normal((d, n_neurons)) / np.sqrt(d)

@@ -2034,7 +2034,7 @@ def cross_validate_lam(
     X : array-like of shape (n_samples, n_features)
     y : array-like of shape (n_samples,)
     lams : array-like of float
-        The grid (any order; each value ``>= 0``).
+        The grid (any order; each value ``>= 0``, ``> 0`` for the native backend).
     cv : int or scikit-learn splitter, default=5
         Folds (stratified for classifiers, as :func:`sklearn.model_selection.check_cv`).
     n_jobs : int, optional
@@ -2063,8 +2063,18 @@ def cross_validate_lam(
         A fold whose training or validation rows all have weight zero (and the errors of
         ``fit``'s ``sample_weight``: shape, NaN, negative values).
     """
+    n_jobs = _check_n_jobs(n_jobs)
     args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight)
     return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
+
+
+def _check_n_jobs(n_jobs) -> int | None:
+    """joblib's ``n_jobs``: None or a nonzero integer (``-1``: all cores)."""
+    if n_jobs is None:
+        return None
+    if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (numbers.Integral, np.integer)) or n_jobs == 0:
+        raise InvalidParameterError(f"n_jobs must be None or a nonzero integer (-1: all cores), got {n_jobs!r}.")
+    return int(n_jobs)
 
 
 def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float) -> np.ndarray:
@@ -2262,6 +2272,7 @@ class _ConvexCVBase(_Base):
                 f"cv_tol must be 'auto', None or a float in (0, 1), got {self.cv_tol!r}.")
         if self.lams is not None:
             check_lams(self.lams)
+        _check_n_jobs(self.n_jobs)
 
     def _grid(self, base, X, y_enc, loss, w) -> np.ndarray:
         """The ``lam`` grid, decreasing: ``lams`` sorted, or ``n_lams`` values from the exact

@@ -495,3 +495,39 @@ def test_native_conv_options_are_checked_before_solving(option):
     X, y = rng.standard_normal((8, 16)), rng.standard_normal(8)
     with pytest.raises(InvalidParameterError):
         solve_conv_native(X, y, image_shape=(4, 4), patch_size=2, n_gates=3, lam=0.5, activation="relu", **option)
+
+
+def test_non_finite_multipliers_never_certify():
+    """NaN survives the clip of the multipliers at 0 and voided the dual bound: conv_certificate
+    gave gap 0 with a dual above p*, and a warm start with NaN multipliers came back 'optimal'
+    after 0 steps at 6x the optimum. They are refused, and a warm start ignores them."""
+    from cvxnn.conv import ConvNetwork, PatchGeometry, network_to_conv
+    from cvxnn.errors import NonFiniteError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 16)), rng.standard_normal(10)
+    geo = PatchGeometry.make((4, 4), 2, 1)
+    zero = network_to_conv(ConvNetwork(rng.standard_normal((4, 3)), np.zeros(3), geo), X)
+    p, nK = zero.patterns.n_patterns, 10 * geo.n_patches
+    with pytest.raises(NonFiniteError, match="multipliers"):
+        conv_certificate(zero, X, y, 0.01, multipliers=np.full((nK, 2 * p), np.nan))
+    kw = dict(image_shape=(4, 4), patch_size=2, n_gates=3, seed=0, activation="relu")
+    s1 = solve_conv_native(X, y, lam=5.0, **kw)
+    s1.model.multipliers[:] = np.nan
+    warm = solve_conv_native(X, y, lam=0.01, warm_start=s1, **kw)
+    cold = solve_conv_native(X, y, lam=0.01, **kw)
+    assert warm.status == cold.status == "optimal"
+    assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-5)
+
+
+def test_native_conv_relu_on_zero_patches_and_zero_targets():
+    """All-zero patches crashed the interior directions (an empty reduction), and y = 0 ended
+    'optimal_inaccurate' with a relative gap of 1 on a vanishing objective; the zero model is
+    optimal in both, and is returned certified."""
+    kw = dict(image_shape=(4, 4), patch_size=2, n_gates=3, seed=0, lam=0.5, activation="relu")
+    rng = np.random.default_rng(0)
+    a = solve_conv_native(np.zeros((10, 16)), rng.standard_normal(10), **kw)
+    b = solve_conv_native(rng.standard_normal((10, 16)), np.zeros(10), **kw)
+    for sol in (a, b):
+        assert sol.status == "optimal" and sol.gap == 0.0
+        assert np.all(sol.model.V == 0) and np.all(sol.model.W == 0)

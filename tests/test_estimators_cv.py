@@ -621,3 +621,16 @@ def test_fold_indices_outside_the_data_are_a_typed_error():
         ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=[(np.arange(25), np.array([], dtype=int))]).fit(X, y)
     masks = [(np.arange(25) < 15, np.arange(25) >= 15)]  # boolean masks of the right length work
     assert ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=masks).fit(X, y).scores_.shape == (1, 2)
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, True, "2"])
+def test_n_jobs_is_validated(n_jobs):
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLURegressor, ConvexGatedReLURegressorCV, cross_validate_lam
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, [1.0, 0.1], cv=3, n_jobs=n_jobs)
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=3, n_jobs=n_jobs).fit(X, y)

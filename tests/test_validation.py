@@ -562,3 +562,16 @@ def test_convex_model_constructor_refuses_nonsense_with_typed_errors():
         ConvexModel(activation="gated_relu", patterns=pats, U=Z, V=np.ones(3))
     with pytest.raises(ShapeError, match="c >= 1"):
         ConvexModel(activation="gated_relu", patterns=pats, U=np.zeros((2, pats.n_patterns, 0)))
+
+
+def test_planted_teacher_validates_its_arguments():
+    from cvxnn.datasets import planted_teacher
+
+    for kw in ({"noise": float("nan")}, {"noise": -1.0}, {"n_outputs": 0}, {"n_neurons": 0}):
+        with pytest.raises(CvxnnError):
+            planted_teacher(20, 3, **kw)
+    for n in (-1, 5.5):
+        with pytest.raises(InvalidParameterError):
+            planted_teacher(n, 3)
+    X, y = planted_teacher(20, 3, n_outputs=2)
+    assert X.shape == (20, 3) and y.shape == (20, 2)

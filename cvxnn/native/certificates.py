@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_lam, check_X, check_y
-from ..errors import InvalidParameterError, ShapeError
+from ..errors import InvalidParameterError, NonFiniteError, ShapeError
 from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
@@ -215,6 +215,8 @@ def duality_gap(
         multipliers = getattr(model, "multipliers", None)
     if multipliers is not None:
         multipliers = np.asarray(multipliers, dtype=np.float64)
+        if not np.all(np.isfinite(multipliers)):  # NaN survives the clip at 0 and voids the bound
+            raise NonFiniteError("multipliers contain NaN or infinity.")
         if multipliers.ndim == 2:
             multipliers = multipliers[:, :, None]
     return relu_certificate(Xa, model.patterns.mask, kernel, lam, _as3(model.V), _as3(model.W), multipliers,
@@ -282,6 +284,8 @@ def _feature_gap(Xa, op, kernel, lam: float, model: ConvexModel, multipliers, pe
         return feature_sparse_certificate(op, kernel, lam, _as3(model.effective_weights), penalty)
     if multipliers is None:
         multipliers = getattr(model, "multipliers", None)
+    if multipliers is not None and not np.all(np.isfinite(multipliers)):
+        raise NonFiniteError("multipliers contain NaN or infinity.")
     T = np.concatenate([_as3(model.V), _as3(model.W)], axis=1)
     return feature_relu_certificate(Xa, model.patterns.mask, kernel, lam, T, multipliers, penalty)
 

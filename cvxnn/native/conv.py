@@ -429,7 +429,7 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     cones = ReluCones.make(Za, pats.mask)
     rho0 = None
     if T0 is not None:
-        if rho_w is not None and np.shape(rho_w)[:2] == (cones.inverse.size, 2 * p):
+        if rho_w is not None and np.shape(rho_w)[:2] == (cones.inverse.size, 2 * p) and np.all(np.isfinite(rho_w)):
             # its multipliers on the unique rows (a merged row carries the sum of its rows')
             rho0 = np.zeros((cones.Zu.shape[0] + 1, 2 * p, c))  # (+ the zero rows' slot, dropped)
             np.add.at(rho0, cones.inverse, _as3(np.maximum(np.asarray(rho_w, dtype=np.float64), 0.0)))
@@ -744,6 +744,9 @@ class ReluCones:
         out = np.zeros((self.d, p))
         G = np.asarray(gates, dtype=np.float64)
         Gn = G / np.maximum(np.linalg.norm(G, axis=0), np.finfo(float).tiny)
+        if self.Zu.shape[0] == 0:  # every patch row is zero: no constraint, every direction is inside
+            out[0, :] = 1.0
+            return np.where(np.linalg.norm(Gn, axis=0) > 0, Gn, out)
         sl = self.S[:, :p] * (self.Zu @ Gn)
         scale = np.maximum(np.abs(sl).max(axis=0), 1.0)
         for i in range(p):
@@ -925,6 +928,8 @@ def _relu_gap_unique(Bm: np.ndarray, cones: ReluCones, kernel: SmoothKernel, lam
         g = np.concatenate([base[:, :, k], -base[:, :, k]], axis=1) \
             - cones.Zu.T @ (cones.S * np.maximum(rho[:, :, k], 0.0))
         dn = max(dn, float(np.sqrt(np.einsum("dj,dj->j", g, g)).max(initial=0.0)))
+    if not np.all(np.isfinite(rho)):  # no bound on the dual norm: the dual point 0 only
+        dn = np.inf
     s = kernel.best_dual_scale(theta, np.inf if dn == 0.0 else lam / dn)
     D = kernel.dual_value(s * theta)
     gap = max(P - D, 0.0)
@@ -963,6 +968,13 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
     nu = float(2 * p * c * (cones.n_rows + 2))
     h0 = kernel.value(np.zeros((n, c)))
     if T0 is None:
+        # the zero model (cone feasible, multipliers 0) may be optimal already (lam >= lam_max,
+        # y = 0): the barrier would only approach it, with a relative gap of a vanishing objective
+        zero = np.zeros((d, 2 * p, c))
+        rho_zero = np.zeros((cones.Zu.shape[0], 2 * p, c))
+        cert0 = _relu_gap_unique(Bm, cones, kernel, lam, zero, rho_zero)
+        if cert0.gap == 0.0 or cert0.rel_gap <= tol:
+            return _ReluResult(T=zero, rho=rho_zero, cert=cert0, iterations=0, converged=True, centerings=0, mu=0.0)
         mu = MU0_REL * max(abs(h0), 1e-12) / nu
         # each block on the centre of its ray eps e_i: psi'(eps) eps = mu n K, so eps ~ mu n K / lam
         eps = mu * cones.n_rows / lam

@@ -471,30 +471,18 @@ class OptimalSet:
         """
         if "fdim" not in self._cache:
             free, _ = self._free()
-            if get_activation(self.certificate.activation).constrained:
-                _, _, _, colnorm = self._svd()
-                N = self._null_basis(free)
-                if N.shape[1] == 0:
-                    self._cache["fdim"] = 0
-                else:
-                    dalpha = N / colnorm[free][:, None]
-                    dalpha /= np.linalg.norm(dalpha, axis=0)
-                    tau = max(1e-6, 10.0 * float(np.sqrt(self.kkt_accuracy)))
-                    M = self._function_map(tau)[:, free] @ dalpha
-                    s = np.linalg.svd(M, compute_uv=False)
-                    self._cache["fdim"] = int((s > tau).sum())
+            N = self._null_basis(free)
+            if N.shape[1] == 0:
+                self._cache["fdim"] = 0
             else:
-                N = self._null_basis(free)
-                if N.shape[1] == 0:
-                    self._cache["fdim"] = 0
-                else:
-                    _, _, _, colnorm = self._svd()
-                    dalpha = N / colnorm[free][:, None]
-                    dalpha /= np.linalg.norm(dalpha, axis=0)
-                    tau = max(1e-6, 10.0 * float(np.sqrt(self.kkt_accuracy)))
-                    M = self._gated_function_map(tau)[:, free] @ dalpha
-                    s = np.linalg.svd(M, compute_uv=False)
-                    self._cache["fdim"] = int((s > tau).sum())
+                _, _, _, colnorm = self._svd()
+                dalpha = N / colnorm[free][:, None]
+                dalpha /= np.linalg.norm(dalpha, axis=0)
+                tau = max(1e-6, 10.0 * float(np.sqrt(self.kkt_accuracy)))
+                constrained = get_activation(self.certificate.activation).constrained
+                Phi = self._function_map(tau) if constrained else self._gated_function_map(tau)
+                s = np.linalg.svd(Phi[:, free] @ dalpha, compute_uv=False)
+                self._cache["fdim"] = int((s > tau).sum())
         return self._cache["fdim"]
 
     def _gated_function_map(self, tol: float = 1e-6) -> np.ndarray:

@@ -61,8 +61,9 @@ logger = logging.getLogger(__name__)
 def lam_grid(lam_max_value: float, n_lams: int = 20, lam_min_ratio: float = 1e-3) -> np.ndarray:
     """Geometric grid ``lam_max * logspace(0, log10(lam_min_ratio), n_lams)`` (decreasing)."""
     n_lams = check_positive_int(n_lams, "n_lams")
-    if not (0 < lam_min_ratio <= 1):
-        raise InvalidParameterError(f"lam_min_ratio must be in (0, 1], got {lam_min_ratio}.")
+    if isinstance(lam_min_ratio, (bool, np.bool_)) or not isinstance(lam_min_ratio, (int, float, np.number)) \
+            or not (0 < lam_min_ratio <= 1):
+        raise InvalidParameterError(f"lam_min_ratio must be a number in (0, 1], got {lam_min_ratio!r}.")
     check_lam(lam_max_value, name="lam_max", allow_zero=False)
     return lam_max_value * np.logspace(0.0, np.log10(lam_min_ratio), n_lams)
 

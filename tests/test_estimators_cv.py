@@ -634,3 +634,24 @@ def test_n_jobs_is_validated(n_jobs):
         cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, [1.0, 0.1], cv=3, n_jobs=n_jobs)
     with pytest.raises(InvalidParameterError, match="n_jobs"):
         ConvexGatedReLURegressorCV(n_gates=4, n_lams=2, cv=3, n_jobs=n_jobs).fit(X, y)
+
+
+def test_default_lam_grid_starts_at_the_exact_lam_max_of_the_fitted_program():
+    """default_lam_grid (the ...CV estimators' and cvxnn path's grid): geometric from the exact
+    lam_max of the program the estimator solves, where the fit is the zero model, and checked."""
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexReLUClassifier, default_lam_grid
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 3))
+    y = (X[:, 0] + 0.3 * rng.standard_normal(50) > 0.5).astype(int)
+    est = ConvexReLUClassifier(n_gates=8, random_state=0, class_weight="balanced")
+    Xv, y_enc, loss, w, _ = est._encode_for_fit(X, y, None)
+    grid = default_lam_grid(est, Xv, y_enc, loss, w, 4, 1e-2)
+    np.testing.assert_allclose(grid, grid[0] * np.geomspace(1.0, 1e-2, 4), rtol=1e-12)
+    at = ConvexReLUClassifier(n_gates=8, random_state=0, class_weight="balanced", lam=grid[0] * (1 + 1e-6)).fit(X, y)
+    below = ConvexReLUClassifier(n_gates=8, random_state=0, class_weight="balanced", lam=grid[0] * 0.9).fit(X, y)
+    assert at.n_active_neurons_ == 0 and below.n_active_neurons_ > 0
+    for n_lams, ratio in ((0, 1e-2), (4, 0.0), (4, "0.1"), (4, float("nan"))):
+        with pytest.raises(InvalidParameterError):
+            default_lam_grid(est, Xv, y_enc, loss, w, n_lams, ratio)

@@ -238,6 +238,14 @@ class ConvexProgram:
             return EXP_CONE_CLARABEL_RETRIES
         return ()
 
+    def _point_objective(self) -> float:
+        """The objective at the variables' current values (the expression evaluated there, not
+        the solver's reported value). Programs with an epigraph penalty override it to evaluate
+        the penalty itself at the weights (an inaccurate solve leaves the epigraph loose, and its
+        value can then fall below the optimum)."""
+        value = self.problem.objective.value
+        return float("nan") if value is None else float(value)
+
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Turn the solver's variable values into weight blocks ``(d_a, p)`` or ``(d_a, p, c)``.
 

@@ -199,6 +199,24 @@ class VectorConvexProgram(ConvexProgram):
                                  nuclear=self.formulation == "nuclear",
                                  mask_ones=int(np.count_nonzero(self.patterns.mask)))
 
+    def _point_objective(self) -> float:
+        """The objective at the variables' current values with each nuclear norm evaluated at
+        its block (not its epigraph ``(tr P + tr Q) / 2``, which an inaccurate solve can leave
+        below the norm)."""
+        value = super()._point_objective()
+        if self.formulation != "nuclear" or self.weight_penalty is not None or not np.isfinite(value):
+            return value
+        slack = 0.0
+        for name, aux in self.auxiliary.items():
+            if not aux or self.variables[name].value is None or any(a.value is None for a in aux):
+                continue
+            P, Q = (np.asarray(a.value, dtype=float) for a in aux)
+            epigraph = 0.5 * (np.trace(P, axis1=1, axis2=2).sum() + np.trace(Q, axis1=1, axis2=2).sum())
+            blocks = self._weight_blocks({name: self.variables[name].value})[name]
+            slack += get_penalty("nuclear").value(blocks) - epigraph
+        scale = 1.0 if self.lam is None else float(self.lam.value)
+        return value + scale * slack
+
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         d_a, p, c = self.patterns.design_dim, self.patterns.n_patterns, self.n_outputs
         return {k: np.asarray(v, dtype=float).reshape(d_a, p, c) for k, v in values.items()}

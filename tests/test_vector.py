@@ -176,6 +176,26 @@ def test_nuclear_is_not_above_one_vs_all(data, gated_sol):
     assert gated_sol.objective_value <= ova.objective_value * (1 + 1e-7)
 
 
+@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
+def test_objective_value_is_the_program_at_the_returned_point_when_inaccurate(data, activation):
+    # an SCS solve stopped early leaves the nuclear norms' epigraphs loose: objective_value
+    # must still be the program at the returned blocks (not the solver's epigraph value,
+    # which fell below the optimum), and the solver's own value is kept beside it
+    X, Y, pats = data
+    program = build_vector_program(X, Y, activation=activation, lam=LAM, patterns=pats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = program.solve("SCS", max_iters=25)
+    assert sol.status != "optimal"
+    blocks = [sol.U] if activation == "gated_relu" else [sol.V, sol.W]
+    fit = sol.predict(X)
+    value = 0.5 * np.sum((fit - Y) ** 2) + LAM * sum(program_penalty(B) for B in blocks)
+    assert sol.objective_value == pytest.approx(value, rel=1e-9)
+    assert "solver_objective" in sol.extra
+    optimum = program.solve().objective_value
+    assert sol.objective_value >= optimum * (1 - 1e-7)
+
+
 def test_program_penalty_formulas():
     rng = np.random.default_rng(0)
     B = rng.standard_normal((4, 5, 3))

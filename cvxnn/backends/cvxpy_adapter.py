@@ -452,13 +452,16 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         attempts.append({"options": dict(retry), "status": run.status})
         if kept is None or run.status == "optimal":
             duals = [con.dual_value for con in program.cone_constraints]
-            kept = (run, values, duals, program.problem.value)
+            # the objective at the returned point (the expression evaluated at the variables):
+            # the solver's own value (``problem.value``) is that of its conic form, which an
+            # inaccurate solve may leave below the optimum (e.g. a nuclear norm's epigraph)
+            kept = (run, values, duals, (program._point_objective(), program.problem.value))
         if run.status == "optimal":
             break
         if not last:
             logger.info("%s ended %s with status %r; retrying with %s", name, what, run.cvxpy_status,
                         retries[k])
-    run, values, duals, objective = kept
+    run, values, duals, (objective, solver_objective) = kept
     if run.status != "optimal":
         warnings.warn(
             f"{name} finished {what} with status {run.cvxpy_status!r}"
@@ -485,6 +488,8 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
             shape = (program.X.shape[0],) + blocks[spec.blocks[0]].shape[1:]
             cone_duals = tuple(np.asarray(d, dtype=float).reshape(shape) for d in duals)
     extra: dict[str, Any] = {"cvxpy_status": run.cvxpy_status}
+    if solver_objective is not None and np.isfinite(solver_objective):
+        extra["solver_objective"] = float(solver_objective)
     if len(attempts) > 1:
         extra["attempts"] = attempts
     if cone_duals is not None:

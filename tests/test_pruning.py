@@ -103,6 +103,28 @@ def test_exact_pruning_vector_output():
     assert is_minimal(res.model, X)
 
 
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+@pytest.mark.parametrize("c", [1, 2])
+def test_the_zero_model_is_pruned_to_itself(activation, c):
+    # what a path returns at lam >= lam_max: minimal, nothing to remove (it used to crash on
+    # an empty reshape for C-ReLU and for vector-output C-GReLU)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 2))
+    y = X[:, 0] - np.abs(X[:, 1])
+    pats = sample_patterns(X, 6, seed=0)
+    shape = (pats.design_dim, pats.n_patterns) + ((c,) if c > 1 else ())
+    blocks = {"U": np.zeros(shape)} if activation == "gated_relu" else {"V": np.zeros(shape), "W": np.zeros(shape)}
+    zero = ConvexModel(activation, pats, **blocks)
+    assert is_minimal(zero, X)
+    res = prune_exact(zero, X)
+    assert (res.n_before, res.n_after, res.removed) == (0, 0, [])
+    assert res.fit_change == 0.0 and res.penalty_change == 0.0
+    np.testing.assert_array_equal(res.model.train_predict(X), 0.0)
+    Y = y if c == 1 else np.c_[y, -y]
+    path = pruning_path(zero, X, Y, lam=1.0)
+    assert [s.width for s in path.steps] == [0, 0]
+
+
 def test_pruning_path_structure(solved):
     X, y, sol = solved
     accs = []

@@ -290,6 +290,11 @@ def prune_exact(
     idx = np.flatnonzero(active)
     fit0 = _fit(model, Xa)
     pen0 = float(norms.sum())
+    if idx.size == 0:  # the zero model (e.g. at lam >= lam_max) is minimal: nothing to prune
+        return PruneResult(model=model_from_blocks(model, theta), n_before=0, n_after=0, removed=[],
+                           fit_change=float(np.linalg.norm(_fit(model_from_blocks(model, theta), Xa) - fit0)
+                                            / max(1.0, np.linalg.norm(fit0))),
+                           penalty_change=-pen0)
     if model.spec.constrained:
         # The factors below can be large (a small block may grow to carry a removed one), and a
         # factor scales the block's cone violation with it: a solver's ~1e-9 absolute violation

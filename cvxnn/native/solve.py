@@ -294,7 +294,7 @@ def solve_native(
 #: on diabetes the optimum is dense: with 100 gates the active set ran out of rounds (this
 #: continuation finished it), with 32 it certified in 8.7 s against 2.6 s for the QP working set
 #: (benchmarks/bench_native.py, docs/native.md "Working set for C-ReLU").
-QP_CONTINUE_REASONS = ("max_iterations", "not_certified", "inner_solver")
+QP_CONTINUE_REASONS = ("max_iterations", "max_rounds", "not_certified", "inner_solver")
 #: From this many samples on, a quadratic loss with scalar output runs the Clarabel QP working
 #: set first: its restricted programs carry only the generated cone rows, while each active-set
 #: Newton step makes several passes over ``n x |W|`` arrays. Measured on make_friedman1 (d=10,

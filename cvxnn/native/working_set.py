@@ -85,6 +85,10 @@ PUSH_GRID = tuple(10.0 ** np.arange(-1.0, 4.01, 0.5))
 #: least barrier value, instead of along the gate alone.
 STEEPEST_START = True
 STEP_GRID = tuple(2.0 ** -np.arange(0.0, 10.0))
+#: Further halvings of the entering blocks' step below STEP_GRID when no factor of the grid
+#: lowers the objective of the active set's start (the Newton step of a direction with almost no
+#: loss curvature, e.g. Huber's linear part, can be 1e20 times too long).
+ENTRY_HALVINGS = 120
 #: ADMM iterations run on the undecided blocks of a KKT scan before exact NNLS
 #: (:func:`~cvxnn.native.nnls.nnls_batched_admm`, float32; it stops earlier once a round of
 #: SCAN_CHECK_EVERY iterations decides fewer than 5 % of the rest).
@@ -216,7 +220,8 @@ class WorkingSetResult:
         Final working set (flattened block indices ``col * c + k``).
     converged : bool
     reason : str
-        ``"optimal"``, ``"max_iterations"``, ``"working_set_too_large"``, ``"memory"``,
+        ``"optimal"``, ``"max_iterations"`` (the Newton-step budget), ``"max_rounds"``
+        (:data:`MAX_ROUNDS` rounds with steps left), ``"working_set_too_large"``, ``"memory"``,
         ``"inner_solver"``, ``"not_certified"``, ``"degenerate_cone"`` or ``"callback"``.
     nnls_solves : int
         NNLS problems solved by the KKT checks.
@@ -511,7 +516,20 @@ def _active_set_round(scanner, kernel, Xa, M, S, lam, bpat, bsign, bcol, bout, b
             pen0 = float(np.linalg.norm(U0[:, ~isnew], axis=0).sum())
             dpen = float(np.linalg.norm(steep, axis=0).sum())
             vals = [kernel.value(Z0 + f * dZ) + lam * (pen0 + f * dpen) for f in STEP_GRID]
-            U0[:, isnew] += STEP_GRID[int(np.argmin(vals))] * steep
+            best = STEP_GRID[int(np.argmin(vals))]
+            F0 = kernel.value(Z0) + lam * pen0
+            if not min(vals) < F0:
+                # a loss with (nearly) no curvature along the direction (Huber's linear part)
+                # makes the one-dimensional Newton step far too long: halve on until the
+                # objective descends (it does near zero: the direction is one of descent), else
+                # the blocks enter at zero
+                best, f = 0.0, STEP_GRID[-1]
+                for _ in range(ENTRY_HALVINGS):
+                    f *= 0.5
+                    if kernel.value(Z0 + f * dZ) + lam * (pen0 + f * dpen) < F0:
+                        best = f
+                        break
+            U0[:, isnew] += best * steep
             # a direction a hair outside its cone (rounding) starts at zero instead
             sl = S[:, bpat[blocks]] * (Xa @ U0)
             sc = np.maximum(np.abs(Xa @ U0).max(axis=0, initial=0.0), np.finfo(float).tiny)
@@ -1024,6 +1042,8 @@ def solve_relu_working_set(
             if seen is not None:
                 cert, rho_full = seen
             break
+    else:  # MAX_ROUNDS rounds without a certificate, with Newton steps left: the caller may continue
+        reason = "max_rounds"
     if cert is None or reason not in ("optimal", "not_certified", "callback"):
         cert, rho_full = certify(U_full, rho_W if rho_W.shape[1] == int(in_W.sum()) else np.zeros((n, 0)),
                                  np.flatnonzero(in_W) if rho_W.shape[1] == int(in_W.sum()) else np.zeros(0, np.intp))

@@ -549,3 +549,52 @@ def test_zero_rows_of_the_design_constrain_nothing():
         sol = cvxnn.solve(X, Y, pats, activation="relu", lam=0.1, formulation="one_vs_all")
     assert sol.status == "optimal" and sol.solver == "working_set"
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+def _huber_problem():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((20, 3))
+    y = np.maximum(X @ rng.standard_normal(3), 0) - 0.5 * np.maximum(X @ rng.standard_normal(3), 0)
+    y += 0.1 * rng.standard_normal(20)
+    return X, y, sample_patterns(X, 12, seed=7, bias=True)
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.01])
+def test_huber_entering_blocks_do_not_diverge_where_the_loss_is_linear(ratio):
+    # an entering block whose predictions fall where Huber is linear has almost no curvature
+    # along its steepest direction: its one-dimensional Newton step was ~1e26 and the step grid
+    # (down to 2^-9 of it) kept the least bad of 10 huge points, so the active set started at
+    # objective ~1e24 and never recovered (max_iterations, no fallback)
+    X, y, pats = _huber_problem()
+    lam = ratio * lam_max(X, y, pats, activation="relu", loss="huber")
+    ref = build_program(X, y, activation="relu", loss="huber", lam=lam, patterns=pats).solve()
+    sol = solve_native(X, y, pats, activation="relu", loss="huber", lam=lam, tol=1e-9)
+    assert sol.status == "optimal" and sol.solver == "working_set"
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert max(np.abs(sol.V).max(), np.abs(sol.W).max()) < 10.0
+
+
+def test_the_augmented_lagrangian_continues_when_the_working_set_runs_out_of_rounds(monkeypatch):
+    X, y, pats = _huber_problem()
+    lam = 0.05 * lam_max(X, y, pats, activation="relu", loss="huber")
+    ref = build_program(X, y, activation="relu", loss="huber", lam=lam, patterns=pats).solve()
+    monkeypatch.setattr(ws_mod, "MAX_ROUNDS", 1)
+    raw = ws_mod.solve_relu_working_set
+    reasons = []
+
+    def spy(*args, **kwargs):
+        res = raw(*args, **kwargs)
+        reasons.append(res.reason)
+        return res
+
+    from cvxnn.native import solve as solve_mod
+
+    monkeypatch.setattr(solve_mod, "solve_relu_working_set", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sol = solve_native(X, y, pats, activation="relu", loss="huber", lam=lam, tol=1e-6, max_iter=20000)
+    assert reasons[0] == "max_rounds"  # not the Newton-step budget: steps were left
+    assert sol.solver == "al" and sol.extra["fallback"] == "max_rounds"
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-4)
+    if sol.status == "optimal":
+        assert sol.extra["rel_gap"] <= 1e-6

@@ -73,7 +73,7 @@ def _relu_lam_max_columns(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float
     """
     norms = np.linalg.norm(C, axis=0)
     G = S * (Xa @ C)  # Xt_i c_i for every column
-    tiny = -1e-14 * (1.0 + np.abs(G).max(initial=0.0))
+    tiny = -1e-14 * np.abs(G).max(initial=0.0)  # relative: the program is homogeneous in (X, y)
     best = 0.0
     cols, sgn = [], []
     for s in (1.0, -1.0):

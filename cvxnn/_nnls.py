@@ -52,7 +52,7 @@ def nnls_warm(A: np.ndarray, b: np.ndarray, x0: np.ndarray | None = None, *,
         Cap on outer iterations (default ``3 n``).
     tol : float, optional
         Optimality tolerance on the gradient ``A^T (b - A x)`` of the zero entries (default
-        ``1e-12 * max(1, ||A||_F ||b||)``).
+        ``1e-12 ||A||_F ||b||``).
 
     Returns
     -------
@@ -67,7 +67,7 @@ def nnls_warm(A: np.ndarray, b: np.ndarray, x0: np.ndarray | None = None, *,
     if max_iter is None:
         max_iter = 3 * n
     if tol is None:
-        tol = 1e-12 * max(1.0, float(np.linalg.norm(A)) * float(np.linalg.norm(b)))
+        tol = 1e-12 * float(np.linalg.norm(A)) * float(np.linalg.norm(b))  # relative: data of any scale
     x = np.zeros(n)
     passive = np.zeros(n, dtype=bool)
     if x0 is not None:

@@ -232,3 +232,27 @@ def test_min_norm_multipliers_match_a_qp_on_degenerate_cones():
         cp.Problem(cp.Minimize(cp.sum_squares(xv)), [A @ xv == A @ nnls(A, b)[0]]).solve(solver="CLARABEL")
         worse += x @ x > (xv.value @ xv.value) * (1 + 1e-6) + 1e-12
     assert worse == 0
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-5, 1e4])
+def test_lam_max_and_kkt_report_do_not_depend_on_the_scale_of_the_data(scale):
+    # scaling X and y by s and lam by s^2 scales the program by s^2 (no bias column): lam_max / s^2
+    # and the dimensionless report must not move. An absolute floor on "Xt_k c_k < 0" used to
+    # skip every cone multiplier below s ~ 1e-5: lam_max came out as the gated value and the
+    # report of a certified optimum showed a dual violation of 0.8
+    from cvxnn import solve
+
+    rng = np.random.default_rng(0)
+    X0, y0 = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    pats = sample_patterns(X0, 10, seed=0, bias=False)
+    lm0 = lam_max(X0, y0, pats, activation="relu")
+    assert lm0 < lam_max(X0, y0, pats, activation="gated_relu")  # the cones matter here
+    X, y = scale * X0, scale * y0
+    pats = sample_patterns(X, 10, seed=0, bias=False)  # the same gates and masks, on X
+    assert lam_max(X, y, pats, activation="relu") / scale**2 == pytest.approx(lm0, rel=1e-9)
+    sol = solve(X, y, pats, activation="relu", lam=0.3 * lm0 * scale**2, tol=1e-9)
+    ref = solve(X0, y0, sample_patterns(X0, 10, seed=0, bias=False), activation="relu", lam=0.3 * lm0, tol=1e-9)
+    assert sol.status == "optimal"
+    assert sol.objective_value / scale**2 == pytest.approx(ref.objective_value, rel=1e-7)
+    report = kkt_report(sol, X, y)
+    assert report.max_violation <= 1e-8

@@ -52,6 +52,8 @@ __all__ = ["ActiveSetResult", "BarrierResult", "barrier_bytes", "row_space_basis
 
 logger = logging.getLogger(__name__)
 
+#: Floor of the relative diagonal shifts below (the systems scale with the data: no absolute floor).
+_TINY = np.finfo(float).tiny
 #: Factor by which ``mu`` drops after each centring.
 MU_DECREASE = 10.0
 #: First barrier parameter relative to |objective| / nu (a cold start).
@@ -330,7 +332,7 @@ def solve_restricted_barrier(
                 slack_t = slack + alpha * dslack
                 Z_t = Z + alpha * dZ
                 Phi_t = _barrier_value(kernel, lam, mu, U_t, slack_t, Z_t)
-                if Phi_t <= Phi - ARMIJO * alpha * dec or (dec < 1e-13 * max(1.0, abs(Phi))
+                if Phi_t <= Phi - ARMIJO * alpha * dec or (dec < 1e-13 * abs(Phi)
                                                              and Phi_t <= Phi + 1e-13 * abs(Phi)):
                     accepted = True
                     break
@@ -340,7 +342,7 @@ def solve_restricted_barrier(
                 break
             U, slack, Z, Phi = U_t, slack_t, Z_t, Phi_t
 
-            if dec <= (1e-3 if nu * mu <= 10 * gap_target else 0.1) or dec <= 1e-14 * max(1.0, abs(Phi)):
+            if dec <= (1e-3 if nu * mu <= 10 * gap_target else 0.1) or dec <= 1e-14 * abs(Phi):
                 centred = True
                 break
         logger.debug("mu=%.3e centred=%s newton=%d Phi=%.12g dec=%.3e", mu, centred, newton, Phi, dec)
@@ -536,7 +538,7 @@ def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, 
     # the diagonal blocks are touched (sum_j dim_j^2 of them, not m^2)
     rows, cols, vals = _penalty_hessian_entries(offs, dims, live, w, nr, lam)
     H[rows, cols] += vals
-    H[np.diag_indices(m)] += 1e-14 * max(1.0, float(np.abs(np.diag(H)).max())) + damp
+    H[np.diag_indices(m)] += 1e-14 * max(float(np.abs(np.diag(H)).max()), _TINY) + damp
     try:
         return -sla.cho_solve(sla.cho_factor(H, lower=True, check_finite=False), grad, check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
@@ -621,7 +623,7 @@ def _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, *, 
         Pj = (Aj * wdiag[:, sl]).T @ Aj
         if live[j]:
             Pj += pen[offs[j]] * (np.eye(dims[j]) - np.outer(wh[sl], wh[sl]))
-        Pj[np.diag_indices(dims[j])] += 1e-14 * max(1.0, float(np.abs(np.diag(Pj)).max())) + damp
+        Pj[np.diag_indices(dims[j])] += 1e-14 * max(float(np.abs(np.diag(Pj)).max()), _TINY) + damp
         try:
             Pinv.append(np.linalg.inv(Pj))
         except np.linalg.LinAlgError:
@@ -671,7 +673,7 @@ def _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad
         Pk[np.diag_indices(mk)] += pen[idx]
         same = bk[:, None] == bk[None, :]
         Pk -= same * (pen[idx][:, None] * np.outer(wh[idx], wh[idx]))
-        Pk[np.diag_indices(mk)] += 1e-14 * max(1.0, float(np.abs(np.diag(Pk)).max())) + damp
+        Pk[np.diag_indices(mk)] += 1e-14 * max(float(np.abs(np.diag(Pk)).max()), _TINY) + damp
         try:
             fac = sla.cho_factor(Pk, lower=True, check_finite=False)
         except (np.linalg.LinAlgError, ValueError):
@@ -860,7 +862,7 @@ def polish_on_faces(
                 break
             w = w + alpha * step
             F, nr = F_t, nr_t
-            if dec <= 1e-13 * max(1.0, abs(F)):
+            if dec <= 1e-13 * abs(F):
                 break
         if not ok:
             # the collapsing blocks are zero on these faces: fix them at zero and start again
@@ -1481,7 +1483,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
                     continue
                 newton += 1
                 dec = -float(grad @ step)
-                small = dec <= 1e-13 * max(1.0, abs(F))
+                small = dec <= 1e-13 * abs(F)
                 if small and extra < AS_EXTRA_NEWTON and float(
                         np.bincount(blk, grad * grad, minlength=k).max(initial=0.0)) > (AS_GRAD_RTOL * lam) ** 2:
                     extra += 1  # a small block's gradient is not yet at rounding level (AS_GRAD_RTOL)
@@ -1545,7 +1547,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
                         accepted = True
                         break
                     t *= 0.5
-                if accepted or dec <= 1e-9 * max(1.0, abs(F)):
+                if accepted or dec <= 1e-9 * abs(F):
                     break
                 logger.debug("active set: Newton step rejected (dec=%.3e, damping %.1e)", dec, damp)
             if step is None:
@@ -1558,7 +1560,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
             if small:
                 break
             if not accepted:
-                if dec > 1e-9 * max(1.0, abs(F)):
+                if dec > 1e-9 * abs(F):
                     logger.debug("active set: no descent along the Newton step (dec=%.3e, F=%.12g)", dec, F)
                     face_done = False
                 break
@@ -1695,7 +1697,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
                                     - np.einsum("rk,rk->k", uh[:, dropped], dirs[:, dropped]) ** 2)))
             gain = slope * slope / quad if quad > 0.0 else np.inf
             stuck = True  # until a step is taken
-            if not (slope < 0.0 and gain > gain_min * max(1.0, abs(F))):
+            if not (slope < 0.0 and gain > gain_min * abs(F)):
                 stuck = False
                 break
             dsl = Sb * XD

@@ -132,7 +132,7 @@ def _newton_step(H: np.ndarray, g: np.ndarray, f: float) -> np.ndarray | None:
         step = -np.linalg.solve(H, g)
     except np.linalg.LinAlgError:
         return None
-    return step if -float(g @ step) > DEC_RTOL * max(1.0, abs(f)) else None
+    return step if -float(g @ step) > DEC_RTOL * abs(f) else None
 
 
 def _box_newton_step(H: np.ndarray, g: np.ndarray, s: np.ndarray, f: float) -> np.ndarray | None:
@@ -162,7 +162,7 @@ def _box_newton_step(H: np.ndarray, g: np.ndarray, s: np.ndarray, f: float) -> n
         step[free] = sub
         return step
     step = x - s
-    return step if -float(g @ step) > DEC_RTOL * max(1.0, abs(f)) else None
+    return step if -float(g @ step) > DEC_RTOL * abs(f) else None
 
 
 def _diagonal_stage(F: np.ndarray, qout: np.ndarray, s: np.ndarray, kernel: SmoothKernel, lam: float

@@ -556,7 +556,7 @@ def _interior_point(Xa: np.ndarray, S: np.ndarray, i: int, gate: np.ndarray | No
     rows = rows[np.any(rows != 0.0, axis=1)]
     if gate is not None:
         g = gate / max(float(np.linalg.norm(gate)), np.finfo(float).tiny)
-        if float((rows @ g).min(initial=1.0)) > 1e-12 * max(1.0, float(np.abs(rows @ g).max(initial=0.0))):
+        if float((rows @ g).min(initial=1.0)) > 1e-12 * float(np.abs(rows @ g).max(initial=0.0)):
             return g
     from scipy.optimize import linprog
 
@@ -939,7 +939,8 @@ def solve_relu_working_set(
             logger.debug("active-set restricted solve failed; the barrier takes over")
         # starting point: the current blocks pushed strictly inside their cones
         U0 = U_full[:, blocks].copy()
-        zscale = max(1.0, float(np.abs(Z).max(initial=0.0)))
+        zscale = max(float(np.abs(Z).max(initial=0.0)), float(np.abs(kernel.y64).max(initial=0.0)),
+                     np.finfo(float).tiny)  # the predictions' scale (the targets' at the zero model)
         for pos, b in enumerate(blocks):
             g = direction(int(bpat[b]))
             xg = float(np.abs(Xa @ g).max(initial=1.0))

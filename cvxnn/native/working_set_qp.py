@@ -170,7 +170,7 @@ def _solve_restricted(R: _Restricted, rows, tol, *, max_cuts=MAX_CUTS):
             return U, rho, total, status, cut, rows
         Z = R.Xa @ U
         slack = R.Sw * Z
-        thr = -CUT_TOL * max(1.0, float(np.abs(Z).max(initial=0.0)))
+        thr = -CUT_TOL * float(np.abs(Z).max(initial=0.0))  # relative: data of any scale
         new_rows = []
         added = 0
         for j in range(k):

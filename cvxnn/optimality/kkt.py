@@ -369,7 +369,7 @@ def recover_duals(
         # (1) smallest ||q_k|| over all rho >= 0: decides membership of S for every block that
         #     could be in it (candidates and blocks with ||c_k|| near lam).
         grad0 = Srows * (Xa @ C)  # Xt_k c_k; rho = 0 is the NNLS optimum iff it is >= 0
-        thresh = 1e-14 * (1.0 + np.abs(grad0).max(initial=0.0))
+        thresh = 1e-14 * np.abs(grad0).max(initial=0.0)  # relative (no absolute floor): data of any scale
         need = (grad0.min(axis=0, initial=0.0) < -thresh) & (candidate | (c_norms >= lam_lo))
         for k in np.flatnonzero(need):
             A = _signed_rows(Xa, Srows[:, k]).T

@@ -598,3 +598,22 @@ def test_the_augmented_lagrangian_continues_when_the_working_set_runs_out_of_rou
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-4)
     if sol.status == "optimal":
         assert sol.extra["rel_gap"] <= 1e-6
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e3])
+@pytest.mark.parametrize("activation,solver", [("relu", "auto"), ("relu", "al"), ("gated_relu", "auto"),
+                                               ("gated_relu", "rfista")])
+def test_native_solvers_do_not_depend_on_the_scale_of_the_data(activation, solver, scale):
+    # X, y scaled by s and lam by s^2: the same program times s^2. Stopping tests with an absolute
+    # floor (``dec <= 1e-13 * max(1, |F|)``) stopped the active set at once on tiny data, which
+    # then ended uncertified at 56 % above the optimum
+    rng = np.random.default_rng(0)
+    X0, y0 = rng.standard_normal((12, 3)), rng.standard_normal(12)
+    pats = sample_patterns(X0, 10, seed=0, bias=False)
+    lam = 0.004437995
+    ref = solve_native(X0, y0, pats, activation=activation, lam=lam, solver=solver, tol=1e-8, max_iter=20000)
+    X = scale * X0
+    sol = solve_native(X, scale * y0, sample_patterns(X, 10, seed=0, bias=False), activation=activation,
+                       lam=lam * scale**2, solver=solver, tol=1e-8, max_iter=20000)
+    assert ref.status == sol.status == "optimal"
+    assert sol.objective_value / scale**2 == pytest.approx(ref.objective_value, rel=1e-6)

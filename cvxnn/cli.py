@@ -90,11 +90,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------- data files
+#: Cells read as missing values, in features and labels alike (pandas reads them as NaN too).
+_MISSING = ("nan", "na", "n/a", "null", "none")
+
+
 def _parse_float(text: str, row: int, col: str, path) -> float:
     from .errors import NonFiniteError, ShapeError
 
     t = text.strip()
-    if t == "" or t.lower() in ("nan", "na", "null", "none"):
+    if t == "" or t.lower() in _MISSING:
         raise NonFiniteError(f"{path}: missing value (NaN) in row {row}, column {col!r}; "
                              "remove or impute it.")
     try:
@@ -119,7 +123,7 @@ def _first_row(path: Path) -> tuple[list[str] | None, int]:
     from .errors import FileFormatError
 
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             for i, line in enumerate(fh):
                 cells = next(csv.reader([line]), [])
                 if cells and any(c.strip() for c in cells):
@@ -206,7 +210,7 @@ def _slow_csv(path: Path, skip_line: int, header: bool, ncols_names: list[str], 
     from .errors import FileFormatError, ShapeError
 
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             lines = fh.readlines()[skip_line + int(header):]
         rows = [r for r in csv.reader(lines) if r and any(c.strip() for c in r)]
     except csv.Error as exc:
@@ -220,8 +224,8 @@ def _slow_csv(path: Path, skip_line: int, header: bool, ncols_names: list[str], 
     y = None
     if t is not None:
         raw_y = [r[t].strip() for r in rows]
-        if labels and not all(_is_number(v) for v in raw_y):
-            missing = [k + 1 for k, v in enumerate(raw_y) if v == ""]
+        if labels and (labels == "text" or not all(_is_number(v) for v in raw_y)):
+            missing = [k + 1 for k, v in enumerate(raw_y) if v == "" or v.lower() in _MISSING]
             if missing:
                 raise ShapeError(f"{path}: missing label in row {missing[0]}, column {names[t]!r}.")
             y = np.array(raw_y)
@@ -241,7 +245,7 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
         if pd is not None:
             # column types are inferred (a dtype per column makes pandas ~1.6x slower); a
             # feature column that is not numeric sends the file to the cell-by-cell reader
-            frame = pd.read_csv(path, header=None, skiprows=skip, skip_blank_lines=True, encoding="utf-8",
+            frame = pd.read_csv(path, header=None, skiprows=skip, skip_blank_lines=True, encoding="utf-8-sig",
                                 dtype={t: str} if t is not None and labels else None)
             if frame.shape[1] != ncols or any(frame.dtypes[j].kind not in "iuf" for j in feats):
                 return None
@@ -264,12 +268,12 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
                 warnings.simplefilter("ignore", UserWarning)
                 if t is not None and labels:
                     X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=feats, ndmin=2, comments=None,
-                                   quotechar='"', encoding="utf-8")
+                                   quotechar='"', encoding="utf-8-sig")
                     y = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[t], dtype=str,
-                                                 comments=None, quotechar='"', encoding="utf-8", ndmin=1))
+                                                 comments=None, quotechar='"', encoding="utf-8-sig", ndmin=1))
                 else:
                     A = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None,
-                                   quotechar='"', encoding="utf-8")
+                                   quotechar='"', encoding="utf-8-sig")
                     if A.shape[1] != ncols:
                         return None
                     X, y = A[:, feats], (A[:, t] if t is not None else None)
@@ -281,9 +285,9 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
         if y.dtype.kind == "f":
             if not np.all(np.isfinite(y)):
                 return None
-        elif np.any(np.char.str_len(y) == 0):
-            return None
-        else:
+        elif np.any(np.char.str_len(y) == 0) or np.any(np.isin(np.char.lower(y), _MISSING)):
+            return None  # a missing label: the cell-by-cell reader names it
+        elif labels != "text":
             try:  # numeric labels are numbers, as in the cell-by-cell reader
                 y_num = y.astype(np.float64)
             except ValueError:
@@ -295,15 +299,19 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
     return X, y
 
 
-def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
-              features: list[str] | None = None, n_features: int | None = None, need_target: bool = True):
+def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None, *,
+              features: list[str] | None = None, n_features: int | None = None, need_target: bool = True,
+              target_position: int | None = None):
     """Read a CSV file: ``X``, ``y`` (None when ``need_target`` is False and the file has no
     target column), the feature names and the target name.
 
     ``features`` (the names a model was trained on) selects and orders the columns by name
     when the file has a header; without a header the file must hold exactly those columns,
-    or those plus the target column. ``n_features`` alone (a model saved without feature
-    names) selects by position: ``n_features`` columns, or those plus the target column.
+    or those plus the target column (found by ``target_position``, its column in the file
+    the model was fitted on, when ``target`` is a name). ``n_features`` alone (a model saved
+    without feature names) selects by position: ``n_features`` columns, or those plus the target
+    column. ``labels="text"`` keeps labels as text even when they look like numbers (a model
+    whose classes are strings).
     """
     from .errors import FileFormatError, InvalidParameterError, ShapeError
 
@@ -348,7 +356,15 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
             else:
                 t = None if ncols == d else _target_index(target, None, ncols, path)
                 if ncols == d + 1 and t is None:
-                    t = ncols - 1
+                    if target is None:
+                        t = ncols - 1
+                    elif target_position is not None and 0 <= target_position < ncols:
+                        t = target_position  # where the target was in the training file
+                    else:
+                        raise InvalidParameterError(
+                            f"{path}: the file has no header, so its target column {target!r} cannot be "
+                            f"found among its {ncols} columns; give it by index with --target (0 to "
+                            f"{ncols - 1}).")
                 feats = [j for j in range(ncols) if j != t]
         else:
             missing = [f for f in features if f not in names] if has_header else []
@@ -367,9 +383,12 @@ def _load_csv(path: Path, target, labels: bool, header: bool | None = None, *,
                                         "(give the target by index).")
         feats = [j for j in range(ncols) if j != t]
     skip = line + int(has_header)
-    parsed = _fast_csv(path, skip, ncols, t, feats, labels)
+    # without need_target the target column is only located (and left out of X), never parsed:
+    # predict ignores it, so an empty or unknown label there is no error
+    t_read = t if need_target else None
+    parsed = _fast_csv(path, skip, ncols, t_read, feats, labels)
     if parsed is None or parsed[0].shape[0] == 0:
-        X, y = _slow_csv(path, line, has_header, names, t, feats, labels)
+        X, y = _slow_csv(path, line, has_header, names, t_read, feats, labels)
         if X.shape[0] == 0:
             raise ShapeError(f"{path}: {'a header but ' if has_header else ''}no data rows.")
     else:
@@ -402,7 +421,7 @@ def _load_npz(path: Path, x_key: str, y_key: str | None):
 
 
 def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header=None,
-                features=None, n_features=None, need_target=True):
+                features=None, n_features=None, need_target=True, target_position=None):
     """``X``, ``y`` (or None), feature names and target name from a CSV or NPZ file, validated."""
     from ._validation import check_X, check_y
     from .errors import FileFormatError, ShapeError
@@ -417,14 +436,19 @@ def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header
             raise ShapeError(f"{path}: X has {X.shape[1]} columns; the model needs {d}.")
     else:
         X, y, names, tname = _load_csv(path, target, labels, header, features=features,
-                                       n_features=n_features, need_target=need_target)
+                                       n_features=n_features, need_target=need_target,
+                                       target_position=target_position)
     if X.ndim != 2:
         raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     X = check_X(X, name=f"X in {path.name}")
     if y is not None:
         if y.ndim != 1:
             raise ShapeError(f"{path}: y must be 1-D with one target per sample, got shape {y.shape}.")
-        if y.dtype.kind in "biuf":
+        if labels and y.dtype.kind in "biu":
+            # integer class labels stay integers (a float cast merges 10**18 and 10**18 + 1)
+            if y.shape[0] != X.shape[0]:
+                raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
+        elif y.dtype.kind in "biuf":
             y = check_y(y, X.shape[0], name=f"y in {path.name}", allow_matrix=False)
         elif y.shape[0] != X.shape[0]:
             raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
@@ -635,13 +659,24 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
                ("gated_relu", True): E.ConvexGatedReLUClassifier, ("gated_relu", False): E.ConvexGatedReLURegressor}
     cls = classes[args.activation, clf]
     loss = args.loss or ("logistic" if clf else "squared")
+    from .errors import InvalidParameterError
+
     if backend is None:
-        backend = "native" if args.backend == "native" else args.solver
+        if args.backend == "native" and args.solver is not None:
+            raise InvalidParameterError(f"--solver {args.solver} names a CVXPY solver; it needs --backend cvxpy "
+                                        "(the native backend chooses its own solver).")
+        backend = "native" if args.backend == "native" else (args.solver or "clarabel")
     kw = {}
-    if clf and getattr(args, "class_weight", None):
+    if getattr(args, "class_weight", None):
+        if not clf:
+            raise InvalidParameterError("--class-weight weighs classes; it needs --task classification.")
         kw["class_weight"] = args.class_weight
-    if args.lam is not None:
-        kw["lam"] = args.lam
+    lam = getattr(args, "lam", None)
+    if lam is not None:
+        if backend == "native" and not lam > 0:
+            raise InvalidParameterError(f"--lam must be > 0 with the native backend (0 only with --backend "
+                                        f"cvxpy), got {lam}.")
+        kw["lam"] = lam
     return cls(n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
                bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
                random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
@@ -733,11 +768,18 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         from .errors import InvalidParameterError
 
         raise InvalidParameterError(f"--report {args.report}: the folder {Path(args.report).parent} does not exist.")
+    if args.report and Path(args.report).is_dir():
+        from .errors import InvalidParameterError
+
+        raise InvalidParameterError(f"--report {args.report} is a folder; name the JSON file to write.")
     _fit_with_progress(est, X, y, args)
     rep = _report(est, X, y, args)
     output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
     meta = {"command": "fit", "data": str(args.data), "target": tname, "task": args.task,
             "feature_names": names, "y_fingerprint": _fingerprint_y(y)}
+    position = _target_column(args.data, tname)
+    if position is not None:
+        meta["target_index"] = position  # finds the target in files without a header
     written = io.save(est, output, metadata=meta)
     rep["model_file"] = str(written)
     _print_report(rep, sys.stdout)
@@ -764,13 +806,43 @@ def _load_model_file(path):
 
 def _model_columns(est, user: dict) -> dict:
     """How to find the model's features in a data file: by the names stored by ``cvxnn fit``
-    (or the estimator's ``feature_names_in_``), else by position."""
+    (or the estimator's ``feature_names_in_``), else by position; and where its target column
+    was in the training file (for files without a header)."""
+    position = user.get("target_index")
+    extra = {"target_position": position} if isinstance(position, int) and not isinstance(position, bool) else {}
     names = user.get("feature_names")
     if not isinstance(names, list):
         names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
     if isinstance(names, list) and len(names) == est.n_features_in_ and all(isinstance(n, str) for n in names):
-        return {"features": names}
-    return {"n_features": int(est.n_features_in_)}
+        return {"features": names, **extra}
+    return {"n_features": int(est.n_features_in_), **extra}
+
+
+def _label_kind(est) -> bool | str:
+    """How a data file's labels are read for ``est``: not at all (a regressor), as text when
+    its classes are strings (``"0"`` must stay ``"0"``), else as numbers where they look so."""
+    classes = getattr(est, "classes_", None)
+    if classes is None:
+        return False
+    return "text" if np.asarray(classes).dtype.kind in "USO" else True
+
+
+def _target_column(path, tname) -> int | None:
+    """The column of the target ``tname`` in a CSV file (its header, or ``col<j>``); None for
+    NPZ files or when it cannot be told."""
+    path = Path(path)
+    if tname is None or path.suffix.lower() == ".npz":
+        return None
+    try:
+        cells, _ = _first_row(path)
+    except Exception:  # noqa: BLE001 - the file was read already; the position is optional
+        return None
+    if cells is None:
+        return None
+    stripped = [c.strip() for c in cells]
+    if tname in stripped:
+        return stripped.index(tname)
+    return _positional(tname, len(stripped))
 
 
 # ------------------------------------------------------------------------- predict, score
@@ -778,7 +850,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
     target = args.target if args.target is not None else user.get("target")
     X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
-                             labels=hasattr(est, "classes_"), header=args.header,
+                             labels=_label_kind(est), header=args.header,
                              **_model_columns(est, user), need_target=False)
     name = user.get("target") or "prediction"
     if args.proba:
@@ -811,7 +883,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
     target = args.target if args.target is not None else user.get("target")
     X, y, _, tname = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
-                                 labels=hasattr(est, "classes_"), header=args.header,
+                                 labels=_label_kind(est), header=args.header,
                                  **_model_columns(est, user), need_target=True)
     classifier = hasattr(est, "classes_")
     if classifier:
@@ -922,6 +994,32 @@ def _split_holdout(X, y, fraction: float, seed, classification: bool):
     return train, val
 
 
+def _plot_target(args) -> Path | None:
+    """The file ``--plot`` writes (None: no plot, or no matplotlib): the name as given, with
+    ``.png`` appended when it has no extension (as matplotlib does); an extension matplotlib
+    cannot write is an :class:`~cvxnn.errors.InvalidParameterError`."""
+    from .errors import InvalidParameterError
+
+    if args.plot == "none":
+        return None
+    target = Path(args.plot) if args.plot else Path(args.data).with_suffix(".path.png")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        logger.info("matplotlib is not installed: no plot")
+        return None
+    if not target.suffix:
+        return target.with_name(target.name + ".png")
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    if target.suffix[1:].lower() not in formats:
+        raise InvalidParameterError(f"--plot {args.plot}: matplotlib cannot write {target.suffix!r} files; "
+                                    f"use one of {sorted('.' + f for f in formats)}.")
+    if not target.parent.is_dir():
+        raise InvalidParameterError(f"--plot {args.plot}: the folder {target.parent} does not exist.")
+    return target
+
+
 def _plot_path(rows: list[dict], path: Path, score_name: str, title: str) -> Path | None:
     """Write a plot of the path (scores and neurons against lam); None without matplotlib."""
     try:
@@ -955,6 +1053,7 @@ def _cmd_path(args: argparse.Namespace) -> int:
     from .errors import InvalidParameterError
 
     n_jobs = _check_n_jobs(args.n_jobs)
+    plot_file = _plot_target(args)  # a bad --plot fails before the path is solved
     X, y, _, _ = _data_from_args(args)
     est = _estimator_from_args(args)
     clf = _is_classification(args)
@@ -984,6 +1083,9 @@ def _cmd_path(args: argparse.Namespace) -> int:
         except ValueError:
             raise InvalidParameterError(f"--lams must be comma-separated numbers, got {args.lams!r}.") from None
         lams = np.array(sorted((check_lam(v, name="--lams") for v in values), reverse=True))
+        if est.backend == "native" and lams.size and not lams[-1] > 0:
+            raise InvalidParameterError(f"--lams values must be > 0 with the native backend (0 only with "
+                                        f"--backend cvxpy), got {args.lams!r}.")
     else:
         n_lams = check_positive_int(args.n_lams, "--n-lams")
         if not 0 < args.lam_min_ratio < 1:
@@ -1052,9 +1154,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
             writer = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if has_val or k != "val_score"])
             writer.writeheader()
             writer.writerows([{k: v for k, v in r.items() if has_val or k != "val_score"} for r in rows])
-    if args.plot != "none":
-        target = Path(args.plot) if args.plot else Path(args.data).with_suffix(".path.png")
-        written = _plot_path(rows, target, score, f"{Path(args.data).name}: {type(est).__name__}")
+    if plot_file is not None:
+        written = _plot_path(rows, plot_file, score, f"{Path(args.data).name}: {type(est).__name__}")
         if written is not None:
             print(f"plot: {written}", file=out)
     return 0 if all(r["status"] == "optimal" for r in rows) else 1
@@ -1095,7 +1196,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     if sol.lam is None or sol.loss is None:
         raise InvalidParameterError(f"{args.model}: the model has no lam or loss (it was fitted in "
                                     "constrained form); prune models written by 'cvxnn fit'.")
-    labels = est is not None and hasattr(est, "classes_")
+    labels = _label_kind(est) if est is not None else False
     target = args.target if args.target is not None else user.get("target")
     X, y, names, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=labels, header=args.header,
@@ -1184,7 +1285,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             objective_=net_obj, convex_objective_=float(after), n_active_neurons_=int(net.n_neurons),
             gap_=gap, status_=new_sol.status,
         )
-        meta.update({k: user[k] for k in ("target", "task", "feature_names", "y_fingerprint") if k in user})
+        meta.update({k: user[k] for k in ("target", "target_index", "task", "feature_names", "y_fingerprint")
+                     if k in user})
         print(f"training score        : {pruned_est.score(X, y):.6f}", file=out)
         written = io.save(pruned_est, output, metadata=meta)
     else:
@@ -1231,7 +1333,17 @@ def _add_data_options(p: argparse.ArgumentParser, *, target_help: str | None = N
     p.add_argument("--y-key", default="y", help="NPZ array with the targets (default y)")
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _lam_option(text: str) -> float | None:
+    """``--lam``: a number, or ``auto`` (the estimator's default)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, backends: bool = True, lam: bool = True) -> None:
     p.add_argument("--task", choices=("regression", "classification"), default="regression",
                    help="regression (real targets) or classification (labels); default regression")
     p.add_argument("--activation", choices=("relu", "gated_relu"), default="relu",
@@ -1239,10 +1351,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", default=None,
                    help="squared | huber | absolute (regression), logistic | squared | hinge "
                         "(classification); default squared / logistic")
-    p.add_argument("--lam", type=float, default=None,
-                   help="regularisation strength (default: the estimator's, 'auto' = 0.01 n for "
-                        "classification and, gated, 0.03 n for regression; relu regression: 1.0 on "
-                        "standardized targets)")
+    if lam:
+        p.add_argument("--lam", type=_lam_option, default=None,
+                       help="regularisation strength (default 'auto', the estimator's: 0.01 n for "
+                            "classification and, gated, 0.03 n for regression; relu regression: 1.0 on "
+                            "standardized targets)")
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
     p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")
@@ -1253,10 +1366,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                      help="fit on the raw columns")
     p.add_argument("--class-weight", choices=("balanced",), default=None,
                    help="classification: weight classes inversely to their frequency")
-    p.add_argument("--backend", choices=("native", "cvxpy"), default="native",
-                   help="native solvers (default) or CVXPY")
-    p.add_argument("--solver", default="clarabel",
-                   help="CVXPY solver with --backend cvxpy: clarabel (default), scs, ...")
+    if backends:
+        p.add_argument("--backend", choices=("native", "cvxpy"), default="native",
+                       help="native solvers (default) or CVXPY")
+        p.add_argument("--solver", default=None,
+                       help="CVXPY solver with --backend cvxpy: clarabel (default), scs, ...")
     p.add_argument("--tol", type=float, default=1e-6, help="native relative tolerance (default 1e-6)")
     p.add_argument("--max-iter", type=int, default=10_000, help="iteration limit (default 10000)")
 
@@ -1300,7 +1414,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     path = sub.add_parser("path", help="regularisation path with validation scores (warm-started)")
     _add_data_options(path)
-    _add_model_options(path)
+    _add_model_options(path, lam=False)  # the grid: --lams or --n-lams
     path.add_argument("--n-lams", type=int, default=10, help="grid size (default 10)")
     path.add_argument("--lam-min-ratio", type=float, default=1e-3,
                       help="smallest lam as a fraction of lam_max (default 1e-3)")
@@ -1331,7 +1445,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="solve with native and Clarabel on the same patterns; compare")
     _add_data_options(verify)
-    _add_model_options(verify)
+    _add_model_options(verify, backends=False)  # native against Clarabel, always
     verify.add_argument("--rtol", type=float, default=1e-5,
                         help="largest relative objective difference accepted (default 1e-5)")
     _add_progress_option(verify)

@@ -384,3 +384,111 @@ def test_path_grid_is_the_weighted_programs_and_errors_name_the_data(tmp_path, c
     one.write_text("a,b,label\n" + "".join(f"{r[0]},{r[1]},only\n" for r in X))
     code, _, err = run(["path", one, "--task", "classification", "--plot", "none", "--val-fraction", "0"], capsys)
     assert code == 2 and "at least 2 classes" in err
+
+
+# ------------------------------------------------------------------ files as users write them
+def _write(path, header, rows):
+    path.write_text((header + "\n" if header else "") + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def _regression_rows(n=60, seed=0, target_first=False):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    y = X[:, 0] - 2 * X[:, 1]
+    return [((t, *r) if target_first else (*r, t)) for r, t in zip(X.round(6), y.round(6), strict=True)]
+
+
+def test_predict_ignores_the_target_column_and_a_byte_order_mark(tmp_path, capsys):
+    rows = _regression_rows()
+    train = _write(tmp_path / "train.csv", "a,b,c,y", rows)
+    model = tmp_path / "m.npz"
+    assert run(["fit", train, "--n-gates", 8, "-o", model], capsys)[0] == 0
+    # predict ignores the target column: an empty or text cell there is no error
+    new = _write(tmp_path / "new.csv", "a,b,c,y", [(*r[:3], "") for r in rows[:5]])
+    code, out, _ = run(["predict", model, new], capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 6
+    # a UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + train.read_bytes())
+    code, out, _ = run(["score", model, bom], capsys)
+    assert code == 0 and "R^2" in out
+    assert run(["fit", bom, "--target", "a", "--n-gates", 5, "-o", tmp_path / "m2.npz"], capsys)[0] == 0
+    assert io.read_metadata(tmp_path / "m2.npz")["user"]["feature_names"] == ["b", "c", "y"]
+
+
+def test_a_headerless_file_finds_the_target_where_the_model_had_it(tmp_path, capsys):
+    rows = _regression_rows(80, target_first=True)
+    train = _write(tmp_path / "train.csv", "y,a,b,c", rows)
+    nohdr = _write(tmp_path / "nohdr.csv", None, rows)
+    model = tmp_path / "m.npz"
+    assert run(["fit", train, "--target", "y", "--n-gates", 8, "-o", model], capsys)[0] == 0
+    _, with_header, _ = run(["score", model, train], capsys)
+    code, without, _ = run(["score", model, nohdr], capsys)
+    assert code == 0 and with_header.splitlines()[-1] == without.splitlines()[-1]  # same R^2
+    # a model without the stored position cannot guess: an error, not the last column
+    meta = io.read_metadata(model)["user"]
+    assert meta["target_index"] == 0
+    del meta["target_index"]
+    est = io.load(model, kind="estimator")
+    io.save(est, tmp_path / "old.npz", metadata=meta)
+    code, _, err = run(["score", tmp_path / "old.npz", nohdr], capsys)
+    assert code == 2 and "--target" in err
+
+
+def test_score_reads_labels_as_the_model_s_text_classes(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    k = np.arange(90) % 3
+    X = rng.normal(size=(90, 2))
+    X[:, 0] += 3 * k
+    lab = np.array(["0", "1", "other"])[k]
+    train = _write(tmp_path / "train.csv", "a,b,label", [(*r, v) for r, v in zip(X, lab, strict=True)])
+    test = _write(tmp_path / "test.csv", "a,b,label",
+                  [(*r, v) for r, v, m in zip(X, lab, k < 2, strict=True) if m])
+    model = tmp_path / "m.npz"
+    assert run(["fit", train, "--task", "classification", "--n-gates", 10, "-o", model], capsys)[0] in (0, 1)
+    code, out, _ = run(["score", model, test], capsys)
+    assert code == 0 and "accuracy" in out
+
+
+def test_npz_integer_labels_keep_their_identity(tmp_path, capsys):
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = np.where(X[:, 0] > 0, 10**18, 10**18 + 1).astype(np.int64)  # equal as float64
+    data = tmp_path / "big.npz"
+    np.savez(data, X=X, y=y)
+    code, _, err = run(["fit", data, "--task", "classification", "--n-gates", 5, "-o", tmp_path / "m.npz"], capsys)
+    assert code in (0, 1), err
+    assert sorted(io.load(tmp_path / "m.npz", kind="estimator").classes_.tolist()) == [10**18, 10**18 + 1]
+
+
+def test_missing_label_tokens_are_missing(tmp_path, capsys):
+    rows = [(*r[:2], "1" if r[0] > 0 else "-1") for r in _regression_rows()]
+    rows[4] = (*rows[4][:2], "NA")
+    data = _write(tmp_path / "na.csv", "a,b,y", rows)
+    code, _, err = run(["fit", data, "--task", "classification", "--n-gates", 5, "-o", tmp_path / "m.npz"], capsys)
+    assert code == 2 and "missing label in row 5" in err
+
+
+def test_options_that_would_be_ignored_are_errors(tmp_path, capsys):
+    train = _write(tmp_path / "train.csv", "a,b,c,y", _regression_rows())
+    out = tmp_path / "m.npz"
+    for argv, words in [
+        (["fit", train, "--lam", -1], "--lam must be > 0"),
+        (["fit", train, "--lam", 0], "--lam must be > 0"),
+        (["fit", train, "--class-weight", "balanced"], "--task classification"),
+        (["fit", train, "--solver", "scs"], "--backend cvxpy"),
+        (["fit", train, "--report", tmp_path], "is a folder"),
+        (["path", train, "--lams", "1,0"], "> 0"),
+        (["path", train, "--n-lams", 2, "--plot", tmp_path / "p.xyz"], "cannot write '.xyz'"),
+    ]:
+        code, _, err = run([*argv, "--n-gates", 4, *([] if argv[0] == "path" else ["-o", out])], capsys)
+        assert code == 2 and words in err, (argv, err)
+    assert not out.exists()  # nothing was fitted or saved
+    # --lam auto is the documented default
+    assert run(["fit", train, "--lam", "auto", "--n-gates", 4, "-o", out], capsys)[0] == 0
+    # a plot name without an extension gets the .png matplotlib writes, and says so
+    pytest.importorskip("matplotlib")
+    code, text, _ = run(["path", train, "--n-gates", 4, "--n-lams", 2, "--plot", tmp_path / "myplot"], capsys)
+    assert (tmp_path / "myplot.png").is_file() and f"plot: {tmp_path / 'myplot.png'}" in text
+    with pytest.raises(SystemExit):  # path solves a grid: no --lam
+        main(["path", str(train), "--lam", "1"])

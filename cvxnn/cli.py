@@ -267,10 +267,14 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
                 # warning would add a second line
                 warnings.simplefilter("ignore", UserWarning)
                 if t is not None and labels:
-                    X = np.loadtxt(path, delimiter=",", skiprows=skip, usecols=feats, ndmin=2, comments=None,
+                    # all columns as text (a row with a field too many or too few is refused here,
+                    # not cut to the used columns), then the features as numbers
+                    A = np.loadtxt(path, delimiter=",", skiprows=skip, dtype=str, ndmin=2, comments=None,
                                    quotechar='"', encoding="utf-8-sig")
-                    y = np.char.strip(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[t], dtype=str,
-                                                 comments=None, quotechar='"', encoding="utf-8-sig", ndmin=1))
+                    if A.shape[1] != ncols:
+                        return None
+                    X = A[:, feats].astype(np.float64)
+                    y = np.char.strip(A[:, t])
                 else:
                     A = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments=None,
                                    quotechar='"', encoding="utf-8-sig")
@@ -927,11 +931,12 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"{name:<10} {est.status_:<20} {est.objective_:>20.12g} {est.convex_objective_:>20.12g} "
               f"{est.objective_ - est.convex_objective_:>13.3e} {est.n_active_neurons_:>8d} "
               f"{est.fit_time_:>10.4f}", file=out)
-    obj_rel = max(abs(native.objective_ - ref.objective_) / max(1.0, abs(ref.objective_)),
-                  abs(native.convex_objective_ - ref.convex_objective_) / max(1.0, abs(ref.convex_objective_)))
+    tiny = np.finfo(float).tiny  # relative differences: objectives below 1 are not compared absolutely
+    obj_rel = max(abs(native.objective_ - ref.objective_) / max(abs(ref.objective_), tiny),
+                  abs(native.convex_objective_ - ref.convex_objective_) / max(abs(ref.convex_objective_), tiny))
     fit_n = native.solution_.train_predict(native._transform(X))
     fit_r = ref.solution_.train_predict(ref._transform(X))
-    pred_rel = float(np.max(np.abs(fit_n - fit_r)) / max(1.0, float(np.max(np.abs(fit_r)))))
+    pred_rel = float(np.max(np.abs(fit_n - fit_r)) / max(float(np.max(np.abs(fit_r))), tiny))
     ok = obj_rel <= args.rtol and native.status_ == "optimal" and ref.status_ == "optimal"
     print(f"relative objective difference : {obj_rel:.3e}  (rtol {args.rtol:g})", file=out)
     print(f"relative fit difference       : {pred_rel:.3e}", file=out)
@@ -1254,7 +1259,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     after = pruned_sol.objective(Xs, y_enc, lam, loss)
     print(f"objective before      : {before:.12g}", file=out)
     print(f"objective after       : {after:.12g}", file=out)
-    print(f"relative change       : {abs(after - before) / max(1.0, abs(before)):.3e}", file=out)
+    print(f"relative change       : {abs(after - before) / max(abs(before), np.finfo(float).tiny):.3e}", file=out)
     net = pruned_sol.to_network()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -1265,7 +1270,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     meta = {"command": "prune", "source": str(args.model), "lam": lam, "loss": loss.name, "width": args.width}
     # approximate pruning (--width past the minimal model) raises the objective: the result is no
     # longer an optimum, and its status, gap and diagnostics say so
-    approximate = after - before > 1e-9 * max(1.0, abs(before))
+    approximate = after - before > 1e-9 * max(abs(before), np.finfo(float).tiny)
     if approximate:
         print("status                : approximate (the objective rose: not an optimum)", file=out)
     if est is not None:

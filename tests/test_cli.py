@@ -492,3 +492,31 @@ def test_options_that_would_be_ignored_are_errors(tmp_path, capsys):
     assert (tmp_path / "myplot.png").is_file() and f"plot: {tmp_path / 'myplot.png'}" in text
     with pytest.raises(SystemExit):  # path solves a grid: no --lam
         main(["path", str(train), "--lam", "1"])
+
+
+def test_a_ragged_row_is_refused_when_labels_are_read(tmp_path, capsys):
+    data = tmp_path / "ragged.csv"
+    data.write_text("a,b,y\n1,2,0\n4,5,1,99\n6,7,1\n0,1,0\n")
+    for task in ("regression", "classification"):
+        code, _, err = run(["fit", data, "--task", task, "--n-gates", 3, "-o", tmp_path / "m.npz"], capsys)
+        assert code == 2 and "row 2 has 4 fields" in err, (task, err)
+
+
+def test_verify_compares_small_objectives_relatively(tmp_path, capsys):
+    # objectives of order 1e-5 (targets x 1e-3, lam x 1e-6): the printed difference is relative
+    # to the reference, not |a - b| / max(1, |b|), which let a 0.7 % disagreement pass
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    y = np.maximum(X @ rng.normal(size=4), 0) - X[:, 0]
+    y = 1e-3 * (y - y.mean()) / y.std()
+    data = _write(tmp_path / "tiny.csv", "a,b,c,d,y", [(*r, t) for r, t in zip(X, y, strict=True)])
+    code, out, _ = run(["verify", data, "--activation", "gated_relu", "--n-gates", 10, "--no-standardize",
+                        "--tol", 0.5, "--max-iter", 3, "--lam", 1e-6], capsys)
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split()[:1] in (["native"], ["clarabel"]) and len(line.split()) == 7}
+    (a, ca), (b, cb) = (tuple(map(float, rows[k][2:4])) for k in ("native", "clarabel"))
+    assert b < 1e-3
+    expected = max(abs(a - b) / abs(b), abs(ca - cb) / abs(cb))
+    rel = float(next(line for line in out.splitlines() if line.startswith("relative objective")).split()[4])
+    assert rel == pytest.approx(expected, rel=1e-2, abs=1e-12)
+    assert (code == 1) == (rel > 1e-5)

@@ -433,3 +433,19 @@ def test_gated_function_dimension_matches_sampled_functions(seed, bias):
         assert spread <= 1e-6 * max(top, 1.0)
     else:
         assert spread > 1e-4 * max(top, 1.0)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])
+def test_contains_is_relative_at_any_scale_of_the_data(scale):
+    # data of magnitude 1e-6: the fit test compared ||fit - rhs|| with tol * max(1, ||rhs||), an
+    # absolute 1e-6 that accepted a model 10 % off the optimal fit
+    from cvxnn import enumerate_patterns, solve
+
+    rng = np.random.default_rng(1)
+    X, y = scale * rng.standard_normal((8, 2)), scale * rng.standard_normal(8)
+    pats = enumerate_patterns(X)
+    sol = solve(X, y, pats, activation="relu", lam=0.01 * scale**2, tol=1e-10)
+    S = optimal_set(sol, X, y)
+    alpha = S.sample(3, seed=0)[0]
+    assert S.contains(S.model_at(alpha))
+    assert not S.contains(S.model_at(1.1 * alpha))

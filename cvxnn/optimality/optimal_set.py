@@ -230,12 +230,12 @@ class OptimalSet:
         if np.linalg.norm(outside) > tol * scale:
             return False
         alpha = self.alpha_of(model)
-        if alpha.min(initial=0.0) < -tol * max(1.0, np.abs(alpha).max(initial=0.0)):
+        if alpha.min(initial=0.0) < -tol * np.abs(alpha).max(initial=0.0):  # relative: any data scale
             return False
         if np.linalg.norm(theta[:, self.blocks] - self.directions * alpha) > tol * scale:
             return False
         fit_err = np.linalg.norm(self.columns @ alpha - self.rhs)
-        return bool(fit_err <= tol * max(1.0, np.linalg.norm(self.rhs)))
+        return bool(fit_err <= tol * max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny))
 
     def _check_alpha(self, alpha) -> np.ndarray:
         """Coordinates of a point of ``P``: shape ``(|S|,)``, finite, ``>= 0`` (entries above
@@ -248,7 +248,7 @@ class OptimalSet:
             raise InvalidParameterError(f"alpha must have shape ({self.n_blocks},), got {alpha.shape}.")
         if not np.all(np.isfinite(alpha)):
             raise NonFiniteError("alpha contains NaN or infinity.")
-        floor = -1e-9 * max(1.0, float(np.abs(alpha).max(initial=0.0)))
+        floor = -1e-9 * float(np.abs(alpha).max(initial=0.0))
         if alpha.min(initial=0.0) < floor:
             raise InvalidParameterError(
                 f"alpha must be >= 0 (points of the optimal set have nonnegative coordinates); its smallest "
@@ -624,7 +624,7 @@ class OptimalSet:
                 sigma = np.zeros(m)
                 sigma[: sig.size] = sig
                 D = Nr @ Wt.T
-                budget = 0.5 * self.fit_tol * max(1.0, float(np.linalg.norm(self.rhs)))
+                budget = 0.5 * self.fit_tol * max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny)
                 # A priori, |w_j| <= ||z - z_ref|| <= 2 T max colnorm (all optima have the penalty
                 # T = sum alpha_ref and z >= 0); LPs sharpen it only where it could matter, so
                 # exactly null directions (sigma ~ 1e-16) cost nothing.
@@ -738,7 +738,7 @@ class OptimalSet:
                 kept += 1
         err = float(np.max(np.linalg.norm(out @ self.columns.T - self.rhs, axis=1)))
         # (a floor of 1e-12 for the round-off of the two products, relevant only when fit_tol ~ 0)
-        bound = max(self.fit_tol, 1e-12) * max(1.0, float(np.linalg.norm(self.rhs)))
+        bound = max(self.fit_tol, 1e-12) * max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny)
         if err > bound:
             raise SolverError(f"a hit-and-run sample misses the fit by {err:.2e} > {bound:.2e}; "
                               "please report this (a sampler defect).", status="numerical_error")

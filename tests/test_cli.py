@@ -520,3 +520,17 @@ def test_verify_compares_small_objectives_relatively(tmp_path, capsys):
     rel = float(next(line for line in out.splitlines() if line.startswith("relative objective")).split()[4])
     assert rel == pytest.approx(expected, rel=1e-2, abs=1e-12)
     assert (code == 1) == (rel > 1e-5)
+
+
+def test_exact_prune_keeps_the_status_and_nonsmooth_losses_point_to_cvxpy(tmp_path, capsys):
+    train = _write(tmp_path / "train.csv", "a,b,c,y", _regression_rows(80))
+    model = tmp_path / "m.npz"
+    code, _, err = run(["fit", train, "--loss", "absolute", "--n-gates", 6, "-o", model], capsys)
+    assert code == 2 and "--backend cvxpy" in err
+    assert run(["fit", train, "--loss", "absolute", "--backend", "cvxpy", "--n-gates", 6, "-o", model],
+               capsys)[0] == 0
+    # exact pruning drops Clarabel's sub-threshold leftovers: the objective moves at the solver's
+    # accuracy (~1e-8), which is not approximation
+    code, out, _ = run(["prune", model, train, "-o", tmp_path / "p.npz"], capsys)
+    assert code == 0 and "approximate" not in out
+    assert io.load(tmp_path / "p.npz", kind="estimator").status_ == "optimal"

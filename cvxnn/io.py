@@ -617,6 +617,13 @@ def _open_archive(zf: zipfile.ZipFile, path: Path, max_bytes: int | None) -> tup
         if unknown:
             raise FileFormatError(f"{path}: entries {unknown[:5]} have no checksum; they were added "
                                   "after the file was saved.")
+        # the checksums list every entry the save wrote: one that is gone (a damaged central
+        # directory hides the records after it) would read as "not fitted with it" (no
+        # standardizer, no gate bias) and change the predictions silently
+        lost = sorted(set(checksums) - set(headers))
+        if lost:
+            raise FileFormatError(f"{path}: entries {lost[:5]} listed in the metadata are missing; the file "
+                                  "is damaged or truncated.")
         arc.checksums = checksums
     else:
         warnings.warn(f"{path} was written by an older cvxnn (format version {version}) without "

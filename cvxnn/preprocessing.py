@@ -59,12 +59,15 @@ CONSTANT_RTOL = 1e-12
 def _scales(A: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column standard deviations (weighted by ``weights`` when given), with 1 for
     (numerically) constant columns, and the constant flags."""
-    if weights is None:
-        std = A.std(axis=0)
-    else:
-        mean = np.average(A, axis=0, weights=weights)
-        std = np.sqrt(np.average((A - mean) ** 2, axis=0, weights=weights))
+    # computed on the columns divided by their largest magnitude: the squares of tiny columns
+    # (|x| ~ 1e-200) underflow to 0, which read them as constant
     size = np.maximum(np.abs(A).max(axis=0), np.finfo(float).tiny)
+    An = A / size
+    if weights is None:
+        std = An.std(axis=0) * size
+    else:
+        mean = np.average(An, axis=0, weights=weights)
+        std = np.sqrt(np.average((An - mean) ** 2, axis=0, weights=weights)) * size
     constant = std <= CONSTANT_RTOL * size
     return np.where(constant, 1.0, std), constant
 
@@ -329,7 +332,8 @@ class Standardizer:
             c0 = net.gate_bias if net.gate_bias is not None else np.zeros(m)
             kw = {"gates": net.gates / s[:, None], "gate_bias": c0 - (mu / s) @ net.gates}
         if np.any(ym != 0):
-            t = float(np.sqrt(np.linalg.norm(ym)))
+            big = float(np.abs(ym).max())  # a scaled norm: ||ym||^2 underflows for |ym| ~ 1e-170
+            t = float(np.sqrt(big * np.linalg.norm(ym / big)))
             W1 = np.hstack([W1, np.zeros((W1.shape[0], 1))])
             b1 = np.append(b1, t)
             extra = ym / t

@@ -175,7 +175,7 @@ def test_foreign_and_future_files(tmp_path, relu_solution):
         io.load(rewrite({"format": "something-else"}))
     with pytest.raises(FileFormatError, match="unknown kind"):
         io.load(rewrite({"kind": "teapot"}))
-    with pytest.raises(FileFormatError, match="'V' is missing"):
+    with pytest.raises(FileFormatError, match=r"\['V'\] listed in the metadata are missing"):
         io.load(rewrite(drop="V"))
     with pytest.raises(FileFormatError, match="expected relu_network"):
         io.load(rewrite(), kind="relu_network")
@@ -398,6 +398,26 @@ def test_added_entries_and_old_files(tmp_path, relu_solution):
     with pytest.warns(CvxnnWarning, match="without checksums"):
         back = io.load(old)
     np.testing.assert_array_equal(back.V, relu_solution.V)
+
+
+def test_a_missing_entry_is_refused_not_read_as_absent(tmp_path):
+    # a damaged central directory can hide the records after it: the standardizer's entries went
+    # missing and the model loaded as one fitted without standardization (predictions off by 1.25)
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    X, y = load_teacher_regression()
+    est = ConvexGatedReLURegressor(n_gates=6, random_state=0).fit(X, y)
+    src = io.save(est, tmp_path / "m.npz")
+    with zipfile.ZipFile(src) as zf:
+        dropped = [n for n in zf.namelist() if "standardizer" in n]
+    assert dropped
+    damaged = tmp_path / "damaged.npz"
+    with zipfile.ZipFile(src) as a, zipfile.ZipFile(damaged, "w") as b:
+        for info in a.infolist():
+            if info.filename not in dropped:
+                b.writestr(info, a.read(info.filename))
+    with pytest.raises(FileFormatError, match="missing"):
+        io.load(damaged)
 
 
 @pytest.mark.parametrize("field, value, where", [

@@ -575,3 +575,25 @@ def test_planted_teacher_validates_its_arguments():
             planted_teacher(n, 3)
     X, y = planted_teacher(20, 3, n_outputs=2)
     assert X.shape == (20, 3) and y.shape == (20, 2)
+
+
+def test_standardizer_handles_magnitudes_whose_squares_underflow():
+    from cvxnn.preprocessing import Standardizer
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30) + 2.0
+    ref = Standardizer(center=True, scale=True, center_y=True, scale_y=True).fit(X, y)
+    tiny = Standardizer(center=True, scale=True, center_y=True, scale_y=True).fit(1e-200 * X, 1e-170 * y)
+    np.testing.assert_allclose(tiny.scale_ / 1e-200, ref.scale_, rtol=1e-12)
+    np.testing.assert_allclose(tiny.transform(1e-200 * X), ref.transform(X), rtol=1e-10, atol=1e-12)
+
+
+def test_a_regressor_fits_targets_whose_squares_underflow():
+    from cvxnn.estimators import ConvexGatedReLURegressor
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal(40) + 2.0
+    ref = ConvexGatedReLURegressor(n_gates=6, random_state=0).fit(X, y)
+    tiny = ConvexGatedReLURegressor(n_gates=6, random_state=0).fit(X, 1e-170 * y)
+    assert tiny.status_ == "optimal"
+    np.testing.assert_allclose(tiny.predict(X) / 1e-170, ref.predict(X), rtol=1e-6, atol=1e-8)

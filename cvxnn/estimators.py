@@ -459,50 +459,15 @@ def _make_patterns(est, X: np.ndarray) -> Patterns:
 
 
 def _certified_gap(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss) -> float | None:
-    """Absolute duality gap certifying ``sol`` (an upper bound on ``objective - p*``).
-
-    The native solvers report one. For CVXPY solutions it is computed by
-    :func:`cvxnn.native.duality_gap` from the point and the solver's cone multipliers
-    (``sol.multipliers``); it needs a smooth loss with a conjugate and ``lam > 0``,
-    otherwise ``None`` (no certificate) is returned.
-    """
+    """Absolute duality gap certifying ``sol`` (an upper bound on ``objective - p*``): the native
+    solver's own, else :func:`cvxnn.native.certificates.solution_gap` (None: no certificate)."""
     if sol.gap is not None:
         return float(sol.gap)
-    if sol.backend == "native" or lam <= 0 or not loss.smooth:
-        # a native solution without a gap has none to give (a point outside its cones)
+    if sol.backend == "native":  # a native solution without a gap has none to give (outside its cones)
         return None
-    from .errors import CvxnnError
-    from .native import duality_gap
+    from .native.certificates import solution_gap
 
-    multipliers = None
-    if sol.spec.constrained:  # the gap of a cone-constrained point needs its multipliers
-        multipliers = sol.multipliers
-        if multipliers is None:
-            return None
-    try:
-        if sol.spec.constrained and sol.n_outputs > 1 and sol.formulation == "one_vs_all":
-            cert = _one_vs_all_certificate(sol, X, y, lam, loss, multipliers)
-        else:
-            cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
-    except (CvxnnError, ValueError) as exc:  # e.g. a loss without a conjugate
-        logger.debug("no duality gap for this solution: %s", exc)
-        return None
-    return float(max(cert.gap, 0.0)) if np.isfinite(cert.gap) else None
-
-
-def _one_vs_all_certificate(sol: ConvexSolution, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
-                            multipliers: np.ndarray):
-    """The gap certificate of a one-vs-all C-ReLU solution (column norms and their dual, the
-    largest column norm; :func:`cvxnn.native.duality_gap` certifies the nuclear program)."""
-    from .native._losses import make_kernel
-    from .native.certificates import relu_certificate
-
-    y2 = loss.check_targets(check_y(y, X.shape[0]))
-    y2 = y2[:, None] if y2.ndim == 1 else y2
-    rho = np.asarray(multipliers, dtype=np.float64)
-    rho = rho[:, :, None] if rho.ndim == 2 else rho
-    return relu_certificate(sol.patterns.design(X), sol.patterns.mask, make_kernel(loss, y2, np.float64), lam,
-                            sol.V, sol.W, rho, penalty="columnwise")
+    return solution_gap(sol, X, y, lam, loss)
 
 
 def _network_tol(sol: ConvexSolution, X: np.ndarray, y: np.ndarray) -> float:

@@ -271,3 +271,20 @@ def test_switching_the_solver_does_not_switch_the_vector_program():
     nuc = cvxnn.solve(X, Y, pats, **kw, formulation="nuclear", solver="clarabel")
     assert nuc.formulation == "nuclear"
     assert nuc.objective_value < cla.objective_value  # a nuclear norm is below the column norms' sum
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_cvxpy_solutions_carry_cvxnn_s_certificate(activation):
+    # the float64 gap of the returned point bounds its true suboptimality (the native optimum)
+    from cvxnn import build_program, sample_patterns, solve
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.where(X[:, 0] - np.abs(X[:, 1]) > 0, 1.0, -1.0)
+    pats = sample_patterns(X, 8, seed=0, bias=True)
+    sol = build_program(X, y, activation=activation, loss="logistic", lam=0.5, patterns=pats).solve()
+    best = solve(X, y, pats, activation=activation, loss="logistic", lam=0.5, tol=1e-12)
+    gap = sol.extra["certified_gap"]
+    assert gap >= sol.objective_value - best.objective_value - 1e-9 * abs(best.objective_value)
+    assert sol.extra["certified_rel_gap"] == pytest.approx(gap / abs(sol.objective_value))
+    assert sol.extra["certified_rel_gap"] < 1e-4

@@ -23,6 +23,7 @@ All computations here run in float64 on the matrix-free operator.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,8 @@ from ..patterns import Patterns
 from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
 from .prox import BlockPenalty, penalty_norms
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["GapCertificate", "duality_gap", "feature_relu_certificate", "feature_sparse_certificate", "lam_max_gated",
            "min_norm_subgradient"]
@@ -366,3 +369,36 @@ def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> flo
     from .._lam_max import lam_max
 
     return lam_max(X, y, patterns, "gated_relu", loss)
+
+
+def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss) -> float | None:
+    """Absolute duality gap (float64) certifying a solution that carries no gap of its own, e.g. a
+    CVXPY solver's: from the point and, for C-ReLU, the solver's cone multipliers
+    (``sol.multipliers``); the one-vs-all C-ReLU program by its column norms. None when no
+    certificate applies (``lam <= 0``, a loss without a smooth conjugate, a C-ReLU point without
+    multipliers, a penalty :func:`duality_gap` does not take) or it is not finite.
+    """
+    from ..errors import CvxnnError
+
+    loss = get_loss(loss)
+    if lam is None or lam <= 0 or not loss.smooth:
+        return None
+    multipliers = None
+    if sol.spec.constrained:  # the gap of a cone-constrained point needs its multipliers
+        multipliers = getattr(sol, "multipliers", None)
+        if multipliers is None:
+            return None
+    try:
+        if sol.spec.constrained and sol.n_outputs > 1 and getattr(sol, "formulation", None) == "one_vs_all":
+            y2 = loss.check_targets(check_y(y, np.asarray(X).shape[0]))
+            y2 = y2[:, None] if y2.ndim == 1 else y2
+            rho = np.asarray(multipliers, dtype=np.float64)
+            rho = rho[:, :, None] if rho.ndim == 2 else rho
+            cert = relu_certificate(sol.patterns.design(np.asarray(X, dtype=np.float64)), sol.patterns.mask,
+                                    make_kernel(loss, y2, np.float64), lam, sol.V, sol.W, rho, penalty="columnwise")
+        else:
+            cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
+    except (CvxnnError, ValueError) as exc:  # e.g. a loss without a conjugate, a feature penalty
+        logger.debug("no duality gap for this solution: %s", exc)
+        return None
+    return float(max(cert.gap, 0.0)) if np.isfinite(cert.gap) else None

@@ -219,9 +219,11 @@ class ConvexProgram:
         InvalidParameterError
             For an unknown or uninstalled solver or a bad option.
         """
+        from .native.certificates import attach_certificate
+
         if lam is not None:
             self.set_lam(lam)
-        return cvxpy_adapter.solve_program(self, solver, **solver_opts)
+        return attach_certificate(self, cvxpy_adapter.solve_program(self, solver, **solver_opts))
 
     # ---------------------------------------------------------------- adapter hooks
     def default_solver_options(self, solver: str) -> dict[str, Any]:

@@ -519,23 +519,4 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         extra=extra,
         **fields,
     )
-    return _check_certificate(program, sol)
-
-
-def _check_certificate(program, sol: ConvexSolution) -> ConvexSolution:
-    """Add cvxnn's float64 duality gap of a regularized program's solution
-    (:func:`cvxnn.native.certificates.solution_gap`) as ``extra["certified_gap"]`` and
-    ``extra["certified_rel_gap"]`` when a certificate applies. The status stays the solver's: the
-    certificate is an upper bound that is first order in the error of an interior point's fit,
-    so it can exceed the true suboptimality by orders of magnitude (a Clarabel solution
-    `3.6e-8` above the optimum certified `2.2e-5` on a small cross-entropy program), and it is
-    reported, not used to overrule the solver (docs/solvers.md)."""
-    if program.lam is None or getattr(program, "form", "regularized") != "regularized" or program.loss is None:
-        return sol
-    from ..native.certificates import solution_gap
-
-    gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss)
-    if gap is not None:
-        sol.extra["certified_gap"] = gap
-        sol.extra["certified_rel_gap"] = gap / max(abs(float(sol.objective_value)), np.finfo(float).tiny)
     return sol

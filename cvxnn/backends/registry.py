@@ -130,7 +130,9 @@ class CvxpyAdapter:
             opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
         if request.max_iter is not None and name in CVXPY_ITER_OPTION:
             opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))
-        return cvxpy_adapter.solve_program(program, name, **opts)
+        from ..native.certificates import attach_certificate
+
+        return attach_certificate(program, cvxpy_adapter.solve_program(program, name, **opts))
 
 
 def _same_loss(a: Loss, b: Loss) -> bool:

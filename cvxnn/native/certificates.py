@@ -402,3 +402,20 @@ def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss) -> float 
         logger.debug("no duality gap for this solution: %s", exc)
         return None
     return float(max(cert.gap, 0.0)) if np.isfinite(cert.gap) else None
+
+
+def attach_certificate(program, sol):
+    """Add cvxnn's float64 duality gap of a CVXPY solution of a regularized program
+    (:func:`solution_gap`) as ``extra["certified_gap"]`` and ``extra["certified_rel_gap"]`` when a
+    certificate applies; returns ``sol``. The status stays the solver's: the certificate is an
+    upper bound that is first order in the error of an interior point's fit, so it can exceed the
+    true suboptimality by orders of magnitude (a Clarabel solution ``3.6e-8`` above the optimum
+    certified ``2.2e-5`` on a small cross-entropy program); it is reported, not used to overrule
+    the solver (docs/solvers.md)."""
+    if program.lam is None or getattr(program, "form", "regularized") != "regularized" or program.loss is None:
+        return sol
+    gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss)
+    if gap is not None:
+        sol.extra["certified_gap"] = gap
+        sol.extra["certified_rel_gap"] = gap / max(abs(float(sol.objective_value)), np.finfo(float).tiny)
+    return sol

@@ -353,8 +353,10 @@ def test_the_cost_cap_applies_only_to_costly_designs(monkeypatch, threshold, exp
 
 
 def test_small_designs_finish_in_the_working_set(monkeypatch):
-    """Iris at a tiny lam: with the cost cap the working set handed over to R-FISTA (about 4x the
-    iterations); without it (the default on designs this small) it certifies the same optimum."""
+    """Iris at a tiny lam: without the cost cap (the default on designs this small) the working set
+    certifies the optimum itself. With the cap it handed over to R-FISTA (about 4x the iterations)
+    until the subspace polish's decrement test became relative (its ``max(1, |f|)`` floor refused
+    the steps of this objective below 1); it may now finish there too, at the same optimum."""
     pytest.importorskip("sklearn")
     from sklearn.datasets import load_iris
     from sklearn.preprocessing import StandardScaler
@@ -368,8 +370,9 @@ def test_small_designs_finish_in_the_working_set(monkeypatch):
     monkeypatch.setattr(gws, "DENSE_MIN_FLOPS", 0.0)
     capped = est.fit(X, y).solution_
     assert default.status == capped.status == "optimal"
-    assert not default.extra["working_set_fallback"] and capped.extra["working_set_fallback"]
-    assert default.iterations < capped.iterations
+    assert not default.extra["working_set_fallback"]
+    if capped.extra["working_set_fallback"]:
+        assert default.iterations < capped.iterations
     assert default.objective_value == pytest.approx(capped.objective_value, rel=2e-4)
 
 

@@ -56,18 +56,27 @@ logger = logging.getLogger(__name__)
 CONSTANT_RTOL = 1e-12
 
 
+#: Columns whose largest magnitude is below this get their standard deviation on rescaled values.
+TINY_COLUMN = 1e-100
+
+
 def _scales(A: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Column standard deviations (weighted by ``weights`` when given), with 1 for
     (numerically) constant columns, and the constant flags."""
-    # computed on the columns divided by their largest magnitude: the squares of tiny columns
-    # (|x| ~ 1e-200) underflow to 0, which read them as constant
+    def std_of(B):
+        if weights is None:
+            return B.std(axis=0)
+        mean = np.average(B, axis=0, weights=weights)
+        return np.sqrt(np.average((B - mean) ** 2, axis=0, weights=weights))
+
     size = np.maximum(np.abs(A).max(axis=0), np.finfo(float).tiny)
-    An = A / size
-    if weights is None:
-        std = An.std(axis=0) * size
-    else:
-        mean = np.average(An, axis=0, weights=weights)
-        std = np.sqrt(np.average((An - mean) ** 2, axis=0, weights=weights)) * size
+    std = std_of(A)
+    tiny = size < TINY_COLUMN
+    if tiny.any():
+        # the squares of tiny columns (|x| ~ 1e-200) underflow to 0, which read them as constant:
+        # those are computed on the column divided by its largest magnitude (only those: the
+        # other columns keep their bits, and with them every fit on ordinary data)
+        std[tiny] = std_of(A[:, tiny] / size[tiny]) * size[tiny]
     constant = std <= CONSTANT_RTOL * size
     return np.where(constant, 1.0, std), constant
 

@@ -288,3 +288,20 @@ def test_cvxpy_solutions_carry_cvxnn_s_certificate(activation):
     assert gap >= sol.objective_value - best.objective_value - 1e-9 * abs(best.objective_value)
     assert sol.extra["certified_rel_gap"] == pytest.approx(gap / abs(sol.objective_value))
     assert sol.extra["certified_rel_gap"] < 1e-4
+
+
+def test_solution_gap_says_none_where_no_certificate_applies():
+    import dataclasses
+
+    from cvxnn import build_program, sample_patterns
+    from cvxnn.native.certificates import solution_gap
+
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((30, 2)), rng.standard_normal(30)
+    pats = sample_patterns(X, 6, seed=0)
+    sol = build_program(X, y, activation="relu", lam=0.3, patterns=pats).solve()
+    assert solution_gap(sol, X, y, 0.3, "squared") >= 0.0
+    assert solution_gap(sol, X, y, 0.0, "squared") is None  # no lam, no dual bound
+    assert solution_gap(sol, X, y, 0.3, "absolute") is None  # no smooth conjugate
+    bare = dataclasses.replace(sol, multipliers=None, cone_duals=None, extra={})
+    assert solution_gap(bare, X, y, 0.3, "squared") is None  # a C-ReLU point needs its multipliers

@@ -40,8 +40,8 @@ from .prox import BlockPenalty, penalty_norms
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GapCertificate", "duality_gap", "feature_relu_certificate", "feature_sparse_certificate", "lam_max_gated",
-           "min_norm_subgradient"]
+__all__ = ["GapCertificate", "attach_certificate", "duality_gap", "feature_relu_certificate",
+           "feature_sparse_certificate", "lam_max_gated", "min_norm_subgradient", "solution_gap"]
 
 
 @dataclass(frozen=True)

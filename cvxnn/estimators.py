@@ -593,6 +593,7 @@ class WeightedLoss(Loss):
         w = np.asarray(self.weights, dtype=float)
         if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise InvalidParameterError("weights must be a 1-D array of finite non-negative numbers.")
+        _check_weight_scale(w, "weights")
         object.__setattr__(self, "weights", w)
         object.__setattr__(self, "reduction", self.base.reduction)
         values, inverse = np.unique(w, return_inverse=True)
@@ -706,6 +707,13 @@ class WeightedLoss(Loss):
 #: native solvers all have them, so this limit is for user-defined losses.
 MAX_WEIGHT_GROUPS = 64
 
+#: Largest sample weight accepted. The native solvers run some products in float32 (largest
+#: number 3.4e38) and square gradients in Gram matrices and Hessians, so weights near 1e38
+#: overflowed: a bare ``LinAlgError`` or, worse, an ``"optimal"`` status on a model fitted to
+#: infinities. A common factor of all weights only rescales the loss against ``lam``, so divide
+#: the weights (and a fixed ``lam``) by it instead.
+MAX_SAMPLE_WEIGHT = 1e30
+
 
 def _check_native_weights(backend, wloss: WeightedLoss) -> None:
     """Refuse what the native solvers cannot do with a weighted loss, naming the way out."""
@@ -761,9 +769,21 @@ def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
         raise NonFiniteError("sample_weight contains NaN or infinity.")
     if np.any(w < 0):
         raise InvalidParameterError("sample_weight must be non-negative.")
+    _check_weight_scale(w, "sample_weight")
     if not w.sum() > 0:
         raise InvalidParameterError("sample_weight is zero for every sample; nothing to fit.")
     return w
+
+
+def _check_weight_scale(w: np.ndarray, name: str) -> None:
+    """Reject weights above :data:`MAX_SAMPLE_WEIGHT` (they overflow the solvers)."""
+    top = float(w.max(initial=0.0))
+    if top > MAX_SAMPLE_WEIGHT:
+        raise InvalidParameterError(
+            f"{name} reaches {top:.3g}, above {MAX_SAMPLE_WEIGHT:g}: the solvers' squared and float32 "
+            f"quantities overflow at this scale. Divide all weights by a common factor (e.g. their mean, "
+            f"{float(w.mean()):.3g}) and a numeric lam by the same factor (lam='auto' follows the weights): "
+            f"the fitted network is unchanged.")
 
 
 def _issparse(X) -> bool:

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cvxnn import io
+from cvxnn import get_loss, io
 from cvxnn.datasets import load_teacher_regression, load_three_blobs
 from cvxnn.errors import (
     CvxnnError,
@@ -101,6 +101,27 @@ def test_sparse_continuous_labels_and_huge_max_iter_are_typed_errors(teacher):
         est.predict(sp.csr_matrix(X))
     with pytest.raises(InputError):
         ConvexReLURegressor().fit(X, y, sample_weight=np.ones(3))
+
+
+def test_huge_sample_weights_are_refused_and_rescaling_them_is_the_same_fit(binary):
+    # weights near 1e38 overflowed the float32 products: a bare LinAlgError (gated) or an
+    # "optimal" ReLU classifier fitted to infinities (accuracy 1/3 on iris)
+    from cvxnn.estimators import MAX_SAMPLE_WEIGHT, WeightedLoss
+
+    X, y = binary
+    w = np.ones(len(y))
+    w[0] = 1e40
+    for cls in (ConvexGatedReLUClassifier, ConvexReLUClassifier):
+        with pytest.raises(InvalidParameterError, match="sample_weight reaches 1e\\+40.*common factor"):
+            cls(n_gates=4, random_state=0).fit(X, y, sample_weight=w)
+    with pytest.raises(InvalidParameterError, match="weights reaches"):
+        WeightedLoss(base=get_loss("squared"), weights=np.full(3, 10 * MAX_SAMPLE_WEIGHT))
+    # the advice holds: a common factor of the weights (lam="auto" follows them) is the same fit
+    s = 1e25
+    a = ConvexGatedReLUClassifier(n_gates=6, random_state=0, tol=1e-8).fit(X, y, sample_weight=np.full(len(y), s))
+    b = ConvexGatedReLUClassifier(n_gates=6, random_state=0, tol=1e-8).fit(X, y)
+    assert a.solution_.status == "optimal"
+    np.testing.assert_allclose(a.decision_function(X), b.decision_function(X), rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- standardize

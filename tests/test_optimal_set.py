@@ -342,12 +342,47 @@ def test_a_solution_too_inaccurate_for_its_optimal_set_is_refused():
         rng = np.random.default_rng(seed)
         return ConvexModel(activation="gated_relu", patterns=pats, U=sol.U * rng.uniform(1 - a, 1 + a, sol.U.shape[1]))
 
-    with pytest.raises(SolverError, match="too inaccurate"):
+    # its KKT conditions fail first (kkt_accuracy 0.3)
+    with pytest.raises(SolverError, match="not an optimum of this program at lam=0.1: its KKT"):
         optimal_set(scaled(1e-2, 0), X, y, lam=0.1, loss="squared")
-    # a point only slightly off: a warning names fit_mismatch, and the set reports it
-    with pytest.warns(InaccurateSolutionWarning, match="fit_mismatch"):
-        P = optimal_set(scaled(1e-4, 0), X, y, lam=0.1, loss="squared")
+    # the fit check on its own (the KKT thresholds lifted)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optimal_set_module, "KKT_ACCURACY_MAX", np.inf)
+        mp.setattr(optimal_set_module, "KKT_ACCURACY_WARN", np.inf)
+        with pytest.raises(SolverError, match="too inaccurate"):
+            optimal_set(scaled(1e-2, 0), X, y, lam=0.1, loss="squared")
+        # a point only slightly off: a warning names fit_mismatch, and the set reports it
+        with pytest.warns(InaccurateSolutionWarning, match="fit_mismatch"):
+            P = optimal_set(scaled(1e-4, 0), X, y, lam=0.1, loss="squared")
     assert optimal_set_module.FIT_MISMATCH_WARN < P.fit_mismatch <= optimal_set_module.FIT_MISMATCH_MAX
+    # with the KKT check: the same point warns by its KKT accuracy
+    with pytest.warns(InaccurateSolutionWarning, match="kkt_accuracy"):
+        P = optimal_set(scaled(1e-4, 0), X, y, lam=0.1, loss="squared")
+    assert optimal_set_module.KKT_ACCURACY_WARN < P.kkt_accuracy <= optimal_set_module.KKT_ACCURACY_MAX
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_optimal_set_refuses_a_point_that_is_not_an_optimum(activation):
+    """An uncertified solve, or an exact optimum analysed at another lam, built a polytope of
+    points 8-34 % above the optimum with only a log message; now a SolverError says so."""
+    import cvxnn
+
+    X, y, pats = _problem(4, n_gates=30)
+    lam = 0.05 * cvxnn.lam_max(X, y, pats, activation=activation)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rough = cvxnn.solve(X, y, pats, activation=activation, lam=lam, max_iter=3)
+    assert rough.status != "optimal"
+    with pytest.raises(SolverError, match="not an optimum") as info:
+        optimal_set(rough, X, y)
+    assert info.value.status == rough.status
+    exact = cvxnn.solve(X, y, pats, activation=activation, lam=lam, tol=1e-10)
+    with pytest.raises(SolverError, match=f"at lam={lam / 2:.6g}"):
+        optimal_set(exact, X, y, lam=lam / 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolutionWarning)
+        P = optimal_set(exact, X, y)
+    assert P.kkt_accuracy < 1e-6
 
 
 def test_empty_equicorrelation_set_above_lam_max():

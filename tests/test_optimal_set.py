@@ -413,17 +413,49 @@ def test_membership_queries_check_the_model_and_alpha(relu_set):
         P.contains(None)
     with pytest.raises(InvalidParameterError, match="ConvexModel"):
         P.contains(sol.to_network())
-    other = sample_patterns(X, sol.patterns.n_patterns, seed=123, bias=True)
-    moved = ConvexModel(activation="relu", patterns=other, V=np.zeros((other.design_dim, other.n_patterns)),
-                        W=np.zeros((other.design_dim, other.n_patterns)))
-    if moved.V.shape == sol.V.shape:
-        with pytest.raises(PatternMismatchError):
-            P.alpha_of(moved)
+    # other patterns of the same data count by their masks; a block on a mask the program
+    # lacks is no point of it (alpha_of refuses it, contains says False)
+    other = sample_patterns(X, 400, seed=123, bias=True)
+    known = {m.tobytes() for m in sol.patterns.mask.T}
+    new = [k for k in range(other.n_patterns) if other.mask[:, k].tobytes() not in known]
+    assert new
+    V = np.zeros((other.design_dim, other.n_patterns))
+    V[:, new[0]] = other.gates[:, new[0]]  # inside its own cone
+    moved = ConvexModel(activation="relu", patterns=other, V=V, W=np.zeros_like(V))
+    with pytest.raises(PatternMismatchError, match="does not have"):
+        P.alpha_of(moved)
+    assert not P.contains(moved)
+    zero = ConvexModel(activation="relu", patterns=other, V=np.zeros_like(V), W=np.zeros_like(V))
+    np.testing.assert_array_equal(P.alpha_of(zero), 0.0)
+    fewer = sample_patterns(X[:-1], 10, seed=0, bias=True)
+    with pytest.raises(PatternMismatchError, match="same X"):
+        P.contains(ConvexModel(activation="relu", patterns=fewer, V=np.zeros((fewer.design_dim, fewer.n_patterns)),
+                               W=np.zeros((fewer.design_dim, fewer.n_patterns))))
     with pytest.raises(InvalidParameterError, match=">= 0"):
         P.model_at(-P.alpha_ref - 1.0)
     with pytest.raises(NonFiniteError):
         P.model_at(np.full(P.n_blocks, np.nan))
     assert P.contains(P.model_at(P.alpha_ref))
+
+
+@pytest.mark.parametrize("fixture", ["relu_set", "gated_set"])
+def test_contains_accepts_networks_mapped_back(fixture, request):
+    """A network of the set mapped back by the maps has patterns from its own neurons: contains
+    matched patterns by gates and raised PatternMismatchError for every network, even the
+    set's own samples and the reference's network."""
+    from cvxnn import gated_network_to_convex, relu_network_to_convex
+
+    X, y, sol, P = request.getfixturevalue(fixture)
+    back = relu_network_to_convex if sol.activation == "relu" else gated_network_to_convex
+    for net in [*P.sample_networks(2, seed=0), P.model_at(P.alpha_ref).to_network()]:
+        model = back(net, X)
+        assert model.patterns.n_patterns != P.reference.patterns.n_patterns or not np.array_equal(
+            model.patterns.gates, P.reference.patterns.gates)
+        assert P.contains(model)
+        np.testing.assert_allclose(P.alpha_of(model)[P.alpha_of(model) > 0].sum(),
+                                   P.alpha_of(P.model_at(P.alpha_of(model))).sum(), rtol=1e-10)
+    # a network off the set (scaled) is not in it
+    assert not P.contains(back(P.model_at(1.5 * P.alpha_ref).to_network(), X), tol=1e-6)
 
 
 def _function_spread(P, X_new, n=12, seed=3):

@@ -139,6 +139,9 @@ class OptimalSet:
     kkt_accuracy : float
         ``max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``: how exactly the
         residual satisfies the KKT conditions.
+    design : ndarray of shape (n, d_a), optional
+        The training design ``X_a`` (with its column of ones under ``bias``): how a ReLU model on
+        other patterns is matched to the program's (:meth:`contains`).
     """
 
     reference: ConvexModel
@@ -154,6 +157,7 @@ class OptimalSet:
     fit_tol: float = DEFAULT_FIT_TOL
     direction_error: float = 0.0
     kkt_accuracy: float = 0.0
+    design: np.ndarray | None = field(default=None, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ basics
@@ -202,12 +206,104 @@ class OptimalSet:
         """
         from .kkt import block_layout
 
-        self._check_model(model)
+        model = self._on_reference_patterns(model)
+        if model is None:
+            raise PatternMismatchError(
+                "the model has a non-zero block on an activation pattern (on the training data) that "
+                "the optimal set's program does not have; it is not a point of this program.")
         theta, _, _ = block_layout(model)
         return np.einsum("dk,dk->k", theta[:, self.blocks], self.directions) / self.lam**2
 
-    def _check_model(self, model) -> None:
-        """A model of this set's problem: same activation, patterns and block shape."""
+    def _on_reference_patterns(self, model) -> ConvexModel | None:
+        """``model`` on the reference's patterns: itself when they are the same; else the same
+        point of the program written on its patterns, as for a network mapped back by
+        :func:`~cvxnn.maps.relu_network_to_convex` / :func:`~cvxnn.maps.gated_network_to_convex`
+        (their patterns come from the neurons). None when a non-zero block fits none.
+
+        A gated block acts through its gate's mask: it moves to the pattern with the same mask.
+        A ReLU block ``b`` acts through its own signs, ``(X_a b)_+``, and the map merges neurons
+        whose masks ``1[X_a b >= 0]`` agree, which differs from a pattern exactly on the rows
+        where ``X_a b = 0``; so ``b`` goes to the pattern of ``S`` (same side) whose cone holds it
+        and whose direction ``q^_k`` it follows, else is written as ``sum_k alpha_k q^_k`` over
+        ``S`` with ``alpha >= 0`` reproducing both ``b`` and ``(X_a b)_+`` (a merged neuron), else
+        to any pattern whose cone holds it (not a point of the set, which :meth:`contains`
+        then reports)."""
+        self._check_model(model, same_patterns=False)
+        ref = self.reference.patterns
+        pats = model.patterns
+        if pats is ref or (pats.n_patterns == ref.n_patterns and np.array_equal(pats.gates, ref.gates)
+                           and np.array_equal(pats.mask, ref.mask)):
+            return model
+        if pats.mask.shape[0] != ref.mask.shape[0] or pats.bias != ref.bias:
+            raise PatternMismatchError(
+                f"the model's patterns are on {pats.mask.shape[0]} samples (bias={pats.bias}); the optimal "
+                f"set's on {ref.mask.shape[0]} (bias={ref.bias}): map the network back on the same X.")
+        names = [name for name in ("U", "V", "W") if getattr(model, name) is not None]
+        moved = {}
+        if model.activation == "gated_relu":
+            index = {ref.mask[:, j].tobytes(): j for j in range(ref.n_patterns)}
+            k = np.array([index.get(pats.mask[:, i].tobytes(), -1) for i in range(pats.n_patterns)], dtype=np.intp)
+            B = model.U
+            if np.any(B[:, k < 0]):
+                return None
+            out = np.zeros((B.shape[0], ref.n_patterns) + B.shape[2:])
+            np.add.at(np.moveaxis(out, 1, 0), k[k >= 0], np.moveaxis(B[:, k >= 0], 1, 0))
+            return ConvexModel(activation=model.activation, patterns=ref, U=out)
+        for side, name in enumerate(names):
+            out = self._relu_side_on_reference(getattr(model, name), side)
+            if out is None:
+                return None
+            moved[name] = out
+        return ConvexModel(activation=model.activation, patterns=ref, **moved)
+
+    def _relu_side_on_reference(self, B: np.ndarray, side: int) -> np.ndarray | None:
+        """The ReLU blocks ``B`` (``side`` 0: ``V``, 1: ``W``) on the reference's patterns (see
+        :meth:`_on_reference_patterns`)."""
+        from scipy.optimize import nnls
+
+        ref = self.reference.patterns
+        if self.design is None:
+            raise PatternMismatchError("the model was built on other patterns than the optimal set's reference "
+                                       "(this set keeps no training design to match them by).")
+        p, Xa = ref.n_patterns, self.design
+        out = np.zeros((B.shape[0], p))
+        cols = np.flatnonzero(np.any(B != 0, axis=0))
+        if cols.size == 0:
+            return out
+        B = B[:, cols]
+        Z = Xa @ B
+        big = np.abs(Z) > 1e-9 * np.abs(Z).max(axis=0, initial=0.0)
+        mask = ref.mask.astype(float)
+        # ok[i, j]: the cone of pattern j holds block i (its mask agrees with the signs of X_a b)
+        ok = ((big & (Z > 0)).astype(float).T @ (1.0 - mask) + (big & (Z < 0)).astype(float).T @ mask) == 0
+        mine = (self.blocks >= side * p) & (self.blocks < (side + 1) * p)  # S entries of this side
+        pat_s = self.blocks[mine] - side * p
+        D = self.directions[:, mine]
+        Dn = D / np.maximum(np.linalg.norm(D, axis=0), np.finfo(float).tiny)
+        F = mask[:, pat_s] * (Xa @ D)  # (X_a q^_k)_+ on each S pattern
+        for i in range(B.shape[1]):
+            b = B[:, i]
+            nb = float(np.linalg.norm(b))
+            cos = np.where(ok[i, pat_s], Dn.T @ b / nb, -np.inf) if pat_s.size else np.empty(0)
+            if cos.size and cos.max() >= 1.0 - 1e-9:
+                out[:, pat_s[int(np.argmax(cos))]] += b
+                continue
+            if pat_s.size:
+                f = np.maximum(Z[:, i], 0.0)
+                nf = max(float(np.linalg.norm(f)), np.finfo(float).tiny)
+                A = np.vstack([D / nb, F / nf])
+                alpha, res = nnls(A, np.concatenate([b / nb, f / nf]))
+                if res <= 1e-8:
+                    np.add.at(out.T, pat_s, (D * alpha).T)
+                    continue
+            if not ok[i].any():
+                return None
+            out[:, int(np.argmax(ok[i]))] += b
+        return out
+
+    def _check_model(self, model, *, same_patterns: bool = True) -> None:
+        """A model of this set's problem: same activation, block shape and (``same_patterns``)
+        patterns."""
         ref = self.reference
         if not isinstance(model, ConvexModel):
             raise InvalidParameterError(
@@ -216,24 +312,33 @@ class OptimalSet:
         if model.activation != ref.activation:
             raise InvalidParameterError(
                 f"the optimal set is of a {ref.activation} program; this model is {model.activation}.")
+        shape = next(iter(ref.blocks.values())).shape
+        got = next(iter(model.blocks.values())).shape
+        if got[:1] + got[2:] != shape[:1] + shape[2:]:
+            raise ShapeError(f"the model's blocks have shape {got}; the optimal set's have {shape}.")
+        if not same_patterns:
+            return
         same = model.patterns is ref.patterns or (
             model.patterns.n_patterns == ref.patterns.n_patterns
             and np.array_equal(model.patterns.gates, ref.patterns.gates)
             and np.array_equal(model.patterns.mask, ref.patterns.mask))
         if not same:
             raise PatternMismatchError("the model was built on other patterns than the optimal set's reference.")
-        shape = next(iter(ref.blocks.values())).shape
-        got = next(iter(model.blocks.values())).shape
-        if got != shape:
-            raise ShapeError(f"the model's blocks have shape {got}; the optimal set's have {shape}.")
 
     def contains(self, model: ConvexModel, *, tol: float = 1e-6) -> bool:
         """Whether ``model`` lies in the optimal set up to a relative tolerance ``tol``:
-        zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit."""
+        zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit.
+
+        ``model`` may be on other patterns of the same training data, e.g. a network mapped back
+        by :func:`~cvxnn.maps.relu_network_to_convex` (its patterns come from its neurons): each
+        block counts for the program's pattern with the same mask, and a non-zero block on a mask
+        the program lacks makes the answer False."""
         from .kkt import block_layout
 
         tol = check_nonnegative_float(tol, "tol")
-        self._check_model(model)
+        model = self._on_reference_patterns(model)
+        if model is None:  # a non-zero block on a pattern this program does not have
+            return False
         theta, _, _ = block_layout(model)
         scale = max(np.linalg.norm(self.certificate.theta), 1e-300)
         outside = np.delete(theta, self.blocks, axis=1)
@@ -964,6 +1069,7 @@ def optimal_set(
         fit_tol=fit_tol,
         direction_error=dir_err,
         kkt_accuracy=q_dev,
+        design=Xa,
     )
 
 

@@ -38,6 +38,7 @@ so every step stays feasible. The block is chosen by
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,7 +47,7 @@ from scipy.optimize import nnls
 
 from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_X, check_y
 from ..activations import get_activation
-from ..errors import InvalidParameterError
+from ..errors import InaccurateSolutionWarning, InvalidParameterError
 from ..losses import Loss, get_loss
 from ..solution import ConvexModel
 from .kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms, block_layout, model_from_blocks
@@ -129,6 +130,11 @@ def _fit(model: ConvexModel, Xa: np.ndarray) -> np.ndarray:
 
 #: Relative cone violation (to the largest ``|Xt b|`` of the block) treated as rounding.
 _ROUNDING = 1e-12
+#: :func:`prune_exact` warns when projecting a C-ReLU model onto its cones moves its fit by more
+#: than this (relative): the input was infeasible (an uncertified solve measured 0.98), and the
+#: pruned model keeps the projected fit, not the input's. Clarabel's "optimal" solutions of small
+#: programs, feasible to its tolerance, moved it by up to 2e-6.
+PROJECTION_FIT_WARN = 1e-4
 #: Cap on the row-growing rounds of one projection.
 _PROJECTION_ROUNDS = 50
 
@@ -276,6 +282,13 @@ def prune_exact(
     PruneResult
         ``result.model`` has linearly independent contributions ``a_k`` (at most ``n`` blocks,
         ``n c`` for vector output); at an optimum it is an optimum, and a vertex of the optimal set.
+
+    Warns
+    -----
+    InaccurateSolutionWarning
+        A C-ReLU model outside its cones: its blocks are projected onto them first, and when that
+        moves the fit by more than :data:`PROJECTION_FIT_WARN` (relative) the result keeps the
+        projected point's fit (``fit_change`` reports it), not the input's.
     """
     X, Xa = _check_model_X(model, X)
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
@@ -302,6 +315,14 @@ def prune_exact(
         # can even lower the penalty below the optimum. Start from exactly feasible blocks.
         theta[:, idx] = _project_to_cones(Xa, model.patterns.mask[:, pattern[idx]], theta[:, idx])
         norms = _block_norms(theta, form)
+        moved = float(np.linalg.norm(_fit(model_from_blocks(model, theta), Xa) - fit0)
+                      / max(float(np.linalg.norm(fit0)), np.finfo(float).tiny))
+        if moved > PROJECTION_FIT_WARN:
+            warnings.warn(
+                f"prune_exact: the model is outside its cones (not a feasible C-ReLU point, e.g. an uncertified "
+                f"solve); projecting its blocks onto them changed its fit by {moved:.1e} (relative), so the "
+                f"pruned model has the projected point's fit, not the input's (see fit_change). Prune a "
+                f"certified solution instead.", InaccurateSolutionWarning, stacklevel=2)
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
     f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])

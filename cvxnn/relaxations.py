@@ -159,7 +159,8 @@ def copositive_relaxation(
     patterns : Patterns
         Built on this ``X``.
     loss : str or Loss
-        Any loss that accepts ``n x c`` predictions (squared, cross_entropy, huber, absolute).
+        Any loss that accepts ``n x c`` predictions (squared, cross_entropy, huber, absolute), or a
+        scalar-output loss (logistic, hinge) with one column of targets (``Y`` of shape ``(n,)``).
     solver : str, optional
         An SDP-capable CVXPY solver (default Clarabel; SCS also works).
     require_optimal : bool
@@ -196,9 +197,13 @@ def copositive_relaxation(
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
     patterns.check_data(X)
     loss_obj = get_loss(loss)
-    if not loss_obj.supports_vector:
-        raise InvalidParameterError(f"the {loss_obj.name} loss does not accept matrix outputs.")
-    Y = loss_obj.check_targets(Y)
+    # a loss of scalar outputs (logistic, hinge, ...) works on one column
+    single = not loss_obj.supports_vector
+    if single and Y.shape[1] != 1:
+        raise InvalidParameterError(
+            f"the {loss_obj.name} loss takes one output per sample; Y has {Y.shape[1]} columns "
+            "(use cross_entropy or squared for several outputs).")
+    Y = loss_obj.check_targets(Y[:, 0])[:, None] if single else loss_obj.check_targets(Y)
     name = check_cvxpy_solver(solver)
     n, c = Y.shape
     Xa = patterns.design(X)
@@ -228,7 +233,8 @@ def copositive_relaxation(
         constraints.append(cp.multiply(pair_signs, K @ Pmat) >= 0)
     trace = 0.5 * cp.sum(cp.multiply(np.broadcast_to(np.eye(k), (p, k, k)), Z))
     lam_param = cp.Parameter(nonneg=True, value=lam, name="lam")
-    prob = cp.Problem(cp.Minimize(loss_obj.cvxpy(fit, Y) + lam_param * trace), constraints)
+    data_term = loss_obj.cvxpy(fit[:, 0], Y[:, 0]) if single else loss_obj.cvxpy(fit, Y)
+    prob = cp.Problem(cp.Minimize(data_term + lam_param * trace), constraints)
     opts = {"canon_backend": cp.SCIPY_CANON_BACKEND, **solver_opts}
     # Z = 0 is feasible: an infeasibility certificate is a numerical failure
     run = run_problem(prob, name, what="the copositive relaxation", warn=False, feasible=True, **opts)
@@ -252,7 +258,9 @@ def copositive_relaxation(
                                   X, tol=1e-6, rank_tol=1e-6, cone_tol=1e-7)
     if not readout.split_blocks.any():
         network = readout.network
-        net_obj = float(loss_obj.value(network.predict(X), Y) + lam * network.penalty())
+        pred = network.predict(X).reshape(n, c)
+        net_obj = float((loss_obj.value(pred[:, 0], Y[:, 0]) if single else loss_obj.value(pred, Y))
+                        + lam * network.penalty())
     logger.debug("copositive relaxation: p=%d, n=%d, c=%d, value %.6g, status %s", p, n, c, prob.value, status)
     return CopositiveRelaxation(
         value=float(prob.value),

@@ -77,8 +77,16 @@ def test_scalar_targets_and_validation(random_case, monkeypatch):
     X, Y, pats = random_case
     res = copositive_relaxation(X, Y[:, 0], lam=LAM, patterns=pats)
     assert res.U.shape[2] == 1 and np.isfinite(res.value)
-    with pytest.raises(InvalidParameterError):
-        copositive_relaxation(X, Y[:, 0], lam=LAM, patterns=pats, loss="logistic")
+    # a scalar loss on 1-D labels (it said "does not accept matrix outputs" for a vector)
+    import cvxnn
+
+    labels = np.where(Y[:, 0] >= np.median(Y[:, 0]), 1.0, -1.0)
+    res = copositive_relaxation(X, labels, lam=LAM, patterns=pats, loss="logistic")
+    gated = cvxnn.solve(X, labels, pats, activation="gated_relu", loss="logistic", lam=LAM, tol=1e-10)
+    relu = cvxnn.solve(X, labels, pats, activation="relu", loss="logistic", lam=LAM, tol=1e-10)
+    assert gated.objective_value - 1e-6 <= res.lower_bound <= relu.objective_value + 1e-6
+    with pytest.raises(InvalidParameterError, match="one output per sample; Y has 2 columns"):
+        copositive_relaxation(X, np.c_[labels, labels], lam=LAM, patterns=pats, loss="logistic")
     with pytest.raises(InvalidParameterError):
         copositive_relaxation(X, Y, lam=LAM, patterns="all")
     monkeypatch.setattr(relax_mod, "MAX_RELAXATION_ROWS", 10)

@@ -118,6 +118,10 @@ MU_DECREASE = 10.0
 #: First barrier parameter of the ReLU barrier relative to ``h(0) / nu`` (``nu`` the barrier's
 #: parameter, ``2 p c (n K + 2)``).
 MU0_REL = 0.1
+#: ... and at most what centres the starting blocks at START_SCALE times ``||y|| / ||B||_1``
+#: (:func:`_solve_relu_barrier`): small ``lam`` otherwise started the blocks far outside the
+#: optimum's scale.
+START_SCALE = 1e4
 #: Newton steps per centring.
 MAX_CENTERING = 50
 #: An output is centred when its Newton decrement ``-g^T dx`` is below this multiple of ``mu``.
@@ -454,7 +458,11 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
         per_row = np.concatenate([per_row, np.zeros((1,) + per_row.shape[1:])])  # zero patch rows
         multipliers = per_row[cones.inverse]
         multipliers = multipliers[:, :, 0] if c == 1 else multipliers
-    status = "optimal" if res.converged else ("optimal_inaccurate" if res.stalled else "max_iterations")
+    # a stall is "optimal_inaccurate" only near an optimum; with a gap above STALL_MAX_REL_GAP the
+    # point is no optimum of any accuracy (a gap of 1.0 was labelled "optimal_inaccurate")
+    status = "optimal" if res.converged else (
+        "max_iterations" if not res.stalled
+        else "optimal_inaccurate" if cert.rel_gap <= STALL_MAX_REL_GAP else "numerical_error")
     logger.debug("conv C-ReLU (newton): %s after %d steps, objective %.10g, gap %.3e, violation %.2e", status,
                  res.iterations, cert.primal, cert.gap, cert.max_violation)
     sol = ConvexSolution(
@@ -640,9 +648,13 @@ RELU_CENTERED = 1e-3
 #: 7 of 10x took 115).
 RELU_MU_DECREASE = 100.0
 #: Smallest ``mu`` of the ReLU barrier, relative to ``tol |P| / nu``; once there, STALL_CHECKS
-#: centrings in a row that do not halve the best gap stop the solve (``status="optimal_inaccurate"``).
+#: centrings in a row that do not halve the best gap stop the solve (``status="optimal_inaccurate"``,
+#: or ``"numerical_error"`` above STALL_MAX_REL_GAP).
 MU_FLOOR_REL = 1e-2
 STALL_CHECKS = 5
+#: A stalled ReLU barrier reports ``"optimal_inaccurate"`` up to this relative gap, and
+#: ``"numerical_error"`` beyond it.
+STALL_MAX_REL_GAP = 0.1
 #: Fraction-to-the-boundary factor of the ReLU line search (slacks stay positive).
 BOUNDARY = 0.99
 #: Largest ``n K 2p c`` multipliers (bytes, float64) stored on the solution (``multipliers``) so
@@ -976,7 +988,13 @@ def _solve_relu_barrier(design: DensePooledDesign, cones: ReluCones, gates: np.n
         if cert0.gap == 0.0 or cert0.rel_gap <= tol:
             return _ReluResult(T=zero, rho=rho_zero, cert=cert0, iterations=0, converged=True, centerings=0, mu=0.0)
         mu = MU0_REL * max(abs(h0), 1e-12) / nu
-        # each block on the centre of its ray eps e_i: psi'(eps) eps = mu n K, so eps ~ mu n K / lam
+        # each block on the centre of its ray eps e_i: psi'(eps) eps = mu n K, so eps ~ mu n K / lam.
+        # At a small lam that centre is far out (lam = 1e-8 on digits: blocks of norm 2e7 whose
+        # V - W cancel in the fit but cost a penalty 1e6 times the optimum, which the Newton steps
+        # never shrank): mu starts no larger than what puts eps at the blocks' natural scale,
+        # ||y|| / ||B|| (a block that alone fits y)
+        scale = np.sqrt(2.0 * max(abs(h0), 1e-300)) / max(float(np.abs(Bb).sum(axis=0).max()), 1e-300)
+        mu = min(mu, START_SCALE * scale * lam / cones.n_rows)
         eps = mu * cones.n_rows / lam
         T0 = np.repeat(np.concatenate([E, E], axis=1)[:, :, None] * eps, c, axis=2)
     else:

@@ -253,13 +253,29 @@ def pooling_factor(pooling: str, n_patches: int) -> float:
     return 1.0 / n_patches if _check_pooling(pooling) == "average" else 1.0
 
 
+def _float_array(A, name: str) -> np.ndarray:
+    """``A`` as a floating array (float32 stays float32; integers and booleans become float64,
+    whose average pooling ``1/K`` would otherwise truncate to zero), at least 1-D."""
+    try:
+        A = np.asarray(A)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"{name} must be an array of numbers: {exc}") from None
+    if A.ndim == 0:
+        raise ShapeError(f"{name} must be 1-D or 2-D (rows first), got a scalar.")
+    if not np.issubdtype(A.dtype, np.inexact):
+        if not (np.issubdtype(A.dtype, np.number) or A.dtype == bool):
+            raise InvalidParameterError(f"{name} must be an array of numbers, got dtype {A.dtype}.")
+        A = A.astype(np.float64)
+    return A
+
+
 def pool(A: np.ndarray, n_patches: int, pooling: str = "sum") -> np.ndarray:
     """The pooling map: ``(Pool a)_i = factor * sum_k a_{i K + k}`` (``n K`` rows -> ``n``).
 
     ``A`` is ``(n K,)`` or ``(n K, c)``; computed as a reshape-sum.
     """
-    A = np.asarray(A)
-    K = int(n_patches)
+    A = _float_array(A, "A")
+    K = check_positive_int(n_patches, "n_patches")
     if A.shape[0] % K:
         raise ShapeError(f"{A.shape[0]} rows is not a multiple of K={K} patches.")
     out = A.reshape((A.shape[0] // K, K) + A.shape[1:]).sum(axis=1)
@@ -269,9 +285,10 @@ def pool(A: np.ndarray, n_patches: int, pooling: str = "sum") -> np.ndarray:
 
 def unpool(R: np.ndarray, n_patches: int, pooling: str = "sum") -> np.ndarray:
     """The adjoint of :func:`pool`: ``(Pool^T r)_{i K + k} = factor * r_i`` (``n`` rows -> ``n K``)."""
-    R = np.asarray(R)
-    out = np.repeat(R, int(n_patches), axis=0)
-    f = pooling_factor(pooling, int(n_patches))
+    R = _float_array(R, "R")
+    K = check_positive_int(n_patches, "n_patches")
+    out = np.repeat(R, K, axis=0)
+    f = pooling_factor(pooling, K)
     return out * R.dtype.type(f) if f != 1.0 else out
 
 
@@ -399,11 +416,14 @@ def _check_activation(activation: str) -> str:
     return activation
 
 
-def check_formulation(formulation: str, activation: str) -> str:
-    """Validate the vector-output penalty: ``"one_vs_all"``, or ``"nuclear"`` for the gated variant."""
+def check_formulation(formulation: str, activation: str, n_outputs: int = 2) -> str:
+    """Validate the vector-output penalty: ``"one_vs_all"``, or ``"nuclear"`` for the gated variant.
+
+    The name is checked for any output count (a misspelt one was accepted with scalar targets);
+    the activation's restriction applies to ``n_outputs > 1``, where the two programs differ."""
     if not isinstance(formulation, str) or formulation not in FORMULATIONS:
         raise InvalidParameterError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
-    if formulation == "nuclear" and get_activation(activation).constrained:
+    if formulation == "nuclear" and n_outputs > 1 and get_activation(activation).constrained:
         raise InvalidParameterError(
             "the convolutional ReLU program supports formulation='one_vs_all' (c scalar networks "
             "sharing the patterns, exact for ReLU networks); 'nuclear' is for activation='gated_relu'."
@@ -549,8 +569,7 @@ def build_conv_program(
     weight_penalty = None if penalty is None else get_penalty(penalty)
     if weight_penalty is not None:
         formulation = "one_vs_all"
-    if c > 1:
-        check_formulation(formulation, activation)
+    check_formulation(formulation, activation, c)
     n, K = X.shape[0], geometry.n_patches
     Za = patterns.design(Z)
     M = patterns.mask.astype(float)
@@ -1167,7 +1186,17 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
     if multipliers is None:
         multipliers = getattr(inner, "multipliers", None)
     if multipliers is not None:
-        multipliers = np.asarray(multipliers, dtype=np.float64)
+        try:
+            multipliers = np.asarray(multipliers, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"multipliers must be an array of numbers: {exc}") from None
         if multipliers.ndim == 2:
             multipliers = multipliers[:, :, None]
+        nK, p = model.patterns.mask.shape
+        c = _as3(inner.V).shape[2]
+        if multipliers.shape != (nK, 2 * p, c):
+            raise ShapeError(f"multipliers have shape {multipliers.shape}; expected ({nK}, {2 * p}"
+                             f"{'' if c == 1 else f', {c}'}) (n K patch rows, the v blocks' then the w blocks').")
+        if not np.all(np.isfinite(multipliers)):
+            raise NonFiniteError("multipliers contain NaN or infinity.")
     return _relu_gap(op, Za, model.patterns.mask, kernel, lam, _as3(inner.V), _as3(inner.W), multipliers, kind)

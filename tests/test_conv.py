@@ -553,3 +553,28 @@ def test_native_conv_relu_at_a_tiny_lam_starts_at_the_data_scale_and_labels_a_st
     assert nat.status in ("optimal", "optimal_inaccurate") and nat.rel_gap <= 0.1
     assert far.status == "optimal" or (far.status == "optimal_inaccurate") == (far.rel_gap <= 0.1)
     assert not (far.status.startswith("optimal") and far.rel_gap > 0.1)
+
+
+def test_pool_unpool_and_the_conv_arguments_are_validated():
+    """Average pooling of an integer array truncated 1/K to 0 (pool(arange(6), 3) gave [0, 0]);
+    n_patches=0, multipliers='abc' and a misspelt formulation with scalar targets raised bare
+    Python errors or were accepted."""
+    np.testing.assert_array_equal(pool(np.arange(6), 3, "average"), [1.0, 4.0])
+    np.testing.assert_array_equal(unpool(np.array([3, 6]), 3, "average"), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    assert pool(np.ones(4, dtype=np.float32), 2, "average").dtype == np.float32
+    for bad in (0, -3):
+        with pytest.raises(InvalidParameterError, match="n_patches"):
+            pool(np.ones(6), bad)
+        with pytest.raises(InvalidParameterError, match="n_patches"):
+            unpool(np.ones(2), bad, "average")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((10, 16)), rng.standard_normal(10)
+    kw = dict(image_shape=(4, 4), patch_size=2, n_gates=3, seed=0)
+    sol = solve_conv_native(X, y, lam=0.5, activation="relu", **kw)
+    with pytest.raises(InvalidParameterError, match="multipliers must be an array of numbers"):
+        conv_certificate(sol, X, y, 0.5, multipliers="abc")
+    with pytest.raises(ShapeError, match="multipliers have shape"):
+        conv_certificate(sol, X, y, 0.5, multipliers=np.zeros((3, 2)))
+    for fn in (build_conv_program, solve_conv_native):
+        with pytest.raises(InvalidParameterError, match="formulation must be one of"):
+            fn(X, y, lam=0.5, formulation="nucleer", **kw)

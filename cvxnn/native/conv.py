@@ -331,8 +331,7 @@ def solve_conv_native(
                                 max_iter=max_iter, warm_start=warm_start, callback=callback,
                                 memory_budget=memory_budget, solver=solver)
     c = data.n_outputs
-    if c > 1:
-        check_formulation(formulation, "gated_relu")
+    check_formulation(formulation, "gated_relu", c)
     kind = "nuclear" if c == 1 or formulation == "nuclear" else "columnwise"
     pats = data.patterns
     y2 = data.y[:, None] if data.y.ndim == 1 else data.y
@@ -403,8 +402,7 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
     if not (np.isfinite(feas_tol) and feas_tol >= 0):
         raise InvalidParameterError(f"feas_tol must be a non-negative number, got {feas_tol!r}.")
     c = data.n_outputs
-    if c > 1:
-        check_formulation(formulation, "relu")
+    check_formulation(formulation, "relu", c)
     pats = data.patterns
     y2 = data.y[:, None] if data.y.ndim == 1 else data.y
     d_a, p = pats.design_dim, pats.n_patterns

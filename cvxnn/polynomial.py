@@ -55,6 +55,7 @@ from ._validation import (
     as_float_array,
     as_generator,
     check_allocation,
+    check_bool,
     check_lam,
     check_nonnegative_float,
     check_positive_int,
@@ -405,8 +406,15 @@ def rank_one_decomposition(M, J=None, *, tol: float = 1e-6) -> np.ndarray:
     return out
 
 
+#: :func:`network_from_lift` refuses a lifted matrix farther than this from the lift's set
+#: (relative to its largest eigenvalue: its most negative eigenvalue, or ``|tr(M_11) - M_22|``),
+#: which no network realises: ``M+ = I_4`` mapped to a network predicting 0.016 where the lift
+#: predicts 0.443. Solvers' certified points are feasible to about 1e-8.
+LIFT_FEASIBILITY_TOL = 1e-5
+
+
 def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *,
-                      rank_tol: float = RANK_TOL) -> PolynomialNetwork:
+                      rank_tol: float = RANK_TOL, check: bool = True) -> PolynomialNetwork:
     """The network of a lifted point ``(M+, M-)`` (docs/polynomial.md, "Map to neurons").
 
     Each factor ``m_k = (u_k, t_k)`` of :func:`rank_one_decomposition` has ``||u_k|| = |t_k|``,
@@ -430,14 +438,26 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *,
         and the rotations would mix those at the solver's noise level (``~1e-9``) into neurons
         of small but non-negligible weight. The change in the objective is of the order of the
         dropped eigenvalues. ``0`` decomposes the point exactly as given.
+    check : bool
+        Refuse matrices farther than :data:`LIFT_FEASIBILITY_TOL` (relative) from the lift's
+        set (PSD, ``tr(M_11) = M_22``), whose network would predict something else.
+        :meth:`PolynomialSolution.to_network` passes False: an unconverged solver's point maps
+        to a network within its residual.
 
     Returns
     -------
     PolynomialNetwork
         Width ``rank(M+) + rank(M-) <= 2 (d + 1)`` (numerical ranks at ``rank_tol``).
+
+    Raises
+    ------
+    InvalidParameterError
+        With ``check``, a matrix that is not PSD or has ``tr(M_11) != M_22`` beyond the
+        tolerance.
     """
     a, b, c = check_coefficients(a, b, c)
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
+    check = check_bool(check, "check")
     Ws, alphas = [], []
     for sign, M in ((1.0, M_plus), (-1.0, M_minus)):
         M = as_float_array(M, "M")
@@ -448,6 +468,17 @@ def network_from_lift(M_plus, M_minus, a: float, b: float, c: float, *,
         D = M.shape[0]
         scale = float(np.abs(M).max())  # rotate M / scale: squares of 1e160 entries overflow
         evals, Q = np.linalg.eigh(_sym(M / scale if scale > 0 else M))
+        if check and scale > 0:
+            top = max(float(np.abs(evals).max()), np.finfo(float).tiny)
+            Ms = M / scale
+            trace_gap = abs(float(np.trace(Ms[:-1, :-1]) - Ms[-1, -1])) / top
+            if float(evals[0]) < -LIFT_FEASIBILITY_TOL * top or trace_gap > LIFT_FEASIBILITY_TOL:
+                name = "M_plus" if sign > 0 else "M_minus"
+                raise InvalidParameterError(
+                    f"{name} is not a lifted point (PSD with tr(M_11) = M_22): its smallest eigenvalue is "
+                    f"{float(evals[0]) / top:.2e} and |tr(M_11) - M_22| {trace_gap:.2e} of its largest eigenvalue "
+                    f"(tolerance {LIFT_FEASIBILITY_TOL:g}); no network realises it. Pass check=False to map it "
+                    "anyway (the network then predicts something else).")
         keep = evals > max(rank_tol * float(evals[-1]), 0.0)
         V, _ = _isotropic_columns(Q[:, keep] * np.sqrt(evals[keep]), lorentz_matrix(D - 1))
         V = V * np.sqrt(scale)
@@ -508,7 +539,9 @@ class PolynomialSolution:
     s : float
         ``M+_22 - M-_22`` (zero for the quadratic program): the constant is ``c s``.
     penalty : float
-        ``M+_22 + M-_22`` (lift) or ``tr P + tr N`` (quadratic).
+        ``M+_22 + M-_22`` (lift) or ``tr P + tr N`` (quadratic; ``||Z||_*`` when larger, which
+        happens only for ``P``, ``N`` that are not PSD, as an unconverged solver's may be: no
+        network with this ``Z`` has a smaller penalty).
     objective : float
         ``L(prediction, y) + lam * penalty`` at the returned point, in numpy.
     status : str
@@ -578,7 +611,8 @@ class PolynomialSolution:
         ``tr(M_11) = M_22``) and is at most :attr:`objective` for the quadratic program; the
         default drops directions at the solver's noise level, which changes it by about as much."""
         if self.program == "lift":
-            return network_from_lift(self.M_plus, self.M_minus, self.a, self.b, self.c, rank_tol=rank_tol)
+            return network_from_lift(self.M_plus, self.M_minus, self.a, self.b, self.c, rank_tol=rank_tol,
+                                     check=False)
         return network_from_quadratic(self.Z, self.a, rank_tol=rank_tol)
 
 
@@ -593,6 +627,9 @@ def quadratic_solution(Z: np.ndarray, X: np.ndarray, y: np.ndarray, loss: Loss, 
         P = (Q * np.clip(e, 0.0, None)) @ Q.T
         N = (Q * np.clip(-e, 0.0, None)) @ Q.T
     pen = float(np.trace(P) + np.trace(N))
+    # an unconverged solver's P, N need not be PSD; then tr P + tr N can undercut every network
+    # with this Z (a negative duality gap on wine): no split of Z costs less than ||Z||_*
+    pen = max(pen, float(np.abs(np.linalg.eigvalsh(Z)).sum()))
     pred = np.einsum("ij,jk,ik->i", X, Z, X)
     obj = loss.value(pred, y) + lam * pen
     return PolynomialSolution(Z=Z, v=np.zeros(X.shape[1]), s=0.0, penalty=pen, objective=obj,

@@ -386,3 +386,37 @@ def test_polynomial_helpers_refuse_bad_input_with_typed_errors():
         solve_quadratic_native(X, np.ones(10), lam=0)
     value, w = max_on_sphere(np.diag([2.0, 1.0]), np.zeros(2))
     assert value == pytest.approx(2.0) and np.linalg.norm(w) == pytest.approx(1.0)
+
+
+def test_infeasible_points_never_undercut_networks():
+    """An unconverged quadratic point with P, N not PSD reported tr P + tr N, below every network
+    with its Z (a negative duality gap on wine); network_from_lift mapped M+ = I (not a lift) to
+    a network predicting something else, silently."""
+    import warnings
+
+    from cvxnn import get_loss
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.native.polynomial import polynomial_duality_gap
+    from cvxnn.polynomial import build_quadratic_program, lift_features, network_from_lift, quadratic_solution
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((30, 4))
+    y = np.sign(rng.standard_normal(30))
+    Z = rng.standard_normal((4, 4))
+    Z = Z + Z.T
+    P, N = Z, np.zeros((4, 4))  # not PSD: P - N = Z, tr P + tr N = tr Z below ||Z||_*
+    assert np.trace(Z) < np.abs(np.linalg.eigvalsh(Z)).sum()
+    sol = quadratic_solution(Z, X, y, get_loss("logistic"), 1.0, P=P, N=N, status="max_iterations")
+    assert sol.penalty == pytest.approx(np.abs(np.linalg.eigvalsh(Z)).sum())
+    assert sol.objective == pytest.approx(sol.to_network(rank_tol=0).objective(X, y, "logistic", 1.0), rel=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rough = build_quadratic_program(X, y, lam=1.0, loss="logistic").solve(max_iter=2)
+    assert polynomial_duality_gap(rough, X, y, lam=1.0, loss="logistic").gap >= 0.0
+    with pytest.raises(InvalidParameterError, match="not a lifted point"):
+        network_from_lift(np.eye(4), np.zeros((4, 4)), 1.0, 0.0, 0.0)
+    with pytest.raises(InvalidParameterError, match="M_minus is not a lifted point"):
+        network_from_lift(np.zeros((4, 4)), -np.diag([1.0, 1.0, 1.0, 3.0]), 1.0, 0.0, 0.0)
+    loose = network_from_lift(np.eye(4), np.zeros((4, 4)), 1.0, 0.0, 0.0, check=False)
+    X3 = X[:, :3]
+    assert not np.allclose(loose.predict(X3), lift_features(X3, 1.0, 0.0, 0.0) @ np.eye(4).ravel())

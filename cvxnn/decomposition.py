@@ -209,6 +209,16 @@ def _columns_in_span(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, own
 
 
 # ----------------------------------------------------------------------------- block solvers
+#: ``method="gate"`` hands a block to the LP when its shift along the gate exceeds this multiple
+#: of the block (``t ||g|| > GATE_SHIFT_MAX ||u||``): ``v - w = u`` then keeps about
+#: ``eps * GATE_SHIFT_MAX`` relative accuracy (a margin of 1e-15 asked for t = 1e15 and lost u).
+GATE_SHIFT_MAX = 1e6
+#: A decomposition is reported exact only when its network reproduces the gated fit, and
+#: ``v - w`` the blocks ``u``, to this relative accuracy (otherwise ``approximate=True`` and an
+#: :class:`~cvxnn.errors.InaccurateSolutionWarning`).
+EXACT_CHECK_TOL = 1e-6
+
+
 def _gate_shift(Ab: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Smallest ``t >= 0`` with ``Ab + t R >= 0`` per column (``R >= 0``); and where it exists."""
     pos = R > 0
@@ -521,11 +531,20 @@ def decompose(
         if method == "gate":
             A_t = S_all[:, todo] * (Xa @ cols[:, todo])
             t, ok = _gate_shift(A_t, R_all[:, todo])
+            # a tiny margin (a data point nearly orthogonal to the gate) asks for a huge shift, and
+            # v - w = u is then lost to rounding (t = 1e15: an O(1) prediction error called exact)
+            far = ok & (t * np.linalg.norm(G_all[:, todo], axis=0)
+                        > GATE_SHIFT_MAX * np.linalg.norm(cols[:, todo], axis=0))
+            ok &= ~far
             Wf[:, todo[ok]] = G_all[:, todo[ok]] * t[ok]
             lp_cols = todo[~ok]
             statuses.append("closed_form")
-            if lp_cols.size:
-                notes.append(f"{lp_cols.size} block(s) with singular cones used the LP instead of the gate.")
+            if lp_cols.size - int(far.sum()):
+                notes.append(f"{lp_cols.size - int(far.sum())} block(s) with singular cones used the LP instead "
+                             "of the gate.")
+            if far.any():
+                notes.append(f"{int(far.sum())} block(s) whose gate has a margin too small for an accurate shift "
+                             f"(over {GATE_SHIFT_MAX:g} times the block) used the LP instead of the gate.")
         if lp_cols.size:
             sub = "socp" if method == "socp" else "lp"
             n_chunks = 1
@@ -600,6 +619,16 @@ def decompose(
     f_gated = forward(Xa, pats.mask, U)
     prediction_gap = float(np.max(np.abs(network.predict(X) - f_gated), initial=0.0))
     max_violation = max(cone_violation(Xa, pats.mask, V), cone_violation(Xa, pats.mask, W))
+    # the result is checked, not trusted: a decomposition whose network misses the gated fit (or
+    # its blocks u) beyond rounding is not exact, whatever produced it
+    f_scale = max(float(np.abs(f_gated).max(initial=0.0)), np.finfo(float).tiny)
+    u_scale = max(float(np.abs(cols[:, todo]).max(initial=0.0)), np.finfo(float).tiny)
+    if not approximate and (prediction_gap > EXACT_CHECK_TOL * f_scale or recon > EXACT_CHECK_TOL * u_scale):
+        approximate = True
+        msg = (f"the decomposition misses the gated model: prediction gap {prediction_gap:.2e} "
+               f"({prediction_gap / f_scale:.1e} relative), |v - w - u| {recon:.2e}; it is approximate.")
+        notes.append(msg)
+        warnings.warn(msg, InaccurateSolutionWarning, stacklevel=2)
 
     # --- report: d*, ReLU objective, bound
     d_star = relu_obj = bound = None

@@ -303,3 +303,21 @@ def test_decompose_checks_targets_against_the_loss_and_the_joblib_backend():
         cvxnn.decompose(sol, X, y, lam=0.1, loss="logistic")
     with pytest.raises(InvalidParameterError, match="backend"):
         cvxnn.decompose(sol, X, y, lam=0.1, n_jobs=2, backend="bogus")
+
+
+def test_gate_method_with_a_tiny_margin_is_still_exact():
+    """A gate with a margin of 1e-15 on a data point asked for a shift t = 1e15 along it: v - w = u
+    was lost to rounding (prediction gap 0.13, cone violation, ReLU objective 2e14) and the
+    result said exact. Such blocks go to the LP, and every result is checked."""
+    import cvxnn
+    from cvxnn.solution import ConvexModel
+
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.5, -1.0], [-0.3, 2.0]])
+    y = np.array([1.0, 0.5, -1.0, 2.0, 0.3])
+    P = cvxnn.Patterns.from_gates(X, np.array([[1e-15], [1.0]]))
+    m = ConvexModel(activation="gated_relu", patterns=P, U=np.array([[-1.0], [0.3]]))
+    for method in ("socp", "gate"):
+        r = decompose(m, X, y, lam=0.1, method=method)
+        assert not r.approximate
+        assert r.prediction_gap <= 1e-12 and r.reconstruction_error <= 1e-12 and r.max_violation <= 1e-12
+        assert r.relu_objective < 10.0

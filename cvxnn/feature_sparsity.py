@@ -116,14 +116,19 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     c = 1 if y.ndim == 1 else y.shape[1]
     C = C.reshape(C.shape[0], p * c)  # the d_a x (p c) layout: column i c + k is output k of block i
     S = np.repeat(patterns.signs(), c, axis=1)
+    # the value is homogeneous in C and invariant to a scale of X_a (the multipliers absorb it):
+    # solved on unit scales. Clarabel called X * 1e-6, y * 1e6 "optimal" at twice the value.
+    c_scale = float(np.abs(C).max())
+    x_scale = max(float(np.abs(Xa).max()), np.finfo(float).tiny)
+    Cs, Xs = C / c_scale, Xa / x_scale
     RV = cp.Variable((n, p * c), nonneg=True, name="rho_v")
     RW = cp.Variable((n, p * c), nonneg=True, name="rho_w")
-    G = cp.hstack([C + Xa.T @ cp.multiply(S, RV), -C + Xa.T @ cp.multiply(S, RW)])
+    G = cp.hstack([Cs + Xs.T @ cp.multiply(S, RV), -Cs + Xs.T @ cp.multiply(S, RW)])
     term = penalty.cvxpy_dual_norm(G)
     prob = cp.Problem(cp.Minimize(term.expression), term.constraints)
     run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
                 allow=("optimal", "optimal_inaccurate"))
-    return float(prob.value)
+    return float(prob.value * c_scale)
 
 
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,

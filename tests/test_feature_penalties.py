@@ -355,3 +355,23 @@ def test_duality_gap_certifies_the_feature_program_or_refuses(activation):
     assert cert.rel_gap < 1e-5
     with pytest.raises(InvalidParameterError, match="feature-sparse penalty"):
         cvxnn.duality_gap(X, y, sol, lam, penalty="group_l2")
+
+
+def test_relu_feature_lam_max_scales_with_the_data():
+    """lam_max(s X, t y) = s t lam_max(X, y) for the squared loss; Clarabel called the SOCP on
+    X * 1e-6, y * 1e6 "optimal" at twice the value (71.8 against 37.2) until it was solved on
+    unit scales."""
+    from cvxnn.patterns import Patterns
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60, 6))
+    y = X[:, 0] - np.maximum(X[:, 1], 0.0) + 0.1 * rng.standard_normal(60)
+    P = sample_patterns(X, 10, seed=0)
+    for penalty in (SparseGroupL2(alpha=0.0), FeatureGroupL2()):
+        ref = feature_lam_max(X, y, P, penalty, activation="relu")
+        for s, t in [(1e-6, 1.0), (1e-6, 1e6), (1e5, 1e-3)]:
+            Ps = Patterns.from_gates(X * s, P.gates)
+            got = feature_lam_max(X * s, y * t, Ps, penalty, activation="relu")
+            assert got == pytest.approx(ref * s * t, rel=1e-6)
+    assert feature_lam_max(X, y, P, SparseGroupL2(alpha=0.0), activation="relu") == pytest.approx(
+        lam_max(X, y, P, activation="relu"), rel=1e-6)

@@ -207,4 +207,5 @@ def build_program(
         patterns=patterns,
         X=X,
         y=y,
+        weight_penalty=pen_obj,
     )

@@ -131,6 +131,31 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     return float(prob.value * c_scale)
 
 
+def _check_program(program, X, y, activation: str, loss, patterns: Patterns, penalty: GroupSparsePenalty) -> None:
+    """``program`` is the one :func:`solve_feature_sparse` would build: same activation,
+    patterns, penalty, loss and data (only ``lam`` may differ). A program of another penalty was
+    solved and its result labelled with this one's (objective 7.73 against an optimum of 10.74)."""
+    if program.activation != activation or program.patterns is not patterns:
+        raise InvalidParameterError("program was built for another activation or other patterns.")
+    built = getattr(program, "weight_penalty", None)
+    if built is None or type(built) is not type(penalty) or built.alpha != penalty.alpha:
+        raise InvalidParameterError(f"program was built with the penalty {built!r}, not {penalty!r}.")
+    loss_obj = get_loss(loss)
+    if program.loss is None or repr(program.loss) != repr(loss_obj):
+        raise InvalidParameterError(f"program was built with the loss {program.loss!r}, not {loss_obj!r}.")
+    try:
+        Xc = np.asarray(X, dtype=float)
+        yc = np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        same = False
+    else:
+        same = (Xc.shape == program.X.shape and np.array_equal(Xc, program.X)
+                and yc.size == np.size(program.y)
+                and np.array_equal(loss_obj.check_targets(yc.reshape(np.shape(program.y))), program.y))
+    if not same:
+        raise InvalidParameterError("program was built on other data (X or y differ); build it on these data.")
+
+
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
                    penalty: GroupSparsePenalty) -> ConvexSolution:
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
@@ -248,8 +273,8 @@ def solve_feature_sparse(
     if program is None:
         program = _builders.build_program(X, y, activation=activation, loss=loss, lam=lam, patterns=patterns,
                                           penalty=penalty)
-    elif program.activation != activation or program.patterns is not patterns:
-        raise InvalidParameterError("program was built for another activation or other patterns.")
+    else:
+        _check_program(program, X, y, activation, loss, patterns, penalty)
     sol = program.solve(route, lam=lam, **solver_opts)
     sol.program_penalty = penalty.value(weight_matrix(sol))
     sol.extra["penalty"] = repr(penalty)

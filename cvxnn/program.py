@@ -99,6 +99,9 @@ class ConvexProgram:
     patterns: Patterns
     X: np.ndarray = field(repr=False)
     y: np.ndarray = field(repr=False)
+    #: A penalty of the whole weight matrix (``U``, or ``[V, W]``) that replaced the block
+    #: penalty, e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`; None for the block programs.
+    weight_penalty: Any = None
 
     # Convenience accessors named as in the paper.
     @property
@@ -258,5 +261,9 @@ class ConvexProgram:
 
     def _solution_fields(self, blocks: dict[str, np.ndarray], cone_duals) -> dict[str, Any]:
         """Typed :class:`~cvxnn.solution.ConvexSolution` fields this program adds (the vector
-        programs add ``formulation``, ``training_X``, ``program_penalty``)."""
-        return {}
+        programs add ``formulation``, ``training_X``, ``program_penalty``); with a
+        :attr:`weight_penalty`, ``program_penalty`` is its value at the weights."""
+        if self.weight_penalty is None:
+            return {}
+        theta = np.hstack([blocks[name] for name in ("U", "V", "W") if name in blocks])
+        return {"program_penalty": float(self.weight_penalty.value(theta))}

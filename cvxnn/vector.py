@@ -176,9 +176,6 @@ class VectorConvexProgram(ConvexProgram):
     n_outputs: int = 2
     formulation: str = "nuclear"
     auxiliary: dict[str, tuple] = field(default_factory=dict, repr=False)
-    #: A penalty of the whole weight matrix (``U``, or ``[V, W]``) that replaced the block
-    #: penalty, e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2`; None for the block programs.
-    weight_penalty: Any = None
 
     def default_solver_options(self, solver: str) -> dict[str, Any]:
         """Those of :meth:`ConvexProgram.default_solver_options`; with the ``cross_entropy`` loss and

@@ -375,3 +375,34 @@ def test_relu_feature_lam_max_scales_with_the_data():
             assert got == pytest.approx(ref * s * t, rel=1e-6)
     assert feature_lam_max(X, y, P, SparseGroupL2(alpha=0.0), activation="relu") == pytest.approx(
         lam_max(X, y, P, activation="relu"), rel=1e-6)
+
+
+def test_a_program_of_another_penalty_loss_or_data_is_refused():
+    """solve_feature_sparse(program=...) checked only the activation and the patterns: a program
+    built with FeatureGroupL2 and called with SparseGroupL2(0.5) came back "optimal" at 7.73
+    (the true optimum 10.74), labelled SparseGroupL2. A CVXPY solution of a feature program
+    also carried a group-lasso "certified_gap" of 22 % (the certificate of another program)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6))
+    y = X[:, 0] - np.maximum(X[:, 1], 0.0)
+    P = sample_patterns(X, 8, seed=0)
+    prog = build_program(X, y, activation="gated_relu", lam=1.0, patterns=P, penalty=FeatureGroupL2())
+    sol = prog.solve()
+    assert "certified_gap" not in sol.extra
+    L = 0.5 * np.sum((sol.train_predict(X) - y) ** 2)
+    assert sol.objective_value == pytest.approx(L + 1.0 * sol.program_penalty, rel=1e-8)
+    ok = solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=0.5, patterns=P, solver="CLARABEL", program=prog)
+    assert ok.status == "optimal"
+    with pytest.raises(InvalidParameterError, match="penalty FeatureGroupL2.*not SparseGroupL2"):
+        solve_feature_sparse(X, y, penalty=SparseGroupL2(0.5), lam=1.0, patterns=P, solver="CLARABEL", program=prog)
+    with pytest.raises(InvalidParameterError, match="penalty"):
+        solve_feature_sparse(X, y, penalty=FeatureGroupL2(0.3), lam=1.0, patterns=P, solver="CLARABEL", program=prog)
+    with pytest.raises(InvalidParameterError, match="loss"):
+        solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, solver="CLARABEL", program=prog,
+                             loss="huber")
+    with pytest.raises(InvalidParameterError, match="other data"):
+        solve_feature_sparse(X, 2 * y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, solver="CLARABEL",
+                             program=prog)
+    plain = build_program(X, y, activation="gated_relu", lam=1.0, patterns=P)
+    with pytest.raises(InvalidParameterError, match="penalty None"):
+        solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, solver="CLARABEL", program=plain)

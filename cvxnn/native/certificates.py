@@ -414,6 +414,8 @@ def attach_certificate(program, sol):
     the solver (docs/solvers.md)."""
     if program.lam is None or getattr(program, "form", "regularized") != "regularized" or program.loss is None:
         return sol
+    if getattr(program, "weight_penalty", None) is not None:  # the certificate is the block penalty's
+        return sol
     gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss)
     if gap is not None:
         sol.extra["certified_gap"] = gap

@@ -383,6 +383,10 @@ def feature_path(
     t0 = time.perf_counter()
     route = _route(solver, activation, penalty)
     lmax = feature_lam_max(X, y, patterns, penalty, activation=activation, loss=loss)
+    if lams is None and not lmax > 0:
+        raise InvalidParameterError(
+            "cannot build a default grid: lam_max is 0 (the zero model is optimal for every lam, e.g. "
+            "y = 0 or a gradient orthogonal to the data); pass lams.")
     grid = lam_grid(lmax, n_lams, lam_min_ratio) if lams is None else lams
     loss_obj = get_loss(loss)
     y_checked = loss_obj.check_targets(np.asarray(y, dtype=float))

@@ -406,3 +406,13 @@ def test_a_program_of_another_penalty_loss_or_data_is_refused():
     plain = build_program(X, y, activation="gated_relu", lam=1.0, patterns=P)
     with pytest.raises(InvalidParameterError, match="penalty None"):
         solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, solver="CLARABEL", program=plain)
+
+
+def test_feature_path_with_lam_max_zero_explains_the_default_grid():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20, 3))
+    P = sample_patterns(X, 5, seed=0)
+    with pytest.raises(InvalidParameterError, match="lam_max is 0.*pass lams"):
+        feature_path(X, np.zeros(20), penalty=FeatureGroupL2(), patterns=P, n_lams=3)
+    path = feature_path(X, np.zeros(20), penalty=FeatureGroupL2(), patterns=P, lams=[1.0, 0.5])
+    assert not np.any(path.supports)

@@ -83,7 +83,29 @@ def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0):
     return (A[q, :, k] * root[:, None]).T, Bt[q, k, :] * root[:, None], idx[q]
 
 
-def to_network(model, *, tol: float = 0.0):
+#: ``split`` of :func:`to_network` for vector output.
+SPLITS = ("auto", "columns")
+
+
+def _check_split(split) -> str:
+    if not isinstance(split, str) or split not in SPLITS:
+        raise InvalidParameterError(f"split must be one of {SPLITS}, got {split!r}.")
+    return split
+
+
+def _column_neurons(B: np.ndarray, keep: np.ndarray):
+    """One balanced neuron per nonzero column of the kept blocks ``B_i`` (``d_a x c``): the
+    neuron ``(b / sqrt||b||, sqrt||b|| e_k)`` of column ``b = B_i[:, k]``, and its block index."""
+    d, p, c = B.shape
+    norms = np.linalg.norm(B, axis=0)  # (p, c)
+    i, k = np.nonzero(keep[:, None] & (norms > 0))
+    root = np.sqrt(norms[i, k])
+    W2 = np.zeros((i.size, c))
+    W2[np.arange(i.size), k] = root
+    return B[:, i, k] / root, W2, i
+
+
+def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     """Map a :class:`~cvxnn.solution.ConvexModel` to a :class:`ReLUNetwork` or
     :class:`GatedReLUNetwork` by the exact maps of docs/math.md, "Solution maps".
 
@@ -100,8 +122,19 @@ def to_network(model, *, tol: float = 0.0):
         output; for C-GReLU those above ``GATED_RANK_RTOL = 1e-13`` of the block's largest,
         so a block of rank ``r`` gives ``r`` neurons, not ``c`` with ``c - r`` of them at
         rounding level).
+
+    Other Parameters
+    ----------------
+    split : {"auto", "columns"}
+        Vector output: ``"auto"`` uses each block's balanced SVD factors (C-GReLU; C-ReLU where
+        they lie in the cones, see :func:`relu_vector_factors`), the cheapest neurons in weight
+        decay; ``"columns"`` gives one neuron per nonzero column of every block (each feeding
+        one output), the network whose per-neuron norms the one-vs-all and feature penalties
+        measure (with an l1 part, ``FeatureGroupL2(alpha > 0)`` or ``SparseGroupL2``, only
+        this network attains the program's penalty).
     """
     tol = check_nonnegative_float(tol, "tol")
+    split = _check_split(split)
     pats: Patterns = model.patterns
     if model.spec.gated:  # neurons keep their gates; one block per gate
         U = model.U
@@ -112,14 +145,15 @@ def to_network(model, *, tol: float = 0.0):
             A, w2 = _scalar_neurons(U, keep)
             G = pats.gates[:, keep]
         else:
-            A, w2, owner = _svd_neurons(U, keep, rel_tol=GATED_RANK_RTOL)
+            A, w2, owner = (_svd_neurons(U, keep, rel_tol=GATED_RANK_RTOL) if split == "auto"
+                            else _column_neurons(U, keep))
             G = pats.gates[:, owner]
         W1, b1 = _split_bias(A, pats.bias)
         Gw, gb = _split_bias(G, pats.bias)
         return GatedReLUNetwork(W1=W1, w2=w2, b1=b1, gates=Gw, gate_bias=gb)
     V, W = model.V, model.W
     if V.ndim == 3:
-        return relu_vector_to_network(model, tol=tol)
+        return relu_vector_to_network(model, tol=tol, split=split)
     kv = _keep(np.concatenate([block_norms(V), block_norms(W)]), tol)
     p = V.shape[1]
     Av, sv = _scalar_neurons(V, kv[:p])
@@ -155,7 +189,7 @@ class ReLUVectorFactors:
 
 
 def relu_vector_factors(
-    model, X=None, *, tol: float = 0.0, rank_tol: float = 1e-9, cone_tol: float = 1e-9
+    model, X=None, *, tol: float = 0.0, rank_tol: float = 1e-9, cone_tol: float = 1e-9, split: str = "auto"
 ) -> ReLUVectorFactors:
     """Map a vector-output C-ReLU point (``V``, ``W`` of shape ``(d_a, p, c)``) to a ReLU network.
 
@@ -188,6 +222,9 @@ def relu_vector_factors(
         Relative threshold below which singular values count as zero in the SVD test.
     cone_tol : float
         Relative tolerance of the ``+-K_i`` membership test.
+    split : {"auto", "columns"}
+        ``"columns"`` splits every block columnwise (no SVD), the network whose per-neuron norms
+        the one-vs-all and feature penalties measure.
 
     Returns
     -------
@@ -208,9 +245,10 @@ def relu_vector_factors(
     # Batched SVD of every block: A (2p, d_a, r), s (2p, r), Bt (2p, r, c).
     A, s, Bt = np.linalg.svd(np.transpose(blocks, (1, 0, 2)), full_matrices=False)
     significant = s > rank_tol * s[:, :1]
-    if X is None:
+    split = _check_split(split)
+    if X is None and split == "auto":
         X = getattr(model, "training_X", None)
-    if X is None:
+    if X is None or split == "columns":
         # Without the training data the cones K_i cannot be tested: columnwise split only.
         logger.debug("relu_vector_factors without X: using the columnwise split for every block")
         svd_ok = np.zeros(2 * p, dtype=bool)

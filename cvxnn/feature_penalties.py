@@ -290,7 +290,9 @@ class FeatureGroupL2(GroupSparsePenalty):
     def network_penalty(self, network) -> float:
         """``sum_j ||(W1a[j, k] w2[k])_k||_2 + alpha sum_{j,k} |W1a[j, k] w2[k]|``: the penalty
         of the path weights (the products, invariant under neuron rescaling); for the network
-        :meth:`~cvxnn.solution.ConvexModel.to_network` returns it equals ``R(Theta)``."""
+        :meth:`~cvxnn.solution.ConvexModel.to_network` returns it equals ``R(Theta)`` (vector
+        output with ``alpha > 0``: ``to_network(split="columns")``; the SVD neurons keep the row
+        norms but not the l1 norm of the path weights, which they raise)."""
         W1, w2 = self._first_layer(network)
         return self.value(W1[:, :, None] * w2[None, :, :])
 

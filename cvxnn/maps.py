@@ -32,7 +32,7 @@ def _require(obj, cls: type, name: str, hint: str = "") -> None:
         raise InvalidParameterError(f"{name} must be a cvxnn {cls.__name__}, got {given}.{hint}")
 
 
-def to_network(model, *, tol: float = 0.0):
+def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     """Map a :class:`~cvxnn.solution.ConvexModel` (or solution) to a :class:`ReLUNetwork`
     (``activation="relu"``) or :class:`GatedReLUNetwork` by the exact maps above.
 
@@ -41,6 +41,10 @@ def to_network(model, *, tol: float = 0.0):
     model : ConvexModel
     tol : float
         Drop blocks whose norm is ``<= tol * max block norm`` (0 keeps every nonzero block).
+    split : {"auto", "columns"}
+        Vector output: the blocks' balanced SVD factors (``"auto"``; for C-ReLU where they lie
+        in the cones) or one neuron per nonzero block column (``"columns"``), the network whose
+        per-neuron norms the one-vs-all and feature penalties measure.
 
     Returns
     -------
@@ -54,7 +58,7 @@ def to_network(model, *, tol: float = 0.0):
     """
     _require(model, ConvexModel, "model", " Networks are already networks; map a ConvexModel or "
              "a ConvexSolution (program.solve()).")
-    return _to_network(model, tol=tol)
+    return _to_network(model, tol=tol, split=split)
 
 
 def _zero_width_model(X, activation: str, bias: bool, c: int | None) -> ConvexModel:

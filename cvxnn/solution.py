@@ -229,13 +229,15 @@ class ConvexModel:
         return int((norms > tol * norms.max()).sum())
 
     # ----------------------------------------------------------------- maps
-    def to_network(self, *, tol: float = 0.0):
+    def to_network(self, *, tol: float = 0.0, split: str = "auto"):
         """The non-convex network of this point by the exact maps of docs/math.md, "Solution maps".
 
         Blocks with norm ``<= tol * max norm`` are dropped (``tol=0`` keeps every nonzero block,
-        so predictions and objective are reproduced exactly).
+        so predictions and objective are reproduced exactly). ``split="columns"`` (vector output)
+        gives one neuron per nonzero block column instead of the SVD factors (see
+        :func:`cvxnn.maps.to_network`).
         """
-        return to_network(self, tol=tol)
+        return to_network(self, tol=tol, split=split)
 
 
 @dataclass(eq=False)

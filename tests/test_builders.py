@@ -236,8 +236,13 @@ def test_clarabel_solves_exp_cone_relu_programs(loss):
     assert sol.status == "optimal"
     assert sol.max_violation < 1e-8
     cert = duality_gap(X, T, sol, lam, loss, multipliers=sol.multipliers)
-    assert cert.gap <= 2e-6 * abs(sol.objective_value)
+    # Clarabel 0.11.1 certifies 2.0e-6 (logistic) and 3.0e-6 (cross-entropy); earlier versions < 2e-6
+    assert cert.gap <= 1e-5 * abs(sol.objective_value)
     assert sol.objective(X, T, lam, loss) == pytest.approx(sol.objective_value, rel=1e-7)
+    # tighter gap tolerances certify far below that
+    tight = prog.solve(tol_gap_rel=1e-10, tol_gap_abs=1e-10)
+    assert tight.status == "optimal"
+    assert duality_gap(X, T, tight, lam, loss, multipliers=tight.multipliers).gap <= 2e-7 * abs(tight.objective_value)
 
 
 def test_exp_cone_defaults_only_where_they_apply(data):

@@ -128,3 +128,31 @@ def test_one_sample_and_single_column_cross_entropy():
     with pytest.raises(LabelError):
         copositive_relaxation(X2, rng.standard_normal(6), lam=0.1, patterns=sample_patterns(X2, 3, seed=0),
                               loss="cross_entropy")
+
+
+def test_clarabel_almost_solved_relaxation_is_retried_to_a_certified_bound():
+    """Tutorial 06's relaxation (24 samples, 10 patterns) ended "almost solved" with Clarabel's
+    defaults: no bound, and advice to "use Clarabel" although it was Clarabel. A second solve
+    at RELAXATION_CLARABEL_RETRY certifies it."""
+    import warnings
+
+    import cvxnn
+    from cvxnn.datasets import load_three_blobs
+    from cvxnn.errors import InaccurateSolutionWarning
+    from cvxnn.vector import one_hot
+
+    X_all, labels_all = load_three_blobs()
+    tr = np.random.default_rng(0).permutation(len(labels_all))[:90]
+    X, labels = X_all[tr], labels_all[tr]
+    sub = np.concatenate([np.flatnonzero(labels == k)[:8] for k in range(3)])
+    Xs, Ys = X[sub], one_hot(labels, n_classes=3)[sub]
+    pats = cvxnn.sample_patterns(Xs, 10, seed=1, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolutionWarning)
+        res = copositive_relaxation(Xs, Ys, lam=0.05, patterns=pats)
+    assert res.lower_bound is not None and res.lower_bound == res.value
+    rep = relu_vector_report(Xs, Ys, lam=0.05, patterns=pats)
+    assert rep.gated_lower_bound <= res.value + 1e-6 <= rep.network_objective + 2e-6
+    # advice that fits the solver
+    with pytest.warns(InaccurateSolutionWarning, match="loosen its tolerances"):
+        copositive_relaxation(Xs, Ys, lam=0.05, patterns=pats, max_iter=3)

@@ -111,7 +111,8 @@ def slope(t0: float, t1: float, p0: int, p1: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (n=300, d=10, p in {50, 100, 200})")
     parser.add_argument("--repeats", type=int, default=2, help="fresh-process runs per (p, side); min is kept")
     parser.add_argument("--no-default-backend", action="store_true",

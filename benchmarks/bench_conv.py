@@ -63,7 +63,8 @@ def _row(name: str, seconds: float, acc: float, note: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--relu", action="store_true", help="also fit the ReLU models (slow)")
     parser.add_argument("--ratio", nargs="+", metavar="M,G",
                         help="time native conv C-ReLU against Clarabel on the first M images with G gates")

@@ -305,13 +305,17 @@ def summary(out: dict, names) -> None:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="sweep,mlp,cv,relu")
     ap.add_argument("--datasets", default=",".join(CLASSIFICATION + REGRESSION))
     ap.add_argument("--cv-datasets", default=",".join(CV_DATASETS), help="datasets of the cv section")
     ap.add_argument("--relu-cv-datasets", default="digits", help="datasets of the relu_cv section")
     args = ap.parse_args(argv)
-    sections = set(args.sections.split(","))
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    unknown = sections - {"sweep", "mlp", "cv", "relu", "relu_cv"}
+    if unknown:
+        ap.error(f"unknown section(s) {sorted(unknown)}; choose from sweep, mlp, cv, relu, relu_cv")
     names = [s for s in args.datasets.split(",") if s]
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, sections {sorted(sections)}")
     out: dict = {}
@@ -330,7 +334,8 @@ def main(argv=None) -> dict:
             relu_cv(name, data, out)
     if "relu" in sections:
         relu(out)
-    summary(out, names)
+    if {"sweep", "mlp"} <= sections:  # the summary compares the defaults (sweep) with the MLPs
+        summary(out, names)
     print(f"\ntotal {time.perf_counter() - t_all:.0f}s")
     return out
 

@@ -109,7 +109,8 @@ def diabetes():
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--d", type=int, default=40)
     ap.add_argument("--k", type=int, default=4)

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_native.py            # full run (about 15 minutes on 2 cores)
-    python benchmarks/bench_native.py --quick    # small sizes only (about 1-2 minutes)
+    python benchmarks/bench_native.py --quick    # small sizes only (about 2-3 minutes)
 
 Threads are pinned to one (``OPENBLAS_NUM_THREADS=1`` and friends, set before numpy is
 imported) so every solver gets the same single core; the settings are printed. Native
@@ -661,7 +661,7 @@ def section_gated_small_lam(args, out):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes only (1-2 minutes)")
+    ap.add_argument("--quick", action="store_true", help="small sizes only (about 2-3 minutes)")
     ap.add_argument("--no-memory", action="store_true", help="skip the n=100000 memory section")
     ap.add_argument("--scnn-al", action="store_true", help="also run scnn's AL (slow: minutes)")
     ap.add_argument("--digits-full", action="store_true",

@@ -76,7 +76,8 @@ def nonconvex(X, y, width, a, b, c, lam, p_star):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="d = 5, 10 only")
     args = parser.parse_args()
     dims = (5, 10) if args.quick else (5, 10, 20, 40)

@@ -14,7 +14,7 @@
 # `lam` by 5-fold cross-validation on the training set only, and compare the test accuracy of
 #
 # * `ConvexGatedReLUClassifier`: a gated ReLU network trained by the convex C-GReLU program
-#   (native R-FISTA; fast, and certified by a duality gap);
+#   (the native gated working set; fast, and certified by a duality gap);
 # * `ConvexReLUClassifier`: a ReLU network trained by the convex C-ReLU program (native
 #   working-set solver; certified too, slower);
 # * `LogisticRegression` (a linear model) and `MLPClassifier` (the same kind of two-layer ReLU

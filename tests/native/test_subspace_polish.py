@@ -205,11 +205,36 @@ def test_reused_loss_hessians_reach_the_same_point_with_fewer_hessians(loss, c, 
     assert reused.primal == pytest.approx(fresh.primal, rel=1e-11)
     assert reused.rel_gap <= 2.0 * fresh.rel_gap + 1e-12
     # (a quadratic loss has one Hessian; its steps end on backtracking and free-set changes)
-    # (the constrained Newton steps of stage 1 often need one Hessian per stage, so only the
-    # one-vs-all cross-entropy instance, whose stage takes several steps, must save one)
     assert n_reused <= n_fresh, (n_reused, n_fresh)
-    if loss == "cross_entropy" and penalty == "columnwise":
-        assert n_reused < n_fresh, (n_reused, n_fresh)
+
+
+def test_reused_loss_hessians_save_hessians_over_instances(monkeypatch):
+    """The saving itself, over eight one-vs-all cross-entropy instances: the constrained Newton
+    steps of stage 1 often need one Hessian per stage either way, so a single instance need not
+    save one (seed 4 saved one on one machine and none on another, whose BLAS rounds
+    differently); over seeds 0-7 two of eight did (2 -> 1 Hessians each)."""
+    monkeypatch.setattr(gws, "POLISH", False)
+    calls = {"n": 0}
+    orig = sp._loss_hessian
+
+    def counted(*a, **k):
+        calls["n"] += 1
+        return orig(*a, **k)
+
+    monkeypatch.setattr(sp, "_loss_hessian", counted)
+    totals = {0.0: 0, sp.REUSE_RATIO: 0}
+    for seed in range(8):
+        Xa, pats, kernel = _problem("cross_entropy", 3, seed=seed)
+        op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
+        lam = _lam(op, kernel, 3, "columnwise", 0.05)
+        ws = gws.solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, 3)), tol=1e-3,
+                                         max_iter=20_000, penalty="columnwise", max_cost_ratio=np.inf)
+        for ratio in totals:
+            monkeypatch.setattr(sp, "REUSE_RATIO", ratio)
+            calls["n"] = 0
+            sp.polish_subspaces(op, kernel, lam, ws.U, columnwise=True)
+            totals[ratio] += calls["n"]
+    assert totals[sp.REUSE_RATIO] < totals[0.0], totals
 
 
 @pytest.mark.parametrize("seed", range(5))

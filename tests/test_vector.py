@@ -458,3 +458,26 @@ def test_model_formulation_is_validated_and_followed(data):
     nuc = ConvexModel(activation="gated_relu", patterns=pats, U=U)
     assert ova.penalty() == pytest.approx(float(np.linalg.norm(U, axis=0).sum()))
     assert nuc.penalty() == pytest.approx(float(np.linalg.svd(np.transpose(U, (1, 0, 2)), compute_uv=False).sum()))
+
+
+def test_an_infeasible_min_norm_program_says_it_may_be_infeasible():
+    """Clarabel fails (InsufficientProgress) on a min_norm program that cannot interpolate: the
+    error only said "Try solver='SCS'"; it now names the likely infeasibility, and SCS reports
+    it as an InfeasibleError."""
+    from cvxnn.datasets import load_three_blobs
+    from cvxnn.errors import InfeasibleError, SolverError
+    from cvxnn.vector import build_vector_program, one_hot
+
+    X, labels = load_three_blobs()
+    prog = build_vector_program(X, one_hot(labels), activation="gated_relu", loss="squared", lam=0.05,
+                                patterns=sample_patterns(X, 16, seed=0, bias=True), form="min_norm")
+    try:
+        prog.solve()
+    except InfeasibleError:
+        pass  # a solver that certifies infeasibility is right too
+    except SolverError as exc:
+        assert "may be infeasible (the patterns may not interpolate y exactly)" in str(exc)
+    else:
+        pytest.fail("an interpolation with 16 patterns of 120 blob points was reported solved")
+    with pytest.raises(InfeasibleError):
+        prog.solve("SCS")

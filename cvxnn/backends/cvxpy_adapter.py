@@ -364,7 +364,14 @@ def _failure_advice(program, solver: str) -> str:
         return ("The native solvers take this program: cvxnn.solve(X, y, patterns, ..., solver='auto'), "
                 "or backend='native' in the estimators.")
     others = [s for s in ("CLARABEL", "SCS") if s != solver and s in cp.installed_solvers()]
-    return f"Try solver={others[0]!r}." if others else "No other installed CVXPY solver takes this program."
+    advice = f"Try solver={others[0]!r}." if others else "No other installed CVXPY solver takes this program."
+    if program.form in ("min_norm", "max_margin"):
+        # Clarabel often fails (InsufficientProgress) rather than certify infeasibility here
+        why = ("the patterns may not interpolate y exactly" if program.form == "min_norm"
+               else "the labels may not be separable on these patterns")
+        advice = (f"The {program.form} program may be infeasible ({why}). {advice} "
+                  "More patterns may make it feasible; the regularized form always has a solution.")
+    return advice
 
 
 def compile_program(program, solver: str | None = None, *, canon_backend: str | None = None,

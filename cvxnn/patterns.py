@@ -575,6 +575,15 @@ def enumerate_patterns(
     X = check_X(X)
     bias = check_bool(bias, "bias")
     max_patterns = check_positive_int(max_patterns, "max_patterns", maximum=None)
+    # The patterns of [X, 1] are those of any affine image (X - mu) / sigma with its own gates,
+    # and without a bias of any column scaling: enumerate on centred, unit-scale columns. The raw
+    # data lost regions to the LP's margin test (X + 1e5: 22 of 30 patterns; X * 1e-10: 2) and
+    # to underflowing row norms (X * 1e-170: 1 of 22).
+    X_raw = X
+    mu = X.mean(axis=0) if bias else np.zeros(X.shape[1])
+    sigma = np.abs(X - mu).max(axis=0, initial=0.0)
+    sigma = np.where(sigma > 0, sigma, 1.0)
+    X = (X - mu) / sigma
     Xa = add_bias_column(X) if bias else X
     _, s, Vt = np.linalg.svd(Xa, full_matrices=False)
     tol = s.max(initial=0.0) * max(Xa.shape) * np.finfo(float).eps
@@ -604,8 +613,13 @@ def enumerate_patterns(
         else:
             Z = _regions_lp(B, max_patterns)
         G = basis @ Z
-    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero,
-                               memory_budget=memory_budget)
+    scaled = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero, memory_budget=memory_budget)
+    # the gates of the raw data: [X_raw, 1] (g_x / sigma, g_b - mu . g_x / sigma) = [X, 1] g; the
+    # mask is the one computed on the well-scaled data (the same up to rounding on the hyperplanes)
+    Gs = scaled.gates
+    Gx = Gs[:X.shape[1]] / sigma[:, None]
+    G_raw = np.vstack([Gx, Gs[X.shape[1]:] - mu @ Gx]) if bias else Gx
+    pats = Patterns(gates=np.ascontiguousarray(G_raw), mask=scaled.mask, bias=bias, fingerprint=_fingerprint(X_raw))
     if pats.n_patterns > max_patterns:
         raise MemoryBudgetError(
             f"{pats.n_patterns} patterns exceed max_patterns={max_patterns}; sample instead."

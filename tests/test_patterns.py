@@ -232,3 +232,21 @@ def test_loaded_style_patterns_are_checked_against_their_gates():
     object.__setattr__(honest, "_mask_unverified", True)
     honest.check_data(X)
     assert not honest._mask_unverified
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_enumeration_is_invariant_to_the_data_scale_and_offset(bias):
+    """enumerate_patterns lost regions on offset or small data (bias: X + 1e5 gave 22 of 30
+    patterns, X * 1e-10 gave 2) and on tiny data (X * 1e-170 without bias: 1 of 22): the LP's
+    margin test and the row norms saw the raw scale. It enumerates on centred unit-scale
+    columns and maps the gates back."""
+    X = np.random.default_rng(0).standard_normal((10, 3))[:5]
+    ref = enumerate_patterns(X, bias=bias)
+    assert ref.n_patterns == (30 if bias else 22)
+    key = {ref.mask[:, i].tobytes() for i in range(ref.n_patterns)}
+    cases = [X * 1e-10, X * 1e-170, X * 1e8] + ([X + 1e5] if bias else [])
+    for Xt in cases:
+        P = enumerate_patterns(Xt, bias=bias)
+        assert {P.mask[:, i].tobytes() for i in range(P.n_patterns)} == key
+        np.testing.assert_array_equal(Patterns.from_gates(Xt, P.gates, bias=bias).mask, P.mask)
+        P.check_data(Xt)

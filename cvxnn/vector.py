@@ -53,12 +53,12 @@ from ._readout import (
 from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .backends.cvxpy_adapter import estimate_nonzeros
-from .errors import InvalidParameterError, LabelError, ShapeError
+from .errors import InaccurateSolutionWarning, InvalidParameterError, LabelError, ShapeError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .penalties import Columnwise, Nuclear, get_penalty
 from .program import FORMS, ConvexProgram
-from .solution import ConvexSolution
+from .solution import ConvexModel, ConvexSolution
 
 __all__ = [
     "FORMULATIONS",
@@ -405,7 +405,10 @@ class ReLUVectorReport:
         Objective of the mapped ReLU network: an upper bound on ``p*`` (achieved by a network).
     gated_lower_bound : float
         Optimal value ``d*`` of C-GReLU (nuclear) on the same patterns: a lower bound on the
-        objective of every ReLU network whose neurons use these patterns.
+        objective of every ReLU network whose neurons use these patterns. For a gated solution
+        that is not ``"optimal"``, its objective minus its certified duality gap (still a lower
+        bound on ``d*``); without a gap, its objective with an
+        :class:`~cvxnn.errors.InaccurateSolutionWarning` (then not a certified bound).
     n_neurons : int
     n_svd_blocks, n_split_blocks : int
         Blocks mapped by their SVD factors / by the columnwise split.
@@ -452,6 +455,26 @@ class ReLUVectorReport:
         ])
 
 
+def _check_report_solution(sol, activation: str, patterns: Patterns, lam: float, c: int) -> None:
+    """A solution handed to :func:`relu_vector_report` solves the program it stands for: the
+    nuclear program of ``activation`` on ``patterns`` at ``lam`` with ``c`` outputs (one at
+    ``lam = 100`` was reported as a "lower bound" 8x above the network's objective)."""
+    if not isinstance(sol, ConvexModel) or sol.activation != activation or not np.array_equal(
+            sol.patterns.mask, patterns.mask):
+        raise InvalidParameterError(f"the {activation} solution must be a {activation} solution on the same patterns.")
+    blocks = sol.U if activation == "gated_relu" else sol.V
+    if blocks.ndim != 3 or blocks.shape[2] != c:
+        raise InvalidParameterError(f"the {activation} solution has {1 if blocks.ndim == 2 else blocks.shape[2]} "
+                                    f"output(s); Y has {c}.")
+    form = getattr(sol, "formulation", None)
+    if form is not None and form != "nuclear":
+        raise InvalidParameterError(f"the {activation} solution is of the {form!r} program; the report compares "
+                                    "the nuclear programs (formulation='nuclear').")
+    sol_lam = getattr(sol, "lam", None)
+    if sol_lam is not None and not np.isclose(float(sol_lam), lam, rtol=1e-12, atol=0.0):
+        raise InvalidParameterError(f"the {activation} solution was solved at lam={float(sol_lam):g}, not lam={lam:g}.")
+
+
 def relu_vector_report(
     X,
     Y,
@@ -492,8 +515,8 @@ def relu_vector_report(
         if given is None:
             prog = build_vector_program(X, Y, activation=act, loss=loss_obj, lam=lam, patterns=patterns)
             given = prog.solve(solver, **solver_opts)
-        elif given.activation != act or not np.array_equal(given.patterns.mask, patterns.mask):
-            raise InvalidParameterError(f"the {act} solution must be a {act} solution on the same patterns.")
+        else:
+            _check_report_solution(given, act, patterns, lam, Y.shape[1] if Y.ndim == 2 else 1)
         sols[act] = given
     relu, gated = sols["relu"], sols["gated_relu"]
     factors = relu_vector_factors(relu, X)
@@ -502,10 +525,19 @@ def relu_vector_report(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net_obj = net.objective(X, Y, lam, loss_obj)
+    d_value = float(gated.objective(X, Y, lam, loss_obj))
+    if gated.status != "optimal":
+        gap = gated.gap if gated.gap is not None else gated.extra.get("certified_gap")
+        if gap is not None and np.isfinite(gap) and gap >= 0:
+            d_value -= float(gap)  # the primal minus its duality gap: a certified lower bound on d*
+        else:
+            warnings.warn(
+                f"the gated solution has status {gated.status!r} and no certified gap: gated_lower_bound is "
+                "its objective, not a certified lower bound.", InaccurateSolutionWarning, stacklevel=2)
     return ReLUVectorReport(
         convex_value=float(relu.objective(X, Y, lam, loss_obj)),
         network_objective=float(net_obj),
-        gated_lower_bound=float(gated.objective(X, Y, lam, loss_obj)),
+        gated_lower_bound=d_value,
         n_neurons=net.n_neurons,
         n_svd_blocks=int(factors.svd_blocks.sum()),
         n_split_blocks=int(factors.split_blocks.sum()),

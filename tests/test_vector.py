@@ -481,3 +481,31 @@ def test_an_infeasible_min_norm_program_says_it_may_be_infeasible():
         pytest.fail("an interpolation with 16 patterns of 120 blob points was reported solved")
     with pytest.raises(InfeasibleError):
         prog.solve("SCS")
+
+
+def test_relu_vector_report_checks_the_solutions_it_reuses():
+    """relu_vector_report took a gated solution at another lam (a "lower bound" of 25.0 against a
+    network objective of 2.88), of the one-vs-all program, or uncertified (max_iterations) as d*."""
+    import cvxnn
+    from cvxnn.vector import build_vector_program, one_hot, relu_vector_report
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    Y = one_hot(np.argmax(X @ rng.standard_normal((3, 3)), axis=1), n_classes=3)
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    kw = dict(activation="gated_relu", loss="squared", patterns=pats)
+    ok = build_vector_program(X, Y, lam=1.0, **kw).solve()
+    rep = relu_vector_report(X, Y, lam=1.0, patterns=pats, gated_solution=ok)
+    assert rep.gated_lower_bound <= rep.network_objective + 1e-6
+    other = build_vector_program(X, Y, lam=100.0, **kw).solve()
+    with pytest.raises(InvalidParameterError, match="solved at lam=100"):
+        relu_vector_report(X, Y, lam=1.0, patterns=pats, gated_solution=other)
+    ova = build_vector_program(X, Y, lam=1.0, formulation="one_vs_all", **kw).solve()
+    with pytest.raises(InvalidParameterError, match="one_vs_all"):
+        relu_vector_report(X, Y, lam=1.0, patterns=pats, gated_solution=ova)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rough = cvxnn.solve(X, Y, pats, activation="gated_relu", lam=1.0, solver="rfista", max_iter=2)
+    assert rough.status != "optimal"
+    rep = relu_vector_report(X, Y, lam=1.0, patterns=pats, gated_solution=rough)
+    assert rep.gated_lower_bound <= rep.network_objective + 1e-9  # objective minus its certified gap

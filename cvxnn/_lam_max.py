@@ -139,7 +139,7 @@ def _relu_lam_max_nuclear(Xa: np.ndarray, S: np.ndarray, C: np.ndarray) -> float
 
 
 def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss = "squared",
-            *, formulation: str = "nuclear") -> float:
+            *, formulation: str | None = None) -> float:
     """The smallest ``lam`` at which the zero model is optimal (see the module docstring).
 
     Parameters
@@ -151,8 +151,10 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss
     activation : {"relu", "gated_relu"}
     loss : str or Loss
         A loss with a gradient at zero (squared, logistic, huber, cross_entropy).
-    formulation : {"nuclear", "one_vs_all"}
-        Vector output only: the penalty of the program (nuclear norms, or column norms).
+    formulation : {"nuclear", "one_vs_all"}, optional
+        Vector output only: the penalty of the program (nuclear norms, or column norms). Default:
+        the activation's default program, as in :func:`cvxnn.solve` (one-vs-all for C-ReLU,
+        nuclear for C-GReLU).
 
     Returns
     -------
@@ -166,9 +168,11 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss
     """
     if not get_loss(loss).smooth:
         raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
+    X, y, loss = _prepare(X, y, patterns, activation, loss)
+    if formulation is None:
+        formulation = get_activation(activation).vector_formulation
     if not isinstance(formulation, str) or formulation not in _FORMULATIONS:
         raise InvalidParameterError(f"formulation must be one of {_FORMULATIONS}, got {formulation!r}.")
-    X, y, loss = _prepare(X, y, patterns, activation, loss)
     Xa = patterns.design(X)
     mask = patterns.mask
     r0 = -loss.grad(np.zeros_like(y), y)

@@ -264,6 +264,10 @@ def solve_path(
     adapter, name = resolve_solver("CLARABEL" if str(solver).lower() == "cvxpy" else solver)
     loss = get_loss(loss)
     opts = dict(solver_opts or {})
+    if "formulation" in opts:  # lam_max and the zero shortcut would be those of another program
+        raise InvalidParameterError(
+            f"pass formulation={opts['formulation']!r} as the path's own argument, not in solver_opts: the "
+            "path's lam_max and its zero solutions depend on it.")
     program = None
     vector = np.ndim(y) == 2
     if formulation is None:

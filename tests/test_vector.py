@@ -509,3 +509,20 @@ def test_relu_vector_report_checks_the_solutions_it_reuses():
     assert rough.status != "optimal"
     rep = relu_vector_report(X, Y, lam=1.0, patterns=pats, gated_solution=rough)
     assert rep.gated_lower_bound <= rep.network_objective + 1e-9  # objective minus its certified gap
+
+
+def test_failure_advice_does_not_send_the_nuclear_relu_program_to_the_native_solvers():
+    """The advice said "the native solvers take this program" for the nuclear vector C-ReLU
+    program, but following it solved the one-vs-all program (and the native nuclear one rarely
+    certifies)."""
+    from cvxnn.backends.cvxpy_adapter import _failure_advice
+    from cvxnn.vector import build_vector_program, one_hot
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 2))
+    Y = one_hot(rng.integers(0, 3, 20), n_classes=3)
+    pats = sample_patterns(X, 4, seed=0, bias=True)
+    nuclear = build_vector_program(X, Y, activation="relu", lam=1.0, patterns=pats, formulation="nuclear")
+    ova = build_vector_program(X, Y, activation="relu", lam=1.0, patterns=pats, formulation="one_vs_all")
+    assert "native" not in _failure_advice(nuclear, "CLARABEL")
+    assert "native solvers take this program" in _failure_advice(ova, "CLARABEL")

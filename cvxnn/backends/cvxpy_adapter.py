@@ -359,8 +359,11 @@ def _failure_advice(program, solver: str) -> str:
     """Advice for a failed program solve: the native backend where it takes the program, else
     another installed conic solver."""
     lam = None if program.lam is None else program.lam.value
+    # the native nuclear C-ReLU program (the augmented Lagrangian) rarely certifies: not advised
+    nuclear_relu = (program.activation == "relu" and getattr(program, "n_outputs", 1) > 1
+                    and getattr(program, "formulation", None) == "nuclear")
     if (program.form == "regularized" and program.loss is not None and lam is not None and lam > 0
-            and native_supports(program.loss)):
+            and native_supports(program.loss) and not nuclear_relu):
         return ("The native solvers take this program: cvxnn.solve(X, y, patterns, ..., solver='auto'), "
                 "or backend='native' in the estimators.")
     others = [s for s in ("CLARABEL", "SCS") if s != solver and s in cp.installed_solvers()]

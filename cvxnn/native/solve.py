@@ -49,6 +49,12 @@ logger = logging.getLogger("cvxnn.native")
 _F32_AL_TOL = 1e-3
 #: Tolerance of the float32 stage of R-FISTA before the float64 polish.
 _F32_GATED_TOL = 1e-5
+#: Share of ``max_iter`` a float32 stage (R-FISTA or the augmented Lagrangian, ``dtype=float32``)
+#: may use before the float64 continuation takes over: a stage stalled above its floor used the
+#: whole budget, so the float64 polish that certifies never ran (diabetes, 150 rows, C-GReLU at
+#: ``0.003 lam_max``, ``tol=1e-8``: ``max_iterations`` after 20000 float32 iterations where float64
+#: certifies in 944).
+F32_STAGE_SHARE = 0.5
 #: A C-GReLU program that the working set hands over to R-FISTA as "dense" (float64,
 #: ``solver="auto"``, programs too large for the interior-point finish) continues on the float32
 #: twin of the design when ``tol >= CONTINUE_FLOAT32_MIN_TOL`` (the estimators' default ``1e-4``;
@@ -412,7 +418,10 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
                               callback=callback, log_every=log_every)
             res.dual = -np.inf  # a float32 dual value is an estimate, not a bound
         elif cap - done > 0:
-            res = solve_gated(problem, start, tol=tol_run, max_iter=cap - done, eta0=eta0, callback=callback,
+            # a float32 stage can stall above its floor (diabetes at 0.003 lam_max: gap 6e-5 for
+            # all 20000 iterations, and the float64 polish never ran): it gets part of the budget
+            stage = cap - done if dtype == np.float64 else max(1, int((cap - done) * F32_STAGE_SHARE))
+            res = solve_gated(problem, start, tol=tol_run, max_iter=stage, eta0=eta0, callback=callback,
                               log_every=log_every)
         else:  # the working set used the iterations before the finish
             res = GatedResult(U=ws.U, primal=ws.primal, dual=ws.dual, iterations=0, converged=False, eta=eta0)
@@ -670,7 +679,9 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     tol_run, feas_run = max(tol, floor), max(feas_tol, floor)
     res = solve_relu(Xa, patterns.mask, kernel, lam, T0,
                      gamma0 if gamma0 is not None else _zeros_checked(n, p, c, d, dtype, memory_budget),
-                     tol=tol_run, feas_tol=feas_run, max_iter=min(max_iter, AL_HANDOFF_ITERS) if handoff else max_iter,
+                     tol=tol_run, feas_tol=feas_run,
+                     max_iter=(min(max_iter, AL_HANDOFF_ITERS) if handoff
+                               else max(1, int(max_iter * F32_STAGE_SHARE)) if loose else max_iter),
                      delta0=delta0, eta0=eta0, callback=callback,
                      log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
     iterations = res.iterations

@@ -345,3 +345,26 @@ def test_float32_reaches_its_float64_polish_at_tight_tolerances(tol):
     sol = solve_native(X, y, pats, lam=lam, tol=tol, dtype=np.float32)
     assert sol.status == "optimal" and sol.rel_gap <= tol
     assert sol.extra["polish_iterations"] > 0
+
+
+def test_a_stalled_float32_stage_leaves_budget_for_the_float64_polish():
+    """A float32 R-FISTA stage stalled above its floor (relative gap 6e-5 on diabetes at
+    0.003 lam_max) used all of max_iter, and the float64 polish that certifies never ran: the
+    stage now gets F32_STAGE_SHARE of the budget."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    import cvxnn
+
+    X, y = datasets.load_diabetes(return_X_y=True)
+    idx = np.random.default_rng(0).choice(len(X), 150, replace=False)
+    X = X[idx]
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y[idx] - y[idx].mean()) / y[idx].std()
+    pats = cvxnn.sample_patterns(X, 30, seed=2, bias=True)
+    lam = 0.003 * lam_max_gated(X, y, pats)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s32 = solve_native(X, y, pats, activation="gated_relu", lam=lam, tol=1e-8, dtype=np.float32, max_iter=20000)
+    s64 = solve_native(X, y, pats, activation="gated_relu", lam=lam, tol=1e-8, max_iter=20000)
+    assert s64.status == "optimal"
+    assert s32.status == "optimal" and s32.extra["polish_iterations"] > 0
+    assert s32.objective_value == pytest.approx(s64.objective_value, rel=1e-7)

@@ -36,6 +36,7 @@ __all__ = [
     "LabelError",
     "PatternMismatchError",
     "FileFormatError",
+    "FileWriteError",
     "SolverError",
     "InfeasibleError",
     "UnboundedError",
@@ -79,6 +80,11 @@ class PatternMismatchError(InputError):
 
 class FileFormatError(InputError):
     """A file is corrupt, of a foreign format, or of an unsupported format version."""
+
+
+class FileWriteError(CvxnnError, OSError):
+    """A file could not be written (permissions, a missing folder, a full disk); also an
+    :class:`OSError`. The message names the destination, not the temporary file."""
 
 
 class SolverError(CvxnnError, RuntimeError):

@@ -63,7 +63,14 @@ from typing import Any
 import numpy as np
 
 from .activations import ACTIVATIONS, get_activation
-from .errors import CvxnnError, CvxnnWarning, FileFormatError, InvalidParameterError, MemoryBudgetError
+from .errors import (
+    CvxnnError,
+    CvxnnWarning,
+    FileFormatError,
+    FileWriteError,
+    InvalidParameterError,
+    MemoryBudgetError,
+)
 from .losses import LOSSES, Loss, get_loss
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns
@@ -428,19 +435,24 @@ def _write_atomic(path: Path, write) -> None:
     ``path`` (``os.replace``). On any failure (disk full, Ctrl-C) the temporary file is removed
     and ``path`` is left as it was."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # O_EXCL: never follow or reuse an existing file; mode 0o666 is reduced by the umask
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        # O_EXCL: never follow or reuse an existing file; mode 0o666 is reduced by the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}.") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:  # pragma: no cover - already gone
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, CvxnnError):
+            raise FileWriteError(f"cannot write {path}: {exc.strerror or exc}.") from exc
         raise
     try:  # make the rename itself durable (POSIX); not possible everywhere
         dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -578,7 +590,12 @@ def _open_archive(zf: zipfile.ZipFile, path: Path, max_bytes: int | None) -> tup
     from .operators import default_memory_budget
 
     headers = _member_headers(zf, path)
-    budget = default_memory_budget() if max_bytes is None else int(max_bytes)
+    if max_bytes is None:
+        budget = default_memory_budget()
+    elif isinstance(max_bytes, (bool, np.bool_)) or not isinstance(max_bytes, (int, np.integer)) or max_bytes < 1:
+        raise InvalidParameterError(f"max_bytes must be a positive integer (bytes), got {max_bytes!r}.")
+    else:
+        budget = int(max_bytes)
     total = sum(nbytes for _, _, nbytes in headers.values())
     if total > budget:
         big = max(headers, key=lambda k: headers[k][2])

@@ -667,3 +667,25 @@ def test_classifier_with_string_labels_in_an_object_array_round_trips(tmp_path, 
     mixed_labels = np.array([1 if v > 0 else "a" for v in y], dtype=object)
     with pytest.raises(LabelError, match="one type"):  # a numpy TypeError before
         ConvexReLUClassifier(lam=0.1, n_gates=6, random_state=0).fit(X, mixed_labels)
+
+
+def test_unwritable_destinations_and_bad_budgets_are_typed_errors(tmp_path):
+    """Saving where no file can be created raised a bare PermissionError naming the hidden
+    temporary file; max_bytes='abc' raised a bare ValueError and -1 or True were budgets."""
+    import os
+    import sys
+
+    from cvxnn.errors import FileWriteError
+
+    X, y = load_teacher_regression()
+    est = ConvexReLURegressor(n_gates=4, random_state=0, backend="clarabel").fit(X[:30], y[:30])
+    target = "/proc/model.npz"  # a folder nobody can create files in (root included)
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc"):
+        pytest.skip("needs /proc")
+    with pytest.raises(FileWriteError, match="cannot write /proc/model.npz") as info:
+        io.save(est, target)
+    assert isinstance(info.value, OSError) and ".tmp" not in str(info.value)
+    good = io.save(est, tmp_path / "model.npz")
+    for bad in ("abc", float("nan"), -1, True, 1.5):
+        with pytest.raises(InvalidParameterError, match="max_bytes"):
+            io.load(good, max_bytes=bad)

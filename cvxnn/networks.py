@@ -125,6 +125,14 @@ def _prep_weights(W1, w2, b1):
     return W1, w2, b1
 
 
+def _scaled_norms(A: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the columns of ``A``, scaled by their largest entry so that neither tiny
+    nor huge entries under- or overflow when squared."""
+    top = np.abs(A).max(axis=0, initial=0.0)
+    safe = np.where(top > 0, top, 1.0)
+    return top * np.sqrt(np.sum((A / safe) ** 2, axis=0))
+
+
 @dataclass(frozen=True, eq=False)
 class _TwoLayer:
     W1: np.ndarray
@@ -174,18 +182,22 @@ class _TwoLayer:
         y = check_y(y, X.shape[0])
         lam = check_lam(lam)
         loss = get_loss(loss)
-        return loss.value(self.predict(X), y) + lam * self.penalty()
+        pred = self.predict(X)
+        if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # w2 of shape (m, 1): one output
+            pred = pred[:, 0]
+        return loss.value(pred, y) + lam * self.penalty()
 
     def balanced(self) -> _TwoLayer:
         """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty).
 
         A dead neuron (zero input weights and bias, or zero output weights) computes zero, and its
         minimal penalty is zero: both of its sides are set to zero."""
-        inner = np.sum(self.W1**2, axis=0) + (self.b1**2 if self.b1 is not None else 0.0)
-        outer = np.sum(self.w2.reshape(self.n_neurons, -1) ** 2, axis=1)
+        A = np.vstack([self.W1, self.b1[None, :]]) if self.b1 is not None else self.W1
+        inner = _scaled_norms(A)  # norms without squaring: 1e-170 weights underflowed to "dead"
+        outer = _scaled_norms(self.w2.reshape(self.n_neurons, -1).T)
         live = (inner > 0) & (outer > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            s = np.where(live, (outer / inner) ** 0.25, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            s = np.where(live, np.sqrt(outer) / np.sqrt(np.where(live, inner, 1.0)), 1.0)
         kw = {k: getattr(self, k) for k in self.__dataclass_fields__}
         kw["W1"] = self.W1 * s * live
         w2 = self.w2 / (s if self.w2.ndim == 1 else s[:, None])

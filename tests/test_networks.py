@@ -206,3 +206,19 @@ def test_per_neuron_vectors_of_another_shape_are_refused_not_flattened():
     np.testing.assert_array_equal(GatedReLUNetwork(W1, w2, gates=W1, gate_bias=b[None, :]).predict(X),
                                   GatedReLUNetwork(W1, w2, gates=W1, gate_bias=b).predict(X))
     assert ReLUNetwork(W1[:, :1], w2[:1], b1=0.5).b1.shape == (1,)
+
+
+def test_one_column_output_and_extreme_scales():
+    """w2 of shape (m, 1) (one output) could not evaluate its objective for any y; balanced()
+    zeroed live neurons whose squared weights underflowed (W1 * 1e-170, w2 * 1e170)."""
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3))
+    W1, w2, y = rng.standard_normal((3, 2)), rng.standard_normal(2), rng.standard_normal(6)
+    col = ReLUNetwork(W1, w2[:, None])
+    flat = ReLUNetwork(W1, w2)
+    assert col.objective(X, y, 0.1) == pytest.approx(flat.objective(X, y, 0.1), rel=1e-14)
+    assert col.objective(X, y[:, None], 0.1) == pytest.approx(flat.objective(X, y, 0.1), rel=1e-14)
+    tiny = ReLUNetwork(W1 * 1e-170, w2 * 1e170, b1=np.array([1e-170, -2e-170]))
+    np.testing.assert_allclose(tiny.balanced().predict(X), tiny.predict(X), rtol=1e-12, atol=0)
+    assert np.isfinite(tiny.balanced().penalty())

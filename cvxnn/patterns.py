@@ -38,6 +38,7 @@ from ._validation import (
 from .errors import (
     InvalidParameterError,
     MemoryBudgetError,
+    NonFiniteError,
     PatternMismatchError,
     ShapeError,
 )
@@ -70,7 +71,8 @@ def _fingerprint(X: np.ndarray) -> str:
     """A short content hash of ``X`` (shape + bytes), to detect patterns used on other data."""
     h = hashlib.blake2b(digest_size=12)
     h.update(str(X.shape).encode())
-    h.update(np.ascontiguousarray(X, dtype=np.float64).view(np.uint8))
+    # + 0.0 turns -0.0 into 0.0: equal data have one fingerprint (a -0.0 failed check_data)
+    h.update(np.ascontiguousarray(np.asarray(X, dtype=np.float64) + 0.0).view(np.uint8))
     return h.hexdigest()
 
 
@@ -167,13 +169,29 @@ class Patterns:
     fingerprint: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        if self.gates.ndim != 2 or self.mask.ndim != 2 or self.gates.shape[1] != self.mask.shape[1]:
+        gates = as_float_array(self.gates, "gates")
+        try:
+            mask = np.asarray(self.mask)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"mask must be a boolean array: {exc}") from None
+        if mask.dtype != bool:
+            if not (np.issubdtype(mask.dtype, np.number) and np.all((mask == 0) | (mask == 1))):
+                raise InvalidParameterError(f"mask must be a boolean array (or of 0 and 1), got dtype {mask.dtype}.")
+            mask = mask.astype(bool)
+        if gates.ndim != 2 or mask.ndim != 2 or gates.shape[1] != mask.shape[1]:
             raise ShapeError(
-                f"gates {self.gates.shape} and mask {self.mask.shape} must be 2-D with the same "
+                f"gates {gates.shape} and mask {mask.shape} must be 2-D with the same "
                 "number of columns (patterns)."
             )
-        self.gates.setflags(write=False)
-        self.mask.setflags(write=False)
+        if not np.all(np.isfinite(gates)):
+            raise NonFiniteError("gates contain NaN or infinity.")
+        object.__setattr__(self, "bias", check_bool(self.bias, "bias"))
+        # read-only views: the caller's own arrays stay writable
+        gates, mask = gates.view(), mask.view()
+        gates.setflags(write=False)
+        mask.setflags(write=False)
+        object.__setattr__(self, "gates", gates)
+        object.__setattr__(self, "mask", mask)
         # Patterns read from a file carry a mask nobody has checked against the gates; the
         # first check_data against the training data does (see io.load).
         object.__setattr__(self, "_mask_unverified", False)
@@ -228,6 +246,10 @@ class Patterns:
 
     def signed_data(self, X, i: int) -> np.ndarray:
         """``Xt_i = (2 D_i - I) X_a`` for one pattern ``i`` (``n x d_a``)."""
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise InvalidParameterError(f"i must be a pattern index (an integer), got {i!r}.")
+        if not -self.n_patterns <= i < self.n_patterns:
+            raise ShapeError(f"pattern index {i} is out of range for {self.n_patterns} patterns.")
         Xa = self.design(X)
         return (2.0 * self.mask[:, i] - 1.0)[:, None] * Xa
 

@@ -250,3 +250,31 @@ def test_enumeration_is_invariant_to_the_data_scale_and_offset(bias):
         assert {P.mask[:, i].tobytes() for i in range(P.n_patterns)} == key
         np.testing.assert_array_equal(Patterns.from_gates(Xt, P.gates, bias=bias).mask, P.mask)
         P.check_data(Xt)
+
+
+def test_patterns_constructor_validates_and_leaves_the_callers_arrays_alone():
+    """Patterns(gates, mask) made the caller's arrays read-only and took NaN gates or
+    bias='no'; signed_data(X, 100) raised a bare IndexError; a -0.0 in X failed check_data."""
+    from cvxnn.errors import InvalidParameterError, NonFiniteError, ShapeError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3))
+    G = rng.standard_normal((3, 4))
+    M = X @ G >= 0
+    P = Patterns(G, M)
+    assert G.flags.writeable and M.flags.writeable and not P.gates.flags.writeable
+    with pytest.raises(NonFiniteError):
+        Patterns(np.full((3, 4), np.nan), M)
+    with pytest.raises(InvalidParameterError, match="bias"):
+        Patterns(G, M, bias="no")
+    with pytest.raises(InvalidParameterError, match="mask"):
+        Patterns(G, np.full((10, 4), 0.5))
+    with pytest.raises(ShapeError, match="out of range"):
+        P.signed_data(X, 100)
+    with pytest.raises(InvalidParameterError, match="integer"):
+        P.signed_data(X, 1.5)
+    Z = np.array([[0.0, 1.0], [2.0, -1.0], [1.0, 1.0]])
+    Q = Patterns.from_gates(Z, rng.standard_normal((2, 3)))
+    Zn = Z.copy()
+    Zn[0, 0] = -0.0
+    Q.check_data(Zn)

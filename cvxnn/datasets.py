@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._validation import check_nonnegative_float, check_positive_int
+from ._validation import as_generator, check_nonnegative_float, check_positive_int
 
 __all__ = ["load_teacher_regression", "load_three_blobs", "planted_teacher"]
 
@@ -46,7 +46,11 @@ def planted_teacher(
     n_neurons = check_positive_int(n_neurons, "n_neurons")
     n_outputs = check_positive_int(n_outputs, "n_outputs")
     noise = check_nonnegative_float(noise, "noise")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)  # typed errors for bad seeds; an int seed gives default_rng's stream
+    from .operators import check_memory
+
+    check_memory({"X": 8 * n * d, "hidden": 8 * n * n_neurons, "Y": 16 * n * n_outputs},
+                 what=f"planted_teacher(n={n}, d={d})", hint="Use smaller n or d.")
     X = rng.standard_normal((n, d))
     W1 = rng.standard_normal((d, n_neurons)) / np.sqrt(d)
     w2 = rng.standard_normal((n_neurons, n_outputs)) / np.sqrt(n_neurons)

@@ -146,8 +146,12 @@ class _FallbackRegressorMixin:
     def score(self, X, y, sample_weight=None) -> float:
         """Coefficient of determination ``R^2`` of ``predict(X)`` (weighted by ``sample_weight``)."""
         y = np.asarray(y, dtype=float)
+        return self._r2(y, np.asarray(self.predict(X), dtype=float), sample_weight)
+
+    @staticmethod
+    def _r2(y, pred, sample_weight=None) -> float:
         w = np.ones(y.shape[0]) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        Y, P = y.reshape(y.shape[0], -1), np.asarray(self.predict(X), dtype=float).reshape(y.shape[0], -1)
+        Y, P = y.reshape(y.shape[0], -1), pred.reshape(y.shape[0], -1)
         resid = np.sum(w[:, None] * (Y - P) ** 2, axis=0)
         total = np.sum(w[:, None] * (Y - np.average(Y, axis=0, weights=w)) ** 2, axis=0)
         # per output, averaged (scikit-learn's multioutput="uniform_average")
@@ -1326,7 +1330,34 @@ class _MultiOutputTags:
         return {"multioutput": True}
 
 
-class _RegressorBase(_MultiOutputTags, _RegMixin, _ConvexNetworkBase):
+class _CheckedR2:
+    """``score`` of the regressors: ``R^2`` (averaged over outputs, as scikit-learn's), with a
+    :class:`~cvxnn.errors.ShapeError` for targets of another shape than the predictions (it
+    raised scikit-learn's bare ``ValueError``)."""
+
+    def score(self, X, y, sample_weight=None) -> float:
+        P = np.asarray(self.predict(X), dtype=float)
+        try:
+            Y = np.asarray(y, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"y must be numbers: {exc}") from None
+        if Y.ndim == 2 and Y.shape[1] == 1 and P.ndim == 1:
+            Y = Y[:, 0]
+        if Y.ndim == 1 and P.ndim == 2 and P.shape[1] == 1:
+            P = P[:, 0]
+        if Y.shape != P.shape:
+            outs = lambda A: 1 if A.ndim == 1 else A.shape[1]  # noqa: E731
+            raise ShapeError(f"y has shape {Y.shape} ({outs(Y)} output(s)); the model predicts {P.shape} "
+                             f"({outs(P)} output(s)) for X.")
+        w = _check_sample_weight(sample_weight, Y.shape[0])
+        if _HAVE_SKLEARN:
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(Y, P, sample_weight=w))
+        return _FallbackRegressorMixin._r2(Y, P, w)
+
+
+class _RegressorBase(_MultiOutputTags, _CheckedR2, _RegMixin, _ConvexNetworkBase):
     _scale_targets = True
     _lam_kind = "regressor"
 
@@ -2390,7 +2421,7 @@ def _is_clf(est) -> bool:
     return isinstance(est, _ClassifierCVBase)
 
 
-class _RegressorCVBase(_MultiOutputTags, _RegMixin, _ConvexCVBase):
+class _RegressorCVBase(_MultiOutputTags, _CheckedR2, _RegMixin, _ConvexCVBase):
     def __init__(
         self,
         lams=None,

@@ -270,3 +270,30 @@ def test_fit_path_validation_early_stopping_and_callback(teacher):
     stopped = ConvexGatedReLURegressor(n_gates=10, random_state=0, backend="clarabel")
     stopped.fit_path(X, y, lams=[100.0, 50.0, 20.0, 10.0], validation_fraction=0.25, patience=1)
     assert 1 <= stopped.path_["lams"].size <= 4
+
+
+def test_regressor_score_with_the_wrong_number_of_outputs_is_a_shape_error(teacher):
+    """score() raised scikit-learn's bare ValueError for y with another number of outputs."""
+    from cvxnn.errors import ShapeError
+
+    X, y = teacher
+    est = ConvexGatedReLURegressor(n_gates=4, random_state=0).fit(X, y)
+    assert est.score(X, y) == pytest.approx(est.score(X, y[:, None]))
+    with pytest.raises(ShapeError, match="3 output"):
+        est.score(X, np.c_[y, y, y])
+    wide = ConvexGatedReLURegressor(n_gates=4, random_state=0).fit(X, np.c_[y, -y])
+    with pytest.raises(ShapeError, match="1 output"):
+        wide.score(X, y)
+
+
+def test_planted_teacher_validates_its_seed_and_size():
+    from cvxnn.datasets import planted_teacher
+
+    with pytest.raises(InvalidParameterError, match="seed"):
+        planted_teacher(10, 2, seed=-1)
+    with pytest.raises(InvalidParameterError):
+        planted_teacher(10, 2, seed="x")
+    with pytest.raises(MemoryBudgetError):
+        planted_teacher(10_000_000, 1_000_000)
+    X, y = planted_teacher(50, 3, seed=0)
+    assert X[0, 0] == np.random.default_rng(0).standard_normal()  # the same stream as before

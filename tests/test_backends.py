@@ -305,3 +305,28 @@ def test_solution_gap_says_none_where_no_certificate_applies():
     assert solution_gap(sol, X, y, 0.3, "absolute") is None  # no smooth conjugate
     bare = dataclasses.replace(sol, multipliers=None, cone_duals=None, extra={})
     assert solution_gap(bare, X, y, 0.3, "squared") is None  # a C-ReLU point needs its multipliers
+
+
+def test_cvxpy_solves_check_their_warm_start_and_certificates_their_outputs():
+    """cvxnn.solve with a CVXPY solver accepted any warm_start (a string, a model of other
+    patterns or outputs) and ignored it; min_norm_subgradient reshaped a 3-output model
+    against scalar y with a bare ValueError."""
+    import cvxnn
+    from cvxnn.errors import InvalidParameterError, PatternMismatchError, ShapeError
+    from cvxnn.native import min_norm_subgradient
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((20, 3)), rng.standard_normal(20)
+    pats = cvxnn.sample_patterns(X, 5, seed=0, bias=True)
+    other = cvxnn.sample_patterns(X, 5, seed=1, bias=True)
+    warm_other = cvxnn.solve(X, y, other, activation="gated_relu", lam=1.0)
+    wide = cvxnn.solve(X, np.c_[y, -y, y], pats, activation="gated_relu", lam=1.0)
+    for solver in ("clarabel", "auto"):
+        with pytest.raises(InvalidParameterError, match="ConvexModel"):
+            cvxnn.solve(X, y, pats, activation="gated_relu", lam=1.0, solver=solver, warm_start="x")
+        with pytest.raises(PatternMismatchError):
+            cvxnn.solve(X, y, pats, activation="gated_relu", lam=1.0, solver=solver, warm_start=warm_other)
+        with pytest.raises(ShapeError):
+            cvxnn.solve(X, y, pats, activation="gated_relu", lam=1.0, solver=solver, warm_start=wide)
+    with pytest.raises(ShapeError, match="3 outputs but y has 1"):
+        min_norm_subgradient(X, y, wide, 1.0)

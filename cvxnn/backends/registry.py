@@ -127,6 +127,12 @@ class CvxpyAdapter:
             program.set_lam(request.lam)
         opts.setdefault("verbose", bool(request.verbose))
         if request.warm_start is not None:
+            # checked as the native solvers check it (a string or a model of other patterns was
+            # accepted here and ignored)
+            from ..native.solve import _check_warm
+
+            _check_warm(request.warm_start, program.patterns, get_activation(request.activation),
+                        1 if np.ndim(program.y) == 1 else int(np.shape(program.y)[1]))
             opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
         if request.max_iter is not None and name in CVXPY_ITER_OPTION:
             opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))

@@ -317,7 +317,9 @@ def min_norm_subgradient(X, y, model: ConvexModel, lam: float, loss: str | Loss 
         raise InvalidParameterError("min_norm_subgradient needs a C-GReLU (gated_relu) ConvexModel: the "
                                     "subgradient of a cone-constrained program needs its multipliers.")
     lam = check_lam(lam, allow_zero=False)
-    _, _, kernel, op = _setup(X, y, model.patterns, loss)
+    _, y2, kernel, op = _setup(X, y, model.patterns, loss)
+    if model.n_outputs != y2.shape[1]:
+        raise ShapeError(f"the model has {model.n_outputs} outputs but y has {y2.shape[1]}.")
     U3 = _as3(np.asarray(model.U, dtype=np.float64))
     G = op.adjoint(kernel.grad(op.forward(U3)))  # d x p x c
     if U3.shape[2] == 1 or getattr(model, "formulation", None) == "one_vs_all":

@@ -128,15 +128,18 @@ class RegularizationPath:
         return np.stack([s.block_norms().ravel() for s in self.solutions])
 
 
-def _zero_solution(X, y, patterns, activation, loss, lam, backend) -> ConvexSolution:
-    """The exact optimum ``0`` for ``lam >= lam_max`` (certified by :func:`lam_max`, no solve)."""
+def _zero_solution(X, y, patterns, activation, loss, lam, backend, formulation=None) -> ConvexSolution:
+    """The exact optimum ``0`` for ``lam >= lam_max`` (certified by :func:`lam_max`, no solve).
+    A vector solution carries its program's ``formulation``, as the other solutions of its path
+    (None made :func:`~cvxnn.native.duality_gap` certify it for the nuclear program)."""
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
     spec = get_activation(activation)
     return ConvexSolution(
         activation=spec.name, patterns=patterns, **spec.zero_blocks(shape), status="optimal",
         objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss, backend=backend,
-        solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
+        solver="lam_max", solve_time=0.0, iterations=0, gap=0.0, rel_gap=0.0,
         max_violation=0.0 if spec.constrained else None,
+        formulation=formulation if y.ndim == 2 else None,
         extra={"certified_by": "lam_max"},
     )
 
@@ -282,7 +285,7 @@ def solve_path(
 
     def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         if lam >= lmax:
-            return _zero_solution(X, y, patterns, activation, loss, lam, adapter.backend)
+            return _zero_solution(X, y, patterns, activation, loss, lam, adapter.backend, formulation)
         if warm is not None and warm.solver == "lam_max":
             warm = None  # nothing to start from
         return solve(X, y, patterns, activation=activation, loss=loss, lam=lam, solver=name, tol=tol,

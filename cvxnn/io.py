@@ -150,6 +150,17 @@ def _json_scalar(v):
     raise TypeError(type(v).__name__)
 
 
+def _json_value(v, depth: int = 0):
+    """A JSON-safe copy of a scalar, or of lists / tuples / string-keyed dicts of them (the
+    diagnostics of ``extra``, e.g. a solver's ``history``), or raise TypeError. Non-finite
+    floats inside a list or dict are written as ``"nan"`` / ``"inf"`` strings."""
+    if isinstance(v, (list, tuple)) and depth < 4:
+        return [_json_value(a, depth + 1) for a in v]
+    if isinstance(v, dict) and depth < 4 and all(isinstance(k, str) for k in v):
+        return {k: _json_value(a, depth + 1) for k, a in v.items()}
+    return _json_scalar(v)
+
+
 def _float_or_none(v):
     """A (type-checked, see :func:`_field`) JSON number, ``"nan"``/``"inf"`` or null."""
     if v is None:
@@ -221,9 +232,11 @@ def _model_arrays(model: ConvexModel, prefix: str = "") -> tuple[dict, dict]:
                 extra_arrays[key] = len(value)
             else:
                 try:
-                    extra_meta[key] = _json_scalar(value)
+                    extra_meta[key] = _json_value(value)
                 except TypeError:
-                    logger.debug("not saving solution.extra[%r] (type %s)", key, type(value).__name__)
+                    warnings.warn(f"not saving solution.extra[{key!r}] (a {type(value).__name__}, which the "
+                                  "file format cannot hold); the loaded solution lacks it.", CvxnnWarning,
+                                  stacklevel=3)
                     continue
                 if isinstance(value, (float, np.floating)) and not np.isfinite(value):
                     nonfinite.append(key)  # written as "nan" / "inf": read back as floats

@@ -302,10 +302,11 @@ def build_vector_program(
     if weight_penalty is not None:
         formulation = "one_vs_all"
     X = check_X(X)
+    given = np.shape(Y)  # check_y squeezes (n, 1): the message names what the caller passed
     Y = check_y(Y, X.shape[0])
     if Y.ndim != 2:
         raise ShapeError(
-            f"build_vector_program needs Y of shape (n, c) with c >= 2, got {Y.shape}; "
+            f"build_vector_program needs Y of shape (n, c) with c >= 2, got {given}; "
             "use cvxnn.build_program for scalar targets."
         )
     if patterns is None:

@@ -689,3 +689,21 @@ def test_unwritable_destinations_and_bad_budgets_are_typed_errors(tmp_path):
     for bad in ("abc", float("nan"), -1, True, 1.5):
         with pytest.raises(InvalidParameterError, match="max_bytes"):
             io.load(good, max_bytes=bad)
+
+
+def test_extra_diagnostics_in_lists_and_dicts_survive_a_save(tmp_path):
+    """solution.extra['history'] (a list of dicts from the C-ReLU solvers) was dropped on save
+    with only a debug log; what the format cannot hold now warns."""
+    import cvxnn
+    from cvxnn.errors import CvxnnWarning
+
+    X, y = load_teacher_regression()
+    X, y = X[:30], y[:30]
+    pats = cvxnn.sample_patterns(X, 4, seed=0, bias=True)
+    sol = cvxnn.solve(X, y, pats, activation="relu", lam=1.0)
+    sol.extra["history"] = [{"round": 1, "gap": 0.5, "bad": float("nan")}, {"round": 2, "gap": 1e-9}]
+    back = io.load(io.save(sol, tmp_path / "s.npz"))
+    assert back.extra["history"][0]["round"] == 1 and back.extra["history"][1]["gap"] == 1e-9
+    sol.extra["odd"] = object()
+    with pytest.warns(CvxnnWarning, match="not saving solution.extra\\['odd'\\]"):
+        io.save(sol, tmp_path / "t.npz")

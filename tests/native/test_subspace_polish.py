@@ -175,18 +175,19 @@ def test_polish_rejects_bad_input():
         sp.polish_subspaces(op, kernel, np.nan, U, columnwise=False)
 
 
-@pytest.mark.parametrize("loss,c,penalty", [("cross_entropy", 4, "nuclear"), ("squared", 3, "nuclear"),
-                                            ("cross_entropy", 3, "columnwise")])
-def test_reused_loss_hessians_reach_the_same_point_with_fewer_hessians(loss, c, penalty, monkeypatch):
-    """Keeping the loss Hessian across Newton steps (REUSE_RATIO) changes the path of the polish,
-    not its answer: the polished objective matches fresh Hessians at every step to rounding, and
-    fewer loss Hessians are formed."""
-    monkeypatch.setattr(gws, "POLISH", False)
-    Xa, pats, kernel = _problem(loss, c, seed=4)
+def _working_set_point(loss, c, penalty, seed):
+    """A C-GReLU program and the working set's point at ``tol=1e-3`` (the polish's start)."""
+    Xa, pats, kernel = _problem(loss, c, seed=seed)
     op = ImplicitDesign(Xa, pats.mask, n_outputs=c)
     lam = _lam(op, kernel, c, penalty, 0.05)
     ws = gws.solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, c)), tol=1e-3,
                                      max_iter=20_000, penalty=penalty, max_cost_ratio=np.inf)
+    return op, kernel, lam, ws.U
+
+
+def _polish_counting_hessians(monkeypatch, op, kernel, lam, U, columnwise: bool) -> dict:
+    """``{ratio: (polished blocks, loss Hessians formed)}`` with fresh Hessians at every step
+    (``REUSE_RATIO = 0``) and with the library's reuse."""
     calls = {"n": 0}
     orig = sp._loss_hessian
 
@@ -196,12 +197,26 @@ def test_reused_loss_hessians_reach_the_same_point_with_fewer_hessians(loss, c, 
 
     monkeypatch.setattr(sp, "_loss_hessian", counted)
     out = {}
-    for ratio in (0.0, sp.REUSE_RATIO):  # 0: a fresh Hessian at every step
+    for ratio in (0.0, sp.REUSE_RATIO):
         monkeypatch.setattr(sp, "REUSE_RATIO", ratio)
         calls["n"] = 0
-        U = sp.polish_subspaces(op, kernel, lam, ws.U, columnwise=penalty == "columnwise")
-        out[ratio] = (gated_certificate(op, kernel, lam, U, penalty=penalty), calls["n"])
-    (fresh, n_fresh), (reused, n_reused) = out[0.0], out[sp.REUSE_RATIO]
+        out[ratio] = (sp.polish_subspaces(op, kernel, lam, U, columnwise=columnwise), calls["n"])
+    return out
+
+
+@pytest.mark.parametrize("loss,c,penalty", [("cross_entropy", 4, "nuclear"), ("squared", 3, "nuclear"),
+                                            ("cross_entropy", 3, "columnwise")])
+def test_reused_loss_hessians_reach_the_same_point_with_fewer_hessians(loss, c, penalty, monkeypatch):
+    """Keeping the loss Hessian across Newton steps (REUSE_RATIO) changes the path of the polish,
+    not its answer: the polished objective matches fresh Hessians at every step to rounding, and
+    no more loss Hessians are formed."""
+    monkeypatch.setattr(gws, "POLISH", False)
+    reuse = sp.REUSE_RATIO
+    op, kernel, lam, U0 = _working_set_point(loss, c, penalty, seed=4)
+    out = _polish_counting_hessians(monkeypatch, op, kernel, lam, U0, penalty == "columnwise")
+    (U_fresh, n_fresh), (U_reused, n_reused) = out[0.0], out[reuse]
+    fresh = gated_certificate(op, kernel, lam, U_fresh, penalty=penalty)
+    reused = gated_certificate(op, kernel, lam, U_reused, penalty=penalty)
     assert reused.primal == pytest.approx(fresh.primal, rel=1e-11)
     assert reused.rel_gap <= 2.0 * fresh.rel_gap + 1e-12
     # (a quadratic loss has one Hessian; its steps end on backtracking and free-set changes)
@@ -214,27 +229,13 @@ def test_reused_loss_hessians_save_hessians_over_instances(monkeypatch):
     save one (seed 4 saved one on one machine and none on another, whose BLAS rounds
     differently); over seeds 0-7 two of eight did (2 -> 1 Hessians each)."""
     monkeypatch.setattr(gws, "POLISH", False)
-    calls = {"n": 0}
-    orig = sp._loss_hessian
-
-    def counted(*a, **k):
-        calls["n"] += 1
-        return orig(*a, **k)
-
-    monkeypatch.setattr(sp, "_loss_hessian", counted)
-    totals = {0.0: 0, sp.REUSE_RATIO: 0}
+    reuse = sp.REUSE_RATIO
+    totals = {0.0: 0, reuse: 0}
     for seed in range(8):
-        Xa, pats, kernel = _problem("cross_entropy", 3, seed=seed)
-        op = ImplicitDesign(Xa, pats.mask, n_outputs=3)
-        lam = _lam(op, kernel, 3, "columnwise", 0.05)
-        ws = gws.solve_gated_working_set(op, kernel, lam, np.zeros((Xa.shape[1], pats.n_patterns, 3)), tol=1e-3,
-                                         max_iter=20_000, penalty="columnwise", max_cost_ratio=np.inf)
-        for ratio in totals:
-            monkeypatch.setattr(sp, "REUSE_RATIO", ratio)
-            calls["n"] = 0
-            sp.polish_subspaces(op, kernel, lam, ws.U, columnwise=True)
-            totals[ratio] += calls["n"]
-    assert totals[sp.REUSE_RATIO] < totals[0.0], totals
+        op, kernel, lam, U0 = _working_set_point("cross_entropy", 3, "columnwise", seed)
+        for ratio, (_, n) in _polish_counting_hessians(monkeypatch, op, kernel, lam, U0, True).items():
+            totals[ratio] += n
+    assert totals[reuse] < totals[0.0], totals
 
 
 @pytest.mark.parametrize("seed", range(5))

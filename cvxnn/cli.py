@@ -40,6 +40,7 @@ import csv
 import hashlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -1024,14 +1025,20 @@ def _plot_target(args) -> Path | None:
     except ImportError:
         logger.info("matplotlib is not installed: no plot")
         return None
+    if target.is_dir() or target.name in ("", ".", ".."):
+        raise InvalidParameterError(f"--plot {args.plot}: that is a folder; give a file name (e.g. "
+                                    f"{target / 'path.png'}).")
     if not target.suffix:
-        return target.with_name(target.name + ".png")
-    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+        target = target.with_name(target.name + ".png")
+    # pgf needs a LaTeX installation, which the solve would only find missing at the end
+    formats = {k: v for k, v in FigureCanvasAgg(Figure()).get_supported_filetypes().items() if k != "pgf"}
     if target.suffix[1:].lower() not in formats:
-        raise InvalidParameterError(f"--plot {args.plot}: matplotlib cannot write {target.suffix!r} files; "
+        raise InvalidParameterError(f"--plot {args.plot}: matplotlib cannot write {target.suffix!r} files here; "
                                     f"use one of {sorted('.' + f for f in formats)}.")
     if not target.parent.is_dir():
         raise InvalidParameterError(f"--plot {args.plot}: the folder {target.parent} does not exist.")
+    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InvalidParameterError(f"--plot {args.plot}: {target} cannot be written (permissions).")
     return target
 
 

@@ -198,6 +198,22 @@ def test_path_validation_scores_and_plot(labelled, capsys, tmp_path):
     assert "2-fold cross-validation" in out and "val accuracy" in out
 
 
+def test_plot_targets_are_checked_before_the_path_is_solved(labelled, capsys, tmp_path):
+    """--plot nodir/p (no extension) and --plot x.pgf (needs LaTeX) failed only after the solve;
+    --plot . raised a traceback (exit 1), --plot .. wrote '...png.png', a folder name wrote
+    '<folder>.png' beside it."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "sub").mkdir()
+    base = ["path", labelled["csv"], "--task", "classification", "--activation", "gated_relu", "--n-gates", "4",
+            "--n-lams", "2"]
+    for target, message in [(tmp_path / "nodir" / "p", "does not exist"), (tmp_path / "x.pgf", "cannot write"),
+                            (tmp_path / "sub", "is a folder"), (".", "is a folder"), ("..", "is a folder")]:
+        code, out, err = run([*base, "--plot", target], capsys)
+        assert code == 2 and message in err, (target, code, err)
+        assert "lam" not in out  # refused before any solve
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
 # --------------------------------------------------------------------------------- progress
 def test_indeterminate_progress_shows_elapsed_time_and_notes():
     buf = _stdio.StringIO()

@@ -33,6 +33,7 @@ the Theorem 3.7 bound ``d* + 2 lam kappa(X) sum ||u_i||`` where ``X_a`` has full
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -559,12 +560,20 @@ def decompose(
             if n_jobs == 1 or len(chunks) == 1:
                 results = [_solve_chunk(*a) for a in args]
             else:
-                from joblib import Parallel, delayed
+                from joblib import Parallel, delayed, parallel_config
 
-                with warnings.catch_warnings():  # set once here: thread workers share the filters
+                # "dask" / "ray" are joblib backends of a context (Parallel(backend="dask") raised);
+                # process workers silence CVXPY's inaccuracy warning themselves (the parent's filter
+                # does not reach them), threads share the filter set once here
+                threads = backend == "threading"
+                try:
+                    context = parallel_config(backend=backend) if backend is not None else contextlib.nullcontext()
+                except ValueError as exc:  # e.g. "ray" without ray installed
+                    raise InvalidParameterError(f"the joblib backend {backend!r} is not available here ({exc}); "
+                                                "install it or use 'loky' or 'threading'.") from None
+                with warnings.catch_warnings(), context:
                     warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                    results = Parallel(n_jobs=n_jobs, backend=backend)(
-                        delayed(_solve_chunk)(*a, quiet=False) for a in args)
+                    results = Parallel(n_jobs=n_jobs)(delayed(_solve_chunk)(*a, quiet=not threads) for a in args)
             for ch, (Wb, st, sec) in zip(chunks, results, strict=True):
                 Wf[:, ch] = _polish(Xa, S_all[:, ch], R_all[:, ch], G_all[:, ch], cols[:, ch], Wb)
                 statuses.append(st)

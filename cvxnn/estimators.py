@@ -2080,8 +2080,12 @@ def cross_validate_lam(
         ``fit``'s ``sample_weight``: shape, NaN, negative values).
     """
     n_jobs = _check_n_jobs(n_jobs)
+    if isinstance(verbose, (bool, np.bool_)):
+        verbose = int(verbose)
+    if not isinstance(verbose, (numbers.Integral, np.integer)) or verbose < 0:
+        raise InvalidParameterError(f"verbose must be an integer >= 0 (joblib's verbosity), got {verbose!r}.")
     args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight)
-    return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=verbose)[0]
+    return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=int(verbose))[0]
 
 
 def _check_n_jobs(n_jobs) -> int | None:

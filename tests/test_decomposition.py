@@ -321,3 +321,17 @@ def test_gate_method_with_a_tiny_margin_is_still_exact():
         assert not r.approximate
         assert r.prediction_gap <= 1e-12 and r.reconstruction_error <= 1e-12 and r.max_violation <= 1e-12
         assert r.relu_objective < 10.0
+
+
+@pytest.mark.filterwarnings("ignore::cvxnn.errors.InaccurateSolutionWarning")
+def test_decompose_runs_on_the_dask_backend(scalar, socp_result):
+    """backend="dask" (in decompose's list) went straight to joblib's Parallel, which raised
+    'Invalid backend: dask'; it is a context backend now, as joblib documents it."""
+    distributed = pytest.importorskip("distributed")
+    X, y, sol = scalar
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        par = decompose(sol, X, y, n_jobs=2, chunk_size=7, backend="dask")
+    seq = decompose(sol, X, y, chunk_size=7)
+    np.testing.assert_allclose(par.model.V, seq.model.V, rtol=1e-9, atol=1e-12)
+    _check_exact(par, X, sol)

@@ -655,3 +655,15 @@ def test_default_lam_grid_starts_at_the_exact_lam_max_of_the_fitted_program():
     for n_lams, ratio in ((0, 1e-2), (4, 0.0), (4, "0.1"), (4, float("nan"))):
         with pytest.raises(InvalidParameterError):
             default_lam_grid(est, Xv, y_enc, loss, w, n_lams, ratio)
+
+
+@pytest.mark.parametrize("verbose", [None, "loud", -1, 1.5])
+def test_cross_validate_lam_verbose_is_validated(verbose):
+    """verbose=None or 'loud' reached joblib and failed there with a bare TypeError."""
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLURegressor, cross_validate_lam
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
+    with pytest.raises(InvalidParameterError, match="verbose"):
+        cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, [1.0, 0.1], cv=3, verbose=verbose)

@@ -2120,9 +2120,21 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float)
     # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
     lmax = lam_max(Xs, ye, patterns, base._activation, le,
                    formulation=get_activation(base._activation).vector_formulation)
-    if not lmax > 0:
-        raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
+    # lam_max at the rounding level of its correlations X_a^T D_i r0 is 0 (duplicated rows with
+    # opposite labels gave 5e-15, a grid down to 5e-18, and fits that ran for minutes)
+    r0 = -le.grad(np.zeros_like(ye, dtype=float), ye)
+    scale = float(np.linalg.norm(patterns.design(Xs))) * float(np.linalg.norm(r0))
+    if not lmax > LAM_MAX_ROUNDING * scale:
+        raise InvalidParameterError(
+            f"lam_max is 0 for these data (the zero model fits: {lmax:.3g} is rounding, at most "
+            f"{LAM_MAX_ROUNDING:g} of ||X_a|| ||grad L(0)|| = {scale:.3g}; e.g. every input appears "
+            "with opposite labels); pass lams.")
     return lam_grid(lmax, n_lams, lam_min_ratio)
+
+
+#: ``default_lam_grid`` reads a ``lam_max`` below this fraction of ``||X_a||_F ||grad L(0)||`` (the
+#: scale of its correlations) as the rounding of an exact 0.
+LAM_MAX_ROUNDING = 1e-10
 
 
 def _split_folds(cv, X, y, classifier: bool) -> list:

@@ -356,7 +356,10 @@ def regularization_path(
     lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth
             else float("inf"))
     if lams is None:
-        if not np.isfinite(lmax) or lmax <= 0:
+        # a lam_max at the rounding level of its correlations is an exact 0 (as default_lam_grid)
+        scale = (float(np.linalg.norm(patterns.design(X)))
+                 * float(np.linalg.norm(loss_obj.grad(np.zeros_like(y, dtype=float), y)))) if loss_obj.smooth else 0.0
+        if not np.isfinite(lmax) or lmax <= 1e-10 * scale:
             raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
         grid = lam_grid(lmax, n_lams, lam_min_ratio)
     else:

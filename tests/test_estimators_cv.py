@@ -667,3 +667,21 @@ def test_cross_validate_lam_verbose_is_validated(verbose):
     X, y = rng.standard_normal((30, 3)), rng.standard_normal(30)
     with pytest.raises(InvalidParameterError, match="verbose"):
         cross_validate_lam(ConvexGatedReLURegressor(n_gates=4), X, y, [1.0, 0.1], cv=3, verbose=verbose)
+
+
+def test_a_rounding_level_lam_max_is_zero_for_the_default_grids():
+    """Every input twice with opposite labels: the zero model fits, but lam_max came out as 5e-15
+    of rounding; the default grid went down to 5e-18 and the ReLU CV ran for minutes."""
+    import cvxnn
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLUClassifierCV
+
+    rng = np.random.default_rng(1)
+    Xb = rng.standard_normal((40, 3))
+    X = np.r_[Xb, Xb]
+    y = np.r_[(Xb[:, 0] > 0).astype(int), 1 - (Xb[:, 0] > 0).astype(int)]
+    with pytest.raises(InvalidParameterError, match="lam_max is 0"):
+        ConvexGatedReLUClassifierCV(random_state=0, cv=2).fit(X, y)
+    pats = cvxnn.sample_patterns(X, 8, seed=0, bias=True)
+    with pytest.raises(InvalidParameterError, match="lam_max is unavailable or 0"):
+        cvxnn.regularization_path(X, 2.0 * y - 1.0, pats, activation="gated_relu", loss="logistic", n_lams=3)

@@ -2097,7 +2097,8 @@ def _check_n_jobs(n_jobs) -> int | None:
     return int(n_jobs)
 
 
-def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float) -> np.ndarray:
+def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float, *,
+                     zero_ok: bool = False) -> np.ndarray:
     """``n_lams`` values of ``lam``, geometric, from the exact ``lam_max`` of the program that
     ``base`` solves on ``(X, y_enc)`` (encoded targets, sample weights ``w`` with any class
     weights folded in) down to ``lam_min_ratio * lam_max``: the default grid of the ``...CV``
@@ -2125,6 +2126,12 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float)
     r0 = -le.grad(np.zeros_like(ye, dtype=float), ye)
     scale = float(np.linalg.norm(patterns.design(Xs))) * float(np.linalg.norm(r0))
     if not lmax > LAM_MAX_ROUNDING * scale:
+        if zero_ok:  # the zero model is optimal at every lam: any grid selects it (as LassoCV)
+            warnings.warn(
+                "lam_max is 0 for these data (the zero model fits at every lam, e.g. a constant target "
+                "or every input with opposite labels): the default grid is nominal (from 1) and every fit "
+                "is the zero model.", DataWarning, stacklevel=4)
+            return lam_grid(1.0, n_lams, lam_min_ratio)
         raise InvalidParameterError(
             f"lam_max is 0 for these data (the zero model fits: {lmax:.3g} is rounding, at most "
             f"{LAM_MAX_ROUNDING:g} of ||X_a|| ||grad L(0)|| = {scale:.3g}; e.g. every input appears "
@@ -2311,7 +2318,7 @@ class _ConvexCVBase(_Base):
         ``lam_max`` of the (standardized) training data down to ``lam_min_ratio * lam_max``."""
         if self.lams is not None:
             return np.sort(check_lams(self.lams))[::-1]
-        return default_lam_grid(base, X, y_enc, loss, w, self.n_lams, self.lam_min_ratio)
+        return default_lam_grid(base, X, y_enc, loss, w, self.n_lams, self.lam_min_ratio, zero_ok=True)
 
     def _resolved_cv_tol(self, folds) -> float | None:
         """``cv_tol`` as a number (None: the fold fits run at ``tol``).

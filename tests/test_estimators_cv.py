@@ -671,7 +671,8 @@ def test_cross_validate_lam_verbose_is_validated(verbose):
 
 def test_a_rounding_level_lam_max_is_zero_for_the_default_grids():
     """Every input twice with opposite labels: the zero model fits, but lam_max came out as 5e-15
-    of rounding; the default grid went down to 5e-18 and the ReLU CV ran for minutes."""
+    of rounding; the default grid went down to 5e-18 and the ReLU CV ran for minutes. A
+    constant target (lam_max exactly 0) was refused by the CV regressors."""
     import cvxnn
     from cvxnn.errors import InvalidParameterError
     from cvxnn.estimators import ConvexGatedReLUClassifierCV
@@ -680,8 +681,16 @@ def test_a_rounding_level_lam_max_is_zero_for_the_default_grids():
     Xb = rng.standard_normal((40, 3))
     X = np.r_[Xb, Xb]
     y = np.r_[(Xb[:, 0] > 0).astype(int), 1 - (Xb[:, 0] > 0).astype(int)]
-    with pytest.raises(InvalidParameterError, match="lam_max is 0"):
-        ConvexGatedReLUClassifierCV(random_state=0, cv=2).fit(X, y)
+    from cvxnn.errors import DataWarning
+    from cvxnn.estimators import ConvexGatedReLURegressorCV
+
+    # the zero model is optimal at every lam: a nominal grid (as LassoCV), every fit zero
+    with pytest.warns(DataWarning, match="lam_max is 0"):
+        cv = ConvexGatedReLUClassifierCV(random_state=0, cv=2).fit(X, y)
+    assert cv.lams_[0] == 1.0 and cv.lam_ == 1.0 and cv.best_estimator_.n_active_neurons_ == 0
+    with pytest.warns(DataWarning, match="lam_max is 0"):
+        const = ConvexGatedReLURegressorCV(random_state=0, cv=2).fit(Xb, np.full(40, 3.5))
+    np.testing.assert_allclose(const.predict(Xb), 3.5)
     pats = cvxnn.sample_patterns(X, 8, seed=0, bias=True)
     with pytest.raises(InvalidParameterError, match="lam_max is unavailable or 0"):
         cvxnn.regularization_path(X, 2.0 * y - 1.0, pats, activation="gated_relu", loss="logistic", n_lams=3)

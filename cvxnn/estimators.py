@@ -1556,6 +1556,13 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
             if not w.sum() > 0:
                 raise InvalidParameterError("class_weight and sample_weight give every sample weight 0.")
         if classes.size == 2:
+            if w is not None:
+                empty = [classes[k].item() if hasattr(classes[k], "item") else classes[k]
+                         for k in range(2) if not np.any(w[inverse == k] > 0)]
+                if empty:  # the logistic loss would name its internal label -1 or +1
+                    raise LabelError(
+                        f"class {empty[0]!r} has total weight 0 (sample_weight / class_weight): a binary "
+                        "classifier needs weight on both classes; drop the class or give it weight.")
             y_enc = np.where(inverse == 1, 1.0, -1.0)
         else:
             y_enc = np.eye(classes.size)[inverse]

@@ -297,3 +297,15 @@ def test_planted_teacher_validates_its_seed_and_size():
         planted_teacher(10_000_000, 1_000_000)
     X, y = planted_teacher(50, 3, seed=0)
     assert X[0, 0] == np.random.default_rng(0).standard_normal()  # the same stream as before
+
+
+def test_a_binary_class_with_zero_weight_names_the_class():
+    """A binary class with zero total weight failed with 'the logistic loss needs both classes
+    present; only [-1.] found': the internal labels, not the user's."""
+    rng = np.random.default_rng(13)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(LabelError, match="class 1 has total weight 0"):
+        ConvexGatedReLUClassifier(n_gates=4, random_state=0).fit(X, y, sample_weight=np.where(y == 1, 0.0, 1.0))
+    with pytest.raises(LabelError, match="class 1 has total weight 0"):
+        ConvexGatedReLUClassifier(n_gates=4, random_state=0, class_weight={1: 0}).fit(X, y)

@@ -1346,9 +1346,9 @@ class _CheckedR2:
         if Y.ndim == 1 and P.ndim == 2 and P.shape[1] == 1:
             P = P[:, 0]
         if Y.shape != P.shape:
-            outs = lambda A: 1 if A.ndim == 1 else A.shape[1]  # noqa: E731
-            raise ShapeError(f"y has shape {Y.shape} ({outs(Y)} output(s)); the model predicts {P.shape} "
-                             f"({outs(P)} output(s)) for X.")
+            n_y, n_p = (1 if A.ndim == 1 else A.shape[1] for A in (Y, P))
+            raise ShapeError(f"y has shape {Y.shape} ({n_y} output(s)); the model predicts {P.shape} "
+                             f"({n_p} output(s)) for X.")
         w = _check_sample_weight(sample_weight, Y.shape[0])
         if _HAVE_SKLEARN:
             from sklearn.metrics import r2_score
@@ -2109,14 +2109,17 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     """``n_lams`` values of ``lam``, geometric, from the exact ``lam_max`` of the program that
     ``base`` solves on ``(X, y_enc)`` (encoded targets, sample weights ``w`` with any class
     weights folded in) down to ``lam_min_ratio * lam_max``: the default grid of the ``...CV``
-    estimators and of ``cvxnn path``.
+    estimators and of ``cvxnn path``. A ``lam_max`` that is 0 up to rounding
+    (:func:`cvxnn.path.lam_max_is_zero`) has no grid: with ``zero_ok`` (the ``...CV``
+    estimators) a nominal one from 1 with a :class:`~cvxnn.errors.DataWarning` (every fit is the
+    zero model, as with ``LassoCV``), else an error.
 
     Raises
     ------
     InvalidParameterError
-        ``lam_max`` is 0 (the zero model fits): pass a grid.
+        ``lam_max`` is 0 (the zero model fits) and not ``zero_ok``: pass a grid.
     """
-    from .path import lam_grid, lam_max
+    from .path import lam_grid, lam_max, lam_max_is_zero
 
     if w is not None and np.any(w == 0):
         # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
@@ -2128,11 +2131,7 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
     lmax = lam_max(Xs, ye, patterns, base._activation, le,
                    formulation=get_activation(base._activation).vector_formulation)
-    # lam_max at the rounding level of its correlations X_a^T D_i r0 is 0 (duplicated rows with
-    # opposite labels gave 5e-15, a grid down to 5e-18, and fits that ran for minutes)
-    r0 = -le.grad(np.zeros_like(ye, dtype=float), ye)
-    scale = float(np.linalg.norm(patterns.design(Xs))) * float(np.linalg.norm(r0))
-    if not lmax > LAM_MAX_ROUNDING * scale:
+    if lam_max_is_zero(lmax, patterns.design(Xs), ye, le):
         if zero_ok:  # the zero model is optimal at every lam: any grid selects it (as LassoCV)
             warnings.warn(
                 "lam_max is 0 for these data (the zero model fits at every lam, e.g. a constant target "
@@ -2140,15 +2139,9 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
                 "is the zero model.", DataWarning, stacklevel=4)
             return lam_grid(1.0, n_lams, lam_min_ratio)
         raise InvalidParameterError(
-            f"lam_max is 0 for these data (the zero model fits: {lmax:.3g} is rounding, at most "
-            f"{LAM_MAX_ROUNDING:g} of ||X_a|| ||grad L(0)|| = {scale:.3g}; e.g. every input appears "
-            "with opposite labels); pass lams.")
+            f"lam_max is 0 for these data (the zero model fits: {lmax:.3g} is rounding, see "
+            "cvxnn.path.LAM_MAX_ROUNDING; e.g. every input appears with opposite labels); pass lams.")
     return lam_grid(lmax, n_lams, lam_min_ratio)
-
-
-#: ``default_lam_grid`` reads a ``lam_max`` below this fraction of ``||X_a||_F ||grad L(0)||`` (the
-#: scale of its correlations) as the rounding of an exact 0.
-LAM_MAX_ROUNDING = 1e-10
 
 
 def _split_folds(cv, X, y, classifier: bool) -> list:

@@ -48,8 +48,10 @@ from .solution import ConvexSolution
 __all__ = [
     "PathStep",
     "RegularizationPath",
+    "LAM_MAX_ROUNDING",
     "lam_grid",
     "lam_max",
+    "lam_max_is_zero",
     "regularization_path",
     "solve_path",
     "walk_path",
@@ -126,6 +128,19 @@ class RegularizationPath:
         """Block norms at each ``lam``: ``(n_lams, m)`` in the layout of
         :func:`~cvxnn.optimality.kkt.block_layout`."""
         return np.stack([s.block_norms().ravel() for s in self.solutions])
+
+
+#: A ``lam_max`` at most this fraction of ``||X_a||_F ||grad L(0)||`` (the scale of the
+#: correlations ``X_a^T D_i r0`` it is the largest dual norm of) is the rounding of an exact 0:
+#: every input twice with opposite labels gave 5e-15, and a default grid down to 5e-18.
+LAM_MAX_ROUNDING = 1e-10
+
+
+def lam_max_is_zero(lmax: float, Xa: np.ndarray, y: np.ndarray, loss) -> bool:
+    """Whether ``lmax`` is 0 up to the rounding of its correlations (:data:`LAM_MAX_ROUNDING`):
+    then the zero model is optimal at every ``lam`` and no default grid starts from it."""
+    r0 = loss.grad(np.zeros_like(y, dtype=float), y)
+    return not lmax > LAM_MAX_ROUNDING * float(np.linalg.norm(Xa)) * float(np.linalg.norm(r0))
 
 
 def _zero_solution(X, y, patterns, activation, loss, lam, backend, formulation=None) -> ConvexSolution:
@@ -356,10 +371,7 @@ def regularization_path(
     lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth
             else float("inf"))
     if lams is None:
-        # a lam_max at the rounding level of its correlations is an exact 0 (as default_lam_grid)
-        scale = (float(np.linalg.norm(patterns.design(X)))
-                 * float(np.linalg.norm(loss_obj.grad(np.zeros_like(y, dtype=float), y)))) if loss_obj.smooth else 0.0
-        if not np.isfinite(lmax) or lmax <= 1e-10 * scale:
+        if not np.isfinite(lmax) or lam_max_is_zero(lmax, patterns.design(X), y, loss_obj):
             raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
         grid = lam_grid(lmax, n_lams, lam_min_ratio)
     else:

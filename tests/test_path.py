@@ -244,3 +244,25 @@ def test_zero_solutions_of_a_vector_path_carry_its_formulation():
     zero = path.solutions[0]
     assert zero.extra["certified_by"] == "lam_max" and zero.formulation == "one_vs_all"
     assert duality_gap(X, Y, zero, 2 * lm, "cross_entropy").rel_gap <= 1e-12
+
+
+def test_lam_max_is_zero_separates_rounding_from_small_thresholds():
+    from cvxnn.losses import get_loss
+    from cvxnn.path import lam_max_is_zero
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((30, 3))
+    y = rng.standard_normal(30)
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    Xa, loss = pats.design(X), get_loss("squared")
+    lm = lam_max(X, y, pats, "relu")
+    assert not lam_max_is_zero(lm, Xa, y, loss)
+    assert not lam_max_is_zero(lam_max(X * 1e-8, y, _patterns_on(pats, X * 1e-8), "relu"), Xa * 1e-8, y, loss)
+    assert lam_max_is_zero(1e-15, Xa, y, loss) and lam_max_is_zero(0.0, Xa, y, loss)
+    assert lam_max_is_zero(0.0, Xa, np.zeros(30), loss)
+
+
+def _patterns_on(pats, X):
+    from cvxnn.patterns import Patterns
+
+    return Patterns.from_gates(X, pats.gates, bias=pats.bias)

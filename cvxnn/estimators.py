@@ -1137,6 +1137,7 @@ class _ConvexNetworkBase(_Base):
             network_=raw_net,
             standardizer_=std,
             objective_=objective,
+            network_tol_=float(ntol),
             convex_objective_=float(sol.objective_value),
             gap_=gap,
             status_=sol.status,
@@ -1280,7 +1281,8 @@ class _ConvexNetworkBase(_Base):
             net, objective = _network_and_objective(sol, Xs, y_enc, float(lam), loss, ntol)
             raw_net = std.network_to_raw(net) if std is not None else net
             state = dict(extra, solution_=sol, patterns_=patterns, standardizer_=std, network_=raw_net,
-                         objective_=objective, convex_objective_=float(sol.objective_value),
+                         objective_=objective, network_tol_=float(ntol),
+                         convex_objective_=float(sol.objective_value),
                          gap_=sol.gap, status_=sol.status,
                          n_active_neurons_=int(net.n_neurons), n_iter_=_n_iter(sol),
                          fit_time_=float(sol.solve_time or 0.0))
@@ -1674,9 +1676,16 @@ _PARAMS_DOC = """
         Objective of the returned network (loss plus ``lam/2`` weight decay, docs/math.md) on
         the training data as the solver saw it: standardized ``X`` and, for regressors, ``y``
         (with ``standardize=True``), labels encoded as ``+-1`` / one-hot for classifiers,
-        losses weighted by ``sample_weight``. The network is ``solution_.to_network()``
-        (before the map to raw units); the raw ``network_`` predicts the same values in raw
-        units but its own weight-decay penalty is in raw units and differs.
+        losses weighted by ``sample_weight``. The network is
+        ``solution_.to_network(tol=network_tol_)`` (before the map to raw units); the raw
+        ``network_`` predicts the same values in raw units but its own weight-decay penalty is
+        in raw units and differs.
+    network_tol_ : float
+        The relative block-norm threshold of that map: 0 for the native solvers (their zero
+        blocks are exact zeros); for a CVXPY backend, blocks below ``NETWORK_TOL`` times the
+        larger of the largest block norm and ``||y|| / ||X_a||_F`` are an interior-point
+        solver's rounding of zero and are dropped, so ``objective_`` can lie below
+        ``convex_objective_`` by that solver accuracy (about ``1e-8`` relative).
     convex_objective_ : float
         Value of the convex program at the solution (``solution_.objective_value``). Equal to
         ``objective_`` up to rounding wherever the map is exact (scalar output, C-GReLU, the

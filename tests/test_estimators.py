@@ -59,8 +59,10 @@ def test_regressor_fits_and_objective_matches_network(cls, backend, teacher):
     # program attains (exact maps); network_ acts on raw X and predicts in raw units
     Xs = est.standardizer_.transform(X)
     ys = est.standardizer_.transform_y(y)
-    net_s = est.solution_.to_network(tol=1e-7 if backend == "clarabel" else 0.0)
-    assert net_s.objective(Xs, ys, est.lam_) == pytest.approx(est.objective_, rel=1e-6)
+    # the documented identity: objective_ is the objective of to_network(tol=network_tol_)
+    assert (est.network_tol_ > 0) == (backend == "clarabel")
+    net_s = est.solution_.to_network(tol=est.network_tol_)
+    assert net_s.objective(Xs, ys, est.lam_) == pytest.approx(est.objective_, rel=1e-12)
     assert est.solution_.objective(Xs, ys, est.lam_, "squared") == pytest.approx(est.convex_objective_, rel=1e-9)
     assert est.convex_objective_ == pytest.approx(est.objective_, rel=1e-6)
     np.testing.assert_allclose(est.network_.predict(X), est.standardizer_.inverse_transform_y(net_s.predict(Xs)),
@@ -681,3 +683,21 @@ def test_fit_path_checks_lengths_before_splitting_and_honours_max_iter():
         c = ConvexGatedReLURegressor(n_gates=8, random_state=0, max_iter=1).fit_path(X, y, n_lams=4)
     assert set(c.path_["statuses"][1:]) == {"max_iterations"}  # max_iter was ignored: all "optimal"
     assert c.n_iter_ == 1
+
+
+def test_clarabel_classifier_objective_is_the_thresholded_network():
+    """objective_ of a CVXPY-backend fit is the objective of to_network(tol=network_tol_), the
+    map that drops the interior-point solver's near-zero blocks (docs/estimators.md)."""
+    from sklearn.datasets import load_wine
+
+    rng = np.random.default_rng(5)
+    X, y = load_wine(return_X_y=True)
+    i = rng.choice(len(y), 60, replace=False)
+    X, y = X[i][:, :5], y[i]
+    est = ConvexReLUClassifier(lam=0.5, n_gates=10, random_state=0, backend="clarabel").fit(X, y)
+    Xs = est.standardizer_.transform(X)
+    Y = np.eye(3)[np.searchsorted(est.classes_, y)]
+    assert est.network_tol_ > 0
+    value = est.solution_.to_network(tol=est.network_tol_).objective(Xs, Y, est.lam_, est.solution_.loss)
+    assert value == pytest.approx(est.objective_, rel=1e-12)
+    assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-6)

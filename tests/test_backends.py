@@ -330,3 +330,48 @@ def test_cvxpy_solves_check_their_warm_start_and_certificates_their_outputs():
             cvxnn.solve(X, y, pats, activation="gated_relu", lam=1.0, solver=solver, warm_start=wide)
     with pytest.raises(ShapeError, match="3 outputs but y has 1"):
         min_norm_subgradient(X, y, wide, 1.0)
+
+
+def test_stored_program_does_not_keep_options_of_an_earlier_solve():
+    """CVXPY reuses its cached Clarabel solver and overlays only the options passed now: a
+    program solved once with max_iter=2 (or loose tolerances) must not keep them."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ rng.standard_normal(3)
+    pats = cvxnn.sample_patterns(X, 8, seed=0, bias=True)
+    prog = cvxnn.build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+    fresh = cvxnn.build_program(X, y, activation="relu", lam=0.1, patterns=pats).solve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert prog.solve(max_iter=2).status == "max_iterations"
+    again = prog.solve()
+    assert again.status == "optimal" and again.iterations == fresh.iterations
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog.solve(tol_gap_rel=0.3, tol_gap_abs=0.3, tol_feas=0.3)
+    tight = prog.solve()
+    assert tight.objective_value == pytest.approx(fresh.objective_value, rel=1e-7)
+    via_solve = cvxnn.solve(X, y, pats, activation="relu", lam=0.1, solver="clarabel", program=prog)
+    assert via_solve.status == "optimal"
+    assert via_solve.objective_value == pytest.approx(fresh.objective_value, rel=1e-7)
+
+
+def test_cvxpy_iteration_limit_is_max_iterations_and_max_iter_is_checked():
+    """SCS calls a run stopped by its iteration limit "inaccurate"; cvxnn says max_iterations.
+    max_iter is validated once for every adapter (CVXPY solvers took 0 and truncated 2.5)."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X @ rng.standard_normal(3)
+    pats = cvxnn.sample_patterns(X, 8, seed=0, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = cvxnn.solve(X, y, pats, activation="relu", lam=0.5, solver="scs", max_iter=2)
+    assert sol.status == "max_iterations" and sol.iterations == 2
+    for solver in ("clarabel", "scs", "auto"):
+        for bad in (0, -1, 2.5, True):
+            with pytest.raises(InvalidParameterError, match="max_iter"):
+                cvxnn.solve(X, y, pats, activation="relu", lam=0.5, solver=solver, max_iter=bad)

@@ -81,6 +81,11 @@ CVXPY_STATUS_MAP: dict[str, str] = {
 assert set(CVXPY_STATUS_MAP.values()) <= set(STATUSES)
 
 #: Options used for SCS unless the caller passes their own (SCS's defaults are loose).
+#: Iteration-limit option name of common CVXPY solvers (``max_iter`` of :func:`cvxnn.solve`
+#: becomes this option; a run that reaches it is ``"max_iterations"``, whatever the solver says).
+CVXPY_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters", "ECOS": "max_iters",
+                     "OSQP": "max_iter", "PIQP": "max_iter"}
+
 DEFAULT_SCS_OPTIONS = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
 #: CVXPY canonicalisation backend used for cvxnn's programs unless the caller passes
 #: ``canon_backend``. Measured on the C-ReLU program (n=1000, d=20, p=100..1000;
@@ -243,6 +248,26 @@ class CvxpyRun:
     iterations: int | None
 
 
+def _forget_other_settings(problem: cp.Problem, name: str, opts: dict[str, Any]) -> None:
+    """Drop the solver CVXPY cached on ``problem`` when this solve's options differ from the last.
+
+    CVXPY keeps the solver object of the last solve and, on the next one (``warm_start=True``,
+    its default), updates its data and overlays only the options passed this time on its old
+    settings. A stored program solved once with ``max_iter=2`` or loose tolerances would keep
+    them in every later ``solve()`` (and report ``"optimal"`` at the loose tolerance). The
+    cache is kept when the options repeat (a ``lam`` path reuses its factorisation structure).
+    """
+    key = (name, repr(sorted((k, repr(v)) for k, v in opts.items())))
+    cache = getattr(problem, "_solver_cache", None)
+    if getattr(problem, "_cvxnn_options_key", None) != key and isinstance(cache, dict):
+        cache.pop(name, None)
+    try:
+        problem._cvxnn_options_key = key
+    except AttributeError:  # a Problem subclass with __slots__: never reuse its cache
+        if isinstance(cache, dict):
+            cache.pop(name, None)
+
+
 def _options(solver: str, opts: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
     opts = {**(defaults or {}), **opts}
     if solver == "SCS" and not ({"eps_abs", "eps_rel", "eps"} & opts.keys()):
@@ -309,6 +334,7 @@ def run_problem(
     """
     name = check_cvxpy_solver(solver)
     opts = _options(name, options, defaults)
+    _forget_other_settings(problem, name, opts)
     t0 = time.perf_counter()
     try:
         if quiet:
@@ -326,9 +352,16 @@ def run_problem(
         raise InvalidParameterError(f"{name} rejected the options or the data of {what}: {exc}") from exc
     wall = time.perf_counter() - t0
     status = map_status(problem.status, name, what, feasible=feasible)
+    stats = problem.solver_stats
+    limit = opts.get(CVXPY_ITER_OPTION.get(name, ""))
+    if (status == "optimal_inaccurate" and limit is not None and stats is not None
+            and stats.num_iters is not None and stats.num_iters >= limit):
+        # SCS (and others) report a run stopped by its iteration limit as "inaccurate"
+        status = "max_iterations"
     if status not in allow:
-        raise SolverError(f"{name} ended {what} with status {problem.status!r}.{(' ' + advice) if advice else ''}",
-                          status=status)
+        limited = " at its iteration limit" if status == "max_iterations" else ""
+        raise SolverError(f"{name} ended {what} with status {problem.status!r}{limited}."
+                          f"{(' ' + advice) if advice else ''}", status=status)
     if status != "optimal" and warn:
         warnings.warn(
             f"{name} finished {what} with status {problem.status!r}: the solution is not certified "
@@ -337,7 +370,6 @@ def run_problem(
             InaccurateSolutionWarning,
             stacklevel=3,
         )
-    stats = problem.solver_stats
     solve_time = float(stats.solve_time) if stats is not None and stats.solve_time is not None else wall
     return CvxpyRun(
         status=status,

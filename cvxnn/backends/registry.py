@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import cvxpy as cp
 import numpy as np
 
-from .._validation import check_X, check_y
+from .._validation import check_positive_int, check_X, check_y
 from ..activations import get_activation
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
@@ -52,8 +52,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Iteration-limit option name of common CVXPY solvers (``max_iter`` is passed through).
-CVXPY_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters", "ECOS": "max_iters",
-                     "OSQP": "max_iter", "PIQP": "max_iter"}
+CVXPY_ITER_OPTION = cvxpy_adapter.CVXPY_ITER_OPTION
 
 
 @dataclass(eq=False)
@@ -312,6 +311,8 @@ def solve(
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     if loss is None:
         loss = program.loss if program is not None and getattr(program, "loss", None) is not None else "squared"
+    if max_iter is not None:  # one check for every adapter (CVXPY solvers truncated 2.5, took 0)
+        max_iter = check_positive_int(max_iter, "max_iter")
     request = SolveRequest(
         X=X, y=y, patterns=patterns, activation=activation, loss=get_loss(loss), lam=lam, solver=name,
         tol=tol, max_iter=max_iter, warm_start=warm_start, callback=callback, verbose=verbose,

@@ -685,6 +685,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
                      delta0=delta0, eta0=eta0, callback=callback,
                      log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
     iterations = res.iterations
+    last64 = dtype == np.float64  # whether res (and its dual bound) comes from a float64 run
     if handoff and not res.stopped_by_callback and iterations < max_iter:
         T_al = res.T.astype(np.float64)
         kw_ws, ws_fin = _run_working_set(
@@ -708,6 +709,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
                          max_iter=max_iter - iterations, delta0=res.delta, eta0=res.eta, callback=callback,
                          log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
         iterations += res.iterations
+        last64 = True
     T64 = res.T.astype(np.float64)
     V64, W64 = np.ascontiguousarray(T64[:, :p]), np.ascontiguousarray(T64[:, p:])
     kernel64 = make_kernel(loss_obj, y2, np.float64) if dtype != np.float64 else kernel
@@ -719,7 +721,8 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     rho = np.maximum(res.gamma.astype(np.float64) - res.delta * S2 * Z, 0.0)
     del Z
     cert = relu_certificate(Xa64, M, kernel64, lam, V64, W64, rho, penalty=penalty)
-    dual = max(cert.dual, res.dual) if dtype == np.float64 else cert.dual
+    # a float64 run's own best dual bound counts (a float32 stage's is not trusted)
+    dual = max(cert.dual, res.dual) if last64 else cert.dual
     gap = max(cert.primal - dual, 0.0)
     rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
     converged = rel <= tol and cert.max_violation <= feas_tol and not res.stopped_by_callback

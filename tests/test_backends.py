@@ -375,3 +375,21 @@ def test_cvxpy_iteration_limit_is_max_iterations_and_max_iter_is_checked():
         for bad in (0, -1, 2.5, True):
             with pytest.raises(InvalidParameterError, match="max_iter"):
                 cvxnn.solve(X, y, pats, activation="relu", lam=0.5, solver=solver, max_iter=bad)
+
+
+def test_verbose_is_checked_and_the_relu_working_set_logs_its_rounds(caplog):
+    """verbose="no" was truthy; the default C-ReLU solver (the working set) logged nothing at
+    INFO, so verbose=True printed nothing for it."""
+    import logging
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 4))
+    y = X @ rng.standard_normal(4)
+    pats = cvxnn.sample_patterns(X, 10, seed=0, bias=True)
+    for solver in ("auto", "clarabel"):
+        with pytest.raises(InvalidParameterError, match="verbose"):
+            cvxnn.solve(X, y, pats, activation="relu", lam=0.05, solver=solver, verbose="no")
+    with caplog.at_level(logging.INFO, logger="cvxnn"):
+        sol = cvxnn.solve(X, y, pats, activation="relu", lam=0.05, solver="working_set")
+    assert sol.status == "optimal"
+    assert any("working set round" in r.getMessage() for r in caplog.records)

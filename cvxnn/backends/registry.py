@@ -313,6 +313,9 @@ def solve(
         loss = program.loss if program is not None and getattr(program, "loss", None) is not None else "squared"
     if max_iter is not None:  # one check for every adapter (CVXPY solvers truncated 2.5, took 0)
         max_iter = check_positive_int(max_iter, "max_iter")
+    if verbose is not None and not isinstance(verbose, (bool, np.bool_, int, np.integer)):
+        raise InvalidParameterError(f"verbose must be a bool (or an int level), got {type(verbose).__name__} "
+                                    f"{verbose!r:.40}.")  # "no" was truthy
     request = SolveRequest(
         X=X, y=y, patterns=patterns, activation=activation, loss=get_loss(loss), lam=lam, solver=name,
         tol=tol, max_iter=max_iter, warm_start=warm_start, callback=callback, verbose=verbose,

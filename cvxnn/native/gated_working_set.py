@@ -887,7 +887,7 @@ def solve_gated_working_set(
             U = blocks_from_atoms(Atoms(blk=atoms.blk, A=A, B=B, col=atoms.col), d, p, c)
             atoms = atoms_from_blocks(U, columnwise=columnwise)
             rel = check(None, None, atoms)
-        logger.debug("working set round %d: %d L-BFGS its (%s), %d atoms, rel gap %.3e", rnd, counter["it"],
+        logger.info("working set round %d: %d L-BFGS its (%s), %d atoms, rel gap %.3e", rnd, counter["it"],
                      res.message, atoms.size, rel)
         if obj.fast and (res.message == "line search failed" or (
                 rel > tol and rel > STALL_FACTOR * rel_before and not violations()[0].size and not restarted)):

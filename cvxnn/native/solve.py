@@ -149,9 +149,13 @@ def solve_native(
         Compute dtype of the GEMMs. Certificates are always evaluated in float64; when a
         float32 run is not certified in float64 the solve continues in float64 ("polish").
     callback : callable, optional
-        ``callback(info: dict)`` after every iteration (keys ``iteration``, ``objective``,
-        ``dual``, ``gap``, ``rel_gap``, ``step``; C-ReLU adds ``outer``, ``violation``,
-        ``delta``). Returning ``True`` stops the solve (status ``"max_iterations"``).
+        ``callback(info: dict)`` after every iteration, with the keys ``iteration``,
+        ``objective``, ``dual``, ``gap`` and ``rel_gap``, and per solver: R-FISTA ``step``
+        (the C-GReLU working set ``step`` and ``round``);
+        the augmented Lagrangian ``outer``, ``violation``, ``delta``; the C-ReLU working set
+        (called after every round, ``iteration`` counting rounds, with the full program's
+        certificate) ``violation``, ``working_set`` (its blocks) and ``violators`` (blocks
+        added). Returning ``True`` stops the solve (status ``"max_iterations"``).
     verbose : bool
         Log progress to stderr (through the ``cvxnn.native`` logger).
     feas_tol : float, optional
@@ -210,6 +214,9 @@ def solve_native(
     dt, tol = opts["dtype"], opts["tol"]
     feas_tol = tol if feas_tol is None else opts["feas_tol"]
     max_iter = check_positive_int(max_iter, "max_iter")
+    if verbose is not None and not isinstance(verbose, (bool, np.bool_, int, np.integer)):
+        raise InvalidParameterError(f"verbose must be a bool (or an int level), got {type(verbose).__name__} "
+                                    f"{verbose!r:.40}.")
     lam = check_lam(lam, allow_zero=False)
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")

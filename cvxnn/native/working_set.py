@@ -629,6 +629,8 @@ def _end_of_round(callback, certify_now, rounds: int, n_blocks: int, n_added: in
     certificate of the current point, from ``certify_now()``) returning True, or the Newton-step
     budget. Returns ``(reason, certified)``: ``reason`` is None to go on; ``certified`` is the
     ``(certificate, multipliers)`` pair the callback saw when it stopped the loop, else None."""
+    logger.info("working set round %d: %d blocks, %d violators added, %d Newton steps", rounds, n_blocks, n_added,
+                total)
     if callback is not None:
         cert, rho = certify_now()
         info = {"iteration": rounds, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
@@ -1053,7 +1055,7 @@ def solve_relu_working_set(
         cert, rho_full, U_full, in_W = best
     blocks = np.flatnonzero(in_W)
     converged = reason == "optimal"
-    logger.debug("working set: %d rounds, %d Newton steps, |W| = %d, rel gap %.3e (%s)", rounds, total,
+    logger.info("working set: %d rounds, %d Newton steps, |W| = %d, rel gap %.3e (%s)", rounds, total,
                  blocks.size, cert.rel_gap, reason)
     return WorkingSetResult(T=U_full.reshape(d, 2 * p, c).copy(), rho=rho_full.reshape(n, 2 * p, c),
                             primal=cert.primal, dual=cert.dual, rel_gap=cert.rel_gap,

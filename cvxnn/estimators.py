@@ -329,18 +329,25 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
         warnings.warn(w.message, w.category, stacklevel=6)
     if not sol.converged:
         category = InaccurateSolutionWarning if sol.status == "optimal_inaccurate" else ConvergenceWarning
-        gap = f"no gap from {sol.solver}" if sol.gap is None else f"gap {sol.gap:.3g}"
+        certified = sol.gap if sol.gap is not None else (sol.extra or {}).get("certified_gap")
+        gap = f"no gap from {sol.solver}" if certified is None else f"gap {certified:.3g}"
         warnings.warn(
             f"{type(est).__name__}: the {sol.solver} solve ended with status {sol.status!r} "
             f"({gap}, {sol.iterations} iterations); the fitted network is not certified "
-            f"optimal. {_convergence_advice(est, X, y, patterns)}.",
+            f"optimal. {_convergence_advice(est, X, y, patterns, sol)}.",
             category,
             stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
         )
     return sol
 
 
-def _convergence_advice(est, X, y, patterns) -> str:
+#: A first-order solve whose step size fell below this has stalled: more iterations do not move
+#: it (a column at 1e8 without standardization: the augmented Lagrangian's step reached 1e-19
+#: and 100000 iterations returned the point of 10000), so "raise max_iter" is not advised.
+STALLED_STEP = 1e-14
+
+
+def _convergence_advice(est, X, y, patterns, sol=None) -> str:
     """What to try after an uncertified solve, as a sentence: only advice that applies here.
 
     ``backend='clarabel'`` is suggested only for programs within the sizes that the native
@@ -351,7 +358,9 @@ def _convergence_advice(est, X, y, patterns) -> str:
     suggested when it was turned off."""
     from .native import gated_conic as gc
 
-    tips = ["raise max_iter", "loosen tol"]
+    step = None if sol is None else sol.step_size
+    stalled = step is not None and np.isfinite(step) and 0.0 <= step < STALLED_STEP
+    tips = ([] if stalled else ["raise max_iter"]) + ["loosen tol"]
     if not est.standardize:
         tips.append("keep standardize=True (the default: unscaled X or y slow the solvers down)")
     backend = est.backend if isinstance(est.backend, str) else None
@@ -755,6 +764,43 @@ def _scaled_problem_duals(sol: ConvexSolution, r: np.ndarray) -> dict:
     return out
 
 
+#: Squared-loss fits on the native backend whose largest (normalised) sample weight exceeds
+#: this solve the program divided by that weight: the rows scaled by ``sqrt(w)`` otherwise reach ``1e8`` and more, where
+#: the C-ReLU working set's float32 products overflowed (from weights of ``1e17``) and its steps
+#: failed (``1e29``: "max_iterations", predictions off by 0.14). Ordinary weights are unchanged.
+WEIGHT_NORMALIZE_ABOVE = 1e4
+#: ``extra`` entries in the units of the objective (multiplied back with the objective).
+_OBJECTIVE_EXTRA = ("dual_value", "program_penalty", "certified_gap", "gap_at_infeasible_point")
+
+
+def _objective_units(sol: ConvexSolution, fields: dict, s: float, lam: float) -> dict:
+    """Fields of a solution of the program divided by ``s`` (weights and ``lam``), in the units of
+    the undivided program: objective values, gaps and multipliers times ``s``; ``lam`` itself.
+    The check state of the divided program (a warm start's shortcut) is dropped."""
+    out = dict(fields)
+    for name in ("objective_value", "dual_value", "gap", "program_penalty"):
+        v = getattr(sol, name)
+        if v is not None:
+            out[name] = float(v) * s
+    for name in ("multipliers",):
+        v = out.get(name, getattr(sol, name))
+        if v is not None:
+            out[name] = np.asarray(v, dtype=float) * s
+    if out.get("cone_duals", sol.cone_duals) is not None:
+        out["cone_duals"] = tuple(np.asarray(d, dtype=float) * s for d in out.get("cone_duals", sol.cone_duals))
+    extra = dict(out.get("extra", sol.extra) or {})
+    for key in _OBJECTIVE_EXTRA:
+        if isinstance(extra.get(key), (int, float, np.floating)) and not isinstance(extra.get(key), bool):
+            extra[key] = float(extra[key]) * s
+    extra.pop("multipliers", None)
+    extra.pop("cone_duals", None)
+    extra["weight_scale"] = s
+    out["extra"] = extra
+    out["lam"] = float(lam)
+    out["check_state"] = None
+    return out
+
+
 def _check_sample_weight(sample_weight, n: int) -> np.ndarray | None:
     """``None`` or a float array of ``n`` finite non-negative weights, not all zero."""
     if sample_weight is None:
@@ -887,6 +933,30 @@ def _warn_scaling(est, X: np.ndarray) -> None:
             f"{type(est).__name__}: badly scaled columns (standard deviations differ by a factor "
             f"{ratio:.3g}, largest mean / std {offset:.3g}) with standardize=False; gates through "
             "such data give few distinct patterns and solvers slow down. Use standardize=True.",
+            DataWarning,
+            stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
+        )
+
+
+def _warn_target_scaling(est, y: np.ndarray) -> None:
+    """Regressors with standardize=False: targets far from unit scale (or offset far from zero
+    relative to their spread) make ``lam`` mean something else than on standardized data (at
+    ``y * 1e-9`` the default ``lam`` gives the zero model; at ``y + 1e6`` a certified optimum had
+    a training R^2 of -2e8) and slow the solvers down."""
+    Y = np.asarray(y, dtype=float).reshape(y.shape[0], -1)
+    std = Y.std(axis=0)
+    mean = np.abs(Y.mean(axis=0))
+    live = std > 0
+    if not live.any():
+        return
+    spread = (float(std[live].min()), float(std[live].max()))
+    offset = float(np.max(mean[live] / std[live]))
+    if spread[1] > SCALE_RATIO or spread[0] < 1.0 / SCALE_RATIO or offset > SCALE_RATIO:
+        warnings.warn(
+            f"{type(est).__name__}: badly scaled targets (standard deviation {spread[0]:.3g}"
+            f"{'' if spread[0] == spread[1] else f' to {spread[1]:.3g}'}, largest |mean| / std {offset:.3g}) "
+            "with standardize=False; lam weighs the loss in the units of y, so the fit can be the zero "
+            "model or badly underfit, and solvers slow down. Use standardize=True.",
             DataWarning,
             stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
         )
@@ -1034,6 +1104,8 @@ class _ConvexNetworkBase(_Base):
             Xs = std.transform(X)
         else:
             _warn_scaling(self, X)
+            if self._scale_targets and y is not None:
+                _warn_target_scaling(self, y)
             Xs = X
         if previous is not None and previous.patterns.bias == bool(self.bias) and \
                 previous.patterns.n_features == Xs.shape[1] and self.gates is None:
@@ -1055,7 +1127,12 @@ class _ConvexNetworkBase(_Base):
             # exact: rows of [X, 1] and y scaled by sqrt(w) keep every pattern (positive scaling)
             if loss.reduction == "mean":
                 w = w * (w.size / w.sum())  # the solver divides by n: sum w l / sum w
-            r = np.sqrt(w)
+            # large weights: the program divided by s (weights w / s, lam / s) has the same
+            # minimizers; its objective values are multiplied back by s below
+            # (native solvers only: Clarabel's absolute tolerances would act on a smaller objective)
+            native = _resolve_backend(self.backend) == "native"
+            s = float(w.max()) if native and float(w.max()) > WEIGHT_NORMALIZE_ABOVE else 1.0
+            r = np.sqrt(w / s)
             Xw = patterns.design(Xs) * r[:, None]
             yw = y_enc * (r[:, None] if y_enc.ndim == 2 else r)
             from .patterns import _fingerprint
@@ -1065,11 +1142,17 @@ class _ConvexNetworkBase(_Base):
             warm_w = None
             if warm_start is not None:
                 warm_w = dataclasses.replace(warm_start, patterns=pw)
-            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback, lam=lam)
-            gap = _certified_gap(sol_w, Xw, yw, lam, loss)
+                if s != 1.0:  # its duals and check state are in the units of the undivided program
+                    warm_w = _rebind_warm_start(warm_w, pw)
+            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback, lam=lam / s)
+            gap = _certified_gap(sol_w, Xw, yw, lam / s, loss)
             ntol = _network_tol(sol_w, Xw, yw)
+            fields = _scaled_problem_duals(sol_w, r)
+            if s != 1.0:
+                fields = _objective_units(sol_w, fields, s, lam)
+                gap = None if gap is None else gap * s
             sol = dataclasses.replace(sol_w, patterns=patterns, loss=WeightedLoss(base=loss, weights=sample_weight),
-                                      **_scaled_problem_duals(sol_w, r))
+                                      **fields)
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
@@ -2144,8 +2227,9 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
         if zero_ok:  # the zero model is optimal at every lam: any grid selects it (as LassoCV)
             warnings.warn(
                 "lam_max is 0 for these data (the zero model fits at every lam, e.g. a constant target "
-                "or every input with opposite labels): the default grid is nominal (from 1) and every fit "
-                "is the zero model.", DataWarning, stacklevel=4)
+                "or every input with opposite labels): the default grid is nominal (from 1), and the refit "
+                "on all the data is the zero model at any lam (the folds' fits, on parts of the data, need "
+                "not be).", DataWarning, stacklevel=4)
             return lam_grid(1.0, n_lams, lam_min_ratio)
         raise InvalidParameterError(
             f"lam_max is 0 for these data (the zero model fits: {lmax:.3g} is rounding, see "

@@ -701,3 +701,29 @@ def test_clarabel_classifier_objective_is_the_thresholded_network():
     value = est.solution_.to_network(tol=est.network_tol_).objective(Xs, Y, est.lam_, est.solution_.loss)
     assert value == pytest.approx(est.objective_, rel=1e-12)
     assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-6)
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_large_uniform_sample_weights_leave_the_fit_unchanged(cls):
+    """Weights times 1e17 to 1e29 (below MAX_SAMPLE_WEIGHT) with lam="auto": the same certified
+    fit. The C-ReLU solver saw rows scaled by sqrt(w): float32 overflow warnings from 1e17,
+    predictions off by 8e-4 at 1e20, "max_iterations" at 1e29. The program is divided by the
+    largest weight; objective values are reported in the units of the weighted program."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:150], y[:150]
+    base = cls(lam="auto", n_gates=16, random_state=0).fit(X, y, sample_weight=np.ones(len(y)))
+    for factor in (1e17, 1e29):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            est = cls(lam="auto", n_gates=16, random_state=0).fit(X, y, sample_weight=np.full(len(y), factor))
+        assert est.status_ == "optimal"
+        np.testing.assert_allclose(est.predict(X), base.predict(X), rtol=1e-5, atol=1e-6 * np.abs(y).max())
+        assert est.convex_objective_ == pytest.approx(factor * base.convex_objective_, rel=1e-5)
+        assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-6)
+        assert est.gap_ is not None and 0 <= est.gap_ <= est.tol * est.convex_objective_ * (1 + 1e-9)
+        assert est.solution_.lam == pytest.approx(est.lam_)
+        Xs, ys = est.standardizer_.transform(X), est.standardizer_.transform_y(y)
+        assert est.solution_.objective(Xs, ys, est.lam_, est.solution_.loss) == pytest.approx(
+            est.convex_objective_, rel=1e-9)

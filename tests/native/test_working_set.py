@@ -141,12 +141,51 @@ def test_qp_working_set_continues_an_uncertified_squared_loss_run(monkeypatch):
     ref = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
     assert ref.converged and ref.extra["inner_solver"] == "active_set"
     monkeypatch.setattr(ws_mod, "MAX_ROUNDS", 1)
+    monkeypatch.setattr(ws_mod, "CONIC_MAX_ROWS", 0)  # as on a program too large for Clarabel whole
     sol = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
     assert sol.converged and sol.solver == "working_set"
     assert sol.extra["inner_solver"] == "active_set+clarabel_qp"
     assert sol.extra["rounds"] >= 2 and len(sol.extra["history"]) >= 2
     assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
     assert sol.max_cone_violation(X) <= 1e-9
+
+
+def test_small_program_the_working_set_cannot_finish_goes_to_clarabel_whole(monkeypatch):
+    """A program with at most CONIC_MAX_ROWS cone rows that the working set stops on
+    uncertified (here: a squared loss past QP_HANDOFF_NEWTON Newton steps) is solved whole by
+    Clarabel, and the working set certifies that point on the full program."""
+    from cvxnn.native import solve as solve_mod
+
+    X, y, pats = _problem(4, n=80, p=25)
+    ref = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
+    assert ref.converged and ref.extra["inner_solver"] == "active_set" and ref.iterations > 3
+    monkeypatch.setattr(solve_mod, "QP_HANDOFF_NEWTON", 3)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
+    assert sol.converged and sol.solver == "working_set"
+    assert sol.extra["inner_solver"] == "active_set+clarabel"
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    assert sol.max_cone_violation(X) <= 1e-9
+    # too large for Clarabel whole: no cap, the active set certifies alone
+    monkeypatch.setattr(ws_mod, "CONIC_MAX_ROWS", 0)
+    sol = solve_native(X, y, pats, activation="relu", lam=0.3, tol=1e-7)
+    assert sol.converged and sol.extra["inner_solver"] == "active_set"
+
+
+def test_relu_regressor_with_very_unequal_sample_weights_certifies():
+    """Weights 1e6 on half the rows and 1 on the rest: the active set crawled through face
+    changes (10000 Newton steps, 39 s) and the augmented Lagrangian ended uncertified; the
+    program is small, so Clarabel solves it whole and the working set certifies its point."""
+    from cvxnn import ConvexReLURegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5))
+    y = np.maximum(X[:, 0], 0) + X[:, 1]
+    w = np.r_[np.full(100, 1e6), np.ones(100)]
+    est = ConvexReLURegressor(random_state=0).fit(X, y, sample_weight=w)
+    assert est.status_ == "optimal" and est.solution_.solver == "working_set"
+    ref = ConvexReLURegressor(random_state=0, backend="clarabel").fit(X, y, sample_weight=w)
+    assert est.convex_objective_ <= ref.convex_objective_ * (1 + 1e-6)
+    assert est.convex_objective_ - est.gap_ <= ref.convex_objective_ * (1 + 1e-6)
 
 
 def test_large_squared_loss_problems_run_the_qp_working_set_first(monkeypatch):

@@ -361,10 +361,15 @@ def _convergence_advice(est, X, y, patterns, sol=None) -> str:
     step = None if sol is None else sol.step_size
     stalled = step is not None and np.isfinite(step) and 0.0 <= step < STALLED_STEP
     tips = ([] if stalled else ["raise max_iter"]) + ["loosen tol"]
+    badly_scaled = False
     if not est.standardize:
         tips.append("keep standardize=True (the default: unscaled X or y slow the solvers down)")
+        badly_scaled = _badly_scaled(X) or (est._scale_targets and _badly_scaled(np.reshape(y, (len(y), -1)),
+                                                                                 targets=True))
     backend = est.backend if isinstance(est.backend, str) else None
-    if backend == "native":
+    if badly_scaled:
+        pass  # Clarabel fails on such data too ("infeasible"): standardizing is the advice
+    elif backend == "native":
         spec = get_activation(est._activation)
         n, c = X.shape[0], 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
         cols = (2 if spec.constrained else 1) * patterns.n_patterns * int(np.shape(patterns.gates)[0]) * c
@@ -918,6 +923,19 @@ def _warn_collapse(est, patterns: Patterns, n_samples: int) -> None:
             DataWarning,
             stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
         )
+
+
+def _badly_scaled(A: np.ndarray, targets: bool = False) -> bool:
+    """Whether the columns of ``A`` are what the scaling warnings call badly scaled."""
+    A = np.asarray(A, dtype=float)
+    std = A.std(axis=0)
+    live = std > 0
+    if not live.any():
+        return False
+    offset = float(np.max(np.abs(A.mean(axis=0))[live] / std[live]))
+    if targets:
+        return bool(std[live].max() > SCALE_RATIO or std[live].min() < 1.0 / SCALE_RATIO or offset > SCALE_RATIO)
+    return bool(std[live].max() / std[live].min() > SCALE_RATIO or offset > SCALE_RATIO)
 
 
 def _warn_scaling(est, X: np.ndarray) -> None:

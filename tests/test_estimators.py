@@ -727,3 +727,41 @@ def test_large_uniform_sample_weights_leave_the_fit_unchanged(cls):
         Xs, ys = est.standardizer_.transform(X), est.standardizer_.transform_y(y)
         assert est.solution_.objective(Xs, ys, est.lam_, est.solution_.loss) == pytest.approx(
             est.convex_objective_, rel=1e-9)
+
+
+def test_badly_scaled_targets_warn_and_advice_is_only_what_can_work():
+    """standardize=False: badly scaled targets get a DataWarning (as columns do); after a
+    stalled solve on a column at 1e8 the warning advises neither "raise max_iter" (the step
+    size had collapsed: 100000 iterations returned the point of 10000) nor Clarabel (which
+    fails on such data), only standardize=True."""
+    from cvxnn.errors import DataWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((100, 5))
+    y = np.maximum(X[:, 0], 0) + X[:, 1]
+    for yy in (y + 1e6, y * 1e-9):
+        with pytest.warns(DataWarning, match="badly scaled targets"):
+            ConvexGatedReLURegressor(n_gates=8, random_state=0, standardize=False).fit(X, yy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        ConvexGatedReLURegressor(n_gates=8, random_state=0, standardize=False).fit(X, y)
+    import dataclasses
+
+    from cvxnn import sample_patterns
+    from cvxnn.estimators import _convergence_advice
+
+    X2 = rng.standard_normal((200, 5))
+    y2 = np.maximum(X2[:, 0], 0) + X2[:, 1]
+    X2[:, 0] *= 1e8
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = ConvexReLURegressor(random_state=0, standardize=False, max_iter=50).fit(X2, y2)
+    pats = sample_patterns(X2, 8, seed=0, bias=True)
+    stalled = dataclasses.replace(est.solution_, step_size=1e-19)
+    advice = _convergence_advice(est, X2, y2, pats, stalled)
+    assert "standardize=True" in advice and "clarabel" not in advice and "max_iter" not in advice
+    moving = dataclasses.replace(est.solution_, step_size=1e-3)
+    assert "max_iter" in _convergence_advice(est, X2, y2, pats, moving)
+    # standardized data of the same size: Clarabel is advised (it takes such programs)
+    plain = ConvexReLURegressor(random_state=0)
+    assert "backend='clarabel'" in _convergence_advice(plain, X, y, sample_patterns(X, 8, seed=0, bias=True), moving)

@@ -1405,8 +1405,16 @@ def _add_progress_option(p: argparse.ArgumentParser) -> None:
                    help="progress on stderr (auto: when stderr is a terminal)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with cvxnn's error format: one line ``cvxnn: error: ...`` on stderr, exit 2
+    (argparse's own prints the usage block first and names the subcommand's program)."""
+
+    def error(self, message: str):  # noqa: D102 (argparse API)
+        self.exit(2, f"cvxnn: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cvxnn", description="Two-layer networks by convex optimization.")
+    parser = _Parser(prog="cvxnn", description="Two-layer networks by convex optimization.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v, -vv)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train a small C-ReLU network on shipped data")

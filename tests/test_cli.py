@@ -534,3 +534,16 @@ def test_exact_prune_keeps_the_status_and_nonsmooth_losses_point_to_cvxpy(tmp_pa
     code, out, _ = run(["prune", model, train, "-o", tmp_path / "p.npz"], capsys)
     assert code == 0 and "approximate" not in out
     assert io.load(tmp_path / "p.npz", kind="estimator").status_ == "optimal"
+
+
+@pytest.mark.parametrize("argv", [["fit", "x.csv", "--lam", "abc"], ["fit"], ["path", "x.csv", "--n-lams", "two"],
+                                  ["fit", "x.csv", "--activation", "tanh"], []])
+def test_option_errors_are_one_line_with_exit_2(argv, capsys):
+    """docs/cli.md: a usage error is one line `cvxnn: error: ...` on stderr, exit 2 (argparse
+    printed a 12-14 line usage block ending in `cvxnn fit: error: ...`)."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1 and lines[0].startswith("cvxnn: error: ") and "--help" in lines[0]

@@ -379,6 +379,10 @@ def test_optimal_set_refuses_a_point_that_is_not_an_optimum(activation):
     exact = cvxnn.solve(X, y, pats, activation=activation, lam=lam, tol=1e-10)
     with pytest.raises(SolverError, match=f"at lam={lam / 2:.6g}"):
         optimal_set(exact, X, y, lam=lam / 2)
+    # above its lam every non-zero block is below the equicorrelation level ("spurious"); that
+    # was blamed on accuracy ("re-solve more accurately"), which cannot help
+    with pytest.raises(SolverError, match=f"not an optimum of this program at lam={4 * lam:.6g}"):
+        optimal_set(exact, X, y, lam=4 * lam)
     with warnings.catch_warnings():
         warnings.simplefilter("error", InaccurateSolutionWarning)
         P = optimal_set(exact, X, y)

@@ -266,3 +266,26 @@ def _patterns_on(pats, X):
     from cvxnn.patterns import Patterns
 
     return Patterns.from_gates(X, pats.gates, bias=pats.bias)
+
+
+def test_native_relu_path_to_a_tiny_lam_keeps_its_points_with_an_honest_status():
+    """lam_min_ratio=1e-12: the augmented Lagrangian's inner line search found no step and the
+    whole path raised a SolverError about R-FISTA and float32 (the data were float64), losing
+    the points already solved. The stalled point is now "numerical_error"."""
+    import warnings
+
+    import cvxnn
+    from cvxnn.path import regularization_path
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((12, 3))
+    y = rng.standard_normal(12)
+    pats = cvxnn.sample_patterns(X, 60, seed=0, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = regularization_path(X, y, pats, n_lams=3, lam_min_ratio=1e-12, backend="native")
+    assert path.statuses[:2] == ["optimal", "optimal"]
+    last = path.solutions[2]
+    assert last.status in ("numerical_error", "max_iterations") and not last.converged
+    assert last.extra["stalled"] == (last.status == "numerical_error")
+    assert np.all(np.isfinite(last.V)) and np.all(np.isfinite(last.W))

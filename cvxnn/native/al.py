@@ -235,6 +235,9 @@ class ALResult:
     delta: float
     eta: float
     stopped_by_callback: bool = False
+    #: the inner R-FISTA line search found no step (a tiny ``lam``, badly scaled data): the result
+    #: is the last multiplier update's point, uncertified (status ``"numerical_error"``)
+    stalled: bool = False
 
 
 def solve_relu(
@@ -323,6 +326,7 @@ def solve_relu(
     viol_prev = state["viol"]
     t_dual = 1.0
     gamma_prev = problem.gamma
+    stalled = False
     while total < max_iter:
         def monitor(step: FistaStep) -> bool:
             P = problem.loss_value(step.img) + lam * step.penalty
@@ -353,7 +357,15 @@ def solve_relu(
             # inner stop: relative gap of the augmented-Lagrangian subproblem
             return check and problem.subproblem_rel_gap(P, D, s) <= inner_tol  # noqa: B023
 
-        out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, INNER_MAX), monitor=monitor)
+        try:
+            out = rfista(problem, T, img, eta0=eta, max_iter=min(max_iter - total, INNER_MAX), monitor=monitor)
+        except SolverError as exc:
+            if exc.status != "numerical_error" or "line search" not in str(exc):
+                raise
+            # no step decreases the subproblem any more: return the last multiplier update's point
+            logger.info("augmented Lagrangian stopped after %d iterations: %s", total, exc)
+            stalled = True
+            break
         total += out.iterations
         T, img, eta = out.x, out.img, out.eta
         outer += 1
@@ -387,4 +399,4 @@ def solve_relu(
         (P - state["D"]) <= tol * max(abs(P), np.finfo(float).tiny)
     return ALResult(T=T, gamma=problem.gamma, primal=P, dual=state["D"], violation=viol, iterations=total,
                     outer_iterations=outer, converged=converged, delta=problem.delta, eta=eta,
-                    stopped_by_callback=state["callback_stop"])
+                    stopped_by_callback=state["callback_stop"], stalled=stalled)

@@ -292,7 +292,9 @@ def solve_native(
                else f"relative gap {extra['rel_gap']:.3e}") + f" (tol {tol:.1e})"
             + (f" and cone violation {sol.max_violation:.3e} (feas_tol {feas_tol:.1e})"
                if sol.max_violation is not None else "")
-            + "; raise max_iter, loosen tol, or warm-start from this solution.",
+            + ("; its line search found no step (status 'numerical_error'): more iterations do not help; "
+               "a larger lam or rescaled data may" if extra.get("stalled")
+               else "; raise max_iter, loosen tol, or warm-start from this solution."),
             ConvergenceWarning,
             stacklevel=2,
         )
@@ -797,6 +799,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         "flops": _al_flops(n, d, p, c, iterations),
         "feas_tol": feas_tol,
         "stopped_by_callback": res.stopped_by_callback,
+        "stalled": res.stalled,
     }
     if fallback is not None:
         extra["fallback"] = fallback
@@ -809,7 +812,7 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
         extra["rel_gap"] = None  # no certificate, so no relative gap either (0.0 read as perfect)
     return {
         "weights": {"V": V64, "W": W64},
-        "status": "optimal" if converged else "max_iterations",
+        "status": "optimal" if converged else "numerical_error" if res.stalled else "max_iterations",
         "solver": "al",
         "objective_value": cert.primal,
         "iterations": iterations,

@@ -659,6 +659,78 @@ def section_gated_small_lam(args, out):
     out("\nRatios (same run): " + "; ".join(ratios) + ".")
 
 
+def section_few_rows(args, out):
+    """C-ReLU where the design has few rows: more features than samples (binary
+    make_classification, 100 training rows, 500 features), where the program is solved in the
+    row space of the design and its face-Newton systems by conjugate gradients; and 200 rows with
+    sample weights 1e6 and 1, where Clarabel solves the small program whole. Each against the
+    solver without that change, in the same run (best of ``args.few_rows_repeats``)."""
+    out("\n## 7. C-ReLU on few rows (more features than samples; very unequal sample weights)\n")
+    try:
+        from sklearn.datasets import make_classification
+        from sklearn.neural_network import MLPClassifier
+    except ImportError:  # pragma: no cover
+        out("scikit-learn not installed: section skipped")
+        return
+    from cvxnn.estimators import ConvexReLUClassifier, ConvexReLURegressor
+    from cvxnn.native import ipm
+    from cvxnn.native import solve as solve_mod
+
+    def best(fn):
+        t_best, res = math.inf, None
+        for _ in range(args.few_rows_repeats):
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = fn()
+            t_best = min(t_best, time.perf_counter() - t0)
+        return t_best, res
+
+    X, y = make_classification(n_samples=150, n_features=500, n_informative=20, random_state=0)
+    Xtr, ytr, Xte, yte = X[:100], y[:100], X[100:], y[100:]
+    saved = (solve_mod.ROW_SPACE, ipm.FACE_CG_ROWS_RATIO)
+    try:
+        solve_mod.ROW_SPACE, ipm.FACE_CG_ROWS_RATIO = False, math.inf
+        t_old, old = best(lambda: ConvexReLUClassifier(random_state=0).fit(Xtr, ytr))
+    finally:
+        solve_mod.ROW_SPACE, ipm.FACE_CG_ROWS_RATIO = saved
+    t_new, new = best(lambda: ConvexReLUClassifier(random_state=0).fit(Xtr, ytr))
+    t_mlp, mlp = best(lambda: MLPClassifier(random_state=0, max_iter=500).fit(Xtr, ytr))
+    out("`ConvexReLUClassifier(random_state=0)` on binary `make_classification(150, 500, n_informative=20, "
+        "random_state=0)`, 100 training rows:\n")
+    out("| solver | time | status | Newton steps | objective | test accuracy |")
+    out("|---|---:|---|---:|---:|---:|")
+    out(f"| before (no row space, dense face systems) | {_fmt_t(t_old)} | {old.status_} | {old.n_iter_} | "
+        f"{old.objective_:.10g} | {old.score(Xte, yte):.2f} |")
+    out(f"| row space + conjugate gradients (default) | {_fmt_t(t_new)} | {new.status_} | {new.n_iter_} | "
+        f"{new.objective_:.10g} | {new.score(Xte, yte):.2f} |")
+    out(f"| MLPClassifier(max_iter=500) | {_fmt_t(t_mlp)} | - | - | - | {mlp.score(Xte, yte):.2f} |")
+    out(f"\nRatios (same run): before / default = {_ratio(t_old, t_new)}; default / MLP = {_ratio(t_new, t_mlp)}.")
+
+    rng = np.random.default_rng(0)
+    Xw = rng.standard_normal((200, 5))
+    yw = np.maximum(Xw[:, 0], 0) + Xw[:, 1]
+    w = np.r_[np.full(100, 1e6), np.ones(100)]
+    saved = (solve_mod.QP_HANDOFF_NEWTON, solve_mod.CONIC_FINISH_REASONS)
+    try:
+        solve_mod.QP_HANDOFF_NEWTON, solve_mod.CONIC_FINISH_REASONS = 0, ()
+        t_o, o = best(lambda: ConvexReLURegressor(random_state=0, max_iter=2500).fit(Xw, yw, sample_weight=w))
+    finally:
+        solve_mod.QP_HANDOFF_NEWTON, solve_mod.CONIC_FINISH_REASONS = saved
+    t_n, nw = best(lambda: ConvexReLURegressor(random_state=0, max_iter=2500).fit(Xw, yw, sample_weight=w))
+    t_c, cl = best(lambda: ConvexReLURegressor(random_state=0, backend="clarabel").fit(Xw, yw, sample_weight=w))
+    out("\n`ConvexReLURegressor(random_state=0, max_iter=2500)`, 200 x 5 Gaussian rows, sample weights "
+        "1e6 (half) and 1:\n")
+    out("| solver | time | status | objective |")
+    out("|---|---:|---|---:|")
+    out(f"| before (no Clarabel finish) | {_fmt_t(t_o)} | {o.status_} ({o.solution_.solver}) | "
+        f"{o.convex_objective_:.8g} |")
+    out(f"| default | {_fmt_t(t_n)} | {nw.status_} ({nw.solution_.extra.get('inner_solver')}) | "
+        f"{nw.convex_objective_:.8g} |")
+    out(f"| backend='clarabel' | {_fmt_t(t_c)} | {cl.status_} | {cl.convex_objective_:.8g} |")
+    out(f"\nRatios (same run): before / default = {_ratio(t_o, t_n)}; default / Clarabel = {_ratio(t_n, t_c)}.")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (about 2-3 minutes)")
@@ -666,9 +738,9 @@ def main(argv=None) -> int:
     ap.add_argument("--scnn-al", action="store_true", help="also run scnn's AL (slow: minutes)")
     ap.add_argument("--digits-full", action="store_true",
                     help="also fit the 10-class ReLU classifier on all of digits (slow: see docs/benchmarks.md)")
-    ap.add_argument("--sections", default="gated,relu,memory,classification,regression,gated_small_lam",
-                    help="comma-separated subset of gated,relu,memory,classification,regression,gated_small_lam "
-                         "(default: all)")
+    ap.add_argument("--sections", default="gated,relu,memory,classification,regression,gated_small_lam,few_rows",
+                    help="comma-separated subset of gated,relu,memory,classification,regression,gated_small_lam,"
+                         "few_rows (default: all)")
     args = ap.parse_args(argv)
     if args.quick:
         sizes = [(1000, 20, 200), (2000, 20, 200)]
@@ -695,6 +767,7 @@ def main(argv=None) -> int:
     # lam / n of the small-lam C-GReLU section
     args.small_lam_cases = [3e-4, 3e-5] if args.quick else [3e-3, 3e-4, 3e-5, 3e-6]
     args.small_lam_gates = [100] if args.quick else [100, 400]
+    args.few_rows_repeats = 1 if args.quick else 2
     args.clarabel_cases = ([("breast_cancer", None, 32)] if args.quick else
                            [("breast_cancer", None, 100), ("wine", None, 100), ("digits", 300, 20)])
 
@@ -732,6 +805,8 @@ def main(argv=None) -> int:
         section_regression(args, out)
     if "gated_small_lam" in sections:
         section_gated_small_lam(args, out)
+    if "few_rows" in sections:
+        section_few_rows(args, out)
     out(f"\ntotal benchmark time: {time.perf_counter() - t_all:.0f} s")
     return 0
 

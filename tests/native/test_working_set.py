@@ -656,3 +656,61 @@ def test_native_solvers_do_not_depend_on_the_scale_of_the_data(activation, solve
                        lam=lam * scale**2, solver=solver, tol=1e-8, max_iter=20000)
     assert ref.status == sol.status == "optimal"
     assert sol.objective_value / scale**2 == pytest.approx(ref.objective_value, rel=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_more_features_than_samples_solves_in_the_row_space(monkeypatch, activation):
+    """d > n: the program is solved in the coordinates of the row space of [X, 1] (the same
+    program: the loss, the cones and the dual norms see X u only) and the blocks are mapped back;
+    the optimum, its certificate and a warm start agree with the solve in R^d."""
+    from cvxnn.native import solve as solve_mod
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 60))
+    y = np.where(X[:, 0] + 0.5 * X[:, 1] > 0, 1.0, -1.0)
+    pats = sample_patterns(X, 12, seed=0, bias=True)
+    sol = solve_native(X, y, pats, activation=activation, loss="logistic", lam=0.5, tol=1e-9)
+    Xa = pats.design(X)
+    assert sol.converged and sol.extra["row_space_dim"] == np.linalg.matrix_rank(Xa) == 30
+    _, _, Vt = np.linalg.svd(Xa, full_matrices=True)
+    null = Vt[30:]  # orthogonal complement of the row space
+    for name in sol.spec.blocks:
+        B = getattr(sol, name)
+        assert np.abs(null @ B).max() <= 1e-10 * max(1.0, np.abs(B).max())
+    monkeypatch.setattr(solve_mod, "ROW_SPACE", False)
+    full = solve_native(X, y, pats, activation=activation, loss="logistic", lam=0.5, tol=1e-9)
+    assert "row_space_dim" not in full.extra
+    assert sol.objective_value == pytest.approx(full.objective_value, rel=1e-8)
+    np.testing.assert_allclose(sol.predict(X), full.predict(X), atol=1e-6)
+    assert sol.dual_value <= full.objective_value * (1 + 1e-9)
+    monkeypatch.setattr(solve_mod, "ROW_SPACE", True)
+    warm = solve_native(X, y, pats, activation=activation, loss="logistic", lam=0.4, tol=1e-9, warm_start=sol)
+    cold = solve_native(X, y, pats, activation=activation, loss="logistic", lam=0.4, tol=1e-9)
+    assert warm.converged and warm.objective_value == pytest.approx(cold.objective_value, rel=1e-8)
+
+
+def test_face_newton_on_few_rows_uses_conjugate_gradients(monkeypatch):
+    """Face systems of more than FACE_CG_ROWS_RATIO x n coordinates are solved matrix-free (the
+    formed Hessian is rank n plus the penalty curvature); the optimum is the same."""
+    from cvxnn.native import ipm
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((25, 80))
+    y = np.where(X[:, 0] - X[:, 2] > 0, 1.0, -1.0)
+    pats = sample_patterns(X, 16, seed=0, bias=True)
+    calls = {"cg": 0}
+    orig = ipm._face_newton_cg
+
+    def spy(*args, **kwargs):
+        calls["cg"] += 1
+        return orig(*args, **kwargs)
+
+    monkeypatch.setattr(ipm, "_face_newton_cg", spy)
+    monkeypatch.setattr(ipm, "FACE_CG_ROWS_MIN", 50)  # a small problem stands in for a large one
+    sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.3, tol=1e-9)
+    monkeypatch.setattr(ipm, "FACE_CG_ROWS_RATIO", float("inf"))
+    dense_calls = calls["cg"]
+    dense = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.3, tol=1e-9)
+    assert sol.converged and dense.converged
+    assert sol.objective_value == pytest.approx(dense.objective_value, rel=1e-8)
+    assert dense_calls > 0

@@ -54,6 +54,7 @@ import json
 import logging
 import os
 import secrets
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -92,7 +93,8 @@ _SOLUTION_FIELDS = ("status", "objective_value", "lam", "backend", "solver", "so
 
 #: Errors of zipfile / zlib / numpy's npy reader on a damaged or hostile archive member.
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
-                NotImplementedError, KeyError, TypeError, UnicodeDecodeError)
+                NotImplementedError, KeyError, TypeError, UnicodeDecodeError,
+                tokenize.TokenError, SyntaxError)  # numpy's header parser on a damaged header
 
 
 def _digest(a: np.ndarray) -> str:

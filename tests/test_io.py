@@ -707,3 +707,20 @@ def test_extra_diagnostics_in_lists_and_dicts_survive_a_save(tmp_path):
     sol.extra["odd"] = object()
     with pytest.warns(CvxnnWarning, match="not saving solution.extra\\['odd'\\]"):
         io.save(sol, tmp_path / "t.npz")
+
+
+def test_a_damaged_array_header_is_a_file_format_error(tmp_path):
+    """numpy's header parser raises tokenize.TokenError on an unclosed bracket (an array above
+    about 4 KB is parsed before the zip checksum is checked): a FileFormatError, not a crash."""
+    import cvxnn
+    from cvxnn import io
+
+    net = cvxnn.ReLUNetwork(W1=np.ones((2, 3000)), w2=np.ones(3000))
+    path = io.save(net, tmp_path / "net.npz", compress=False)
+    data = bytearray(path.read_bytes())
+    i = data.index(b"'shape': (2, 3000)")
+    data[i + len(b"'shape': (2, 3000")] = ord(" ")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError):
+        io.load(bad)

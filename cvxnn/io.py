@@ -298,6 +298,7 @@ def _estimator_arrays(est) -> tuple[dict, dict]:
         "fitted": {
             "objective_": _json_scalar(est.objective_),
             "convex_objective_": _json_scalar(getattr(est, "convex_objective_", est.objective_)),
+            "network_tol_": _json_scalar(getattr(est, "network_tol_", 0.0)),
             "gap_": _json_scalar(est.gap_),
             "status_": est.status_,
             "n_active_neurons_": int(est.n_active_neurons_),
@@ -820,6 +821,8 @@ def _load_estimator(arc: _Archive, meta: dict):
         "objective_": _float_or_none(_field(fitted, "objective_", "number|null", "fitted", arc.path)),
         "convex_objective_": _float_or_none(_field(fitted, "convex_objective_", "number|null", "fitted",
                                                    arc.path, required=False)),
+        "network_tol_": _float_or_none(_field(fitted, "network_tol_", "number|null", "fitted", arc.path,
+                                              required=False)),
         "gap_": _float_or_none(_field(fitted, "gap_", "number|null", "fitted", arc.path)),
         "status_": _field(fitted, "status_", "str", "fitted", arc.path),
         "n_active_neurons_": _field(fitted, "n_active_neurons_", "int", "fitted", arc.path),
@@ -833,6 +836,12 @@ def _load_estimator(arc: _Archive, meta: dict):
                               "list of strings.")
     if "convex_objective_" not in fitted:  # older files: objective_ was the program's value
         values["convex_objective_"] = values["objective_"]
+    if values["network_tol_"] is None:
+        # older files: exact zeros for the native solvers; a CVXPY fit's threshold needs the
+        # training data, so the relative NETWORK_TOL (its value when the largest block dominates)
+        from .estimators import NETWORK_TOL
+
+        values["network_tol_"] = 0.0 if solution.backend == "native" else float(NETWORK_TOL)
     classes = arc.get("classes_", required=False)
     _check_estimator_parts(arc.path, cls, solution, network, values, names, classes)
     est.solution_ = solution

@@ -88,8 +88,12 @@ def test_estimators_round_trip(tmp_path, data):
     assert type(back) is ConvexReLURegressor
     assert back.get_params() == reg.get_params()
     np.testing.assert_array_equal(back.predict(X), reg.predict(X))
-    for attr in ("objective_", "gap_", "status_", "n_active_neurons_", "n_features_in_"):
+    for attr in ("objective_", "gap_", "status_", "n_active_neurons_", "n_features_in_", "network_tol_"):
         assert getattr(back, attr) == getattr(reg, attr)
+    assert reg.network_tol_ > 0  # the documented identity works on the loaded model
+    Xs, ys = back.standardizer_.transform(X), back.standardizer_.transform_y(y)
+    assert back.solution_.to_network(tol=back.network_tol_).objective(Xs, ys, back.lam_) == pytest.approx(
+        back.objective_, rel=1e-12)
     Xb, labels = load_three_blobs()
     names = np.array(["a", "b", "c"])[labels]
     clf = ConvexGatedReLUClassifier(n_gates=5, random_state=0, backend="clarabel",

@@ -278,7 +278,10 @@ def test_relu_vector_report_side_by_side(data, relu_sol, gated_sol):
     net = relu_vector_to_network(relu_sol, X=X)
     assert rep.network_objective == pytest.approx(net.objective(X, Y, LAM), rel=1e-12)
     assert rep.convex_value == pytest.approx(relu_sol.objective(X, Y, LAM), rel=1e-12)
-    assert rep.gated_lower_bound == pytest.approx(gated_sol.objective(X, Y, LAM), rel=1e-12)
+    # its objective minus its certified gap (a lower bound on d*, also for an "optimal" solution)
+    cert = gated_sol.gap if gated_sol.gap is not None else gated_sol.extra.get("certified_gap", 0.0)
+    assert rep.gated_lower_bound == pytest.approx(gated_sol.objective(X, Y, LAM) - cert, rel=1e-12)
+    assert rep.gated_lower_bound <= gated_sol.objective(X, Y, LAM)
     assert rep.gap == pytest.approx(rep.network_objective - rep.gated_lower_bound)
     assert rep.gap >= -1e-7
     assert rep.max_prediction_error <= 1e-7
@@ -526,3 +529,27 @@ def test_failure_advice_does_not_send_the_nuclear_relu_program_to_the_native_sol
     ova = build_vector_program(X, Y, activation="relu", lam=1.0, patterns=pats, formulation="one_vs_all")
     assert "native" not in _failure_advice(nuclear, "CLARABEL")
     assert "native solvers take this program" in _failure_advice(ova, "CLARABEL")
+
+
+def test_relu_vector_report_bound_subtracts_the_gap_of_an_optimal_loose_solve():
+    """An "optimal" native gated solution at tol=1e-2 lies up to its certified gap above d*:
+    gated_lower_bound was its objective (1.4e-6 above d* here, a negative report.gap)."""
+    import warnings
+
+    import cvxnn
+    from cvxnn.patterns import Patterns
+    from cvxnn.vector import relu_vector_report
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, (40, 1))
+    Y = np.c_[x[:, 0], 2 * x[:, 0]] + 0.01 * rng.standard_normal((40, 2))
+    P = Patterns.from_gates(x, np.array([[0.0], [1.0]]), bias=True)
+    exact = cvxnn.build_program(x, Y, activation="gated_relu", lam=1.0, patterns=P).solve()
+    loose = cvxnn.solve(x, Y, P, activation="gated_relu", lam=1.0, tol=1e-2)
+    assert loose.status == "optimal" and loose.gap > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rep = relu_vector_report(x, Y, lam=1.0, patterns=P, gated_solution=loose)
+    assert rep.gated_lower_bound <= exact.objective_value * (1 + 1e-9)
+    assert rep.gated_lower_bound == pytest.approx(loose.objective_value - loose.gap, rel=1e-12)
+    assert rep.gap >= 0

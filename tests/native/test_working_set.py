@@ -698,18 +698,14 @@ def test_face_newton_on_few_rows_uses_conjugate_gradients(monkeypatch):
     X = rng.standard_normal((25, 80))
     y = np.where(X[:, 0] - X[:, 2] > 0, 1.0, -1.0)
     pats = sample_patterns(X, 16, seed=0, bias=True)
-    calls = {"cg": 0}
-    orig = ipm._face_newton_cg
+    from unittest import mock
 
-    def spy(*args, **kwargs):
-        calls["cg"] += 1
-        return orig(*args, **kwargs)
-
+    spy = mock.Mock(wraps=ipm._face_newton_cg)
     monkeypatch.setattr(ipm, "_face_newton_cg", spy)
     monkeypatch.setattr(ipm, "FACE_CG_ROWS_MIN", 50)  # a small problem stands in for a large one
     sol = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.3, tol=1e-9)
     monkeypatch.setattr(ipm, "FACE_CG_ROWS_RATIO", float("inf"))
-    dense_calls = calls["cg"]
+    dense_calls = spy.call_count
     dense = solve_native(X, y, pats, activation="relu", loss="logistic", lam=0.3, tol=1e-9)
     assert sol.converged and dense.converged
     assert sol.objective_value == pytest.approx(dense.objective_value, rel=1e-8)

@@ -2053,8 +2053,17 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
         if scorer is None:
             scores[step.index] = est._score_validated(Xte, yte, sample_weight=w_test)
         else:
-            scores[step.index] = (scorer(est, Xte, yte) if w_test is None
-                                  else scorer(est, Xte, yte, sample_weight=w_test))
+            try:
+                scores[step.index] = (scorer(est, Xte, yte) if w_test is None
+                                      else scorer(est, Xte, yte, sample_weight=w_test))
+            except ValueError as exc:
+                missing = (np.setdiff1d(np.unique(y[test]), np.unique(y[train])) if hasattr(est, "classes_")
+                           else np.zeros(0))
+                hint = (f" The fold's training rows lack the class(es) {missing.tolist()} of its validation "
+                        "rows, so its model scores fewer classes: use stratified folds (the default cv "
+                        "for classifiers) or a scoring that takes predictions only." if missing.size else "")
+                raise InvalidParameterError(
+                    f"scoring {scorer!r} failed on a fold at lam={step.lam:.6g}: {exc}.{hint}") from exc
         statuses[step.index] = est.status_
         if keep:
             kept[step.index] = _FoldSolution.of(est)

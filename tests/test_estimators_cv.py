@@ -695,3 +695,18 @@ def test_a_rounding_level_lam_max_is_zero_for_the_default_grids():
     pats = cvxnn.sample_patterns(X, 8, seed=0, bias=True)
     with pytest.raises(InvalidParameterError, match="lam_max is unavailable or 0"):
         cvxnn.regularization_path(X, 2.0 * y - 1.0, pats, activation="gated_relu", loss="logistic", n_lams=3)
+
+
+def test_a_scorer_failing_on_a_fold_that_lacks_a_class_names_the_cause():
+    """Custom folds whose training rows lack a class: a probability scorer raised scikit-learn's
+    bare ValueError ("4 vs 3 classes"); the error says which fold, which lam and why."""
+    from sklearn.datasets import make_classification
+
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLUClassifierCV
+
+    X, y = make_classification(200, 6, n_informative=4, n_classes=4, random_state=0)
+    idx = np.arange(200)
+    cv = [(idx[(y != 3) & (idx % 2 == 0)], idx[idx % 2 == 1]), (idx[idx % 2 == 1], idx[idx % 2 == 0])]
+    with pytest.raises(InvalidParameterError, match=r"lack the class\(es\) \[3\].*stratified"):
+        ConvexGatedReLUClassifierCV(random_state=0, cv=cv, n_lams=3, n_gates=8, scoring="neg_log_loss").fit(X, y)

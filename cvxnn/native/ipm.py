@@ -83,11 +83,14 @@ FACE_DENSE_MAX = 2500
 #: ... and also above this many times the number of rows: the Hessian is then a rank-``n`` product
 #: plus the block-diagonal penalty curvature, whose Cholesky (``m^3 / 3`` flops) costs far more
 #: than the conjugate-gradient products (``4 n m`` each). Measured: binary make_classification,
-#: 100 rows, 500 features (face systems of 2300 coordinates), ConvexReLUClassifier 3.8 s -> 0.8 s.
+#: 100 rows, 500 features (face systems of up to 2300 coordinates), ConvexReLUClassifier 3.0 s
+#: -> 0.9 s in the row space.
 FACE_CG_ROWS_RATIO = 4.0
-#: ... when the system has at least this many coordinates (a smaller Cholesky is cheap, and on
-#: tiny ill-conditioned programs, 12 rows at ``lam = 1e-11``, conjugate gradients crawled).
-FACE_CG_ROWS_MIN = 500
+#: ... when the system has at least this many coordinates: a smaller Cholesky is cheap, and on
+#: ill-conditioned programs conjugate gradients crawl (12 rows at ``lam = 1e-11``; 60 rows,
+#: squared loss, ``lam = 1e-4 n``: 6.1 s from 500 coordinates on, 0.90 s from 1000, 0.93 s dense;
+#: the classifier above: 0.67 s, 0.88 s, 2.97 s).
+FACE_CG_ROWS_MIN = 1000
 #: Conjugate-gradient iterations per face-Newton step.
 FACE_CG_MAX = 1000
 #: Vector output: face Hessians up to this size are formed by one product and a mask.

@@ -660,10 +660,20 @@ def test_native_solvers_do_not_depend_on_the_scale_of_the_data(activation, solve
 
 @pytest.mark.parametrize("activation", ["relu", "gated_relu"])
 def test_more_features_than_samples_solves_in_the_row_space(monkeypatch, activation):
-    """d > n: the program is solved in the coordinates of the row space of [X, 1] (the same
-    program: the loss, the cones and the dual norms see X u only) and the blocks are mapped back;
-    the optimum, its certificate and a warm start agree with the solve in R^d."""
+    """d > n, C-ReLU: the program is solved in the coordinates of the row space of [X, 1] (the
+    same program: the loss, the cones and the dual norms see X u only) and the blocks are mapped
+    back; the optimum, its certificate and a warm start agree with the solve in R^d. C-GReLU
+    keeps R^d (its interior-point finish is timed for full designs)."""
     from cvxnn.native import solve as solve_mod
+
+    if activation == "gated_relu":
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((30, 60))
+        y = np.where(X[:, 0] > 0, 1.0, -1.0)
+        sol = solve_native(X, y, sample_patterns(X, 12, seed=0, bias=True), activation=activation,
+                           loss="logistic", lam=0.5, tol=1e-9)
+        assert sol.converged and "row_space_dim" not in sol.extra
+        return
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 60))

@@ -769,8 +769,8 @@ def _scaled_problem_duals(sol: ConvexSolution, r: np.ndarray) -> dict:
     return out
 
 
-#: Squared-loss fits on the native backend whose largest (normalised) sample weight exceeds
-#: this solve the program divided by that weight: the rows scaled by ``sqrt(w)`` otherwise reach ``1e8`` and more, where
+#: Squared-loss fits on the native backend with ``lam="auto"`` whose mean sample weight exceeds
+#: this solve the program divided by that mean: the rows scaled by ``sqrt(w)`` otherwise reach ``1e8`` and more, where
 #: the C-ReLU working set's float32 products overflowed (from weights of ``1e17``) and its steps
 #: failed (``1e29``: "max_iterations", predictions off by 0.14). Ordinary weights are unchanged.
 WEIGHT_NORMALIZE_ABOVE = 1e4
@@ -1145,11 +1145,14 @@ class _ConvexNetworkBase(_Base):
             # exact: rows of [X, 1] and y scaled by sqrt(w) keep every pattern (positive scaling)
             if loss.reduction == "mean":
                 w = w * (w.size / w.sum())  # the solver divides by n: sum w l / sum w
-            # large weights: the program divided by s (weights w / s, lam / s) has the same
-            # minimizers; its objective values are multiplied back by s below
-            # (native solvers only: Clarabel's absolute tolerances would act on a smaller objective)
+            # large weights with lam="auto" (lam follows their sum): the program divided by their
+            # mean (weights w / s, lam / s) has the same minimizers and the scale of unit weights;
+            # its objective values are multiplied back by s below. Native solvers only (Clarabel's
+            # absolute tolerances would act on another objective); not for a numeric lam, which
+            # can make the divided objective tiny (30 % of rows at 1e6, lam=1e-3: uncertified)
             native = _resolve_backend(self.backend) == "native"
-            s = float(w.max()) if native and float(w.max()) > WEIGHT_NORMALIZE_ABOVE else 1.0
+            s = (float(w.mean()) if native and isinstance(self.lam, str) and float(w.mean()) > WEIGHT_NORMALIZE_ABOVE
+                 else 1.0)
             r = np.sqrt(w / s)
             Xw = patterns.design(Xs) * r[:, None]
             yw = y_enc * (r[:, None] if y_enc.ndim == 2 else r)

@@ -86,10 +86,12 @@ FACE_DENSE_MAX = 2500
 #: 100 rows, 500 features (face systems of up to 2300 coordinates), ConvexReLUClassifier 3.0 s
 #: -> 0.9 s in the row space.
 FACE_CG_ROWS_RATIO = 4.0
-#: ... when the system has at least this many coordinates: a smaller Cholesky is cheap, and on
-#: ill-conditioned programs conjugate gradients crawl (12 rows at ``lam = 1e-11``; 60 rows,
-#: squared loss, ``lam = 1e-4 n``: 6.1 s from 500 coordinates on, 0.90 s from 1000, 0.93 s dense;
-#: the classifier above: 0.67 s, 0.88 s, 2.97 s).
+#: ... when the system has at least this many coordinates and the loss is not quadratic: a
+#: smaller Cholesky is cheap, and on ill-conditioned programs conjugate gradients crawl (12 rows
+#: at ``lam = 1e-11``; the classifier above: 0.67 s from 500 coordinates on, 0.88 s from 1000,
+#: 2.97 s dense). The squared loss at small ``lam`` (the penalty's curvature is all that lifts the
+#: rank-``n`` product) stays dense: 60 rows at ``lam = 1e-4 n`` took 6.1 s from 500 coordinates on
+#: and 0.93 s dense, and 100 x 40 or 120 x 60 rows with 128 gates 1.4-1.5x longer from 1000.
 FACE_CG_ROWS_MIN = 1000
 #: Conjugate-gradient iterations per face-Newton step.
 FACE_CG_MAX = 1000
@@ -527,10 +529,11 @@ def _output_columns(outs_m: np.ndarray, c: int) -> list[tuple[int, slice | np.nd
     return groups
 
 
-def _face_cg(m: int, n: int) -> bool:
+def _face_cg(m: int, n: int, quadratic: bool = False) -> bool:
     """Whether a face-Newton system of ``m`` coordinates on ``n`` rows is solved by conjugate
-    gradients (FACE_DENSE_MAX, FACE_CG_ROWS_RATIO, FACE_CG_ROWS_MIN) rather than formed and factored."""
-    return m > FACE_DENSE_MAX or (m >= FACE_CG_ROWS_MIN and m > FACE_CG_ROWS_RATIO * n)
+    gradients (FACE_DENSE_MAX; for a loss that is not quadratic also FACE_CG_ROWS_RATIO,
+    FACE_CG_ROWS_MIN) rather than formed and factored."""
+    return m > FACE_DENSE_MAX or (not quadratic and m >= FACE_CG_ROWS_MIN and m > FACE_CG_ROWS_RATIO * n)
 
 
 def _face_newton_dense(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad, damp=0.0):
@@ -851,7 +854,7 @@ def polish_on_faces(
             g = kernel.grad(Z)
             grad = np.einsum("nm,nm->m", AN, g[:, outs_m]) + lam * w / np.maximum(nr[blk], np.finfo(float).tiny)
             D, V = kernel.hessian_parts(Z)
-            if _face_cg(m, AN.shape[0]):
+            if _face_cg(m, AN.shape[0], kernel.loss.quadratic):
                 gnorm = float(np.linalg.norm(grad))
                 g0 = gnorm if g0 is None else g0
                 step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
@@ -1488,7 +1491,7 @@ def _active_set_sorted(Xa, M, S, kernel, lam, cols, outs, U0, tight0, basis, max
                     step, cg_ok = _face_newton_outputs(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,
                                                        rtol=rt, damp=damp, AN32=AN32, x0=x0)
                     step = step if cg_ok else None
-                if step is None and _face_cg(m, AN.shape[0]):
+                if step is None and _face_cg(m, AN.shape[0], kernel.loss.quadratic):
                     gnorm = float(np.linalg.norm(grad))
                     g0 = gnorm if g0 is None else g0
                     step, cg_ok = _face_newton_cg(AN, D, V, outs_m, c, offs, dims, live, w, nr, lam, grad,

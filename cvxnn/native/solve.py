@@ -260,7 +260,7 @@ def solve_native(
             # penalty and nothing else), so the program in its coordinates is the same program
             logger.info("design %d x %d: solving in its %d-dimensional row space", *Xa64.shape, basis.shape[1])
             Xa64 = np.ascontiguousarray(Xa64 @ basis)
-            warm = _reduce_warm(warm, basis, spec)
+            warm = _reduce_warm(warm, basis)
             # what the runs read of the patterns; the gates (interior directions of the cones)
             # projected keep X g, hence their patterns
             run_patterns = SimpleNamespace(mask=patterns.mask, n_patterns=patterns.n_patterns,
@@ -395,21 +395,17 @@ def _row_space(Xa: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(Vt[:r].T)
 
 
-def _reduce_warm(warm, basis: np.ndarray, spec: Activation):
-    """A warm start in the row-space coordinates (its blocks projected by ``basis^T``; what the
-    runs read of it: blocks, multipliers, step size)."""
+def _reduce_warm(warm, basis: np.ndarray):
+    """A C-ReLU warm start in the row-space coordinates (its blocks projected by ``basis^T``;
+    what the C-ReLU runs read of it: blocks, multipliers, step size)."""
     if warm is None:
         return None
 
     def red(B):
         return np.tensordot(basis.T, np.asarray(B, dtype=np.float64), axes=(1, 0))
 
-    out = SimpleNamespace(multipliers=getattr(warm, "multipliers", None), step_size=getattr(warm, "step_size", None),
-                          check_state=None)
-    if spec.constrained:
-        out.V, out.W = red(warm.V), red(warm.W)
-    out.effective_weights = red(warm.effective_weights)
-    return out
+    return SimpleNamespace(V=red(warm.V), W=red(warm.W), multipliers=getattr(warm, "multipliers", None),
+                           step_size=getattr(warm, "step_size", None))
 
 
 def _check_warm(warm, patterns: Patterns, spec: Activation, c: int):
@@ -658,6 +654,16 @@ def _gated_finish(problem, res, Xa64, patterns, kernel, lam, tol, penalty, budge
     return more, info
 
 
+def _continued(first, then):
+    """The working-set result ``then`` of a run that continued from ``first``'s point, with the
+    counts (Newton steps, rounds, NNLS solves) and the history of both."""
+    then.iterations += first.iterations
+    then.rounds += first.rounds
+    then.nnls_solves += first.nnls_solves
+    then.history = first.history + then.history
+    return then
+
+
 def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, max_iter, callback,
                      memory_budget):
     """The working set; returns (solution kwargs, result).
@@ -691,15 +697,10 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
             and res.iterations < max_iter and not small):
         logger.info("working set stopped (%s) at relative gap %.3e after %d Newton steps; the Clarabel QP "
                     "working set continues from its point", res.reason, res.rel_gap, res.iterations)
-        first = res
-        res = solve_relu_working_set_qp(Xa64, patterns.mask, kernel64, lam, max_iter=max_iter - first.iterations,
-                                        T0=first.T, **kw_run)
-        res.iterations += first.iterations
-        res.rounds += first.rounds
-        res.nnls_solves += first.nnls_solves
-        res.history = first.history + res.history
+        res = _continued(res, solve_relu_working_set_qp(Xa64, patterns.mask, kernel64, lam, T0=res.T,
+                                                        max_iter=max_iter - res.iterations, **kw_run))
         inner = "active_set+clarabel_qp"
-    n, d = Xa64.shape
+    d = Xa64.shape[1]
     p = patterns.n_patterns
     if not res.converged and res.reason in CONIC_FINISH_REASONS and res.iterations < max_iter and small:
         # a small program the working set could not certify (badly conditioned rows): Clarabel
@@ -711,25 +712,15 @@ def _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, *, tol, feas_tol, 
         if Uc is not None:
             logger.info("working set stopped (%s) at relative gap %.3e; Clarabel solved the whole program, the "
                         "working set certifies its point", res.reason, res.rel_gap)
-            first = res
             fin = solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, T0=Uc.reshape(d, 2 * p, c),
-                                         max_iter=max(1, max_iter - first.iterations), **kw_run)
-            if fin.converged or fin.rel_gap < first.rel_gap:
-                fin.iterations += first.iterations
-                fin.rounds += first.rounds
-                fin.nnls_solves += first.nnls_solves
-                fin.history = first.history + fin.history
-                res = fin
+                                         max_iter=max(1, max_iter - res.iterations), **kw_run)
+            if fin.converged or fin.rel_gap < res.rel_gap:
+                res = _continued(res, fin)
                 inner += "+clarabel"
     if not res.converged and res.reason == "max_iterations" and res.iterations < max_iter:
         # stopped by QP_HANDOFF_NEWTON and neither Clarabel run finished: the rest of the budget
-        first = res
-        res = solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, T0=first.T,
-                                     max_iter=max_iter - first.iterations, **kw_run)
-        res.iterations += first.iterations
-        res.rounds += first.rounds
-        res.nnls_solves += first.nnls_solves
-        res.history = first.history + res.history
+        res = _continued(res, solve_relu_working_set(Xa64, patterns.mask, kernel64, lam, T0=res.T,
+                                                     max_iter=max_iter - res.iterations, **kw_run))
     extra = {
         "rel_gap": res.rel_gap,
         "dual_value": res.dual,

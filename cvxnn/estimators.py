@@ -775,7 +775,9 @@ def _scaled_problem_duals(sol: ConvexSolution, r: np.ndarray) -> dict:
 #: failed (``1e29``: "max_iterations", predictions off by 0.14). Ordinary weights are unchanged.
 WEIGHT_NORMALIZE_ABOVE = 1e4
 #: ``extra`` entries in the units of the objective (multiplied back with the objective).
-_OBJECTIVE_EXTRA = ("dual_value", "program_penalty", "certified_gap", "gap_at_infeasible_point")
+#: (``program_penalty`` is not one: it is the penalty ``R`` of the blocks, which dividing the
+#: program by ``s`` leaves unchanged.)
+_OBJECTIVE_EXTRA = ("dual_value", "certified_gap", "gap_at_infeasible_point")
 
 
 def _objective_units(sol: ConvexSolution, fields: dict, s: float, lam: float) -> dict:
@@ -783,7 +785,7 @@ def _objective_units(sol: ConvexSolution, fields: dict, s: float, lam: float) ->
     the undivided program: objective values, gaps and multipliers times ``s``; ``lam`` itself.
     The check state of the divided program (a warm start's shortcut) is dropped."""
     out = dict(fields)
-    for name in ("objective_value", "dual_value", "gap", "program_penalty"):
+    for name in ("objective_value", "dual_value", "gap"):
         v = getattr(sol, name)
         if v is not None:
             out[name] = float(v) * s
@@ -2527,7 +2529,9 @@ class _ConvexCVBase(_Base):
         if self.refit:
             base.set_params(lam=lam)
             start = _refit_start(base, Xv, y_enc, w, [k[result.best_index] for k in kept]) if REFIT_WARM else None
-            best = base._fit(X, y, warm_start=start, sample_weight=sample_weight)
+            # y as validated above (a column (n, 1) flattened, and its warning given once); X as
+            # given, so that the refit keeps its feature names
+            best = base._fit(X, yv, warm_start=start, sample_weight=sample_weight)
             fitted.update({k: v for k, v in vars(best).items() if k.endswith("_") and not k.startswith("_")})
             fitted["best_estimator_"] = best
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]:

@@ -708,7 +708,8 @@ def test_large_uniform_sample_weights_leave_the_fit_unchanged(cls):
     """Weights times 1e17 to 1e29 (below MAX_SAMPLE_WEIGHT) with lam="auto": the same certified
     fit. The C-ReLU solver saw rows scaled by sqrt(w): float32 overflow warnings from 1e17,
     predictions off by 8e-4 at 1e20, "max_iterations" at 1e29. The program is divided by the
-    largest weight; objective values are reported in the units of the weighted program."""
+    mean weight; objective values are reported in the units of the weighted program, and the
+    penalty of the blocks (program_penalty) is the unweighted fit's (it was multiplied too)."""
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True)
@@ -724,9 +725,33 @@ def test_large_uniform_sample_weights_leave_the_fit_unchanged(cls):
         assert est.objective_ == pytest.approx(est.convex_objective_, rel=1e-6)
         assert est.gap_ is not None and 0 <= est.gap_ <= est.tol * est.convex_objective_ * (1 + 1e-9)
         assert est.solution_.lam == pytest.approx(est.lam_)
+        assert est.solution_.program_penalty == pytest.approx(base.solution_.program_penalty, rel=1e-5)
+        assert est.solution_.extra.get("program_penalty", est.solution_.program_penalty) == \
+            est.solution_.program_penalty
         Xs, ys = est.standardizer_.transform(X), est.standardizer_.transform_y(y)
         assert est.solution_.objective(Xs, ys, est.lam_, est.solution_.loss) == pytest.approx(
             est.convex_objective_, rel=1e-9)
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_divided_program_keeps_the_penalty_of_its_blocks(cls):
+    """Vector output, uniform weights 1e5 with lam="auto" (the program divided by the mean
+    weight): program_penalty is the penalty R of the blocks, the unit-weight fit's, and
+    objective = loss + lam_ R in the weighted units (R was multiplied by the weight too)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 4))
+    Y = np.c_[X[:, 0] - np.maximum(X[:, 1], 0), X[:, 2]] + 0.1 * rng.standard_normal((40, 2))
+    kw = {"lam": "auto", "n_gates": 8, "random_state": 0}
+    unit = cls(**kw).fit(X, Y)
+    heavy = cls(**kw).fit(X, Y, sample_weight=np.full(40, 1e5))
+    sol = heavy.solution_
+    assert sol.extra.get("weight_scale") == pytest.approx(1e5)
+    assert sol.program_penalty == pytest.approx(unit.solution_.program_penalty, rel=1e-5)
+    assert sol.extra["program_penalty"] == sol.program_penalty
+    # the loss part, in the weighted units: 1e5 times the unit-weight fit's
+    fit_heavy = heavy.convex_objective_ - heavy.lam_ * sol.program_penalty
+    fit_unit = unit.convex_objective_ - unit.lam_ * unit.solution_.program_penalty
+    assert fit_heavy == pytest.approx(1e5 * fit_unit, rel=1e-4)
 
 
 def test_badly_scaled_targets_warn_and_advice_is_only_what_can_work():

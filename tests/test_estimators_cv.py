@@ -556,6 +556,24 @@ def test_a_column_y_is_scored_as_a_vector():
     np.testing.assert_array_equal(col.scores, flat.scores)
 
 
+@pytest.mark.parametrize("cls", [ConvexGatedReLUClassifierCV, ConvexGatedReLURegressorCV])
+def test_a_column_y_warns_once(cls):
+    """A column y gets one DataConversionWarning from the CV estimator's fit (the refit
+    repeated it), and the same model as the flat y."""
+    from cvxnn.estimators import DataConversionWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X[:, 0] > 0).astype(int) if cls is ConvexGatedReLUClassifierCV else X[:, 0] ** 2
+    kw = {"n_gates": 8, "random_state": 0, "lams": [1.0, 0.1], "cv": 3}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        col = cls(**kw).fit(X, y[:, None])
+    assert [w.category for w in caught if issubclass(w.category, DataConversionWarning)] == [DataConversionWarning]
+    flat = cls(**kw).fit(X, y)
+    np.testing.assert_allclose(col.predict(X), flat.predict(X))
+
+
 def test_leave_one_out_r2_is_a_typed_error(reg_data):
     from sklearn.model_selection import LeaveOneOut
 

@@ -161,13 +161,17 @@ def _target_index(target, names: list[str] | None, ncols: int, path) -> int | No
     raise InvalidParameterError(f"{path}: no column {target!r}; columns are {names}.")
 
 
-def _detect_header(cells: list[str], header: bool | None, path, target, labels: bool) -> bool:
+def _detect_header(cells: list[str], header: bool | None, path, target, labels: bool,
+                   target_position: int | None = None) -> bool:
     """Whether the first row is a header: as ``header`` says, or decided only when unambiguous.
 
     A row of names (no numbers, no empty cells) is a header; a row of numbers (and empty cells,
     i.e. missing values) is data, except ``0,1,...,k-1`` (the column numbers written by
     ``DataFrame.to_csv``), which is refused as ambiguous; a row mixing numbers and text is data
-    only when the text is in the label column of a classification, else it is refused.
+    only when the text is in the label column of a classification, else it is refused. The
+    label column is ``target``'s (an index, ``"col<j>"`` or None = last); a target given by a
+    name that a header-less row cannot hold is looked for at ``target_position`` (its column in
+    the file a model was fitted on).
     """
     from .errors import FileFormatError
 
@@ -190,6 +194,8 @@ def _detect_header(cells: list[str], header: bool | None, path, target, labels: 
     if not text:
         return False  # numbers and empty cells: a data row with missing values
     t = _target_index(target, None, len(stripped), path)
+    if t is None and target_position is not None and 0 <= target_position < len(stripped):
+        t = target_position
     if labels and t is not None and text == [t]:
         rest = [float(stripped[j]) for j in range(len(stripped)) if j != t and not empty[j]]
         if len(rest) == len(stripped) - 1 and len(rest) > 1 and rest == list(range(len(rest))):
@@ -323,7 +329,7 @@ def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None
     cells, line = _first_row(path)
     if cells is None:
         raise ShapeError(f"{path}: the file holds no data.")
-    has_header = _detect_header(cells, header, path, target, labels)
+    has_header = _detect_header(cells, header, path, target, labels, target_position)
     ncols = len(cells)
     names = [c.strip() for c in cells] if has_header else [f"col{j}" for j in range(ncols)]
     if has_header and any(n == "" for n in names):
@@ -682,19 +688,17 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
         if backend == "native" and not lam > 0:
             raise InvalidParameterError(f"--lam must be > 0 with the native backend{cvxpy_hint}, got {lam}.")
         kw["lam"] = lam
+    est = cls(n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
+              bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
+              random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
     if backend == "native" and hasattr(args, "backend"):
-        from .losses import get_loss
-
-        try:
-            smooth = get_loss(loss).smooth
-        except InvalidParameterError:
-            smooth = True  # an unknown name: the estimator's message lists the losses
-        if not smooth:
+        # a loss of the other task (or an unknown name) gets the estimator's message, which lists
+        # the losses of this task: advising another backend would not help
+        chosen = est._loss_for(2) if clf else est._loss()
+        if not chosen.smooth:
             raise InvalidParameterError(f"--loss {loss} is not smooth: the native solvers need a smooth loss; "
                                         "use --backend cvxpy (Clarabel by default).")
-    return cls(n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
-               bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
-               random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
+    return est
 
 
 def _data_from_args(args):

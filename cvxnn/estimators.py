@@ -315,9 +315,11 @@ def solve_convex(
                  callback=callback if native else None, verbose=verbose, program=program)
 
 
-def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: float) -> ConvexSolution:
+def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: float,
+                 weight_mean: float = 1.0) -> ConvexSolution:
     """Solve for an estimator at ``lam`` (resolved, numeric); emit one warning (with the
-    estimator's name) if not converged."""
+    estimator's name) if not converged. ``weight_mean`` (the mean sample weight, which the
+    program's loss carries) only shapes the warning's advice."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sol = solve_convex(X, y, patterns, activation=est._activation, loss=loss, lam=float(lam),
@@ -334,7 +336,7 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
         warnings.warn(
             f"{type(est).__name__}: the {sol.solver} solve ended with status {sol.status!r} "
             f"({gap}, {sol.iterations} iterations); the fitted network is not certified "
-            f"optimal. {_convergence_advice(est, X, y, patterns, sol)}.",
+            f"optimal. {_convergence_advice(est, X, y, patterns, sol, weight_mean=weight_mean)}.",
             category,
             stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
         )
@@ -347,7 +349,7 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
 STALLED_STEP = 1e-14
 
 
-def _convergence_advice(est, X, y, patterns, sol=None) -> str:
+def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1.0) -> str:
     """What to try after an uncertified solve, as a sentence: only advice that applies here.
 
     ``backend='clarabel'`` is suggested only for programs within the sizes that the native
@@ -355,8 +357,15 @@ def _convergence_advice(est, X, y, patterns, sol=None) -> str:
     columns of semidefinite or second-order cone programs); on larger ones CVXPY's compilation
     or the interior point takes minutes (a 30 x 12200 program with nuclear norms did not finish
     in 5 minutes) or more memory than the machine has (10-class digits). ``standardize=True`` is
-    suggested when it was turned off."""
+    suggested when it was turned off. Sample weights of a mean above WEIGHT_NORMALIZE_ABOVE
+    with a numeric ``lam`` (a program whose penalty is negligible against its loss, on which
+    Clarabel fails too: 1e29 on diabetes) get the one advice that works: divide the weights
+    and ``lam`` by that mean, or use ``lam='auto'``."""
     from .native import gated_conic as gc
+
+    if weight_mean > WEIGHT_NORMALIZE_ABOVE and not isinstance(est.lam, str):
+        return (f"Divide sample_weight and lam by the mean weight ({weight_mean:.3g}: the same program at the "
+                f"scale the solvers expect) or use lam='auto' (a lam proportional to the weights' sum)")
 
     step = None if sol is None else sol.step_size
     stalled = step is not None and np.isfinite(step) and 0.0 <= step < STALLED_STEP
@@ -469,10 +478,9 @@ def _make_patterns(est, X: np.ndarray) -> Patterns:
     if bias and G.ndim == 2 and G.shape[0] == d:
         G = np.vstack([G, np.zeros((1, G.shape[1]))])  # gates through the origin
     if G.ndim != 2 or G.shape[0] != d + int(bias):
-        raise ShapeError(
-            f"gates must have shape ({d + int(bias)}, p) (or ({d}, p) with bias=True) for X "
-            f"with {d} features; got {np.shape(est.gates)}."
-        )
+        shapes = f"({d + 1}, p) or ({d}, p) (gates through the origin)" if bias else \
+            f"({d}, p) (or ({d + 1}, p) with bias=True)"
+        raise ShapeError(f"gates must have shape {shapes} for X with {d} features; got {np.shape(est.gates)}.")
     return Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=True)
 
 
@@ -908,23 +916,42 @@ COLLAPSE_FRACTION = 0.25
 SCALE_RATIO = 1e3
 
 
-def _warn_collapse(est, patterns: Patterns, n_samples: int) -> None:
+def _warn_collapse(est, patterns: Patterns, X: np.ndarray) -> None:
+    """A DataWarning when the sampled gates give few distinct patterns: fewer than
+    COLLAPSE_FRACTION of the gates, or of the patterns that the data can have (the bound of
+    :func:`~cvxnn.patterns.max_pattern_count` on its distinct rows and the rank of their design:
+    data with few distinct rows, binary or categorical features, admit few patterns, all of
+    which the gates may find)."""
     if est.gates is not None:
         return
     from .patterns import max_pattern_count
 
     d_a = patterns.design_dim
+    n_samples = X.shape[0]
     possible = min(int(est.n_gates), max_pattern_count(n_samples, d_a))
-    if patterns.n_patterns < COLLAPSE_FRACTION * possible:
-        hint = ("standardize=True" if not est.standardize else "more gates or a bias")
-        warnings.warn(
-            f"{type(est).__name__}: the {est.n_gates} sampled gates give only "
-            f"{patterns.n_patterns} distinct activation patterns on {n_samples} samples; the "
-            f"network can use at most {patterns.n_patterns} neurons. Badly scaled or offset "
-            f"columns cause this: use {hint}.",
-            DataWarning,
-            stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
-        )
+    if patterns.n_patterns >= COLLAPSE_FRACTION * possible:
+        return
+    # only now (a rare case) the exact bound: distinct rows, and the rank of their design
+    rows = np.unique(X, axis=0)
+    design = np.hstack([rows, np.ones((rows.shape[0], 1))]) if patterns.bias else rows
+    rank = int(np.linalg.matrix_rank(design)) if design.size else 0
+    possible = min(int(est.n_gates), max_pattern_count(rows.shape[0], rank))
+    if patterns.n_patterns >= COLLAPSE_FRACTION * possible:
+        return
+    if not est.standardize:
+        hint = "standardize=True"
+    elif not est.bias:
+        hint = "bias=True or more gates"
+    else:
+        hint = "more gates"
+    warnings.warn(
+        f"{type(est).__name__}: the {est.n_gates} sampled gates give only "
+        f"{patterns.n_patterns} distinct activation patterns on {n_samples} samples; the "
+        f"network can use at most {patterns.n_patterns} neurons. Badly scaled or offset "
+        f"columns cause this: use {hint}.",
+        DataWarning,
+        stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
+    )
 
 
 def _badly_scaled(A: np.ndarray, targets: bool = False) -> bool:
@@ -1133,7 +1160,7 @@ class _ConvexNetworkBase(_Base):
                                            unique=True, drop_zero=True)
         else:
             patterns = _make_patterns(self, Xs)
-            _warn_collapse(self, patterns, Xs.shape[0])
+            _warn_collapse(self, patterns, Xs)
         return std, Xs, patterns
 
     def _solve(self, Xs, y_enc, loss, sample_weight, patterns, warm_start, callback, lam: float):
@@ -1167,7 +1194,7 @@ class _ConvexNetworkBase(_Base):
                 warm_w = dataclasses.replace(warm_start, patterns=pw)
                 if s != 1.0:  # its duals and check state are in the units of the undivided program
                     warm_w = _rebind_warm_start(warm_w, pw)
-            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback, lam=lam / s)
+            sol_w = _call_solver(self, Xw, yw, pw, loss, warm_w, callback, lam=lam / s, weight_mean=float(w.mean()))
             gap = _certified_gap(sol_w, Xw, yw, lam / s, loss)
             ntol = _network_tol(sol_w, Xw, yw)
             fields = _scaled_problem_duals(sol_w, r)
@@ -1179,7 +1206,8 @@ class _ConvexNetworkBase(_Base):
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
-        sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback, lam=lam)
+        sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback, lam=lam,
+                           weight_mean=float(np.mean(w)))
         return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
 
     def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,

@@ -436,6 +436,27 @@ def test_a_headerless_file_finds_the_target_where_the_model_had_it(tmp_path, cap
     assert code == 2 and "--target" in err
 
 
+def test_a_headerless_file_with_text_labels_at_the_model_s_target(tmp_path, capsys):
+    """A classifier fitted on a file with a header reads a header-less file whose text labels
+    sit in the stored target column: its first row is data (score and predict refused it as
+    ambiguous, since the target's name cannot be in a header-less row)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    lab = np.where(X[:, 0] > 0, "high", "low")
+    rows = [(*x, v) for x, v in zip(X, lab, strict=True)]
+    train = _write(tmp_path / "train.csv", "a,b,c,label", rows)
+    nohdr = _write(tmp_path / "nohdr.csv", None, rows)
+    model = tmp_path / "m.npz"
+    assert run(["fit", train, "--task", "classification", "--n-gates", 8, "-o", model], capsys)[0] == 0
+    _, with_header, _ = run(["score", model, train], capsys)
+    code, without, err = run(["score", model, nohdr], capsys)
+    assert code == 0, err
+    assert with_header.splitlines()[-1] == without.splitlines()[-1]
+    code, out, err = run(["predict", model, nohdr], capsys)
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 61  # a header line and one prediction per row
+
+
 def test_score_reads_labels_as_the_model_s_text_classes(tmp_path, capsys):
     rng = np.random.default_rng(0)
     k = np.arange(90) % 3
@@ -529,6 +550,12 @@ def test_exact_prune_keeps_the_status_and_nonsmooth_losses_point_to_cvxpy(tmp_pa
     assert code == 2 and "--backend cvxpy" in err
     assert run(["fit", train, "--loss", "absolute", "--backend", "cvxpy", "--n-gates", 6, "-o", model],
                capsys)[0] == 0
+    # a loss of the other task is named as such (the advice to use cvxpy would not help)
+    code, _, err = run(["fit", train, "--loss", "hinge", "--n-gates", 6, "-o", model], capsys)
+    assert code == 2 and "regression loss" in err and "--backend cvxpy" not in err
+    code, _, err = run(["fit", train, "--task", "classification", "--loss", "huber", "--n-gates", 6, "-o", model],
+                       capsys)
+    assert code == 2 and "'logistic'" in err and "--backend cvxpy" not in err
     # exact pruning drops Clarabel's sub-threshold leftovers: the objective moves at the solver's
     # accuracy (~1e-8), which is not approximation
     code, out, _ = run(["prune", model, train, "-o", tmp_path / "p.npz"], capsys)

@@ -98,8 +98,12 @@ def test_gates_without_bias_row_means_zero_offset(teacher):
     b = ConvexGatedReLURegressor(gates=np.vstack([G, np.zeros((1, 6))]), backend="clarabel").fit(X, y)
     np.testing.assert_array_equal(a.patterns_.gates, b.patterns_.gates)
     assert a.objective_ == pytest.approx(b.objective_, rel=1e-10)
-    with pytest.raises(ShapeError, match="gates must have shape"):
+    d = X.shape[1]
+    with pytest.raises(ShapeError, match=rf"gates must have shape \({d + 1}, p\) or \({d}, p\)"):
         ConvexGatedReLURegressor(gates=np.ones((2, 3)), backend="clarabel").fit(X, y)
+    # without a bias the message names the shape with one, not (d, p) twice
+    with pytest.raises(ShapeError, match=rf"\({d}, p\) \(or \({d + 1}, p\) with bias=True\)"):
+        ConvexGatedReLURegressor(gates=np.ones((d + 1, 3)), bias=False, backend="clarabel").fit(X, y)
 
 
 def test_no_gap_without_a_certificate(teacher):
@@ -752,6 +756,23 @@ def test_divided_program_keeps_the_penalty_of_its_blocks(cls):
     fit_heavy = heavy.convex_objective_ - heavy.lam_ * sol.program_penalty
     fit_unit = unit.convex_objective_ - unit.lam_ * unit.solution_.program_penalty
     assert fit_heavy == pytest.approx(1e5 * fit_unit, rel=1e-4)
+
+
+def test_huge_weights_with_a_numeric_lam_advise_rescaling():
+    """Weights of 1e29 with lam=1.0: a negligible penalty, on which the native solvers stop
+    uncertified and Clarabel fails ("infeasible"). The warning advised loosening tol or
+    Clarabel (neither works); it now names the rescaling that does (the same program)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:150], y[:150]
+    with pytest.warns(ConvergenceWarning) as record:
+        est = ConvexReLURegressor(lam=1.0, n_gates=8, random_state=0, max_iter=50).fit(
+            X, y, sample_weight=np.full(len(y), 1e29))
+    assert est.status_ != "optimal"
+    text = " ".join(str(w.message) for w in record if issubclass(w.category, ConvergenceWarning))
+    assert "Divide sample_weight and lam by the mean weight (1e+29" in text
+    assert "clarabel" not in text and "loosen tol" not in text
 
 
 def test_badly_scaled_targets_warn_and_advice_is_only_what_can_work():

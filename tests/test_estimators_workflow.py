@@ -155,6 +155,32 @@ def test_collapsed_patterns_and_bad_scaling_warn(teacher):
     assert est.patterns_.n_patterns > 25
 
 
+def test_few_distinct_rows_are_no_collapse():
+    """Binary features (4 distinct rows of 300, XOR labels) admit at most 14 patterns with a
+    bias; the gates find 13. That is no collapse: no DataWarning (it blamed scaling and advised
+    more gates, which found the same 13). Without a bias the bound is 2 * (1 + 3) = 8 on the
+    rank-2 rows; a genuine collapse still warns, with advice that applies."""
+    from cvxnn.errors import DataWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, (300, 2)).astype(float)
+    y = (X[:, 0] != X[:, 1]).astype(int)
+    for n_gates in (100, 1000):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataWarning)
+            est = ConvexReLUClassifier(n_gates=n_gates, random_state=0).fit(X, y)
+        assert est.patterns_.n_patterns == 13 and est.score(X, y) == 1.0
+    # a genuine collapse: one-hot rows in 20 dimensions hold 20 distinct rows (of rank 20 with
+    # the bias) but a column offset by 1e6 without standardizing leaves the gates one pattern
+    Xc = np.eye(20)[rng.integers(0, 20, 200)]
+    Xc[:, 0] += 1e6
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ConvexGatedReLURegressor(n_gates=50, random_state=0, standardize=False).fit(Xc, Xc[:, 1])
+    collapse = [str(w.message) for w in record if "distinct activation patterns" in str(w.message)]
+    assert len(collapse) == 1 and "use standardize=True" in collapse[0]
+
+
 # ---------------------------------------------------------------------------- sample weights
 @pytest.mark.parametrize("backend", ["native", "clarabel"])
 @pytest.mark.parametrize("cls", [ConvexReLURegressor, ConvexGatedReLURegressor])

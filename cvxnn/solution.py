@@ -205,9 +205,15 @@ class ConvexModel:
         ``formulation="one_vs_all"`` solution)."""
         return float(self.block_norms().sum())
 
-    def objective(self, X, y, lam: float, loss: str | Loss = "squared") -> float:
-        """Convex objective ``L(sum_i D_i X theta_i, y) + lam * penalty`` on the training data."""
+    def objective(self, X, y, lam: float, loss: str | Loss | None = None) -> float:
+        """Convex objective ``L(sum_i D_i X theta_i, y) + lam * penalty`` on the training data.
+
+        ``loss`` defaults to the loss the point was solved with (:attr:`ConvexSolution.loss`,
+        sample weights and reduction included), and to the squared loss for a model that
+        records none, so that ``sol.objective(X, y, sol.lam)`` is ``sol.objective_value``."""
         lam = check_lam(lam)
+        if loss is None:
+            loss = getattr(self, "loss", None) or "squared"
         loss = get_loss(loss)
         X = check_X(X)
         y = check_y(y, X.shape[0])

@@ -520,3 +520,39 @@ def test_contains_is_relative_at_any_scale_of_the_data(scale):
     alpha = S.sample(3, seed=0)[0]
     assert S.contains(S.model_at(alpha))
     assert not S.contains(S.model_at(1.1 * alpha))
+
+
+def test_contains_its_reference_at_the_reference_s_accuracy():
+    """A fixed tol=1e-6 refused the very Clarabel solution a set was built from (its directions
+    accurate to 1.4e-6): the default tol follows the set's accuracy, and a model 10 % off is
+    still refused."""
+    from cvxnn import enumerate_patterns, solve
+    from cvxnn.optimality.optimal_set import CONTAINS_MARGIN
+
+    rng = np.random.default_rng(22)
+    X, y = rng.standard_normal((10, 2)), rng.standard_normal(10)
+    pats = enumerate_patterns(X, bias=True)
+    sol = solve(X, y, pats, activation="gated_relu", lam=0.05, solver="clarabel",
+                tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    S = optimal_set(sol, X, y)
+    assert S.direction_error > 1e-6  # what the fixed default refused
+    assert S.contains(sol)
+    accuracy = max(S.direction_error, S.fit_mismatch, S.kkt_accuracy)
+    assert not S.contains(sol, tol=0.1 * accuracy)  # the default is the set's accuracy, not looser
+    assert CONTAINS_MARGIN * accuracy < 0.1
+    assert not S.contains(S.model_at(1.1 * S.alpha_ref))
+
+
+def test_solution_objective_defaults_to_its_own_loss():
+    """sol.objective(X, y, lam) evaluated the summed squared loss for any solution: 44.15
+    instead of 9.54 for a Huber solution, the summed value for a mean-reduced one."""
+    from cvxnn.losses import HuberLoss, SquaredLoss
+
+    rng = np.random.default_rng(80)
+    X, y = rng.standard_normal((30, 3)), 2 * rng.standard_normal(30)
+    pats = sample_patterns(X, 10, seed=0, bias=True)
+    for loss in (HuberLoss(delta=0.3), SquaredLoss(reduction="mean"), "logistic"):
+        yy = np.sign(y) if loss == "logistic" else y
+        sol = build_program(X, yy, activation="relu", loss=loss, lam=0.05, patterns=pats).solve()
+        assert sol.objective(X, yy, sol.lam) == pytest.approx(sol.objective_value, rel=1e-6)
+        assert sol.objective(X, yy, sol.lam, "squared") != pytest.approx(sol.objective_value, rel=1e-3)

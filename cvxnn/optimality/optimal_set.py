@@ -107,6 +107,11 @@ _FREE_TOL = 1e-7
 _UNIQUE_FIT_LOSSES = ("squared", "logistic", "cross_entropy")
 
 
+#: :meth:`OptimalSet.contains` accepts, by default, deviations up to this multiple of the
+#: accuracy of the set's reference (its direction error, fit mismatch and KKT accuracy).
+CONTAINS_MARGIN = 10.0
+
+
 @dataclass(eq=False)
 class OptimalSet:
     """The polytope of all optima (see the module docstring).
@@ -327,9 +332,14 @@ class OptimalSet:
         if not same:
             raise PatternMismatchError("the model was built on other patterns than the optimal set's reference.")
 
-    def contains(self, model: ConvexModel, *, tol: float = 1e-6) -> bool:
+    def contains(self, model: ConvexModel, *, tol: float | None = None) -> bool:
         """Whether ``model`` lies in the optimal set up to a relative tolerance ``tol``:
         zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit.
+
+        ``tol`` defaults to the accuracy of the set itself: ``CONTAINS_MARGIN`` times the
+        largest of the reference's :attr:`direction_error`, :attr:`fit_mismatch` and
+        :attr:`kkt_accuracy`, and at least ``1e-6`` (a fixed ``1e-6`` refused the reference of
+        a set built from a Clarabel solution whose directions were accurate to ``1.4e-6``).
 
         ``model`` may be on other patterns of the same training data, e.g. a network mapped back
         by :func:`~cvxnn.maps.relu_network_to_convex` (its patterns come from its neurons): each
@@ -337,6 +347,8 @@ class OptimalSet:
         the program lacks makes the answer False."""
         from .kkt import block_layout
 
+        if tol is None:
+            tol = max(1e-6, CONTAINS_MARGIN * max(self.direction_error, self.fit_mismatch, self.kkt_accuracy))
         tol = check_nonnegative_float(tol, "tol")
         model = self._on_reference_patterns(model)
         if model is None:  # a non-zero block on a pattern this program does not have

@@ -939,16 +939,15 @@ def _warn_collapse(est, patterns: Patterns, X: np.ndarray) -> None:
     if patterns.n_patterns >= COLLAPSE_FRACTION * possible:
         return
     if not est.standardize:
-        hint = "standardize=True"
+        advice = "Badly scaled or offset columns cause this: use standardize=True."
     elif not est.bias:
-        hint = "bias=True or more gates"
+        advice = "Gates through the origin cause this on offset columns: use bias=True or more gates."
     else:
-        hint = "more gates"
+        advice = "Use more gates (n_gates)."
     warnings.warn(
         f"{type(est).__name__}: the {est.n_gates} sampled gates give only "
         f"{patterns.n_patterns} distinct activation patterns on {n_samples} samples; the "
-        f"network can use at most {patterns.n_patterns} neurons. Badly scaled or offset "
-        f"columns cause this: use {hint}.",
+        f"network can use at most {patterns.n_patterns} neurons. {advice}",
         DataWarning,
         stacklevel=6,  # _warn_* < _prepare < _fit_encoded < _fit < fit < caller
     )

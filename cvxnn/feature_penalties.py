@@ -56,7 +56,7 @@ from typing import ClassVar
 import cvxpy as cp
 import numpy as np
 
-from .errors import InvalidParameterError, ShapeError
+from .errors import InvalidParameterError, NonFiniteError, ShapeError
 from .penalties import CvxpyTerm, Penalty
 
 __all__ = ["FeatureGroupL2", "GroupSparsePenalty", "SparseGroupL2", "sparse_group_dual_norms"]
@@ -83,6 +83,16 @@ def _as_matrix(B, name: str = "weights") -> np.ndarray:
     return B
 
 
+def _check_alpha(alpha) -> float:
+    """``alpha`` as a float: a finite real number ``>= 0``, else an InvalidParameterError."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
+        raise InvalidParameterError(f"alpha must be a real number >= 0, got {alpha!r}.")
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise InvalidParameterError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+    return alpha
+
+
 def sparse_group_dual_norms(G: np.ndarray, alpha: float) -> np.ndarray:
     """Dual norms of ``||.||_2 + alpha ||.||_1`` for every column of ``G``.
 
@@ -100,10 +110,20 @@ def sparse_group_dual_norms(G: np.ndarray, alpha: float) -> np.ndarray:
     Returns
     -------
     ndarray of shape (q,)
+
+    Raises
+    ------
+    InvalidParameterError
+        ``alpha`` negative, infinite or not a number.
+    ShapeError, NonFiniteError
+        ``G`` not 2-D, or with NaN or infinite entries.
     """
+    alpha = _check_alpha(alpha)
     G = np.asarray(G, dtype=np.float64)
     if G.ndim != 2:
         raise ShapeError(f"groups must be the columns of a 2-D array, got shape {G.shape}.")
+    if not np.isfinite(G).all():
+        raise NonFiniteError("G contains NaN or infinite entries.")
     L, q = G.shape
     if alpha == 0.0 or L == 0:
         return np.sqrt(np.einsum("lq,lq->q", G, G))
@@ -158,13 +178,7 @@ class GroupSparsePenalty(Penalty):
     default_alpha: ClassVar[float] = 0.0
 
     def __init__(self, alpha: float | None = None) -> None:
-        alpha = self.default_alpha if alpha is None else alpha
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-            raise InvalidParameterError(f"alpha must be a real number >= 0, got {alpha!r}.")
-        alpha = float(alpha)
-        if not np.isfinite(alpha) or alpha < 0:
-            raise InvalidParameterError(f"alpha must be a finite number >= 0, got {alpha!r}.")
-        self.alpha = alpha
+        self.alpha = _check_alpha(self.default_alpha if alpha is None else alpha)
 
     # ------------------------------------------------------------------ groups
     def _groups(self, B) -> np.ndarray:

@@ -34,9 +34,9 @@ import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare
-from ._validation import check_lam, check_lams, check_nonnegative_float
+from ._validation import check_lam, check_lams, check_nonnegative_float, check_positive_int
 from .activations import get_activation
-from .backends.cvxpy_adapter import run_problem
+from .backends.cvxpy_adapter import CVXPY_ITER_OPTION, run_problem
 from .errors import InvalidParameterError
 from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
@@ -240,7 +240,10 @@ def solve_feature_sparse(
     tol, max_iter, warm_start, feas_tol
         Native solver: relative gap tolerance, iteration limit (default 10 000 for C-GReLU,
         100 000 inner iterations for C-ReLU), start point, cone-violation tolerance (C-ReLU,
-        default ``tol``).
+        default ``tol``). CVXPY solvers, as in :func:`cvxnn.solve`: ``max_iter`` becomes the
+        solver's iteration limit (``"max_iterations"`` when reached), a ``warm_start`` turns on
+        CVXPY's ``warm_start=True``, ``tol`` is not used (the solvers keep cvxnn's tight defaults;
+        pass their own tolerances in ``solver_opts``), and ``feas_tol`` is refused.
     program : ConvexProgram, optional
         A program built by :func:`cvxnn.builders.build_program` with this ``penalty`` on these
         data and patterns (a path reuses one compiled program; only ``lam`` changes).
@@ -270,12 +273,29 @@ def solve_feature_sparse(
                                            loss=loss, tol=tol, feas_tol=feas_tol, max_iter=max_iter,
                                            warm_start=warm_start)
     lam = check_lam(lam)
+    if feas_tol is not None:
+        raise InvalidParameterError(
+            f"feas_tol is an option of the native solvers; {route} takes its own tolerances in solver_opts.")
     if program is None:
         program = _builders.build_program(X, y, activation=activation, loss=loss, lam=lam, patterns=patterns,
                                           penalty=penalty)
     else:
         _check_program(program, X, y, activation, loss, patterns, penalty)
-    sol = program.solve(route, lam=lam, **solver_opts)
+    opts = dict(solver_opts)
+    if max_iter is not None:
+        max_iter = check_positive_int(max_iter, "max_iter")
+        if route.upper() in CVXPY_ITER_OPTION:
+            opts.setdefault(CVXPY_ITER_OPTION[route.upper()], max_iter)
+        else:
+            raise InvalidParameterError(
+                f"max_iter: cvxnn does not know the iteration option of {route}; pass it in solver_opts.")
+    if warm_start is not None:
+        from .native.solve import _check_warm
+
+        _check_warm(warm_start, program.patterns, get_activation(activation), 1 if np.ndim(program.y) == 1
+                    else int(np.shape(program.y)[1]))
+        opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
+    sol = program.solve(route, lam=lam, **opts)
     sol.program_penalty = penalty.value(weight_matrix(sol))
     sol.extra["penalty"] = repr(penalty)
     return sol

@@ -210,7 +210,9 @@ class ConvexModel:
 
         ``loss`` defaults to the loss the point was solved with (:attr:`ConvexSolution.loss`,
         sample weights and reduction included), and to the squared loss for a model that
-        records none, so that ``sol.objective(X, y, sol.lam)`` is ``sol.objective_value``."""
+        records none, so that ``sol.objective(X, y, sol.lam)`` is ``sol.objective_value``. The
+        penalty is :meth:`penalty`; a program with a feature penalty
+        (:mod:`cvxnn.feature_sparsity`) has the objective ``L + lam * program_penalty`` instead."""
         lam = check_lam(lam)
         if loss is None:
             loss = getattr(self, "loss", None) or "squared"

@@ -468,6 +468,10 @@ def test_conv_builder_takes_the_feature_penalties(activation, c):
         expected = 0.5 * np.sum((fit - y) ** 2) + 0.2 * pen.value(theta)
         assert sol.objective_value == pytest.approx(expected, rel=1e-6, abs=1e-8)
         assert sol.model.program_penalty == pytest.approx(pen.value(theta), rel=1e-9)
+        # docs/conv.md: "the solution's program_penalty is R(Theta)" (ConvSolution had none)
+        assert sol.program_penalty == sol.model.program_penalty
+        assert sol.objective_value == pytest.approx(
+            sol.objective(X, y, 0.2) - 0.2 * sol.penalty() + 0.2 * sol.program_penalty, rel=1e-9)
     big = build_conv_program(X, y, lam=1e4, penalty=FeatureGroupL2(), **kw).solve()
     theta = np.concatenate([B.reshape(B.shape[0], -1) for B in big.model.blocks.values()], axis=1)
     assert np.abs(theta).max() <= 1e-6

@@ -7,7 +7,7 @@ import pytest
 
 from cvxnn import sample_patterns
 from cvxnn.builders import build_program
-from cvxnn.errors import InvalidParameterError, ShapeError
+from cvxnn.errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError
 from cvxnn.feature_penalties import FeatureGroupL2, SparseGroupL2, sparse_group_dual_norms
 from cvxnn.feature_sparsity import (
     feature_lam_max,
@@ -144,6 +144,12 @@ def test_typed_errors():
         FeatureGroupL2().value(np.ones((3, 4, 2, 2)))
     with pytest.raises(ShapeError):
         FeatureGroupL2().cvxpy(cp.Variable((3, 8)), n_outputs=3)
+    # the public dual-norm function checks as the penalties do (it returned -2 for alpha=-0.5
+    # and NaN norms for NaN input)
+    with pytest.raises(InvalidParameterError, match="alpha"):
+        sparse_group_dual_norms(np.ones((3, 2)), -0.5)
+    with pytest.raises(NonFiniteError):
+        sparse_group_dual_norms(np.array([[np.nan, 1.0], [0.0, 1.0]]), 0.5)
 
 
 # ------------------------------------------------------------------------------------- problems
@@ -293,6 +299,22 @@ def test_solver_routing_errors(small):
     with pytest.raises(InvalidParameterError):
         solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=1.0, patterns=P, activation="relu",
                              loss="hinge", solver="native")
+
+
+def test_cvxpy_route_honours_max_iter_and_refuses_feas_tol(small):
+    """solve_feature_sparse on a CVXPY solver passed only solver_opts on: max_iter=3 returned
+    "optimal" after Clarabel's 14 iterations; it is now the iteration limit (as in cvxnn.solve),
+    and the native-only feas_tol is refused rather than ignored."""
+    X, y, P = small
+    kw = dict(penalty=FeatureGroupL2(), lam=0.3, patterns=P, activation="relu")
+    with pytest.warns(ConvergenceWarning):
+        sol = solve_feature_sparse(X, y, max_iter=3, **kw)
+    assert sol.solver == "CLARABEL" and sol.status == "max_iterations" and sol.iterations == 3
+    assert solve_feature_sparse(X, y, **kw).status == "optimal"
+    with pytest.raises(InvalidParameterError, match="feas_tol"):
+        solve_feature_sparse(X, y, feas_tol=1e-6, **kw)
+    with pytest.raises(InvalidParameterError, match="max_iter"):
+        solve_feature_sparse(X, y, max_iter=0, **kw)
 
 
 def test_native_relu_at_lam_max_returns_exact_zero_and_no_gap_when_infeasible():

@@ -65,12 +65,14 @@ def check_targets(y: np.ndarray, loss) -> np.ndarray:
     Raises
     ------
     LabelError
-        E.g. logistic / hinge loss with labels outside {-1, +1} or a single class, vector
-        targets for a scalar-only loss, non-one-hot cross-entropy targets.
+        E.g. logistic / hinge loss with labels outside {-1, +1} or a single class, non-one-hot
+        cross-entropy targets.
+    InvalidParameterError
+        Vector targets for a scalar-only loss (docs/vector.md).
     """
     loss = get_loss(loss)
     if y.ndim == 2 and not loss.supports_vector:
-        raise LabelError(
+        raise InvalidParameterError(
             f"the {loss.name} loss supports scalar targets only, got y of shape {y.shape}; "
             "use cross_entropy (one-hot) or squared loss for vector outputs."
         )

@@ -1281,7 +1281,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     print(f"objective before      : {before:.12g}", file=out)
     print(f"objective after       : {after:.12g}", file=out)
     print(f"relative change       : {abs(after - before) / max(abs(before), np.finfo(float).tiny):.3e}", file=out)
-    net = pruned_sol.to_network()
+    # an estimator's network drops the interior-point solver's near-zero blocks (network_tol_):
+    # so does the pruned one (with tol=0 each ~1e-10 column of a CVXPY vector solution was a neuron)
+    net = pruned_sol.to_network(tol=float(getattr(est, "network_tol_", 0.0) or 0.0) if est is not None else 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net_obj = float(net.objective(Xs, y_enc, lam, loss))

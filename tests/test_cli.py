@@ -563,6 +563,29 @@ def test_exact_prune_keeps_the_status_and_nonsmooth_losses_point_to_cvxpy(tmp_pa
     assert io.load(tmp_path / "p.npz", kind="estimator").status_ == "optimal"
 
 
+def test_prune_of_a_cvxpy_vector_model_adds_no_neurons(tmp_path, capsys):
+    """A multi-class C-ReLU model fitted by Clarabel: prune mapped its blocks with tol=0, so each
+    ~1e-10 column of the interior-point solution became a neuron (69 against the fit's 43); it
+    maps with the model's network_tol_, as fit does."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    rows = list(range(0, 4)) + list(range(50, 54)) + list(range(100, 104))
+    data = _write(tmp_path / "iris12.csv", "a,b,c,d,species", [(*X[i], f"c{y[i]}") for i in rows])
+    model = tmp_path / "m.npz"
+    assert run(["fit", data, "--task", "classification", "--loss", "squared", "--n-gates", 60, "--lam", 0.001,
+                "--backend", "cvxpy", "-o", model], capsys)[0] == 0
+    fitted = io.load(model, kind="estimator")
+    code, out, _ = run(["prune", model, data], capsys)
+    assert code == 0
+    neurons = int(next(line for line in out.splitlines() if line.startswith("neurons of the network")).split(":")[1])
+    assert neurons <= fitted.n_active_neurons_
+    pruned = io.load(tmp_path / "m.pruned.npz", kind="estimator")
+    assert pruned.n_active_neurons_ == neurons and pruned.network_tol_ == fitted.network_tol_
+    net = pruned.solution_.to_network(tol=pruned.network_tol_)
+    assert net.n_neurons == neurons
+
+
 @pytest.mark.parametrize("argv", [["fit", "x.csv", "--lam", "abc"], ["fit"], ["path", "x.csv", "--n-lams", "two"],
                                   ["fit", "x.csv", "--activation", "tanh"], []])
 def test_option_errors_are_one_line_with_exit_2(argv, capsys):

@@ -553,3 +553,22 @@ def test_relu_vector_report_bound_subtracts_the_gap_of_an_optimal_loose_solve():
     assert rep.gated_lower_bound <= exact.objective_value * (1 + 1e-9)
     assert rep.gated_lower_bound == pytest.approx(loose.objective_value - loose.gap, rel=1e-12)
     assert rep.gap >= 0
+
+
+@pytest.mark.parametrize("solver", ["auto", "rfista", "al", "clarabel"])
+@pytest.mark.parametrize("loss", ["logistic", "hinge"])
+def test_scalar_only_losses_are_refused_for_vector_targets_on_every_solver(solver, loss):
+    """docs/vector.md: scalar-only losses are refused with InvalidParameterError; the native
+    solvers raised LabelError (not an InvalidParameterError) and build_program did too."""
+    from cvxnn import build_program, sample_patterns, solve
+    from cvxnn.errors import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    Y = np.eye(3)[rng.integers(0, 3, 30)]
+    pats = sample_patterns(X, 6, seed=0, bias=True)
+    activation = "relu" if solver == "al" else "gated_relu"
+    with pytest.raises(InvalidParameterError, match="loss (supports scalar targets only|is for scalar labels)"):
+        solve(X, Y, pats, activation=activation, loss=loss, lam=0.5, solver=solver)
+    with pytest.raises(InvalidParameterError, match="loss (supports scalar targets only|is for scalar labels)"):
+        build_program(X, Y, activation=activation, loss=loss, lam=0.5, patterns=pats)

@@ -316,8 +316,14 @@ def solve(
     if verbose is not None and not isinstance(verbose, (bool, np.bool_, int, np.integer)):
         raise InvalidParameterError(f"verbose must be a bool (or an int level), got {type(verbose).__name__} "
                                     f"{verbose!r:.40}.")  # "no" was truthy
+    loss = get_loss(loss)
+    if np.ndim(y) == 2 and np.shape(y)[1] > 1 and not loss.supports_vector:
+        # every adapter alike (the native solvers' label check raised LabelError)
+        raise InvalidParameterError(
+            f"the {loss.name} loss supports scalar targets only, got y of shape {np.shape(y)}; use "
+            "cross_entropy (one-hot) or squared loss for vector outputs, or fit one output at a time.")
     request = SolveRequest(
-        X=X, y=y, patterns=patterns, activation=activation, loss=get_loss(loss), lam=lam, solver=name,
+        X=X, y=y, patterns=patterns, activation=activation, loss=loss, lam=lam, solver=name,
         tol=tol, max_iter=max_iter, warm_start=warm_start, callback=callback, verbose=verbose,
         program=program, options=solver_opts,
     )

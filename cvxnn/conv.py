@@ -703,17 +703,18 @@ class ConvModel:
         """The penalty of the program that was solved (``model.program_penalty``): ``R(Theta)``
         of a feature penalty (``build_conv_program(..., penalty=...)``), the nuclear or
         columnwise norms of vector output; None when the program recorded none."""
-        return self.model.program_penalty
+        return getattr(self.model, "program_penalty", None)  # a hand-built ConvexModel has none
 
     def objective(self, X, y, lam: float, loss: str | Loss | None = None) -> float:
         """``L(Pool(sum_i D_i Z theta_i), y) + lam * penalty`` on the training inputs.
 
-        ``loss`` defaults to the solution's own (squared for a model that records none). The
-        penalty is :meth:`penalty`, the block norms; with a feature penalty the objective of the
-        program is ``L + lam * program_penalty`` instead (a solution's ``objective_value``)."""
+        ``loss`` defaults to the solution's own (that of :attr:`model` for a model wrapped by
+        hand; squared when neither records one). The penalty is :meth:`penalty`, the block norms;
+        with a feature penalty the objective of the program is ``L + lam * program_penalty``
+        instead (a solution's ``objective_value``)."""
         lam = check_lam(lam)
         if loss is None:
-            loss = getattr(self, "loss", None) or "squared"
+            loss = getattr(self, "loss", None) or getattr(self.model, "loss", None) or "squared"
         loss = get_loss(loss)
         X = check_X(X)
         y = check_y(y, X.shape[0])

@@ -363,12 +363,12 @@ def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1
     and ``lam`` by that mean, or use ``lam='auto'``."""
     from .native import gated_conic as gc
 
-    if weight_mean > WEIGHT_NORMALIZE_ABOVE and not isinstance(est.lam, str):
-        return (f"Divide sample_weight and lam by the mean weight ({weight_mean:.3g}: the same program at the "
-                f"scale the solvers expect) or use lam='auto' (a lam proportional to the weights' sum)")
-
     step = None if sol is None else sol.step_size
     stalled = step is not None and np.isfinite(step) and 0.0 <= step < STALLED_STEP
+    if weight_mean > WEIGHT_NORMALIZE_ABOVE and not isinstance(est.lam, str):
+        rescale = (f"ivide sample_weight and lam by the mean weight ({weight_mean:.3g}: the same program at the "
+                   "scale the solvers expect) or use lam='auto' (a lam proportional to the weights' sum)")
+        return ("D" if stalled else "Raise max_iter, or d") + rescale
     tips = ([] if stalled else ["raise max_iter"]) + ["loosen tol"]
     badly_scaled = False
     if not est.standardize:
@@ -1205,8 +1205,9 @@ class _ConvexNetworkBase(_Base):
             return sol, gap, ntol
         wloss = WeightedLoss(base=loss, weights=w)
         _check_native_weights(self.backend, wloss)
+        # (a mean-reduced loss is the same program for any scale of the weights)
         sol = _call_solver(self, Xs, y_enc, patterns, wloss, warm_start, callback, lam=lam,
-                           weight_mean=float(np.mean(w)))
+                           weight_mean=1.0 if loss.reduction == "mean" else float(np.mean(w)))
         return sol, _certified_gap(sol, Xs, y_enc, lam, wloss), _network_tol(sol, Xs, y_enc)
 
     def _fit_encoded(self, X: np.ndarray, y_enc: np.ndarray, loss: Loss, *, sample_weight=None,

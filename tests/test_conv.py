@@ -582,3 +582,21 @@ def test_pool_unpool_and_the_conv_arguments_are_validated():
     for fn in (build_conv_program, solve_conv_native):
         with pytest.raises(InvalidParameterError, match="formulation must be one of"):
             fn(X, y, lam=0.5, formulation="nucleer", **kw)
+
+
+def test_a_conv_model_wrapped_by_hand_reads_its_model_s_loss_and_penalty():
+    """ConvModel(model=...) built by hand: program_penalty is the model's (None for a plain
+    ConvexModel: it raised AttributeError) and objective() defaults to the model's loss (it
+    fell back to squared: 275.9 against the objective 1.87 of a logistic solution)."""
+    from cvxnn.conv import ConvModel
+    from cvxnn.solution import ConvexModel
+
+    X, y = _images(n=30, seed=3)
+    y = np.where(y > np.median(y), 1.0, -1.0)
+    sol = build_conv_program(X, y, image_shape=(5, 5), patch_size=3, stride=2, lam=0.1, n_gates=4, seed=0,
+                             activation="gated_relu", loss="logistic").solve()
+    wrapped = ConvModel(model=sol.model, geometry=sol.geometry, pooling=sol.pooling)
+    assert wrapped.objective(X, y, 0.1) == pytest.approx(sol.objective_value, rel=1e-9)
+    plain = ConvModel(model=ConvexModel(activation=sol.model.activation, patterns=sol.model.patterns,
+                                        U=sol.model.U), geometry=sol.geometry, pooling=sol.pooling)
+    assert plain.program_penalty is None

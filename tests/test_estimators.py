@@ -771,8 +771,27 @@ def test_huge_weights_with_a_numeric_lam_advise_rescaling():
             X, y, sample_weight=np.full(len(y), 1e29))
     assert est.status_ != "optimal"
     text = " ".join(str(w.message) for w in record if issubclass(w.category, ConvergenceWarning))
-    assert "Divide sample_weight and lam by the mean weight (1e+29" in text
+    assert "ivide sample_weight and lam by the mean weight (1e+29" in text
     assert "clarabel" not in text and "loosen tol" not in text
+
+
+def test_mean_reduced_weights_get_the_ordinary_advice():
+    """A mean-reduced weighted loss is the same program for any scale of the weights: weights of
+    1e6 get the advice of unit weights (they were told to divide the weights and lam, which
+    would change the program)."""
+    from cvxnn.losses import LogisticLoss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 4))
+    y = (X[:, 0] + 0.3 * rng.standard_normal(80) > 0).astype(int)
+    texts = []
+    for scale in (1.0, 1e6):
+        with pytest.warns(ConvergenceWarning) as record:
+            ConvexGatedReLUClassifier(lam=0.01, loss=LogisticLoss(reduction="mean"), n_gates=8, random_state=0,
+                                      max_iter=3).fit(X, y, sample_weight=np.full(80, scale))
+        texts.append([str(w.message).split("optimal. ")[-1] for w in record
+                      if issubclass(w.category, ConvergenceWarning)])
+    assert texts[0] == texts[1] and "sample_weight" not in texts[1][0]
 
 
 def test_badly_scaled_targets_warn_and_advice_is_only_what_can_work():

@@ -556,3 +556,19 @@ def test_solution_objective_defaults_to_its_own_loss():
         sol = build_program(X, yy, activation="relu", loss=loss, lam=0.05, patterns=pats).solve()
         assert sol.objective(X, yy, sol.lam) == pytest.approx(sol.objective_value, rel=1e-6)
         assert sol.objective(X, yy, sol.lam, "squared") != pytest.approx(sol.objective_value, rel=1e-3)
+
+
+def test_contains_native_references_and_refuses_models_one_percent_off():
+    """Native C-GReLU solutions certified at 1e-6 fix directions and fit to ~1e-3 only: a fixed
+    tol=1e-6 refused the set's own reference, a margin of 10 accepted models 1 % off it (their
+    objective 0.3 % above the optimum)."""
+    from cvxnn import solve
+
+    for seed in (0, 6, 7):
+        rng = np.random.default_rng(seed)
+        X, y = rng.standard_normal((40, 4)), rng.standard_normal(40)
+        sol = solve(X, y, sample_patterns(X, 30, seed=seed, bias=True), activation="gated_relu", lam=0.05)
+        S = optimal_set(sol, X, y)
+        assert S.contains(sol)
+        assert not S.contains(S.model_at(1.01 * S.alpha_ref))
+        assert not S.contains(S.model_at(0.99 * S.alpha_ref))

@@ -414,9 +414,16 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
               "cvxnn_version": __version__, **meta}
     if metadata is not None:
         try:
-            json.dumps(metadata)
-        except (TypeError, ValueError) as exc:
-            raise InvalidParameterError(f"metadata must be JSON-serialisable: {exc}") from exc
+            # as the header is written (sorted keys: keys of mixed types cannot be sorted)
+            json.dumps(metadata, sort_keys=True)
+        except (TypeError, ValueError, RecursionError) as exc:
+            if isinstance(exc, RecursionError):
+                why = "it is nested too deeply"
+            elif "not supported between instances" in str(exc):
+                why = f"a dict mixes keys of different types ({exc}); use string keys"
+            else:
+                why = str(exc)
+            raise InvalidParameterError(f"metadata must be JSON-serialisable: {why}") from None
         header["user"] = metadata
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     header["checksums"] = {k: _digest(v) for k, v in arrays.items()}

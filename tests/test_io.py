@@ -114,6 +114,17 @@ def test_metadata_and_user_data(tmp_path, relu_solution):
     assert meta["kind"] == "solution" and meta["user"] == {"data": "train.csv", "seed": 0}
     with pytest.raises(InvalidParameterError, match="JSON"):
         io.save(relu_solution, tmp_path / "x.npz", metadata={"bad": object()})
+    # keys of mixed types pass json.dumps but not the sorted header; deep nesting overflows the
+    # encoder: both were a bare TypeError / RecursionError
+    for bad, why in (({"a": 1, 2: "b"}, "mixes keys"), ({"cfg": {"x": 1, None: 2}}, "mixes keys")):
+        with pytest.raises(InvalidParameterError, match=why):
+            io.save(relu_solution, tmp_path / "x.npz", metadata=bad)
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidParameterError, match="nested too deeply"):
+        io.save(relu_solution, tmp_path / "x.npz", metadata={"deep": deep})
+    assert not (tmp_path / "x.npz").exists()
     with pytest.raises(InvalidParameterError, match="cannot save"):
         io.save({"not": "a model"}, tmp_path / "y.npz")
     with pytest.raises(InvalidParameterError, match="not fitted"):

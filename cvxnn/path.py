@@ -66,8 +66,12 @@ def lam_grid(lam_max_value: float, n_lams: int = 20, lam_min_ratio: float = 1e-3
     if isinstance(lam_min_ratio, (bool, np.bool_)) or not isinstance(lam_min_ratio, (int, float, np.number)) \
             or not (0 < lam_min_ratio <= 1):
         raise InvalidParameterError(f"lam_min_ratio must be a number in (0, 1], got {lam_min_ratio!r}.")
-    check_lam(lam_max_value, name="lam_max", allow_zero=False)
-    return lam_max_value * np.logspace(0.0, np.log10(lam_min_ratio), n_lams)
+    lam_max_value = check_lam(lam_max_value, name="lam_max", allow_zero=False)
+    # float64 whatever the inputs' types (a float32 ratio made the grid float32: its first point
+    # fell below lam_max, and the exact zero at lam_max was solved instead)
+    grid = float(lam_max_value) * np.logspace(0.0, np.log10(float(lam_min_ratio)), n_lams, dtype=np.float64)
+    grid[0] = float(lam_max_value)
+    return grid
 
 
 @dataclass(eq=False)

@@ -101,6 +101,13 @@ def test_grid():
     np.testing.assert_allclose(g, 2.0 * np.logspace(0, -2, 5))
     with pytest.raises(InvalidParameterError):
         lam_grid(1.0, 5, 0.0)
+    # float32 inputs give a float64 grid starting exactly at lam_max (a float32 ratio made the
+    # grid float32, its first point 3e-6 below lam_max: solved instead of the exact zero)
+    lmax = 8.692348811234
+    g32 = lam_grid(np.float32(lmax), 4, np.float32(0.01))
+    assert g32.dtype == np.float64 and g32[0] == float(np.float32(lmax))
+    g = lam_grid(lmax, 4, np.float32(0.01))
+    assert g.dtype == np.float64 and g[0] == lmax
 
 
 def test_cvxpy_path_compiles_once_and_matches_cold_solves(data, monkeypatch):

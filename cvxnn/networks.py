@@ -182,6 +182,7 @@ class _TwoLayer:
         y = check_y(y, X.shape[0])
         lam = check_lam(lam)
         loss = get_loss(loss)
+        y = loss.check_targets(y)  # labels the loss cannot take are a LabelError, as in the builders
         pred = self.predict(X)
         if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # w2 of shape (m, 1): one output
             pred = pred[:, 0]
@@ -194,7 +195,7 @@ class _TwoLayer:
         minimal penalty is zero: both of its sides are set to zero."""
         A = np.vstack([self.W1, self.b1[None, :]]) if self.b1 is not None else self.W1
         inner = _scaled_norms(A)  # norms without squaring: 1e-170 weights underflowed to "dead"
-        outer = _scaled_norms(self.w2.reshape(self.n_neurons, -1).T)
+        outer = _scaled_norms(self.w2.reshape(self.n_neurons, self.n_outputs).T)  # (no -1: zero neurons)
         live = (inner > 0) & (outer > 0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             s = np.where(live, np.sqrt(outer) / np.sqrt(np.where(live, inner, 1.0)), 1.0)

@@ -218,8 +218,11 @@ class ConvexModel:
             loss = getattr(self, "loss", None) or "squared"
         loss = get_loss(loss)
         X = check_X(X)
-        y = check_y(y, X.shape[0])
-        return loss.value(self.train_predict(X), y) + lam * self.penalty()
+        y = loss.check_targets(check_y(y, X.shape[0]))  # a LabelError for labels the loss cannot take
+        pred = self.train_predict(X)
+        if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # blocks (d_a, p, 1): one output
+            pred = pred[:, 0]
+        return loss.value(pred, y) + lam * self.penalty()
 
     def max_cone_violation(self, X) -> float:
         """Largest violation of ``Xt_i v_i >= 0``, ``Xt_i w_i >= 0`` (0 for C-GReLU)."""

@@ -222,3 +222,35 @@ def test_one_column_output_and_extreme_scales():
     tiny = ReLUNetwork(W1 * 1e-170, w2 * 1e170, b1=np.array([1e-170, -2e-170]))
     np.testing.assert_allclose(tiny.balanced().predict(X), tiny.predict(X), rtol=1e-12, atol=0)
     assert np.isfinite(tiny.balanced().penalty())
+
+
+@pytest.mark.parametrize("w2_shape", [(0,), (0, 3)])
+def test_balanced_network_without_neurons(w2_shape):
+    """A network with no neurons (what to_network gives at lam >= lam_max) balances to itself;
+    the reshape with -1 of an empty array raised numpy's ValueError."""
+    net = ReLUNetwork(np.zeros((3, 0)), np.zeros(w2_shape))
+    out = net.balanced()
+    assert out.n_neurons == 0 and out.w2.shape == w2_shape
+    X = np.random.default_rng(0).standard_normal((4, 3))
+    np.testing.assert_array_equal(out.predict(X), net.predict(X))
+
+
+def test_objective_checks_labels_and_takes_single_output_blocks():
+    """objective() refuses labels the loss cannot take (it returned a number for real-valued
+    logistic targets), and a one-output convex model with 3-D blocks (d_a, p, 1) is evaluated
+    against y of shape (n,) or (n, 1) (its (n, 1) predictions were refused)."""
+    from cvxnn.errors import LabelError
+    from cvxnn.maps import gated_network_to_convex
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((9, 3)), rng.standard_normal(9)
+    W1, w2, G = rng.standard_normal((3, 4)), rng.standard_normal(4), rng.standard_normal((3, 4))
+    with pytest.raises(LabelError):
+        ReLUNetwork(W1, w2).objective(X, y, 0.1, loss="logistic")
+    scalar = GatedReLUNetwork(W1, w2, gates=G)
+    column = gated_network_to_convex(GatedReLUNetwork(W1, w2[:, None], gates=G), X)
+    expected = gated_network_to_convex(scalar, X).objective(X, y, 0.1)
+    assert column.objective(X, y, 0.1) == pytest.approx(expected, rel=1e-12)
+    assert column.objective(X, y[:, None], 0.1) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(LabelError):
+        column.objective(X, y, 0.1, loss="logistic")

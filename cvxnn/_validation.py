@@ -219,8 +219,8 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
         if top > MAX_ABS_VALUE:
             raise NonFiniteError(
                 f"{name} has entries up to {top:.3g} in magnitude; products of such values overflow "
-                f"float64 inside the solvers (limit {MAX_ABS_VALUE:.0e}). Rescale the data, e.g. "
-                "with cvxnn.preprocessing.Standardizer (maps the result back exactly)."
+                f"float64 inside the solvers (limit {MAX_ABS_VALUE:.0e}). Divide the data by a common "
+                f"factor first (e.g. {name} / {top:.0e}; Standardizer checks its input the same way)."
             )
 
 

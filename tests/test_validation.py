@@ -158,9 +158,12 @@ def test_non_finite_names_the_entry(X, bad):
 def test_overflowing_magnitudes_are_refused(X):
     Xb = X.copy()
     Xb[0, 0] = 10 * MAX_ABS_VALUE
-    with pytest.raises(NonFiniteError, match="overflow"):
+    with pytest.raises(NonFiniteError, match="overflow") as info:
         check_X(Xb)
     check_X(X * 1e50)  # large but safe
+    # the advice works: the Standardizer refuses such data too, dividing by the factor does not
+    assert "Divide the data by a common factor" in str(info.value)
+    check_X(Xb / 1e101)
 
 
 def test_float32_dtype_option(X):

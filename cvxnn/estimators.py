@@ -1661,7 +1661,10 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
 
             try:
                 check_classification_targets(y)
-            except TypeError:
+            except TypeError as exc:
+                if "bytes" in str(exc):  # scikit-learn refuses bytes labels
+                    raise LabelError(f"{type(self).__name__} does not take bytes labels; convert them to str "
+                                     "(e.g. y.astype(str), or [b.decode() for b in y]) or to integers.") from None
                 raise LabelError(f"{type(self).__name__} needs class labels of one type (all numbers or all "
                                  "strings); y mixes types that cannot be sorted.") from None
             except ValueError as exc:

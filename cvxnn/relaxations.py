@@ -256,7 +256,7 @@ def copositive_relaxation(
     if status != "optimal":
         advice = ("loosen its tolerances (tol_gap_abs, tol_gap_rel, tol_feas) or try solver='SCS'"
                   if name == "CLARABEL" else "raise the iteration limit or tighten the tolerances, or use Clarabel")
-        msg = (f"{name} stopped the copositive relaxation with status {prob.status!r}: its value "
+        msg = (f"{name} stopped the copositive relaxation with status {status!r} (CVXPY: {prob.status!r}): its value "
                f"{prob.value:.6g} is not a certified lower bound (lower_bound is None); {advice}.")
         if require_optimal:
             raise SolverError(msg, status=status)

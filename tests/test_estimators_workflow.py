@@ -335,3 +335,12 @@ def test_a_binary_class_with_zero_weight_names_the_class():
         ConvexGatedReLUClassifier(n_gates=4, random_state=0).fit(X, y, sample_weight=np.where(y == 1, 0.0, 1.0))
     with pytest.raises(LabelError, match="class 1 has total weight 0"):
         ConvexGatedReLUClassifier(n_gates=4, random_state=0, class_weight={1: 0}).fit(X, y)
+
+
+@pytest.mark.parametrize("labels", [np.array([b"a", b"b"] * 15), [b"a", b"b"] * 15])
+def test_bytes_labels_are_named_as_such(labels):
+    """scikit-learn refuses bytes labels; the message said the labels mix types that cannot be
+    sorted (they do not), hiding the fix: convert them to str."""
+    X = np.random.default_rng(0).standard_normal((30, 2))
+    with pytest.raises(LabelError, match="bytes labels; convert them to str"):
+        ConvexGatedReLUClassifier(n_gates=4, random_state=0).fit(X, labels)

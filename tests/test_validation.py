@@ -204,7 +204,6 @@ def test_check_Xy_validates_both(X):
         ("logistic", [0.0, 1.0, 1.0], r"\{-1, \+1\}"),
         ("logistic", [1.0, 1.0, 1.0], "both classes"),
         ("hinge", [-1.0, 2.0, 1.0], r"\{-1, \+1\}"),
-        ("logistic", [[1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]], "scalar targets"),
         ("cross_entropy", [1.0, 0.0, 1.0], "one-hot"),
         ("cross_entropy", [[1.0, 1.0], [0.0, 1.0], [1.0, 0.0]], "one-hot"),
     ],
@@ -213,6 +212,13 @@ def test_labels_that_do_not_fit_the_loss(loss, y, match):
     yc = check_y(y, 3)
     with pytest.raises(LabelError, match=match):
         check_targets(yc, loss)
+
+
+def test_vector_targets_for_a_scalar_only_loss_are_a_parameter_error():
+    """docs/vector.md: scalar-only losses with vector targets are an InvalidParameterError."""
+    yc = check_y([[1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]], 3)
+    with pytest.raises(InvalidParameterError, match="scalar targets"):
+        check_targets(yc, "logistic")
 
 
 def test_check_targets_accepts_and_copies():

@@ -1103,6 +1103,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
     else:
         Xtr, ytr, val = X, y, None
     lam_max = None
+    if args.lams is not None and not args.lams.strip():
+        raise InvalidParameterError("--lams is empty; give comma-separated numbers, or omit it for the default grid.")
     if args.lams:
         try:
             values = [float(v) for v in args.lams.split(",")]

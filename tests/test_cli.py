@@ -502,6 +502,7 @@ def test_options_that_would_be_ignored_are_errors(tmp_path, capsys):
         (["fit", train, "--solver", "scs"], "--backend cvxpy"),
         (["fit", train, "--report", tmp_path], "is a folder"),
         (["path", train, "--lams", "1,0"], "> 0"),
+        (["path", train, "--lams", ""], "--lams is empty"),  # it fell back to the default grid
         (["path", train, "--n-lams", 2, "--plot", tmp_path / "p.xyz"], "cannot write '.xyz'"),
     ]:
         code, _, err = run([*argv, "--n-gates", 4, *([] if argv[0] == "path" else ["-o", out])], capsys)

@@ -2385,7 +2385,25 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
             scorer = check_scoring(estimator, scoring=scoring)
         except (ValueError, TypeError) as exc:
             raise InvalidParameterError(f"scoring: {exc}") from None
+        if w is not None and callable(scoring) and not _takes_sample_weight(scoring):
+            # the folds' validation weights are passed on: a scorer without the argument failed
+            # in every fold with a bare TypeError
+            raise InvalidParameterError(
+                "scoring is a callable without a sample_weight argument, but sample_weight was given: the "
+                "validation rows' weights are passed to it (scorer(estimator, X, y, sample_weight=w)).")
     return X, y, lams, folds, n_segments, scorer, w
+
+
+def _takes_sample_weight(fn) -> bool:
+    """Whether ``fn`` accepts a ``sample_weight`` keyword (by name or ``**kwargs``); True when its
+    signature cannot be read."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "sample_weight" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, sample_weight=None, *, n_jobs, verbose,

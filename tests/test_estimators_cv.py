@@ -728,3 +728,19 @@ def test_a_scorer_failing_on_a_fold_that_lacks_a_class_names_the_cause():
     cv = [(idx[(y != 3) & (idx % 2 == 0)], idx[idx % 2 == 1]), (idx[idx % 2 == 1], idx[idx % 2 == 0])]
     with pytest.raises(InvalidParameterError, match=r"lack the class\(es\) \[3\].*stratified"):
         ConvexGatedReLUClassifierCV(random_state=0, cv=cv, n_lams=3, n_gates=8, scoring="neg_log_loss").fit(X, y)
+
+
+def test_a_scorer_without_sample_weight_is_refused_when_weights_are_given(reg_data):
+    """The folds' validation weights are passed to a callable scorer; one without the argument
+    raised a bare TypeError in every fold. Without weights it is used as given."""
+    from cvxnn.estimators import cross_validate_lam
+
+    X, y = reg_data
+
+    def neg_mse(est, X, y):
+        return -float(np.mean((est.predict(X) - y) ** 2))
+
+    est = ConvexGatedReLURegressor(n_gates=8, random_state=0)
+    with pytest.raises(InvalidParameterError, match="without a sample_weight argument"):
+        cross_validate_lam(est, X, y, [1.0, 0.1], cv=3, scoring=neg_mse, sample_weight=np.ones(len(y)))
+    assert cross_validate_lam(est, X, y, [1.0, 0.1], cv=3, scoring=neg_mse).scores.shape == (3, 2)

@@ -69,8 +69,8 @@ from .lbfgs import minimize_lbfgs
 from .prox import BlockPenalty, gram_spectral
 from .subspace_polish import polish_subspaces
 
-__all__ = ["Atoms", "BlockMetric", "CheckState", "FactoredObjective", "WorkingSetResult", "atoms_from_blocks",
-           "blocks_from_atoms", "solve_gated_working_set"]
+__all__ = ["Atoms", "BlockMetric", "CheckState", "FactoredObjective", "WorkingSetResult", "atoms_bytes",
+           "atoms_from_blocks", "blocks_from_atoms", "solve_gated_working_set"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,15 @@ SCALAR_OUTPUT = True
 #: cost cap. Measured on the digits CV paths (3 folds x 5 lams): 26.3 s -> 15.6 s at tol=1e-4,
 #: 6.2 s -> 4.5 s at 1e-2, the same validation scores.
 WARM_RTOL = 1e-2
+
+
+def atoms_bytes(n: int, p: int, c: int) -> int:
+    """Bound on the bytes of the ``n x R`` arrays of the atoms (the mask columns of their
+    blocks, their products ``X A`` in float64 and float32, and the new atoms' scores), for as
+    many atoms as the program has block columns (``R <= p c``): what
+    :func:`cvxnn.native.solve.solve_native` checks against the memory budget before it runs the
+    working set (R-FISTA, which checks its own arrays, solves a program that exceeds it)."""
+    return 28 * n * p * c
 
 
 class FactoredObjective:

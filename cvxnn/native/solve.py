@@ -23,12 +23,13 @@ from ..activations import Activation, get_activation
 from ..errors import (
     ConvergenceWarning,
     InvalidParameterError,
+    MemoryBudgetError,
     NonFiniteError,
     PatternMismatchError,
     ShapeError,
 )
 from ..losses import Loss, get_loss
-from ..operators import ImplicitDesign
+from ..operators import ImplicitDesign, default_memory_budget
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
 from . import gated_conic as _gc
@@ -467,7 +468,11 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         after = None
     cap = max_iter if after is None else after
     ws = None
-    if solver == "auto" and dtype == np.float64 and (c > 1 or _gws.SCALAR_OUTPUT):
+    atoms_fit = _gws.atoms_bytes(n, p, c) <= (default_memory_budget() if memory_budget is None else int(memory_budget))
+    if not atoms_fit:
+        logger.info("gated working set skipped: its atom arrays could take %s bytes, above the memory budget; "
+                    "R-FISTA solves the program", f"{_gws.atoms_bytes(n, p, c):,}")
+    if solver == "auto" and dtype == np.float64 and (c > 1 or _gws.SCALAR_OUTPUT) and atoms_fit:
         # the cost cap of the atoms only where the design's products are costly (DENSE_MIN_FLOPS)
         cost_ratio = MAX_COST_RATIO if 2.0 * n * d * p * c >= DENSE_MIN_FLOPS else np.inf
         ws = solve_gated_working_set(op, kernel, lam, U0, tol=tol, max_iter=cap, penalty=penalty,
@@ -752,6 +757,13 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     n, c = y2.shape
     d, p = Xa64.shape[1], patterns.n_patterns
     fallback = None
+    if solver == "working_set":
+        try:
+            _ws.check_working_set_memory(n, d, p, c, memory_budget)
+        except MemoryBudgetError as exc:
+            # the augmented Lagrangian's arrays may still fit (it checks them itself)
+            logger.info("%s; the augmented Lagrangian solves the program", exc)
+            solver, fallback = "al", "memory"
     if solver == "working_set":
         kw, ws = _run_working_set(Xa64, patterns, loss_obj, y2, lam, warm, tol=tol, feas_tol=feas_tol,
                                   max_iter=max_iter, callback=callback, memory_budget=memory_budget)

@@ -45,7 +45,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from .._validation import callback_stops
-from ..errors import InvalidParameterError, ShapeError
+from ..errors import InvalidParameterError, MemoryBudgetError, ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
@@ -196,6 +196,26 @@ AS_MAX_CONTINUE = 50
 def working_set_bytes(n: int, d: int, k: int, c: int = 1) -> int:
     """Approximate bytes of one restricted barrier solve with ``k`` blocks."""
     return barrier_bytes(n, d, k, c)
+
+
+def working_set_fixed_bytes(n: int, d: int, p: int, c: int = 1) -> int:
+    """Approximate bytes of the arrays the C-ReLU working set holds for the whole problem,
+    whatever its working set: the float64 mask and signs (``2 n p``), the KKT scan's multipliers,
+    products and correlations (about ``4 n p c + n p``), the certificate's multipliers
+    (``2 n p c``) and the row products ``x x^T`` (``n d^2``), 8 bytes each."""
+    return 8 * (3 * n * p + 6 * n * p * c + n * d * d)
+
+
+def check_working_set_memory(n: int, d: int, p: int, c: int, memory_budget: int | None) -> None:
+    """Raise :class:`~cvxnn.errors.MemoryBudgetError` when :func:`working_set_fixed_bytes`
+    exceeds the budget (default: half the physical memory), before anything is allocated."""
+    need = working_set_fixed_bytes(n, d, p, c)
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    if need > budget:
+        raise MemoryBudgetError(
+            f"the C-ReLU working set needs about {need:,} bytes for its n x p arrays (n={n}, p={p}, c={c}, "
+            f"d={d}) but the memory budget is {budget:,} bytes; use fewer patterns, the gated_relu "
+            "activation, or raise memory_budget.")
 
 
 @dataclass
@@ -702,6 +722,7 @@ def solve_relu_working_set(
     nb = 2 * p * c
     lam = float(lam)
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    check_working_set_memory(n, d, p, c, budget)
     M = mask.astype(np.float64)
     S = 2.0 * M - 1.0
     bcol = np.arange(nb) // c

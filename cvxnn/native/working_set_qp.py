@@ -54,7 +54,7 @@ from ..errors import ShapeError
 from ..operators import default_memory_budget
 from ._losses import SmoothKernel
 from .certificates import relu_certificate
-from .working_set import KKTScan, WorkingSetResult
+from .working_set import KKTScan, WorkingSetResult, check_working_set_memory
 
 __all__ = ["solve_relu_working_set_qp", "working_set_bytes_qp"]
 
@@ -263,6 +263,7 @@ def solve_relu_working_set_qp(
     p = mask.shape[1]
     lam = float(lam)
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    check_working_set_memory(n, d, p, 1, budget)
     M = mask.astype(np.float64)
     S = 2.0 * M - 1.0
     y = kernel.y64[:, 0]

@@ -720,3 +720,35 @@ def test_face_newton_on_few_rows_uses_conjugate_gradients(monkeypatch):
     assert sol.converged and dense.converged
     assert sol.objective_value == pytest.approx(dense.objective_value, rel=1e-8)
     assert dense_calls > 0
+
+
+def test_the_working_sets_respect_the_memory_budget_before_allocating():
+    """memory_budget was checked on the restricted programs only: the C-ReLU working set built
+    its n x p mask, signs and KKT-scan arrays (267 MiB at a 19 MiB budget, n=20000), and the
+    gated one its n x R atom arrays (5.6x a 9.5 MiB budget). Now the C-ReLU program too large
+    for both methods raises MemoryBudgetError up front, and the gated one is solved by R-FISTA."""
+    import tracemalloc
+
+    from cvxnn import sample_patterns, solve
+    from cvxnn.errors import MemoryBudgetError
+    from cvxnn.native.gated_working_set import atoms_bytes
+    from cvxnn.native.working_set import working_set_fixed_bytes
+
+    rng = np.random.default_rng(0)
+    n, d = 4000, 10
+    X = rng.standard_normal((n, d))
+    y = np.maximum(X[:, 0], 0.0) - X[:, 1] + 0.1 * rng.standard_normal(n)
+    pats = sample_patterns(X, 60, seed=0, bias=True)
+    p = pats.n_patterns
+    budget = working_set_fixed_bytes(n, d + 1, p) // 4
+    tracemalloc.start()
+    try:
+        with pytest.raises(MemoryBudgetError):
+            solve(X, y, pats, activation="relu", lam=0.01 * n, memory_budget=budget)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < budget
+    small = atoms_bytes(n, p, 1) // 2  # below the atoms' bound, above R-FISTA's arrays
+    sol = solve(X, y, pats, activation="gated_relu", lam=0.01 * n, memory_budget=small)
+    assert sol.status == "optimal" and "working_set_rounds" not in sol.extra

@@ -61,7 +61,8 @@ from .ipm import (
 )
 from .nnls import nnls_batched_admm, nnls_warm
 
-__all__ = ["KKTScan", "WorkingSetResult", "solve_relu_working_set", "working_set_bytes"]
+__all__ = ["KKTScan", "WorkingSetResult", "check_working_set_memory", "solve_relu_working_set", "working_set_bytes",
+           "working_set_fixed_bytes"]
 
 logger = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ from ._lam_max import _prepare
 from ._validation import check_lam, check_lams, check_nonnegative_float, check_positive_int
 from .activations import get_activation
 from .backends.cvxpy_adapter import CVXPY_ITER_OPTION, run_problem
+from .backends.registry import _cvxpy_run_options
 from .errors import InvalidParameterError
 from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
@@ -281,20 +282,13 @@ def solve_feature_sparse(
                                           penalty=penalty)
     else:
         _check_program(program, X, y, activation, loss, patterns, penalty)
-    opts = dict(solver_opts)
     if max_iter is not None:
         max_iter = check_positive_int(max_iter, "max_iter")
-        if route.upper() in CVXPY_ITER_OPTION:
-            opts.setdefault(CVXPY_ITER_OPTION[route.upper()], max_iter)
-        else:
+        if route.upper() not in CVXPY_ITER_OPTION:
             raise InvalidParameterError(
                 f"max_iter: cvxnn does not know the iteration option of {route}; pass it in solver_opts.")
-    if warm_start is not None:
-        from .native.solve import _check_warm
-
-        _check_warm(warm_start, program.patterns, get_activation(activation), 1 if np.ndim(program.y) == 1
-                    else int(np.shape(program.y)[1]))
-        opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
+    opts = _cvxpy_run_options(route.upper(), solver_opts, program, activation, max_iter=max_iter,
+                             warm_start=warm_start)
     sol = program.solve(route, lam=lam, **opts)
     sol.program_penalty = penalty.value(weight_matrix(sol))
     sol.extra["penalty"] = repr(penalty)

@@ -125,19 +125,30 @@ class CvxpyAdapter:
             _check_program_data(program, request)
             program.set_lam(request.lam)
         opts.setdefault("verbose", bool(request.verbose))
-        if request.warm_start is not None:
-            # checked as the native solvers check it (a string or a model of other patterns was
-            # accepted here and ignored)
-            from ..native.solve import _check_warm
-
-            _check_warm(request.warm_start, program.patterns, get_activation(request.activation),
-                        1 if np.ndim(program.y) == 1 else int(np.shape(program.y)[1]))
-            opts.setdefault("warm_start", True)  # CVXPY reuses its last point (SCS; IPMs ignore it)
-        if request.max_iter is not None and name in CVXPY_ITER_OPTION:
-            opts.setdefault(CVXPY_ITER_OPTION[name], int(request.max_iter))
+        opts = _cvxpy_run_options(name, opts, program, request.activation, max_iter=request.max_iter,
+                                 warm_start=request.warm_start)
         from ..native.certificates import attach_certificate
 
         return attach_certificate(program, cvxpy_adapter.solve_program(program, name, **opts))
+
+
+def _cvxpy_run_options(name: str, opts: dict, program, activation: str, *, max_iter: int | None,
+                      warm_start) -> dict:
+    """``opts`` for a CVXPY solve of ``program`` with cvxnn's run options: ``max_iter`` becomes
+    the solver's iteration option (:data:`CVXPY_ITER_OPTION`; solvers not listed there take
+    theirs in ``opts``), and a ``warm_start`` model, checked as the native solvers check it (a
+    string or a model of other patterns was accepted and ignored), turns on CVXPY's
+    ``warm_start=True`` (the solver's last point: SCS uses it, interior points ignore it)."""
+    opts = dict(opts)
+    if warm_start is not None:
+        from ..native.solve import _check_warm
+
+        _check_warm(warm_start, program.patterns, get_activation(activation),
+                    1 if np.ndim(program.y) == 1 else int(np.shape(program.y)[1]))
+        opts.setdefault("warm_start", True)
+    if max_iter is not None and name in CVXPY_ITER_OPTION:
+        opts.setdefault(CVXPY_ITER_OPTION[name], int(max_iter))
+    return opts
 
 
 def _same_loss(a: Loss, b: Loss) -> bool:

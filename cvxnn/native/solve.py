@@ -468,10 +468,11 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
         after = None
     cap = max_iter if after is None else after
     ws = None
-    atoms_fit = _gws.atoms_bytes(n, p, c) <= (default_memory_budget() if memory_budget is None else int(memory_budget))
+    atoms_need = _gws.atoms_bytes(n, p, c)
+    atoms_fit = atoms_need <= (default_memory_budget() if memory_budget is None else int(memory_budget))
     if not atoms_fit:
         logger.info("gated working set skipped: its atom arrays could take %s bytes, above the memory budget; "
-                    "R-FISTA solves the program", f"{_gws.atoms_bytes(n, p, c):,}")
+                    "R-FISTA solves the program", f"{atoms_need:,}")
     if solver == "auto" and dtype == np.float64 and (c > 1 or _gws.SCALAR_OUTPUT) and atoms_fit:
         # the cost cap of the atoms only where the design's products are costly (DENSE_MIN_FLOPS)
         cost_ratio = MAX_COST_RATIO if 2.0 * n * d * p * c >= DENSE_MIN_FLOPS else np.inf

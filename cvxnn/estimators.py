@@ -1439,12 +1439,18 @@ class _ConvexNetworkBase(_Base):
                 best.update(score=score, index=i, since=0)
             else:
                 best["since"] += 1
+            logger.info("lam %d: %.6g, status %s, %d neurons, validation score %.6g%s", i, float(lam), sol.status,
+                        info["n_active"], score, " (best)" if best["index"] == i else "")
             stop = callback(info) if callback is not None else None
             return callback_stops(stop) or best["since"] >= patience
 
+        from .native.solve import _verbosity
+
         backend = self.backend if isinstance(self.backend, str) else "native"
-        regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
-                            tol=float(self.tol), callback=monitor, solver_opts={"max_iter": int(self.max_iter)})
+        with _verbosity(self.verbose, logger, "cvxnn.fit_path"):
+            regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
+                                tol=float(self.tol), callback=monitor,
+                                solver_opts={"max_iter": int(self.max_iter), "verbose": self.verbose})
         if best["index"] < 0:
             raise InvalidParameterError(
                 "the validation score is undefined (NaN) at every lam: the validation set is too small "
@@ -1797,7 +1803,8 @@ _PARAMS_DOC = """
     random_state : None, int or numpy Generator, default=None
         Seed of the gate sampling (same seed, same data: bit-identical patterns).
     verbose : bool or int, default=False
-        Print solver progress.
+        Print solver progress to stderr (any true value; there are no levels), and in
+        :meth:`fit_path` one line per ``lam`` with its status and validation score.
     standardize : bool, default=True
         Fit on standardized columns ``X_s = (X - mu) / s`` (weighted statistics with
         ``sample_weight``; with ``bias=False`` the columns are only scaled) and map the network

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import as_float_array, check_bool, check_X, check_y
-from .errors import InvalidParameterError, NotFittedError, ShapeError
+from .errors import InvalidParameterError, NonFiniteError, NotFittedError, ShapeError
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .patterns import Patterns, _fingerprint
 
@@ -331,27 +331,35 @@ class Standardizer:
         mu, s = self.mean_, self.scale_
         m = net.n_neurons
         ys, ym = self._output_factors(net.n_outputs)
-        W1 = net.W1 / s[:, None]
-        b0 = net.b1 if net.b1 is not None else np.zeros(m)
-        b1 = b0 - (mu / s) @ net.W1
-        w2 = net.w2 * ys if net.w2.ndim == 2 else net.w2 * ys[0]
-        need_bias = net.b1 is not None or np.any(b1 != 0) or np.any(ym != 0)
-        kw = {}
-        if isinstance(net, GatedReLUNetwork):
-            c0 = net.gate_bias if net.gate_bias is not None else np.zeros(m)
-            kw = {"gates": net.gates / s[:, None], "gate_bias": c0 - (mu / s) @ net.gates}
-        if np.any(ym != 0):
-            big = float(np.abs(ym).max())  # a scaled norm: ||ym||^2 underflows for |ym| ~ 1e-170
-            t = float(np.sqrt(big * np.linalg.norm(ym / big)))
-            W1 = np.hstack([W1, np.zeros((W1.shape[0], 1))])
-            b1 = np.append(b1, t)
-            extra = ym / t
-            w2 = np.vstack([w2, extra[None, :]]) if w2.ndim == 2 else np.append(w2, extra[0])
-            if kw:
-                kw["gates"] = np.hstack([kw["gates"], np.zeros((W1.shape[0], 1))])
-                kw["gate_bias"] = np.append(kw["gate_bias"], 1.0)
-        if kw and net.gate_bias is None and not np.any(kw["gate_bias"] != 0):
-            kw["gate_bias"] = None
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow raises below, by name
+            W1 = net.W1 / s[:, None]
+            b0 = net.b1 if net.b1 is not None else np.zeros(m)
+            b1 = b0 - (mu / s) @ net.W1
+            w2 = net.w2 * ys if net.w2.ndim == 2 else net.w2 * ys[0]
+            need_bias = net.b1 is not None or np.any(b1 != 0) or np.any(ym != 0)
+            kw = {}
+            if isinstance(net, GatedReLUNetwork):
+                c0 = net.gate_bias if net.gate_bias is not None else np.zeros(m)
+                kw = {"gates": net.gates / s[:, None], "gate_bias": c0 - (mu / s) @ net.gates}
+            if np.any(ym != 0):
+                big = float(np.abs(ym).max())  # a scaled norm: ||ym||^2 underflows for |ym| ~ 1e-170
+                t = float(np.sqrt(big * np.linalg.norm(ym / big)))
+                W1 = np.hstack([W1, np.zeros((W1.shape[0], 1))])
+                b1 = np.append(b1, t)
+                extra = ym / t
+                w2 = np.vstack([w2, extra[None, :]]) if w2.ndim == 2 else np.append(w2, extra[0])
+                if kw:
+                    kw["gates"] = np.hstack([kw["gates"], np.zeros((W1.shape[0], 1))])
+                    kw["gate_bias"] = np.append(kw["gate_bias"], 1.0)
+            if kw and net.gate_bias is None and not np.any(kw["gate_bias"] != 0):
+                kw["gate_bias"] = None
+        parts = [W1, w2, b1] + [v for v in kw.values() if v is not None]
+        if not all(np.all(np.isfinite(v)) for v in parts):
+            raise NonFiniteError(
+                f"the network on the raw scale of X overflows float64: its first layer is divided by the "
+                f"column scales of X, the smallest {float(s.min()):.3g} (and y_scale up to "
+                f"{float(np.max(ys)):.3g}). Rescale X (and y) to ordinary magnitudes before fitting, or "
+                "use standardize=False.")
         return type(net)(W1=W1, w2=w2, b1=b1 if need_bias else None, **kw)
 
     def model_to_raw(self, model, X):

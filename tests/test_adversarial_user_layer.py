@@ -79,6 +79,18 @@ def test_estimator_inputs_raise_cvxnn_errors(case):
         ESTIMATOR_CASES[case]()
 
 
+def test_subnormal_columns_name_the_overflow_and_the_rescaled_data_fit():
+    """Columns of X near 1e-308: the raw-scale network (first layer divided by the column
+    scales) overflows, and the error says so and what to do; the advice works."""
+    from cvxnn.errors import NonFiniteError
+
+    Xt = X[:, :3] * 1e-310
+    with pytest.raises(NonFiniteError, match="overflows float64.*Rescale X"):
+        ConvexGatedReLURegressor(n_gates=4, random_state=0).fit(Xt, Y)
+    est = ConvexGatedReLURegressor(n_gates=4, random_state=0).fit(Xt * 1e302, Y)
+    assert np.all(np.isfinite(est.network_.W1)) and est.score(Xt * 1e302, Y) > 0
+
+
 @pytest.fixture(scope="module")
 def fitted():
     reg = ConvexGatedReLURegressor(**REG).fit(X, Y)

@@ -380,3 +380,14 @@ def test_fit_path_then_warm_fit_with_new_gate_parameters_starts_cold():
     cold = ConvexGatedReLURegressor(n_gates=25, random_state=1, lam=1.0).fit(X, y)
     np.testing.assert_array_equal(est.patterns_.gates, cold.patterns_.gates)
     assert est.objective_ == pytest.approx(cold.objective_, rel=1e-4)
+
+
+def test_fit_path_verbose_reports_each_lam_and_the_solver(capsys):
+    """fit_path ignored verbose: no solver output and no line per lam."""
+    X, y = load_teacher_regression()
+    ConvexGatedReLURegressor(n_gates=6, random_state=0, verbose=True).fit_path(X, y, n_lams=3)
+    err = capsys.readouterr().err
+    assert err.count("[cvxnn.fit_path] lam ") == 3 and "validation score" in err
+    assert "[cvxnn.native]" in err
+    ConvexGatedReLURegressor(n_gates=6, random_state=0).fit_path(X, y, n_lams=3)
+    assert capsys.readouterr().err == ""

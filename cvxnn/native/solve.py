@@ -73,21 +73,23 @@ CONTINUE_FLOAT32_MIN_TOL = 1e-4
 
 
 @contextmanager
-def _verbosity(verbose: bool):
-    """With ``verbose``, route this package's INFO records to stderr for the duration."""
+def _verbosity(verbose: bool, target: logging.Logger | None = None, label: str = "cvxnn.native"):
+    """With ``verbose``, route the INFO records of ``target`` (default this package's logger) to
+    stderr for the duration, each line prefixed by ``[label]``."""
     if not verbose:
         yield
         return
+    target = logger if target is None else target
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("[cvxnn.native] %(message)s"))
-    old = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter(f"[{label}] %(message)s"))
+    old = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.INFO)
     try:
         yield
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
+        target.removeHandler(handler)
+        target.setLevel(old)
 
 
 def _same_patterns(a: Patterns, b: Patterns) -> bool:

@@ -68,7 +68,7 @@ from .errors import (
     NotFittedError,
     ShapeError,
 )
-from .losses import DOMAIN_TOL, Loss, get_loss
+from .losses import DOMAIN_TOL, LogisticLoss, Loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .solution import ConvexSolution
 
@@ -889,16 +889,23 @@ def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray,
     elif isinstance(class_weight, dict):
         per_class = np.ones(classes.size)
         known = {c.item() if hasattr(c, "item") else c: k for k, c in enumerate(classes)}
+        absent = []
         for label, weight in class_weight.items():
-            key = label.item() if hasattr(label, "item") else label
-            if key not in known:
-                raise LabelError(f"class_weight names the label {label!r}, which is not in y "
-                                 f"(classes: {list(classes)}).")
             if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
                 np.isfinite(weight) and weight >= 0
             ):
                 raise InvalidParameterError(f"class_weight[{label!r}] must be a finite number >= 0, got {weight!r}.")
-            per_class[known[key]] = float(weight)
+            key = label.item() if hasattr(label, "item") else label
+            if key in known:
+                per_class[known[key]] = float(weight)
+            else:
+                absent.append(label)
+        if absent:
+            # as scikit-learn's compute_class_weight: a fold of a cross-validation may lack a class
+            warnings.warn(
+                f"class_weight names the label(s) {absent!r:.120}, not in the y of this fit (classes: "
+                f"{list(classes)!r:.120}); they are ignored. Inside cross-validation a fold's training rows can "
+                "lack a rare class; otherwise check the labels' spelling and type.", DataWarning, stacklevel=4)
     else:
         raise InvalidParameterError(
             f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
@@ -1631,10 +1638,14 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
                 f"{type(self).__name__} loss must be 'logistic' (= 'cross_entropy' for more "
                 f"than two classes), 'squared' or 'hinge', got {spec!r}."
             )
+        if n_classes > 2 and type(loss) is LogisticLoss:
+            # as the string 'logistic': its multinomial form, with the instance's reduction
+            loss = get_loss("cross_entropy", reduction=loss.reduction)
         if n_classes > 2 and loss.name in ("logistic", "hinge"):
             raise InvalidParameterError(
-                f"the {loss.name} loss is binary; with {n_classes} classes use 'logistic' "
-                "(multinomial cross-entropy) or 'squared' (one-hot targets)."
+                f"the {loss.name} loss is binary; with {n_classes} classes use 'logistic' or "
+                "get_loss('cross_entropy', reduction=...) (multinomial cross-entropy), or 'squared' "
+                "(one-hot targets)."
             )
         if n_classes == 2 and loss.name == "cross_entropy":
             loss = get_loss("logistic", reduction=loss.reduction)
@@ -2110,8 +2121,8 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
             scores[step.index] = est._score_validated(Xte, yte, sample_weight=w_test)
         else:
             try:
-                scores[step.index] = (scorer(est, Xte, yte) if w_test is None
-                                      else scorer(est, Xte, yte, sample_weight=w_test))
+                value = (scorer(est, Xte, yte) if w_test is None
+                         else scorer(est, Xte, yte, sample_weight=w_test))
             except ValueError as exc:
                 missing = (np.setdiff1d(np.unique(y[test]), np.unique(y[train])) if hasattr(est, "classes_")
                            else np.zeros(0))
@@ -2120,6 +2131,11 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
                         "for classifiers) or a scoring that takes predictions only." if missing.size else "")
                 raise InvalidParameterError(
                     f"scoring {scorer!r} failed on a fold at lam={step.lam:.6g}: {exc}.{hint}") from exc
+            if not isinstance(value, (numbers.Real, np.number)) or isinstance(value, (bool, np.bool_)):
+                raise InvalidParameterError(
+                    f"scoring {scorer!r} returned {type(value).__name__} {value!r:.80}, not one number: the "
+                    "CV chooses lam by a single score per fold.")
+            scores[step.index] = float(value)
         statuses[step.index] = est.status_
         if keep:
             kept[step.index] = _FoldSolution.of(est)
@@ -2401,6 +2417,12 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
     if scoring is not None:
         from sklearn.metrics import check_scoring
 
+        if isinstance(scoring, (list, tuple, set, frozenset, dict)):
+            # scikit-learn's multi-metric form: the CV picks lam by one number per fold
+            raise InvalidParameterError(
+                f"scoring must be a single metric (a name such as 'accuracy' or a callable) to choose lam by, "
+                f"got the multi-metric {type(scoring).__name__} {scoring!r:.80}; use "
+                "sklearn.model_selection.cross_validate on the refitted estimator for more metrics.")
         try:
             scorer = check_scoring(estimator, scoring=scoring)
         except (ValueError, TypeError) as exc:

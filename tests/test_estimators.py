@@ -830,3 +830,19 @@ def test_badly_scaled_targets_warn_and_advice_is_only_what_can_work():
     # standardized data of the same size: Clarabel is advised (it takes such programs)
     plain = ConvexReLURegressor(random_state=0)
     assert "backend='clarabel'" in _convergence_advice(plain, X, y, sample_patterns(X, 8, seed=0, bias=True), moving)
+
+
+def test_a_logistic_loss_instance_on_many_classes_is_its_multinomial_form():
+    """get_loss('logistic', reduction='mean') on 3 classes was refused with advice to use
+    'logistic'; it now fits as the string does (cross-entropy), with the instance's reduction."""
+    from cvxnn.losses import get_loss
+
+    X, labels = load_three_blobs()
+    est = ConvexGatedReLUClassifier(n_gates=6, random_state=0, loss=get_loss("logistic", reduction="mean"))
+    est.fit(X, labels)
+    assert est.solution_.loss == get_loss("cross_entropy", reduction="mean")
+    ref = ConvexGatedReLUClassifier(n_gates=6, random_state=0, lam=est.lam_,
+                                    loss=get_loss("cross_entropy", reduction="mean")).fit(X, labels)
+    np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    with pytest.raises(InvalidParameterError, match="cross_entropy"):
+        ConvexGatedReLUClassifier(n_gates=6, loss="hinge").fit(X, labels)

@@ -744,3 +744,48 @@ def test_a_scorer_without_sample_weight_is_refused_when_weights_are_given(reg_da
     with pytest.raises(InvalidParameterError, match="without a sample_weight argument"):
         cross_validate_lam(est, X, y, [1.0, 0.1], cv=3, scoring=neg_mse, sample_weight=np.ones(len(y)))
     assert cross_validate_lam(est, X, y, [1.0, 0.1], cv=3, scoring=neg_mse).scores.shape == (3, 2)
+
+
+@pytest.mark.parametrize("scoring", [["accuracy", "neg_log_loss"], {"acc": "accuracy"}, ("accuracy",)])
+def test_multi_metric_scoring_is_refused_before_any_fit(scoring, monkeypatch):
+    """A list or dict scoring (scikit-learn's multi-metric form) crashed with a bare TypeError
+    in the first fold, after fits had run."""
+    import cvxnn.estimators as est_mod
+
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, random_state=0)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a fold was fitted")
+
+    monkeypatch.setattr(est_mod, "_cv_segment", no_fit)
+    with pytest.raises(InvalidParameterError, match="single metric"):
+        ConvexGatedReLUClassifierCV(n_gates=4, random_state=0, scoring=scoring, cv=3).fit(X, y)
+
+
+def test_a_scorer_that_returns_no_number_is_named():
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, random_state=0)
+    with pytest.raises(InvalidParameterError, match="returned dict.*not one number"):
+        ConvexGatedReLUClassifierCV(n_gates=4, random_state=0, lams=[1.0], cv=3,
+                                    scoring=lambda est, X, y: {"acc": est.score(X, y)}).fit(X, y)
+
+
+@pytest.mark.parametrize("cls", [ConvexGatedReLUClassifierCV, ConvexReLUClassifierCV, ConvexGatedReLUClassifier])
+def test_class_weight_dict_with_a_class_missing_from_a_fold(cls):
+    """A class_weight dict naming a rare class failed every fold without it ('class_weight names
+    the label 2, which is not in y'); scikit-learn ignores such labels, and so does a fold now."""
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    X, y = X[:101], y[:101]  # class 2 has one row
+    cw = {0: 1.0, 1: 1.0, 2: 5.0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if cls is ConvexGatedReLUClassifier:
+            scores = cross_val_score(cls(n_gates=4, random_state=0, class_weight=cw), X, y, cv=KFold(3))
+            assert np.all(np.isfinite(scores))
+        else:
+            est = cls(n_gates=4, random_state=0, lams=[1.0, 0.1], cv=KFold(3), class_weight=cw).fit(X, y)
+            assert np.all(np.isfinite(est.scores_))
+            assert list(est.classes_) == [0, 1, 2]
+    assert any("class_weight names the label(s) [2]" in str(w.message) for w in caught)

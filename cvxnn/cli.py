@@ -41,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -119,6 +120,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _numeric_labels(texts: np.ndarray) -> np.ndarray | None:
+    """Class labels written as numbers: int64 when every one is an integer literal (a float cast
+    merges ``10**18`` and ``10**18 + 1``, and ``predict`` would write ``1.0`` for the label
+    ``1``), float64 otherwise; None when one is not a finite number, or an integer beyond int64
+    (kept as text, so that no two labels merge)."""
+    texts = np.char.strip(np.asarray(texts, dtype=str))
+    if all(_INTEGER.fullmatch(t) for t in texts.tolist()):
+        try:
+            return np.array([int(t) for t in texts.tolist()], dtype=np.int64)
+        except OverflowError:
+            return None
+    try:
+        values = texts.astype(np.float64)
+    except ValueError:
+        return None
+    return values if np.all(np.isfinite(values)) else None
+
+
 def _first_row(path: Path) -> tuple[list[str] | None, int]:
     """Cells of the first non-blank line and its 0-based line number (``None, -1`` if none)."""
     from .errors import FileFormatError
@@ -161,23 +183,43 @@ def _target_index(target, names: list[str] | None, ncols: int, path) -> int | No
     raise InvalidParameterError(f"{path}: no column {target!r}; columns are {names}.")
 
 
+def _label_recurs(path, line: int, t: int, label: str) -> bool | None:
+    """Whether ``label`` is in column ``t`` of a row after line ``line`` (None: no such row)."""
+    seen = False
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        for k, row in enumerate(csv.reader(fh)):
+            if k <= line or not row or not any(c.strip() for c in row):
+                continue
+            seen = True
+            if len(row) > t and row[t].strip() == label:
+                return True
+    return False if seen else None
+
+
 def _detect_header(cells: list[str], header: bool | None, path, target, labels: bool,
-                   target_position: int | None = None) -> bool:
+                   target_position: int | None = None, *, line: int = 0, features=None,
+                   known_labels=None) -> bool:
     """Whether the first row is a header: as ``header`` says, or decided only when unambiguous.
 
-    A row of names (no numbers, no empty cells) is a header; a row of numbers (and empty cells,
-    i.e. missing values) is data, except ``0,1,...,k-1`` (the column numbers written by
-    ``DataFrame.to_csv``), which is refused as ambiguous; a row mixing numbers and text is data
-    only when the text is in the label column of a classification, else it is refused. The
-    label column is ``target``'s (an index, ``"col<j>"`` or None = last); a target given by a
-    name that a header-less row cannot hold is looked for at ``target_position`` (its column in
-    the file a model was fitted on).
+    A row of names (no numbers, no empty cells), or one that holds every feature name of the
+    model (``features``), is a header; a row of numbers (and empty cells, i.e. missing values)
+    is data, except ``0,1,...,k-1`` (the column numbers written by ``DataFrame.to_csv``), which
+    is refused as ambiguous; a row mixing numbers and text is data only when the text is in the
+    label column of a classification, except that integers over a label that no later row has
+    and that is none of the model's classes (``known_labels``) may be feature names over the
+    label column's name (``400,410,420,species``: wavelengths) and are refused as ambiguous;
+    any other mix is refused too. The label
+    column is ``target``'s (an index, ``"col<j>"`` or None = last); a target given by a name
+    that a header-less row cannot hold is looked for at ``target_position`` (its column in the
+    file a model was fitted on). ``line`` is the row's line in the file.
     """
     from .errors import FileFormatError
 
     if header is not None:
         return bool(header)
     stripped = [c.strip() for c in cells]
+    if features is not None and len(features) > 0 and set(map(str, features)) <= set(stripped):
+        return True
     numeric = [_is_number(c) for c in stripped]
     empty = [c == "" for c in stripped]
     if not any(numeric) and not any(empty):
@@ -203,6 +245,16 @@ def _detect_header(cells: list[str], header: bool | None, path, target, labels: 
                 f"{path}: the first row ({shown}) looks like a header of column numbers and a label "
                 "name, as DataFrame.to_csv writes; pass --header to skip it or --no-header to use it "
                 "as data."
+            )
+        label = stripped[t]
+        if known_labels is not None and label in known_labels:
+            return False
+        names_like = all(_INTEGER.fullmatch(stripped[j]) for j in range(len(stripped)) if j != t and not empty[j])
+        if names_like and _label_recurs(path, line, t, label) is False:
+            raise FileFormatError(
+                f"{path}: cannot tell whether the first row ({shown}) is a header: its label {label!r} is "
+                "in no other row, so it may be the name of the label column over numeric feature names; "
+                "pass --header or --no-header."
             )
         return False  # a data row whose label is text
     raise FileFormatError(
@@ -236,6 +288,9 @@ def _slow_csv(path: Path, skip_line: int, header: bool, ncols_names: list[str], 
             if missing:
                 raise ShapeError(f"{path}: missing label in row {missing[0]}, column {names[t]!r}.")
             y = np.array(raw_y)
+        elif labels and raw_y and all(_INTEGER.fullmatch(v) for v in raw_y):
+            numbers = _numeric_labels(np.array(raw_y))  # int64, or text beyond it (so that none merge)
+            y = np.array(raw_y) if numbers is None else numbers
         else:
             y = np.array([_parse_float(v, k + 1, names[t], path) for k, v in enumerate(raw_y)])
     return X.reshape(len(rows), len(feats)), y
@@ -299,20 +354,18 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
         elif np.any(np.char.str_len(y) == 0) or np.any(np.isin(np.char.lower(y), _MISSING)):
             return None  # a missing label: the cell-by-cell reader names it
         elif labels != "text":
-            try:  # numeric labels are numbers, as in the cell-by-cell reader
-                y_num = y.astype(np.float64)
-            except ValueError:
-                pass
-            else:
-                if not np.all(np.isfinite(y_num)):
-                    return None
+            # numeric labels are numbers (integers stay integers), as in the cell-by-cell reader
+            y_num = _numeric_labels(y)
+            if y_num is not None:
                 y = y_num
+            elif all(_is_number(v) for v in y.tolist()) and not all(_INTEGER.fullmatch(v.strip()) for v in y.tolist()):
+                return None  # a non-finite label: the cell-by-cell reader names it
     return X, y
 
 
 def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None, *,
               features: list[str] | None = None, n_features: int | None = None, need_target: bool = True,
-              target_position: int | None = None):
+              target_position: int | None = None, known_labels: set[str] | None = None):
     """Read a CSV file: ``X``, ``y`` (None when ``need_target`` is False and the file has no
     target column), the feature names and the target name.
 
@@ -329,7 +382,8 @@ def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None
     cells, line = _first_row(path)
     if cells is None:
         raise ShapeError(f"{path}: the file holds no data.")
-    has_header = _detect_header(cells, header, path, target, labels, target_position)
+    has_header = _detect_header(cells, header, path, target, labels, target_position, line=line,
+                                features=features, known_labels=known_labels)
     ncols = len(cells)
     names = [c.strip() for c in cells] if has_header else [f"col{j}" for j in range(ncols)]
     if has_header and any(n == "" for n in names):
@@ -411,6 +465,10 @@ def _load_npz(path: Path, x_key: str, y_key: str | None):
     from .errors import FileFormatError, InvalidParameterError
 
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            if fh.read(4) == b"PK\x03\x04":  # a zip's first member, but no directory at the end
+                raise FileFormatError(f"{path}: a damaged or truncated .npz archive (it starts as a zip file "
+                                      "but its directory at the end is missing); copy or save the file again.")
         raise FileFormatError(f"{path}: not an .npz archive (no zip structure); save X and y with np.savez, "
                               "or give a CSV file.")
     try:
@@ -432,7 +490,7 @@ def _load_npz(path: Path, x_key: str, y_key: str | None):
 
 
 def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header=None,
-                features=None, n_features=None, need_target=True, target_position=None):
+                features=None, n_features=None, need_target=True, target_position=None, known_labels=None):
     """``X``, ``y`` (or None), feature names and target name from a CSV or NPZ file, validated."""
     from ._validation import check_X, check_y
     from .errors import FileFormatError, ShapeError
@@ -448,7 +506,7 @@ def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header
     else:
         X, y, names, tname = _load_csv(path, target, labels, header, features=features,
                                        n_features=n_features, need_target=need_target,
-                                       target_position=target_position)
+                                       target_position=target_position, known_labels=known_labels)
     if X.ndim != 2:
         raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     X = check_X(X, name=f"X in {path.name}")
@@ -709,22 +767,60 @@ def _data_from_args(args):
 
 
 def _fingerprint_y(y) -> str:
-    """Content hash of targets as read from a file (checked by ``prune``)."""
+    """Content hash of targets as read from a file (checked by ``prune``): of their values, not
+    their type (the same labels from a CSV file and an NPZ file of int32 agree; integers by
+    their int64 bits, so that ``10**18`` and ``10**18 + 1`` differ)."""
     arr = np.ascontiguousarray(np.asarray(y))
     if arr.dtype.kind == "U":
-        data = "\x1f".join(arr.tolist()).encode("utf-8")
+        return hashlib.sha256(b"U" + "\x1f".join(arr.tolist()).encode("utf-8")).hexdigest()[:32]
+    if arr.dtype.kind in "biu" and np.all(arr <= np.iinfo(np.int64).max):
+        data = arr.astype(np.int64).tobytes()
     else:
-        data = arr.astype(np.float64).tobytes()
-    return hashlib.sha256(arr.dtype.kind.encode() + data).hexdigest()[:32]
+        f = arr.astype(np.float64)
+        whole = np.all(np.isfinite(f)) and np.all(f == np.round(f)) and np.all(np.abs(f) < 2.0 ** 63)
+        data = f.astype(np.int64).tobytes() if whole else f.tobytes()
+    return hashlib.sha256(b"n" + data).hexdigest()[:32]
 
 
-def _output_path(output, default: Path, suffix: str) -> Path:
-    """``-o`` as given; inside it when it names an existing directory; ``default`` if absent."""
+def _legacy_fingerprints_y(y) -> set[str]:
+    """The hashes that model files written before 2026-12-02 stored (the type's kind and the
+    float64 bits; CSV labels were floats then): a prune of such a model still recognises its
+    training targets."""
+    arr = np.ascontiguousarray(np.asarray(y))
+    if arr.dtype.kind == "U":
+        return {hashlib.sha256(b"U" + "\x1f".join(arr.tolist()).encode("utf-8")).hexdigest()[:32]}
+    data = arr.astype(np.float64).tobytes()
+    return {hashlib.sha256(kind + data).hexdigest()[:32] for kind in (arr.dtype.kind.encode(), b"f")}
+
+
+def _output_path(output, default: Path | None, suffix: str | None, option: str = "-o") -> Path | None:
+    """The file an output option writes, checked before any work: ``output`` as given; inside it
+    when it names an existing folder (``default``'s name, ending in ``suffix``; with ``default``
+    None a folder is refused); ``default`` when absent. A name ending in a path separator is a
+    folder, which must exist; the folder of a file must exist and be writable.
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming ``option``: a missing folder, a folder where a file is needed, no permission.
+    """
+    from .errors import InvalidParameterError
+
     if not output:
         return default
-    out = Path(output)
-    if out.is_dir():
-        return out / (default.name if default.name.endswith(suffix) else default.stem + suffix)
+    text = str(output)
+    out = Path(text)
+    if out.is_dir() or text.endswith(("/", os.sep)):
+        if not out.is_dir():
+            raise InvalidParameterError(f"{option} {text}: the folder {out} does not exist.")
+        if default is None:
+            raise InvalidParameterError(f"{option} {text} is a folder; name the file to write.")
+        out = out / (default.name if default.name.endswith(suffix) else default.stem + suffix)
+    parent = out.parent
+    if not parent.is_dir():
+        raise InvalidParameterError(f"{option} {text}: the folder {parent} does not exist.")
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InvalidParameterError(f"{option} {text}: {out} cannot be written (permissions).")
     return out
 
 
@@ -781,19 +877,13 @@ def _fit_with_progress(est, X, y, args, label: str = "fit"):
 def _cmd_fit(args: argparse.Namespace) -> int:
     from . import io
 
+    # both outputs are checked before the data are read and fitted
+    report = _output_path(args.report, None, None, "--report")
+    output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
     X, y, names, tname = _data_from_args(args)
     est = _estimator_from_args(args)
-    if args.report and not Path(args.report).parent.is_dir():
-        from .errors import InvalidParameterError
-
-        raise InvalidParameterError(f"--report {args.report}: the folder {Path(args.report).parent} does not exist.")
-    if args.report and Path(args.report).is_dir():
-        from .errors import InvalidParameterError
-
-        raise InvalidParameterError(f"--report {args.report} is a folder; name the JSON file to write.")
     _fit_with_progress(est, X, y, args)
     rep = _report(est, X, y, args)
-    output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
     meta = {"command": "fit", "data": str(args.data), "target": tname, "task": args.task,
             "feature_names": names, "y_fingerprint": _fingerprint_y(y)}
     position = _target_column(args.data, tname)
@@ -802,8 +892,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     written = io.save(est, output, metadata=meta)
     rep["model_file"] = str(written)
     _print_report(rep, sys.stdout)
-    if args.report:
-        Path(args.report).write_text(json.dumps(rep, indent=2, sort_keys=True) + "\n")
+    if report is not None:
+        report.write_text(json.dumps(rep, indent=2, sort_keys=True) + "\n")
     return 0 if est.status_ == "optimal" else 1
 
 
@@ -826,9 +916,12 @@ def _load_model_file(path):
 def _model_columns(est, user: dict) -> dict:
     """How to find the model's features in a data file: by the names stored by ``cvxnn fit``
     (or the estimator's ``feature_names_in_``), else by position; and where its target column
-    was in the training file (for files without a header)."""
+    was in the training file (for files without a header); a classifier's classes as text."""
     position = user.get("target_index")
     extra = {"target_position": position} if isinstance(position, int) and not isinstance(position, bool) else {}
+    classes = getattr(est, "classes_", None)
+    if classes is not None:  # a first row whose label is a class is data (header detection)
+        extra["known_labels"] = {str(c) for c in np.asarray(classes).tolist()}
     names = user.get("feature_names")
     if not isinstance(names, list):
         names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
@@ -867,6 +960,7 @@ def _target_column(path, tname) -> int | None:
 # ------------------------------------------------------------------------- predict, score
 def _cmd_predict(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
+    output = _output_path(args.output, None, None)
     target = args.target if args.target is not None else user.get("target")
     X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                              labels=_label_kind(est), header=args.header,
@@ -885,16 +979,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         pred = est.predict(X)
         header = [str(name)]
         rows = ([str(v) if pred.dtype.kind not in "f" else f"{v:.17g}"] for v in pred)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
+    out = open(output, "w", newline="") if output is not None else sys.stdout
     try:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
     finally:
-        if args.output:
+        if output is not None:
             out.close()
-    if args.output:
-        print(f"wrote {X.shape[0]} predictions to {args.output}", file=sys.stderr)
+    if output is not None:
+        print(f"wrote {X.shape[0]} predictions to {output}", file=sys.stderr)
     return 0
 
 
@@ -1079,7 +1173,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
     from .errors import InvalidParameterError
 
     n_jobs = _check_n_jobs(args.n_jobs)
-    plot_file = _plot_target(args)  # a bad --plot fails before the path is solved
+    plot_file = _plot_target(args)  # a bad --plot or --csv fails before the path is solved
+    csv_file = _output_path(args.csv, None, None, "--csv")
     X, y, _, _ = _data_from_args(args)
     est = _estimator_from_args(args)
     clf = _is_classification(args)
@@ -1177,8 +1272,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
     if has_val:
         best = max(rows, key=lambda r: (r["val_score"], r["lam"]))
         print(f"best lam by validation: {best['lam']:.6g} ({vname} {best['val_score']:.4f})", file=out)
-    if args.csv:
-        with open(args.csv, "w", newline="") as fh:
+    if csv_file is not None:
+        with open(csv_file, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if has_val or k != "val_score"])
             writer.writeheader()
             writer.writerows([{k: v for k, v in r.items() if has_val or k != "val_score"} for r in rows])
@@ -1209,6 +1304,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from .errors import FileFormatError, InvalidParameterError, PatternMismatchError
     from .optimality import prune_exact, pruning_path
 
+    output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
     try:
         obj = io.load(args.model, kind=("estimator", "solution"))
     except FileFormatError as exc:
@@ -1239,7 +1335,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             "training data file given to 'cvxnn fit'."
         ) from None
     stored = user.get("y_fingerprint")
-    if stored is not None and stored != _fingerprint_y(y):
+    if stored is not None and stored != _fingerprint_y(y) and stored not in _legacy_fingerprints_y(y):
         raise PatternMismatchError(
             f"{args.data}: the target column differs from the one {args.model} was trained on; "
             "pass the training data file (and --target) given to 'cvxnn fit'."
@@ -1291,7 +1387,6 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         net_obj = float(net.objective(Xs, y_enc, lam, loss))
     print(f"network objective     : {net_obj:.12g}", file=out)
     print(f"neurons of the network: {net.n_neurons}", file=out)
-    output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
     meta = {"command": "prune", "source": str(args.model), "lam": lam, "loss": loss.name, "width": args.width}
     # approximate pruning (--width past the minimal model) raises the objective: the result is no
     # longer an optimum, and its status, gap and diagnostics say so

@@ -349,6 +349,10 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
 STALLED_STEP = 1e-14
 
 
+#: Clarabel's own default iteration limit: a smaller ``max_iter`` stops it too (the advice says so).
+CLARABEL_MAX_ITER = 200
+
+
 def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1.0) -> str:
     """What to try after an uncertified solve, as a sentence: only advice that applies here.
 
@@ -384,7 +388,9 @@ def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1
         cols = (2 if spec.constrained else 1) * patterns.n_patterns * int(np.shape(patterns.gates)[0]) * c
         semidefinite = c > 1 and spec.vector_formulation == "nuclear"
         if n * cols <= gc.MAX_ENTRIES and cols <= (gc.MAX_COLUMNS if semidefinite else gc.MAX_SOC_COLUMNS):
-            tips.append("try backend='clarabel'")
+            # max_iter passes on to Clarabel, which needs tens of iterations (its default limit: 200)
+            tips.append("try backend='clarabel'" if int(est.max_iter) >= CLARABEL_MAX_ITER
+                        else f"try backend='clarabel' with max_iter >= {CLARABEL_MAX_ITER} (it limits Clarabel too)")
     elif backend is not None:
         tips.append("try backend='native'")
     text = ", ".join(tips[:-1]) + " or " + tips[-1]

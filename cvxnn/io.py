@@ -596,6 +596,9 @@ def _open(path, max_bytes: int | None = None) -> tuple[_Archive, dict]:
     except OSError as exc:  # pragma: no cover - a race with the file's removal
         raise FileFormatError(f"{path}: cannot be read ({exc}).") from exc
     if not is_zip:
+        if magic[:4] == b"PK\x03\x04":  # a zip's first member, but no directory at the end
+            raise FileFormatError(f"{path}: a damaged or truncated .npz archive (it starts as a zip file "
+                                  "but its directory at the end is missing); copy or save the file again.")
         raise FileFormatError(f"{path}: not an .npz archive (no zip structure); a cvxnn model "
                               "file is written by cvxnn.io.save.")
     try:

@@ -600,3 +600,121 @@ def test_option_errors_are_one_line_with_exit_2(argv, capsys):
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert out == "" and len(lines) == 1 and lines[0].startswith("cvxnn: error: ") and "--help" in lines[0]
+
+
+# ------------------------------------------------------------------ labels, headers, outputs
+def _labelled_csv(path, labels, header=None, scale=1.0):
+    Xb, lb = load_three_blobs()
+    Xb, lb = Xb[lb != 2][::2], lb[lb != 2][::2]
+    with open(path, "w") as fh:
+        if header:
+            fh.write(header + "\n")
+        for row, k in zip(Xb, lb, strict=True):
+            fh.write(",".join(f"{v * scale:.6f}" for v in row) + f",{labels[k]}\n")
+    return path
+
+
+def test_integer_labels_in_a_csv_stay_integers(tmp_path, capsys):
+    """CSV labels were float64: 10**18 and 10**18 + 1 merged into one class, and --proba named
+    its columns p_0.0 where predict wrote 0."""
+    big = _labelled_csv(tmp_path / "big.csv", [10**18, 10**18 + 1], header="a,b,label")
+    code, out, _ = run(["fit", big, "--task", "classification", "--n-gates", "4", "-o", tmp_path / "m.npz"], capsys)
+    assert code in (0, 1)
+    np.testing.assert_array_equal(io.load(tmp_path / "m.npz").classes_, [10**18, 10**18 + 1])
+    small = _labelled_csv(tmp_path / "small.csv", [0, 1], header="a,b,label")
+    run(["fit", small, "--task", "classification", "--n-gates", "4", "-o", tmp_path / "s.npz"], capsys)
+    code, out, _ = run(["predict", tmp_path / "s.npz", small, "--proba"], capsys)
+    assert code == 0 and out.splitlines()[0] == "p_0,p_1"
+    _, out, _ = run(["predict", tmp_path / "s.npz", small], capsys)
+    assert set(out.splitlines()[1:]) <= {"0", "1"}
+    huge = _labelled_csv(tmp_path / "huge.csv", [10**30, 10**30 + 1], header="a,b,label")
+    _, y = load_data(huge, labels=True)  # beyond int64: kept as text, not merged
+    assert len(np.unique(y)) == 2
+
+
+def test_prune_takes_the_training_labels_from_a_csv_or_an_npz(tmp_path, capsys):
+    """The target fingerprint hashed the label type: a model fitted on a CSV (labels then float)
+    refused the same labels from an NPZ file of integers as 'the target column differs'."""
+    Xb, lb = load_three_blobs()
+    Xb, lb = Xb[lb != 2][::2], lb[lb != 2][::2]
+    csv_file = tmp_path / "b.csv"
+    with open(csv_file, "w") as fh:
+        fh.write("a,b,label\n" + "".join(f"{float(r[0])!r},{float(r[1])!r},{k}\n" for r, k in zip(Xb, lb, strict=True)))
+    npz = tmp_path / "b.npz"
+    np.savez(npz, X=Xb, y=lb.astype(np.int32))
+    run(["fit", csv_file, "--task", "classification", "--n-gates", "4", "-o", tmp_path / "m.npz"], capsys)
+    code, _, err = run(["prune", tmp_path / "m.npz", npz, "-o", tmp_path / "p.npz"], capsys)
+    assert code in (0, 1) and "differs" not in err, err
+    np.savez(npz, X=Xb, y=1 - lb)
+    code, _, err = run(["prune", tmp_path / "m.npz", npz, "-o", tmp_path / "p3.npz"], capsys)
+    assert code == 2 and "target column differs" in err
+
+
+def test_a_numeric_header_over_a_label_name_is_ambiguous(tmp_path, capsys):
+    """'400,410,420,species' was read as a training row of class 'species'."""
+    spectra = _labelled_csv(tmp_path / "s.csv", ["setosa", "virginica"], header="400,410,label")
+    code, _, err = run(["fit", spectra, "--task", "classification", "--n-gates", "4",
+                        "-o", tmp_path / "m.npz"], capsys)
+    assert code == 2 and "--header or --no-header" in err and "'label'" in err
+    code, out, _ = run(["fit", spectra, "--task", "classification", "--n-gates", "4", "--header",
+                        "-o", tmp_path / "m.npz"], capsys)
+    assert code in (0, 1)
+    np.testing.assert_array_equal(io.load(tmp_path / "m.npz").classes_, ["setosa", "virginica"])
+    # a header-less file whose first label recurs is data; one row is data; a model's class is data
+    plain = _labelled_csv(tmp_path / "p.csv", ["setosa", "virginica"])
+    X, y = load_data(plain, labels=True)
+    assert X.shape[0] == 40 and set(y) == {"setosa", "virginica"}
+    one = tmp_path / "one.csv"
+    one.write_text(plain.read_text().splitlines()[0] + "\n")
+    code, out, _ = run(["predict", tmp_path / "m.npz", one], capsys)
+    assert code == 0 and len(out.splitlines()) == 2
+    two = tmp_path / "two.csv"
+    lines = plain.read_text().splitlines()
+    two.write_text(lines[0] + "\n" + next(x for x in lines if not x.endswith(lines[0].split(",")[-1])) + "\n")
+    code, out, err = run(["score", tmp_path / "m.npz", two], capsys)
+    assert code == 0 and "n=2" in out, err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["fit", "{csv}", "-o", "{d}/nodir/m.npz"], "-o"),
+    (["fit", "{csv}", "-o", "{d}/results/"], "-o"),
+    (["path", "{csv}", "--lams", "1", "--plot", "none", "--csv", "{d}/nodir/p.csv"], "--csv"),
+    (["path", "{csv}", "--lams", "1", "--plot", "none", "--csv", "{d}"], "--csv"),
+    (["predict", "{model}", "{csv}", "-o", "{d}"], "-o"),
+    (["predict", "{model}", "{csv}", "-o", "{d}/nodir/p.csv"], "-o"),
+    (["prune", "{model}", "{csv}", "-o", "{d}/pruned/"], "-o"),
+])
+def test_outputs_are_checked_before_any_work(files, tmp_path, capsys, monkeypatch, argv, option):
+    """-o and --csv to a missing folder were found only after the fit, path or prune (with
+    numpy's raw errno text), and -o results/ wrote ./results.npz."""
+    model = tmp_path / "m.npz"
+    run(["fit", files["csv"], "--target", "target", "--n-gates", "4", "-o", model], capsys)
+    import cvxnn.cli as cli
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the command ran before checking its output")
+
+    monkeypatch.setattr(cli, "_fit_with_progress", no_work)
+    monkeypatch.setattr(cli, "_path_segment", no_work)
+    monkeypatch.setattr(cli, "_read_table", no_work)
+    argv = [a.format(csv=files["csv"], d=tmp_path, model=model) for a in argv]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and err.startswith(f"cvxnn: error: {option} ") and "\n" == err[-1] and err.count("\n") == 1
+    assert "folder" in err and "Errno" not in err
+    assert not (tmp_path / "results.npz").exists() and not (tmp_path / "pruned.npz").exists()
+
+
+def test_a_truncated_file_is_called_damaged(files, tmp_path, capsys):
+    model = tmp_path / "m.npz"
+    run(["fit", files["csv"], "--target", "target", "--n-gates", "4", "-o", model], capsys)
+    data = model.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(FileFormatError, match="damaged or truncated"):
+        io.load(cut)
+    code, _, err = run(["predict", cut, files["csv"]], capsys)
+    assert code == 2 and "damaged or truncated" in err
+    np.savez(tmp_path / "d.npz", X=files["X"], y=files["y"])
+    (tmp_path / "dcut.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:200])
+    code, _, err = run(["fit", tmp_path / "dcut.npz"], capsys)
+    assert code == 2 and "damaged or truncated" in err

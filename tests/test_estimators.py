@@ -560,10 +560,18 @@ def test_convergence_advice_that_it_gives_works():
     y = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2]
     msg = _advice_of(ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, max_iter=20), X, y)
     assert "raise max_iter" in msg.lower() and "backend='clarabel'" in msg and "standardize" not in msg
+    # max_iter=20 would stop Clarabel too: the advice says how large it must be
+    assert "backend='clarabel' with max_iter >= 200" in msg
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        fixed = ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, backend="clarabel").fit(X, y)
+        fixed = ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, backend="clarabel",
+                                         max_iter=200).fit(X, y)
     assert fixed.status_ == "optimal"
+    from cvxnn.estimators import _convergence_advice
+    from cvxnn.patterns import sample_patterns
+
+    plain = ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0)
+    assert "with max_iter" not in _convergence_advice(plain, X, y, sample_patterns(X, 8, seed=0, bias=True))
     # a CVXPY solve that runs out: the native backend is suggested, and it certifies
     msg = _advice_of(ConvexGatedReLURegressor(lam=1e-3, n_gates=8, random_state=0, backend="clarabel",
                                               max_iter=3), X, y)

@@ -127,7 +127,7 @@ def _numeric_labels(texts: np.ndarray) -> np.ndarray | None:
     """Class labels written as numbers: int64 when every one is an integer literal (a float cast
     merges ``10**18`` and ``10**18 + 1``, and ``predict`` would write ``1.0`` for the label
     ``1``), float64 otherwise; None when one is not a finite number, or an integer beyond int64
-    (kept as text, so that no two labels merge)."""
+    (then kept as text by :func:`_integer_texts`, so that no two labels merge)."""
     texts = np.char.strip(np.asarray(texts, dtype=str))
     if all(_INTEGER.fullmatch(t) for t in texts.tolist()):
         try:
@@ -139,6 +139,12 @@ def _numeric_labels(texts: np.ndarray) -> np.ndarray | None:
     except ValueError:
         return None
     return values if np.all(np.isfinite(values)) else None
+
+
+def _integer_texts(texts) -> np.ndarray:
+    """Integer labels beyond int64 as text in one canonical form (``+1``, ``01`` and ``1`` are
+    one label, as they are in an int64 column)."""
+    return np.array([str(int(t)) for t in texts])
 
 
 def _first_row(path: Path) -> tuple[list[str] | None, int]:
@@ -201,8 +207,8 @@ def _detect_header(cells: list[str], header: bool | None, path, target, labels: 
                    known_labels=None) -> bool:
     """Whether the first row is a header: as ``header`` says, or decided only when unambiguous.
 
-    A row of names (no numbers, no empty cells), or one that holds every feature name of the
-    model (``features``), is a header; a row of numbers (and empty cells, i.e. missing values)
+    A row of names (no numbers, no empty cells), or one with text that holds every feature name
+    of the model (``features``), is a header; a row of numbers (and empty cells, i.e. missing values)
     is data, except ``0,1,...,k-1`` (the column numbers written by ``DataFrame.to_csv``), which
     is refused as ambiguous; a row mixing numbers and text is data only when the text is in the
     label column of a classification, except that integers over a label that no later row has
@@ -218,10 +224,11 @@ def _detect_header(cells: list[str], header: bool | None, path, target, labels: 
     if header is not None:
         return bool(header)
     stripped = [c.strip() for c in cells]
-    if features is not None and len(features) > 0 and set(map(str, features)) <= set(stripped):
-        return True
     numeric = [_is_number(c) for c in stripped]
     empty = [c == "" for c in stripped]
+    if (features is not None and len(features) > 0 and not all(numeric)
+            and set(map(str, features)) <= set(stripped)):
+        return True  # a model's (numeric) feature names over a label name; a row of numbers stays data
     if not any(numeric) and not any(empty):
         return True
     shown = ",".join(stripped[:6]) + (",..." if len(stripped) > 6 else "")
@@ -290,7 +297,7 @@ def _slow_csv(path: Path, skip_line: int, header: bool, ncols_names: list[str], 
             y = np.array(raw_y)
         elif labels and raw_y and all(_INTEGER.fullmatch(v) for v in raw_y):
             numbers = _numeric_labels(np.array(raw_y))  # int64, or text beyond it (so that none merge)
-            y = np.array(raw_y) if numbers is None else numbers
+            y = _integer_texts(raw_y) if numbers is None else numbers
         else:
             y = np.array([_parse_float(v, k + 1, names[t], path) for k, v in enumerate(raw_y)])
     return X.reshape(len(rows), len(feats)), y
@@ -358,7 +365,9 @@ def _fast_csv(path: Path, skip: int, ncols: int, t: int | None, feats: list[int]
             y_num = _numeric_labels(y)
             if y_num is not None:
                 y = y_num
-            elif all(_is_number(v) for v in y.tolist()) and not all(_INTEGER.fullmatch(v.strip()) for v in y.tolist()):
+            elif all(_INTEGER.fullmatch(v.strip()) for v in y.tolist()):
+                y = _integer_texts(y.tolist())
+            elif all(_is_number(v) for v in y.tolist()):
                 return None  # a non-finite label: the cell-by-cell reader names it
     return X, y
 
@@ -465,10 +474,9 @@ def _load_npz(path: Path, x_key: str, y_key: str | None):
     from .errors import FileFormatError, InvalidParameterError
 
     if not zipfile.is_zipfile(path):
-        with open(path, "rb") as fh:
-            if fh.read(4) == b"PK\x03\x04":  # a zip's first member, but no directory at the end
-                raise FileFormatError(f"{path}: a damaged or truncated .npz archive (it starts as a zip file "
-                                      "but its directory at the end is missing); copy or save the file again.")
+        from .io import _refuse_damaged_zip
+
+        _refuse_damaged_zip(path)
         raise FileFormatError(f"{path}: not an .npz archive (no zip structure); save X and y with np.savez, "
                               "or give a CSV file.")
     try:
@@ -766,13 +774,17 @@ def _data_from_args(args):
     return X, y, names, tname
 
 
+def _text_fingerprint(arr: np.ndarray) -> str:
+    return hashlib.sha256(b"U" + "\x1f".join(arr.tolist()).encode("utf-8")).hexdigest()[:32]
+
+
 def _fingerprint_y(y) -> str:
     """Content hash of targets as read from a file (checked by ``prune``): of their values, not
     their type (the same labels from a CSV file and an NPZ file of int32 agree; integers by
     their int64 bits, so that ``10**18`` and ``10**18 + 1`` differ)."""
     arr = np.ascontiguousarray(np.asarray(y))
     if arr.dtype.kind == "U":
-        return hashlib.sha256(b"U" + "\x1f".join(arr.tolist()).encode("utf-8")).hexdigest()[:32]
+        return _text_fingerprint(arr)
     if arr.dtype.kind in "biu" and np.all(arr <= np.iinfo(np.int64).max):
         data = arr.astype(np.int64).tobytes()
     else:
@@ -788,7 +800,7 @@ def _legacy_fingerprints_y(y) -> set[str]:
     training targets."""
     arr = np.ascontiguousarray(np.asarray(y))
     if arr.dtype.kind == "U":
-        return {hashlib.sha256(b"U" + "\x1f".join(arr.tolist()).encode("utf-8")).hexdigest()[:32]}
+        return {_text_fingerprint(arr)}
     data = arr.astype(np.float64).tobytes()
     return {hashlib.sha256(kind + data).hexdigest()[:32] for kind in (arr.dtype.kind.encode(), b"f")}
 
@@ -796,8 +808,9 @@ def _legacy_fingerprints_y(y) -> set[str]:
 def _output_path(output, default: Path | None, suffix: str | None, option: str = "-o") -> Path | None:
     """The file an output option writes, checked before any work: ``output`` as given; inside it
     when it names an existing folder (``default``'s name, ending in ``suffix``; with ``default``
-    None a folder is refused); ``default`` when absent. A name ending in a path separator is a
-    folder, which must exist; the folder of a file must exist and be writable.
+    None a folder is refused); ``default`` when absent (None: no file). A name ending in a path
+    separator is a folder, which must exist; the folder of a file must exist and be writable, and
+    the file, if it exists, too.
 
     Raises
     ------
@@ -806,8 +819,13 @@ def _output_path(output, default: Path | None, suffix: str | None, option: str =
     """
     from .errors import InvalidParameterError
 
-    if not output:
-        return default
+    if not output and default is None:
+        return None
+    if not output:  # the default file: named as such, and a folder in its place is in the way
+        if Path(default).is_dir():
+            raise InvalidParameterError(
+                f"the default output {default} is a folder; name the file to write with {option}.")
+        option, output = f"the default output of {option},", default
     text = str(output)
     out = Path(text)
     if out.is_dir() or text.endswith(("/", os.sep)):
@@ -1123,7 +1141,7 @@ def _plot_target(args) -> Path | None:
     except ImportError:
         logger.info("matplotlib is not installed: no plot")
         return None
-    if target.is_dir() or target.name in ("", ".", ".."):
+    if target.is_dir() or target.name in ("", ".", "..") or str(args.plot or "").endswith(("/", os.sep)):
         raise InvalidParameterError(f"--plot {args.plot}: that is a folder; give a file name (e.g. "
                                     f"{target / 'path.png'}).")
     if not target.suffix:
@@ -1133,10 +1151,7 @@ def _plot_target(args) -> Path | None:
     if target.suffix[1:].lower() not in formats:
         raise InvalidParameterError(f"--plot {args.plot}: matplotlib cannot write {target.suffix!r} files here; "
                                     f"use one of {sorted('.' + f for f in formats)}.")
-    if not target.parent.is_dir():
-        raise InvalidParameterError(f"--plot {args.plot}: the folder {target.parent} does not exist.")
-    if not os.access(target.parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise InvalidParameterError(f"--plot {args.plot}: {target} cannot be written (permissions).")
+    _output_path(target, None, None, "--plot")  # the folder exists, the file can be written
     return target
 
 

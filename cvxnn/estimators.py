@@ -895,7 +895,7 @@ def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray,
     elif isinstance(class_weight, dict):
         per_class = np.ones(classes.size)
         known = {c.item() if hasattr(c, "item") else c: k for k, c in enumerate(classes)}
-        absent = []
+        absent, weighted = [], set()
         for label, weight in class_weight.items():
             if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
                 np.isfinite(weight) and weight >= 0
@@ -904,14 +904,18 @@ def _class_weights(class_weight, classes: np.ndarray, inverse: np.ndarray,
             key = label.item() if hasattr(label, "item") else label
             if key in known:
                 per_class[known[key]] = float(weight)
+                weighted.add(known[key])
             else:
                 absent.append(label)
-        if absent:
-            # as scikit-learn's compute_class_weight: a fold of a cross-validation may lack a class
-            warnings.warn(
-                f"class_weight names the label(s) {absent!r:.120}, not in the y of this fit (classes: "
-                f"{list(classes)!r:.120}); they are ignored. Inside cross-validation a fold's training rows can "
-                "lack a rare class; otherwise check the labels' spelling and type.", DataWarning, stacklevel=4)
+        unweighted = [c for k, c in enumerate(classes.tolist()) if k not in weighted]
+        if absent and unweighted:
+            # scikit-learn's rule (compute_class_weight): labels that this y lacks are ignored when
+            # the dict weighs every class of y (a cross-validation fold may lack a rare class); a
+            # dict that does neither is a misspelt or mistyped label
+            raise LabelError(
+                f"class_weight names the label(s) {absent!r:.120}, which are not in y, and does not weigh its "
+                f"class(es) {unweighted!r:.120}: check the labels' spelling and type (a dict that weighs every "
+                "class of y may name others, e.g. the classes that a cross-validation fold lacks).")
     else:
         raise InvalidParameterError(
             f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
@@ -2137,6 +2141,8 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
                         "for classifiers) or a scoring that takes predictions only." if missing.size else "")
                 raise InvalidParameterError(
                     f"scoring {scorer!r} failed on a fold at lam={step.lam:.6g}: {exc}.{hint}") from exc
+            if isinstance(value, np.ndarray) and value.size == 1:
+                value = value.item()  # a 0-d array, as scikit-learn's cross_validate takes it
             if not isinstance(value, (numbers.Real, np.number)) or isinstance(value, (bool, np.bool_)):
                 raise InvalidParameterError(
                     f"scoring {scorer!r} returned {type(value).__name__} {value!r:.80}, not one number: the "

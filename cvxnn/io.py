@@ -575,6 +575,18 @@ class _Archive:
         return np.array(arr)
 
 
+def _refuse_damaged_zip(path, magic: bytes | None = None) -> None:
+    """Raise :class:`FileFormatError` for a file that :func:`zipfile.is_zipfile` refused but that
+    starts as a zip archive (its first member's signature): a damaged or truncated ``.npz``
+    (an interrupted copy), not a file of another kind."""
+    if magic is None:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    if magic[:4] == b"PK\x03\x04":
+        raise FileFormatError(f"{path}: a damaged or truncated .npz archive (it starts as a zip file "
+                              "but its directory at the end is missing); copy or save the file again.")
+
+
 def _open(path, max_bytes: int | None = None) -> tuple[_Archive, dict]:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidParameterError(f"path must be a str or path-like, got {type(path).__name__}.")
@@ -596,9 +608,7 @@ def _open(path, max_bytes: int | None = None) -> tuple[_Archive, dict]:
     except OSError as exc:  # pragma: no cover - a race with the file's removal
         raise FileFormatError(f"{path}: cannot be read ({exc}).") from exc
     if not is_zip:
-        if magic[:4] == b"PK\x03\x04":  # a zip's first member, but no directory at the end
-            raise FileFormatError(f"{path}: a damaged or truncated .npz archive (it starts as a zip file "
-                                  "but its directory at the end is missing); copy or save the file again.")
+        _refuse_damaged_zip(path, magic)
         raise FileFormatError(f"{path}: not an .npz archive (no zip structure); a cvxnn model "
                               "file is written by cvxnn.io.save.")
     try:

@@ -358,8 +358,7 @@ class Standardizer:
             raise NonFiniteError(
                 f"the network on the raw scale of X overflows float64: its first layer is divided by the "
                 f"column scales of X, the smallest {float(s.min()):.3g} (and y_scale up to "
-                f"{float(np.max(ys)):.3g}). Rescale X (and y) to ordinary magnitudes before fitting, or "
-                "use standardize=False.")
+                f"{float(np.max(ys)):.3g}). Rescale X (and y) to ordinary magnitudes before fitting.")
         return type(net)(W1=W1, w2=w2, b1=b1 if need_bias else None, **kw)
 
     def model_to_raw(self, model, X):

@@ -47,6 +47,7 @@ ESTIMATOR_CASES = {
     "unknown loss": lambda: ConvexReLURegressor(**dict(REG, loss="l3")).fit(X, Y),
     "class_weight text": lambda: ConvexReLUClassifier(**dict(REG, class_weight="even")).fit(XB, LB),
     "class_weight negative": lambda: ConvexReLUClassifier(**dict(REG, class_weight={0: -1.0})).fit(XB, LB),
+    "class_weight label": lambda: ConvexReLUClassifier(**dict(REG, class_weight={5: 1.0})).fit(XB, LB),
     "class_weight label weight": lambda: ConvexReLUClassifier(**dict(REG, class_weight={5: -1.0})).fit(XB, LB),
     "weights nan": lambda: ConvexReLURegressor(**REG).fit(X, Y, sample_weight=np.full(len(Y), np.nan)),
     "weights negative": lambda: ConvexReLURegressor(**REG).fit(X, Y, sample_weight=-np.ones(len(Y))),

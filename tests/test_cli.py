@@ -718,3 +718,46 @@ def test_a_truncated_file_is_called_damaged(files, tmp_path, capsys):
     (tmp_path / "dcut.npz").write_bytes((tmp_path / "d.npz").read_bytes()[:200])
     code, _, err = run(["fit", tmp_path / "dcut.npz"], capsys)
     assert code == 2 and "damaged or truncated" in err
+
+
+def test_a_data_row_holding_numeric_feature_names_stays_data(tmp_path, capsys):
+    """A model with feature names '0', '1' read a header-less row '1,0' as a header: the row was
+    dropped and the columns swapped."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 2, size=(60, 2))
+    y = X[:, 0] * 2 + X[:, 1] + 0.01 * rng.normal(size=60)
+    train = tmp_path / "train.csv"
+    train.write_text("0,1,target\n" + "".join(f"{a},{b},{t:.6f}\n" for a, b, t in zip(X[:, 0], X[:, 1], y,
+                                                                                       strict=True)))
+    run(["fit", train, "--header", "--target", "target", "--lam", "0.001", "-o", tmp_path / "m.npz"], capsys)
+    new = tmp_path / "new.csv"
+    new.write_text("1,0\n0,1\n1,1\n")
+    code, out, _ = run(["predict", tmp_path / "m.npz", new], capsys)
+    pred = np.array(out.splitlines()[1:], dtype=float)
+    assert code == 0 and pred.shape == (3,)
+    np.testing.assert_allclose(pred, [2, 1, 3], atol=0.2)
+
+
+def test_integer_labels_beyond_int64_are_one_canonical_text(tmp_path):
+    p = tmp_path / "big.csv"
+    labels = ["+99999999999999999999", "99999999999999999999", "01", "1", "+1"] * 8
+    p.write_text("a,b,label\n" + "".join(f"{k},{k % 3},{lab}\n" for k, lab in enumerate(labels)))
+    _, y = load_data(p, labels=True)
+    assert set(y) == {"99999999999999999999", "1"}
+
+
+def test_plot_to_a_missing_folder_and_a_default_output_in_the_way(files, tmp_path, capsys, monkeypatch):
+    """--plot results/ wrote ./results.png; a folder where fit's default model file goes was found
+    only after the fit."""
+    monkeypatch.chdir(tmp_path)
+    pytest.importorskip("matplotlib")
+    code, _, err = run(["path", files["csv"], "--lams", "1", "--plot", "results/"], capsys)
+    assert code == 2 and "--plot results/" in err and not (tmp_path / "results.png").exists()
+    data = tmp_path / "d.csv"
+    data.write_text(files["csv"].read_text())
+    (tmp_path / "d.model.npz").mkdir()
+    import cvxnn.cli as cli
+
+    monkeypatch.setattr(cli, "_fit_with_progress", lambda *a, **k: pytest.fail("fitted before the check"))
+    code, _, err = run(["fit", data, "--target", "target"], capsys)
+    assert code == 2 and "default output" in err and "is a folder" in err and "-o" in err

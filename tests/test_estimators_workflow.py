@@ -13,7 +13,6 @@ from cvxnn.datasets import load_teacher_regression, load_three_blobs
 from cvxnn.errors import (
     CvxnnError,
     CvxnnWarning,
-    DataWarning,
     InputError,
     InvalidParameterError,
     LabelError,
@@ -215,10 +214,13 @@ def test_sample_and_class_weight_logistic_on_cvxpy(binary):
     balanced = ConvexGatedReLUClassifier(class_weight="balanced", **kw).fit(X, y)
     manual = ConvexGatedReLUClassifier(**kw).fit(X, y, sample_weight=(len(y) / (2 * counts))[y])
     assert balanced.objective_ == pytest.approx(manual.objective_, rel=1e-7)
-    # a label not in y is ignored with a warning (scikit-learn's rule: a CV fold may lack a class)
-    with pytest.warns(DataWarning, match=r"label\(s\) \[7\]"):
-        ignored = ConvexGatedReLUClassifier(class_weight={7: 2.0}, **kw).fit(X, y)
-    assert ignored.objective_ == pytest.approx(ConvexGatedReLUClassifier(**kw).fit(X, y).objective_, rel=1e-9)
+    with pytest.raises(LabelError, match=r"label\(s\) \[7\].*does not weigh"):
+        ConvexGatedReLUClassifier(class_weight={7: 2.0}, **kw).fit(X, y)
+    # scikit-learn's rule: a dict that weighs every class of y may name others (a CV fold's
+    # missing class), and one that names only classes of y may leave some out (weight 1)
+    extra = ConvexGatedReLUClassifier(class_weight={0: 2.0, 1: 1.0, 7: 3.0}, **kw).fit(X, y)
+    partial = ConvexGatedReLUClassifier(class_weight={0: 2.0}, **kw).fit(X, y)
+    assert extra.objective_ == pytest.approx(partial.objective_, rel=1e-9)
     # continuous weights (every one distinct): the native solvers weight the per-sample terms
     many = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
     for cls in (ConvexReLUClassifier, ConvexGatedReLUClassifier):

@@ -26,8 +26,9 @@ test R^2 (regression). Every ratio is taken within one run.
   former grid (10 values down to ``1e-3 lam_max``) and the chosen default grid, the fold fits at
   the default ``cv_tol`` and at ``tol`` (``cv_tol=None``): chosen ``lam``, test score, seconds
   (``--cv-datasets``; default the small problems and digits).
-* ``relu``: what the chosen ``lam`` rule means for ``ConvexReLUClassifier`` (its own defaults
-  are not changed here) on breast cancer, wine and iris.
+* ``relu``: ``ConvexReLUClassifier`` at its defaults (the gated classifier's ``lam`` rule and
+  ``n_gates``, its own ``tol``) against ``ConvexGatedReLUClassifier`` at its defaults, on breast
+  cancer, wine and iris: test accuracy, seconds (the ratio within the run), status.
 * ``relu_cv`` (not in the default sections: about 4 minutes on digits): ``ConvexReLUClassifierCV``
   / ``ConvexReLURegressorCV`` with their defaults (``random_state=0``) on ``--relu-cv-datasets``
   (default digits): seconds, chosen ``lam``, test score, the refit's solve time, and the score
@@ -235,27 +236,27 @@ def cv(name: str, data, out: dict) -> None:
 
 
 def relu(out: dict) -> None:
-    """ConvexReLUClassifier at its own (unchanged) defaults and at the gated lam rule."""
+    """ConvexReLUClassifier and ConvexGatedReLUClassifier, each at its defaults."""
     from cvxnn.estimators import ConvexGatedReLUClassifier, ConvexReLUClassifier
 
-    chosen = ConvexGatedReLUClassifier()
-    print("\n== ConvexReLUClassifier: its own defaults against the gated defaults' lam rule", flush=True)
+    print("\n== ConvexReLUClassifier against ConvexGatedReLUClassifier, both at their defaults", flush=True)
     for name in ("breast_cancer", "wine", "iris"):
         data = load(name)
-        for label, kw in (("ReLU, own defaults", {}),
-                          ("ReLU, gated defaults", {"lam": chosen.lam, "n_gates": chosen.n_gates,
-                                                    "tol": chosen.tol})):
+        seconds = {}
+        for label, cls in (("ReLU, defaults", ConvexReLUClassifier), ("gated, defaults", ConvexGatedReLUClassifier)):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = time.perf_counter()
-                est = ConvexReLUClassifier(random_state=0, **kw).fit(data[0], data[2])
-                secs = time.perf_counter() - t
+                est = cls(random_state=0).fit(data[0], data[2])
+                secs = seconds[label] = time.perf_counter() - t
             lam = getattr(est, "lam_", est.lam)
             gap = "n/a" if est.gap_ is None else f"{est.gap_:.2e}"
-            print(f"  {name:<14} {label:<22} acc {est.score(data[1], data[3]):.4f} {secs:7.2f}s  "
-                  f"{est.status_:<14} gap {gap}  lam {float(lam):.4g}", flush=True)
+            print(f"  {name:<14} {label:<16} acc {est.score(data[1], data[3]):.4f} {secs:7.2f}s  "
+                  f"{est.status_:<14} gap {gap}  lam {float(lam):.4g}  tol {est.tol:g}", flush=True)
             out.setdefault("relu", {})[f"{name}: {label}"] = {"score": float(est.score(data[1], data[3])),
                                                                "seconds": secs, "status": est.status_}
+        print(f"  {name:<14} ReLU / gated time: {seconds['ReLU, defaults'] / seconds['gated, defaults']:.2f}x",
+              flush=True)
 
 
 def relu_cv(name: str, data, out: dict) -> None:
@@ -317,6 +318,11 @@ def main(argv=None) -> dict:
     if unknown:
         ap.error(f"unknown section(s) {sorted(unknown)}; choose from sweep, mlp, cv, relu, relu_cv")
     names = [s for s in args.datasets.split(",") if s]
+    for option, given in (("--datasets", names), ("--cv-datasets", args.cv_datasets.split(",")),
+                          ("--relu-cv-datasets", args.relu_cv_datasets.split(","))):
+        bad = sorted(set(s for s in given if s) - set(CLASSIFICATION + REGRESSION))
+        if bad:
+            ap.error(f"unknown {option} {bad}; choose from {', '.join(CLASSIFICATION + REGRESSION)}")
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, sections {sorted(sections)}")
     out: dict = {}
     t_all = time.perf_counter()

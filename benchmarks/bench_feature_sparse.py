@@ -93,8 +93,8 @@ def timing(X, y, patterns, penalty, ratio: float, repeats: int, activation: str 
     viol = "" if activation == "gated_relu" else f", viol {nat.max_violation:.1e}"
     print(f"{activation} {penalty!r:26} lam={ratio:g} lam_max: native {t_nat:7.3f} s ({nat.solver}, {nat.status}, "
           f"{nat.iterations} it, rel gap {nat.rel_gap:.1e}{viol}) | Clarabel solve {solve_s:7.3f} s ({ref.status}), "
-          f"build+compile {build + compile_s:6.2f} s | ratio solve {solve_s / t_nat:6.1f}x, total "
-          f"{cvx_total / t_nat:6.1f}x | rel obj diff {rel:+.1e}", flush=True)
+          f"build+compile {build + compile_s:6.2f} s | ratio solve {solve_s / t_nat:6.3g}x, total "
+          f"{cvx_total / t_nat:6.3g}x | rel obj diff {rel:+.1e}", flush=True)
     return {"native": t_nat, "clarabel_solve": solve_s, "clarabel_total": cvx_total, "rel_obj": rel,
             "iterations": nat.iterations}
 

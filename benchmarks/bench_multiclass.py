@@ -293,8 +293,11 @@ def main() -> None:
     seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
     if seeds:
         sections["cv"] = lambda r, t: (bench_cv(r, t, args.cv_n_jobs), bench_cv_seeds(r, t, seeds))
-    for name in args.sections.split(","):
-        sections[name.strip()](args.repeats, args.tol)
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if not chosen or set(chosen) - set(sections):
+        ap.error(f"unknown --sections {sorted(set(chosen) - set(sections))}; choose from {sorted(sections)}")
+    for name in chosen:
+        sections[name](args.repeats, args.tol)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,12 @@ from cvxnn.native import lam_max_gated, solve_native
 warnings.simplefilter("ignore", ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
+try:  # numba's performance notes (skglm's peer solver) would land between the rows of a table
+    from numba.core.errors import NumbaPerformanceWarning
+
+    warnings.simplefilter("ignore", NumbaPerformanceWarning)
+except ImportError:
+    pass
 
 
 def _line(*cols, widths=None) -> str:
@@ -406,7 +412,9 @@ def section_memory(args, out):
         f"(held by Patterns before the solve)")
     out("| setting | float mask | peak during solve (tracemalloc) | time / iteration |")
     out("|---|---|---:|---:|")
-    for label, budget in (("default budget", None), ("memory_budget=256 MiB", 256 * 2**20)):
+    # a budget below the float32 mask (n p 4 bytes) forces the chunked conversion at any size
+    small = 256 * 2**20 if n * p * 4 > 256 * 2**20 else n * p * 4 // 2
+    for label, budget in (("default budget", None), (f"memory_budget={small / 2**20:.0f} MiB", small)):
         tracemalloc.start()
         tracemalloc.reset_peak()
         t0 = time.perf_counter()
@@ -792,7 +800,12 @@ def main(argv=None) -> int:
     except Exception:  # noqa: BLE001  # pragma: no cover
         out("torch not importable: scnn unavailable")
     t_all = time.perf_counter()
-    sections = set(args.sections.split(","))
+    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    known = {"gated", "relu", "memory", "classification", "regression", "gated_small_lam", "few_rows"}
+    if not sections or sections - known:
+        ap.error(f"unknown --sections {sorted(sections - known)}; choose from {sorted(known)}")
+    if args.quick and args.digits_full:
+        ap.error("--digits-full needs the full data sets (--quick fits breast cancer only)")
     if "gated" in sections:
         section_gated(sizes, args, out)
     if "relu" in sections:

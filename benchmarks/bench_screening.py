@@ -144,7 +144,10 @@ def main() -> None:
     ap.add_argument("--sections", default="screening,extrapolation")
     args = ap.parse_args()
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
-    sections = args.sections.split(",")
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if not sections or set(sections) - {"screening", "extrapolation"}:
+        ap.error(f"unknown --sections {sorted(set(sections) - {'screening', 'extrapolation'})}; "
+                 "choose from screening, extrapolation")
     if "screening" in sections:
         screening()
     if "extrapolation" in sections:

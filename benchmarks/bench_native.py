@@ -73,12 +73,12 @@ from cvxnn.native import lam_max_gated, solve_native
 warnings.simplefilter("ignore", ConvergenceWarning)
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
-try:  # numba's performance notes (skglm's peer solver) would land between the rows of a table
+# numba's performance notes (skglm's peer solver) would land between the rows of a table;
+# without numba (no skglm) there is nothing to silence
+with contextlib.suppress(ImportError):
     from numba.core.errors import NumbaPerformanceWarning
 
     warnings.simplefilter("ignore", NumbaPerformanceWarning)
-except ImportError:
-    pass
 
 
 def _line(*cols, widths=None) -> str:

@@ -34,7 +34,7 @@ from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .penalties import GroupL2, Penalty, get_penalty
 from .program import DEFAULT_CANON_BACKEND, DEFAULT_SCS_OPTIONS, FORMS, ConvexProgram
-from .vector import build_vector_program
+from .vector import _check_formulation, build_vector_program
 
 __all__ = ["DEFAULT_CANON_BACKEND", "DEFAULT_SCS_OPTIONS", "FORMS", "ConvexProgram", "build_program",
            "check_targets"]
@@ -135,8 +135,11 @@ def build_program(
         Used only when ``patterns`` is None (see :func:`~cvxnn.patterns.sample_patterns`).
     form : {"regularized", "min_norm", "max_margin"}
         The weight-decay program, minimum-norm interpolation, or max-margin classification.
+        The last two have no loss and no ``lam``: ``loss`` and ``lam`` are still validated
+        (a misspelt name or a negative value raises), and otherwise unused.
     formulation : {"nuclear", "one_vs_all"}
         Vector output only: the penalty of the program (:func:`cvxnn.vector.build_vector_program`).
+        The name is validated for scalar targets too, where the two programs coincide.
     penalty : str or Penalty, optional
         Replaces the group penalty by ``penalty.cvxpy`` of the weight matrix (``U``, or ``[V, W]``
         for C-ReLU; ``d_a x (p c)`` for vector output, see :func:`cvxnn.vector.build_vector_program`),
@@ -151,6 +154,12 @@ def build_program(
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     if not isinstance(form, str) or form not in FORMS:
         raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
+    # options that a form or an output count does not use are still checked: a misspelt
+    # name or a negative lam was accepted silently (scalar formulation="foo", min_norm loss="foo")
+    _check_formulation(formulation)
+    if form != "regularized":
+        get_loss(loss)
+        check_lam(lam)
     X = check_X(X)
     y = check_y(y, X.shape[0])
     if patterns is None:

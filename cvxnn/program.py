@@ -245,11 +245,30 @@ class ConvexProgram:
 
     def _point_objective(self) -> float:
         """The objective at the variables' current values (the expression evaluated there, not
-        the solver's reported value). Programs with an epigraph penalty override it to evaluate
-        the penalty itself at the weights (an inaccurate solve leaves the epigraph loose, and its
-        value can then fall below the optimum)."""
+        the solver's reported value). With a :attr:`weight_penalty` (whose CVXPY form is an
+        epigraph: a nuclear norm's ``(tr P + tr Q) / 2``, a feature penalty's ``t``) the penalty
+        is evaluated at the weights themselves: an inaccurate solve leaves the epigraph loose,
+        and its value can then fall below the optimum. Programs with an epigraph block penalty
+        override it likewise."""
         value = self.problem.objective.value
-        return float("nan") if value is None else float(value)
+        if value is None:
+            return float("nan")
+        if self.weight_penalty is None or any(v.value is None for v in self.variables.values()):
+            return float(value)
+        blocks = self._weight_blocks({name: v.value for name, v in self.variables.items()})
+        penalty = self._weight_penalty_at(blocks)
+        if self.form != "regularized" or self.loss is None or self.lam is None:
+            return penalty  # min_norm / max_margin: the penalty is the objective
+        prediction = self.prediction.value
+        if prediction is None:
+            return float(value)
+        return float(self.loss.value(np.asarray(prediction, dtype=float), self.y)) + float(self.lam.value) * penalty
+
+    def _weight_penalty_at(self, blocks: dict[str, np.ndarray]) -> float:
+        """:attr:`weight_penalty` of the weight matrix ``[U]`` or ``[V, W]`` (``blocks`` as
+        :meth:`_weight_blocks` returns them)."""
+        theta = np.hstack([blocks[name] for name in ("U", "V", "W") if name in blocks])
+        return float(self.weight_penalty.value(theta))
 
     def _weight_blocks(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Turn the solver's variable values into weight blocks ``(d_a, p)`` or ``(d_a, p, c)``.
@@ -265,5 +284,4 @@ class ConvexProgram:
         :attr:`weight_penalty`, ``program_penalty`` is its value at the weights."""
         if self.weight_penalty is None:
             return {}
-        theta = np.hstack([blocks[name] for name in ("U", "V", "W") if name in blocks])
-        return {"program_penalty": float(self.weight_penalty.value(theta))}
+        return {"program_penalty": self._weight_penalty_at(blocks)}

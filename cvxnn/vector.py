@@ -218,14 +218,18 @@ class VectorConvexProgram(ConvexProgram):
         d_a, p, c = self.patterns.design_dim, self.patterns.n_patterns, self.n_outputs
         return {k: np.asarray(v, dtype=float).reshape(d_a, p, c) for k, v in values.items()}
 
+    def _weight_penalty_at(self, blocks: dict[str, np.ndarray]) -> float:
+        # [V, W] is (d_a, 2p, c): the V blocks, then W
+        return float(self.weight_penalty.value(np.concatenate(list(blocks.values()), axis=1)))
+
     def _solution_fields(self, blocks: dict[str, np.ndarray], cone_duals) -> dict[str, Any]:
         penalty = get_penalty(self.formulation)
         fields: dict[str, Any] = {
             "formulation": self.formulation,
             "program_penalty": sum(penalty.value(B) for B in blocks.values()),
         }
-        if self.weight_penalty is not None:  # [V, W] is (d_a, 2p, c): the V blocks, then W
-            fields["program_penalty"] = self.weight_penalty.value(np.concatenate(list(blocks.values()), axis=1))
+        if self.weight_penalty is not None:
+            fields["program_penalty"] = self._weight_penalty_at(blocks)
         if get_activation(self.activation).constrained:
             fields["training_X"] = self.X  # lets the ReLU map test the cones K_i
         return fields

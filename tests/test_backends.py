@@ -358,6 +358,38 @@ def test_stored_program_does_not_keep_options_of_an_earlier_solve():
     assert via_solve.objective_value == pytest.approx(fresh.objective_value, rel=1e-7)
 
 
+def test_direct_cvxpy_solve_does_not_leak_settings_into_program_solve():
+    """The docs invite solving ``program.problem`` directly; Clarabel updates the cached
+    solver's settings in place, so a direct solve with max_iter=3 or loose tolerances once
+    stayed in force in the next ``program.solve()`` (status "optimal" 2 % off). cvxnn's own
+    solver is parked outside CVXPY's cache, and a same-options re-solve still reuses it."""
+    import warnings
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 3))
+    y = X @ rng.standard_normal(3)
+    pats = cvxnn.sample_patterns(X, 15, seed=0, bias=True)
+    fresh = cvxnn.build_program(X, y, activation="relu", lam=0.1, patterns=pats).solve()
+    for direct in ({"max_iter": 3}, {"tol_gap_abs": 0.1, "tol_gap_rel": 0.1, "tol_feas": 0.1}):
+        prog = cvxnn.build_program(X, y, activation="relu", lam=0.1, patterns=pats)
+        prog.solve()
+        own = prog.problem._cvxnn_own_solver[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog.problem.solve(solver="CLARABEL", **direct)
+        assert prog.problem._solver_cache.get("CLARABEL") is not own  # the user's own solver
+        again = prog.solve()
+        assert again.status == "optimal" and again.iterations == fresh.iterations
+        assert again.objective_value == pytest.approx(fresh.objective_value, rel=1e-8)
+        assert prog.problem._cvxnn_own_solver[1] is own  # reused: same options as before
+    # and cvxnn's settings do not leak into a later direct solve either
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prog.solve(max_iter=2)
+    prog.problem.solve(solver="CLARABEL")
+    assert prog.problem.status == "optimal"
+
+
 def test_cvxpy_iteration_limit_is_max_iterations_and_max_iter_is_checked():
     """SCS calls a run stopped by its iteration limit "inaccurate"; cvxnn says max_iterations.
     max_iter is validated once for every adapter (CVXPY solvers took 0 and truncated 2.5)."""

@@ -6,6 +6,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
+import cvxnn
 from cvxnn import build_program, sample_patterns
 from cvxnn.errors import (
     InaccurateSolutionWarning,
@@ -301,3 +302,46 @@ def test_exp_cone_retries_after_a_failure(monkeypatch):
     with pytest.raises(SolverError, match="simulated"):
         prog.solve(max_step_fraction=0.9)  # the caller's setting: one attempt only
     assert len(calls) == 1
+
+
+def test_unused_options_are_still_validated():
+    """A misspelt formulation with scalar targets, or a misspelt loss / negative lam with the
+    min_norm and max_margin forms (which have neither), raised nothing: now each names itself."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    y = rng.standard_normal(12)
+    with pytest.raises(InvalidParameterError, match="formulation must be one of"):
+        cvxnn.build_program(X, y, formulation="foo", n_gates=4, seed=0)
+    with pytest.raises(InvalidParameterError, match="unknown loss 'foo'"):
+        cvxnn.build_program(X, y, form="min_norm", loss="foo", n_gates=4, seed=0)
+    with pytest.raises(InvalidParameterError, match="lam must be >= 0"):
+        cvxnn.build_program(X, np.sign(y), form="max_margin", lam=-5.0, n_gates=4, seed=0)
+    # the valid spellings still build (loss and lam unused by these forms)
+    prog = cvxnn.build_program(X, y, form="min_norm", loss="huber", lam=0.0, formulation="one_vs_all",
+                               n_gates=4, seed=0)
+    assert prog.lam is None and prog.form == "min_norm"
+
+
+@pytest.mark.parametrize("penalty", ["nuclear", "feature_group_l2"])
+def test_weight_penalty_objective_is_the_value_at_the_returned_weights(penalty):
+    """A weight penalty's CVXPY form is an epigraph; a loose solve leaves it below the penalty,
+    and the scalar program reported that epigraph value ("optimal", below the true optimum).
+    objective_value is now loss + lam * program_penalty at the returned weights."""
+    from cvxnn.feature_penalties import FeatureGroupL2
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((25, 4))
+    y = X @ rng.standard_normal(4) + np.maximum(X[:, 0], 0)
+    pats = sample_patterns(X, 10, seed=3, bias=True)
+    pen = "nuclear" if penalty == "nuclear" else FeatureGroupL2()
+    lam = 0.5
+    for activation in ("gated_relu", "relu"):
+        prog = build_program(X, y, activation=activation, lam=lam, patterns=pats, penalty=pen)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = prog.solve(solver="SCS", eps_abs=1e-2, eps_rel=1e-2)
+        at_point = sol.loss.value(sol.train_predict(X), y) + lam * sol.program_penalty
+        assert sol.objective_value == pytest.approx(at_point, rel=1e-12)
+        tight = build_program(X, y, activation=activation, lam=lam, patterns=pats, penalty=pen).solve()
+        if activation == "gated_relu":  # unconstrained: any point's value bounds the optimum above
+            assert sol.objective_value >= tight.objective_value * (1 - 1e-7)

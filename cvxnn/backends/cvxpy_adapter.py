@@ -248,24 +248,41 @@ class CvxpyRun:
     iterations: int | None
 
 
-def _forget_other_settings(problem: cp.Problem, name: str, opts: dict[str, Any]) -> None:
-    """Drop the solver CVXPY cached on ``problem`` when this solve's options differ from the last.
+def _take_own_solver(problem: cp.Problem, name: str, opts: dict[str, Any]) -> None:
+    """Put back in ``problem``'s CVXPY solver cache the solver of cvxnn's last solve with the same
+    options, and nothing else.
 
     CVXPY keeps the solver object of the last solve and, on the next one (``warm_start=True``,
     its default), updates its data and overlays only the options passed this time on its old
-    settings. A stored program solved once with ``max_iter=2`` or loose tolerances would keep
-    them in every later ``solve()`` (and report ``"optimal"`` at the loose tolerance). The
-    cache is kept when the options repeat (a ``lam`` path reuses its factorisation structure).
+    settings. A program solved once with ``max_iter=2`` or loose tolerances would keep them in
+    every later ``solve()`` (and report ``"optimal"`` at the loose tolerance); so would one
+    whose ``problem`` the user solved directly with such options (cvxnn cannot see that solve:
+    Clarabel updates its settings in place). So cvxnn parks its solver outside the cache after
+    each solve (:func:`_park_own_solver`) and drops whatever the cache holds before the next:
+    a ``lam`` path with the same options still reuses its factorisation structure, and neither
+    cvxnn's options nor the user's leak into the other's solves.
     """
-    key = (name, repr(sorted((k, repr(v)) for k, v in opts.items())))
     cache = getattr(problem, "_solver_cache", None)
-    if getattr(problem, "_cvxnn_options_key", None) != key and isinstance(cache, dict):
-        cache.pop(name, None)
+    if not isinstance(cache, dict):
+        return
+    cache.pop(name, None)  # a direct problem.solve() left it, with its own settings
+    own = getattr(problem, "_cvxnn_own_solver", None)
+    key = (name, repr(sorted((k, repr(v)) for k, v in opts.items())))
+    if own is not None and own[0] == key:
+        cache[name] = own[1]
+
+
+def _park_own_solver(problem: cp.Problem, name: str, opts: dict[str, Any]) -> None:
+    """Move the solver of this solve out of ``problem``'s CVXPY cache (see :func:`_take_own_solver`)."""
+    cache = getattr(problem, "_solver_cache", None)
+    if not isinstance(cache, dict):
+        return
+    solver = cache.pop(name, None)
+    key = (name, repr(sorted((k, repr(v)) for k, v in opts.items())))
     try:
-        problem._cvxnn_options_key = key
-    except AttributeError:  # a Problem subclass with __slots__: never reuse its cache
-        if isinstance(cache, dict):
-            cache.pop(name, None)
+        problem._cvxnn_own_solver = None if solver is None else (key, solver)
+    except AttributeError:  # a Problem subclass with __slots__: never reuse a solver
+        pass
 
 
 def _options(solver: str, opts: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
@@ -334,15 +351,18 @@ def run_problem(
     """
     name = check_cvxpy_solver(solver)
     opts = _options(name, options, defaults)
-    _forget_other_settings(problem, name, opts)
+    _take_own_solver(problem, name, opts)
     t0 = time.perf_counter()
     try:
-        if quiet:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        try:
+            if quiet:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    problem.solve(solver=name, **opts)
+            else:
                 problem.solve(solver=name, **opts)
-        else:
-            problem.solve(solver=name, **opts)
+        finally:
+            _park_own_solver(problem, name, opts)
     except cp.error.SolverError as exc:
         raise SolverError(f"{name} failed on {what} ({exc}).{(' ' + advice) if advice else ''}",
                           status="numerical_error") from exc

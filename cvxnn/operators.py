@@ -314,10 +314,11 @@ def check_memory(parts: dict[str, int], *, what: str, budget: int | None = None,
     budget = default_memory_budget() if budget is None else int(budget)
     if need > budget:
         detail = ", ".join(f"{name} {int(v):,}" for name, v in parts.items())
+        # the caller may pass the default on, so the message names both sources
         raise MemoryBudgetError(
             f"{what} needs about {need:,} bytes ({detail}) but the memory budget is {budget:,} "
-            f"bytes (half the memory of this machine or container, at most what is available)."
-            + (f" {hint}" if hint else "")
+            "bytes (memory_budget where given; by default half the memory of this machine or "
+            "container, at most what is available)." + (f" {hint}" if hint else "")
         )
     return need
 

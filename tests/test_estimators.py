@@ -854,3 +854,22 @@ def test_a_logistic_loss_instance_on_many_classes_is_its_multinomial_form():
     np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(X), atol=1e-6)
     with pytest.raises(InvalidParameterError, match="cross_entropy"):
         ConvexGatedReLUClassifier(n_gates=6, loss="hinge").fit(X, labels)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_regressor_score_with_non_finite_targets_is_a_typed_error(bad):
+    """score() passed NaN / inf targets to scikit-learn's r2_score, whose bare ValueError
+    escaped ``except InputError``; fit() already raised a typed error for the same y."""
+    from cvxnn.errors import NonFiniteError
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    Y = np.c_[X[:, 0], X[:, 1] - X[:, 2]]
+    est = ConvexGatedReLURegressor(n_gates=8, random_state=0).fit(X, Y)
+    Yb = Y.copy()
+    Yb[0, 1] = bad
+    with pytest.raises(NonFiniteError, match=r"y contains NaN or infinity \(first at index \(0, 1\)"):
+        est.score(X, Yb)
+    with pytest.raises(InputError):
+        est.score(X, Yb[:, 1])  # the shape check comes first, a typed error too
+    assert np.isfinite(est.score(X, Y))

@@ -278,6 +278,7 @@ def test_check_estimator_regressor():
     (dict(cv=KFold(500)), "cv"),
     (dict(lams=[]), "lams"),
     (dict(lams=[1.0, -1.0]), "lams"),
+    (dict(lams=[1.0, 0.0]), r"lams\[1\] must be > 0.*backend='clarabel'"),
     (dict(lams=[np.nan]), "lams"),
     (dict(lams="abc"), "lams"),
     (dict(n_lams=0), "n_lams"),
@@ -290,6 +291,23 @@ def test_bad_parameters_raise(reg_data, params, match):
     with pytest.raises(CvxnnError, match=match):  # InvalidParameterError; NonFiniteError for nan
         est.fit(X, y)
     assert not hasattr(est, "lams_")
+
+
+def test_zero_in_lams_is_refused_before_any_fold_fit_on_the_native_backend_only(reg_data, monkeypatch):
+    """A 0 in lams was refused by a fold's native solve, mid-run and as "lam"; now up front,
+    naming lams[k]. A CVXPY backend solves lam = 0, so there the grid is accepted."""
+    import cvxnn.estimators as E
+
+    X, y = reg_data
+    calls = []
+    real = E._cv_segment
+    monkeypatch.setattr(E, "_cv_segment", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with pytest.raises(InvalidParameterError, match=r"lams\[1\] must be > 0"):
+        ConvexGatedReLURegressorCV(lams=[1.0, 0.0], n_gates=4, random_state=0, cv=2).fit(X, y)
+    assert not calls
+    est = ConvexGatedReLURegressorCV(lams=[1.0, 0.0], n_gates=4, random_state=0, cv=2,
+                                     backend="clarabel").fit(X[:40], y[:40])
+    assert set(est.lams_) == {1.0, 0.0}
 
 
 def test_failed_refit_keeps_previous_state(reg_data):

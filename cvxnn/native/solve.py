@@ -798,16 +798,19 @@ def _run_relu(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, feas_tol,
     # AL hands its support to the working set's Newton finish (first-order convergence to 1e-8
     # took 50000 iterations and did not get there on wine), where that applies and the working
     # set did not just fail for its size.
+    # A float32 stage hands over too (the finish runs in float64 from its point): without it a
+    # float32 AL went on alone in float64 and ended uncertified after 20000 iterations where the
+    # float64 run certified in 2017 (diabetes, 80 rows, 10 gates).
     loose = dtype != np.float64
-    handoff = (tol < AL_HANDOFF_TOL and loose is False and loss_obj.has_hessian and (c == 1 or penalty == "columnwise")
+    handoff = (tol < AL_HANDOFF_TOL and loss_obj.has_hessian and (c == 1 or penalty == "columnwise")
                and fallback not in ("memory", "working_set_too_large"))
     floor = max(_F32_AL_TOL if loose else 0.0, AL_HANDOFF_TOL if handoff else 0.0)
     tol_run, feas_run = max(tol, floor), max(feas_tol, floor)
+    stage_iter = max(1, int(max_iter * F32_STAGE_SHARE)) if loose else max_iter
     res = solve_relu(Xa, patterns.mask, kernel, lam, T0,
                      gamma0 if gamma0 is not None else _zeros_checked(n, p, c, d, dtype, memory_budget),
                      tol=tol_run, feas_tol=feas_run,
-                     max_iter=(min(max_iter, AL_HANDOFF_ITERS) if handoff
-                               else max(1, int(max_iter * F32_STAGE_SHARE)) if loose else max_iter),
+                     max_iter=min(stage_iter, AL_HANDOFF_ITERS) if handoff else stage_iter,
                      delta0=delta0, eta0=eta0, callback=callback,
                      log_every=100 if verbose else 0, memory_budget=memory_budget, penalty=penalty)
     iterations = res.iterations

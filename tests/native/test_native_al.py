@@ -154,6 +154,20 @@ def test_al_float32_certifies_below_its_float32_floor():
 
 
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_al_float32_hands_over_to_the_newton_finish_too(reg, loss):
+    """A float32 AL went on alone in float64 below AL_HANDOFF_TOL and ended "max_iterations"
+    after 20000 iterations where float64 certified in about 2000 through the finish."""
+    X, y, pats = reg
+    yy = np.where(y > np.median(y), 1.0, -1.0) if loss == "logistic" else y
+    kw = dict(activation="relu", solver="al", lam=1.0, loss=loss, tol=1e-6, max_iter=20000)
+    f64 = solve_native(X, yy, pats, **kw)
+    f32 = solve_native(X, yy, pats, dtype=np.float32, **kw)
+    assert f32.status == "optimal" and f32.extra["finish"] == "working_set" and f32.rel_gap <= 1e-6
+    assert f32.iterations <= 3000
+    assert f32.objective_value == pytest.approx(f64.objective_value, rel=2e-6)
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_al_reaches_1e8_through_the_newton_finish(reg, loss):
     """Below AL_HANDOFF_TOL the AL hands its support to the working set's Newton finish: the
     result is certified at 1e-8 and agrees with Clarabel's optimum."""

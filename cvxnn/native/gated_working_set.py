@@ -118,7 +118,9 @@ RESTRICTED_FRACTION = 0.3
 #: gap of 5e-3 the polish certifies 7e-5 at ``lam = 0.003 n``, where L-BFGS needed 260 more
 #: iterations. A wait of 20 iterations after a good polish, against 10: 12 digits fits 8.12 s
 #: against 8.51 s (min of 3 interleaved runs; a wait of 30: 8.28 s), the 76-fit sweep
-#: 12.8 s against 13.4 s.
+#: 12.8 s against 13.4 s. An earlier start pays less: nine digits fits (gate seeds 0-2, ``lam``
+#: 0.01/0.003/0.001 n) took 6.46 s at POLISH_START 1e-2, 7.29 s at 2e-2 and 7.59 s at 4e-2
+#: (medians of 3 interleaved rounds, 2026-12-03), although 2e-2 ran 10% fewer L-BFGS iterations.
 POLISH = True
 POLISH_START = 1e-2
 POLISH_GAIN = 4.0

@@ -87,6 +87,8 @@ FORMAT_VERSION = 2
 """Current format version; files with a larger version are refused. Version 2 adds the
 per-array checksums; version-1 files (no checksums) still load, with a warning."""
 _META_KEY = "__cvxnn__"
+#: The kinds of object a model file holds (the ``"kind"`` key; :func:`load`'s ``kind=``).
+_FILE_KINDS = ("solution", "model", "relu_network", "gated_relu_network", "estimator")
 
 _SOLUTION_FIELDS = ("status", "objective_value", "lam", "backend", "solver", "solve_time",
                     "compile_time", "iterations", "gap", "max_violation")
@@ -364,7 +366,7 @@ def _class_weight_from_meta(meta, path) -> dict:
         keys = np.asarray(labels, dtype=dt)
         if keys.ndim != 1 or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
             raise ValueError("labels must be a flat list and weights numbers")
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: a label beyond the dtype
         raise FileFormatError(f"{path}: the metadata field {where!r} is not a class_weight ({exc}).") from exc
     return {k.item(): float(w) for k, w in zip(keys, weights, strict=True)}
 
@@ -387,9 +389,19 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``obj`` is not a model cvxnn saves, ``metadata`` is not a JSON-serialisable dict, or
+        ``compress`` is not a bool.
+    FileWriteError
+        The file cannot be written (the destination is left as it was).
     """
     from . import __version__
 
+    if not isinstance(compress, (bool, np.bool_)):
+        raise InvalidParameterError(f"compress must be True or False, got {compress!r}.")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidParameterError(f"metadata must be a dict (JSON-serialisable), got {type(metadata).__name__}.")
     if isinstance(obj, ConvexModel):
@@ -407,7 +419,7 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
             hint = (f" For a {type(obj).__name__}, save its refit model `best_estimator_` (lam_ = "
                     f"{getattr(obj, 'lam_', float('nan')):.6g}); scores_ and lams_ are plain arrays.")
         raise InvalidParameterError(
-            f"cannot save a {type(obj).__name__}; save a ConvexSolution, a network or a fitted "
+            f"cannot save an object of type {type(obj).__name__}; save a ConvexSolution, a network or a fitted "
             "cvxnn estimator." + hint
         )
     header = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
@@ -595,7 +607,10 @@ def _open(path, max_bytes: int | None = None) -> tuple[_Archive, dict]:
         raise FileFormatError(f"{path}: is a folder, not a model file; give the .npz file written "
                               "by cvxnn.io.save.")
     if not path.exists():
-        raise FileFormatError(f"{path}: no such file.")
+        hint = ""
+        if path.suffix != ".npz" and path.with_name(path.name + ".npz").exists():
+            hint = f" (cvxnn.io.save added the suffix: did you mean {path.name}.npz?)"
+        raise FileFormatError(f"{path}: no such file.{hint}")
     try:
         with open(path, "rb") as fh:
             magic = fh.read(6)
@@ -950,8 +965,9 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None,
     path : str or path-like
     kind : str or tuple of str, optional
         Accept only these kinds (``"solution"``, ``"model"``, ``"relu_network"``,
-        ``"gated_relu_network"``, ``"estimator"``); others raise
-        :class:`~cvxnn.errors.FileFormatError`.
+        ``"gated_relu_network"``, ``"estimator"``); a file of another kind raises
+        :class:`~cvxnn.errors.FileFormatError`, a name not in this list
+        :class:`~cvxnn.errors.InvalidParameterError`.
     max_bytes : int, optional
         Largest total size of the arrays, as declared by their headers, that may be read;
         default :func:`cvxnn.operators.default_memory_budget`.
@@ -972,13 +988,16 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None,
         wanted = (kind,) if isinstance(kind, str) else kind
         if not isinstance(wanted, tuple) or not wanted or not all(isinstance(k, str) for k in wanted):
             raise InvalidParameterError(f"kind must be a kind name or a tuple of them (e.g. 'solution'), got {kind!r}.")
+        unknown = [k for k in wanted if k not in _FILE_KINDS]
+        if unknown:  # a typo would otherwise blame every file ("holds a 'estimator', expected network")
+            raise InvalidParameterError(f"unknown kind {unknown[0]!r}; expected one of {_FILE_KINDS}.")
     arc, meta = _open(path, max_bytes)
     try:
         found = meta["kind"]
         if kind is not None:
             wanted = (kind,) if isinstance(kind, str) else tuple(kind)
             if found not in wanted:
-                raise FileFormatError(f"{arc.path}: holds a {found!r}, expected {' or '.join(wanted)}.")
+                raise FileFormatError(f"{arc.path}: holds kind {found!r}, expected {' or '.join(wanted)}.")
         try:
             if found in ("solution", "model"):
                 return _load_model(arc, meta)
@@ -988,7 +1007,7 @@ def load(path: str | os.PathLike, *, kind: str | tuple[str, ...] | None = None,
                 return _load_estimator(arc, meta)
         except (FileFormatError, MemoryBudgetError):
             raise
-        except (CvxnnError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        except (CvxnnError, ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError) as exc:
             raise FileFormatError(f"{arc.path}: inconsistent {found} data ({exc}).") from exc
         raise FileFormatError(f"{arc.path}: unknown kind {found!r}.")
     finally:

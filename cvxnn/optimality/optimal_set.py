@@ -9,7 +9,7 @@ set ``S`` and normalised directions ``q^_k = lam q_k / ||q_k||``, the optimal se
     P = { alpha in R^S : alpha >= 0,  sum_{k in S} alpha_k s_k D_k X q^_k = yhat }
 
 mapped to weights by ``theta_k = alpha_k q^_k`` (``theta_j = 0`` for ``j not in S``), so
-``||theta_k|| = lam alpha_k`` and the penalty is ``lam^2 sum_k alpha_k``. Cone feasibility and
+``||theta_k|| = lam alpha_k`` and the penalty is ``sum_k ||theta_k|| = lam sum_k alpha_k``. Cone feasibility and
 complementarity hold for every ``alpha >= 0`` because ``q_k`` is chosen in ``K_k`` with
 ``rho_k . Xt_k q_k = 0`` (see :func:`~cvxnn.optimality.kkt.recover_duals`).
 
@@ -524,7 +524,9 @@ class OptimalSet:
         For C-ReLU a direction on the boundary of several cones ``K_i`` (it meets training points
         with ``x_j^T q = 0``) appears once per pattern; these blocks give the same ReLU neuron on
         any data, so moving weight between them ("neuron splitting") changes the weights but not
-        the network function. Returns one group label per block of ``S``.
+        the network function. For C-GReLU the blocks must also have the same gate up to a
+        positive factor (the same pattern, or gates ``g`` and ``c g``, ``c > 0``, within ``tol``
+        after normalisation). Returns one group label per block of ``S``.
         """
         tol = check_nonnegative_float(tol, "tol")
         from scipy.sparse import csr_matrix
@@ -540,9 +542,14 @@ class OptimalSet:
         dist2 = np.maximum(sq[:, None] + sq[None, :] - 2 * G, 0.0)
         same = (dist2 <= tol**2) & (sign[:, None] == sign[None, :])
         if get_activation(self.certificate.activation).gated:
-            # gated neurons are the same function only with the same gate pattern as well
+            # gated neurons are the same function only with the same gate as well: the same
+            # pattern, or gates that are positive multiples of each other (user gates such as
+            # g and 2 g, kept as distinct patterns by Patterns.from_gates(unique=False))
             pat = self.certificate.pattern[self.blocks]
-            same &= pat[:, None] == pat[None, :]
+            gates = np.asarray(self.reference.patterns.gates, dtype=float)[:, pat]
+            gn = gates / np.maximum(np.linalg.norm(gates, axis=0), np.finfo(float).tiny)
+            same_gate = (pat[:, None] == pat[None, :]) | (gn.T @ gn >= 1.0 - 0.5 * tol**2)
+            same &= same_gate
         _, labels = connected_components(csr_matrix(same), directed=False)
         return labels
 
@@ -691,7 +698,9 @@ class OptimalSet:
         return lo.copy(), hi.copy()
 
     def penalty_range(self) -> tuple[float, float]:
-        """Min and max of the penalty ``lam^2 sum_k alpha_k`` over the numerical polytope.
+        """Min and max of the penalty ``sum_k ||theta_k|| = lam sum_k alpha_k`` (as
+        :meth:`ConvexModel.penalty <cvxnn.solution.ConvexModel.penalty>`, without the factor
+        ``lam`` of the objective) over the numerical polytope.
 
         Equal in exact arithmetic (every optimum has the same objective); the difference measures
         how inexact the solution used to build the set was.
@@ -700,7 +709,7 @@ class OptimalSet:
         c = 1.0 / colnorm
         lo = float(c @ self._lp(c))
         hi = float(c @ self._lp(-c))
-        return self.lam**2 * lo, self.lam**2 * hi
+        return self.lam * lo, self.lam * hi
 
     # ----------------------------------------------------------------- sampling
     def interior_point(self) -> np.ndarray:
@@ -900,10 +909,29 @@ class OptimalSet:
         Working with the directions ``q^_k`` (fixed by the residual) rather than the solver's
         ``theta_k`` resolves dependencies to the accuracy of the residual, typically orders of
         magnitude better than a solver's block directions; the fit and penalty are unchanged.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``alpha`` is not a point of ``P``: its fit ``columns @ alpha`` misses the optimal
+            fit by more than the set's accuracy (the tolerance of :meth:`contains`, at least
+            ``10 rank_tol``, relative). Pruning keeps the fit, so the result would be no optimum.
         """
         from .pruning import _prune_blocks
 
-        alpha = self.alpha_ref.copy() if alpha is None else self._check_alpha(alpha).copy()
+        if alpha is None:
+            alpha = self.alpha_ref.copy()
+        else:
+            alpha = self._check_alpha(alpha).copy()
+            accuracy = max(self.direction_error, self.fit_mismatch, self.kkt_accuracy)
+            tol = min(max(1e-6, CONTAINS_MARGIN * accuracy, 10.0 * self.rank_tol), CONTAINS_MAX_TOL)
+            scale = max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny)
+            err = float(np.linalg.norm(self.columns @ alpha - self.rhs)) / scale
+            if err > tol:
+                raise InvalidParameterError(
+                    f"alpha is not a point of the optimal set: its fit misses the optimal fit by {err:.1e} "
+                    f"(relative; tolerance {tol:.1e}), so a vertex reached from it would be no optimum. Pass a "
+                    f"point of the set (alpha_ref, a sample, interior_point(), min_norm_alpha()).")
         idx = np.flatnonzero(alpha > 0)
         if idx.size == 0:
             return alpha
@@ -1028,6 +1056,8 @@ def optimal_set(
     if rank_tol is None:
         rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 10.0 * q_dev)))
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
+    if rank_tol >= 1:  # relative to the largest singular value: >= 1 makes every column dependent
+        raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
     fit_tol = check_nonnegative_float(fit_tol, "fit_tol")
     not_optimal = ("Solve to optimality first (the native solvers certify to tol=1e-10: "
                    "cvxnn.solve(X, y, patterns, ..., tol=1e-10)), at the lam you analyse.")

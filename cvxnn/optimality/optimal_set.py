@@ -997,7 +997,7 @@ def optimal_set(
     active_tol, equicorrelation_tol
         See :func:`~cvxnn.optimality.kkt.recover_duals`.
     rank_tol : float, optional
-        Relative singular-value tolerance of rank decisions. Default: ``10 e`` clipped to
+        Relative singular-value tolerance of rank decisions, in ``[0, 1)``. Default: ``10 e`` clipped to
         ``[1e-9, 1e-4]``, where ``e = max(max_{k active} | ||q_k|| / lam - 1 |, dual infeasibility)``
         measures how exactly the residual satisfies the KKT conditions: the columns are built
         from ``q_k``, so their dependencies are resolved to about that accuracy.
@@ -1013,7 +1013,7 @@ def optimal_set(
     Raises
     ------
     InvalidParameterError
-        For a loss whose optimal fit need not be unique (Huber).
+        For a loss whose optimal fit need not be unique (Huber), or ``rank_tol`` outside ``[0, 1)``.
     SolverError
         When the solution is too inaccurate for its optimal set: its KKT accuracy exceeds
         :data:`KKT_ACCURACY_MAX` (it is not an optimum at ``lam``: an uncertified solve, or

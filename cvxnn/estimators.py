@@ -647,6 +647,9 @@ class WeightedLoss(Loss):
     classification = property(lambda self: self.base.classification)  # type: ignore[assignment]
     supports_vector = property(lambda self: self.base.supports_vector)  # type: ignore[assignment]
     exponential_cones = property(lambda self: self.base.exponential_cones)  # type: ignore[assignment]
+    # a zero weight leaves its sample's fit free
+    strictly_convex_fit = property(  # type: ignore[assignment]
+        lambda self: bool(self.base.strictly_convex_fit and np.all(self.weights > 0)))
 
     @property
     def lipschitz(self) -> float | None:  # type: ignore[override]

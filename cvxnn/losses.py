@@ -12,7 +12,7 @@ no solver asks which loss it has:
 * :meth:`Loss.bregman` -- the termwise Bregman divergence (line searches);
 * :meth:`Loss.check_targets` -- validates labels (e.g. logistic needs labels in {-1, +1});
 * capability flags :attr:`Loss.smooth`, :attr:`Loss.has_hessian`, :attr:`Loss.has_conjugate`,
-  :attr:`Loss.separable` -- what a solver may rely on.
+  :attr:`Loss.separable`, :attr:`Loss.strictly_convex_fit` -- what a solver may rely on.
 
 The numpy methods come in two layers: the public ones validate their inputs; the ``*_sum``
 methods (used in the native solvers' hot loops) take float arrays of shape ``(n, c)`` and
@@ -105,6 +105,10 @@ class Loss:
     separable = True
     #: a quadratic function of ``z`` (restricted programs are quadratic programs)
     quadratic = False
+    #: strictly convex in the fit ``z``, so every optimum has the same fit (the optimal-set
+    #: polytope of :func:`cvxnn.optimality.optimal_set`); softmax cross-entropy is not (a
+    #: constant added to a row of ``z`` changes nothing), Huber and the non-smooth losses are not
+    strictly_convex_fit = False
     #: its CVXPY expression needs exponential cones (``log``/``exp``): interior points solve
     #: such programs several times slower than second-order cone programs of the same size
     exponential_cones = False
@@ -224,6 +228,7 @@ class SquaredLoss(Loss):
     name = "squared"
     smooth = True
     quadratic = True
+    strictly_convex_fit = True
     has_hessian = True
     has_conjugate = True
     lipschitz = 1.0
@@ -293,6 +298,7 @@ class LogisticLoss(Loss):
 
     name = "logistic"
     smooth = True
+    strictly_convex_fit = True
     has_hessian = True
     has_conjugate = True
     lipschitz = 0.25

@@ -109,3 +109,15 @@ def test_prune_exact_duplicate_gates_keeps_objective(diabetes, activation):
     assert res.model.objective(X, y, lam) == pytest.approx(sol.objective(X, y, lam), rel=1e-7)
     np.testing.assert_allclose(res.model.predict(X), sol.predict(X), atol=1e-6)
     assert optimal_set(sol, X, y).contains(res.model)
+
+
+def test_the_polytope_asks_the_loss_whether_the_fit_is_unique():
+    from cvxnn.estimators import WeightedLoss
+    from cvxnn.losses import CrossEntropyLoss, HuberLoss, LogisticLoss, SquaredLoss
+
+    assert SquaredLoss().strictly_convex_fit and LogisticLoss().strictly_convex_fit
+    # softmax cross-entropy is invariant to a constant added to a row of the fit
+    assert not CrossEntropyLoss().strictly_convex_fit
+    assert not HuberLoss().strictly_convex_fit
+    assert WeightedLoss(base=SquaredLoss(), weights=np.array([1.0, 2.0])).strictly_convex_fit
+    assert not WeightedLoss(base=SquaredLoss(), weights=np.array([1.0, 0.0])).strictly_convex_fit

@@ -104,7 +104,6 @@ _POLISH_DAMPING = 1e-4
 #: A coordinate is *free* (positive somewhere on ``P``) when its LP maximum exceeds this
 #: fraction of the largest coordinate of the reference point.
 _FREE_TOL = 1e-7
-_UNIQUE_FIT_LOSSES = ("squared", "logistic", "cross_entropy")
 
 
 #: :meth:`OptimalSet.contains` accepts, by default, deviations up to this multiple of the
@@ -1023,10 +1022,14 @@ def optimal_set(
         emitted.
     """
     cert = recover_duals(model, X, y, lam, loss, active_tol=active_tol, equicorrelation_tol=equicorrelation_tol)
-    if cert.loss.name not in _UNIQUE_FIT_LOSSES:
+    if not getattr(cert.loss, "strictly_convex_fit", False):
+        what = repr(cert.loss.name)
+        if getattr(cert.loss, "weights", None) is not None:
+            what += " with a zero sample weight (that sample's fit is free)"
         raise InvalidParameterError(
-            f"the optimal-set polytope needs a loss strictly convex in the fit; {cert.loss.name!r} "
-            "is not (use squared or logistic). kkt_report and prune_exact still apply."
+            f"the optimal-set polytope needs a loss strictly convex in the fit; {what} "
+            "is not (use squared or logistic with positive weights). kkt_report and prune_exact "
+            "still apply."
         )
     S = cert.equicorrelation
     pats = model.patterns

@@ -45,6 +45,7 @@ import dataclasses
 import inspect
 import logging
 import numbers
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -2108,6 +2109,32 @@ class LamCVResult:
         return float(self.lams[self.best_index])
 
 
+#: Serializes the fold fits that joblib runs as threads of the calling process (see
+#: :func:`_cv_segment_task`).
+_CV_THREAD_LOCK = threading.RLock()
+
+
+def _cv_segment_task(parent_pid, *args):
+    """:func:`_cv_segment` as a joblib task. In another process (loky, multiprocessing, Dask) the
+    warnings of the fold fits (``ConvergenceWarning`` ...) would end on the worker's stderr,
+    out of the caller's reach: they are recorded there and returned, and
+    :func:`_cross_validate` issues them again in the calling process, as with ``n_jobs=1``."""
+    import os
+
+    if os.getpid() == parent_pid:
+        # in the calling process (n_jobs=1, joblib's threading backend): one task at a time, since
+        # every fit enters warnings.catch_warnings, which is process-global: fits in concurrent
+        # threads took each other's warnings (ConvergenceWarnings were lost at random) and could
+        # restore each other's filters. The fits hold the GIL most of the time, so threads gained
+        # nothing (n_jobs=2 took 1.1-1.6x the time of n_jobs=1).
+        with _CV_THREAD_LOCK:
+            return _cv_segment(*args), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _cv_segment(*args)
+    return out, [(w.category, str(w.message)) for w in caught]
+
+
 def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=False, sample_weight=None):
     """Fit ``estimator`` for each ``lam`` of one segment on one fold (warm-started in
     decreasing ``lam`` on the native backend). Returns scores (``scorer(est, X, y)``, default
@@ -2362,7 +2389,7 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     return lam_grid(lmax, n_lams, lam_min_ratio)
 
 
-def _split_folds(cv, X, y, classifier: bool) -> list:
+def _split_folds(cv, X, y, classifier: bool, groups=None) -> list:
     """The ``(train, test)`` folds of ``cv`` on ``(X, y)``, checked: a splitter that cannot split
     these data, no folds, or a fold whose indices are not rows of ``X`` (out of range, negative,
     not integers or a mask of the wrong length, empty) raise ``InvalidParameterError``."""
@@ -2371,7 +2398,7 @@ def _split_folds(cv, X, y, classifier: bool) -> list:
     n = X.shape[0]
     try:
         splitter = check_cv(cv, y, classifier=classifier)
-        folds = list(splitter.split(X, y))
+        folds = list(splitter.split(X, y, groups))
     except (ValueError, TypeError) as exc:  # more folds than samples, or than members of a class
         raise InvalidParameterError(f"cv={cv!r:.60} cannot split these {n} samples: {exc}") from None
     if len(folds) < 1:
@@ -2478,15 +2505,22 @@ def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, sample_wei
                     keep_solutions=False):
     """:func:`cross_validate_lam` on validated arguments (:func:`_cv_arguments`); also returns
     the fold solutions (``[fold][lam]``, :class:`_FoldSolution` or None) with ``keep_solutions``."""
+    import os
+
     from joblib import Parallel, delayed
 
     segments = [s for s in np.array_split(np.arange(lams.size), min(n_segments, lams.size)) if s.size]
     tasks = [(f, seg) for f in range(len(folds)) for seg in segments]
-    out = Parallel(n_jobs=n_jobs, verbose=verbose)(
-        delayed(_cv_segment)(estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer, keep_solutions,
-                             sample_weight)
+    results = Parallel(n_jobs=n_jobs, verbose=verbose)(
+        delayed(_cv_segment_task)(os.getpid(), estimator, X, y, folds[f][0], folds[f][1], lams[seg], scorer,
+                                  keep_solutions, sample_weight)
         for f, seg in tasks
     )
+    out = []
+    for res, caught in results:
+        for category, message in caught:  # a worker process's warnings, issued here
+            warnings.warn(message, category, stacklevel=3)
+        out.append(res)
     scores = np.empty((len(folds), lams.size))
     statuses = np.empty((len(folds), lams.size), dtype=object)
     kept: list[list] = [[None] * lams.size for _ in folds]
@@ -2597,12 +2631,12 @@ class _ConvexCVBase(_Base):
             return base
         return clone(base).set_params(tol=float(cv_tol))
 
-    def _folds(self, X, y) -> list:
+    def _folds(self, X, y, groups=None) -> list:
         from sklearn.base import is_classifier
 
-        return _split_folds(self.cv, X, y, is_classifier(self))
+        return _split_folds(self.cv, X, y, is_classifier(self), groups=groups)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, groups=None):
         """Cross-validate ``lam`` on one warm-started path per fold, then refit at the best.
 
         Validates everything first; the fitted attributes (``lam_``, ``lams_``, ``scores_``,
@@ -2620,6 +2654,9 @@ class _ConvexCVBase(_Base):
             scores (its validation rows' weights: weighted accuracy or ``R^2``, or a scorer's
             ``sample_weight``) and the refit. Every fold needs a positive total weight on both
             sides.
+        groups : array-like of shape (n_samples,), optional
+            Group labels of the samples, passed to the ``cv`` splitter's ``split`` (as
+            ``GridSearchCV.fit`` does), for group splitters such as ``GroupKFold``.
 
         Returns
         -------
@@ -2643,7 +2680,7 @@ class _ConvexCVBase(_Base):
             yv = y_enc
         extra.update({k: v for k, v in extra_enc.items() if k == "classes_"})
         lams = self._grid(base, Xv, y_enc, loss, w)
-        folds = self._folds(Xv, yv)
+        folds = self._folds(Xv, yv, groups)
         cv_tol = self._resolved_cv_tol(folds)
         fold_est = self._fold_estimator(base, cv_tol)
         result, kept = _cross_validate(fold_est, *_cv_arguments(fold_est, Xv, yv, lams, folds, 1, self.scoring, sw),
@@ -2876,7 +2913,7 @@ _CV_DOC = """
     every fit warm-started from the previous one on the same patterns (native backend), by
     :func:`cross_validate_lam`. With the same folds, grid and ``random_state`` the choice
     equals ``GridSearchCV(<base>(random_state=...), {{"lam": lams}}, cv=...)`` up to the solver
-    tolerance. ``fit`` takes no ``sample_weight``.
+    tolerance.
 """
 
 

@@ -39,7 +39,9 @@ from cvxnn import build_program, enumerate_patterns
 from cvxnn.optimality import prune_exact
 from cvxnn.patterns import max_pattern_count
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 

@@ -35,7 +35,9 @@ from cvxnn.datasets import load_teacher_regression
 from cvxnn.native import solve_native
 from cvxnn.optimality import kkt_report
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 
@@ -136,7 +138,7 @@ assert np.max(np.abs(fits["scs"] - fits["clarabel"])) <= 1e-3 * np.max(np.abs(y)
 
 # %%
 # drop the "dust" an interior-point solver leaves: blocks that should be zero but sit at 1e-9 to
-# 1e-5 of the largest (here 1.4e-5 and 3.7e-7); kkt_report below finds the active blocks exactly
+# ~1e-5 of the largest (here about 1.5e-5 and 4e-7); kkt_report below finds the active blocks exactly
 network = ref.to_network(tol=1e-4)
 nc = network.objective(X, y, lam)
 print(f"convex objective {ref.objective_value:.10f}  vs  network objective {nc:.10f} "

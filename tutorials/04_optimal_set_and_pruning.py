@@ -34,7 +34,9 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 import cvxnn
 from cvxnn.optimality import kkt_report, optimal_set, prune_exact, pruning_path
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 

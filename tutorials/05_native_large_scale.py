@@ -30,17 +30,18 @@
 # %%
 import os
 import time
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from cvxnn import build_program, sample_patterns
 from cvxnn.datasets import planted_teacher
-from cvxnn.errors import ConvergenceWarning, MemoryBudgetError
+from cvxnn.errors import MemoryBudgetError
 from cvxnn.native import duality_gap, lam_max_gated, solve_native
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 
@@ -124,9 +125,7 @@ try:
     solve_native(X, y, pats, lam=lam, memory_budget=2**16)
 except MemoryBudgetError as exc:
     print("MemoryBudgetError:", exc)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    chunked = solve_native(X, y, pats, lam=lam, tol=1e-6, memory_budget=4 * 2**20)
+chunked = solve_native(X, y, pats, lam=lam, tol=1e-6, memory_budget=4 * 2**20)
 print("mask cached:", chunked.extra["mask_cached"], "| same objective:",
       np.isclose(chunked.objective_value, sol64.objective_value, rtol=1e-5))
 

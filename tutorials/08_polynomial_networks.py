@@ -37,7 +37,9 @@ import numpy as np
 from cvxnn.native.polynomial import polynomial_dual_norm, polynomial_duality_gap, solve_quadratic_native
 from cvxnn.polynomial import build_polynomial_program, build_quadratic_program, fit_nonconvex
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 

@@ -35,7 +35,9 @@ from cvxnn.feature_penalties import FeatureGroupL2, SparseGroupL2
 from cvxnn.feature_sparsity import feature_lam_max, feature_path, solve_feature_sparse
 from cvxnn.losses import get_loss
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 

@@ -39,7 +39,9 @@ from cvxnn.native.conv import conv_report, solve_conv_native
 from cvxnn.patterns import enumerate_patterns
 from cvxnn.vector import one_hot
 
-OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join("tutorials", "_output"))
+# next to this file, from any working directory (a notebook has no __file__ but runs in tutorials/)
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd()
+OUT = os.environ.get("CVXNN_TUTORIAL_OUTPUT", os.path.join(HERE, "_output"))
 os.makedirs(OUT, exist_ok=True)
 t_start = time.perf_counter()
 
@@ -132,8 +134,9 @@ fig.savefig(os.path.join(OUT, "conv_restarts.png"), dpi=120)
 
 # %%
 Xd, yd = load_digits(return_X_y=True)
-Xd = (Xd - Xd.mean(0)) / np.maximum(Xd.std(0), 1e-12)
 train, test = np.arange(600), np.arange(1200, 1797)
+# standardized with the training rows' statistics only (the test rows stay unseen)
+Xd = (Xd - Xd[train].mean(0)) / np.maximum(Xd[train].std(0), 1e-12)
 t0 = time.perf_counter()
 gated = solve_conv_native(Xd[train], one_hot(yd[train], 10), image_shape=(8, 8), patch_size=3, lam=6.0,
                           n_gates=16, bias=True, seed=0, tol=1e-6)

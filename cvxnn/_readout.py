@@ -24,7 +24,7 @@ import numpy as np
 
 from ._validation import check_nonnegative_float
 from .errors import InvalidParameterError
-from .networks import GatedReLUNetwork, ReLUNetwork
+from .networks import GatedReLUNetwork, ReLUNetwork, _scaled_norms
 from .operators import block_norms
 from .patterns import Patterns
 
@@ -49,6 +49,13 @@ def _check_tolerance(value, name: str) -> float:
     return float(value)
 
 
+def _column_norms(B: np.ndarray) -> np.ndarray:
+    """Norms along axis 0 of ``B`` (``d x p`` or ``d x p x c``), scaled so that blocks of tiny
+    (``1e-170``) or huge (``1e200``) entries neither underflow to 0 nor overflow to inf when
+    squared: an unscaled norm dropped such blocks or divided by a zero norm."""
+    return _scaled_norms(B.reshape(B.shape[0], -1)).reshape(B.shape[1:])
+
+
 def _keep(norms: np.ndarray, tol: float) -> np.ndarray:
     if norms.size == 0:
         return np.zeros(0, dtype=bool)
@@ -66,7 +73,7 @@ def _split_bias(A: np.ndarray, bias: bool):
 def _scalar_neurons(B: np.ndarray, keep: np.ndarray):
     """Balanced neurons of scalar-output blocks: ``(b_i / sqrt||b_i||, sqrt||b_i||)``."""
     Bk = B[:, keep]
-    s = np.sqrt(np.linalg.norm(Bk, axis=0))
+    s = np.sqrt(_column_norms(Bk))
     return Bk / s, s
 
 
@@ -97,7 +104,7 @@ def _column_neurons(B: np.ndarray, keep: np.ndarray):
     """One balanced neuron per nonzero column of the kept blocks ``B_i`` (``d_a x c``): the
     neuron ``(b / sqrt||b||, sqrt||b|| e_k)`` of column ``b = B_i[:, k]``, and its block index."""
     d, p, c = B.shape
-    norms = np.linalg.norm(B, axis=0)  # (p, c)
+    norms = _column_norms(B)  # (p, c)
     i, k = np.nonzero(keep[:, None] & (norms > 0))
     root = np.sqrt(norms[i, k])
     W2 = np.zeros((i.size, c))
@@ -140,7 +147,7 @@ def to_network(model, *, tol: float = 0.0, split: str = "auto"):
         U = model.U
         # tol = 0 keeps every nonzero block: no nuclear norms (one SVD per block) needed
         keep = np.any(U != 0, axis=tuple(k for k in range(U.ndim) if k != 1)) if tol == 0 \
-            else _keep(block_norms(U), tol)
+            else _keep(_column_norms(U) if U.ndim == 2 else block_norms(U), tol)
         if U.ndim == 2:
             A, w2 = _scalar_neurons(U, keep)
             G = pats.gates[:, keep]
@@ -154,7 +161,7 @@ def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     V, W = model.V, model.W
     if V.ndim == 3:
         return relu_vector_to_network(model, tol=tol, split=split)
-    kv = _keep(np.concatenate([block_norms(V), block_norms(W)]), tol)
+    kv = _keep(np.concatenate([_column_norms(V), _column_norms(W)]), tol)
     p = V.shape[1]
     Av, sv = _scalar_neurons(V, kv[:p])
     Aw, sw = _scalar_neurons(W, kv[p:])
@@ -271,7 +278,7 @@ def relu_vector_factors(
             # dropped) and strictly lower its penalty, so the network's objective is never
             # above the program's and equals it wherever the block is split.
             dropped_b = np.where(significant, 0.0, s).sum(axis=1)
-            colsum = np.linalg.norm(blocks, axis=0).sum(axis=1)  # (2p,)
+            colsum = _column_norms(blocks).sum(axis=1)  # (2p,)
             svd_ok &= (dropped_b <= _ROUNDOFF * s[:, 0]) & (colsum - s.sum(axis=1) > _ROUNDOFF * colsum)
 
     firsts, seconds = [], []
@@ -284,7 +291,7 @@ def relu_vector_factors(
     dropped = float(s[svd_ok[:, None] & ~significant & (s > 0)].sum())
 
     split = keep & ~svd_ok
-    col = np.linalg.norm(blocks, axis=0)  # (2p, c)
+    col = _column_norms(blocks)  # (2p, c)
     q2, k2 = np.nonzero(split[:, None] & (col > tol * top))  # columns below the block threshold too
     roots = np.sqrt(col[q2, k2])
     firsts.append(blocks[:, q2, k2] / roots)

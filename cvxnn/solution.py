@@ -385,6 +385,10 @@ class ConvexSolution(ConvexModel):
             f"objective    : {self.objective_value:.10g}",
             f"active blocks: {self.n_active()}",
         ]
+        if self.formulation == "nuclear" and get_activation(self.activation).constraint is not None:
+            # with cone constraints (C-ReLU) the nuclear-norm program relaxes the network's problem
+            lines[3] += ("  (convex value: a lower bound on the objective of to_network()'s network; "
+                         "cvxnn verify prints both)")
         if self.gap is not None:
             lines.append(f"duality gap  : {self.gap:.3e}")
         if self.max_violation is not None:

@@ -4,6 +4,7 @@ real data, round trips, and blocks whose norms underflow or overflow when square
 import numpy as np
 import pytest
 
+import cvxnn
 from cvxnn import (
     ConvexModel,
     GatedReLUNetwork,
@@ -65,3 +66,14 @@ def test_blocks_with_extreme_norms_map_exactly(scale, activation, c):
     fit = model.train_predict(X)
     np.testing.assert_allclose(net.predict(X) / scale, fit / scale, rtol=1e-12, atol=1e-12)
     assert model.to_network(tol=1e-3).n_neurons == net.n_neurons  # the only block is the largest
+
+
+def test_summary_marks_the_nuclear_relu_value_as_a_bound_only():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    Y = np.eye(3)[rng.integers(0, 3, 30)]
+    pats = cvxnn.sample_patterns(X, 6, seed=0)
+    relu = cvxnn.solve(X, Y, pats, activation="relu", lam=1.0, solver="clarabel", formulation="nuclear")
+    gated = cvxnn.solve(X, Y, pats, activation="gated_relu", lam=1.0, solver="clarabel", formulation="nuclear")
+    assert "lower bound" in relu.summary()
+    assert "lower bound" not in gated.summary()  # the gated nuclear program is exact

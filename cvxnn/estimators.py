@@ -45,6 +45,7 @@ import dataclasses
 import inspect
 import logging
 import numbers
+import os
 import threading
 import time
 import warnings
@@ -2146,8 +2147,6 @@ def _cv_segment_task(parent_pid, *args):
     warnings of the fold fits (``ConvergenceWarning`` ...) would end on the worker's stderr,
     out of the caller's reach: they are recorded there and returned, and
     :func:`_cross_validate` issues them again in the calling process, as with ``n_jobs=1``."""
-    import os
-
     if os.getpid() == parent_pid:
         # in the calling process (n_jobs=1, joblib's threading backend): one task at a time, since
         # every fit enters warnings.catch_warnings, which is process-global: fits in concurrent
@@ -2532,8 +2531,6 @@ def _cross_validate(estimator, X, y, lams, folds, n_segments, scorer, sample_wei
                     keep_solutions=False):
     """:func:`cross_validate_lam` on validated arguments (:func:`_cv_arguments`); also returns
     the fold solutions (``[fold][lam]``, :class:`_FoldSolution` or None) with ``keep_solutions``."""
-    import os
-
     from joblib import Parallel, delayed
 
     segments = [s for s in np.array_split(np.arange(lams.size), min(n_segments, lams.size)) if s.size]

@@ -56,10 +56,11 @@ from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .builders import _masked_prediction, check_targets
 from .errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError, SolverError
+from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
 from .native._losses import SmoothKernel, make_kernel
-from .native.certificates import GapCertificate, gated_certificate
+from .native.certificates import GapCertificate, feature_sparse_certificate, gated_certificate
 from .native.prox import BlockPenalty
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .operators import ImplicitDesign, check_memory, power_iteration_norm_sq
@@ -390,8 +391,8 @@ class ConvProgram(ConvexProgram):
         certify : bool
             Compute the duality gap of the returned point (smooth losses with a conjugate; for
             C-ReLU with the solver's cone multipliers), :func:`cvxnn.native.conv.conv_certificate`.
-            Not for a program with a ``weight_penalty`` (the certificate is that of the block
-            norms): there the solver's status stands alone.
+            Not for a program with a ``weight_penalty``: there the solver's status stands alone
+            (certify the point with ``conv_certificate(..., penalty=program.weight_penalty)``).
         **solver_opts
             Passed to :meth:`cvxnn.program.ConvexProgram.solve`.
 
@@ -402,6 +403,8 @@ class ConvProgram(ConvexProgram):
             ``"max_iterations"``); failures raise as in :meth:`ConvexProgram.solve`.
         """
         sol = super().solve(solver, lam=lam, **solver_opts)
+        if self.weight_penalty is not None:  # conv_certificate and duality_gap refuse it without penalty=
+            sol.extra["penalty"] = repr(self.weight_penalty)
         out = ConvSolution.from_convex(sol, self.geometry, self.pooling)
         if certify and self.weight_penalty is None and self.loss is not None and self.loss.smooth \
                 and self.loss.has_conjugate and out.lam is not None and out.lam > 0:
@@ -567,7 +570,8 @@ def build_conv_program(
     X, Z, y, geometry, patterns, loss_obj = data.X, data.Z, data.y, data.geometry, data.patterns, data.loss
     c = data.n_outputs
     weight_penalty = None if penalty is None else get_penalty(penalty)
-    if weight_penalty is not None:
+    if weight_penalty is not None:  # the name is checked first (a misspelt one passed with a penalty)
+        check_formulation(formulation, "gated_relu", 1)
         formulation = "one_vs_all"
     check_formulation(formulation, activation, c)
     n, K = X.shape[0], geometry.n_patches
@@ -1126,11 +1130,16 @@ def _as3(B: np.ndarray) -> np.ndarray:
 
 
 def _relu_gap(op: PooledDesign, Za: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
-              V3: np.ndarray, W3: np.ndarray, rho: np.ndarray | None, kind: str) -> GapCertificate:
-    """Gap of a convolutional C-ReLU point with cone multipliers ``rho`` (``n K x 2p x c``) or none."""
+              V3: np.ndarray, W3: np.ndarray, rho: np.ndarray | None, kind: str,
+              feature: GroupSparsePenalty | None = None) -> GapCertificate:
+    """Gap of a convolutional C-ReLU point with cone multipliers ``rho`` (``n K x 2p x c``) or none;
+    ``feature``: the program's feature-sparse penalty of ``[V, W]`` in place of the block norms."""
     pen = BlockPenalty(kind)
     z = op.forward(V3) - op.forward(W3)
-    P = kernel.value(z) + lam * float(pen.norms(V3).sum() + pen.norms(W3).sum())
+    if feature is None:
+        P = kernel.value(z) + lam * float(pen.norms(V3).sum() + pen.norms(W3).sum())
+    else:
+        P = kernel.value(z) + lam * feature.value(np.concatenate([V3, W3], axis=1))
     S = 2.0 * mask.astype(np.float64) - 1.0
     nK, p = mask.shape
     c, d = V3.shape[2], Za.shape[1]
@@ -1148,7 +1157,10 @@ def _relu_gap(op: PooledDesign, Za: np.ndarray, mask: np.ndarray, kernel: Smooth
             raise ShapeError(f"multipliers must have shape {(nK, 2 * p, c)}, got {rho.shape}.")
         gV = base - (Za.T @ (S[:, :, None] * rho[:, :p]).reshape(nK, p * c)).reshape(d, p, c)
         gW = -base - (Za.T @ (S[:, :, None] * rho[:, p:]).reshape(nK, p * c)).reshape(d, p, c)
-    dn = float(max(pen.dual_norms(gV).max(initial=0.0), pen.dual_norms(gW).max(initial=0.0)))
+    if feature is None:
+        dn = float(max(pen.dual_norms(gV).max(initial=0.0), pen.dual_norms(gW).max(initial=0.0)))
+    else:  # R* of the whole [G_V, G_W]: the feature norm couples the blocks
+        dn = feature.dual_norm_value(np.concatenate([gV, gW], axis=1))
     s = kernel.best_dual_scale(theta, np.inf if dn == 0.0 else lam / dn)
     D = kernel.dual_value(s * theta)
     gap = max(P - D, 0.0)
@@ -1157,7 +1169,7 @@ def _relu_gap(op: PooledDesign, Za: np.ndarray, mask: np.ndarray, kernel: Smooth
 
 
 def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squared", *,
-                     multipliers: np.ndarray | None = None) -> GapCertificate:
+                     multipliers: np.ndarray | None = None, penalty=None) -> GapCertificate:
     """Certified duality gap of a point of the convolutional program (``docs/conv.md``, "Certificates").
 
     Parameters
@@ -1174,6 +1186,11 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
     multipliers : ndarray of shape (n K, 2p[, c]), optional
         C-ReLU only: cone multipliers ``rho >= 0`` (``v`` blocks first); default the solution's
         (CVXPY's cone duals), else zero (a valid, looser bound).
+    penalty : FeatureGroupL2 or SparseGroupL2, optional
+        The feature-sparse penalty of the program (``build_conv_program(..., penalty=...)``), in
+        place of the block norms: ``P = L + lam R(Theta)`` and the dual constraint
+        ``R*(G) <= lam``. A solution of such a program is refused without it (the block-norm
+        certificate is that of another program: a 28% "gap" at a point Clarabel solved).
 
     Returns
     -------
@@ -1183,6 +1200,15 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
     if not isinstance(model, ConvModel):
         raise InvalidParameterError(f"model must be a cvxnn ConvModel, got {type(model).__name__}.")
     lam = check_lam(lam, allow_zero=False)
+    if penalty is not None and not isinstance(penalty, GroupSparsePenalty):
+        raise InvalidParameterError("penalty must be a feature-sparse penalty (FeatureGroupL2 or SparseGroupL2), "
+                                    f"got {type(penalty).__name__}.")
+    used = next((e["penalty"] for e in (getattr(model, "extra", None), getattr(model.model, "extra", None))
+                 if isinstance(e, dict) and isinstance(e.get("penalty"), str)), None)
+    if penalty is None and used is not None:
+        raise InvalidParameterError(
+            f"this point solves the convolutional program with the feature-sparse penalty {used}; pass "
+            "that penalty (conv_certificate(..., penalty=...)) to certify it, not the block norms.")
     geo = model.geometry
     data = prepare_conv_data(X, y, image_shape=geo, patch_size=geo.size, stride=geo.stride,
                              patterns=model.patterns, loss=loss)
@@ -1197,7 +1223,10 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
                       geo.n_patches, model.pooling)
     kind = _penalty_kind(inner, c)
     if not inner.spec.constrained:  # no cone multipliers: the gap of the pooled group lasso
-        return gated_certificate(op, kernel, lam, _as3(np.asarray(inner.U, dtype=np.float64)), penalty=kind)
+        U3 = _as3(np.asarray(inner.U, dtype=np.float64))
+        if penalty is not None:
+            return feature_sparse_certificate(op, kernel, lam, U3, penalty)
+        return gated_certificate(op, kernel, lam, U3, penalty=kind)
     if multipliers is None:
         multipliers = getattr(inner, "multipliers", None)
     if multipliers is not None:
@@ -1214,4 +1243,5 @@ def conv_certificate(model: ConvModel, X, y, lam: float, loss: str | Loss = "squ
                              f"{'' if c == 1 else f', {c}'}) (n K patch rows, the v blocks' then the w blocks').")
         if not np.all(np.isfinite(multipliers)):
             raise NonFiniteError("multipliers contain NaN or infinity.")
-    return _relu_gap(op, Za, model.patterns.mask, kernel, lam, _as3(inner.V), _as3(inner.W), multipliers, kind)
+    return _relu_gap(op, Za, model.patterns.mask, kernel, lam, _as3(inner.V), _as3(inner.W), multipliers, kind,
+                     feature=penalty)

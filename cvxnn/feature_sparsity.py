@@ -69,16 +69,19 @@ def weight_matrix(model: ConvexModel) -> np.ndarray:
     """The program's weight matrix ``Theta``: ``U`` (C-GReLU) or ``[V, W]`` (C-ReLU), ``d_a x m``;
     for ``c`` outputs ``d_a x (p c)`` or ``d_a x (2 p c)`` (row ``j``: feature ``j`` in every block
     and output)."""
+    if not isinstance(model, ConvexModel):
+        raise InvalidParameterError(f"model must be a cvxnn ConvexModel, got {type(model).__name__}.")
     return np.hstack([B.reshape(B.shape[0], -1) for B in model.blocks.values()])
 
 
 def feature_support(model: ConvexModel, tol: float = 1e-6, *, scale: float | None = None) -> np.ndarray:
     """Boolean mask of the input features a model uses: row ``j`` of ``Theta`` has 2-norm
     ``> tol * scale`` (``scale`` defaults to the largest row norm of this model). The bias row,
-    when the patterns have one, is not a feature and is left out: the mask has ``d`` entries."""
+    when the patterns have one, is not a feature and is left out: the mask has ``d`` entries.
+    An explicit ``scale`` must be finite and ``> 0`` (NaN or a negative one returned no feature)."""
     tol = check_nonnegative_float(tol, "tol")
     rows = np.linalg.norm(weight_matrix(model), axis=1)[: model.patterns.design_dim - int(model.patterns.bias)]
-    top = rows.max(initial=0.0) if scale is None else float(scale)
+    top = rows.max(initial=0.0) if scale is None else check_nonnegative_float(scale, "scale", allow_zero=False)
     return rows > tol * top if top > 0 else np.zeros(rows.shape, dtype=bool)
 
 

@@ -122,3 +122,21 @@ def test_conv_formulation_name_checked_with_a_penalty():
     with pytest.raises(InvalidParameterError, match="formulation"):
         build_conv_program(X, np.eye(2)[labels % 2], image_shape=(8, 8), patch_size=3, n_gates=2, seed=0,
                            activation="gated_relu", penalty=FeatureGroupL2(), formulation="one_vs_al")
+
+
+@pytest.mark.parametrize("activation", ["gated_relu", "relu"])
+def test_conv_report_of_a_feature_penalty_program(activation):
+    # conv_report had no penalty=: it refused such a point (after conv_certificate learned to), and
+    # its convex objective was L + lam * block norms, not the objective of the program solved
+    from cvxnn.native.conv import conv_report
+
+    X, labels = _digits()
+    y = np.where(labels < 5, 1.0, -1.0)
+    pen = FeatureGroupL2()
+    sol = build_conv_program(X, y, image_shape=(8, 8), patch_size=3, n_gates=3, seed=0, lam=2.0,
+                             activation=activation, penalty=pen).solve()
+    with pytest.raises(InvalidParameterError, match="feature-sparse penalty"):
+        conv_report(sol, X, y)
+    rep = conv_report(sol, X, y, penalty=pen)
+    assert rep.convex_objective == pytest.approx(sol.objective_value, rel=1e-9)
+    assert rep.rel_gap <= 1e-6

@@ -184,7 +184,7 @@ class ConvReport:
 
 
 def conv_report(model: ConvModel, X, y, *, lam: float | None = None, loss: str | Loss | None = None,
-                multipliers: np.ndarray | None = None, tol: float = 0.0) -> ConvReport:
+                multipliers: np.ndarray | None = None, tol: float = 0.0, penalty=None) -> ConvReport:
     """Certificate, cone violation and the mapped CNN's objective of a convolutional point.
 
     Parameters
@@ -198,6 +198,10 @@ def conv_report(model: ConvModel, X, y, *, lam: float | None = None, loss: str |
         See :func:`conv_certificate`.
     tol : float
         Passed to :meth:`~cvxnn.conv.ConvModel.to_network`.
+    penalty : FeatureGroupL2 or SparseGroupL2, optional
+        The feature-sparse penalty of a ``build_conv_program(..., penalty=...)`` point (see
+        :func:`conv_certificate`, which refuses such a point without it); the convex objective
+        is then ``L + lam R(Theta)``.
 
     Returns
     -------
@@ -210,11 +214,16 @@ def conv_report(model: ConvModel, X, y, *, lam: float | None = None, loss: str |
     if lam is None:
         raise InvalidParameterError("lam is needed for a point that is not a solution (pass lam=...).")
     loss = get_loss(loss)
-    cert = conv_certificate(model, X, y, lam, loss, multipliers=multipliers)
+    cert = conv_certificate(model, X, y, lam, loss, multipliers=multipliers, penalty=penalty)
     net: ConvNetwork = model.to_network(tol=tol)
     f_net, f_cvx = net.predict(X), model.train_predict(X)
+    convex = float(model.objective(X, y, lam, loss))
+    if penalty is not None:  # the program's R(Theta) in place of the block norms
+        convex += float(lam) * (penalty.value(np.hstack([B.reshape(B.shape[0], -1)
+                                                         for B in model.model.blocks.values()]))
+                                - model.penalty())
     return ConvReport(
-        convex_objective=float(model.objective(X, y, lam, loss)),
+        convex_objective=convex,
         network_objective=float(net.objective(X, y, lam, loss)),
         dual_value=cert.dual,
         gap=cert.gap,

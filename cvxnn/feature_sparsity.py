@@ -250,7 +250,9 @@ def solve_feature_sparse(
         pass their own tolerances in ``solver_opts``), and ``feas_tol`` is refused.
     program : ConvexProgram, optional
         A program built by :func:`cvxnn.builders.build_program` with this ``penalty`` on these
-        data and patterns (a path reuses one compiled program; only ``lam`` changes).
+        data and patterns (a path reuses one compiled program; only ``lam`` changes); CVXPY
+        solvers only (``solver="auto"`` then means Clarabel; ``"native"`` refuses it). Without
+        ``patterns`` the program's are used.
     **solver_opts
         Passed to :meth:`cvxnn.program.ConvexProgram.solve` (CVXPY solvers).
 
@@ -266,8 +268,15 @@ def solve_feature_sparse(
     if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
     route = _route(solver, activation, penalty)
+    if route == "native" and program is not None and solver.lower() == "auto":
+        route = "CLARABEL"  # the caller compiled a CVXPY program: "auto" solves it
+    if route == "native" and program is not None:
+        raise InvalidParameterError(
+            "program= is a compiled CVXPY program, which the native solver does not use; pass it with a "
+            "CVXPY solver (solver='clarabel', ...), or drop it.")
     if patterns is None:
-        patterns = sample_patterns(X, n_gates, seed=seed, bias=bias)
+        # a given program fixes the patterns (it was built on them); others would be refused
+        patterns = program.patterns if program is not None else sample_patterns(X, n_gates, seed=seed, bias=bias)
     if route == "native":
         if solver_opts:
             raise InvalidParameterError(f"the native solver takes no options {sorted(solver_opts)}.")

@@ -140,3 +140,27 @@ def test_conv_report_of_a_feature_penalty_program(activation):
     rep = conv_report(sol, X, y, penalty=pen)
     assert rep.convex_objective == pytest.approx(sol.objective_value, rel=1e-9)
     assert rep.rel_gap <= 1e-6
+
+
+def test_solve_feature_sparse_program_argument():
+    # the native route ignored program= silently, and the CVXPY route without patterns= sampled
+    # new patterns and refused the program it was handed although it was built right
+    from sklearn.datasets import load_diabetes
+
+    from cvxnn.builders import build_program
+    from cvxnn.patterns import sample_patterns
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:80], y[:80]
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    pats = sample_patterns(X, 8, seed=0)
+    pen = FeatureGroupL2()
+    prog = build_program(X, y, activation="gated_relu", loss="squared", lam=5.0, patterns=pats, penalty=pen)
+    ref = solve_feature_sparse(X, y, penalty=pen, lam=5.0, patterns=pats, solver="native", tol=1e-8)
+    sol = solve_feature_sparse(X, y, penalty=pen, lam=5.0, program=prog, solver="clarabel")  # no patterns=
+    assert sol.patterns is pats
+    assert sol.objective_value == pytest.approx(ref.objective_value, rel=1e-6)
+    auto = solve_feature_sparse(X, y, penalty=pen, lam=5.0, program=prog)  # "auto" solves the given program
+    assert auto.solver == "CLARABEL"
+    with pytest.raises(InvalidParameterError, match="native solver does not use"):
+        solve_feature_sparse(X, y, penalty=pen, lam=5.0, program=prog, solver="native")

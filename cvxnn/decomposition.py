@@ -45,9 +45,16 @@ import cvxpy as cp
 import numpy as np
 
 from ._readout import _check_tolerance, relu_vector_to_network
-from ._validation import check_lam, check_X, check_y
+from ._validation import as_float_array, check_lam, check_X, check_y
 from .backends.cvxpy_adapter import check_cvxpy_solver, run_problem
-from .errors import InaccurateSolutionWarning, InfeasibleError, InvalidParameterError, ShapeError, SolverError
+from .errors import (
+    InaccurateSolutionWarning,
+    InfeasibleError,
+    InvalidParameterError,
+    NonFiniteError,
+    ShapeError,
+    SolverError,
+)
 from .losses import Loss, get_loss
 from .operators import block_norms, forward
 from .patterns import Patterns
@@ -181,13 +188,22 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
     Returns
     -------
     ndarray of bool, shape (p,) or (p, c)
+
+    Raises
+    ------
+    ShapeError
+        ``U`` of the wrong shape.
+    NonFiniteError
+        ``U`` with NaN or infinity (such a block is in no span).
     """
     tol = _check_tolerance(tol, "tol")
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
-    U = np.asarray(U, dtype=float)
+    U = as_float_array(U, "U")
     if U.ndim not in (2, 3) or U.shape[:2] != (patterns.design_dim, patterns.n_patterns):
         raise ShapeError(f"U must have shape ({patterns.design_dim}, {patterns.n_patterns}[, c]), got {U.shape}.")
+    if not np.all(np.isfinite(U)):  # NaN blocks passed every span test (|x^T u| > lim is False)
+        raise NonFiniteError("U contains NaN or infinity.")
     if implicit is None:
         implicit = implicit_equalities(X, patterns, solver=solver)
     Xa = patterns.design(X)
@@ -467,7 +483,8 @@ def decompose(
         raise InvalidParameterError(f"on_infeasible must be one of {ON_INFEASIBLE}, got {on_infeasible!r}.")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
         raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}.")
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
+    if chunk_size is not None and (isinstance(chunk_size, (bool, np.bool_))
+                                   or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     tol = _check_tolerance(tol, "tol")
     if refit_lam is not None:

@@ -177,7 +177,8 @@ class ConvexProgram:
         Raises
         ------
         InvalidParameterError
-            For an unknown or uninstalled solver or canonicalisation backend.
+            For an unknown or uninstalled solver, a solver that cannot take the program's cones,
+            or an unknown canonicalisation backend.
         MemoryBudgetError
             When the compiled problem would not fit in memory (see :meth:`estimated_nonzeros`).
         SolverError
@@ -220,7 +221,8 @@ class ConvexProgram:
         MemoryBudgetError
             When the compiled problem would not fit in memory.
         InvalidParameterError
-            For an unknown or uninstalled solver or a bad option.
+            For an unknown or uninstalled solver, a solver that cannot take the program's cones
+            (SCIPY, HIGHS, OSQP: the norms need second-order cones), or a bad option.
         """
         from .native.certificates import attach_certificate
 

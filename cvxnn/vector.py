@@ -275,7 +275,8 @@ def build_vector_program(
         The gates sampled when ``patterns`` is omitted (:func:`cvxnn.patterns.sample_patterns`).
     form : {"regularized", "min_norm", "max_margin"}
         Weight decay; minimum-norm interpolation (``F = Y``); multi-class hard margin
-        (``F[j, y_j] - F[j, k] >= 1`` for ``k != y_j``, one-hot ``Y``).
+        (``F[j, y_j] - F[j, k] >= 1`` for ``k != y_j``, one-hot ``Y``). The last two have no loss
+        and no ``lam``: ``loss`` and ``lam`` are still validated, and otherwise unused.
     formulation : {"nuclear", "one_vs_all"}
         Nuclear norm per block (exact for gated ReLU networks) or per-output column norms
         (independent scalar networks sharing the patterns).
@@ -297,6 +298,9 @@ def build_vector_program(
     if form not in FORMS:
         raise InvalidParameterError(f"form must be one of {FORMS}, got {form!r}.")
     _check_formulation(formulation)
+    if form != "regularized":  # unused by the constrained forms, still checked (as build_program does)
+        get_loss(loss)
+        check_lam(lam)
     weight_penalty = None if penalty is None else get_penalty(penalty)
     if type(weight_penalty) is Nuclear or type(weight_penalty) is Columnwise:
         # a block penalty of its own: the program of that formulation, labelled as such (so that

@@ -7,7 +7,7 @@ which
 * checks the solver name (:func:`check_cvxpy_solver`) and fills in cvxnn's default options
   (:data:`DEFAULT_SCS_OPTIONS`; ``canon_backend``);
 * turns CVXPY's exceptions into typed :mod:`cvxnn.errors` (a failing solver, a bad option, an
-  iteration limit too large for the solver);
+  iteration limit too large for the solver, a solver that cannot take the program's cones);
 * maps CVXPY's status with the one table :data:`CVXPY_STATUS_MAP`. A status not in the table is
   never guessed: it raises :class:`~cvxnn.errors.SolverError` naming it. ``"infeasible"`` and
   ``"unbounded"`` raise :class:`~cvxnn.errors.InfeasibleError` /
@@ -36,6 +36,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
+from .._validation import check_lam
 from ..activations import get_activation
 from ..errors import (
     InaccurateSolutionWarning,
@@ -85,6 +86,10 @@ assert set(CVXPY_STATUS_MAP.values()) <= set(STATUSES)
 #: becomes this option; a run that reaches it is ``"max_iterations"``, whatever the solver says).
 CVXPY_ITER_OPTION = {"CLARABEL": "max_iter", "SCS": "max_iters", "ECOS": "max_iters",
                      "OSQP": "max_iter", "PIQP": "max_iter"}
+
+#: Time-limit option of CVXPY solvers that report a run stopped by it as "inaccurate" (SCS);
+#: such a run is ``"max_iterations"`` (Clarabel reports its own ``time_limit`` as ``user_limit``).
+CVXPY_TIME_OPTION = {"SCS": "time_limit_secs"}
 
 DEFAULT_SCS_OPTIONS = {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iters": 200_000}
 #: CVXPY canonicalisation backend used for cvxnn's programs unless the caller passes
@@ -285,6 +290,25 @@ def _park_own_solver(problem: cp.Problem, name: str, opts: dict[str, Any]) -> No
         pass
 
 
+#: Installed CVXPY solvers that take every cvxnn program (second-order, exponential and
+#: semidefinite cones), advised when another solver cannot take a program.
+_GENERAL_CONIC_SOLVERS = ("CLARABEL", "SCS", "MOSEK")
+
+
+def _raise_if_incapable(exc: Exception, name: str, what: str) -> None:
+    """Raise :class:`~cvxnn.errors.InvalidParameterError` when CVXPY refused ``name`` because it
+    cannot take the problem's class (an LP or QP solver such as SCIPY, HIGHS or OSQP on a program
+    with norms): a wrong choice of solver, not a numerical failure. Other errors pass."""
+    if "cannot solve this problem" not in str(exc):
+        return
+    able = [s for s in _GENERAL_CONIC_SOLVERS if s in cp.installed_solvers() and s != name]
+    raise InvalidParameterError(
+        f"the CVXPY solver {name} cannot solve {what}: it does not take the cones the program needs "
+        f"(second-order cones for the norms; exponential or semidefinite cones for some losses and "
+        f"penalties). Use {' or '.join(repr(s.lower()) for s in able) or 'a conic solver'} instead."
+    ) from exc
+
+
 def _options(solver: str, opts: dict[str, Any], defaults: dict[str, Any] | None) -> dict[str, Any]:
     opts = {**(defaults or {}), **opts}
     if solver == "SCS" and not ({"eps_abs", "eps_rel", "eps"} & opts.keys()):
@@ -345,7 +369,9 @@ def run_problem(
     Raises
     ------
     InvalidParameterError
-        Unknown solver, bad option, or an option value the solver cannot take.
+        Unknown solver, a solver that cannot take the problem's cones (an LP / QP solver such as
+        SCIPY, HIGHS or OSQP on a program with norms), bad option, or an option value the solver
+        cannot take.
     SolverError, InfeasibleError, UnboundedError
         See :func:`map_status`.
     """
@@ -364,6 +390,7 @@ def run_problem(
         finally:
             _park_own_solver(problem, name, opts)
     except cp.error.SolverError as exc:
+        _raise_if_incapable(exc, name, what)
         raise SolverError(f"{name} failed on {what} ({exc}).{(' ' + advice) if advice else ''}",
                           status="numerical_error") from exc
     except (TypeError, OverflowError) as exc:
@@ -377,6 +404,11 @@ def run_problem(
     if (status == "optimal_inaccurate" and limit is not None and stats is not None
             and stats.num_iters is not None and stats.num_iters >= limit):
         # SCS (and others) report a run stopped by its iteration limit as "inaccurate"
+        status = "max_iterations"
+    time_limit = opts.get(CVXPY_TIME_OPTION.get(name, ""))
+    if (status == "optimal_inaccurate" and isinstance(time_limit, (int, float)) and time_limit > 0
+            and stats is not None and stats.solve_time is not None and stats.solve_time >= time_limit):
+        # SCS reports a run stopped by time_limit_secs as "inaccurate" too
         status = "max_iterations"
     if status not in allow:
         limited = " at its iteration limit" if status == "max_iterations" else ""
@@ -442,6 +474,7 @@ def compile_program(program, solver: str | None = None, *, canon_backend: str | 
     try:
         program.problem.get_problem_data(name, canon_backend=opts["canon_backend"])
     except cp.error.SolverError as exc:
+        _raise_if_incapable(exc, name, _program_name(program))
         raise SolverError(f"CVXPY cannot compile this problem for {name} ({exc}).",
                           status="numerical_error") from exc
     seconds = time.perf_counter() - t0
@@ -472,6 +505,12 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
     ConvexSolution
         With ``cone_duals`` (C-ReLU) and ``extra["cvxpy_status"]``.
 
+    Raises
+    ------
+    InvalidParameterError, NonFiniteError
+        ``program.lam.value`` not a finite number ``>= 0`` (e.g. set to None or inf on the
+        parameter directly), or the errors of :func:`run_problem`.
+
     Notes
     -----
     When the program names retry settings
@@ -485,6 +524,10 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
     """
     name = check_cvxpy_solver(solver)
     what = _program_name(program)
+    if program.lam is not None:
+        # a value set on the cvxpy.Parameter directly: None raised CVXPY's ParameterError, inf
+        # reached the solver ("rejected the options or the data")
+        check_lam(program.lam.value, name="program.lam.value")
     check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=what)
     defaults = {"canon_backend": DEFAULT_CANON_BACKEND, **program.default_solver_options(name)}
     if any(k.startswith("tol_") for k in solver_opts):  # the caller chose the tolerances

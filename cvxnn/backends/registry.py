@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import cvxpy as cp
 import numpy as np
 
-from .._validation import check_positive_int, check_X, check_y
+from .._validation import check_positive_int, check_solver_options, check_X, check_y
 from ..activations import get_activation
 from ..errors import InvalidParameterError
 from ..losses import Loss, get_loss
@@ -290,13 +290,15 @@ def solve(
         ``"auto"`` (default; same as ``"native"``), ``"rfista"``, ``"working_set"``, ``"al"``, or
         an installed CVXPY solver (``"clarabel"``, ``"scs"``, ...); see :func:`solver_names`.
     tol : float
-        Relative duality-gap tolerance of the native solvers (CVXPY solvers keep their defaults).
+        Relative duality-gap tolerance of the native solvers, in ``(0, 1)`` (CVXPY solvers keep
+        their defaults; the value is validated for every solver).
     max_iter : int, optional
         Iteration limit (native; the iteration option of Clarabel, SCS, ECOS, OSQP, PIQP).
     warm_start : ConvexModel, optional
         Initial point (native solvers; CVXPY's interior-point solvers cannot use one).
     callback : callable, optional
-        Progress callback of the native solvers (see :func:`cvxnn.native.solve_native`).
+        Progress callback of the native solvers (see :func:`cvxnn.native.solve_native`); CVXPY
+        solvers do not call it (it must still be callable or None).
     verbose : bool or int
     program : ConvexProgram, optional
         A program already built on ``X``, ``y`` and these patterns (CVXPY solvers): only ``lam``
@@ -312,14 +314,27 @@ def solve(
     Raises
     ------
     InvalidParameterError
-        For an unknown solver (listing the choices), an option the backend rejects, or a
-        ``program`` built on other data, targets, loss or patterns than the ones given.
+        For an unknown solver (listing the choices), a CVXPY solver that cannot take the
+        program's cones (SCIPY, HIGHS, OSQP), an option the backend rejects, ``tol`` outside
+        ``(0, 1)``, a ``callback`` that is not callable, a ``program`` that is not a
+        :class:`~cvxnn.program.ConvexProgram`, or one built on other data, targets, loss or
+        patterns than the ones given.
     SolverError, InfeasibleError, UnboundedError, MemoryBudgetError
         As raised by the backend.
     """
     adapter, name = resolve_solver(solver)
     if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    if program is not None:
+        from ..program import ConvexProgram
+
+        if not isinstance(program, ConvexProgram):  # an int or a cvxpy.Problem raised AttributeError
+            raise InvalidParameterError(
+                f"program must be a cvxnn ConvexProgram (cvxnn.build_program(...)) or None, got "
+                f"{type(program).__module__}.{type(program).__qualname__}.")
+    # checked for every adapter, as the native solvers check them, although CVXPY solvers ignore
+    # them (tol=-1, tol=nan, callback=3 were accepted there silently)
+    check_solver_options(tol=tol, callback=callback)
     if loss is None:
         loss = program.loss if program is not None and getattr(program, "loss", None) is not None else "squared"
     if max_iter is not None:  # one check for every adapter (CVXPY solvers truncated 2.5, took 0)

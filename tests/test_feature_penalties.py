@@ -403,14 +403,16 @@ def test_a_program_of_another_penalty_loss_or_data_is_refused():
     """solve_feature_sparse(program=...) checked only the activation and the patterns: a program
     built with FeatureGroupL2 and called with SparseGroupL2(0.5) came back "optimal" at 7.73
     (the true optimum 10.74), labelled SparseGroupL2. A CVXPY solution of a feature program
-    also carried a group-lasso "certified_gap" of 22 % (the certificate of another program)."""
+    also carried a group-lasso "certified_gap" of 22 % (the certificate of another program); it
+    now carries the feature penalty's own."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 6))
     y = X[:, 0] - np.maximum(X[:, 1], 0.0)
     P = sample_patterns(X, 8, seed=0)
     prog = build_program(X, y, activation="gated_relu", lam=1.0, patterns=P, penalty=FeatureGroupL2())
     sol = prog.solve()
-    assert "certified_gap" not in sol.extra
+    assert sol.extra["penalty"] == repr(FeatureGroupL2())
+    assert 0.0 <= sol.extra["certified_rel_gap"] <= 1e-6
     L = 0.5 * np.sum((sol.train_predict(X) - y) ** 2)
     assert sol.objective_value == pytest.approx(L + 1.0 * sol.program_penalty, rel=1e-8)
     ok = solve_feature_sparse(X, y, penalty=FeatureGroupL2(), lam=0.5, patterns=P, solver="CLARABEL", program=prog)

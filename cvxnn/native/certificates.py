@@ -373,10 +373,11 @@ def lam_max_gated(X, y, patterns: Patterns, loss: str | Loss = "squared") -> flo
     return lam_max(X, y, patterns, "gated_relu", loss)
 
 
-def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss) -> float | None:
+def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss, penalty=None) -> float | None:
     """Absolute duality gap (float64) certifying a solution that carries no gap of its own, e.g. a
     CVXPY solver's: from the point and, for C-ReLU, the solver's cone multipliers
-    (``sol.multipliers``); the one-vs-all C-ReLU program by its column norms. None when no
+    (``sol.multipliers``); the one-vs-all C-ReLU program by its column norms; a program with a
+    feature-sparse ``penalty`` (FeatureGroupL2, SparseGroupL2) by that penalty. None when no
     certificate applies (``lam <= 0``, a loss without a smooth conjugate, a C-ReLU point without
     multipliers, a penalty :func:`duality_gap` does not take) or it is not finite.
     """
@@ -391,7 +392,8 @@ def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss) -> float 
         if multipliers is None:
             return None
     try:
-        if sol.spec.constrained and sol.n_outputs > 1 and getattr(sol, "formulation", None) == "one_vs_all":
+        if (penalty is None and sol.spec.constrained and sol.n_outputs > 1
+                and getattr(sol, "formulation", None) == "one_vs_all"):
             y2 = loss.check_targets(check_y(y, np.asarray(X).shape[0]))
             y2 = y2[:, None] if y2.ndim == 1 else y2
             rho = np.asarray(multipliers, dtype=np.float64)
@@ -399,7 +401,7 @@ def solution_gap(sol: ConvexModel, X, y, lam: float, loss: str | Loss) -> float 
             cert = relu_certificate(sol.patterns.design(np.asarray(X, dtype=np.float64)), sol.patterns.mask,
                                     make_kernel(loss, y2, np.float64), lam, sol.V, sol.W, rho, penalty="columnwise")
         else:
-            cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers)
+            cert = duality_gap(X, y, sol, lam, loss, multipliers=multipliers, penalty=penalty)
     except (CvxnnError, ValueError) as exc:  # e.g. a loss without a conjugate, a feature penalty
         logger.debug("no duality gap for this solution: %s", exc)
         return None
@@ -416,9 +418,10 @@ def attach_certificate(program, sol):
     the solver (docs/solvers.md)."""
     if program.lam is None or getattr(program, "form", "regularized") != "regularized" or program.loss is None:
         return sol
-    if getattr(program, "weight_penalty", None) is not None:  # the certificate is the block penalty's
-        return sol
-    gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss)
+    penalty = getattr(program, "weight_penalty", None)
+    if penalty is not None and not isinstance(penalty, GroupSparsePenalty):
+        return sol  # a block penalty of its own (nuclear, columnwise): its certificate is not this one
+    gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss, penalty=penalty)
     if gap is not None:
         sol.extra["certified_gap"] = gap
         sol.extra["certified_rel_gap"] = gap / max(abs(float(sol.objective_value)), np.finfo(float).tiny)

@@ -422,11 +422,18 @@ def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None
                 t = _target_index(target, None, ncols, path)
         elif not has_header and ncols in (d, d + 1):
             pos = [_positional(f, ncols) for f in features]
-            if None not in pos and len(set(pos)) == d:
+            named = _target_index(target, None, ncols, path) if target is not None else None
+            if None not in pos and len(set(pos)) == d and not (ncols == d + 1 and named in pos):
                 # a model fitted on a file without a header: its features are columns col<j>
                 feats = pos
                 rest = [j for j in range(ncols) if j not in pos]
                 t = rest[0] if rest else None
+            elif None not in pos and len(set(pos)) == d:
+                # --target names a column where the training file had a feature: this file orders
+                # its columns differently; the features are its other columns, in their order (as
+                # for a model fitted on a file with a header)
+                t = named
+                feats = [j for j in range(ncols) if j != t]
             else:
                 t = None if ncols == d else _target_index(target, None, ncols, path)
                 if ncols == d + 1 and t is None:
@@ -757,13 +764,17 @@ def _estimator_from_args(args, *, backend: str | None = None, gates=None):
     est = cls(n_gates=args.n_gates, gates=gates, backend=backend, loss=loss,
               bias=not args.no_bias, tol=args.tol, max_iter=args.max_iter,
               random_state=args.seed, verbose=args.verbose >= 2, standardize=args.standardize, **kw)
-    if backend == "native" and hasattr(args, "backend"):
+    if backend == "native":
         # a loss of the other task (or an unknown name) gets the estimator's message, which lists
         # the losses of this task: advising another backend would not help
         chosen = est._loss_for(2) if clf else est._loss()
-        if not chosen.smooth:
+        if not chosen.smooth and hasattr(args, "backend"):
             raise InvalidParameterError(f"--loss {loss} is not smooth: the native solvers need a smooth loss; "
                                         "use --backend cvxpy (Clarabel by default).")
+        if not chosen.smooth:  # verify: always a native run
+            raise InvalidParameterError(f"--loss {loss} is not smooth: verify compares the native solvers, which "
+                                        "need a smooth loss, with Clarabel; fit it with 'cvxnn fit --backend "
+                                        "cvxpy' instead.")
     return est
 
 
@@ -842,6 +853,47 @@ def _output_path(output, default: Path | None, suffix: str | None, option: str =
     return out
 
 
+def _model_file(out: Path) -> Path:
+    """The file ``cvxnn.io.save`` writes for ``out`` (``.npz`` appended when missing)."""
+    return out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name one file (an existing one, or the same name)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _refuse_clobber(outputs: list[tuple[str, Path | None]], inputs: list[tuple[str, object]]) -> None:
+    """Refuse, before any work, an output that would overwrite an input file (``-o`` naming the
+    training data replaced it by the model) or another output of the same command (``--report``
+    naming the model file replaced the model by the JSON report).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming both options.
+    """
+    from .errors import InvalidParameterError
+
+    seen: list[tuple[str, Path]] = []
+    for option, out in outputs:
+        if out is None:
+            continue
+        for what, path in inputs:
+            if _same_file(out, path):
+                raise InvalidParameterError(f"{option} {out} is the {what}; writing there would overwrite it: "
+                                            "name another file.")
+        for other, prev in seen:
+            if _same_file(out, prev):
+                raise InvalidParameterError(f"{option} and {other} name the same file {out}; name two files.")
+        seen.append((option, out))
+
+
 def _report(est, X, y, args) -> dict:
     sol = est.solution_
     rep = {
@@ -897,7 +949,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     # both outputs are checked before the data are read and fitted
     report = _output_path(args.report, None, None, "--report")
-    output = _output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz")
+    output = _model_file(_output_path(args.output, Path(args.data).with_suffix(".model.npz"), ".model.npz"))
+    _refuse_clobber([("-o", output), ("--report", report)], [("data file", args.data)])
     X, y, names, tname = _data_from_args(args)
     est = _estimator_from_args(args)
     _fit_with_progress(est, X, y, args)
@@ -979,6 +1032,7 @@ def _target_column(path, tname) -> int | None:
 def _cmd_predict(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
     output = _output_path(args.output, None, None)
+    _refuse_clobber([("-o", output)], [("data file", args.data), ("model file", args.model)])
     target = args.target if args.target is not None else user.get("target")
     X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                              labels=_label_kind(est), header=args.header,
@@ -1190,6 +1244,7 @@ def _cmd_path(args: argparse.Namespace) -> int:
     n_jobs = _check_n_jobs(args.n_jobs)
     plot_file = _plot_target(args)  # a bad --plot or --csv fails before the path is solved
     csv_file = _output_path(args.csv, None, None, "--csv")
+    _refuse_clobber([("--csv", csv_file), ("--plot", plot_file)], [("data file", args.data)])
     X, y, _, _ = _data_from_args(args)
     est = _estimator_from_args(args)
     clf = _is_classification(args)
@@ -1319,7 +1374,9 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     from .errors import FileFormatError, InvalidParameterError, PatternMismatchError
     from .optimality import prune_exact, pruning_path
 
-    output = _output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz")
+    # the pruned model may replace MODEL (it is read first), never the data
+    output = _model_file(_output_path(args.output, Path(args.model).with_suffix(".pruned.npz"), ".pruned.npz"))
+    _refuse_clobber([("-o", output)], [("data file", args.data)])
     try:
         obj = io.load(args.model, kind=("estimator", "solution"))
     except FileFormatError as exc:
@@ -1472,8 +1529,8 @@ def _add_data_options(p: argparse.ArgumentParser, *, target_help: str | None = N
                      help="the CSV's first row is a header")
     hdr.add_argument("--no-header", dest="header", action="store_const", const=False,
                      help="the CSV has no header row (default: decide when unambiguous, else refuse)")
-    p.add_argument("--x-key", default="X", help="NPZ array with the features (default X)")
-    p.add_argument("--y-key", default="y", help="NPZ array with the targets (default y)")
+    p.add_argument("--x-key", default=None, help="NPZ array with the features (default X)")
+    p.add_argument("--y-key", default=None, help="NPZ array with the targets (default y)")
 
 
 def _lam_option(text: str) -> float | None:
@@ -1514,7 +1571,8 @@ def _add_model_options(p: argparse.ArgumentParser, *, backends: bool = True, lam
                        help="native solvers (default) or CVXPY")
         p.add_argument("--solver", default=None,
                        help="CVXPY solver with --backend cvxpy: clarabel (default), scs, ...")
-    p.add_argument("--tol", type=float, default=1e-6, help="native relative tolerance (default 1e-6)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="native relative tolerance (default 1e-6)" + ("; not with --backend cvxpy" if backends else ""))
     p.add_argument("--max-iter", type=int, default=10_000, help="iteration limit (default 10000)")
 
 
@@ -1566,14 +1624,15 @@ def _build_parser() -> argparse.ArgumentParser:
     path = sub.add_parser("path", help="regularisation path with validation scores (warm-started)")
     _add_data_options(path)
     _add_model_options(path, lam=False)  # the grid: --lams or --n-lams
-    path.add_argument("--n-lams", type=int, default=10, help="grid size (default 10)")
-    path.add_argument("--lam-min-ratio", type=float, default=1e-3,
+    path.add_argument("--n-lams", type=int, default=None, help="grid size (default 10)")
+    path.add_argument("--lam-min-ratio", type=float, default=None,
                       help="smallest lam as a fraction of lam_max (default 1e-3)")
-    path.add_argument("--lams", default=None, help="explicit comma-separated grid (overrides --n-lams)")
-    path.add_argument("--val-fraction", type=float, default=0.2,
+    path.add_argument("--lams", default=None,
+                      help="explicit comma-separated grid (instead of --n-lams and --lam-min-ratio)")
+    path.add_argument("--val-fraction", type=float, default=None,
                       help="fraction of rows held out for the validation score (default 0.2; 0: none)")
     path.add_argument("--cv", type=int, default=None,
-                      help="K-fold cross-validated scores instead of a held-out fraction")
+                      help="K-fold cross-validated scores instead of a held-out fraction (--val-fraction)")
     path.add_argument("--n-jobs", type=int, default=1,
                       help="parallel segments of the grid via joblib (-1: all cores; default 1)")
     path.add_argument("--csv", default=None, help="also write the table as CSV here")
@@ -1604,6 +1663,60 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Defaults of options that are None until :func:`_resolve_options` has checked that the
+#: command would not ignore them.
+_DEFAULTS = {"x_key": "X", "y_key": "y", "tol": 1e-6, "n_lams": 10, "lam_min_ratio": 1e-3, "val_fraction": 0.2}
+
+
+def _resolve_options(args: argparse.Namespace) -> None:
+    """Refuse an option that the command would ignore (a usage error, as the docs promise), then
+    fill in the defaults of :data:`_DEFAULTS`: ``--target`` / ``--header`` / ``--no-header`` with an
+    NPZ file and ``--x-key`` / ``--y-key`` with a CSV file; ``--tol`` with ``--backend cvxpy``
+    (CVXPY solvers keep their own tolerances); ``--n-lams`` / ``--lam-min-ratio`` with ``--lams``
+    and ``--val-fraction`` with ``--cv`` (path).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the option and what it conflicts with.
+    """
+    from .errors import InvalidParameterError
+
+    data = getattr(args, "data", None)
+    if data is not None:
+        if Path(data).suffix.lower() == ".npz":
+            if args.target is not None:
+                raise InvalidParameterError(
+                    f"--target names a CSV column; {data} is an NPZ file, whose arrays are chosen with "
+                    "--x-key / --y-key.")
+            if args.header is not None:
+                flag = "--header" if args.header else "--no-header"
+                raise InvalidParameterError(f"{flag} describes a CSV file; {data} is an NPZ file.")
+        else:
+            for option, value in (("--x-key", args.x_key), ("--y-key", args.y_key)):
+                if value is not None:
+                    raise InvalidParameterError(
+                        f"{option} names an array of an NPZ file; {data} is read as CSV (its target column "
+                        "is chosen with --target).")
+    if getattr(args, "backend", None) == "cvxpy" and getattr(args, "tol", None) is not None:
+        raise InvalidParameterError("--tol is the native solvers' tolerance; CVXPY solvers keep their own "
+                                    "(omit --tol with --backend cvxpy).")
+    if getattr(args, "command", None) == "path":
+        if args.lams is not None:
+            given = [o for o, v in (("--n-lams", args.n_lams), ("--lam-min-ratio", args.lam_min_ratio))
+                     if v is not None]
+            if given:
+                raise InvalidParameterError(f"--lams gives the grid, so {' and '.join(given)} would be ignored "
+                                            f"(only the default grid uses {'it' if len(given) == 1 else 'them'}); "
+                                            "give one or the other.")
+        if args.cv is not None and args.val_fraction is not None:
+            raise InvalidParameterError("--cv and --val-fraction are two ways to score validation; give one "
+                                        "(--cv fits the path on all rows, --val-fraction holds rows out).")
+    for key, value in _DEFAULTS.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, value)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cvxnn`` console script; returns the exit status.
 
@@ -1612,13 +1725,18 @@ def main(argv: list[str] | None = None) -> int:
     (Ctrl-C; one line on stderr, no file is left half-written), 141 the output pipe was closed
     (``cvxnn predict ... | head``; nothing is printed).
     """
+    from .errors import CvxnnError
+
     parser = _build_parser()
     args = parser.parse_args(argv)
+    try:
+        _resolve_options(args)
+    except CvxnnError as exc:  # a usage error: one line, before anything is read
+        print(f"cvxnn: error: {exc}", file=sys.stderr)
+        return 2
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     import warnings
-
-    from .errors import CvxnnError
 
     def show(message, category, filename, lineno, file=None, line=None):  # one line per warning
         lead = "\n" if ProgressBar.active else ""  # not glued to a progress line

@@ -984,6 +984,17 @@ def _load_model_file(path):
     return est, (user if isinstance(user, dict) else {})
 
 
+def _stored_target(user: dict, data) -> str | None:
+    """The target column of the model's training file, to look for in ``data``: none when the
+    model was fitted on an NPZ file and ``data`` is a CSV file (the NPZ key ``y`` names no CSV
+    column; the CSV's default, its last column, applies)."""
+    target = user.get("target")
+    fitted_npz = str(user.get("data", "")).lower().endswith(".npz")
+    if fitted_npz and Path(data).suffix.lower() != ".npz":
+        return None
+    return target
+
+
 def _model_columns(est, user: dict) -> dict:
     """How to find the model's features in a data file: by the names stored by ``cvxnn fit``
     (or the estimator's ``feature_names_in_``), else by position; and where its target column
@@ -994,6 +1005,11 @@ def _model_columns(est, user: dict) -> dict:
     if classes is not None:  # a first row whose label is a class is data (header detection)
         extra["known_labels"] = {str(c) for c in np.asarray(classes).tolist()}
     names = user.get("feature_names")
+    if (isinstance(names, list) and str(user.get("data", "")).lower().endswith(".npz")
+            and names == [f"x{j}" for j in range(len(names))]):
+        # the columns of an NPZ file have no names (x<j> only label the report): other files are
+        # read by position, as for a model saved without names (a CSV with a header was refused)
+        return {"n_features": int(est.n_features_in_), **extra}
     if not isinstance(names, list):
         names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
     if isinstance(names, list) and len(names) == est.n_features_in_ and all(isinstance(n, str) for n in names):
@@ -1033,7 +1049,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
     output = _output_path(args.output, None, None)
     _refuse_clobber([("-o", output)], [("data file", args.data), ("model file", args.model)])
-    target = args.target if args.target is not None else user.get("target")
+    target = args.target if args.target is not None else _stored_target(user, args.data)
     X, _, _, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                              labels=_label_kind(est), header=args.header,
                              **_model_columns(est, user), need_target=False)
@@ -1066,7 +1082,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     est, user = _load_model_file(args.model)
-    target = args.target if args.target is not None else user.get("target")
+    target = args.target if args.target is not None else _stored_target(user, args.data)
     X, y, _, tname = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=_label_kind(est), header=args.header,
                                  **_model_columns(est, user), need_target=True)
@@ -1393,7 +1409,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"{args.model}: the model has no lam or loss (it was fitted in "
                                     "constrained form); prune models written by 'cvxnn fit'.")
     labels = _label_kind(est) if est is not None else False
-    target = args.target if args.target is not None else user.get("target")
+    target = args.target if args.target is not None else _stored_target(user, args.data)
     X, y, names, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=labels, header=args.header,
                                  **(_model_columns(est, user) if est is not None else {}))

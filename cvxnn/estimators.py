@@ -1765,7 +1765,7 @@ class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
         if classes.size < 2:
             raise LabelError(
                 f"{type(self).__name__} needs samples of at least 2 classes; got 1 class "
-                f"({classes[0]!r})."
+                f"({classes.tolist()[0]!r})."  # the label, not its numpy scalar repr (np.str_("a"))
             )
         loss = self._loss_for(classes.size)
         w = _check_sample_weight(sample_weight, X.shape[0])

@@ -141,3 +141,35 @@ def test_verify_nonsmooth_loss_gives_cli_advice(tmp_path, capsys):
     code, _, err = run(["verify", p, "--task", "classification", "--loss", "hinge"], capsys)
     one_error(code, err, "--loss hinge is not smooth", "cvxnn fit --backend cvxpy")
     assert "backend='clarabel'" not in err
+
+
+def test_a_model_fitted_on_npz_reads_csv_files_by_position(data, tmp_path, capsys):
+    # the NPZ model stored the report's names x0..x3 as its columns: a CSV with a header was
+    # refused ("the file lacks ['x0', ...]"), and score looked for the NPZ key 'y' as a column
+    out = tmp_path / "npz_model.npz"
+    code, _, err = run(["fit", data["npz"], "--n-gates", "10", "-o", out, "--progress", "never"], capsys)
+    assert code == 0, err
+    ref = main(["score", str(out), str(data["npz"])])
+    ref_out = capsys.readouterr().out
+    assert ref == 0
+    r2 = [line for line in ref_out.splitlines() if line.startswith("R^2")][0]
+    for csv in (data["csv"], data["last"]):  # a header (a,b,c,d,y) or none; target last
+        code, txt, err = run(["score", out, csv], capsys)
+        assert code == 0, err
+        assert [line for line in txt.splitlines() if line.startswith("R^2")][0] == r2
+    xonly = tmp_path / "x.csv"
+    xonly.write_text("a,b,c,d\n" + "".join(",".join(f"{v:.17g}" for v in r) + "\n" for r in data["X"]))
+    code, txt, err = run(["predict", out, xonly], capsys)
+    assert code == 0, err
+    est = io.load(out)
+    pred = np.array([float(v) for v in txt.split()[1:]])
+    np.testing.assert_allclose(pred, est.predict(data["X"]), rtol=1e-12, atol=1e-12)
+
+
+def test_single_class_message_names_the_label():
+    from cvxnn.errors import LabelError
+    from cvxnn.estimators import ConvexGatedReLUClassifier
+
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    with pytest.raises(LabelError, match=r"1 class \('benign'\)"):
+        ConvexGatedReLUClassifier().fit(X, np.array(["benign"] * 20))

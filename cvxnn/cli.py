@@ -1140,7 +1140,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if native.gap_ is not None:
         print(f"native certified gap          : {native.gap_:.3e}", file=out)
     print(f"verdict                       : {'AGREE' if ok else 'DISAGREE'}", file=out)
+    if not ok:
+        print(f"why                           : {_verify_reason(native, ref, obj_rel, args.rtol)}", file=out)
     return 0 if ok else 1
+
+
+def _verify_reason(native, ref, obj_rel: float, rtol: float) -> str:
+    """One line on why ``verify`` disagrees: which run is not optimal, and which objective is
+    lower when the other run's status does not stand behind its own."""
+    bad = [f"{name} ended {est.status_!r}" for name, est in (("native", native), ("clarabel", ref))
+           if est.status_ != "optimal"]
+    if not bad:
+        return f"both runs are optimal, but their objectives differ by {obj_rel:.3g} relative (above rtol {rtol:g})"
+    lower = "native" if native.objective_ < ref.objective_ else "clarabel"
+    return "; ".join(bad) + f"; the {lower} objective is lower by {obj_rel:.3g} relative"
 
 
 # ----------------------------------------------------------------------------------- path

@@ -173,3 +173,12 @@ def test_single_class_message_names_the_label():
     X = np.random.default_rng(0).standard_normal((20, 3))
     with pytest.raises(LabelError, match=r"1 class \('benign'\)"):
         ConvexGatedReLUClassifier().fit(X, np.array(["benign"] * 20))
+
+
+def test_verify_says_why_it_disagrees(data, capsys):
+    # verify printed DISAGREE alone, also when the reference solver ended inaccurate (wine, 3
+    # classes: Clarabel 'optimal_inaccurate' 3.4e-4 above the native certified optimum)
+    code, out, err = run(["verify", data["npz"], "--n-gates", "8", "--rtol", "0", "--progress", "never"], capsys)
+    assert code == 1, err
+    why = [line for line in out.splitlines() if line.startswith("why")]
+    assert len(why) == 1 and ("differ by" in why[0] or "ended" in why[0]), out

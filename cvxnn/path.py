@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare, lam_max
-from ._validation import callback_stops, check_lam, check_lams, check_positive_int
+from ._validation import callback_stops, check_bool, check_lam, check_lams, check_positive_int
 from .activations import get_activation
 from .backends.registry import resolve_solver, solve
 from .errors import InvalidParameterError
@@ -188,6 +188,25 @@ def _check_grid(lams) -> np.ndarray:
     return check_lams(lams)
 
 
+def _check_callback(callback):
+    """``callback`` of a path: None or a callable (checked before any solve: an int was called
+    after the first solve and failed with a bare TypeError)."""
+    if callback is not None and not callable(callback):
+        raise InvalidParameterError(f"callback must be callable or None, got {type(callback).__name__}.")
+    return callback
+
+
+def _check_solver_opts(solver_opts) -> dict:
+    """``solver_opts`` of a path: None or a dict of keyword options (a list or an int failed
+    with a bare TypeError)."""
+    if solver_opts is None:
+        return {}
+    if not isinstance(solver_opts, Mapping) or not all(isinstance(k, str) for k in solver_opts):
+        raise InvalidParameterError(
+            f"solver_opts must be a dict of keyword options (str keys) or None, got {solver_opts!r:.60}.")
+    return dict(solver_opts)
+
+
 def walk_path(
     lams,
     step: Callable[[float, ConvexSolution | None], ConvexSolution],
@@ -216,6 +235,8 @@ def walk_path(
         In decreasing ``lam``; ``index`` maps back to the grid as given.
     """
     grid = _check_grid(lams)
+    warm_start = check_bool(warm_start, "warm_start")
+    callback = _check_callback(callback)
     order = np.argsort(-grid, kind="stable")
     prev = None
     for k, idx in enumerate(order):
@@ -285,7 +306,8 @@ def solve_path(
     """
     adapter, name = resolve_solver("CLARABEL" if str(solver).lower() == "cvxpy" else solver)
     loss = get_loss(loss)
-    opts = dict(solver_opts or {})
+    _check_callback(callback)
+    opts = _check_solver_opts(solver_opts)
     if "formulation" in opts:  # lam_max and the zero shortcut would be those of another program
         raise InvalidParameterError(
             f"pass formulation={opts['formulation']!r} as the path's own argument, not in solver_opts: the "
@@ -370,6 +392,8 @@ def regularization_path(
     t0 = time.perf_counter()
     X, y, loss_obj = _prepare(X, y, patterns, activation, loss)
     name, backend_name = _backend_solver(backend)
+    _check_callback(callback)
+    _check_solver_opts(solver_opts)
     if formulation is None:
         formulation = get_activation(activation).vector_formulation
     lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth

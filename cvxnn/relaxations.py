@@ -45,6 +45,7 @@ from ._validation import check_bool, check_lam, check_X, check_y
 from .backends.cvxpy_adapter import check_cvxpy_solver, run_problem
 from .errors import InaccurateSolutionWarning, InvalidParameterError, MemoryBudgetError, SolverError
 from .losses import Loss, get_loss
+from .networks import ReLUNetwork
 from .patterns import Patterns
 from .solution import ConvexModel
 
@@ -79,7 +80,9 @@ class CopositiveRelaxation:
     loss : Loss
     patterns : Patterns
     network : ReLUNetwork or None
-        The SVD readout when every block's left singular vectors lie in ``+-K_i`` (else None).
+        The SVD readout when every block's left singular vectors lie in ``+-K_i``, or the zero
+        network (no neurons) when its objective reaches the certified value (``lam >= lam_max``);
+        else None.
     network_objective : float or None
         Its objective; when it equals :attr:`value` (rel. 1e-6) the relaxation is tight.
     """
@@ -123,9 +126,10 @@ class CopositiveRelaxation:
         return "\n".join([
             "RELAXATION (copositive SDP, a lower bound -- not a trained network)",
             value,
-            "SVD readout       : " + ("none (some block has left factors outside +-K_i)"
-                                      if self.network_objective is None
-                                      else f"{self.network_objective:.10g} ({'tight' if self.tight else 'not tight'})"),
+            ("zero network      : " if self.network is not None and self.network.n_neurons == 0 else
+             "SVD readout       : ") + ("none (some block has left factors outside +-K_i)"
+                                        if self.network_objective is None else
+                                        f"{self.network_objective:.10g} ({'tight' if self.tight else 'not tight'})"),
         ])
 
 
@@ -274,9 +278,19 @@ def copositive_relaxation(
         pred = network.predict(X).reshape(n, c)
         net_obj = float((loss_obj.value(pred[:, 0], Y[:, 0]) if single else loss_obj.value(pred, Y))
                         + lam * network.penalty())
+    # The zero network uses no pattern: when its objective L(0, Y) reaches the certified value
+    # (lam >= lam_max, where the blocks are solver noise whose SVD factors leave the cones and
+    # the readout fails), it attains r* and certifies that the relaxation is tight.
+    zero_obj = float(loss_obj.value(np.zeros(n), Y[:, 0]) if single else loss_obj.value(np.zeros((n, c)), Y))
+    value = float(prob.value)
+    if (status == "optimal" and (net_obj is None or zero_obj < net_obj)
+            and zero_obj <= value + 1e-6 * max(1.0, abs(value))):
+        network = ReLUNetwork(W1=np.zeros((X.shape[1], 0)), w2=np.zeros((0, c)),
+                              b1=np.zeros(0) if patterns.bias else None)
+        net_obj = zero_obj
     logger.debug("copositive relaxation: p=%d, n=%d, c=%d, value %.6g, status %s", p, n, c, prob.value, status)
     return CopositiveRelaxation(
-        value=float(prob.value),
+        value=value,
         U=U,
         P=P,
         status=status,

@@ -144,6 +144,9 @@ def _check_inputs(model, X, y, lam, loss):
             f"the KKT analysis needs a differentiable loss; {loss.name!r} is not "
             "(use squared, logistic or huber)."
         )
+    if model.n_outputs == 1 and y.ndim != 1:  # a scalar model: y of several columns is no fit for it
+        raise ShapeError(f"the model has one output but y has shape {y.shape}; pass the target it was "
+                         "trained on (shape (n,)).")
     if model.n_outputs != 1 or y.ndim != 1:
         raise ShapeError(
             "the KKT / optimal-set analysis is implemented for scalar outputs; for vector outputs "

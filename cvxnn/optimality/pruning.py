@@ -504,17 +504,28 @@ def pruning_path(
     loss = get_loss(loss)
     y = loss.check_targets(y)
     min_width = check_positive_int(min_width, "min_width", minimum=0)
+    if score is not None and not callable(score):  # before any pruning (it failed after, bare TypeError)
+        raise InvalidParameterError(f"score must be a callable score(model) -> float or None, got "
+                                    f"{type(score).__name__}.")
     p = model.patterns.n_patterns
 
     def objective(m: ConvexModel) -> float:
         return loss.value(_fit(m, Xa).reshape(y.shape), y) + lam * m.penalty()
 
+    def scored(m) -> float | None:
+        if score is None:
+            return None
+        value = score(m)
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"score(model) must return a number, got {value!r:.60}.") from exc
+
     def record(m, kind, removed, prev):
         obj = objective(m)
         width = int(np.count_nonzero(_block_norms(block_layout(m)[0], form)))
         return PruningStep(width=width, objective=obj, increase=0.0 if prev is None else obj - prev,
-                           removed=removed, kind=kind, score=None if score is None else float(score(m)),
-                           model=m)
+                           removed=removed, kind=kind, score=scored(m), model=m)
 
     theta, pattern, sign = block_layout(model)
     theta = theta.copy()

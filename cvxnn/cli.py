@@ -859,13 +859,12 @@ def _model_file(out: Path) -> Path:
 
 
 def _same_file(a, b) -> bool:
-    """Whether two paths name one file (an existing one, or the same name)."""
+    """Whether two paths name one file: the same existing file (links included), or, when
+    either does not exist yet (``samefile`` raises), the same resolved name."""
     try:
-        if os.path.samefile(a, b):
-            return True
+        return os.path.samefile(a, b)
     except OSError:
-        pass
-    return os.path.realpath(a) == os.path.realpath(b)
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _refuse_clobber(outputs: list[tuple[str, Path | None]], inputs: list[tuple[str, object]]) -> None:

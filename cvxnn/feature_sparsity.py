@@ -267,6 +267,9 @@ def solve_feature_sparse(
     penalty = _check_penalty(penalty)
     if not isinstance(activation, str) or activation not in ("relu", "gated_relu"):
         raise InvalidParameterError(f"activation must be 'relu' or 'gated_relu', got {activation!r}.")
+    if program is not None and not isinstance(program, ConvexProgram):
+        raise InvalidParameterError(f"program must be a cvxnn ConvexProgram (build_program(..., penalty=...)) or "
+                                    f"None, got {type(program).__name__}.")
     route = _route(solver, activation, penalty)
     if route == "native" and program is not None and solver.lower() == "auto":
         route = "CLARABEL"  # the caller compiled a CVXPY program: "auto" solves it

@@ -164,6 +164,9 @@ def test_solve_feature_sparse_program_argument():
     assert auto.solver == "CLARABEL"
     with pytest.raises(InvalidParameterError, match="native solver does not use"):
         solve_feature_sparse(X, y, penalty=pen, lam=5.0, program=prog, solver="native")
+    for bad in (3, "program", prog.problem):  # a bare AttributeError before
+        with pytest.raises(InvalidParameterError, match="ConvexProgram"):
+            solve_feature_sparse(X, y, penalty=pen, lam=5.0, program=bad, solver="clarabel")
 
 
 @pytest.mark.parametrize("activation", ["gated_relu", "relu"])

@@ -393,7 +393,10 @@ def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1
     suggested when it was turned off. Sample weights of a mean above WEIGHT_NORMALIZE_ABOVE
     with a numeric ``lam`` (a program whose penalty is negligible against its loss, on which
     Clarabel fails too: 1e29 on diabetes) get the one advice that works: divide the weights
-    and ``lam`` by that mean, or use ``lam='auto'``."""
+    and ``lam`` by that mean, or use ``lam='auto'``. A CVXPY solve is told to raise ``max_iter``
+    only when it stopped at that limit and never to loosen ``tol`` (which CVXPY solvers do not
+    take), and ``backend='native'`` only for a program the native solvers take (a smooth loss,
+    ``lam > 0``); otherwise the other conic solver."""
     from .native import gated_conic as gc
 
     step = None if sol is None else sol.step_size
@@ -402,16 +405,21 @@ def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1
         rescale = (f"ivide sample_weight and lam by the mean weight ({weight_mean:.3g}: the same program at the "
                    "scale the solvers expect) or use lam='auto' (a lam proportional to the weights' sum)")
         return ("D" if stalled else "Raise max_iter, or d") + rescale
-    tips = ([] if stalled else ["raise max_iter"]) + ["loosen tol"]
+    backend = est.backend if isinstance(est.backend, str) else None
+    native = backend is not None and backend.lower() == "native"
+    # a CVXPY solver ignores tol, and stopped short of its iteration limit (status
+    # "optimal_inaccurate") more iterations do not help it (Clarabel on an absolute loss: 9 of
+    # 10000 iterations, "optimal_inaccurate")
+    limited = native or sol is None or sol.status == "max_iterations"
+    tips = ([] if stalled or not limited else ["raise max_iter"]) + (["loosen tol"] if native else [])
     badly_scaled = False
     if not est.standardize:
         tips.append("keep standardize=True (the default: unscaled X or y slow the solvers down)")
         badly_scaled = _badly_scaled(X) or (est._scale_targets and _badly_scaled(np.reshape(y, (len(y), -1)),
                                                                                  targets=True))
-    backend = est.backend if isinstance(est.backend, str) else None
     if badly_scaled:
         pass  # Clarabel fails on such data too ("infeasible"): standardizing is the advice
-    elif backend == "native":
+    elif native:
         spec = get_activation(est._activation)
         n, c = X.shape[0], 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
         cols = (2 if spec.constrained else 1) * patterns.n_patterns * int(np.shape(patterns.gates)[0]) * c
@@ -421,8 +429,13 @@ def _convergence_advice(est, X, y, patterns, sol=None, *, weight_mean: float = 1
             tips.append("try backend='clarabel'" if int(est.max_iter) >= CLARABEL_MAX_ITER
                         else f"try backend='clarabel' with max_iter >= {CLARABEL_MAX_ITER} (it limits Clarabel too)")
     elif backend is not None:
-        tips.append("try backend='native'")
-    text = ", ".join(tips[:-1]) + " or " + tips[-1]
+        loss = None if sol is None else sol.loss
+        lam = None if sol is None else sol.lam
+        if (loss is None or (loss.smooth and loss.has_conjugate)) and (lam is None or lam > 0):
+            tips.append("try backend='native'")
+        else:  # the native solvers refuse the program (hinge, absolute, lam = 0): another conic solver
+            tips.append("try backend='scs'" if backend.lower() != "scs" else "try backend='clarabel'")
+    text = tips[0] if len(tips) == 1 else ", ".join(tips[:-1]) + " or " + tips[-1]
     return text[0].upper() + text[1:]
 
 
@@ -1569,6 +1582,28 @@ class _CheckedR2:
         return _FallbackRegressorMixin._r2(Y, P, w)
 
 
+class _CheckedAccuracy:
+    """``score`` of the classifiers: mean accuracy (weighted by ``sample_weight``), with the
+    regressors' checks: a :class:`~cvxnn.errors.ShapeError` for labels or weights of another
+    length than the rows of ``X`` (scikit-learn's ``accuracy_score`` raised a bare
+    ``ValueError``), and the errors of ``fit`` for bad weights (negative weights were accepted
+    and gave a weighted mean that is no accuracy: ``-1`` everywhere scored as ``1``)."""
+
+    def score(self, X, y, sample_weight=None) -> float:
+        pred = self.predict(X)
+        labels = np.asarray(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.shape != pred.shape:
+            raise ShapeError(f"y has shape {labels.shape}; expected ({pred.shape[0]},), one label per row of X.")
+        w = _check_sample_weight(sample_weight, pred.shape[0])
+        if _HAVE_SKLEARN:
+            from sklearn.metrics import accuracy_score
+
+            return float(accuracy_score(labels, pred, sample_weight=w))
+        return float(np.average(pred == labels, weights=w))
+
+
 class _RegressorBase(_MultiOutputTags, _CheckedR2, _RegMixin, _ConvexNetworkBase):
     _scale_targets = True
     _lam_kind = "regressor"
@@ -1654,7 +1689,7 @@ class _RegressorBase(_MultiOutputTags, _CheckedR2, _RegMixin, _ConvexNetworkBase
         return float(r2_score(y, self.network_.predict(X), sample_weight=sample_weight))
 
 
-class _ClassifierBase(_ClfMixin, _ConvexNetworkBase):
+class _ClassifierBase(_CheckedAccuracy, _ClfMixin, _ConvexNetworkBase):
     def __init__(
         self,
         lam: float = 0.1,
@@ -1906,7 +1941,8 @@ _PARAMS_DOC = """
         blocks are exact zeros); for a CVXPY backend, blocks below ``NETWORK_TOL`` times the
         larger of the largest block norm and ``||y|| / ||X_a||_F`` are an interior-point
         solver's rounding of zero and are dropped, so ``objective_`` can lie below
-        ``convex_objective_`` by that solver accuracy (about ``1e-8`` relative).
+        ``convex_objective_`` by that solver accuracy (about ``1e-8`` relative; with the
+        non-smooth hinge and absolute losses also above it, by up to about ``2e-6``).
     convex_objective_ : float
         Value of the convex program at the solution (``solution_.objective_value``). Equal to
         ``objective_`` up to rounding wherever the map is exact (scalar output, C-GReLU, the
@@ -2803,7 +2839,7 @@ class _RegressorCVBase(_MultiOutputTags, _CheckedR2, _RegMixin, _ConvexCVBase):
         self.cv_tol = cv_tol
 
 
-class _ClassifierCVBase(_ClfMixin, _ConvexCVBase):
+class _ClassifierCVBase(_CheckedAccuracy, _ClfMixin, _ConvexCVBase):
     def __init__(
         self,
         lams=None,

@@ -142,6 +142,12 @@ class ConvexProgram:
             raise InvalidParameterError(f"the {self.form} form has no lam parameter.")
         self.lam.value = check_lam(lam)
 
+    def estimated_solver_bytes(self, solver: str) -> int:
+        """Bytes ``solver`` needs beyond the compiled problem: 0 here (second-order and
+        exponential cones); the nuclear-norm programs count their semidefinite cones
+        (:func:`cvxnn.backends.cvxpy_adapter.psd_solver_bytes`)."""
+        return 0
+
     def estimated_nonzeros(self) -> int:
         """Estimated nonzeros of the compiled problem (see
         :func:`cvxnn.backends.cvxpy_adapter.estimate_nonzeros`)."""

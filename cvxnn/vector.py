@@ -52,7 +52,7 @@ from ._readout import (
 )
 from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
-from .backends.cvxpy_adapter import estimate_nonzeros
+from .backends.cvxpy_adapter import estimate_nonzeros, psd_solver_bytes
 from .errors import InaccurateSolutionWarning, InvalidParameterError, LabelError, ShapeError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
@@ -195,6 +195,15 @@ class VectorConvexProgram(ConvexProgram):
                                  c=self.n_outputs, activation=self.activation,
                                  nuclear=self.formulation == "nuclear",
                                  mask_ones=int(np.count_nonzero(self.patterns.mask)))
+
+    def estimated_solver_bytes(self, solver: str) -> int:
+        """Bytes an interior-point ``solver`` needs for the dense Hessian blocks of the nuclear
+        norms' semidefinite cones (one of size ``d_a + c`` per block and sign,
+        :func:`~cvxnn.backends.cvxpy_adapter.psd_solver_bytes`); 0 for ``"one_vs_all"``."""
+        if self.formulation != "nuclear":
+            return 0
+        n_cones = len(get_activation(self.activation).blocks) * self.patterns.n_patterns
+        return psd_solver_bytes(n_cones=n_cones, size=self.patterns.design_dim + self.n_outputs, solver=solver)
 
     def _point_objective(self) -> float:
         """The objective at the variables' current values with each nuclear norm evaluated at

@@ -61,6 +61,7 @@ __all__ = [
     "compile_program",
     "estimate_nonzeros",
     "map_status",
+    "psd_solver_bytes",
     "run_problem",
     "solve_program",
 ]
@@ -102,6 +103,15 @@ _CANON_BACKENDS = ("SCIPY", "CPP", "COO")
 #: Bytes CVXPY holds per nonzero of the compiled problem while compiling (measured order of
 #: magnitude: the canonicalised tensors, the parameter map and the solver's copy).
 BYTES_PER_NONZERO = 500
+#: Bytes an interior-point solver holds per entry of the dense Hessian block of each
+#: semidefinite cone (``t x t`` with ``t = m (m + 1) / 2`` for an ``m x m`` cone): Clarabel 0.11
+#: peaked at 52-54 bytes per entry (the block, its place in the KKT matrix and its factor) on
+#: nuclear-norm programs with cones of size 44 to 84, and on ``20 x 200`` data with three outputs
+#: and 8 gates (cones of size 204) it asked for 24 GB and was killed, where the compiled problem
+#: was estimated at 40 MB.
+PSD_BYTES_PER_ENTRY = 64
+#: CVXPY solvers that form the dense Hessian blocks of semidefinite cones (interior points).
+PSD_DENSE_SOLVERS = ("CLARABEL", "CVXOPT", "MOSEK")
 
 
 # ----------------------------------------------------------------------------- names, statuses
@@ -193,7 +203,19 @@ def estimate_nonzeros(*, n: int, d_a: int, p: int, c: int = 1, activation: str =
     return int(total)
 
 
-def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str = "this program") -> int:
+def psd_solver_bytes(*, n_cones: int, size: int, solver: str) -> int:
+    """Bytes an interior-point ``solver`` (:data:`PSD_DENSE_SOLVERS`) needs for the dense Hessian
+    blocks of ``n_cones`` semidefinite cones of ``size x size``: ``t^2`` entries each with
+    ``t = size (size + 1) / 2``, at :data:`PSD_BYTES_PER_ENTRY` bytes; 0 for other solvers (SCS
+    projects onto the cones with an eigendecomposition of ``size x size``)."""
+    if str(solver).upper() not in PSD_DENSE_SOLVERS:
+        return 0
+    t = int(size) * (int(size) + 1) // 2
+    return int(n_cones) * t * t * PSD_BYTES_PER_ENTRY
+
+
+def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str = "this program",
+                 solver_bytes: int = 0) -> int:
     """Refuse a CVXPY compilation whose estimated memory exceeds the budget.
 
     Parameters
@@ -204,6 +226,8 @@ def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str =
         Bytes; default :func:`cvxnn.operators.default_memory_budget`.
     what : str
         What is compiled, for the error message (``"this program"``).
+    solver_bytes : int
+        Bytes the solver itself needs beyond the compiled problem (:func:`psd_solver_bytes`).
 
     Returns
     -------
@@ -216,11 +240,13 @@ def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str =
         With the estimate, the budget, and what to do instead.
     """
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    need = BYTES_PER_NONZERO * int(nonzeros)
+    need = BYTES_PER_NONZERO * int(nonzeros) + int(solver_bytes)
     if need > budget:
+        dense = (f" plus {int(solver_bytes) / 2**30:.2f} GiB for the solver's dense blocks of the semidefinite "
+                 "cones" if solver_bytes else "")
         raise MemoryBudgetError(
             f"compiling {what} with CVXPY needs about {need / 2**30:.2f} GiB ({nonzeros:,} nonzeros x "
-            f"{BYTES_PER_NONZERO} bytes), more than the budget of {budget / 2**30:.2f} GiB (half the "
+            f"{BYTES_PER_NONZERO} bytes{dense}), more than the budget of {budget / 2**30:.2f} GiB (half the "
             "memory available to this process). Use the native backend (cvxnn.solve(..., solver='auto'), "
             "estimators with backend='native'), which never forms the design, or fewer samples / "
             "patterns; pass memory_budget=<bytes> to override."
@@ -461,6 +487,12 @@ def _failure_advice(program, solver: str) -> str:
     return advice
 
 
+def _solver_bytes(program, solver: str) -> int:
+    """``program.estimated_solver_bytes(solver)`` where the program has it, else 0."""
+    estimate = getattr(program, "estimated_solver_bytes", None)
+    return int(estimate(solver)) if callable(estimate) else 0
+
+
 def compile_program(program, solver: str | None = None, *, canon_backend: str | None = None,
                     memory_budget: int | None = None) -> float:
     """Compile a :class:`~cvxnn.program.ConvexProgram` for ``solver``; return the seconds taken.
@@ -469,7 +501,8 @@ def compile_program(program, solver: str | None = None, *, canon_backend: str | 
     """
     name = check_cvxpy_solver(solver)
     opts = _options(name, {"canon_backend": canon_backend or DEFAULT_CANON_BACKEND}, None)
-    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=_program_name(program))
+    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=_program_name(program),
+                 solver_bytes=_solver_bytes(program, name))
     t0 = time.perf_counter()
     try:
         program.problem.get_problem_data(name, canon_backend=opts["canon_backend"])
@@ -528,7 +561,8 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         # a value set on the cvxpy.Parameter directly: None raised CVXPY's ParameterError, inf
         # reached the solver ("rejected the options or the data")
         check_lam(program.lam.value, name="program.lam.value")
-    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=what)
+    check_memory(program.estimated_nonzeros(), memory_budget=memory_budget, what=what,
+                 solver_bytes=_solver_bytes(program, name))
     defaults = {"canon_backend": DEFAULT_CANON_BACKEND, **program.default_solver_options(name)}
     if any(k.startswith("tol_") for k in solver_opts):  # the caller chose the tolerances
         defaults = {k: v for k, v in defaults.items() if not k.startswith("tol_")}

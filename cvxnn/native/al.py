@@ -240,6 +240,18 @@ class ALResult:
     stalled: bool = False
 
 
+def initial_al_step(curvature: float, sx2: float, p: int, delta: float) -> float:
+    """``2 / L`` with ``L <= 2 curvature ||A||^2 + delta ||X_a||_2^2`` and
+    ``||A||^2 <= ||X_a||_2^2 * max row count`` (``sx2 = ||X_a||_2^2``).
+
+    ``X_a = 0`` (data of zeros without a bias) makes ``L = 0``: every step is exact there, and
+    the step is ``2`` (``2 / 0`` gave an infinite step and a NaN first iterate).
+    """
+    L = float(curvature) * 2.0 * float(sx2) * max(1.0, math.sqrt(p)) + float(delta) * float(sx2)
+    step = 2.0 / L if L > 0.0 else math.inf
+    return step if math.isfinite(step) else 2.0
+
+
 def solve_relu(
     Xa: np.ndarray,
     mask: np.ndarray,
@@ -313,8 +325,7 @@ def solve_relu(
     problem = ALProblem(Xa, mask, kernel, lam, np.ascontiguousarray(gamma0, dtype=Xa.dtype), delta,
                         penalty=penalty)
     if eta0 is None:
-        # L <= 2 curvature ||A||^2 + delta ||X||_2^2 with ||A||^2 <= ||X||_2^2 * max row count
-        eta0 = 2.0 / (kernel.curvature * 2.0 * sx2 * max(1.0, math.sqrt(p)) + delta * sx2)
+        eta0 = initial_al_step(kernel.curvature, sx2, p, delta)
     eta = float(eta0)
     T = np.ascontiguousarray(T0, dtype=Xa.dtype)
     img = problem.forward(T)

@@ -401,8 +401,10 @@ def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start
     if delta0 is None or not np.isfinite(delta0) or delta0 <= 0:
         a2 = ImplicitDesign(Xa, patterns.mask, dtype=np.float64, memory_budget=budget).spectral_norm_sq(n_iter=4)
         delta0 = al.DELTA_SCALE * kernel.curvature * a2 / max(sx2, np.finfo(float).tiny)
+    # a zero design (X_a = 0) gives delta0 = 0, and the penalty term divides by delta (as in solve_relu)
+    delta0 = max(float(delta0), np.finfo(float).tiny)
     if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
-        eta0 = 2.0 / (kernel.curvature * 2.0 * sx2 * max(1.0, math.sqrt(p)) + delta0 * sx2)
+        eta0 = al.initial_al_step(kernel.curvature, sx2, p, delta0)
     problem = FeatureALProblem(Xa, patterns.mask, kernel, lam, gamma0, delta0, penalty)
     res = _solve_relu_al(problem, np.ascontiguousarray(T0), tol=tol, feas_tol=feas_tol, max_iter=max_iter,
                          eta0=eta0, callback=callback)

@@ -301,10 +301,16 @@ class GatedResult:
 
 def initial_step(op: ImplicitDesign, kernel: SmoothKernel, factor: float = 2.0) -> float:
     """``factor / (curvature * ||A||^2)``: a step slightly above ``1/L`` (the line search
-    shrinks it if needed; a power-iteration estimate of ``||A||^2`` is used)."""
-    norm_sq = op.spectral_norm_sq(n_iter=4)
-    L = kernel.curvature * max(norm_sq, np.finfo(float).tiny)
-    return factor / L
+    shrinks it if needed; a power-iteration estimate of ``||A||^2`` is used).
+
+    A zero design (every pattern inactive on the data, or ``X_a = 0``) has ``L = 0`` and every
+    step is exact there: the step is then ``factor`` (``factor / (curvature * tiny)`` overflowed
+    to ``inf`` for curvatures below 1, logistic or mean-reduced losses, and the first step was
+    ``0 * inf = NaN``)."""
+    norm_sq = float(op.spectral_norm_sq(n_iter=4))
+    L = float(kernel.curvature) * norm_sq
+    step = factor / L if L > 0.0 else math.inf
+    return step if math.isfinite(step) else float(factor)
 
 
 def solve_gated(

@@ -80,6 +80,15 @@ AFTER_ITERATIONS = 1000
 #: the exact zeros that an interior point lacks (a test problem with nuclear norms: 28 neurons
 #: from the interior point, of which 8 at 1e-10 of their block, against 20).
 POLISH_ITERATIONS = 500
+#: Nuclear norms: Clarabel forms a dense Hessian block of ``t x t``, ``t = m (m + 1) / 2``, for
+#: each semidefinite cone of size ``m = d + c`` and factors it at every iteration, which the
+#: ``cols^3`` model (fitted on cones of size 7 to 14) does not see. Measured (three outputs,
+#: 20 rows): cones of size 63, 83 and 103 (8, 4, 4 gates) took 23 s, 29 s and 87 s where the model
+#: said 0.9, 0.3 and 0.5 s, and a cone of size 204 (2 gates) asked for 3.5 GB at once and aborted
+#: the process. The finish's time is at least ``PSD_SECONDS p t^3`` (fitted 1.4e-10 to 3.6e-10 on
+#: those three), and it is not tried when its dense blocks
+#: (:func:`cvxnn.backends.cvxpy_adapter.psd_solver_bytes`) exceed the memory budget.
+PSD_SECONDS = 2e-10
 
 
 def finish_seconds(n: int, cols: int, *, semidefinite: bool, exponential: bool = False) -> float:
@@ -102,7 +111,7 @@ def finish_seconds(n: int, cols: int, *, semidefinite: bool, exponential: bool =
 
 
 def finish_after(n: int, d: int, p: int, c: int = 1, *, penalty: str = "nuclear",
-                 exponential: bool = False) -> int | None:
+                 exponential: bool = False, memory_budget: int | None = None) -> int | None:
     """Iterations (of the working set and R-FISTA together) after which a program of ``n`` rows,
     ``d`` (augmented) features, ``p`` patterns and ``c`` outputs goes to
     :func:`gated_conic_finish`; None when it is too large for it.
@@ -110,7 +119,8 @@ def finish_after(n: int, d: int, p: int, c: int = 1, *, penalty: str = "nuclear"
     ``penalty`` (``"nuclear"`` or ``"columnwise"``) matters for ``c > 1`` only: nuclear norms
     need semidefinite cones, the columnwise (one-vs-all) penalty and scalar output second-order
     cones. ``exponential``: the loss needs exponential cones (logistic, cross-entropy), which
-    make Clarabel slower.
+    make Clarabel slower. ``memory_budget``: bytes the dense blocks of the semidefinite cones
+    may take (default :func:`cvxnn.operators.default_memory_budget`; :data:`PSD_SECONDS`).
 
     Raises
     ------
@@ -125,8 +135,17 @@ def finish_after(n: int, d: int, p: int, c: int = 1, *, penalty: str = "nuclear"
     semidefinite = c > 1 and penalty == "nuclear"
     if cols > (MAX_COLUMNS if semidefinite else MAX_SOC_COLUMNS) or n * cols > MAX_ENTRIES:
         return None
-    its = (finish_seconds(n, cols, semidefinite=semidefinite, exponential=bool(exponential))
-           / (ITERATION_SECONDS + ENTRY_SECONDS * n * cols))
+    seconds = finish_seconds(n, cols, semidefinite=semidefinite, exponential=bool(exponential))
+    if semidefinite:
+        from ..backends.cvxpy_adapter import psd_solver_bytes
+        from ..operators import default_memory_budget
+
+        budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+        if psd_solver_bytes(n_cones=p, size=d + c, solver="CLARABEL") > budget:
+            return None
+        t = (d + c) * (d + c + 1) / 2.0
+        seconds = max(seconds, PSD_SECONDS * p * t**3 * (EXP_CONE_FACTOR if exponential else 1.0))
+    its = seconds / (ITERATION_SECONDS + ENTRY_SECONDS * n * cols)
     return max(AFTER_ITERATIONS, int(np.ceil(its)))
 
 

@@ -464,7 +464,8 @@ def _run_gated(Xa64, patterns, kernel, loss_obj, y2, lam, warm, *, tol, max_iter
     # small programs that the first-order methods do not certify within the finish's cost
     # (counted in iterations of the working set and R-FISTA together) go to an interior point;
     # max_iter is the caller's budget, so the finish only replaces iterations it allowed
-    after = (_gc.finish_after(n, d, p, c, penalty=penalty, exponential=loss_obj.exponential_cones)
+    after = (_gc.finish_after(n, d, p, c, penalty=penalty, exponential=loss_obj.exponential_cones,
+                              memory_budget=memory_budget)
              if solver == "auto" and dtype == np.float64 else None)
     if after is not None and after >= max_iter:
         after = None

@@ -344,6 +344,14 @@ def _exact_zero_at_lam_max(sol: ConvexSolution, X, y, patterns: Patterns, spec, 
     return _zero_solution(X, y, patterns, spec.name, loss, lam, sol.backend, formulation)
 
 
+def _certificates():
+    """:mod:`cvxnn.native.certificates`, imported when first needed (as the other native imports
+    of this module)."""
+    from .native import certificates
+
+    return certificates
+
+
 def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: float,
                  weight_mean: float = 1.0) -> ConvexSolution:
     """Solve for an estimator at ``lam`` (resolved, numeric); emit one warning (with the
@@ -369,6 +377,14 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
             category,
             stacklevel=6,  # _call_solver < _solve < _fit_encoded < _fit < fit < caller
         )
+    elif sol.status == "optimal" and (sol.extra or {}).get("certified_rel_gap", 0.0) > (
+            _certificates().CERTIFIED_WARN_RTOL):
+        # a CVXPY solver's "optimal" that cvxnn's certificate cannot confirm (attach_certificate's
+        # warning, caught above, said the same without the estimator's name and advice)
+        other = "use backend='native' (its status is its certificate)" if (
+            loss.smooth and loss.has_conjugate and lam > 0) else "use backend='scs'"
+        message = _certificates().certified_gap_message(sol.solver, sol.extra["certified_rel_gap"], other)
+        warnings.warn(f"{type(est).__name__}: {message}.", InaccurateSolutionWarning, stacklevel=6)
     return sol
 
 

@@ -304,3 +304,62 @@ def test_bad_degenerate_inputs_raise_typed_errors():
             cvxnn.solve(X, np.ones(10), pats, loss="logistic", lam=0.1, solver=solver)
     with pytest.raises(CvxnnError):
         cvxnn.solve(X, rng.standard_normal(10), pats, lam=0.0, solver="auto")
+
+
+# ------------------------------------- a CVXPY "optimal" that the certificate cannot confirm
+def _separable():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 2))
+    return X, np.where(X[:, 0] > 0, 1.0, -1.0)
+
+
+def test_clarabel_optimal_with_a_large_certified_gap_warns_where_the_user_called():
+    """Clarabel calls its point optimal on separable logistic data at lam = 1e-6; cvxnn's
+    certificate says 0.16 of the objective and the native optimum is 7 % lower. The status stays
+    the solver's, the warning says so, names the caller's line, and its advice works."""
+    from cvxnn.errors import InaccurateSolutionWarning
+    from cvxnn.native.certificates import CERTIFIED_WARN_RTOL
+
+    X, y = _separable()
+    pats = sample_patterns(X, 10, seed=0, bias=True)
+    kw = dict(activation="gated_relu", loss="logistic", lam=1e-6)
+    with pytest.warns(InaccurateSolutionWarning, match="certified duality gap") as rec:
+        sol = cvxnn.solve(X, y, pats, solver="clarabel", **kw)
+    assert sol.status == "optimal" and sol.extra["certified_rel_gap"] > CERTIFIED_WARN_RTOL
+    assert all(w.filename == __file__ for w in rec if w.category is InaccurateSolutionWarning)
+    program = cvxnn.build_program(X, y, patterns=pats, **kw)
+    with pytest.warns(InaccurateSolutionWarning, match="certified duality gap") as rec:
+        program.solve("clarabel")
+    assert any(w.filename == __file__ for w in rec)
+    # the advice: tighter tolerances (or the native solvers) bring the certificate below the threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolutionWarning)
+        tight = cvxnn.solve(X, y, pats, solver="clarabel", tol_gap_rel=1e-10, tol_gap_abs=1e-10, tol_feas=1e-10,
+                            **kw)
+        native = cvxnn.solve(X, y, pats, solver="auto", tol=1e-8, **kw)
+    assert tight.extra["certified_rel_gap"] <= CERTIFIED_WARN_RTOL
+    assert native.objective_value <= tight.objective_value <= sol.objective_value
+
+
+def test_estimators_name_themselves_in_the_certified_gap_warning():
+    from cvxnn import ConvexGatedReLUClassifier
+    from cvxnn.errors import InaccurateSolutionWarning
+
+    X, y = _separable()
+    with pytest.warns(InaccurateSolutionWarning, match="ConvexGatedReLUClassifier: CLARABEL .*backend='native'"):
+        est = ConvexGatedReLUClassifier(lam=1e-6, n_gates=10, random_state=0, backend="clarabel").fit(X, y)
+    assert est.status_ == "optimal"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ConvexGatedReLUClassifier(lam=1e-6, n_gates=10, random_state=0).fit(X, y)
+
+
+def test_clarabel_at_moderate_lam_does_not_warn():
+    from cvxnn.errors import InaccurateSolutionWarning
+
+    X, y = _separable()
+    pats = sample_patterns(X, 10, seed=0, bias=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InaccurateSolutionWarning)
+        sol = cvxnn.solve(X, y, pats, activation="relu", loss="logistic", lam=1.0, solver="clarabel")
+    assert sol.status == "optimal" and sol.extra["certified_rel_gap"] < 1e-4

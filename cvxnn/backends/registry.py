@@ -129,7 +129,7 @@ class CvxpyAdapter:
                                  warm_start=request.warm_start)
         from ..native.certificates import attach_certificate
 
-        return attach_certificate(program, cvxpy_adapter.solve_program(program, name, **opts))
+        return attach_certificate(program, cvxpy_adapter.solve_program(program, name, **opts), stacklevel=4)
 
 
 def _cvxpy_run_options(name: str, opts: dict, program, activation: str, *, max_iter: int | None,

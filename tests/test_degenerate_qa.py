@@ -192,7 +192,15 @@ def test_degenerate_data_matches_clarabel(name, activation):
         if activation == "gated_relu":
             primal, gap = _gated_squared_gap(X, y, pats, sol.U, lam)
             assert primal == pytest.approx(sol.objective_value, rel=1e-10)
-            assert -1e-12 * primal <= gap <= 1e-6 * primal
+            # the gap recomputed at the returned point bounds its distance to Clarabel's optimum
+            assert gap >= -1e-12 * primal and primal - gap <= ref.objective_value * (1 + 1e-9)
+            # the solver's own certificate may use a better dual point seen earlier (the gated
+            # working set keeps the best dual of its checks: with numpy 2.0 / scipy 1.16 the
+            # returned point's own gap was 2.0e-6 where the kept dual certified 1.0e-8); it must
+            # still be a lower bound on the optimum, and certify tol
+            dual = sol.extra["dual_value"]
+            assert dual <= ref.objective_value * (1 + 1e-12)
+            assert primal - dual <= 1e-8 * primal * (1 + 1e-6)
         else:
             assert sol.max_violation <= 1e-8
 

@@ -383,7 +383,7 @@ def _call_solver(est, X, y, patterns, loss, warm_start, callback=None, *, lam: f
         # warning, caught above, said the same without the estimator's name and advice)
         other = "use backend='native' (its status is its certificate)" if (
             loss.smooth and loss.has_conjugate and lam > 0) else "use backend='scs'"
-        message = _certificates().certified_gap_message(sol.solver, sol.extra["certified_rel_gap"], other)
+        message = _certificates()._certified_gap_message(sol.solver, sol.extra["certified_rel_gap"], other)
         warnings.warn(f"{type(est).__name__}: {message}.", InaccurateSolutionWarning, stacklevel=6)
     return sol
 

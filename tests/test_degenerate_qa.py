@@ -371,3 +371,14 @@ def test_clarabel_at_moderate_lam_does_not_warn():
         warnings.simplefilter("error", InaccurateSolutionWarning)
         sol = cvxnn.solve(X, y, pats, activation="relu", loss="logistic", lam=1.0, solver="clarabel")
     assert sol.status == "optimal" and sol.extra["certified_rel_gap"] < 1e-4
+
+
+@pytest.mark.parametrize("bad", [dict(n_cones=-1, size=3), dict(n_cones=2, size=-4), dict(n_cones=2.5, size=3),
+                                 dict(n_cones=True, size=3), dict(n_cones=2, size=float("nan"))])
+def test_psd_solver_bytes_refuses_bad_counts(bad):
+    from cvxnn.backends.cvxpy_adapter import psd_solver_bytes
+    from cvxnn.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError):
+        psd_solver_bytes(solver="CLARABEL", **bad)
+    assert psd_solver_bytes(n_cones=2, size=3, solver="clarabel") == 2 * 36 * 64

@@ -207,7 +207,16 @@ def psd_solver_bytes(*, n_cones: int, size: int, solver: str) -> int:
     """Bytes an interior-point ``solver`` (:data:`PSD_DENSE_SOLVERS`) needs for the dense Hessian
     blocks of ``n_cones`` semidefinite cones of ``size x size``: ``t^2`` entries each with
     ``t = size (size + 1) / 2``, at :data:`PSD_BYTES_PER_ENTRY` bytes; 0 for other solvers (SCS
-    projects onto the cones with an eigendecomposition of ``size x size``)."""
+    projects onto the cones with an eigendecomposition of ``size x size``).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``n_cones`` or ``size`` is negative or not an integer.
+    """
+    for name, value in (("n_cones", n_cones), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise InvalidParameterError(f"{name} must be a non-negative integer, got {value!r}.")
     if str(solver).upper() not in PSD_DENSE_SOLVERS:
         return 0
     t = int(size) * (int(size) + 1) // 2

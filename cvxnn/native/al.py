@@ -49,7 +49,7 @@ from ._losses import SmoothKernel
 from .fista import FistaStep, rfista
 from .prox import BlockPenalty
 
-__all__ = ["ALProblem", "ALResult", "al_memory_bytes", "check_al_memory", "solve_relu"]
+__all__ = ["ALProblem", "ALResult", "al_memory_bytes", "check_al_memory", "initial_al_step", "solve_relu"]
 
 logger = logging.getLogger(__name__)
 

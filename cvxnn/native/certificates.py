@@ -439,11 +439,11 @@ def attach_certificate(program, sol, *, stacklevel: int = 3):
         sol.extra["certified_gap"] = gap
         sol.extra["certified_rel_gap"] = rel
         if sol.status == "optimal" and rel > CERTIFIED_WARN_RTOL:
-            warnings.warn(certified_gap_message(sol.solver, rel), InaccurateSolutionWarning, stacklevel=stacklevel)
+            warnings.warn(_certified_gap_message(sol.solver, rel), InaccurateSolutionWarning, stacklevel=stacklevel)
     return sol
 
 
-def certified_gap_message(solver: str, rel_gap: float, advice: str | None = None) -> str:
+def _certified_gap_message(solver: str, rel_gap: float, advice: str | None = None) -> str:
     """The warning of a CVXPY solution that its solver calls optimal but whose certified relative
     duality gap exceeds :data:`CERTIFIED_WARN_RTOL`; ``advice`` replaces the default what-to-do
     (tighter tolerances passed to ``solve``, or the native solvers)."""

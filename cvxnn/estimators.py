@@ -1427,6 +1427,12 @@ class _ConvexNetworkBase(_Base):
         self
             With ``best_lam_`` and ``path_`` (a dict of arrays ``lams``, ``val_scores``,
             ``objectives``, ``statuses`` for the values solved).
+
+        Warns
+        -----
+        ConvergenceWarning
+            Once, if any ``lam`` of the path ended uncertified: how many, which values, whether
+            ``best_lam_`` is among them, and what to try (``path_["statuses"]`` has each one).
         """
         from .path import regularization_path
 
@@ -1531,10 +1537,15 @@ class _ConvexNetworkBase(_Base):
         from .native.solve import _verbosity
 
         backend = self.backend if isinstance(self.backend, str) else "native"
-        with _verbosity(self.verbose, logger, "cvxnn.fit_path"):
+        with _verbosity(self.verbose, logger, "cvxnn.fit_path"), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             regularization_path(Xe, ye, pe, activation=activation, loss=le, lams=lams, backend=backend,
                                 tol=float(self.tol), callback=monitor,
                                 solver_opts={"max_iter": int(self.max_iter), "verbose": self.verbose})
+        for w in caught:
+            if not issubclass(w.category, ConvergenceWarning):  # the solves' own: replaced by one below
+                warnings.warn(w.message, w.category, stacklevel=2)
+        _warn_uncertified_path(self, records, engine_solutions, best["index"], Xe, ye, pe)
         if best["index"] < 0:
             raise InvalidParameterError(
                 "the validation score is undefined (NaN) at every lam: the validation set is too small "
@@ -1552,6 +1563,26 @@ class _ConvexNetworkBase(_Base):
 
     def _encode_for_fit(self, X, y, sample_weight):  # pragma: no cover - overridden
         raise NotImplementedError
+
+
+def _warn_uncertified_path(est, records: list[dict], solutions: dict, best_index: int, X, y, patterns) -> None:
+    """One warning for the values of a :meth:`fit_path` whose solve did not certify (instead of
+    one generic warning per solve), at the caller's line: how many, which ``lam`` values, whether
+    the chosen one is among them, and the advice of :func:`_convergence_advice`."""
+    bad = [i for i in range(len(records)) if not solutions[i].converged]
+    if not bad:
+        return
+    statuses = sorted({records[i]["status"] for i in bad})
+    lams = ", ".join(f"{records[i]['lam']:.4g}" for i in bad[:6]) + (", ..." if len(bad) > 6 else "")
+    chosen = (f"the chosen best_lam_ ({records[best_index]['lam']:.4g}) is one of them"
+              if best_index in bad else "the chosen best_lam_ is certified")
+    worst = solutions[bad[0]]
+    category = (InaccurateSolutionWarning if statuses == ["optimal_inaccurate"] else ConvergenceWarning)
+    warnings.warn(
+        f"{type(est).__name__}.fit_path: {len(bad)} of {len(records)} lam values ended uncertified "
+        f"(status {', '.join(map(repr, statuses))} with max_iter={est.max_iter}: lam = {lams}); {chosen}. "
+        f"{_convergence_advice(est, X, y, patterns, worst)}.",
+        category, stacklevel=3)  # _warn_uncertified_path < fit_path < caller
 
 
 class _MultiOutputTags:

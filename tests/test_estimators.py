@@ -697,6 +697,38 @@ def test_fit_path_checks_lengths_before_splitting_and_honours_max_iter():
     assert c.n_iter_ == 1
 
 
+def test_fit_path_gives_one_named_warning_for_its_uncertified_lams_at_the_callers_line():
+    """fit_path emitted one generic solver warning per uncertified lam, pointing into
+    native_adapter.py; it now emits one ConvergenceWarning, named after the estimator, at the
+    caller's line, listing the lam values and saying whether best_lam_ is among them."""
+    import warnings
+
+    from cvxnn.errors import ConvergenceWarning
+    from cvxnn.estimators import ConvexGatedReLURegressor, ConvexReLURegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X[:, 0], 0) + 0.1 * rng.standard_normal(40)
+    for Est in (ConvexGatedReLURegressor, ConvexReLURegressor):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = Est(n_gates=8, random_state=0, max_iter=1).fit_path(X, y, n_lams=4)
+        conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+        n_bad = int(np.sum(est.path_["statuses"] != "optimal"))
+        assert n_bad >= 1
+        assert len(conv) == 1, [str(w.message) for w in conv]
+        msg = str(conv[0].message)
+        assert msg.startswith(f"{Est.__name__}.fit_path: {n_bad} of {len(est.path_['lams'])} lam values")
+        assert "max_iter=1" in msg and "Raise max_iter" in msg
+        assert ("is one of them" in msg) == (est.status_ != "optimal")
+        assert conv[0].filename == __file__
+        # a certified path warns nothing
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Est(n_gates=8, random_state=0).fit_path(X, y, n_lams=3)
+        assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+
+
 def test_clarabel_classifier_objective_is_the_thresholded_network():
     """objective_ of a CVXPY-backend fit is the objective of to_network(tol=network_tol_), the
     map that drops the interior-point solver's near-zero blocks (docs/estimators.md)."""

@@ -251,7 +251,20 @@ def _solve_chunk(Xa: np.ndarray, S: np.ndarray, Ub: np.ndarray, method: str, sol
     """Solve the decomposition program for the columns ``Ub`` (``d_a x q``) of one chunk.
 
     Variables: ``W`` (``d_a x q``); ``V = W + Ub`` is eliminated. Returns ``(W, status, seconds)``.
+    The blocks are independent and each program is homogeneous in its block ``u_i``, so it is
+    solved on unit-norm columns and ``W`` scaled back: the solver's absolute tolerances (~1e-8)
+    otherwise swamp small blocks (``u * 1e-8`` gave a prediction gap of 25 % and a wrong minimum
+    norm). The cone constraints are homogeneous in ``X_a`` too: data with entries below 1 are
+    scaled up to a largest entry of 1 (``X * 1e-8`` left the constraints inside the solver's
+    tolerance: a 4 % prediction gap); larger data are left alone (scaling raw wine data down
+    to 1 gave cone violations of 1e-5).
     """
+    col_scale = np.linalg.norm(Ub, axis=0)
+    col_scale = np.where(col_scale > 0, col_scale, 1.0)
+    Ub = Ub / col_scale
+    x_max = float(np.abs(Xa).max(initial=0.0))
+    if 0.0 < x_max < 1.0:
+        Xa = Xa / x_max
     W = cp.Variable(Ub.shape)
     C = Xa @ Ub
     cons = [cp.multiply(S, Xa @ W) >= 0, cp.multiply(S, Xa @ W + C) >= 0]
@@ -271,7 +284,7 @@ def _solve_chunk(Xa: np.ndarray, S: np.ndarray, Ub: np.ndarray, method: str, sol
     wall = time.perf_counter() - t0
     if W.value is None or not np.all(np.isfinite(W.value)):
         raise SolverError(f"{solver} returned no decomposition (status {status!r}).", status="numerical_error")
-    return np.asarray(W.value), str(status), wall
+    return np.asarray(W.value) * col_scale, str(status), wall
 
 
 def _polish(Xa, S, R, G, Ub, Wb, rel: float = 1e-6) -> np.ndarray:
@@ -663,16 +676,20 @@ def decompose(
         if y is not None:
             d_star = float(model.objective(X, y, lam, loss_obj))
             relu_obj = float(network.objective(X, y, lam, loss_obj))
-        elif getattr(model, "objective_value", None) is not None and np.isfinite(model.objective_value):
+        elif (getattr(model, "objective_value", None) is not None and np.isfinite(model.objective_value)
+              and getattr(model, "lam", None) is not None and _same_loss(getattr(model, "loss", None), loss_obj)):
             prog_pen = getattr(model, "program_penalty", None)
             prog_pen = gated_pen if prog_pen is None else prog_pen
-            d_star = float(model.objective_value - lam * prog_pen + lam * gated_pen)
+            # the loss term is the solution's objective less *its own* lam times its penalty (with
+            # the lam passed here, decompose(sol, X, lam=0.5) reported d* at the solution's lam)
+            d_star = float(model.objective_value - model.lam * prog_pen + lam * gated_pen)
             if not approximate:
                 relu_obj = float(d_star + lam * (network.penalty() - gated_pen))
             else:
                 notes.append("pass y to evaluate the ReLU objective of an approximate decomposition.")
         else:
-            notes.append("pass y (or a solution with an objective value) to get d* and the ReLU objective.")
+            notes.append("pass y (or a solution with an objective value, lam and this loss) to get d* and the ReLU "
+                         "objective.")
     else:
         notes.append("lam unknown: pass lam to get d*, the ReLU objective and the bound.")
     kappa = _full_row_rank_kappa(Xa)
@@ -707,6 +724,12 @@ def decompose(
         statuses=tuple(statuses),
         notes=notes,
     )
+
+
+def _same_loss(model_loss, loss_obj: Loss) -> bool:
+    """Whether a solution's loss (None reads as squared) is ``loss_obj``: only then does its
+    ``objective_value`` give the loss term of ``d*``."""
+    return repr(get_loss(model_loss or "squared")) == repr(loss_obj)
 
 
 def _refit(X, pats, Ubad, idx, lam, refit_lam, solver, solver_opts, notes):

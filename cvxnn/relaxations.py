@@ -115,7 +115,9 @@ class CopositiveRelaxation:
         bound = self.lower_bound
         if self.network_objective is None or bound is None:
             return False
-        return self.network_objective <= bound + 1e-6 * max(1.0, abs(bound))
+        # relative to the objectives themselves: an absolute floor of 1e-6 called every network
+        # of a problem with small targets "tight" (Y * 1e-4: objective 7.5e-8 against r* = 8.5e-9)
+        return self.network_objective <= bound + 1e-6 * max(abs(bound), abs(self.network_objective))
 
     def summary(self) -> str:
         """A few lines, starting with the word RELAXATION."""
@@ -283,8 +285,10 @@ def copositive_relaxation(
     # the readout fails), it attains r* and certifies that the relaxation is tight.
     zero_obj = float(loss_obj.value(np.zeros(n), Y[:, 0]) if single else loss_obj.value(np.zeros((n, c)), Y))
     value = float(prob.value)
+    # (tolerance relative to L(0, Y), the scale of every objective of the problem: an absolute
+    # floor of 1e-6 read the zero network as optimal for small targets at any lam)
     if (status == "optimal" and (net_obj is None or zero_obj < net_obj)
-            and zero_obj <= value + 1e-6 * max(1.0, abs(value))):
+            and zero_obj <= value + 1e-6 * zero_obj):
         network = ReLUNetwork(W1=np.zeros((X.shape[1], 0)), w2=np.zeros((0, c)),
                               b1=np.zeros(0) if patterns.bias else None)
         net_obj = zero_obj

@@ -55,12 +55,26 @@ import scipy.sparse as sp
 from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .builders import _masked_prediction, check_targets
-from .errors import ConvergenceWarning, InvalidParameterError, NonFiniteError, ShapeError, SolverError
+from .errors import (
+    ConvergenceWarning,
+    InaccurateSolutionWarning,
+    InvalidParameterError,
+    NonFiniteError,
+    PatternMismatchError,
+    ShapeError,
+    SolverError,
+)
 from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
 from .maps import gated_network_to_convex, relu_network_to_convex, to_network
 from .native._losses import SmoothKernel, make_kernel
-from .native.certificates import GapCertificate, feature_sparse_certificate, gated_certificate
+from .native.certificates import (
+    CERTIFIED_WARN_RTOL,
+    GapCertificate,
+    _certified_gap_message,
+    feature_sparse_certificate,
+    gated_certificate,
+)
 from .native.prox import BlockPenalty
 from .networks import GatedReLUNetwork, ReLUNetwork
 from .operators import ImplicitDesign, check_memory, power_iteration_norm_sq
@@ -144,13 +158,23 @@ class PatchGeometry:
     def make(cls, image_shape, patch_size, stride=1) -> PatchGeometry:
         """Validate and build a geometry (ints are repeated over the image's dimensions).
 
+        ``image_shape`` may be a :class:`PatchGeometry` (e.g. a solution's ``geometry``); then
+        ``patch_size`` and ``stride`` must be its own.
+
         Raises
         ------
         InvalidParameterError
             ``image_shape`` not 1-D or 2-D, a size or stride that is not a positive int, or a
-            window larger than the image.
+            window larger than the image; a geometry with another size or stride than those given.
         """
-        if isinstance(image_shape, PatchGeometry):
+        if isinstance(image_shape, PatchGeometry):  # patch_size=3 with a 2x2 geometry was ignored silently
+            n_dims = image_shape.n_dims
+            given = (_as_tuple(patch_size, n_dims, "patch_size"), _as_tuple(stride, n_dims, "stride"))
+            if given != (image_shape.size, image_shape.stride):
+                raise InvalidParameterError(
+                    f"image_shape is a PatchGeometry with patch_size {image_shape.size} and stride "
+                    f"{image_shape.stride}, but patch_size {given[0]} and stride {given[1]} were given; pass "
+                    "the geometry's own (geometry.size, geometry.stride) or image_shape=geometry.image_shape.")
             return image_shape
         shape = (image_shape,) if isinstance(image_shape, (numbers.Integral, np.integer)) else image_shape
         try:
@@ -400,7 +424,11 @@ class ConvProgram(ConvexProgram):
         -------
         ConvSolution
             The status is the solver's (``"optimal"``, ``"optimal_inaccurate"``,
-            ``"max_iterations"``); failures raise as in :meth:`ConvexProgram.solve`.
+            ``"max_iterations"``); failures raise as in :meth:`ConvexProgram.solve`. With
+            ``certify``, ``extra["certified_gap"]`` and ``extra["certified_rel_gap"]`` hold the
+            gap, and an ``"optimal"`` whose relative gap exceeds
+            :data:`~cvxnn.native.certificates.CERTIFIED_WARN_RTOL` gets an
+            :class:`~cvxnn.errors.InaccurateSolutionWarning`, as for fully connected programs.
         """
         sol = super().solve(solver, lam=lam, **solver_opts)
         if self.weight_penalty is not None:  # conv_certificate and duality_gap refuse it without penalty=
@@ -410,6 +438,13 @@ class ConvProgram(ConvexProgram):
                 and self.loss.has_conjugate and out.lam is not None and out.lam > 0:
             cert = conv_certificate(out, self.images, self.y, out.lam, self.loss)
             out.gap, out.rel_gap, out.dual_value = cert.gap, cert.rel_gap, cert.dual
+            # the check attach_certificate makes for fully connected programs, which cannot certify
+            # the pooled one (Clarabel's "optimal" at lam = 1e-12 certified 0.99, silently)
+            warned = "certified_rel_gap" in sol.extra and sol.extra["certified_rel_gap"] > CERTIFIED_WARN_RTOL
+            out.extra["certified_gap"], out.extra["certified_rel_gap"] = cert.gap, cert.rel_gap
+            if out.status == "optimal" and cert.rel_gap > CERTIFIED_WARN_RTOL and not warned:
+                warnings.warn(_certified_gap_message(out.solver, cert.rel_gap), InaccurateSolutionWarning,
+                              stacklevel=2)
         return out
 
 
@@ -482,7 +517,15 @@ def prepare_conv_data(X, y, *, image_shape, patch_size, stride=1, patterns: Patt
         patterns = sample_patterns(Z, n_gates, seed=seed, bias=bias)
     elif not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
-    patterns.check_data(Z)
+    try:
+        patterns.check_data(Z)
+    except PatternMismatchError as exc:  # its advice, "build patterns on this X", was to do what the caller did
+        raise PatternMismatchError(
+            f"the patterns do not match the patch matrix Z = extract_patches(X, {geometry.image_shape}, "
+            f"{geometry.size}, {geometry.stride}) of these inputs ({Z.shape[0]} x {Z.shape[1]}: {geometry.n_patches} "
+            "patches per input). A convolutional program's patterns are built on Z, not on X "
+            "(sample_patterns(Z, ...) or Patterns.from_gates(Z, gates)), and a solution is certified on its "
+            f"training inputs. ({exc})") from None
     loss_obj = get_loss(loss)
     y = check_targets(y, loss_obj)
     return ConvData(X=X, Z=Z, y=y, geometry=geometry, patterns=patterns, loss=loss_obj)
@@ -1015,9 +1058,13 @@ class PooledDesign:
             operator's budget).
         """
         budget = self.memory_budget if memory_budget is None else int(memory_budget)
-        check_memory({"pooled design": self.dense_bytes(), "chunk": _POOL_CHUNK_BYTES},
+        # the chunk pooled_blocks holds, not its cap: a 10 kB design was refused at a 200 kB budget
+        # (and every Newton solve at a budget under 32 MiB)
+        row_bytes = 8 * self.K * (self.p + self.d)
+        chunk = min(self.n, max(1, _POOL_CHUNK_BYTES // row_bytes)) * row_bytes
+        check_memory({"pooled design": self.dense_bytes(), "chunk": chunk},
                      what="the pooled design of the convolutional program", budget=budget,
-                     hint="solve with the matrix-free operator instead (smaller memory_budget use).")
+                     hint="raise memory_budget, or use solver='rfista' (gated), which runs matrix-free without it.")
         blocks = pooled_blocks(self.op.Xa, self.op.mask, self.K, self.pooling)
         return DensePooledDesign(blocks.astype(self.dtype, copy=False), n_outputs=self.c,
                                  memory_budget=budget)

@@ -143,7 +143,8 @@ class ConvReport:
         ``L(Pool(sum_i D_i Z theta_i), y) + lam * penalty``.
     network_objective : float
         Objective of the mapped :class:`~cvxnn.conv.ConvNetwork` (equal to the convex objective for
-        a cone-feasible point: the map is exact).
+        a cone-feasible point: the map is exact; below it for a gated one-vs-all point with vector
+        output, whose blocks map by their balanced SVD factors, the nuclear norm <= the column norms).
     dual_value : float
         ``D <= p*`` of the certificate.
     gap, rel_gap : float

@@ -90,3 +90,21 @@ def test_small_pooled_design_fits_a_small_memory_budget(activation):
     assert sol.objective_value == pytest.approx(solve_conv_native(X, y, **kw).objective_value, rel=1e-12)
     with pytest.raises(MemoryBudgetError, match="pooled design"):  # a budget it does not fit is still refused
         solve_conv_native(X, y, memory_budget=20_000, **kw)
+
+
+def test_conv_auto_falls_back_to_matrix_free_rfista_when_the_pooled_design_does_not_fit():
+    """solver='auto' (gated) raised MemoryBudgetError when the pooled design of the Newton solver
+    did not fit memory_budget, although R-FISTA runs matrix-free; it now falls back to it, with
+    the same optimum; solver='newton' still refuses."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 64))
+    y = rng.standard_normal(60)
+    kw = dict(image_shape=(8, 8), patch_size=3, lam=1.0, n_gates=40, seed=0)
+    full = solve_conv_native(X, y, **kw)
+    assert full.solver == "newton" and full.extra["design"] == "dense"
+    small = solve_conv_native(X, y, memory_budget=10**6, **kw)
+    assert small.solver == "rfista" and small.extra["design"] == "matrix_free"
+    assert small.status == "optimal"
+    assert small.objective_value == pytest.approx(full.objective_value, rel=1e-5)
+    with pytest.raises(MemoryBudgetError):
+        solve_conv_native(X, y, memory_budget=10**6, solver="newton", **kw)

@@ -304,7 +304,8 @@ def solve_conv_native(
         ``"newton"``: the barrier method on the pooled design (module docstring); it needs a
         separable loss with a Hessian, scalar output or ``formulation="one_vs_all"``, and
         ``d_a p <= NEWTON_MAX_COLUMNS``. ``"rfista"``: R-FISTA (gated only). ``"auto"``: Newton
-        where it applies, else R-FISTA.
+        where it applies and its pooled design fits ``memory_budget``, else R-FISTA (matrix-free
+        where the pooled design does not fit).
     activation : {"gated_relu", "relu"}
         ``"relu"``: the cone-constrained program, by the barrier method on the pooled design with
         the log barrier of the cones on the unique patch rows (module docstring, "C-ReLU"); it
@@ -369,8 +370,10 @@ def solve_conv_native(
     try:
         design = op.dense()
     except MemoryBudgetError as exc:
-        if use_newton:
+        if use_newton and solver == "newton":
             raise
+        # "auto" falls back to R-FISTA, which needs no pooled design (it raised MemoryBudgetError)
+        use_newton = False
         logger.info("conv C-GReLU: pooled design not formed (%s); R-FISTA runs matrix-free", exc)
     if use_newton:
         res = _solve_newton(design, data.loss, y2, lam, U0, kind, tol=tol, max_iter=max_iter, callback=callback)

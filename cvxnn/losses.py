@@ -60,18 +60,22 @@ def _xlogx(t: np.ndarray) -> np.ndarray:
     return -entr(t)
 
 
-def _softplus_bregman(dl: np.ndarray, sig: np.ndarray) -> np.ndarray:
-    """Termwise Bregman divergence of ``softplus`` between ``v + dl`` and ``v``, ``sig = sigmoid(v)``:
-    ``log(1 - sig + sig e^dl) - sig dl``, by its Taylor series where ``|dl|`` is small
-    (the closed form cancels catastrophically there)."""
-    s1 = sig * (1.0 - sig)
-    series = s1 * dl * dl * (0.5 + dl * (1.0 - 2.0 * sig) / 6.0 + dl * dl * (1.0 - 6.0 * s1) / 24.0)
+def _softplus_bregman(dl: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Termwise Bregman divergence of ``softplus`` between ``v + dl`` and ``v``:
+    ``log(1 - sig + sig e^dl) - sig dl`` with ``sig = sigmoid(v)``, by its Taylor series where
+    ``|dl|`` is small (the closed form cancels catastrophically there). ``sig`` and ``1 - sig``
+    are both taken from ``v`` (``1 - sig`` computed from ``sig`` loses every digit for
+    ``v >> 1``); where ``1 + sig expm1(dl)`` would cancel or overflow, the log is a ``logaddexp``."""
+    sig, sigc = expit(v), expit(-v)
+    s1 = sig * sigc
+    series = s1 * dl * dl * (0.5 + dl * (sigc - sig) / 6.0 + dl * dl * (1.0 - 6.0 * s1) / 24.0)
     small = np.abs(dl) < 1e-3
     if small.all():
         return series
-    with np.errstate(over="ignore"):
-        exact = np.log1p(sig * np.expm1(dl)) - sig * dl
-    exact = np.where(np.isfinite(exact), exact, np.abs(dl))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        x = sig * np.expm1(dl)
+        log_term = np.where(np.abs(x) <= 0.5, np.log1p(x), np.logaddexp(log_expit(-v), log_expit(v) + dl))
+    exact = log_term - sig * dl
     return np.where(small, series, exact)
 
 
@@ -212,9 +216,16 @@ class Loss:
     def best_dual_scale(self, theta: np.ndarray, y: np.ndarray, scale: float, s_max: float) -> float:
         """The factor ``s in [0, s_max]`` that maximises the dual value ``-(c L)*(s theta)``
         (``c = scale``); ``s_max`` is the largest factor that keeps the penalty's dual
-        constraint. The default is ``min(1, s_max)`` (exact at the optimum, where ``theta``
-        is the gradient of the loss)."""
-        return min(1.0, s_max)
+        constraint. ``s -> -(c L)*(s theta)`` is concave: the built-in losses maximise it in
+        closed form or by a safeguarded Newton iteration; this default (any other loss with a
+        conjugate, e.g. sample-weighted ones) by a golden-section search, never returning a
+        worse factor than ``min(1, s_max)`` (exact at the optimum, where ``theta`` is the
+        gradient of the loss). Without a conjugate it is ``min(1, s_max)``."""
+        s0 = min(1.0, s_max)
+        if not self.has_conjugate:
+            return s0
+        th = np.asarray(theta, dtype=np.float64)
+        return _golden_max(lambda s: -scale * self._conjugate_sum(s * th / scale, y), s0, s_max)
 
     def check_targets(self, y: np.ndarray) -> np.ndarray:
         """Validate targets for this loss; returns them (possibly re-encoded), never in place."""
@@ -343,8 +354,28 @@ class LogisticLoss(Loss):
         return _row_sums(out + _xlogx(t) + _xlogx(1.0 - t))
 
     def _bregman_rows(self, a, b, gb, y):
+        # in u = -y z; the sigmoid is recomputed from b (|gb| near 1 cannot give 1 - sigma)
         dl = (-y * (a - b)).astype(np.float64)
-        return _row_sums(np.maximum(_softplus_bregman(dl, np.abs(gb).astype(np.float64)), 0.0))
+        v = (-y * b).astype(np.float64)
+        return _row_sums(np.maximum(_softplus_bregman(dl, v), 0.0))
+
+    def best_dual_scale(self, theta, y, scale, s_max):
+        # -(cL)*(s theta) = -c sum f(s t_j), f(u) = u log u + (1 - u) log(1 - u), t = -theta y / c:
+        # concave on [0, 1 / max t], derivative -c sum t_j logit(s t_j) (+inf at 0+, -inf at the end)
+        t = (-np.asarray(theta, dtype=np.float64) * y / scale).ravel()
+        tmax = float(t.max(initial=0.0))
+        if np.any(t < 0.0) or tmax == 0.0:
+            return super().best_dual_scale(theta, y, scale, s_max)
+        t = t[t > 0.0]
+
+        def derivs(s):
+            u = s * t
+            with np.errstate(divide="ignore"):
+                g = -float(np.dot(t, np.log(u) - np.log1p(-u)))
+                h = -float(np.sum(t / (s * (1.0 - u))))
+            return g, h
+
+        return _newton_max(derivs, min(s_max, 1.0 / tmax), min(1.0, s_max))
 
     def check_targets(self, y):
         return _check_pm1(y, self.name)
@@ -390,8 +421,7 @@ class HuberLoss(Loss):
         return 0.5 * cp.sum(cp.huber(z - y, self.delta))
 
     def _value_sum(self, z, y):
-        r = np.abs(z - y)
-        return float(np.sum(np.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta))))
+        return float(np.sum(self._value_rows(z, y)))
 
     def _grad_sum(self, z, y):
         return np.clip(z - y, -self.delta, self.delta)
@@ -410,11 +440,21 @@ class HuberLoss(Loss):
     def _bregman_sum(self, a, b, gb, y):
         return float(self._bregman_rows(a, b, gb, y).sum())
 
+    def best_dual_scale(self, theta, y, scale, s_max):
+        # the squared loss's concave quadratic, on the domain s |theta_j| <= c delta
+        th = np.asarray(theta, dtype=np.float64)
+        tt = float(np.vdot(th, th))
+        if tt == 0.0:
+            return 0.0
+        cap = min(s_max, scale * self.delta / float(np.abs(th).max()))
+        return min(max(-scale * float(np.vdot(th, y)) / tt, 0.0), cap)
+
     has_rows = True
 
     def _value_rows(self, z, y):
         r = np.abs(z - y).astype(np.float64, copy=False)
-        return _row_sums(np.where(r <= self.delta, 0.5 * r**2, self.delta * (r - 0.5 * self.delta)))
+        q = np.minimum(r, self.delta)  # h(r) = q (r - q / 2): no r**2 (overflow) where |r| > delta
+        return _row_sums(q * (r - 0.5 * q))
 
     def _conjugate_rows(self, s, y):
         s = s.astype(np.float64, copy=False)
@@ -448,6 +488,71 @@ class AbsoluteLoss(Loss):
 
     def _value_sum(self, z, y):
         return float(np.sum(np.abs(z - y)))
+
+
+def _golden_max(phi, s0: float, s_max: float, iters: int = 60) -> float:
+    """A maximiser over ``[0, s_max]`` of the concave ``phi`` (``-inf`` outside its domain, an
+    interval containing 0), by golden-section search; never worse than ``s0``."""
+    hi = float(s_max)
+    # the common case first, in two or three evaluations (R-FISTA certifies every iteration, and
+    # 60 evaluations of a weighted conjugate each time made small weighted fits several times slower):
+    # by concavity s0 is the maximiser when phi does not increase on either side of it
+    f0 = phi(s0)
+    h = 1e-6 * max(s0, 1e-300)
+    if np.isfinite(f0) and s0 > 0.0 and phi(s0 - h) <= f0 and (s0 >= hi or phi(min(s0 + h, hi)) <= f0):
+        return s0
+    if not np.isfinite(hi):  # bracket: double until phi stops increasing
+        hi, f = 1.0, phi(1.0)
+        while hi < 1e15:
+            f2 = phi(2.0 * hi)
+            if not f2 > f:
+                break
+            hi, f = 2.0 * hi, f2
+        hi *= 2.0
+    r = (np.sqrt(5.0) - 1.0) / 2.0
+    a, b = 0.0, hi
+    c, d = b - r * (b - a), a + r * (b - a)
+    fc, fd = phi(c), phi(d)
+    for _ in range(iters):
+        if fc >= fd:  # both -inf: the domain ends left of c
+            b, d, fd = d, c, fc
+            c = b - r * (b - a)
+            fc = phi(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + r * (b - a)
+            fd = phi(d)
+    s, f = (c, fc) if fc >= fd else (d, fd)
+    return s if f > f0 else s0
+
+
+def _newton_max(derivs, hi: float, s0: float) -> float:
+    """The maximiser over ``[0, hi]`` of a concave function of ``s`` whose derivative is
+    ``+inf`` at ``0+``, from ``derivs(s) = (phi'(s), phi''(s))``: Newton's method from ``s0``,
+    safeguarded by bisection of the bracket ``[lo, up]`` of the root of ``phi'``."""
+    if hi <= 0.0:
+        return 0.0
+    g, _ = derivs(hi)
+    if g >= 0.0:
+        return hi
+    lo, up = 0.0, hi
+    s = min(max(s0, 0.0), hi)
+    if not 0.0 < s < hi:
+        s = 0.5 * hi
+    for _ in range(100):
+        g, h = derivs(s)
+        if g > 0.0:
+            lo = s
+        else:
+            up = s
+        with np.errstate(invalid="ignore", divide="ignore"):
+            nxt = s - g / h
+        if not lo < nxt < up:
+            nxt = 0.5 * (lo + up)
+        if abs(nxt - s) <= 1e-13 * s or up - lo <= 1e-15 * up:
+            return nxt
+        s = nxt
+    return s
 
 
 def _row_sums(a: np.ndarray) -> np.ndarray:
@@ -514,6 +619,7 @@ class CrossEntropyLoss(Loss):
         return value, e / s - y
 
     def _hessian_sum(self, z, y):
+        _need_matrix(z)
         P = _softmax_rows(z.astype(np.float64, copy=False))
         return P, P
 
@@ -551,14 +657,45 @@ class CrossEntropyLoss(Loss):
         dl = a.astype(np.float64, copy=False) - b64
         pb = _softmax_rows(b64)
         # lse(b + dl) - lse(b) - <p, dl> = log1p(m) - <p, dl>, m = sum p expm1(dl); stable form
-        e = np.expm1(dl)
-        m = np.einsum("ij,ij->i", pb, e)
         small = np.abs(dl).max(axis=1) < 1e-3
-        corr = np.einsum("ij,ij->i", pb, dl * dl * (0.5 + dl / 6.0 + dl * dl / 24.0))
-        series = corr - m * m / 2.0 + m**3 / 3.0
+        with np.errstate(over="ignore", invalid="ignore"):  # large steps: the rows are not `small`
+            e = np.expm1(dl)
+            m = np.einsum("ij,ij->i", pb, e)
+            corr = np.einsum("ij,ij->i", pb, dl * dl * (0.5 + dl / 6.0 + dl * dl / 24.0))
+            series = corr - m * m / 2.0 + m**3 / 3.0
         with np.errstate(invalid="ignore", divide="ignore"):
             exact = np.log1p(m) - np.einsum("ij,ij->i", pb, dl)
+        big = ~np.isfinite(exact)
+        if big.any():  # e^dl overflowed (a step of ~700 or more): the shifted log-sum-exp form
+            ab = a[big].astype(np.float64, copy=False)
+            bb = b64[big]
+            exact[big] = (_logsumexp_rows(ab) - _logsumexp_rows(bb)
+                          - np.einsum("ij,ij->i", pb[big], ab - bb))
         return np.maximum(np.where(small, series, exact), 0.0)
+
+    def best_dual_scale(self, theta, y, scale, s_max):
+        # -(cL)*(s theta) = -c sum xlogx(P), P = Y + s G, G = theta / c (rows summing to 0):
+        # concave on {P >= 0}, derivative -c sum G log P, second derivative -c sum G^2 / P
+        G = np.asarray(theta, dtype=np.float64) / scale
+        if G.ndim != 2 or np.any(np.abs(G.sum(axis=1)) > DOMAIN_TOL) or not np.any(G):
+            return super().best_dual_scale(theta, y, scale, s_max)
+        neg = G < 0
+        if np.any(neg & (y <= 0)):  # a zero target pushed below 0: only s = 0 is feasible
+            return 0.0
+        hi = min(s_max, float(np.min(y[neg] / -G[neg], initial=np.inf)))
+        live = G != 0
+        Gl, Yl = G[live], y[live]
+
+        def derivs(s):
+            P = Yl + s * Gl
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = -float(np.dot(Gl, np.log(P)))
+                h = -float(np.sum(Gl * Gl / P))
+            return g, h
+
+        if not np.isfinite(hi):
+            return super().best_dual_scale(theta, y, scale, s_max)
+        return _newton_max(derivs, hi, min(1.0, s_max))
 
     def check_targets(self, y):
         if y.ndim != 2:

@@ -85,7 +85,11 @@ def _prox_nuclear_gram(V: np.ndarray, t: float) -> tuple[np.ndarray, float] | No
     the SVD) when ``t`` is below ``GRAM_MIN_THRESHOLD`` times the largest singular value, where
     they could."""
     Bt = np.transpose(V, (1, 0, 2))  # P x d x c
-    gram = np.matmul(np.transpose(Bt, (0, 2, 1)), Bt).astype(np.float64, copy=False)
+    # the Gram in float64 even for float32 blocks: formed in float32 its eigenvalues carry an
+    # error of eps32 ||B||^2, and singular values up to sqrt(eps32) ||B|| ~ 3e-4 ||B|| (far above
+    # GRAM_MIN_THRESHOLD) would be wrong by their own size
+    B64 = Bt.astype(np.float64, copy=False)
+    gram = np.matmul(np.transpose(B64, (0, 2, 1)), B64)
     w, Q = np.linalg.eigh(gram)
     s = np.sqrt(np.maximum(w, 0.0))
     smax = float(s.max(initial=0.0))
@@ -121,11 +125,16 @@ def gram_spectral(G: np.ndarray, vectors: bool = True) -> tuple[np.ndarray, np.n
         only, half the time).
     """
     G = np.asarray(G, dtype=np.float64)
+    # each block scaled by its largest entry: the squares neither underflow (blocks ~1e-160
+    # had norm 0) nor overflow (~1e160 gave inf)
+    m = np.abs(G).max(axis=(0, 2), initial=0.0)
+    m = np.where(m > 0.0, m, 1.0)
+    G = G / m[None, :, None]
     gram = np.einsum("dpc,dpe->pce", G, G, optimize=True)  # a batched GEMM (9x the plain loop)
     if not vectors:
-        return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0)), None
+        return m * np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0)), None
     w, V = np.linalg.eigh(gram)
-    return np.sqrt(np.maximum(w[:, -1], 0.0)), V[:, :, -1]
+    return m * np.sqrt(np.maximum(w[:, -1], 0.0)), V[:, :, -1]
 
 
 def column_norms(B: np.ndarray) -> np.ndarray:

@@ -206,8 +206,11 @@ def as_float_array(a, name: str = "array", *, dtype=np.float64) -> np.ndarray:
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
-    finite = np.isfinite(arr)
-    if not finite.all():
+    # min and max propagate NaN and see inf without a temporary; np.isfinite and np.abs made a
+    # bool and a float copy of the data (2.1x its bytes at the peak of every check_X)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = np.isfinite(arr)
         bad = tuple(int(i) for i in np.argwhere(~finite)[0])
         where = f"index {bad}" if len(bad) != 2 else f"row {bad[0]}, column {bad[1]}"
         raise NonFiniteError(
@@ -215,7 +218,7 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
             "remove or impute those entries."
         )
     if arr.size:
-        top = float(np.max(np.abs(arr)))
+        top = max(abs(lo), abs(hi))
         if top > MAX_ABS_VALUE:
             raise NonFiniteError(
                 f"{name} has entries up to {top:.3g} in magnitude; products of such values overflow "

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ._validation import check_positive_int
 from .errors import InvalidParameterError, MemoryBudgetError, ShapeError
 
 __all__ = [
@@ -82,14 +83,25 @@ def _rows_per_chunk(n: int, width: int, itemsize: int, chunk_bytes: int = CHUNK_
     return max(1, min(n, chunk_bytes // max(1, width * itemsize)))
 
 
+def _check_design(Xa: np.ndarray, mask: np.ndarray) -> None:
+    """Raise :class:`~cvxnn.errors.ShapeError` unless ``Xa`` and ``mask`` are 2-D with the same rows
+    (a longer mask or residual was silently cut to the rows of ``Xa``)."""
+    if Xa.ndim != 2 or mask.ndim != 2 or Xa.shape[0] != mask.shape[0]:
+        raise ShapeError(f"Xa {Xa.shape} and mask {mask.shape} must be 2-D with the same rows.")
+
+
 def forward(Xa: np.ndarray, mask: np.ndarray, U: np.ndarray) -> np.ndarray:
     """``sum_i D_i X_a U_i``: ``(n,)`` for ``U`` of shape ``(d, p)``, ``(n, c)`` for ``(d, p, c)``.
 
     Computed as ``rowsum(X_a * (M U^T))`` in row chunks (temporaries of ``rows x d c``
     plus the chunk of the float mask).
     """
+    _check_design(Xa, mask)
     dtype = np.result_type(Xa, U, np.float32)
     scalar = U.ndim == 2
+    if U.ndim not in (2, 3) or U.shape[:2] != (Xa.shape[1], mask.shape[1]):
+        raise ShapeError(f"U must have shape (d_a, p) or (d_a, p, c) = ({Xa.shape[1]}, {mask.shape[1]}[, c]), "
+                         f"got {U.shape}.")
     U3 = U[:, :, None] if scalar else U
     d, p, c = U3.shape
     n = Xa.shape[0]
@@ -109,8 +121,11 @@ def adjoint(Xa: np.ndarray, mask: np.ndarray, R: np.ndarray) -> np.ndarray:
 
     Computed as ``(X_a * r)^T M`` in row chunks (temporaries of ``rows x d c``).
     """
+    _check_design(Xa, mask)
     dtype = np.result_type(Xa, R, np.float32)
     scalar = R.ndim == 1
+    if R.ndim not in (1, 2) or R.shape[0] != Xa.shape[0]:
+        raise ShapeError(f"R must have shape (n,) or (n, c) with n = {Xa.shape[0]}, got {R.shape}.")
     R2 = R[:, None] if scalar else R
     n, d = Xa.shape
     c = R2.shape[1]
@@ -373,30 +388,41 @@ class ImplicitDesign:
         reserve_bytes: int = 0,
         cache_mask: bool | None = None,
     ) -> None:
-        dtype = np.dtype(dtype)
-        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype}.")
-        if Xa.ndim != 2 or mask.ndim != 2 or Xa.shape[0] != mask.shape[0]:
-            raise ShapeError(f"Xa {Xa.shape} and mask {mask.shape} must be 2-D with the same rows.")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:  # np.dtype("junk") raised a bare TypeError
+            dt = None
+        if dt is None or dt not in (np.dtype(np.float64), np.dtype(np.float32)):  # dtype(None) == float64
+            raise InvalidParameterError(f"dtype must be numpy.float64 or numpy.float32, got {dtype!r:.40}.")
+        dtype = dt
+        Xa, mask = np.asarray(Xa), np.asarray(mask)
+        _check_design(Xa, mask)
+        if mask.dtype != bool and not (mask.dtype.kind in "iuf" and np.all((mask == 0) | (mask == 1))):
+            # a weighted "mask" made forward/adjoint another operator than gram_eigh (which reads mask > 0)
+            raise InvalidParameterError(f"mask must be boolean (or hold only 0 and 1), got dtype {mask.dtype}.")
         self.dtype = dtype
         self.n, self.d = Xa.shape
         self.p = mask.shape[1]
-        self.c = int(n_outputs)
+        self.c = check_positive_int(n_outputs, "n_outputs", maximum=None)
+        chunk_bytes = check_positive_int(chunk_bytes, "chunk_bytes", maximum=None)
+        reserve_bytes = check_positive_int(reserve_bytes, "reserve_bytes", minimum=0, maximum=None)
         itemsize = dtype.itemsize
         budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         self.memory_budget = budget
         width = max(self.p, self.d * self.c)
-        design_need = self.n * self.d * itemsize if Xa.dtype != dtype else 0
+        # np.ascontiguousarray copies a Fortran-ordered or strided design too, not only another dtype
+        copies = Xa.dtype != dtype or not Xa.flags.c_contiguous
+        design_need = self.n * self.d * itemsize if copies else 0
         # chunks shrink to what the budget leaves (three temporaries of rows x width entries)
-        room = budget - design_need - int(reserve_bytes)
-        chunk_bytes = max(min(int(chunk_bytes), room // 3), width * itemsize)
-        self.rows = _rows_per_chunk(self.n, width, itemsize, chunk_bytes)
+        room = budget - design_need - reserve_bytes
+        rows_bytes = max(min(chunk_bytes, room // 3), width * itemsize)
+        self.rows = _rows_per_chunk(self.n, width, itemsize, rows_bytes)
         chunk_need = 3 * self.rows * width * itemsize
-        need = design_need + chunk_need + int(reserve_bytes)
+        need = design_need + chunk_need + reserve_bytes
         if need > budget:
             raise MemoryBudgetError(
                 f"the native solver needs about {need:,} bytes (design copy {design_need:,}, "
-                f"chunk temporaries {chunk_need:,}, iterates {int(reserve_bytes):,}) but the "
+                f"chunk temporaries {chunk_need:,}, iterates {reserve_bytes:,}) but the "
                 f"memory budget is {budget:,} bytes; raise memory_budget, use dtype=numpy.float32, "
                 "fewer patterns, or subsample the data."
             )
@@ -411,13 +437,15 @@ class ImplicitDesign:
             )
         else:
             self.mask_cached = bool(cache_mask)
+        if self.mask_cached:
+            # the float mask is held whole; temporaries are only rows x d c (bytes_held counted
+            # rows x max(p, d c) here, 2x to 3x what is allocated)
+            self.rows = _rows_per_chunk(self.n, self.d * self.c, itemsize, rows_bytes)
+            chunk_need = 3 * self.rows * self.d * self.c * itemsize
         self.Xa = np.ascontiguousarray(Xa, dtype=dtype)
         self.mask = mask
         self._Mf = mask.astype(dtype) if self.mask_cached else None
-        self.bytes_held = need - int(reserve_bytes) + (mask_bytes if self.mask_cached else 0)
-        if self.mask_cached and self.rows < self.n:
-            # the float mask is held whole; temporaries are only rows x d c
-            self.rows = _rows_per_chunk(self.n, self.d * self.c, itemsize, chunk_bytes)
+        self.bytes_held = design_need + chunk_need + (mask_bytes if self.mask_cached else 0)
         self.flops = 0.0
         self.n_forward = 0
         self.n_adjoint = 0
@@ -444,6 +472,11 @@ class ImplicitDesign:
     def forward(self, U: np.ndarray) -> np.ndarray:
         """``A U = sum_i D_i X_a U_i`` for ``U`` of shape ``(d_a, p, c)``; returns ``(n, c)``."""
         d, p, c = self.d, self.p, self.c
+        U = np.asarray(U)
+        if U.shape != (d, p, c) and not (c == 1 and U.shape == (d, p)):
+            # a (p, d, c) array of the same size was silently read in the wrong layout
+            raise ShapeError(f"U must have shape (d_a, p, c) = {(d, p, c)}, got {U.shape}.")
+        U = U.reshape(d, p, c)
         Ut = np.ascontiguousarray(np.transpose(U, (1, 0, 2)).reshape(p, d * c), dtype=self.dtype)
         out = np.empty((self.n, c), dtype=self.dtype)
         for s, e, Mf in self._chunks():
@@ -460,6 +493,10 @@ class ImplicitDesign:
         """``A^T R = [X_a^T D_i R]_i`` for ``R`` of shape ``(n, c)``; returns ``(d_a, p, c)``."""
         d, p, c = self.d, self.p, self.c
         R = np.asarray(R, dtype=self.dtype)
+        if R.shape != (self.n, c) and not (c == 1 and R.shape == (self.n,)):
+            # an (n,) residual was broadcast against X_a (wrong when n == d_a), longer ones were cut
+            raise ShapeError(f"R must have shape (n, c) = {(self.n, c)}, got {R.shape}.")
+        R = R.reshape(self.n, c)
         acc = None
         for s, e, Mf in self._chunks():
             if c == 1:
@@ -544,6 +581,7 @@ def power_iteration_norm_sq(op, n_iter: int = 6, seed: int = 0) -> float:
     """Estimate ``||A||_2^2`` of a linear operator on ``(d, p, c)`` blocks (``op.forward`` /
     ``op.adjoint``, attributes ``d, p, c, dtype``) by power iteration on ``A^T A``: a slight
     underestimate (the R-FISTA line search corrects the step)."""
+    n_iter = check_positive_int(n_iter, "n_iter")  # n_iter=0 returned 0.0, an infinite step 1 / L
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((op.d, op.p, op.c)).astype(op.dtype)
     v /= np.linalg.norm(v)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import (
+    MAX_ABS_VALUE,
     as_float_array,
     as_generator,
     check_bool,
@@ -71,18 +72,24 @@ def _fingerprint(X: np.ndarray) -> str:
     """A short content hash of ``X`` (shape + bytes), to detect patterns used on other data."""
     h = hashlib.blake2b(digest_size=12)
     h.update(str(X.shape).encode())
-    # + 0.0 turns -0.0 into 0.0: equal data have one fingerprint (a -0.0 failed check_data)
-    h.update(np.ascontiguousarray(np.asarray(X, dtype=np.float64) + 0.0).view(np.uint8))
+    # + 0.0 turns -0.0 into 0.0: equal data have one fingerprint (a -0.0 failed check_data).
+    # Hashed by row chunks (the same bytes in the same order): a whole copy of X was a second copy
+    # of the data that patterns_memory did not count.
+    X = np.asarray(X, dtype=np.float64).reshape(X.shape[0], -1)
+    rows = max(1, 2**20 // (8 * max(1, X.shape[1])))  # 1 MiB temporaries
+    for start in range(0, X.shape[0], rows):
+        h.update(np.ascontiguousarray(X[start:start + rows] + 0.0).view(np.uint8))
     return h.hexdigest()
 
 
-def patterns_memory(n: int, d_a: int, n_gates: int, *, sampled: bool = True) -> dict[str, int]:
+def patterns_memory(n: int, d_a: int, n_gates: int, *, sampled: bool = True, bias: bool = False) -> dict[str, int]:
     """Peak bytes of building the patterns of ``n_gates`` gates on ``n`` rows, by allocation.
 
     Counts what :func:`sample_patterns` / :meth:`Patterns.from_gates` hold at once: the
     gates (drawn, validated copy, kept subset), the boolean mask (computed, kept subset,
     the zero-pattern test), the float ``X_a G`` row chunk, the bit-packed columns used to
-    find duplicates (with the sort's copies) and the index arrays.
+    find duplicates (with the sort's copies), the index arrays and the validated copies of
+    the data (``X``, once more in :func:`sample_patterns`, and ``[X, 1]`` with a bias).
 
     Parameters
     ----------
@@ -90,6 +97,8 @@ def patterns_memory(n: int, d_a: int, n_gates: int, *, sampled: bool = True) -> 
         Rows of ``X``, rows of a gate (``d + 1`` with a bias), number of gates.
     sampled : bool
         Count the drawn gates too (:func:`sample_patterns`); False for user-given gates.
+    bias : bool
+        ``d_a`` includes the bias row (the design ``[X, 1]`` is a further copy of the data).
 
     Returns
     -------
@@ -100,11 +109,14 @@ def patterns_memory(n: int, d_a: int, n_gates: int, *, sampled: bool = True) -> 
     n, d_a, m = int(n), int(d_a), int(n_gates)
     rows = max(1, min(n, _ROW_CHUNK_BYTES // (8 * max(m, 1))))
     packed = -(-n // 8) * m
+    d = d_a - 1 if bias else d_a
     return {
         "gates": (3 if sampled else 2) * d_a * m * 8,
         "mask": 3 * n * m,
         "X_a G chunk": rows * m * 8,
         "duplicate search": 3 * packed + 5 * m * 8,
+        # not counted before: 75 MB used against 22.8 MB estimated for 10^6 x 3 data and 2 gates
+        "data copies": ((2 if sampled else 1) * d + (d_a if bias else 0)) * n * 8,
     }
 
 
@@ -112,6 +124,13 @@ def _mask_chunked(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     """``1[A @ G >= 0]`` computed in row chunks so the float temporary stays bounded."""
     n = A.shape[0]
     p = G.shape[1]
+    top = np.abs(G).max(axis=0, initial=0.0)
+    if np.any(top > MAX_ABS_VALUE):
+        # 1[A g >= 0] does not change when g is scaled by a power of two; gates above 1e100
+        # overflowed A g to inf - inf = NaN, read as inactive (a 1e300 gate got the wrong pattern)
+        big = top > MAX_ABS_VALUE
+        G = np.array(G)
+        G[:, big] = np.ldexp(G[:, big], -np.frexp(top[big])[1])
     mask = np.empty((n, p), dtype=bool)
     rows = max(1, _ROW_CHUNK_BYTES // (8 * max(p, 1)))
     for start in range(0, n, rows):
@@ -262,9 +281,12 @@ class Patterns:
         """Raise :class:`PatternMismatchError` unless ``X`` is the data of these patterns."""
         X = as_float_array(X, "X")
         if X.ndim != 2 or X.shape[0] != self.n_samples or X.shape[1] != self.n_features:
+            hint = ""
+            if self.bias and X.ndim == 2 and X.shape[1] == self.n_features + 1:
+                hint = " (with bias=True pass the raw X, not the design [X, 1]: the column of ones is added for you)"
             raise PatternMismatchError(
                 f"the patterns were built on data of shape ({self.n_samples}, {self.n_features}), "
-                f"got X of shape {X.shape}; build patterns on this X (sample_patterns(X, ...)) or "
+                f"got X of shape {X.shape}{hint}; build patterns on this X (sample_patterns(X, ...)) or "
                 "use Patterns.from_gates(X, patterns.gates) to re-apply the same gates."
             )
         if self.fingerprint and not self.matches(X):
@@ -350,14 +372,21 @@ class Patterns:
         G = as_float_array(gates, "gates")
         if G.ndim == 1:
             G = G[:, None]
-        if G.ndim != 2 or G.shape[0] != Xa.shape[1]:
+        if G.ndim != 2 or G.shape[0] != Xa.shape[1] or G.shape[1] == 0:
+            hint = ""
+            if G.ndim == 2 and G.shape[0] == X.shape[1] + 1 and not bias:
+                hint = " (gates with one row more than X has columns carry a bias: pass bias=True)"
+            elif G.ndim == 2 and G.shape[0] == X.shape[1] and bias:
+                hint = " (these gates have no bias row: pass bias=False)"
+            elif G.ndim == 2 and G.shape[0] == Xa.shape[1]:
+                hint = " (no gate at all: pass at least one column)"
             raise ShapeError(
-                f"gates must have shape ({Xa.shape[1]}, p) for X with {X.shape[1]} features"
-                f"{' plus a bias' if bias else ''}; got {G.shape}."
+                f"gates must have shape ({Xa.shape[1]}, p) with p >= 1 for X with {X.shape[1]} features"
+                f"{' plus a bias' if bias else ''}; got {G.shape}{hint}."
             )
         if not np.all(np.isfinite(G)):
             raise InvalidParameterError("gates contain NaN or infinity.")
-        check_memory(patterns_memory(Xa.shape[0], Xa.shape[1], G.shape[1], sampled=False),
+        check_memory(patterns_memory(Xa.shape[0], Xa.shape[1], G.shape[1], sampled=False, bias=bias),
                      what=f"the activation patterns of {G.shape[1]:,} gates on {Xa.shape[0]:,} rows",
                      budget=memory_budget, hint="Use fewer gates or subsample the data.")
         mask = _mask_chunked(Xa, G)
@@ -418,7 +447,7 @@ def sample_patterns(
     bias = check_bool(bias, "bias")
     rng = as_generator(seed)
     d_a = X.shape[1] + int(bias)
-    check_memory(patterns_memory(X.shape[0], d_a, n_gates),
+    check_memory(patterns_memory(X.shape[0], d_a, n_gates, bias=bias),
                  what=f"sample_patterns with {n_gates:,} gates on {X.shape[0]:,} x {d_a} data",
                  budget=memory_budget, hint="Use fewer gates (duplicates are removed anyway) or subsample the data.")
     G = rng.standard_normal((d_a, n_gates))
@@ -622,7 +651,7 @@ def enumerate_patterns(
             + f"; enumeration is limited to max_patterns={max_patterns:,}. Use sample_patterns "
             "instead, or raise max_patterns if the data are far from general position."
         )
-    check_memory(patterns_memory(X.shape[0], Xa.shape[1], regions, sampled=True),
+    check_memory(patterns_memory(X.shape[0], Xa.shape[1], regions, sampled=True, bias=bias),
                  what=f"enumerate_patterns ({regions:,} patterns on {X.shape[0]:,} rows)",
                  budget=memory_budget, hint="Use sample_patterns instead.")
     if r == 0:

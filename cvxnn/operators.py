@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import numbers
 import os
 from collections import OrderedDict
 
 import numpy as np
 
-from ._validation import check_positive_int
 from .errors import InvalidParameterError, MemoryBudgetError, ShapeError
 
 __all__ = [
@@ -81,6 +81,16 @@ CHUNK_BYTES = 32 * 2**20
 
 def _rows_per_chunk(n: int, width: int, itemsize: int, chunk_bytes: int = CHUNK_BYTES) -> int:
     return max(1, min(n, chunk_bytes // max(1, width * itemsize)))
+
+
+def _count(value, name: str, minimum: int = 1) -> int:
+    """An integer parameter ``>= minimum`` (bools and floats refused), or
+    :class:`~cvxnn.errors.InvalidParameterError`. (``cvxnn._validation`` imports this module for
+    its memory budget, so its checker cannot be imported here.)"""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) \
+            or int(value) < minimum:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r:.40}.")
+    return int(value)
 
 
 def _check_design(Xa: np.ndarray, mask: np.ndarray) -> None:
@@ -403,9 +413,9 @@ class ImplicitDesign:
         self.dtype = dtype
         self.n, self.d = Xa.shape
         self.p = mask.shape[1]
-        self.c = check_positive_int(n_outputs, "n_outputs", maximum=None)
-        chunk_bytes = check_positive_int(chunk_bytes, "chunk_bytes", maximum=None)
-        reserve_bytes = check_positive_int(reserve_bytes, "reserve_bytes", minimum=0, maximum=None)
+        self.c = _count(n_outputs, "n_outputs")
+        chunk_bytes = _count(chunk_bytes, "chunk_bytes")
+        reserve_bytes = _count(reserve_bytes, "reserve_bytes", minimum=0)
         itemsize = dtype.itemsize
         budget = default_memory_budget() if memory_budget is None else int(memory_budget)
         self.memory_budget = budget
@@ -581,7 +591,7 @@ def power_iteration_norm_sq(op, n_iter: int = 6, seed: int = 0) -> float:
     """Estimate ``||A||_2^2`` of a linear operator on ``(d, p, c)`` blocks (``op.forward`` /
     ``op.adjoint``, attributes ``d, p, c, dtype``) by power iteration on ``A^T A``: a slight
     underestimate (the R-FISTA line search corrects the step)."""
-    n_iter = check_positive_int(n_iter, "n_iter")  # n_iter=0 returned 0.0, an infinite step 1 / L
+    n_iter = _count(n_iter, "n_iter")  # n_iter=0 returned 0.0, an infinite step 1 / L
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((op.d, op.p, op.c)).astype(op.dtype)
     v /= np.linalg.norm(v)

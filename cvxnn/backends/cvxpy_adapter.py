@@ -36,7 +36,7 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from .._validation import check_lam
+from .._validation import check_lam, check_positive_int
 from ..activations import get_activation
 from ..errors import (
     InaccurateSolutionWarning,
@@ -247,8 +247,13 @@ def check_memory(nonzeros: int, *, memory_budget: int | None = None, what: str =
     ------
     MemoryBudgetError
         With the estimate, the budget, and what to do instead.
+    InvalidParameterError
+        ``memory_budget`` is not a positive integer.
     """
-    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    # validated as the native solvers validate it: "abc", NaN and [1] raised bare ValueError /
+    # TypeError from int(), and 0, -5, 1.5 or True read as a budget of a few bytes
+    budget = (default_memory_budget() if memory_budget is None
+              else check_positive_int(memory_budget, "memory_budget", maximum=None))
     need = BYTES_PER_NONZERO * int(nonzeros) + int(solver_bytes)
     if need > budget:
         dense = (f" plus {int(solver_bytes) / 2**30:.2f} GiB for the solver's dense blocks of the semidefinite "

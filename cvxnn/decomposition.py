@@ -55,7 +55,7 @@ from .errors import (
     ShapeError,
     SolverError,
 )
-from .losses import Loss, get_loss
+from .losses import Loss, _same_loss, get_loss
 from .operators import block_norms, forward
 from .patterns import Patterns
 from .solution import ConvexModel, cone_violation
@@ -677,7 +677,8 @@ def decompose(
             d_star = float(model.objective(X, y, lam, loss_obj))
             relu_obj = float(network.objective(X, y, lam, loss_obj))
         elif (getattr(model, "objective_value", None) is not None and np.isfinite(model.objective_value)
-              and getattr(model, "lam", None) is not None and _same_loss(getattr(model, "loss", None), loss_obj)):
+              and getattr(model, "lam", None) is not None
+              and _same_loss(get_loss(getattr(model, "loss", None) or "squared"), loss_obj)):
             prog_pen = getattr(model, "program_penalty", None)
             prog_pen = gated_pen if prog_pen is None else prog_pen
             # the loss term is the solution's objective less *its own* lam times its penalty (with
@@ -724,12 +725,6 @@ def decompose(
         statuses=tuple(statuses),
         notes=notes,
     )
-
-
-def _same_loss(model_loss, loss_obj: Loss) -> bool:
-    """Whether a solution's loss (None reads as squared) is ``loss_obj``: only then does its
-    ``objective_value`` give the loss term of ``d*``."""
-    return repr(get_loss(model_loss or "squared")) == repr(loss_obj)
 
 
 def _refit(X, pats, Ubad, idx, lam, refit_lam, solver, solver_opts, notes):

@@ -25,6 +25,7 @@ Convention: losses are **sums** over samples; squared loss is ``1/2 ||z - y||^2`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -488,6 +489,25 @@ class AbsoluteLoss(Loss):
 
     def _value_sum(self, z, y):
         return float(np.sum(np.abs(z - y)))
+
+
+def _same_loss(a: Loss, b: Loss) -> bool:
+    """Whether two loss objects define the same loss (field by field; arrays compared by value)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(va, Loss) or isinstance(vb, Loss):
+            if not (isinstance(va, Loss) and isinstance(vb, Loss) and _same_loss(va, vb)):
+                return False
+        elif isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+            if not np.array_equal(np.asarray(va), np.asarray(vb)):
+                return False
+        elif va != vb:
+            return False
+    return True
 
 
 def _golden_max(phi, s0: float, s_max: float, iters: int = 60) -> float:

@@ -54,7 +54,7 @@ from ._validation import check_lam, check_positive_int, check_X, check_y
 from .activations import get_activation
 from .backends.cvxpy_adapter import estimate_nonzeros, psd_solver_bytes
 from .errors import InaccurateSolutionWarning, InvalidParameterError, LabelError, ShapeError
-from .losses import Loss, get_loss
+from .losses import Loss, _same_loss, get_loss
 from .patterns import Patterns, sample_patterns
 from .penalties import Columnwise, Nuclear, get_penalty
 from .program import FORMS, ConvexProgram
@@ -311,6 +311,10 @@ def build_vector_program(
         get_loss(loss)
         check_lam(lam)
     weight_penalty = None if penalty is None else get_penalty(penalty)
+    if type(weight_penalty) is Nuclear and formulation == "one_vs_all":
+        # the default formulation is "nuclear", so only this contradiction can be told from a default
+        raise InvalidParameterError("formulation='one_vs_all' and penalty='nuclear' name different programs "
+                                    "(column norms against nuclear norms); pass one of them.")
     if type(weight_penalty) is Nuclear or type(weight_penalty) is Columnwise:
         # a block penalty of its own: the program of that formulation, labelled as such (so that
         # the solution's penalty(), objective() and maps follow the program that was solved)
@@ -417,8 +421,9 @@ class ReLUVectorReport:
     Attributes
     ----------
     convex_value : float
-        Optimal value of the (columnwise) C-ReLU program. Neither an upper nor a lower bound on the
-        ReLU optimum ``p*`` in general (``docs/math.md``, "Vector output").
+        Optimal value of the nuclear C-ReLU program (columnwise cone constraints). A lower bound on
+        :attr:`network_objective`, but neither an upper nor a lower bound on the ReLU optimum ``p*``
+        in general (``docs/math.md``, "Vector output").
     network_objective : float
         Objective of the mapped ReLU network: an upper bound on ``p*`` (achieved by a network).
     gated_lower_bound : float
@@ -464,7 +469,7 @@ class ReLUVectorReport:
     def summary(self) -> str:
         """A small table of the three values and the gap."""
         return "\n".join([
-            f"C-ReLU (columnwise) convex value : {self.convex_value:.10g}",
+            f"C-ReLU (nuclear) convex value    : {self.convex_value:.10g}",
             f"mapped ReLU network objective    : {self.network_objective:.10g}"
             f"  ({self.n_neurons} neurons; {self.n_svd_blocks} SVD blocks, {self.n_split_blocks} split)",
             f"gated ReLU lower bound d*        : {self.gated_lower_bound:.10g}",
@@ -474,10 +479,11 @@ class ReLUVectorReport:
         ])
 
 
-def _check_report_solution(sol, activation: str, patterns: Patterns, lam: float, c: int) -> None:
+def _check_report_solution(sol, activation: str, patterns: Patterns, lam: float, c: int, loss: Loss) -> None:
     """A solution handed to :func:`relu_vector_report` solves the program it stands for: the
-    nuclear program of ``activation`` on ``patterns`` at ``lam`` with ``c`` outputs (one at
-    ``lam = 100`` was reported as a "lower bound" 8x above the network's objective)."""
+    nuclear program of ``activation`` on ``patterns`` at ``lam`` with ``c`` outputs and ``loss``
+    (one at ``lam = 100`` was reported as a "lower bound" 8x above the network's objective; a
+    squared-loss gated solution in a cross-entropy report gave a "lower bound" above the network)."""
     if not isinstance(sol, ConvexModel) or sol.activation != activation or not np.array_equal(
             sol.patterns.mask, patterns.mask):
         raise InvalidParameterError(f"the {activation} solution must be a {activation} solution on the same patterns.")
@@ -492,6 +498,24 @@ def _check_report_solution(sol, activation: str, patterns: Patterns, lam: float,
     sol_lam = getattr(sol, "lam", None)
     if sol_lam is not None and not np.isclose(float(sol_lam), lam, rtol=1e-12, atol=0.0):
         raise InvalidParameterError(f"the {activation} solution was solved at lam={float(sol_lam):g}, not lam={lam:g}.")
+    sol_loss = getattr(sol, "loss", None)
+    if sol_loss is not None:
+        if not _same_loss(get_loss(sol_loss), loss):
+            raise InvalidParameterError(f"the {activation} solution was solved with {get_loss(sol_loss)!r}; "
+                                        f"the report uses {loss!r}.")
+
+
+def _reused_gated_gap(gated, X, Y, lam: float, loss: Loss) -> float | None:
+    """Certified duality gap of a gated solution the caller passed, computed on the report's own
+    ``X``, ``Y``, ``lam`` and loss (weak duality: ``objective - gap <= d*`` for any point), or None
+    for a loss without a certificate. A solution's stored gap certifies the data it was solved
+    on: one solved on other targets was reported as a "lower bound" twice the network's objective."""
+    from .native.certificates import duality_gap  # lazy: the native package imports this module's users
+
+    try:
+        return float(duality_gap(X, Y, gated, lam, loss).gap)
+    except InvalidParameterError:  # a non-smooth loss (absolute): no certificate
+        return None
 
 
 def relu_vector_report(
@@ -519,7 +543,9 @@ def relu_vector_report(
     solver : str, optional
         CVXPY solver (default Clarabel).
     relu_solution, gated_solution : ConvexSolution, optional
-        Already computed solutions (nuclear formulation, same data, ``lam`` and patterns) to reuse.
+        Already computed solutions (nuclear formulation, same data, ``lam``, loss and patterns) to
+        reuse. A reused gated solution is certified on ``X``, ``Y`` (its duality gap on these
+        data, for losses with a certificate), so one solved on other targets cannot raise the bound.
 
     Returns
     -------
@@ -528,14 +554,17 @@ def relu_vector_report(
     lam = check_lam(lam)
     loss_obj = get_loss(loss)
     X = check_X(X)
+    given_shape = np.shape(Y)  # check_y squeezes (n, 1): the message names what the caller passed
     Y = check_y(Y, X.shape[0])
+    if Y.ndim != 2:
+        raise ShapeError(f"relu_vector_report needs Y of shape (n, c) with c >= 2, got {given_shape}.")
     sols = {}
     for act, given in (("relu", relu_solution), ("gated_relu", gated_solution)):
         if given is None:
             prog = build_vector_program(X, Y, activation=act, loss=loss_obj, lam=lam, patterns=patterns)
             given = prog.solve(solver, **solver_opts)
         else:
-            _check_report_solution(given, act, patterns, lam, Y.shape[1] if Y.ndim == 2 else 1)
+            _check_report_solution(given, act, patterns, lam, Y.shape[1], loss_obj)
         sols[act] = given
     relu, gated = sols["relu"], sols["gated_relu"]
     factors = relu_vector_factors(relu, X)
@@ -545,14 +574,21 @@ def relu_vector_report(
         warnings.simplefilter("ignore")
         net_obj = net.objective(X, Y, lam, loss_obj)
     d_value = float(gated.objective(X, Y, lam, loss_obj))
-    gap = gated.gap if gated.gap is not None else (gated.extra or {}).get("certified_gap")
+    # a ConvexModel passed in (no solve behind it) has no gap, status or extra: it raised AttributeError
+    gap = getattr(gated, "gap", None)
+    if gap is None:
+        gap = (getattr(gated, "extra", None) or {}).get("certified_gap")
+    statuses = (getattr(relu, "status", "n/a"), getattr(gated, "status", "n/a"))
+    if gated_solution is not None and lam > 0:  # reused: certify it on these data, not on its own
+        certified = _reused_gated_gap(gated, X, Y, lam, loss_obj)
+        gap = gap if certified is None else certified
     if gap is not None and np.isfinite(gap) and gap >= 0:
         # the primal minus its duality gap: a certified lower bound on d* (an "optimal" native
         # solution at tol=1e-2 is up to 1 % above d*, and its objective is no bound)
         d_value -= float(gap)
-    elif gated.status != "optimal":
+    elif statuses[1] != "optimal":
         warnings.warn(
-            f"the gated solution has status {gated.status!r} and no certified gap: gated_lower_bound is "
+            f"the gated solution has status {statuses[1]!r} and no certified gap: gated_lower_bound is "
             "its objective, not a certified lower bound.", InaccurateSolutionWarning, stacklevel=2)
     return ReLUVectorReport(
         convex_value=float(relu.objective(X, Y, lam, loss_obj)),
@@ -562,7 +598,7 @@ def relu_vector_report(
         n_svd_blocks=int(factors.svd_blocks.sum()),
         n_split_blocks=int(factors.split_blocks.sum()),
         max_prediction_error=float(np.max(np.abs(net.predict(X) - f_convex))),
-        statuses=(relu.status, gated.status),
+        statuses=statuses,
         network=net,
-        extra={"solver_values": (relu.objective_value, gated.objective_value)},
+        extra={"solver_values": (getattr(relu, "objective_value", None), getattr(gated, "objective_value", None))},
     )

@@ -20,7 +20,6 @@ Other adapters can be added with :func:`register_adapter`. An unknown name raise
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import numpy as np
 from .._validation import check_positive_int, check_solver_options, check_X, check_y
 from ..activations import get_activation
 from ..errors import InvalidParameterError
-from ..losses import Loss, get_loss
+from ..losses import Loss, _same_loss, get_loss
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
 from . import cvxpy_adapter
@@ -149,25 +148,6 @@ def _cvxpy_run_options(name: str, opts: dict, program, activation: str, *, max_i
     if max_iter is not None and name in CVXPY_ITER_OPTION:
         opts.setdefault(CVXPY_ITER_OPTION[name], int(max_iter))
     return opts
-
-
-def _same_loss(a: Loss, b: Loss) -> bool:
-    """Whether two loss objects define the same loss (field by field; arrays compared by value)."""
-    if a is b:
-        return True
-    if type(a) is not type(b):
-        return False
-    for f in dataclasses.fields(a):
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(va, Loss) or isinstance(vb, Loss):
-            if not (isinstance(va, Loss) and isinstance(vb, Loss) and _same_loss(va, vb)):
-                return False
-        elif isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
-            if not np.array_equal(np.asarray(va), np.asarray(vb)):
-                return False
-        elif va != vb:
-            return False
-    return True
 
 
 def _check_program_data(program, request: SolveRequest) -> None:

@@ -1569,6 +1569,19 @@ def _warn_uncertified_path(est, records: list[dict], solutions: dict, best_index
     """One warning for the values of a :meth:`fit_path` whose solve did not certify (instead of
     one generic warning per solve), at the caller's line: how many, which ``lam`` values, whether
     the chosen one is among them, and the advice of :func:`_convergence_advice`."""
+    rtol = _certificates().CERTIFIED_WARN_RTOL
+    loose = [i for i in range(len(records)) if solutions[i].converged
+             and (solutions[i].extra or {}).get("certified_rel_gap", 0.0) > rtol]
+    if loose:
+        # a CVXPY "optimal" that cvxnn's certificate cannot confirm (attach_certificate's warning
+        # per solve, caught with the others, said so without the estimator's name)
+        worst = max(solutions[i].extra["certified_rel_gap"] for i in loose)
+        lams = ", ".join(f"{records[i]['lam']:.4g}" for i in loose[:6]) + (", ..." if len(loose) > 6 else "")
+        warnings.warn(
+            f"{type(est).__name__}.fit_path: {len(loose)} of {len(records)} lam values were called optimal by "
+            f"{solutions[loose[0]].solver} but cvxnn certifies relative gaps up to {worst:.3g} (above {rtol:g}): "
+            f"lam = {lams}; pass tighter solver tolerances or use backend='native'.",
+            InaccurateSolutionWarning, stacklevel=3)
     bad = [i for i in range(len(records)) if not solutions[i].converged]
     if not bad:
         return

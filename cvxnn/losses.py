@@ -228,6 +228,20 @@ class Loss:
         th = np.asarray(theta, dtype=np.float64)
         return _golden_max(lambda s: -scale * self._conjugate_sum(s * th / scale, y), s0, s_max)
 
+    def _not_worse(self, s: float, theta: np.ndarray, y: np.ndarray, scale: float, s_max: float) -> float:
+        """``s``, or ``min(1, s_max)`` where that gives a dual value at least as large (or ``s``'s is
+        not finite): what the closed forms and Newton iterations of the subclasses return, so that
+        no rounding (a row sum of a cross-entropy gradient times a huge ``s``) can make a bound
+        worse than the plain rescaling."""
+        s0 = min(1.0, s_max)
+        if s == s0:
+            return s
+        th = np.asarray(theta, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            v = -scale * self._conjugate_sum(s * th / scale, y)
+            v0 = -scale * self._conjugate_sum(s0 * th / scale, y)
+        return s if np.isfinite(v) and not v < v0 else s0
+
     def check_targets(self, y: np.ndarray) -> np.ndarray:
         """Validate targets for this loss; returns them (possibly re-encoded), never in place."""
         return y
@@ -371,12 +385,14 @@ class LogisticLoss(Loss):
 
         def derivs(s):
             u = s * t
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 g = -float(np.dot(t, np.log(u) - np.log1p(-u)))
                 h = -float(np.sum(t / (s * (1.0 - u))))
             return g, h
 
-        return _newton_max(derivs, min(s_max, 1.0 / tmax), min(1.0, s_max))
+        with np.errstate(over="ignore"):
+            hi = min(s_max, 1.0 / tmax)
+        return self._not_worse(_newton_max(derivs, hi, min(1.0, s_max)), theta, y, scale, s_max)
 
     def check_targets(self, y):
         return _check_pm1(y, self.name)
@@ -543,6 +559,9 @@ def _golden_max(phi, s0: float, s_max: float, iters: int = 60) -> float:
             d = a + r * (b - a)
             fd = phi(d)
     s, f = (c, fc) if fc >= fd else (d, fd)
+    f_zero = phi(0.0)  # the search never evaluates its end point 0, the maximiser far from the optimum
+    if f_zero > f:
+        s, f = 0.0, f_zero
     return s if f > f0 else s0
 
 
@@ -550,8 +569,10 @@ def _newton_max(derivs, hi: float, s0: float) -> float:
     """The maximiser over ``[0, hi]`` of a concave function of ``s`` whose derivative is
     ``+inf`` at ``0+``, from ``derivs(s) = (phi'(s), phi''(s))``: Newton's method from ``s0``,
     safeguarded by bisection of the bracket ``[lo, up]`` of the root of ``phi'``."""
-    if hi <= 0.0:
+    if not hi > 0.0:
         return 0.0
+    if not np.isfinite(hi):  # (a subnormal scale gave 1 / t = inf): no finite bracket, keep s0
+        return s0
     g, _ = derivs(hi)
     if g >= 0.0:
         return hi
@@ -565,8 +586,8 @@ def _newton_max(derivs, hi: float, s0: float) -> float:
             lo = s
         else:
             up = s
-        with np.errstate(invalid="ignore", divide="ignore"):
-            nxt = s - g / h
+        # (g and h are Python floats: h that underflowed to 0 raised ZeroDivisionError)
+        nxt = s - g / h if h < 0.0 and np.isfinite(h) and np.isfinite(g) else 0.5 * (lo + up)
         if not lo < nxt < up:
             nxt = 0.5 * (lo + up)
         if abs(nxt - s) <= 1e-13 * s or up - lo <= 1e-15 * up:
@@ -700,9 +721,14 @@ class CrossEntropyLoss(Loss):
         if G.ndim != 2 or np.any(np.abs(G.sum(axis=1)) > DOMAIN_TOL) or not np.any(G):
             return super().best_dual_scale(theta, y, scale, s_max)
         neg = G < 0
-        if np.any(neg & (y <= 0)):  # a zero target pushed below 0: only s = 0 is feasible
-            return 0.0
+        if np.any(neg & (y <= 0)):  # a zero target pushed below 0: only s = 0 is strictly feasible
+            return self._not_worse(0.0, theta, y, scale, s_max)
         hi = min(s_max, float(np.min(y[neg] / -G[neg], initial=np.inf)))
+        # the rows of P = Y + s G must sum to 1: the rounding of G's row sums grows with s (a factor
+        # of 1e15 left the conjugate's domain, a dual value of -inf)
+        rs = float(np.abs(G.sum(axis=1)).max(initial=0.0))
+        if rs > 0.0:
+            hi = min(hi, 1e-3 * DOMAIN_TOL / rs)
         live = G != 0
         Gl, Yl = G[live], y[live]
 
@@ -715,7 +741,7 @@ class CrossEntropyLoss(Loss):
 
         if not np.isfinite(hi):
             return super().best_dual_scale(theta, y, scale, s_max)
-        return _newton_max(derivs, hi, min(1.0, s_max))
+        return self._not_worse(_newton_max(derivs, hi, min(1.0, s_max)), theta, y, scale, s_max)
 
     def check_targets(self, y):
         if y.ndim != 2:

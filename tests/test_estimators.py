@@ -729,6 +729,39 @@ def test_fit_path_gives_one_named_warning_for_its_uncertified_lams_at_the_caller
         assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
 
 
+def test_fit_path_still_warns_of_cvxpy_optima_it_cannot_certify():
+    """fit_path caught every ConvergenceWarning of its solves, InaccurateSolutionWarning (a
+    subclass) included, and re-reported only uncertified statuses: Clarabel's "optimal" on
+    separable data at tiny lam (certified relative gaps 0.03-0.6) passed without a word, where fit
+    warns. One InaccurateSolutionWarning now names the lam values."""
+    import warnings
+
+    from cvxnn.errors import InaccurateSolutionWarning
+    from cvxnn.estimators import ConvexGatedReLUClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    Xv = rng.standard_normal((20, 3))
+    yv = (Xv[:, 0] > 0).astype(int)
+    est = ConvexGatedReLUClassifier(n_gates=10, random_state=0, backend="clarabel", standardize=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit_path(X, y, lams=[1e-6, 1e-8, 1e-10], validation_data=(Xv, yv), patience=10)
+    assert list(est.path_["statuses"]) == ["optimal"] * 3
+    inacc = [w for w in caught if issubclass(w.category, InaccurateSolutionWarning)]
+    with warnings.catch_warnings(record=True) as single:  # does a plain fit at the smallest lam warn?
+        warnings.simplefilter("always")
+        ConvexGatedReLUClassifier(n_gates=10, random_state=0, backend="clarabel", standardize=False,
+                                  lam=1e-10).fit(X, y)
+    if not any(issubclass(w.category, InaccurateSolutionWarning) for w in single):
+        pytest.skip("this Clarabel certifies its optimum at lam = 1e-10 (no warning to relay)")
+    assert len(inacc) == 1, [str(w.message) for w in caught]
+    msg = str(inacc[0].message)
+    assert msg.startswith("ConvexGatedReLUClassifier.fit_path:") and "called optimal by CLARABEL" in msg
+    assert inacc[0].filename == __file__
+
+
 def test_clarabel_classifier_objective_is_the_thresholded_network():
     """objective_ of a CVXPY-backend fit is the objective of to_network(tol=network_tol_), the
     map that drops the interior-point solver's near-zero blocks (docs/estimators.md)."""

@@ -117,8 +117,7 @@ def gated_certificate(op: ImplicitDesign, kernel: SmoothKernel, lam: float, U3: 
     P = kernel.value(z) + lam * float(pen.norms(U3).sum())
     theta = kernel.grad(z)
     dn = float(pen.dual_norms(op.adjoint(theta)).max(initial=0.0))
-    s = 1.0 if dn <= lam else lam / dn
-    D = kernel.dual_value(s * theta)
+    D, s = _scaled_dual(kernel, theta, dn, lam)
     gap = max(P - D, 0.0)
     return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
                           scale=s)
@@ -169,8 +168,7 @@ def relu_certificate(
     gV = (Xa.T @ GV.reshape(n, p * c)).reshape(d, p, c)
     gW = (Xa.T @ GW.reshape(n, p * c)).reshape(d, p, c)
     dn = float(max(dual_norm(gV).max(initial=0.0), dual_norm(gW).max(initial=0.0)))
-    s = 1.0 if dn <= lam else lam / dn
-    D = kernel.dual_value(s * theta)
+    D, s = _scaled_dual(kernel, theta, dn, lam)  # (theta, rho) scaled together; D reads theta only
     gap = max(P - D, 0.0)
     return GapCertificate(primal=P, dual=D, gap=gap, rel_gap=gap / max(abs(P), np.finfo(float).tiny),
                           scale=s, max_violation=viol)

@@ -601,11 +601,22 @@ def _row_sums(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 1 else a.sum(axis=1)
 
 
+def _need_classes(shape: tuple[int, ...]) -> None:
+    """Refuse an ``(n, c)`` shape with ``c < 2``: softmax cross-entropy of one column is identically 0."""
+    if len(shape) == 2 and shape[1] < 2:
+        raise ShapeError(
+            f"cross_entropy needs at least 2 classes (columns), got shape {tuple(shape)}: the softmax of a "
+            "single column is 1, so the loss is 0 for every prediction. For two classes use the logistic "
+            "loss (LogisticLoss, labels in {-1, +1}) or one-hot targets with 2 columns."
+        )
+
+
 def _need_matrix(z: np.ndarray) -> None:
     if z.ndim != 2:
         raise ShapeError(
             f"cross_entropy needs predictions and one-hot targets of shape (n, n_classes), got {z.shape}."
         )
+    _need_classes(z.shape)
 
 
 def _logsumexp_rows(z: np.ndarray) -> np.ndarray:
@@ -625,7 +636,10 @@ def _softmax_rows(z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class CrossEntropyLoss(Loss):
     """Multinomial (softmax) cross-entropy for vector outputs ``Z`` (``n x c``), one-hot ``Y``:
-    ``L(Z, Y) = sum_j [logsumexp(Z_j) - <Y_j, Z_j>]``."""
+    ``L(Z, Y) = sum_j [logsumexp(Z_j) - <Y_j, Z_j>]``.
+
+    Needs ``c >= 2`` classes (a :class:`~cvxnn.errors.ShapeError` otherwise: with one column the
+    loss is 0 for every ``Z``); two classes are also the :class:`LogisticLoss` on ``+-1`` labels."""
 
     name = "cross_entropy"
     smooth = True
@@ -637,6 +651,7 @@ class CrossEntropyLoss(Loss):
     exponential_cones = True
 
     def _cvxpy_sum(self, z, y):
+        _need_classes(np.shape(y))
         return cp.sum(cp.log_sum_exp(z, axis=1)) - cp.sum(cp.multiply(y, z))
 
     def _value_sum(self, z, y):
@@ -749,6 +764,7 @@ class CrossEntropyLoss(Loss):
                 "cross_entropy needs one-hot targets of shape (n, n_classes); "
                 "encode integer labels with np.eye(n_classes)[labels]."
             )
+        _need_classes(y.shape)
         if np.any((y != 0) & (y != 1)) or np.any(y.sum(axis=1) != 1):
             raise LabelError("cross_entropy targets must be one-hot rows (a single 1 per row).")
         return y

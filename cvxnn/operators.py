@@ -27,7 +27,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .errors import InvalidParameterError, MemoryBudgetError, ShapeError
+from .errors import InvalidParameterError, MemoryBudgetError, NonFiniteError, ShapeError
 
 __all__ = [
     "CHUNK_BYTES",
@@ -98,6 +98,37 @@ def _check_design(Xa: np.ndarray, mask: np.ndarray) -> None:
     (a longer mask or residual was silently cut to the rows of ``Xa``)."""
     if Xa.ndim != 2 or mask.ndim != 2 or Xa.shape[0] != mask.shape[0]:
         raise ShapeError(f"Xa {Xa.shape} and mask {mask.shape} must be 2-D with the same rows.")
+
+
+def _check_finite_design(Xa: np.ndarray, original: np.ndarray, name: str = "Xa") -> None:
+    """Raise :class:`~cvxnn.errors.NonFiniteError` naming the first NaN / inf entry of the design.
+
+    ``Xa`` is the design in the compute dtype, ``original`` the array it was converted from (a
+    finite ``float64`` entry beyond the ``float32`` range becomes inf in a ``float32`` design).
+    One pass without temporaries: the sum (NaN and inf propagate into it); only when it is not
+    finite, which a sum of large finite entries can also be, the minimum and the maximum, and the
+    position of the first bad entry only when one of them is not finite. (``cvxnn._validation``
+    imports this module, so its ``_check_finite`` cannot be imported here.)
+    """
+    if Xa.size == 0:
+        return
+    with np.errstate(all="ignore"):
+        if np.isfinite(Xa.sum()):
+            return
+    lo, hi = float(Xa.min()), float(Xa.max())
+    if np.isfinite(lo) and np.isfinite(hi):
+        return
+    r, j = (int(i) for i in np.argwhere(~np.isfinite(Xa))[0])
+    value = original[r, j]
+    if np.isfinite(value):
+        raise NonFiniteError(
+            f"{name} has entries beyond the range of {Xa.dtype} (first at row {r}, column {j}, value {value}); "
+            "rescale the data or use dtype=numpy.float64."
+        )
+    raise NonFiniteError(
+        f"{name} contains NaN or infinity (first at row {r}, column {j}, value {value}); "
+        "remove or impute those entries."
+    )
 
 
 def forward(Xa: np.ndarray, mask: np.ndarray, U: np.ndarray) -> np.ndarray:
@@ -377,6 +408,8 @@ class ImplicitDesign:
     ------
     MemoryBudgetError
         When the design copy, the per-chunk temporaries and ``reserve_bytes`` exceed the budget.
+    NonFiniteError
+        ``Xa`` holds NaN or infinity (or, with ``dtype=numpy.float32``, values beyond its range).
 
     Attributes
     ----------
@@ -430,10 +463,11 @@ class ImplicitDesign:
         chunk_need = 3 * self.rows * width * itemsize
         need = design_need + chunk_need + reserve_bytes
         if need > budget:
+            halve = "use dtype=numpy.float32, " if itemsize > 4 else ""
             raise MemoryBudgetError(
                 f"the native solver needs about {need:,} bytes (design copy {design_need:,}, "
                 f"chunk temporaries {chunk_need:,}, iterates {reserve_bytes:,}) but the "
-                f"memory budget is {budget:,} bytes; raise memory_budget, use dtype=numpy.float32, "
+                f"memory budget is {budget:,} bytes; raise memory_budget, {halve}"
                 "fewer patterns, or subsample the data."
             )
         mask_bytes = self.n * self.p * itemsize
@@ -452,7 +486,9 @@ class ImplicitDesign:
             # rows x max(p, d c) here, 2x to 3x what is allocated)
             self.rows = _rows_per_chunk(self.n, self.d * self.c, itemsize, rows_bytes)
             chunk_need = 3 * self.rows * self.d * self.c * itemsize
-        self.Xa = np.ascontiguousarray(Xa, dtype=dtype)
+        with np.errstate(over="ignore"):  # a float64 entry beyond the float32 range: refused just below
+            self.Xa = np.ascontiguousarray(Xa, dtype=dtype)
+        _check_finite_design(self.Xa, Xa)
         self.mask = mask
         self._Mf = mask.astype(dtype) if self.mask_cached else None
         self.bytes_held = design_need + chunk_need + (mask_bytes if self.mask_cached else 0)

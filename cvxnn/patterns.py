@@ -161,6 +161,16 @@ def group_columns(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], rank[inverse.ravel()]
 
 
+def _check_finite_gates(G: np.ndarray) -> None:
+    """Raise :class:`NonFiniteError` naming the first NaN / inf entry of the gates ``G``."""
+    lo, hi = (float(G.min()), float(G.max())) if G.size else (0.0, 0.0)
+    if np.isfinite(lo) and np.isfinite(hi):
+        return
+    bad = tuple(int(i) for i in np.argwhere(~np.isfinite(G))[0])
+    where = f"row {bad[0]}, gate {bad[1]}" if len(bad) == 2 else f"index {bad}"
+    raise NonFiniteError(f"gates contain NaN or infinity (first at {where}, value {G[bad]}); pass finite gates.")
+
+
 def _unique_columns(mask: np.ndarray) -> np.ndarray:
     """Indices of the first occurrence of each distinct column of a boolean mask, in order."""
     return group_columns(mask)[0]
@@ -202,8 +212,11 @@ class Patterns:
                 f"gates {gates.shape} and mask {mask.shape} must be 2-D with the same "
                 "number of columns (patterns)."
             )
-        if not np.all(np.isfinite(gates)):
-            raise NonFiniteError("gates contain NaN or infinity.")
+        if gates.shape[1] == 0:
+            raise InvalidParameterError(
+                "Patterns needs at least one pattern (gates and mask have 0 columns); a network "
+                "without neurons is the zero model on any single pattern.")
+        _check_finite_gates(gates)
         object.__setattr__(self, "bias", check_bool(self.bias, "bias"))
         # read-only views: the caller's own arrays stay writable
         gates, mask = gates.view(), mask.view()
@@ -327,8 +340,21 @@ class Patterns:
         object.__setattr__(self, "_mask_unverified", False)
 
     def subset(self, index) -> Patterns:
-        """Patterns restricted to the columns ``index`` (array of ints or booleans)."""
+        """Patterns restricted to the columns ``index`` (array of ints or booleans).
+
+        Raises
+        ------
+        InvalidParameterError
+            ``index`` selects no pattern (an empty list or an all-False mask).
+        ShapeError
+            ``index`` out of range or more than one-dimensional.
+        """
         index = check_index(index, self.n_patterns)
+        if index.size == 0:
+            raise InvalidParameterError(
+                f"subset selects no pattern (an empty index or an all-False mask out of {self.n_patterns}); "
+                "keep at least one pattern."
+            )
         sub = Patterns(
             gates=np.array(self.gates[:, index]),
             mask=np.array(self.mask[:, index]),
@@ -384,8 +410,7 @@ class Patterns:
                 f"gates must have shape ({Xa.shape[1]}, p) with p >= 1 for X with {X.shape[1]} features"
                 f"{' plus a bias' if bias else ''}; got {G.shape}{hint}."
             )
-        if not np.all(np.isfinite(G)):
-            raise InvalidParameterError("gates contain NaN or infinity.")
+        _check_finite_gates(G)
         check_memory(patterns_memory(Xa.shape[0], Xa.shape[1], G.shape[1], sampled=False, bias=bias),
                      what=f"the activation patterns of {G.shape[1]:,} gates on {Xa.shape[0]:,} rows",
                      budget=memory_budget, hint="Use fewer gates or subsample the data.")

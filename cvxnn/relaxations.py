@@ -202,7 +202,8 @@ def copositive_relaxation(
     require_optimal = check_bool(require_optimal, "require_optimal")
     X = check_X(X)
     Y = check_y(Y, X.shape[0])
-    if Y.ndim == 1:
+    flat = Y.ndim == 1
+    if flat:
         Y = Y[:, None]
     if not isinstance(patterns, Patterns):
         raise InvalidParameterError(f"patterns must be a cvxnn.Patterns, got {type(patterns).__name__}.")
@@ -214,7 +215,8 @@ def copositive_relaxation(
         raise InvalidParameterError(
             f"the {loss_obj.name} loss takes one output per sample; Y has {Y.shape[1]} columns "
             "(use cross_entropy or squared for several outputs).")
-    Y = loss_obj.check_targets(Y[:, 0])[:, None] if single else loss_obj.check_targets(Y)
+    # 1-D targets are checked as given (labels for cross-entropy: a LabelError, as in build_program)
+    Y = loss_obj.check_targets(Y[:, 0])[:, None] if single or flat else loss_obj.check_targets(Y)
     name = check_cvxpy_solver(solver)
     n, c = Y.shape
     Xa = patterns.design(X)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cvxnn import Patterns, enumerate_patterns, sample_patterns
-from cvxnn.errors import InvalidParameterError, PatternMismatchError, ShapeError
+from cvxnn.errors import InvalidParameterError, NonFiniteError, PatternMismatchError, ShapeError
 from cvxnn.patterns import add_bias_column, group_columns, max_pattern_count
 
 
@@ -146,7 +146,7 @@ def test_bad_inputs():
         sample_patterns(np.ones(4), 3)
     with pytest.raises(ShapeError):
         Patterns.from_gates(X, np.ones((3, 2)))
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(NonFiniteError, match=r"first at row 0, gate 0"):
         Patterns.from_gates(X, np.array([[np.nan], [1.0]]))
 
 

@@ -765,7 +765,10 @@ class ConvModel:
         loss = get_loss(loss)
         X = check_X(X)
         y = check_y(y, X.shape[0])
-        return loss.value(self.train_predict(X), y) + lam * self.penalty()
+        pred = self.train_predict(X)
+        if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # one output, 1-D targets
+            pred = pred[:, 0]
+        return loss.value(pred, y) + lam * self.penalty()
 
     def max_cone_violation(self, X) -> float:
         """Largest violation of ``(2 D_i - I) Z_a v_i >= 0`` and of the ``w_i`` cones (0 for C-GReLU)."""
@@ -971,7 +974,10 @@ class ConvNetwork:
         X = check_X(X)
         y = check_y(y, X.shape[0])
         lam = check_lam(lam)
-        return get_loss(loss).value(self.predict(X), y) + lam * self.penalty()
+        pred = self.predict(X)
+        if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # alpha of shape (m, 1), 1-D targets
+            pred = pred[:, 0]
+        return get_loss(loss).value(pred, y) + lam * self.penalty()
 
 
 def network_to_conv(net: ConvNetwork, X) -> ConvModel:
@@ -981,7 +987,9 @@ def network_to_conv(net: ConvNetwork, X) -> ConvModel:
     ``w_j |alpha_j|`` to ``v_i`` or ``w_i`` by the sign of ``alpha_j`` (gated:
     ``w_j alpha_j^T`` to ``u_i``), by :func:`cvxnn.maps.relu_network_to_convex` /
     :func:`cvxnn.maps.gated_network_to_convex` on ``Z``. Same predictions; convex objective no
-    larger than the network's. Scalar output only for ReLU networks.
+    larger than the network's for scalar output, gated networks and ReLU filters whose output
+    weights share one sign (a vector-output ReLU filter with mixed signs is split between ``v_i``
+    and ``w_i``, at up to ``sqrt(2)`` times its penalty, see :func:`cvxnn.maps.relu_network_to_convex`).
 
     Returns
     -------
@@ -1065,16 +1073,16 @@ class PooledDesign:
         check_memory({"pooled design": self.dense_bytes(), "chunk": chunk},
                      what="the pooled design of the convolutional program", budget=budget,
                      hint="raise memory_budget, or use solver='rfista' (gated), which runs matrix-free without it.")
-        blocks = pooled_blocks(self.op.Xa, self.op.mask, self.K, self.pooling)
-        return DensePooledDesign(blocks.astype(self.dtype, copy=False), n_outputs=self.c,
-                                 memory_budget=budget)
+        blocks = pooled_blocks(self.op.Xa, self.op.mask, self.K, self.pooling, dtype=self.dtype)
+        return DensePooledDesign(blocks, n_outputs=self.c, memory_budget=budget)
 
 
 #: Bytes of the float mask and product chunk held while :func:`pooled_blocks` forms the design.
 _POOL_CHUNK_BYTES = 2**25
 
 
-def pooled_blocks(Za: np.ndarray, mask: np.ndarray, n_patches: int, pooling: str = "sum") -> np.ndarray:
+def pooled_blocks(Za: np.ndarray, mask: np.ndarray, n_patches: int, pooling: str = "sum",
+                  dtype=np.float64) -> np.ndarray:
     """The pooled blocks ``B_i = Pool D_i Z_a`` of the convolutional design, as ``(n, d_a, p)``.
 
     ``B[s, :, i] = kappa * sum_k 1[z_{sk}^T g_i >= 0] z_{sk}`` (``docs/conv.md``, "Native solver"):
@@ -1091,10 +1099,13 @@ def pooled_blocks(Za: np.ndarray, mask: np.ndarray, n_patches: int, pooling: str
     n_patches : int
         ``K``.
     pooling : {"sum", "average"}
+    dtype : numpy.float64 or numpy.float32
+        Dtype of the blocks, and of the products that form them (a chunk at a time, so a float32
+        design never passes through a float64 copy).
 
     Returns
     -------
-    ndarray of shape (n, d_a, p), float64
+    ndarray of shape (n, d_a, p), in ``dtype``
     """
     K = check_positive_int(n_patches, "n_patches")
     nK, d = Za.shape
@@ -1102,16 +1113,17 @@ def pooled_blocks(Za: np.ndarray, mask: np.ndarray, n_patches: int, pooling: str
     if nK % K or mask.shape[0] != nK:
         raise ShapeError(f"the design has {nK} rows and the mask {mask.shape[0]}; both must be n K, K={K}.")
     n = nK // K
-    out = np.empty((n, d, p))
+    dtype = np.dtype(dtype)
+    out = np.empty((n, d, p), dtype=dtype)
     step = max(1, _POOL_CHUNK_BYTES // max(1, 8 * K * (p + d)))
     for s in range(0, n, step):
         e = min(n, s + step)
-        M = mask[s * K:e * K].reshape(e - s, K, p).astype(np.float64)
-        Zc = np.asarray(Za[s * K:e * K], dtype=np.float64).reshape(e - s, K, d)
+        M = mask[s * K:e * K].reshape(e - s, K, p).astype(dtype)
+        Zc = np.asarray(Za[s * K:e * K], dtype=dtype).reshape(e - s, K, d)
         np.matmul(Zc.transpose(0, 2, 1), M, out=out[s:e])
     f = pooling_factor(pooling, K)
     if f != 1.0:
-        out *= f
+        out *= dtype.type(f)
     return out
 
 

@@ -26,7 +26,10 @@ first-order methods crawl, while the few ``d_a p`` unknowns per output make Newt
   left at ``O(mu)`` whose optimality condition holds at zero are held at zero (and freed again
   if it fails later), so the solution has exact zeros.
 * ``solver="rfista"``: :func:`~cvxnn.native.fista.solve_gated` (R-FISTA stopped by the relative
-  duality gap) on the same operator, for the other cases (nuclear norms, the softmax loss).
+  duality gap) on the same operator, for the other cases (nuclear norms, the softmax loss) and
+  where the float64 pooled design of Newton does not fit the memory budget. It runs in the
+  requested ``dtype``; a float32 run is certified in float64 and continued in float64 when that
+  certificate misses ``tol`` (as in :func:`~cvxnn.native.solve.solve_native`).
 
 Either way the point is judged by :func:`~cvxnn.native.certificates.gated_certificate` on the
 full pooled program. The support polish of :mod:`cvxnn.native.polish` works on the unpooled
@@ -95,12 +98,13 @@ from ..conv import (
 )
 from ..errors import ConvergenceWarning, InvalidParameterError, MemoryBudgetError, ShapeError
 from ..losses import Loss, get_loss
-from ..operators import ImplicitDesign
+from ..operators import ImplicitDesign, default_memory_budget
 from ..solution import ConvexSolution
 from ._losses import SmoothKernel, make_kernel
 from .certificates import GapCertificate, gated_certificate
 from .fista import GatedProblem, initial_step, solve_gated
 from .ipm import _psi
+from .solve import _F32_GATED_TOL, F32_STAGE_SHARE
 
 __all__ = ["ConvReport", "PooledDesign", "ReluCones", "conv_certificate", "conv_report", "solve_conv_native"]
 
@@ -291,8 +295,15 @@ def solve_conv_native(
         Limit on R-FISTA iterations, or on Newton steps (one step on every output that is not
         yet centred counts once).
     dtype : numpy.float64 or numpy.float32
-        Compute dtype of the R-FISTA products (objective and gap accumulate in float64); the
-        Newton solver always runs in float64.
+        Compute dtype of R-FISTA (``solver="rfista"``, or the fallback of ``"auto"``); the Newton
+        solvers (C-GReLU and C-ReLU) always run in float64. As in
+        :func:`~cvxnn.native.solve.solve_native`, a float32 run stops at a relative gap of
+        ``max(tol, 1e-5)`` (``_F32_GATED_TOL``) within ``F32_STAGE_SHARE`` (half) of ``max_iter``,
+        its point is certified in float64, and R-FISTA continues in float64 from it when that
+        certificate misses ``tol``;
+        ``objective_value``, ``gap`` and ``status`` are those of the float64 certificate.
+        ``extra["dtype"]`` names the dtype the solver ran in. The float32 operator holds a float32
+        copy of the patch design next to the float64 one.
     warm_start : ConvModel, optional
         A gated point on the same patterns to start from.
     callback : callable, optional
@@ -304,8 +315,8 @@ def solve_conv_native(
         ``"newton"``: the barrier method on the pooled design (module docstring); it needs a
         separable loss with a Hessian, scalar output or ``formulation="one_vs_all"``, and
         ``d_a p <= NEWTON_MAX_COLUMNS``. ``"rfista"``: R-FISTA (gated only). ``"auto"``: Newton
-        where it applies and its pooled design fits ``memory_budget``, else R-FISTA (matrix-free
-        where the pooled design does not fit).
+        where it applies and its float64 pooled design fits ``memory_budget``, else R-FISTA in
+        ``dtype`` (on the pooled design in ``dtype`` where that fits, else matrix-free).
     activation : {"gated_relu", "relu"}
         ``"relu"``: the cone-constrained program, by the barrier method on the pooled design with
         the log barrier of the cones on the unique patch rows (module docstring, "C-ReLU"); it
@@ -322,7 +333,9 @@ def solve_conv_native(
         ``status="optimal"`` when the relative gap reached ``tol`` (and, for C-ReLU, the cone
         violation ``feas_tol``), else ``"max_iterations"`` (with a
         :class:`~cvxnn.errors.ConvergenceWarning`); ``gap``, ``rel_gap``, ``dual_value``
-        certify the point; ``solver`` is ``"newton"`` or ``"rfista"``. C-ReLU solutions carry
+        certify the point (in float64); ``solver`` is ``"newton"`` or ``"rfista"``; ``extra``
+        holds ``dtype``, ``design`` (``"dense"`` or ``"matrix_free"``) and, for R-FISTA,
+        ``polish_iterations`` (float64 iterations after a float32 run). C-ReLU solutions carry
         ``max_violation`` and, when they take at most :data:`MULTIPLIER_MAX_BYTES`, the cone
         multipliers of every patch row (``model.multipliers``, reused by :func:`conv_certificate`).
     """
@@ -351,61 +364,154 @@ def solve_conv_native(
     if solver == "newton" and not newton_ok:
         raise InvalidParameterError(f"solver='newton' does not apply here: {why}; use solver='rfista'.")
     use_newton = newton_ok and solver != "rfista"
-    cdtype = np.float64 if use_newton else dtype
-    kernel = make_kernel(data.loss, y2, cdtype)
-    iterate_bytes = 6 * d_a * p * c * np.dtype(cdtype).itemsize  # iterates, gradient, prox of R-FISTA
-    op = PooledDesign(ImplicitDesign(pats.design(data.Z), pats.mask, n_outputs=c, dtype=cdtype,
-                                     memory_budget=memory_budget, reserve_bytes=iterate_bytes),
-                      data.geometry.n_patches, pooling)
-    U0 = np.zeros((d_a, p, c), dtype=cdtype)
+    Za = pats.design(data.Z)
+    K = data.geometry.n_patches
+
+    def operator(dt, **kw) -> PooledDesign:
+        """``Pool o A`` in dtype ``dt``, with room for the R-FISTA iterates, gradient and prox."""
+        reserve = 6 * d_a * p * c * np.dtype(dt).itemsize
+        try:
+            inner = ImplicitDesign(Za, pats.mask, n_outputs=c, dtype=dt, memory_budget=memory_budget,
+                                   reserve_bytes=reserve, **kw)
+        except MemoryBudgetError as exc:
+            if np.dtype(dt) == np.float64:
+                raise
+            # the operator's own hint ("use dtype=numpy.float32") does not help a float32 request
+            budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+            try:  # whether float64, which needs no copy, fits (no mask cache: nothing large is allocated)
+                ImplicitDesign(Za, pats.mask, n_outputs=c, memory_budget=memory_budget, cache_mask=False,
+                               reserve_bytes=2 * reserve)
+                instead = "pass dtype=numpy.float64 (R-FISTA then runs on the float64 design without a copy), "
+            except MemoryBudgetError:
+                instead = ""
+            raise MemoryBudgetError(
+                f"R-FISTA in float32 holds a float32 copy of the {Za.shape[0]:,} x {d_a} patch design "
+                f"({Za.size * 4:,} bytes) next to the float64 one, and with it does not fit memory_budget="
+                f"{budget:,} bytes; {instead}raise memory_budget, or use fewer patterns.") from exc
+        return PooledDesign(inner, K, pooling)
+
+    U0 = np.zeros((d_a, p, c))
     if warm_start is not None:
         if not isinstance(warm_start, ConvModel) or warm_start.activation != "gated_relu" \
                 or warm_start.patterns.n_patterns != p or not np.array_equal(warm_start.patterns.gates, pats.gates):
             raise InvalidParameterError("warm_start must be a gated ConvModel on the same patterns.")
-        U0 = _as3(np.asarray(warm_start.model.U, dtype=cdtype)).copy()
+        U0 = _as3(np.asarray(warm_start.model.U, dtype=np.float64)).copy()
         if U0.shape != (d_a, p, c):
             raise ShapeError(f"warm_start blocks have shape {U0.shape}, expected {(d_a, p, c)}.")
     t0 = time.perf_counter()
-    design: PooledDesign | DensePooledDesign = op
-    try:
-        design = op.dense()
-    except MemoryBudgetError as exc:
-        if use_newton and solver == "newton":
-            raise
-        # "auto" falls back to R-FISTA, which needs no pooled design (it raised MemoryBudgetError)
-        use_newton = False
-        logger.info("conv C-GReLU: pooled design not formed (%s); R-FISTA runs matrix-free", exc)
+    design: DensePooledDesign | None = None
+    if use_newton:  # the barrier method runs in float64 on the dense pooled design
+        try:
+            design = operator(np.float64).dense()
+        except MemoryBudgetError as exc:
+            if solver == "newton":
+                raise
+            # "auto" falls back to R-FISTA in the requested dtype, which needs no pooled design
+            use_newton = False
+            logger.info("conv C-GReLU: pooled design not formed (%s); R-FISTA runs in %s", exc,
+                        np.dtype(dtype).name)
     if use_newton:
         res = _solve_newton(design, data.loss, y2, lam, U0, kind, tol=tol, max_iter=max_iter, callback=callback)
         solver_name, eta = "newton", None
+        primal, dual, iterations, converged = res.primal, res.dual, res.iterations, res.converged
         extra = {"flops": design.flops, "centerings": res.centerings, "mu": res.mu, "pruned": res.pruned,
-                 "design": "dense", "stopped_by_callback": res.stopped_by_callback}
+                 "design": "dense", "dtype": "float64", "stopped_by_callback": res.stopped_by_callback}
     else:
-        problem = GatedProblem(design, kernel, lam, penalty=kind)
-        res = solve_gated(problem, U0, tol=tol, max_iter=max_iter, eta0=initial_step(design, kernel),
-                          callback=callback, polish=False)
+        run = _solve_rfista(operator, dtype, data.loss, y2, lam, U0, kind, tol=tol, max_iter=max_iter,
+                            callback=callback)
+        res, primal, dual, iterations = run.result, run.primal, run.dual, run.iterations
+        converged = primal - dual <= tol * max(abs(primal), np.finfo(float).tiny) and not res.stopped_by_callback
         solver_name, eta = "rfista", float(res.eta)
-        extra = {"flops": design.flops, "backtracks": res.backtracks, "restarts": res.restarts,
-                 "design": "dense" if design is not op else "matrix_free",
+        extra = {"flops": run.flops, "backtracks": res.backtracks, "restarts": res.restarts,
+                 "design": run.design, "dtype": np.dtype(dtype).name, "polish_iterations": run.polish_iterations,
                  "stopped_by_callback": res.stopped_by_callback}
     seconds = time.perf_counter() - t0
     U = np.asarray(res.U, dtype=np.float64)
-    gap = max(res.primal - res.dual, 0.0)
-    status = "optimal" if res.converged else "max_iterations"
+    gap = max(primal - dual, 0.0)
+    status = "optimal" if converged else "max_iterations"
     logger.debug("conv C-GReLU (%s): %s after %d iterations, objective %.10g, gap %.3e", solver_name, status,
-                 res.iterations, res.primal, gap)
+                 iterations, primal, gap)
     sol = ConvexSolution(
         activation="gated_relu", patterns=pats, U=U[:, :, 0] if c == 1 else U, status=status,
-        objective_value=float(res.primal), lam=lam, loss=data.loss, backend="native", solver=solver_name,
-        solve_time=seconds, iterations=res.iterations, gap=gap, dual_value=float(res.dual),
-        rel_gap=gap / max(abs(res.primal), np.finfo(float).tiny), step_size=eta,
+        objective_value=float(primal), lam=lam, loss=data.loss, backend="native", solver=solver_name,
+        solve_time=seconds, iterations=iterations, gap=gap, dual_value=float(dual),
+        rel_gap=gap / max(abs(primal), np.finfo(float).tiny), step_size=eta,
         formulation=formulation if c > 1 else None, extra=extra,
     )
     out = ConvSolution.from_convex(sol, data.geometry, pooling)
     if not out.converged and not res.stopped_by_callback:
-        warnings.warn(f"{solver_name} stopped after {res.iterations} iterations at relative gap {out.rel_gap:.2e} "
+        warnings.warn(f"{solver_name} stopped after {iterations} iterations at relative gap {out.rel_gap:.2e} "
                       f"> tol={tol:g}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2)
     return out
+
+
+@dataclass
+class _RfistaRun:
+    """What :func:`_solve_rfista` returns: the last R-FISTA result (its ``U`` is the point), the
+    float64 objective and lower bound of that point, and the counts."""
+
+    result: Any
+    primal: float
+    dual: float
+    iterations: int
+    polish_iterations: int
+    flops: float
+    design: str
+
+
+def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: np.ndarray, lam: float,
+                  U0: np.ndarray, kind: str, *, tol: float, max_iter: int, callback) -> _RfistaRun:
+    """R-FISTA on ``Pool o A`` in ``dtype`` (``operator(dtype)``: the dense pooled design where it
+    fits the memory budget, else matrix-free) from ``U0``, certified in float64.
+
+    A float64 run is certified by its own values. A float32 run (as in
+    :func:`cvxnn.native.solve.solve_native`) stops at ``max(tol, _F32_GATED_TOL)`` within
+    ``F32_STAGE_SHARE`` of ``max_iter``; its objective and dual values are float32 estimates, so
+    its point is certified by :func:`~cvxnn.native.certificates.gated_certificate` on the float64
+    operator, and when that misses ``tol`` R-FISTA continues in float64 from it with the rest of
+    ``max_iter`` (on the dense float64 design where the float32 one was dense and it fits).
+    """
+    op = operator(dtype)
+    design: PooledDesign | DensePooledDesign = op
+    try:  # in float32 the dense design takes half the bytes of the float64 one
+        design = op.dense()
+    except MemoryBudgetError:
+        pass
+    kind_of_design = "matrix_free" if design is op else "dense"
+    del op
+    low = design.dtype != np.float64
+    kernel = make_kernel(loss, y2, design.dtype)
+    problem = GatedProblem(design, kernel, lam, penalty=kind)
+    res = solve_gated(problem, U0.astype(design.dtype), tol=max(tol, _F32_GATED_TOL) if low else tol,
+                      max_iter=max(1, int(max_iter * F32_STAGE_SHARE)) if low else max_iter,
+                      eta0=initial_step(design, kernel), callback=callback, polish=False)
+    flops, iterations = design.flops, res.iterations
+    if not low:
+        return _RfistaRun(res, float(res.primal), float(res.dual), iterations, 0, flops, kind_of_design)
+    del problem, design  # the float32 operator is not needed any more
+    kernel64 = make_kernel(loss, y2, np.float64)
+    op64 = operator(np.float64, cache_mask=False)
+    U64 = np.asarray(res.U, dtype=np.float64)
+    cert = gated_certificate(op64, kernel64, lam, U64, penalty=kind)  # the float32 dual values are estimates
+    primal, dual, polish = cert.primal, cert.dual, 0
+    if cert.rel_gap > tol and iterations < max_iter and not res.stopped_by_callback:
+        logger.info("conv C-GReLU: the float32 R-FISTA point has relative gap %.3e in float64; polishing in "
+                    "float64", cert.rel_gap)
+        design64: PooledDesign | DensePooledDesign = op64
+        if kind_of_design == "dense":
+            try:
+                design64 = op64.dense()
+            except MemoryBudgetError:
+                pass
+        res = solve_gated(GatedProblem(design64, kernel64, lam, penalty=kind), U64, tol=tol,
+                          max_iter=max_iter - iterations, eta0=res.eta, callback=callback, polish=False)
+        polish = res.iterations
+        iterations += polish
+        # the float64 run's best point and its dual bound; the certificate of its start bounds it too
+        primal, dual = float(res.primal), max(float(res.dual), dual)
+        if design64 is not op64:
+            flops += design64.flops
+    return _RfistaRun(res, primal, dual, iterations, polish, flops + op64.flops, kind_of_design)
 
 
 def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: float, feas_tol: float,
@@ -483,7 +589,7 @@ def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: f
         rel_gap=cert.rel_gap, max_violation=cert.max_violation, multipliers=multipliers,
         formulation=formulation if c > 1 else None, training_X=data.Z if c > 1 else None,
         extra={"flops": design.flops, "centerings": res.centerings, "mu": res.mu,
-               "design": "dense", "unique_rows": int(cones.Zu.shape[0]), "rows": int(nK),
+               "design": "dense", "dtype": "float64", "unique_rows": int(cones.Zu.shape[0]), "rows": int(nK),
                "stopped_by_callback": res.stopped_by_callback},
     )
     out = ConvSolution.from_convex(sol, data.geometry, pooling)

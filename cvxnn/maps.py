@@ -6,9 +6,12 @@
 * C-GReLU -> NC-GReLU: ``(u_i / sqrt||u_i||, sqrt||u_i||)`` with gate ``g_i``; vector output:
   the balanced SVD factors ``(sqrt(s_k) a_k, sqrt(s_k) b_k)`` of each block ``U_i``.
 * NC-ReLU -> C-ReLU (:func:`relu_network_to_convex`): neuron ``j`` goes to the pattern
-  ``D = 1[X W1_j >= 0]``; ``v += W1_j |w2_j|`` if ``w2_j >= 0`` else ``w += W1_j |w2_j|``.
-  Predictions are equal; the convex objective is ``<=`` the network's (equal when the network
-  is balanced and no two neurons share a pattern and sign).
+  ``D = 1[X W1_j >= 0]``; ``v += W1_j |w2_j|`` if ``w2_j >= 0`` else ``w += W1_j |w2_j|``
+  (vector output: output by output, ``V[:, i, k]`` or ``W[:, i, k]`` by the sign of ``w2_jk``).
+  Predictions are equal. Scalar output: the convex objective is ``<=`` the network's (equal
+  when the network is balanced and no two neurons share a pattern and sign). Vector output:
+  the nuclear-norm penalty is ``<= sqrt(2)`` times the network's, and ``<=`` it when no
+  neuron's output weights mix signs.
 """
 
 from __future__ import annotations
@@ -75,15 +78,48 @@ def _zero_width_model(X, activation: str, bias: bool, c: int | None) -> ConvexMo
 def relu_network_to_convex(net: ReLUNetwork, X):
     """Map a ReLU network to a C-ReLU point with the same predictions on ``X``.
 
-    Each neuron ``j`` is assigned the pattern ``D = 1[X W1_j + b1_j >= 0]``; neurons with the
-    same pattern and output sign are summed (``v_i += W1_j |w2_j|`` or ``w_i += ...``).
-    Scalar output only.
+    Neuron ``j`` (first-layer weights ``a_j = (W1_j, b1_j)``, with the bias row when the network
+    has ``b1``) is assigned the pattern ``D_i = 1[X_a a_j >= 0]``, and ``a_j`` lies in ``K_i``.
+    Scalar output: ``v_i += a_j |w2_j|`` if ``w2_j >= 0``, else ``w_i += a_j |w2_j|``. Vector
+    output (``w2`` of shape ``(m, c)``), output by output: ``V[:, i, k] += a_j |w2_jk|`` if
+    ``w2_jk >= 0``, else ``W[:, i, k] += a_j |w2_jk|``, i.e. ``V_i = sum_j a_j (w2_j)_+^T`` and
+    ``W_i = sum_j a_j (w2_j)_-^T`` over the neurons of pattern ``i``. Every column is a
+    non-negative combination of points of ``K_i``, so the point is cone-feasible, and
+    ``D_i X_a (V_i - W_i) = sum_j (X_a a_j)_+ w2_j^T``: the predictions on ``X`` are the
+    network's (to rounding).
+
+    Penalty (``ConvexModel.penalty()``, nuclear norms for vector output; ``net.penalty()`` is
+    ``1/2 sum_j (||a_j||^2 + ||w2_j||^2) >= sum_j ||a_j|| ||w2_j||``, equal when balanced):
+
+    * scalar output: ``sum_i ||v_i|| + ||w_i|| <= sum_j ||a_j|| |w2_j| <= net.penalty()``, so the
+      convex objective is ``<=`` the network's (equal for a balanced network in which no two
+      neurons share a pattern and an output sign);
+    * vector output: ``sum_i ||V_i||_* + ||W_i||_* <= sum_j ||a_j|| (||(w2_j)_+|| + ||(w2_j)_-||)
+      <= sqrt(2) sum_j ||a_j|| ||w2_j|| <= sqrt(2) net.penalty()``, hence
+      ``model.objective(X, Y, lam) <= net.objective(X, Y, lam) + (sqrt(2) - 1) lam net.penalty()``.
+      The factor ``sqrt(2)`` is attained: a single balanced neuron with ``w2_j = (1, -1)`` costs
+      ``sqrt(2) ||a_j||`` in the network and ``2 ||a_j||`` here, because the cone constraints
+      force its positive and negative outputs into separate blocks. When no neuron's output
+      weights mix signs (``w2_j >= 0`` or ``w2_j <= 0`` entrywise, e.g. ``c = 1``) the middle
+      term is ``sum_j ||a_j|| ||w2_j||`` and the convex objective is ``<=`` the network's, as
+      for scalar output. With column norms (``formulation="one_vs_all"``) the penalty is
+      ``<= sum_j ||a_j|| ||w2_j||_1 <= sqrt(c) sum_j ||a_j|| ||w2_j||`` instead.
+
+    Parameters
+    ----------
+    net : ReLUNetwork
+        ``w2`` of shape ``(m,)`` or ``(m, c)``; any width ``m >= 0``, with or without ``b1``.
+    X : array of shape (n, d)
+        The data the patterns are taken on (the training data of the convex program).
 
     Returns
     -------
     ConvexModel
-        ``activation="relu"`` on patterns whose gates are the (first) neurons' weights.
-        Cone-feasible by construction.
+        ``activation="relu"`` on patterns whose gates are the (first) neurons' weights, one per
+        distinct neuron pattern; blocks ``V``, ``W`` of shape ``(d_a, p)`` for scalar output and
+        ``(d_a, p, c)`` for ``w2`` of shape ``(m, c)`` (``c = 1`` included); ``formulation`` None
+        (nuclear norms). Cone-feasible by construction. A network without neurons maps to zero
+        blocks on one (all-ones) pattern.
 
     Raises
     ------
@@ -91,7 +127,9 @@ def relu_network_to_convex(net: ReLUNetwork, X):
         ``net`` is not a :class:`ReLUNetwork` (a :class:`GatedReLUNetwork` computes another
         function: use :func:`gated_network_to_convex`).
     ShapeError
-        Vector output, or ``X`` with the wrong number of features.
+        ``X`` with the wrong number of features.
+    NonFiniteError
+        ``X`` contains NaN or infinity.
     """
     if isinstance(net, GatedReLUNetwork):
         raise InvalidParameterError(
@@ -99,27 +137,30 @@ def relu_network_to_convex(net: ReLUNetwork, X):
             "gates (not by their own weights); use gated_network_to_convex."
         )
     _require(net, ReLUNetwork, "net")
-    if net.w2.ndim != 1:
-        raise ShapeError("relu_network_to_convex supports scalar-output networks (w2 of shape (m,)).")
     X = check_X(X)
     bias = net.b1 is not None
     A = np.vstack([net.W1, net.b1[None, :]]) if bias else net.W1  # d_a x m
     Xa = add_bias_column(X) if bias else X
     if Xa.shape[1] != A.shape[0]:
         raise ShapeError(f"X has {X.shape[1]} features; the network expects {net.n_features}.")
+    scalar = net.w2.ndim == 1
     if net.n_neurons == 0:  # e.g. the network of a solution at lam >= lam_max
-        return _zero_width_model(X, "relu", bias, None)
-    # Group neurons by pattern (first occurrence keeps its weights as the gate).
-    first, group = group_columns(Xa @ A >= 0)
-    pats = Patterns.from_gates(X, A[:, first], bias=bias)
-    gates = pats.gates
-    p = gates.shape[1]
-    scaled = A * np.abs(net.w2)
-    V = np.zeros((A.shape[0], p))
-    W = np.zeros((A.shape[0], p))
-    pos = net.w2 >= 0
-    np.add.at(V.T, group[pos], scaled[:, pos].T)
-    np.add.at(W.T, group[~pos], scaled[:, ~pos].T)
+        return _zero_width_model(X, "relu", bias, None if scalar else net.w2.shape[1])
+    # Group neurons by pattern (first occurrence keeps its weights as the gate), on the mask the
+    # model keeps, so that every neuron's pattern is exactly the mask of its block.
+    pats_all = Patterns.from_gates(X, A, bias=bias)
+    first, group = group_columns(pats_all.mask)
+    pats = pats_all.subset(first)
+    p = pats.n_patterns
+    w2 = net.w2[:, None] if scalar else net.w2  # m x c
+    c = w2.shape[1]
+    V = np.zeros((A.shape[0], p, c))
+    W = np.zeros((A.shape[0], p, c))
+    # a_j |w2_jk| into V[:, i, k] (w2_jk >= 0) or W[:, i, k] (w2_jk < 0), summed over the neurons of pattern i
+    np.add.at(np.moveaxis(V, 1, 0), group, np.moveaxis(A[:, :, None] * np.maximum(w2, 0.0)[None], 1, 0))
+    np.add.at(np.moveaxis(W, 1, 0), group, np.moveaxis(A[:, :, None] * np.maximum(-w2, 0.0)[None], 1, 0))
+    if scalar:
+        V, W = V[:, :, 0], W[:, :, 0]
     return ConvexModel(activation="relu", patterns=pats, V=V, W=W)
 
 

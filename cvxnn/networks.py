@@ -15,13 +15,15 @@ Both networks export to PyTorch with :meth:`~ReLUNetwork.to_torch` (the optional
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import as_float_array, check_lam, check_X, check_y
+from ._validation import MAX_ABS_VALUE, as_float_array, check_lam, check_X, check_y
 from .errors import InvalidParameterError, MissingDependencyError, NonFiniteError, ShapeError
 from .losses import Loss, get_loss
+from .patterns import _mask_chunked, add_bias_column
 
 __all__ = ["ReLUNetwork", "GatedReLUNetwork", "MissingDependencyError"]
 
@@ -59,8 +61,10 @@ def _torch_module(net: _TwoLayer, dtype=None):
             d, m = net.W1.shape
             c = net.n_outputs
             self.scalar_output = net.w2.ndim == 1
-            self.hidden = nn.Linear(d, m, bias=net.b1 is not None, dtype=dtype)
-            self.output = nn.Linear(m, c, bias=False, dtype=dtype)
+            with warnings.catch_warnings():  # a network without neurons (m = 0) has empty layers
+                warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
+                self.hidden = nn.Linear(d, m, bias=net.b1 is not None, dtype=dtype)
+                self.output = nn.Linear(m, c, bias=False, dtype=dtype)
             with torch.no_grad():
                 self.hidden.weight.copy_(torch.as_tensor(net.W1.T, dtype=dtype))
                 if net.b1 is not None:
@@ -80,9 +84,12 @@ def _torch_module(net: _TwoLayer, dtype=None):
 
             def __init__(self) -> None:
                 super().__init__()
-                self.register_buffer("gates", torch.as_tensor(net.gates, dtype=dtype).clone())
-                offset = net.gate_bias if net.gate_bias is not None else np.zeros(net.n_neurons)
-                self.register_buffer("gate_bias", torch.as_tensor(offset, dtype=dtype).clone())
+                # float64: the rule of the patterns; a narrower dtype: gates whose products with
+                # inputs of its range would overflow (a 1e50 gate is inf in float32)
+                limit = min(MAX_ABS_VALUE, float(torch.finfo(dtype).max) ** 0.5)
+                G = _rescale_large_gates(np.vstack([net.gates, net._gate_offset()[None, :]]), limit)
+                self.register_buffer("gates", torch.as_tensor(G[:-1], dtype=dtype).clone())
+                self.register_buffer("gate_bias", torch.as_tensor(G[-1], dtype=dtype).clone())
 
             def activation(self, z, x):
                 return (x @ self.gates + self.gate_bias >= 0).to(z.dtype) * z
@@ -109,11 +116,27 @@ def _neuron_vector(a, name: str, m: int) -> np.ndarray:
     return a
 
 
+def _rescale_large_gates(G: np.ndarray, limit: float = MAX_ABS_VALUE) -> np.ndarray:
+    """Gate columns ``(g_j, g0_j)`` with an entry above ``limit`` divided by a power of two (exact;
+    the rule of :mod:`cvxnn.patterns` for the default ``limit``) to entries below 1, so that
+    ``X_a g_j`` cannot overflow to ``inf - inf``. The sign of every ``X_a g_j``, hence the gate,
+    is unchanged."""
+    top = np.abs(G).max(axis=0, initial=0.0)
+    big = top > limit
+    if not np.any(big):
+        return G
+    G = np.array(G)
+    G[:, big] = np.ldexp(G[:, big], -np.frexp(top[big])[1])
+    return G
+
+
 def _prep_weights(W1, w2, b1):
     W1 = as_float_array(W1, "W1")
     w2 = as_float_array(w2, "w2")
     if W1.ndim != 2:
         raise ShapeError(f"W1 must be 2-D (n_features, n_neurons), got shape {W1.shape}.")
+    if W1.shape[0] == 0:
+        raise ShapeError(f"W1 has no rows (shape {W1.shape}): a network needs at least one input feature.")
     m = W1.shape[1]
     if w2.ndim not in (1, 2) or w2.shape[0] != m or (w2.ndim == 2 and w2.shape[1] == 0):
         raise ShapeError(f"w2 must have shape ({m},) or ({m}, n_outputs) with n_outputs >= 1, got {w2.shape}.")
@@ -154,20 +177,57 @@ class _TwoLayer:
         """1 for scalar output, else ``c``."""
         return 1 if self.w2.ndim == 1 else self.w2.shape[1]
 
-    def _pre(self, X: np.ndarray) -> np.ndarray:
+    def _check_width(self, X: np.ndarray) -> None:
         if X.shape[1] != self.n_features:
             raise ShapeError(f"X has {X.shape[1]} features; this network expects {self.n_features}.")
+
+    def _pre(self, X: np.ndarray) -> np.ndarray:
+        self._check_width(X)
         Z = X @ self.W1
         if self.b1 is not None:
             Z = Z + self.b1
         return Z
 
-    def hidden(self, X) -> np.ndarray:  # pragma: no cover - overridden
+    def _hidden(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def hidden(self, X) -> np.ndarray:
+        """Hidden activations (``n x m``)."""
+        return self._hidden(check_X(X))
+
+    def _in_range(self) -> _TwoLayer:
+        """The same function with every neuron whose weights leave ``[1e-100, 1e100]`` rescaled by
+        a power of two towards balance (``(W1_j, b1_j) 2^k``, ``w2_j 2^-k``: exact).
+
+        A neuron ``(1e308 W1_j, 1e-308 w2_j)`` has a hidden activation that overflows (inf, or
+        inf - inf = NaN) although its output is moderate; rescaled, it computes its output.
+        Networks without such neurons are returned as they are (the same predictions, bit for bit).
+        """
+        m = self.n_neurons
+        A = self.W1 if self.b1 is None else np.vstack([self.W1, self.b1[None, :]])
+        inner = np.abs(A).max(axis=0, initial=0.0)
+        outer = np.abs(self.w2.reshape(m, self.n_outputs)).max(axis=1, initial=0.0)
+        extreme = (inner > 0) & (outer > 0) & ((np.maximum(inner, outer) > MAX_ABS_VALUE)
+                                               | (np.minimum(inner, outer) < 1.0 / MAX_ABS_VALUE))
+        if not np.any(extreme):
+            return self
+        k = np.zeros(m, dtype=int)
+        k[extreme] = (np.frexp(outer[extreme])[1] - np.frexp(inner[extreme])[1]) // 2
+        kw = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        kw["W1"] = np.ldexp(self.W1, k)
+        kw["w2"] = np.ldexp(self.w2, -k if self.w2.ndim == 1 else -k[:, None])
+        if self.b1 is not None:
+            kw["b1"] = np.ldexp(self.b1, k)
+        return type(self)(**kw)
+
     def predict(self, X) -> np.ndarray:
-        """Network output: ``(n,)`` for scalar output, ``(n, c)`` for vector output."""
-        return self.hidden(X) @ self.w2
+        """Network output: ``(n,)`` for scalar output, ``(n, c)`` for vector output.
+
+        A neuron whose weights are far from balanced (an entry above ``1e100`` or a largest entry
+        below ``1e-100`` on one side) is evaluated after an exact power-of-two rescaling, so that
+        its hidden activation neither overflows nor loses digits to underflow."""
+        net = self._in_range()
+        return net._hidden(check_X(X)) @ net.w2
 
     def penalty(self) -> float:
         """Weight-decay term without ``lam``: ``1/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``."""
@@ -176,17 +236,22 @@ class _TwoLayer:
             total += np.sum(self.b1**2)
         return 0.5 * float(total)
 
-    def objective(self, X, y, lam: float, loss: str | Loss = "squared") -> float:
-        """NC objective ``L(f(X), y) + lam/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``."""
+    def objective(self, X, y, lam: float, loss: str | Loss | None = "squared") -> float:
+        """NC objective ``L(f(X), y) + lam/2 sum_j (||W1_j||^2 + b1_j^2 + ||w2_j||^2)``.
+
+        ``loss`` is a loss name or :class:`~cvxnn.losses.Loss` (a solution's ``loss``, with its
+        sample weights, gives the objective the solver saw); None means ``"squared"``, as in
+        :meth:`cvxnn.solution.ConvexModel.objective` for a model that records no loss."""
         X = check_X(X)
         y = check_y(y, X.shape[0])
         lam = check_lam(lam)
-        loss = get_loss(loss)
+        loss = get_loss("squared" if loss is None else loss)
         y = loss.check_targets(y)  # labels the loss cannot take are a LabelError, as in the builders
         pred = self.predict(X)
         if pred.ndim == 2 and pred.shape[1] == 1 and y.ndim == 1:  # w2 of shape (m, 1): one output
             pred = pred[:, 0]
-        return loss.value(pred, y) + lam * self.penalty()
+        # lam = 0 is the loss alone: 0 * penalty is NaN for a penalty that overflows to inf
+        return loss.value(pred, y) + (lam * self.penalty() if lam > 0 else 0.0)
 
     def balanced(self) -> _TwoLayer:
         """Rescale each neuron so ``||(W1_j, b1_j)|| = ||w2_j||`` (same function, minimal penalty).
@@ -214,8 +279,12 @@ class _TwoLayer:
         network has ``b1``) and an output layer ``output`` (``torch.nn.Linear(m, c)``, no bias).
         Its ``forward(x)`` returns shape ``(n,)`` for scalar output and ``(n, c)`` otherwise, like
         :meth:`predict`. A gated network keeps its fixed gates as the buffers ``gates``
-        (``d x m``) and ``gate_bias`` (``m``): they move with ``.to(device)`` and are saved in the
-        ``state_dict``, but are not parameters, so fine-tuning trains only the weights.
+        (``d x m``) and ``gate_bias`` (``m``; zeros without offsets): they move with
+        ``.to(device)`` and are saved in the ``state_dict``, but are not parameters, so
+        fine-tuning trains only the weights. A gate ``(g_j, g0_j)`` with an entry above ``1e100``
+        (for a narrower ``dtype``, above the square root of its largest value: ``1.8e19`` for
+        float32) is stored divided by a power of two (the same gate, whose products cannot
+        overflow).
 
         The weight decay of the convex objective, ``lam/2 sum_j (||W1_j||^2 + b1_j^2 +
         ||w2_j||^2)`` with a summed loss, is ``weight_decay=lam`` in ``torch.optim.SGD`` when the
@@ -260,13 +329,25 @@ class ReLUNetwork(_TwoLayer):
         object.__setattr__(self, "w2", w2)
         object.__setattr__(self, "b1", b1)
 
+    def _hidden(self, X: np.ndarray) -> np.ndarray:
+        return np.maximum(self._pre(X), 0.0)
+
     def hidden(self, X) -> np.ndarray:
         """Hidden activations ``(X W1 + b1)_+`` (``n x m``)."""
-        return np.maximum(self._pre(check_X(X)), 0.0)
+        return self._hidden(check_X(X))
 
     def activation_patterns(self, X) -> np.ndarray:
-        """Boolean ``n x m`` matrix ``1[X W1_j + b1_j >= 0]``."""
-        return self._pre(check_X(X)) >= 0
+        """Boolean ``n x m`` matrix ``1[X W1_j + b1_j >= 0]`` (ties count as active).
+
+        Computed as :mod:`cvxnn.patterns` computes the mask of the gates ``(W1_j, b1_j)``,
+        ``1[X_a A >= 0]`` with ``X_a = [X, 1]`` and ``A = [W1; b1]`` when the network has a bias,
+        so neurons with entries above ``1e100`` are rescaled (by a power of two) instead of
+        overflowing."""
+        X = check_X(X)
+        self._check_width(X)
+        if self.b1 is None:
+            return _mask_chunked(X, self.W1)
+        return _mask_chunked(add_bias_column(X), np.vstack([self.W1, self.b1[None, :]]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,17 +388,31 @@ class GatedReLUNetwork(_TwoLayer):
         object.__setattr__(self, "gates", G)
         object.__setattr__(self, "gate_bias", c)
 
+    def _gate_offset(self) -> np.ndarray:
+        return self.gate_bias if self.gate_bias is not None else np.zeros(self.n_neurons)
+
+    def _mask(self, X: np.ndarray) -> np.ndarray:
+        self._check_width(X)
+        # The products of cvxnn.patterns and of the convex image (gated_network_to_convex uses
+        # X_a = [X, 1] and the gate (g_j, g0_j) whenever the network has a bias): X g_j + g0_j
+        # summed in another order can round a tie to the other side. _mask_chunked rescales gates
+        # above 1e100, whose products would overflow to inf - inf = NaN (read as inactive).
+        if self.b1 is None and self.gate_bias is None:
+            return _mask_chunked(X, self.gates)
+        return _mask_chunked(add_bias_column(X), np.vstack([self.gates, self._gate_offset()[None, :]]))
+
     def gate_mask(self, X) -> np.ndarray:
-        """Boolean ``n x m`` matrix ``1[X g_j + g0_j >= 0]``."""
-        X = check_X(X)
-        if X.shape[1] != self.n_features:
-            raise ShapeError(f"X has {X.shape[1]} features; this network expects {self.n_features}.")
-        Z = X @ self.gates
-        if self.gate_bias is not None:
-            Z = Z + self.gate_bias
-        return Z >= 0
+        """Boolean ``n x m`` matrix ``1[X g_j + g0_j >= 0]`` (ties count as active).
+
+        Computed as :mod:`cvxnn.patterns` computes a pattern's mask, ``1[X_a G_a >= 0]`` with
+        ``X_a = [X, 1]`` when the network has a bias, so it is the mask of the network's convex
+        image (:func:`cvxnn.maps.gated_network_to_convex`) on the same ``X``; gates with entries
+        above ``1e100`` are rescaled (by a power of two) instead of overflowing."""
+        return self._mask(check_X(X))
+
+    def _hidden(self, X: np.ndarray) -> np.ndarray:
+        return self._mask(X) * self._pre(X)
 
     def hidden(self, X) -> np.ndarray:
         """Gated activations ``1[X g_j + g0_j >= 0] (X W1_j + b1_j)`` (``n x m``)."""
-        X = check_X(X)
-        return self.gate_mask(X) * self._pre(X)
+        return self._hidden(check_X(X))

@@ -147,12 +147,18 @@ def test_gated_vector_maps_both_ways_are_exact(bias):
             model.objective(X, Y, 0.4), rel=1e-12)
 
 
-def test_relu_vector_network_to_convex_is_refused_with_a_typed_error():
-    """Documented: scalar output only (a vector neuron splits into V and W columns whose penalty
-    can exceed the network's by sqrt(2), so no exact objective relation holds)."""
+def test_relu_vector_network_to_convex_reproduces_predictions_within_sqrt2_penalty():
+    """A vector neuron splits into V and W columns (positive / negative outputs): the predictions
+    are the network's, and the nuclear penalty is at most sqrt(2) times the network's (attained by
+    a balanced neuron with output weights (1, -1)); it raised ShapeError for vector output."""
     X = np.random.default_rng(0).standard_normal((6, 2))
-    with pytest.raises(ShapeError, match="scalar-output"):
-        relu_network_to_convex(ReLUNetwork(W1=np.ones((2, 2)), w2=np.ones((2, 3))), X)
+    net = ReLUNetwork(W1=np.array([[1.0, 0.5], [0.0, -1.0]]), w2=np.array([[1.0, -1.0, 0.5], [-2.0, 0.0, 1.0]]))
+    model = relu_network_to_convex(net, X)
+    assert model.V.shape[::2] == (2, 3) and model.max_cone_violation(X) == 0.0
+    np.testing.assert_allclose(model.train_predict(X), net.predict(X), rtol=0, atol=1e-14)
+    assert model.penalty() <= np.sqrt(2) * net.penalty() * (1 + 1e-12)
+    one = ReLUNetwork(W1=np.array([[np.sqrt(2.0)], [0.0]]), w2=np.array([[1.0, -1.0]]))  # balanced: ||a|| = ||w2||
+    assert relu_network_to_convex(one, X).penalty() == pytest.approx(np.sqrt(2) * one.penalty(), rel=1e-12)
 
 
 @pytest.mark.parametrize("bias", [False, True])

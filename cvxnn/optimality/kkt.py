@@ -27,7 +27,7 @@ from scipy.optimize import nnls
 
 from .._validation import check_lam, check_nonnegative_float, check_X, check_y
 from ..activations import get_activation
-from ..errors import InvalidParameterError, ShapeError
+from ..errors import InvalidParameterError, PatternMismatchError, ShapeError
 from ..losses import Loss, get_loss
 from ..operators import adjoint, forward
 from ..solution import ConvexModel
@@ -125,11 +125,27 @@ def _active_mask(norms: np.ndarray, active_tol: float) -> np.ndarray:
     return norms > active_tol * top
 
 
+#: Added to a PatternMismatchError on the data: the usual cause with an estimator.
+_STANDARDIZED_HINT = (" An estimator's solution_ is a program on its standardized data: pass "
+                      "est.standardizer_.transform(X) (and, for a regressor, est.standardizer_.transform_y(y); "
+                      "for a classifier the labels encoded as -1 / +1 or one-hot).")
+
+
+def _check_data(model: ConvexModel, X) -> np.ndarray:
+    """``X`` validated and checked against the model's patterns (a mismatch says how an
+    estimator's solution is analysed)."""
+    X = check_X(X)
+    try:
+        model.patterns.check_data(X)
+    except PatternMismatchError as exc:
+        raise PatternMismatchError(str(exc) + _STANDARDIZED_HINT) from None
+    return X
+
+
 def _check_inputs(model, X, y, lam, loss):
     if not isinstance(model, ConvexModel):
         raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
-    X = check_X(X)
-    model.patterns.check_data(X)
+    X = _check_data(model, X)
     y = check_y(y, X.shape[0])
     if lam is None:
         lam = getattr(model, "lam", None)

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linprog, lsq_linear
 
-from .._validation import as_generator, check_nonnegative_float, check_positive_int
+from .._validation import as_generator, check_nonnegative_float, check_positive_int, check_y
 from ..activations import get_activation
 from ..errors import (
     InaccurateSolutionWarning,
@@ -115,6 +115,12 @@ _FREE_TOL = 1e-7
 #: (a margin of 10 accepted 9 of them: objectives 0.3 % above the optimum).
 CONTAINS_MARGIN = 3.0
 CONTAINS_MAX_TOL = 1e-2
+#: ... and at least this multiple of the deviation of the reference itself (:meth:`OptimalSet.deviation`
+#: of the model the set was built from), so that a set accepts its own reference (at most
+#: CONTAINS_MAX_TOL). Without it a Clarabel solution whose spurious block (3e-4 of the largest,
+#: ``||q_k|| / lam = 0.99995``) or cancelling contributions put its fit 3e-4 off was refused by
+#: the set built from it (3 of 160 random real-data instances).
+REFERENCE_MARGIN = 2.0
 
 
 @dataclass(eq=False)
@@ -154,6 +160,17 @@ class OptimalSet:
     design : ndarray of shape (n, d_a), optional
         The training design ``X_a`` (with its column of ones under ``bias``): how a ReLU model on
         other patterns is matched to the program's (:meth:`contains`).
+    block_scale : float
+        The size that :meth:`contains` measures block deviations against: ``||theta||_F`` of the
+        reference; for the zero optimum (``lam >= lam_max``: every ``alpha_k = 0``) the objective
+        over ``lam``, the largest penalty any point with no larger objective can have. 0 (unset)
+        falls back to ``||theta||_F``.
+    reference_error : float
+        :meth:`deviation` of the reference itself: how far the model the set was built from lies
+        from the set (its blocks outside ``S`` that the KKT conditions call spurious, the
+        deviation of its blocks from the directions ``q^_k``, the fit of its coordinates). Twice
+        it bounds the default tolerance of :meth:`contains` from below (up to ``CONTAINS_MAX_TOL``),
+        so that a set accepts its own reference.
     """
 
     reference: ConvexModel
@@ -170,6 +187,8 @@ class OptimalSet:
     direction_error: float = 0.0
     kkt_accuracy: float = 0.0
     design: np.ndarray | None = field(default=None, repr=False)
+    block_scale: float = 0.0
+    reference_error: float = 0.0
     _cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ basics
@@ -184,6 +203,7 @@ class OptimalSet:
             f"sampling dimension      : {self.sampling_dimension}  (exact to fit tolerance {self.fit_tol:.0e})",
             f"rank tolerance          : {self.rank_tol:.1e}  (KKT accuracy {self.kkt_accuracy:.1e})",
             f"fit mismatch            : {self.fit_mismatch:.1e}",
+            f"reference error         : {self.reference_error:.1e}  (contains() tolerance {self.default_tol():.1e})",
             f"penalty spread over P   : {(hi - lo) / max(hi, 1e-300):.1e} (relative; 0 in exact arithmetic)",
         ]
         return "\n".join(lines)
@@ -243,13 +263,20 @@ class OptimalSet:
         self._check_model(model, same_patterns=False)
         ref = self.reference.patterns
         pats = model.patterns
-        if pats is ref or (pats.n_patterns == ref.n_patterns and np.array_equal(pats.gates, ref.gates)
-                           and np.array_equal(pats.mask, ref.mask)):
+        if pats is ref:
             return model
         if pats.mask.shape[0] != ref.mask.shape[0] or pats.bias != ref.bias:
             raise PatternMismatchError(
                 f"the model's patterns are on {pats.mask.shape[0]} samples (bias={pats.bias}); the optimal "
                 f"set's on {ref.mask.shape[0]} (bias={ref.bias}): map the network back on the same X.")
+        if pats.fingerprint and ref.fingerprint and pats.fingerprint != ref.fingerprint:
+            raise PatternMismatchError(
+                "the model was built on other training data than the optimal set's reference (same shape, "
+                "other values); the set describes the optima of one program, on one X: map the network "
+                "back on that X (cvxnn.maps.relu_network_to_convex(net, X)).")
+        if pats.n_patterns == ref.n_patterns and np.array_equal(pats.gates, ref.gates) and np.array_equal(
+                pats.mask, ref.mask):
+            return model
         names = [name for name in ("U", "V", "W") if getattr(model, name) is not None]
         moved = {}
         if model.activation == "gated_relu":
@@ -327,7 +354,11 @@ class OptimalSet:
         shape = next(iter(ref.blocks.values())).shape
         got = next(iter(model.blocks.values())).shape
         if got[:1] + got[2:] != shape[:1] + shape[2:]:
-            raise ShapeError(f"the model's blocks have shape {got}; the optimal set's have {shape}.")
+            why = ""
+            if model.patterns.bias != ref.patterns.bias:
+                why = (f" (the model's patterns have bias={model.patterns.bias}, the optimal set's "
+                       f"bias={ref.patterns.bias})")
+            raise ShapeError(f"the model's blocks have shape {got}; the optimal set's have {shape}{why}.")
         if not same_patterns:
             return
         same = model.patterns is ref.patterns or (
@@ -337,41 +368,73 @@ class OptimalSet:
         if not same:
             raise PatternMismatchError("the model was built on other patterns than the optimal set's reference.")
 
+    def default_tol(self) -> float:
+        """Default tolerance of :meth:`contains`: the larger of ``CONTAINS_MARGIN`` (3) times the
+        largest of :attr:`direction_error`, :attr:`fit_mismatch` and :attr:`kkt_accuracy`, and
+        ``REFERENCE_MARGIN`` (2) times :attr:`reference_error` (the measured deviation of the
+        reference itself), at least ``1e-6`` and at most ``CONTAINS_MAX_TOL`` (``1e-2``)."""
+        accuracy = max(self.direction_error, self.fit_mismatch, self.kkt_accuracy)
+        tol = max(1e-6, CONTAINS_MARGIN * accuracy, REFERENCE_MARGIN * self.reference_error)
+        return float(min(tol, CONTAINS_MAX_TOL))
+
+    def _block_scale(self) -> float:
+        if self.block_scale > 0:
+            return float(self.block_scale)
+        return max(float(np.linalg.norm(self.certificate.theta)), np.finfo(float).tiny)
+
+    def deviation(self, model: ConvexModel) -> float:
+        """How far ``model`` lies from the optimal set (relative; 0 for a point of the set).
+
+        The largest of: the norm of its blocks outside ``S`` and of the deviation of its blocks
+        ``theta_k`` (``k in S``) from ``alpha_k q^_k`` (``alpha = alpha_of(model)``), both over
+        :attr:`block_scale`; the most negative ``alpha_k`` over ``max |alpha|``; and the fit error
+        ``||columns @ alpha - rhs|| / ||rhs||``. When the optimum is zero (every ``alpha_ref`` is 0,
+        e.g. ``lam >= lam_max``) the set is ``{0}`` and the deviation is ``||theta||_F`` over
+        :attr:`block_scale`. ``inf`` for a model with a non-zero block on an activation pattern the
+        program does not have (see :meth:`contains` for models on other patterns).
+
+        Raises
+        ------
+        InvalidParameterError, ShapeError, PatternMismatchError
+            For a model of another activation or block shape, or built on other data.
+        """
+        from .kkt import block_layout
+
+        model = self._on_reference_patterns(model)
+        if model is None:  # a non-zero block on a pattern this program does not have
+            return float("inf")
+        theta, _, _ = block_layout(model)
+        scale = self._block_scale()
+        if not np.any(self.alpha_ref > 0):  # the zero optimum: the set is {0}
+            return float(np.linalg.norm(theta) / scale)
+        outside = float(np.linalg.norm(np.delete(theta, self.blocks, axis=1))) / scale
+        alpha = self.alpha_of(model)
+        top = float(np.abs(alpha).max(initial=0.0))
+        negative = max(0.0, -float(alpha.min(initial=0.0))) / top if top > 0 else 0.0  # relative: any scale
+        off_direction = float(np.linalg.norm(theta[:, self.blocks] - self.directions * alpha)) / scale
+        fit = float(np.linalg.norm(self.columns @ alpha - self.rhs)) / max(float(np.linalg.norm(self.rhs)),
+                                                                            np.finfo(float).tiny)
+        return max(outside, negative, off_direction, fit)
+
     def contains(self, model: ConvexModel, *, tol: float | None = None) -> bool:
         """Whether ``model`` lies in the optimal set up to a relative tolerance ``tol``:
-        zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit.
+        zero outside ``S``, ``theta_k`` parallel to ``q^_k`` with ``alpha_k >= 0``, same fit
+        (``deviation(model) <= tol``, see :meth:`deviation`).
 
-        ``tol`` defaults to the accuracy of the set itself: ``CONTAINS_MARGIN`` (3) times the
-        largest of the reference's :attr:`direction_error`, :attr:`fit_mismatch` and
-        :attr:`kkt_accuracy`, at least ``1e-6`` and at most ``CONTAINS_MAX_TOL`` (``1e-2``). A
-        set built from a solution certified at a relative gap ``eps`` knows directions and fit
-        to about ``sqrt(eps)`` only; for a sharper test, solve more tightly or pass ``tol``.
+        ``tol`` defaults to the accuracy of the set itself (:meth:`default_tol`):
+        ``CONTAINS_MARGIN`` (3) times the largest of the reference's :attr:`direction_error`,
+        :attr:`fit_mismatch` and :attr:`kkt_accuracy`, and at least twice its
+        :attr:`reference_error`, between ``1e-6`` and ``CONTAINS_MAX_TOL`` (``1e-2``). A set built
+        from a solution certified at a relative gap ``eps`` knows directions and fit to about
+        ``sqrt(eps)`` only; for a sharper test, solve more tightly or pass ``tol``.
 
         ``model`` may be on other patterns of the same training data, e.g. a network mapped back
         by :func:`~cvxnn.maps.relu_network_to_convex` (its patterns come from its neurons): each
         block counts for the program's pattern with the same mask, and a non-zero block on a mask
-        the program lacks makes the answer False."""
-        from .kkt import block_layout
-
-        if tol is None:
-            accuracy = max(self.direction_error, self.fit_mismatch, self.kkt_accuracy)
-            tol = min(max(1e-6, CONTAINS_MARGIN * accuracy), CONTAINS_MAX_TOL)
-        tol = check_nonnegative_float(tol, "tol")
-        model = self._on_reference_patterns(model)
-        if model is None:  # a non-zero block on a pattern this program does not have
-            return False
-        theta, _, _ = block_layout(model)
-        scale = max(np.linalg.norm(self.certificate.theta), 1e-300)
-        outside = np.delete(theta, self.blocks, axis=1)
-        if np.linalg.norm(outside) > tol * scale:
-            return False
-        alpha = self.alpha_of(model)
-        if alpha.min(initial=0.0) < -tol * np.abs(alpha).max(initial=0.0):  # relative: any data scale
-            return False
-        if np.linalg.norm(theta[:, self.blocks] - self.directions * alpha) > tol * scale:
-            return False
-        fit_err = np.linalg.norm(self.columns @ alpha - self.rhs)
-        return bool(fit_err <= tol * max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny))
+        the program lacks makes the answer False. A model on other data raises
+        :class:`~cvxnn.errors.PatternMismatchError`."""
+        tol = self.default_tol() if tol is None else check_nonnegative_float(tol, "tol")
+        return bool(self.deviation(model) <= tol)
 
     def _check_alpha(self, alpha) -> np.ndarray:
         """Coordinates of a point of ``P``: shape ``(|S|,)``, finite, ``>= 0`` (entries above
@@ -913,8 +976,9 @@ class OptimalSet:
         ------
         InvalidParameterError
             If ``alpha`` is not a point of ``P``: its fit ``columns @ alpha`` misses the optimal
-            fit by more than the set's accuracy (the tolerance of :meth:`contains`, at least
-            ``10 rank_tol``, relative). Pruning keeps the fit, so the result would be no optimum.
+            fit by more than the set's accuracy (:meth:`default_tol`, the tolerance of
+            :meth:`contains`, at least ``10 rank_tol``, relative). Pruning keeps the fit, so the
+            result would be no optimum.
         """
         from .pruning import _prune_blocks
 
@@ -922,8 +986,7 @@ class OptimalSet:
             alpha = self.alpha_ref.copy()
         else:
             alpha = self._check_alpha(alpha).copy()
-            accuracy = max(self.direction_error, self.fit_mismatch, self.kkt_accuracy)
-            tol = min(max(1e-6, CONTAINS_MARGIN * accuracy, 10.0 * self.rank_tol), CONTAINS_MAX_TOL)
+            tol = min(max(self.default_tol(), 10.0 * self.rank_tol), CONTAINS_MAX_TOL)
             scale = max(float(np.linalg.norm(self.rhs)), np.finfo(float).tiny)
             err = float(np.linalg.norm(self.columns @ alpha - self.rhs)) / scale
             if err > tol:
@@ -1054,7 +1117,9 @@ def optimal_set(
     # non-zero blocks below the equicorrelation level (kkt_report's "spurious" share of the
     # objective): a point analysed above its own lam has only these, and no other KKT error
     all_norms = np.linalg.norm(cert.theta, axis=0)
-    objective = float(cert.loss.value(cert.fit, np.asarray(y, dtype=float))) + cert.lam * float(all_norms.sum())
+    # y as recover_duals validated it (an (n, 1) column is read as (n,), as kkt_report does)
+    y = cert.loss.check_targets(check_y(y, cert.fit.shape[0]))
+    objective = float(cert.loss.value(cert.fit, y)) + cert.lam * float(all_norms.sum())
     accuracy = max(q_dev, float(cert.lam * all_norms[cert.spurious].sum() / (objective if objective > 0 else 1.0)))
     if rank_tol is None:
         rank_tol = float(min(1e-4, max(DEFAULT_RANK_TOL, 10.0 * q_dev)))
@@ -1115,7 +1180,8 @@ def optimal_set(
                        "the optimal set.", q_dev, rank_tol)
     logger.debug("optimal_set: |S|=%d, direction error %.2e, fit mismatch %.2e, rank_tol %.1e",
                  S.size, dir_err, mismatch, rank_tol)
-    return OptimalSet(
+    theta_norm = float(np.linalg.norm(cert.theta))
+    result = OptimalSet(
         reference=model,
         certificate=cert,
         blocks=S,
@@ -1130,7 +1196,14 @@ def optimal_set(
         direction_error=dir_err,
         kkt_accuracy=q_dev,
         design=Xa,
+        # the zero optimum (lam >= lam_max) has no block size of its own: every point with no
+        # larger objective has a penalty <= objective / lam (the loss is >= 0)
+        block_scale=max(theta_norm if np.any(alpha_ref > 0) else objective / cert.lam, np.finfo(float).tiny),
     )
+    # the reference's own distance from the set (spurious blocks outside S, its directions, its
+    # fit): part of the set's accuracy, so contains() accepts the solution the set was built from
+    result.reference_error = result.deviation(model)
+    return result
 
 
 def min_norm_solution(model: ConvexModel, X, y, lam: float | None = None, loss=None, **kwargs) -> ConvexModel:

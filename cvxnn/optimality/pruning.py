@@ -45,12 +45,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
-from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_X, check_y
+from .._validation import check_lam, check_nonnegative_float, check_positive_int, check_y
 from ..activations import get_activation
-from ..errors import InaccurateSolutionWarning, InvalidParameterError
+from ..errors import InaccurateSolutionWarning, InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..solution import ConvexModel
-from .kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms, block_layout, model_from_blocks
+from .kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms, _check_data, block_layout, model_from_blocks
 
 __all__ = [
     "DEFAULT_RANK_TOL",
@@ -117,9 +117,22 @@ class PruneResult:
 def _check_model_X(model, X):
     if not isinstance(model, ConvexModel):
         raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
-    X = check_X(X)
-    model.patterns.check_data(X)
+    X = _check_data(model, X)
     return X, model.patterns.design(X)
+
+
+def _warn_uncertified(model, what: str) -> None:
+    """Warn (:class:`~cvxnn.errors.InaccurateSolutionWarning`) when ``model`` is a solution whose
+    solver did not certify it (status other than ``"optimal"``): pruning keeps its fit and does not
+    increase its penalty, so the result is a minimal model *of this point*, not an optimum."""
+    status = getattr(model, "status", None)
+    if status is None or status == "optimal":
+        return
+    warnings.warn(
+        f"{what}: the solution has status {status!r}, not 'optimal': it is no certified optimum, so the "
+        f"pruned model (same fit, no larger penalty) is a minimal model of this point, not an optimal "
+        f"network. Re-solve to optimality first (kkt_report measures how far the point is from one).",
+        InaccurateSolutionWarning, stacklevel=3)
 
 
 def _fit(model: ConvexModel, Xa: np.ndarray) -> np.ndarray:
@@ -288,7 +301,9 @@ def prune_exact(
     InaccurateSolutionWarning
         A C-ReLU model outside its cones: its blocks are projected onto them first, and when that
         moves the fit by more than :data:`PROJECTION_FIT_WARN` (relative) the result keeps the
-        projected point's fit (``fit_change`` reports it), not the input's.
+        projected point's fit (``fit_change`` reports it), not the input's. Also a solution whose
+        status is not ``"optimal"`` (``"max_iterations"``, ``"optimal_inaccurate"``, ...): the
+        result is a minimal model of that point, not an optimum.
     """
     X, Xa = _check_model_X(model, X)
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
@@ -299,6 +314,7 @@ def prune_exact(
     form = getattr(model, "formulation", None)
     norms = _block_norms(theta, form)
     active = _active_mask(norms, active_tol)
+    _warn_uncertified(model, "prune_exact")
     theta[:, ~active] = 0.0
     idx = np.flatnonzero(active)
     fit0 = _fit(model, Xa)
@@ -488,6 +504,18 @@ def pruning_path(
     PruningPath
         ``steps[0]`` is the input (after zeroing sub-threshold blocks), ``steps[1]`` the
         minimal model, then one step per removed block with the objective increase.
+
+    Raises
+    ------
+    ShapeError
+        ``y`` does not match the model's outputs (``(n,)`` for scalar output, ``(n, c)`` for ``c``
+        outputs).
+
+    Warns
+    -----
+    InaccurateSolutionWarning
+        A solution whose status is not ``"optimal"``: the path starts from a point that is no
+        certified optimum, so its increases are not measured from the optimal objective.
     """
     if criterion not in CRITERIA:
         raise InvalidParameterError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
@@ -503,11 +531,17 @@ def pruning_path(
         loss = getattr(model, "loss", None) or "squared"
     loss = get_loss(loss)
     y = loss.check_targets(y)
+    c = model.n_outputs
+    if (c == 1 and y.ndim != 1) or (c > 1 and (y.ndim != 2 or y.shape[1] != c)):
+        want = "(n,)" if c == 1 else f"(n, {c}) (one column per output, e.g. one-hot rows)"
+        raise ShapeError(f"the model has {c} output{'s' if c > 1 else ''} but y has shape {y.shape}; pass the "
+                         f"targets it was trained on, of shape {want}.")
     min_width = check_positive_int(min_width, "min_width", minimum=0)
     if score is not None and not callable(score):  # before any pruning (it failed after, bare TypeError)
         raise InvalidParameterError(f"score must be a callable score(model) -> float or None, got "
                                     f"{type(score).__name__}.")
     p = model.patterns.n_patterns
+    _warn_uncertified(model, "pruning_path")
 
     def objective(m: ConvexModel) -> float:
         return loss.value(_fit(m, Xa).reshape(y.shape), y) + lam * m.penalty()

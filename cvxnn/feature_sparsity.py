@@ -11,8 +11,10 @@ a penalty ``R`` of :mod:`cvxnn.feature_penalties` on the weight matrix ``Theta``
   ``r0 = -grad L(0, y)`` and the correlations ``C = [X_a^T D_i r0]_i`` (``d_a x p``): C-GReLU
   ``lam_max = R*(C)``; C-ReLU ``lam_max = min_{rho >= 0} R*([C + Xa^T (S * rho^v), -C + Xa^T (S * rho^w)])``
   (``S = 2M - 1``, so the columns are ``+-c_i + Xt_i^T rho_i``), one SOCP through Clarabel
-  (the feature group norm couples all blocks, so the per-block NNLS of :func:`cvxnn.path.lam_max`
-  does not apply).
+  (:func:`cvxnn.native.feature_sparse.feature_relu_lam_max`, which also returns the multipliers
+  ``rho``; the feature group norm couples all blocks, so the per-block NNLS of
+  :func:`cvxnn.path.lam_max` does not apply). The value is ``R*`` at those multipliers, so the
+  zero model is certified at ``lam = lam_max`` itself.
 * :func:`solve_feature_sparse` -- one solve: natively (:mod:`cvxnn.native.feature_sparse`:
   R-FISTA with the penalty's prox for C-GReLU, an augmented Lagrangian on the cone constraints
   for C-ReLU, both certified by duality gaps) or through CVXPY on the program of
@@ -29,19 +31,18 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import cvxpy as cp
 import numpy as np
 
 from . import builders as _builders
 from ._lam_max import _prepare
 from ._validation import check_lam, check_lams, check_nonnegative_float, check_positive_int
 from .activations import get_activation
-from .backends.cvxpy_adapter import CVXPY_ITER_OPTION, run_problem
+from .backends.cvxpy_adapter import CVXPY_ITER_OPTION
 from .backends.registry import _cvxpy_run_options
 from .errors import InvalidParameterError
 from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
-from .native.feature_sparse import solve_feature_sparse_native
+from .native.feature_sparse import feature_relu_lam_max, solve_feature_sparse_native
 from .operators import adjoint
 from .path import lam_grid, walk_path
 from .patterns import Patterns, sample_patterns
@@ -102,8 +103,18 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     Returns
     -------
     float
-        Zero is optimal for every ``lam >= lam_max`` and for no ``lam < lam_max``.
+        Zero is optimal for every ``lam >= lam_max`` and for no ``lam < lam_max``. For C-ReLU
+        the value is ``R*`` at the multipliers of the ``lam_max`` program, i.e. what they
+        certify (within Clarabel's accuracy, ~1e-8 relative, of the exact value), so the native
+        solver certifies zero at ``lam = lam_max`` itself.
     """
+    return _feature_lam_max(X, y, patterns, penalty, activation, loss)[0]
+
+
+def _feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, activation: str,
+                     loss: str | Loss) -> tuple[float, np.ndarray | None]:
+    """:func:`feature_lam_max` and, for C-ReLU, cone multipliers ``rho`` (``n x 2p[ x c]``) that
+    certify the zero model at every ``lam >= lam_max`` (None for C-GReLU)."""
     penalty = _check_penalty(penalty)
     if not get_loss(loss).smooth:
         raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
@@ -112,27 +123,17 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     r0 = -loss.grad(np.zeros_like(y), y)
     C = adjoint(Xa, patterns.mask, r0)  # (d_a, p[, c]): c_i = X_a^T D_i r0
     gated = penalty.dual_norm_value(C)  # the dual norm of the correlations: the C-GReLU value
-    if not get_activation(activation).constrained or gated == 0.0:
-        # C-ReLU: the cone multipliers can only lower it, so zero is exact (the SOCP below would
-        # return its solver's rounding, ~1e-10)
-        return gated
-    n, p = patterns.mask.shape
-    c = 1 if y.ndim == 1 else y.shape[1]
-    C = C.reshape(C.shape[0], p * c)  # the d_a x (p c) layout: column i c + k is output k of block i
-    S = np.repeat(patterns.signs(), c, axis=1)
-    # the value is homogeneous in C and invariant to a scale of X_a (the multipliers absorb it):
-    # solved on unit scales. Clarabel called X * 1e-6, y * 1e6 "optimal" at twice the value.
-    c_scale = float(np.abs(C).max())
-    x_scale = max(float(np.abs(Xa).max()), np.finfo(float).tiny)
-    Cs, Xs = C / c_scale, Xa / x_scale
-    RV = cp.Variable((n, p * c), nonneg=True, name="rho_v")
-    RW = cp.Variable((n, p * c), nonneg=True, name="rho_w")
-    G = cp.hstack([Cs + Xs.T @ cp.multiply(S, RV), -Cs + Xs.T @ cp.multiply(S, RW)])
-    term = penalty.cvxpy_dual_norm(G)
-    prob = cp.Problem(cp.Minimize(term.expression), term.constraints)
-    run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
-                allow=("optimal", "optimal_inaccurate"))
-    return float(prob.value * c_scale)
+    if not get_activation(activation).constrained:
+        return gated, None
+    zero_rho = np.zeros((Xa.shape[0], 2 * patterns.n_patterns) + y.shape[1:])
+    if gated == 0.0:
+        # the cone multipliers can only lower it, so zero is exact (the SOCP would return its
+        # solver's rounding, ~1e-10)
+        return gated, zero_rho
+    value, rho = feature_relu_lam_max(Xa, patterns.mask, C, penalty)
+    if value > gated:  # rho = 0 certifies the C-GReLU value, an upper bound
+        return gated, zero_rho
+    return value, rho.reshape(zero_rho.shape)
 
 
 def _check_program(program, X, y, activation: str, loss, patterns: Patterns, penalty: GroupSparsePenalty) -> None:
@@ -161,7 +162,9 @@ def _check_program(program, X, y, activation: str, loss, patterns: Patterns, pen
 
 
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
-                   penalty: GroupSparsePenalty) -> ConvexSolution:
+                   penalty: GroupSparsePenalty, multipliers: np.ndarray | None = None) -> ConvexSolution:
+    """The zero model at ``lam >= lam_max``; for C-ReLU with the multipliers of the ``lam_max``
+    program, which certify it (:func:`cvxnn.duality_gap` with ``penalty=``)."""
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
     spec = get_activation(activation)
     return ConvexSolution(activation=activation, patterns=patterns, **spec.zero_blocks(shape), status="optimal",
@@ -169,7 +172,7 @@ def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarra
                           objective_value=loss.value(np.zeros_like(y), y), lam=float(lam), loss=loss,
                           backend="exact", solver="lam_max", solve_time=0.0, iterations=0, gap=0.0,
                           max_violation=0.0 if spec.constrained else None, program_penalty=0.0,
-                          extra={"certified_by": "lam_max", "penalty": repr(penalty)})
+                          multipliers=multipliers, extra={"certified_by": "lam_max", "penalty": repr(penalty)})
 
 
 def _native_solver(activation: str) -> str:
@@ -385,9 +388,12 @@ def feature_path(
 ) -> FeaturePath:
     """A warm-started path from ``lam_max`` down, and the features active at each ``lam``.
 
-    Walks the grid with :func:`cvxnn.path.walk_path`: grid points ``>= lam_max`` get the exact
-    zero model without a solve, the native solver starts from the previous solution (and its
-    step), a CVXPY solver reuses one compiled program and changes only ``lam``.
+    Walks the grid with :func:`cvxnn.path.walk_path`: grid points ``>= lam_max`` (``lam_max``
+    itself included) get the exact zero model without a solve (``solver == "lam_max"``; for C-ReLU
+    it carries the multipliers of the ``lam_max`` program, which certify it through
+    :func:`cvxnn.duality_gap`), the first grid point below ``lam_max`` starts cold, later ones
+    start the native solver from the previous solution (and its step, and for C-ReLU its
+    multipliers), and a CVXPY solver reuses one compiled program and changes only ``lam``.
 
     Parameters
     ----------
@@ -411,7 +417,7 @@ def feature_path(
     lams = None if lams is None else check_lams(lams)
     t0 = time.perf_counter()
     route = _route(solver, activation, penalty)
-    lmax = feature_lam_max(X, y, patterns, penalty, activation=activation, loss=loss)
+    lmax, rho_max = _feature_lam_max(X, y, patterns, penalty, activation, loss)
     if lams is None and not lmax > 0:
         raise InvalidParameterError(
             "cannot build a default grid: lam_max is 0 (the zero model is optimal for every lam, e.g. "
@@ -427,8 +433,10 @@ def feature_path(
 
     def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         if lam >= lmax:
-            return _zero_solution(patterns, activation, loss_obj, y_checked, lam, penalty)
+            return _zero_solution(patterns, activation, loss_obj, y_checked, lam, penalty, rho_max)
         if warm is not None and warm.solver == "lam_max":
+            # a cold start below lam_max: starting the C-ReLU augmented Lagrangian from the
+            # multipliers of the lam_max program was slower as often as faster (0.6 lam_max)
             warm = None
         return solve_feature_sparse(X, y, penalty=penalty, lam=lam, activation=activation, patterns=patterns,
                                     loss=loss_obj, solver=solver, tol=tol, max_iter=max_iter,

@@ -179,8 +179,12 @@ class ALProblem:
         """Exact Bregman divergence of the smooth part between two images, termwise >= 0.
 
         Cone part, with ``a = gamma - delta S Z`` and ``r = a_+``: each term is
-        ``((r_new - r_y)^2 + 2 r_y (a_new)_-) / (2 delta)`` (no cancellation). Only active
-        constraints contribute, so steps are not limited by ``delta ||X||^2``.
+        ``((r_new - r_y)^2 + 2 r_y (a_new)_-) / (2 delta)``, summed as ``||r_new - r_y||^2`` plus
+        a sum of non-negative terms, so no large terms cancel (expanded as
+        ``r.r - 2 r.r_y + r_y.r_y``, the difference is lost to rounding when the multipliers are
+        large and the steps small: the line search then rejects every step and the step size
+        collapses). Only active constraints contribute, so steps are not limited by
+        ``delta ||X||^2``.
         """
         P = 2 * self.p
         br = self.kernel.bregman(img_new[:, P, :], img_y[:, P, :], self.theta)
@@ -189,8 +193,8 @@ class ALProblem:
         r = np.maximum(a, 0)
         a -= r  # now -(a)_-  (<= 0)
         self.rho_new = r
-        part = float(np.vdot(r, r)) - 2.0 * float(np.vdot(r, self.rho_y)) + float(np.vdot(self.rho_y, self.rho_y))
-        part -= 2.0 * float(np.vdot(self.rho_y, a))
+        dr = r - self.rho_y
+        part = float(np.vdot(dr, dr)) - 2.0 * float(np.vdot(self.rho_y, a))
         return br + max(part, 0.0) / (2.0 * self.delta)
 
     # ------------------------------------------------------------- evaluation

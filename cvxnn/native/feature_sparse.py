@@ -33,6 +33,15 @@ cone-feasible point; the C-ReLU point is reported with its cone violation, and i
 ``"optimal"`` only when the relative gap is ``<= tol`` and the violation ``<= feas_tol``. The
 multipliers are the AL's ``(gamma - delta Xt T)_+`` at the returned point. ``R*`` is
 :meth:`~cvxnn.feature_penalties.GroupSparsePenalty.dual_norm_value`.
+
+**Start point.** Before iterating, the start point (zero, or the warm start with its
+multipliers) is certified and returned with ``iterations == 0`` when its gap is within ``tol``.
+Zero is cone feasible, and at ``lam >= lam_max`` its C-ReLU certificate needs the multipliers of
+the ``lam_max`` program: :func:`_relu_zero_check` tries ``rho = 0``, the multipliers of the
+columnwise cone projections (which also bound ``lam_max`` from below and so stop the check far
+below it) and then those of :func:`feature_relu_lam_max` (Clarabel). Without them the augmented
+Lagrangian leaves zero for blocks of ~1e-3 and certifies its way back only as fast as its
+multipliers converge.
 """
 
 from __future__ import annotations
@@ -44,24 +53,27 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import cvxpy as cp
 import numpy as np
+from scipy.optimize import nnls
 
 from .._validation import callback_stops, check_lam, check_positive_int, check_solver_options, check_Xy
 from ..activations import get_activation
+from ..backends.cvxpy_adapter import run_problem
 from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, SolverError
 from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
-from ..operators import ImplicitDesign
+from ..operators import ImplicitDesign, adjoint
 from ..patterns import Patterns
 from ..solution import ConvexModel, ConvexSolution
 from . import al
 from ._losses import SmoothKernel, make_kernel
 from .al import ALProblem
-from .certificates import _scaled_dual, feature_relu_certificate, feature_sparse_certificate
+from .certificates import GapCertificate, _scaled_dual, feature_relu_certificate, feature_sparse_certificate
 from .fista import FistaStep, SmoothPlusNorm, initial_step, rfista
 
-__all__ = ["FeatureALProblem", "FeatureSparseProblem", "feature_relu_certificate", "feature_sparse_certificate",
-           "solve_feature_sparse_native"]
+__all__ = ["FeatureALProblem", "FeatureSparseProblem", "feature_relu_certificate", "feature_relu_lam_max",
+           "feature_sparse_certificate", "solve_feature_sparse_native"]
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +230,164 @@ def _check_warm(warm_start, patterns: Patterns, activation: str) -> None:
         raise PatternMismatchError("warm_start was computed on other patterns; pass a model on these patterns.")
 
 
+#: The zero check stops (zero is not optimal) when ``lam`` is below ``1 - ZERO_SCREEN_MARGIN``
+#: times the lower bound on ``lam_max`` of the cone projections (feasible up to rounding).
+ZERO_SCREEN_MARGIN = 1e-6
+
+
+def _pair_signs(mask: np.ndarray, c: int) -> np.ndarray:
+    """``n x 2pc`` cone signs of the columns of ``[V, W]`` in the ``d_a x 2pc`` layout (column
+    ``j c + k`` is output ``k`` of block ``j``, whose pattern is ``j mod p``)."""
+    S = 2.0 * np.asarray(mask, dtype=np.float64) - 1.0
+    return np.repeat(np.concatenate([S, S], axis=1), c, axis=1)
+
+
+def _pair_correlations(C: np.ndarray) -> np.ndarray:
+    """``[C, -C]`` in the ``d_a x 2pc`` layout, from correlations of shape ``(d_a, p)`` or ``(d_a, p, c)``."""
+    C3 = C[:, :, None] if C.ndim == 2 else C
+    return np.concatenate([C3, -C3], axis=1).reshape(C3.shape[0], -1)
+
+
+def feature_relu_lam_max(Xa: np.ndarray, mask: np.ndarray, C: np.ndarray,
+                         penalty: GroupSparsePenalty) -> tuple[float, np.ndarray]:
+    """C-ReLU ``lam_max`` under a feature-sparse penalty, and cone multipliers that attain it.
+
+    ``lam_max = min_{rho >= 0} R*(G(rho))`` with ``G(rho) = [c_i + Xt_i^T rho^v_i]_i,
+    [-c_i + Xt_i^T rho^w_i]_i`` (docs/feature-sparsity.md, "lam_max"). It is solved through its
+    conic dual ``max { <[C, -C], Theta> : Xt_i theta_i >= 0, R(Theta) <= 1 }`` with Clarabel, on
+    unit scales (the value is homogeneous in ``C`` and invariant to a scale of ``X_a``, which the
+    multipliers absorb); ``rho`` are the duals of the cone constraints. The dual form has
+    ``d_a x 2pc`` variables instead of ``n x 2pc`` (1.4-2.7x faster than the minimum over ``rho``
+    on standardized diabetes with 5 and 50 gates).
+
+    Parameters
+    ----------
+    Xa : ndarray of shape (n, d_a)
+    mask : ndarray of bool, shape (n, p)
+    C : ndarray of shape (d_a, p) or (d_a, p, c)
+        The correlations ``c_i = X_a^T D_i r0`` with ``r0 = -grad L(0, y)``.
+    penalty : GroupSparsePenalty
+
+    Returns
+    -------
+    value : float
+        ``R*(G(rho))`` evaluated in float64 at the returned multipliers: an upper bound on
+        ``lam_max`` (within the solver's accuracy of it) that ``rho`` attains, so that the zero
+        model with these multipliers has a zero duality gap at every ``lam >= value``.
+    rho : ndarray of shape (n, 2p, c)
+        Cone multipliers ``>= 0`` (the ``v`` blocks first), in the layout of
+        :func:`~cvxnn.native.certificates.feature_relu_certificate`.
+
+    Raises
+    ------
+    SolverError
+        If Clarabel fails on the program.
+    """
+    Xa = np.asarray(Xa, dtype=np.float64)
+    n, d = Xa.shape
+    p = mask.shape[1]
+    c = 1 if C.ndim == 2 else C.shape[2]
+    CC = _pair_correlations(np.asarray(C, dtype=np.float64))
+    S2 = _pair_signs(mask, c)
+    c_scale = float(np.abs(CC).max(initial=0.0))
+    if c_scale == 0.0:
+        return 0.0, np.zeros((n, 2 * p, c))
+    # unit scales: Clarabel called the program on X * 1e-6, y * 1e6 "optimal" at twice the value
+    x_scale = max(float(np.abs(Xa).max(initial=0.0)), np.finfo(float).tiny)
+    Theta = cp.Variable((d, 2 * p * c), name="Theta")
+    cone = cp.multiply(S2, (Xa / x_scale) @ Theta) >= 0
+    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(CC / c_scale, Theta))),
+                      [cone, penalty.cvxpy(Theta, n_outputs=c).expression <= 1])
+    run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
+                allow=("optimal", "optimal_inaccurate"))
+    rho = np.maximum(np.asarray(cone.dual_value, dtype=np.float64), 0.0) * (c_scale / x_scale)
+    value = penalty.dual_norm_value(CC + Xa.T @ (S2 * rho))
+    logger.debug("C-ReLU feature lam_max: %.10g (dual program %.10g)", value, prob.value * c_scale)
+    return value, rho.reshape(n, 2 * p, c)
+
+
+def _relu_zero_check(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
+                     penalty: GroupSparsePenalty, tol: float, rho0: np.ndarray | None,
+                     rho0_exact: bool = False) -> tuple[GapCertificate | None, np.ndarray | None, str]:
+    """Certify the zero model of C-ReLU at ``lam`` before iterating.
+
+    The zero point is cone feasible; its gap is that of :func:`feature_relu_certificate` with
+    some multipliers ``rho``, tried from the cheapest: ``rho0`` (a warm start's), ``rho = 0``
+    (certifies ``lam >= R*([C, -C])``, the C-GReLU ``lam_max``), the multipliers of the
+    columnwise cone projections ``pi_i = proj_{K_i}(+-c_i)`` (one NNLS per column, largest
+    correlation first), and the exact multipliers of :func:`feature_relu_lam_max`. The
+    projections also give a lower bound on ``lam_max``: ``Theta`` made of any of them lies in the
+    cones, so ``<[C, -C], Theta> / R(Theta) <= lam_max``; once ``lam`` is below it zero is not
+    optimal and the check stops, so the exact program runs only where ``lam`` is at least that
+    bound. ``rho0_exact`` says that ``rho0`` are the multipliers of that program (a zero model
+    certified by it): if they do not certify, no multipliers do, and nothing more is tried.
+
+    Returns
+    -------
+    cert, rho, how
+        The certificate and multipliers when zero is certified (``rel_gap <= tol``), with
+        ``how`` naming the multipliers; otherwise ``(None, rho, how)`` with the exact
+        multipliers when they were computed (``how == "lam_max"``), else ``(None, None, "")``.
+    """
+    n, d = Xa.shape
+    p, c = mask.shape[1], kernel.y.shape[1]
+    zero = np.zeros((d, 2 * p, c))
+
+    def certified(rho) -> GapCertificate | None:
+        cert = feature_relu_certificate(Xa, mask, kernel, lam, zero, rho, penalty)
+        return cert if cert.rel_gap <= tol else None
+
+    for rho, how in ((rho0, "warm_start"), (None, "zero")):
+        if how == "warm_start" and rho0 is None:
+            continue
+        cert = certified(rho)
+        if cert is not None:
+            return cert, rho, how
+        if rho0_exact:
+            return None, rho0, "lam_max"
+    C = adjoint(Xa, mask, -kernel.grad(np.zeros((n, c))))  # c_i = X_a^T D_i r0
+    CC = _pair_correlations(C)
+    S2 = _pair_signs(mask, c)
+    norms = np.linalg.norm(CC, axis=0)
+    rho = np.zeros((n, 2 * p * c))
+    Theta = np.zeros_like(CC)  # the projections so far: a point of the cones
+    num, lower, checkpoint = 0.0, 0.0, 1
+    for k, j in enumerate(np.argsort(-norms, kind="stable")):
+        if norms[j] == 0.0:
+            break
+        if float((S2[:, j] * (Xa @ CC[:, j])).min()) < 0.0:  # c_j outside its cone: project
+            A = (S2[:, j, None] * Xa).T
+            rho[:, j], _ = nnls(A, -CC[:, j], maxiter=50 * (n + 1))
+            pj = CC[:, j] + A @ rho[:, j]
+        else:
+            pj = CC[:, j]
+        if np.linalg.norm(pj) <= 1e-9 * norms[j]:
+            continue  # c_j is (up to rounding) in the polar cone: it contributes nothing
+        Theta[:, j] = pj
+        num += float(CC[:, j] @ pj)
+        lower = max(lower, float(CC[:, j] @ pj) / penalty.value(pj[:, None]))
+        if k + 1 == checkpoint:  # the prefix as one point of the cones, at k = 1, 2, 4, ...
+            lower = max(lower, num / penalty.value(Theta))
+            checkpoint *= 2
+        if lam < lower * (1.0 - ZERO_SCREEN_MARGIN):
+            logger.debug("zero check: lam %.6g below the lower bound %.6g on lam_max", lam, lower)
+            return None, None, ""
+    lower = max(lower, num / penalty.value(Theta)) if num > 0.0 else lower
+    if lam < lower * (1.0 - ZERO_SCREEN_MARGIN):
+        return None, None, ""
+    rho = rho.reshape(n, 2 * p, c)
+    cert = certified(rho)
+    if cert is not None:
+        return cert, rho, "cone_projections"
+    try:
+        _, rho = feature_relu_lam_max(Xa, mask, C, penalty)
+    except SolverError as exc:  # the iteration still runs and certifies what it can
+        logger.info("zero check: the lam_max program failed (%s)", exc)
+        return None, None, ""
+    cert = certified(rho)
+    return cert, rho, "lam_max"
+
+
 def solve_feature_sparse_native(
     X,
     y,
@@ -259,7 +429,10 @@ def solve_feature_sparse_native(
         R-FISTA iterations (C-ReLU: inner iterations over all outer steps).
     warm_start : ConvexModel, optional
         A point of the same activation on the same patterns (its ``step_size``, and for C-ReLU its
-        ``multipliers``, are reused when present).
+        ``multipliers``, are reused when present). A start point (zero without it) whose gap is
+        within ``tol`` is returned as it is, with ``iterations == 0`` and
+        ``extra["certified_by"]`` (``"zero"``, ``"warm_start"``, ``"cone_projections"`` or
+        ``"lam_max"``: the multipliers that certified it; see the module docstring).
     callback : callable, optional
         ``callback(info)`` every iteration (``iteration``, ``objective``, ``dual``, ``gap``,
         ``rel_gap``, and ``step`` or ``violation``); returning True stops the solve.
@@ -347,8 +520,15 @@ def _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callbac
         U0 = np.zeros((d, p, c))
     if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
         eta0 = initial_step(op, kernel)
+    # the start point (zero, or the warm start) may be optimal already: certified, it is returned
+    # without an iteration (at lam >= lam_max for zero)
+    cert0 = feature_sparse_certificate(op, kernel, lam, U0, penalty)
+    if cert0.rel_gap <= tol:
+        return _gated_fields(op, U0, cert0, cert0.dual, penalty, iterations=0, eta=eta0,
+                             extra={"restarts": 0, "backtracks": 0, "stopped_by_callback": False,
+                                    "certified_by": "zero" if not np.any(U0) else "warm_start"})
     img0 = op.forward(U0) if np.any(U0) else np.zeros((op.n, c))
-    best: dict[str, Any] = {"P": problem.primal(img0, penalty.value(U0)), "U": U0, "D": -np.inf}
+    best: dict[str, Any] = {"P": problem.primal(img0, penalty.value(U0)), "U": U0, "D": cert0.dual}
     state = {"callback_stop": False}
 
     def monitor(step: FistaStep) -> bool:
@@ -371,14 +551,20 @@ def _gated(X, patterns, kernel, lam, penalty, tol, max_iter, warm_start, callbac
     out = rfista(problem, U0, img0, eta0=eta0, max_iter=max_iter, monitor=monitor)
     U = np.ascontiguousarray(best["U"])
     cert = feature_sparse_certificate(op, kernel, lam, U, penalty)
-    dual = max(cert.dual, best["D"])
+    return _gated_fields(op, U, cert, best["D"], penalty, iterations=out.iterations, eta=out.eta,
+                         extra={"restarts": out.restarts, "backtracks": out.backtracks,
+                                "stopped_by_callback": state["callback_stop"]})
+
+
+def _gated_fields(op, U, cert, dual_bound, penalty, *, iterations, eta, extra) -> dict[str, Any]:
+    """The result fields of a C-GReLU point ``U`` with its certificate and the best dual bound."""
+    dual = max(cert.dual, dual_bound)
     gap = max(cert.primal - dual, 0.0)
-    return {"weights": {"U": U}, "solver": "rfista", "objective_value": cert.primal, "iterations": out.iterations,
-            "gap": gap, "dual_value": dual, "rel_gap": gap / max(abs(cert.primal), np.finfo(float).tiny),
-            "step_size": out.eta, "program_penalty": penalty.value(U),
-            "extra": {"restarts": out.restarts, "backtracks": out.backtracks,
-                      "stopped_by_callback": state["callback_stop"], "n_forward": op.n_forward,
-                      "n_adjoint": op.n_adjoint}}
+    extra.update(n_forward=op.n_forward, n_adjoint=op.n_adjoint)
+    return {"weights": {"U": np.ascontiguousarray(U)}, "solver": "rfista", "objective_value": cert.primal,
+            "iterations": iterations, "gap": gap, "dual_value": dual,
+            "rel_gap": gap / max(abs(cert.primal), np.finfo(float).tiny), "step_size": eta,
+            "program_penalty": penalty.value(U), "extra": extra}
 
 
 def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start, callback,
@@ -387,13 +573,13 @@ def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start
     n, d = Xa.shape
     p, c = patterns.n_patterns, kernel.y.shape[1]
     budget = al.check_al_memory(n, d, p, c, 8, memory_budget)
-    gamma0, delta0, eta0 = np.zeros((n, 2 * p, c)), None, None
+    gamma0, delta0, eta0, rho_warm = np.zeros((n, 2 * p, c)), None, None, None
     if warm_start is not None:
         T0 = np.concatenate([np.asarray(warm_start.V, dtype=np.float64).reshape(d, p, c),
                              np.asarray(warm_start.W, dtype=np.float64).reshape(d, p, c)], axis=1)
         mult = getattr(warm_start, "multipliers", None)
         if mult is not None and np.size(mult) == n * 2 * p * c:
-            gamma0 = np.maximum(np.asarray(mult, dtype=np.float64).reshape(n, 2 * p, c), 0.0)
+            gamma0 = rho_warm = np.maximum(np.asarray(mult, dtype=np.float64).reshape(n, 2 * p, c), 0.0)
         eta0 = getattr(warm_start, "step_size", None)  # delta restarts from its rule: see _solve_relu_al
     else:
         T0 = np.zeros((d, 2 * p, c))
@@ -405,23 +591,50 @@ def _relu(X, patterns, kernel, lam, penalty, tol, feas_tol, max_iter, warm_start
     delta0 = max(float(delta0), np.finfo(float).tiny)
     if eta0 is None or not np.isfinite(eta0) or eta0 <= 0:
         eta0 = al.initial_al_step(kernel.curvature, sx2, p, delta0)
+    # the start point may be optimal already. Zero (cone feasible) is certified with the cheapest
+    # multipliers that do (_relu_zero_check); at lam >= lam_max the iteration would otherwise
+    # leave it for blocks of ~1e-3 and return to it only as fast as its multipliers converge
+    if not np.any(T0):
+        # a zero model certified by the lam_max program carries the optimal multipliers of zero
+        exact = rho_warm is not None and (getattr(warm_start, "extra", None) or {}).get("certified_by") == "lam_max"
+        cert0, rho0, how = _relu_zero_check(Xa, patterns.mask, kernel, lam, penalty, tol, rho_warm, exact)
+        if cert0 is not None:
+            rho0 = np.zeros((n, 2 * p, c)) if rho0 is None else rho0
+            return _relu_fields(T0, rho0, cert0, cert0.dual, penalty, p, c, feas_tol, iterations=0, outer=0,
+                                delta=delta0, eta=eta0, stopped=False, certified_by=how)
+        if how == "lam_max":
+            gamma0 = rho0  # the multipliers of zero at lam_max: the start of the path below it
+    else:
+        cert0 = feature_relu_certificate(Xa, patterns.mask, kernel, lam, T0, gamma0, penalty)
+        if cert0.rel_gap <= tol and cert0.max_violation <= feas_tol:
+            return _relu_fields(T0, gamma0, cert0, cert0.dual, penalty, p, c, feas_tol, iterations=0, outer=0,
+                                delta=delta0, eta=eta0, stopped=False, certified_by="warm_start")
     problem = FeatureALProblem(Xa, patterns.mask, kernel, lam, gamma0, delta0, penalty)
     res = _solve_relu_al(problem, np.ascontiguousarray(T0), tol=tol, feas_tol=feas_tol, max_iter=max_iter,
                          eta0=eta0, callback=callback)
     T = res["T"]
     cert = feature_relu_certificate(Xa, patterns.mask, kernel, lam, T, res["rho"], penalty)
-    dual = max(cert.dual, res["dual"])
+    return _relu_fields(T, res["rho"], cert, res["dual"], penalty, p, c, feas_tol, iterations=res["iterations"],
+                        outer=res["outer"], delta=problem.delta, eta=res["eta"], stopped=res["callback_stop"])
+
+
+def _relu_fields(T, rho, cert, dual_bound, penalty, p, c, feas_tol, *, iterations, outer, delta, eta, stopped,
+                 certified_by=None) -> dict[str, Any]:
+    """The result fields of a C-ReLU point ``T = [V, W]`` with multipliers ``rho``, its
+    certificate and the best dual bound."""
+    dual = max(cert.dual, dual_bound)
     gap = max(cert.primal - dual, 0.0)
     rel = gap / max(abs(cert.primal), np.finfo(float).tiny)
-    rho = res["rho"][:, :, 0] if c == 1 else res["rho"]
-    extra = {"outer_iterations": res["outer"], "feas_tol": feas_tol, "stopped_by_callback": res["callback_stop"]}
+    extra = {"outer_iterations": outer, "feas_tol": feas_tol, "stopped_by_callback": stopped}
+    if certified_by is not None:
+        extra["certified_by"] = certified_by
     if cert.max_violation > feas_tol:
         # outside the cones the objective can lie below the optimum: primal - dual bounds nothing
         # (clipped at zero it read as a perfect certificate); kept as a diagnostic
         extra["gap_at_infeasible_point"] = cert.primal - dual
         gap = rel = None  # no certificate, so no relative gap either (0.0 read as perfect)
     return {"weights": {"V": np.ascontiguousarray(T[:, :p]), "W": np.ascontiguousarray(T[:, p:])}, "solver": "al",
-            "objective_value": cert.primal, "iterations": res["iterations"], "gap": gap, "dual_value": dual,
+            "objective_value": cert.primal, "iterations": iterations, "gap": gap, "dual_value": dual,
             "rel_gap": rel, "max_violation": cert.max_violation,
-            "multipliers": rho, "al_delta": problem.delta, "step_size": res["eta"],
+            "multipliers": rho[:, :, 0] if c == 1 else rho, "al_delta": delta, "step_size": eta,
             "program_penalty": penalty.value(T), "extra": extra}

@@ -308,3 +308,27 @@ def test_an_estimator_solution_on_raw_data_says_how_to_analyse_it():
     Xs, ys = std.transform(X), std.transform_y(y)
     assert kkt_report(sol, Xs, ys).is_optimal(1e-4)
     assert optimal_set(sol, Xs, ys).contains(sol)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gated_relu"])
+def test_prune_zero_interior_point_solution(activation):
+    """At lam >= lam_max Clarabel returns blocks of ~1e-10 only: they are zero (absolute scale
+    objective / lam), not 32 neurons to prune one by one (with a 'projection changed the fit by
+    11 %' warning measured against a fit of 1e-10)."""
+    from cvxnn.optimality import is_minimal, prune_exact, pruning_path
+    from cvxnn.path import lam_max
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = X[:, 0] - 0.5 * X[:, 1] + 0.1 * rng.standard_normal(40)
+    pats = cvxnn.sample_patterns(X, 16, seed=0)
+    sol = cvxnn.solve(X, y, pats, activation=activation, lam=1.5 * lam_max(X, y, pats, activation, "squared"),
+                      solver="clarabel")
+    assert sol.status == "optimal"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = prune_exact(sol, X)
+        path = pruning_path(sol, X, y)
+    assert res.n_before == 0 and res.n_after == 0
+    assert is_minimal(sol, X)
+    assert [step.width for step in path.steps] == [0, 0]

@@ -50,7 +50,15 @@ from ..activations import get_activation
 from ..errors import InaccurateSolutionWarning, InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..solution import ConvexModel
-from .kkt import DEFAULT_ACTIVE_TOL, _active_mask, _block_norms, _check_data, block_layout, model_from_blocks
+from .kkt import (
+    DEFAULT_ACTIVE_TOL,
+    _active_mask,
+    _block_norms,
+    _check_data,
+    _check_unit_tol,
+    block_layout,
+    model_from_blocks,
+)
 
 __all__ = [
     "DEFAULT_RANK_TOL",
@@ -119,6 +127,24 @@ def _check_model_X(model, X):
         raise InvalidParameterError(f"expected a ConvexModel / ConvexSolution, got {type(model).__name__}.")
     X = _check_data(model, X)
     return X, model.patterns.design(X)
+
+
+def _active(model, norms: np.ndarray, active_tol: float) -> np.ndarray:
+    """The active blocks of ``model``: norm above ``active_tol`` times the largest
+    (:func:`~cvxnn.optimality.kkt._active_mask`) and, for a solution that records its objective
+    and ``lam``, above ``active_tol * objective_value / lam``. The second rule has an absolute
+    scale (any optimum has penalty ``<= objective / lam``): at ``lam >= lam_max`` an
+    interior-point solver returns blocks of ~1e-10 only, which the relative rule alone keeps as
+    neurons (Clarabel, 40 rows, 16 gates, ``1.5 lam_max``: 32 "active" C-ReLU blocks)."""
+    active_tol = _check_unit_tol(active_tol, "active_tol")
+    active = _active_mask(norms, active_tol)
+    try:
+        obj, lam = float(getattr(model, "objective_value", np.nan)), float(getattr(model, "lam", np.nan))
+    except (TypeError, ValueError):
+        return active
+    if np.isfinite(obj) and np.isfinite(lam) and obj > 0 and lam > 0:
+        active &= norms > active_tol * obj / lam
+    return active
 
 
 def _warn_uncertified(model, what: str) -> None:
@@ -313,7 +339,7 @@ def prune_exact(
     theta = theta.copy()
     form = getattr(model, "formulation", None)
     norms = _block_norms(theta, form)
-    active = _active_mask(norms, active_tol)
+    active = _active(model, norms, active_tol)
     _warn_uncertified(model, "prune_exact")
     theta[:, ~active] = 0.0
     idx = np.flatnonzero(active)
@@ -366,7 +392,8 @@ def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
         raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
     X, Xa = _check_model_X(model, X)
     theta, pattern, sign = block_layout(model)
-    idx = np.flatnonzero(_active_mask(_block_norms(theta, getattr(model, "formulation", None)), active_tol))
+    idx = np.flatnonzero(_active(model, _block_norms(theta, getattr(model, "formulation", None)),
+                                 active_tol))
     if idx.size == 0:
         return True
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
@@ -564,7 +591,7 @@ def pruning_path(
     theta, pattern, sign = block_layout(model)
     theta = theta.copy()
     form = getattr(model, "formulation", None)
-    theta[:, ~_active_mask(_block_norms(theta, form), active_tol)] = 0.0
+    theta[:, ~_active(model, _block_norms(theta, form), active_tol)] = 0.0
     start = model_from_blocks(model, theta)
     steps = [record(start, "start", None, None)]
     exact = prune_exact(start, X, rank_tol=rank_tol, active_tol=0.0)

@@ -66,10 +66,10 @@ def _torch_module(net: _TwoLayer, dtype=None):
                 self.hidden = nn.Linear(d, m, bias=net.b1 is not None, dtype=dtype)
                 self.output = nn.Linear(m, c, bias=False, dtype=dtype)
             with torch.no_grad():
-                self.hidden.weight.copy_(torch.as_tensor(net.W1.T, dtype=dtype))
+                self.hidden.weight.copy_(torch.as_tensor(np.array(net.W1.T), dtype=dtype))
                 if net.b1 is not None:
-                    self.hidden.bias.copy_(torch.as_tensor(net.b1, dtype=dtype))
-                self.output.weight.copy_(torch.as_tensor(net.w2.reshape(m, c).T, dtype=dtype))
+                    self.hidden.bias.copy_(torch.as_tensor(np.array(net.b1), dtype=dtype))
+                self.output.weight.copy_(torch.as_tensor(np.array(net.w2.reshape(m, c).T), dtype=dtype))
 
         def activation(self, z, x):  # pragma: no cover - overridden
             raise NotImplementedError
@@ -88,8 +88,8 @@ def _torch_module(net: _TwoLayer, dtype=None):
                 # inputs of its range would overflow (a 1e50 gate is inf in float32)
                 limit = min(MAX_ABS_VALUE, float(torch.finfo(dtype).max) ** 0.5)
                 G = _rescale_large_gates(np.vstack([net.gates, net._gate_offset()[None, :]]), limit)
-                self.register_buffer("gates", torch.as_tensor(G[:-1], dtype=dtype).clone())
-                self.register_buffer("gate_bias", torch.as_tensor(G[-1], dtype=dtype).clone())
+                self.register_buffer("gates", torch.as_tensor(np.array(G[:-1]), dtype=dtype))
+                self.register_buffer("gate_bias", torch.as_tensor(np.array(G[-1]), dtype=dtype))
 
             def activation(self, z, x):
                 return (x @ self.gates + self.gate_bias >= 0).to(z.dtype) * z
@@ -128,6 +128,16 @@ def _rescale_large_gates(G: np.ndarray, limit: float = MAX_ABS_VALUE) -> np.ndar
     G = np.array(G)
     G[:, big] = np.ldexp(G[:, big], -np.frexp(top[big])[1])
     return G
+
+
+def _frozen(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only view of ``a`` (the network's own copy): a network is frozen, and an entry
+    written in place (``net.W1[0, 0] = numpy.nan``) would bypass its validation."""
+    if a is None:
+        return None
+    v = a.view()
+    v.setflags(write=False)
+    return v
 
 
 def _prep_weights(W1, w2, b1):
@@ -325,9 +335,9 @@ class ReLUNetwork(_TwoLayer):
 
     def __post_init__(self) -> None:
         W1, w2, b1 = _prep_weights(self.W1, self.w2, self.b1)
-        object.__setattr__(self, "W1", W1)
-        object.__setattr__(self, "w2", w2)
-        object.__setattr__(self, "b1", b1)
+        object.__setattr__(self, "W1", _frozen(W1))
+        object.__setattr__(self, "w2", _frozen(w2))
+        object.__setattr__(self, "b1", _frozen(b1))
 
     def _hidden(self, X: np.ndarray) -> np.ndarray:
         return np.maximum(self._pre(X), 0.0)
@@ -382,11 +392,11 @@ class GatedReLUNetwork(_TwoLayer):
         for name, a in (("gates", G), ("gate_bias", c)):
             if a is not None and not np.all(np.isfinite(a)):
                 raise NonFiniteError(f"{name} contains NaN or infinity.")
-        object.__setattr__(self, "W1", W1)
-        object.__setattr__(self, "w2", w2)
-        object.__setattr__(self, "b1", b1)
-        object.__setattr__(self, "gates", G)
-        object.__setattr__(self, "gate_bias", c)
+        object.__setattr__(self, "W1", _frozen(W1))
+        object.__setattr__(self, "w2", _frozen(w2))
+        object.__setattr__(self, "b1", _frozen(b1))
+        object.__setattr__(self, "gates", _frozen(G))
+        object.__setattr__(self, "gate_bias", _frozen(c))
 
     def _gate_offset(self) -> np.ndarray:
         return self.gate_bias if self.gate_bias is not None else np.zeros(self.n_neurons)

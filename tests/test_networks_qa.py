@@ -338,3 +338,20 @@ def test_vector_output_gated_map_round_trip(diabetes):
     back = gated_network_to_convex(net, X)
     np.testing.assert_allclose(back.predict(X), net.predict(X), rtol=1e-10, atol=1e-10)
     assert back.objective(X, Y, lam) <= net.objective(X, Y, lam) * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_weights_are_read_only_views(gated):
+    """A network is frozen: an entry written in place (net.W1[0, 0] = nan) bypassed its
+    validation. The arrays are read-only copies; the caller's own arrays stay writable."""
+    W1, w2, b1 = np.ones((3, 2)), np.ones(2), np.zeros(2)
+    kw = dict(W1=W1, w2=w2, b1=b1)
+    if gated:
+        kw.update(gates=np.ones((3, 2)), gate_bias=np.zeros(2))
+    net = (GatedReLUNetwork if gated else ReLUNetwork)(**kw)
+    names = ["W1", "w2", "b1"] + (["gates", "gate_bias"] if gated else [])
+    for name in names:
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(net, name)[0] = np.nan
+    W1[0, 0] = 2.0  # the caller's array stays writable and is not the network's
+    assert W1.flags.writeable and net.W1[0, 0] == 1.0

@@ -476,7 +476,8 @@ def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: 
     try:  # in float32 the dense design takes half the bytes of the float64 one
         design = op.dense()
     except MemoryBudgetError:
-        pass
+        logger.debug("conv C-GReLU: the dense %s pooled design exceeds the memory budget; matrix-free",
+                     np.dtype(dtype).name)
     kind_of_design = "matrix_free" if design is op else "dense"
     del op
     low = design.dtype != np.float64
@@ -502,7 +503,8 @@ def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: 
             try:
                 design64 = op64.dense()
             except MemoryBudgetError:
-                pass
+                logger.debug("conv C-GReLU: the dense float64 pooled design exceeds the memory budget; "
+                             "the float64 polish runs matrix-free")
         res = solve_gated(GatedProblem(design64, kernel64, lam, penalty=kind), U64, tol=tol,
                           max_iter=max_iter - iterations, eta0=res.eta, callback=callback, polish=False)
         polish = res.iterations

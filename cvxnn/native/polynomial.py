@@ -239,9 +239,10 @@ def solve_quadratic_native(
     rel = gap / max(abs(best["P"]), np.finfo(float).tiny)
     status = "optimal" if rel <= tol and not stopped["callback"] else "max_iterations"
     if status != "optimal":
+        why = ("stopped by the callback" if stopped["callback"] else
+               "raise max_iter or warm-start with Z0=solution.Z")
         warnings.warn(f"the native quadratic-program solve stopped at relative gap {rel:.3e} (tol {tol:.1e}) "
-                      f"after {out.iterations} iterations; raise max_iter or warm-start from this solution.",
-                      ConvergenceWarning, stacklevel=2)
+                      f"after {out.iterations} iterations; {why}.", ConvergenceWarning, stacklevel=2)
     logger.info("native quadratic program: %d iterations, objective %.10g, rel gap %.2e", out.iterations,
                 best["P"], rel)
     return quadratic_solution(best["Z"], Xc, yc, loss_obj, lam, status=status, solver="native",

@@ -32,7 +32,7 @@ from .backends.cvxpy_adapter import check_cvxpy_solver as _check_solver  # noqa:
 from .errors import InvalidParameterError, LabelError
 from .losses import Loss, get_loss
 from .patterns import Patterns, sample_patterns
-from .penalties import GroupL2, Penalty, get_penalty
+from .penalties import Columnwise, GroupL2, Nuclear, Penalty, get_penalty
 from .program import DEFAULT_CANON_BACKEND, DEFAULT_SCS_OPTIONS, FORMS, ConvexProgram
 from .vector import _check_formulation, build_vector_program
 
@@ -40,6 +40,9 @@ __all__ = ["DEFAULT_CANON_BACKEND", "DEFAULT_SCS_OPTIONS", "FORMS", "ConvexProgr
            "check_targets"]
 
 logger = logging.getLogger(__name__)
+
+#: Block penalties that are the group lasso ``sum_i ||b_i||_2`` of docs/math.md for scalar output.
+_SCALAR_GROUP_LASSO = (GroupL2, Nuclear, Columnwise)
 
 #: Clarabel runs with its own defaults (feasibility tolerance 1e-8). Measured on small
 #: C-ReLU programs: cone violations of that order make the mapped network's objective differ
@@ -144,7 +147,9 @@ def build_program(
         Replaces the group penalty by ``penalty.cvxpy`` of the weight matrix (``U``, or ``[V, W]``
         for C-ReLU; ``d_a x (p c)`` for vector output, see :func:`cvxnn.vector.build_vector_program`),
         e.g. :class:`~cvxnn.feature_penalties.FeatureGroupL2` (docs/feature-sparsity.md).
-        Default: the group lasso of docs/math.md.
+        Default: the group lasso of docs/math.md. For scalar targets ``"group_l2"``, ``"nuclear"``
+        and ``"columnwise"`` (``"one_vs_all"``) are that group lasso (a block is one column): the
+        program of the default, with ``program_penalty`` reported.
 
     Returns
     -------
@@ -186,10 +191,14 @@ def build_program(
     constraints = list(parts.constraints)
     prediction = _masked_prediction(Xa, M, parts.weights)
     blocks = list(variables.values())
-    if pen_obj is not None:  # a penalty of the whole weight matrix [V, W] or U (it may couple V and W)
+    if pen_obj is not None and type(pen_obj) not in _SCALAR_GROUP_LASSO:
+        # a penalty of the whole weight matrix [V, W] or U (it may couple V and W)
         term = pen_obj.cvxpy(cp.hstack(blocks) if len(blocks) > 1 else blocks[0])
         penalty = term.expression
         constraints += term.constraints
+    # else: with one output a block is a column, and its Frobenius, nuclear and column norms are
+    # all its 2-norm: the group lasso above (second-order cones). Nuclear's own CVXPY form is a
+    # semidefinite epigraph per block: measured 40x slower in Clarabel, and ending inaccurate.
     lam_param = None
     loss_obj = None
     if form == "regularized":

@@ -43,10 +43,17 @@ class ConeConstraint:
         return 2.0 * np.asarray(mask, dtype=float) - 1.0
 
     def slack(self, Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> np.ndarray:
-        """``Xt_i b_i`` for every block: ``(n, p)``, or ``(n, p, c)`` for blocks ``(d_a, p, c)``."""
+        """``Xt_i b_i`` for every block: ``(n, p)``, or ``(n, p, c)`` for blocks ``(d_a, p, c)``.
+
+        Raises
+        ------
+        ShapeError
+            When ``Xa`` (``n x d_a``), ``mask`` (``n x p``) and ``B`` (``d_a x p [x c]``) do not fit.
+        """
         Xa = np.asarray(Xa, dtype=float)
         B = np.asarray(B, dtype=float)
         S = self.signs(mask)
+        _check_design(Xa, S, B)
         if B.ndim == 2:
             if B.shape[1] != S.shape[1]:
                 raise ShapeError(f"blocks have {B.shape[1]} columns but the mask has {S.shape[1]} patterns.")
@@ -58,7 +65,8 @@ class ConeConstraint:
 
     def violation(self, Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> float:
         """Largest violation ``max(0, -min_i Xt_i b_i)`` (prediction units)."""
-        return float(max(0.0, -self.slack(Xa, mask, B).min(initial=0.0)))
+        worst = -float(self.slack(Xa, mask, B).min(initial=0.0))
+        return worst if np.isnan(worst) else max(0.0, worst)  # NaN weights: NaN, never "feasible"
 
     def cvxpy(self, Xa: np.ndarray, mask: np.ndarray, B: cp.Expression, n_outputs: int = 1) -> list:
         """The constraint on the program variable ``B`` (``d_a x p c``) as a one-element list
@@ -66,7 +74,20 @@ class ConeConstraint:
         S = self.signs(mask)
         if n_outputs > 1:
             S = np.repeat(S, int(n_outputs), axis=1)
+        Xa = np.asarray(Xa, dtype=float)
+        if Xa.ndim != 2 or Xa.shape[0] != S.shape[0] or len(B.shape) != 2 or B.shape != (Xa.shape[1], S.shape[1]):
+            raise ShapeError(f"the cone constraint needs Xa (n, d_a), mask (n, p) and B (d_a, p * n_outputs); "
+                             f"got Xa {Xa.shape}, mask {np.shape(mask)}, n_outputs={n_outputs} and B {B.shape}.")
         return [cp.multiply(S, Xa @ B) >= 0]
 
     def __repr__(self) -> str:
         return "ConeConstraint()"
+
+
+def _check_design(Xa: np.ndarray, S: np.ndarray, B: np.ndarray) -> None:
+    """``Xa`` is ``n x d_a``, the signs ``n x p``, the blocks ``d_a x p [x c]``."""
+    if Xa.ndim != 2 or S.ndim != 2 or Xa.shape[0] != S.shape[0]:
+        raise ShapeError(f"Xa must be (n, d_a) and the mask (n, p) with the same n; got Xa {Xa.shape} and "
+                         f"mask {S.shape}.")
+    if B.ndim in (2, 3) and B.shape[0] != Xa.shape[1]:
+        raise ShapeError(f"blocks have {B.shape[0]} rows but Xa has {Xa.shape[1]} columns (d_a).")

@@ -52,15 +52,60 @@ def _as3(B) -> tuple[np.ndarray, bool]:
     raise ShapeError(f"blocks must have shape (d, p) or (d, p, c), got {B.shape}.")
 
 
+def _cvxpy_layout(B, n_outputs) -> tuple[int, int, int]:
+    """``(d, p, c)`` of a program variable ``B`` of shape ``(d, p c)`` with ``c = n_outputs``."""
+    if isinstance(n_outputs, (bool, np.bool_)) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
+        raise InvalidParameterError(f"n_outputs must be an integer >= 1, got {n_outputs!r}.")
+    shape = tuple(B.shape)
+    c = int(n_outputs)
+    if len(shape) != 2 or shape[1] % c:
+        raise ShapeError(f"the program variable must have shape (d, p * n_outputs) with n_outputs={c}, got {shape}.")
+    return shape[0], shape[1] // c, c
+
+
 def _back(B3: np.ndarray, flat: bool) -> np.ndarray:
     return B3[:, :, 0] if flat else B3
 
 
 def _check_t(t) -> float:
-    t = float(t)
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"the prox threshold t must be a real number, got {type(t).__name__} "
+                                    f"{t!r:.40}.") from None
     if not np.isfinite(t) or t < 0:
         raise InvalidParameterError(f"the prox threshold t must be a finite number >= 0, got {t!r}.")
     return t
+
+
+#: Block norms below this are recomputed after scaling (their squares may have lost digits).
+_SAFE_NORM_LOW = 1e-140
+
+
+def _norms(B3: np.ndarray, per_column: bool) -> np.ndarray:
+    """2-norms of the blocks ``B3[:, i, :]`` (shape ``(p,)``) or of the columns ``B3[:, i, k]``
+    (``per_column``, shape ``(p, c)``), in float64.
+
+    The sums of squares are formed directly; where they overflow (entries above ~1e154) or
+    underflow (a norm below :data:`_SAFE_NORM_LOW`, zero blocks included) the norms are
+    recomputed after dividing by the largest entry, so that they are accurate for every finite
+    input (without it a block of 1e200 entries has the norm inf and a prox of NaN, one of 1e-200
+    entries the norm 0).
+    """
+    norms = np.sqrt(np.einsum("dpc,dpc->pc" if per_column else "dpc,dpc->p", B3, B3, dtype=np.float64))
+    redo = np.isinf(norms) | (norms < _SAFE_NORM_LOW)
+    if not np.any(redo):
+        return norms
+    sub = (B3[:, redo] if per_column else B3[:, redo, :].reshape(B3.shape[0], -1, B3.shape[2]))
+    sub = np.abs(sub.astype(np.float64, copy=False))
+    axes = (0,) if per_column else (0, 2)
+    scale = sub.max(axis=axes, initial=0.0)
+    ok = np.isfinite(scale) & (scale > 0.0)
+    safe = np.where(ok, scale, 1.0)
+    scaled = sub / (safe[None, :] if per_column else safe[None, :, None])
+    again = np.sqrt(np.einsum("dk,dk->k" if per_column else "dkc,dkc->k", scaled, scaled)) * safe
+    norms[redo] = np.where(ok, again, norms[redo])
+    return norms
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +169,7 @@ class GroupL2(Penalty):
 
     def block_norms(self, B) -> np.ndarray:
         B3, _ = _as3(B)
-        return np.sqrt(np.einsum("dpc,dpc->p", B3, B3, dtype=np.float64))
+        return _norms(B3, per_column=False)
 
     def dual_norm(self, G) -> np.ndarray:
         return self.block_norms(G)
@@ -137,9 +182,8 @@ class GroupL2(Penalty):
         return _back(B3 * factor[None, :, None], flat)
 
     def cvxpy(self, B, n_outputs: int = 1, *, name: str = "B") -> CvxpyTerm:
-        d, pc = B.shape
-        c = int(n_outputs)
-        cols = B if c == 1 else cp.reshape(B, (d * c, pc // c), order="F")
+        d, p, c = _cvxpy_layout(B, n_outputs)
+        cols = B if c == 1 else cp.reshape(B, (d * c, p), order="F")
         return CvxpyTerm(cp.sum(cp.norm(cols, 2, axis=0)))
 
 
@@ -150,7 +194,7 @@ class Columnwise(Penalty):
 
     def _col_norms(self, B) -> np.ndarray:
         B3, _ = _as3(B)
-        return np.sqrt(np.einsum("dpc,dpc->pc", B3, B3, dtype=np.float64))  # (p, c)
+        return _norms(B3, per_column=True)  # (p, c)
 
     def block_norms(self, B) -> np.ndarray:
         return self._col_norms(B).sum(axis=1)
@@ -166,6 +210,7 @@ class Columnwise(Penalty):
         return _back(B3 * factor[None, :, :], flat)
 
     def cvxpy(self, B, n_outputs: int = 1, *, name: str = "B") -> CvxpyTerm:
+        _cvxpy_layout(B, n_outputs)
         return CvxpyTerm(cp.sum(cp.norm(B, 2, axis=0)))
 
 
@@ -176,8 +221,17 @@ class Nuclear(Penalty):
 
     @staticmethod
     def _svals(B) -> np.ndarray:
+        """Singular values of every block, ``(p, min(d, c))``; NaN for a block with NaN or inf
+        entries, as the other penalties' norms (LAPACK does not converge on them)."""
         B3, _ = _as3(B)
-        return np.linalg.svd(np.transpose(B3, (1, 0, 2)), compute_uv=False)  # (p, min(d, c))
+        stack = np.transpose(B3, (1, 0, 2))
+        bad = ~np.isfinite(stack).all(axis=(1, 2))
+        if not bad.any():
+            return np.linalg.svd(stack, compute_uv=False)
+        s = np.full((stack.shape[0], min(stack.shape[1:])), np.nan)
+        if (~bad).any():
+            s[~bad] = np.linalg.svd(stack[~bad], compute_uv=False)
+        return s
 
     def block_norms(self, B) -> np.ndarray:
         return self._svals(B).sum(axis=1).astype(np.float64)
@@ -190,8 +244,19 @@ class Nuclear(Penalty):
         """Singular-value soft-threshold of every block (one batched SVD)."""
         t = _check_t(t)
         B3, flat = _as3(B)
-        U, s, Vt = np.linalg.svd(np.transpose(B3, (1, 0, 2)), full_matrices=False)
-        Xt = np.matmul(U * np.maximum(s - t, 0.0)[:, None, :], Vt)
+        stack = np.transpose(B3, (1, 0, 2))
+        bad = ~np.isfinite(stack).all(axis=(1, 2))
+
+        def shrink(blocks):
+            U, s, Vt = np.linalg.svd(blocks, full_matrices=False)
+            return np.matmul(U * np.maximum(s - t, 0.0)[:, None, :], Vt)
+
+        if not bad.any():
+            Xt = shrink(stack)
+        else:  # NaN for a block with NaN or inf entries
+            Xt = np.full(stack.shape, np.nan, dtype=np.result_type(stack.dtype, np.float32))
+            if (~bad).any():
+                Xt[~bad] = shrink(stack[~bad])
         return _back(np.ascontiguousarray(np.transpose(Xt, (1, 0, 2))), flat)
 
     def cvxpy(self, B, n_outputs: int = 1, *, name: str = "B") -> CvxpyTerm:
@@ -202,9 +267,7 @@ class Nuclear(Penalty):
         concatenation and a single constraint ``>> 0`` (compile time linear in ``p``, several
         times below ``p`` separate ``normNuc`` atoms).
         """
-        d, pc = B.shape
-        c = int(n_outputs)
-        p = pc // c
+        d, p, c = _cvxpy_layout(B, n_outputs)
         P = cp.Variable((p, d, d), name=f"P_{name}")
         Q = cp.Variable((p, c, c), name=f"Q_{name}")
         B3 = cp.transpose(cp.reshape(B, (d, p, c), order="C"), (1, 0, 2))  # (p, d, c)

@@ -236,10 +236,6 @@ class ConvexProgram:
         if lam is not None:
             self.set_lam(lam)
         sol = cvxpy_adapter.solve_program(self, solver, **solver_opts)
-        if isinstance(self.weight_penalty, GroupSparsePenalty):
-            # the block-norm certificate is another program's: duality_gap refuses the point
-            # without penalty= (it reported a 24% "gap" at a Clarabel optimum on diabetes)
-            sol.extra["penalty"] = repr(self.weight_penalty)
         return attach_certificate(self, sol)
 
     # ---------------------------------------------------------------- adapter hooks
@@ -291,6 +287,16 @@ class ConvexProgram:
         programs of :mod:`cvxnn.vector` use one ``d_a x (p c)`` matrix per sign) override it.
         """
         return values
+
+    def _solution_extra(self) -> dict[str, Any]:
+        """Entries of ``extra`` that label every solution of this program (however it was solved:
+        :meth:`solve` or :func:`cvxnn.solve` with ``program=``): ``"penalty"`` for a feature penalty
+        (:class:`~cvxnn.feature_penalties.GroupSparsePenalty`), whose solutions the block-norm
+        certificate must not judge (``duality_gap`` refuses them without ``penalty=``: the block-norm
+        certificate is another program's, and shows a gap of tens of percent at such an optimum)."""
+        if isinstance(self.weight_penalty, GroupSparsePenalty):
+            return {"penalty": repr(self.weight_penalty)}
+        return {}
 
     def _solution_fields(self, blocks: dict[str, np.ndarray], cone_duals) -> dict[str, Any]:
         """Typed :class:`~cvxnn.solution.ConvexSolution` fields this program adds (the vector

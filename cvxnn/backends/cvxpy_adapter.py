@@ -417,6 +417,11 @@ def run_problem(
     """
     name = check_cvxpy_solver(solver)
     opts = _options(name, options, defaults)
+    method = opts.get("method")
+    if method is not None and method not in cp.Problem.REGISTERED_SOLVE_METHODS:
+        # CVXPY looks it up in its registry of solve methods: a bare KeyError
+        raise InvalidParameterError(f"method={method!r} is no registered CVXPY solve method (registered: "
+                                    f"{sorted(cp.Problem.REGISTERED_SOLVE_METHODS)}); omit it.")
     _take_own_solver(problem, name, opts)
     t0 = time.perf_counter()
     try:
@@ -433,6 +438,9 @@ def run_problem(
         _raise_if_incapable(exc, name, what)
         raise SolverError(f"{name} failed on {what} ({exc}).{(' ' + advice) if advice else ''}",
                           status="numerical_error") from exc
+    except (cp.error.DGPError, cp.error.DQCPError) as exc:  # gp=True / qcp=True on a DCP program
+        raise InvalidParameterError(f"{what} is a DCP program: solve it without gp= or qcp= "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     except (TypeError, OverflowError) as exc:
         raise InvalidParameterError(f"bad solver option for {name}: {exc}") from exc
     except ValueError as exc:  # e.g. older SCS: "Error parsing inputs" for an overflowing option
@@ -649,6 +657,9 @@ def solve_program(program, solver: str | None = None, *, memory_budget: int | No
         extra["cone_duals"] = cone_duals  # mirrored for cvxnn.io; library code reads sol.cone_duals
     fields = program._solution_fields(blocks, cone_duals)
     extra.update(fields)  # mirrored for cvxnn.io, which saves ``extra``; library code reads the fields
+    labels = getattr(program, "_solution_extra", None)
+    if callable(labels):
+        extra.update(labels())
     lam = None if program.lam is None else float(program.lam.value)
     sol = ConvexSolution(
         activation=program.activation,

@@ -101,6 +101,14 @@ class CvxpyAdapter:
         name = request.solver.upper()
         program = request.program
         opts = dict(request.options)
+        build_only = sorted(_BUILD_OPTIONS & opts.keys())
+        if build_only:
+            # CVXPY would hand them to the solver as settings ("unrecognized solver setting 'penalty'")
+            raise InvalidParameterError(
+                f"cvxnn.solve does not take {build_only}: they choose the program, not the solver. Build "
+                "it with cvxnn.build_program(X, y, ..., " + ", ".join(f"{k}=..." for k in build_only)
+                + ") and call its solve()"
+                + (" (feature penalties also: cvxnn.solve_feature_sparse)." if "penalty" in build_only else "."))
         # vector output: the same program as the native solvers ("auto": one-vs-all for C-ReLU,
         # nuclear norms for C-GReLU), so that switching the solver does not switch the program
         formulation = opts.pop("formulation", "auto")
@@ -130,6 +138,11 @@ class CvxpyAdapter:
         from ..native.certificates import attach_certificate
 
         return attach_certificate(program, cvxpy_adapter.solve_program(program, name, **opts), stacklevel=4)
+
+
+#: Options of :func:`cvxnn.builders.build_program` that choose the program; passed to
+#: :func:`solve` with a CVXPY solver they are refused by name (they are no solver settings).
+_BUILD_OPTIONS = frozenset({"penalty", "form"})
 
 
 def _cvxpy_run_options(name: str, opts: dict, program, activation: str, *, max_iter: int | None,

@@ -36,6 +36,7 @@ from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign
 from ..patterns import Patterns
+from ..penalties import Columnwise, GroupL2, Nuclear
 from ..solution import ConvexModel
 from ._losses import SmoothKernel, make_kernel
 from .prox import BlockPenalty, penalty_norms
@@ -447,6 +448,8 @@ def attach_certificate(program, sol, *, stacklevel: int = 3):
     if program.lam is None or getattr(program, "form", "regularized") != "regularized" or program.loss is None:
         return sol
     penalty = getattr(program, "weight_penalty", None)
+    if isinstance(penalty, (GroupL2, Nuclear, Columnwise)) and np.ndim(program.y) == 1:
+        penalty = None  # one output: a block is a column, and these norms are its 2-norm (the group lasso)
     if penalty is not None and not isinstance(penalty, GroupSparsePenalty):
         return sol  # a block penalty of its own (nuclear, columnwise): its certificate is not this one
     gap = solution_gap(sol, program.X, program.y, float(program.lam.value), program.loss, penalty=penalty)

@@ -22,13 +22,15 @@ def _load_csv(name: str) -> np.ndarray:
 
 
 def load_teacher_regression() -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(X, y)``: ``X`` is ``80 x 4``, ``y`` has 80 real targets."""
+    """Return ``(X, y)``: ``X`` is a float64 ``80 x 4`` array, ``y`` 80 float64 targets (new,
+    writable arrays on every call)."""
     data = _load_csv("teacher_regression.csv")
     return data[:, :-1].copy(), data[:, -1].copy()
 
 
 def load_three_blobs() -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(X, labels)``: ``X`` is ``120 x 2``, ``labels`` are integers in {0, 1, 2}."""
+    """Return ``(X, labels)``: ``X`` is a float64 ``120 x 2`` array, ``labels`` 120 integers
+    (``int``, numpy's default integer) in {0, 1, 2}, 40 of each."""
     data = _load_csv("three_blobs.csv")
     return data[:, :-1].copy(), data[:, -1].astype(int)
 
@@ -38,8 +40,33 @@ def planted_teacher(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic regression data from a random two-layer ReLU teacher (benchmarks, tests).
 
-    ``X ~ N(0, I)``, ``y = (X W1)_+ w2 + noise * N(0, 1)`` with ``W1 ~ N(0, I/d)``.
-    Returns ``y`` of shape ``(n,)`` (or ``(n, n_outputs)`` when ``n_outputs > 1``).
+    ``X ~ N(0, I)``, ``y = (X W1)_+ w2 + noise * N(0, 1)`` with ``W1 ~ N(0, I/d)`` and
+    ``w2 ~ N(0, I/n_neurons)``.
+
+    Parameters
+    ----------
+    n, d : int
+        Samples and features (``>= 1``).
+    n_neurons : int
+        Hidden neurons of the teacher (``>= 1``).
+    noise : float
+        Standard deviation of the Gaussian noise (``>= 0``, finite; 0 gives the teacher's outputs).
+    n_outputs : int
+        Outputs of the teacher (``>= 1``).
+    seed : None, int or numpy.random.Generator
+        The same integer gives the same data; a Generator is advanced.
+
+    Returns
+    -------
+    X : ndarray of shape (n, d), float64
+    y : ndarray of shape (n,), or (n, n_outputs) when ``n_outputs > 1``, float64
+
+    Raises
+    ------
+    InvalidParameterError, NonFiniteError
+        A size that is not a positive integer, a negative or non-finite ``noise``, a bad seed.
+    MemoryBudgetError
+        When ``X``, the teacher's weights, its hidden layer and ``y`` would not fit the memory budget.
     """
     n = check_positive_int(n, "n")
     d = check_positive_int(d, "d")
@@ -49,8 +76,9 @@ def planted_teacher(
     rng = as_generator(seed)  # typed errors for bad seeds; an int seed gives default_rng's stream
     from .operators import check_memory
 
-    check_memory({"X": 8 * n * d, "hidden": 8 * n * n_neurons, "Y": 16 * n * n_outputs},
-                 what=f"planted_teacher(n={n}, d={d})", hint="Use smaller n or d.")
+    check_memory({"X": 8 * n * d, "W1": 8 * d * n_neurons, "w2": 8 * n_neurons * n_outputs,
+                  "hidden": 8 * n * n_neurons, "Y": 16 * n * n_outputs},
+                 what=f"planted_teacher(n={n}, d={d})", hint="Use smaller n, d or n_neurons.")
     X = rng.standard_normal((n, d))
     W1 = rng.standard_normal((d, n_neurons)) / np.sqrt(d)
     w2 = rng.standard_normal((n_neurons, n_outputs)) / np.sqrt(n_neurons)

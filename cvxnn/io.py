@@ -10,7 +10,13 @@ as a ``uint8`` array::
 
 * ``"solution"`` -- a :class:`~cvxnn.solution.ConvexSolution` (or a plain
   :class:`~cvxnn.solution.ConvexModel`, ``kind="model"``) with its patterns, weights, status
-  and statistics, so it can be analysed later (pruning, KKT checks) against the same data;
+  and statistics, so it can be analysed later (pruning, KKT checks) against the same data. Its
+  typed fields come back as they were: ``multipliers``, ``cone_duals``, ``dual_value``,
+  ``rel_gap``, ``step_size``, ``al_delta``, ``program_penalty``, ``formulation`` and
+  ``training_X`` (the training data that vector-output C-ReLU solutions carry), so certificates
+  and warm starts from a loaded solution equal those from the original; ``extra`` entries
+  that are not numbers, arrays or lists / dicts of them, and the gated working set's
+  ``check_state``, are not saved;
 * ``"relu_network"`` / ``"gated_relu_network"`` -- a
   :class:`~cvxnn.networks.ReLUNetwork` / :class:`~cvxnn.networks.GatedReLUNetwork`;
 * ``"estimator"`` -- a fitted estimator of :mod:`cvxnn.estimators` (hyper-parameters,
@@ -25,7 +31,8 @@ Loading never trusts the file:
 
 * arrays are read with ``allow_pickle=False``, so a file can never execute code;
 * before any array is read, the header of every member (compressed or not) is parsed and the
-  declared sizes are summed; a file that would need more than the memory budget
+  declared sizes are summed (a negative dimension, which would cancel another entry's size,
+  is refused); a file that would need more than the memory budget
   (:func:`cvxnn.operators.default_memory_budget`, or ``max_bytes``) is refused, as are
   members that are not ``.npy`` arrays, object arrays and encrypted or unknown compression;
 * every array has a checksum in the metadata (``"checksums"``, BLAKE2b of dtype, shape and
@@ -92,6 +99,12 @@ _FILE_KINDS = ("solution", "model", "relu_network", "gated_relu_network", "estim
 
 _SOLUTION_FIELDS = ("status", "objective_value", "lam", "backend", "solver", "solve_time",
                     "compile_time", "iterations", "gap", "max_violation")
+#: Typed fields of a :class:`ConvexSolution` that a solver may fill from ``extra`` or set on
+#: their own (a weighted fit's multipliers, moved back to the unweighted rows, are only in the
+#: field): stored under ``"typed"`` as numbers, null or the names of their array entries.
+_TYPED_SCALARS = ("dual_value", "rel_gap", "step_size", "al_delta", "program_penalty")
+_TYPED_ARRAYS = ("multipliers", "training_X")
+_TYPED_TUPLES = ("cone_duals",)
 
 #: Errors of zipfile / zlib / numpy's npy reader on a damaged or hostile archive member.
 _READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
@@ -248,7 +261,64 @@ def _model_arrays(model: ConvexModel, prefix: str = "") -> tuple[dict, dict]:
         meta["solution"]["extra_arrays"] = extra_arrays
         if nonfinite:
             meta["solution"]["extra_nonfinite"] = nonfinite
+        meta["solution"]["typed"] = _typed_fields(model, prefix, arrays)
     return arrays, meta
+
+
+def _concat_equal(multipliers, cone_duals) -> bool:
+    """Whether ``multipliers`` are the concatenated ``cone_duals`` (as :class:`ConvexSolution` makes them)."""
+    try:
+        joined = np.concatenate([np.asarray(d, dtype=float) for d in cone_duals], axis=1)
+    except (ValueError, TypeError, np.exceptions.AxisError):
+        return False
+    m = np.asarray(multipliers)
+    return m.dtype == joined.dtype and np.array_equal(m, joined)
+
+
+def _typed_fields(model: ConvexSolution, prefix: str, arrays: dict) -> dict:
+    """The typed fields of ``model`` (:data:`_TYPED_SCALARS`, ...) as JSON: numbers, null, or the
+    names of their array entries, added to ``arrays`` unless an ``extra`` entry holds the same
+    array (then it is saved once)."""
+
+    def entry(key: str, a) -> str | None:
+        a = np.asarray(a)
+        if a.dtype.kind not in "biuf":
+            return None
+        held = arrays.get(f"{prefix}extra__{key}")
+        if held is not None and (held is a or (held.dtype == a.dtype and np.array_equal(held, a))):
+            return f"extra__{key}"
+        arrays[f"{prefix}typed__{key}"] = a
+        return f"typed__{key}"
+
+    typed: dict[str, Any] = {}
+    for name in _TYPED_SCALARS:
+        value = getattr(model, name)
+        try:
+            typed[name] = None if value is None else _json_scalar(float(value))
+        except (TypeError, ValueError):
+            warnings.warn(f"not saving solution.{name} (a {type(value).__name__}, not a number); the loaded "
+                          "solution lacks it.", CvxnnWarning, stacklevel=4)
+            typed[name] = None
+    for name in _TYPED_ARRAYS + _TYPED_TUPLES:
+        value = getattr(model, name)
+        if value is None:
+            typed[name] = None
+            continue
+        if name == "multipliers" and model.cone_duals is not None and _concat_equal(value, model.cone_duals):
+            typed[name] = "cone_duals"  # the loaded solution concatenates them again (not saved twice)
+            continue
+        keys = [entry(name, value)] if name in _TYPED_ARRAYS else [entry(f"{name}__{k}", a)
+                                                                   for k, a in enumerate(value)]
+        if None in keys:
+            warnings.warn(f"not saving solution.{name} (not an array of numbers); the loaded solution lacks it.",
+                          CvxnnWarning, stacklevel=4)
+            for key in keys:
+                if key is not None and key.startswith("typed__"):
+                    del arrays[prefix + key]
+            typed[name] = None
+        else:
+            typed[name] = {"entry": keys[0]} if name in _TYPED_ARRAYS else {"entries": keys}
+    return typed
 
 
 def _network_arrays(net, prefix: str = "") -> tuple[dict, dict]:
@@ -418,6 +488,12 @@ def save(obj, path: str | os.PathLike, *, metadata: dict | None = None, compress
         if hasattr(obj, "best_estimator_"):  # a fitted ...CV estimator: its refit model is the model
             hint = (f" For a {type(obj).__name__}, save its refit model `best_estimator_` (lam_ = "
                     f"{getattr(obj, 'lam_', float('nan')):.6g}); scores_ and lams_ are plain arrays.")
+        elif type(obj).__name__ in ("PruneResult", "PruningStep", "DecompositionResult") and isinstance(
+                getattr(obj, "model", None), ConvexModel):
+            hint = f" For a {type(obj).__name__}, save its `model` (a {type(obj.model).__name__})."
+        elif hasattr(obj, "geometry") and isinstance(getattr(obj, "model", None), ConvexModel):
+            hint = (f" The file format has no patch geometry: a {type(obj).__name__} cannot be saved (its "
+                    "`model` alone would load as a model of the patch matrix, not of images).")
         raise InvalidParameterError(
             f"cannot save an object of type {type(obj).__name__}; save a ConvexSolution, a network or a fitted "
             "cvxnn estimator." + hint
@@ -534,6 +610,11 @@ def _member_headers(zf: zipfile.ZipFile, path) -> dict[str, tuple[tuple[int, ...
         if dtype.hasobject:
             raise FileFormatError(f"{path}: entry {key!r} is an object array, which cannot be read "
                                   "without pickle; refusing to load it.")
+        if any(int(dim) < 0 for dim in shape):
+            # numpy's header parser accepts them; summed, they would cancel the size of another
+            # entry and let a huge declared array past the memory budget
+            raise FileFormatError(f"{path}: entry {key!r} declares the shape {shape} with a negative "
+                                  "dimension; the file is damaged.")
         count = 1
         for dim in shape:
             count *= int(dim)
@@ -775,17 +856,72 @@ def _load_model(arc: _Archive, meta: dict, prefix: str = "", where: str = "") ->
               for k in ("objective_value", "lam", "solve_time", "compile_time", "gap", "max_violation")}
     if floats["objective_value"] is None:
         floats["objective_value"] = float("nan")
-    if floats["lam"] is not None and not floats["lam"] >= 0:
-        raise FileFormatError(f"{arc.path}: the metadata field '{sw}.lam' must be a number >= 0, got {floats['lam']}.")
+    if floats["lam"] is not None and not 0 <= floats["lam"] < np.inf:
+        raise FileFormatError(f"{arc.path}: the metadata field '{sw}.lam' must be a finite number >= 0, got "
+                              f"{floats['lam']}.")
     status = _field(smeta, "status", "str", sw, arc.path)
     if status not in STATUSES:
         raise FileFormatError(f"{arc.path}: the metadata field '{sw}.status' must be one of {STATUSES}, "
                               f"got {status!r:.40}.")
     iterations = _field(smeta, "iterations", "int|null", sw, arc.path)
-    return ConvexSolution(**kwargs, status=status, loss=loss,
-                          backend=_field(smeta, "backend", "str", sw, arc.path),
-                          solver=_field(smeta, "solver", "str", sw, arc.path),
-                          iterations=iterations, extra=extra, **floats)
+    if iterations is not None and iterations < 0:
+        raise FileFormatError(f"{arc.path}: the metadata field '{sw}.iterations' must be >= 0, got {iterations}.")
+    typed = _load_typed(arc, smeta, prefix, sw)
+    sol = ConvexSolution(**kwargs, status=status, loss=loss,
+                         backend=_field(smeta, "backend", "str", sw, arc.path),
+                         solver=_field(smeta, "solver", "str", sw, arc.path),
+                         iterations=iterations, extra=extra, **floats,
+                         **{k: v for k, v in (typed or {}).items() if not (v is None or isinstance(v, str))})
+    if typed is not None:  # a field left None stays None (not filled from ``extra``)
+        for name, value in typed.items():
+            if value is None:
+                setattr(sol, name, None)
+    return sol
+
+
+def _load_typed(arc: _Archive, smeta: dict, prefix: str, sw: str) -> dict | None:
+    """The typed fields stored by :func:`_typed_fields` (None for files written without them)."""
+    tmeta = _field(smeta, "typed", "object", sw, arc.path, required=False)
+    if tmeta is None:
+        return None
+    where = f"{sw}.typed"
+    typed: dict[str, Any] = {}
+    for name in _TYPED_SCALARS:
+        typed[name] = _float_or_none(_field(tmeta, name, "number|null", where, arc.path))
+
+    def array(key, name: str) -> np.ndarray:
+        if not (isinstance(key, str) and (key.startswith("typed__") or key.startswith("extra__"))):
+            raise FileFormatError(f"{arc.path}: the metadata field '{where}.{name}' names the entry "
+                                  f"{json.dumps(key, default=str)[:40]}, which is not an array of the solution.")
+        a = arc.get(prefix + key)
+        if a.dtype.kind not in "biuf":
+            raise FileFormatError(f"{arc.path}: the entry {key!r} of '{where}.{name}' must hold numbers, "
+                                  f"got dtype {a.dtype}.")
+        return a
+
+    for name in _TYPED_ARRAYS:
+        value = _field(tmeta, name, "object|null" + ("|str" if name == "multipliers" else ""), where, arc.path)
+        if value == "cone_duals":  # concatenated from the cone duals when the solution is made
+            typed[name] = "cone_duals"
+            continue
+        if isinstance(value, str):
+            raise FileFormatError(f"{arc.path}: the metadata field '{where}.{name}' must be an object, null "
+                                  f"or 'cone_duals', got {value[:40]!r}.")
+        typed[name] = None if value is None else array(_field(value, "entry", "str", f"{where}.{name}", arc.path),
+                                                        name)
+    for name in _TYPED_TUPLES:
+        value = _field(tmeta, name, "object|null", where, arc.path)
+        if value is None:
+            typed[name] = None
+            continue
+        keys = _field(value, "entries", "list", f"{where}.{name}", arc.path)
+        if len(keys) > len(arc.files):
+            raise FileFormatError(f"{arc.path}: the metadata field '{where}.{name}.entries' names more "
+                                  "entries than the file holds.")
+        typed[name] = tuple(array(k, name) for k in keys)
+    if isinstance(typed["multipliers"], str) and typed["cone_duals"] is None:
+        raise FileFormatError(f"{arc.path}: '{where}.multipliers' refers to the cone duals, which the file lacks.")
+    return typed
 
 
 def _load_network(arc: _Archive, kind: str, prefix: str = ""):
@@ -869,6 +1005,11 @@ def _load_estimator(arc: _Archive, meta: dict):
     if names is not None and not all(isinstance(f, str) for f in names):
         raise FileFormatError(f"{arc.path}: the metadata field 'fitted.feature_names_in_' must be a "
                               "list of strings.")
+    if values["status_"] not in STATUSES:
+        raise FileFormatError(f"{arc.path}: the metadata field 'fitted.status_' must be one of {STATUSES}, "
+                              f"got {values['status_']!r:.40}.")
+    if values["n_iter_"] is not None and values["n_iter_"] < 0:
+        raise FileFormatError(f"{arc.path}: the metadata field 'fitted.n_iter_' must be >= 0, got {values['n_iter_']}.")
     if "convex_objective_" not in fitted:  # older files: objective_ was the program's value
         values["convex_objective_"] = values["objective_"]
     if values["network_tol_"] is None:
@@ -940,6 +1081,8 @@ def _check_estimator_parts(path, cls, solution, network, values, names, classes)
         if classes is None:
             raise FileFormatError(f"{path}: a {cls.__name__} needs its class labels (entry 'classes_'); "
                                   "the file holds a regressor or is damaged.")
+        if classes.dtype.kind == "f" and not np.all(np.isfinite(classes)):
+            raise FileFormatError(f"{path}: the class labels 'classes_' contain NaN or infinity.")
         if classes.ndim != 1 or classes.size < 2 or np.unique(classes).size != classes.size:
             raise FileFormatError(f"{path}: 'classes_' must hold at least 2 distinct labels, got "
                                   f"shape {classes.shape}.")

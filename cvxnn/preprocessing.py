@@ -149,6 +149,7 @@ class Standardizer:
         Parameters
         ----------
         X : array of shape (n, d)
+            Finite numbers (integers and float32 are read as float64; the statistics are float64).
         y : array of shape (n,) or (n, c), optional
             Required when ``center_y`` or ``scale_y``.
         sample_weight : array of shape (n,), optional
@@ -164,10 +165,13 @@ class Standardizer:
         w = None
         if sample_weight is not None:
             w = as_float_array(sample_weight, "sample_weight")
-            if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            if w.shape != (X.shape[0],) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.max() > 0:
                 raise InvalidParameterError(
                     f"sample_weight must be {X.shape[0]} finite non-negative numbers, not all zero."
                 )
+            # weighted means are invariant to the scale of the weights: divided by the largest,
+            # their sum and the weighted squares cannot overflow (weights of 1e308: NaN otherwise)
+            w = w / w.max()
         self.mean_ = np.average(X, axis=0, weights=w) if self.center else np.zeros(X.shape[1])
         if self.scale:
             self.scale_, self.constant_ = _scales(X, w)
@@ -222,15 +226,20 @@ class Standardizer:
             std._y_ndim = 1 if y_mean.size == 1 else 2
         return std
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X, y=None, *, sample_weight=None):
         """:meth:`fit` then :meth:`transform` (and :meth:`transform_y` when ``y`` is given).
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As for :meth:`fit`.
 
         Returns
         -------
         ndarray or tuple of ndarray
             ``X_s`` or ``(X_s, y_s)``.
         """
-        self.fit(X, y)
+        self.fit(X, y, sample_weight=sample_weight)
         if y is None:
             return self.transform(X)
         return self.transform(X), self.transform_y(y)
@@ -249,7 +258,8 @@ class Standardizer:
 
     # ------------------------------------------------------------------ transforms
     def transform(self, X) -> np.ndarray:
-        """``X_s = (X - mean_) / scale_`` (a new array)."""
+        """``X_s = (X - mean_) / scale_``: a new float64 array, also for float32, integer or
+        boolean ``X`` (the maps of this class are exact in float64)."""
         self._check_fitted()
         X = check_X(X)
         if X.shape[1] != self.n_features:
@@ -257,7 +267,7 @@ class Standardizer:
         return (X - self.mean_) / self.scale_
 
     def inverse_transform(self, Xs) -> np.ndarray:
-        """``X = X_s * scale_ + mean_`` (a new array)."""
+        """``X = X_s * scale_ + mean_`` (a new float64 array)."""
         self._check_fitted()
         Xs = check_X(Xs, name="Xs")
         if Xs.shape[1] != self.n_features:

@@ -18,13 +18,21 @@ patterns. It is a **lower bound**, never a trained network: its blocks need not 
 factors. When every block's SVD left factors lie in ``+-K_i`` the SVD readout *is* such a network
 with objective ``<= r*``, which certifies that the relaxation is tight (:attr:`tight`).
 
-Only a certified value is a bound. When the solver reports ``optimal``, its objective is ``r*``
-to the solver's tolerance and :attr:`CopositiveRelaxation.lower_bound` holds it. Any other
-status (``optimal_inaccurate``, ``max_iterations``: e.g. SCS stopped early) leaves the
-solver's primal value, which may lie far *above* ``r*`` and even above achievable network
-objectives: then ``lower_bound`` is None, :attr:`~CopositiveRelaxation.tight` is False and an
-:class:`~cvxnn.errors.InaccurateSolutionWarning` says so (``require_optimal=True`` raises
-:class:`~cvxnn.errors.SolverError` instead).
+Only a certified value is a bound. The bound reported, :attr:`CopositiveRelaxation.lower_bound`,
+is a weak-duality bound computed in float64 from the solver's point (for a smooth loss with a
+conjugate: squared, logistic, cross-entropy, Huber): with ``theta = s grad L(fit)``, ``G_i = X_a^T
+D_i theta`` and the multipliers ``mu >= 0`` of the elementwise inequalities (``Q_i = X_a^T S_i W_i
+S_i X_a``, ``W_i`` the symmetric matrix of ``mu_i / 2`` on the pairs),
+
+    r*  >=  -L*(theta)   whenever   lam/2 I + [[-s Q_i, G_i / 2], [G_i^T / 2, 0]]  is PSD for every i,
+
+and ``s`` is the best factor that keeps every block PSD (``Loss.best_dual_scale``). The bound is
+valid whatever the solver's status and accuracy (an SCS run stopped early gives a looser but
+true bound; a solver's primal value ``value`` may lie *above* ``r*``, and then above networks).
+For a loss without a conjugate (absolute, hinge) ``lower_bound`` is the solver's ``value`` when
+it reports ``optimal`` (``r*`` to the solver's tolerance), else None. Any status other than
+``optimal`` gives an :class:`~cvxnn.errors.InaccurateSolutionWarning` (``require_optimal=True``
+raises :class:`~cvxnn.errors.SolverError` instead).
 
 Size: ``p`` PSD blocks of order ``d_a + c`` (one batched CVXPY variable) and ``p n (n - 1) / 2``
 linear inequalities: for small problems (teaching, verification) only.
@@ -67,9 +75,12 @@ class CopositiveRelaxation:
         The solver's objective at its point. Equal to ``r*`` (to the solver's tolerance) only
         when ``status == "optimal"``; otherwise it is not a bound on anything.
     lower_bound : float or None
-        ``r*``, a certified lower bound on the objective of every ReLU network whose neurons use
-        the patterns (and an upper bound on nothing); None unless the solver reported
-        ``optimal``.
+        A certified lower bound on ``r*``, hence on the objective of every ReLU network whose
+        neurons use the patterns: :attr:`dual_bound` when it was computed, else ``value`` when
+        the solver reported ``optimal``, else None.
+    dual_bound : float or None
+        The weak-duality bound of the module docstring at the solver's point (None for losses
+        without a conjugate, or without a point).
     U : ndarray of shape (d_a, p, c)
         Relaxed blocks (not necessarily realisable by a ReLU network).
     P : ndarray of shape (p, d_a, d_a)
@@ -102,17 +113,23 @@ class CopositiveRelaxation:
     network: Any = None
     network_objective: float | None = None
     extra: dict = field(default_factory=dict)
+    dual_bound: float | None = None
 
     @property
     def lower_bound(self) -> float | None:
-        """``r*`` when the solve is certified (status ``optimal``), else None."""
+        """The certified lower bound: :attr:`dual_bound`, else ``value`` for an ``optimal`` solve,
+        else None."""
+        if self.dual_bound is not None:
+            return self.dual_bound
         return self.value if self.status == "optimal" else None
 
     @property
     def tight(self) -> bool:
-        """True when a ReLU network attains the certified relaxed value (then it is optimal on
-        the patterns); always False for an uncertified solve."""
-        bound = self.lower_bound
+        """True when a ReLU network attains the relaxed value ``r*`` (then it is optimal on the
+        patterns, and the relaxation is exact), to the solver's tolerance: its objective is within
+        ``1e-6`` (relative) of ``value`` for an ``optimal`` solve, of :attr:`lower_bound` otherwise.
+        ``network_objective - lower_bound`` is the certified distance. False without a bound."""
+        bound = self.value if self.status == "optimal" else self.lower_bound
         if self.network_objective is None or bound is None:
             return False
         # relative to the objectives themselves: an absolute floor of 1e-6 called every network
@@ -121,8 +138,9 @@ class CopositiveRelaxation:
 
     def summary(self) -> str:
         """A few lines, starting with the word RELAXATION."""
-        value = (f"lower bound r*    : {self.value:.10g}  (status {self.status}, {self.solver})"
-                 if self.lower_bound is not None else
+        bound = self.lower_bound
+        value = (f"lower bound       : {bound:.10g}  (certified; solver value {self.value:.10g}, status "
+                 f"{self.status}, {self.solver})" if bound is not None else
                  f"solver value      : {self.value:.10g}  (status {self.status}, {self.solver}: NOT a "
                  "certified bound)")
         return "\n".join([
@@ -176,15 +194,15 @@ def copositive_relaxation(
         An SDP-capable CVXPY solver (default Clarabel; SCS also works).
     require_optimal : bool
         Raise :class:`~cvxnn.errors.SolverError` unless the solver reports ``optimal``
-        (default: return the result with ``lower_bound=None`` and a warning).
+        (default: return the result with a warning; its ``lower_bound`` is then the dual bound, or
+        None for a loss without a conjugate).
     **solver_opts
         Passed to :meth:`cvxpy.Problem.solve`.
 
     Returns
     -------
     CopositiveRelaxation
-        ``lower_bound`` is the certified lower bound (None unless the status is optimal); see
-        the module docstring.
+        ``lower_bound`` is the certified lower bound (see the module docstring).
 
     Warns
     -----
@@ -242,8 +260,10 @@ def copositive_relaxation(
     pair_signs = S[first] * S[second]  # (pairs, p)
     Pmat = cp.transpose(cp.reshape(P3, (p, d_a * d_a), order="C"))  # (d_a^2, p)
     constraints = [Z >> 0]
+    pairs = None
     if K.shape[0]:
-        constraints.append(cp.multiply(pair_signs, K @ Pmat) >= 0)
+        pairs = cp.multiply(pair_signs, K @ Pmat) >= 0
+        constraints.append(pairs)
     trace = 0.5 * cp.sum(cp.multiply(np.broadcast_to(np.eye(k), (p, k, k)), Z))
     lam_param = cp.Parameter(nonneg=True, value=lam, name="lam")
     data_term = loss_obj.cvxpy(fit[:, 0], Y[:, 0]) if single else loss_obj.cvxpy(fit, Y)
@@ -261,17 +281,21 @@ def copositive_relaxation(
     if Z.value is None or not np.all(np.isfinite(Z.value)):
         raise SolverError(f"{name} returned no point (status {prob.status!r}).", status="numerical_error")
     status = run.status
-    if status != "optimal":
-        advice = ("loosen its tolerances (tol_gap_abs, tol_gap_rel, tol_feas) or try solver='SCS'"
-                  if name == "CLARABEL" else "raise the iteration limit or tighten the tolerances, or use Clarabel")
-        msg = (f"{name} stopped the copositive relaxation with status {status!r} (CVXPY: {prob.status!r}): its value "
-               f"{prob.value:.6g} is not a certified lower bound (lower_bound is None); {advice}.")
-        if require_optimal:
-            raise SolverError(msg, status=status)
-        warnings.warn(msg, InaccurateSolutionWarning, stacklevel=2)
     Zv = 0.5 * (Z.value + np.transpose(Z.value, (0, 2, 1)))
     U = np.transpose(Zv[:, :d_a, d_a:], (1, 0, 2)).copy()
     P = Zv[:, :d_a, :d_a].copy()
+    mu = None if pairs is None or pairs.dual_value is None else np.asarray(pairs.dual_value, dtype=np.float64)
+    dual_bound = _dual_bound(Xa, patterns.mask, S, Y, loss_obj, lam, U, mu, first, second)
+    if status != "optimal":
+        advice = ("loosen its tolerances (tol_gap_abs, tol_gap_rel, tol_feas) or try solver='SCS'"
+                  if name == "CLARABEL" else "raise the iteration limit or tighten the tolerances, or use Clarabel")
+        bound = ("lower_bound is None" if dual_bound is None else
+                 f"lower_bound holds the weaker certified dual bound {dual_bound:.6g}")
+        msg = (f"{name} stopped the copositive relaxation with status {status!r} (CVXPY: {prob.status!r}): its value "
+               f"{prob.value:.6g} is not r* ({bound}); {advice}.")
+        if require_optimal:
+            raise SolverError(msg, status=status)
+        warnings.warn(msg, InaccurateSolutionWarning, stacklevel=2)
 
     # SVD readout: a ReLU network when every left factor lies in +-K_i (then r* is attained).
     network = net_obj = None
@@ -309,4 +333,45 @@ def copositive_relaxation(
         network=network,
         network_objective=net_obj,
         extra={"cvxpy_status": prob.status, "n_inequalities": int(K.shape[0] * p)},
+        dual_bound=dual_bound,
     )
+
+
+def _dual_bound(Xa: np.ndarray, mask: np.ndarray, S: np.ndarray, Y: np.ndarray, loss: Loss, lam: float,
+                U: np.ndarray, mu: np.ndarray | None, first: np.ndarray, second: np.ndarray) -> float | None:
+    """The weak-duality lower bound on ``r*`` of the module docstring at the blocks ``U``
+    (``d_a x p x c``) and multipliers ``mu`` (``pairs x p``, clipped at 0; None: zero), float64.
+
+    For ``Z_i`` PSD and feasible, ``L(F(Z)) + lam/2 tr Z >= -L*(theta) + <F*theta + lam/2 I - G*mu, Z>``
+    (Fenchel-Young and ``<mu, G(P)> >= 0``), and the inner product is ``>= 0`` when every
+    ``lam/2 I + N_i`` is PSD, ``N_i = [[-Q_i, G_i/2], [G_i^T/2, 0]]``. Scaling ``(theta, mu)`` by
+    ``s`` scales ``N_i``: ``s <= (lam/2) / max_i(-lambda_min(N_i))``, and the loss picks the best such
+    ``s``. None when the loss has no conjugate or is not smooth."""
+    if not (loss.smooth and loss.has_conjugate):
+        return None
+    from .native._losses import make_kernel  # the same dual values as the native certificates
+
+    n, d_a = Xa.shape
+    p, c = mask.shape[1], Y.shape[1]
+    M = mask.astype(np.float64)
+    kernel = make_kernel(loss, Y, np.float64)
+    z = np.einsum("np,npc->nc", M, (Xa @ U.reshape(d_a, p * c)).reshape(n, p, c))
+    theta = kernel.grad(z)
+    k = d_a + c
+    N = np.zeros((p, k, k))
+    G = np.einsum("nd,np,nc->pdc", Xa, M, theta)
+    N[:, :d_a, d_a:] = 0.5 * G
+    N[:, d_a:, :d_a] = 0.5 * np.transpose(G, (0, 2, 1))
+    if mu is not None and first.size:
+        w = 0.5 * np.maximum(mu, 0.0) * (S[first] * S[second])  # (pairs, p)
+        W = np.zeros((p, n, n))
+        W[:, first, second] = w.T
+        W[:, second, first] = w.T
+        N[:, :d_a, :d_a] = -np.einsum("na,pnb->pab", Xa, W @ Xa)
+    worst = -float(np.linalg.eigvalsh(0.5 * (N + np.transpose(N, (0, 2, 1))))[:, 0].min())
+    s_max = np.inf if worst <= 0.0 else 0.5 * lam / worst
+    if not np.isfinite(s_max):
+        s_max = 1.0  # every G_i = 0: theta itself is feasible
+    s = kernel.best_dual_scale(theta, s_max)
+    bound = float(kernel.dual_value(s * theta))
+    return bound if np.isfinite(bound) else None

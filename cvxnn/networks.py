@@ -49,11 +49,45 @@ def _torch_dtype(torch, dtype):
     return dtype
 
 
+def _representable(net: _TwoLayer, dtype, finfo) -> _TwoLayer:
+    """``net`` with its neurons rescaled (exactly, :meth:`_TwoLayer._in_range`) into the range of
+    ``dtype``: entries in ``[1 / L, L]`` where possible, ``L = min(1e100, sqrt(finfo.max))``
+    (``1.8e19`` for float32; for float64 the rule of :meth:`~_TwoLayer.predict`).
+
+    Raises
+    ------
+    InvalidParameterError
+        A neuron whose output scale, the product of its largest input-side and output-side
+        weights, exceeds ``finfo.max``: no rescaling represents it (its output for an input of
+        unit size would be infinite in ``dtype``).
+    """
+    fmax = float(finfo.max)
+    limit = min(MAX_ABS_VALUE, fmax**0.5)
+    m = net.n_neurons
+    A = net.W1 if net.b1 is None else np.vstack([net.W1, net.b1[None, :]])
+    inner = np.abs(A).max(axis=0, initial=0.0)
+    outer = np.abs(net.w2.reshape(m, net.n_outputs)).max(axis=1, initial=0.0)
+    live = (inner > 0) & (outer > 0)
+    with np.errstate(divide="ignore"):
+        scale = np.where(live, np.log10(np.where(live, inner, 1.0)) + np.log10(np.where(live, outer, 1.0)),
+                         -np.inf)
+    bad = np.flatnonzero(scale > np.log10(fmax))
+    if bad.size:
+        j = int(bad[np.argmax(scale[bad])])
+        raise InvalidParameterError(
+            f"to_torch(dtype={dtype}): {bad.size} neuron{'s' if bad.size > 1 else ''} cannot be represented in "
+            f"{dtype}, whose largest value is {fmax:.3g}: neuron {j} has output scale (largest first-layer "
+            f"weight times largest output weight) 1e{scale[j]:.1f}, so its output overflows however it is "
+            f"rescaled. Export with dtype=torch.float64, or rescale the targets (e.g. standardize=True).")
+    return net._in_range(limit)
+
+
 def _torch_module(net: _TwoLayer, dtype=None):
     """Build the ``torch.nn.Module`` of :meth:`_TwoLayer.to_torch` (torch imported lazily)."""
     torch = _import_torch()
     dtype = _torch_dtype(torch, dtype)
     nn = torch.nn
+    net = _representable(net, dtype, torch.finfo(dtype))
 
     class _TwoLayerModule(nn.Module):
         def __init__(self) -> None:
@@ -205,29 +239,39 @@ class _TwoLayer:
         """Hidden activations (``n x m``)."""
         return self._hidden(check_X(X))
 
-    def _in_range(self) -> _TwoLayer:
-        """The same function with every neuron whose weights leave ``[1e-100, 1e100]`` rescaled by
+    def _in_range(self, limit: float = MAX_ABS_VALUE) -> _TwoLayer:
+        """The same function with every neuron whose weights leave ``[1 / limit, limit]`` rescaled by
         a power of two towards balance (``(W1_j, b1_j) 2^k``, ``w2_j 2^-k``: exact).
 
         A neuron ``(1e308 W1_j, 1e-308 w2_j)`` has a hidden activation that overflows (inf, or
-        inf - inf = NaN) although its output is moderate; rescaled, it computes its output.
+        inf - inf = NaN) although its output is moderate; rescaled, it computes its output. The
+        rescaling is the positive homogeneity of the ReLU, ``(s z)_+ / s = z_+`` for ``s > 0``; a
+        gated neuron is linear in ``(W1_j, b1_j)`` for its fixed gate, so the same rescaling
+        leaves it unchanged. A dead neuron (one side zero) computes zero; a side of it above
+        ``limit`` is divided by a power of two to entries below 1 (``inf * 0`` would be NaN).
         Networks without such neurons are returned as they are (the same predictions, bit for bit).
         """
         m = self.n_neurons
         A = self.W1 if self.b1 is None else np.vstack([self.W1, self.b1[None, :]])
         inner = np.abs(A).max(axis=0, initial=0.0)
         outer = np.abs(self.w2.reshape(m, self.n_outputs)).max(axis=1, initial=0.0)
-        extreme = (inner > 0) & (outer > 0) & ((np.maximum(inner, outer) > MAX_ABS_VALUE)
-                                               | (np.minimum(inner, outer) < 1.0 / MAX_ABS_VALUE))
-        if not np.any(extreme):
+        live = (inner > 0) & (outer > 0)
+        extreme = live & ((np.maximum(inner, outer) > limit) | (np.minimum(inner, outer) < 1.0 / limit))
+        dead_in = ~live & (inner > limit)
+        dead_out = ~live & (outer > limit)
+        if not (np.any(extreme) or np.any(dead_in) or np.any(dead_out)):
             return self
-        k = np.zeros(m, dtype=int)
-        k[extreme] = (np.frexp(outer[extreme])[1] - np.frexp(inner[extreme])[1]) // 2
+        k_in = np.zeros(m, dtype=int)  # W1_j, b1_j scaled by 2^k_in, w2_j by 2^k_out
+        k_out = np.zeros(m, dtype=int)
+        k_in[extreme] = (np.frexp(outer[extreme])[1] - np.frexp(inner[extreme])[1]) // 2
+        k_out[extreme] = -k_in[extreme]
+        k_in[dead_in] = -np.frexp(inner[dead_in])[1]
+        k_out[dead_out] = -np.frexp(outer[dead_out])[1]
         kw = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        kw["W1"] = np.ldexp(self.W1, k)
-        kw["w2"] = np.ldexp(self.w2, -k if self.w2.ndim == 1 else -k[:, None])
+        kw["W1"] = np.ldexp(self.W1, k_in)
+        kw["w2"] = np.ldexp(self.w2, k_out if self.w2.ndim == 1 else k_out[:, None])
         if self.b1 is not None:
-            kw["b1"] = np.ldexp(self.b1, k)
+            kw["b1"] = np.ldexp(self.b1, k_in)
         return type(self)(**kw)
 
     def predict(self, X) -> np.ndarray:
@@ -235,7 +279,8 @@ class _TwoLayer:
 
         A neuron whose weights are far from balanced (an entry above ``1e100`` or a largest entry
         below ``1e-100`` on one side) is evaluated after an exact power-of-two rescaling, so that
-        its hidden activation neither overflows nor loses digits to underflow."""
+        its hidden activation neither overflows nor loses digits to underflow; a dead neuron (one
+        side zero) with entries above ``1e100`` has them scaled down (it computes zero, not NaN)."""
         net = self._in_range()
         return net._hidden(check_X(X)) @ net.w2
 
@@ -296,6 +341,14 @@ class _TwoLayer:
         float32) is stored divided by a power of two (the same gate, whose products cannot
         overflow).
 
+        Neurons far from balanced are rescaled first, by the same limit ``L``: a neuron with an
+        entry above ``L`` or a largest entry below ``1 / L`` on one side is stored as
+        ``((W1_j, b1_j) 2^k, w2_j 2^-k)`` with sides of about equal size (the same function: the
+        ReLU is positively homogeneous, and a gated neuron is linear in ``(W1_j, b1_j)`` for its
+        fixed gate), so a neuron ``(1e40 W1_j, 1e-40 w2_j)`` exports to float32 without
+        overflowing. A dead neuron (one side zero) with a side above ``L`` has that side divided
+        by a power of two. Other neurons are stored as they are.
+
         The weight decay of the convex objective, ``lam/2 sum_j (||W1_j||^2 + b1_j^2 +
         ||w2_j||^2)`` with a summed loss, is ``weight_decay=lam`` in ``torch.optim.SGD`` when the
         loss is summed over the samples (``reduction="sum"``).
@@ -315,6 +368,10 @@ class _TwoLayer:
         ------
         MissingDependencyError
             PyTorch is not installed (``pip install torch``).
+        InvalidParameterError
+            ``dtype`` is not a floating dtype, or a neuron cannot be represented in it even after
+            rescaling: the product of its largest first-layer weight (or bias) and its largest
+            output weight exceeds the largest value of ``dtype`` (``3.4e38`` for float32).
         """
         return _torch_module(self, dtype)
 

@@ -21,6 +21,34 @@ criterion of :func:`is_minimal`: dependent when the smallest singular value is
 ``<= rank_tol * largest`` (default :data:`DEFAULT_RANK_TOL`). Each step moves the fit by at most
 ``rank_tol`` times the size of the step, which keeps the objective to ~1e-9 relative.
 
+**Merging blocks of one pattern** (vector output, :func:`prune_exact`, before the step above).
+Two active blocks ``k != l`` with the same output sign whose masks are identical columns of
+``patterns.mask`` (``D_k = D_l`` on the training data, with the bias column when there is one)
+are replaced by one block ``theta_k + theta_l`` (kept in the larger of the two; the other is set
+to zero):
+
+* fit: ``s D_k X theta_k + s D_l X theta_l = s D_k X (theta_k + theta_l)``, exactly;
+* cones (C-ReLU): ``D_k = D_l`` gives ``K_k = K_l``, a convex cone, so the sum is feasible
+  (columnwise for vector output);
+* penalty: the nuclear norm and the sum of column norms (one-vs-all) are norms, so
+  ``||theta_k + theta_l|| <= ||theta_k|| + ||theta_l||`` (triangle inequality).
+
+The objective therefore does not increase. At an optimum it cannot decrease, so equality holds;
+a strict decrease shows that the input was not an optimum (and the merged point is better).
+The number of blocks drops by one per merge, and the neurons of the merged block (its rank,
+:func:`~cvxnn.maps.to_network`) are at most the sum of those of the two: fewer whenever the two
+blocks share singular directions without being parallel (``U_k = A diag(a) B^T``,
+``U_l = A diag(b) B^T`` with ``a / b`` not constant: two blocks of rank ``r``, independent
+contributions, ``2 r`` neurons; merged, ``r``). The linear-dependence step alone removes only
+parallel blocks (``theta_l = t theta_k``), and only when their directions agree to ``rank_tol``;
+mask identity is exact. Scalar output is left to that step: for a group lasso (C-GReLU) the
+blocks of one pattern have the same correlation ``q = X^T D r``, so at an optimum they are
+parallel and the dependence step already removes all but one. Blocks of opposite signs (``v_k``
+and ``w_k`` of C-ReLU) are not merged: ``v_k - w_k`` lies in neither cone in general.
+Off the training data a merged gated block uses the gate of the block it is kept in (two gates
+with the same training mask can differ elsewhere), as any pruning step changes the model off
+the training data.
+
 **Approximate pruning past minimal** (:func:`pruning_path`). From a minimal model, remove one
 block ``j`` and correct the others by least squares,
 ``beta = argmin || sum_{i != j} beta_i a_i - a_j ||``, ``theta_i <- (1 + beta_i) theta_i``, so the fit
@@ -49,6 +77,7 @@ from .._validation import check_lam, check_nonnegative_float, check_positive_int
 from ..activations import get_activation
 from ..errors import InaccurateSolutionWarning, InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
+from ..patterns import group_columns
 from ..solution import ConvexModel
 from .kkt import (
     DEFAULT_ACTIVE_TOL,
@@ -112,6 +141,10 @@ class PruneResult:
         ``||fit_after - fit_before|| / max(1, ||fit_before||)``.
     penalty_change : float
         ``penalty_after - penalty_before`` (``<= 0`` up to rounding).
+    merged : list of (int, int)
+        Vector output: ``(removed, kept)`` for each block added to another block of the same
+        pattern and sign (see the module docstring); these blocks are also in ``removed``.
+        Empty for scalar output.
     """
 
     model: ConvexModel
@@ -120,6 +153,7 @@ class PruneResult:
     removed: list[int]
     fit_change: float
     penalty_change: float
+    merged: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _check_model_X(model, X):
@@ -213,6 +247,32 @@ def _project_to_cones(Xa: np.ndarray, mask: np.ndarray, B: np.ndarray) -> np.nda
     return out
 
 
+def _same_pattern_groups(model: ConvexModel, pattern: np.ndarray, sign: np.ndarray, idx: np.ndarray) -> list:
+    """Groups (arrays of block indices, two or more each) of the blocks ``idx`` that have the
+    same output sign and identical masks ``D_k`` (identical columns of ``patterns.mask``)."""
+    if idx.size < 2:
+        return []
+    _, group = group_columns(np.asarray(model.patterns.mask))
+    key = group[pattern[idx]] * 2 + (sign[idx] < 0)
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    return [idx[inverse.ravel() == g] for g in np.flatnonzero(counts > 1)]
+
+
+def _merge_same_pattern(model: ConvexModel, theta: np.ndarray, pattern: np.ndarray, sign: np.ndarray,
+                        idx: np.ndarray, norms: np.ndarray) -> list[tuple[int, int]]:
+    """Add each group of :func:`_same_pattern_groups` into its largest block, in place on
+    ``theta``; returns the ``(removed, kept)`` pairs. The fit is unchanged, a C-ReLU sum stays in
+    the common cone, and the penalty does not increase (module docstring)."""
+    merged: list[tuple[int, int]] = []
+    for members in _same_pattern_groups(model, pattern, sign, idx):
+        keep = int(members[np.argmax(norms[members])])
+        others = [int(k) for k in members if k != keep]
+        theta[:, keep] = theta[:, keep] + theta[:, others].sum(axis=1)
+        theta[:, others] = 0.0
+        merged.extend((k, keep) for k in others)
+    return merged
+
+
 def _null_vector(M: np.ndarray, rank_tol: float) -> np.ndarray | None:
     """A unit null vector of ``M`` (columns of unit norm) if it is numerically rank deficient."""
     nrows, ncols = M.shape
@@ -304,7 +364,9 @@ def prune_exact(
     Works for C-ReLU and C-GReLU, scalar and vector output (blocks scale as wholes, so the
     fit is linear and the group / nuclear penalty is positively homogeneous in the factors).
     Blocks with norm ``<= active_tol * max`` are set to zero first (solver noise; see
-    :data:`~cvxnn.optimality.kkt.DEFAULT_ACTIVE_TOL`).
+    :data:`~cvxnn.optimality.kkt.DEFAULT_ACTIVE_TOL`). For vector output, active blocks of the
+    same sign on identical masks are first added into one block (exact for the fit, triangle
+    inequality for the penalty; ``result.merged``).
 
     Parameters
     ----------
@@ -365,6 +427,13 @@ def prune_exact(
                 f"solve); projecting its blocks onto them changed its fit by {moved:.1e} (relative), so the "
                 f"pruned model has the projected point's fit, not the input's (see fit_change). Prune a "
                 f"certified solution instead.", InaccurateSolutionWarning, stacklevel=2)
+    n_before = int(idx.size)
+    merged: list[tuple[int, int]] = []
+    if theta.ndim == 3:  # vector output: blocks of one pattern and sign into one (module docstring)
+        merged = _merge_same_pattern(model, theta, pattern, sign, idx, norms)
+        if merged:
+            idx = np.setdiff1d(idx, [k for k, _ in merged])
+            norms = _block_norms(theta, form)
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
     f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])
@@ -373,20 +442,23 @@ def prune_exact(
     fit1 = _fit(pruned, Xa)
     res = PruneResult(
         model=pruned,
-        n_before=int(idx.size),
+        n_before=n_before,
         n_after=int(np.count_nonzero(f)),
-        removed=removed,
+        removed=[k for k, _ in merged] + removed,
         fit_change=float(np.linalg.norm(fit1 - fit0) / max(1.0, np.linalg.norm(fit0))),
         penalty_change=float(_block_norms(theta, form).sum() - pen0),
+        merged=merged,
     )
-    logger.debug("prune_exact: %d -> %d blocks, fit change %.2e, penalty change %.2e",
-                 res.n_before, res.n_after, res.fit_change, res.penalty_change)
+    logger.debug("prune_exact: %d -> %d blocks (%d merged), fit change %.2e, penalty change %.2e",
+                 res.n_before, res.n_after, len(merged), res.fit_change, res.penalty_change)
     return res
 
 
 def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
                active_tol: float = DEFAULT_ACTIVE_TOL) -> bool:
-    """Whether the active contributions ``a_k`` are linearly independent (SVD, ``rank_tol``)."""
+    """Whether the active contributions ``a_k`` are linearly independent (SVD, ``rank_tol``) and,
+    for vector output, no two active blocks of the same sign have identical masks (they would
+    merge into one, see :func:`prune_exact`)."""
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     if not (0 <= rank_tol < 1):
         raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
@@ -396,6 +468,8 @@ def is_minimal(model: ConvexModel, X, *, rank_tol: float = DEFAULT_RANK_TOL,
                                  active_tol))
     if idx.size == 0:
         return True
+    if theta.ndim == 3 and _same_pattern_groups(model, pattern, sign, idx):
+        return False
     cols = _contributions(model, Xa, theta, pattern, sign, idx)
     if idx.size > cols.shape[0]:
         return False

@@ -1495,6 +1495,7 @@ class _ConvexNetworkBase(_Base):
         if lams is None:
             from .path import lam_grid, lam_max
 
+            _check_default_grid_loss(loss)
             lmax = lam_max(Xe, ye, pe, activation, le, formulation=get_activation(activation).vector_formulation)
             if not lmax > 0:
                 raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
@@ -2278,16 +2279,18 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
     w_test = None if sample_weight is None else sample_weight[test]
     Xtr, ytr_enc, loss, w, extra = est._encode_for_fit(X[train], y[train], w_train)
     prepared: dict = {}
+    # any spelling that fit accepts ("Native" too): warm starts and kept solutions are for the native solvers
+    native = _resolve_backend(est.backend) == "native"
 
     def fit(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         est.set_params(lam=lam)
         # the default score reads predictions only: no network objective (a scorer may read more)
-        est._fit_encoded(Xtr, ytr_enc, loss, sample_weight=w, warm_start=warm if est.backend == "native" else None,
+        est._fit_encoded(Xtr, ytr_enc, loss, sample_weight=w, warm_start=warm if native else None,
                          extra=extra, prepared=prepared, network_objective=scorer is not None)
         return est.solution_
 
     Xte, yte = X[test], y[test]
-    keep = keep_solutions and est.backend == "native" and est._activation == "gated_relu"
+    keep = keep_solutions and native and est._activation == "gated_relu"
     for step in walk_path(lams, fit):
         # X is validated (cross_validate_lam): the default score skips the validation of predict
         if scorer is None:
@@ -2296,6 +2299,9 @@ def _cv_segment(estimator, X, y, train, test, lams, scorer=None, keep_solutions=
             try:
                 value = (scorer(est, Xte, yte) if w_test is None
                          else scorer(est, Xte, yte, sample_weight=w_test))
+            except AttributeError as exc:  # a callable scorer reading a method the estimator lacks
+                raise InvalidParameterError(f"scoring {scorer!r} failed on a fold at lam={step.lam:.6g}: "
+                                            f"{exc}{_missing_method_hint(est)}") from exc
             except ValueError as exc:
                 missing = (np.setdiff1d(np.unique(y[test]), np.unique(y[train])) if hasattr(est, "classes_")
                            else np.zeros(0))
@@ -2406,6 +2412,7 @@ def cross_validate_lam(
     verbose: int = 0,
     scoring=None,
     sample_weight=None,
+    groups=None,
 ) -> LamCVResult:
     """Cross-validate a grid of ``lam`` with folds x ``lam`` segments as joblib tasks.
 
@@ -2441,6 +2448,9 @@ def cross_validate_lam(
         rows its scores (the weighted accuracy or ``R^2``; a scorer gets them as its
         ``sample_weight``), as scikit-learn's ``LassoCV`` weighs its validation error. Every
         fold needs a positive total weight on both sides.
+    groups : array-like of shape (n_samples,), optional
+        Group labels of the samples, passed to the ``cv`` splitter's ``split`` (as
+        ``cross_val_score`` does), for group splitters such as ``GroupKFold``.
 
     Returns
     -------
@@ -2457,7 +2467,7 @@ def cross_validate_lam(
         verbose = int(verbose)
     if not isinstance(verbose, (numbers.Integral, np.integer)) or verbose < 0:
         raise InvalidParameterError(f"verbose must be an integer >= 0 (joblib's verbosity), got {verbose!r}.")
-    args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight)
+    args = _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight, groups)
     return _cross_validate(estimator, *args, n_jobs=n_jobs, verbose=int(verbose))[0]
 
 
@@ -2468,6 +2478,17 @@ def _check_n_jobs(n_jobs) -> int | None:
     if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(n_jobs, (numbers.Integral, np.integer)) or n_jobs == 0:
         raise InvalidParameterError(f"n_jobs must be None or a nonzero integer (-1: all cores), got {n_jobs!r}.")
     return int(n_jobs)
+
+
+def _check_default_grid_loss(loss: Loss) -> None:
+    """A default grid starts at the exact ``lam_max``, which :func:`cvxnn.path.lam_max` computes
+    for differentiable losses only: for another loss (hinge, absolute) the error says to pass the
+    grid."""
+    if not loss.smooth:
+        raise InvalidParameterError(
+            f"the default lam grid starts at lam_max, which needs a differentiable loss; with the {loss.name} "
+            "loss pass the grid yourself (lams=[...]; lam='auto' is 0.01 n for classifiers and 0.03 n for "
+            "regressors, n the number of samples, a point to centre a geometric grid on).")
 
 
 def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float, *,
@@ -2487,6 +2508,7 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     """
     from .path import lam_grid, lam_max, lam_max_is_zero
 
+    _check_default_grid_loss(loss)
     if w is not None and np.any(w == 0):
         # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
         keep = w > 0
@@ -2562,9 +2584,9 @@ def _check_fold_weights(folds, w: np.ndarray | None) -> None:
                     f"fold {k}: every {what} sample has sample_weight 0; use other folds or weights.")
 
 
-def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=None) -> tuple:
+def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=None, groups=None) -> tuple:
     """The validated arguments of :func:`cross_validate_lam`: ``(X, y, lams, folds, n_segments,
-    scorer, sample_weight)``."""
+    scorer, sample_weight)`` (``groups``: passed to the splitter of ``cv``)."""
     try:
         import joblib  # noqa: F401
         from sklearn.base import is_classifier
@@ -2586,7 +2608,7 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"y has {y.shape[0]} rows but X has {X.shape[0]} samples.")
     w = _check_sample_weight(sample_weight, X.shape[0])
-    folds = _split_folds(cv, X, y, is_classifier(estimator))
+    folds = _split_folds(cv, X, y, is_classifier(estimator), groups=groups)
     _check_fold_weights(folds, w)
     scorer = None
     if scoring is not None:
@@ -2602,6 +2624,7 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
             scorer = check_scoring(estimator, scoring=scoring)
         except (ValueError, TypeError) as exc:
             raise InvalidParameterError(f"scoring: {exc}") from None
+        _check_scorer_methods(estimator, scorer, scoring)
         if w is not None and callable(scoring) and not _takes_sample_weight(scoring):
             # the folds' validation weights are passed on: a scorer without the argument failed
             # in every fold with a bare TypeError
@@ -2609,6 +2632,31 @@ def _cv_arguments(estimator, X, y, lams, cv, n_segments, scoring, sample_weight=
                 "scoring is a callable without a sample_weight argument, but sample_weight was given: the "
                 "validation rows' weights are passed to it (scorer(estimator, X, y, sample_weight=w)).")
     return X, y, lams, folds, n_segments, scorer, w
+
+
+def _check_scorer_methods(estimator, scorer, scoring) -> None:
+    """Refuse, before any fit, a scikit-learn scorer that reads a method the estimator does not
+    have (``scoring="neg_log_loss"`` with ``loss="squared"``: no ``predict_proba``), saying what to
+    use instead. Scorers that do not name their method (plain callables) are checked when a fold
+    scores (:func:`_cv_segment`)."""
+    methods = getattr(scorer, "_response_method", None)
+    if methods is None:
+        return
+    names = (methods,) if isinstance(methods, str) else tuple(methods)
+    if not all(isinstance(m, str) for m in names) or any(hasattr(estimator, m) for m in names):
+        return
+    raise InvalidParameterError(
+        f"scoring={scoring!r:.60} needs {' or '.join(names)}, which {type(estimator).__name__} with "
+        f"loss={estimator.loss!r} does not have{_missing_method_hint(estimator)}")
+
+
+def _missing_method_hint(estimator) -> str:
+    """How to get by without a method a scorer needs (the probabilities need a probabilistic loss;
+    a regressor has ``predict`` only)."""
+    if isinstance(estimator, _ClassifierBase):
+        return (": predict_proba and predict_log_proba need loss='logistic' (or 'cross_entropy'); otherwise "
+                "choose a scoring that reads predict or decision_function (e.g. 'accuracy', 'roc_auc').")
+    return ": a regressor has predict only; choose a regression scoring (e.g. 'r2', 'neg_mean_squared_error')."
 
 
 def _takes_sample_weight(fn) -> bool:

@@ -72,7 +72,7 @@ from .errors import (
 )
 from .losses import DOMAIN_TOL, LogisticLoss, Loss, get_loss
 from .patterns import Patterns, sample_patterns
-from .solution import ConvexSolution
+from .solution import EXTRA_KEYS, ConvexSolution
 
 __all__ = [
     "ConvexReLURegressor",
@@ -2894,9 +2894,12 @@ def _rebind_warm_start(warm: ConvexSolution, patterns: Patterns) -> ConvexSoluti
     training data, the gated working set's check state) is dropped.
     """
     names = {f.name for f in dataclasses.fields(warm)}
-    cleared = {k: None for k in ("multipliers", "cone_duals", "dual_value", "training_X", "check_state")
-               if k in names}
-    return dataclasses.replace(warm, patterns=patterns, **cleared)
+    fields = ("multipliers", "cone_duals", "dual_value", "training_X", "check_state")
+    cleared = {k: None for k in fields if k in names}
+    # a field left None is filled again from ``extra`` when the solution is built: drop those keys too
+    stale = {key for k in fields for key in EXTRA_KEYS.get(k, ())}
+    extra = {k: v for k, v in warm.extra.items() if k not in stale}
+    return dataclasses.replace(warm, patterns=patterns, extra=extra, **cleared)
 
 
 def _is_clf(est) -> bool:

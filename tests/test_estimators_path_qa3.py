@@ -110,3 +110,23 @@ def test_a_callable_scorer_reading_a_missing_method_fails_with_a_typed_error(clf
     est = ConvexGatedReLUClassifier(loss="squared", n_gates=3, random_state=0)
     with pytest.raises(E.InvalidParameterError, match=r"failed on a fold at lam=1.*loss='logistic'"):
         E.cross_validate_lam(est, X, y, [1.0], cv=2, scoring=proba_scorer)
+
+
+def test_rebound_warm_start_drops_the_old_datas_multipliers():
+    """A warm start moved to other data must not carry the old data's multipliers: they were set
+    to None but refilled from ``extra`` when the solution was rebuilt, so a fold's multipliers
+    reached the next fit."""
+    import cvxnn
+    from cvxnn.estimators import _rebind_warm_start
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = np.maximum(X @ np.array([1.0, -1.0, 0.5]), 0.0)
+    P = cvxnn.sample_patterns(X, 4, seed=0)
+    sol = cvxnn.solve(X, y, lam=0.1, activation="relu", patterns=P)
+    assert sol.multipliers is not None and "multipliers" in sol.extra
+    X2 = rng.standard_normal((30, 3))
+    moved = _rebind_warm_start(sol, cvxnn.Patterns.from_gates(X2, P.gates, bias=P.bias))
+    assert moved.multipliers is None and moved.dual_value is None and moved.cone_duals is None
+    assert "multipliers" not in moved.extra and "dual_value" not in moved.extra
+    np.testing.assert_array_equal(moved.V, sol.V)

@@ -35,6 +35,7 @@ error and exit status 2; Ctrl-C prints one line and exits with status 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import hashlib
@@ -391,6 +392,13 @@ def _load_csv(path: Path, target, labels: bool | str, header: bool | None = None
     cells, line = _first_row(path)
     if cells is None:
         raise ShapeError(f"{path}: the file holds no data.")
+    if len(cells) == 1:
+        for sep, what in ((";", "semicolons"), ("\t", "tabs")):
+            if len([c for c in cells[0].split(sep) if c.strip()]) > 1:
+                raise FileFormatError(
+                    f"{path}: the first row is one field that {what} separate into "
+                    f"{len(cells[0].split(sep))}; cvxnn reads comma-separated files: save the file with "
+                    "commas as separators (and '.' as the decimal point).")
     has_header = _detect_header(cells, header, path, target, labels, target_position, line=line,
                                 features=features, known_labels=known_labels)
     ncols = len(cells)
@@ -867,6 +875,74 @@ def _same_file(a, b) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _write_text_atomic(path: Path, write) -> None:
+    """Write a text output file (``predict -o``, ``--report``, ``--csv``) through ``write(fh)``
+    on a temporary file that replaces ``path`` only once complete (``cvxnn.io``'s atomic write:
+    fsync, ``os.replace``). An interruption (Ctrl-C) or a failed write leaves ``path`` as it was,
+    never half-written.
+
+    Raises
+    ------
+    FileWriteError
+        The file cannot be written (disk full, permissions).
+    """
+    from io import TextIOWrapper
+
+    from .io import _write_atomic
+
+    def binary(fh) -> None:
+        text = TextIOWrapper(fh, encoding="utf-8", newline="")
+        try:
+            write(text)
+            text.flush()
+        finally:
+            text.detach()  # the temporary file stays open for its fsync
+
+    _write_atomic(Path(path), binary)
+
+
+@contextlib.contextmanager
+def _solver_output_to_stderr(enabled: bool):
+    """Send what solvers print to ``stdout`` to ``stderr`` while a solve runs (with ``-vv`` the
+    estimators are verbose: CVXPY's banner and Clarabel's or SCS's iteration table, printed by
+    Python and by compiled code on file descriptor 1), so that ``stdout`` holds only the
+    command's own output (a report, a table) and can be piped or redirected."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = fd = None
+    try:
+        fd, err = sys.stdout.fileno(), sys.stderr.fileno()
+        sys.stderr.flush()
+        saved = os.dup(fd)
+        os.dup2(err, fd)
+    except (AttributeError, OSError, ValueError):  # streams without descriptors (captured)
+        if saved is not None:
+            os.close(saved)
+        saved = None
+    stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+        if saved is not None:
+            _flush_c_stdio()
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def _flush_c_stdio() -> None:
+    """Flush the C library's buffered ``printf`` output (solvers written in C) before file
+    descriptor 1 is restored, so that it lands where it was printed."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError) as exc:  # pragma: no cover - no C library handle (Windows)
+        logger.debug("could not flush the C library's stdout buffer (%s)", exc)
+
+
 def _refuse_clobber(outputs: list[tuple[str, Path | None]], inputs: list[tuple[str, object]]) -> None:
     """Refuse, before any work, an output that would overwrite an input file (``-o`` naming the
     training data replaced it by the model) or another output of the same command (``--report``
@@ -932,7 +1008,8 @@ def _print_report(rep: dict, out) -> None:
 def _fit_with_progress(est, X, y, args, label: str = "fit"):
     """Fit ``est`` with a live status line: iteration and gap from the native solvers'
     callbacks, the elapsed time for CVXPY solvers (which report nothing while they run)."""
-    with ProgressBar(None, label, enabled=_progress_enabled(args)) as bar:
+    with ProgressBar(None, label, enabled=_progress_enabled(args)) as bar, \
+            _solver_output_to_stderr(args.verbose >= 2):
         if est.backend == "native":
             est._fit(X, y, callback=_solver_progress(bar))
         else:
@@ -963,7 +1040,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     rep["model_file"] = str(written)
     _print_report(rep, sys.stdout)
     if report is not None:
-        report.write_text(json.dumps(rep, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(rep, indent=2, sort_keys=True) + "\n"
+        _write_text_atomic(report, lambda fh: fh.write(text))
     return 0 if est.status_ == "optimal" else 1
 
 
@@ -1025,6 +1103,24 @@ def _label_kind(est) -> bool | str:
     return "text" if np.asarray(classes).dtype.kind in "USO" else True
 
 
+def _labels_like_classes(est, y):
+    """Labels read from a data file in the type of ``est``'s classes, where a file format wrote
+    them differently: boolean classes from the text ``True`` / ``False`` (as numpy and pandas
+    write booleans to CSV), text classes from booleans (an NPZ array of a model fitted on such a
+    CSV file). Other labels are returned as read."""
+    classes = getattr(est, "classes_", None)
+    if classes is None or y is None:
+        return y
+    kind, y = np.asarray(classes).dtype.kind, np.asarray(y)
+    if kind == "b" and y.dtype.kind == "U":
+        low = np.char.lower(np.char.strip(y))
+        if np.all(np.isin(low, ("true", "false"))):
+            return low == "true"
+    elif kind == "U" and y.dtype.kind == "b":
+        return y.astype(str)
+    return y
+
+
 def _target_column(path, tname) -> int | None:
     """The column of the target ``tname`` in a CSV file (its header, or ``col<j>``); None for
     NPZ files or when it cannot be told."""
@@ -1066,14 +1162,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         pred = est.predict(X)
         header = [str(name)]
         rows = ([str(v) if pred.dtype.kind not in "f" else f"{v:.17g}"] for v in pred)
-    out = open(output, "w", newline="") if output is not None else sys.stdout
-    try:
-        writer = csv.writer(out, lineterminator="\n")
+    def write(fh) -> None:
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-    finally:
-        if output is not None:
-            out.close()
+
+    if output is None:
+        write(sys.stdout)
+    else:
+        _write_text_atomic(output, write)
     if output is not None:
         print(f"wrote {X.shape[0]} predictions to {output}", file=sys.stderr)
     return 0
@@ -1085,6 +1182,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     X, y, _, tname = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=_label_kind(est), header=args.header,
                                  **_model_columns(est, user), need_target=True)
+    y = _labels_like_classes(est, y)
     classifier = hasattr(est, "classes_")
     if classifier:
         unknown = np.setdiff1d(np.unique(y), est.classes_)
@@ -1109,7 +1207,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         raise InvalidParameterError(f"--rtol must be a finite number >= 0, got {args.rtol!r}.")
     X, y, _, _ = _data_from_args(args)
     runs = []
-    with ProgressBar(2, "verify", enabled=_progress_enabled(args)) as bar:
+    with ProgressBar(2, "verify", enabled=_progress_enabled(args)) as bar, \
+            _solver_output_to_stderr(args.verbose >= 2):
         bar.set_note("native solve")
         native = _estimator_from_args(args, backend="native")
         native._fit(X, y, callback=_solver_progress(bar))
@@ -1261,7 +1360,13 @@ def _plot_path(rows: list[dict], path: Path, score_name: str, title: str) -> Pat
     ax.legend(loc="center right")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from io import BytesIO
+
+    from .io import _write_atomic
+
+    buffer = BytesIO()  # drawn first, then written atomically: an interruption leaves no half-written plot
+    fig.savefig(buffer, dpi=120, format=Path(path).suffix[1:].lower())
+    _write_atomic(Path(path), lambda fh: fh.write(buffer.getvalue()))
     return path
 
 
@@ -1319,7 +1424,8 @@ def _cmd_path(args: argparse.Namespace) -> int:
         lams = default_lam_grid(est, Xv, y_enc, loss, w, n_lams, args.lam_min_ratio)
         lam_max = float(lams[0])
     rows: list[dict] = []
-    with ProgressBar(lams.size, "path", enabled=_progress_enabled(args)) as bar:
+    with ProgressBar(lams.size, "path", enabled=_progress_enabled(args)) as bar, \
+            _solver_output_to_stderr(args.verbose >= 2):
         if n_jobs == 1:
             rows = _path_segment(est, Xtr, ytr, lams, val=val,
                                  on_step=lambda r: bar.update(note=f"lam={r['lam']:.3g}"))
@@ -1342,7 +1448,7 @@ def _cmd_path(args: argparse.Namespace) -> int:
         from .estimators import cross_validate_lam
 
         with ProgressBar(None, f"cv ({args.cv} folds)", enabled=_progress_enabled(args)), \
-                warnings.catch_warnings():
+                warnings.catch_warnings(), _solver_output_to_stderr(args.verbose >= 2):
             warnings.simplefilter("ignore")  # the status column shows non-convergence
             cvres = cross_validate_lam(est, X, y, lams, cv=int(args.cv), n_jobs=n_jobs)
         by_lam = dict(zip(cvres.lams.tolist(), cvres.mean_score.tolist(), strict=True))
@@ -1371,10 +1477,12 @@ def _cmd_path(args: argparse.Namespace) -> int:
         best = max(rows, key=lambda r: (r["val_score"], r["lam"]))
         print(f"best lam by validation: {best['lam']:.6g} ({vname} {best['val_score']:.4f})", file=out)
     if csv_file is not None:
-        with open(csv_file, "w", newline="") as fh:
+        def write(fh) -> None:
             writer = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if has_val or k != "val_score"])
             writer.writeheader()
             writer.writerows([{k: v for k, v in r.items() if has_val or k != "val_score"} for r in rows])
+
+        _write_text_atomic(csv_file, write)
     if plot_file is not None:
         written = _plot_path(rows, plot_file, score, f"{Path(args.data).name}: {type(est).__name__}")
         if written is not None:
@@ -1425,6 +1533,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
     X, y, names, _ = _read_table(args.data, target=target, x_key=args.x_key, y_key=args.y_key,
                                  labels=labels, header=args.header,
                                  **(_model_columns(est, user) if est is not None else {}))
+    y = _labels_like_classes(est, y)
     std = getattr(est, "standardizer_", None) if est is not None else None
     Xs = std.transform(X) if std is not None else X
     try:
@@ -1513,8 +1622,11 @@ def _cmd_prune(args: argparse.Namespace) -> int:
             objective_=net_obj, convex_objective_=float(after), n_active_neurons_=int(net.n_neurons),
             gap_=gap, status_=new_sol.status,
         )
-        meta.update({k: user[k] for k in ("target", "target_index", "task", "feature_names", "y_fingerprint")
-                     if k in user})
+        # "data", the file the model was fitted on, tells how to read other files (an NPZ file's
+        # columns are found by position, its key "y" is no CSV column): the pruned model reads the
+        # files the unpruned one reads
+        meta.update({k: user[k] for k in ("data", "target", "target_index", "task", "feature_names",
+                                          "y_fingerprint") if k in user})
         print(f"training score        : {pruned_est.score(X, y):.6f}", file=out)
         written = io.save(pruned_est, output, metadata=meta)
     else:

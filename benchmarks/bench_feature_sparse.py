@@ -13,7 +13,11 @@ network of the first ``k`` features only, plus noise. For each penalty the bench
    the relative objective difference, all measured in this run;
 3. the same for C-ReLU (native augmented Lagrangian, relative gap and cone violation ``1e-6``)
    on a planted instance and on the standardized diabetes data (scikit-learn), and for vector
-   output (``c = 3`` planted outputs, C-GReLU).
+   output (``c = 3`` planted outputs, C-GReLU);
+4. times the C-ReLU ``lam_max`` program (``cvxnn.native.feature_sparse.feature_relu_lam_max``):
+   constraint generation against the whole program posed at once (``LAM_MAX_ROUNDS = 0``), on
+   the planted data at ``n = 2000, d = 20``, 50 gates, and on diabetes with 30 gates
+   (``--lam-max-only`` runs only this section).
 
 Run (one BLAS thread, as the numbers in the docs were measured)::
 
@@ -120,9 +124,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-paths", action="store_true", help="only the timing sections")
+    ap.add_argument("--lam-max-only", action="store_true", help="only the C-ReLU lam_max section")
     args = ap.parse_args()
     threads = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     print(f"threads: {threads}, cpus: {os.cpu_count()}, load average: {os.getloadavg()}")
+    if args.lam_max_only:
+        lam_max_section(args.repeats, args.seed)
+        return
     X, y = planted(args.n, args.d, args.k, args.seed)
     patterns = sample_patterns(X, args.gates, seed=args.seed)
     print(f"planted problem: n={args.n}, d={args.d}, k={args.k} relevant features, p={patterns.n_patterns} "
@@ -154,6 +162,53 @@ def main() -> None:
     print(f"\n== vector output (c=3), native R-FISTA vs CVXPY+Clarabel, C-GReLU, n=200, d=20, p={pv.n_patterns} ==")
     for pen in penalties:
         timing(Xv, Yv, pv, pen, 0.3, args.repeats)
+    lam_max_section(args.repeats, args.seed)
+
+
+def lam_max_section(repeats: int, seed: int) -> None:
+    """The C-ReLU ``lam_max`` program by constraint generation against the whole program (best of
+    ``repeats``, alternated), with the number of cone rows posed and the relative difference of
+    the values (both are upper bounds attained by their multipliers: lower is better)."""
+    import cvxnn.native.feature_sparse as fs
+    from cvxnn.operators import adjoint
+
+    Xp, yp = planted(2000, 20, 4, seed)
+    Xd, yd = diabetes()
+    cases = [("planted n=2000, d=20", Xp, yp, 50), ("diabetes n=442, d=10", Xd, yd, 30)]
+    print("\n== C-ReLU lam_max: constraint generation against the whole program (Clarabel) ==")
+    print(f"{'data':22} {'penalty':26} {'gates':>5} {'rows posed':>16} {'generated':>10} {'whole':>10} "
+          f"{'ratio':>6} {'rel. diff.':>10}")
+    original = fs._cone_rows_program
+    for label, X, y, gates in cases:
+        pats = sample_patterns(X, gates, seed=seed)
+        Xa = pats.design(X)
+        C = adjoint(Xa, pats.mask, y)
+        for pen in (FeatureGroupL2(), SparseGroupL2(alpha=0.5)):
+            posed: list[int] = []
+
+            def counting(Xs, S2, CCs, penalty, c, rows, cols, posed=posed):
+                posed.append(rows.size)
+                return original(Xs, S2, CCs, penalty, c, rows, cols)
+
+            t_gen, t_whole = np.inf, np.inf
+            for _ in range(repeats):
+                posed.clear()
+                fs._cone_rows_program = counting
+                t0 = time.perf_counter()
+                v_gen, _ = fs.feature_relu_lam_max(Xa, pats.mask, C, pen)
+                t_gen = min(t_gen, time.perf_counter() - t0)
+                fs._cone_rows_program = original
+                rounds = fs.LAM_MAX_ROUNDS
+                fs.LAM_MAX_ROUNDS = 0
+                try:
+                    t0 = time.perf_counter()
+                    v_whole, _ = fs.feature_relu_lam_max(Xa, pats.mask, C, pen)
+                    t_whole = min(t_whole, time.perf_counter() - t0)
+                finally:
+                    fs.LAM_MAX_ROUNDS = rounds
+            total = Xa.shape[0] * 2 * pats.n_patterns
+            print(f"{label:22} {pen!r:26} {pats.n_patterns:5d} {f'{max(posed)}/{total} ({len(posed)} rounds)':>16} "
+                  f"{t_gen:9.2f}s {t_whole:9.2f}s {t_whole / t_gen:5.1f}x {(v_gen - v_whole) / v_whole:10.1e}")
 
 
 def planted_vector(n: int, d: int, k: int, c: int, seed: int, noise: float = 0.1):

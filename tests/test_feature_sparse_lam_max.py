@@ -151,3 +151,101 @@ def test_zero_check_skips_the_lam_max_program_far_below_lam_max(diabetes, monkey
     sol = solve_feature_sparse(X, y, penalty=pen, lam=lam, activation="relu", patterns=P, solver="native",
                                tol=1e-3, max_iter=50)
     assert np.any(weight_matrix(sol))
+
+
+def _lam_max_reference(Xa, mask, C, pen):
+    """``min_{rho >= 0} R*([c_i + Xt_i^T rho^v_i]_i, [-c_i + Xt_i^T rho^w_i]_i)``, every cone row
+    posed, written independently of the library's constraint generation."""
+    import cvxpy as cp
+
+    C3 = C[:, :, None] if C.ndim == 2 else C
+    c = C3.shape[2]
+    CC = np.concatenate([C3, -C3], axis=1).reshape(C3.shape[0], -1)
+    S = 2.0 * mask - 1.0
+    S2 = np.repeat(np.concatenate([S, S], axis=1), c, axis=1)
+    scale = np.abs(CC).max()
+    rho = cp.Variable(S2.shape, nonneg=True)
+    term = pen.cvxpy_dual_norm(CC / scale + Xa.T @ cp.multiply(S2, rho))
+    cp.Problem(cp.Minimize(term.expression), term.constraints).solve(solver="CLARABEL")
+    return pen.dual_norm_value(CC + Xa.T @ (S2 * np.maximum(rho.value, 0.0) * scale))
+
+
+@pytest.mark.parametrize("pen", PENALTIES, ids=repr)
+@pytest.mark.parametrize("case", ["diabetes", "random_vector"])
+def test_relu_lam_max_by_constraint_generation_matches_the_whole_program(diabetes, pen, case, monkeypatch):
+    """feature_relu_lam_max poses only the cone rows it needs (rounds of constraint generation
+    between an upper bound from its multipliers and a lower bound from cone projections); its
+    value must be the minimum over all multipliers (the whole program's, in its conic dual form
+    and as the minimum over rho: an upper bound can be no lower than the minimum, so it may only
+    fall below the reference by the reference's inaccuracy), and its multipliers must attain it."""
+    import cvxnn.native.feature_sparse as fs
+    from cvxnn.native.feature_sparse import _pair_signs, feature_relu_lam_max
+    from cvxnn.operators import adjoint
+
+    if case == "diabetes":
+        X, y, P = diabetes
+        r0 = y.copy()
+    else:
+        rng = np.random.default_rng(3)
+        X = rng.standard_normal((60, 4))
+        P = cvxnn.sample_patterns(X, 6, seed=1)
+        r0 = rng.standard_normal((60, 3))
+    Xa = P.design(X)
+    C = adjoint(Xa, P.mask, r0)
+    value, rho = feature_relu_lam_max(Xa, P.mask, C, pen)
+    ref = _lam_max_reference(Xa, P.mask, C, pen)
+    monkeypatch.setattr(fs, "LAM_MAX_ROUNDS", 0)
+    whole, _ = feature_relu_lam_max(Xa, P.mask, C, pen)
+    assert value <= min(ref, whole) * (1.0 + 2e-8)
+    assert value >= min(ref, whole) * (1.0 - 2e-7)  # both references were at most 1.3e-7 above it
+    c = 1 if C.ndim == 2 else C.shape[2]
+    C3 = C[:, :, None] if C.ndim == 2 else C
+    CC = np.concatenate([C3, -C3], axis=1).reshape(C3.shape[0], -1)
+    assert np.all(rho >= 0.0)
+    attained = pen.dual_norm_value(CC + Xa.T @ (_pair_signs(P.mask, c) * rho.reshape(Xa.shape[0], -1)))
+    assert attained == pytest.approx(value, rel=1e-12)
+
+
+def test_relu_lam_max_poses_few_cone_rows(monkeypatch):
+    """On 400 rows and 20 gates the posed programs hold a fraction of the n x 2p cone rows, and
+    the value agrees with the whole program's; with no rounds allowed the whole program is solved."""
+    import cvxnn.native.feature_sparse as fs
+    from cvxnn.operators import adjoint
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 8))
+    y = np.sin(X[:, 0]) + X[:, 1] ** 2 - 1.0
+    P = cvxnn.sample_patterns(X, 20, seed=0)
+    Xa = P.design(X)
+    C = adjoint(Xa, P.mask, y)
+    sizes = []
+    original = fs._cone_rows_program
+
+    def counting(Xs, S2, CCs, penalty, c, rows, cols):
+        sizes.append(rows.size)
+        return original(Xs, S2, CCs, penalty, c, rows, cols)
+
+    monkeypatch.setattr(fs, "_cone_rows_program", counting)
+    value, _ = fs.feature_relu_lam_max(Xa, P.mask, C, FeatureGroupL2())
+    assert sizes and max(sizes) < 0.25 * 400 * 40
+    monkeypatch.setattr(fs, "LAM_MAX_ROUNDS", 0)
+    whole, _ = fs.feature_relu_lam_max(Xa, P.mask, C, FeatureGroupL2())
+    assert value == pytest.approx(whole, rel=2e-8)
+
+
+def test_relu_lam_max_start_rows(diabetes):
+    """Rows handed in by the zero check start the generation (the same value as from the
+    projections it computes itself; from no rows at all too); a wrong shape is refused."""
+    from cvxnn.errors import ShapeError
+    from cvxnn.native.feature_sparse import feature_relu_lam_max
+    from cvxnn.operators import adjoint
+
+    X, y, P = diabetes
+    Xa = P.design(X)
+    C = adjoint(Xa, P.mask, y)
+    value, _ = feature_relu_lam_max(Xa, P.mask, C, FeatureGroupL2())
+    empty, _ = feature_relu_lam_max(Xa, P.mask, C, FeatureGroupL2(),
+                                    start_rows=np.zeros((X.shape[0], 2 * P.n_patterns), bool))
+    assert empty == pytest.approx(value, rel=2e-8)
+    with pytest.raises(ShapeError, match="start_rows"):
+        feature_relu_lam_max(Xa, P.mask, C, FeatureGroupL2(), start_rows=np.zeros((3, 2), bool))

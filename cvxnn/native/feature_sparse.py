@@ -60,7 +60,7 @@ from scipy.optimize import nnls
 from .._validation import callback_stops, check_lam, check_positive_int, check_solver_options, check_Xy
 from ..activations import get_activation
 from ..backends.cvxpy_adapter import run_problem
-from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, SolverError
+from ..errors import ConvergenceWarning, InvalidParameterError, PatternMismatchError, ShapeError, SolverError
 from ..feature_penalties import GroupSparsePenalty
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign, adjoint
@@ -248,17 +248,66 @@ def _pair_correlations(C: np.ndarray) -> np.ndarray:
     return np.concatenate([C3, -C3], axis=1).reshape(C3.shape[0], -1)
 
 
-def feature_relu_lam_max(Xa: np.ndarray, mask: np.ndarray, C: np.ndarray,
-                         penalty: GroupSparsePenalty) -> tuple[float, np.ndarray]:
+#: Constraint generation for :func:`feature_relu_lam_max`: the run stops once the multipliers'
+#: value and a cone-feasible lower bound agree to this relative tolerance (Clarabel's accuracy on
+#: the whole program is about the same).
+LAM_MAX_RTOL = 1e-8
+#: Rows added per column and round (times ``d_a``): the most violated ones among those not yet in.
+LAM_MAX_ROWS_PER_ROUND = 3
+#: A row counts as violated when ``-(S_i Xt theta_j)_r`` exceeds this fraction of the column's
+#: largest ``|S_i Xt theta_j|``.
+LAM_MAX_VIOLATION = 1e-7
+#: Rounds before the whole program is solved instead.
+LAM_MAX_ROUNDS = 30
+
+
+def _cone_rows_program(Xs: np.ndarray, S2: np.ndarray, CCs: np.ndarray, penalty: GroupSparsePenalty, c: int,
+                       rows: np.ndarray, cols: np.ndarray):
+    """``max <CCs, Theta>`` over ``R(Theta) <= 1`` and the cone rows ``(rows, cols)`` only:
+    ``S2[r, j] Xs[r] theta_j >= 0``. Returns the problem, ``Theta`` and the cone constraint (None
+    without rows)."""
+    import scipy.sparse as sp
+
+    d, m = CCs.shape
+    Theta = cp.Variable((d, m), name="Theta")
+    cons = [penalty.cvxpy(Theta, n_outputs=c).expression <= 1]
+    cone = None
+    if rows.size:
+        vals = (S2[rows, cols][:, None] * Xs[rows]).ravel()
+        A = sp.csr_matrix((vals, (np.repeat(np.arange(rows.size), d), (cols[:, None] * d + np.arange(d)).ravel())),
+                          shape=(rows.size, d * m))
+        cone = A @ cp.vec(Theta, order="F") >= 0
+        cons.append(cone)
+    return cp.Problem(cp.Maximize(cp.sum(cp.multiply(CCs, Theta))), cons), Theta, cone
+
+
+def _cone_projection(B: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Projection of ``t`` onto the cone ``{u : B u >= 0}`` and its multipliers ``mu >= 0``:
+    ``proj = t + B^T mu`` with ``mu`` the non-negative least squares of ``B^T mu ~ -t`` (Moreau:
+    ``-B^T mu`` is the projection onto the polar cone)."""
+    mu, _ = nnls(B.T, -t, maxiter=50 * (B.shape[0] + 1))
+    return t + B.T @ mu, mu
+
+
+def feature_relu_lam_max(Xa: np.ndarray, mask: np.ndarray, C: np.ndarray, penalty: GroupSparsePenalty, *,
+                         start_rows: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """C-ReLU ``lam_max`` under a feature-sparse penalty, and cone multipliers that attain it.
 
     ``lam_max = min_{rho >= 0} R*(G(rho))`` with ``G(rho) = [c_i + Xt_i^T rho^v_i]_i,
     [-c_i + Xt_i^T rho^w_i]_i`` (docs/feature-sparsity.md, "lam_max"). It is solved through its
     conic dual ``max { <[C, -C], Theta> : Xt_i theta_i >= 0, R(Theta) <= 1 }`` with Clarabel, on
     unit scales (the value is homogeneous in ``C`` and invariant to a scale of ``X_a``, which the
-    multipliers absorb); ``rho`` are the duals of the cone constraints. The dual form has
-    ``d_a x 2pc`` variables instead of ``n x 2pc`` (1.4-2.7x faster than the minimum over ``rho``
-    on standardized diabetes with 5 and 50 gates).
+    multipliers absorb); ``rho`` are the duals of the cone constraints.
+
+    The ``n x 2pc`` cone rows are generated, not all posed: the first program holds the rows on
+    which the projection of each column ``+-c_i`` onto its cone is tight (one NNLS per column),
+    and each round adds, per column, the ``LAM_MAX_ROWS_PER_ROUND d_a`` most violated rows. Each
+    program is a relaxation, so its value (the ``R*`` of its multipliers, zero on the rows left
+    out) bounds ``lam_max`` from above; the projections of its ``Theta``'s columns onto their
+    cones are feasible and bound it from below. The run stops when the two agree to
+    ``LAM_MAX_RTOL`` (or no row is violated); after ``LAM_MAX_ROUNDS`` rounds the whole program
+    is solved. On ``n = 2000, d = 20``, 50 gates two rounds certified ``5e-9``, with 8 % of the
+    rows posed (docs/feature-sparsity.md).
 
     Parameters
     ----------
@@ -267,13 +316,18 @@ def feature_relu_lam_max(Xa: np.ndarray, mask: np.ndarray, C: np.ndarray,
     C : ndarray of shape (d_a, p) or (d_a, p, c)
         The correlations ``c_i = X_a^T D_i r0`` with ``r0 = -grad L(0, y)``.
     penalty : GroupSparsePenalty
+    start_rows : ndarray of bool, shape (n, 2pc), optional
+        The cone rows of the first program (column ``j c + k`` is output ``k`` of block ``j``,
+        the ``v`` blocks first). By default the rows on which the cone projections of the columns
+        of ``[C, -C]`` are tight; :func:`_relu_zero_check` passes those it has computed.
 
     Returns
     -------
     value : float
         ``R*(G(rho))`` evaluated in float64 at the returned multipliers: an upper bound on
-        ``lam_max`` (within the solver's accuracy of it) that ``rho`` attains, so that the zero
-        model with these multipliers has a zero duality gap at every ``lam >= value``.
+        ``lam_max`` (within ``LAM_MAX_RTOL`` of it, or Clarabel's accuracy) that ``rho`` attains,
+        so that the zero model with these multipliers has a zero duality gap at every
+        ``lam >= value``.
     rho : ndarray of shape (n, 2p, c)
         Cone multipliers ``>= 0`` (the ``v`` blocks first), in the layout of
         :func:`~cvxnn.native.certificates.feature_relu_certificate`.
@@ -289,21 +343,76 @@ def feature_relu_lam_max(Xa: np.ndarray, mask: np.ndarray, C: np.ndarray,
     c = 1 if C.ndim == 2 else C.shape[2]
     CC = _pair_correlations(np.asarray(C, dtype=np.float64))
     S2 = _pair_signs(mask, c)
+    m = CC.shape[1]
     c_scale = float(np.abs(CC).max(initial=0.0))
     if c_scale == 0.0:
         return 0.0, np.zeros((n, 2 * p, c))
     # unit scales: Clarabel called the program on X * 1e-6, y * 1e6 "optimal" at twice the value
     x_scale = max(float(np.abs(Xa).max(initial=0.0)), np.finfo(float).tiny)
-    Theta = cp.Variable((d, 2 * p * c), name="Theta")
-    cone = cp.multiply(S2, (Xa / x_scale) @ Theta) >= 0
-    prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(CC / c_scale, Theta))),
-                      [cone, penalty.cvxpy(Theta, n_outputs=c).expression <= 1])
-    run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
-                allow=("optimal", "optimal_inaccurate"))
-    rho = np.maximum(np.asarray(cone.dual_value, dtype=np.float64), 0.0) * (c_scale / x_scale)
-    value = penalty.dual_norm_value(CC + Xa.T @ (S2 * rho))
-    logger.debug("C-ReLU feature lam_max: %.10g (dual program %.10g)", value, prob.value * c_scale)
-    return value, rho.reshape(n, 2 * p, c)
+    Xs, CCs = Xa / x_scale, CC / c_scale
+
+    def multipliers_value(rows, cols, cone) -> tuple[float, np.ndarray]:
+        rho = np.zeros((n, m))
+        if cone is not None:
+            duals = np.asarray(cone.dual_value, dtype=np.float64).ravel()
+            rho[rows, cols] = np.maximum(duals, 0.0) * (c_scale / x_scale)
+        return penalty.dual_norm_value(CC + Xa.T @ (S2 * rho)), rho
+
+    if start_rows is not None:
+        if np.size(start_rows) != n * m:
+            raise ShapeError(f"start_rows has {np.size(start_rows)} entries; the program has {n} x {m} cone rows.")
+        posed = np.array(start_rows, dtype=bool).reshape(n, m)
+    else:
+        posed = np.zeros((n, m), dtype=bool)
+        for j in np.nonzero((S2 * (Xs @ CCs)).min(axis=0) < 0.0)[0]:  # columns outside their cones
+            _, mu = _cone_projection(S2[:, j, None] * Xs, CCs[:, j])
+            posed[:, j] = mu > 0.0
+    best, best_rho, lower = math.inf, None, 0.0
+    k = max(LAM_MAX_ROWS_PER_ROUND * d, 1)
+    for rnd in range(LAM_MAX_ROUNDS):
+        rows, cols = np.nonzero(posed)
+        prob, Theta, cone = _cone_rows_program(Xs, S2, CCs, penalty, c, rows, cols)
+        run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
+                    allow=("optimal", "optimal_inaccurate"))
+        value, rho = multipliers_value(rows, cols, cone)
+        if value < best:
+            best, best_rho = value, rho
+        T = np.asarray(Theta.value, dtype=np.float64)
+        Z = S2 * (Xs @ T)
+        Z /= np.maximum(np.abs(Z).max(axis=0), np.finfo(float).tiny)
+        violated = (Z < -LAM_MAX_VIOLATION) & ~posed
+        if not violated.any():
+            lower = best  # Theta lies in every cone (to the row tolerance): the relaxation is exact
+            break
+        Tp = T.copy()
+        for j in np.nonzero(violated.any(axis=0))[0]:
+            Tp[:, j], _ = _cone_projection(S2[:, j, None] * Xs, T[:, j])
+        r_tp = penalty.value(Tp)
+        if r_tp > 0.0:
+            lower = max(lower, float(np.sum(CC * Tp)) / r_tp)
+        logger.debug("C-ReLU feature lam_max, round %d: %d of %d rows, bounds [%.12g, %.12g]",
+                     rnd, rows.size, n * m, lower, best)
+        if best - lower <= LAM_MAX_RTOL * best:
+            break
+        Z[~violated] = np.inf
+        add = np.zeros_like(posed)
+        np.put_along_axis(add, np.argsort(Z, axis=0, kind="stable")[:k], True, axis=0)
+        posed |= add & violated
+    else:
+        logger.info("C-ReLU feature lam_max: %d rounds left bounds [%.12g, %.12g]; solving the whole program",
+                    LAM_MAX_ROUNDS, lower, best)
+        Theta = cp.Variable((d, m), name="Theta")
+        cone = cp.multiply(S2, Xs @ Theta) >= 0
+        prob = cp.Problem(cp.Maximize(cp.sum(cp.multiply(CCs, Theta))),
+                          [cone, penalty.cvxpy(Theta, n_outputs=c).expression <= 1])
+        run_problem(prob, "CLARABEL", what="the C-ReLU lam_max program", warn=False,
+                    allow=("optimal", "optimal_inaccurate"))
+        rho = np.maximum(np.asarray(cone.dual_value, dtype=np.float64), 0.0) * (c_scale / x_scale)
+        value = penalty.dual_norm_value(CC + Xa.T @ (S2 * rho))
+        if value < best:
+            best, best_rho = value, rho
+    logger.debug("C-ReLU feature lam_max: %.12g (lower bound %.12g)", best, lower)
+    return best, best_rho.reshape(n, 2 * p, c)
 
 
 def _relu_zero_check(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam: float,
@@ -380,7 +489,7 @@ def _relu_zero_check(Xa: np.ndarray, mask: np.ndarray, kernel: SmoothKernel, lam
     if cert is not None:
         return cert, rho, "cone_projections"
     try:
-        _, rho = feature_relu_lam_max(Xa, mask, C, penalty)
+        _, rho = feature_relu_lam_max(Xa, mask, C, penalty, start_rows=rho.reshape(n, -1) > 0.0)
     except SolverError as exc:  # the iteration still runs and certifies what it can
         logger.info("zero check: the lam_max program failed (%s)", exc)
         return None, None, ""

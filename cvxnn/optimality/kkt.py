@@ -30,7 +30,7 @@ from ..activations import get_activation
 from ..errors import InvalidParameterError, PatternMismatchError, ShapeError
 from ..losses import Loss, get_loss
 from ..operators import adjoint, forward
-from ..solution import ConvexModel
+from ..solution import ConvexModel, ConvexSolution
 
 __all__ = [
     "DEFAULT_ACTIVE_TOL",
@@ -41,6 +41,7 @@ __all__ = [
     "kkt_report",
     "block_layout",
     "model_from_blocks",
+    "solution_from_blocks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,72 @@ def model_from_blocks(model: ConvexModel, theta: np.ndarray) -> ConvexModel:
     # a vector-output model keeps its program's penalty (one-vs-all: column norms)
     formulation = getattr(model, "formulation", None) if theta.ndim == 3 else None
     return ConvexModel(activation=model.activation, patterns=model.patterns, formulation=formulation, **blocks)
+
+
+def solution_from_blocks(
+    source: ConvexModel,
+    theta: np.ndarray,
+    *,
+    multipliers: np.ndarray | None = None,
+    status: str | None = None,
+    objective_value: float = float("nan"),
+    gap: float | None = None,
+    dual_value: float | None = None,
+    max_violation: float | None = None,
+    lam: float | None = None,
+    loss: Loss | None = None,
+    derived: str = "",
+) -> ConvexModel:
+    """:func:`model_from_blocks` that keeps a solution a solution: for a
+    :class:`~cvxnn.solution.ConvexSolution` ``source``, a ConvexSolution of the same program with
+    the blocks ``theta`` (for a plain :class:`ConvexModel`, the model of :func:`model_from_blocks`).
+
+    What describes the program (``lam``, ``loss``, ``formulation``, ``training_X``, a
+    feature-sparse ``extra["penalty"]``) and the solve it came from (``backend``, ``solver``,
+    times, iterations) is kept; what describes the source *point* is replaced by the arguments:
+    its status (default the source's), objective (default NaN: unknown), certificate (``gap``,
+    ``dual_value``; ``rel_gap`` follows), cone violation and cone multipliers. CVXPY's
+    ``cone_duals``, ``program_penalty`` (the source's penalty value), the warm-start state
+    ``check_state`` and the other solver diagnostics in ``extra`` (whose keys would refill the
+    cleared fields) are dropped; ``extra["derived"]`` says what the point is (e.g.
+    ``"exact pruning"``).
+
+    The C-ReLU multipliers ``rho_i >= 0`` may be the source's: the dual constraint of
+    :func:`~cvxnn.native.certificates.duality_gap`, ``||X^T D_i nu -+ Xt_i^T rho_i|| <= lam``,
+    reads the dual point ``nu = grad L(fit)`` and ``rho`` only, never the primal blocks, so any
+    ``rho >= 0`` gives a valid bound (weak duality) for every cone-feasible point, and the
+    source's bound is as tight for a point with the source's fit.
+    """
+    if not isinstance(source, ConvexSolution):
+        return model_from_blocks(source, theta)
+    import dataclasses
+
+    p = source.patterns.n_patterns
+    theta = np.array(theta, dtype=float, copy=True)
+    blocks = {name: theta[:, k * p:(k + 1) * p] for k, name in enumerate(source.spec.blocks)}
+    objective_value = float(objective_value)
+    extra = {"penalty": source.extra["penalty"]} if "penalty" in source.extra else {}
+    if derived:
+        extra["derived"] = derived
+    rel_gap = None
+    if gap is not None and np.isfinite(objective_value):
+        rel_gap = float(gap) / max(abs(objective_value), np.finfo(float).tiny)
+    return dataclasses.replace(
+        source, **blocks,
+        status=source.status if status is None else status,
+        objective_value=objective_value,
+        lam=source.lam if lam is None else float(lam),
+        loss=source.loss if loss is None else loss,
+        gap=None if gap is None else float(gap),
+        rel_gap=rel_gap,
+        dual_value=None if dual_value is None else float(dual_value),
+        max_violation=max_violation,
+        multipliers=multipliers if source.spec.constrained else None,
+        cone_duals=None,
+        check_state=None,
+        program_penalty=None,
+        extra=extra,
+    )
 
 
 def _block_norms(theta: np.ndarray, formulation: str | None = None) -> np.ndarray:

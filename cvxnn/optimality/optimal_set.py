@@ -64,8 +64,8 @@ from .kkt import (
     DEFAULT_ACTIVE_TOL,
     DEFAULT_EQUICORRELATION_TOL,
     DualCertificate,
-    model_from_blocks,
     recover_duals,
+    solution_from_blocks,
 )
 
 __all__ = ["DEFAULT_FIT_TOL", "DEFAULT_RANK_TOL", "OptimalSet", "min_norm_solution", "optimal_set"]
@@ -214,11 +214,19 @@ class OptimalSet:
         return self.blocks.size
 
     def model_at(self, alpha) -> ConvexModel:
-        """The convex model ``theta_k = alpha_k q^_k`` (``k in S``), zero elsewhere."""
+        """The convex model ``theta_k = alpha_k q^_k`` (``k in S``), zero elsewhere.
+
+        For a :class:`~cvxnn.solution.ConvexSolution` reference, a ConvexSolution of its program
+        (:func:`~cvxnn.optimality.kkt.solution_from_blocks`: the reference's status, objective
+        NaN, no gap) whose C-ReLU cone multipliers are the set's own, :attr:`certificate`'s
+        ``rho``: every point of the set has the set's fit, hence its dual point, so
+        :func:`cvxnn.duality_gap` certifies it as tightly as the reference (without multipliers
+        it falls back to ``rho = 0``: relative gaps of 0.7-0.9 at optima of iris subsamples)."""
         alpha = self._check_alpha(alpha)
         theta = np.zeros_like(self.certificate.theta)
         theta[:, self.blocks] = self.directions * alpha
-        return model_from_blocks(self.reference, theta)
+        rho = self.certificate.rho if self.reference.spec.constrained else None
+        return solution_from_blocks(self.reference, theta, multipliers=rho, derived="optimal set")
 
     def network_at(self, alpha, *, tol: float = 0.0):
         """The non-convex network of :meth:`model_at` (exact solution map)."""

@@ -49,6 +49,23 @@ Off the training data a merged gated block uses the gate of the block it is kept
 with the same training mask can differ elsewhere), as any pruning step changes the model off
 the training data.
 
+**Certificates.** A pruned solution (a :class:`~cvxnn.solution.ConvexSolution` input) is a
+solution of the same program that keeps the input's C-ReLU cone multipliers ``rho``. The dual
+constraint of the C-ReLU certificate (:func:`~cvxnn.native.certificates.duality_gap`),
+``||X^T D_i nu - Xt_i^T rho^v_i|| <= lam`` and ``||X^T D_i nu + Xt_i^T rho^w_i|| <= lam`` with
+``nu = grad L(fit)``, reads the dual point and ``rho`` only, never the primal blocks; merging,
+removing or rescaling blocks does not touch it. Any ``rho >= 0`` gives a lower bound on the
+optimum (weak duality), so the input's multipliers are valid for every cone-feasible point,
+and for a point with the input's fit (exact pruning) they give the input's dual value, hence a
+gap no larger than the input's. Without them the certificate falls back to ``rho = 0``
+(valid, loose: relative gaps near 0.9 at optima of standardized iris, wine, breast cancer and
+diabetes). Where the fit does move (sub-threshold blocks set to zero, a C-ReLU projection onto
+the cones, an approximate step), the dual point ``grad L(fit)`` moves with it to first order
+while the objective moves to second order, so a gap computed from the pruned point alone can
+grow by orders of magnitude at an unchanged objective; with the targets (``prune_exact(...,
+y=y)``, :func:`pruning_path`) the reported gap uses the larger of the pruned point's dual value
+and the input's.
+
 **Approximate pruning past minimal** (:func:`pruning_path`). From a minimal model, remove one
 block ``j`` and correct the others by least squares,
 ``beta = argmin || sum_{i != j} beta_i a_i - a_j ||``, ``theta_i <- (1 + beta_i) theta_i``, so the fit
@@ -78,7 +95,7 @@ from ..activations import get_activation
 from ..errors import InaccurateSolutionWarning, InvalidParameterError, ShapeError
 from ..losses import Loss, get_loss
 from ..patterns import group_columns
-from ..solution import ConvexModel
+from ..solution import ConvexModel, ConvexSolution, cone_violation
 from .kkt import (
     DEFAULT_ACTIVE_TOL,
     _active_mask,
@@ -87,6 +104,7 @@ from .kkt import (
     _check_unit_tol,
     block_layout,
     model_from_blocks,
+    solution_from_blocks,
 )
 
 __all__ = [
@@ -181,6 +199,32 @@ def _active(model, norms: np.ndarray, active_tol: float) -> np.ndarray:
     return active
 
 
+def _check_targets(model: ConvexModel, X: np.ndarray, y, lam, loss) -> tuple[np.ndarray, float, Loss]:
+    """``y``, ``lam`` and ``loss`` validated for ``model`` (``lam`` and ``loss`` default to the
+    solution's own, ``loss`` to squared)."""
+    y = check_y(y, X.shape[0])
+    if lam is None:
+        lam = getattr(model, "lam", None)
+        if lam is None:
+            raise InvalidParameterError("pass lam (the model carries none).")
+    lam = check_lam(lam)
+    if loss is None:
+        loss = getattr(model, "loss", None) or "squared"
+    loss = get_loss(loss)
+    y = loss.check_targets(y)
+    c = model.n_outputs
+    if (c == 1 and y.ndim != 1) or (c > 1 and (y.ndim != 2 or y.shape[1] != c)):
+        want = "(n,)" if c == 1 else f"(n, {c}) (one column per output, e.g. one-hot rows)"
+        raise ShapeError(f"the model has {c} output{'s' if c > 1 else ''} but y has shape {y.shape}; pass the "
+                         f"targets it was trained on, of shape {want}.")
+    return y, lam, loss
+
+
+def _objective(model: ConvexModel, Xa: np.ndarray, y: np.ndarray, lam: float, loss: Loss) -> float:
+    """``L(fit, y) + lam * penalty`` (the penalty of the model's formulation)."""
+    return float(loss.value(_fit(model, Xa).reshape(y.shape), y) + lam * model.penalty())
+
+
 def _warn_uncertified(model, what: str) -> None:
     """Warn (:class:`~cvxnn.errors.InaccurateSolutionWarning`) when ``model`` is a solution whose
     solver did not certify it (status other than ``"optimal"``): pruning keeps its fit and does not
@@ -193,6 +237,83 @@ def _warn_uncertified(model, what: str) -> None:
         f"pruned model (same fit, no larger penalty) is a minimal model of this point, not an optimal "
         f"network. Re-solve to optimality first (kkt_report measures how far the point is from one).",
         InaccurateSolutionWarning, stacklevel=3)
+
+
+def _pruned(source: ConvexModel, theta: np.ndarray, Xa: np.ndarray, status: str | None, *,
+            derived: str = "exact pruning", **fields) -> ConvexModel:
+    """The pruned blocks ``theta`` as a model, or, for a solution ``source``, as a solution of its
+    program (:func:`~cvxnn.optimality.kkt.solution_from_blocks`) that keeps the source's cone
+    multipliers: the dual constraint of the C-ReLU certificate reads the dual point and ``rho``
+    only, so the pruned point, whose fit (hence dual point) is the source's, is certified as
+    tightly as the source (without them the certificate takes ``rho = 0``: at the iris, wine,
+    breast-cancer and diabetes optima a relative gap near 0.9 instead of ~1e-8). Its status is
+    the source's unless ``status`` says otherwise; its objective is NaN and its gap None unless
+    given in ``fields`` (:func:`prune_exact` has no targets), and its cone violation is measured."""
+    viol = None
+    if isinstance(source, ConvexSolution) and source.spec.constrained:
+        mask = source.patterns.mask
+        p = source.patterns.n_patterns
+        viol = max(cone_violation(Xa, mask, theta[:, :p]), cone_violation(Xa, mask, theta[:, p:]))
+    return solution_from_blocks(source, theta, multipliers=getattr(source, "multipliers", None), status=status,
+                                max_violation=viol, derived=derived, **fields)
+
+
+def _pruned_certified(source: ConvexModel, theta: np.ndarray, X: np.ndarray, Xa: np.ndarray, status: str | None,
+                      program: tuple | None) -> ConvexModel:
+    """:func:`_pruned`, with the objective and certificate (:func:`_certified`) of a solution
+    ``source`` when ``program`` holds its ``(y, lam, loss)`` (from :func:`_check_targets`)."""
+    pruned = _pruned(source, theta, Xa, status)
+    if program is None or not isinstance(source, ConvexSolution):
+        return pruned
+    y, lam, loss = program
+    source_cert = _dual_bound(source, X, y, lam, loss)
+    fields = _certified(pruned, X, Xa, y, lam, loss, _objective(pruned, Xa, y, lam, loss),
+                        None if source_cert is None else source_cert.dual)
+    return _pruned(source, theta, Xa, status, **fields)
+
+
+def _dual_bound(model: ConvexModel, X: np.ndarray, y: np.ndarray, lam: float, loss: Loss):
+    """The certificate of ``model`` (:func:`~cvxnn.native.certificates.duality_gap`, with the
+    model's multipliers) or None where none applies (a loss without a conjugate, a feature-sparse
+    program). Its ``dual`` bounds the optimum from below whatever the point; its ``gap`` bounds
+    the point's suboptimality only for a cone-feasible point."""
+    from ..errors import CvxnnError
+    from ..native.certificates import duality_gap
+
+    try:
+        cert = duality_gap(X, y, model, lam, loss)
+    except (CvxnnError, ValueError) as exc:
+        logger.debug("no duality gap for the pruned model: %s", exc)
+        return None
+    return cert if np.isfinite(cert.dual) else None
+
+
+def _certified(model: ConvexModel, X: np.ndarray, Xa: np.ndarray, y: np.ndarray, lam: float, loss: Loss,
+               objective: float, floor: float | None) -> dict:
+    """``objective_value``, ``gap`` and ``dual_value`` of a pruned solution: the gap is
+    ``objective - D`` with ``D`` the larger of its own dual value and ``floor``, the dual value of
+    the solution it was pruned from (any dual-feasible point bounds ``p*``: weak duality). Its own
+    dual point ``grad L(fit)`` moves to first order with the fit, so dropping a solver's blocks
+    of ~1e-6 can loosen its own certificate by orders of magnitude (a Clarabel iris optimum,
+    relative 6.5e-8 -> 7.6e-4) while the objective moves to second order only (2e-8 absolute);
+    the source's dual point keeps the bound at ``gap_source + objective change``. No gap (None)
+    for a C-ReLU point outside its cones (violation above
+    :data:`~cvxnn.native.certificates.INFEASIBLE_RTOL` of its largest cone row)."""
+    from ..native.certificates import INFEASIBLE_RTOL
+
+    fields: dict = {"objective_value": float(objective), "lam": lam, "loss": loss}
+    cert = _dual_bound(model, X, y, lam, loss)
+    duals = [d for d in (None if cert is None else cert.dual, floor) if d is not None]
+    if not duals or not np.isfinite(objective):
+        return fields
+    if cert is not None and model.spec.constrained and cert.max_violation > 0.0:
+        rows = max(float(np.abs(np.tensordot(Xa, np.asarray(getattr(model, name), dtype=float), axes=(1, 0)))
+                         .max(initial=0.0)) for name in model.spec.blocks)
+        if cert.max_violation > INFEASIBLE_RTOL * rows:  # its objective can lie below p*
+            return fields
+    dual = max(duals)
+    fields.update(gap=max(float(objective) - dual, 0.0), dual_value=dual)
+    return fields
 
 
 def _fit(model: ConvexModel, Xa: np.ndarray) -> np.ndarray:
@@ -356,6 +477,7 @@ def prune_exact(
     model: ConvexModel,
     X,
     *,
+    y=None,
     rank_tol: float = DEFAULT_RANK_TOL,
     active_tol: float = DEFAULT_ACTIVE_TOL,
 ) -> PruneResult:
@@ -373,6 +495,10 @@ def prune_exact(
     model : ConvexModel or ConvexSolution
     X : array (n, d)
         Training data of the patterns.
+    y : array (n,) or (n, c), optional
+        The solution's training targets: the pruned solution then carries its objective and
+        certificate (see Returns). Only for a :class:`~cvxnn.solution.ConvexSolution` with a
+        ``lam``.
     rank_tol : float
         Relative singular-value tolerance of the dependency test.
     active_tol : float
@@ -383,6 +509,17 @@ def prune_exact(
     PruneResult
         ``result.model`` has linearly independent contributions ``a_k`` (at most ``n`` blocks,
         ``n c`` for vector output); at an optimum it is an optimum, and a vertex of the optimal set.
+        For a :class:`~cvxnn.solution.ConvexSolution` it is a ConvexSolution of the same program
+        (:func:`~cvxnn.optimality.kkt.solution_from_blocks`) with the input's status
+        (``"optimal_inaccurate"`` for an ``"optimal"`` input whose projection onto the cones moved
+        the fit by more than :data:`PROJECTION_FIT_WARN`), its own cone violation, and the input's
+        cone multipliers, so that :func:`cvxnn.duality_gap` certifies it with them (the pruned
+        fit is the input's, so its dual point is too). Without ``y`` its ``objective_value`` is
+        NaN and its ``gap`` None; with ``y`` they are its objective and
+        ``objective - max(D, D_input)``, the larger of its own dual value and the input's (both
+        bound the optimum below), so the gap is at most the input's plus the objective change,
+        also where dropping a solver's sub-threshold blocks moved the fit, which moves its own
+        dual point (module docstring, "Certificates").
 
     Warns
     -----
@@ -397,6 +534,14 @@ def prune_exact(
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     if not (0 <= rank_tol < 1):
         raise InvalidParameterError(f"rank_tol must be in [0, 1), got {rank_tol}.")
+    program = None
+    if y is not None:
+        if not isinstance(model, ConvexSolution) or model.lam is None:
+            raise InvalidParameterError(
+                "prune_exact: y certifies a solution of a regularized program (its lam and loss); this "
+                f"{type(model).__name__} has no lam. Call prune_exact(model, X) and certify the result with "
+                "cvxnn.duality_gap(X, y, result.model, lam).")
+        program = _check_targets(model, X, y, None, None)
     theta, pattern, sign = block_layout(model)
     theta = theta.copy()
     form = getattr(model, "formulation", None)
@@ -408,7 +553,8 @@ def prune_exact(
     fit0 = _fit(model, Xa)
     pen0 = float(norms.sum())
     if idx.size == 0:  # the zero model (e.g. at lam >= lam_max) is minimal: nothing to prune
-        return PruneResult(model=model_from_blocks(model, theta), n_before=0, n_after=0, removed=[],
+        return PruneResult(model=_pruned_certified(model, theta, X, Xa, None, program),
+                           n_before=0, n_after=0, removed=[],
                            fit_change=float(np.linalg.norm(_fit(model_from_blocks(model, theta), Xa) - fit0)
                                             / max(1.0, np.linalg.norm(fit0))),
                            penalty_change=-pen0)
@@ -427,6 +573,8 @@ def prune_exact(
                 f"solve); projecting its blocks onto them changed its fit by {moved:.1e} (relative), so the "
                 f"pruned model has the projected point's fit, not the input's (see fit_change). Prune a "
                 f"certified solution instead.", InaccurateSolutionWarning, stacklevel=2)
+    else:
+        moved = 0.0
     n_before = int(idx.size)
     merged: list[tuple[int, int]] = []
     if theta.ndim == 3:  # vector output: blocks of one pattern and sign into one (module docstring)
@@ -438,7 +586,9 @@ def prune_exact(
     f, removed = _prune_blocks(cols, idx, norms, rank_tol)
     theta[:, idx] = theta[:, idx] * (f if theta.ndim == 2 else f[:, None])
     theta[:, idx[f == 0]] = 0.0
-    pruned = model_from_blocks(model, theta)
+    status = "optimal_inaccurate" if moved > PROJECTION_FIT_WARN and getattr(model, "status", None) == "optimal" \
+        else None
+    pruned = _pruned_certified(model, theta, X, Xa, status, program)
     fit1 = _fit(pruned, Xa)
     res = PruneResult(
         model=pruned,
@@ -604,7 +754,12 @@ def pruning_path(
     -------
     PruningPath
         ``steps[0]`` is the input (after zeroing sub-threshold blocks), ``steps[1]`` the
-        minimal model, then one step per removed block with the objective increase.
+        minimal model, then one step per removed block with the objective increase. For a
+        :class:`~cvxnn.solution.ConvexSolution` the step models are ConvexSolutions of the same
+        program (``lam`` and ``loss`` as used here) with their objective, the input's cone
+        multipliers and the certificate of :func:`prune_exact` with ``y`` (gap against the larger
+        of their own dual value and the input's); the status is the input's for the first two
+        steps and ``"approximate"`` after.
 
     Raises
     ------
@@ -622,21 +777,7 @@ def pruning_path(
         raise InvalidParameterError(f"criterion must be one of {CRITERIA}, got {criterion!r}.")
     rank_tol = check_nonnegative_float(rank_tol, "rank_tol")
     X, Xa = _check_model_X(model, X)
-    y = check_y(y, X.shape[0])
-    if lam is None:
-        lam = getattr(model, "lam", None)
-        if lam is None:
-            raise InvalidParameterError("pass lam (the model carries none).")
-    lam = check_lam(lam)
-    if loss is None:
-        loss = getattr(model, "loss", None) or "squared"
-    loss = get_loss(loss)
-    y = loss.check_targets(y)
-    c = model.n_outputs
-    if (c == 1 and y.ndim != 1) or (c > 1 and (y.ndim != 2 or y.shape[1] != c)):
-        want = "(n,)" if c == 1 else f"(n, {c}) (one column per output, e.g. one-hot rows)"
-        raise ShapeError(f"the model has {c} output{'s' if c > 1 else ''} but y has shape {y.shape}; pass the "
-                         f"targets it was trained on, of shape {want}.")
+    y, lam, loss = _check_targets(model, X, y, lam, loss)
     min_width = check_positive_int(min_width, "min_width", minimum=0)
     if score is not None and not callable(score):  # before any pruning (it failed after, bare TypeError)
         raise InvalidParameterError(f"score must be a callable score(model) -> float or None, got "
@@ -645,7 +786,7 @@ def pruning_path(
     _warn_uncertified(model, "pruning_path")
 
     def objective(m: ConvexModel) -> float:
-        return loss.value(_fit(m, Xa).reshape(y.shape), y) + lam * m.penalty()
+        return _objective(m, Xa, y, lam, loss)
 
     def scored(m) -> float | None:
         if score is None:
@@ -656,9 +797,19 @@ def pruning_path(
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"score(model) must return a number, got {value!r:.60}.") from exc
 
-    def record(m, kind, removed, prev):
+    # the input's dual value bounds p* below for every step (weak duality): a step's gap is its
+    # objective minus the larger of that and its own dual value (_certified)
+    source_cert = _dual_bound(model, X, y, lam, loss) if isinstance(model, ConvexSolution) else None
+    floor = None if source_cert is None else source_cert.dual
+
+    def record(m, kind, removed, prev, status=None):
         obj = objective(m)
         width = int(np.count_nonzero(_block_norms(block_layout(m)[0], form)))
+        if isinstance(model, ConvexSolution):  # a solution of the same program, with its certificate
+            theta_m = block_layout(m)[0]
+            m = _pruned(model, theta_m, Xa, status, derived=f"{kind} pruning" if kind != "start" else "")
+            m = _pruned(model, theta_m, Xa, status, derived=f"{kind} pruning" if kind != "start" else "",
+                        **_certified(m, X, Xa, y, lam, loss, obj, floor))
         return PruningStep(width=width, objective=obj, increase=0.0 if prev is None else obj - prev,
                            removed=removed, kind=kind, score=scored(m), model=m)
 
@@ -670,7 +821,8 @@ def pruning_path(
     steps = [record(start, "start", None, None)]
     exact = prune_exact(start, X, rank_tol=rank_tol, active_tol=0.0)
     current = exact.model
-    steps.append(record(current, "exact", None, steps[-1].objective))
+    moved = exact.fit_change > PROJECTION_FIT_WARN and getattr(model, "status", None) == "optimal"
+    steps.append(record(current, "exact", None, steps[-1].objective, "optimal_inaccurate" if moved else None))
     while steps[-1].width > min_width:
         theta, _, _ = block_layout(current)
         norms = _block_norms(theta, form)
@@ -701,7 +853,7 @@ def pruning_path(
             factors[j] = 0.0
         theta_new = _apply_removal(theta, idx[j], idx, factors, current.activation, p)
         current = model_from_blocks(current, theta_new)
-        steps.append(record(current, "approximate", int(idx[j]), steps[-1].objective))
+        steps.append(record(current, "approximate", int(idx[j]), steps[-1].objective, "approximate"))
         logger.debug("pruning_path: removed block %d -> width %d, objective %.6g (+%.3e)",
                      idx[j], steps[-1].width, steps[-1].objective, steps[-1].increase)
     return PruningPath(steps=steps, criterion=criterion, lam=lam)

@@ -150,7 +150,12 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss
         Patterns built on ``X``.
     activation : {"relu", "gated_relu"}
     loss : str or Loss
-        A loss with a gradient at zero (squared, logistic, huber, cross_entropy).
+        A loss differentiable at the zero prediction for these targets
+        (:meth:`~cvxnn.losses.Loss.grad_at_zero`): squared, logistic, huber, cross_entropy,
+        hinge (labels ``+-1``: gradient ``-y`` at ``0``), absolute when no target is ``0``
+        (gradient ``-sign(y)``). Zero is optimal iff ``0`` is in the subdifferential of the
+        objective at ``0``; where the loss is differentiable at ``0`` its gradient is the only
+        subgradient, so the formulas of :mod:`cvxnn.path` are exact for these losses too.
     formulation : {"nuclear", "one_vs_all"}, optional
         Vector output only: the penalty of the program (nuclear norms, or column norms). Default:
         the activation's default program, as in :func:`cvxnn.solve` (one-vs-all for C-ReLU,
@@ -164,18 +169,26 @@ def lam_max(X, y, patterns: Patterns, activation: str = "relu", loss: str | Loss
     Raises
     ------
     InvalidParameterError
-        For a loss without a gradient at zero, an unknown activation or formulation.
+        For a loss not differentiable at the zero prediction (the absolute loss with a target
+        ``0``, or a loss without :meth:`~cvxnn.losses.Loss.grad_at_zero`), an unknown activation
+        or formulation.
+    LabelError
+        Targets the loss does not accept (e.g. hinge labels other than ``+-1``).
     """
-    if not get_loss(loss).smooth:
-        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
     X, y, loss = _prepare(X, y, patterns, activation, loss)
+    try:
+        g0 = loss.grad_at_zero(y)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(
+            f"lam_max needs a loss differentiable at the zero model (its gradient there decides whether "
+            f"zero is optimal): {exc} Pass a grid of lam values yourself.") from None
     if formulation is None:
         formulation = get_activation(activation).vector_formulation
     if not isinstance(formulation, str) or formulation not in _FORMULATIONS:
         raise InvalidParameterError(f"formulation must be one of {_FORMULATIONS}, got {formulation!r}.")
     Xa = patterns.design(X)
     mask = patterns.mask
-    r0 = -loss.grad(np.zeros_like(y), y)
+    r0 = -g0
     C = adjoint(Xa, mask, r0)  # (d_a, p) or (d_a, p, c): the correlations X_a^T D_i r0
     penalty = get_penalty("group_l2" if y.ndim == 1 else formulation)
     if not get_activation(activation).constrained:  # lam_max of the group lasso: the largest dual norm

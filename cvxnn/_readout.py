@@ -12,6 +12,10 @@ modules and in :mod:`cvxnn.maps`.
   balanced SVD factors of each block.
 * Vector-output C-ReLU: the SVD factors of a block when its left factors lie in ``+-K_i``, else the
   columnwise split (:func:`relu_vector_factors`).
+
+With ``tol = 0`` the maps are exact. ``tol > 0`` drops blocks of norm ``<= tol * max block norm``
+and, for vector output, the rank-one factors (singular values or columns) of kept blocks below the
+same threshold: a neuron is kept only when it is above the threshold that a whole block must pass.
 """
 
 from __future__ import annotations
@@ -77,15 +81,16 @@ def _scalar_neurons(B: np.ndarray, keep: np.ndarray):
     return Bk / s, s
 
 
-def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0):
+def _svd_neurons(B: np.ndarray, keep: np.ndarray, rel_tol: float = 0.0, floor: float = 0.0):
     """Balanced SVD factors of vector-output blocks ``B_i`` (``d_a x c``), and their block index:
-    one neuron per singular value above ``rel_tol`` times the block's largest (one batched SVD)."""
+    one neuron per singular value above ``rel_tol`` times the block's largest and above ``floor``
+    (one batched SVD)."""
     d, c = B.shape[0], B.shape[2]
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return np.zeros((d, 0)), np.zeros((0, c)), np.zeros(0, dtype=int)
     A, sv, Bt = np.linalg.svd(np.transpose(B[:, idx, :], (1, 0, 2)), full_matrices=False)
-    q, k = np.nonzero((sv > rel_tol * sv[:, :1]) & (sv > 0.0))
+    q, k = np.nonzero((sv > rel_tol * sv[:, :1]) & (sv > floor))
     root = np.sqrt(sv[q, k])
     return (A[q, :, k] * root[:, None]).T, Bt[q, k, :] * root[:, None], idx[q]
 
@@ -100,12 +105,13 @@ def _check_split(split) -> str:
     return split
 
 
-def _column_neurons(B: np.ndarray, keep: np.ndarray):
-    """One balanced neuron per nonzero column of the kept blocks ``B_i`` (``d_a x c``): the
-    neuron ``(b / sqrt||b||, sqrt||b|| e_k)`` of column ``b = B_i[:, k]``, and its block index."""
+def _column_neurons(B: np.ndarray, keep: np.ndarray, floor: float = 0.0):
+    """One balanced neuron per column of norm above ``floor`` (nonzero for ``floor = 0``) of the
+    kept blocks ``B_i`` (``d_a x c``): the neuron ``(b / sqrt||b||, sqrt||b|| e_k)`` of column
+    ``b = B_i[:, k]``, and its block index."""
     d, p, c = B.shape
     norms = _column_norms(B)  # (p, c)
-    i, k = np.nonzero(keep[:, None] & (norms > 0))
+    i, k = np.nonzero(keep[:, None] & (norms > floor))
     root = np.sqrt(norms[i, k])
     W2 = np.zeros((i.size, c))
     W2[np.arange(i.size), k] = root
@@ -121,11 +127,17 @@ def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     model : ConvexModel
     tol : float
         Drop blocks whose norm is ``<= tol * max block norm`` (0 keeps every nonzero block).
+        Vector output: inside the kept blocks, the rank-one factors (singular values, or
+        columns with ``split="columns"``) of size ``<= tol * max block norm`` are dropped too,
+        the same threshold, since a factor is a neuron as a scalar-output block is. ``tol = 0``
+        is the exact map; ``tol > 0`` changes the predictions by at most the dropped mass
+        (interior-point solvers leave factors at ``1e-9`` of the largest block, which are not
+        neurons of the solution).
 
     Returns
     -------
     ReLUNetwork or GatedReLUNetwork
-        With as many neurons as nonzero blocks (scalar output) or singular values (vector
+        With as many neurons as kept blocks (scalar output) or kept singular values (vector
         output; for C-GReLU those above ``GATED_RANK_RTOL = 1e-13`` of the block's largest,
         so a block of rank ``r`` gives ``r`` neurons, not ``c`` with ``c - r`` of them at
         rounding level).
@@ -146,14 +158,17 @@ def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     if model.spec.gated:  # neurons keep their gates; one block per gate
         U = model.U
         # tol = 0 keeps every nonzero block: no nuclear norms (one SVD per block) needed
-        keep = np.any(U != 0, axis=tuple(k for k in range(U.ndim) if k != 1)) if tol == 0 \
-            else _keep(_column_norms(U) if U.ndim == 2 else block_norms(U), tol)
+        if tol == 0:
+            keep, floor = np.any(U != 0, axis=tuple(k for k in range(U.ndim) if k != 1)), 0.0
+        else:
+            norms = _column_norms(U) if U.ndim == 2 else block_norms(U)
+            keep, floor = _keep(norms, tol), tol * float(norms.max(initial=0.0))
         if U.ndim == 2:
             A, w2 = _scalar_neurons(U, keep)
             G = pats.gates[:, keep]
-        else:
-            A, w2, owner = (_svd_neurons(U, keep, rel_tol=GATED_RANK_RTOL) if split == "auto"
-                            else _column_neurons(U, keep))
+        else:  # factors <= tol * max block norm inside kept blocks are dropped as such blocks are
+            A, w2, owner = (_svd_neurons(U, keep, rel_tol=GATED_RANK_RTOL, floor=floor) if split == "auto"
+                            else _column_neurons(U, keep, floor=floor))
             G = pats.gates[:, owner]
         W1, b1 = _split_bias(A, pats.bias)
         Gw, gb = _split_bias(G, pats.bias)
@@ -185,8 +200,9 @@ class ReLUVectorFactors:
     split_blocks : ndarray of bool, shape (2, p)
         Blocks mapped by the columnwise split (penalty ``sum_k ||column k||``).
     dropped_singular_mass : float
-        Sum of the singular values below ``rank_tol * s_max`` dropped from SVD-mapped blocks
-        (0 means the predictions are reproduced to rounding).
+        Sum of the singular values dropped from SVD-mapped blocks: those ``<= rank_tol * s_max``
+        of their block, and those ``<= tol * max block norm`` (0 means the predictions are
+        reproduced to rounding).
     """
 
     network: ReLUNetwork
@@ -202,10 +218,11 @@ def relu_vector_factors(
 
     For each nonzero block ``B`` (``V_i`` with output sign ``+1``, ``W_i`` with ``-1``):
 
-    * SVD ``B = sum_k s_k a_k b_k^T``; if every left factor with ``s_k > rank_tol * s_1`` lies in
-      ``+K_i`` or ``-K_i`` (``min Xt_i (+-a_k) >= -cone_tol * max|X_a a_k|``), the neurons are
-      ``(t sqrt(s_k) a_k, +-t sqrt(s_k) b_k)`` with ``t = +-1`` the cone's sign: penalty
-      ``||B||_*``, the best possible for this block;
+    * SVD ``B = sum_k s_k a_k b_k^T``; if every left factor with ``s_k > rank_tol * s_1`` and
+      ``s_k > tol * max block norm`` (the factors that become neurons) lies in ``+K_i`` or
+      ``-K_i`` (``min Xt_i (+-a_k) >= -cone_tol * max|X_a a_k|``), the neurons are
+      ``(t sqrt(s_k) a_k, +-t sqrt(s_k) b_k)`` for those factors, with ``t = +-1`` the cone's
+      sign: penalty ``||B||_*`` (less the dropped factors), the best possible for this block;
     * otherwise the columnwise split: neurons ``(b_k / sqrt||b_k||, +-sqrt||b_k|| e_k)`` for the
       nonzero columns ``b_k`` (in ``K_i`` for a cone-feasible point): penalty ``sum_k ||b_k||``.
 
@@ -223,8 +240,9 @@ def relu_vector_factors(
         The training data (needed to test ``+-K_i``). Solutions from :meth:`VectorConvexProgram.solve`
         carry it in ``training_X``; without it every block is split columnwise.
     tol : float
-        Drop blocks with nuclear norm ``<= tol * max``, and in split blocks the columns with norm
-        ``<= tol * max`` (0 keeps every nonzero block and column).
+        Drop blocks with nuclear norm ``<= tol * max``, in SVD-mapped blocks the factors with
+        ``s_k <= tol * max`` and in split blocks the columns with norm ``<= tol * max`` (0
+        keeps every nonzero block and column: the exact map).
     rank_tol : float
         Relative threshold below which singular values count as zero in the SVD test.
     cone_tol : float
@@ -252,6 +270,8 @@ def relu_vector_factors(
     # Batched SVD of every block: A (2p, d_a, r), s (2p, r), Bt (2p, r, c).
     A, s, Bt = np.linalg.svd(np.transpose(blocks, (1, 0, 2)), full_matrices=False)
     significant = s > rank_tol * s[:, :1]
+    # the factors that become neurons: also above the block threshold (tol * max block norm)
+    used = significant & (s > tol * top)
     split = _check_split(split)
     if X is None and split == "auto":
         X = getattr(model, "training_X", None)
@@ -270,25 +290,25 @@ def relu_vector_factors(
         signed = S[:, :, None] * XA
         in_plus = np.all(signed >= -scale, axis=0)
         in_minus = np.all(signed <= scale, axis=0)
-        svd_ok = keep & np.all(in_plus | in_minus | ~significant, axis=1)
+        svd_ok = keep & np.all(in_plus | in_minus | ~used, axis=1)
         orient = np.where(in_plus, 1.0, -1.0)  # (2p, r)
         if getattr(model, "formulation", None) == "one_vs_all":
             # The one-vs-all program's value is the objective of its columnwise network; use the
             # SVD factors only where they reproduce the block to rounding (no singular mass
             # dropped) and strictly lower its penalty, so the network's objective is never
             # above the program's and equals it wherever the block is split.
-            dropped_b = np.where(significant, 0.0, s).sum(axis=1)
+            dropped_b = np.where(used, 0.0, s).sum(axis=1)
             colsum = _column_norms(blocks).sum(axis=1)  # (2p,)
             svd_ok &= (dropped_b <= _ROUNDOFF * s[:, 0]) & (colsum - s.sum(axis=1) > _ROUNDOFF * colsum)
 
     firsts, seconds = [], []
-    use = svd_ok[:, None] & significant  # (2p, r)
+    use = svd_ok[:, None] & used  # (2p, r)
     q, r = np.nonzero(use)
     root = np.sqrt(s[q, r])
     t = orient[q, r]
     firsts.append((A[q, :, r] * (t * root)[:, None]).T)  # d_a x m1
     seconds.append(Bt[q, r, :] * (t * root * sign[q])[:, None])  # m1 x c
-    dropped = float(s[svd_ok[:, None] & ~significant & (s > 0)].sum())
+    dropped = float(s[svd_ok[:, None] & ~used & (s > 0)].sum())
 
     split = keep & ~svd_ok
     col = _column_norms(blocks)  # (2p, c)

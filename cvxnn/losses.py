@@ -7,6 +7,8 @@ no solver asks which loss it has:
 * :meth:`Loss.value` -- the loss in numpy (objectives of networks);
 * :meth:`Loss.grad`, :meth:`Loss.hessian_parts` -- gradient and Hessian (per sample
   ``diag(D) - v v^T``), used by first- and second-order native solvers;
+* :meth:`Loss.grad_at_zero` -- the gradient at ``z = 0`` wherever the loss is differentiable
+  there (smooth losses; hinge; absolute without a zero target), what ``lam_max`` needs;
 * :meth:`Loss.conjugate` -- the Fenchel conjugate (duality-gap certificates), with
   :meth:`Loss.best_dual_scale` for the best rescaling of a dual point;
 * :meth:`Loss.bregman` -- the termwise Bregman divergence (line searches);
@@ -159,6 +161,30 @@ class Loss:
             raise InvalidParameterError(f"the {self.name} loss is not differentiable; use a smooth loss.")
         z, y = _zy(z, y)
         return self.scale(y.shape[0]) * self._grad_sum(np.asarray(z, dtype=float), y)
+
+    def grad_at_zero(self, y) -> np.ndarray:
+        """Gradient of :meth:`value` at the zero prediction ``z = 0`` for the targets ``y``
+        (same shape as ``y``), where the loss is differentiable there.
+
+        This is what ``lam_max`` needs: the zero model is optimal iff ``0`` lies in the
+        subdifferential of the objective at ``0``, and at a point where the loss is
+        differentiable its only subgradient is this gradient (docs/math.md, "lam_max and
+        regularisation paths"). Smooth losses give :meth:`grad` at ``0``; the hinge loss is
+        differentiable at ``0`` for labels ``+-1`` (its kink is at ``y_j z_j = 1``) and the
+        absolute loss where no target is ``0``. Both scale with ``reduction`` as :meth:`grad`.
+
+        Raises
+        ------
+        InvalidParameterError
+            The loss is not differentiable at ``z = 0`` (for these targets).
+        LabelError
+            Targets the loss does not accept (e.g. hinge labels other than ``+-1``).
+        """
+        if not self.smooth:
+            raise InvalidParameterError(
+                f"the {self.name} loss is not differentiable at z = 0, so it has no gradient there.")
+        y = as_float_array(y, "y")
+        return self.grad(np.zeros_like(y), y)
 
     def hessian_parts(self, z, y) -> tuple[np.ndarray, np.ndarray | None]:
         """The Hessian of :meth:`value` at ``z`` as ``diag(D_j) - v_j v_j^T`` per sample ``j``.
@@ -412,6 +438,12 @@ class HingeLoss(Loss):
     def _value_sum(self, z, y):
         return float(np.sum(np.maximum(0.0, 1.0 - y * z)))
 
+    def grad_at_zero(self, y) -> np.ndarray:
+        """``-y`` (times ``1/n`` for ``reduction="mean"``): at ``z = 0`` every term is
+        ``1 - y_j z_j > 0``, away from the kink at ``y_j z_j = 1``."""
+        y = self.check_targets(as_float_array(y, "y"))
+        return -self.scale(y.shape[0]) * y
+
     def check_targets(self, y):
         return _check_pm1(y, self.name)
 
@@ -505,6 +537,18 @@ class AbsoluteLoss(Loss):
 
     def _value_sum(self, z, y):
         return float(np.sum(np.abs(z - y)))
+
+    def grad_at_zero(self, y) -> np.ndarray:
+        """``-sign(y)`` (times ``1/n`` for ``reduction="mean"``) when no target is 0; a target
+        ``y_j = 0`` puts the kink of ``|z_j - y_j|`` at ``z_j = 0`` (subdifferential
+        ``[-1, 1]``), where there is no gradient."""
+        y = as_float_array(y, "y")
+        zeros = int(np.count_nonzero(y == 0))
+        if zeros:
+            raise InvalidParameterError(
+                f"the absolute loss |z - y| is not differentiable at z = 0 where a target is 0 "
+                f"({zeros} of {y.size} targets are 0).")
+        return -self.scale(y.shape[0]) * np.sign(y)
 
 
 def _same_loss(a: Loss, b: Loss) -> bool:

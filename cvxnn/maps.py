@@ -43,7 +43,13 @@ def to_network(model, *, tol: float = 0.0, split: str = "auto"):
     ----------
     model : ConvexModel
     tol : float
-        Drop blocks whose norm is ``<= tol * max block norm`` (0 keeps every nonzero block).
+        Drop blocks whose norm is ``<= tol * max block norm``; vector output: inside the kept
+        blocks also the rank-one factors (singular values, or columns with ``split="columns"``)
+        of size ``<= tol * max block norm``. ``tol = 0`` (the default) is the exact map: every
+        nonzero block and factor becomes neurons, so predictions and objective are reproduced
+        to rounding. ``tol > 0`` is a threshold for solver noise (interior-point solutions
+        carry blocks and factors at ``1e-9`` of the largest); it changes the predictions by at
+        most the dropped blocks' and factors' contributions.
     split : {"auto", "columns"}
         Vector output: the blocks' balanced SVD factors (``"auto"``; for C-ReLU where they lie
         in the cones) or one neuron per nonzero block column (``"columns"``), the network whose

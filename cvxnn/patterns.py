@@ -391,7 +391,18 @@ class Patterns:
         ------
         MemoryBudgetError
             When the gates, the mask and the temporaries together exceed the budget.
+        InvalidParameterError
+            With ``drop_zero``, when every gate gives the all-zero pattern.
         """
+        return cls._from_gates(X, gates, bias=bias, unique=unique, drop_zero=drop_zero,
+                               memory_budget=memory_budget, negate_if_all_zero=False)
+
+    @classmethod
+    def _from_gates(cls, X, gates, *, bias: bool, unique: bool, drop_zero: bool, memory_budget: int | None,
+                    negate_if_all_zero: bool) -> Patterns:
+        """:meth:`from_gates`; with ``negate_if_all_zero``, when ``drop_zero`` leaves no pattern
+        (``X_a g < 0`` on every row for every gate), the first gate negated, whose pattern is
+        all-ones, instead of an error (:func:`sample_patterns`)."""
         X = check_X(X)
         bias = check_bool(bias, "bias")
         Xa = add_bias_column(X) if bias else X
@@ -420,6 +431,13 @@ class Patterns:
             keep = _unique_columns(mask)
         if drop_zero:
             keep = keep[mask[:, keep].any(axis=0)]
+        if keep.size == 0 and negate_if_all_zero:
+            # X_a g < 0 on every row (ties count as active), so X_a (-g) > 0: the all-ones pattern
+            logger.info("every sampled gate gives the all-zero pattern on these data (e.g. constant "
+                        "columns with a bias); using the negated first gate (the all-ones pattern)")
+            G = -G[:, :1]
+            mask = _mask_chunked(Xa, G)
+            keep = np.zeros(1, dtype=np.intp)
         if keep.size == 0:
             raise InvalidParameterError(
                 "no activation pattern is left (every gate gives the all-zero pattern); "
@@ -440,6 +458,12 @@ def sample_patterns(
     Draws ``n_gates`` gates ``g ~ N(0, I_{d_a})``, computes ``1[X_a g >= 0]`` and removes
     duplicate patterns, keeping the gate of the first occurrence, so the result may hold
     fewer than ``n_gates`` patterns.
+
+    With ``drop_zero``, when every drawn gate gives the all-zero pattern (``X_a g < 0`` on
+    every row: degenerate data such as all-constant or all-zero columns with a bias, where a
+    gate's pattern is set by the sign of its bias alone), the result is the first gate negated,
+    ``-g`` (as likely a draw as ``g``), whose pattern is all-ones: the pattern set is never
+    empty. On any other data the patterns are those of the drawn gates.
 
     Parameters
     ----------
@@ -476,8 +500,8 @@ def sample_patterns(
                  what=f"sample_patterns with {n_gates:,} gates on {X.shape[0]:,} x {d_a} data",
                  budget=memory_budget, hint="Use fewer gates (duplicates are removed anyway) or subsample the data.")
     G = rng.standard_normal((d_a, n_gates))
-    pats = Patterns.from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero,
-                               memory_budget=memory_budget)
+    pats = Patterns._from_gates(X, G, bias=bias, unique=True, drop_zero=drop_zero,
+                                memory_budget=memory_budget, negate_if_all_zero=True)
     logger.debug("sampled %d gates -> %d distinct patterns", n_gates, pats.n_patterns)
     return pats
 

@@ -243,8 +243,10 @@ class ConvexModel:
     def to_network(self, *, tol: float = 0.0, split: str = "auto"):
         """The non-convex network of this point by the exact maps of docs/math.md, "Solution maps".
 
-        Blocks with norm ``<= tol * max norm`` are dropped (``tol=0`` keeps every nonzero block,
-        so predictions and objective are reproduced exactly). ``split="columns"`` (vector output)
+        Blocks with norm ``<= tol * max norm`` are dropped, and for vector output the singular
+        factors (or block columns) of the kept blocks below the same threshold (``tol=0`` keeps
+        every nonzero block and factor, so predictions and objective are reproduced exactly).
+        ``split="columns"`` (vector output)
         gives one neuron per nonzero block column instead of the SVD factors (see
         :func:`cvxnn.maps.to_network`).
         """

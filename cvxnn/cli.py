@@ -28,8 +28,9 @@ verify
 Data files: CSV (the target is the last column unless ``--target`` names another; the first row
 is a header when it holds only names, data when it holds only numbers, and otherwise
 ``--header`` / ``--no-header`` must say which), or NPZ with arrays ``X`` and ``y``
-(``--x-key`` / ``--y-key``). Bad files, missing columns, NaN and wrong shapes give a one-line
-error and exit status 2; Ctrl-C prints one line and exits with status 130.
+(``--x-key`` / ``--y-key``; for regression ``y`` may be ``n x c``, several outputs). Bad files,
+missing columns, NaN and wrong shapes give a one-line error and exit status 2; Ctrl-C prints one
+line and exits with status 130.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"build + solve time      : {elapsed:.3f} s (compile {sol.compile_time:.3f} s)", file=out)
     r2 = 1 - np.sum((net.predict(X) - y) ** 2) / np.sum((y - y.mean()) ** 2)
     print(f"training R^2            : {r2:.4f}", file=out)
-    return 0 if sol.converged and rel < 1e-6 else 1
+    return 0 if sol.converged and _uncertified_gap(sol) is None and rel < 1e-6 else 1
 
 
 # ------------------------------------------------------------------------------- data files
@@ -534,17 +535,51 @@ def _read_table(path, *, target=None, x_key="X", y_key="y", labels=False, header
         raise ShapeError(f"{path}: X must be 2-D (n_samples, n_features), got shape {X.shape}.")
     X = check_X(X, name=f"X in {path.name}")
     if y is not None:
-        if y.ndim != 1:
-            raise ShapeError(f"{path}: y must be 1-D with one target per sample, got shape {y.shape}.")
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a column of targets (or labels): one per sample
+        if y.ndim == 2 and labels:
+            raise ShapeError(f"{path}: class labels must be one per sample, shape (n,) or (n, 1); y has shape "
+                             f"{y.shape} (several outputs are supported for regression only).")
+        if y.ndim not in (1, 2):
+            raise ShapeError(f"{path}: y must have shape (n,) or, for regression with several outputs, "
+                             f"(n, c); got shape {y.shape}.")
         if labels and y.dtype.kind in "biu":
             # integer class labels stay integers (a float cast merges 10**18 and 10**18 + 1)
             if y.shape[0] != X.shape[0]:
                 raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
         elif y.dtype.kind in "biuf":
-            y = check_y(y, X.shape[0], name=f"y in {path.name}", allow_matrix=False)
+            y = check_y(y, X.shape[0], name=f"y in {path.name}", allow_matrix=not labels)
+        elif y.ndim == 2:
+            raise ShapeError(f"{path}: regression targets must be numbers; y has dtype {y.dtype}.")
         elif y.shape[0] != X.shape[0]:
             raise ShapeError(f"{path}: y has {y.shape[0]} entries but X has {X.shape[0]} rows.")
     return X, y, names, tname
+
+
+def _n_outputs(est) -> int:
+    """Outputs of a fitted regressor (1 for a classifier: one label per sample)."""
+    if hasattr(est, "classes_"):
+        return 1
+    return int(getattr(est.solution_, "n_outputs", 1) or 1)
+
+
+def _check_outputs(est, y, data, model) -> None:
+    """Refuse targets whose number of columns differs from the model's outputs (a CSV file holds
+    one target column; several outputs come from an NPZ file's ``y`` of shape ``(n, c)``).
+
+    Raises
+    ------
+    ShapeError
+        Naming both numbers.
+    """
+    from .errors import ShapeError
+
+    c, got = _n_outputs(est), (1 if np.ndim(y) == 1 else int(np.shape(y)[1]))
+    if got != c:
+        where = ("an NPZ file whose y has shape (n, " + str(c) + "); a CSV file holds one target column"
+                 if c > 1 else "targets of shape (n,)")
+        raise ShapeError(f"{data}: {model} predicts {c} output{'s' if c > 1 else ''}, the file gives {got}; "
+                         f"give {where}.")
 
 
 def load_data(path, *, target: str | None = None, x_key: str = "X", y_key: str = "y",
@@ -969,6 +1004,25 @@ def _refuse_clobber(outputs: list[tuple[str, Path | None]], inputs: list[tuple[s
         seen.append((option, out))
 
 
+def _uncertified_gap(sol) -> float | None:
+    """The certified relative duality gap of a CVXPY solution whose solver reported
+    ``"optimal"`` but that cvxnn's float64 certificate cannot confirm (above
+    :data:`cvxnn.native.certificates.CERTIFIED_WARN_RTOL`, where the library warns); None when
+    the certificate confirms it or there is none (a non-smooth loss, ``lam = 0``). A native
+    solve's status is its certificate (``"optimal"`` iff ``gap <= tol * |objective|``)."""
+    from .native.certificates import CERTIFIED_WARN_RTOL
+
+    rel = (getattr(sol, "extra", None) or {}).get("certified_rel_gap") if sol.status == "optimal" else None
+    return float(rel) if rel is not None and rel > CERTIFIED_WARN_RTOL else None
+
+
+def _certified(est) -> bool:
+    """Whether a fit counts as certified for the exit status: status ``"optimal"``, and for a
+    CVXPY solve a certified relative gap within the threshold of :func:`_uncertified_gap` (the
+    standard a native solve meets to be ``"optimal"``)."""
+    return est.status_ == "optimal" and _uncertified_gap(est.solution_) is None
+
+
 def _report(est, X, y, args) -> dict:
     sol = est.solution_
     rep = {
@@ -1042,7 +1096,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if report is not None:
         text = json.dumps(rep, indent=2, sort_keys=True) + "\n"
         _write_text_atomic(report, lambda fh: fh.write(text))
-    return 0 if est.status_ == "optimal" else 1
+    return 0 if _certified(est) else 1
 
 
 def _load_model_file(path):
@@ -1157,11 +1211,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                         "(only classifiers with the logistic loss do).")
         P = est.predict_proba(X)
         header = [f"p_{c}" for c in est.classes_]
-        rows = ([f"{v:.10g}" for v in p] for p in P)
+        rows = ([repr(float(v)) for v in p] for p in P)  # shortest text that reads back as the float64
     else:
         pred = est.predict(X)
-        header = [str(name)]
-        rows = ([str(v) if pred.dtype.kind not in "f" else f"{v:.17g}"] for v in pred)
+        if pred.ndim == 2:  # several regression outputs: one column each
+            header = [f"{name}_{j}" for j in range(pred.shape[1])]
+            rows = ([repr(float(v)) for v in p] for p in pred)
+        else:
+            header = [str(name)]
+            rows = ([str(v) if pred.dtype.kind not in "f" else repr(float(v))] for v in pred)
     def write(fh) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
@@ -1183,6 +1241,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
                                  labels=_label_kind(est), header=args.header,
                                  **_model_columns(est, user), need_target=True)
     y = _labels_like_classes(est, y)
+    _check_outputs(est, y, args.data, args.model)
     classifier = hasattr(est, "classes_")
     if classifier:
         unknown = np.setdiff1d(np.unique(y), est.classes_)
@@ -1278,6 +1337,7 @@ def _path_segment(est, X, y, lams, on_step=None, val=None) -> list[dict]:
         rows.append({"lam": float(lam), "objective": est.objective_, "score": float(est.score(X, y)),
                      "val_score": None if val is None else float(est.score(*val)),
                      "neurons": est.n_active_neurons_, "status": est.status_,
+                     "certified": _certified(est),
                      "iterations": est.n_iter_, "time_s": est.fit_time_})
         if on_step is not None:
             on_step(rows[-1])
@@ -1467,12 +1527,14 @@ def _cmd_path(args: argparse.Namespace) -> int:
     has_val = rows and rows[0].get("val_score") is not None
     vname = f"val {score}"
     print(f"{'lam':>12} {'objective':>16} {score:>9} " + (f"{vname:>12} " if has_val else "")
-          + f"{'neurons':>8} {'status':<18} {'iters':>7} {'time [s]':>9}", file=out)
+          + f"{'neurons':>8} {'status':<20} {'iters':>7} {'time [s]':>9}", file=out)
     for r in rows:
         it = "-" if r["iterations"] is None else str(r["iterations"])
         vcol = f"{r['val_score']:>12.4f} " if has_val else ""
+        # a CVXPY solver's "optimal" that cvxnn's certificate does not confirm (see _certified)
+        status = "optimal, uncertified" if r["status"] == "optimal" and not r["certified"] else r["status"]
         print(f"{r['lam']:>12.5g} {r['objective']:>16.10g} {r['score']:>9.4f} {vcol}{r['neurons']:>8d} "
-              f"{r['status']:<18} {it:>7} {r['time_s']:>9.4f}", file=out)
+              f"{status:<20} {it:>7} {r['time_s']:>9.4f}", file=out)
     if has_val:
         best = max(rows, key=lambda r: (r["val_score"], r["lam"]))
         print(f"best lam by validation: {best['lam']:.6g} ({vname} {best['val_score']:.4f})", file=out)
@@ -1487,7 +1549,7 @@ def _cmd_path(args: argparse.Namespace) -> int:
         written = _plot_path(rows, plot_file, score, f"{Path(args.data).name}: {type(est).__name__}")
         if written is not None:
             print(f"plot: {written}", file=out)
-    return 0 if all(r["status"] == "optimal" for r in rows) else 1
+    return 0 if all(r["certified"] for r in rows) else 1
 
 
 def _check_n_jobs(value) -> int:
@@ -1534,6 +1596,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
                                  labels=labels, header=args.header,
                                  **(_model_columns(est, user) if est is not None else {}))
     y = _labels_like_classes(est, y)
+    if est is not None:
+        _check_outputs(est, y, args.data, args.model)
     std = getattr(est, "standardizer_", None) if est is not None else None
     Xs = std.transform(X) if std is not None else X
     try:
@@ -1674,7 +1738,8 @@ def _add_data_options(p: argparse.ArgumentParser, *, target_help: str | None = N
 
 
 def _lam_option(text: str) -> float | None:
-    """``--lam``: a number, or ``auto`` (the estimator's default)."""
+    """``--lam``: a number, or ``auto`` (the estimator's default); its range is checked by
+    :func:`_check_numbers`."""
     if text.strip().lower() == "auto":
         return None
     try:
@@ -1683,27 +1748,38 @@ def _lam_option(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
 
 
-def _add_model_options(p: argparse.ArgumentParser, *, backends: bool = True, lam: bool = True) -> None:
+#: Largest ``--max-iter`` (CVXPY solvers take a C int; cvxnn.estimators.MAX_ITER_LIMIT).
+_MAX_ITER_LIMIT = 2**31 - 1
+
+
+def _add_model_options(p: argparse.ArgumentParser, *, backends: bool = True, lam: bool = True,
+                       command: str = "fit") -> None:
     p.add_argument("--task", choices=("regression", "classification"), default="regression",
                    help="regression (real targets) or classification (labels); default regression")
     p.add_argument("--activation", choices=("relu", "gated_relu"), default="relu",
                    help="C-ReLU (default) or C-GReLU")
-    p.add_argument("--loss", default=None,
+    p.add_argument("--loss", default=None, type=str.lower,
                    help="squared | huber | absolute (regression), logistic | squared | hinge "
-                        "(classification); default squared / logistic")
+                        "(classification); default squared / logistic"
+                        + ("; absolute and hinge need --backend cvxpy" if backends
+                           else "; absolute and hinge are refused (the native solvers need a smooth loss)"))
     if lam:
+        positive = "> 0 with the native backend, 0 allowed with --backend cvxpy" if backends else "> 0"
         p.add_argument("--lam", type=_lam_option, default=None,
-                       help="regularisation strength (default 'auto', the estimator's: 0.01 n for "
-                            "classification and, gated, 0.03 n for regression; relu regression: 1.0 on "
-                            "standardized targets)")
+                       help=f"regularisation strength ({positive}), or 'auto' (default), the estimator's "
+                            "default: 0.01 n for classification, 0.03 n for gated_relu regression (n "
+                            "samples) and 1.0 for relu regression; lam weighs the penalty of the program "
+                            "on standardized data (on the raw data with --no-standardize)")
     p.add_argument("--n-gates", type=int, default=100, help="gates to sample (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
+    seeded = "the gates and of the held-out split (--val-fraction)" if command == "path" else "the gates"
+    p.add_argument("--seed", type=int, default=0, help=f"seed of {seeded} (default 0)")
     p.add_argument("--no-bias", action="store_true", help="no bias column (default: penalised bias)")
     std = p.add_mutually_exclusive_group()
     std.add_argument("--standardize", dest="standardize", action="store_true", default=True,
-                     help="fit on standardized columns, map the model back to raw data (default)")
+                     help="fit on standardized columns (and, for regression, standardized targets) and "
+                          "map the model back to raw data (default)")
     std.add_argument("--no-standardize", dest="standardize", action="store_false",
-                     help="fit on the raw columns")
+                     help="fit on the raw columns and targets")
     p.add_argument("--class-weight", choices=("balanced",), default=None,
                    help="classification: weight classes inversely to their frequency")
     if backends:
@@ -1712,8 +1788,12 @@ def _add_model_options(p: argparse.ArgumentParser, *, backends: bool = True, lam
         p.add_argument("--solver", default=None,
                        help="CVXPY solver with --backend cvxpy: clarabel (default), scs, ...")
     p.add_argument("--tol", type=float, default=None,
-                   help="native relative tolerance (default 1e-6)" + ("; not with --backend cvxpy" if backends else ""))
-    p.add_argument("--max-iter", type=int, default=10_000, help="iteration limit (default 10000)")
+                   help="the native solvers' relative duality-gap tolerance, in (0, 1) (default 1e-6)"
+                        + ("; not with --backend cvxpy" if backends else ""))
+    limited = ("the native solver's iteration limit (Clarabel gets at least 1000)" if not backends
+               else "iteration limit of the solver (the CVXPY solver's too with --backend cvxpy)")
+    p.add_argument("--max-iter", type=int, default=10_000,
+                   help=f"{limited}; default 10000")
 
 
 def _add_progress_option(p: argparse.ArgumentParser) -> None:
@@ -1734,9 +1814,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v, -vv)")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="train a small C-ReLU network on shipped data")
-    demo.add_argument("--lam", type=float, default=0.1, help="regularisation strength (default 0.1)")
+    demo.add_argument("--lam", type=float, default=0.1,
+                      help="regularisation strength, a finite number >= 0 (default 0.1)")
     demo.add_argument("--n-gates", type=int, default=40, help="gates to sample (default 40)")
-    demo.add_argument("--seed", type=int, default=0, help="seed for the gates (default 0)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the gates (default 0)")
     demo.set_defaults(func=_cmd_demo)
 
     fit = sub.add_parser("fit", help="fit a model on a CSV/NPZ file; save it and print a report")
@@ -1763,7 +1844,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     path = sub.add_parser("path", help="regularisation path with validation scores (warm-started)")
     _add_data_options(path)
-    _add_model_options(path, lam=False)  # the grid: --lams or --n-lams
+    _add_model_options(path, lam=False, command="path")  # the grid: --lams or --n-lams
     path.add_argument("--n-lams", type=int, default=None, help="grid size (default 10)")
     path.add_argument("--lam-min-ratio", type=float, default=None,
                       help="smallest lam as a fraction of lam_max (default 1e-3)")
@@ -1795,7 +1876,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="solve with native and Clarabel on the same patterns; compare")
     _add_data_options(verify)
-    _add_model_options(verify, backends=False)  # native against Clarabel, always
+    _add_model_options(verify, backends=False, command="verify")  # native against Clarabel, always
     verify.add_argument("--rtol", type=float, default=1e-5,
                         help="largest relative objective difference accepted (default 1e-5)")
     _add_progress_option(verify)
@@ -1808,12 +1889,52 @@ def _build_parser() -> argparse.ArgumentParser:
 _DEFAULTS = {"x_key": "X", "y_key": "y", "tol": 1e-6, "n_lams": 10, "lam_min_ratio": 1e-3, "val_fraction": 0.2}
 
 
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse out-of-range numbers of the model options here, with the option's name, rather
+    than in the estimators, whose messages name their Python parameters (``n_gates must be >=
+    1``): ``--lam`` finite and ``>= 0``, ``--n-gates >= 1``, ``--seed >= 0``, ``--max-iter`` from 1
+    to 2**31 - 1, ``--tol`` in ``(0, 1)`` (a negative ``--lam`` with the native backend is refused
+    with the estimator's options, which say ``> 0``).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the option and the range it takes.
+    """
+    from .errors import InvalidParameterError
+
+    lam = getattr(args, "lam", None)
+    if lam is not None and not np.isfinite(lam):
+        raise InvalidParameterError(f"--lam must be a finite number, got {lam:g}.")
+    if lam is not None and lam < 0 and (args.command == "demo" or getattr(args, "backend", None) == "cvxpy"):
+        # (the native backend's "> 0" is checked with the estimator's options)
+        raise InvalidParameterError(f"--lam must be >= 0, got {lam:g}.")
+    for option, key, low, high in (("--n-gates", "n_gates", 1, None), ("--seed", "seed", 0, None),
+                                   ("--max-iter", "max_iter", 1, _MAX_ITER_LIMIT)):
+        value = getattr(args, key, None)
+        if value is not None and (value < low or (high is not None and value > high)):
+            bound = f">= {low}" if high is None else f"from {low} to {high}"
+            raise InvalidParameterError(f"{option} must be an integer {bound}, got {value}.")
+    tol = getattr(args, "tol", None)
+    if tol is not None and not 0 < tol < 1:
+        raise InvalidParameterError(f"--tol is a relative duality gap and must be in (0, 1) (e.g. 1e-6), "
+                                    f"got {tol:g}.")
+
+
+#: ``--loss`` values of each ``--task`` (``cross_entropy``: the classifiers' name for the
+#: multinomial form of ``logistic``, which they use with more than two classes).
+_LOSSES = {"regression": ("squared", "huber", "absolute"),
+           "classification": ("logistic", "squared", "hinge", "cross_entropy")}
+
+
 def _resolve_options(args: argparse.Namespace) -> None:
-    """Refuse an option that the command would ignore (a usage error, as the docs promise), then
-    fill in the defaults of :data:`_DEFAULTS`: ``--target`` / ``--header`` / ``--no-header`` with an
-    NPZ file and ``--x-key`` / ``--y-key`` with a CSV file; ``--tol`` with ``--backend cvxpy``
-    (CVXPY solvers keep their own tolerances); ``--n-lams`` / ``--lam-min-ratio`` with ``--lams``
-    and ``--val-fraction`` with ``--cv`` (path).
+    """Refuse out-of-range numbers (:func:`_check_numbers`), a ``--loss`` that is not one of
+    ``--task``'s (of the other task, or unknown), and an option that the command would ignore (a
+    usage error, as the docs promise), then fill in the defaults of :data:`_DEFAULTS`:
+    ``--target`` / ``--header`` / ``--no-header`` with an NPZ file and ``--x-key`` / ``--y-key``
+    with a CSV file; ``--tol`` with ``--backend cvxpy`` (CVXPY solvers keep their own
+    tolerances); ``--n-lams`` / ``--lam-min-ratio`` with ``--lams`` and ``--val-fraction`` with
+    ``--cv`` (path).
 
     Raises
     ------
@@ -1822,6 +1943,7 @@ def _resolve_options(args: argparse.Namespace) -> None:
     """
     from .errors import InvalidParameterError
 
+    _check_numbers(args)
     data = getattr(args, "data", None)
     if data is not None:
         if Path(data).suffix.lower() == ".npz":
@@ -1838,6 +1960,16 @@ def _resolve_options(args: argparse.Namespace) -> None:
                     raise InvalidParameterError(
                         f"{option} names an array of an NPZ file; {data} is read as CSV (its target column "
                         "is chosen with --target).")
+    loss = getattr(args, "loss", None)
+    if loss is not None:
+        task = args.task
+        losses = _LOSSES[task]
+        if loss not in losses:
+            other = "classification" if task == "regression" else "regression"
+            hint = (f"; it is a {other} loss (pass --task {other})" if loss in _LOSSES[other]
+                    else "")
+            raise InvalidParameterError(f"--loss {loss} is not a {task} loss{hint}; {task} losses are "
+                                        f"{', '.join(map(repr, losses))}.")
     if getattr(args, "backend", None) == "cvxpy" and getattr(args, "tol", None) is not None:
         raise InvalidParameterError("--tol is the native solvers' tolerance; CVXPY solvers keep their own "
                                     "(omit --tol with --backend cvxpy).")
@@ -1857,11 +1989,66 @@ def _resolve_options(args: argparse.Namespace) -> None:
             setattr(args, key, value)
 
 
+#: Python API spellings in library messages and the command-line options that say the same
+#: (regular expressions, applied in order by :func:`_shell_text`).
+_SHELL_SPELLINGS = (
+    (r"get_loss\('cross_entropy', reduction=\.\.\.\)", "--loss logistic"),
+    (r"(?<![\w-])backend='(?:clarabel|cvxpy)'", "--backend cvxpy"),
+    (r"(?<![\w-])backend='native'", "--backend native"),
+    (r"(?<![\w-])backend='(\w+)'", r"--backend cvxpy --solver \1"),
+    (r"(?<![\w-])standardize=True", "--standardize"),
+    (r"(?<![\w-])standardize=False", "--no-standardize"),
+    (r"(?<![\w-])lam='auto'", "--lam auto"),
+    (r"(?<![\w-])max_iter\b", "--max-iter"),
+    (r"(?<![\w-])n_gates\b", "--n-gates"),
+    (r"(?<![\w.-])tol\b(?!_)", "--tol"),
+    (r"tighten its tolerances \(for Clarabel, pass [^)]*\) or use the native solvers, whose status is their "
+     r"certificate", "'cvxnn fit' with the native solvers (--backend native) certifies its solves"),
+    (r"\bpass lams\b", "give --lams"),
+    (r"\buse 'logistic' or --loss logistic\b", "use --loss logistic"),
+    (r"or 'squared' \(one-hot targets\)", "or --loss squared (one-hot targets)"),
+)
+
+
+def _shell_text(message: str) -> str:
+    """A library message (an error, a warning) as a shell user reads it: one line, with the
+    command-line options in place of the Python parameters it names (``max_iter`` is
+    ``--max-iter``, ``backend='clarabel'`` is ``--backend cvxpy``, "pass lams" is "give --lams")."""
+    text = " ".join(str(message).split())
+    for pattern, replacement in _SHELL_SPELLINGS:
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+#: numpy's floating-point warnings ("divide by zero encountered in divide"): raised inside a
+#: solver's arithmetic, they say nothing a shell user can act on by themselves.
+_NUMPY_FP = re.compile(r"^(divide by zero|overflow|underflow|invalid value) encountered in \w+")
+
+
+def _warning_line(message, category, args, fp_seen: list) -> str | None:
+    """The one ``cvxnn: warning: ...`` line of a warning (None: already said). numpy's
+    floating-point warnings from a solve become one line for the whole command that says where
+    they come from and what decides about the result (its status; exit status 1 when it is not
+    certified); the others are translated by :func:`_shell_text`."""
+    text = _shell_text(message)
+    if issubclass(category, RuntimeWarning) and _NUMPY_FP.match(text):
+        fp_seen.append(text)
+        if len(fp_seen) > 1:
+            logger.debug("floating-point warning: %s", text)
+            return None
+        lam = getattr(args, "lam", None)
+        at = f" at --lam {lam:g}" if isinstance(lam, float) else ""
+        return (f"the solver's floating-point arithmetic overflowed or divided by zero{at} (numpy: {text}); "
+                "the solve's status says whether its result is certified (exit status 1 if not)")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cvxnn`` console script; returns the exit status.
 
-    Exit status: 0 success, 1 the computation finished but did not certify (not converged,
-    backends disagree), 2 a usage, data or solver error (one line on stderr), 130 interrupted
+    Exit status: 0 success, 1 the computation finished but did not certify (not converged, a
+    CVXPY "optimal" whose certified relative gap exceeds 1e-2 (:func:`_certified`), backends
+    disagree), 2 a usage, data or solver error (one line on stderr), 130 interrupted
     (Ctrl-C; one line on stderr, no file is left half-written), 141 the output pipe was closed
     (``cvxnn predict ... | head``; nothing is printed).
     """
@@ -1872,15 +2059,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _resolve_options(args)
     except CvxnnError as exc:  # a usage error: one line, before anything is read
-        print(f"cvxnn: error: {exc}", file=sys.stderr)
+        print(f"cvxnn: error: {_shell_text(exc)}", file=sys.stderr)
         return 2
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     import warnings
 
+    fp_seen: list[str] = []
+
     def show(message, category, filename, lineno, file=None, line=None):  # one line per warning
+        text = _warning_line(message, category, args, fp_seen)
+        if text is None:
+            return
         lead = "\n" if ProgressBar.active else ""  # not glued to a progress line
-        print(f"{lead}cvxnn: warning: {message}", file=sys.stderr)
+        print(f"{lead}cvxnn: warning: {text}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
@@ -1899,7 +2091,7 @@ def main(argv: list[str] | None = None) -> int:
             pass
         return 141
     except CvxnnError as exc:
-        print(f"cvxnn: error: {exc}", file=sys.stderr)
+        print(f"cvxnn: error: {_shell_text(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"cvxnn: error: {exc}", file=sys.stderr)

@@ -165,7 +165,7 @@ def test_bad_n_jobs_and_max_iter_are_one_line(labelled, capsys):
     assert code == 2 and "--n-jobs" in err and err.count("\n") == 1
     code, out, err = run(["fit", labelled["csv"], "--task", "classification", "--max-iter", str(2**40)],
                          capsys)
-    assert code == 2 and "max_iter" in err and err.count("\n") == 1
+    assert code == 2 and "--max-iter" in err and err.count("\n") == 1
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(labelled, capsys, monkeypatch, tmp_path):

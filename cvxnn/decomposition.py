@@ -23,9 +23,10 @@ Existence: the decomposition of ``u_i`` exists iff ``u_i in K_i - K_i = span(K_i
 {w : X_J w = 0}`` where ``J`` are the rows that vanish on all of ``K_i`` (the implicit equalities,
 :func:`implicit_equalities`). A sampled gate with no ties (``x_j^T g != 0``) is interior to ``K_i``, so
 every block decomposes; singular cones appear with ties (gates orthogonal to data points). Such
-blocks are detected before solving (the blocks that pass the test within ``tol`` are projected onto
-``span(K_i)``); ``on_infeasible`` chooses to raise, to report (drop them), or to
-refit them approximately (a small C-ReLU fit of their contribution to the gated fit).
+blocks are detected before solving (the blocks within ``tol`` of ``span(K_i)``, relative to the largest
+block, are projected onto it; blocks of solver-noise size are zero); ``on_infeasible`` chooses to
+raise, to report (drop them), or to refit them approximately (a small C-ReLU fit of their
+contribution to the gated fit).
 
 The report carries ``d*`` (gated objective), the ReLU objective of the decomposed network, and
 the Theorem 3.7 bound ``d* + 2 lam kappa(X) sum ||u_i||`` where ``X_a`` has full row rank (so that
@@ -58,6 +59,7 @@ from .errors import (
 )
 from .losses import Loss, _same_loss, get_loss
 from .operators import block_norms, forward
+from .optimality.kkt import DEFAULT_ACTIVE_TOL
 from .patterns import Patterns
 from .solution import ConvexModel, cone_violation
 
@@ -69,6 +71,7 @@ __all__ = [
     "implicit_equalities",
     "decomposable_blocks",
     "DEFAULT_DECOMPOSITION_CLARABEL_OPTIONS",
+    "SPAN_TOL",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +79,17 @@ logger = logging.getLogger(__name__)
 METHODS = ("socp", "lp", "gate")
 ON_INFEASIBLE = ("raise", "refit", "report")
 VECTOR_MODES = ("svd", "columns")
+
+#: Default ``tol`` of the span test (:func:`decomposable_blocks`, :func:`decompose`): a block ``u_i``
+#: lies in ``span(K_i)`` when ``|x_j^T u_i| <= SPAN_TOL ||x_j|| max_k ||u_k||`` on the implicit rows.
+#: Measured on C-ReLU solutions ``U = V - W`` with ties (docs/decomposition.md): Clarabel's blocks lie
+#: up to 8e-10 (of the largest block) off their spans, the native solver's up to 4e-5 at ``tol=1e-4``
+#: and 9e-5 when stopped at its iteration limit; gated optima are off by 0.5 to 0.97.
+SPAN_TOL = 1e-4
+#: Blocks with norm at most this times the largest are solver noise (as in :mod:`cvxnn.optimality`,
+#: :data:`~cvxnn.optimality.kkt.DEFAULT_ACTIVE_TOL`): one that fails the span test is treated as
+#: zero, never reported infeasible.
+ACTIVE_TOL = DEFAULT_ACTIVE_TOL
 
 #: Extra Clarabel options for the decomposition programs (none: Clarabel's defaults, 1e-8; tighter
 #: tolerances often end in "almost solved". The solver's residual cone violations are removed
@@ -167,12 +181,16 @@ def _flat(U: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 _JOBLIB_BACKENDS = ("loky", "threading", "multiprocessing", "dask", "ray", "sequential")
 
 
-def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit: np.ndarray | None = None,
+def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = SPAN_TOL, implicit: np.ndarray | None = None,
                         solver: str | None = None) -> np.ndarray:
-    """Which blocks ``u_i`` (columns, for vector output) lie in ``K_i - K_i``.
+    """Which blocks ``u_i`` (columns, for vector output) lie in ``K_i - K_i`` (up to ``tol``).
 
-    A block is decomposable iff ``|x_j^T u_i| <= tol * ||x_j|| ||u_i||`` on the implicit-equality
-    rows ``J_i`` of its cone (see :func:`implicit_equalities`).
+    A block is decomposable iff ``|x_j^T u_i| <= tol * ||x_j|| * max_k ||u_k||`` on the
+    implicit-equality rows ``J_i`` of its cone (see :func:`implicit_equalities`): the test is
+    relative to the largest block, the scale of a solver's absolute errors (a C-ReLU solution's
+    ``V - W`` lies off the spans by its cone violations, relative to the solution, not to each block).
+    Blocks of norm at most ``ACTIVE_TOL`` (1e-6) times the largest are solver noise and count
+    as decomposable (as zero: :func:`decompose` gives them ``v = w = 0``).
 
     Parameters
     ----------
@@ -180,7 +198,7 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
     patterns : Patterns
     U : array (d_a, p) or (d_a, p, c)
     tol : float
-        Relative tolerance of the membership test.
+        Tolerance of the membership test, relative to the largest block (default :data:`SPAN_TOL`).
     implicit : array of bool (n, p), optional
         Precomputed :func:`implicit_equalities`.
     solver : str, optional
@@ -209,23 +227,39 @@ def decomposable_blocks(X, patterns: Patterns, U, *, tol: float = 1e-9, implicit
         implicit = implicit_equalities(X, patterns, solver=solver)
     Xa = patterns.design(X)
     U2, owner, c = _flat(U)
-    ok = _columns_in_span(Xa, implicit, U2, owner, tol)
+    in_span, noise, _, _ = _span_test(Xa, implicit, U2, owner, tol)
+    ok = in_span | noise
     return ok if U.ndim == 2 else ok.reshape(U.shape[1], c)
 
 
-def _columns_in_span(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, owner: np.ndarray,
-                     tol: float, ref: np.ndarray | None = None) -> np.ndarray:
-    """``|x_j^T u| <= tol ||x_j|| r_u`` on the implicit rows of each column's cone, with ``r_u = ||u||``
-    or the reference scale ``ref`` of the column (its block's largest singular value for SVD factors)."""
+def _span_distances(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """``max_j |x_j^T u| / ||x_j||`` over the implicit rows ``j in J_i`` of each column's cone
+    (0 where ``J_i`` is empty): how far the column lies off ``span(K_i)`` along the rows that define it."""
     J = implicit[:, owner]
-    ok = np.ones(cols.shape[1], dtype=bool)
+    dist = np.zeros(cols.shape[1])
     sel = np.flatnonzero(J.any(axis=0))
     if sel.size:
-        A = np.abs(Xa @ cols[:, sel])
-        scale = np.linalg.norm(cols[:, sel], axis=0) if ref is None else ref[sel]
-        lim = tol * np.linalg.norm(Xa, axis=1)[:, None] * scale[None, :]
-        ok[sel] = ~np.any(J[:, sel] & (A > lim), axis=0)
-    return ok
+        rows = np.flatnonzero(J[:, sel].any(axis=1))
+        nx = np.linalg.norm(Xa[rows], axis=1)
+        A = np.abs(Xa[rows] @ cols[:, sel]) / np.where(nx > 0, nx, 1.0)[:, None]
+        dist[sel] = np.max(np.where(J[np.ix_(rows, sel)], A, 0.0), axis=0)
+    return dist
+
+
+def _span_test(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, owner: np.ndarray,
+               tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The span test of :func:`decomposable_blocks` on the columns ``cols``.
+
+    Returns ``(in_span, noise, dist, top)``: ``dist <= tol * top`` (``dist`` from
+    :func:`_span_distances`, ``top`` the largest column norm); and the columns that fail it but
+    are solver noise (norm at most :data:`ACTIVE_TOL` times ``top``), which are treated as zero.
+    """
+    norms = np.linalg.norm(cols, axis=0)
+    top = float(norms.max(initial=0.0))
+    dist = _span_distances(Xa, implicit, cols, owner)
+    in_span = dist <= tol * top
+    noise = ~in_span & (norms <= ACTIVE_TOL * top)
+    return in_span, noise, dist, top
 
 
 def _project_to_spans(Xa: np.ndarray, implicit: np.ndarray, cols: np.ndarray, owner: np.ndarray,
@@ -339,8 +373,9 @@ class DecompositionResult:
         Its ReLU network (exact map; vector output via :func:`cvxnn.vector.relu_vector_to_network`).
     method : str
     feasible : ndarray of bool, shape (p,), (p, r) or (p, c)
-        Blocks that lie in ``K_i - K_i``: scalar blocks; for vector output the left singular
-        factors ``k < r = min(d_a, c)`` (``vector_mode="svd"``) or the columns (``"columns"``).
+        Blocks that lie in ``K_i - K_i`` (within ``tol``; solver-noise blocks treated as zero count
+        as feasible): scalar blocks; for vector output the left singular factors
+        ``k < r = min(d_a, c)`` (``vector_mode="svd"``) or the columns (``"columns"``).
     infeasible_blocks : list of tuple
         ``(i,)`` or ``(i, k)`` (factor or column ``k`` of block ``i``) that do not decompose.
     approximate : bool
@@ -365,7 +400,8 @@ class DecompositionResult:
         Largest cone violation of ``V``, ``W``.
     reconstruction_error : float
         ``max |(v_i - w_i) - u_i|`` over the decomposed blocks: rounding, plus the projection onto
-        ``span(K_i)`` of the blocks of singular cones that pass the span test within ``tol``.
+        ``span(K_i)`` of the blocks of singular cones that pass the span test within ``tol``, and
+        the solver-noise blocks off the span set to zero.
     prediction_gap : float
         ``max |f_ReLU(X) - f_gated(X)|`` on the training data.
     solve_time : float
@@ -445,7 +481,7 @@ def decompose(
     backend: str | None = None,
     vector_mode: str = "svd",
     on_infeasible: str = "raise",
-    tol: float = 1e-9,
+    tol: float = SPAN_TOL,
     refit_lam: float | None = None,
     **solver_opts,
 ) -> DecompositionResult:
@@ -458,8 +494,8 @@ def decompose(
     X : array of shape (n, d)
         Its training data.
     y : array, optional
-        Targets; needed for the objectives when blocks are refitted / dropped, and for ``d*`` when
-        the model is not a solution with an objective value.
+        Targets, one column per output of the model; needed for the objectives when blocks are
+        refitted / dropped, and for ``d*`` when the model is not a solution with an objective value.
     lam : float, optional
         Regularisation (default: the solution's ``lam``).
     loss : str or Loss, optional
@@ -492,10 +528,15 @@ def decompose(
         fit with a C-ReLU program on their patterns (squared loss, ``refit_lam``; approximate); or
         drop them and report.
     tol : float
-        Relative tolerance of the span test (:func:`decomposable_blocks`; for ``vector_mode="svd"``
-        relative to the largest singular value of the factor's block). Items that pass it are
-        projected onto ``span(K_i)`` before solving; :attr:`DecompositionResult.reconstruction_error`
-        reports the change.
+        Tolerance of the span test (:func:`decomposable_blocks`), relative to the largest item
+        (block, column, or SVD factor ``s_k a_k``); default :data:`SPAN_TOL` (1e-4), above the
+        distances of solver-produced blocks (C-ReLU solutions ``V - W``) from their spans.
+        Items that pass it are projected onto ``span(K_i)`` before solving;
+        :attr:`DecompositionResult.reconstruction_error` reports the change, and a change above
+        ``1e-6`` (relative) makes the result ``approximate`` with an
+        :class:`~cvxnn.errors.InaccurateSolutionWarning`. Items of norm at most ``ACTIVE_TOL``
+        (1e-6) times the largest that fail it are solver noise: treated as zero (noted), never
+        infeasible.
     refit_lam : float, optional
         ``lam`` of the refit (default: ``lam``, or 1e-6 when that is None or 0).
     **solver_opts
@@ -504,6 +545,14 @@ def decompose(
     Returns
     -------
     DecompositionResult
+
+    Raises
+    ------
+    InvalidParameterError, ShapeError, LabelError
+        Bad arguments, ``y`` with another number of outputs than the model, labels the loss
+        cannot take: all checked before the first solve.
+    InfeasibleError
+        ``on_infeasible="raise"`` and items off ``span(K_i)`` (named, with their distances).
     """
     model = solution_or_model
     if not isinstance(model, ConvexModel):
@@ -528,8 +577,15 @@ def decompose(
     X = check_X(X)
     pats = model.patterns
     pats.check_data(X)
+    U = np.asarray(model.U, dtype=float)
     if y is not None:
+        # every input is checked before the first solve (implicit_equalities runs an LP)
         y = check_y(y, X.shape[0])
+        n_out = 1 if U.ndim == 2 else U.shape[2]
+        y_out = 1 if y.ndim == 1 else y.shape[1]
+        if y_out != n_out:
+            raise ShapeError(f"y has {y_out} output(s) (shape {y.shape}) but the model has {n_out} "
+                             f"(blocks of shape {U.shape}).")
     if lam is None:
         lam = getattr(model, "lam", None)
     lam = None if lam is None else check_lam(lam)
@@ -540,10 +596,18 @@ def decompose(
         y = loss_obj.check_targets(y)  # labels of the loss, as build_program requires
     if backend is not None and backend not in _JOBLIB_BACKENDS:
         raise InvalidParameterError(f"backend must be None or one of {_JOBLIB_BACKENDS} (joblib), got {backend!r}.")
+    if backend is not None and n_jobs != 1:
+        from joblib import parallel_config
+
+        try:
+            with parallel_config(backend=backend):
+                logger.debug("decompose: the joblib backend %r is available", backend)
+        except ValueError as exc:  # e.g. "ray" without ray installed, "dask" without a client
+            raise InvalidParameterError(f"the joblib backend {backend!r} is not available here ({exc}); "
+                                        "install it or use 'loky' or 'threading'.") from None
     name = _solver_name(solver) if method != "gate" else (None if solver is None else _solver_name(solver))
 
     Xa = pats.design(X)
-    U = np.asarray(model.U, dtype=float)
     d_a, p = U.shape[:2]
     svd_mode = U.ndim == 3 and vector_mode == "svd"
     if svd_mode:
@@ -561,36 +625,45 @@ def decompose(
     R_all = S_all * (Xa @ G_all)  # >= 0 up to rounding: the gate lies in its cone
 
     implicit = implicit_equalities(X, pats, solver=name)
-    # SVD factors are tested at the scale of their block: the SVD leaves rounding (~eps s_1) in the
-    # small factors, whose directions are then arbitrary (a rank-one block in span(K_i) has a second
-    # factor of size ~1e-17 s_1 pointing out of the span)
+    # the test is relative to the largest item (block, column, or SVD factor s_k a_k): a solver's
+    # errors are absolute at the scale of its solution (C-ReLU solutions V - W: up to 4e-5 of the
+    # largest block at the native solver's tol=1e-4, but 6e-2 of some smaller blocks' own norms),
+    # and the SVD's rounding factors (~eps s_1, arbitrary directions) stay far below it
     ref = np.repeat(sv[:, 0], width) if svd_mode else np.linalg.norm(cols, axis=0)
-    feasible_flat = _columns_in_span(Xa, implicit, cols, owner, tol, ref=ref)
+    in_span, noise, dist, top = _span_test(Xa, implicit, cols, owner, tol)
     nonzero = np.linalg.norm(cols, axis=0) > 0
+    noise &= nonzero
+    feasible_flat = in_span | noise
     bad = np.flatnonzero(~feasible_flat & nonzero)
     work = cols
     if implicit.any():
-        # the columns that pass go into span(K_i) exactly (each moves by at most about tol times its
-        # scale; reconstruction_error shows it): the program on unit-norm columns is infeasible for a
-        # column off the span by more than the solver's tolerance (1e-3 off, passing tol=1e-2)
-        work = _project_to_spans(Xa, implicit, cols, owner, feasible_flat & nonzero)
+        # the columns that pass go into span(K_i) exactly (each moves by about its distance from the
+        # span; reconstruction_error shows it): the program on unit-norm columns is infeasible for a
+        # column off the span by more than the solver's tolerance (1e-3 off, passing tol=1e-2);
+        # noise columns off the span are zero
+        work = _project_to_spans(Xa, implicit, cols, owner, in_span & nonzero)
+        work[:, noise] = 0.0
         work[:, np.linalg.norm(work, axis=0) <= 16 * np.finfo(float).eps * ref] = 0.0
     infeasible_blocks = [tuple(int(v) for v in divmod(j, width)) if U.ndim == 3 else (int(j),) for j in bad]
+    what = "left singular factor(s)" if svd_mode else ("column(s)" if U.ndim == 3 else "block(s)")
     if bad.size and on_infeasible == "raise":
         shown = ", ".join(str(b) for b in infeasible_blocks[:10])
-        what = "left singular factor(s)" if svd_mode else "block(s)"
         raise InfeasibleError(
             f"{bad.size} {what} of u lie outside K_i - K_i (singular cones): {shown}"
-            f"{' ...' if bad.size > 10 else ''}. Use on_infeasible='refit' (approximate ReLU fit of "
-            "their contribution) or 'report' (drop them), or sample gates without ties.",
+            f"{' ...' if bad.size > 10 else ''}, off span(K_i) by {dist[bad].min() / top:.1e} to "
+            f"{dist[bad].max() / top:.1e} of the largest (tol={tol:g}). Use on_infeasible='refit' "
+            "(approximate ReLU fit of their contribution) or 'report' (drop them), or sample gates without ties.",
             status="infeasible",
         )
+    notes: list[str] = []
+    if noise.any():
+        notes.append(f"{int(noise.sum())} {what} of norm at most {ACTIVE_TOL:g} of the largest lie off "
+                     "span(K_i): solver noise, treated as zero.")
     checked = np.flatnonzero(feasible_flat & nonzero)  # reconstruction measured against the input
     todo = np.flatnonzero(feasible_flat & (np.linalg.norm(work, axis=0) > 0))
     Wf = np.zeros_like(cols)
     statuses: list[str] = []
     solve_time = 0.0
-    notes: list[str] = []
 
     if todo.size:
         lp_cols = todo

@@ -238,7 +238,7 @@ def _resolve_backend(backend) -> str:
         return "native"
     import cvxpy as cp
 
-    name = backend.upper()
+    name = "CLARABEL" if backend.lower() == "cvxpy" else backend.upper()  # "cvxpy": as cvxnn.path
     installed = cp.installed_solvers()
     if name not in installed:
         raise InvalidParameterError(
@@ -329,9 +329,11 @@ def _exact_zero_at_lam_max(sol: ConvexSolution, X, y, patterns: Patterns, spec, 
     of a CVXPY solution at ``lam >= lam_max``: interior-point solvers leave blocks of solver
     noise there (Clarabel at ``lam_max`` on 100 iris rows: blocks of 1e-4, three neurons and
     accuracy 0.66 where the zero model's is 0.29; at ``1.01 lam_max`` still three). ``lam_max``
-    is computed only when the solution's objective does not beat the zero model's (smooth loss)."""
+    is computed only when the solution's objective does not beat the zero model's, for a loss
+    differentiable at the zero prediction (smooth; hinge; absolute without a target 0): the
+    zero model is then exact at ``lam >= lam_max`` by the subdifferential argument."""
     obj = sol.objective_value
-    if not loss.smooth or obj is None or not np.isfinite(obj):
+    if obj is None or not np.isfinite(obj) or not _differentiable_at_zero(loss, y):
         return sol
     zero = float(loss.value(np.zeros_like(y, dtype=float), y))
     if obj < zero - ZERO_OBJECTIVE_RTOL * max(abs(zero), 1.0):
@@ -342,6 +344,16 @@ def _exact_zero_at_lam_max(sol: ConvexSolution, X, y, patterns: Patterns, spec, 
     if not lam >= lam_max(X, y, patterns, spec.name, loss, formulation=formulation):
         return sol
     return _zero_solution(X, y, patterns, spec.name, loss, lam, sol.backend, formulation)
+
+
+def _differentiable_at_zero(loss: Loss, y) -> bool:
+    """Whether ``loss`` has a gradient at the zero prediction for the targets ``y``
+    (:meth:`~cvxnn.losses.Loss.grad_at_zero`): what ``lam_max`` and the zero model above it need."""
+    try:
+        loss.grad_at_zero(y)
+    except InvalidParameterError:
+        return False
+    return True
 
 
 def _certificates():
@@ -796,6 +808,28 @@ class WeightedLoss(Loss):
                                                                 y[pos])))
         return float(sum(w * self.base._bregman_sum(a[idx], b[idx], gb[idx] / w, y[idx])
                          for w, idx in self._groups if w > 0))
+
+    def grad_at_zero(self, y) -> np.ndarray:
+        """``c w_j grad l(0, y_j)`` row by row (``c = 1``, or ``1 / sum_j w_j`` for
+        ``reduction="mean"``): the weighted loss ``c sum_j w_j l(z_j, y_j)`` is differentiable at
+        ``z = 0`` where each term of positive weight is, with the weights times the base
+        loss's summed gradient; a zero-weight term is identically 0 (gradient 0, whatever its
+        target: an absolute loss target 0 there keeps the gradient).
+
+        Raises
+        ------
+        InvalidParameterError
+            The base loss is not differentiable at ``z = 0`` for the target of a sample of
+            positive weight (an absolute loss target 0).
+        """
+        y = np.asarray(y, dtype=float)
+        self._check_rows(y)
+        pos = self.weights > 0
+        g = np.zeros(y.shape, dtype=float)
+        if np.any(pos):
+            summed = dataclasses.replace(self.base, reduction="sum")  # the summed loss's gradient
+            g[pos] = summed.grad_at_zero(y[pos])
+        return self.scale(y.shape[0]) * self._wcol(g) * g
 
     def check_targets(self, y):
         return self.base.check_targets(y)
@@ -1495,7 +1529,7 @@ class _ConvexNetworkBase(_Base):
         if lams is None:
             from .path import lam_grid, lam_max
 
-            _check_default_grid_loss(loss)
+            _check_default_grid_loss(le, ye)
             lmax = lam_max(Xe, ye, pe, activation, le, formulation=get_activation(activation).vector_formulation)
             if not lmax > 0:
                 raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
@@ -2480,15 +2514,18 @@ def _check_n_jobs(n_jobs) -> int | None:
     return int(n_jobs)
 
 
-def _check_default_grid_loss(loss: Loss) -> None:
+def _check_default_grid_loss(loss: Loss, y: np.ndarray) -> None:
     """A default grid starts at the exact ``lam_max``, which :func:`cvxnn.path.lam_max` computes
-    for differentiable losses only: for another loss (hinge, absolute) the error says to pass the
-    grid."""
-    if not loss.smooth:
+    for every loss differentiable at the zero prediction for the targets ``y`` the solver sees
+    (:meth:`~cvxnn.losses.Loss.grad_at_zero`: the smooth losses, hinge, absolute without a
+    target 0); for another one the error says to pass the grid."""
+    try:
+        loss.grad_at_zero(y)
+    except InvalidParameterError as exc:
         raise InvalidParameterError(
-            f"the default lam grid starts at lam_max, which needs a differentiable loss; with the {loss.name} "
-            "loss pass the grid yourself (lams=[...]; lam='auto' is 0.01 n for classifiers and 0.03 n for "
-            "regressors, n the number of samples, a point to centre a geometric grid on).")
+            f"the default lam grid starts at lam_max, which needs a loss differentiable at the zero model "
+            f"({str(exc).rstrip('.')}): pass the grid yourself (lams=[...]; lam='auto' is 0.01 n for classifiers "
+            "and 0.03 n for regressors, n the number of samples, a point to centre a geometric grid on).") from None
 
 
 def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float, *,
@@ -2508,7 +2545,6 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     """
     from .path import lam_grid, lam_max, lam_max_is_zero
 
-    _check_default_grid_loss(loss)
     if w is not None and np.any(w == 0):
         # as every fit: a zero weight removes the sample (its row would add C-ReLU cones)
         keep = w > 0
@@ -2516,6 +2552,7 @@ def default_lam_grid(base, X, y_enc, loss, w, n_lams: int, lam_min_ratio: float,
     std, Xs, patterns = base._prepare(X, w, y=y_enc)
     ye = _solver_targets(std, y_enc)
     le = loss if w is None else WeightedLoss(base=loss, weights=w)
+    _check_default_grid_loss(le, ye)
     # the program the estimator solves (vector output: C-ReLU one-vs-all, C-GReLU nuclear)
     lmax = lam_max(Xs, ye, patterns, base._activation, le,
                    formulation=get_activation(base._activation).vector_formulation)

@@ -98,7 +98,10 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
     penalty : FeatureGroupL2 or SparseGroupL2
     activation : {"gated_relu", "relu"}
     loss : str or Loss
-        A loss with a gradient at zero.
+        A loss differentiable at the zero prediction for these targets
+        (:meth:`~cvxnn.losses.Loss.grad_at_zero`): the smooth losses, hinge (labels ``+-1``),
+        absolute without a target ``0``. Zero is optimal iff ``0`` is in the subdifferential of
+        the objective at ``0``, and there the loss's gradient is its only subgradient.
 
     Returns
     -------
@@ -107,20 +110,32 @@ def feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, *, ac
         the value is ``R*`` at the multipliers of the ``lam_max`` program, i.e. what they
         certify (within Clarabel's accuracy, ~1e-8 relative, of the exact value), so the native
         solver certifies zero at ``lam = lam_max`` itself.
+
+    Raises
+    ------
+    InvalidParameterError
+        A loss not differentiable at the zero prediction (the absolute loss with a target ``0``).
     """
     return _feature_lam_max(X, y, patterns, penalty, activation, loss)[0]
 
 
 def _feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, activation: str,
-                     loss: str | Loss) -> tuple[float, np.ndarray | None]:
+                     loss: str | Loss, *, missing_ok: bool = False) -> tuple[float, np.ndarray | None]:
     """:func:`feature_lam_max` and, for C-ReLU, cone multipliers ``rho`` (``n x 2p[ x c]``) that
-    certify the zero model at every ``lam >= lam_max`` (None for C-GReLU)."""
+    certify the zero model at every ``lam >= lam_max`` (None for C-GReLU). With ``missing_ok``,
+    a loss not differentiable at the zero prediction gives ``(inf, None)`` (no zero shortcut)."""
     penalty = _check_penalty(penalty)
-    if not get_loss(loss).smooth:
-        raise InvalidParameterError(f"lam_max needs a differentiable loss; {get_loss(loss).name!r} is not.")
     X, y, loss = _prepare(X, y, patterns, activation, loss)
+    try:
+        g0 = loss.grad_at_zero(y)
+    except InvalidParameterError as exc:
+        if missing_ok:
+            return float("inf"), None
+        raise InvalidParameterError(
+            f"lam_max needs a loss differentiable at the zero model (its gradient there decides whether zero is "
+            f"optimal): {exc} Pass a grid of lam values yourself (lams=[...]).") from None
     Xa = patterns.design(X)
-    r0 = -loss.grad(np.zeros_like(y), y)
+    r0 = -g0
     C = adjoint(Xa, patterns.mask, r0)  # (d_a, p[, c]): c_i = X_a^T D_i r0
     gated = penalty.dual_norm_value(C)  # the dual norm of the correlations: the C-GReLU value
     if not get_activation(activation).constrained:
@@ -164,7 +179,10 @@ def _check_program(program, X, y, activation: str, loss, patterns: Patterns, pen
 def _zero_solution(patterns: Patterns, activation: str, loss: Loss, y: np.ndarray, lam: float,
                    penalty: GroupSparsePenalty, multipliers: np.ndarray | None = None) -> ConvexSolution:
     """The zero model at ``lam >= lam_max``; for C-ReLU with the multipliers of the ``lam_max``
-    program, which certify it (:func:`cvxnn.duality_gap` with ``penalty=``)."""
+    program, which certify it (:func:`cvxnn.duality_gap` with ``penalty=``, for smooth losses).
+    ``gap = 0`` is exact for every loss differentiable at the zero prediction, non-smooth ones
+    included (the subdifferential argument of :func:`feature_lam_max`; ``extra["certified_by"]``
+    says so), though :func:`cvxnn.duality_gap` takes smooth losses only."""
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
     spec = get_activation(activation)
     return ConvexSolution(activation=activation, patterns=patterns, **spec.zero_blocks(shape), status="optimal",
@@ -181,17 +199,26 @@ def _native_solver(activation: str) -> str:
     return "al" if get_activation(activation).constrained else "rfista"
 
 
-def _route(solver, activation: str, penalty: GroupSparsePenalty) -> str:
+def _native_takes(loss) -> bool:
+    """Whether the native solvers take ``loss`` (smooth, with a conjugate); None: the default."""
+    if loss is None:
+        return True
+    obj = get_loss(loss)
+    return bool(obj.smooth and obj.has_conjugate)
+
+
+def _route(solver, activation: str, penalty: GroupSparsePenalty, loss=None) -> str:
     """``"native"`` or a CVXPY solver name. ``"auto"`` is native for C-GReLU and Clarabel for
     C-ReLU: the augmented Lagrangian was 20-24x faster than Clarabel with the feature group norm
     on the planted problem (d = 40) but 6x slower on diabetes (d = 10), and 4-6x slower with
     :class:`SparseGroupL2` (docs/feature-sparsity.md, "Measured"); ask for it with
-    ``solver="native"``."""
+    ``solver="native"``. With a loss the native solvers do not take (hinge, absolute), ``"auto"``
+    is Clarabel."""
     if not isinstance(solver, str) or not solver:
         raise InvalidParameterError(f"solver must be 'auto', 'native' or a CVXPY solver name, got {solver!r}.")
     low = solver.lower()
     constrained = get_activation(activation).constrained
-    if low == "auto" and constrained:
+    if low == "auto" and (constrained or not _native_takes(loss)):
         return "CLARABEL"
     if low in _NATIVE or low == "al":
         if low in ("rfista", "al") and low != _native_solver(activation):
@@ -237,7 +264,8 @@ def solve_feature_sparse(
     n_gates, bias, seed
         The gates sampled when ``patterns`` is omitted (:func:`cvxnn.patterns.sample_patterns`).
     loss : str or Loss
-        Native: a smooth loss (squared, logistic, Huber); CVXPY: any loss of the builders.
+        Native: a smooth loss (squared, logistic, Huber); CVXPY: any loss of the builders
+        (``solver="auto"`` is Clarabel for the hinge and absolute losses).
     solver : str
         ``"native"``: the native solver of the activation (R-FISTA for C-GReLU, the augmented
         Lagrangian for C-ReLU, :mod:`cvxnn.native.feature_sparse`); ``"rfista"`` / ``"al"`` name
@@ -273,7 +301,7 @@ def solve_feature_sparse(
     if program is not None and not isinstance(program, ConvexProgram):
         raise InvalidParameterError(f"program must be a cvxnn ConvexProgram (build_program(..., penalty=...)) or "
                                     f"None, got {type(program).__name__}.")
-    route = _route(solver, activation, penalty)
+    route = _route(solver, activation, penalty, loss)
     if route == "native" and program is not None and solver.lower() == "auto":
         route = "CLARABEL"  # the caller compiled a CVXPY program: "auto" solves it
     if route == "native" and program is not None:
@@ -394,6 +422,10 @@ def feature_path(
     :func:`cvxnn.duality_gap`), the first grid point below ``lam_max`` starts cold, later ones
     start the native solver from the previous solution (and its step, and for C-ReLU its
     multipliers), and a CVXPY solver reuses one compiled program and changes only ``lam``.
+    The default grid and the zero model above ``lam_max`` work for every loss differentiable at
+    the zero prediction (hinge with labels ``+-1``, absolute without a target ``0`` too; their
+    other points are solved by a CVXPY solver, Clarabel for ``solver="auto"``); for another loss
+    pass ``lams`` (no point then gets the zero model without a solve).
 
     Parameters
     ----------
@@ -416,14 +448,19 @@ def feature_path(
     support_tol = check_nonnegative_float(support_tol, "support_tol")
     lams = None if lams is None else check_lams(lams)
     t0 = time.perf_counter()
-    route = _route(solver, activation, penalty)
-    lmax, rho_max = _feature_lam_max(X, y, patterns, penalty, activation, loss)
+    route = _route(solver, activation, penalty, loss)
+    lmax, rho_max = _feature_lam_max(X, y, patterns, penalty, activation, loss, missing_ok=lams is not None)
     if lams is None and not lmax > 0:
         raise InvalidParameterError(
             "cannot build a default grid: lam_max is 0 (the zero model is optimal for every lam, e.g. "
             "y = 0 or a gradient orthogonal to the data); pass lams.")
     grid = lam_grid(lmax, n_lams, lam_min_ratio) if lams is None else lams
     loss_obj = get_loss(loss)
+    if route == "native" and not _native_takes(loss_obj) and np.any(np.asarray(grid) < lmax):
+        # refused before any solve (the points >= lam_max are the exact zero model, no solver)
+        raise InvalidParameterError(
+            f"the {loss_obj.name} loss is not smooth: the native solver does not take it; use solver='auto' or a "
+            "CVXPY solver ('clarabel', 'scs').")
     y_checked = loss_obj.check_targets(np.asarray(y, dtype=float))
     program = None
     if route != "native":

@@ -84,8 +84,9 @@ class RegularizationPath:
         The grid actually solved (decreasing).
     solutions : list of ConvexSolution
     lam_max : float
-        Exact ``lam_max`` of the problem (``inf`` where it is not available: non-smooth loss,
-        vector-output C-ReLU).
+        Exact ``lam_max`` of the problem (``inf`` where it is not available: a loss that is not
+        differentiable at the zero prediction for these targets, e.g. the absolute loss with a
+        target ``0``).
     activation, backend, solver : str
     total_time : float
         Wall-clock seconds for the whole path (including compilation).
@@ -142,15 +143,23 @@ LAM_MAX_ROUNDING = 1e-10
 
 def lam_max_is_zero(lmax: float, Xa: np.ndarray, y: np.ndarray, loss) -> bool:
     """Whether ``lmax`` is 0 up to the rounding of its correlations (:data:`LAM_MAX_ROUNDING`):
-    then the zero model is optimal at every ``lam`` and no default grid starts from it."""
-    r0 = loss.grad(np.zeros_like(y, dtype=float), y)
+    then the zero model is optimal at every ``lam`` and no default grid starts from it. ``loss``
+    is differentiable at the zero prediction for ``y`` (:meth:`~cvxnn.losses.Loss.grad_at_zero`),
+    as for :func:`lam_max`."""
+    r0 = loss.grad_at_zero(y)
     return not lmax > LAM_MAX_ROUNDING * float(np.linalg.norm(Xa)) * float(np.linalg.norm(r0))
 
 
 def _zero_solution(X, y, patterns, activation, loss, lam, backend, formulation=None) -> ConvexSolution:
     """The exact optimum ``0`` for ``lam >= lam_max`` (certified by :func:`lam_max`, no solve).
     A vector solution carries its program's ``formulation``, as the other solutions of its path
-    (None made :func:`~cvxnn.native.duality_gap` certify it for the nuclear program)."""
+    (None made :func:`~cvxnn.native.duality_gap` certify it for the nuclear program).
+
+    ``gap = 0`` is exact for every loss differentiable at the zero prediction, non-smooth ones
+    (hinge, absolute) included: the dual point ``-grad L(0, y)`` is feasible for ``lam >= lam_max``
+    and its dual value is ``L(0, y)``. It is the subdifferential argument of :func:`lam_max`, not
+    a native certificate (:func:`~cvxnn.native.duality_gap` takes smooth losses only), which
+    ``extra["certified_by"] == "lam_max"`` records."""
     shape = (patterns.design_dim, patterns.n_patterns) + (() if y.ndim == 1 else (y.shape[1],))
     spec = get_activation(activation)
     return ConvexSolution(
@@ -259,6 +268,17 @@ def _backend_solver(backend) -> tuple[str, str]:
     return resolved, adapter.backend
 
 
+def _check_solver_loss(name: str, backend: str, loss: Loss, grid: np.ndarray, lmax: float) -> None:
+    """Refuse, before any solve, a native solver for a loss it does not take (hinge, absolute:
+    the native solvers need a smooth loss with a conjugate) when a grid point below ``lmax``
+    needs a solve; the points at or above ``lmax`` are the exact zero model and need none."""
+    if backend == "cvxpy" or (loss.smooth and loss.has_conjugate) or not np.any(grid < lmax):
+        return
+    raise InvalidParameterError(
+        f"the {loss.name} loss is not smooth: the native solvers ({name!r}) do not take it; solve its path "
+        "with a CVXPY backend (backend='clarabel' or 'scs').")
+
+
 def solve_path(
     X,
     y,
@@ -323,6 +343,7 @@ def solve_path(
         program = _builders.build_program(X, y, activation=activation, loss=loss, lam=first, patterns=patterns,
                                           formulation=formulation)
     lmax = float("inf") if lam_max_value is None else float(lam_max_value)
+    _check_solver_loss(name, adapter.backend, loss, _check_grid(lams), lmax)
 
     def step(lam: float, warm: ConvexSolution | None) -> ConvexSolution:
         if lam >= lmax:
@@ -363,7 +384,10 @@ def regularization_path(
     loss : str or Loss
     lams : array-like, optional
         Grid to solve; sorted decreasing. Default: :func:`lam_grid` with ``n_lams`` values from
-        the exact :func:`lam_max` down to ``lam_min_ratio * lam_max``.
+        the exact :func:`lam_max` down to ``lam_min_ratio * lam_max``, for every loss
+        differentiable at the zero prediction for ``y`` (:meth:`~cvxnn.losses.Loss.grad_at_zero`:
+        the smooth losses, hinge with labels ``+-1``, absolute without a target ``0``); for
+        another one pass ``lams``.
     n_lams, lam_min_ratio
         Used when ``lams`` is None.
     backend : str
@@ -383,7 +407,16 @@ def regularization_path(
     Notes
     -----
     Grid points with ``lam >= lam_max`` are not sent to a solver: the zero model is the exact
-    optimum there (``solution.solver == "lam_max"``, ``extra["certified_by"] == "lam_max"``).
+    optimum there (``solution.solver == "lam_max"``, ``extra["certified_by"] == "lam_max"``,
+    ``gap == 0``), for non-smooth losses too (the subdifferential argument of :func:`lam_max`).
+    The other points need a solver that takes the loss: a CVXPY backend for the hinge and
+    absolute losses (a native ``backend`` is refused before any solve).
+
+    Raises
+    ------
+    InvalidParameterError
+        No ``lams`` and a loss not differentiable at the zero prediction for ``y``, or a
+        ``lam_max`` of 0; a native ``backend`` with a non-smooth loss.
 
     Returns
     -------
@@ -396,14 +429,24 @@ def regularization_path(
     _check_solver_opts(solver_opts)
     if formulation is None:
         formulation = get_activation(activation).vector_formulation
-    lmax = (lam_max(X, y, patterns, activation, loss_obj, formulation=formulation) if loss_obj.smooth
-            else float("inf"))
-    if lams is None:
-        if not np.isfinite(lmax) or lam_max_is_zero(lmax, patterns.design(X), y, loss_obj):
-            raise InvalidParameterError("cannot build a default grid (lam_max is unavailable or 0); pass lams.")
-        grid = lam_grid(lmax, n_lams, lam_min_ratio)
+    grid = None if lams is None else np.sort(_check_grid(lams))[::-1]
+    try:
+        loss_obj.grad_at_zero(y)
+    except InvalidParameterError as exc:  # no gradient at zero: no lam_max, no zero shortcut
+        if grid is None:
+            raise InvalidParameterError(
+                f"cannot build a default grid: it starts at lam_max, which needs a loss differentiable at the "
+                f"zero model ({exc}); pass lams.") from None
+        lmax = float("inf")
     else:
-        grid = np.sort(_check_grid(lams))[::-1]
+        lmax = lam_max(X, y, patterns, activation, loss_obj, formulation=formulation)
+    if grid is None:
+        if lam_max_is_zero(lmax, patterns.design(X), y, loss_obj):
+            raise InvalidParameterError(
+                "cannot build a default grid: lam_max is unavailable or 0 (here 0: the zero model is optimal at "
+                "every lam); pass lams.")
+        grid = lam_grid(lmax, n_lams, lam_min_ratio)
+    _check_solver_loss(name, backend_name, loss_obj, grid, lmax)
     steps = list(solve_path(X, y, patterns, grid, activation=activation, loss=loss_obj, solver=name, tol=tol,
                             lam_max_value=lmax, callback=callback, solver_opts=solver_opts,
                             formulation=formulation))

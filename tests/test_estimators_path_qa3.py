@@ -61,21 +61,22 @@ def test_cross_validate_lam_takes_groups_for_group_splitters(clf_data):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: E.ConvexGatedReLUClassifierCV(loss="hinge", backend="clarabel", n_gates=3, cv=2, random_state=0),
-    lambda: E.ConvexGatedReLURegressorCV(loss="absolute", backend="clarabel", n_gates=3, cv=2, random_state=0),
+    lambda: E.ConvexGatedReLUClassifierCV(loss="hinge", backend="clarabel", n_gates=3, cv=2, n_lams=3,
+                                          random_state=0),
+    lambda: E.ConvexGatedReLURegressorCV(loss="absolute", backend="clarabel", n_gates=3, cv=2, n_lams=3,
+                                         random_state=0),
 ])
-def test_default_grid_of_a_non_smooth_loss_says_to_pass_lams(clf_data, make):
-    """The default grid needs ``lam_max``, which needs a differentiable loss: with the hinge or
-    absolute loss the ...CV estimators and ``fit_path`` stopped with "lam_max needs a differentiable
-    loss", which did not say that a grid (``lams``) is the way out."""
+def test_default_grid_of_a_loss_differentiable_at_zero(clf_data, make):
+    """The default grid needs ``lam_max``: with the hinge loss (labels +-1) or the absolute loss
+    (no zero target), both differentiable at zero, the ...CV estimators and ``fit_path`` stopped
+    with "lam_max needs a differentiable loss"; their grids now start at the exact lam_max."""
     X, y = clf_data
     est = make()
-    with pytest.raises(E.InvalidParameterError, match=r"pass the grid yourself \(lams="):
-        est.fit(X, y)
+    est.fit(X, y)
+    assert len(est.lams_) == 3 and est.lams_[0] > est.lams_[-1] > 0
     base = est._base_estimator()
-    with pytest.raises(E.InvalidParameterError, match=r"pass the grid yourself \(lams="):
-        base.fit_path(X, y)
-    assert not hasattr(est, "lams_") and not hasattr(base, "best_lam_")
+    base.fit_path(X, y)
+    assert base.best_lam_ > 0
 
 
 @pytest.mark.parametrize("make, scoring, match", [

@@ -94,6 +94,10 @@ METRIC_MAX_D = 256
 #: of the solve.
 FAST = True
 FAST_ABOVE = 1e-3
+#: Bound on the magnitudes a float32 evaluation may produce (float32 overflows at 3.4e38); an
+#: evaluation or check whose a-priori bound exceeds it runs in float64 (tiny ``lam``: the metric
+#: scales the factors like ``lam^{-1/2}``).
+FLOAT32_SAFE = 1e30
 #: The full checks compute the adjoint in float32 (half the time), and confirm in float64 any
 #: check whose float32 relative gap is at most ``max(tol, FAST_CHECK_FLOOR)``: only float64 dual
 #: values enter the certificate.
@@ -223,9 +227,24 @@ class FactoredObjective:
         self.blk = atoms.blk
         #: squared row norms of the design (the trace weights of BlockMetric)
         self.row_sq = np.einsum("nd,nd->n", self.Xa, self.Xa)
+        #: the largest row norm of the design (bounds ``|X a|`` for the float32 range check)
+        self.row_max = float(np.sqrt(self.row_sq.max(initial=0.0)))
         #: the last evaluated point: x, prediction z and loss gradient theta = grad h(z), and
         #: whether z came from float32 GEMMs
         self.last: tuple[np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+
+    def fits_float32(self, A: np.ndarray, B: np.ndarray, theta: np.ndarray | None = None) -> bool:
+        """Whether the float32 GEMMs of an evaluation at ``(A, B)`` (and loss gradient
+        ``theta``) stay below :data:`FLOAT32_SAFE`: a bound from the largest row norm of ``X``,
+        the column norms of ``A`` and the entries of ``B`` (``O((d + c) R)`` flops)."""
+        bmax = float(np.abs(B).max(initial=0.0))
+        xa = self.row_max * float(np.sqrt(np.einsum("dr,dr->r", A, A).max(initial=0.0)))
+        bound = max(xa, xa * bmax * self.R, bmax)
+        if theta is not None:
+            # theta itself, HM^T theta and X^T ((theta B^T) * M)
+            th = float(np.abs(theta).max(initial=0.0))
+            bound = max(bound, th, self.n * th * max(xa, self.row_max * self.c * bmax))
+        return bool(np.isfinite(bound) and bound <= FLOAT32_SAFE)
 
     def _design(self, fast: bool) -> tuple[np.ndarray, np.ndarray]:
         if not fast:
@@ -241,7 +260,9 @@ class FactoredObjective:
 
     def predict(self, A: np.ndarray, B: np.ndarray, fast: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(z, HM)`` with ``HM = (X A) * M_S`` (``n x R``, float32 when ``fast``) and
-        ``z = HM B`` (float64)."""
+        ``z = HM B`` (float64). Float64 throughout where the float32 range does not suffice
+        (:meth:`fits_float32`)."""
+        fast = fast and self.fits_float32(A, B)
         X, M = self._design(fast)
         if fast:
             HM = (X @ A.astype(np.float32)) * M
@@ -254,9 +275,13 @@ class FactoredObjective:
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         A, B = self.split(x)
-        fast = self.fast
+        fast = self.fast and self.fits_float32(A, B)
         z, HM = self.predict(A, B, fast)
         h, theta = self.kernel.value_and_grad(z)
+        if fast and not self.fits_float32(A, B, theta):
+            fast = False
+            z, HM = self.predict(A, B, False)
+            h, theta = self.kernel.value_and_grad(z)
         f = h + 0.5 * self.lam * float(np.vdot(x, x))
         X, M = self._design(fast)
         th = theta.astype(np.float32) if fast else theta
@@ -682,6 +707,8 @@ def solve_gated_working_set(
                              "own_rel": np.inf, "polish_it": -np.inf, "polish_wait": check_every,
                              "fast_off": False, "est_D": -np.inf}
     op32 = _float32_twin(op) if FAST_CHECKS else None
+    xa64 = np.asarray(op.Xa, dtype=np.float64)
+    row_max = float(np.sqrt(np.einsum("nd,nd->n", xa64, xa64).max(initial=0.0)))
     flops32 = op32.flops if op32 is not None else 0.0
     restricted_flops = 0.0
     evaluations = 0
@@ -709,7 +736,8 @@ def solve_gated_working_set(
         if best is None or P < best[0]:
             state["best"] = (P, U)
         Pb = state["best"][0]
-        exact = op32 is None
+        # float32 adjoints only for gradients well inside its range
+        exact = op32 is None or not float(np.abs(theta).max(initial=0.0)) * op.n * row_max <= FLOAT32_SAFE
         while True:
             G = op.adjoint(theta) if exact else op32.adjoint(theta).astype(np.float64)
             dn = _dual_norms(G, columnwise)

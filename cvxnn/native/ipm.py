@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 #: Floor of the relative diagonal shifts below (the systems scale with the data: no absolute floor).
 _TINY = np.finfo(float).tiny
+_LOG2 = float(np.log(2.0))
+#: Below this, squares underflow (``_SQRT_TINY^2`` is the smallest normal float).
+_SQRT_TINY = float(np.sqrt(_TINY))
 #: Factor by which ``mu`` drops after each centring.
 MU_DECREASE = 10.0
 #: First barrier parameter relative to |objective| / nu (a cold start).
@@ -204,13 +207,36 @@ class _Blocks:
 
 
 def _psi(r, mu, lam):
-    """Smoothed norm ``psi_mu(r)``, its derivative and ``psi'(r) / r``, ``psi''(r)``."""
+    """Smoothed norm ``psi_mu(r)``, its derivative and ``psi'(r) / r``, ``psi''(r)``.
+
+    ``lam^2`` and ``mu^2`` are formed only while they are normal floats; below (``lam`` or
+    ``mu`` under about ``1.5e-154``) :func:`_psi_scaled` evaluates the same function.
+    """
+    if lam < _SQRT_TINY or mu < _SQRT_TINY:
+        return _psi_scaled(r, mu, lam)
     q = np.sqrt(mu * mu + (lam * r) ** 2)
     t = (mu + q) / lam
     val = lam * t - mu * np.log(2.0 * mu * (mu + q) / lam**2)
     d1 = lam * lam * r / (mu + q)
     a = lam * lam / (mu + q)  # psi'(r) / r
     b = lam * lam * mu / (q * (mu + q))  # psi''(r)
+    return val, d1, a, b
+
+
+def _psi_scaled(r, mu, lam):
+    """:func:`_psi` through ``m = mu / lam`` and ``Q = q / lam = sqrt(m^2 + r^2)`` (``t = m + Q``)::
+
+        psi = lam t - mu (log 2 + log m + log t),   psi' = lam r / t,   psi'' = lam m / (Q t),
+
+    with no ``lam^2`` or ``mu^2``, which are zero in floating point for tiny ``lam`` or ``mu``.
+    """
+    m = mu / lam
+    Q = np.hypot(m, r)
+    t = m + Q
+    val = lam * t - mu * (_LOG2 + np.log(m) + np.log(t))
+    a = lam / t  # psi'(r) / r
+    d1 = a * r
+    b = a * (m / Q)  # psi''(r)
     return val, d1, a, b
 
 

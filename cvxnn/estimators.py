@@ -1527,12 +1527,14 @@ class _ConvexNetworkBase(_Base):
                 _check_native_weights(self.backend, le)
         activation = trial._activation
         if lams is None:
-            from .path import lam_grid, lam_max
+            from .path import lam_grid, lam_max, lam_max_is_zero
 
             _check_default_grid_loss(le, ye)
             lmax = lam_max(Xe, ye, pe, activation, le, formulation=get_activation(activation).vector_formulation)
-            if not lmax > 0:
-                raise InvalidParameterError("lam_max is 0 for these data (the zero model fits); pass lams.")
+            if lam_max_is_zero(lmax, pe.design(Xe), ye, le):
+                raise InvalidParameterError(
+                    f"lam_max is 0 for these data up to rounding ({lmax:.3g}; the zero model is optimal for every "
+                    "lam); pass lams.")
             lams = lam_grid(lmax, n_lams, lam_min_ratio)
         records: list[dict] = []
         best = {"score": -np.inf, "index": -1, "since": 0}

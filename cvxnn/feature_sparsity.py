@@ -44,7 +44,7 @@ from .feature_penalties import GroupSparsePenalty
 from .losses import Loss, get_loss
 from .native.feature_sparse import feature_relu_lam_max, solve_feature_sparse_native
 from .operators import adjoint
-from .path import lam_grid, walk_path
+from .path import lam_grid, lam_max_is_zero, walk_path
 from .patterns import Patterns, sample_patterns
 from .program import ConvexProgram
 from .solution import ConvexModel, ConvexSolution
@@ -149,6 +149,16 @@ def _feature_lam_max(X, y, patterns: Patterns, penalty: GroupSparsePenalty, acti
     if value > gated:  # rho = 0 certifies the C-GReLU value, an upper bound
         return gated, zero_rho
     return value, rho.reshape(zero_rho.shape)
+
+
+def _lam_max_is_zero(X, y, patterns: Patterns, activation: str, loss, lmax: float) -> bool:
+    """Whether ``lmax`` (of :func:`feature_lam_max`) is 0 up to the rounding of its correlations
+    (:func:`cvxnn.path.lam_max_is_zero`): a grid down from it would solve programs at ``lam`` of
+    ``1e-16`` (every input twice with opposite targets gave ``lam_max = 1.7e-15``)."""
+    if not np.isfinite(lmax):
+        return False
+    Xp, yp, loss_obj = _prepare(X, y, patterns, activation, loss)
+    return lam_max_is_zero(lmax, patterns.design(Xp), yp, loss_obj)
 
 
 def _check_program(program, X, y, activation: str, loss, patterns: Patterns, penalty: GroupSparsePenalty) -> None:
@@ -450,10 +460,10 @@ def feature_path(
     t0 = time.perf_counter()
     route = _route(solver, activation, penalty, loss)
     lmax, rho_max = _feature_lam_max(X, y, patterns, penalty, activation, loss, missing_ok=lams is not None)
-    if lams is None and not lmax > 0:
+    if lams is None and _lam_max_is_zero(X, y, patterns, activation, loss, lmax):
         raise InvalidParameterError(
-            "cannot build a default grid: lam_max is 0 (the zero model is optimal for every lam, e.g. "
-            "y = 0 or a gradient orthogonal to the data); pass lams.")
+            f"cannot build a default grid: lam_max is 0 up to rounding ({lmax:.3g}; the zero model is optimal "
+            "for every lam, e.g. y = 0 or a gradient orthogonal to the data); pass lams.")
     grid = lam_grid(lmax, n_lams, lam_min_ratio) if lams is None else lams
     loss_obj = get_loss(loss)
     if route == "native" and not _native_takes(loss_obj) and np.any(np.asarray(grid) < lmax):

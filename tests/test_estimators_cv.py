@@ -812,3 +812,31 @@ def test_class_weight_dict_with_a_class_missing_from_a_fold(cls):
             assert np.all(np.isfinite(est.scores_))
             assert list(est.classes_) == [0, 1, 2]
     assert not any("class_weight" in str(w.message) for w in caught)
+
+
+def test_fit_path_and_feature_path_refuse_a_rounding_level_lam_max():
+    """Every input twice with opposite targets: lam_max is 1e-15 of rounding. ``fit_path`` and
+    ``feature_path`` built their default grids down from it anyway (lam of 1e-18; the ReLU path
+    ended 3 of 4 points at max_iterations, Clarabel's feature path reported gaps of 100 %);
+    they refuse, as for a lam_max of exactly 0."""
+    from cvxnn.errors import InvalidParameterError
+    from cvxnn.estimators import ConvexGatedReLURegressor, ConvexReLURegressor
+    from cvxnn.feature_penalties import FeatureGroupL2
+    from cvxnn.feature_sparsity import feature_lam_max, feature_path
+    from cvxnn.patterns import sample_patterns
+
+    rng = np.random.default_rng(0)
+    A, b = rng.standard_normal((30, 4)), rng.standard_normal(30)
+    X, y = np.vstack([A, A]), np.concatenate([b, -b])
+    for cls in (ConvexGatedReLURegressor, ConvexReLURegressor):
+        with pytest.raises(InvalidParameterError, match="lam_max is 0 for these data up to rounding"):
+            cls(n_gates=8, random_state=0).fit_path(X, y, validation_data=(X, y))
+    pats = sample_patterns(X, 8, seed=0)
+    for act in ("gated_relu", "relu"):
+        assert 0 < feature_lam_max(X, y, pats, FeatureGroupL2(), activation=act) < 1e-12
+        with pytest.raises(InvalidParameterError, match="lam_max is 0 up to rounding"):
+            feature_path(X, y, patterns=pats, penalty=FeatureGroupL2(), activation=act, n_lams=4)
+    # ordinary data keep their default grids
+    y2 = np.concatenate([b, b])
+    fp = feature_path(X, y2, patterns=pats, penalty=FeatureGroupL2(), activation="gated_relu", n_lams=3)
+    assert fp.lams[0] > 1e-3

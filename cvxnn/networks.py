@@ -40,13 +40,14 @@ def _import_torch():
 
 
 def _torch_dtype(torch, dtype):
+    """The torch dtype ``dtype`` names: a floating ``torch.dtype`` or its name (``"float32"``)."""
     if dtype is None:
         return torch.float64
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype, None)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise InvalidParameterError(f"dtype must be a floating torch dtype (e.g. torch.float32), got {dtype!r}.")
-    return dtype
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise InvalidParameterError(
+            f"dtype must be a floating torch dtype or its name (e.g. torch.float32 or 'float32'), got {dtype!r}.")
+    return resolved
 
 
 def _representable(net: _TwoLayer, dtype, finfo) -> _TwoLayer:

@@ -100,11 +100,11 @@ from ..errors import ConvergenceWarning, InvalidParameterError, MemoryBudgetErro
 from ..losses import Loss, get_loss
 from ..operators import ImplicitDesign, default_memory_budget
 from ..solution import ConvexSolution
-from ._losses import SmoothKernel, make_kernel
+from ._losses import NATIVE_LOSSES, SmoothKernel, make_kernel
 from .certificates import GapCertificate, gated_certificate
 from .fista import GatedProblem, initial_step, solve_gated
 from .ipm import _psi
-from .solve import _F32_GATED_TOL, F32_STAGE_SHARE
+from .solve import F32_STAGE_SHARE
 
 __all__ = ["ConvReport", "PooledDesign", "ReluCones", "conv_certificate", "conv_report", "solve_conv_native"]
 
@@ -126,6 +126,13 @@ MU0_REL = 0.1
 #: (:func:`_solve_relu_barrier`): small ``lam`` otherwise started the blocks far outside the
 #: optimum's scale.
 START_SCALE = 1e4
+#: Relative gap (float32 estimate) at which a float32 R-FISTA run hands over to float64 (or
+#: ``tol`` when that is larger). The fully connected ``_F32_GATED_TOL`` (``1e-5``) is below the
+#: floor of float32 on these badly conditioned programs: 200 digits (3 against the rest, 3x3
+#: patches, 20 gates, ``lam=1``, dense design) stalled at an estimated ``1.6e-4`` (certified
+#: ``2.5e-4``) for 10000 iterations, where float32 and float64 had matched each other down to
+#: ``1e-3`` in about 2800 (``docs/conv.md``, "Native solver").
+F32_HANDOFF_TOL = 1e-3
 #: Newton steps per centring.
 MAX_CENTERING = 50
 #: An output is centred when its Newton decrement ``-g^T dx`` is below this multiple of ``mu``.
@@ -296,11 +303,12 @@ def solve_conv_native(
         yet centred counts once).
     dtype : numpy.float64 or numpy.float32
         Compute dtype of R-FISTA (``solver="rfista"``, or the fallback of ``"auto"``); the Newton
-        solvers (C-GReLU and C-ReLU) always run in float64. As in
-        :func:`~cvxnn.native.solve.solve_native`, a float32 run stops at a relative gap of
-        ``max(tol, 1e-5)`` (``_F32_GATED_TOL``) within ``F32_STAGE_SHARE`` (half) of ``max_iter``,
-        its point is certified in float64, and R-FISTA continues in float64 from it when that
-        certificate misses ``tol``;
+        solvers (C-GReLU and C-ReLU) always run in float64. A float32 run stops at a relative
+        gap of ``max(tol, F32_HANDOFF_TOL)`` (``1e-3``) within ``F32_STAGE_SHARE`` (half) of
+        ``max_iter``, its point is certified in float64, and R-FISTA continues in float64 from it
+        when that certificate misses ``tol`` (as in :func:`~cvxnn.native.solve.solve_native`,
+        whose float32 stage goes down to ``1e-5``: below about ``1e-3`` float32 stalls on these
+        badly conditioned programs);
         ``objective_value``, ``gap`` and ``status`` are those of the float64 certificate.
         ``extra["dtype"]`` names the dtype the solver ran in. The float32 operator holds a float32
         copy of the patch design next to the float64 one.
@@ -350,6 +358,10 @@ def solve_conv_native(
     activation = _check_activation(activation)
     data = prepare_conv_data(X, y, image_shape=image_shape, patch_size=patch_size, stride=stride,
                              patterns=patterns, n_gates=n_gates, bias=bias, seed=seed, loss=loss)
+    if not (data.loss.smooth and data.loss.has_conjugate):  # make_kernel's advice names the dense builders
+        raise InvalidParameterError(
+            f"the native convolutional solvers support the losses {NATIVE_LOSSES}, got {data.loss.name!r}; "
+            "solve this program with cvxnn.conv.build_conv_program(..., loss=...).solve() (Clarabel) instead.")
     if activation == "relu":
         return _solve_conv_relu(data, pooling, lam=lam, formulation=formulation, tol=tol, feas_tol=feas_tol,
                                 max_iter=max_iter, warm_start=warm_start, callback=callback,
@@ -414,34 +426,41 @@ def solve_conv_native(
         res = _solve_newton(design, data.loss, y2, lam, U0, kind, tol=tol, max_iter=max_iter, callback=callback)
         solver_name, eta = "newton", None
         primal, dual, iterations, converged = res.primal, res.dual, res.iterations, res.converged
+        stalled = res.stalled
         extra = {"flops": design.flops, "centerings": res.centerings, "mu": res.mu, "pruned": res.pruned,
-                 "design": "dense", "dtype": "float64", "stopped_by_callback": res.stopped_by_callback}
+                 "design": "dense", "dtype": "float64", "stopped_by_callback": res.stopped_by_callback,
+                 "stalled": stalled}
     else:
         run = _solve_rfista(operator, dtype, data.loss, y2, lam, U0, kind, tol=tol, max_iter=max_iter,
                             callback=callback)
         res, primal, dual, iterations = run.result, run.primal, run.dual, run.iterations
         converged = primal - dual <= tol * max(abs(primal), np.finfo(float).tiny) and not res.stopped_by_callback
-        solver_name, eta = "rfista", float(res.eta)
-        extra = {"flops": run.flops, "backtracks": res.backtracks, "restarts": res.restarts,
+        solver_name, eta, stalled = "rfista", float(res.eta), False
+        extra = {"flops": run.flops, "backtracks": run.backtracks, "restarts": run.restarts,
                  "design": run.design, "dtype": np.dtype(dtype).name, "polish_iterations": run.polish_iterations,
                  "stopped_by_callback": res.stopped_by_callback}
     seconds = time.perf_counter() - t0
     U = np.asarray(res.U, dtype=np.float64)
     gap = max(primal - dual, 0.0)
-    status = "optimal" if converged else "max_iterations"
+    rel_gap = gap / max(abs(primal), np.finfo(float).tiny)
+    # as for the ReLU barrier: a stall is "optimal_inaccurate" only near an optimum
+    status = "optimal" if converged else "max_iterations" if not stalled \
+        else "optimal_inaccurate" if rel_gap <= STALL_MAX_REL_GAP else "numerical_error"
     logger.debug("conv C-GReLU (%s): %s after %d iterations, objective %.10g, gap %.3e", solver_name, status,
                  iterations, primal, gap)
     sol = ConvexSolution(
         activation="gated_relu", patterns=pats, U=U[:, :, 0] if c == 1 else U, status=status,
         objective_value=float(primal), lam=lam, loss=data.loss, backend="native", solver=solver_name,
         solve_time=seconds, iterations=iterations, gap=gap, dual_value=float(dual),
-        rel_gap=gap / max(abs(primal), np.finfo(float).tiny), step_size=eta,
+        rel_gap=rel_gap, step_size=eta,
         formulation=formulation if c > 1 else None, extra=extra,
     )
     out = ConvSolution.from_convex(sol, data.geometry, pooling)
     if not out.converged and not res.stopped_by_callback:
-        warnings.warn(f"{solver_name} stopped after {iterations} iterations at relative gap {out.rel_gap:.2e} "
-                      f"> tol={tol:g}; raise max_iter or loosen tol.", ConvergenceWarning, stacklevel=2)
+        why = ("the gap stopped decreasing at the smallest barrier parameter (rounding); loosen tol or use a "
+               "larger lam") if stalled else "raise max_iter or loosen tol"
+        warnings.warn(f"{solver_name} stopped ({status}) after {iterations} iterations at relative gap "
+                      f"{out.rel_gap:.2e} > tol={tol:g}; {why}.", ConvergenceWarning, stacklevel=2)
     return out
 
 
@@ -457,6 +476,8 @@ class _RfistaRun:
     polish_iterations: int
     flops: float
     design: str
+    backtracks: int = 0
+    restarts: int = 0
 
 
 def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: np.ndarray, lam: float,
@@ -465,7 +486,7 @@ def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: 
     fits the memory budget, else matrix-free) from ``U0``, certified in float64.
 
     A float64 run is certified by its own values. A float32 run (as in
-    :func:`cvxnn.native.solve.solve_native`) stops at ``max(tol, _F32_GATED_TOL)`` within
+    :func:`cvxnn.native.solve.solve_native`) stops at ``max(tol, F32_HANDOFF_TOL)`` within
     ``F32_STAGE_SHARE`` of ``max_iter``; its objective and dual values are float32 estimates, so
     its point is certified by :func:`~cvxnn.native.certificates.gated_certificate` on the float64
     operator, and when that misses ``tol`` R-FISTA continues in float64 from it with the rest of
@@ -483,12 +504,14 @@ def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: 
     low = design.dtype != np.float64
     kernel = make_kernel(loss, y2, design.dtype)
     problem = GatedProblem(design, kernel, lam, penalty=kind)
-    res = solve_gated(problem, U0.astype(design.dtype), tol=max(tol, _F32_GATED_TOL) if low else tol,
+    res = solve_gated(problem, U0.astype(design.dtype), tol=max(tol, F32_HANDOFF_TOL) if low else tol,
                       max_iter=max(1, int(max_iter * F32_STAGE_SHARE)) if low else max_iter,
                       eta0=initial_step(design, kernel), callback=callback, polish=False)
     flops, iterations = design.flops, res.iterations
+    backtracks, restarts = res.backtracks, res.restarts
     if not low:
-        return _RfistaRun(res, float(res.primal), float(res.dual), iterations, 0, flops, kind_of_design)
+        return _RfistaRun(res, float(res.primal), float(res.dual), iterations, 0, flops, kind_of_design,
+                          backtracks, restarts)
     del problem, design  # the float32 operator is not needed any more
     kernel64 = make_kernel(loss, y2, np.float64)
     op64 = operator(np.float64, cache_mask=False)
@@ -509,11 +532,13 @@ def _solve_rfista(operator: Callable[..., PooledDesign], dtype, loss: Loss, y2: 
                           max_iter=max_iter - iterations, eta0=res.eta, callback=callback, polish=False)
         polish = res.iterations
         iterations += polish
+        backtracks, restarts = backtracks + res.backtracks, restarts + res.restarts
         # the float64 run's best point and its dual bound; the certificate of its start bounds it too
         primal, dual = float(res.primal), max(float(res.dual), dual)
         if design64 is not op64:
             flops += design64.flops
-    return _RfistaRun(res, primal, dual, iterations, polish, flops + op64.flops, kind_of_design)
+    return _RfistaRun(res, primal, dual, iterations, polish, flops + op64.flops, kind_of_design, backtracks,
+                      restarts)
 
 
 def _solve_conv_relu(data, pooling: str, *, lam: float, formulation: str, tol: float, feas_tol: float,
@@ -628,6 +653,7 @@ class _NewtonResult:
     mu: float
     pruned: int = 0
     stopped_by_callback: bool = False
+    stalled: bool = False
 
 
 class _BarrierOutput:
@@ -722,22 +748,37 @@ def _solve_newton(design: DensePooledDesign, loss: Loss, y2: np.ndarray, lam: fl
     mu = 0.1 * max(cert.gap, np.finfo(float).tiny) / (p * c)
     iterations = centerings = 0
     stopped = False
-    while cert.rel_gap > tol and iterations < max_iter and not stopped:
+    best = (U, cert, mu)
+    stalled = 0
+    while cert.rel_gap > tol and iterations < max_iter and not stopped and stalled < STALL_CHECKS:
         iterations = _center_outputs(outs, mu, MAX_CENTERING, CENTERED, iterations, max_iter)
         centerings += 1
         _prune(outs, design, kernel, lam)
         U = blocks()
         cert = gated_certificate(design, kernel, lam, U, penalty=kind)
+        # a centre's gap is at most mu per block: below MU_FLOOR_REL tol |P| / (p c) the barrier's
+        # share is negligible and what is left is rounding (lam = 1e-9 on 40 digits: a relative gap
+        # of 1e-3 from mu = 3e-13 on, while mu fell to 1e-228 over 10000 idle steps). mu stays at
+        # the floor, and STALL_CHECKS centrings there that do not halve the best gap end the solve.
+        floor = MU_FLOOR_REL * tol * abs(cert.primal) / (p * c)
+        if cert.rel_gap < 0.5 * best[1].rel_gap:
+            stalled = 0
+        elif mu <= floor:
+            stalled += 1
+        if cert.rel_gap < best[1].rel_gap:
+            best = (U, cert, mu)
         logger.debug("conv newton: mu %.3e, %d steps, objective %.12g, rel gap %.3e, %d blocks at zero", mu,
                      iterations, cert.primal, cert.rel_gap, sum(int(o.fixed.sum()) for o in outs))
         if callback is not None:
             info = {"iteration": iterations, "objective": cert.primal, "dual": cert.dual, "gap": cert.gap,
                     "rel_gap": cert.rel_gap, "step": float("nan"), "mu": mu}
             stopped = callback_stops(callback(info))
-        mu /= MU_DECREASE
+        mu = max(mu / MU_DECREASE, floor)
+    U, cert, mu = best
     return _NewtonResult(U=U, primal=cert.primal, dual=cert.dual, iterations=iterations,
-                         converged=cert.rel_gap <= tol and not stopped, centerings=centerings, mu=mu * MU_DECREASE,
-                         pruned=int(sum(o.fixed.sum() for o in outs)), stopped_by_callback=stopped)
+                         converged=cert.rel_gap <= tol and not stopped, centerings=centerings, mu=mu,
+                         pruned=int(sum(o.fixed.sum() for o in outs)), stopped_by_callback=stopped,
+                         stalled=stalled >= STALL_CHECKS)
 
 
 def _prune(outs: list[_BarrierOutput], design: DensePooledDesign, kernel: SmoothKernel, lam: float) -> None:
@@ -766,12 +807,13 @@ RELU_CENTERED = 1e-3
 #: curvature makes long steps cheap: on 200 digits 4 centrings of 100x took 74 Newton steps,
 #: 7 of 10x took 115).
 RELU_MU_DECREASE = 100.0
-#: Smallest ``mu`` of the ReLU barrier, relative to ``tol |P| / nu``; once there, STALL_CHECKS
-#: centrings in a row that do not halve the best gap stop the solve (``status="optimal_inaccurate"``,
-#: or ``"numerical_error"`` above STALL_MAX_REL_GAP).
+#: Smallest ``mu`` of the ReLU barrier, relative to ``tol |P| / nu`` (of the gated barrier, relative
+#: to ``tol |P| / (p c)``); once there, STALL_CHECKS centrings in a row that do not halve the best
+#: gap stop the solve (``status="optimal_inaccurate"``, or ``"numerical_error"`` above
+#: STALL_MAX_REL_GAP).
 MU_FLOOR_REL = 1e-2
 STALL_CHECKS = 5
-#: A stalled ReLU barrier reports ``"optimal_inaccurate"`` up to this relative gap, and
+#: A stalled barrier (ReLU or gated) reports ``"optimal_inaccurate"`` up to this relative gap, and
 #: ``"numerical_error"`` beyond it.
 STALL_MAX_REL_GAP = 0.1
 #: Fraction-to-the-boundary factor of the ReLU line search (slacks stay positive).

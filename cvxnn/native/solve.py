@@ -136,8 +136,9 @@ def solve_native(
     activation : {"gated_relu", "relu"}
         C-GReLU (solver ``"rfista"``) or C-ReLU (solver ``"working_set"`` or ``"al"``).
     loss : str or Loss
-        ``"squared"`` (``1/2 ||.||^2``), ``"logistic"`` (labels in {-1, +1}, scalar output) or
-        ``"cross_entropy"`` (one-hot ``y``, vector output); ``reduction="mean"`` losses work too.
+        ``"squared"`` (``1/2 ||.||^2``), ``"logistic"`` (labels in {-1, +1}, scalar output),
+        ``"huber"`` or ``"cross_entropy"`` (one-hot ``y``, vector output): every loss object that
+        is ``smooth`` and ``has_conjugate``; ``reduction="mean"`` losses work too.
     lam : float
         Regularisation strength ``> 0`` (the programs carry ``lam * sum of block norms``).
     tol : float
